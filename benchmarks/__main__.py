@@ -1,0 +1,125 @@
+"""``python -m benchmarks <suite> [--json] [--quick] [--repeats N] [--seed S]``.
+
+Runs each scenario of the suite in a fresh child process, ``--repeats`` times,
+and prints a table of medians with the ratio of each row to its suite's
+baseline (measured in this same invocation). ``--json`` prints one JSON
+document instead, for machines. The throughput suite also writes a PNG plot to
+``benchmarks/results/``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import platform
+import sys
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from ._harness import (
+    RESULTS_DIR,
+    Outcome,
+    Progress,
+    attach_ratios,
+    find,
+    format_table,
+    plot_throughput,
+    run_scenario,
+)
+from ._suites import SUITES, build
+
+
+def _targets(outcomes: list[Outcome]) -> list[str]:
+    """The DESIGN.md section 6 targets, checked against this invocation's figures."""
+    lines: list[str] = []
+    groups = sorted(
+        {o.scenario.group for o in outcomes if o.scenario.suite == "throughput"}, key=int
+    )
+    for g in groups:
+        w, b = find(outcomes, "throughput", "wayline", g), find(outcomes, "throughput", "bare", g)
+        if w and b and w.value and b.value:
+            lines.append(f"throughput n={g}: wayline/bare = {w.value / b.value:.2f} (target >= 0.6)")
+        for peer in ("dbos", "temporal"):
+            p = find(outcomes, "throughput", peer, g)
+            if w and p and w.value and p.value:
+                lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x")
+    w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")
+    if w and f and w.value and f.value:
+        lines.append(f"sequential: wayline per-step/per-fsync = {w.value / f.value:.2f} (target <= 1.3)")
+    w = find(outcomes, "signal", "wayline")
+    if w and w.value is not None:
+        lines.append(f"signal: wayline p50 = {w.value:.3f} ms (target < 1 ms)")
+    for o in outcomes:
+        if o.scenario.suite == "recovery" and o.scenario.system == "wayline" and o.value:
+            lines.append(
+                f"recovery n={o.scenario.group}: wayline resumed in {o.value:.2f} s "
+                f"(target: 10,000 within 2 s)"
+            )
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
+    parser.add_argument("suite", choices=(*SUITES, "all"))
+    parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
+    parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    parser.add_argument("--repeats", type=int, default=3, help="children per scenario (median)")
+    parser.add_argument("--seed", type=int, default=1, help="seed of the generated inputs")
+    parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    args = parser.parse_args(argv)
+    if args.repeats < 1:
+        parser.error("--repeats must be at least 1")
+
+    scenarios = build(args.suite, args.quick)
+    progress = Progress(total=len(scenarios) * args.repeats)
+    started = time.perf_counter()
+    outcomes = [run_scenario(s, args.repeats, args.seed, progress) for s in scenarios]
+    attach_ratios(outcomes)
+    elapsed = time.perf_counter() - started
+
+    plot_msg = None
+    if not args.no_plot and any(o.scenario.suite == "throughput" for o in outcomes):
+        plot_msg = plot_throughput(outcomes, RESULTS_DIR / "throughput.png")
+        sys.stderr.write(plot_msg + "\n")
+
+    meta: dict[str, Any] = {
+        "suite": args.suite,
+        "quick": args.quick,
+        "repeats": args.repeats,
+        "seed": args.seed,
+        "python": platform.python_version(),
+        "machine": platform.machine(),
+        "cpus": __import__("os").cpu_count(),
+        "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "elapsed_s": round(elapsed, 1),
+        "plot": plot_msg,
+    }
+    targets = _targets(outcomes)
+    doc = {"meta": meta, "targets": targets, "results": [o.to_json() for o in outcomes]}
+    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
+    (RESULTS_DIR / f"{args.suite}{'-quick' if args.quick else ''}.json").write_text(
+        json.dumps(doc, indent=2)
+    )
+    if args.json:
+        json.dump(doc, sys.stdout, indent=2)
+        sys.stdout.write("\n")
+    else:
+        loops = sorted({o.loop for o in outcomes if o.loop})
+        print(
+            f"wayline benchmarks: suite={args.suite} quick={args.quick} repeats={args.repeats} "
+            f"seed={args.seed} loop={'/'.join(loops) or '-'} "
+            f"python={meta['python']} cpus={meta['cpus']} ({elapsed:.0f}s)"
+        )
+        print("Medians of the repeats; 'vs baseline' divides by the suite's baseline row")
+        print("(same N), measured in this invocation. Each row ran in its own process.\n")
+        print(format_table(outcomes))
+        if targets:
+            print("\nTargets (DESIGN.md section 6):")
+            for line in targets:
+                print(f"  {line}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

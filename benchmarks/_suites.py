@@ -1,0 +1,195 @@
+"""Which scenarios make up each suite, with full and ``--quick`` parameters.
+
+Quick mode exists for CI (``tests/benchmarks``): the same code paths at sizes
+that keep ``all --quick --repeats 1`` around two minutes on a 2-core machine.
+Peers that cannot finish the full size in reasonable time are time-boxed
+(``budget_s``) or capped, and their row says so.
+"""
+
+from __future__ import annotations
+
+from ._harness import Scenario
+
+SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "asl")
+
+K = 5  # activities per run in the throughput workload
+
+# The peers' importable package names; a missing one skips the row.
+DBOS = ("dbos",)
+TEMPORAL = ("temporalio",)
+MOTO = ("moto", "boto3")
+
+
+def _throughput(quick: bool) -> list[Scenario]:
+    ns = (1, 100, 1000) if quick else (1, 100, 10_000)
+    timeout = 90.0 if quick else 600.0
+    rows = []
+    for n in ns:
+        common = {"n": n, "k": K}
+        g, label = str(n), f"n={n} k={K}"
+
+        def row(system: str, func: str, baseline: bool = False, **kw: object) -> Scenario:
+            return Scenario(
+                suite="throughput",
+                system=system,
+                func=func,
+                params={**common, **kw},
+                metric="steps_per_s",
+                unit="steps/s",
+                higher_is_better=True,
+                group=g,
+                baseline=baseline,
+                requires=DBOS if system == "dbos" else TEMPORAL if system == "temporal" else (),
+                timeout_s=timeout,
+                label=label,
+            )
+
+        rows += [
+            row("bare", "_baseline:throughput", baseline=True),
+            row("wayline", "_wayline:throughput", budget_s=20.0 if quick else 120.0),
+            row("dbos", "_dbos:throughput", budget_s=5.0 if quick else 30.0),
+            row("temporal", "_temporal:throughput", budget_s=6.0 if quick else 30.0),
+        ]
+    return rows
+
+
+def _latency_like(suite: str, quick: bool) -> list[Scenario]:
+    samples = 40 if quick else 300
+    slow_samples = 15 if quick else 100  # Temporal's round trips are tens of ms
+    timeout = 90.0 if quick else 600.0
+    rows = []
+    for system, func, n, req in (
+        ("bare", f"_baseline:{suite}", samples, ()),
+        ("wayline", f"_wayline:{suite}", samples, ()),
+        ("dbos", f"_dbos:{suite}", samples, DBOS),
+        ("temporal", f"_temporal:{suite}", slow_samples, TEMPORAL),
+    ):
+        rows.append(
+            Scenario(
+                suite=suite,
+                system=system,
+                func=func,
+                params={"samples": n},
+                metric="p50_ms",
+                unit="ms p50",
+                higher_is_better=False,
+                baseline=system == "bare",
+                requires=req,
+                timeout_s=timeout,
+                label=f"{n} samples" + (" (3 steps)" if suite == "latency" else ""),
+            )
+        )
+    return rows
+
+
+def _sequential(quick: bool) -> list[Scenario]:
+    steps = 200 if quick else 1000
+    timeout = 90.0 if quick else 600.0
+    rows = []
+    for system, func, n, req in (
+        ("fsync", "_baseline:fsync", steps, ()),
+        ("bare", "_baseline:sequential", steps, ()),
+        ("wayline", "_wayline:sequential", steps, ()),
+        ("dbos", "_dbos:sequential", steps, DBOS),
+        ("temporal", "_temporal:sequential", min(steps, 200 if quick else 1000), TEMPORAL),
+    ):
+        rows.append(
+            Scenario(
+                suite="sequential",
+                system=system,
+                func=func,
+                params={"steps": n},
+                metric="us_per_step",
+                unit="us/step",
+                higher_is_better=False,
+                baseline=system == "fsync",
+                requires=req,
+                timeout_s=timeout,
+                label=f"{n} steps" if system != "fsync" else f"{n} commits",
+            )
+        )
+    return rows
+
+
+def _recovery(quick: bool) -> list[Scenario]:
+    n = 1000 if quick else 10_000
+    # DBOS starts a few hundred workflows a second on SQLite; 10,000 would take
+    # minutes just to set up, so it runs at a capped N next to a bare row of the same N.
+    n_dbos = 200 if quick else 1000
+    timeout = 120.0 if quick else 900.0
+    rows = []
+    for system, func, size, req in (
+        ("bare", "_baseline:recovery", n, ()),
+        ("wayline", "_wayline:recovery", n, ()),
+        ("bare", "_baseline:recovery", n_dbos, ()),
+        ("dbos", "_dbos:recovery", n_dbos, DBOS),
+    ):
+        rows.append(
+            Scenario(
+                suite="recovery",
+                system=system,
+                func=func,
+                params={"n": size},
+                metric="resume_s",
+                unit="s to resume",
+                higher_is_better=False,
+                group=str(size),
+                baseline=system == "bare",
+                requires=req,
+                prepare=True,
+                timeout_s=timeout,
+                label=f"n={size}",
+            )
+        )
+    return rows
+
+
+def _asl(quick: bool) -> list[Scenario]:
+    cases = 60 if quick else 0  # 0 = every case
+    executions = 200 if quick else 2000
+    moto_executions = 30 if quick else 200
+    timeout = 120.0 if quick else 900.0
+
+    def row(system: str, func: str, group: str, baseline: bool, **params: object) -> Scenario:
+        return Scenario(
+            suite="asl",
+            system=system,
+            func=func,
+            params=dict(params),
+            metric="executions_per_s",
+            unit="exec/s",
+            higher_is_better=True,
+            group=group,
+            baseline=baseline,
+            requires=MOTO if system == "moto" else (),
+            timeout_s=timeout,
+            label=(
+                ("conformance, all cases" if not cases else f"conformance, {cases} cases")
+                if group == "conformance"
+                else f"10-state, {params['executions']} runs"
+            ),
+        )
+
+    return [
+        row("moto", "_moto:conformance", "conformance", True, cases=cases),
+        row("wayline", "_wayline_asl:conformance", "conformance", False, cases=cases),
+        row("moto", "_moto:ten_states", "10-state", True, executions=moto_executions),
+        row("wayline", "_wayline_asl:ten_states", "10-state", False, executions=executions),
+    ]
+
+
+def build(suite: str, quick: bool) -> list[Scenario]:
+    """The scenarios of ``suite`` (or of every suite for ``all``)."""
+    if suite == "all":
+        return [s for name in SUITES for s in build(name, quick)]
+    if suite == "throughput":
+        return _throughput(quick)
+    if suite == "sequential":
+        return _sequential(quick)
+    if suite in ("signal", "latency"):
+        return _latency_like(suite, quick)
+    if suite == "recovery":
+        return _recovery(quick)
+    if suite == "asl":
+        return _asl(quick)
+    raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")
