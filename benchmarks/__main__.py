@@ -39,14 +39,16 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
     for g in groups:
         w, b = find(outcomes, "throughput", "wayline", g), find(outcomes, "throughput", "bare", g)
         if w and b and w.value and b.value:
-            lines.append(f"throughput n={g}: wayline/bare = {w.value / b.value:.2f} (target >= 0.6)")
+            ratio = w.value / b.value
+            lines.append(f"throughput n={g}: wayline/bare = {ratio:.2f} (target >= 0.6)")
         for peer in ("dbos", "temporal"):
             p = find(outcomes, "throughput", peer, g)
             if w and p and w.value and p.value:
                 lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x")
     w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")
     if w and f and w.value and f.value:
-        lines.append(f"sequential: wayline per-step/per-fsync = {w.value / f.value:.2f} (target <= 1.3)")
+        ratio = w.value / f.value
+        lines.append(f"sequential: wayline per-step/per-fsync = {ratio:.2f} (target <= 1.3)")
     w = find(outcomes, "signal", "wayline")
     if w and w.value is not None:
         lines.append(f"signal: wayline p50 = {w.value:.3f} ms (target < 1 ms)")

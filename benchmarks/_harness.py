@@ -181,10 +181,10 @@ def run_child(func: str, params: dict[str, Any], timeout_s: float) -> dict[str, 
     return result
 
 
-def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> str | None:
+def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
     """Run the ``prepare`` phase until it prints READY, then SIGKILL it.
 
-    Returns None on success or the reason the preparation failed.
+    Returns None on success, or a result dict saying why the preparation failed.
     """
     proc = subprocess.Popen(
         _child_cmd(func, {**params, "phase": "prepare"}),
@@ -219,10 +219,11 @@ def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> str
     if ready:
         return None
     if early_result is not None and early_result.get("status") != "ok":
-        return f"{early_result['status']}: {early_result.get('reason')}"
+        return early_result
     if time.monotonic() >= deadline:
-        return f"prepare phase timed out after {timeout_s:.0f}s"
-    return f"prepare phase died: {_tail(stderr) or proc.returncode}"
+        return {"status": "error", "reason": f"prepare phase timed out after {timeout_s:.0f}s"}
+    why = _tail(stderr) or proc.returncode
+    return {"status": "error", "reason": f"prepare phase died: {why}"}
 
 
 def run_scenario(scenario: Scenario, repeats: int, seed: int, progress: Progress) -> Outcome:
@@ -241,10 +242,7 @@ def run_scenario(scenario: Scenario, repeats: int, seed: int, progress: Progress
             if scenario.prepare:
                 failure = prepare_and_kill(scenario.func, params, scenario.timeout_s)
                 if failure is not None:
-                    result: dict[str, Any] = {"status": "error", "reason": failure}
-                    if failure.startswith(("not ready", "skipped")):
-                        status, _, reason = failure.partition(": ")
-                        result = {"status": status, "reason": reason}
+                    result: dict[str, Any] = failure
                 else:
                     result = run_child(
                         scenario.func, {**params, "phase": "resume"}, scenario.timeout_s
@@ -342,7 +340,9 @@ def format_table(outcomes: list[Outcome]) -> str:
             rss = f"{o.rss_mb:.0f} MB" if o.rss_mb is not None else "-"
             notes = o.note or ""
         else:
-            result, ratio, rss, notes = f"{o.status}: {o.reason}", "-", "-", ""
+            # The full reason is in --json; the table stays readable.
+            reason = o.reason if len(o.reason) <= 90 else o.reason[:87] + "..."
+            result, ratio, rss, notes = f"{o.status}: {reason}", "-", "-", ""
         rows.append((s.suite, s.system, s.label, result, ratio, rss, notes))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
     lines = []

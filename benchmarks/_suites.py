@@ -20,35 +20,35 @@ TEMPORAL = ("temporalio",)
 MOTO = ("moto", "boto3")
 
 
+def _throughput_row(system: str, func: str, n: int, quick: bool, **extra: object) -> Scenario:
+    return Scenario(
+        suite="throughput",
+        system=system,
+        func=func,
+        params={"n": n, "k": K, **extra},
+        metric="steps_per_s",
+        unit="steps/s",
+        higher_is_better=True,
+        group=str(n),
+        baseline=system == "bare",
+        requires=DBOS if system == "dbos" else TEMPORAL if system == "temporal" else (),
+        timeout_s=90.0 if quick else 600.0,
+        label=f"n={n} k={K}",
+    )
+
+
 def _throughput(quick: bool) -> list[Scenario]:
-    ns = (1, 100, 1000) if quick else (1, 100, 10_000)
-    timeout = 90.0 if quick else 600.0
     rows = []
-    for n in ns:
-        common = {"n": n, "k": K}
-        g, label = str(n), f"n={n} k={K}"
-
-        def row(system: str, func: str, baseline: bool = False, **kw: object) -> Scenario:
-            return Scenario(
-                suite="throughput",
-                system=system,
-                func=func,
-                params={**common, **kw},
-                metric="steps_per_s",
-                unit="steps/s",
-                higher_is_better=True,
-                group=g,
-                baseline=baseline,
-                requires=DBOS if system == "dbos" else TEMPORAL if system == "temporal" else (),
-                timeout_s=timeout,
-                label=label,
-            )
-
+    for n in (1, 100, 1000) if quick else (1, 100, 10_000):
         rows += [
-            row("bare", "_baseline:throughput", baseline=True),
-            row("wayline", "_wayline:throughput", budget_s=20.0 if quick else 120.0),
-            row("dbos", "_dbos:throughput", budget_s=5.0 if quick else 30.0),
-            row("temporal", "_temporal:throughput", budget_s=6.0 if quick else 30.0),
+            _throughput_row("bare", "_baseline:throughput", n, quick),
+            _throughput_row(
+                "wayline", "_wayline:throughput", n, quick, budget_s=20.0 if quick else 120.0
+            ),
+            _throughput_row("dbos", "_dbos:throughput", n, quick, budget_s=5.0 if quick else 30.0),
+            _throughput_row(
+                "temporal", "_temporal:throughput", n, quick, budget_s=6.0 if quick else 30.0
+            ),
         ]
     return rows
 

@@ -1,0 +1,105 @@
+"""wayline's ASL interpreter: conformance-case throughput and a durable 10-state machine.
+
+The conformance rate uses the interpreter alone (``wayline.runtime.asl``: a
+``StateMachine``, the in-memory ``LocalHost`` and ``execute``), the same thing
+moto's interpreter does; the 10-state figure runs machines as durable runs of
+the runtime (``open_runtime(workflows=[StateMachine(...)])``), checkpointed
+after every transition.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import inspect
+import random
+import time
+from typing import Any
+
+from . import _asl_cases
+from ._common import Metrics, NotReady, Params, db_file
+
+
+def _interpreter() -> tuple[Any, Any, Any]:
+    try:
+        from wayline.runtime.asl import LocalHost, StateMachine, execute
+    except ImportError as exc:
+        missing = "wayline.runtime.asl has no StateMachine/LocalHost/execute yet"
+        raise NotReady(f"{missing} ({exc})") from exc
+    return StateMachine, LocalHost, execute
+
+
+def _machine(state_machine: Any, definition: dict[str, Any], name: str) -> Any:
+    try:
+        return state_machine(definition, name=name)
+    except TypeError:  # an interpreter-level StateMachine may not take a name
+        return state_machine(definition)
+
+
+async def _maybe_await(value: Any) -> Any:
+    return await value if inspect.isawaitable(value) else value
+
+
+async def conformance(params: Params) -> Metrics:
+    """Executions/s over the conformance cases (definitions that fail are counted, not run)."""
+    state_machine, local_host, execute = _interpreter()
+    cases, waits = _asl_cases.load_cases(int(params["cases"]), int(params["seed"]))
+    machines = []
+    rejected = 0
+    for case in cases:
+        try:
+            machines.append((_machine(state_machine, case.definition, "case"), case.input))
+        except Exception:
+            rejected += 1
+    if not machines:
+        raise RuntimeError("wayline rejected every case definition")
+    failures = 0
+    t0 = time.perf_counter()
+    for machine, case_input in machines:
+        try:
+            await _maybe_await(execute(machine, case_input, local_host()))
+        except Exception:
+            failures += 1  # a FAILED execution may surface as an exception: still executed
+    elapsed = time.perf_counter() - t0
+    return {
+        "executions_per_s": len(machines) / elapsed,
+        "executions": len(machines),
+        "rejected_definitions": rejected,
+        "raised": failures,
+        "note": (
+            f"{len(machines)} cases run, {rejected} definitions rejected (excluded), "
+            f"{failures} raised, {waits} Wait cases left out"
+        ),
+    }
+
+
+async def ten_states(params: Params) -> Metrics:
+    """E concurrent durable runs of a 10-state Pass machine on one SQLite file."""
+    try:
+        from wayline import StateMachine, open_runtime
+    except ImportError as exc:
+        raise NotReady(f"wayline has no StateMachine/open_runtime yet ({exc})") from exc
+    executions = int(params["executions"])
+    rng = random.Random(params["seed"])
+    inputs = [{"input": rng.randrange(1 << 30)} for _ in range(executions)]
+    sm = StateMachine(_asl_cases.ten_states(), name="bench_ten")
+    async with contextlib.AsyncExitStack() as stack:
+        rt = await stack.enter_async_context(
+            open_runtime(str(db_file(params, "wayline.db")), workflows=[sm])
+        )
+        t0 = time.perf_counter()
+        handles = [await rt.start(sm, inputs[i], run_id=f"x{i}") for i in range(executions)]
+        results = await asyncio.gather(*(h.result() for h in handles))
+        elapsed = time.perf_counter() - t0
+        try:
+            await asyncio.wait_for(stack.aclose(), 15)
+        except TimeoutError:
+            pass
+    if len(results) != executions:
+        raise RuntimeError("missing results")
+    return {
+        "executions_per_s": executions / elapsed,
+        "transitions_per_s": executions * 10 / elapsed,
+        "seconds": elapsed,
+        "note": f"{executions} concurrent runs, durable; {executions * 10 / elapsed:,.0f} states/s",
+    }
