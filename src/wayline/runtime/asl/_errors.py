@@ -1,0 +1,63 @@
+"""Exceptions raised by the ASL interpreter, and the `States.*` error names."""
+
+from __future__ import annotations
+
+__all__ = (
+    "AslDefinitionError",
+    "StatesError",
+)
+
+
+class AslDefinitionError(ValueError):
+    """A state machine definition is invalid.
+
+    Every problem found is listed, each prefixed with a JSON-pointer-like path to the
+    offending field (for example ``/States/Charge/Next: no state named "Chrage"``), so one
+    round of fixes is enough.
+
+    Attributes:
+        problems: One message per problem, in definition order.
+    """
+
+    def __init__(self, problems: list[str] | tuple[str, ...]) -> None:
+        self.problems: tuple[str, ...] = tuple(problems)
+        count = len(self.problems)
+        head = f"invalid state machine definition ({count} problem{'s' if count != 1 else ''})"
+        super().__init__(head + ":\n  " + "\n  ".join(self.problems))
+
+
+class StatesError(Exception):
+    """An ASL error: a failed task, a failed run, or a runtime error of the language.
+
+    The same class is used by resources and hosts to report a failure (``error`` is then
+    matched by Retry/Catch ``ErrorEquals``) and by :func:`execute` to report a failed run.
+
+    Attributes:
+        error: The error name, e.g. ``"States.TaskFailed"``; ``None`` only for a Fail state
+            that set no Error.
+        cause: A human-readable cause, or ``None``.
+    """
+
+    def __init__(self, error: str | None, cause: str | None = None) -> None:
+        self.error = error
+        self.cause = cause
+        super().__init__(f"{error}: {cause}" if cause is not None else str(error))
+
+
+# Error names the language defines, kept as constants so a typo is a NameError, not a
+# silently unmatched Retry.
+ALL = "States.ALL"
+RUNTIME = "States.Runtime"
+TASK_FAILED = "States.TaskFailed"
+TIMEOUT = "States.Timeout"
+HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
+RESULT_PATH_MATCH_FAILURE = "States.ResultPathMatchFailure"
+PARAMETER_PATH_FAILURE = "States.ParameterPathFailure"
+INTRINSIC_FAILURE = "States.IntrinsicFailure"
+BRANCH_FAILED = "States.BranchFailed"
+NO_CHOICE_MATCHED = "States.NoChoiceMatched"
+ITEM_READER_FAILED = "States.ItemReaderFailed"
+EXCEED_TOLERATED_FAILURE_THRESHOLD = "States.ExceedToleratedFailureThreshold"
+QUERY_EVALUATION_ERROR = "States.QueryEvaluationError"
+DATA_LIMIT_EXCEEDED = "States.DataLimitExceeded"
+PERMISSIONS = "States.Permissions"

@@ -1,0 +1,85 @@
+"""The host protocol: every effect the interpreter needs, behind one small interface.
+
+The interpreter is pure apart from these calls, so a durable runtime implements them with
+its store, timers and activity workers, and tests implement them in memory
+(:class:`~wayline.runtime.asl.LocalHost`).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from ._machine import StateMachine
+
+__all__ = ("AslHost",)
+
+
+class AslHost(Protocol):
+    """What :func:`~wayline.runtime.asl.execute` needs from its environment.
+
+    Failures are reported by raising :class:`~wayline.runtime.asl.StatesError` with the
+    ASL error name (``States.Timeout``, ``States.HeartbeatTimeout``, ``States.TaskFailed``
+    or a resource's own error name); Retry and Catch match on it.
+    """
+
+    def now(self) -> float:
+        """Return the current time as epoch seconds (virtual in tests)."""
+        ...
+
+    async def sleep_until(self, when: float) -> None:
+        """Wait until epoch time ``when``: a durable timer (Wait states, retry backoff)."""
+        ...
+
+    async def invoke(
+        self,
+        resource: str,
+        payload: Any,
+        *,
+        state: str,
+        attempt: int,
+        timeout: float | None,
+        heartbeat: float | None,
+    ) -> Any:
+        """Call a Task resource and return its result.
+
+        ``attempt`` counts from 0 and, with the run id and state, makes an idempotency key.
+        For a ``.waitForTaskToken`` resource, the payload already contains the token; the
+        result of this call is ignored and :meth:`wait_task_token` supplies the result.
+        Enforce ``timeout`` (``States.Timeout``) and ``heartbeat`` as you can.
+        """
+        ...
+
+    async def new_task_token(self, *, state: str) -> str:
+        """Create an unguessable callback token for a ``.waitForTaskToken`` task."""
+        ...
+
+    async def wait_task_token(
+        self, token: str, *, timeout: float | None, heartbeat: float | None
+    ) -> Any:
+        """Wait until ``token`` is completed and return its output.
+
+        Raise ``StatesError`` with the error given to the failure call, or
+        ``States.Timeout`` / ``States.HeartbeatTimeout`` when the deadline passes.
+        """
+        ...
+
+    async def start_child(
+        self, machine: str | StateMachine, input: Any, *, name: str
+    ) -> Any:
+        """Run a child execution to completion and return its output.
+
+        ``machine`` is a registered machine's name or ARN (``states:startExecution.sync``),
+        or a :class:`StateMachine` compiled from a distributed Map's ItemProcessor. ``name``
+        is deterministic for a given parent run, state and item, so a host can deduplicate
+        after a restart. Raise ``StatesError`` if the child fails.
+        """
+        ...
+
+    async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Persist ``snapshot`` (pass it as ``resume=`` to continue) and new history events.
+
+        The snapshot is a live structure the interpreter keeps mutating: encode or copy it
+        before returning. Events are new since the previous call, in order.
+        """
+        ...

@@ -1,0 +1,646 @@
+"""The interpreter loop and the simple states (Pass, Task, Choice, Wait, Succeed, Fail).
+
+One :class:`Execution` per run holds the host, the event counter and the snapshot. A
+*frame* is one running program (the machine, a Parallel branch or a Map iteration); its
+record is a plain dict inside the snapshot, so checkpointing never converts anything.
+"""
+
+from __future__ import annotations
+
+import random
+from collections.abc import Callable, Mapping
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+
+from . import _errors as E
+from ._errors import StatesError
+from ._jsonata import to_json_text
+from ._jsonpath import JsonPath, PathNotFound, set_path
+from ._states import Catcher, Program, Retrier, State
+
+if TYPE_CHECKING:
+    from ._host import AslHost
+    from ._machine import StateMachine
+
+__all__ = ("Execution", "Frame", "Scope", "execute")
+
+_encode = msgspec.json.encode
+_UNCATCHABLE = (E.RUNTIME, E.DATA_LIMIT_EXCEEDED)
+
+
+class Scope:
+    """Workflow variables: a frame's own values, then its parent's (read-only)."""
+
+    __slots__ = ("parent", "vars")
+
+    def __init__(self, values: dict[str, Any], parent: Scope | None) -> None:
+        self.vars = values
+        self.parent = parent
+
+    def lookup(self, name: str) -> Any:
+        scope: Scope | None = self
+        while scope is not None:
+            if name in scope.vars:
+                return scope.vars[name]
+            scope = scope.parent
+        raise KeyError(name)
+
+    def flat(self) -> dict[str, Any]:
+        if self.parent is None:
+            return self.vars
+        out = dict(self.parent.flat())
+        out.update(self.vars)
+        return out
+
+
+class Frame:
+    """One running program and its snapshot record."""
+
+    __slots__ = ("entered", "label", "program", "rec", "scope")
+
+    def __init__(self, program: Program, rec: dict[str, Any], scope: Scope, label: str) -> None:
+        self.program = program
+        self.rec = rec
+        self.scope = scope
+        # A path-like name, "" for the machine itself: "Map/3/" for item 3 of state Map.
+        self.label = label
+        self.entered = 0
+
+
+class StateFailed(Exception):  # noqa: N818 - internal control flow, never escapes
+    """A state failed with an error Retry/Catch may handle; carries the StatesError."""
+
+    def __init__(self, err: StatesError) -> None:
+        self.err = err
+
+
+def iso(ts: float) -> str:
+    """Format epoch seconds as AWS formats timestamps in the context object."""
+    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+
+
+class Execution:
+    """State shared by all frames of one run."""
+
+    def __init__(
+        self, machine: StateMachine, host: AslHost, context: Mapping[str, Any],
+        snapshot: dict[str, Any],
+    ) -> None:
+        self.machine = machine
+        self.host = host
+        self.exec_ctx = dict(context["Execution"])
+        self.sm_ctx = dict(context["StateMachine"])
+        self.snapshot = snapshot
+        self.events: list[dict[str, Any]] = []
+        self.standard = machine.mode == "standard"
+        self.limit = machine.max_payload_bytes
+        self.effects = 0
+
+    # ------------------------------------------------------------------ events, checkpoints
+
+    def emit(self, kind: str, details: dict[str, Any] | None = None) -> int:
+        snap = self.snapshot
+        event_id = snap["event_id"] + 1
+        snap["event_id"] = event_id
+        event: dict[str, Any] = {"id": event_id, "type": kind, "timestamp": self.host.now()}
+        if details:
+            event["details"] = details
+        self.events.append(event)
+        return event_id
+
+    async def checkpoint(self) -> None:
+        events, self.events = self.events, []
+        await self.host.checkpoint(self.snapshot, events)
+
+    async def suspend_point(self) -> None:
+        """Checkpoint before waiting on something external (both modes)."""
+        self.effects += 1
+        await self.checkpoint()
+
+    def context(self, state: str, retry_count: int = 0) -> dict[str, Any]:
+        return {
+            "Execution": self.exec_ctx,
+            "StateMachine": self.sm_ctx,
+            "State": {"Name": state, "EnteredTime": iso(self.host.now()),
+                      "RetryCount": retry_count},
+        }
+
+    def check_size(self, state: State, value: Any) -> None:
+        if len(_encode(value)) > self.limit:
+            raise StatesError(
+                E.DATA_LIMIT_EXCEEDED,
+                f"The state/task '{state.name}' returned a result with a size exceeding the "
+                "maximum number of bytes service limit.",
+            )
+
+    # ------------------------------------------------------------------ the loop
+
+    async def run_frame(self, frame: Frame) -> Any:
+        """Run ``frame`` from its current state to its end; return the output.
+
+        Raises:
+            StatesError: The frame failed (already prefixed where AWS prefixes).
+        """
+        rec = frame.rec
+        states = frame.program.states
+        top = frame.label == ""
+        while True:
+            state = states[rec["state"]]
+            entered = frame.entered = self.emit(
+                state.type + "StateEntered", {"name": state.name, "input": rec["input"]})
+            try:
+                output, nxt = await _HANDLERS[state.type](self, frame, state, rec["input"])
+            except StatesError as err:
+                raise self.located(err, state, entered) from None
+            if nxt is None:
+                return output
+            rec["state"] = nxt
+            rec["input"] = output
+            rec.pop("retries", None)
+            rec.pop("sub", None)
+            rec.pop("wake", None)
+            rec.pop("token", None)
+            rec.pop("invoked", None)
+            if top and self.standard:
+                await self.checkpoint()
+
+    def located(self, err: StatesError, state: State, entered: int) -> StatesError:
+        if getattr(err, "_located", True):
+            return err
+        located = StatesError(
+            err.error,
+            f"An error occurred while executing the state '{state.name}' (entered at the "
+            f"event id #{entered}). {err.cause}",
+        )
+        return located
+
+    # ------------------------------------------------------------------ I/O helpers
+
+    def lookup(self, frame: Frame) -> Callable[[str], Any]:
+        return frame.scope.lookup
+
+    def bindings(self, frame: Frame, states: dict[str, Any]) -> dict[str, Any]:
+        flat = frame.scope.flat()
+        out = dict(flat) if flat else {}
+        out["states"] = states
+        return out
+
+    def path(self, path: JsonPath | None, data: Any, ctx: Any, frame: Frame) -> Any:
+        if path is None:
+            return {}
+        if path.text == "$":
+            return data
+        try:
+            return path.get(data, ctx, frame.scope.lookup)
+        except PathNotFound as exc:
+            raise runtime_error(f"Invalid path '{path.text}' : No results for path: {exc.path}")
+
+    def apply_result_path(self, path: JsonPath | None, raw: Any, result: Any) -> Any:
+        if path is None:
+            return raw
+        if not path.steps:
+            return result
+        try:
+            return set_path(raw, path, result)
+        except ValueError:
+            raise evaluation_error(
+                E.RESULT_PATH_MATCH_FAILURE,
+                f"Unable to apply ResultPath \"{path.text}\" to input {to_json_text(raw)}",
+            ) from None
+
+    def assign(self, frame: Frame, values: Any) -> None:
+        if values:
+            frame.scope.vars.update(values)
+
+
+def evaluation_error(error: str, cause: str) -> StatesError:
+    """An error raised while processing a state; AWS prefixes its cause with the state."""
+    err = StatesError(error, cause)
+    err._located = False  # type: ignore[attr-defined]
+    return err
+
+
+def runtime_error(cause: str) -> StatesError:
+    return evaluation_error(E.RUNTIME, cause)
+
+
+def unlocated(err: StatesError) -> StatesError:
+    """Mark an error from template evaluation as needing the state prefix."""
+    if not hasattr(err, "_located"):
+        err._located = False  # type: ignore[attr-defined]
+    return err
+
+
+# ---------------------------------------------------------------------- JSONPath pipeline
+
+
+def path_effective_input(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> Any:
+    data = ex.path(st.input_path, raw, ctx, frame)
+    if st.parameters is not None:
+        data = st.parameters(data, ctx, frame.scope.lookup)
+    return data
+
+
+def path_finish(
+    ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any
+) -> Any:
+    """ResultSelector, Assign, ResultPath, OutputPath: the JSONPath tail of a state."""
+    if st.result_selector is not None:
+        result = st.result_selector(result, ctx, frame.scope.lookup)
+    new_vars = st.assign_path(result, ctx, frame.scope.lookup) if st.assign_path else None
+    out = ex.apply_result_path(st.result_path, raw, result)
+    out = ex.path(st.output_path, out, ctx, frame)
+    ex.assign(frame, new_vars)
+    return out
+
+
+def ata_finish(
+    ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any,
+    default: Any,
+) -> Any:
+    """Output and Assign of a JSONata state, both seeing the values at state entry."""
+    if st.output is None and st.assign_ata is None:
+        return default
+    states = {"input": raw, "context": ctx}
+    if result is not _NO_RESULT:
+        states["result"] = result
+    b = ex.bindings(frame, states)
+    new_vars = st.assign_ata(b) if st.assign_ata else None
+    out = st.output(b) if st.output else default
+    ex.assign(frame, new_vars)
+    return out
+
+
+_NO_RESULT = object()
+
+
+def _protect(fn: Callable[[], Any]) -> Any:
+    try:
+        return fn()
+    except StatesError as err:
+        raise unlocated(err) from None
+
+
+# ---------------------------------------------------------------------- simple states
+
+
+async def run_pass(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
+    ctx = ex.context(st.name)
+    try:
+        if st.jsonata:
+            out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
+        else:
+            data = path_effective_input(ex, frame, st, raw, ctx)
+            result = st.raw["Result"] if "Result" in st.raw else data
+            out = path_finish(ex, frame, st, raw, result, ctx)
+    except StatesError as err:
+        raise unlocated(err) from None
+    ex.check_size(st, out)
+    ex.emit("PassStateExited", {"name": st.name, "output": out})
+    return out, st.next
+
+
+async def run_succeed(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, None]:
+    ctx = ex.context(st.name)
+    try:
+        if st.jsonata:
+            out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
+        else:
+            out = ex.path(st.output_path, ex.path(st.input_path, raw, ctx, frame), ctx, frame)
+    except StatesError as err:
+        raise unlocated(err) from None
+    ex.emit("SucceedStateExited", {"name": st.name, "output": out})
+    return out, None
+
+
+async def run_fail(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, None]:
+    ctx = ex.context(st.name)
+
+    def value(spec: tuple[str, Any] | None) -> Any:
+        if spec is None:
+            return None
+        kind, v = spec
+        if kind == "lit":
+            return v
+        if kind == "ata":
+            return v(ex.bindings(frame, {"input": raw, "context": ctx}))
+        return v(raw, ctx, frame.scope.lookup)
+
+    try:
+        error, cause = value(st.error), value(st.cause)
+    except StatesError as err:
+        raise unlocated(err) from None
+    err = StatesError(error, cause)
+    err._from_fail = True  # type: ignore[attr-defined]
+    raise err
+
+
+async def run_choice(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str]:
+    ctx = ex.context(st.name)
+    try:
+        if st.jsonata:
+            b = ex.bindings(frame, {"input": raw, "context": ctx})
+            for cond, nxt, output, assign in st.choices:
+                if cond(b):
+                    new_vars = assign(b) if assign else None
+                    out = output(b) if output else (st.output(b) if st.output else raw)
+                    ex.assign(frame, new_vars)
+                    return _choice_exit(ex, st, out, nxt)
+            if st.default is None:
+                raise _no_choice(st)
+            new_vars = st.assign_ata(b) if st.assign_ata else None
+            out = st.output(b) if st.output else raw
+            ex.assign(frame, new_vars)
+            return _choice_exit(ex, st, out, st.default)
+        data = ex.path(st.input_path, raw, ctx, frame)
+        lookup = frame.scope.lookup
+        for rule, nxt, assign, _ in st.choices:
+            if rule(data, ctx, lookup):
+                new_vars = assign(data, ctx, lookup) if assign else None
+                out = ex.path(st.output_path, data, ctx, frame)
+                ex.assign(frame, new_vars)
+                return _choice_exit(ex, st, out, nxt)
+        if st.default is None:
+            raise _no_choice(st)
+        new_vars = st.assign_path(data, ctx, lookup) if st.assign_path else None
+        out = ex.path(st.output_path, data, ctx, frame)
+        ex.assign(frame, new_vars)
+        return _choice_exit(ex, st, out, st.default)
+    except StatesError as err:
+        raise unlocated(err) from None
+
+
+def _no_choice(st: State) -> StatesError:
+    return evaluation_error(
+        E.NO_CHOICE_MATCHED,
+        f"No Matches! The state '{st.name}' could not find a Choice rule that matched and "
+        "has no Default.",
+    )
+
+
+def _choice_exit(ex: Execution, st: State, out: Any, nxt: str) -> tuple[Any, str]:
+    ex.emit("ChoiceStateExited", {"name": st.name, "output": out})
+    return out, nxt
+
+
+def resolve_number(
+    ex: Execution, frame: Frame, st: State, spec: Any, field: str, data: Any, ctx: Any,
+    raw: Any, kind: str = "integer",
+) -> Any:
+    """Evaluate a literal / ``*Path`` / JSONata numeric field (MaxConcurrency and friends)."""
+    if spec is None:
+        return None
+    how, v = spec
+    if how == "lit":
+        return v
+    if how == "ata":
+        value = v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field)
+        ok = type(value) is int or (type(value) is float and (kind == "float" or
+                                                             value.is_integer()))
+        if not ok:
+            raise v.unexpected_type(field, "number" if kind == "float" else "integer", value)
+        return value
+    try:
+        value = v.get(data, ctx, frame.scope.lookup)
+    except PathNotFound as exc:
+        raise runtime_error(
+            f"Invalid path '{v.text}' : No results for path: {exc.path}") from None
+    ok = type(value) is int or (kind == "float" and type(value) is float)
+    if not ok:
+        shown = value if type(value) is str else to_json_text(value)
+        raise runtime_error(
+            f"The {field}Path field refers to value \"{shown}\" which is not a valid "
+            f"{kind}: {v.text}"
+        )
+    return value
+
+
+async def run_wait(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
+    ctx = ex.context(st.name)
+    rec = frame.rec
+    try:
+        data = raw if st.jsonata else ex.path(st.input_path, raw, ctx, frame)
+        if "wake" not in rec:
+            rec["wake"] = _wake_time(ex, frame, st, data, raw, ctx)
+        if st.jsonata:
+            out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
+        else:
+            new_vars = st.assign_path(data, ctx, frame.scope.lookup) if st.assign_path else None
+            out = ex.path(st.output_path, data, ctx, frame)
+    except StatesError as err:
+        raise unlocated(err) from None
+    if rec["wake"] > ex.host.now():
+        await ex.suspend_point()
+        await ex.host.sleep_until(rec["wake"])
+    if not st.jsonata:
+        ex.assign(frame, new_vars)
+    ex.emit("WaitStateExited", {"name": st.name, "output": out})
+    return out, st.next
+
+
+def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx: Any) -> float:
+    from ._choice import parse_timestamp
+
+    assert st.wait is not None
+    kind, (how, v) = st.wait
+    field = {"seconds": "Seconds", "secondspath": "SecondsPath", "timestamp": "Timestamp",
+             "timestamppath": "TimestampPath"}[kind]
+    if how == "lit":
+        value = v
+    elif how == "ata":
+        value = v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field)
+    else:
+        try:
+            value = v.get(data, ctx, frame.scope.lookup)
+        except PathNotFound as exc:
+            raise runtime_error(
+                f"Invalid path '{v.text}' : No results for path: {exc.path}") from None
+    if kind.startswith("seconds"):
+        if type(value) is not int:
+            if how == "ata":
+                raise v.unexpected_type(field, "integer", value)
+            raise runtime_error(
+                f"The {field} parameter cannot be parsed as a long value: "
+                f"{v.text if how == 'path' else ''} == {to_json_text(value)}")
+        if value < 0:
+            raise runtime_error(f"The {field} parameter must be a non-negative integer: "
+                                f"{to_json_text(value)}")
+        return ex.host.now() + value
+    ts = parse_timestamp(value)
+    if ts is None:
+        if how == "ata":
+            raise v.unexpected_type(field, "timestamp", value)
+        raise runtime_error(
+            f"The {field} parameter does not reference a valid ISO-8601 extended offset "
+            f"date-time format string: {v.text if how == 'path' else ''} == "
+            f"{to_json_text(value)}")
+    return ts.timestamp()
+
+
+# ---------------------------------------------------------------------- retry and catch
+
+
+def matches(errors: tuple[str, ...], error: str | None) -> bool:
+    """Whether an ErrorEquals list matches ``error``, with the States.* wildcards."""
+    if error in errors:
+        return True
+    if error in _UNCATCHABLE:
+        return False
+    if E.ALL in errors:
+        return True
+    # AWS: States.TaskFailed matches any error except States.Timeout.
+    return E.TASK_FAILED in errors and error != E.TIMEOUT
+
+
+async def handle_failure(
+    ex: Execution, frame: Frame, st: State, raw: Any, err: StatesError, ctx: Any
+) -> tuple[Any, str] | None:
+    """Apply Retry (sleeping the backoff) or Catch; return the catch outcome, or None to
+    retry. Raise the error if neither applies."""
+    rec = frame.rec
+    retries: list[int] = rec.setdefault("retries", [0] * len(st.retry))
+    for i, retrier in enumerate(st.retry):
+        if matches(retrier.errors, err.error):
+            if retries[i] < retrier.max_attempts:
+                delay = backoff(retrier, retries[i])
+                retries[i] += 1
+                rec["wake"] = ex.host.now() + delay
+                await ex.suspend_point()
+                await ex.host.sleep_until(rec["wake"])
+                rec.pop("wake", None)
+                return None
+            break
+    for catcher in st.catch:
+        if matches(catcher.errors, err.error):
+            return catch(ex, frame, st, raw, err, catcher, ctx)
+    raise err
+
+
+def backoff(retrier: Retrier, done: int) -> float:
+    """Delay before retry number ``done + 1``."""
+    delay = retrier.interval * retrier.backoff**done
+    if retrier.max_delay is not None:
+        delay = min(delay, retrier.max_delay)
+    if retrier.jitter == "FULL":
+        delay = random.uniform(0, delay)
+    return delay
+
+
+def catch(
+    ex: Execution, frame: Frame, st: State, raw: Any, err: StatesError, catcher: Catcher,
+    ctx: Any,
+) -> tuple[Any, str]:
+    error_output = {"Error": err.error, "Cause": err.cause}
+    try:
+        if st.jsonata:
+            b = ex.bindings(frame, {"input": raw, "context": ctx, "errorOutput": error_output})
+            new_vars = catcher.assign_ata(b) if catcher.assign_ata else None
+            out = catcher.output(b) if catcher.output else error_output
+        else:
+            lookup = frame.scope.lookup
+            new_vars = catcher.assign_path(error_output, ctx, lookup) if catcher.assign_path \
+                else None
+            out = ex.apply_result_path(catcher.result_path, raw, error_output)
+    except StatesError as e:
+        raise unlocated(e) from None
+    frame.rec.pop("retries", None)
+    ex.assign(frame, new_vars)
+    return out, catcher.next
+
+
+_HANDLERS: dict[str, Any] = {
+    "Pass": run_pass,
+    "Succeed": run_succeed,
+    "Fail": run_fail,
+    "Choice": run_choice,
+    "Wait": run_wait,
+}
+
+
+def register(kind: str, handler: Any) -> None:
+    """Install the handler of a state type defined in another module."""
+    _HANDLERS[kind] = handler
+
+
+async def execute(
+    machine: StateMachine,
+    input: Any,
+    host: AslHost,
+    *,
+    context: Mapping[str, Any] | None = None,
+    resume: dict[str, Any] | None = None,
+) -> Any:
+    """Run ``machine`` on ``input`` to completion and return its output.
+
+    Args:
+        machine: The compiled state machine.
+        input: The execution input (JSON-compatible).
+        host: Effects: time, timers, task calls, tokens, child runs, checkpoints.
+        context: Fields of the ``$$`` context object: ``{"Execution": {...},
+            "StateMachine": {...}}``; missing fields get defaults.
+        resume: A snapshot previously passed to ``host.checkpoint``; the run continues
+            from it without re-running completed states or Map/Parallel items.
+
+    Raises:
+        StatesError: The execution failed; ``error`` and ``cause`` are as AWS reports them.
+    """
+    from ._tasks import ensure_registered
+
+    ensure_registered()
+    ctx = _full_context(machine, input, host, context or {})
+    if resume is not None:
+        snapshot = resume
+        status = snapshot.get("status")
+        if status == "SUCCEEDED":
+            return snapshot.get("output")
+        if status == "FAILED":
+            raise StatesError(snapshot.get("error"), snapshot.get("cause"))
+    else:
+        snapshot = {"v": 1, "status": "RUNNING", "event_id": 0,
+                    "frame": {"state": machine.program.start, "input": input, "vars": {}}}
+    ex = Execution(machine, host, ctx, snapshot)
+    frame_rec = snapshot["frame"]
+    frame = Frame(machine.program, frame_rec, Scope(frame_rec.setdefault("vars", {}), None), "")
+    try:
+        if resume is None:
+            ex.emit("ExecutionStarted", {"input": input})
+            if len(_encode(input)) > ex.limit:
+                raise StatesError(E.DATA_LIMIT_EXCEEDED,
+                                  "The execution input exceeds the maximum number of bytes "
+                                  "service limit.")
+            if ex.standard:
+                await ex.checkpoint()
+        output = await ex.run_frame(frame)
+    except StatesError as err:
+        ex.emit("ExecutionFailed", {"error": err.error, "cause": err.cause})
+        snapshot.clear()
+        snapshot.update({"v": 1, "status": "FAILED", "error": err.error, "cause": err.cause,
+                         "event_id": ex.snapshot.get("event_id", 0)})
+        await ex.checkpoint()
+        raise StatesError(err.error, err.cause) from None
+    event_id = snapshot["event_id"]
+    ex.emit("ExecutionSucceeded", {"output": output})
+    snapshot.clear()
+    snapshot.update({"v": 1, "status": "SUCCEEDED", "output": output, "event_id": event_id + 1})
+    await ex.checkpoint()
+    return output
+
+
+def _full_context(
+    machine: StateMachine, input: Any, host: AslHost, given: Mapping[str, Any]
+) -> dict[str, Any]:
+    sm_name = machine.name
+    sm_id = f"arn:aws:states:local:000000000000:stateMachine:{sm_name}"
+    execution = dict(given.get("Execution") or {})
+    name = execution.setdefault("Name", "execution")
+    execution.setdefault("Id", f"arn:aws:states:local:000000000000:execution:{sm_name}:{name}")
+    execution.setdefault("Input", input)
+    execution.setdefault("StartTime", iso(host.now()))
+    execution.setdefault("RoleArn", "arn:aws:iam::000000000000:role/wayline")
+    execution.setdefault("RedriveCount", 0)
+    state_machine = dict(given.get("StateMachine") or {})
+    state_machine.setdefault("Id", sm_id)
+    state_machine.setdefault("Name", sm_name)
+    return {"Execution": execution, "StateMachine": state_machine}

@@ -1,0 +1,215 @@
+"""JSONata expressions (``{% ... %}``), compiled once with jsonata-python.
+
+Step Functions binds ``$states`` (input, result, errorOutput, context) and the workflow
+variables, and adds a few functions of its own ($partition, $range, $hash, $random, $uuid,
+$parse); those are registered here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import jsonata  # type: ignore[import-untyped]
+from jsonata.utils import Utils  # type: ignore[import-untyped]
+
+from ._errors import QUERY_EVALUATION_ERROR, StatesError
+
+__all__ = ("Expression", "compile_expression", "is_expression", "to_json_text")
+
+_NULL = Utils.NULL_VALUE
+
+
+def is_expression(value: Any) -> bool:
+    """Return whether ``value`` is a JSONata expression string ``{% ... %}``."""
+    return type(value) is str and value.startswith("{%") and value.endswith("%}")
+
+
+def to_json_text(value: Any) -> str:
+    """Compact JSON, as AWS quotes values in its error messages."""
+    return json.dumps(value, separators=(",", ":"), ensure_ascii=False)
+
+
+def type_name(value: Any) -> str:
+    """JSON type name of ``value`` as AWS spells it in messages."""
+    if value is None:
+        return "null"
+    if type(value) is bool:
+        return "boolean"
+    if type(value) in (int, float):
+        return "number"
+    if type(value) is str:
+        return "string"
+    if type(value) is list:
+        return "array"
+    return "object"
+
+
+class Expression:
+    """A compiled ``{% ... %}`` expression.
+
+    Attributes:
+        source: The expression text between the delimiters, trimmed.
+    """
+
+    __slots__ = ("_compiled", "source")
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        compiled = jsonata.Jsonata(source)
+        compiled.set_output_convert_nulls(False)
+        # Inputs come from JSON (or from our own evaluation), so re-validating them on
+        # every call would only cost time.
+        compiled.set_validate_input(False)
+        for name, fn in _AWS_FUNCTIONS.items():
+            compiled.register_lambda(name, fn)
+        self._compiled = compiled
+
+    def evaluate(self, bindings: Mapping[str, Any], field: str) -> Any:
+        """Evaluate with ``bindings`` (``states`` plus variables).
+
+        Raises:
+            StatesError: ``States.QueryEvaluationError`` when evaluation fails or returns
+                nothing; the cause names ``field``.
+        """
+        bound = {k: (_NULL if v is None else v) for k, v in bindings.items()}
+        try:
+            result = self._compiled.evaluate(None, bound)
+        except StatesError:
+            raise
+        except Exception as exc:  # jsonata-python raises JException and plain errors
+            code = getattr(exc, "error", None)
+            detail = f"{code}: {exc}" if code else str(exc)
+            raise StatesError(
+                QUERY_EVALUATION_ERROR,
+                f"The JSONata expression '{self.source}' specified for the field '{field}' "
+                f"threw an error during evaluation. {detail}",
+            ) from None
+        if result is None:
+            raise StatesError(
+                QUERY_EVALUATION_ERROR,
+                f"The JSONata expression '{self.source}' specified for the field '{field}' "
+                "returned nothing (undefined).",
+            )
+        return _plain(result)
+
+    def unexpected_type(self, field: str, expected: str, value: Any) -> StatesError:
+        """Build the error AWS raises when a result has the wrong JSON type."""
+        return StatesError(
+            QUERY_EVALUATION_ERROR,
+            f"The JSONata expression '{self.source}' specified for the field '{field}' "
+            f"returned an unexpected result type. Expected '{expected}', but was "
+            f"'{type_name(value)}' for value: {to_json_text(value)}",
+        )
+
+
+_CACHE: dict[str, Expression] = {}
+
+
+def compile_expression(text: str) -> Expression:
+    """Compile (and cache) a ``{% ... %}`` string.
+
+    Raises:
+        ValueError: The expression does not parse.
+    """
+    source = text[2:-2].strip()
+    cached = _CACHE.get(source)
+    if cached is not None:
+        return cached
+    try:
+        expr = Expression(source)
+    except Exception as exc:
+        raise ValueError(f"invalid JSONata expression {source!r}: {exc}") from None
+    _CACHE[source] = expr
+    return expr
+
+
+def _plain(value: Any) -> Any:
+    """Turn jsonata-python's result (NULL_VALUE, JList, sequences) into plain JSON data."""
+    t = type(value)
+    if t is str or t is int or t is bool:
+        return value
+    if t is float:
+        # JavaScript has one number type; AWS prints integral results without a fraction.
+        return int(value) if value.is_integer() and abs(value) < 2**53 else value
+    if value is _NULL or value is None:
+        return None
+    if isinstance(value, list):
+        return [_plain(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if callable(value) or hasattr(value, "call"):
+        return {}
+    return value
+
+
+# ---------------------------------------------------------------- Step Functions additions
+
+
+def _fail(message: str) -> StatesError:
+    return StatesError(QUERY_EVALUATION_ERROR, message)
+
+
+def _partition(array: Any = None, size: Any = None) -> Any:
+    if not isinstance(array, list) or type(size) not in (int, float) or size < 1:
+        raise _fail("$partition expects an array and a positive chunk size")
+    n = int(size)
+    return [list(array[i : i + n]) for i in range(0, len(array), n)]
+
+
+def _range(start: Any = None, end: Any = None, step: Any = None) -> Any:
+    nums = (start, end, step)
+    if any(type(x) not in (int, float) for x in nums) or step == 0:
+        raise _fail("$range expects numeric start, end and a non-zero step")
+    out = []
+    cur = start
+    while (step > 0 and cur <= end) or (step < 0 and cur >= end):
+        out.append(cur)
+        cur += step
+        if len(out) > 1000:
+            raise _fail("$range can return at most 1000 items")
+    return out
+
+
+_HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384",
+           "SHA-512": "sha512"}
+
+
+def _hash(data: Any = None, algorithm: Any = None) -> Any:
+    if algorithm not in _HASHES:
+        raise _fail(f"$hash does not support the algorithm {to_json_text(algorithm)}")
+    text = data if type(data) is str else to_json_text(_plain(data))
+    return hashlib.new(_HASHES[algorithm], text.encode()).hexdigest()
+
+
+def _random(seed: Any = None) -> Any:
+    if seed is None:
+        return random.random()
+    return random.Random(seed).random()
+
+
+def _uuid() -> Any:
+    return str(uuid.uuid4())
+
+
+def _parse(text: Any = None) -> Any:
+    if type(text) is not str:
+        raise _fail("$parse expects a string")
+    try:
+        return json.loads(text)
+    except json.JSONDecodeError as exc:
+        raise _fail(f"$parse could not parse the string: {exc}") from None
+
+
+_AWS_FUNCTIONS = {
+    "partition": _partition,
+    "range": _range,
+    "hash": _hash,
+    "random": _random,
+    "uuid": _uuid,
+    "parse": _parse,
+}

@@ -1,0 +1,220 @@
+"""LocalHost: an in-memory host that runs a state machine standalone.
+
+Resources are called directly, time is virtual (sleeping jumps the clock instantly),
+callback tokens are completed with :meth:`LocalHost.complete_task`, child runs execute
+in-process, and checkpoints keep the latest snapshot and the whole history in memory.
+"""
+
+from __future__ import annotations
+
+import secrets
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any
+
+import anyio
+import msgspec
+
+from ._errors import TIMEOUT, StatesError
+from ._interpreter import execute
+from ._machine import StateMachine
+
+__all__ = ("LocalHost",)
+
+_SUFFIXES = (".waitForTaskToken", ".sync:2", ".sync")
+
+
+class _Token:
+    __slots__ = ("deadline", "done", "error", "output")
+
+    def __init__(self) -> None:
+        self.done = anyio.Event()
+        self.output: Any = None
+        self.error: StatesError | None = None
+        self.deadline: float | None = None
+
+
+class LocalHost:
+    """An in-memory :class:`AslHost` for tests, benchmarks and scripts.
+
+    Args:
+        machine: The machine whose ``resources`` are used (more can be given).
+        resources: Extra resources, by ARN or short name.
+        machines: Machines that ``states:startExecution.sync`` may start, by name or ARN.
+        start_time: The virtual clock's start (epoch seconds); defaults to the real time.
+
+    Attributes:
+        calls: ``(resource, payload)`` for every resource call, in order.
+        history: Every history event checkpointed so far.
+        snapshot: The latest checkpointed snapshot (a decoded copy), or None.
+        checkpoints: How many checkpoints were taken.
+    """
+
+    def __init__(
+        self,
+        machine: StateMachine | None = None,
+        *,
+        resources: Mapping[str, Callable[..., Awaitable[Any]]] | None = None,
+        machines: Mapping[str, StateMachine] | None = None,
+        start_time: float | None = None,
+    ) -> None:
+        self.resources: dict[str, Callable[..., Awaitable[Any]]] = {}
+        if machine is not None:
+            self.resources.update(machine.resources)
+        self.resources.update(resources or {})
+        self.machines: dict[str, StateMachine] = dict(machines or {})
+        self._now = time.time() if start_time is None else start_time
+        self._tokens: dict[str, _Token] = {}
+        self.calls: list[tuple[str, Any]] = []
+        self.history: list[dict[str, Any]] = []
+        self.snapshot: dict[str, Any] | None = None
+        self.checkpoints = 0
+        self.children: list[str] = []
+
+    # ------------------------------------------------------------------ clock
+
+    def now(self) -> float:
+        """Return the virtual time."""
+        return self._now
+
+    async def sleep_until(self, when: float) -> None:
+        """Jump the virtual clock to ``when`` (never backwards) and yield once."""
+        if when > self._now:
+            self._now = when
+        await anyio.lowlevel.checkpoint()
+
+    def advance(self, seconds: float) -> None:
+        """Move the clock forward; callback tokens past their deadline time out."""
+        self._now += seconds
+        for token in self._tokens.values():
+            if token.deadline is not None and token.deadline <= self._now and \
+                    not token.done.is_set():
+                token.error = StatesError(TIMEOUT, "The task timed out waiting for a callback")
+                token.done.set()
+
+    # ------------------------------------------------------------------ tasks
+
+    def _resource(self, name: str) -> Callable[..., Awaitable[Any]]:
+        fn = self.resources.get(name)
+        if fn is None:
+            for suffix in _SUFFIXES:
+                if name.endswith(suffix):
+                    fn = self.resources.get(name[: -len(suffix)])
+                    break
+        if fn is None:
+            raise StatesError("States.Runtime", f"No resource is registered for {name!r}")
+        return fn
+
+    async def invoke(
+        self, resource: str, payload: Any, *, state: str, attempt: int,
+        timeout: float | None, heartbeat: float | None,
+    ) -> Any:
+        """Call the resource registered for ``resource``.
+
+        A resource failing with :class:`StatesError` keeps its error name; any other
+        exception becomes an error named after its class, as AWS Lambda reports errors.
+        """
+        fn = self._resource(resource)
+        self.calls.append((resource, payload))
+        try:
+            return await fn(payload)
+        except StatesError:
+            raise
+        except Exception as exc:
+            raise StatesError(type(exc).__name__, str(exc)) from exc
+
+    async def new_task_token(self, *, state: str) -> str:
+        """Create a callback token."""
+        token = secrets.token_urlsafe(32)
+        self._tokens[token] = _Token()
+        return token
+
+    async def wait_task_token(
+        self, token: str, *, timeout: float | None, heartbeat: float | None
+    ) -> Any:
+        """Wait until :meth:`complete_task` or :meth:`fail_task` is called for ``token``."""
+        entry = self._tokens.setdefault(token, _Token())
+        if timeout is not None and entry.deadline is None:
+            entry.deadline = self._now + timeout
+        await entry.done.wait()
+        if entry.error is not None:
+            raise entry.error
+        return entry.output
+
+    def pending_tokens(self) -> list[str]:
+        """Tokens issued and not yet completed, oldest first."""
+        return [t for t, e in self._tokens.items() if not e.done.is_set()]
+
+    def complete_task(self, token: str, output: Any) -> None:
+        """Complete a ``.waitForTaskToken`` task (AWS: SendTaskSuccess)."""
+        entry = self._tokens.setdefault(token, _Token())
+        entry.output = output
+        entry.done.set()
+
+    def fail_task(self, token: str, error: str, cause: str | None = None) -> None:
+        """Fail a ``.waitForTaskToken`` task (AWS: SendTaskFailure)."""
+        entry = self._tokens.setdefault(token, _Token())
+        entry.error = StatesError(error, cause)
+        entry.done.set()
+
+    # ------------------------------------------------------------------ children
+
+    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str) -> Any:
+        """Run a child execution in-process and return its output."""
+        if isinstance(machine, str):
+            target = self.machines.get(machine) or self.machines.get(machine.rsplit(":", 1)[-1])
+            if target is None:
+                raise StatesError("States.Runtime", f"No state machine is registered as "
+                                                    f"{machine!r}")
+            machine = target
+        self.children.append(name)
+        child = _ChildHost(self, machine)
+        return await execute(machine, input, child, context={"Execution": {"Name": name}})
+
+    # ------------------------------------------------------------------ persistence
+
+    async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        """Keep a decoded copy of ``snapshot`` and append ``events`` to :attr:`history`."""
+        self.snapshot = msgspec.json.decode(msgspec.json.encode(snapshot))
+        self.history.extend(events)
+        self.checkpoints += 1
+
+    async def execute(
+        self, machine: StateMachine, input: Any, *, context: Mapping[str, Any] | None = None,
+        resume: dict[str, Any] | None = None,
+    ) -> Any:
+        """Run ``machine`` on this host (see :func:`execute`)."""
+        for key, fn in machine.resources.items():
+            self.resources.setdefault(key, fn)
+        return await execute(machine, input, self, context=context, resume=resume)
+
+
+class _ChildHost:
+    """The parent's host for a child run, except that checkpoints stay separate."""
+
+    def __init__(self, parent: LocalHost, machine: StateMachine) -> None:
+        self.parent = parent
+        self.machine = machine
+
+    def now(self) -> float:
+        return self.parent.now()
+
+    async def sleep_until(self, when: float) -> None:
+        await self.parent.sleep_until(when)
+
+    async def invoke(self, resource: str, payload: Any, **kw: Any) -> Any:
+        if resource not in self.parent.resources and resource in self.machine.resources:
+            self.parent.resources[resource] = self.machine.resources[resource]
+        return await self.parent.invoke(resource, payload, **kw)
+
+    async def new_task_token(self, *, state: str) -> str:
+        return await self.parent.new_task_token(state=state)
+
+    async def wait_task_token(self, token: str, **kw: Any) -> Any:
+        return await self.parent.wait_task_token(token, **kw)
+
+    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str) -> Any:
+        return await self.parent.start_child(machine, input, name=name)
+
+    async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        return None

@@ -1,0 +1,89 @@
+"""StateMachine: a validated, compiled ASL definition."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable, Mapping
+from typing import Any, Literal
+
+from ._errors import AslDefinitionError
+from ._states import Program, State, compile_program
+
+__all__ = ("StateMachine",)
+
+Resource = Callable[..., Awaitable[Any]]
+
+
+class StateMachine:
+    """An Amazon States Language state machine, validated and compiled at construction.
+
+    Args:
+        definition: The ASL definition, as JSON text or as a dict.
+        name: The machine's name (``$$.StateMachine.Name``); defaults to
+            ``"state-machine"``.
+        resources: Task resources: an ARN or short name mapped to an async callable
+            ``fn(payload) -> result``. Used by :class:`LocalHost`; a runtime may use them too.
+        version: A version label for the definition.
+        mode: ``"standard"`` checkpoints after every transition; ``"express"`` only when
+            the run suspends (timers, callbacks, child runs) or finishes.
+        max_payload_bytes: Largest state input/output, in bytes of JSON; larger fails the
+            run with ``States.DataLimitExceeded``. AWS's limit is 256 KiB.
+
+    Raises:
+        AslDefinitionError: The definition is invalid; ``problems`` lists each problem with
+            its path, e.g. ``/States/Charge/Next: no state named "Chrage"``.
+    """
+
+    def __init__(
+        self,
+        definition: str | Mapping[str, Any],
+        *,
+        name: str | None = None,
+        resources: Mapping[str, Resource] | None = None,
+        version: str = "1",
+        mode: Literal["standard", "express"] = "standard",
+        max_payload_bytes: int = 262144,
+    ) -> None:
+        if isinstance(definition, str):
+            try:
+                definition = json.loads(definition)
+            except json.JSONDecodeError as exc:
+                raise AslDefinitionError([f"/: the definition is not valid JSON: {exc}"]) from None
+        if mode not in ("standard", "express"):
+            raise ValueError(f"mode must be 'standard' or 'express', got {mode!r}")
+        problems: list[str] = []
+        program = compile_program(dict(definition) if isinstance(definition, Mapping)
+                                  else definition, "", problems, "JSONPath", True)
+        if problems:
+            raise AslDefinitionError(problems)
+        self.definition: Mapping[str, Any] = definition  # type: ignore[assignment]
+        self.program: Program = program
+        self.name = name or "state-machine"
+        self.resources: dict[str, Resource] = dict(resources or {})
+        self.version = version
+        self.mode: Literal["standard", "express"] = mode
+        self.max_payload_bytes = max_payload_bytes
+        self._items: dict[str, StateMachine] = {}
+
+    @property
+    def query_language(self) -> str:
+        """The machine's default query language (``JSONPath`` or ``JSONata``)."""
+        return self.program.query_language
+
+    def item_machine(self, state: State) -> StateMachine:
+        """The machine a distributed Map state runs for each item (built once)."""
+        machine = self._items.get(state.where)
+        if machine is None:
+            assert state.processor is not None
+            definition = {k: v for k, v in state.processor.definition.items()
+                          if k != "ProcessorConfig"}
+            definition["QueryLanguage"] = state.processor.query_language
+            machine = StateMachine(
+                definition, name=f"{self.name}/{state.name}", resources=self.resources,
+                version=self.version, mode=self.mode, max_payload_bytes=self.max_payload_bytes,
+            )
+            self._items[state.where] = machine
+        return machine
+
+    def __repr__(self) -> str:
+        return f"StateMachine(name={self.name!r}, version={self.version!r}, mode={self.mode!r})"

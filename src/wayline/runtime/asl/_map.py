@@ -1,0 +1,366 @@
+"""Parallel and Map states: branches and iterations as child frames.
+
+Progress lives in the state's snapshot record under ``"sub"``: ``done`` maps an index to
+its result and ``running`` maps an index to the record of its frame, so a resumed run skips
+finished items and continues the others where they stopped.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import anyio
+import msgspec
+
+from . import _errors as E
+from ._errors import StatesError
+from ._interpreter import (
+    Execution,
+    Frame,
+    Scope,
+    ata_finish,
+    handle_failure,
+    path_effective_input,
+    path_finish,
+    resolve_number,
+    runtime_error,
+    unlocated,
+)
+from ._jsonata import to_json_text
+from ._states import Program, State
+
+__all__ = ("run_map", "run_parallel")
+
+_encode = msgspec.json.encode
+
+
+async def _with_retry(
+    ex: Execution, frame: Frame, st: State, raw: Any,
+    body: Callable[[dict[str, Any]], Awaitable[Any]],
+) -> tuple[Any, str | None]:
+    rec = frame.rec
+    while True:
+        retries = rec.get("retries")
+        ctx = ex.context(st.name, sum(retries) if retries else 0)
+        try:
+            output = await body(ctx)
+        except StatesError as err:
+            ex.emit(st.type + "StateFailed", {"error": err.error, "cause": err.cause})
+            rec.pop("sub", None)
+            located = ex.located(err, st, frame.entered)
+            outcome = await handle_failure(ex, frame, st, raw, located, ctx)
+            if outcome is None:
+                continue
+            ex.emit(st.type + "StateExited", {"name": st.name, "output": outcome[0]})
+            return outcome
+        ex.emit(st.type + "StateExited", {"name": st.name, "output": output})
+        return output, st.next
+
+
+def _finish(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any) -> Any:
+    try:
+        if st.jsonata:
+            out = ata_finish(ex, frame, st, raw, result, ctx, result)
+        else:
+            out = path_finish(ex, frame, st, raw, result, ctx)
+    except StatesError as err:
+        raise unlocated(err) from None
+    ex.check_size(st, out)
+    return out
+
+
+async def _run_children(
+    ex: Execution, frame: Frame, count: int, concurrency: int,
+    run_one: Callable[[int, dict[str, Any]], Awaitable[Any]],
+    tolerate: Callable[[int], bool] | None = None,
+) -> list[Any]:
+    """Run children ``0..count-1`` with at most ``concurrency`` at once (0 = no limit).
+
+    A failure cancels the others and is raised, unless ``tolerate(failures)`` accepts it,
+    in which case the child's error output stands as its result.
+    """
+    sub = frame.rec.setdefault("sub", {"done": {}, "running": {}, "failed": 0})
+    done: dict[str, Any] = sub["done"]
+    todo = [i for i in range(count) if str(i) not in done]
+    first_error: list[StatesError] = []
+
+    async def one(i: int) -> None:
+        key = str(i)
+        before = ex.effects
+        try:
+            result = await run_one(i, sub["running"])
+        except StatesError as err:
+            sub["running"].pop(key, None)
+            sub["failed"] += 1
+            if tolerate is not None and tolerate(sub["failed"]):
+                done[key] = {"Error": err.error, "Cause": err.cause}
+                return
+            if not first_error:
+                first_error.append(err)
+            raise _Stop from None
+        sub["running"].pop(key, None)
+        done[key] = result
+        if ex.effects != before and ex.standard:
+            # Only items that did something outside the process need a checkpoint: pure
+            # items are cheaper to recompute after a crash than to persist one by one.
+            await ex.checkpoint()
+
+    if todo:
+        limit = concurrency if 0 < concurrency < len(todo) else len(todo)
+        if limit == 1:
+            try:
+                for i in todo:
+                    await one(i)
+            except _Stop:
+                pass
+        else:
+            queue = iter(todo)
+
+            async def worker() -> None:
+                for i in queue:
+                    await one(i)
+
+            try:
+                async with anyio.create_task_group() as tg:
+                    for _ in range(min(limit, 1000)):
+                        tg.start_soon(worker)
+            except* _Stop:
+                pass
+        if first_error:
+            raise first_error[0]
+    return [done[str(i)] for i in range(count)]
+
+
+class _Stop(Exception):  # noqa: N818 - internal: a child failed, stop the siblings
+    pass
+
+
+def _child_frame(
+    ex: Execution, frame: Frame, program: Program, running: dict[str, Any], key: str,
+    child_input: Any, label: str,
+) -> Frame:
+    rec = running.get(key)
+    if rec is None:
+        rec = running[key] = {"state": program.start, "input": child_input, "vars": {}}
+    return Frame(program, rec, Scope(rec["vars"], frame.scope), label)
+
+
+# ---------------------------------------------------------------------- Parallel
+
+
+async def run_parallel(
+    ex: Execution, frame: Frame, st: State, raw: Any
+) -> tuple[Any, str | None]:
+    """Run a Parallel state: every branch on the same input, results in branch order."""
+
+    async def body(ctx: dict[str, Any]) -> Any:
+        try:
+            if st.jsonata:
+                b = ex.bindings(frame, {"input": raw, "context": ctx})
+                payload = st.arguments(b) if st.arguments else raw
+            else:
+                payload = path_effective_input(ex, frame, st, raw, ctx)
+        except StatesError as err:
+            raise unlocated(err) from None
+        ex.emit("ParallelStateStarted")
+
+        async def branch(i: int, running: dict[str, Any]) -> Any:
+            child = _child_frame(ex, frame, st.branches[i], running, str(i), payload,
+                                 f"{frame.label}{st.name}/{i}/")
+            return await ex.run_frame(child)
+
+        results = await _run_children(ex, frame, len(st.branches), 0, branch)
+        ex.emit("ParallelStateSucceeded")
+        return _finish(ex, frame, st, raw, results, ctx)
+
+    return await _with_retry(ex, frame, st, raw, body)
+
+
+# ---------------------------------------------------------------------- Map
+
+
+async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
+    """Run a Map state over its items (inline frames or distributed child runs)."""
+
+    async def body(ctx: dict[str, Any]) -> Any:
+        try:
+            data, items = _items(ex, frame, st, raw, ctx)
+            concurrency = _concurrency(ex, frame, st, data, ctx, raw)
+            inputs = _batches(ex, frame, st, items, data, ctx, raw)
+            tolerate = _tolerance(ex, frame, st, data, ctx, raw, len(inputs))
+        except StatesError as err:
+            raise unlocated(err) from None
+        count = len(inputs)
+        ex.emit("MapStateStarted", {"length": count})
+        if st.distributed:
+            ex.emit("MapRunStarted")
+        selector = _selector(ex, frame, st, data, ctx, raw)
+
+        async def item(i: int, running: dict[str, Any]) -> Any:
+            ex.emit("MapIterationStarted", {"index": i, "name": st.name})
+            try:
+                value = selector(i, inputs[i])
+            except StatesError as err:
+                raise ex.located(unlocated(err), st, frame.entered) from None
+            try:
+                if st.distributed:
+                    result = await _distributed_item(ex, frame, st, i, value)
+                else:
+                    assert st.processor is not None
+                    child = _child_frame(ex, frame, st.processor, running, str(i), value,
+                                         f"{frame.label}{st.name}/{i}/")
+                    result = await ex.run_frame(child)
+            except StatesError as err:
+                ex.emit("MapIterationFailed", {"index": i, "name": st.name})
+                raise err
+            ex.emit("MapIterationSucceeded", {"index": i, "name": st.name})
+            return result
+
+        try:
+            results = await _run_children(ex, frame, count, concurrency, item, tolerate)
+        except StatesError as err:
+            if st.distributed:
+                ex.emit("MapRunFailed")
+                raise StatesError(E.EXCEED_TOLERATED_FAILURE_THRESHOLD,
+                                  "The specified tolerance threshold was exceeded") from None
+            raise
+        if st.distributed:
+            ex.emit("MapRunSucceeded")
+        ex.emit("MapStateSucceeded")
+        return _finish(ex, frame, st, raw, results, ctx)
+
+    return await _with_retry(ex, frame, st, raw, body)
+
+
+def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[Any, list[Any]]:
+    if st.jsonata:
+        if st.items is None:
+            items = raw
+            if type(items) is not list:
+                raise StatesError(E.QUERY_EVALUATION_ERROR,
+                                  f"Map state input must be an array but was: "
+                                  f"{to_json_text(items)}")
+            return raw, items
+        items = st.items(ex.bindings(frame, {"input": raw, "context": ctx}))
+        if type(items) is not list:
+            from ._jsonata import compile_expression, is_expression
+
+            source = st.raw.get("Items")
+            if is_expression(source):
+                raise compile_expression(source).unexpected_type("Items", "array", items)
+            raise StatesError(E.QUERY_EVALUATION_ERROR,
+                              f"Map state input must be an array but was: {to_json_text(items)}")
+        return raw, items
+    data = ex.path(st.input_path, raw, ctx, frame)
+    items = ex.path(st.items_path, data, ctx, frame)
+    if type(items) is not list:
+        raise runtime_error(
+            f"Map state input must be an array but was: {to_json_text(items)}"
+            if st.raw.get("ItemsPath", "$") == "$" else
+            f"The value of the ItemsPath field must be an array but was: {to_json_text(items)}")
+    return data, items
+
+
+def _concurrency(ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, raw: Any) -> int:
+    value = resolve_number(ex, frame, st, st.max_concurrency, "MaxConcurrency", data, ctx, raw)
+    if value is None:
+        return 0
+    if value < 0:
+        raise runtime_error("MaxConcurrency cannot be negative.")
+    return int(value)
+
+
+def _tolerance(
+    ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, raw: Any, total: int
+) -> Callable[[int], bool] | None:
+    count = resolve_number(ex, frame, st, st.tolerated_count, "ToleratedFailureCount", data,
+                           ctx, raw)
+    pct = resolve_number(ex, frame, st, st.tolerated_percentage, "ToleratedFailurePercentage",
+                         data, ctx, raw, kind="float")
+    if count is not None and count < 0:
+        raise runtime_error("ToleratedFailureCount cannot be negative.")
+    if pct is not None and not 0 <= pct <= 100:
+        raise runtime_error("ToleratedFailurePercentage must be between 0 and 100.")
+    if not st.distributed or (count is None and pct is None):
+        return None
+
+    def tolerate(failures: int) -> bool:
+        if count is not None and failures <= count:
+            return True
+        return pct is not None and total > 0 and failures * 100 <= pct * total
+
+    return tolerate
+
+
+def _batches(
+    ex: Execution, frame: Frame, st: State, items: list[Any], data: Any, ctx: Any, raw: Any
+) -> list[Any]:
+    batcher = st.batcher
+    if batcher is None:
+        return items
+    max_items = batcher.get("MaxItemsPerBatch")
+    if "MaxItemsPerBatchPath" in batcher:
+        from ._jsonpath import compile_path
+
+        max_items = ex.path(compile_path(batcher["MaxItemsPerBatchPath"]), data, ctx, frame)
+    max_bytes = batcher.get("MaxInputBytesPerBatch")
+    if "MaxInputBytesPerBatchPath" in batcher:
+        from ._jsonpath import compile_path
+
+        max_bytes = ex.path(compile_path(batcher["MaxInputBytesPerBatchPath"]), data, ctx, frame)
+    if st.jsonata and "BatchInput" in batcher:
+        from ._template import compile_jsonata
+
+        batch_input = compile_jsonata(batcher["BatchInput"], [], "ItemBatcher/BatchInput")(
+            ex.bindings(frame, {"input": raw, "context": ctx}))
+    elif "_input" in batcher:
+        batch_input = batcher["_input"](data, ctx, frame.scope.lookup)
+    else:
+        batch_input = None
+    limit_items = int(max_items) if max_items else math.inf
+    limit_bytes = int(max_bytes) if max_bytes else math.inf
+    batches: list[Any] = []
+    current: list[Any] = []
+    size = 0
+    for it in items:
+        n = len(_encode(it))
+        if current and (len(current) >= limit_items or size + n > limit_bytes):
+            batches.append(current)
+            current, size = [], 0
+        current.append(it)
+        size += n
+    if current:
+        batches.append(current)
+    out = []
+    for b in batches:
+        entry: dict[str, Any] = {"Items": b}
+        if batch_input is not None:
+            entry = {"BatchInput": batch_input, "Items": b}
+        out.append(entry)
+    return out
+
+
+def _selector(
+    ex: Execution, frame: Frame, st: State, data: Any, ctx: dict[str, Any], raw: Any
+) -> Callable[[int, Any], Any]:
+    sel = st.item_selector
+    if sel is None:
+        return lambda i, value: value
+
+    def select(i: int, value: Any) -> Any:
+        item_ctx = {**ctx, "Map": {"Item": {"Index": i, "Value": value}}}
+        if st.jsonata:
+            return sel(ex.bindings(frame, {"input": raw, "context": item_ctx}))
+        return sel(data, item_ctx, frame.scope.lookup)
+
+    return select
+
+
+async def _distributed_item(ex: Execution, frame: Frame, st: State, i: int, value: Any) -> Any:
+    child = ex.machine.item_machine(st)
+    name = f"{ex.exec_ctx.get('Name', 'execution')}-{frame.label.replace('/', '-')}" \
+           f"{st.name}-{i}"
+    await ex.suspend_point()
+    return await ex.host.start_child(child, value, name=name)

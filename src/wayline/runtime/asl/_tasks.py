@@ -1,0 +1,167 @@
+"""The Task state: resources, ``.waitForTaskToken`` callbacks and ``.sync`` child runs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from . import _errors as E
+from ._errors import StatesError
+from ._interpreter import (
+    Execution,
+    Frame,
+    ata_finish,
+    handle_failure,
+    path_effective_input,
+    path_finish,
+    register,
+    resolve_number,
+    unlocated,
+)
+from ._jsonata import to_json_text
+from ._states import State
+
+__all__ = ("ensure_registered", "run_task")
+
+_START_EXECUTION = "arn:aws:states:::states:startExecution"
+
+
+async def run_task(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
+    """Run a Task state, with its Retry and Catch."""
+    rec = frame.rec
+    while True:
+        retries = rec.get("retries")
+        attempt = sum(retries) if retries else 0
+        ctx = ex.context(st.name, attempt)
+        try:
+            output = await _attempt(ex, frame, st, raw, ctx, attempt)
+        except StatesError as err:
+            located = ex.located(err, st, frame.entered)
+            outcome = await handle_failure(ex, frame, st, raw, located, ctx)
+            if outcome is None:
+                continue
+            ex.emit("TaskStateExited", {"name": st.name, "output": outcome[0]})
+            return outcome
+        rec.pop("token", None)
+        rec.pop("invoked", None)
+        ex.emit("TaskStateExited", {"name": st.name, "output": output})
+        return output, st.next
+
+
+async def _attempt(
+    ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[str, Any], attempt: int
+) -> Any:
+    rec = frame.rec
+    resource = st.resource
+    callback = resource.endswith(".waitForTaskToken")
+    if callback:
+        token = rec.get("token")
+        if token is None:
+            token = rec["token"] = await ex.host.new_task_token(state=st.name)
+        ctx["Task"] = {"Token": token}
+    try:
+        if st.jsonata:
+            b = ex.bindings(frame, {"input": raw, "context": ctx})
+            payload = st.arguments(b) if st.arguments else raw
+        else:
+            payload = path_effective_input(ex, frame, st, raw, ctx)
+        timeout = resolve_number(ex, frame, st, st.timeout, "TimeoutSeconds", raw, ctx, raw)
+        heartbeat = resolve_number(ex, frame, st, st.heartbeat, "HeartbeatSeconds", raw, ctx,
+                                   raw)
+    except StatesError as err:
+        raise unlocated(err) from None
+    ex.emit("TaskScheduled", {"resource": resource, "parameters": payload,
+                              "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat})
+    if ex.standard and frame.label:
+        await ex.checkpoint()
+    ex.effects += 1
+    try:
+        if resource.startswith(_START_EXECUTION):
+            result = await _start_execution(ex, frame, st, resource, payload, attempt)
+        elif callback:
+            if not rec.get("invoked"):
+                ex.emit("TaskStarted", {"resource": resource})
+                await ex.host.invoke(resource, payload, state=st.name, attempt=attempt,
+                                     timeout=timeout, heartbeat=heartbeat)
+                rec["invoked"] = True
+                await ex.suspend_point()
+            result = await ex.host.wait_task_token(rec["token"], timeout=timeout,
+                                                   heartbeat=heartbeat)
+        else:
+            ex.emit("TaskStarted", {"resource": resource})
+            result = await ex.host.invoke(resource, payload, state=st.name, attempt=attempt,
+                                          timeout=timeout, heartbeat=heartbeat)
+    except StatesError as err:
+        kind = "TaskTimedOut" if err.error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT) else "TaskFailed"
+        ex.emit(kind, {"resource": resource, "error": err.error, "cause": err.cause})
+        rec.pop("token", None)
+        rec.pop("invoked", None)
+        raise
+    ex.check_size(st, result)
+    ex.emit("TaskSucceeded", {"resource": resource, "output": result})
+    try:
+        if st.jsonata:
+            out = ata_finish(ex, frame, st, raw, result, ctx, result)
+        else:
+            out = path_finish(ex, frame, st, raw, result, ctx)
+    except StatesError as err:
+        raise unlocated(err) from None
+    ex.check_size(st, out)
+    return out
+
+
+async def _start_execution(
+    ex: Execution, frame: Frame, st: State, resource: str, payload: Any, attempt: int
+) -> Any:
+    """``states:startExecution`` (fire and forget), ``.sync`` and ``.sync:2``."""
+    if type(payload) is not dict or type(payload.get("StateMachineArn")) is not str:
+        raise StatesError(E.RUNTIME, "startExecution needs a StateMachineArn parameter")
+    target = payload["StateMachineArn"]
+    child_input = payload.get("Input", {})
+    if type(child_input) is str:
+        try:
+            import json
+
+            child_input = json.loads(child_input)
+        except ValueError:
+            pass
+    exec_name = ex.exec_ctx.get("Name", "execution")
+    where = frame.label.replace("/", "-")
+    name = payload.get("Name") or f"{exec_name}-{where}{st.name}-{attempt}"
+    arn = f"arn:aws:states:local:000000000000:execution:{target.rsplit(':', 1)[-1]}:{name}"
+    if resource == _START_EXECUTION:
+        await ex.host.start_child(target, child_input, name=name)
+        return {"ExecutionArn": arn, "StartDate": ex.host.now()}
+    ex.emit("TaskStarted", {"resource": resource})
+    await ex.suspend_point()
+    describe = {"ExecutionArn": arn, "StateMachineArn": target, "Name": name,
+                "StartDate": ex.host.now()}
+    try:
+        output = await ex.host.start_child(target, child_input, name=name)
+    except StatesError as err:
+        failed = {**describe, "Status": "FAILED", "Error": err.error, "Cause": err.cause,
+                  "StopDate": ex.host.now()}
+        raise StatesError(E.TASK_FAILED, to_json_text(failed)) from None
+    version2 = resource.endswith(".sync:2")
+    return {
+        **describe,
+        "Status": "SUCCEEDED",
+        "StopDate": ex.host.now(),
+        "Input": child_input if version2 else to_json_text(child_input),
+        "Output": output if version2 else to_json_text(output),
+    }
+
+
+_registered = False
+
+
+def ensure_registered() -> None:
+    """Install the Task, Map and Parallel handlers into the interpreter (once)."""
+    global _registered
+    if _registered:
+        return
+    from ._map import run_map, run_parallel
+
+    register("Task", run_task)
+    register("Map", run_map)
+    register("Parallel", run_parallel)
+    _registered = True
