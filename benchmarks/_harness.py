@@ -161,24 +161,39 @@ def _tail(text: str, lines: int = 3) -> str:
 
 def run_child(func: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any]:
     """Run one scenario function in a fresh interpreter and return its result dict."""
+    # Its own session, so a timeout can kill the child's servers too (Temporal's
+    # dev server is a grandchild) and nothing outlives the row.
+    proc = subprocess.Popen(
+        _child_cmd(func, params),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+        env=_child_env(),
+        cwd=REPO_ROOT,
+        start_new_session=True,
+    )
     try:
-        proc = subprocess.run(
-            _child_cmd(func, params),
-            capture_output=True,
-            text=True,
-            timeout=timeout_s,
-            env=_child_env(),
-            cwd=REPO_ROOT,
-        )
+        stdout, stderr = proc.communicate(timeout=timeout_s)
     except subprocess.TimeoutExpired:
+        _kill_group(proc)
+        proc.communicate()
         return {"status": "error", "reason": f"timed out after {timeout_s:.0f}s"}
-    result = _parse(proc.stdout)
+    finally:
+        _kill_group(proc)  # leftovers of a child that exited hard
+    result = _parse(stdout)
     if result is None:
-        why = _tail(proc.stderr) or f"exit code {proc.returncode}"
+        why = _tail(stderr) or f"exit code {proc.returncode}"
         return {"status": "error", "reason": f"child died without a result: {why}"}
     if result["status"] == "error" and os.environ.get("WAYLINE_BENCH_DEBUG"):
-        sys.stderr.write(proc.stderr)
+        sys.stderr.write(stderr)
     return result
+
+
+def _kill_group(proc: subprocess.Popen[str]) -> None:
+    try:
+        os.killpg(proc.pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
 
 
 def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> dict[str, Any] | None:
@@ -193,13 +208,14 @@ def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> dic
         text=True,
         env=_child_env(),
         cwd=REPO_ROOT,
+        start_new_session=True,
     )
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     ready = False
     early_result: dict[str, Any] | None = None
     # readline blocks, so the deadline is enforced by a timer that kills the child.
-    timer = threading.Timer(timeout_s, proc.kill)
+    timer = threading.Timer(timeout_s, _kill_group, (proc,))
     timer.start()
     try:
         for line in proc.stdout:
@@ -211,10 +227,7 @@ def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> dic
                 break
     finally:
         timer.cancel()
-    if ready:
-        os.kill(proc.pid, signal.SIGKILL)  # the crash under test: no cleanup at all
-    else:
-        proc.kill()
+    _kill_group(proc)  # when ready, this SIGKILL is the crash under test: no cleanup at all
     _, stderr = proc.communicate()
     if ready:
         return None
