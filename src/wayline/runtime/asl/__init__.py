@@ -5,8 +5,7 @@ with :func:`execute` on any :class:`AslHost` (the durable runtime's, or :class:`
 in memory).
 """
 
-from ._errors import AslDefinitionError as AslDefinitionError
-from ._errors import StatesError as StatesError
+from ._errors import AslDefinitionError as AslDefinitionError, StatesError as StatesError
 from ._host import AslHost as AslHost
 from ._interpreter import execute as execute
 from ._local import LocalHost as LocalHost

@@ -38,15 +38,16 @@ class AslHost(Protocol):
         *,
         state: str,
         attempt: int,
-        timeout: float | None,
-        heartbeat: float | None,
+        timeout_seconds: float | None,
+        heartbeat_seconds: float | None,
     ) -> Any:
         """Call a Task resource and return its result.
 
         ``attempt`` counts from 0 and, with the run id and state, makes an idempotency key.
         For a ``.waitForTaskToken`` resource, the payload already contains the token; the
         result of this call is ignored and :meth:`wait_task_token` supplies the result.
-        Enforce ``timeout`` (``States.Timeout``) and ``heartbeat`` as you can.
+        Enforce ``timeout_seconds`` (``States.Timeout``) and ``heartbeat_seconds``
+        (``States.HeartbeatTimeout``) as you can.
         """
         ...
 
@@ -55,7 +56,7 @@ class AslHost(Protocol):
         ...
 
     async def wait_task_token(
-        self, token: str, *, timeout: float | None, heartbeat: float | None
+        self, token: str, *, timeout_seconds: float | None, heartbeat_seconds: float | None
     ) -> Any:
         """Wait until ``token`` is completed and return its output.
 

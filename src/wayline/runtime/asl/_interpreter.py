@@ -69,7 +69,7 @@ class Frame:
         self.entered = 0
 
 
-class StateFailed(Exception):  # noqa: N818 - internal control flow, never escapes
+class StateFailed(Exception):
     """A state failed with an error Retry/Catch may handle; carries the StatesError."""
 
     def __init__(self, err: StatesError) -> None:
@@ -102,7 +102,7 @@ class Execution:
 
     def emit(self, kind: str, details: dict[str, Any] | None = None) -> int:
         snap = self.snapshot
-        event_id = snap["event_id"] + 1
+        event_id: int = snap["event_id"] + 1
         snap["event_id"] = event_id
         event: dict[str, Any] = {"id": event_id, "type": kind, "timestamp": self.host.now()}
         if details:
@@ -195,7 +195,8 @@ class Execution:
         try:
             return path.get(data, ctx, frame.scope.lookup)
         except PathNotFound as exc:
-            raise runtime_error(f"Invalid path '{path.text}' : No results for path: {exc.path}")
+            raise runtime_error(
+                f"Invalid path '{path.text}' : No results for path: {exc.path}") from None
 
     def apply_result_path(self, path: JsonPath | None, raw: Any, result: Any) -> Any:
         if path is None:
@@ -293,7 +294,7 @@ async def run_pass(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
             out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
         else:
             data = path_effective_input(ex, frame, st, raw, ctx)
-            result = st.raw["Result"] if "Result" in st.raw else data
+            result = st.raw.get("Result", data)
             out = path_finish(ex, frame, st, raw, result, ctx)
     except StatesError as err:
         raise unlocated(err) from None
@@ -330,11 +331,9 @@ async def run_fail(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
 
     try:
         error, cause = value(st.error), value(st.cause)
-    except StatesError as err:
-        raise unlocated(err) from None
-    err = StatesError(error, cause)
-    err._from_fail = True  # type: ignore[attr-defined]
-    raise err
+    except StatesError as exc:
+        raise unlocated(exc) from None
+    raise StatesError(error, cause)
 
 
 async def run_choice(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str]:

@@ -332,8 +332,9 @@ def _contains(args: list[Any]) -> bool:
 
 def _range(args: list[Any]) -> list[int]:
     _arity("States.ArrayRange", args, 3)
+    names = ("start", "end", "step")
     start, end, step = (
-        _int_arg("States.ArrayRange", a, w) for a, w in zip(args, ("start", "end", "step"), strict=True)
+        _int_arg("States.ArrayRange", a, w) for a, w in zip(args, names, strict=True)
     )
     if step == 0:
         raise _fail("The step argument of States.ArrayRange must not be zero")

@@ -520,12 +520,9 @@ def _compare(op: str, a: Any, b: Any) -> bool:
     if a is _MISSING or b is _MISSING:
         return op == "!=" and not (a is _MISSING and b is _MISSING)
     if op in ("==", "!="):
-        if _is_num(a) and _is_num(b):
-            eq = a == b
-        else:
-            eq = type(a) is type(b) and a == b
+        eq = a == b if _is_num(a) and _is_num(b) else type(a) is type(b) and a == b
         return eq if op == "==" else not eq
-    if _is_num(a) and _is_num(b) or type(a) is str and type(b) is str:
+    if (_is_num(a) and _is_num(b)) or (type(a) is str and type(b) is str):
         if op == "<":
             return bool(a < b)
         if op == "<=":

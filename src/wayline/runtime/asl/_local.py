@@ -107,7 +107,7 @@ class LocalHost:
 
     async def invoke(
         self, resource: str, payload: Any, *, state: str, attempt: int,
-        timeout: float | None, heartbeat: float | None,
+        timeout_seconds: float | None, heartbeat_seconds: float | None,
     ) -> Any:
         """Call the resource registered for ``resource``.
 
@@ -130,12 +130,12 @@ class LocalHost:
         return token
 
     async def wait_task_token(
-        self, token: str, *, timeout: float | None, heartbeat: float | None
+        self, token: str, *, timeout_seconds: float | None, heartbeat_seconds: float | None
     ) -> Any:
         """Wait until :meth:`complete_task` or :meth:`fail_task` is called for ``token``."""
         entry = self._tokens.setdefault(token, _Token())
-        if timeout is not None and entry.deadline is None:
-            entry.deadline = self._now + timeout
+        if timeout_seconds is not None and entry.deadline is None:
+            entry.deadline = self._now + timeout_seconds
         await entry.done.wait()
         if entry.error is not None:
             raise entry.error

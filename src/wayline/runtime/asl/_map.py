@@ -133,7 +133,7 @@ async def _run_children(
     return [done[str(i)] for i in range(count)]
 
 
-class _Stop(Exception):  # noqa: N818 - internal: a child failed, stop the siblings
+class _Stop(Exception):
     pass
 
 
@@ -220,7 +220,7 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
 
         try:
             results = await _run_children(ex, frame, count, concurrency, item, tolerate)
-        except StatesError as err:
+        except StatesError:
             if st.distributed:
                 ex.emit("MapRunFailed")
                 raise StatesError(E.EXCEED_TOLERATED_FAILURE_THRESHOLD,
@@ -248,7 +248,7 @@ def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[
             from ._jsonata import compile_expression, is_expression
 
             source = st.raw.get("Items")
-            if is_expression(source):
+            if isinstance(source, str) and is_expression(source):
                 raise compile_expression(source).unexpected_type("Items", "array", items)
             raise StatesError(E.QUERY_EVALUATION_ERROR,
                               f"Map state input must be an array but was: {to_json_text(items)}")

@@ -242,7 +242,7 @@ def _compile_state(name: str, raw: Any, where: str, problems: list[str], ql: str
     for key in raw:
         if key in _COMMON or key in both:
             continue
-        if key in path_only and not jsonata or key in ata_only and jsonata:
+        if (key in path_only and not jsonata) or (key in ata_only and jsonata):
             continue
         if key in path_only or key in ata_only:
             lang_name = "JSONata" if jsonata else "JSONPath"
@@ -251,9 +251,8 @@ def _compile_state(name: str, raw: Any, where: str, problems: list[str], ql: str
             problems.append(f"{where}/{key}: field not allowed in a {typ} state")
     if typ in ("Pass", "Task", "Wait", "Parallel", "Map"):
         _flow(st, raw, where, problems)
-    elif "Next" in raw or "End" in raw:
-        if typ != "Choice":
-            problems.append(f"{where}: a {typ} state cannot have Next or End")
+    elif ("Next" in raw or "End" in raw) and typ != "Choice":
+        problems.append(f"{where}: a {typ} state cannot have Next or End")
     if jsonata:
         if "Output" in raw:
             st.output = compile_jsonata(raw["Output"], problems, "Output", where)
@@ -494,7 +493,8 @@ def _choice(st: State, raw: Mapping[str, Any], where: str, problems: list[str], 
         if type(nxt) is not str:
             problems.append(f"{w}/Next: required, must be a state name")
             nxt = ""
-        assign_path = assign_ata = None
+        assign_path: Any = None
+        assign_ata: Any = None
         if st.jsonata:
             for key in rule:
                 if key not in ("Condition", "Next", "Assign", "Output", "Comment"):

@@ -81,15 +81,15 @@ async def _attempt(
             if not rec.get("invoked"):
                 ex.emit("TaskStarted", {"resource": resource})
                 await ex.host.invoke(resource, payload, state=st.name, attempt=attempt,
-                                     timeout=timeout, heartbeat=heartbeat)
+                                     timeout_seconds=timeout, heartbeat_seconds=heartbeat)
                 rec["invoked"] = True
                 await ex.suspend_point()
-            result = await ex.host.wait_task_token(rec["token"], timeout=timeout,
-                                                   heartbeat=heartbeat)
+            result = await ex.host.wait_task_token(rec["token"], timeout_seconds=timeout,
+                                                   heartbeat_seconds=heartbeat)
         else:
             ex.emit("TaskStarted", {"resource": resource})
             result = await ex.host.invoke(resource, payload, state=st.name, attempt=attempt,
-                                          timeout=timeout, heartbeat=heartbeat)
+                                          timeout_seconds=timeout, heartbeat_seconds=heartbeat)
     except StatesError as err:
         kind = "TaskTimedOut" if err.error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT) else "TaskFailed"
         ex.emit(kind, {"resource": resource, "error": err.error, "cause": err.cause})
