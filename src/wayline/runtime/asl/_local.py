@@ -65,6 +65,7 @@ class LocalHost:
         self.machines: dict[str, StateMachine] = dict(machines or {})
         self._now = time.time() if start_time is None else start_time
         self._tokens: dict[str, _Token] = {}
+        self._token_waited: anyio.Event | None = None
         self.calls: list[tuple[str, Any]] = []
         self.history: list[dict[str, Any]] = []
         self.snapshot: dict[str, Any] | None = None
@@ -136,6 +137,8 @@ class LocalHost:
         entry = self._tokens.setdefault(token, _Token())
         if timeout_seconds is not None and entry.deadline is None:
             entry.deadline = self._now + timeout_seconds
+        if self._token_waited is not None:
+            self._token_waited.set()
         await entry.done.wait()
         if entry.error is not None:
             raise entry.error
@@ -144,6 +147,15 @@ class LocalHost:
     def pending_tokens(self) -> list[str]:
         """Tokens issued and not yet completed, oldest first."""
         return [t for t, e in self._tokens.items() if not e.done.is_set()]
+
+    async def wait_for_token(self) -> str:
+        """Wait until a run waits on a callback token, and return the oldest such token."""
+        while True:
+            pending = self.pending_tokens()
+            if pending:
+                return pending[0]
+            self._token_waited = anyio.Event()
+            await self._token_waited.wait()
 
     def complete_task(self, token: str, output: Any) -> None:
         """Complete a ``.waitForTaskToken`` task (AWS: SendTaskSuccess)."""
