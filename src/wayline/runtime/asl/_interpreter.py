@@ -27,6 +27,7 @@ if TYPE_CHECKING:
 __all__ = ("Execution", "Frame", "Scope", "execute")
 
 _encode = msgspec.json.encode
+_NO_CONTEXT: dict[str, Any] = {}
 _UNCATCHABLE = (E.RUNTIME, E.DATA_LIMIT_EXCEEDED)
 
 
@@ -76,9 +77,18 @@ class StateFailed(Exception):
         self.err = err
 
 
+_iso_cache: list[Any] = [None, ""]
+
+
 def iso(ts: float) -> str:
     """Format epoch seconds as AWS formats timestamps in the context object."""
-    return datetime.fromtimestamp(ts, UTC).strftime("%Y-%m-%dT%H:%M:%S.%f")[:-3] + "Z"
+    # strftime is the slowest part of building a context object; within one second only
+    # the milliseconds change, so the formatted prefix is cached.
+    second = int(ts)
+    if _iso_cache[0] != second:
+        _iso_cache[0] = second
+        _iso_cache[1] = datetime.fromtimestamp(second, UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    return f"{_iso_cache[1]}.{int((ts - second) * 1000):03d}Z"
 
 
 class Execution:
@@ -119,11 +129,14 @@ class Execution:
         self.effects += 1
         await self.checkpoint()
 
-    def context(self, state: str, retry_count: int = 0) -> dict[str, Any]:
+    def context(self, state: State, retry_count: int = 0) -> dict[str, Any]:
+        if not state.uses_context:
+            # Nothing in this state reads $$ or $states.context: skip building it.
+            return _NO_CONTEXT
         return {
             "Execution": self.exec_ctx,
             "StateMachine": self.sm_ctx,
-            "State": {"Name": state, "EnteredTime": iso(self.host.now()),
+            "State": {"Name": state.name, "EnteredTime": iso(self.host.now()),
                       "RetryCount": retry_count},
         }
 
@@ -288,7 +301,7 @@ def _protect(fn: Callable[[], Any]) -> Any:
 
 
 async def run_pass(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
-    ctx = ex.context(st.name)
+    ctx = ex.context(st)
     try:
         if st.jsonata:
             out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
@@ -304,7 +317,7 @@ async def run_pass(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
 
 
 async def run_succeed(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, None]:
-    ctx = ex.context(st.name)
+    ctx = ex.context(st)
     try:
         if st.jsonata:
             out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
@@ -317,7 +330,7 @@ async def run_succeed(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple
 
 
 async def run_fail(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, None]:
-    ctx = ex.context(st.name)
+    ctx = ex.context(st)
 
     def value(spec: tuple[str, Any] | None) -> Any:
         if spec is None:
@@ -337,7 +350,7 @@ async def run_fail(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
 
 
 async def run_choice(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str]:
-    ctx = ex.context(st.name)
+    ctx = ex.context(st)
     try:
         if st.jsonata:
             b = ex.bindings(frame, {"input": raw, "context": ctx})
@@ -417,7 +430,7 @@ def resolve_number(
 
 
 async def run_wait(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
-    ctx = ex.context(st.name)
+    ctx = ex.context(st)
     rec = frame.rec
     try:
         data = raw if st.jsonata else ex.path(st.input_path, raw, ctx, frame)

@@ -43,7 +43,7 @@ async def _with_retry(
     rec = frame.rec
     while True:
         retries = rec.get("retries")
-        ctx = ex.context(st.name, sum(retries) if retries else 0)
+        ctx = ex.context(st, sum(retries) if retries else 0)
         try:
             output = await body(ctx)
         except StatesError as err:

@@ -7,6 +7,7 @@ a definition with many mistakes is reported in one exception.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
@@ -136,6 +137,8 @@ class State:
     tolerated_count: Any = None
     tolerated_percentage: Any = None
     batcher: Mapping[str, Any] | None = None
+    # Whether anything in the state may read the context object ($$ or $states.context).
+    uses_context: bool = True
 
 
 @dataclass(slots=True)
@@ -238,6 +241,8 @@ def _compile_state(name: str, raw: Any, where: str, problems: list[str], ql: str
                         "machine uses JSONata")
     jsonata = lang == "JSONata"
     st = State(name, typ, where, jsonata, raw=raw)
+    text = json.dumps(raw)
+    st.uses_context = "$$" in text or (jsonata and "context" in text)
     both, path_only, ata_only = _ALLOWED[typ]
     for key in raw:
         if key in _COMMON or key in both:

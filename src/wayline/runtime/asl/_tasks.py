@@ -31,7 +31,7 @@ async def run_task(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
     while True:
         retries = rec.get("retries")
         attempt = sum(retries) if retries else 0
-        ctx = ex.context(st.name, attempt)
+        ctx = ex.context(st, attempt)
         try:
             output = await _attempt(ex, frame, st, raw, ctx, attempt)
         except StatesError as err:
@@ -57,7 +57,7 @@ async def _attempt(
         token = rec.get("token")
         if token is None:
             token = rec["token"] = await ex.host.new_task_token(state=st.name)
-        ctx["Task"] = {"Token": token}
+        ctx = {**ctx, "Task": {"Token": token}}
     try:
         if st.jsonata:
             b = ex.bindings(frame, {"input": raw, "context": ctx})
