@@ -173,7 +173,8 @@ def compile_rule(rule: Any, where: str, problems: list[str], top: bool) -> Rule:
         def type_test(d: Any, c: Any, lk: Lookup) -> bool:
             v = _resolve(var, d, c, lk)
             if v is _MISSING:
-                return False
+                # Only IsPresent may look at a path that does not exist.
+                raise _invalid_path(var)
             return test(v) == want
 
         return type_test
