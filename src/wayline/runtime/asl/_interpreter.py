@@ -357,7 +357,9 @@ async def run_choice(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[
             for cond, nxt, output, assign in st.choices:
                 if cond(b):
                     new_vars = assign(b) if assign else None
-                    out = output(b) if output else (st.output(b) if st.output else raw)
+                    # A matched rule uses its own Output; the state's Output and Assign
+                    # belong to the Default branch.
+                    out = output(b) if output else raw
                     ex.assign(frame, new_vars)
                     return _choice_exit(ex, st, out, nxt)
             if st.default is None:

@@ -1,0 +1,59 @@
+"""wayline: an embedded durable workflow runtime for asyncio services.
+
+Runs survive crashes: each run is an actor that checkpoints to SQLite after every step, and
+a restarted process resumes every unfinished run from its last checkpoint.
+"""
+
+from ._errors import (
+    ActivityError as ActivityError,
+    ActivityTimeoutError as ActivityTimeoutError,
+    NonDeterminismError as NonDeterminismError,
+    PayloadError as PayloadError,
+    RunAlreadyFinishedError as RunAlreadyFinishedError,
+    RunCancelled as RunCancelled,
+    RunConflictError as RunConflictError,
+    RunFailed as RunFailed,
+    RunNotFoundError as RunNotFoundError,
+    StoreError as StoreError,
+    WaylineError as WaylineError,
+    WorkflowNotFoundError as WorkflowNotFoundError,
+)
+from .persistence import RunStatus as RunStatus
+from .runtime import (
+    RetryPolicy as RetryPolicy,
+    RunCancelledError as RunCancelledError,
+    RunContext as RunContext,
+    RunHandle as RunHandle,
+    RunInfo as RunInfo,
+    Runtime as Runtime,
+    activity as activity,
+    open_runtime as open_runtime,
+    workflow as workflow,
+)
+
+__version__ = "0.1.0"
+
+__all__ = (
+    "ActivityError",
+    "ActivityTimeoutError",
+    "NonDeterminismError",
+    "PayloadError",
+    "RetryPolicy",
+    "RunAlreadyFinishedError",
+    "RunCancelled",
+    "RunCancelledError",
+    "RunConflictError",
+    "RunContext",
+    "RunFailed",
+    "RunHandle",
+    "RunInfo",
+    "RunNotFoundError",
+    "RunStatus",
+    "Runtime",
+    "StoreError",
+    "WaylineError",
+    "WorkflowNotFoundError",
+    "activity",
+    "open_runtime",
+    "workflow",
+)

@@ -1,0 +1,192 @@
+"""The exception hierarchy: one root, precise subclasses that carry ids as attributes.
+
+Each message is built in the constructor so every raise site says the same thing:
+what happened, and what to do about it.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+
+class WaylineError(Exception):
+    """Root of every error wayline raises on purpose."""
+
+
+class StoreError(WaylineError):
+    """The store could not read or write (disk full, I/O error, closed store)."""
+
+    def __init__(self, message: str, *, path: str | None = None) -> None:
+        self.path = path
+        super().__init__(message)
+
+
+class DatabaseLockedError(StoreError):
+    """Another process holds the database lock for longer than the busy timeout."""
+
+    def __init__(self, path: str, timeout: float) -> None:
+        super().__init__(
+            f"database {path!r} is locked by another process or connection and stayed locked "
+            f"for {timeout:g}s; stop the other process or open a different database file",
+            path=path,
+        )
+
+
+class DatabaseCorruptError(StoreError):
+    """The file is not a SQLite database, or its wayline schema is damaged."""
+
+    def __init__(self, path: str, detail: str) -> None:
+        super().__init__(
+            f"database {path!r} is not a usable wayline database ({detail}); restore it from a "
+            "backup or point wayline at a new file",
+            path=path,
+        )
+
+
+class SchemaVersionError(StoreError):
+    """The database was written by a newer wayline than this one."""
+
+    def __init__(self, path: str, found: int, supported: int) -> None:
+        self.found = found
+        self.supported = supported
+        super().__init__(
+            f"database {path!r} has schema version {found}, but this wayline supports up to "
+            f"{supported}; upgrade wayline to open it",
+            path=path,
+        )
+
+
+class PayloadError(WaylineError):
+    """A value could not be encoded for storage (not msgspec-encodable)."""
+
+    def __init__(self, what: str, detail: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self.what = what
+        super().__init__(
+            f"{what} cannot be stored: {detail}. Workflow inputs, step arguments and results, "
+            "vars and signal payloads must be JSON-like data (dict, list, str, int, float, bool, "
+            "None, bytes) or msgspec Structs"
+        )
+
+
+class RunNotFoundError(WaylineError):
+    """No run with this id exists in the store."""
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"no run with id {run_id!r}; check the id, or list runs with rt.list_runs()")
+
+
+class WorkflowNotFoundError(WaylineError):
+    """A run names a workflow that was not registered with the runtime."""
+
+    def __init__(self, name: str, known: tuple[str, ...], *, run_id: str | None = None) -> None:
+        self.name = name
+        self.run_id = run_id
+        listed = ", ".join(repr(k) for k in known) or "none"
+        where = f" (needed by run {run_id!r})" if run_id else ""
+        super().__init__(
+            f"workflow {name!r} is not registered{where}; pass it in "
+            f"open_runtime(..., workflows=[...]). Registered: {listed}"
+        )
+
+
+class RunAlreadyFinishedError(WaylineError):
+    """An operation needs a live run, but the run has already ended."""
+
+    def __init__(self, run_id: str, status: str, action: str) -> None:
+        self.run_id = run_id
+        self.status = status
+        super().__init__(f"cannot {action} run {run_id!r}: it has already finished ({status})")
+
+
+class RunConflictError(WaylineError):
+    """rt.start was called with an existing run_id but a different workflow."""
+
+    def __init__(self, run_id: str, existing: str, requested: str) -> None:
+        self.run_id = run_id
+        super().__init__(
+            f"run {run_id!r} already exists as workflow {existing!r}, not {requested!r}; "
+            "use a different run_id"
+        )
+
+
+class NonDeterminismError(WaylineError):
+    """On replay, the workflow asked for a different step than the journal recorded."""
+
+    def __init__(self, run_id: str, index: int, journaled: str, requested: str) -> None:
+        self.run_id = run_id
+        self.index = index
+        self.journaled = journaled
+        self.requested = requested
+        super().__init__(
+            f"run {run_id!r}: step #{index} was {journaled!r} when the run was checkpointed, but "
+            f"the workflow code now asks for {requested!r} at that position; step names and order "
+            "must stay stable for a run in flight (deploy the change as a new workflow version)"
+        )
+
+
+class RunFailed(WaylineError):
+    """The run ended in FAILED; raised by ``RunHandle.result()``.
+
+    Attributes:
+        run_id: the failed run.
+        error: the error name (an exception type name, or an ASL error such as ``States.Timeout``).
+        cause: a human-readable cause.
+    """
+
+    def __init__(self, run_id: str, error: str, cause: str | None) -> None:
+        self.run_id = run_id
+        self.error = error
+        self.cause = cause
+        super().__init__(f"run {run_id!r} failed: {error}: {cause}" if cause else f"run {run_id!r} failed: {error}")
+
+    def __reduce__(self) -> tuple[Any, ...]:
+        return (type(self), (self.run_id, self.error, self.cause))
+
+
+class RunCancelled(WaylineError):
+    """The run ended in CANCELLED; raised by ``RunHandle.result()``."""
+
+    def __init__(self, run_id: str, reason: str | None) -> None:
+        self.run_id = run_id
+        self.reason = reason
+        super().__init__(f"run {run_id!r} was cancelled" + (f": {reason}" if reason else ""))
+
+
+class ActivityError(WaylineError):
+    """A step failed for good (retries exhausted or a non-retryable error).
+
+    Raised inside the workflow at the ``await ctx.run(...)`` that failed, so the workflow can
+    catch it and compensate; uncaught, it fails the run with ``error``/``cause``.
+    """
+
+    def __init__(self, step: str, error: str, cause: str | None, attempts: int) -> None:
+        self.step = step
+        self.error = error
+        self.cause = cause
+        self.attempts = attempts
+        super().__init__(f"step {step!r} failed after {attempts} attempt(s): {error}: {cause}")
+
+
+class ActivityTimeoutError(WaylineError):
+    """One attempt of a step ran past its timeout (raised per attempt, then retried)."""
+
+    def __init__(self, step: str, timeout: float) -> None:
+        self.step = step
+        self.timeout = timeout
+        super().__init__(f"step {step!r} did not finish within its timeout of {timeout:g}s")
+
+
+class NotRegisteredError(WaylineError):
+    """A function was used as a workflow or activity without the decorator."""
+
+    def __init__(self, obj: object, kind: str) -> None:
+        super().__init__(f"{obj!r} is not a wayline {kind}; decorate it with @{kind}")
+
+
+class RuntimeClosedError(WaylineError):
+    """The runtime was used after ``open_runtime`` exited."""
+
+    def __init__(self) -> None:
+        super().__init__("the runtime is closed; use it inside `async with open_runtime(...)`")

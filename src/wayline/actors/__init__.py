@@ -1,0 +1,20 @@
+"""Actor core: actors with mailboxes, refs (tell/ask), OTP-style supervision, the clock.
+
+This layer imports nothing from ``wayline.runtime``.
+"""
+
+from ._actor import Actor as Actor, ActorRef as ActorRef, ActorStoppedError as ActorStoppedError, run_actor as run_actor
+from ._clock import Clock as Clock, SystemClock as SystemClock, TimerHandle as TimerHandle
+from ._supervisor import Supervisor as Supervisor, SupervisorSpec as SupervisorSpec
+
+__all__ = (
+    "Actor",
+    "ActorRef",
+    "ActorStoppedError",
+    "Clock",
+    "Supervisor",
+    "SupervisorSpec",
+    "SystemClock",
+    "TimerHandle",
+    "run_actor",
+)

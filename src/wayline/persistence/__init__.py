@@ -1,0 +1,56 @@
+"""Durable storage: the `Store` protocol, the SQLite store (default) and an in-memory store.
+
+This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``.
+"""
+
+from ._codec import decode_any as decode_any
+from ._codec import encode as encode
+from ._memory import MemoryStore as MemoryStore
+from ._records import (
+    UNFINISHED as UNFINISHED,
+    AnyEvent as AnyEvent,
+    Custom as Custom,
+    ErrorInfo as ErrorInfo,
+    Event as Event,
+    RunCancelled as RunCancelled,
+    RunCrashed as RunCrashed,
+    RunFailed as RunFailed,
+    RunRecord as RunRecord,
+    RunResumed as RunResumed,
+    RunStarted as RunStarted,
+    RunStatus as RunStatus,
+    RunSucceeded as RunSucceeded,
+    StepFailed as StepFailed,
+    StepRetrying as StepRetrying,
+    StepStarted as StepStarted,
+    StepSucceeded as StepSucceeded,
+    Wait as Wait,
+)
+from ._sqlite import SQLiteStore as SQLiteStore
+from ._store import Store as Store
+
+__all__ = (
+    "UNFINISHED",
+    "AnyEvent",
+    "Custom",
+    "ErrorInfo",
+    "Event",
+    "MemoryStore",
+    "RunCancelled",
+    "RunCrashed",
+    "RunFailed",
+    "RunRecord",
+    "RunResumed",
+    "RunStarted",
+    "RunStatus",
+    "RunSucceeded",
+    "SQLiteStore",
+    "StepFailed",
+    "StepRetrying",
+    "StepStarted",
+    "StepSucceeded",
+    "Store",
+    "Wait",
+    "decode_any",
+    "encode",
+)

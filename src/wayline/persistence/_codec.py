@@ -1,0 +1,35 @@
+"""msgspec codecs, built once and reused (encoders and decoders are not free to build)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from .._errors import PayloadError
+from ._records import AnyEvent, RunRecord
+
+_encoder = msgspec.msgpack.Encoder()
+_record_decoder = msgspec.msgpack.Decoder(RunRecord)
+_events_decoder = msgspec.msgpack.Decoder(list[AnyEvent])  # type: ignore[valid-type]
+_any_decoder = msgspec.msgpack.Decoder()
+
+
+def encode(value: Any, *, what: str = "value", run_id: str | None = None) -> bytes:
+    """Encode anything storable; unencodable values raise `PayloadError` naming ``what``."""
+    try:
+        return _encoder.encode(value)
+    except (TypeError, ValueError, OverflowError) as exc:
+        raise PayloadError(what, str(exc), run_id=run_id) from exc
+
+
+def decode_record(data: bytes) -> RunRecord:
+    return _record_decoder.decode(data)
+
+
+def decode_events(data: bytes) -> list[AnyEvent]:
+    return _events_decoder.decode(data)
+
+
+def decode_any(data: bytes) -> Any:
+    return _any_decoder.decode(data)

@@ -1,0 +1,91 @@
+"""In-memory store for tests: the same contract as SQLite, minus the disk.
+
+Values are encoded on the way in and decoded on the way out, exactly as on disk, so tests
+catch unencodable payloads and callers can never alias stored state.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+
+import anyio.lowlevel
+
+from .._errors import StoreError
+from ._codec import decode_events, decode_record, encode
+from ._records import AnyEvent, RunRecord, RunStatus
+
+
+class MemoryStore:
+    """A `Store` that keeps encoded snapshots and history in dicts."""
+
+    def __init__(self) -> None:
+        self._runs: dict[str, bytes] = {}
+        self._history: dict[str, list[bytes]] = {}
+        self._closed = False
+
+    @property
+    def pending(self) -> int:
+        return 0
+
+    async def start(self) -> None:
+        self._closed = False
+
+    async def close(self) -> None:
+        self._closed = True
+
+    def _check(self) -> None:
+        if self._closed:
+            raise StoreError("the in-memory store is closed")
+
+    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+        self._check()
+        snap = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
+        rows = encode(list(events), what=f"history of run {record.run_id!r}")
+        await anyio.lowlevel.checkpoint()
+        existing = self._runs.get(record.run_id)
+        if existing is not None:
+            return decode_record(existing)
+        self._runs[record.run_id] = snap
+        self._history[record.run_id] = [rows]
+        return None
+
+    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+        self._check()
+        snap = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
+        rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
+        # Yield like a real commit would, so runs interleave the same way as on disk.
+        await anyio.lowlevel.checkpoint()
+        self._runs[record.run_id] = snap
+        if rows is not None:
+            self._history.setdefault(record.run_id, []).append(rows)
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        self._check()
+        data = self._runs.get(run_id)
+        return None if data is None else decode_record(data)
+
+    async def get_history(self, run_id: str) -> list[AnyEvent]:
+        self._check()
+        out: list[AnyEvent] = []
+        for rows in self._history.get(run_id, ()):
+            out.extend(decode_events(rows))
+        return out
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        self._check()
+        out = []
+        for data in self._runs.values():
+            rec = decode_record(data)
+            if statuses is not None and rec.status not in statuses:
+                continue
+            if workflow is not None and rec.workflow != workflow:
+                continue
+            out.append(rec)
+        out.sort(key=lambda r: (r.created_at, r.run_id))
+        return out[:limit] if limit is not None else out

@@ -1,0 +1,180 @@
+"""Stored records: the run snapshot and the history events.
+
+Everything stored is a frozen msgspec Struct (no pickle anywhere): a tampered database can
+hold wrong data but cannot run code. New fields always get defaults so older encodings keep
+decoding; ``FORMAT`` is bumped when a change needs a migration.
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import msgspec
+
+#: Version of the encoded snapshot/event format written by this release.
+FORMAT = 1
+
+
+class RunStatus(enum.StrEnum):
+    """Where a run is in its life. The first three are "unfinished" and get recovered."""
+
+    PENDING = "PENDING"
+    RUNNING = "RUNNING"
+    WAITING = "WAITING"
+    SUCCEEDED = "SUCCEEDED"
+    FAILED = "FAILED"
+    CANCELLED = "CANCELLED"
+
+    @property
+    def finished(self) -> bool:
+        return self in _FINISHED
+
+
+_FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
+UNFINISHED: tuple[RunStatus, ...] = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
+
+
+class ErrorInfo(msgspec.Struct, frozen=True):
+    """A failure as stored: an error name and a readable cause."""
+
+    error: str
+    cause: str | None = None
+
+
+class Wait(msgspec.Struct, frozen=True, kw_only=True):
+    """Something a run is blocked on: a timer, a signal or a callback token."""
+
+    kind: str  # "timer" | "signal" | "callback"
+    key: str  # timer id, signal name or token hash (hex)
+    step: int = -1  # journal position of the waiting step
+    due: float | None = None  # epoch seconds at which it times out or fires
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The checkpointed snapshot of one run: everything needed to resume it.
+
+    The step journal itself is not here: it is the run's history (StepSucceeded/StepFailed
+    events), written incrementally with each checkpoint, so a checkpoint costs the new
+    events, not the whole past.
+    """
+
+    run_id: str
+    workflow: str
+    version: str = "1"
+    status: RunStatus = RunStatus.PENDING
+    input: Any = None
+    vars: dict[str, Any] = {}
+    output: Any = None
+    error: ErrorInfo | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    ended_at: float | None = None
+    history_seq: int = 0  # number of history rows written so far
+    steps: int = 0  # number of journaled steps
+    waits: tuple[Wait, ...] = ()
+    inbox_seq: int = 0  # highest inbox message consumed
+    trace: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
+    state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
+    format: int = FORMAT
+
+    @property
+    def wake_at(self) -> float | None:
+        """The earliest due time among the run's waits, if any."""
+        dues = [w.due for w in self.waits if w.due is not None]
+        return min(dues) if dues else None
+
+
+# --- history events -----------------------------------------------------------------------
+
+
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type"):
+    """Base of every history event; ``ts`` is epoch seconds from the runtime's clock."""
+
+    ts: float
+
+
+class RunStarted(Event, tag="RunStarted"):
+    workflow: str
+    version: str
+    input: Any = None
+
+
+class RunResumed(Event, tag="RunResumed"):
+    """A segment of the run begins again after a restart, a crash or passivation."""
+
+    reason: str
+
+
+class StepStarted(Event, tag="StepStarted"):
+    step: str
+    index: int
+    attempt: int
+
+
+class StepSucceeded(Event, tag="StepSucceeded"):
+    step: str
+    index: int
+    attempt: int
+    result: Any = None
+
+
+class StepFailed(Event, tag="StepFailed"):
+    """One attempt failed; ``final`` means no retry follows and the workflow sees the error."""
+
+    step: str
+    index: int
+    attempt: int
+    error: str
+    cause: str | None = None
+    final: bool = False
+
+
+class StepRetrying(Event, tag="StepRetrying"):
+    step: str
+    index: int
+    attempt: int  # the attempt about to be made
+    delay: float
+
+
+class RunCrashed(Event, tag="RunCrashed"):
+    """The run's actor raised (a bug, not a step failure); the supervisor decides what next."""
+
+    error: str
+    cause: str | None = None
+
+
+class RunSucceeded(Event, tag="RunSucceeded"):
+    output: Any = None
+
+
+class RunFailed(Event, tag="RunFailed"):
+    error: str
+    cause: str | None = None
+
+
+class RunCancelled(Event, tag="RunCancelled"):
+    reason: str | None = None
+
+
+class Custom(Event, tag="Custom"):
+    """An event of a workflow kind the core does not model (ASL state events, signals...)."""
+
+    name: str
+    details: dict[str, Any] = {}
+
+
+AnyEvent = (
+    RunStarted
+    | RunResumed
+    | StepStarted
+    | StepSucceeded
+    | StepFailed
+    | StepRetrying
+    | RunCrashed
+    | RunSucceeded
+    | RunFailed
+    | RunCancelled
+    | Custom
+)

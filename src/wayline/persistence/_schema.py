@@ -1,0 +1,34 @@
+"""Schema of the SQLite store, as numbered migrations recorded in ``PRAGMA user_version``.
+
+A migration is applied once, in order, inside one transaction with the version bump, so a
+crash mid-migration leaves the previous version intact. Never edit a released migration:
+add a new one.
+"""
+
+from __future__ import annotations
+
+MIGRATIONS: tuple[tuple[str, ...], ...] = (
+    # 1: runs (one row per run: indexed columns + the encoded snapshot) and history
+    # (one row per checkpoint holding that checkpoint's encoded events).
+    (
+        """CREATE TABLE runs (
+            run_id     TEXT PRIMARY KEY,
+            workflow   TEXT NOT NULL,
+            status     TEXT NOT NULL,
+            created_at REAL NOT NULL,
+            wake_at    REAL,
+            snapshot   BLOB NOT NULL
+        )""",
+        "CREATE INDEX runs_by_status ON runs (status, workflow, created_at)",
+        "CREATE INDEX runs_by_wake ON runs (wake_at) WHERE wake_at IS NOT NULL",
+        """CREATE TABLE history (
+            run_id TEXT NOT NULL,
+            seq    INTEGER NOT NULL,
+            events BLOB NOT NULL,
+            PRIMARY KEY (run_id, seq)
+        ) WITHOUT ROWID""",
+    ),
+)
+
+SCHEMA_VERSION = len(MIGRATIONS)
+REQUIRED_TABLES = frozenset({"runs", "history"})

@@ -1,0 +1,381 @@
+"""The default store: one SQLite file in WAL mode, with group commit.
+
+Writes go through one dedicated writer thread with its own connection. Callers enqueue
+already-encoded rows and await a future; the writer takes everything queued, writes it in a
+single transaction, commits (one fsync for the whole batch under ``synchronous=FULL``) and
+resolves every caller's future. One thread hop per batch, not per statement, is what lets
+thousands of runs checkpoint per fsync. Reads use a separate aiosqlite connection, so they
+never wait behind a commit (WAL lets readers run beside the writer).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+from collections.abc import Collection, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, Literal
+
+import aiosqlite
+
+from .._errors import (
+    DatabaseCorruptError,
+    DatabaseLockedError,
+    SchemaVersionError,
+    StoreError,
+)
+from ._codec import decode_events, decode_record, encode
+from ._records import AnyEvent, RunRecord, RunStatus
+from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
+
+Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+
+# One row per run: a create inserts it, a checkpoint replaces its mutable columns.
+_UPSERT_RUN_HEAD = "INSERT INTO runs (run_id, workflow, status, created_at, wake_at, snapshot) VALUES "
+_UPSERT_RUN_TAIL = (
+    " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, wake_at = excluded.wake_at, "
+    "snapshot = excluded.snapshot"
+)
+_INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
+# Rows per statement: 6 columns x 250 rows stays far below SQLite's 32766 bound parameters,
+# and few distinct statement sizes keep sqlite3's statement cache effective.
+_MAX_ROWS = 250
+# Queue length at which a batch starts at once instead of at the end of the loop iteration.
+_EAGER_BATCH = 128
+
+
+def _chunks(items: list[Any], size: int) -> list[list[Any]]:
+    return [items[i : i + size] for i in range(0, len(items), size)]
+
+
+def _insert_rows(
+    conn: sqlite3.Connection, head: str, tail: str, width: int, rows: list[tuple[Any, ...]]
+) -> None:
+    """Insert ``rows`` with as few multi-row statements as possible."""
+    one = "(" + ", ".join("?" * width) + ")"
+    for chunk in _chunks(rows, _MAX_ROWS):
+        sql = head + ", ".join([one] * len(chunk)) + tail
+        conn.execute(sql, [value for row in chunk for value in row])
+
+
+class _Op:
+    """One queued write. ``kind`` 0 creates a run, 1 checkpoints one."""
+
+    __slots__ = ("events", "fut", "kind", "row", "run_id", "seq")
+
+    def __init__(
+        self,
+        kind: int,
+        run_id: str,
+        row: tuple[Any, ...],
+        seq: int,
+        events: bytes | None,
+        fut: asyncio.Future[Any],
+    ) -> None:
+        self.kind = kind
+        self.run_id = run_id
+        self.row = row
+        self.seq = seq
+        self.events = events
+        self.fut = fut
+
+
+class SQLiteStore:
+    """A `Store` on one SQLite file.
+
+    Args:
+        path: the database file; created with owner-only permissions (0600) if missing.
+        synchronous: SQLite's ``synchronous`` pragma. ``FULL`` (the default) fsyncs every
+            commit, so a committed checkpoint survives power loss, not only a process crash.
+        busy_timeout: seconds to wait for a lock held by another connection before failing
+            with `DatabaseLockedError`.
+    """
+
+    def __init__(
+        self, path: str | os.PathLike[str], *, synchronous: Synchronous = "FULL", busy_timeout: float = 5.0
+    ) -> None:
+        self.path = os.fspath(path)
+        self.synchronous = synchronous
+        self.busy_timeout = busy_timeout
+        self._executor: ThreadPoolExecutor | None = None
+        self._wconn: sqlite3.Connection | None = None
+        self._reader: aiosqlite.Connection | None = None
+        self._queue: list[_Op] = []
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._inflight = False  # a batch is being written by the writer thread
+        self._flush_scheduled = False
+        self._drained: asyncio.Future[None] | None = None
+        self._closing = False
+        self._open = False
+        self._pending = 0
+
+    # --- lifecycle ---------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return self._pending
+
+    async def start(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wayline-sqlite-writer")
+        try:
+            await loop.run_in_executor(self._executor, self._open_writer)
+            self._reader = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
+        except BaseException:
+            await self._release()
+            raise
+        self._closing = False
+        self._loop = loop
+        self._open = True
+
+    async def close(self) -> None:
+        self._closing = True
+        if self._open and (self._inflight or self._queue):
+            self._drained = asyncio.get_running_loop().create_future()
+            if not self._inflight:
+                self._flush()
+            await self._drained
+        self._open = False
+        await self._release()
+
+    async def _release(self) -> None:
+        if self._reader is not None:
+            reader, self._reader = self._reader, None
+            await reader.close()
+        if self._executor is not None:
+            executor, self._executor = self._executor, None
+            if self._wconn is not None:
+                conn, self._wconn = self._wconn, None
+                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
+            executor.shutdown(wait=True)
+
+    def _open_writer(self) -> None:
+        """Runs in the writer thread: create the file, set pragmas, migrate."""
+        try:
+            fd = os.open(self.path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o600)
+        except FileExistsError:
+            pass
+        except OSError as exc:
+            raise StoreError(f"cannot create database {self.path!r}: {exc}", path=self.path) from exc
+        else:
+            os.close(fd)
+        try:
+            conn = sqlite3.connect(
+                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
+            )
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        try:
+            conn.execute("PRAGMA journal_mode = WAL")
+            conn.execute(f"PRAGMA synchronous = {self.synchronous}")
+            self._migrate(conn)
+        except sqlite3.Error as exc:
+            conn.close()
+            raise self._translate(exc) from exc
+        except BaseException:
+            conn.close()
+            raise
+        self._wconn = conn
+
+    def _migrate(self, conn: sqlite3.Connection) -> None:
+        version = conn.execute("PRAGMA user_version").fetchone()[0]
+        if version > SCHEMA_VERSION:
+            raise SchemaVersionError(self.path, version, SCHEMA_VERSION)
+        if version > 0:
+            tables = {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            missing = REQUIRED_TABLES - tables
+            # Tables added by migrations not applied yet are legitimately absent.
+            if missing and version == SCHEMA_VERSION:
+                raise DatabaseCorruptError(self.path, f"missing tables: {', '.join(sorted(missing))}")
+        for number in range(version + 1, SCHEMA_VERSION + 1):
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                for statement in MIGRATIONS[number - 1]:
+                    conn.execute(statement)
+                conn.execute(f"PRAGMA user_version = {number}")
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _translate(self, exc: BaseException) -> StoreError:
+        """Turn a sqlite3 error into the precise `StoreError` a user can act on."""
+        text = str(exc).lower()
+        if "locked" in text or "busy" in text:
+            return DatabaseLockedError(self.path, self.busy_timeout)
+        if "not a database" in text or "malformed" in text or "corrupt" in text:
+            return DatabaseCorruptError(self.path, str(exc))
+        if "full" in text:
+            return StoreError(
+                f"database {self.path!r}: disk or database full ({exc}); free space and retry — "
+                "the failed write was rolled back and nothing committed was lost",
+                path=self.path,
+            )
+        return StoreError(f"database {self.path!r}: {exc}", path=self.path)
+
+    # --- writes (group commit) -----------------------------------------------------------
+
+    def _submit(self, op: _Op) -> None:
+        if self._closing or not self._open:
+            raise StoreError(f"database {self.path!r} is closed", path=self.path)
+        self._queue.append(op)
+        self._pending += 1
+        if self._inflight:
+            return  # joins the next batch, written as soon as this one commits
+        if len(self._queue) >= _EAGER_BATCH:
+            # Enough to be worth a transaction: start writing now, on the other core, while
+            # the event loop goes on producing the next batch.
+            self._flush()
+        elif not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush_soon)
+
+    def _flush_soon(self) -> None:
+        self._flush_scheduled = False
+        if not self._inflight and self._queue:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Hand everything queued to the writer thread as one transaction."""
+        batch, self._queue = self._queue, []
+        self._inflight = True
+        assert self._executor is not None and self._loop is not None
+        loop = self._loop
+        done = self._flushed
+        future = self._executor.submit(self._write_batch, batch)
+        future.add_done_callback(lambda f: loop.call_soon_threadsafe(done, batch, f))
+
+    def _flushed(self, batch: list[_Op], future: Any) -> None:
+        """Back on the event loop: wake every caller of the batch, then write the next."""
+        self._inflight = False
+        self._pending -= len(batch)
+        exc = future.exception()
+        if exc is None:
+            for op, result in zip(batch, future.result(), strict=True):
+                if not op.fut.done():
+                    op.fut.set_result(result)
+        else:
+            for op in batch:
+                if not op.fut.done():
+                    op.fut.set_exception(self._translate(exc) if isinstance(exc, sqlite3.Error) else exc)
+        if self._queue:
+            self._flush()
+        elif self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+        snapshot = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
+        rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id)
+        fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
+        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
+        self._submit(_Op(0, record.run_id, row, 0, rows, fut))
+        existing = await fut
+        return None if existing is None else decode_record(existing)
+
+    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+        snapshot = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
+        rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
+        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
+        self._submit(_Op(1, record.run_id, row, record.history_seq - 1, rows, fut))
+        await fut
+
+    def _write_batch(self, batch: list[_Op]) -> list[bytes | None]:
+        """Runs in the writer thread: the whole batch in one transaction, one commit.
+
+        Rows go in as multi-row statements, a few hundred rows each. CPython's sqlite3
+        releases and re-takes the GIL around every statement step; with ``executemany`` that
+        is once per row, and each re-take can wait for the busy event-loop thread, so a
+        batch of thousands of rows would crawl. A few steps per batch avoid that.
+        """
+        conn = self._wconn
+        assert conn is not None
+        results: list[bytes | None] = [None] * len(batch)
+        creates = [i for i, op in enumerate(batch) if op.kind == 0]
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            skip: set[int] = set()
+            if creates:
+                existing = self._existing([batch[i].run_id for i in creates])
+                for i in creates:
+                    found = existing.get(batch[i].run_id)
+                    if found is not None:
+                        results[i] = found
+                        skip.add(i)
+            runs = [op.row for i, op in enumerate(batch) if i not in skip]
+            history = [
+                (op.run_id, op.seq, op.events)
+                for i, op in enumerate(batch)
+                if op.events is not None and i not in skip
+            ]
+            _insert_rows(conn, _UPSERT_RUN_HEAD, _UPSERT_RUN_TAIL, 6, runs)
+            _insert_rows(conn, _INSERT_HISTORY_HEAD, "", 3, history)
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _existing(self, run_ids: list[str]) -> dict[str, bytes]:
+        """Snapshots of those of ``run_ids`` that already exist (usually none)."""
+        conn = self._wconn
+        assert conn is not None
+        found: dict[str, bytes] = {}
+        for chunk in _chunks(list(dict.fromkeys(run_ids)), _MAX_ROWS * 3):
+            marks = ", ".join("?" * len(chunk))
+            for run_id, snapshot in conn.execute(
+                f"SELECT run_id, snapshot FROM runs WHERE run_id IN ({marks})", chunk
+            ):
+                found[run_id] = snapshot
+        return found
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, params: Sequence[Any]) -> list[Any]:
+        if self._reader is None:
+            raise StoreError(f"database {self.path!r} is closed", path=self.path)
+        self._pending += 1
+        try:
+            return list(await self._reader.execute_fetchall(sql, params))
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            self._pending -= 1
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._fetch("SELECT snapshot FROM runs WHERE run_id = ?", (run_id,))
+        return decode_record(rows[0][0]) if rows else None
+
+    async def get_history(self, run_id: str) -> list[AnyEvent]:
+        rows = await self._fetch("SELECT events FROM history WHERE run_id = ? ORDER BY seq", (run_id,))
+        out: list[AnyEvent] = []
+        for (data,) in rows:
+            out.extend(decode_events(data))
+        return out
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        where: list[str] = []
+        params: list[Any] = []
+        if statuses is not None:
+            where.append(f"status IN ({', '.join('?' * len(statuses))})")
+            params.extend(s.value for s in statuses)
+        if workflow is not None:
+            where.append("workflow = ?")
+            params.append(workflow)
+        sql = "SELECT snapshot FROM runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at, run_id"
+        if limit is not None:
+            sql += " LIMIT ?"
+            params.append(limit)
+        return [decode_record(r[0]) for r in await self._fetch(sql, params)]

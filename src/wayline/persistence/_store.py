@@ -1,0 +1,56 @@
+"""The `Store` protocol: what the runtime needs from durable storage, and nothing more."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Protocol, runtime_checkable
+
+from ._records import AnyEvent, RunRecord, RunStatus
+
+
+@runtime_checkable
+class Store(Protocol):
+    """Durable storage for runs.
+
+    Contract:
+      * ``checkpoint`` returns only after the snapshot and its events are durable, and commits
+        both in one transaction. Concurrent checkpoints may share a transaction (group commit).
+      * Values are encoded before a call returns or suspends, so an unencodable value raises
+        `PayloadError` at the call site and the caller may mutate its objects afterwards.
+      * Failures raise `StoreError` subclasses, never raw driver errors.
+    """
+
+    @property
+    def pending(self) -> int:
+        """Operations submitted and not yet completed (the virtual clock waits for zero)."""
+        ...
+
+    async def start(self) -> None:
+        """Open, create or migrate the storage."""
+        ...
+
+    async def close(self) -> None:
+        """Finish queued writes and release resources."""
+        ...
+
+    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+        """Insert a new run durably; if ``record.run_id`` exists, return the stored one instead."""
+        ...
+
+    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+        """Replace the run's snapshot and append ``events`` as history row ``record.history_seq - 1``."""
+        ...
+
+    async def get_run(self, run_id: str) -> RunRecord | None: ...
+
+    async def get_history(self, run_id: str) -> list[AnyEvent]: ...
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        """Runs filtered by status and workflow name, oldest first."""
+        ...

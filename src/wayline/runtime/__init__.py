@@ -1,0 +1,26 @@
+"""Runs on top of actors: the runtime, workflows, activities, retries, timers."""
+
+from ._context import RunContext as RunContext
+from ._definitions import (
+    ActivityDef as ActivityDef,
+    RetryPolicy as RetryPolicy,
+    WorkflowDef as WorkflowDef,
+    activity as activity,
+    workflow as workflow,
+)
+from ._run import RunCancelledError as RunCancelledError
+from ._runtime import RunHandle as RunHandle, RunInfo as RunInfo, Runtime as Runtime, open_runtime as open_runtime
+
+__all__ = (
+    "ActivityDef",
+    "RetryPolicy",
+    "RunCancelledError",
+    "RunContext",
+    "RunHandle",
+    "RunInfo",
+    "Runtime",
+    "WorkflowDef",
+    "activity",
+    "open_runtime",
+    "workflow",
+)

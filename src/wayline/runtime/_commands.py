@@ -1,0 +1,58 @@
+"""What a workflow body awaits. Each is an awaitable that yields itself to the run actor.
+
+The actor drives the workflow coroutine with ``send``/``throw``: a yielded command is a
+request ("run this step", "sleep until t"), and the value sent back is its outcome. This is
+the "pure decisions, then effects" split: the body decides, the actor performs and records.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Generator
+from typing import Any, Generic, TypeVar
+
+from ._definitions import ActivityDef
+
+T = TypeVar("T")
+
+
+class Command(Generic[T]):
+    __slots__ = ()
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        result: T = yield self
+        return result
+
+
+class Step(Command[T]):
+    """Run one activity attempt sequence (with its retries) as journal entry #index."""
+
+    __slots__ = ("activity", "args", "kwargs")
+
+    def __init__(self, activity: ActivityDef[..., T], args: tuple[Any, ...], kwargs: dict[str, Any]) -> None:
+        self.activity = activity
+        self.args = args
+        self.kwargs = kwargs
+
+
+class Gather(Command[list[Any]]):
+    """Run several steps concurrently; results in order.
+
+    With ``tolerated`` (a failure budget, as a count), failed items yield an error dict
+    instead of failing the whole gather, up to that many failures.
+    """
+
+    __slots__ = ("max_concurrency", "steps", "tolerated")
+
+    def __init__(self, steps: tuple[Step[Any], ...], *, max_concurrency: int | None, tolerated: int) -> None:
+        self.steps = steps
+        self.max_concurrency = max_concurrency
+        self.tolerated = tolerated
+
+
+class Sleep(Command[None]):
+    """A durable timer: resume at ``until`` (epoch seconds), even across restarts."""
+
+    __slots__ = ("until",)
+
+    def __init__(self, until: float) -> None:
+        self.until = until

@@ -1,0 +1,90 @@
+"""`RunContext`: what a workflow body sees of its run."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Awaitable, Callable, Iterable
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+
+from ._commands import Gather, Sleep, Step
+from ._definitions import as_activity
+
+if TYPE_CHECKING:
+    from ..actors import Clock
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class RunContext:
+    """Handed to every workflow body.
+
+    Attributes:
+        run_id: this run's id.
+        workflow: the workflow's name; ``version`` its version.
+        vars: the run's variables: any JSON-like values, checkpointed with every step and
+            shown by ``rt.describe``. After a restart they hold their checkpointed values
+            once the body has replayed its journaled steps.
+    """
+
+    __slots__ = ("_clock", "run_id", "vars", "version", "workflow")
+
+    def __init__(self, run_id: str, workflow: str, version: str, clock: Clock) -> None:
+        self.run_id = run_id
+        self.workflow = workflow
+        self.version = version
+        self.vars: dict[str, Any] = {}
+        self._clock = clock
+
+    def now(self) -> float:
+        """The runtime clock's time (epoch seconds); virtual under a `VirtualClock`."""
+        return self._clock.time()
+
+    def run(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> Step[R]:
+        """Run ``fn(*args, **kwargs)`` as one durable step; await the result.
+
+        The result is checkpointed before this returns; after a restart the same step returns
+        the checkpointed result without running again. A step that fails for good raises
+        `ActivityError` here.
+        """
+        return Step(as_activity(fn), args, kwargs)
+
+    def gather(self, *steps: Step[Any]) -> Gather:
+        """Run the given ``ctx.run(...)`` steps concurrently; a list of results in order."""
+        for s in steps:
+            if not isinstance(s, Step):
+                raise TypeError(f"ctx.gather takes ctx.run(...) steps, got {s!r}")
+        return Gather(tuple(steps), max_concurrency=None, tolerated=0)
+
+    def map(
+        self,
+        fn: Callable[[Any], Awaitable[Any]],
+        items: Iterable[Any],
+        *,
+        max_concurrency: int | None = None,
+        tolerated_failure_percentage: float = 0.0,
+        tolerated_failure_count: int = 0,
+    ) -> Gather:
+        """Run ``fn(item)`` as one step per item, at most ``max_concurrency`` at a time.
+
+        Up to the tolerated failures (the larger of the count and the percentage of items),
+        a failed item's result is ``{"error": ..., "cause": ...}``; beyond it the map raises
+        the first `ActivityError`.
+        """
+        act = as_activity(fn)
+        steps = tuple(Step(act, (item,), {}) for item in items)
+        if max_concurrency is not None and max_concurrency < 1:
+            raise ValueError("ctx.map max_concurrency must be >= 1 (or None for no limit)")
+        tolerated = max(tolerated_failure_count, math.floor(len(steps) * tolerated_failure_percentage / 100))
+        return Gather(steps, max_concurrency=max_concurrency, tolerated=tolerated)
+
+    def sleep(self, seconds: float) -> Sleep:
+        """A durable timer: the run resumes after ``seconds``, even across a restart."""
+        return Sleep(self._clock.time() + max(0.0, seconds))
+
+    def sleep_until(self, when: datetime) -> Sleep:
+        """A durable timer until ``when`` (a timezone-aware datetime)."""
+        if when.tzinfo is None:
+            raise ValueError("ctx.sleep_until needs a timezone-aware datetime (e.g. tzinfo=UTC)")
+        return Sleep(when.timestamp())

@@ -1,0 +1,189 @@
+"""``@workflow``, ``@activity`` and ``RetryPolicy``: how users declare what runs durably."""
+
+from __future__ import annotations
+
+import inspect
+import random
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
+
+if TYPE_CHECKING:
+    from ._context import RunContext
+
+P = ParamSpec("P")
+R = TypeVar("R")
+I = TypeVar("I")  # noqa: E741 - a workflow's input type
+
+
+@dataclass(frozen=True, slots=True)
+class RetryPolicy:
+    """How a failed step is retried.
+
+    Attempt ``n`` (counting from 1) that fails is followed, if ``n < max_attempts`` and the
+    error is retryable, by attempt ``n + 1`` after ``interval * backoff_rate ** (n - 1)``
+    seconds, capped at ``max_delay``; ``jitter="full"`` draws the delay uniformly from
+    ``[0, that]`` (spreads retries of many runs that failed together).
+
+    Attributes:
+        non_retryable: exception types (or their names, for errors raised in other
+            processes) that fail the step at once.
+    """
+
+    max_attempts: int = 3
+    interval: float = 1.0
+    backoff_rate: float = 2.0
+    max_delay: float | None = None
+    jitter: Literal["full", "none"] = "none"
+    non_retryable: tuple[type[BaseException] | str, ...] = ()
+
+    def __post_init__(self) -> None:
+        if self.max_attempts < 1:
+            raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
+        if self.interval < 0 or self.backoff_rate < 1:
+            raise ValueError("RetryPolicy needs interval >= 0 and backoff_rate >= 1")
+        if self.max_delay is not None and self.max_delay < 0:
+            raise ValueError("RetryPolicy.max_delay must be >= 0")
+        if self.jitter not in ("full", "none"):
+            raise ValueError(f"RetryPolicy.jitter must be 'full' or 'none', got {self.jitter!r}")
+
+    def delay(self, attempt: int) -> float:
+        """Seconds to wait after failed attempt ``attempt`` (1-based) before the next one."""
+        d = self.interval * self.backoff_rate ** (attempt - 1)
+        if self.max_delay is not None:
+            d = min(d, self.max_delay)
+        if self.jitter == "full":
+            d = random.uniform(0.0, d)
+        return d
+
+    def retryable(self, exc: BaseException) -> bool:
+        for item in self.non_retryable:
+            if isinstance(item, str):
+                if type(exc).__name__ == item:
+                    return False
+            elif isinstance(exc, item):
+                return False
+        return True
+
+
+#: Steps are not retried unless they say so (as in Step Functions): a retry repeats a side
+#: effect, and that should be a decision, not a default.
+NO_RETRY = RetryPolicy(max_attempts=1)
+
+
+class ActivityDef(Generic[P, R]):
+    """A step function declared with ``@activity``; calling it directly just runs it."""
+
+    def __init__(
+        self, fn: Callable[P, Awaitable[R]], *, name: str, retry: RetryPolicy, timeout: float | None
+    ) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@activity needs an async function, got {fn!r}")
+        if timeout is not None and timeout <= 0:
+            raise ValueError(f"activity {name!r}: timeout must be > 0 seconds, got {timeout}")
+        self.fn = fn
+        self.name = name
+        self.retry = retry
+        self.timeout = timeout
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+
+    def __repr__(self) -> str:
+        return f"<activity {self.name!r}>"
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
+        return self.fn(*args, **kwargs)
+
+
+class WorkflowDef(Generic[I, R]):
+    """A workflow declared with ``@workflow``: ``fn(ctx)`` or ``fn(ctx, input)``."""
+
+    kind = "code"
+
+    def __init__(self, fn: Callable[..., Awaitable[R]], *, name: str, version: str) -> None:
+        if not inspect.iscoroutinefunction(fn):
+            raise TypeError(f"@workflow needs an async function, got {fn!r}")
+        params = [
+            p
+            for p in inspect.signature(fn).parameters.values()
+            if p.kind in (p.POSITIONAL_ONLY, p.POSITIONAL_OR_KEYWORD)
+        ]
+        if not 1 <= len(params) <= 2:
+            raise TypeError(f"workflow {name!r} must take (ctx) or (ctx, input), not {len(params)} arguments")
+        self.fn = fn
+        self.name = name
+        self.version = version
+        self.takes_input = len(params) == 2
+        self.__wrapped__ = fn
+        self.__doc__ = fn.__doc__
+
+    def __repr__(self) -> str:
+        return f"<workflow {self.name!r} v{self.version}>"
+
+    def body(self, ctx: RunContext, input: Any) -> Awaitable[R]:
+        return self.fn(ctx, input) if self.takes_input else self.fn(ctx)
+
+
+def _default_name(fn: Callable[..., Any]) -> str:
+    return getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
+
+
+@overload
+def activity(fn: Callable[P, Awaitable[R]], /) -> ActivityDef[P, R]: ...
+@overload
+def activity(
+    *, name: str | None = None, retry: RetryPolicy | None = None, timeout: float | None = None
+) -> Callable[[Callable[P, Awaitable[R]]], ActivityDef[P, R]]: ...
+def activity(
+    fn: Callable[P, Awaitable[R]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    retry: RetryPolicy | None = None,
+    timeout: float | None = None,
+) -> ActivityDef[P, R] | Callable[[Callable[P, Awaitable[R]]], ActivityDef[P, R]]:
+    """Declare a step: ``@activity`` or ``@activity(name=..., retry=..., timeout=...)``.
+
+    Args:
+        name: the step's name in the journal and history (default: the function's qualname).
+            Renaming a step breaks replay of runs in flight, so a stable explicit name is wise.
+        retry: retry policy for failed attempts (default: no retry).
+        timeout: seconds one attempt may run (start to close) before it fails with
+            `ActivityTimeoutError` (retried like any error).
+    """
+
+    def wrap(f: Callable[P, Awaitable[R]]) -> ActivityDef[P, R]:
+        return ActivityDef(f, name=name or _default_name(f), retry=retry or NO_RETRY, timeout=timeout)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+@overload
+def workflow(fn: Callable[..., Awaitable[R]], /) -> WorkflowDef[Any, R]: ...
+@overload
+def workflow(
+    *, name: str | None = None, version: str = "1"
+) -> Callable[[Callable[..., Awaitable[R]]], WorkflowDef[Any, R]]: ...
+def workflow(
+    fn: Callable[..., Awaitable[R]] | None = None, /, *, name: str | None = None, version: str = "1"
+) -> WorkflowDef[Any, R] | Callable[[Callable[..., Awaitable[R]]], WorkflowDef[Any, R]]:
+    """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=...)``.
+
+    The function takes a `RunContext` and optionally one input value. It is re-entered from
+    the top after a crash; completed steps then return their journaled results, so only the
+    names and order of its steps must stay stable.
+    """
+
+    def wrap(f: Callable[..., Awaitable[R]]) -> WorkflowDef[Any, R]:
+        return WorkflowDef(f, name=name or _default_name(f), version=version)
+
+    return wrap(fn) if fn is not None else wrap
+
+
+def as_activity(fn: Any) -> ActivityDef[..., Any]:
+    """Accept a decorated activity or a plain async function (named by its qualname)."""
+    if isinstance(fn, ActivityDef):
+        return fn
+    if inspect.iscoroutinefunction(fn):
+        return ActivityDef(fn, name=_default_name(fn), retry=NO_RETRY, timeout=None)
+    raise TypeError(f"ctx.run needs an @activity or an async function, got {fn!r}")

@@ -1,0 +1,714 @@
+"""The run actor: one per live run, owning its context and driving its workflow body.
+
+The body is a coroutine the actor steps with ``send``/``throw`` inside its own task. Each
+command the body yields is resolved from the journal (on replay) or performed: a step runs
+as its own task and its outcome comes back through the mailbox; the actor applies it,
+checkpoints (snapshot + new history events, one transaction, group-committed with other
+runs) and only then resumes the body. A crash anywhere in between loses at most the step in
+flight, which runs again (at least once; the idempotency key stays the same).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, PayloadError
+from ..actors import Actor, ActorStoppedError, TimerHandle
+from ..persistence import (
+    AnyEvent,
+    ErrorInfo,
+    RunCancelled,
+    RunFailed,
+    RunRecord,
+    RunResumed,
+    RunStatus,
+    RunSucceeded,
+    StepFailed,
+    StepRetrying,
+    StepStarted,
+    StepSucceeded,
+    Wait,
+)
+from ._commands import Gather, Sleep, Step
+from ._context import RunContext
+from ._definitions import WorkflowDef
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+log = logging.getLogger("wayline.run")
+
+SLEEP_STEP = "wayline.sleep"
+
+
+class RunCancelledError(BaseException):
+    """Thrown into a workflow body when its run is cancelled.
+
+    A `BaseException`, so ``except Exception`` in workflow code cannot swallow it; catch it
+    explicitly (or use ``finally``) to run compensation steps, then let it propagate.
+    """
+
+    def __init__(self, reason: str | None) -> None:
+        self.reason = reason
+        super().__init__(reason or "run cancelled")
+
+
+# --- mailbox messages ---------------------------------------------------------------------
+
+
+@dataclass(slots=True)
+class Kick:
+    """Start (or restart) driving the body."""
+
+
+@dataclass(slots=True)
+class StepDone:
+    index: int
+    attempt: int
+    result: Any = None
+    error: BaseException | None = None
+
+
+@dataclass(slots=True)
+class TimerFired:
+    index: int
+    attempt: int
+
+
+@dataclass(slots=True)
+class Cancel:
+    reason: str | None = None
+
+
+RunMessage = Kick | StepDone | TimerFired | Cancel
+
+
+# --- bookkeeping for what the body waits on -----------------------------------------------
+
+
+@dataclass(slots=True, eq=False)
+class _Group:
+    """What the body is blocked on: one step, a gather/map, or a sleep."""
+
+    indices: list[int]
+    single: bool
+    tolerated: int = 0
+    max_concurrency: int | None = None
+    results: list[Any] = field(default_factory=list)
+    failures: list[ActivityError] = field(default_factory=list)
+    remaining: int = 0
+    queued: deque[int] = field(default_factory=deque)
+    running: int = 0
+
+
+@dataclass(slots=True, eq=False)
+class _Pending:
+    step: Step[Any] | None  # None for a sleep
+    group: _Group | None  # None for a single step awaited inline
+    slot: int  # position in the group's results
+    attempt: int = 1
+    started_at: float = 0.0
+    task: asyncio.Task[None] | None = None
+    timer: TimerHandle | None = None
+
+
+@dataclass(slots=True)
+class _Journaled:
+    name: str
+    result: Any = None
+    error: ErrorInfo | None = None
+    attempts: int = 1
+
+
+class RunActor(Actor[RunMessage]):
+    """One live run. Created by the runtime's supervisor, again after each crash."""
+
+    def __init__(self, rt: Runtime, run_id: str, record: RunRecord | None, reason: str | None) -> None:
+        self.rt = rt
+        self.run_id = run_id
+        self._initial = record
+        self._reason = reason
+        self.record: RunRecord
+        self.ctx: RunContext
+        self._coro: Any = None
+        self._journal: dict[int, _Journaled] = {}
+        self._failed_attempts: dict[int, int] = {}
+        self._restored_waits: dict[int, Wait] = {}
+        self._next_index = 0
+        self._steps = 0
+        self._active: dict[int, _Pending] = {}
+        self._waits: dict[int, Wait] = {}
+        self._events: list[AnyEvent] = []
+        self._group: _Group | None = None
+        self._cancel: tuple[str | None, int] | None = None
+        self._scope: asyncio.Timeout | None = None
+        self._interrupted: str | None = None
+        self._cancel_requested = False
+        self._finished = False
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    async def on_start(self) -> None:
+        rt = self.rt
+        record = self._initial or await rt.store.get_run(self.run_id)
+        self._initial = None
+        if record is None:  # deleted under us: nothing to run
+            self.stop()
+            return
+        self.record = record
+        rt._actors[self.run_id] = self
+        wf = rt._workflow(record.workflow, run_id=self.run_id)
+        assert isinstance(wf, WorkflowDef)
+        if record.steps or record.history_seq > 1:
+            self._load_journal(await rt.store.get_history(self.run_id))
+        self._restored_waits = {w.step: w for w in record.waits}
+        cancel = record.metadata.get("cancel")
+        if isinstance(cancel, dict):
+            self._cancel = (cancel.get("reason"), int(cancel.get("index", -1)))
+        self._steps = record.steps
+        self.ctx = RunContext(self.run_id, record.workflow, record.version, rt.clock)
+        if self._reason is not None:
+            self._events.append(RunResumed(ts=rt.clock.time(), reason=self._reason))
+        self._coro = wf.body(self.ctx, record.input).__await__()
+        self.ref.tell(Kick())
+
+    async def on_stop(self, error: BaseException | None) -> None:
+        if self.rt._actors.get(self.run_id) is self:
+            del self.rt._actors[self.run_id]
+        for p in self._active.values():
+            if p.task is not None:
+                p.task.cancel()
+            if p.timer is not None:
+                p.timer.cancel()
+        self._active.clear()
+        if self._coro is not None and not self._finished:
+            self._coro.close()
+
+    def _load_journal(self, history: list[AnyEvent]) -> None:
+        for ev in history:
+            if isinstance(ev, StepSucceeded):
+                self._journal[ev.index] = _Journaled(ev.step, result=ev.result, attempts=ev.attempt)
+            elif isinstance(ev, StepFailed):
+                if ev.final:
+                    self._journal[ev.index] = _Journaled(
+                        ev.step, error=ErrorInfo(ev.error, ev.cause), attempts=ev.attempt
+                    )
+                else:
+                    self._failed_attempts[ev.index] = ev.attempt
+
+    # --- messages ------------------------------------------------------------------------
+
+    async def receive(self, message: RunMessage) -> Any:
+        if self._finished:
+            return None
+        match message:
+            case StepDone():
+                await self._on_step_done(message)
+            case TimerFired():
+                await self._on_timer(message)
+            case Kick():
+                await self._advance(None, None)
+            case Cancel(reason=reason):
+                await self._on_cancel(reason)
+        return None
+
+    # --- driving the body ----------------------------------------------------------------
+
+    async def _advance(self, value: Any, error: BaseException | None) -> None:
+        """Step the body until it blocks on something not yet done, or ends."""
+        coro = self._coro
+        while True:
+            try:
+                cmd = coro.throw(error) if error is not None else coro.send(value)
+            except StopIteration as stop:
+                await self._finish_ok(stop.value)
+                return
+            except RunCancelledError as exc:
+                await self._finish(RunStatus.CANCELLED, None, None, reason=exc.reason)
+                return
+            except NonDeterminismError as exc:
+                await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
+                return
+            except ActivityError as exc:
+                await self._finish(RunStatus.FAILED, None, ErrorInfo(exc.error, exc.cause))
+                return
+            except Exception as exc:
+                await self._finish(RunStatus.FAILED, None, ErrorInfo(type(exc).__name__, str(exc)))
+                return
+            value, error = None, None
+            if type(cmd) is Step:
+                # The common case, kept lean: one step, awaited inline by the actor.
+                try:
+                    index, entry = self._allocate(cmd.activity.name)
+                except NonDeterminismError as exc:
+                    await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
+                    return
+                if entry is not None:
+                    value, error = _journaled_outcome(entry)
+                    continue
+                if self._cancel is not None and index == self._cancel[1]:
+                    error = RunCancelledError(self._cancel[0])
+                    continue
+                pending = _Pending(cmd, None, 0, attempt=self._failed_attempts.get(index, 0) + 1)
+                self._active[index] = pending
+                restored = self._restored_waits.pop(index, None)
+                if restored is not None and restored.kind == "retry" and restored.due is not None:
+                    # Crashed during a retry backoff: wait out the rest of it, then retry.
+                    self._waits[index] = restored
+                    self._schedule(index, pending, restored.due)
+                    await self._flush_if_events()
+                    return
+                outcome = await self._attempt_inline(index, pending)
+                if outcome is None:
+                    return  # blocked: a retry backoff, or interrupted by a cancel
+                value, error = outcome
+                continue
+            try:
+                group = self._open(cmd)
+            except NonDeterminismError as exc:
+                await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
+                return
+            if group is None:
+                if cmd is None or isinstance(cmd, asyncio.Future):
+                    error = TypeError(
+                        "a workflow body can only await ctx.run / ctx.gather / ctx.map / ctx.sleep "
+                        "(and other ctx.* waits); do other I/O inside an @activity"
+                    )
+                else:
+                    error = TypeError(f"a workflow body awaited an unknown object {cmd!r}")
+                continue
+            if self._cancel is not None and group.indices and group.indices[0] == self._cancel[1]:
+                # Replaying a cancelled run: the cancellation was delivered at this await.
+                self._abandon(group)
+                error = RunCancelledError(self._cancel[0])
+                continue
+            if group.remaining:
+                self._group = group
+                await self._flush_if_events()
+                return
+            value, error = self._group_outcome(group)
+
+    def _open(self, cmd: Any) -> _Group | None:
+        """Start what a command asks for; None if ``cmd`` is not a command."""
+        if isinstance(cmd, Gather):
+            group = _Group([], single=False, tolerated=cmd.tolerated, max_concurrency=cmd.max_concurrency)
+            self._open_group(group, cmd.steps)
+        elif isinstance(cmd, Sleep):
+            group = _Group([], single=True)
+            self._open_sleep(group, cmd)
+        else:
+            return None
+        return group
+
+    def _allocate(self, name: str) -> tuple[int, _Journaled | None]:
+        index = self._next_index
+        self._next_index += 1
+        entry = self._journal.pop(index, None)
+        if entry is not None and entry.name != name:
+            raise NonDeterminismError(self.run_id, index, entry.name, name)
+        return index, entry
+
+    def _open_group(self, group: _Group, steps: tuple[Step[Any], ...]) -> None:
+        group.results = [None] * len(steps)
+        for slot, step in enumerate(steps):
+            index, entry = self._allocate(step.activity.name)
+            group.indices.append(index)
+            if entry is not None:
+                self._settle(group, slot, entry.result, entry.error, step.activity.name, entry.attempts)
+                continue
+            group.remaining += 1
+            self._active[index] = _Pending(step, group, slot, attempt=self._failed_attempts.get(index, 0) + 1)
+            group.queued.append(index)
+        self._pump(group)
+
+    def _open_sleep(self, group: _Group, cmd: Sleep) -> None:
+        group.results = [None]
+        index, entry = self._allocate(SLEEP_STEP)
+        group.indices.append(index)
+        if entry is not None:
+            return
+        restored = self._restored_waits.get(index)
+        due = restored.due if restored is not None and restored.due is not None else cmd.until
+        pending = _Pending(None, group, 0)
+        self._active[index] = pending
+        group.remaining = 1
+        self._waits[index] = Wait(kind="timer", key=f"sleep:{index}", step=index, due=due)
+        self._schedule(index, pending, due)
+
+    def _pump(self, group: _Group) -> None:
+        limit = group.max_concurrency
+        while group.queued and (limit is None or group.running < limit):
+            index = group.queued.popleft()
+            pending = self._active[index]
+            group.running += 1
+            restored = self._restored_waits.pop(index, None)
+            if restored is not None and restored.kind == "retry" and restored.due is not None:
+                # Crashed during a retry backoff: wait out the rest of it, then retry.
+                self._waits[index] = restored
+                self._schedule(index, pending, restored.due)
+            else:
+                self._start_attempt(index, pending)
+
+    def _schedule(self, index: int, pending: _Pending, due: float) -> None:
+        ref = self.ref
+        attempt = pending.attempt
+
+        def fire() -> None:
+            try:
+                ref.tell(TimerFired(index, attempt))
+            except ActorStoppedError:
+                pass
+
+        pending.timer = self.rt.clock.call_at(due, fire)
+
+    def _start_attempt(self, index: int, pending: _Pending) -> None:
+        step = pending.step
+        assert step is not None
+        pending.started_at = self.rt.clock.time()
+        pending.task = asyncio.get_running_loop().create_task(
+            self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
+        )
+        timeout = step.activity.timeout
+        if timeout is not None:
+            self._schedule(index, pending, pending.started_at + timeout)
+
+    async def _run_attempt(self, index: int, attempt: int, step: Step[Any]) -> None:
+        limiter = self.rt._limiter
+        try:
+            if limiter is None:
+                result = await step.activity.fn(*step.args, **step.kwargs)
+            else:
+                async with limiter:
+                    result = await step.activity.fn(*step.args, **step.kwargs)
+        except asyncio.CancelledError:
+            return  # the actor cancelled this attempt (timeout, cancel, shutdown) and knows it
+        except Exception as exc:
+            msg = StepDone(index, attempt, error=exc)
+        else:
+            msg = StepDone(index, attempt, result=result)
+        try:
+            self.ref.tell(msg)
+        except ActorStoppedError:
+            pass
+
+    # --- running attempts ----------------------------------------------------------------
+
+    def request_cancel(self) -> None:
+        """Called by the runtime before it sends `Cancel`: stop a step running inline now,
+        and do not start one, so the Cancel message is processed promptly."""
+        self._cancel_requested = True
+        self._interrupt("cancel")
+
+    def _interrupt(self, reason: str) -> None:
+        """Stop the attempt running inline (its timeout expired, or the run is cancelled)."""
+        scope = self._scope
+        if scope is not None and self._interrupted is None:
+            self._interrupted = reason
+            scope.reschedule(asyncio.get_running_loop().time())
+
+    async def _attempt_inline(self, index: int, pending: _Pending) -> tuple[Any, BaseException | None] | None:
+        """Run one attempt in the actor's task; the outcome for the body, or None if blocked."""
+        step = pending.step
+        assert step is not None
+        act = step.activity
+        clock = self.rt.clock
+        pending.started_at = clock.time()
+        limiter = self.rt._limiter
+        timer = None
+        self._interrupted = None
+        if self._cancel_requested:
+            return None
+        try:
+            async with asyncio.timeout(None) as scope:
+                self._scope = scope
+                if act.timeout is not None:
+                    timer = clock.call_at(pending.started_at + act.timeout, lambda: self._interrupt("timeout"))
+                if limiter is None:
+                    result = await act.fn(*step.args, **step.kwargs)
+                else:
+                    async with limiter:
+                        result = await act.fn(*step.args, **step.kwargs)
+        except TimeoutError as exc:
+            if self._interrupted == "cancel":
+                return None  # the Cancel message in the mailbox finishes the job
+            error: BaseException = exc
+            if self._interrupted == "timeout":
+                error = ActivityTimeoutError(act.name, act.timeout or 0.0)
+            return await self._attempt_failed(index, pending, error)
+        except Exception as exc:
+            return await self._attempt_failed(index, pending, exc)
+        finally:
+            self._scope = None
+            if timer is not None:
+                timer.cancel()
+        return await self._succeeded(index, pending, result)
+
+    # --- outcomes ------------------------------------------------------------------------
+
+    async def _on_step_done(self, msg: StepDone) -> None:
+        pending = self._active.get(msg.index)
+        if pending is None or pending.attempt != msg.attempt or pending.step is None:
+            return  # a late result of an attempt already timed out or cancelled
+        if pending.timer is not None:
+            pending.timer.cancel()
+            pending.timer = None
+        if msg.error is None:
+            outcome = await self._succeeded(msg.index, pending, msg.result)
+        else:
+            outcome = await self._attempt_failed(msg.index, pending, msg.error)
+        if outcome is not None:
+            await self._deliver(msg.index, pending, outcome)
+
+    async def _on_timer(self, msg: TimerFired) -> None:
+        pending = self._active.get(msg.index)
+        if pending is None or pending.attempt != msg.attempt:
+            return
+        pending.timer = None
+        wait = self._waits.pop(msg.index, None)
+        outcome: tuple[Any, BaseException | None] | None
+        if pending.step is None:  # a durable sleep is over
+            del self._active[msg.index]
+            self._steps += 1
+            await self._checkpoint(
+                [StepSucceeded(ts=self.rt.clock.time(), step=SLEEP_STEP, index=msg.index, attempt=1)]
+            )
+            outcome = (None, None)
+        elif wait is not None and wait.kind == "retry":  # backoff over: next attempt
+            if pending.group is not None:
+                self._start_attempt(msg.index, pending)
+                return
+            outcome = await self._attempt_inline(msg.index, pending)
+        else:  # the timeout of an attempt running as a task
+            if pending.task is not None:
+                pending.task.cancel()
+            timeout = pending.step.activity.timeout or 0.0
+            outcome = await self._attempt_failed(
+                msg.index, pending, ActivityTimeoutError(pending.step.activity.name, timeout)
+            )
+        if outcome is not None:
+            await self._deliver(msg.index, pending, outcome)
+
+    async def _deliver(self, index: int, pending: _Pending, outcome: tuple[Any, BaseException | None]) -> None:
+        """Hand a finished step's outcome to the body (directly, or through its group)."""
+        group = pending.group
+        if group is None:
+            await self._advance(*outcome)
+            return
+        value, error = outcome
+        if error is None:
+            group.results[pending.slot] = value
+        else:
+            assert isinstance(error, ActivityError)
+            group.failures.append(error)
+            group.results[pending.slot] = {"error": error.error, "cause": error.cause}
+        group.remaining -= 1
+        group.running -= 1
+        if group.remaining:
+            self._pump(group)
+            return
+        self._group = None
+        await self._advance(*self._group_outcome(group))
+
+    async def _succeeded(self, index: int, pending: _Pending, result: Any) -> tuple[Any, BaseException | None]:
+        step = pending.step
+        assert step is not None
+        name = step.activity.name
+        now = self.rt.clock.time()
+        del self._active[index]
+        self._waits.pop(index, None)
+        self._steps += 1
+        events: list[AnyEvent] = [
+            StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
+            StepSucceeded(ts=now, step=name, index=index, attempt=pending.attempt, result=result),
+        ]
+        try:
+            await self._checkpoint(events)
+        except PayloadError as exc:
+            # The result cannot be stored: the step fails for good (retrying would not help).
+            self._active[index] = pending
+            self._steps -= 1
+            return await self._failed_final(index, pending, "PayloadError", str(exc))
+        return result, None
+
+    async def _attempt_failed(
+        self, index: int, pending: _Pending, exc: BaseException
+    ) -> tuple[Any, BaseException | None] | None:
+        """Record a failed attempt: schedule a retry (None: blocked) or fail the step for good."""
+        step = pending.step
+        assert step is not None
+        policy = step.activity.retry
+        name = step.activity.name
+        error, cause = type(exc).__name__, str(exc)
+        if isinstance(exc, ActivityError):
+            error, cause = exc.error, exc.cause
+        if pending.attempt >= policy.max_attempts or not policy.retryable(exc):
+            return await self._failed_final(index, pending, error, cause)
+        now = self.rt.clock.time()
+        delay = policy.delay(pending.attempt)
+        events: list[AnyEvent] = [
+            StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
+            StepFailed(ts=now, step=name, index=index, attempt=pending.attempt, error=error, cause=cause),
+            StepRetrying(ts=now, step=name, index=index, attempt=pending.attempt + 1, delay=delay),
+        ]
+        pending.attempt += 1
+        pending.task = None
+        due = now + delay
+        self._waits[index] = Wait(kind="retry", key=f"retry:{index}", step=index, due=due)
+        await self._checkpoint(events)
+        self._schedule(index, pending, due)
+        return None
+
+    async def _failed_final(
+        self, index: int, pending: _Pending, error: str, cause: str | None
+    ) -> tuple[Any, BaseException | None]:
+        step = pending.step
+        assert step is not None
+        name = step.activity.name
+        now = self.rt.clock.time()
+        del self._active[index]
+        self._waits.pop(index, None)
+        self._steps += 1
+        await self._checkpoint(
+            [
+                StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
+                StepFailed(
+                    ts=now, step=name, index=index, attempt=pending.attempt, error=error, cause=cause, final=True
+                ),
+            ]
+        )
+        return None, ActivityError(name, error, cause, pending.attempt)
+
+    def _settle(
+        self, group: _Group, slot: int, result: Any, error: ErrorInfo | None, name: str, attempts: int
+    ) -> None:
+        if error is None:
+            group.results[slot] = result
+        else:
+            group.failures.append(ActivityError(name, error.error, error.cause, attempts))
+            group.results[slot] = {"error": error.error, "cause": error.cause}
+
+
+    def _group_outcome(self, group: _Group) -> tuple[Any, BaseException | None]:
+        if group.single:
+            return (None, group.failures[0]) if group.failures else (group.results[0], None)
+        if len(group.failures) > group.tolerated:
+            return None, group.failures[0]
+        return group.results, None
+
+    def _abandon(self, group: _Group) -> None:
+        for index in group.indices:
+            pending = self._active.pop(index, None)
+            self._waits.pop(index, None)
+            if pending is not None:
+                if pending.task is not None:
+                    pending.task.cancel()
+                if pending.timer is not None:
+                    pending.timer.cancel()
+        group.remaining = 0
+
+    async def _on_cancel(self, reason: str | None) -> None:
+        if self._cancel is not None or self._finished:
+            return
+        group = self._group
+        if group is not None:
+            first = group.indices[0] if group.indices else self._next_index
+            self._abandon(group)
+            self._group = None
+        else:
+            # The body is blocked on a single step: running inline (already interrupted) or
+            # in a retry backoff. It is the most recently allocated index.
+            first = self._next_index - 1
+            for index in [i for i in self._active if i >= first]:
+                pending = self._active.pop(index)
+                self._waits.pop(index, None)
+                if pending.timer is not None:
+                    pending.timer.cancel()
+        self._cancel = (reason, first)
+        await self._checkpoint([])
+        await self._advance(None, RunCancelledError(reason))
+
+    # --- checkpoints ---------------------------------------------------------------------
+
+    def _snapshot(self, status: RunStatus, seq: int, **changes: Any) -> RunRecord:
+        rec = self.record
+        metadata = rec.metadata
+        if self._cancel is not None and "cancel" not in metadata:
+            metadata = {**metadata, "cancel": {"reason": self._cancel[0], "index": self._cancel[1]}}
+        return RunRecord(
+            run_id=rec.run_id,
+            workflow=rec.workflow,
+            version=rec.version,
+            status=status,
+            input=rec.input,
+            vars=self.ctx.vars,
+            created_at=rec.created_at,
+            updated_at=self.rt.clock.time(),
+            history_seq=seq,
+            steps=self._steps,
+            waits=tuple(self._waits.values()),
+            trace=rec.trace,
+            metadata=metadata,
+            **changes,
+        )
+
+    async def _checkpoint(self, events: list[AnyEvent], status: RunStatus | None = None, **changes: Any) -> None:
+        """Commit the current state plus ``events`` (and any buffered ones); returns once durable."""
+        if self._events:
+            events = self._events + events
+        seq = self.record.history_seq + (1 if events else 0)
+        if status is None:
+            status = RunStatus.WAITING if self._waits and not self._running_steps() else RunStatus.RUNNING
+        snapshot = self._snapshot(status, seq, **changes)
+        await self.rt.store.checkpoint(snapshot, events)
+        self._events = []
+        self.record = snapshot
+
+    async def _flush_if_events(self) -> None:
+        """Record buffered events (a resume marker) once the body is blocked again."""
+        if self._events:
+            await self._checkpoint([])
+
+    def _running_steps(self) -> bool:
+        return any(p.task is not None and not p.task.done() for p in self._active.values())
+
+    async def _finish_ok(self, output: Any) -> None:
+        await self._finish(RunStatus.SUCCEEDED, output, None)
+
+    async def _finish(
+        self, status: RunStatus, output: Any, error: ErrorInfo | None, *, reason: str | None = None
+    ) -> None:
+        now = self.rt.clock.time()
+        if self._cancel is not None:
+            status, output, error, reason = RunStatus.CANCELLED, None, None, self._cancel[0]
+        event: AnyEvent
+        if status is RunStatus.SUCCEEDED:
+            event = RunSucceeded(ts=now, output=output)
+        elif status is RunStatus.CANCELLED:
+            event = RunCancelled(ts=now, reason=reason)
+            error = ErrorInfo("Cancelled", reason)
+        else:
+            assert error is not None
+            event = RunFailed(ts=now, error=error.error, cause=error.cause)
+        self._waits.clear()
+        try:
+            await self._checkpoint([event], status, output=output, error=error, ended_at=now)
+        except PayloadError as exc:
+            error = ErrorInfo("PayloadError", f"the workflow's return value cannot be stored: {exc}")
+            await self._checkpoint(
+                [RunFailed(ts=now, error=error.error, cause=error.cause)], RunStatus.FAILED, error=error, ended_at=now
+            )
+        self._finished = True
+        self._coro.close()
+        self.rt._run_finished(self.run_id, self.record)
+        self.stop()
+
+
+
+def _journaled_outcome(entry: _Journaled) -> tuple[Any, BaseException | None]:
+    if entry.error is None:
+        return entry.result, None
+    return None, ActivityError(entry.name, entry.error.error, entry.error.cause, entry.attempts)

@@ -1,0 +1,408 @@
+"""`open_runtime` and `Runtime`: starting, observing and recovering runs."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+import anyio
+
+from .._errors import (
+    NotRegisteredError,
+    RunCancelled,
+    RunConflictError,
+    RunFailed,
+    RunNotFoundError,
+    RuntimeClosedError,
+    WorkflowNotFoundError,
+)
+from ..actors import ActorRef, Clock, Supervisor, SupervisorSpec, SystemClock
+from ..persistence import (
+    UNFINISHED,
+    AnyEvent,
+    ErrorInfo,
+    MemoryStore,
+    RunRecord,
+    RunStarted,
+    RunStatus,
+    SQLiteStore,
+    Store,
+)
+from ..persistence import RunFailed as RunFailedEvent
+from ._definitions import WorkflowDef
+from ._run import Cancel, RunActor, RunMessage
+
+log = logging.getLogger("wayline")
+
+T = TypeVar("T")
+
+#: Anything ``open_runtime`` accepts as a workflow definition.
+Workflow = WorkflowDef[Any, Any]
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as ``rt.describe`` and ``rt.list_runs`` report it."""
+
+    run_id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    input: Any
+    vars: dict[str, Any]
+    output: Any
+    error: str | None
+    cause: str | None
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    steps: int
+    waiting_for: tuple[str, ...]
+
+    @classmethod
+    def from_record(cls, rec: RunRecord, vars: dict[str, Any] | None = None) -> RunInfo:
+        return cls(
+            run_id=rec.run_id,
+            workflow=rec.workflow,
+            version=rec.version,
+            status=rec.status,
+            input=rec.input,
+            vars=dict(rec.vars if vars is None else vars),
+            output=rec.output,
+            error=rec.error.error if rec.error else None,
+            cause=rec.error.cause if rec.error else None,
+            created_at=rec.created_at,
+            updated_at=rec.updated_at,
+            ended_at=rec.ended_at,
+            steps=rec.steps,
+            waiting_for=tuple(f"{w.kind}:{w.key}" for w in rec.waits),
+        )
+
+
+class RunHandle(Generic[T]):
+    """A reference to one run; ``await handle.result()`` waits for its outcome."""
+
+    __slots__ = ("_rt", "run_id")
+
+    def __init__(self, rt: Runtime, run_id: str) -> None:
+        self._rt = rt
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id!r}>"
+
+    async def result(self) -> T:
+        """The run's output once it ends.
+
+        Raises:
+            RunFailed: the run failed (``error`` and ``cause`` say why).
+            RunCancelled: the run was cancelled.
+        """
+        rec = await self._rt._wait_finished(self.run_id)
+        if rec.status is RunStatus.SUCCEEDED:
+            out: T = rec.output
+            return out
+        err = rec.error or ErrorInfo("Unknown")
+        if rec.status is RunStatus.CANCELLED:
+            raise RunCancelled(self.run_id, err.cause)
+        raise RunFailed(self.run_id, err.error, err.cause)
+
+    async def describe(self) -> RunInfo:
+        return await self._rt.describe(self.run_id)
+
+    async def cancel(self, reason: str | None = None) -> None:
+        await self._rt.cancel(self.run_id, reason)
+
+
+class Runtime:
+    """The embedded engine. Create it with `open_runtime`; all methods are coroutine-safe."""
+
+    def __init__(
+        self,
+        store: Store,
+        supervisor: Supervisor,
+        *,
+        workflows: Iterable[Workflow],
+        clock: Clock,
+        max_concurrent_activities: int | None,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self._supervisor = supervisor
+        self._workflows: dict[str, Workflow] = {}
+        for wf in workflows:
+            if not isinstance(wf, WorkflowDef):
+                raise NotRegisteredError(wf, "workflow")
+            self._workflows[wf.name] = wf
+        self._limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
+        self._live: dict[str, ActorRef[RunMessage]] = {}
+        self._actors: dict[str, RunActor] = {}  # the current incarnation of each live run
+        # Futures for callers of RunHandle.result(), resolved with the final record by the
+        # run's actor, so waiting on a live run costs no store read.
+        self._finished: dict[str, asyncio.Future[RunRecord]] = {}
+        self._closed = False
+
+    # --- registry ------------------------------------------------------------------------
+
+    def _workflow(self, name: str, *, run_id: str | None = None) -> Workflow:
+        wf = self._workflows.get(name)
+        if wf is None:
+            raise WorkflowNotFoundError(name, tuple(self._workflows), run_id=run_id)
+        return wf
+
+    def _check_open(self) -> None:
+        if self._closed:
+            raise RuntimeClosedError()
+
+    # --- starting and supervising runs ---------------------------------------------------
+
+    async def start(self, workflow: WorkflowDef[Any, T] | str, input: Any = None, *, run_id: str | None = None) -> RunHandle[T]:
+        """Start a run of ``workflow`` on ``input``, durably, and return its handle.
+
+        Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
+        run starts and the handle refers to the existing one.
+
+        Raises:
+            WorkflowNotFoundError: the workflow was not passed to ``open_runtime``.
+            RunConflictError: ``run_id`` exists as a run of another workflow.
+            PayloadError: ``input`` is not storable data.
+        """
+        self._check_open()
+        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
+        if not isinstance(name, str):
+            raise NotRegisteredError(workflow, "workflow")
+        wf = self._workflow(name)
+        if not isinstance(workflow, str) and workflow is not wf:
+            raise WorkflowNotFoundError(name, tuple(self._workflows))
+        run_id = run_id or uuid.uuid4().hex
+        if run_id in self._live:
+            return RunHandle(self, run_id)
+        now = self.clock.time()
+        record = RunRecord(
+            run_id=run_id,
+            workflow=wf.name,
+            version=wf.version,
+            status=RunStatus.RUNNING,
+            input=input,
+            created_at=now,
+            updated_at=now,
+            history_seq=1,
+        )
+        existing = await self.store.create_run(
+            record, [RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input)]
+        )
+        if existing is not None:
+            if existing.workflow != wf.name:
+                raise RunConflictError(run_id, existing.workflow, wf.name)
+            return RunHandle(self, run_id)
+        if run_id not in self._live:
+            self._spawn(record, None)
+        return RunHandle(self, run_id)
+
+    def _spawn(self, record: RunRecord, reason: str | None) -> None:
+        run_id = record.run_id
+        first: list[tuple[RunRecord | None, str | None]] = [(record, reason)]
+
+        def factory() -> RunActor:
+            rec, why = first.pop() if first else (None, "restarted after a crash")
+            return RunActor(self, run_id, rec, why)
+
+        async def on_give_up(exc: BaseException, restarts: int) -> None:
+            await self._fail_crash_loop(run_id, exc, restarts)
+
+        async def on_crash(exc: BaseException, restarts: int) -> None:
+            log.warning("run %s crashed (restart %d): %r", run_id, restarts, exc, extra={"run_id": run_id})
+
+        self._live[run_id] = self._supervisor.spawn(
+            run_id, factory, on_crash=on_crash, on_give_up=on_give_up
+        )
+
+    async def _fail_crash_loop(self, run_id: str, exc: BaseException, restarts: int) -> None:
+        self._live.pop(run_id, None)
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status.finished:
+            return
+        now = self.clock.time()
+        spec = self._supervisor.spec
+        error = ErrorInfo(
+            "CrashLoop",
+            f"the run crashed {restarts + 1} times within {spec.period:g}s (last: {type(exc).__name__}: {exc}); "
+            "it was stopped to protect the process. Fix the cause, then redrive or restart it",
+        )
+        import msgspec
+
+        failed = msgspec.structs.replace(
+            rec, status=RunStatus.FAILED, error=error, ended_at=now, updated_at=now, waits=(), history_seq=rec.history_seq + 1
+        )
+        await self.store.checkpoint(failed, [RunFailedEvent(ts=now, error=error.error, cause=error.cause)])
+        self._run_finished(run_id, failed)
+
+    def _run_finished(self, run_id: str, record: RunRecord | None = None) -> None:
+        self._live.pop(run_id, None)
+        fut = self._finished.pop(run_id, None)
+        if fut is not None and not fut.done():
+            if record is not None:
+                fut.set_result(record)
+            else:
+                fut.set_exception(RuntimeClosedError())
+
+    async def _wait_finished(self, run_id: str) -> RunRecord:
+        while True:
+            if run_id not in self._live:
+                rec = await self.store.get_run(run_id)
+                if rec is None:
+                    raise RunNotFoundError(run_id)
+                if rec.status.finished:
+                    return rec
+            self._check_open()
+            fut = self._finished.get(run_id)
+            if fut is None:
+                fut = self._finished[run_id] = asyncio.get_running_loop().create_future()
+            try:
+                # shield: one caller giving up must not cancel the others' wait
+                return await asyncio.shield(fut)
+            except RuntimeClosedError:
+                raise
+
+    async def _recover(self) -> int:
+        """Restart every unfinished run in the store; returns how many."""
+        count = 0
+        for rec in await self.store.list_runs(statuses=UNFINISHED):
+            if rec.workflow not in self._workflows:
+                log.error(
+                    "run %s needs workflow %r, which is not registered; it stays %s until a runtime "
+                    "that registers it opens this database",
+                    rec.run_id, rec.workflow, rec.status.value, extra={"run_id": rec.run_id},
+                )
+                continue
+            self._spawn(rec, "recovered after a process restart")
+            count += 1
+        return count
+
+    # --- observing runs ------------------------------------------------------------------
+
+    def get_handle(self, run_id: str) -> RunHandle[Any]:
+        """A handle for an existing run id (checked when used)."""
+        return RunHandle(self, run_id)
+
+    async def describe(self, run_id: str) -> RunInfo:
+        """Status, vars, output or error, version and timestamps of a run.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        rec = await self.store.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id)
+        return RunInfo.from_record(rec)
+
+    async def list_runs(
+        self,
+        *,
+        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunInfo]:
+        """Runs, oldest first, optionally filtered by status(es) and workflow name."""
+        statuses: list[RunStatus] | None = None
+        if status is not None:
+            items = [status] if isinstance(status, (str, RunStatus)) else list(status)
+            try:
+                statuses = [RunStatus(str(s).upper()) for s in items]
+            except ValueError:
+                valid = ", ".join(s.value for s in RunStatus)
+                raise ValueError(f"unknown run status in {status!r}; use one of {valid}") from None
+        records = await self.store.list_runs(statuses=statuses, workflow=workflow, limit=limit)
+        return [RunInfo.from_record(r) for r in records]
+
+    async def history(self, run_id: str) -> AsyncIterator[AnyEvent]:
+        """The run's events, oldest first.
+
+        Raises:
+            RunNotFoundError: no such run.
+        """
+        if await self.store.get_run(run_id) is None:
+            raise RunNotFoundError(run_id)
+        for event in await self.store.get_history(run_id):
+            yield event
+
+    # --- controlling runs ----------------------------------------------------------------
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> None:
+        """Cancel a run: its waiting or running step is cancelled and the body gets
+        `RunCancelledError` at that await (it may run compensation steps); the run ends
+        CANCELLED.
+
+        Raises:
+            RunNotFoundError: no such run.
+            RunAlreadyFinishedError: the run has already ended.
+        """
+        from .._errors import RunAlreadyFinishedError
+
+        self._check_open()
+        rec = await self.store.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id)
+        if rec.status.finished:
+            raise RunAlreadyFinishedError(run_id, rec.status.value, "cancel")
+        ref = self._live.get(run_id)
+        if ref is not None:
+            actor = self._actors.get(run_id)
+            if actor is not None:
+                actor.request_cancel()
+            await ref.ask(Cancel(reason))
+
+
+@asynccontextmanager
+async def open_runtime(
+    store: str | os.PathLike[str] | Store = "wayline.db",
+    *,
+    workflows: Iterable[Workflow] = (),
+    clock: Clock | None = None,
+    supervisor: SupervisorSpec | None = None,
+    max_concurrent_activities: int | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
+
+    On entry, every unfinished run in the store is recovered from its last checkpoint. On
+    exit, live runs stop where they are; their state is durable and the next
+    ``open_runtime`` on the same database resumes them.
+
+    Args:
+        store: a database path, ``":memory:"`` for an in-memory store, or a `Store`.
+        workflows: the workflows this runtime can run (and recover).
+        clock: the time source (``wayline.testing.VirtualClock`` in tests).
+        supervisor: restart policy for crashed run actors.
+        max_concurrent_activities: a cap on steps running at once across all runs.
+    """
+    if isinstance(store, str) and store == ":memory:":
+        the_store: Store = MemoryStore()
+    elif isinstance(store, (str, os.PathLike)):
+        the_store = SQLiteStore(store)
+    else:
+        the_store = store
+    the_clock = clock or SystemClock()
+    await the_store.start()
+    try:
+        async with anyio.create_task_group() as tg, Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
+            tg.start_soon(the_clock.drive, lambda: the_store.pending == 0)
+            rt = Runtime(
+                the_store, sup, workflows=workflows, clock=the_clock, max_concurrent_activities=max_concurrent_activities
+            )
+            try:
+                await rt._recover()
+                yield rt
+            finally:
+                rt._closed = True
+                for run_id in list(rt._finished):
+                    rt._run_finished(run_id)
+                sup.cancel_all()
+                tg.cancel_scope.cancel()
+    finally:
+        await the_store.close()
