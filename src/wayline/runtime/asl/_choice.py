@@ -11,7 +11,13 @@ from ._errors import QUERY_EVALUATION_ERROR, RUNTIME, StatesError
 from ._jsonata import compile_expression, is_expression
 from ._jsonpath import JsonPath, PathNotFound, compile_path
 
-__all__ = ("COMPARATORS", "compile_condition", "compile_rule", "parse_timestamp")
+__all__ = (
+    "COMPARATORS",
+    "compile_condition",
+    "compile_rule",
+    "parse_timestamp",
+    "parse_wait_timestamp",
+)
 
 Lookup = Callable[[str], Any]
 Rule = Callable[[Any, Any, Lookup], bool]
@@ -36,6 +42,20 @@ def parse_timestamp(value: Any) -> datetime | None:
         return datetime.fromisoformat(f"{text}.{micro}{'+00:00' if zone == 'Z' else zone}")
     except ValueError:
         return None
+
+
+_WAIT_TS = re.compile(r"^\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?Z$")
+
+
+def parse_wait_timestamp(value: Any) -> float | None:
+    """Parse a Wait state's timestamp: UTC only (``Z``), fraction optional, as AWS does.
+
+    Returns epoch seconds, or None when the value is not such a timestamp.
+    """
+    if type(value) is not str or not _WAIT_TS.match(value):
+        return None
+    ts = parse_timestamp(value)
+    return None if ts is None else ts.timestamp()
 
 
 def _is_num(v: Any) -> bool:

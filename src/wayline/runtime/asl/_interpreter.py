@@ -454,8 +454,12 @@ async def run_wait(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
     return out, st.next
 
 
+def _shown(value: Any) -> str:
+    return value if type(value) is str else to_json_text(value)
+
+
 def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx: Any) -> float:
-    from ._choice import parse_timestamp
+    from ._choice import parse_wait_timestamp
 
     assert st.wait is not None
     kind, (how, v) = st.wait
@@ -468,29 +472,33 @@ def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx:
     else:
         try:
             value = v.get(data, ctx, frame.scope.lookup)
-        except PathNotFound as exc:
+        except PathNotFound:
+            if kind == "secondspath":
+                raise runtime_error(
+                    f"The SecondsPath parameter does not reference an input value: {v.text}"
+                ) from None
             raise runtime_error(
-                f"Invalid path '{v.text}' : No results for path: {exc.path}") from None
+                f"The TimestampPath parameter does not reference an input value: {v.text}"
+            ) from None
+    source = v.text if how == "path" else (v.source if how == "ata" else value)
     if kind.startswith("seconds"):
+        if type(value) is float and how == "ata" and value.is_integer():
+            value = int(value)
         if type(value) is not int:
             if how == "ata":
                 raise v.unexpected_type(field, "integer", value)
-            raise runtime_error(
-                f"The {field} parameter cannot be parsed as a long value: "
-                f"{v.text if how == 'path' else ''} == {to_json_text(value)}")
+            raise runtime_error(f"The {field} parameter cannot be parsed as a long value: "
+                                f"{source} == {_shown(value)}")
         if value < 0:
-            raise runtime_error(f"The {field} parameter must be a non-negative integer: "
-                                f"{to_json_text(value)}")
+            raise runtime_error(f"The {field} parameter references a negative value: "
+                                f"{source} == {value}")
         return ex.host.now() + value
-    ts = parse_timestamp(value)
+    ts = parse_wait_timestamp(value)
     if ts is None:
-        if how == "ata":
-            raise v.unexpected_type(field, "timestamp", value)
         raise runtime_error(
             f"The {field} parameter does not reference a valid ISO-8601 extended offset "
-            f"date-time format string: {v.text if how == 'path' else ''} == "
-            f"{to_json_text(value)}")
-    return ts.timestamp()
+            f"date-time format string: {source} == {_shown(value)}")
+    return ts
 
 
 # ---------------------------------------------------------------------- retry and catch

@@ -12,7 +12,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._choice import compile_condition, compile_rule, parse_timestamp
+from ._choice import compile_condition, compile_rule, parse_wait_timestamp
 from ._jsonata import compile_expression, is_expression
 from ._jsonpath import JsonPath, compile_path
 from ._template import (
@@ -544,7 +544,7 @@ def _wait(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql
             problems.append(f"{where}/Seconds: must be a non-negative integer")
         st.wait = ("seconds", ("lit", value))
     elif key == "Timestamp":
-        if parse_timestamp(value) is None:
+        if parse_wait_timestamp(value) is None:
             problems.append(f"{where}/Timestamp: must be an RFC 3339 timestamp")
         st.wait = ("timestamp", ("lit", value))
     else:
