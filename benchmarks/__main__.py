@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import platform
 import sys
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from ._harness import (
@@ -69,6 +71,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--repeats", type=int, default=3, help="children per scenario (median)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated inputs")
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
+    parser.add_argument(
+        "--results-dir",
+        type=Path,
+        default=RESULTS_DIR,
+        help=f"where the JSON results and the plot go (default {RESULTS_DIR})",
+    )
     args = parser.parse_args(argv)
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
@@ -82,7 +90,7 @@ def main(argv: list[str] | None = None) -> int:
 
     plot_msg = None
     if not args.no_plot and any(o.scenario.suite == "throughput" for o in outcomes):
-        plot_msg = plot_throughput(outcomes, RESULTS_DIR / "throughput.png")
+        plot_msg = plot_throughput(outcomes, args.results_dir / "throughput.png")
         sys.stderr.write(plot_msg + "\n")
 
     meta: dict[str, Any] = {
@@ -92,15 +100,15 @@ def main(argv: list[str] | None = None) -> int:
         "seed": args.seed,
         "python": platform.python_version(),
         "machine": platform.machine(),
-        "cpus": __import__("os").cpu_count(),
+        "cpus": os.cpu_count(),
         "finished_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "elapsed_s": round(elapsed, 1),
         "plot": plot_msg,
     }
     targets = _targets(outcomes)
     doc = {"meta": meta, "targets": targets, "results": [o.to_json() for o in outcomes]}
-    RESULTS_DIR.mkdir(parents=True, exist_ok=True)
-    (RESULTS_DIR / f"{args.suite}{'-quick' if args.quick else ''}.json").write_text(
+    args.results_dir.mkdir(parents=True, exist_ok=True)
+    (args.results_dir / f"{args.suite}{'-quick' if args.quick else ''}.json").write_text(
         json.dumps(doc, indent=2)
     )
     if args.json:

@@ -44,6 +44,13 @@ def _load(ref: str) -> Callable[[dict[str, Any]], Awaitable[dict[str, Any]]]:
     return func
 
 
+def _unwrap(exc: BaseException) -> BaseException:
+    """The single leaf of nested exception groups (task groups wrap what we raise)."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
 def main(argv: list[str]) -> int:
     ref, params = argv[1], json.loads(argv[2])
     t0 = time.perf_counter()
@@ -57,14 +64,16 @@ def main(argv: list[str]) -> int:
         metrics, loop_name = _run_coroutine(scenario)
         note = metrics.pop("note", None)
         out = {"status": "ok", "metrics": metrics, "note": note, "loop": loop_name}
-    except Skipped as exc:
-        out = {"status": "skipped", "reason": str(exc)}
-    except NotReady as exc:
-        out = {"status": "not ready", "reason": str(exc)}
-    except BaseException as exc:  # a broken scenario is a row, never a crash
-        traceback.print_exc(file=sys.stderr)
-        reason = f"{type(exc).__name__}: {exc}".strip()
-        out = {"status": "error", "reason": reason.splitlines()[0][:300]}
+    except BaseException as caught:  # a broken scenario is a row, never a crash
+        exc = _unwrap(caught)
+        if isinstance(exc, Skipped):
+            out = {"status": "skipped", "reason": str(exc)}
+        elif isinstance(exc, NotReady):
+            out = {"status": "not ready", "reason": str(exc)}
+        else:
+            traceback.print_exception(caught, file=sys.stderr)
+            reason = f"{type(exc).__name__}: {exc}".strip()
+            out = {"status": "error", "reason": reason.splitlines()[0][:300]}
     out["rss_mb"] = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
     out["wall_s"] = time.perf_counter() - t0
     sys.stdout.write(RESULT_PREFIX + json.dumps(out) + "\n")

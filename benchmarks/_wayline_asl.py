@@ -103,7 +103,8 @@ async def ten_states(params: Params) -> Metrics:
         results = await asyncio.gather(*(h.result() for h in handles))
         elapsed = time.perf_counter() - t0
         try:
-            await asyncio.wait_for(stack.aclose(), 15)
+            async with asyncio.timeout(15):  # same task that entered the runtime
+                await stack.aclose()
         except TimeoutError:
             pass
     if len(results) != executions:
