@@ -1,0 +1,90 @@
+"""`FaultInjectingStore`: a store that "crashes the process" at a chosen write."""
+
+from __future__ import annotations
+
+from collections.abc import Collection, Sequence
+from typing import Literal
+
+from ..persistence import AnyEvent, RunRecord, RunStatus, Store
+
+
+class SimulatedCrash(BaseException):
+    """Stands for the process dying. A `BaseException`, so nothing in wayline or in user
+    code handles it: it unwinds the whole runtime, as a real crash would stop everything."""
+
+
+class FaultInjectingStore:
+    """Wraps a real store; the ``crash_at``-th write (1-based) raises `SimulatedCrash`.
+
+    ``when="before"``: the write never reaches the store (the process died before the
+    commit). ``when="after"``: it is committed, then the crash hits before the caller learns
+    it. From then on every call raises, so nothing more is written: reopen the same
+    database with a plain store to play the restart. ``writes`` counts writes so far, so a
+    run with ``crash_at=None`` tells how many writes a workload makes.
+    """
+
+    def __init__(
+        self, inner: Store, *, crash_at: int | None = None, when: Literal["before", "after"] = "before"
+    ) -> None:
+        if when not in ("before", "after"):
+            raise ValueError("when must be 'before' or 'after'")
+        self.inner = inner
+        self.crash_at = crash_at
+        self.when = when
+        self.writes = 0
+        self.crashed = False
+
+    @property
+    def pending(self) -> int:
+        return self.inner.pending
+
+    def _check(self) -> None:
+        if self.crashed:
+            raise SimulatedCrash(f"the store is dead after a simulated crash at write #{self.crash_at}")
+
+    def _before(self) -> None:
+        self._check()
+        self.writes += 1
+        if self.writes == self.crash_at and self.when == "before":
+            self.crashed = True
+            raise SimulatedCrash(f"simulated crash before write #{self.writes}")
+
+    def _after(self) -> None:
+        if self.writes == self.crash_at and self.when == "after":
+            self.crashed = True
+            raise SimulatedCrash(f"simulated crash after write #{self.writes}")
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+        self._before()
+        result = await self.inner.create_run(record, events)
+        self._after()
+        return result
+
+    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+        self._before()
+        await self.inner.checkpoint(record, events)
+        self._after()
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        self._check()
+        return await self.inner.get_run(run_id)
+
+    async def get_history(self, run_id: str) -> list[AnyEvent]:
+        self._check()
+        return await self.inner.get_history(run_id)
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        self._check()
+        return await self.inner.list_runs(statuses=statuses, workflow=workflow, limit=limit)
