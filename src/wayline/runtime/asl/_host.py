@@ -80,7 +80,9 @@ class AslHost(Protocol):
     async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
         """Persist ``snapshot`` (pass it as ``resume=`` to continue) and new history events.
 
-        The snapshot is a live structure the interpreter keeps mutating: encode or copy it
-        before returning. Events are new since the previous call, in order.
+        The snapshot is a live structure the interpreter keeps mutating: encode (or copy)
+        it before the first ``await``; the run goes on only after this call returns, so
+        return once it is durable. Events are new since the previous call, in order. Calls
+        never overlap for one run: concurrent Map items share one checkpoint.
         """
         ...

@@ -71,8 +71,6 @@ async def _attempt(
         raise unlocated(err) from None
     ex.emit("TaskScheduled", {"resource": resource, "parameters": payload,
                               "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat})
-    if ex.standard and frame.label:
-        await ex.checkpoint()
     ex.effects += 1
     try:
         if resource.startswith(_START_EXECUTION):
