@@ -205,3 +205,25 @@ def test_checkpoints_standard_vs_express() -> None:
     anyio.run(host.execute, express, {})
     assert host.checkpoints == 1
     assert [e["id"] for e in host.history] == list(range(1, 9))
+
+
+@pytest.mark.parametrize("concurrency", [0, 1])
+def test_standard_mode_map_checkpoints_stay_linear(concurrency: int) -> None:
+    async def square(n: int) -> int:
+        return n * n
+
+    sm = StateMachine(
+        {"StartAt": "M", "States": {"M": {
+            "Type": "Map", "MaxConcurrency": concurrency,
+            "ItemProcessor": {"StartAt": "Sq", "States": {
+                "Sq": {"Type": "Task", "Resource": "square", "End": True}}},
+            "End": True}}},
+        resources={"square": square},
+    )
+    host = LocalHost(sm, start_time=T0)
+    started = time.perf_counter()
+    out = anyio.run(host.execute, sm, list(range(10_000)))
+    assert out[-1] == 9999 * 9999
+    assert time.perf_counter() - started < 5.0
+    # Progress is persisted as results grow geometrically, not after every item.
+    assert host.checkpoints < 200

@@ -525,6 +525,9 @@ def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx:
 
 def matches(errors: tuple[str, ...], error: str | None) -> bool:
     """Whether an ErrorEquals list matches ``error``, with the States.* wildcards."""
+    if error == E.RUNTIME:
+        # AWS: States.Runtime is never retried or caught; it always fails the run.
+        return False
     if error in errors:
         return True
     if error in _UNCATCHABLE:
