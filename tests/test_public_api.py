@@ -1,0 +1,124 @@
+"""The curated public surface is pinned: any addition or removal is a deliberate change."""
+
+from __future__ import annotations
+
+import importlib
+
+import pytest
+
+EXPECTED: dict[str, tuple[str, ...]] = {
+    "wayline": (
+        "ActivityError",
+        "ActivityTimeoutError",
+        "NonDeterminismError",
+        "PayloadError",
+        "RetryPolicy",
+        "RunAlreadyFinishedError",
+        "RunCancelled",
+        "RunCancelledError",
+        "RunConflictError",
+        "RunContext",
+        "RunFailed",
+        "RunHandle",
+        "RunInfo",
+        "RunNotFoundError",
+        "RunStatus",
+        "Runtime",
+        "StoreError",
+        "WaylineError",
+        "WorkflowNotFoundError",
+        "activity",
+        "open_runtime",
+        "workflow",
+    ),
+    "wayline.actors": (
+        "Actor",
+        "ActorRef",
+        "ActorStoppedError",
+        "Clock",
+        "Supervisor",
+        "SupervisorSpec",
+        "SystemClock",
+        "TimerHandle",
+        "run_actor",
+    ),
+    "wayline.persistence": (
+        "UNFINISHED",
+        "AnyEvent",
+        "Custom",
+        "ErrorInfo",
+        "Event",
+        "MemoryStore",
+        "RunCancelled",
+        "RunCrashed",
+        "RunFailed",
+        "RunRecord",
+        "RunResumed",
+        "RunStarted",
+        "RunStatus",
+        "RunSucceeded",
+        "SQLiteStore",
+        "StepFailed",
+        "StepRetrying",
+        "StepStarted",
+        "StepSucceeded",
+        "Store",
+        "Wait",
+        "decode_any",
+        "encode",
+    ),
+    "wayline.runtime": (
+        "ActivityDef",
+        "RetryPolicy",
+        "RunCancelledError",
+        "RunContext",
+        "RunHandle",
+        "RunInfo",
+        "Runtime",
+        "WorkflowDef",
+        "activity",
+        "open_runtime",
+        "workflow",
+    ),
+    "wayline.testing": ("FaultInjectingStore", "SimulatedCrash", "VirtualClock"),
+}
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_all_is_pinned(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    assert isinstance(module.__all__, tuple), f"{module_name}.__all__ must be a tuple"
+    assert module.__all__ == EXPECTED[module_name]
+
+
+@pytest.mark.parametrize("module_name", sorted(EXPECTED))
+def test_every_exported_name_exists(module_name: str) -> None:
+    module = importlib.import_module(module_name)
+    missing = [name for name in module.__all__ if not hasattr(module, name)]
+    assert missing == []
+
+
+def test_errors_share_one_root() -> None:
+    import wayline
+    from wayline import _errors
+
+    for name in wayline.__all__:
+        obj = getattr(wayline, name)
+        if isinstance(obj, type) and issubclass(obj, Exception):
+            assert issubclass(obj, wayline.WaylineError), name
+    for name in (
+        "DatabaseCorruptError",
+        "DatabaseLockedError",
+        "SchemaVersionError",
+    ):
+        assert issubclass(getattr(_errors, name), wayline.StoreError)
+
+
+def test_cancellation_signal_is_not_an_exception() -> None:
+    # Conventions: runtime control signals derive from BaseException so `except Exception`
+    # in user code cannot swallow them.
+    from wayline import RunCancelledError
+    from wayline.testing import SimulatedCrash
+
+    assert not issubclass(RunCancelledError, Exception)
+    assert not issubclass(SimulatedCrash, Exception)
