@@ -58,12 +58,16 @@ class JsonPath:
         definite: Whether the path selects at most one value.
     """
 
-    __slots__ = ("_fields", "definite", "root", "steps", "text", "var")
+    __slots__ = ("_fields", "definite", "func", "root", "steps", "text", "var")
 
     def __init__(self, text: str, root: str, var: str | None, steps: list[Step]) -> None:
         self.text = text
         self.root = root
         self.var = var
+        func = steps[-1][1] if steps and steps[-1][0] == "fn" else None
+        if func is not None:
+            steps = steps[:-1]
+        self.func: str | None = func
         self.steps = tuple(steps)
         self.definite = all(s[0] in ("f", "i") for s in steps)
         # Most paths are plain field chains; walking them needs no dispatch.
@@ -95,6 +99,11 @@ class JsonPath:
         Raises:
             PathNotFound: A definite path selected nothing.
         """
+        if self.func is not None:
+            return _call(self.func, self._walk(doc), self)
+        return self._walk(doc)
+
+    def _walk(self, doc: Any) -> Any:
         fields = self._fields
         if fields is not None:
             cur = doc
@@ -133,6 +142,26 @@ class JsonPath:
             except KeyError:
                 raise PathNotFound(self.text) from None
         return self.evaluate(doc)
+
+
+def _call(name: str, value: Any, path: JsonPath) -> Any:
+    if name in ("length", "size"):
+        if type(value) in (list, str, dict):
+            return len(value)
+        raise PathNotFound(path.canonical())
+    nums = value if type(value) is list else [value]
+    if not nums or not all(type(n) in (int, float) for n in nums):
+        raise PathNotFound(path.canonical())
+    if name == "min":
+        return min(nums)
+    if name == "max":
+        return max(nums)
+    if name == "sum":
+        return sum(nums)
+    return sum(nums) / len(nums)  # avg
+
+
+_FUNCTIONS = ("length", "size", "min", "max", "avg", "sum")
 
 
 def _definite_step(cur: Any, step: Step, path: JsonPath) -> Any:
@@ -196,13 +225,13 @@ def _apply(nodes: list[Any], step: Step) -> list[Any]:
 
 
 def _descendants(node: Any) -> list[Any]:
-    out = [node]
+    """The node and everything below it, depth first in document order (as Jayway scans)."""
+    out: list[Any] = []
     stack = [node]
     while stack:
         cur = stack.pop()
-        kids = _children(cur)
-        out.extend(kids)
-        stack.extend(reversed(kids))
+        out.append(cur)
+        stack.extend(reversed(_children(cur)))
     return out
 
 
@@ -271,7 +300,15 @@ class _Parser:
                     self.pos += 1
                     steps.append(("*",))
                 else:
-                    steps.append(("f", self.name()))
+                    name = self.name()
+                    if text.startswith("()", self.pos) and name in _FUNCTIONS:
+                        # Jayway's trailing functions, e.g. $.items.length()
+                        self.pos += 2
+                        if self.pos != len(text):
+                            raise self.fail("a function must end the path")
+                        steps.append(("fn", name))
+                    else:
+                        steps.append(("f", name))
             elif c == "[":
                 steps.append(self.bracket())
             else:
