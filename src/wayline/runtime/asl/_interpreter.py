@@ -297,7 +297,7 @@ def ata_finish(
     if st.output is None and st.assign_ata is None:
         return default
     states = {"input": raw, "context": ctx}
-    if result is not _NO_RESULT:
+    if result is not NO_RESULT:
         states["result"] = result
     b = ex.bindings(frame, states)
     new_vars = st.assign_ata(b) if st.assign_ata else None
@@ -306,218 +306,7 @@ def ata_finish(
     return out
 
 
-_NO_RESULT = object()
-
-
-def _protect(fn: Callable[[], Any]) -> Any:
-    try:
-        return fn()
-    except StatesError as err:
-        raise unlocated(err) from None
-
-
-# ---------------------------------------------------------------------- simple states
-
-
-async def run_pass(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
-    ctx = ex.context(st)
-    try:
-        if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
-        else:
-            data = path_effective_input(ex, frame, st, raw, ctx)
-            result = st.raw.get("Result", data)
-            out = path_finish(ex, frame, st, raw, result, ctx)
-    except StatesError as err:
-        raise unlocated(err) from None
-    ex.check_size(st, out)
-    ex.emit("PassStateExited", {"name": st.name, "output": out})
-    return out, st.next
-
-
-async def run_succeed(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, None]:
-    ctx = ex.context(st)
-    try:
-        if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
-        else:
-            out = ex.path(st.output_path, ex.path(st.input_path, raw, ctx, frame), ctx, frame)
-    except StatesError as err:
-        raise unlocated(err) from None
-    ex.emit("SucceedStateExited", {"name": st.name, "output": out})
-    return out, None
-
-
-async def run_fail(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, None]:
-    ctx = ex.context(st)
-
-    def value(spec: tuple[str, Any] | None) -> Any:
-        if spec is None:
-            return None
-        kind, v = spec
-        if kind == "lit":
-            return v
-        if kind == "ata":
-            return v(ex.bindings(frame, {"input": raw, "context": ctx}))
-        return v(raw, ctx, frame.scope.lookup)
-
-    try:
-        error, cause = value(st.error), value(st.cause)
-    except StatesError as exc:
-        raise unlocated(exc) from None
-    raise StatesError(error, cause)
-
-
-async def run_choice(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str]:
-    ctx = ex.context(st)
-    try:
-        if st.jsonata:
-            b = ex.bindings(frame, {"input": raw, "context": ctx})
-            for cond, nxt, output, assign in st.choices:
-                if cond(b):
-                    new_vars = assign(b) if assign else None
-                    # A matched rule uses its own Output; the state's Output and Assign
-                    # belong to the Default branch.
-                    out = output(b) if output else raw
-                    ex.assign(frame, new_vars)
-                    return _choice_exit(ex, st, out, nxt)
-            if st.default is None:
-                raise _no_choice(st)
-            new_vars = st.assign_ata(b) if st.assign_ata else None
-            out = st.output(b) if st.output else raw
-            ex.assign(frame, new_vars)
-            return _choice_exit(ex, st, out, st.default)
-        data = ex.path(st.input_path, raw, ctx, frame)
-        lookup = frame.scope.lookup
-        for rule, nxt, assign, _ in st.choices:
-            if rule(data, ctx, lookup):
-                new_vars = assign(data, ctx, lookup) if assign else None
-                out = ex.path(st.output_path, data, ctx, frame)
-                ex.assign(frame, new_vars)
-                return _choice_exit(ex, st, out, nxt)
-        if st.default is None:
-            raise _no_choice(st)
-        new_vars = st.assign_path(data, ctx, lookup) if st.assign_path else None
-        out = ex.path(st.output_path, data, ctx, frame)
-        ex.assign(frame, new_vars)
-        return _choice_exit(ex, st, out, st.default)
-    except StatesError as err:
-        raise unlocated(err) from None
-
-
-def _no_choice(st: State) -> StatesError:
-    return evaluation_error(
-        E.NO_CHOICE_MATCHED,
-        f"No Matches! The state '{st.name}' could not find a Choice rule that matched and "
-        "has no Default.",
-    )
-
-
-def _choice_exit(ex: Execution, st: State, out: Any, nxt: str) -> tuple[Any, str]:
-    ex.emit("ChoiceStateExited", {"name": st.name, "output": out})
-    return out, nxt
-
-
-def resolve_number(
-    ex: Execution, frame: Frame, st: State, spec: Any, field: str, data: Any, ctx: Any,
-    raw: Any, kind: str = "integer",
-) -> Any:
-    """Evaluate a literal / ``*Path`` / JSONata numeric field (MaxConcurrency and friends)."""
-    if spec is None:
-        return None
-    how, v = spec
-    if how == "lit":
-        return v
-    if how == "ata":
-        value = v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field)
-        ok = type(value) is int or (type(value) is float and (kind == "float" or
-                                                             value.is_integer()))
-        if not ok:
-            raise v.unexpected_type(field, "number" if kind == "float" else "integer", value)
-        return value
-    try:
-        value = v.get(data, ctx, frame.scope.lookup)
-    except PathNotFound as exc:
-        raise runtime_error(
-            f"Invalid path '{v.text}' : No results for path: {exc.path}") from None
-    ok = type(value) is int or (kind == "float" and type(value) is float)
-    if not ok:
-        shown = value if type(value) is str else to_json_text(value)
-        raise runtime_error(
-            f"The {field}Path field refers to value \"{shown}\" which is not a valid "
-            f"{kind}: {v.text}"
-        )
-    return value
-
-
-async def run_wait(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
-    ctx = ex.context(st)
-    rec = frame.rec
-    try:
-        data = raw if st.jsonata else ex.path(st.input_path, raw, ctx, frame)
-        if "wake" not in rec:
-            rec["wake"] = _wake_time(ex, frame, st, data, raw, ctx)
-        if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, _NO_RESULT, ctx, raw)
-        else:
-            new_vars = st.assign_path(data, ctx, frame.scope.lookup) if st.assign_path else None
-            out = ex.path(st.output_path, data, ctx, frame)
-    except StatesError as err:
-        raise unlocated(err) from None
-    if rec["wake"] > ex.host.now():
-        await ex.suspend_point()
-        await ex.host.sleep_until(rec["wake"])
-    if not st.jsonata:
-        ex.assign(frame, new_vars)
-    ex.emit("WaitStateExited", {"name": st.name, "output": out})
-    return out, st.next
-
-
-def _shown(value: Any) -> str:
-    return value if type(value) is str else to_json_text(value)
-
-
-def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx: Any) -> float:
-    from ._choice import parse_wait_timestamp
-
-    assert st.wait is not None
-    kind, (how, v) = st.wait
-    field = {"seconds": "Seconds", "secondspath": "SecondsPath", "timestamp": "Timestamp",
-             "timestamppath": "TimestampPath"}[kind]
-    if how == "lit":
-        value = v
-    elif how == "ata":
-        value = v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field)
-    else:
-        try:
-            value = v.get(data, ctx, frame.scope.lookup)
-        except PathNotFound:
-            if kind == "secondspath":
-                raise runtime_error(
-                    f"The SecondsPath parameter does not reference an input value: {v.text}"
-                ) from None
-            raise runtime_error(
-                f"The TimestampPath parameter does not reference an input value: {v.text}"
-            ) from None
-    source = v.text if how == "path" else (v.source if how == "ata" else value)
-    if kind.startswith("seconds"):
-        if type(value) is float and how == "ata" and value.is_integer():
-            value = int(value)
-        if type(value) is not int:
-            if how == "ata":
-                raise v.unexpected_type(field, "integer", value)
-            raise runtime_error(f"The {field} parameter cannot be parsed as a long value: "
-                                f"{source} == {_shown(value)}")
-        if value < 0:
-            raise runtime_error(f"The {field} parameter references a negative value: "
-                                f"{source} == {value}")
-        return ex.host.now() + value
-    ts = parse_wait_timestamp(value)
-    if ts is None:
-        raise runtime_error(
-            f"The {field} parameter does not reference a valid ISO-8601 extended offset "
-            f"date-time format string: {source} == {_shown(value)}")
-    return ts
+NO_RESULT: Any = object()
 
 
 # ---------------------------------------------------------------------- retry and catch
@@ -594,13 +383,9 @@ def catch(
     return out, catcher.next
 
 
-_HANDLERS: dict[str, Any] = {
-    "Pass": run_pass,
-    "Succeed": run_succeed,
-    "Fail": run_fail,
-    "Choice": run_choice,
-    "Wait": run_wait,
-}
+# State type -> handler; filled by _tasks.ensure_registered() so the handler modules can
+# import this one without a cycle.
+_HANDLERS: dict[str, Any] = {}
 
 
 def register(kind: str, handler: Any) -> None:

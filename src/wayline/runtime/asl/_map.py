@@ -24,11 +24,11 @@ from ._interpreter import (
     handle_failure,
     path_effective_input,
     path_finish,
-    resolve_number,
     runtime_error,
     unlocated,
 )
 from ._jsonata import to_json_text
+from ._simple import resolve_number
 from ._states import Program, State
 
 __all__ = ("run_map", "run_parallel")

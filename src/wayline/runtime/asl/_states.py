@@ -13,6 +13,16 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from ._choice import compile_condition, compile_rule, parse_wait_timestamp
+from ._fields import (
+    ROOT,
+    Catcher,
+    Retrier,
+    catchers,
+    jsonata_assign,
+    opt_path,
+    path_assign,
+    retriers,
+)
 from ._jsonata import compile_expression, is_expression
 from ._jsonpath import JsonPath, compile_path
 from ._template import (
@@ -61,31 +71,6 @@ _ALLOWED: dict[str, tuple[set[str], set[str], set[str]]] = {
     ),
 }
 
-ROOT = compile_path("$")
-
-
-@dataclass(slots=True)
-class Retrier:
-    """One ``Retry`` entry."""
-
-    errors: tuple[str, ...]
-    interval: float = 1.0
-    max_attempts: int = 3
-    backoff: float = 2.0
-    max_delay: float | None = None
-    jitter: str = "NONE"
-
-
-@dataclass(slots=True)
-class Catcher:
-    """One ``Catch`` entry."""
-
-    errors: tuple[str, ...]
-    next: str
-    result_path: JsonPath | None = ROOT
-    assign_path: PathTemplate | None = None
-    assign_ata: JsonataTemplate | None = None
-    output: JsonataTemplate | None = None
 
 
 @dataclass(slots=True)
@@ -264,21 +249,21 @@ def _compile_state(name: str, raw: Any, where: str, problems: list[str], ql: str
         if "Arguments" in raw:
             st.arguments = compile_jsonata(raw["Arguments"], problems, "Arguments", where)
         if "Assign" in raw:
-            st.assign_ata = _jsonata_assign(raw["Assign"], where, problems)
+            st.assign_ata = jsonata_assign(raw["Assign"], where, problems)
     else:
-        st.input_path = _opt_path(raw, "InputPath", where, problems)
-        st.output_path = _opt_path(raw, "OutputPath", where, problems)
-        st.result_path = _opt_path(raw, "ResultPath", where, problems, reference=True)
+        st.input_path = opt_path(raw, "InputPath", where, problems)
+        st.output_path = opt_path(raw, "OutputPath", where, problems)
+        st.result_path = opt_path(raw, "ResultPath", where, problems, reference=True)
         for fld in ("Parameters", "ResultSelector"):
             if fld in raw:
                 tmpl = compile_jsonpath_template(raw[fld], problems, f"{where}/{fld}")
                 setattr(st, "parameters" if fld == "Parameters" else "result_selector", tmpl)
         if "Assign" in raw:
-            st.assign_path = _path_assign(raw["Assign"], where, problems)
+            st.assign_path = path_assign(raw["Assign"], where, problems)
     if "Retry" in raw:
-        st.retry = _retriers(raw["Retry"], f"{where}/Retry", problems)
+        st.retry = retriers(raw["Retry"], f"{where}/Retry", problems)
     if "Catch" in raw:
-        st.catch = _catchers(raw["Catch"], f"{where}/Catch", problems, jsonata)
+        st.catch = catchers(raw["Catch"], f"{where}/Catch", problems, jsonata)
     compiler = _TYPE_COMPILERS.get(typ)
     if compiler is not None:
         compiler(st, raw, where, problems, ql)
@@ -299,142 +284,6 @@ def _flow(st: State, raw: Mapping[str, Any], where: str, problems: list[str]) ->
     st.end = end is True and not has_next
     if "End" in raw and type(end) is not bool:
         problems.append(f"{where}/End: must be true or false")
-
-
-def _opt_path(
-    raw: Mapping[str, Any], key: str, where: str, problems: list[str], reference: bool = False
-) -> JsonPath | None:
-    if key not in raw:
-        return ROOT
-    value = raw[key]
-    if value is None:
-        return None
-    if type(value) is not str:
-        problems.append(f"{where}/{key}: must be a JSONPath string or null")
-        return ROOT
-    try:
-        path = compile_path(value)
-    except ValueError as exc:
-        problems.append(f"{where}/{key}: {exc}")
-        return ROOT
-    if reference and (not path.definite or path.root != "$"):
-        problems.append(f"{where}/{key}: must be a reference path (fields and indexes "
-                        f"under '$'), got {value!r}")
-        return ROOT
-    return path
-
-
-def _path_assign(value: Any, where: str, problems: list[str]) -> PathTemplate | None:
-    if type(value) is not dict:
-        problems.append(f"{where}/Assign: must be an object")
-        return None
-    for key in value:
-        var = key[:-2] if key.endswith(".$") else key
-        if not var.isidentifier() or var == "states":
-            problems.append(f"{where}/Assign/{key}: invalid variable name {var!r}")
-    return compile_jsonpath_template(value, problems, f"{where}/Assign")
-
-
-def _jsonata_assign(value: Any, where: str, problems: list[str]) -> JsonataTemplate | None:
-    if type(value) is not dict:
-        problems.append(f"{where}/Assign: must be an object")
-        return None
-    for key in value:
-        if not key.isidentifier() or key == "states":
-            problems.append(f"{where}/Assign/{key}: invalid variable name {key!r}")
-    return compile_jsonata(value, problems, "Assign", where)
-
-
-def _errors_field(entry: Mapping[str, Any], where: str, problems: list[str], last: bool) -> \
-        tuple[str, ...]:
-    errs = entry.get("ErrorEquals")
-    if type(errs) is not list or not errs or not all(type(e) is str for e in errs):
-        problems.append(f"{where}/ErrorEquals: required, a non-empty array of error names")
-        return ()
-    if "States.ALL" in errs and (len(errs) != 1 or not last):
-        problems.append(f"{where}/ErrorEquals: States.ALL must appear alone and in the last "
-                        "entry")
-    return tuple(errs)
-
-
-def _retriers(value: Any, where: str, problems: list[str]) -> tuple[Retrier, ...]:
-    if type(value) is not list:
-        problems.append(f"{where}: must be an array")
-        return ()
-    out = []
-    allowed = {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate",
-               "MaxDelaySeconds", "JitterStrategy", "Comment"}
-    for i, entry in enumerate(value):
-        w = f"{where}/{i}"
-        if type(entry) is not dict:
-            problems.append(f"{w}: must be an object")
-            continue
-        for key in entry:
-            if key not in allowed:
-                problems.append(f"{w}/{key}: field not allowed in a retrier")
-        r = Retrier(_errors_field(entry, w, problems, i == len(value) - 1))
-        interval = entry.get("IntervalSeconds", 1)
-        if type(interval) is not int or interval < 1:
-            problems.append(f"{w}/IntervalSeconds: must be a positive integer")
-        else:
-            r.interval = float(interval)
-        attempts = entry.get("MaxAttempts", 3)
-        if type(attempts) is not int or attempts < 0:
-            problems.append(f"{w}/MaxAttempts: must be a non-negative integer")
-        else:
-            r.max_attempts = attempts
-        backoff = entry.get("BackoffRate", 2.0)
-        if type(backoff) not in (int, float) or backoff < 1.0:
-            problems.append(f"{w}/BackoffRate: must be a number >= 1.0")
-        else:
-            r.backoff = float(backoff)
-        if "MaxDelaySeconds" in entry:
-            md = entry["MaxDelaySeconds"]
-            if type(md) is not int or md < 1:
-                problems.append(f"{w}/MaxDelaySeconds: must be a positive integer")
-            else:
-                r.max_delay = float(md)
-        jitter = entry.get("JitterStrategy", "NONE")
-        if jitter not in ("FULL", "NONE"):
-            problems.append(f"{w}/JitterStrategy: must be \"FULL\" or \"NONE\"")
-        else:
-            r.jitter = jitter
-        out.append(r)
-    return tuple(out)
-
-
-def _catchers(value: Any, where: str, problems: list[str], jsonata: bool) -> \
-        tuple[Catcher, ...]:
-    if type(value) is not list:
-        problems.append(f"{where}: must be an array")
-        return ()
-    out = []
-    for i, entry in enumerate(value):
-        w = f"{where}/{i}"
-        if type(entry) is not dict:
-            problems.append(f"{w}: must be an object")
-            continue
-        allowed = {"ErrorEquals", "Next", "Comment", "Assign"}
-        allowed |= {"Output"} if jsonata else {"ResultPath"}
-        for key in entry:
-            if key not in allowed:
-                problems.append(f"{w}/{key}: field not allowed in a catcher")
-        nxt = entry.get("Next")
-        if type(nxt) is not str:
-            problems.append(f"{w}/Next: required, must be a state name")
-            nxt = ""
-        c = Catcher(_errors_field(entry, w, problems, i == len(value) - 1), nxt)
-        if not jsonata:
-            c.result_path = _opt_path(entry, "ResultPath", w, problems, reference=True)
-            if "Assign" in entry:
-                c.assign_path = _path_assign(entry["Assign"], w, problems)
-        else:
-            if "Output" in entry:
-                c.output = compile_jsonata(entry["Output"], problems, "Output", w)
-            if "Assign" in entry:
-                c.assign_ata = _jsonata_assign(entry["Assign"], w, problems)
-        out.append(c)
-    return tuple(out)
 
 
 # ------------------------------------------------------------------ type-specific parts
@@ -506,14 +355,14 @@ def _choice(st: State, raw: Mapping[str, Any], where: str, problems: list[str], 
                     problems.append(f"{w}/{key}: field not allowed in a JSONata choice rule")
             fn: Callable[..., bool] = compile_condition(rule.get("Condition"), w, problems)
             if "Assign" in rule:
-                assign_ata = _jsonata_assign(rule["Assign"], w, problems)
+                assign_ata = jsonata_assign(rule["Assign"], w, problems)
             if "Output" in rule:
                 assign_path = compile_jsonata(rule["Output"], problems, "Output", w)
         else:
             body = {k: v for k, v in rule.items() if k != "Assign"}
             fn = compile_rule(body, w, problems, top=True)
             if "Assign" in rule:
-                assign_path = _path_assign(rule["Assign"], w, problems)
+                assign_path = path_assign(rule["Assign"], w, problems)
         out.append((fn, nxt, assign_path, assign_ata))
     st.choices = tuple(out)
     if "Default" in raw:
@@ -624,7 +473,7 @@ def _map(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql:
                                                where)
     else:
         if "ItemsPath" in raw:
-            st.items_path = _opt_path(raw, "ItemsPath", where, problems)
+            st.items_path = opt_path(raw, "ItemsPath", where, problems)
         for fld in ("ItemSelector", "Parameters"):
             if fld in raw:
                 st.item_selector = compile_jsonpath_template(raw[fld], problems, f"{where}/{fld}")

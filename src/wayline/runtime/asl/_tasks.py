@@ -14,10 +14,10 @@ from ._interpreter import (
     path_effective_input,
     path_finish,
     register,
-    resolve_number,
     unlocated,
 )
 from ._jsonata import to_json_text
+from ._simple import resolve_number
 from ._states import State
 
 __all__ = ("ensure_registered", "run_task")
@@ -158,7 +158,13 @@ def ensure_registered() -> None:
     if _registered:
         return
     from ._map import run_map, run_parallel
+    from ._simple import run_choice, run_fail, run_pass, run_succeed, run_wait
 
+    register("Pass", run_pass)
+    register("Succeed", run_succeed)
+    register("Fail", run_fail)
+    register("Choice", run_choice)
+    register("Wait", run_wait)
     register("Task", run_task)
     register("Map", run_map)
     register("Parallel", run_parallel)
