@@ -296,7 +296,10 @@ class _Parser:
                 steps.append(("d", sub))
             elif c == ".":
                 self.pos += 1
-                if self.pos < len(text) and text[self.pos] == "*":
+                if self.pos < len(text) and text[self.pos] == "[":
+                    # Jayway accepts "$.[0]" and "$.[?(...)]" as "$[0]", "$[?(...)]".
+                    steps.append(self.bracket())
+                elif self.pos < len(text) and text[self.pos] == "*":
                     self.pos += 1
                     steps.append(("*",))
                 else:
