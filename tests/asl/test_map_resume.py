@@ -227,3 +227,23 @@ def test_standard_mode_map_checkpoints_stay_linear(concurrency: int) -> None:
     assert time.perf_counter() - started < 5.0
     # Progress is persisted as results grow geometrically, not after every item.
     assert host.checkpoints < 200
+
+
+def test_item_reader_fetches_items_through_a_resource() -> None:
+    seen: list[Any] = []
+
+    async def get_object(payload: Any) -> list[int]:
+        seen.append(payload)
+        return [1, 2, 3, 4]
+
+    sm = StateMachine({"StartAt": "M", "States": {"M": {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                       "ReaderConfig": {"InputType": "JSON", "MaxItems": 3},
+                       "Parameters": {"Bucket.$": "$.bucket", "Key": "items.json"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P",
+                          "States": {"P": {"Type": "Pass", "End": True}}},
+        "End": True}}}, resources={"arn:aws:states:::s3:getObject": get_object})
+    out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, {"bucket": "b"})
+    assert out == [1, 2, 3]
+    assert seen == [{"Bucket": "b", "Key": "items.json"}]

@@ -196,7 +196,10 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
             # AWS evaluates MaxConcurrency before the items, tolerances after them.
             concurrency = _concurrency(ex, frame, st, ex.path(st.input_path, raw, ctx, frame)
                                        if not st.jsonata else raw, ctx, raw)
-            data, items = _items(ex, frame, st, raw, ctx)
+            if st.reader is not None:
+                data, items = await _read_items(ex, frame, st, raw, ctx)
+            else:
+                data, items = _items(ex, frame, st, raw, ctx)
             inputs = _batches(ex, frame, st, items, data, ctx, raw)
             tolerate = _tolerance(ex, frame, st, data, ctx, raw, len(inputs))
         except StatesError as err:
@@ -267,6 +270,31 @@ def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[
     if type(items) is not list:
         raise StatesError(E.QUERY_EVALUATION_ERROR,
                           f"Map state input must be an array but was: {to_json_text(items)}")
+    return data, items
+
+
+async def _read_items(
+    ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any
+) -> tuple[Any, list[Any]]:
+    """Fetch the items through the host, as the ItemReader's resource describes."""
+    resource, args, max_items = st.reader
+    if st.jsonata:
+        data = raw
+        payload = args(ex.bindings(frame, {"input": raw, "context": ctx}))
+    else:
+        data = ex.path(st.input_path, raw, ctx, frame)
+        payload = args(data, ctx, frame.scope.lookup)
+    ex.effects += 1
+    try:
+        items = await ex.host.invoke(resource, payload, state=st.name, attempt=0,
+                                     timeout_seconds=None, heartbeat_seconds=None)
+    except StatesError as err:
+        raise StatesError(E.ITEM_READER_FAILED, err.cause or err.error) from None
+    if type(items) is not list:
+        raise StatesError(E.ITEM_READER_FAILED,
+                          f"The item reader returned {to_json_text(items)[:200]}, not an array")
+    if max_items:
+        items = items[:max_items]
     return data, items
 
 

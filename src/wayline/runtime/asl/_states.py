@@ -122,6 +122,7 @@ class State:
     tolerated_count: Any = None
     tolerated_percentage: Any = None
     batcher: Mapping[str, Any] | None = None
+    reader: Any = None  # (resource, arguments template, max items) of an ItemReader
     # Whether anything in the state may read the context object ($$ or $states.context).
     uses_context: bool = True
 
@@ -498,8 +499,30 @@ def _map(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql:
                 st.batcher = {**batcher, "_input": compile_jsonpath_template(
                     batcher["BatchInput"], problems, f"{where}/ItemBatcher/BatchInput")}
     if "ItemReader" in raw:
-        problems.append(f"{where}/ItemReader: reading items from an external store is not "
-                        "supported by the embedded interpreter")
+        st.reader = _item_reader(raw["ItemReader"], st, f"{where}/ItemReader", problems)
+
+
+def _item_reader(value: Any, st: State, where: str, problems: list[str]) -> Any:
+    """ItemReader: a resource the host calls to fetch the items (S3 objects and the like)."""
+    if type(value) is not dict or type(value.get("Resource")) is not str:
+        problems.append(f"{where}: must be an object with a Resource")
+        return None
+    allowed = {"Resource", "ReaderConfig", "Arguments" if st.jsonata else "Parameters"}
+    for key in value:
+        if key not in allowed:
+            problems.append(f"{where}/{key}: field not allowed in an ItemReader")
+    if st.jsonata:
+        args: Any = compile_jsonata(value.get("Arguments", {}), problems, "ItemReader/Arguments",
+                                    where)
+    else:
+        args = compile_jsonpath_template(value.get("Parameters", {}), problems,
+                                         f"{where}/Parameters")
+    config = value.get("ReaderConfig", {})
+    max_items = config.get("MaxItems") if type(config) is dict else None
+    if max_items is not None and (type(max_items) is not int or max_items < 0):
+        problems.append(f"{where}/ReaderConfig/MaxItems: must be a non-negative integer")
+        max_items = None
+    return (value["Resource"], args, max_items)
 
 
 _TYPE_COMPILERS: dict[str, Callable[[State, Mapping[str, Any], str, list[str], str], None]] = {
