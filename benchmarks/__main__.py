@@ -45,8 +45,12 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
             lines.append(f"throughput n={g}: wayline/bare = {ratio:.2f} (target >= 0.6)")
         for peer in ("dbos", "temporal"):
             p = find(outcomes, "throughput", peer, g)
-            if w and p and w.value and p.value:
+            if not (w and p and w.value and p.value is not None):
+                continue
+            if p.value > 0:
                 lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x")
+            else:
+                lines.append(f"throughput n={g}: {peer} finished no step in its time box")
     w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")
     if w and f and w.value and f.value:
         ratio = w.value / f.value

@@ -103,9 +103,11 @@ async def throughput(params: Params) -> Metrics:
     inputs = [rng.randrange(1 << 30) for _ in range(n)]
     dbos, f = await _launch(params)
     deadline = Deadline(float(params["budget_s"]))
+    started = [0]
 
     async def one(i: int) -> int:
         handle = await _start(dbos, f.steps, f"r{i}", inputs[i], k)
+        started[0] += 1
         result: int = await handle.get_result()
         return result
 
@@ -118,8 +120,8 @@ async def throughput(params: Params) -> Metrics:
     note = _version(dbos)
     if pending:
         note += (
-            f"; time-boxed at {deadline.budget_s:.0f}s: {len(done)}/{n} runs finished, "
-            f"rate counts step executions"
+            f"; time-boxed at {deadline.budget_s:.0f}s: {started[0]}/{n} runs started, "
+            f"{len(done)} finished; rate counts step executions"
         )
     # No DBOS.destroy(): the child exits hard, and a destroy with N runs in
     # flight waits for them.
