@@ -418,7 +418,6 @@ async def execute(
     from ._tasks import ensure_registered
 
     ensure_registered()
-    ctx = _full_context(machine, input, host, context or {})
     if resume is not None:
         snapshot = resume
         status = snapshot.get("status")
@@ -426,8 +425,11 @@ async def execute(
             return snapshot.get("output")
         if status == "FAILED":
             raise StatesError(snapshot.get("error"), snapshot.get("cause"))
+        # The context saved at the start keeps $$.Execution.StartTime and Input stable.
+        ctx = snapshot.get("context") or _full_context(machine, input, host, context or {})
     else:
-        snapshot = {"v": 1, "status": "RUNNING", "event_id": 0,
+        ctx = _full_context(machine, input, host, context or {})
+        snapshot = {"v": 1, "status": "RUNNING", "event_id": 0, "context": ctx,
                     "frame": {"state": machine.program.start, "input": input, "vars": {}}}
     ex = Execution(machine, host, ctx, snapshot)
     frame_rec = snapshot["frame"]
@@ -443,16 +445,15 @@ async def execute(
                 await ex.checkpoint()
         output = await ex.run_frame(frame)
     except StatesError as err:
-        ex.emit("ExecutionFailed", {"error": err.error, "cause": err.cause})
+        event_id = ex.emit("ExecutionFailed", {"error": err.error, "cause": err.cause})
         snapshot.clear()
         snapshot.update({"v": 1, "status": "FAILED", "error": err.error, "cause": err.cause,
-                         "event_id": ex.snapshot.get("event_id", 0)})
+                         "event_id": event_id})
         await ex.checkpoint()
         raise StatesError(err.error, err.cause) from None
-    event_id = snapshot["event_id"]
-    ex.emit("ExecutionSucceeded", {"output": output})
+    event_id = ex.emit("ExecutionSucceeded", {"output": output})
     snapshot.clear()
-    snapshot.update({"v": 1, "status": "SUCCEEDED", "output": output, "event_id": event_id + 1})
+    snapshot.update({"v": 1, "status": "SUCCEEDED", "output": output, "event_id": event_id})
     await ex.checkpoint()
     return output
 
