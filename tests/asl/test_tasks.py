@@ -316,3 +316,45 @@ def test_wait_state_on_virtual_clock() -> None:
     host = LocalHost(sm, start_time=T0)
     assert run(sm, {"s": 30}, host) == {"s": 30}
     assert host.now() == 1893456000.0
+
+
+def test_task_timeout_and_heartbeat_timeout() -> None:
+    async def slow(payload: Any) -> Any:
+        await anyio.sleep(5)
+
+    sm = StateMachine({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "slow", "TimeoutSeconds": 1, "End": True,
+        "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "P"}]},
+        "P": {"Type": "Pass", "End": True}}}, resources={"slow": slow})
+    started = anyio.run(lambda: _timed(sm))
+    assert started["Error"] == "States.Timeout"
+
+    sm = StateMachine({"StartAt": "Ask", "States": {"Ask": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "HeartbeatSeconds": 10, "End": True}}},
+        resources={"arn:aws:states:::sqs:sendMessage": _noop})
+    host = LocalHost(sm, start_time=T0)
+    out: list[Any] = []
+
+    async def main() -> None:
+        async with anyio.create_task_group() as tg:
+            tg.start_soon(_capture, host, sm, out)
+            token = await host.wait_for_token()
+            host.advance(8)
+            host.heartbeat(token)
+            host.advance(8)
+            await anyio.lowlevel.checkpoint()
+            assert host.pending_tokens() == [token]
+            host.advance(3)
+
+    anyio.run(main)
+    assert isinstance(out[0], StatesError) and out[0].error == "States.HeartbeatTimeout"
+
+
+async def _noop(payload: Any) -> None:
+    return None
+
+
+async def _timed(sm: StateMachine) -> Any:
+    with anyio.fail_after(3):
+        return await LocalHost(sm, start_time=T0).execute(sm, {})

@@ -15,7 +15,7 @@ from typing import Any
 import anyio
 import msgspec
 
-from ._errors import TIMEOUT, StatesError
+from ._errors import HEARTBEAT_TIMEOUT, TIMEOUT, StatesError
 from ._interpreter import execute
 from ._machine import StateMachine
 
@@ -25,13 +25,15 @@ _SUFFIXES = (".waitForTaskToken", ".sync:2", ".sync")
 
 
 class _Token:
-    __slots__ = ("deadline", "done", "error", "output")
+    __slots__ = ("beat_deadline", "deadline", "done", "error", "heartbeat", "output")
 
     def __init__(self) -> None:
         self.done = anyio.Event()
         self.output: Any = None
         self.error: StatesError | None = None
         self.deadline: float | None = None
+        self.heartbeat: float | None = None
+        self.beat_deadline: float | None = None
 
 
 class LocalHost:
@@ -88,9 +90,14 @@ class LocalHost:
         """Move the clock forward; callback tokens past their deadline time out."""
         self._now += seconds
         for token in self._tokens.values():
-            if token.deadline is not None and token.deadline <= self._now and \
-                    not token.done.is_set():
+            if token.done.is_set():
+                continue
+            if token.deadline is not None and token.deadline <= self._now:
                 token.error = StatesError(TIMEOUT, "The task timed out waiting for a callback")
+                token.done.set()
+            elif token.beat_deadline is not None and token.beat_deadline <= self._now:
+                token.error = StatesError(HEARTBEAT_TIMEOUT,
+                                          "No heartbeat arrived within HeartbeatSeconds")
                 token.done.set()
 
     # ------------------------------------------------------------------ tasks
@@ -118,7 +125,14 @@ class LocalHost:
         fn = self._resource(resource)
         self.calls.append((resource, payload))
         try:
-            return await fn(payload)
+            if timeout_seconds is None:
+                return await fn(payload)
+            # Resources run in real time (only timers are virtual), so the deadline is too.
+            with anyio.fail_after(timeout_seconds):
+                return await fn(payload)
+        except TimeoutError:
+            raise StatesError(TIMEOUT, f"The task did not finish within {timeout_seconds}s") \
+                from None
         except StatesError:
             raise
         except Exception as exc:
@@ -137,6 +151,9 @@ class LocalHost:
         entry = self._tokens.setdefault(token, _Token())
         if timeout_seconds is not None and entry.deadline is None:
             entry.deadline = self._now + timeout_seconds
+        if heartbeat_seconds is not None and entry.heartbeat is None:
+            entry.heartbeat = heartbeat_seconds
+            entry.beat_deadline = self._now + heartbeat_seconds
         if self._token_waited is not None:
             self._token_waited.set()
         await entry.done.wait()
@@ -156,6 +173,12 @@ class LocalHost:
                 return pending[0]
             self._token_waited = anyio.Event()
             await self._token_waited.wait()
+
+    def heartbeat(self, token: str) -> None:
+        """Record a heartbeat for ``token`` (AWS: SendTaskHeartbeat)."""
+        entry = self._tokens.get(token)
+        if entry is not None and entry.heartbeat is not None:
+            entry.beat_deadline = self._now + entry.heartbeat
 
     def complete_task(self, token: str, output: Any) -> None:
         """Complete a ``.waitForTaskToken`` task (AWS: SendTaskSuccess)."""
