@@ -40,13 +40,13 @@ class MemoryStore:
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         self._check()
         snap = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
-        rows = encode(list(events), what=f"history of run {record.run_id!r}")
+        rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
         await anyio.lowlevel.checkpoint()
         existing = self._runs.get(record.run_id)
         if existing is not None:
             return decode_record(existing)
         self._runs[record.run_id] = snap
-        self._history[record.run_id] = [rows]
+        self._history[record.run_id] = [rows] if rows is not None else []
         return None
 
     async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
@@ -69,6 +69,9 @@ class MemoryStore:
         out: list[AnyEvent] = []
         for rows in self._history.get(run_id, ()):
             out.extend(decode_events(rows))
+        data = self._runs.get(run_id)
+        if data is not None:
+            out.extend(decode_record(data).tail)
         return out
 
     async def list_runs(

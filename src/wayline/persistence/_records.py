@@ -51,41 +51,6 @@ class Wait(msgspec.Struct, frozen=True, kw_only=True):
     due: float | None = None  # epoch seconds at which it times out or fires
 
 
-class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
-    """The checkpointed snapshot of one run: everything needed to resume it.
-
-    The step journal itself is not here: it is the run's history (StepSucceeded/StepFailed
-    events), written incrementally with each checkpoint, so a checkpoint costs the new
-    events, not the whole past.
-    """
-
-    run_id: str
-    workflow: str
-    version: str = "1"
-    status: RunStatus = RunStatus.PENDING
-    input: Any = None
-    vars: dict[str, Any] = {}
-    output: Any = None
-    error: ErrorInfo | None = None
-    created_at: float = 0.0
-    updated_at: float = 0.0
-    ended_at: float | None = None
-    history_seq: int = 0  # number of history rows written so far
-    steps: int = 0  # number of journaled steps
-    waits: tuple[Wait, ...] = ()
-    inbox_seq: int = 0  # highest inbox message consumed
-    trace: dict[str, str] = {}
-    metadata: dict[str, Any] = {}
-    state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
-    format: int = FORMAT
-
-    @property
-    def wake_at(self) -> float | None:
-        """The earliest due time among the run's waits, if any."""
-        dues = [w.due for w in self.waits if w.due is not None]
-        return min(dues) if dues else None
-
-
 # --- history events -----------------------------------------------------------------------
 
 
@@ -178,3 +143,40 @@ AnyEvent = (
     | RunCancelled
     | Custom
 )
+
+
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """The checkpointed snapshot of one run: everything needed to resume it.
+
+    The step journal itself is the run's history (StepSucceeded/StepFailed events). The
+    most recent events ride in ``tail``, inside the snapshot, and move to the history table
+    in chunks (when the tail is long, and when the run waits or ends): a checkpoint then
+    writes one row, not two, and still commits snapshot and events atomically.
+    """
+
+    run_id: str
+    workflow: str
+    version: str = "1"
+    status: RunStatus = RunStatus.PENDING
+    input: Any = None
+    vars: dict[str, Any] = {}
+    output: Any = None
+    error: ErrorInfo | None = None
+    created_at: float = 0.0
+    updated_at: float = 0.0
+    ended_at: float | None = None
+    history_seq: int = 0  # number of history rows written so far
+    steps: int = 0  # number of journaled steps
+    waits: tuple[Wait, ...] = ()
+    inbox_seq: int = 0  # highest inbox message consumed
+    trace: dict[str, str] = {}
+    metadata: dict[str, Any] = {}
+    state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
+    tail: tuple[AnyEvent, ...] = ()  # events not yet moved to the history table
+    format: int = FORMAT
+
+    @property
+    def wake_at(self) -> float | None:
+        """The earliest due time among the run's waits, if any."""
+        dues = [w.due for w in self.waits if w.due is not None]
+        return min(dues) if dues else None

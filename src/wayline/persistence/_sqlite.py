@@ -13,9 +13,10 @@ from __future__ import annotations
 import asyncio
 import os
 import sqlite3
-from collections.abc import Collection, Sequence
+import time
+from collections.abc import Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
-from typing import Any, Literal
+from typing import Any, Literal, TypeVar
 
 import aiosqlite
 
@@ -30,6 +31,12 @@ from ._records import AnyEvent, RunRecord, RunStatus
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
+T = TypeVar("T")
+
+
+def _is_busy(exc: sqlite3.Error) -> bool:
+    text = str(exc).lower()
+    return "locked" in text or "busy" in text
 
 # One row per run: a create inserts it, a checkpoint replaces its mutable columns.
 _UPSERT_RUN_HEAD = "INSERT INTO runs (run_id, workflow, status, created_at, wake_at, snapshot) VALUES "
@@ -38,11 +45,13 @@ _UPSERT_RUN_TAIL = (
     "snapshot = excluded.snapshot"
 )
 _INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
-# Rows per statement: 6 columns x 250 rows stays far below SQLite's 32766 bound parameters,
-# and few distinct statement sizes keep sqlite3's statement cache effective.
-_MAX_ROWS = 250
-# Queue length at which a batch starts at once instead of at the end of the loop iteration.
-_EAGER_BATCH = 128
+# Bound parameters per statement: SQLite's default limit since 3.32 is 32766. Few, large
+# statements matter: the writer thread re-takes the GIL after every statement, and while the
+# event loop is busy each re-take can wait a whole switch interval (5 ms).
+_MAX_PARAMS = 30000
+# Queue length at which a batch starts at once, overlapping the loop's work, instead of at
+# the end of the current loop iteration.
+_EAGER_BATCH = 2048
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -54,7 +63,8 @@ def _insert_rows(
 ) -> None:
     """Insert ``rows`` with as few multi-row statements as possible."""
     one = "(" + ", ".join("?" * width) + ")"
-    for chunk in _chunks(rows, _MAX_ROWS):
+    limit = min(_MAX_PARAMS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
+    for chunk in _chunks(rows, max(1, limit // width)):
         sql = head + ", ".join([one] * len(chunk)) + tail
         conn.execute(sql, [value for row in chunk for value in row])
 
@@ -161,15 +171,16 @@ class SQLiteStore:
         else:
             os.close(fd)
         try:
-            conn = sqlite3.connect(
-                self.path, timeout=self.busy_timeout, isolation_level=None, check_same_thread=False
-            )
+            # Zero busy timeout: the event loop thread also uses this connection and must never
+            # sleep in SQLite's busy handler; waits for other processes' locks are done by
+            # `_retry_locked` in the writer thread instead.
+            conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
         try:
-            conn.execute("PRAGMA journal_mode = WAL")
+            self._retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"))
             conn.execute(f"PRAGMA synchronous = {self.synchronous}")
-            self._migrate(conn)
+            self._retry_locked(lambda: self._migrate(conn))
         except sqlite3.Error as exc:
             conn.close()
             raise self._translate(exc) from exc
@@ -236,16 +247,89 @@ class SQLiteStore:
         self._flush_scheduled = False
         if not self._inflight and self._queue:
             self._flush()
+        elif not self._inflight and self._drained is not None and not self._drained.done():
+            self._drained.set_result(None)
+
+    def _retry_locked(self, fn: Callable[[], T]) -> T:
+        """Call ``fn`` (in the writer thread), retrying while another connection holds the lock."""
+        deadline = time.monotonic() + self.busy_timeout
+        while True:
+            try:
+                return fn()
+            except sqlite3.OperationalError as exc:
+                if not _is_busy(exc) or time.monotonic() >= deadline:
+                    raise
+                time.sleep(0.005)
 
     def _flush(self) -> None:
-        """Hand everything queued to the writer thread as one transaction."""
+        """Write everything queued as one transaction.
+
+        The rows are inserted right here, on the event loop thread: that is in-memory B-tree
+        work in C, a few microseconds per row. Only COMMIT, which writes the WAL and fsyncs,
+        goes to the writer thread. Doing the inserts there too would cost a GIL hand-off per
+        statement, and with a busy event loop each hand-off waits up to a switch interval.
+        """
         batch, self._queue = self._queue, []
         self._inflight = True
-        assert self._executor is not None and self._loop is not None
+        assert self._executor is not None and self._loop is not None and self._wconn is not None
+        conn = self._wconn
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+        except sqlite3.OperationalError as exc:
+            if not _is_busy(exc):
+                self._fail_batch(batch, exc)
+                return
+            # Another process holds the write lock: wait for it off the event loop.
+            future = self._executor.submit(self._write_batch_blocking, batch)
+        else:
+            try:
+                results = self._insert(batch)
+            except BaseException as exc:
+                conn.execute("ROLLBACK")
+                self._fail_batch(batch, exc)
+                if not isinstance(exc, Exception):
+                    raise
+                return
+            future = self._executor.submit(self._commit, results)
         loop = self._loop
         done = self._flushed
-        future = self._executor.submit(self._write_batch, batch)
         future.add_done_callback(lambda f: loop.call_soon_threadsafe(done, batch, f))
+
+    def _fail_batch(self, batch: list[_Op], exc: BaseException) -> None:
+        self._inflight = False
+        self._pending -= len(batch)
+        for op in batch:
+            if not op.fut.done():
+                op.fut.set_exception(self._translate(exc) if isinstance(exc, sqlite3.Error) else exc)
+        self._schedule_flush()
+
+    def _schedule_flush(self) -> None:
+        if not self._flush_scheduled:
+            self._flush_scheduled = True
+            assert self._loop is not None
+            self._loop.call_soon(self._flush_soon)
+
+    def _commit(self, results: list[bytes | None]) -> list[bytes | None]:
+        conn = self._wconn
+        assert conn is not None
+        try:
+            conn.execute("COMMIT")
+        except BaseException:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            raise
+        return results
+
+    def _write_batch_blocking(self, batch: list[_Op]) -> list[bytes | None]:
+        conn = self._wconn
+        assert conn is not None
+        self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+        try:
+            results = self._insert(batch)
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return self._commit(results)
 
     def _flushed(self, batch: list[_Op], future: Any) -> None:
         """Back on the event loop: wake every caller of the batch, then write the next."""
@@ -260,14 +344,18 @@ class SQLiteStore:
             for op in batch:
                 if not op.fut.done():
                     op.fut.set_exception(self._translate(exc) if isinstance(exc, sqlite3.Error) else exc)
-        if self._queue:
+        if self._queue and len(self._queue) >= _EAGER_BATCH:
             self._flush()
-        elif self._drained is not None and not self._drained.done():
+        elif self._queue or self._drained is None:
+            # The runs just woken go first: each queues its next checkpoint before this
+            # flush runs, so they share one transaction instead of trickling in tiny ones.
+            self._schedule_flush()
+        elif not self._drained.done():
             self._drained.set_result(None)
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         snapshot = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
-        rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id)
+        rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
         fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
         self._submit(_Op(0, record.run_id, row, 0, rows, fut))
@@ -282,41 +370,27 @@ class SQLiteStore:
         self._submit(_Op(1, record.run_id, row, record.history_seq - 1, rows, fut))
         await fut
 
-    def _write_batch(self, batch: list[_Op]) -> list[bytes | None]:
-        """Runs in the writer thread: the whole batch in one transaction, one commit.
-
-        Rows go in as multi-row statements, a few hundred rows each. CPython's sqlite3
-        releases and re-takes the GIL around every statement step; with ``executemany`` that
-        is once per row, and each re-take can wait for the busy event-loop thread, so a
-        batch of thousands of rows would crawl. A few steps per batch avoid that.
-        """
+    def _insert(self, batch: list[_Op]) -> list[bytes | None]:
+        """Apply a batch inside the open transaction; per op, the existing snapshot for a
+        create whose run already exists, else None."""
         conn = self._wconn
         assert conn is not None
         results: list[bytes | None] = [None] * len(batch)
+        skip: set[int] = set()
         creates = [i for i, op in enumerate(batch) if op.kind == 0]
-        conn.execute("BEGIN IMMEDIATE")
-        try:
-            skip: set[int] = set()
-            if creates:
-                existing = self._existing([batch[i].run_id for i in creates])
-                for i in creates:
-                    found = existing.get(batch[i].run_id)
-                    if found is not None:
-                        results[i] = found
-                        skip.add(i)
-            runs = [op.row for i, op in enumerate(batch) if i not in skip]
-            history = [
-                (op.run_id, op.seq, op.events)
-                for i, op in enumerate(batch)
-                if op.events is not None and i not in skip
-            ]
-            _insert_rows(conn, _UPSERT_RUN_HEAD, _UPSERT_RUN_TAIL, 6, runs)
-            _insert_rows(conn, _INSERT_HISTORY_HEAD, "", 3, history)
-            conn.execute("COMMIT")
-        except BaseException:
-            if conn.in_transaction:
-                conn.execute("ROLLBACK")
-            raise
+        if creates:
+            existing = self._existing([batch[i].run_id for i in creates])
+            for i in creates:
+                found = existing.get(batch[i].run_id)
+                if found is not None:
+                    results[i] = found
+                    skip.add(i)
+        runs = [op.row for i, op in enumerate(batch) if i not in skip]
+        history = [
+            (op.run_id, op.seq, op.events) for i, op in enumerate(batch) if op.events is not None and i not in skip
+        ]
+        _insert_rows(conn, _UPSERT_RUN_HEAD, _UPSERT_RUN_TAIL, 6, runs)
+        _insert_rows(conn, _INSERT_HISTORY_HEAD, "", 3, history)
         return results
 
     def _existing(self, run_ids: list[str]) -> dict[str, bytes]:
@@ -324,7 +398,7 @@ class SQLiteStore:
         conn = self._wconn
         assert conn is not None
         found: dict[str, bytes] = {}
-        for chunk in _chunks(list(dict.fromkeys(run_ids)), _MAX_ROWS * 3):
+        for chunk in _chunks(list(dict.fromkeys(run_ids)), 10000):
             marks = ", ".join("?" * len(chunk))
             for run_id, snapshot in conn.execute(
                 f"SELECT run_id, snapshot FROM runs WHERE run_id IN ({marks})", chunk
@@ -350,10 +424,15 @@ class SQLiteStore:
         return decode_record(rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
-        rows = await self._fetch("SELECT events FROM history WHERE run_id = ? ORDER BY seq", (run_id,))
+        rows = await self._fetch(
+            "SELECT events FROM history WHERE run_id = ? ORDER BY seq", (run_id,)
+        )
         out: list[AnyEvent] = []
         for (data,) in rows:
             out.extend(decode_events(data))
+        record = await self.get_run(run_id)
+        if record is not None:
+            out.extend(record.tail)
         return out
 
     async def list_runs(

@@ -38,12 +38,15 @@ class Store(Protocol):
         ...
 
     async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
-        """Replace the run's snapshot and append ``events`` as history row ``record.history_seq - 1``."""
+        """Replace the run's snapshot and, if ``events`` is not empty, append them as history
+        row ``record.history_seq - 1``; both in one transaction."""
         ...
 
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
-    async def get_history(self, run_id: str) -> list[AnyEvent]: ...
+    async def get_history(self, run_id: str) -> list[AnyEvent]:
+        """The history rows in order, then the snapshot's ``tail``."""
+        ...
 
     async def list_runs(
         self,

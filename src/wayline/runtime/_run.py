@@ -43,6 +43,8 @@ if TYPE_CHECKING:
 log = logging.getLogger("wayline.run")
 
 SLEEP_STEP = "wayline.sleep"
+#: Events kept in the snapshot before they move to the history table (see `_checkpoint`).
+TAIL_MAX = 32
 
 
 class RunCancelledError(BaseException):
@@ -163,8 +165,10 @@ class RunActor(Actor[RunMessage]):
         rt._actors[self.run_id] = self
         wf = rt._workflow(record.workflow, run_id=self.run_id)
         assert isinstance(wf, WorkflowDef)
-        if record.steps or record.history_seq > 1:
+        if record.history_seq:
             self._load_journal(await rt.store.get_history(self.run_id))
+        else:
+            self._load_journal(list(record.tail))
         self._restored_waits = {w.step: w for w in record.waits}
         cancel = record.metadata.get("cancel")
         if isinstance(cancel, dict):
@@ -633,7 +637,7 @@ class RunActor(Actor[RunMessage]):
 
     # --- checkpoints ---------------------------------------------------------------------
 
-    def _snapshot(self, status: RunStatus, seq: int, **changes: Any) -> RunRecord:
+    def _snapshot(self, status: RunStatus, seq: int, tail: tuple[AnyEvent, ...], **changes: Any) -> RunRecord:
         rec = self.record
         metadata = rec.metadata
         if self._cancel is not None and "cancel" not in metadata:
@@ -650,21 +654,33 @@ class RunActor(Actor[RunMessage]):
             history_seq=seq,
             steps=self._steps,
             waits=tuple(self._waits.values()),
+            tail=tail,
             trace=rec.trace,
             metadata=metadata,
             **changes,
         )
 
     async def _checkpoint(self, events: list[AnyEvent], status: RunStatus | None = None, **changes: Any) -> None:
-        """Commit the current state plus ``events`` (and any buffered ones); returns once durable."""
+        """Commit the current state plus ``events``; returns once durable.
+
+        Events join the snapshot's tail; the tail moves to the history table when it is
+        long, or when the run stops running (waits or ends), so a waiting run's snapshot
+        stays small.
+        """
         if self._events:
-            events = self._events + events
-        seq = self.record.history_seq + (1 if events else 0)
+            events, self._events = [*self._events, *events], []
         if status is None:
             status = RunStatus.WAITING if self._waits and not self._running_steps() else RunStatus.RUNNING
-        snapshot = self._snapshot(status, seq, **changes)
-        await self.rt.store.checkpoint(snapshot, events)
-        self._events = []
+        tail = self.record.tail
+        if events:
+            tail = (*tail, *events)
+        seq = self.record.history_seq
+        flush: list[AnyEvent] = []
+        if tail and (len(tail) >= TAIL_MAX or status is not RunStatus.RUNNING):
+            flush, tail = list(tail), ()
+            seq += 1
+        snapshot = self._snapshot(status, seq, tail, **changes)
+        await self.rt.store.checkpoint(snapshot, flush)
         self.record = snapshot
 
     async def _flush_if_events(self) -> None:

@@ -192,11 +192,9 @@ class Runtime:
             input=input,
             created_at=now,
             updated_at=now,
-            history_seq=1,
+            tail=(RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input),),
         )
-        existing = await self.store.create_run(
-            record, [RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input)]
-        )
+        existing = await self.store.create_run(record, [])
         if existing is not None:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
@@ -238,9 +236,17 @@ class Runtime:
         import msgspec
 
         failed = msgspec.structs.replace(
-            rec, status=RunStatus.FAILED, error=error, ended_at=now, updated_at=now, waits=(), history_seq=rec.history_seq + 1
+            rec,
+            status=RunStatus.FAILED,
+            error=error,
+            ended_at=now,
+            updated_at=now,
+            waits=(),
+            tail=(),
+            history_seq=rec.history_seq + 1,
         )
-        await self.store.checkpoint(failed, [RunFailedEvent(ts=now, error=error.error, cause=error.cause)])
+        events = [*rec.tail, RunFailedEvent(ts=now, error=error.error, cause=error.cause)]
+        await self.store.checkpoint(failed, events)
         self._run_finished(run_id, failed)
 
     def _run_finished(self, run_id: str, record: RunRecord | None = None) -> None:

@@ -335,25 +335,17 @@ def _batches(
     batcher = st.batcher
     if batcher is None:
         return items
-    max_items = batcher.get("MaxItemsPerBatch")
-    if "MaxItemsPerBatchPath" in batcher:
-        from ._jsonpath import compile_path
-
-        max_items = ex.path(compile_path(batcher["MaxItemsPerBatchPath"]), data, ctx, frame)
-    max_bytes = batcher.get("MaxInputBytesPerBatch")
-    if "MaxInputBytesPerBatchPath" in batcher:
-        from ._jsonpath import compile_path
-
-        max_bytes = ex.path(compile_path(batcher["MaxInputBytesPerBatchPath"]), data, ctx, frame)
-    if st.jsonata and "BatchInput" in batcher:
-        from ._template import compile_jsonata
-
-        batch_input = compile_jsonata(batcher["BatchInput"], [], "ItemBatcher/BatchInput")(
-            ex.bindings(frame, {"input": raw, "context": ctx}))
-    elif "_input" in batcher:
-        batch_input = batcher["_input"](data, ctx, frame.scope.lookup)
-    else:
+    max_items = resolve_number(ex, frame, st, batcher["max_items"], "MaxItemsPerBatch", data,
+                               ctx, raw)
+    max_bytes = resolve_number(ex, frame, st, batcher["max_bytes"], "MaxInputBytesPerBatch",
+                               data, ctx, raw)
+    make_input = batcher["input"]
+    if make_input is None:
         batch_input = None
+    elif st.jsonata:
+        batch_input = make_input(ex.bindings(frame, {"input": raw, "context": ctx}))
+    else:
+        batch_input = make_input(data, ctx, frame.scope.lookup)
     limit_items = int(max_items) if max_items else math.inf
     limit_bytes = int(max_bytes) if max_bytes else math.inf
     batches: list[Any] = []

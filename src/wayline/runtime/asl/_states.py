@@ -494,12 +494,34 @@ def _map(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql:
         if type(batcher) is not dict:
             problems.append(f"{where}/ItemBatcher: must be an object")
         else:
-            st.batcher = batcher
-            if "BatchInput" in batcher and not st.jsonata:
-                st.batcher = {**batcher, "_input": compile_jsonpath_template(
-                    batcher["BatchInput"], problems, f"{where}/ItemBatcher/BatchInput")}
+            st.batcher = _item_batcher(batcher, st, f"{where}/ItemBatcher", problems)
     if "ItemReader" in raw:
         st.reader = _item_reader(raw["ItemReader"], st, f"{where}/ItemReader", problems)
+
+
+def _item_batcher(
+    batcher: Mapping[str, Any], st: State, where: str, problems: list[str]
+) -> dict[str, Any]:
+    """ItemBatcher: batch size limits (literal, path or JSONata) and the BatchInput."""
+    allowed = {"MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"}
+    if not st.jsonata:
+        allowed |= {"MaxItemsPerBatchPath", "MaxInputBytesPerBatchPath"}
+    for key in batcher:
+        if key not in allowed:
+            problems.append(f"{where}/{key}: field not allowed in an ItemBatcher")
+    out: dict[str, Any] = {
+        "max_items": _number_or_dynamic(batcher, "MaxItemsPerBatch", st, where, problems,
+                                        minimum=1),
+        "max_bytes": _number_or_dynamic(batcher, "MaxInputBytesPerBatch", st, where, problems,
+                                        minimum=1),
+        "input": None,
+    }
+    if "BatchInput" in batcher:
+        value = batcher["BatchInput"]
+        out["input"] = (compile_jsonata(value, problems, "ItemBatcher/BatchInput", where)
+                        if st.jsonata else
+                        compile_jsonpath_template(value, problems, f"{where}/BatchInput"))
+    return out
 
 
 def _item_reader(value: Any, st: State, where: str, problems: list[str]) -> Any:
