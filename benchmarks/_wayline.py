@@ -127,7 +127,10 @@ async def throughput(params: Params) -> Metrics:
     async with contextlib.AsyncExitStack() as stack:
         rt, wfs = await _open(params, stack)
         deadline = Deadline(float(params["budget_s"]))
-        handles = [await rt.start(wfs.steps, [inputs[i], k], run_id=f"r{i}") for i in range(n)]
+        # Started concurrently, as N clients would: the starts group-commit like steps.
+        handles = await asyncio.gather(
+            *(rt.start(wfs.steps, [inputs[i], k], run_id=f"r{i}") for i in range(n))
+        )
         results = [asyncio.ensure_future(h.result()) for h in handles]
         done, pending = await asyncio.wait(results, timeout=deadline.remaining)
         elapsed = deadline.elapsed
