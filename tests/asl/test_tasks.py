@@ -358,3 +358,14 @@ async def _noop(payload: Any) -> None:
 async def _timed(sm: StateMachine) -> Any:
     with anyio.fail_after(3):
         return await LocalHost(sm, start_time=T0).execute(sm, {})
+
+
+def test_machine_timeout_seconds_fails_the_run_uncatchably() -> None:
+    sm = StateMachine({"TimeoutSeconds": 100, "StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 500, "Next": "P"},
+        "P": {"Type": "Pass", "End": True}}})
+    host = LocalHost(sm, start_time=T0)
+    with pytest.raises(StatesError) as info:
+        run(sm, {}, host)
+    assert info.value.error == "States.Timeout"
+    assert host.now() == T0 + 100

@@ -143,6 +143,14 @@ class Execution:
             await self.host.checkpoint(self.snapshot, events)
             self._completed = target
 
+    async def sleep_until(self, when: float) -> None:
+        """Sleep on the host's durable timer, but no later than the execution's deadline."""
+        deadline = self.snapshot.get("deadline")
+        if deadline is not None and when >= deadline:
+            await self.host.sleep_until(deadline)
+            raise execution_timeout()
+        await self.host.sleep_until(when)
+
     async def suspend_point(self) -> None:
         """Checkpoint before waiting on something external (both modes)."""
         self.effects += 1
@@ -178,7 +186,10 @@ class Execution:
         rec = frame.rec
         states = frame.program.states
         top = frame.label == ""
+        deadline = self.snapshot.get("deadline")
         while True:
+            if deadline is not None and self.host.now() >= deadline:
+                raise execution_timeout()
             state = states[rec["state"]]
             entered = frame.entered = self.emit(
                 state.type + "StateEntered", {"name": state.name, "input": rec["input"]})
@@ -252,6 +263,14 @@ def evaluation_error(error: str, cause: str) -> StatesError:
     """An error raised while processing a state; AWS prefixes its cause with the state."""
     err = StatesError(error, cause)
     err._located = False  # type: ignore[attr-defined]
+    return err
+
+
+def execution_timeout() -> StatesError:
+    """The machine's top-level TimeoutSeconds passed: fails the run, nothing catches it."""
+    err = StatesError(E.TIMEOUT, "The execution timed out (TimeoutSeconds of the state "
+                                 "machine)")
+    err._terminal = True  # type: ignore[attr-defined]
     return err
 
 
@@ -332,6 +351,8 @@ async def handle_failure(
 ) -> tuple[Any, str] | None:
     """Apply Retry (sleeping the backoff) or Catch; return the catch outcome, or None to
     retry. Raise the error if neither applies."""
+    if getattr(err, "_terminal", False):
+        raise err
     rec = frame.rec
     retries: list[int] = rec.setdefault("retries", [0] * len(st.retry))
     for i, retrier in enumerate(st.retry):
@@ -341,7 +362,7 @@ async def handle_failure(
                 retries[i] += 1
                 rec["wake"] = ex.host.now() + delay
                 await ex.suspend_point()
-                await ex.host.sleep_until(rec["wake"])
+                await ex.sleep_until(rec["wake"])
                 rec.pop("wake", None)
                 return None
             break
@@ -431,6 +452,9 @@ async def execute(
         ctx = _full_context(machine, input, host, context or {})
         snapshot = {"v": 1, "status": "RUNNING", "event_id": 0, "context": ctx,
                     "frame": {"state": machine.program.start, "input": input, "vars": {}}}
+        timeout = machine.definition.get("TimeoutSeconds")
+        if type(timeout) is int:
+            snapshot["deadline"] = host.now() + timeout
     ex = Execution(machine, host, ctx, snapshot)
     frame_rec = snapshot["frame"]
     frame = Frame(machine.program, frame_rec, Scope(frame_rec.setdefault("vars", {}), None), "")

@@ -171,7 +171,7 @@ async def run_wait(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
         raise unlocated(err) from None
     if rec["wake"] > ex.host.now():
         await ex.suspend_point()
-        await ex.host.sleep_until(rec["wake"])
+        await ex.sleep_until(rec["wake"])
     if not st.jsonata:
         ex.assign(frame, new_vars)
     ex.emit("WaitStateExited", {"name": st.name, "output": out})

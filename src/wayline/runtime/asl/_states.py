@@ -169,6 +169,9 @@ def compile_program(
         if len(name) > 80:
             problems.append(f"{where}/States/{name}: state names are at most 80 characters")
         states[name] = _compile_state(name, raw, f"{where}/States/{name}", problems, ql)
+    timeout = definition.get("TimeoutSeconds") if top else None
+    if timeout is not None and (type(timeout) is not int or timeout < 1):
+        problems.append(f"{where}/TimeoutSeconds: must be a positive integer")
     if start and start not in states:
         problems.append(f'{where}/StartAt: no state named "{start}"')
     _check_transitions(states, problems)
