@@ -1,14 +1,15 @@
-"""The interpreter loop and the simple states (Pass, Task, Choice, Wait, Succeed, Fail).
+"""The interpreter loop, input/output processing, Retry and Catch, and :func:`execute`.
 
 One :class:`Execution` per run holds the host, the event counter and the snapshot. A
 *frame* is one running program (the machine, a Parallel branch or a Map iteration); its
 record is a plain dict inside the snapshot, so checkpointing never converts anything.
+The state types live in _simple.py, _tasks.py and _map.py.
 """
 
 from __future__ import annotations
 
 import random
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -69,13 +70,6 @@ class Frame:
         # A path-like name, "" for the machine itself: "Map/3/" for item 3 of state Map.
         self.label = label
         self.entered = 0
-
-
-class StateFailed(Exception):
-    """A state failed with an error Retry/Catch may handle; carries the StatesError."""
-
-    def __init__(self, err: StatesError) -> None:
-        self.err = err
 
 
 _iso_cache: list[Any] = [None, ""]
@@ -220,9 +214,6 @@ class Execution:
         return located
 
     # ------------------------------------------------------------------ I/O helpers
-
-    def lookup(self, frame: Frame) -> Callable[[str], Any]:
-        return frame.scope.lookup
 
     def bindings(self, frame: Frame, states: dict[str, Any]) -> dict[str, Any]:
         flat = frame.scope.flat()
