@@ -290,23 +290,26 @@ def test_payload_limit_fails_with_data_limit_exceeded() -> None:
     with pytest.raises(StatesError) as info:
         run(sm, {})
     assert info.value.error == "States.DataLimitExceeded"
-    assert "'T'" in (info.value.cause or "")
+    assert "'big'" in (info.value.cause or "")
     with pytest.raises(StatesError) as info:
         run(sm, {"x": "y" * 5000})
     assert info.value.error == "States.DataLimitExceeded"
 
 
-def test_data_limit_is_not_caught_by_states_all() -> None:
+def test_oversized_task_result_names_the_resource_and_is_catchable() -> None:
     async def big(payload: Any) -> str:
         return "x" * 2000
 
     sm = StateMachine({"StartAt": "T", "States": {
-        "T": {"Type": "Task", "Resource": "big", "End": True,
+        "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True,
               "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "P"}]},
-        "P": {"Type": "Pass", "End": True}}}, resources={"big": big}, max_payload_bytes=1000)
-    with pytest.raises(StatesError) as info:
-        run(sm, {})
-    assert info.value.error == "States.DataLimitExceeded"
+        "P": {"Type": "Pass", "End": True}}},
+        resources={"arn:aws:states:::lambda:invoke": big}, max_payload_bytes=1000)
+    assert run(sm, {}) == {
+        "Error": "States.DataLimitExceeded",
+        "Cause": "The state/task 'lambda' returned a result with a size exceeding the maximum "
+                 "number of bytes service limit.",
+    }
 
 
 def test_wait_state_on_virtual_clock() -> None:

@@ -88,13 +88,15 @@ async def _attempt(
             ex.emit("TaskStarted", {"resource": resource})
             result = await ex.host.invoke(resource, payload, state=st.name, attempt=attempt,
                                           timeout_seconds=timeout, heartbeat_seconds=heartbeat)
+        # AWS names the resource, not the state, when a task's result is too large:
+        # 'lambda' for arn:aws:states:::lambda:invoke, the ARN itself for a legacy Lambda.
+        ex.check_size(st, result, _resource_label(resource))
     except StatesError as err:
         kind = "TaskTimedOut" if err.error in (E.TIMEOUT, E.HEARTBEAT_TIMEOUT) else "TaskFailed"
         ex.emit(kind, {"resource": resource, "error": err.error, "cause": err.cause})
         rec.pop("token", None)
         rec.pop("invoked", None)
         raise
-    ex.check_size(st, result)
     ex.emit("TaskSucceeded", {"resource": resource, "output": result})
     try:
         if st.jsonata:
@@ -105,6 +107,13 @@ async def _attempt(
         raise unlocated(err) from None
     ex.check_size(st, out)
     return out
+
+
+def _resource_label(resource: str) -> str:
+    prefix = "arn:aws:states:::"
+    if resource.startswith(prefix):
+        return resource[len(prefix):].split(":", 1)[0]
+    return resource
 
 
 async def _start_execution(
