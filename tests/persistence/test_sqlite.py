@@ -1,0 +1,254 @@
+"""The SQLite store: file setup, schema and migrations, precise errors, group commit."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sqlite3
+import stat
+import time
+from pathlib import Path
+from typing import Any
+
+import msgspec
+import pytest
+
+from wayline import StoreError
+from wayline._errors import DatabaseCorruptError, DatabaseLockedError, SchemaVersionError
+from wayline.persistence import RunRecord, RunStarted, RunStatus, SQLiteStore, StepStarted, StepSucceeded
+from wayline.persistence._schema import SCHEMA_VERSION
+
+pytestmark = pytest.mark.anyio
+
+
+def rec(run_id: str, **kw: Any) -> RunRecord:
+    kw.setdefault("status", RunStatus.RUNNING)
+    return RunRecord(run_id=run_id, workflow="wf", created_at=1.0, **kw)
+
+
+def pragma(path: Path, name: str) -> Any:
+    conn = sqlite3.connect(path)
+    try:
+        return conn.execute(f"PRAGMA {name}").fetchone()[0]
+    finally:
+        conn.close()
+
+
+def tables(path: Path) -> set[str]:
+    conn = sqlite3.connect(path)
+    try:
+        return {r[0] for r in conn.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+    finally:
+        conn.close()
+
+
+async def test_new_database_file_is_owner_only(tmp_path: Path) -> None:
+    path = tmp_path / "new.db"
+    store = SQLiteStore(path)
+    await store.start()
+    try:
+        await store.create_run(rec("r", history_seq=1), [RunStarted(ts=0.0, workflow="wf", version="1")])
+        assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+        # the WAL and shared-memory files hold the same data: they must not be wider
+        for extra in (Path(f"{path}-wal"), Path(f"{path}-shm")):
+            if extra.exists():
+                assert stat.S_IMODE(os.stat(extra).st_mode) & 0o077 == 0, extra
+    finally:
+        await store.close()
+
+
+async def test_wal_full_sync_and_schema_version(tmp_path: Path) -> None:
+    path = tmp_path / "w.db"
+    store = SQLiteStore(path)
+    await store.start()
+    try:
+        assert pragma(path, "journal_mode") == "wal"  # persistent: seen by any connection
+        assert pragma(path, "user_version") == SCHEMA_VERSION
+        assert {"runs", "history"} <= tables(path)
+        # synchronous is per connection: read it from the writer's own connection
+        assert store._wconn is not None
+        assert store._wconn.execute("PRAGMA synchronous").fetchone()[0] == 2  # FULL
+    finally:
+        await store.close()
+
+
+async def test_synchronous_is_configurable(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "n.db", synchronous="NORMAL")
+    await store.start()
+    try:
+        assert store._wconn is not None
+        assert store._wconn.execute("PRAGMA synchronous").fetchone()[0] == 1
+    finally:
+        await store.close()
+
+
+async def test_migrates_a_version_0_database_and_keeps_foreign_tables(tmp_path: Path) -> None:
+    path = tmp_path / "old.db"
+    conn = sqlite3.connect(path)
+    conn.execute("CREATE TABLE app_data (x INTEGER)")
+    conn.execute("INSERT INTO app_data VALUES (42)")
+    conn.commit()
+    conn.close()
+    assert pragma(path, "user_version") == 0
+    store = SQLiteStore(path)
+    await store.start()
+    try:
+        assert pragma(path, "user_version") == SCHEMA_VERSION
+        assert {"runs", "history", "app_data"} <= tables(path)
+        await store.create_run(rec("r"), [])
+        assert await store.get_run("r") == rec("r")
+    finally:
+        await store.close()
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT x FROM app_data").fetchall() == [(42,)]
+    conn.close()
+
+
+async def test_reopen_keeps_data_and_does_not_migrate_again(tmp_path: Path) -> None:
+    path = tmp_path / "re.db"
+    for i in range(2):
+        store = SQLiteStore(path)
+        await store.start()
+        try:
+            await store.create_run(rec(f"r{i}"), [])
+            assert [r.run_id for r in await store.list_runs()] == [f"r{j}" for j in range(i + 1)]
+        finally:
+            await store.close()
+    assert pragma(path, "user_version") == SCHEMA_VERSION
+
+
+async def test_newer_schema_version_is_refused(tmp_path: Path) -> None:
+    path = tmp_path / "future.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION + 7}")
+    conn.close()
+    store = SQLiteStore(path)
+    with pytest.raises(SchemaVersionError) as info:
+        await store.start()
+    assert info.value.found == SCHEMA_VERSION + 7
+    assert info.value.supported == SCHEMA_VERSION
+    assert info.value.path == str(path)
+    assert "upgrade wayline" in str(info.value)
+    assert pragma(path, "user_version") == SCHEMA_VERSION + 7  # untouched
+
+
+async def test_current_version_without_tables_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "damaged.db"
+    conn = sqlite3.connect(path)
+    conn.execute(f"PRAGMA user_version = {SCHEMA_VERSION}")
+    conn.close()
+    with pytest.raises(DatabaseCorruptError, match="missing tables: history, runs"):
+        await SQLiteStore(path).start()
+
+
+async def test_garbage_file_is_corrupt(tmp_path: Path) -> None:
+    path = tmp_path / "garbage.db"
+    path.write_bytes(b"this is definitely not a SQLite database file" * 200)
+    with pytest.raises(DatabaseCorruptError) as info:
+        await SQLiteStore(path).start()
+    assert info.value.path == str(path)
+    assert "backup" in str(info.value)
+
+
+async def test_locked_database_raises_database_locked_error(tmp_path: Path) -> None:
+    path = tmp_path / "locked.db"
+    holder = sqlite3.connect(path, isolation_level=None)
+    holder.execute("PRAGMA journal_mode = DELETE")  # rollback journal: EXCLUSIVE blocks everyone
+    holder.execute("CREATE TABLE t (x)")
+    holder.execute("BEGIN EXCLUSIVE")
+    try:
+        store = SQLiteStore(path, busy_timeout=0.2)
+        started = time.monotonic()
+        with pytest.raises(DatabaseLockedError) as info:
+            await store.start()
+        assert time.monotonic() - started < 5
+        assert info.value.path == str(path)
+        assert "0.2s" in str(info.value)
+    finally:
+        holder.execute("ROLLBACK")
+        holder.close()
+    # once the lock is gone the same file opens fine
+    store = SQLiteStore(path, busy_timeout=0.2)
+    await store.start()
+    await store.close()
+
+
+async def test_unwritable_location_raises_store_error(tmp_path: Path) -> None:
+    with pytest.raises(StoreError):
+        await SQLiteStore(tmp_path / "no" / "such" / "dir" / "x.db").start()
+
+
+async def test_group_commit_batches_concurrent_checkpoints_and_returns_after_commit(tmp_path: Path) -> None:
+    n = 1000
+    path = tmp_path / "group.db"
+    store = SQLiteStore(path)
+    await store.start()
+    # count real transactions: every COMMIT the store's writer connection executes
+    commits: list[str] = []
+    assert store._wconn is not None
+    store._wconn.set_trace_callback(lambda sql: commits.append(sql) if sql.strip().upper() == "COMMIT" else None)
+    observer = sqlite3.connect(path, isolation_level=None)  # not the store's connections
+    decoder = msgspec.msgpack.Decoder(RunRecord)
+    try:
+        await asyncio.gather(*(store.create_run(rec(f"r{i}"), []) for i in range(n)))
+        commits.clear()
+        seen_unreadable: list[str] = []
+
+        async def one(i: int) -> None:
+            record = rec(f"r{i}", history_seq=1, vars={"i": i}, steps=1)
+            await store.checkpoint(
+                record, [StepSucceeded(ts=1.0, step="s", index=0, attempt=1, result=i)]
+            )
+            # right after the await (no other await in between): committed and visible
+            row = observer.execute("SELECT snapshot FROM runs WHERE run_id = ?", (f"r{i}",)).fetchone()
+            hist = observer.execute("SELECT count(*) FROM history WHERE run_id = ?", (f"r{i}",)).fetchone()
+            if decoder.decode(row[0]).vars != {"i": i} or hist[0] != 1:
+                seen_unreadable.append(f"r{i}")
+
+        await asyncio.gather(*(one(i) for i in range(n)))
+        assert seen_unreadable == []
+        assert 1 <= len(commits) <= n // 20, len(commits)  # far fewer transactions than writes
+        assert store.pending == 0
+    finally:
+        observer.close()
+        await store.close()
+
+
+async def test_close_waits_for_queued_writes(tmp_path: Path) -> None:
+    path = tmp_path / "drain.db"
+    store = SQLiteStore(path)
+    await store.start()
+    tasks = [asyncio.ensure_future(store.create_run(rec(f"r{i}"), [])) for i in range(300)]
+    await asyncio.sleep(0)  # submitted, maybe not committed
+    await store.close()
+    assert all(t.done() and t.exception() is None for t in tasks)
+    conn = sqlite3.connect(path)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 300
+    conn.close()
+
+
+async def test_write_after_close_raises(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "c.db")
+    await store.start()
+    await store.close()
+    with pytest.raises(StoreError, match="closed"):
+        await store.create_run(rec("r"), [])
+
+
+async def test_history_is_readable_while_writes_are_in_flight(tmp_path: Path) -> None:
+    store = SQLiteStore(tmp_path / "rw.db")
+    await store.start()
+    try:
+        await store.create_run(rec("r", history_seq=1), [RunStarted(ts=0.0, workflow="wf", version="1")])
+        writes = [
+            asyncio.ensure_future(
+                store.checkpoint(rec("r", history_seq=i + 2), [StepStarted(ts=0.0, step="s", index=i, attempt=1)])
+            )
+            for i in range(50)
+        ]
+        history = await store.get_history("r")
+        assert history[0] == RunStarted(ts=0.0, workflow="wf", version="1")
+        await asyncio.gather(*writes)
+        assert len(await store.get_history("r")) == 51
+    finally:
+        await store.close()
