@@ -145,6 +145,14 @@ def resolve_number(
     except PathNotFound as exc:
         raise runtime_error(
             f"Invalid path '{v.text}' : No results for path: {exc.path}") from None
+    if type(value) is str:
+        # AWS reads numbers given as strings ("1") here, as recorded executions show.
+        try:
+            value = int(value) if kind == "integer" else float(value)
+            if type(value) is float and value.is_integer():
+                value = int(value)
+        except ValueError:
+            pass
     ok = type(value) is int or (kind == "float" and type(value) is float)
     if not ok:
         shown = value if type(value) is str else to_json_text(value)
