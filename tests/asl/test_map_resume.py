@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import time
 from typing import Any
 
@@ -247,3 +248,63 @@ def test_item_reader_fetches_items_through_a_resource() -> None:
     out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, {"bucket": "b"})
     assert out == [1, 2, 3]
     assert seen == [{"Bucket": "b", "Key": "items.json"}]
+
+
+class CrashAfterCheckpoint(LocalHost):
+    """Stores the k-th checkpoint, then dies (as if the process were killed right after)."""
+
+    def __init__(self, sm: StateMachine, k: int) -> None:
+        super().__init__(sm, start_time=T0)
+        self.k = k
+
+    async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        await super().checkpoint(snapshot, events)
+        if self.checkpoints == self.k:
+            raise Crash
+
+
+def _durable_machine(log: list[Any]) -> StateMachine:
+    async def work(payload: Any) -> Any:
+        log.append(payload)
+        return {"done": payload}
+
+    return StateMachine(
+        {"StartAt": "Prep", "States": {
+            "Prep": {"Type": "Pass", "Assign": {"k": 3}, "Next": "Fan"},
+            "Fan": {"Type": "Parallel", "Branches": [
+                {"StartAt": "M", "States": {"M": {
+                    "Type": "Map", "MaxConcurrency": 2, "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+                    "ItemProcessor": {"StartAt": "W", "States": {
+                        "W": {"Type": "Task", "Resource": "work", "Next": "Nap"},
+                        "Nap": {"Type": "Wait", "Seconds": 5, "End": True}}},
+                    "End": True}}},
+                {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "work",
+                                                  "Parameters": {"k.$": "$k"}, "End": True}}}],
+                "Next": "Last"},
+            "Last": {"Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($[0])"},
+                     "End": True}}},
+        resources={"work": work},
+    )
+
+
+def test_crash_after_every_checkpoint_then_resume_gives_the_same_result() -> None:
+    log: list[Any] = []
+    sm = _durable_machine(log)
+    reference_host = LocalHost(sm, start_time=T0)
+    reference = anyio.run(reference_host.execute, sm, [1, 2, 3, 4])
+    total = reference_host.checkpoints
+    assert reference == {"n": 4} and total > 5
+    for k in range(1, total):
+        log = []
+        sm = _durable_machine(log)
+        host = CrashAfterCheckpoint(sm, k)
+        with pytest.raises((Crash, BaseExceptionGroup)):
+            anyio.run(host.execute, sm, [1, 2, 3, 4])
+        snapshot = msgspec.json.decode(msgspec.json.encode(host.snapshot))
+        before = len(log)
+        resumed = LocalHost(sm, start_time=T0)
+        go = functools.partial(resumed.execute, sm, [1, 2, 3, 4], resume=snapshot)
+        assert anyio.run(go) == reference
+        # At-least-once: every task ran, and work finished before the checkpoint is not redone
+        # beyond the 5 task calls of one clean run.
+        assert len(log) >= 5 and len(log) - before <= 5
