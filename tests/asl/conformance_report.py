@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from tests.asl._conformance import report
+from ._conformance import report
 
 if __name__ == "__main__":
     print(report())

@@ -7,7 +7,8 @@ of pass counts per category.
 from __future__ import annotations
 
 import pytest
-from tests.asl._conformance import CASES_DIR, load_cases, report, run_case
+
+from ._conformance import CASES_DIR, load_cases, report, run_case
 
 CASES = load_cases()
 
