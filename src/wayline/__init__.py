@@ -26,8 +26,10 @@ from .runtime import (
     RunHandle as RunHandle,
     RunInfo as RunInfo,
     Runtime as Runtime,
+    StepInfo as StepInfo,
     activity as activity,
     open_runtime as open_runtime,
+    step_info as step_info,
     workflow as workflow,
 )
 
@@ -50,10 +52,12 @@ __all__ = (
     "RunNotFoundError",
     "RunStatus",
     "Runtime",
+    "StepInfo",
     "StoreError",
     "WaylineError",
     "WorkflowNotFoundError",
     "activity",
     "open_runtime",
+    "step_info",
     "workflow",
 )

@@ -106,8 +106,7 @@ class RunConflictError(WaylineError):
     def __init__(self, run_id: str, existing: str, requested: str) -> None:
         self.run_id = run_id
         super().__init__(
-            f"run {run_id!r} already exists as workflow {existing!r}, not {requested!r}; "
-            "use a different run_id"
+            f"run {run_id!r} already exists as workflow {existing!r}, not {requested!r}; use a different run_id"
         )
 
 

@@ -3,7 +3,12 @@
 This layer imports nothing from ``wayline.runtime``.
 """
 
-from ._actor import Actor as Actor, ActorRef as ActorRef, ActorStoppedError as ActorStoppedError, run_actor as run_actor
+from ._actor import (
+    Actor as Actor,
+    ActorRef as ActorRef,
+    ActorStoppedError as ActorStoppedError,
+    run_actor as run_actor,
+)
 from ._clock import Clock as Clock, SystemClock as SystemClock, TimerHandle as TimerHandle
 from ._supervisor import Supervisor as Supervisor, SupervisorSpec as SupervisorSpec
 

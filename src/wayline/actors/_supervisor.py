@@ -9,13 +9,11 @@ failure instead of losing the actor silently.
 
 from __future__ import annotations
 
+import asyncio
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, Literal, Self, TypeVar
-
-import anyio
-import anyio.abc
 
 from ._actor import Actor, ActorRef, run_actor
 from ._clock import Clock
@@ -56,30 +54,57 @@ CrashHook = Callable[[BaseException, int], Awaitable[None]]
 
 
 class Supervisor:
-    """Owns the tasks of its actors; use as ``async with Supervisor(spec, clock) as sup``."""
+    """Owns the tasks of its actors; use as ``async with Supervisor(spec, clock) as sup``.
+
+    It is a small nursery of plain asyncio tasks (one per actor, 100,000 of them is normal)
+    rather than an anyio task group, which keeps several extra objects per task alive; the
+    structured-concurrency contract is the same: leaving the block waits for every child,
+    and a child dying of a non-`Exception` error (a crash no restart can fix) cancels the
+    block and is re-raised from it.
+    """
 
     def __init__(self, spec: SupervisorSpec, clock: Clock) -> None:
         self.spec = spec
         self.clock = clock
         self.children: dict[str, ActorRef[Any]] = {}
-        self._tg: anyio.abc.TaskGroup | None = None
+        self._tasks: set[asyncio.Task[None]] = set()
+        self._host: asyncio.Task[Any] | None = None
+        self._fatal: BaseException | None = None
+        self._running = False
 
     async def __aenter__(self) -> Self:
-        self._tg = anyio.create_task_group()
-        await self._tg.__aenter__()
+        self._host = asyncio.current_task()
+        self._running = True
         return self
 
-    async def __aexit__(self, *exc_info: Any) -> bool | None:
-        assert self._tg is not None
-        try:
-            return await self._tg.__aexit__(*exc_info)
-        finally:
-            self._tg = None
+    async def __aexit__(self, exc_type: Any, exc: Any, tb: Any) -> bool | None:
+        if exc is not None and self._fatal is None:
+            self.cancel_all()
+        while self._tasks:
+            await asyncio.wait(set(self._tasks))
+        self._running = False
+        if self._fatal is not None:
+            host = self._host
+            if host is not None and isinstance(exc, asyncio.CancelledError):
+                host.uncancel()
+            raise self._fatal
+        return None
 
     def cancel_all(self) -> None:
         """Stop every child now (their durable state is untouched)."""
-        if self._tg is not None:
-            self._tg.cancel_scope.cancel()
+        for task in self._tasks:
+            task.cancel()
+
+    def _child_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        if task.cancelled():
+            return
+        exc = task.exception()
+        if exc is not None and self._fatal is None:
+            self._fatal = exc
+            self.cancel_all()
+            if self._host is not None and self._running:
+                self._host.cancel()
 
     def spawn(
         self,
@@ -94,11 +119,13 @@ class Supervisor:
         ``on_crash(exc, restarts)`` runs before each restart and ``on_give_up(exc, restarts)``
         when the restart intensity is exceeded.
         """
-        if self._tg is None:
+        if not self._running:
             raise RuntimeError("the supervisor is not running; use it as an async context manager")
         ref: ActorRef[M] = ActorRef(name)
         self.children[name] = ref
-        self._tg.start_soon(self._supervise, ref, factory, on_crash, on_give_up, name=f"actor:{name}")
+        task = asyncio.get_running_loop().create_task(self._supervise(ref, factory, on_crash, on_give_up))
+        self._tasks.add(task)
+        task.add_done_callback(self._child_done)
         return ref
 
     async def _supervise(

@@ -3,8 +3,7 @@
 This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``.
 """
 
-from ._codec import decode_any as decode_any
-from ._codec import encode as encode
+from ._codec import decode_any as decode_any, encode as encode
 from ._memory import MemoryStore as MemoryStore
 from ._records import (
     UNFINISHED as UNFINISHED,

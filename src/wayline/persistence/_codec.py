@@ -11,7 +11,7 @@ from ._records import AnyEvent, RunRecord
 
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(RunRecord)
-_events_decoder = msgspec.msgpack.Decoder(list[AnyEvent])  # type: ignore[valid-type]
+_events_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
 _any_decoder = msgspec.msgpack.Decoder()
 
 

@@ -6,9 +6,8 @@ catch unencodable payloads and callers can never alias stored state.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Collection, Sequence
-
-import anyio.lowlevel
 
 from .._errors import StoreError
 from ._codec import decode_events, decode_record, encode
@@ -41,7 +40,7 @@ class MemoryStore:
         self._check()
         snap = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
-        await anyio.lowlevel.checkpoint()
+        await asyncio.sleep(0)
         existing = self._runs.get(record.run_id)
         if existing is not None:
             return decode_record(existing)
@@ -54,7 +53,7 @@ class MemoryStore:
         snap = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
         # Yield like a real commit would, so runs interleave the same way as on disk.
-        await anyio.lowlevel.checkpoint()
+        await asyncio.sleep(0)
         self._runs[record.run_id] = snap
         if rows is not None:
             self._history.setdefault(record.run_id, []).append(rows)

@@ -14,7 +14,7 @@ import asyncio
 import os
 import sqlite3
 import time
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
@@ -38,6 +38,7 @@ def _is_busy(exc: sqlite3.Error) -> bool:
     text = str(exc).lower()
     return "locked" in text or "busy" in text
 
+
 # One row per run: a create inserts it, a checkpoint replaces its mutable columns.
 _UPSERT_RUN_HEAD = "INSERT INTO runs (run_id, workflow, status, created_at, wake_at, snapshot) VALUES "
 _UPSERT_RUN_TAIL = (
@@ -58,9 +59,7 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
     return [items[i : i + size] for i in range(0, len(items), size)]
 
 
-def _insert_rows(
-    conn: sqlite3.Connection, head: str, tail: str, width: int, rows: list[tuple[Any, ...]]
-) -> None:
+def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, width: int, rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` with as few multi-row statements as possible."""
     one = "(" + ", ".join("?" * width) + ")"
     limit = min(_MAX_PARAMS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
@@ -362,13 +361,15 @@ class SQLiteStore:
         existing = await fut
         return None if existing is None else decode_record(existing)
 
-    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
+        # A plain function returning the commit future: with thousands of runs waiting on
+        # commits, one coroutine frame fewer per waiting run is measurable GC work saved.
         snapshot = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
         self._submit(_Op(1, record.run_id, row, record.history_seq - 1, rows, fut))
-        await fut
+        return fut
 
     def _insert(self, batch: list[_Op]) -> list[bytes | None]:
         """Apply a batch inside the open transaction; per op, the existing snapshot for a
@@ -400,9 +401,7 @@ class SQLiteStore:
         found: dict[str, bytes] = {}
         for chunk in _chunks(list(dict.fromkeys(run_ids)), 10000):
             marks = ", ".join("?" * len(chunk))
-            for run_id, snapshot in conn.execute(
-                f"SELECT run_id, snapshot FROM runs WHERE run_id IN ({marks})", chunk
-            ):
+            for run_id, snapshot in conn.execute(f"SELECT run_id, snapshot FROM runs WHERE run_id IN ({marks})", chunk):
                 found[run_id] = snapshot
         return found
 
@@ -424,9 +423,7 @@ class SQLiteStore:
         return decode_record(rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
-        rows = await self._fetch(
-            "SELECT events FROM history WHERE run_id = ? ORDER BY seq", (run_id,)
-        )
+        rows = await self._fetch("SELECT events FROM history WHERE run_id = ? ORDER BY seq", (run_id,))
         out: list[AnyEvent] = []
         for (data,) in rows:
             out.extend(decode_events(data))

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
 from ._records import AnyEvent, RunRecord, RunStatus
@@ -37,7 +37,7 @@ class Store(Protocol):
         """Insert a new run durably; if ``record.run_id`` exists, return the stored one instead."""
         ...
 
-    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
         """Replace the run's snapshot and, if ``events`` is not empty, append them as history
         row ``record.history_seq - 1``; both in one transaction."""
         ...

@@ -9,7 +9,13 @@ from ._definitions import (
     workflow as workflow,
 )
 from ._run import RunCancelledError as RunCancelledError
-from ._runtime import RunHandle as RunHandle, RunInfo as RunInfo, Runtime as Runtime, open_runtime as open_runtime
+from ._runtime import (
+    RunHandle as RunHandle,
+    RunInfo as RunInfo,
+    Runtime as Runtime,
+    open_runtime as open_runtime,
+)
+from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 
 __all__ = (
     "ActivityDef",
@@ -19,8 +25,10 @@ __all__ = (
     "RunHandle",
     "RunInfo",
     "Runtime",
+    "StepInfo",
     "WorkflowDef",
     "activity",
     "open_runtime",
+    "step_info",
     "workflow",
 )

@@ -74,9 +74,7 @@ NO_RETRY = RetryPolicy(max_attempts=1)
 class ActivityDef(Generic[P, R]):
     """A step function declared with ``@activity``; calling it directly just runs it."""
 
-    def __init__(
-        self, fn: Callable[P, Awaitable[R]], *, name: str, retry: RetryPolicy, timeout: float | None
-    ) -> None:
+    def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str, retry: RetryPolicy, timeout: float | None) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@activity needs an async function, got {fn!r}")
         if timeout is not None and timeout <= 0:

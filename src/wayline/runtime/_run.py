@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import deque
+from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,6 +37,7 @@ from ..persistence import (
 from ._commands import Gather, Sleep, Step
 from ._context import RunContext
 from ._definitions import WorkflowDef
+from ._stepinfo import StepInfo, _current as _current_step
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -147,7 +149,7 @@ class RunActor(Actor[RunMessage]):
         self._events: list[AnyEvent] = []
         self._group: _Group | None = None
         self._cancel: tuple[str | None, int] | None = None
-        self._scope: asyncio.Timeout | None = None
+        self._inline_task: asyncio.Task[Any] | None = None
         self._interrupted: str | None = None
         self._cancel_requested = False
         self._finished = False
@@ -373,9 +375,15 @@ class RunActor(Actor[RunMessage]):
         step = pending.step
         assert step is not None
         pending.started_at = self.rt.clock.time()
-        pending.task = asyncio.get_running_loop().create_task(
-            self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
-        )
+        # The new task copies the current context, so set the step info just around creation.
+        token = _current_step.set(StepInfo(self.run_id, step.activity.name, index, pending.attempt))
+        try:
+            task = asyncio.get_running_loop().create_task(
+                self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
+            )
+        finally:
+            _current_step.reset(token)
+        pending.task = task
         timeout = step.activity.timeout
         if timeout is not None:
             self._schedule(index, pending, pending.started_at + timeout)
@@ -408,11 +416,16 @@ class RunActor(Actor[RunMessage]):
         self._interrupt("cancel")
 
     def _interrupt(self, reason: str) -> None:
-        """Stop the attempt running inline (its timeout expired, or the run is cancelled)."""
-        scope = self._scope
-        if scope is not None and self._interrupted is None:
+        """Stop the attempt running inline (its timeout expired, or the run is cancelled).
+
+        The attempt runs in the actor's own task, so this cancels that task and
+        `_attempt_inline` takes the cancellation back (``uncancel``): the same mechanism as
+        ``asyncio.timeout``, without building a timeout object for every step.
+        """
+        task = self._inline_task
+        if task is not None and self._interrupted is None:
             self._interrupted = reason
-            scope.reschedule(asyncio.get_running_loop().time())
+            task.cancel()
 
     async def _attempt_inline(self, index: int, pending: _Pending) -> tuple[Any, BaseException | None] | None:
         """Run one attempt in the actor's task; the outcome for the body, or None if blocked."""
@@ -421,32 +434,34 @@ class RunActor(Actor[RunMessage]):
         act = step.activity
         clock = self.rt.clock
         pending.started_at = clock.time()
-        limiter = self.rt._limiter
-        timer = None
-        self._interrupted = None
         if self._cancel_requested:
             return None
+        limiter = self.rt._limiter
+        timer = None
+        if act.timeout is not None:
+            timer = clock.call_at(pending.started_at + act.timeout, lambda: self._interrupt("timeout"))
+        self._interrupted = None
+        self._inline_task = task = asyncio.current_task()
+        token = _current_step.set(StepInfo(self.run_id, act.name, index, pending.attempt))
         try:
-            async with asyncio.timeout(None) as scope:
-                self._scope = scope
-                if act.timeout is not None:
-                    timer = clock.call_at(pending.started_at + act.timeout, lambda: self._interrupt("timeout"))
-                if limiter is None:
+            if limiter is None:
+                result = await act.fn(*step.args, **step.kwargs)
+            else:
+                async with limiter:
                     result = await act.fn(*step.args, **step.kwargs)
-                else:
-                    async with limiter:
-                        result = await act.fn(*step.args, **step.kwargs)
-        except TimeoutError as exc:
-            if self._interrupted == "cancel":
+        except asyncio.CancelledError:
+            reason = self._interrupted
+            # Not ours, or a shutdown cancellation arrived as well: let it through.
+            if reason is None or (task is not None and task.uncancel() > 0):
+                raise
+            if reason == "cancel":
                 return None  # the Cancel message in the mailbox finishes the job
-            error: BaseException = exc
-            if self._interrupted == "timeout":
-                error = ActivityTimeoutError(act.name, act.timeout or 0.0)
-            return await self._attempt_failed(index, pending, error)
+            return await self._attempt_failed(index, pending, ActivityTimeoutError(act.name, act.timeout or 0.0))
         except Exception as exc:
             return await self._attempt_failed(index, pending, exc)
         finally:
-            self._scope = None
+            _current_step.reset(token)
+            self._inline_task = None
             if timer is not None:
                 timer.cancel()
         return await self._succeeded(index, pending, result)
@@ -460,6 +475,7 @@ class RunActor(Actor[RunMessage]):
         if pending.timer is not None:
             pending.timer.cancel()
             pending.timer = None
+        outcome: tuple[Any, BaseException | None] | None
         if msg.error is None:
             outcome = await self._succeeded(msg.index, pending, msg.result)
         else:
@@ -546,7 +562,8 @@ class RunActor(Actor[RunMessage]):
         assert step is not None
         policy = step.activity.retry
         name = step.activity.name
-        error, cause = type(exc).__name__, str(exc)
+        error: str = type(exc).__name__
+        cause: str | None = str(exc)
         if isinstance(exc, ActivityError):
             error, cause = exc.error, exc.cause
         if pending.attempt >= policy.max_attempts or not policy.retryable(exc):
@@ -586,15 +603,12 @@ class RunActor(Actor[RunMessage]):
         )
         return None, ActivityError(name, error, cause, pending.attempt)
 
-    def _settle(
-        self, group: _Group, slot: int, result: Any, error: ErrorInfo | None, name: str, attempts: int
-    ) -> None:
+    def _settle(self, group: _Group, slot: int, result: Any, error: ErrorInfo | None, name: str, attempts: int) -> None:
         if error is None:
             group.results[slot] = result
         else:
             group.failures.append(ActivityError(name, error.error, error.cause, attempts))
             group.results[slot] = {"error": error.error, "cause": error.cause}
-
 
     def _group_outcome(self, group: _Group) -> tuple[Any, BaseException | None]:
         if group.single:
@@ -660,12 +674,14 @@ class RunActor(Actor[RunMessage]):
             **changes,
         )
 
-    async def _checkpoint(self, events: list[AnyEvent], status: RunStatus | None = None, **changes: Any) -> None:
-        """Commit the current state plus ``events``; returns once durable.
+    def _checkpoint(self, events: list[AnyEvent], status: RunStatus | None = None, **changes: Any) -> Awaitable[None]:
+        """Commit the current state plus ``events``; await the result to know it is durable.
 
-        Events join the snapshot's tail; the tail moves to the history table when it is
-        long, or when the run stops running (waits or ends), so a waiting run's snapshot
-        stays small.
+        A plain function, not a coroutine: it hands the store's commit future straight back,
+        one frame fewer per waiting run. An unstorable value raises `PayloadError` here,
+        before anything changes. Events join the snapshot's tail; the tail moves to the
+        history table when it is long, or when the run stops running (waits or ends), so a
+        waiting run's snapshot stays small.
         """
         if self._events:
             events, self._events = [*self._events, *events], []
@@ -680,8 +696,9 @@ class RunActor(Actor[RunMessage]):
             flush, tail = list(tail), ()
             seq += 1
         snapshot = self._snapshot(status, seq, tail, **changes)
-        await self.rt.store.checkpoint(snapshot, flush)
+        done = self.rt.store.checkpoint(snapshot, flush)
         self.record = snapshot
+        return done
 
     async def _flush_if_events(self) -> None:
         """Record buffered events (a resume marker) once the body is blocked again."""
@@ -721,7 +738,6 @@ class RunActor(Actor[RunMessage]):
         self._coro.close()
         self.rt._run_finished(self.run_id, self.record)
         self.stop()
-
 
 
 def _journaled_outcome(entry: _Journaled) -> tuple[Any, BaseException | None]:

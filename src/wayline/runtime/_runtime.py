@@ -28,13 +28,13 @@ from ..persistence import (
     AnyEvent,
     ErrorInfo,
     MemoryStore,
+    RunFailed as RunFailedEvent,
     RunRecord,
     RunStarted,
     RunStatus,
     SQLiteStore,
     Store,
 )
-from ..persistence import RunFailed as RunFailedEvent
 from ._definitions import WorkflowDef
 from ._run import Cancel, RunActor, RunMessage
 
@@ -162,7 +162,9 @@ class Runtime:
 
     # --- starting and supervising runs ---------------------------------------------------
 
-    async def start(self, workflow: WorkflowDef[Any, T] | str, input: Any = None, *, run_id: str | None = None) -> RunHandle[T]:
+    async def start(
+        self, workflow: WorkflowDef[Any, T] | str, input: Any = None, *, run_id: str | None = None
+    ) -> RunHandle[T]:
         """Start a run of ``workflow`` on ``input``, durably, and return its handle.
 
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
@@ -204,21 +206,9 @@ class Runtime:
         return RunHandle(self, run_id)
 
     def _spawn(self, record: RunRecord, reason: str | None) -> None:
-        run_id = record.run_id
-        first: list[tuple[RunRecord | None, str | None]] = [(record, reason)]
-
-        def factory() -> RunActor:
-            rec, why = first.pop() if first else (None, "restarted after a crash")
-            return RunActor(self, run_id, rec, why)
-
-        async def on_give_up(exc: BaseException, restarts: int) -> None:
-            await self._fail_crash_loop(run_id, exc, restarts)
-
-        async def on_crash(exc: BaseException, restarts: int) -> None:
-            log.warning("run %s crashed (restart %d): %r", run_id, restarts, exc, extra={"run_id": run_id})
-
-        self._live[run_id] = self._supervisor.spawn(
-            run_id, factory, on_crash=on_crash, on_give_up=on_give_up
+        child = _RunChild(self, record, reason)
+        self._live[record.run_id] = self._supervisor.spawn(
+            record.run_id, child.build, on_crash=child.on_crash, on_give_up=child.on_give_up
         )
 
     async def _fail_crash_loop(self, run_id: str, exc: BaseException, restarts: int) -> None:
@@ -284,7 +274,10 @@ class Runtime:
                 log.error(
                     "run %s needs workflow %r, which is not registered; it stays %s until a runtime "
                     "that registers it opens this database",
-                    rec.run_id, rec.workflow, rec.status.value, extra={"run_id": rec.run_id},
+                    rec.run_id,
+                    rec.workflow,
+                    rec.status.value,
+                    extra={"run_id": rec.run_id},
                 )
                 continue
             self._spawn(rec, "recovered after a process restart")
@@ -365,6 +358,30 @@ class Runtime:
             await ref.ask(Cancel(reason))
 
 
+class _RunChild:
+    """How the supervisor builds (and rebuilds) one run's actor: one object per run rather
+    than three closures, since there can be 100,000 of them alive."""
+
+    __slots__ = ("reason", "record", "rt", "run_id")
+
+    def __init__(self, rt: Runtime, record: RunRecord, reason: str | None) -> None:
+        self.rt = rt
+        self.run_id = record.run_id
+        self.record: RunRecord | None = record
+        self.reason = reason
+
+    def build(self) -> RunActor:
+        record, self.record = self.record, None
+        reason = self.reason if record is not None else "restarted after a crash"
+        return RunActor(self.rt, self.run_id, record, reason)
+
+    async def on_crash(self, exc: BaseException, restarts: int) -> None:
+        log.warning("run %s crashed (restart %d): %r", self.run_id, restarts, exc, extra={"run_id": self.run_id})
+
+    async def on_give_up(self, exc: BaseException, restarts: int) -> None:
+        await self.rt._fail_crash_loop(self.run_id, exc, restarts)
+
+
 @asynccontextmanager
 async def open_runtime(
     store: str | os.PathLike[str] | Store = "wayline.db",
@@ -373,6 +390,7 @@ async def open_runtime(
     clock: Clock | None = None,
     supervisor: SupervisorSpec | None = None,
     max_concurrent_activities: int | None = None,
+    recover: bool = True,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
 
@@ -386,6 +404,8 @@ async def open_runtime(
         clock: the time source (``wayline.testing.VirtualClock`` in tests).
         supervisor: restart policy for crashed run actors.
         max_concurrent_activities: a cap on steps running at once across all runs.
+        recover: resume unfinished runs on entry (the default). ``False`` opens the database
+            to inspect or start runs without resuming the ones already there.
     """
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
@@ -399,10 +419,15 @@ async def open_runtime(
         async with anyio.create_task_group() as tg, Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
             tg.start_soon(the_clock.drive, lambda: the_store.pending == 0)
             rt = Runtime(
-                the_store, sup, workflows=workflows, clock=the_clock, max_concurrent_activities=max_concurrent_activities
+                the_store,
+                sup,
+                workflows=workflows,
+                clock=the_clock,
+                max_concurrent_activities=max_concurrent_activities,
             )
             try:
-                await rt._recover()
+                if recover:
+                    await rt._recover()
                 yield rt
             finally:
                 rt._closed = True
