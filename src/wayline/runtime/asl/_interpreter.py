@@ -104,7 +104,8 @@ class Execution:
         self.standard = machine.mode == "standard"
         self.limit = machine.max_payload_bytes
         self.effects = 0
-        self._lock: anyio.Lock | None = None
+        self._busy = False
+        self._idle: anyio.Event | None = None
         self._requested = 0
         self._completed = 0
 
@@ -129,15 +130,25 @@ class Execution:
         """
         self._requested += 1
         mine = self._requested
-        if self._lock is None:
-            self._lock = anyio.Lock()
-        async with self._lock:
-            if self._completed >= mine:
-                return
-            target = self._requested
-            events, self.events = self.events, []
-            await self.host.checkpoint(self.snapshot, events)
-            self._completed = target
+        while self._completed < mine:
+            if self._busy:
+                # Another item's checkpoint is in flight: the next one will cover us too.
+                if self._idle is None:
+                    self._idle = anyio.Event()
+                await self._idle.wait()
+                continue
+            # No lock object on the common path: acquiring one costs an event-loop turn.
+            self._busy = True
+            try:
+                target = self._requested
+                events, self.events = self.events, []
+                await self.host.checkpoint(self.snapshot, events)
+                self._completed = target
+            finally:
+                self._busy = False
+                idle, self._idle = self._idle, None
+                if idle is not None:
+                    idle.set()
 
     async def sleep_until(self, when: float) -> None:
         """Sleep on the host's durable timer, but no later than the execution's deadline."""

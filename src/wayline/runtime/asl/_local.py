@@ -22,6 +22,8 @@ from ._machine import StateMachine
 __all__ = ("LocalHost",)
 
 _SUFFIXES = (".waitForTaskToken", ".sync:2", ".sync")
+_encode = msgspec.json.encode
+_decode = msgspec.json.decode
 
 
 class _Token:
@@ -70,7 +72,7 @@ class LocalHost:
         self._token_waited: anyio.Event | None = None
         self.calls: list[tuple[str, Any]] = []
         self.history: list[dict[str, Any]] = []
-        self.snapshot: dict[str, Any] | None = None
+        self._snapshot: bytes | None = None
         self.checkpoints = 0
         self.children: list[str] = []
 
@@ -209,10 +211,15 @@ class LocalHost:
     # ------------------------------------------------------------------ persistence
 
     async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
-        """Keep a decoded copy of ``snapshot`` and append ``events`` to :attr:`history`."""
-        self.snapshot = msgspec.json.decode(msgspec.json.encode(snapshot))
+        """Keep ``snapshot`` encoded (as a store would) and append ``events`` to history."""
+        self._snapshot = _encode(snapshot)
         self.history.extend(events)
         self.checkpoints += 1
+
+    @property
+    def snapshot(self) -> dict[str, Any] | None:
+        """The latest checkpointed snapshot, decoded afresh, or None before the first."""
+        return None if self._snapshot is None else _decode(self._snapshot)
 
     async def execute(
         self, machine: StateMachine, input: Any, *, context: Mapping[str, Any] | None = None,
