@@ -35,9 +35,7 @@ from ._suites import SUITES, build
 def _targets(outcomes: list[Outcome]) -> list[str]:
     """The DESIGN.md section 6 targets, checked against this invocation's figures."""
     lines: list[str] = []
-    groups = sorted(
-        {o.scenario.group for o in outcomes if o.scenario.suite == "throughput"}, key=int
-    )
+    groups = sorted({o.scenario.group for o in outcomes if o.scenario.suite == "throughput"}, key=int)
     for g in groups:
         w, b = find(outcomes, "throughput", "wayline", g), find(outcomes, "throughput", "bare", g)
         if w and b and w.value and b.value:
@@ -61,8 +59,7 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
     for o in outcomes:
         if o.scenario.suite == "recovery" and o.scenario.system == "wayline" and o.value:
             lines.append(
-                f"recovery n={o.scenario.group}: wayline resumed in {o.value:.2f} s "
-                f"(target: 10,000 within 2 s)"
+                f"recovery n={o.scenario.group}: wayline resumed in {o.value:.2f} s (target: 10,000 within 2 s)"
             )
     return lines
 
@@ -112,9 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     targets = _targets(outcomes)
     doc = {"meta": meta, "targets": targets, "results": [o.to_json() for o in outcomes]}
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{args.suite}{'-quick' if args.quick else ''}.json").write_text(
-        json.dumps(doc, indent=2)
-    )
+    (args.results_dir / f"{args.suite}{'-quick' if args.quick else ''}.json").write_text(json.dumps(doc, indent=2))
     if args.json:
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")

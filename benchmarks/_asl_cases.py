@@ -18,6 +18,7 @@ class Case:
     name: str
     definition: dict[str, Any]
     input: Any
+    expected_status: str  # SUCCEEDED or FAILED, as recorded against AWS
 
 
 def _has_wait(definition: Any) -> bool:
@@ -46,7 +47,7 @@ def load_cases(limit: int, seed: int) -> tuple[list[Case], int]:
         if _has_wait(doc["definition"]):
             waits += 1
             continue
-        cases.append(Case(doc["name"], doc["definition"], doc.get("input", {})))
+        cases.append(Case(doc["name"], doc["definition"], doc.get("input", {}), doc["expected"]["status"]))
     if limit and limit < len(cases):
         cases = random.Random(seed).sample(cases, limit)
     return cases, waits

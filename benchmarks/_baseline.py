@@ -40,8 +40,7 @@ _ENCODER = msgspec.msgpack.Encoder()
 _DECODER = msgspec.msgpack.Decoder(Snapshot)
 
 _UPSERT = (
-    "INSERT INTO runs(run_id, snapshot) VALUES (?, ?) "
-    "ON CONFLICT(run_id) DO UPDATE SET snapshot = excluded.snapshot"
+    "INSERT INTO runs(run_id, snapshot) VALUES (?, ?) ON CONFLICT(run_id) DO UPDATE SET snapshot = excluded.snapshot"
 )
 
 

@@ -257,9 +257,7 @@ def run_scenario(scenario: Scenario, repeats: int, seed: int, progress: Progress
                 if failure is not None:
                     result: dict[str, Any] = failure
                 else:
-                    result = run_child(
-                        scenario.func, {**params, "phase": "resume"}, scenario.timeout_s
-                    )
+                    result = run_child(scenario.func, {**params, "phase": "resume"}, scenario.timeout_s)
             else:
                 result = run_child(scenario.func, params, scenario.timeout_s)
         finally:
@@ -267,8 +265,7 @@ def run_scenario(scenario: Scenario, repeats: int, seed: int, progress: Progress
         took = time.perf_counter() - t0
         shown = _describe(scenario, result)
         progress.step(
-            f"{scenario.suite} {scenario.system} {scenario.label} "
-            f"(repeat {r + 1}/{repeats}): {shown} [{took:.1f}s]"
+            f"{scenario.suite} {scenario.system} {scenario.label} (repeat {r + 1}/{repeats}): {shown} [{took:.1f}s]"
         )
         if result["status"] != "ok":
             # A row that cannot run once will not run on a second try either.
@@ -288,10 +285,7 @@ def _describe(scenario: Scenario, result: dict[str, Any]) -> str:
 
 def _median_outcome(scenario: Scenario, runs: list[dict[str, Any]]) -> Outcome:
     keys = {k for run in runs for k, v in run["metrics"].items() if isinstance(v, int | float)}
-    metrics = {
-        k: statistics.median(run["metrics"][k] for run in runs if k in run["metrics"])
-        for k in sorted(keys)
-    }
+    metrics = {k: statistics.median(run["metrics"][k] for run in runs if k in run["metrics"]) for k in sorted(keys)}
     notes = [run["note"] for run in runs if run.get("note")]
     return Outcome(
         scenario,

@@ -52,9 +52,7 @@ _started = 0
 def _run_one(sfn: Any, arn: str, payload: Any, timeout_s: float = 30.0) -> str:
     global _started
     _started += 1  # moto names every unnamed execution "None": name them ourselves
-    execution = sfn.start_execution(
-        stateMachineArn=arn, name=f"e{_started}", input=json.dumps(payload)
-    )
+    execution = sfn.start_execution(stateMachineArn=arn, name=f"e{_started}", input=json.dumps(payload))
     deadline = time.perf_counter() + timeout_s
     while True:
         status: str = sfn.describe_execution(executionArn=execution["executionArn"])["status"]
@@ -71,33 +69,36 @@ async def conformance(params: Params) -> Metrics:
     cases, waits = _asl_cases.load_cases(int(params["cases"]), int(params["seed"]))
     with mock:
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        arns: list[tuple[str, Any]] = []
+        arns: list[tuple[str, Any, str]] = []
         rejected = 0
         for i, case in enumerate(cases):
             try:
-                arn = sfn.create_state_machine(
-                    name=f"case{i}", definition=json.dumps(case.definition), roleArn=_ROLE
-                )["stateMachineArn"]
+                arn = sfn.create_state_machine(name=f"case{i}", definition=json.dumps(case.definition), roleArn=_ROLE)[
+                    "stateMachineArn"
+                ]
             except Exception:
                 rejected += 1
                 continue
-            arns.append((arn, case.input))
+            arns.append((arn, case.input, case.expected_status))
         if not arns:
             raise RuntimeError("moto rejected every case definition")
         statuses: dict[str, int] = {}
+        matched = 0
         t0 = time.perf_counter()
-        for arn, payload in arns:
+        for arn, payload, expected in arns:
             status = _run_one(sfn, arn, payload)
             statuses[status] = statuses.get(status, 0) + 1
+            matched += status == expected
         elapsed = time.perf_counter() - t0
     shown = ", ".join(f"{v} {k}" for k, v in sorted(statuses.items()))
     return {
         "executions_per_s": len(arns) / elapsed,
         "executions": len(arns),
         "rejected_definitions": rejected,
+        "status_matches_aws": matched,
         "note": (
-            f"{_version()}; {len(arns)} cases run ({shown}), {rejected} definitions "
-            f"rejected (excluded), {waits} Wait cases left out"
+            f"{_version()}; {len(arns)} cases run ({shown}; status as on AWS: {matched}), "
+            f"{rejected} definitions rejected (excluded), {waits} Wait cases left out"
         ),
     }
 
@@ -109,9 +110,9 @@ async def ten_states(params: Params) -> Metrics:
     rng = random.Random(params["seed"])
     with mock:
         sfn = boto3.client("stepfunctions", region_name="us-east-1")
-        arn = sfn.create_state_machine(
-            name="ten", definition=json.dumps(_asl_cases.ten_states()), roleArn=_ROLE
-        )["stateMachineArn"]
+        arn = sfn.create_state_machine(name="ten", definition=json.dumps(_asl_cases.ten_states()), roleArn=_ROLE)[
+            "stateMachineArn"
+        ]
         t0 = time.perf_counter()
         for _ in range(executions):
             status = _run_one(sfn, arn, {"input": rng.randrange(1 << 30)})

@@ -100,9 +100,7 @@ async def _warm_up(client: Any, wf: Any, timeout_s: float = 60.0) -> None:
     deadline = time.monotonic() + timeout_s
     while True:
         try:
-            await client.execute_workflow(
-                wf.BenchSteps.run, args=[0, 1], id="warm-up", task_queue=TASK_QUEUE
-            )
+            await client.execute_workflow(wf.BenchSteps.run, args=[0, 1], id="warm-up", task_queue=TASK_QUEUE)
             break
         except RPCError:
             if time.monotonic() > deadline:
@@ -150,9 +148,7 @@ async def sequential(params: Params) -> Metrics:
     steps = int(params["steps"])
     async with _environment(params) as (client, wf):
         t0 = time.perf_counter()
-        await client.execute_workflow(
-            wf.BenchSteps.run, args=[0, steps], id="seq", task_queue=TASK_QUEUE
-        )
+        await client.execute_workflow(wf.BenchSteps.run, args=[0, steps], id="seq", task_queue=TASK_QUEUE)
         elapsed = time.perf_counter() - t0
     return {
         "us_per_step": elapsed / steps * 1e6,
@@ -169,9 +165,7 @@ async def signal(params: Params) -> Metrics:
     times: list[float] = []
     async with _environment(params) as (client, wf):
         for i in range(samples):
-            handle = await client.start_workflow(
-                wf.BenchWaiter.run, i, id=f"sig{i}", task_queue=TASK_QUEUE
-            )
+            handle = await client.start_workflow(wf.BenchWaiter.run, i, id=f"sig{i}", task_queue=TASK_QUEUE)
             await asyncio.sleep(0.05)  # let its first workflow task run (not measured)
             payload = {"i": i, "v": rng.random()}
             t0 = time.perf_counter()
@@ -188,8 +182,6 @@ async def latency(params: Params) -> Metrics:
     async with _environment(params) as (client, wf):
         for i in range(samples):
             t0 = time.perf_counter()
-            await client.execute_workflow(
-                wf.BenchSteps.run, args=[i, 3], id=f"lat{i}", task_queue=TASK_QUEUE
-            )
+            await client.execute_workflow(wf.BenchSteps.run, args=[i, 3], id=f"lat{i}", task_queue=TASK_QUEUE)
             times.append(time.perf_counter() - t0)
     return {**latency_metrics(times), "note": _versions()}

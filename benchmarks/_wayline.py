@@ -101,9 +101,7 @@ def _setup() -> tuple[Any, _Workflows]:
 
 async def _open(params: Params, stack: contextlib.AsyncExitStack) -> tuple[Any, _Workflows]:
     wl, wfs = _setup()
-    rt = await stack.enter_async_context(
-        wl.open_runtime(str(db_file(params, "wayline.db")), workflows=wfs.all)
-    )
+    rt = await stack.enter_async_context(wl.open_runtime(str(db_file(params, "wayline.db")), workflows=wfs.all))
     return rt, wfs
 
 
@@ -128,9 +126,7 @@ async def throughput(params: Params) -> Metrics:
         rt, wfs = await _open(params, stack)
         deadline = Deadline(float(params["budget_s"]))
         # Started concurrently, as N clients would: the starts group-commit like steps.
-        handles = await asyncio.gather(
-            *(rt.start(wfs.steps, [inputs[i], k], run_id=f"r{i}") for i in range(n))
-        )
+        handles = await asyncio.gather(*(rt.start(wfs.steps, [inputs[i], k], run_id=f"r{i}") for i in range(n)))
         results = [asyncio.ensure_future(h.result()) for h in handles]
         done, pending = await asyncio.wait(results, timeout=deadline.remaining)
         elapsed = deadline.elapsed
@@ -251,7 +247,6 @@ async def recovery(params: Params) -> Metrics:
         await _close(stack)
     metrics["step1_rerun"] = rerun
     metrics["note"] = (
-        f"resume = open_runtime + a handle per run ({opened:.2f}s to open); {tail}; "
-        f"step 1 re-ran {rerun} times"
+        f"resume = open_runtime + a handle per run ({opened:.2f}s to open); {tail}; step 1 re-ran {rerun} times"
     )
     return metrics

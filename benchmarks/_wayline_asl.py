@@ -56,20 +56,26 @@ async def conformance(params: Params) -> Metrics:
     rejected = 0
     for case in cases:
         try:
-            machines.append((_machine(state_machine, case.definition, "case"), case.input))
+            machine = _machine(state_machine, case.definition, "case")
         except Exception:
             rejected += 1
+            continue
+        machines.append((machine, case.input, case.expected_status))
     if not machines:
         raise RuntimeError("wayline rejected every case definition")
-    failed = errors = 0
+    failed = errors = matched = 0
     t0 = time.perf_counter()
-    for machine, case_input in machines:
+    for machine, case_input, expected in machines:
         try:
             await _maybe_await(execute(machine, case_input, local_host()))
+            status = "SUCCEEDED"
         except states_error:
             failed += 1  # a FAILED execution (StatesError): executed all the same
+            status = "FAILED"
         except Exception:
             errors += 1
+            status = "ERROR"
+        matched += status == expected
     elapsed = time.perf_counter() - t0
     return {
         "executions_per_s": len(machines) / elapsed,
@@ -77,8 +83,10 @@ async def conformance(params: Params) -> Metrics:
         "rejected_definitions": rejected,
         "failed": failed,
         "errors": errors,
+        "status_matches_aws": matched,
         "note": (
-            f"{len(machines)} cases run ({failed} FAILED, {errors} other errors), "
+            f"{len(machines)} cases run ({failed} FAILED, {errors} other errors; "
+            f"status as on AWS: {matched}), "
             f"{rejected} definitions rejected (excluded), {waits} Wait cases left out"
         ),
     }
@@ -95,9 +103,7 @@ async def ten_states(params: Params) -> Metrics:
     inputs = [{"input": rng.randrange(1 << 30)} for _ in range(executions)]
     sm = StateMachine(_asl_cases.ten_states(), name="bench_ten")
     async with contextlib.AsyncExitStack() as stack:
-        rt = await stack.enter_async_context(
-            open_runtime(str(db_file(params, "wayline.db")), workflows=[sm])
-        )
+        rt = await stack.enter_async_context(open_runtime(str(db_file(params, "wayline.db")), workflows=[sm]))
         t0 = time.perf_counter()
         handles = [await rt.start(sm, inputs[i], run_id=f"x{i}") for i in range(executions)]
         results = await asyncio.gather(*(h.result() for h in handles))

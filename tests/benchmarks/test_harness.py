@@ -82,9 +82,7 @@ def test_missing_peer_is_skipped_without_starting_a_child() -> None:
     scenario = _scenario("ghost", requires=("wayline_bench_no_such_package",))
     outcome = run_scenario(scenario, 2, 1, Progress(2, io.StringIO()))
     assert outcome.status == "skipped"
-    assert outcome.reason == (
-        "wayline_bench_no_such_package not installed (pip install --group bench)"
-    )
+    assert outcome.reason == ("wayline_bench_no_such_package not installed (pip install --group bench)")
 
 
 def test_a_failing_scenario_is_a_row_not_a_crash() -> None:
