@@ -61,26 +61,8 @@ async def test_create_is_idempotent_and_keeps_the_first_record(store: Store) -> 
     assert [e.ts for e in await store.get_history("r1")] == [1.0]
 
 
-SQLITE_DUPLICATE_CREATE = (
-    "SQLiteStore._insert (one group-commit batch) checks for existing runs (_existing) only "
-    "against the database, not against earlier creates in the same batch: two create_run calls "
-    "for one run_id in one batch both pass the check. With events, both insert history row 0 "
-    "and the whole batch fails with 'UNIQUE constraint failed: history.run_id, history.seq' "
-    "(failing every other caller in that batch too); without events the second upsert silently "
-    "overwrites the first and both callers get None (so rt.start misses a RunConflictError)"
-)
-
-
-def _xfail_on_sqlite(request: pytest.FixtureRequest, store: Store, reason: str) -> None:
-    if isinstance(store, SQLiteStore):
-        request.applymarker(pytest.mark.xfail(strict=True, reason=reason))
-
-
 @pytest.mark.parametrize("with_events", [True, False], ids=["events", "no-events"])
-async def test_concurrent_creates_of_one_run_id_yield_exactly_one_winner(
-    request: pytest.FixtureRequest, store: Store, with_events: bool
-) -> None:
-    _xfail_on_sqlite(request, store, SQLITE_DUPLICATE_CREATE)
+async def test_concurrent_creates_of_one_run_id_yield_exactly_one_winner(store: Store, with_events: bool) -> None:
     a = rec("same", workflow="a", input="a", seq=int(with_events))
     b = rec("same", workflow="b", input="b", seq=int(with_events))
     ev = lambda wf: [RunStarted(ts=1.0, workflow=wf, version="1")] if with_events else []  # noqa: E731
@@ -93,10 +75,7 @@ async def test_concurrent_creates_of_one_run_id_yield_exactly_one_winner(
     assert len(await store.get_history("same")) == int(with_events)
 
 
-async def test_a_duplicate_create_does_not_fail_other_writes_in_its_batch(
-    request: pytest.FixtureRequest, store: Store
-) -> None:
-    _xfail_on_sqlite(request, store, SQLITE_DUPLICATE_CREATE)
+async def test_a_duplicate_create_does_not_fail_other_writes_in_its_batch(store: Store) -> None:
     await store.create_run(rec("bystander", seq=1), [RunStarted(ts=0.0, workflow="wf", version="1")])
     dup = [RunStarted(ts=1.0, workflow="wf", version="1")]
     results = await asyncio.gather(

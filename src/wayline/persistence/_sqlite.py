@@ -380,12 +380,16 @@ class SQLiteStore:
         skip: set[int] = set()
         creates = [i for i, op in enumerate(batch) if op.kind == 0]
         if creates:
+            # A run exists if it is in the database or created earlier in this same batch.
             existing = self._existing([batch[i].run_id for i in creates])
             for i in creates:
-                found = existing.get(batch[i].run_id)
+                op = batch[i]
+                found = existing.get(op.run_id)
                 if found is not None:
                     results[i] = found
                     skip.add(i)
+                else:
+                    existing[op.run_id] = op.row[5]
         runs = [op.row for i, op in enumerate(batch) if i not in skip]
         history = [
             (op.run_id, op.seq, op.events) for i, op in enumerate(batch) if op.events is not None and i not in skip
