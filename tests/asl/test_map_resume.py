@@ -10,7 +10,7 @@ import anyio
 import msgspec
 import pytest
 
-from wayline.runtime.asl import LocalHost, StateMachine, StatesError, execute
+from wayline.runtime.asl import LocalHost, StateMachine, StatesError, execute, prepare_redrive
 
 T0 = 1_000_000.0
 
@@ -308,3 +308,36 @@ def test_crash_after_every_checkpoint_then_resume_gives_the_same_result() -> Non
         # At-least-once: every task ran, and work finished before the checkpoint is not redone
         # beyond the 5 task calls of one clean run.
         assert len(log) >= 5 and len(log) - before <= 5
+
+
+def test_redrive_reruns_only_the_failed_map_items() -> None:
+    calls: list[int] = []
+    broken = {3}
+
+    async def work(n: int) -> int:
+        calls.append(n)
+        if n in broken:
+            raise StatesError("Flaky", f"item {n}")
+        return n
+
+    sm = StateMachine({"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Assign": {"tag": "t"}, "Next": "M"},
+        "M": {"Type": "Map", "MaxConcurrency": 1, "ItemProcessor": {"StartAt": "W", "States": {
+            "W": {"Type": "Task", "Resource": "work", "End": True}}}, "Next": "Out"},
+        "Out": {"Type": "Pass", "Parameters": {"r.$": "$", "tag.$": "$tag",
+                                               "n.$": "$$.Execution.RedriveCount"},
+                "End": True}}}, resources={"work": work})
+    host = LocalHost(sm, start_time=T0)
+    with pytest.raises(StatesError) as info:
+        anyio.run(host.execute, sm, [1, 2, 3, 4])
+    assert info.value.error == "Flaky" and calls == [1, 2, 3]
+    failed = host.snapshot
+    assert failed is not None and failed["status"] == "FAILED"
+    broken.clear()
+    calls.clear()
+    go = functools.partial(LocalHost(sm, start_time=T0).execute, sm, None,
+                           resume=prepare_redrive(failed))
+    assert anyio.run(go) == {"r": [1, 2, 3, 4], "tag": "t", "n": 1}
+    assert calls == [3, 4]
+    with pytest.raises(ValueError):
+        prepare_redrive({"status": "SUCCEEDED"})

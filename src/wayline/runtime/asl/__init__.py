@@ -7,7 +7,7 @@ in memory).
 
 from ._errors import AslDefinitionError as AslDefinitionError, StatesError as StatesError
 from ._host import AslHost as AslHost
-from ._interpreter import execute as execute
+from ._interpreter import execute as execute, prepare_redrive as prepare_redrive
 from ._local import LocalHost as LocalHost
 from ._machine import StateMachine as StateMachine
 
@@ -18,4 +18,5 @@ __all__ = (
     "StateMachine",
     "StatesError",
     "execute",
+    "prepare_redrive",
 )

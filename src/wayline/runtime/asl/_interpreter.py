@@ -26,7 +26,7 @@ if TYPE_CHECKING:
     from ._host import AslHost
     from ._machine import StateMachine
 
-__all__ = ("Execution", "Frame", "Scope", "execute")
+__all__ = ("Execution", "Frame", "Scope", "execute", "prepare_redrive")
 
 _encode = msgspec.json.encode
 _NO_CONTEXT: dict[str, Any] = {}
@@ -473,10 +473,10 @@ async def execute(
                 await ex.checkpoint()
         output = await ex.run_frame(frame)
     except StatesError as err:
-        event_id = ex.emit("ExecutionFailed", {"error": err.error, "cause": err.cause})
-        snapshot.clear()
-        snapshot.update({"v": 1, "status": "FAILED", "error": err.error, "cause": err.cause,
-                         "event_id": event_id})
+        ex.emit("ExecutionFailed", {"error": err.error, "cause": err.cause})
+        # The frames stay in the snapshot: prepare_redrive() turns it back into a running
+        # one that re-enters the failed state.
+        snapshot.update({"status": "FAILED", "error": err.error, "cause": err.cause})
         await ex.checkpoint()
         raise StatesError(err.error, err.cause) from None
     event_id = ex.emit("ExecutionSucceeded", {"output": output})
@@ -484,6 +484,30 @@ async def execute(
     snapshot.update({"v": 1, "status": "SUCCEEDED", "output": output, "event_id": event_id})
     await ex.checkpoint()
     return output
+
+
+def prepare_redrive(snapshot: dict[str, Any]) -> dict[str, Any]:
+    """Turn the snapshot of a FAILED run into one that :func:`execute` resumes as a redrive.
+
+    As AWS redrives: the run re-enters the state that failed, with the variables it had;
+    in a Map or Parallel only the items and branches that had not succeeded run again;
+    ``$$.Execution.RedriveCount`` goes up by one.
+
+    Raises:
+        ValueError: The snapshot is not of a failed run.
+    """
+    if snapshot.get("status") != "FAILED" or "frame" not in snapshot:
+        raise ValueError("only a FAILED run's snapshot can be redriven")
+    out: dict[str, Any] = msgspec.json.decode(msgspec.json.encode(snapshot))
+    out["status"] = "RUNNING"
+    out.pop("error", None)
+    out.pop("cause", None)
+    out.pop("deadline", None)
+    out["frame"].pop("retries", None)
+    execution = out.get("context", {}).get("Execution")
+    if isinstance(execution, dict):
+        execution["RedriveCount"] = int(execution.get("RedriveCount", 0)) + 1
+    return out
 
 
 def _full_context(

@@ -48,9 +48,16 @@ async def _with_retry(
             output = await body(ctx)
         except StatesError as err:
             ex.emit(st.type + "StateFailed", {"error": err.error, "cause": err.cause})
-            rec.pop("sub", None)
+            # A retry or a catch starts over; a final failure keeps the finished items so
+            # a redrive runs only the others, as AWS redrives a Map.
+            progress = rec.pop("sub", None)
             located = ex.located(err, st, frame.entered)
-            outcome = await handle_failure(ex, frame, st, raw, located, ctx)
+            try:
+                outcome = await handle_failure(ex, frame, st, raw, located, ctx)
+            except StatesError:
+                if progress is not None:
+                    rec["sub"] = progress
+                raise
             if outcome is None:
                 continue
             ex.emit(st.type + "StateExited", {"name": st.name, "output": outcome[0]})
