@@ -369,16 +369,39 @@ def plot_throughput(outcomes: list[Outcome], path: Path) -> str:
         import matplotlib.pyplot as plt
     except ImportError:
         return f"plot skipped: matplotlib not installed ({BENCH_HINT})"
-    series: dict[str, list[tuple[int, float]]] = {}
+    # (N, steps/s, time-boxed?) per system; a time-boxed point is drawn hollow.
+    series: dict[str, list[tuple[int, float, bool]]] = {}
     for o in outcomes:
-        if o.scenario.suite == "throughput" and o.value is not None:
-            series.setdefault(o.scenario.system, []).append((int(o.scenario.params["n"]), o.value))
+        if o.scenario.suite == "throughput" and o.value:  # log axes: no zeros
+            boxed = "time-boxed" in (o.note or "")
+            series.setdefault(o.scenario.system, []).append((int(o.scenario.params["n"]), o.value, boxed))
     if not series:
         return "plot skipped: no throughput figures to plot"
     fig, ax = plt.subplots(figsize=(7, 4.5))
     for system, points in sorted(series.items()):
         points.sort()
-        ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=system)
+        (line,) = ax.plot([p[0] for p in points], [p[1] for p in points], marker="o", label=system)
+        boxed = [p for p in points if p[2]]
+        if boxed:
+            ax.plot(
+                [p[0] for p in boxed],
+                [p[1] for p in boxed],
+                linestyle="none",
+                color=line.get_color(),  # keeps the colour cycle in step
+                marker="o",
+                markersize=9,
+                markerfacecolor="white",
+                markeredgecolor=line.get_color(),
+            )
+    if any(p[2] for points in series.values() for p in points):
+        ax.annotate(
+            "hollow: time-boxed, partial run",
+            xy=(0.99, 0.01),
+            xycoords="axes fraction",
+            ha="right",
+            va="bottom",
+            fontsize=8,
+        )
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("concurrent runs (N)")
