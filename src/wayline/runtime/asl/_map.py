@@ -140,11 +140,22 @@ async def _run_children(
                 async with anyio.create_task_group() as tg:
                     for _ in range(min(limit, 1000)):
                         tg.start_soon(worker)
-            except* _Stop:
-                pass
+            except BaseExceptionGroup as group:
+                # _Stop only says "a sibling failed". Anything else (a crash, the runtime
+                # evicting the run) is re-raised bare, so callers need not unwrap groups.
+                _, rest = group.split(_Stop)
+                if rest is not None:
+                    raise _first_leaf(rest) from None
         if first_error:
             raise first_error[0]
     return [done[str(i)] for i in range(count)]
+
+
+def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
+    exc: BaseException = group
+    while isinstance(exc, BaseExceptionGroup):
+        exc = exc.exceptions[0]
+    return exc
 
 
 class _Stop(Exception):
