@@ -45,8 +45,9 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
             p = find(outcomes, "throughput", peer, g)
             if not (w and p and w.value and p.value is not None):
                 continue
+            boxed = f" ({peer} time-boxed: partial run)" if "time-boxed" in (p.note or "") else ""
             if p.value > 0:
-                lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x")
+                lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x{boxed}")
             else:
                 lines.append(f"throughput n={g}: {peer} finished no step in its time box")
     w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")

@@ -348,7 +348,7 @@ def format_table(outcomes: list[Outcome]) -> str:
             notes = o.note or ""
         else:
             # The full reason is in --json; the table stays readable.
-            reason = o.reason if len(o.reason) <= 90 else o.reason[:87] + "..."
+            reason = o.reason if len(o.reason) <= 64 else o.reason[:61] + "..."
             result, ratio, rss, notes = f"{o.status}: {reason}", "-", "-", ""
         rows.append((s.suite, s.system, s.label, result, ratio, rss, notes))
     widths = [max(len(r[i]) for r in [header, *rows]) for i in range(len(header) - 1)]
