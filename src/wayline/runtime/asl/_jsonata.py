@@ -10,6 +10,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
+import re
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -22,6 +23,7 @@ from ._errors import QUERY_EVALUATION_ERROR, StatesError
 __all__ = ("Expression", "compile_expression", "is_expression", "to_json_text")
 
 _NULL = Utils.NULL_VALUE
+_SIMPLE_REFERENCE = re.compile(r"^\$[A-Za-z_][A-Za-z0-9_]*(\.[A-Za-z_][A-Za-z0-9_]*)*$")
 
 
 def is_expression(value: Any) -> bool:
@@ -56,10 +58,15 @@ class Expression:
         source: The expression text between the delimiters, trimmed.
     """
 
-    __slots__ = ("_compiled", "source")
+    __slots__ = ("_compiled", "_fast", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
+        # Plain references ($states.input.a.b, $var.c) are most expressions in practice;
+        # walking dicts directly is ~50x cheaper than a jsonata-python evaluation. Anything
+        # else, or a reference that meets an array, goes through jsonata-python.
+        m = _SIMPLE_REFERENCE.match(source)
+        self._fast: tuple[str, ...] | None = tuple(source[1:].split(".")) if m else None
         compiled = jsonata.Jsonata(source)
         compiled.set_output_convert_nulls(False)
         # Inputs come from JSON (or from our own evaluation), so re-validating them on
@@ -76,6 +83,18 @@ class Expression:
             StatesError: ``States.QueryEvaluationError`` when evaluation fails or returns
                 nothing; the cause names ``field``.
         """
+        fast = self._fast
+        if fast is not None:
+            cur: Any = bindings
+            for name in fast:
+                if type(cur) is not dict:
+                    break
+                if name not in cur:
+                    raise self._undefined(field)
+                cur = cur[name]
+            else:
+                # Same normalisation as a jsonata-python result (integral floats -> ints).
+                return _plain(cur)
         bound = {k: (_NULL if v is None else v) for k, v in bindings.items()}
         try:
             result = self._compiled.evaluate(None, bound)
@@ -90,12 +109,15 @@ class Expression:
                 f"threw an error during evaluation. {detail}",
             ) from None
         if result is None:
-            raise StatesError(
-                QUERY_EVALUATION_ERROR,
-                f"The JSONata expression '{self.source}' specified for the field '{field}' "
-                "returned nothing (undefined).",
-            )
+            raise self._undefined(field)
         return _plain(result)
+
+    def _undefined(self, field: str) -> StatesError:
+        return StatesError(
+            QUERY_EVALUATION_ERROR,
+            f"The JSONata expression '{self.source}' specified for the field '{field}' "
+            "returned nothing (undefined).",
+        )
 
     def unexpected_type(self, field: str, expected: str, value: Any) -> StatesError:
         """Build the error AWS raises when a result has the wrong JSON type."""
