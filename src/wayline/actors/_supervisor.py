@@ -68,6 +68,7 @@ class Supervisor:
         self.clock = clock
         self.children: dict[str, ActorRef[Any]] = {}
         self._tasks: set[asyncio.Task[None]] = set()
+        self._owners: dict[asyncio.Task[None], _Child] = {}
         self._host: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None
         self._running = False
@@ -95,17 +96,6 @@ class Supervisor:
         for task in self._tasks:
             task.cancel()
 
-    def _child_done(self, task: asyncio.Task[None]) -> None:
-        self._tasks.discard(task)
-        if task.cancelled():
-            return
-        exc = task.exception()
-        if exc is not None and self._fatal is None:
-            self._fatal = exc
-            self.cancel_all()
-            if self._host is not None and self._running:
-                self._host.cancel()
-
     def spawn(
         self,
         name: str,
@@ -123,47 +113,108 @@ class Supervisor:
             raise RuntimeError("the supervisor is not running; use it as an async context manager")
         ref: ActorRef[M] = ActorRef(name)
         self.children[name] = ref
-        task = asyncio.get_running_loop().create_task(self._supervise(ref, factory, on_crash, on_give_up))
-        self._tasks.add(task)
-        task.add_done_callback(self._child_done)
+        self._start(_Child(ref, factory, on_crash, on_give_up, self.spec.backoff_initial))
         return ref
 
-    async def _supervise(
+    def _start(self, child: _Child) -> None:
+        """Run a new incarnation of ``child`` as a task that is just the actor's loop.
+
+        Supervision happens in the task's done-callback rather than in a wrapping coroutine:
+        with 100,000 live actors, one frame fewer each is real memory and GC work.
+        """
+        actor = child.factory()
+        actor.ref = child.ref
+        child.ref._stopping = False
+        task = asyncio.get_running_loop().create_task(run_actor(actor))
+        self._tasks.add(task)
+        self._owners[task] = child
+        task.add_done_callback(self._incarnation_done)
+
+    def _incarnation_done(self, task: asyncio.Task[None]) -> None:
+        self._tasks.discard(task)
+        child = self._owners.pop(task, None)
+        if task.cancelled():
+            if child is not None:
+                self._close(child, None)
+            return
+        exc = task.exception()
+        if child is None:  # a hook task (on_crash / on_give_up / a delayed restart)
+            if exc is not None:
+                self._die(exc)
+            return
+        if exc is None:
+            self._close(child, None)
+            return
+        if not isinstance(exc, Exception):
+            self._close(child, exc)
+            self._die(exc)
+            return
+        spec = self.spec
+        now = self.clock.time()
+        child.crashes.append(now)
+        while child.crashes and child.crashes[0] < now - spec.period:
+            child.crashes.popleft()
+        if len(child.crashes) > spec.intensity:
+            self._hook(self._give_up(child, exc))
+        else:
+            child.restarts += 1
+            self._hook(self._restart_later(child, exc))
+
+    def _hook(self, coro: Awaitable[None]) -> None:
+        task: asyncio.Task[None] = asyncio.ensure_future(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._incarnation_done)
+
+    async def _restart_later(self, child: _Child, exc: BaseException) -> None:
+        try:
+            if child.on_crash is not None:
+                await child.on_crash(exc, child.restarts)
+            await self.clock.sleep(child.delay)
+        except BaseException:
+            self._close(child, exc)
+            raise
+        child.delay = min(child.delay * self.spec.backoff_factor, self.spec.backoff_max)
+        self._start(child)
+
+    async def _give_up(self, child: _Child, exc: BaseException) -> None:
+        try:
+            if child.on_give_up is not None:
+                await child.on_give_up(exc, child.restarts)
+        finally:
+            self._close(child, exc)
+
+    def _close(self, child: _Child, error: BaseException | None) -> None:
+        ref = child.ref
+        ref._close(error)
+        if self.children.get(ref.name) is ref:
+            del self.children[ref.name]
+
+    def _die(self, exc: BaseException) -> None:
+        """A failure no restart can fix: cancel everything and re-raise it from the block."""
+        if self._fatal is None:
+            self._fatal = exc
+            self.cancel_all()
+            if self._host is not None and self._running:
+                self._host.cancel()
+
+
+class _Child:
+    """Supervision state of one actor across its incarnations."""
+
+    __slots__ = ("crashes", "delay", "factory", "on_crash", "on_give_up", "ref", "restarts")
+
+    def __init__(
         self,
-        ref: ActorRef[M],
-        factory: Callable[[], Actor[M]],
+        ref: ActorRef[Any],
+        factory: Callable[[], Actor[Any]],
         on_crash: CrashHook | None,
         on_give_up: CrashHook | None,
+        delay: float,
     ) -> None:
-        spec = self.spec
-        crashes: deque[float] = deque()
-        delay = spec.backoff_initial
-        restarts = 0
-        error: BaseException | None = None
-        try:
-            while True:
-                actor = factory()
-                actor.ref = ref
-                ref._stopping = False
-                try:
-                    await run_actor(actor)
-                    return
-                except Exception as exc:
-                    error = exc
-                now = self.clock.time()
-                crashes.append(now)
-                while crashes and crashes[0] < now - spec.period:
-                    crashes.popleft()
-                if len(crashes) > spec.intensity:
-                    if on_give_up is not None:
-                        await on_give_up(error, restarts)
-                    return
-                restarts += 1
-                if on_crash is not None:
-                    await on_crash(error, restarts)
-                await self.clock.sleep(delay)
-                delay = min(delay * spec.backoff_factor, spec.backoff_max)
-        finally:
-            ref._close(error)
-            if self.children.get(ref.name) is ref:
-                del self.children[ref.name]
+        self.ref = ref
+        self.factory = factory
+        self.on_crash = on_crash
+        self.on_give_up = on_give_up
+        self.crashes: deque[float] = deque()
+        self.delay = delay
+        self.restarts = 0

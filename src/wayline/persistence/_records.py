@@ -37,14 +37,14 @@ _FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLE
 UNFINISHED: tuple[RunStatus, ...] = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
 
 
-class ErrorInfo(msgspec.Struct, frozen=True, gc=False):
+class ErrorInfo(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     """A failure as stored: an error name and a readable cause."""
 
     error: str
     cause: str | None = None
 
 
-class Wait(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class Wait(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """Something a run is blocked on: a timer, a signal or a callback token."""
 
     kind: str  # "timer" | "signal" | "callback"
@@ -56,7 +56,7 @@ class Wait(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 # --- history events -----------------------------------------------------------------------
 
 
-class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False):
+class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False, omit_defaults=True):
     """Base of every history event; ``ts`` is epoch seconds from the runtime's clock."""
 
     ts: float
@@ -147,7 +147,7 @@ AnyEvent = (
 )
 
 
-class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
+class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """The checkpointed snapshot of one run: everything needed to resume it.
 
     The step journal itself is the run's history (StepSucceeded/StepFailed events). The

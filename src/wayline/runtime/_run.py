@@ -152,6 +152,7 @@ class RunActor(Actor[RunMessage]):
         self._inline_task: asyncio.Task[Any] | None = None
         self._interrupted: str | None = None
         self._cancel_requested = False
+        self._waits_dirty = False  # a wait was added that no checkpoint has recorded yet
         self._finished = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -343,6 +344,7 @@ class RunActor(Actor[RunMessage]):
         self._active[index] = pending
         group.remaining = 1
         self._waits[index] = Wait(kind="timer", key=f"sleep:{index}", step=index, due=due)
+        self._waits_dirty = True
         self._schedule(index, pending, due)
 
     def _pump(self, group: _Group) -> None:
@@ -646,6 +648,8 @@ class RunActor(Actor[RunMessage]):
                 if pending.timer is not None:
                     pending.timer.cancel()
         self._cancel = (reason, first)
+        # From here the body may run compensation steps: they must run, not be interrupted.
+        self._cancel_requested = False
         await self._checkpoint([])
         await self._advance(None, RunCancelledError(reason))
 
@@ -701,8 +705,11 @@ class RunActor(Actor[RunMessage]):
         return done
 
     async def _flush_if_events(self) -> None:
-        """Record buffered events (a resume marker) once the body is blocked again."""
-        if self._events:
+        """Once the body is blocked again, record buffered events (a resume marker) and any
+        wait it now blocks on: a timer's due time must be durable before the run sleeps, or
+        a restart would compute it afresh."""
+        if self._events or self._waits_dirty:
+            self._waits_dirty = False
             await self._checkpoint([])
 
     def _running_steps(self) -> bool:
