@@ -229,22 +229,26 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
         selector = _selector(ex, frame, st, data, ctx, raw)
 
         async def item(i: int, running: dict[str, Any]) -> Any:
-            ex.emit("MapIterationStarted", {"index": i, "name": st.name})
+            # A distributed Map's items are child executions with their own histories; the
+            # parent's history (and so its event ids) only shows the Map Run.
+            inline = not st.distributed
+            if inline:
+                ex.emit("MapIterationStarted", {"index": i, "name": st.name})
             try:
                 value = selector(i, inputs[i])
             except StatesError as err:
                 raise ex.located(unlocated(err), st, frame.entered) from None
             try:
-                if st.distributed:
-                    result = await _distributed_item(ex, frame, st, i, value)
-                else:
-                    assert st.processor is not None
-                    child = _child_frame(ex, frame, st.processor, running, str(i), value,
-                                         f"{frame.label}{st.name}/{i}/")
-                    result = await ex.run_frame(child)
-            except StatesError as err:
-                ex.emit("MapIterationFailed", {"index": i, "name": st.name})
-                raise err
+                if not inline:
+                    return await _distributed_item(ex, frame, st, i, value)
+                assert st.processor is not None
+                child = _child_frame(ex, frame, st.processor, running, str(i), value,
+                                     f"{frame.label}{st.name}/{i}/")
+                result = await ex.run_frame(child)
+            except StatesError:
+                if inline:
+                    ex.emit("MapIterationFailed", {"index": i, "name": st.name})
+                raise
             ex.emit("MapIterationSucceeded", {"index": i, "name": st.name})
             return result
 
