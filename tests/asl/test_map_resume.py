@@ -341,3 +341,30 @@ def test_redrive_reruns_only_the_failed_map_items() -> None:
     assert calls == [3, 4]
     with pytest.raises(ValueError):
         prepare_redrive({"status": "SUCCEEDED"})
+
+
+def test_history_reads_like_aws_execution_history() -> None:
+    sm = StateMachine({"StartAt": "StartState", "States": {
+        "StartState": {"Type": "Pass", "Result": [1, "Hello"], "ResultPath": "$.arr",
+                       "Next": "MapState"},
+        "MapState": {"Type": "Map", "InputPath": "$.arr", "MaxConcurrency": 1,
+                     "ItemProcessor": {"StartAt": "Equals3", "States": {
+                         "Equals3": {"Type": "Choice", "Choices": [
+                             {"Variable": "$", "NumericEquals": 3, "Next": "Pass"}],
+                             "Default": "Pass"},
+                         "Pass": {"Type": "Pass", "End": True}}},
+                     "End": True}}})
+    host = LocalHost(sm, start_time=T0)
+    anyio.run(host.execute, sm, {})
+    types = [(e["id"], e["type"]) for e in host.history]
+    # The same sequence and ids as the recorded AWS history of this machine.
+    assert types[:11] == [
+        (1, "ExecutionStarted"), (2, "PassStateEntered"), (3, "PassStateExited"),
+        (4, "MapStateEntered"), (5, "MapStateStarted"), (6, "MapIterationStarted"),
+        (7, "ChoiceStateEntered"), (8, "ChoiceStateExited"), (9, "PassStateEntered"),
+        (10, "PassStateExited"), (11, "MapIterationSucceeded"),
+    ]
+    assert host.history[4]["mapStateStartedEventDetails"] == {"length": 2}
+    assert host.history[5]["mapIterationStartedEventDetails"] == {"index": 0, "name": "MapState"}
+    assert types[-3:] == [(19, "MapStateSucceeded"), (20, "MapStateExited"),
+                          (21, "ExecutionSucceeded")]

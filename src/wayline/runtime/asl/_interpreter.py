@@ -74,6 +74,17 @@ class Frame:
         self.entered = 0
 
 
+_DETAIL_KEYS: dict[str, str] = {}
+
+
+def _detail_key(kind: str) -> str:
+    if kind.endswith("StateEntered"):
+        return "stateEnteredEventDetails"
+    if kind.endswith("StateExited"):
+        return "stateExitedEventDetails"
+    return kind[0].lower() + kind[1:] + "EventDetails"
+
+
 _iso_cache: list[Any] = [None, ""]
 
 
@@ -117,7 +128,12 @@ class Execution:
         snap["event_id"] = event_id
         event: dict[str, Any] = {"id": event_id, "type": kind, "timestamp": self.host.now()}
         if details:
-            event["details"] = details
+            # Details sit under AWS's key for the event type, e.g.
+            # "stateEnteredEventDetails", so a history reads like GetExecutionHistory.
+            key = _DETAIL_KEYS.get(kind)
+            if key is None:
+                key = _DETAIL_KEYS[kind] = _detail_key(kind)
+            event[key] = details
         self.events.append(event)
         return event_id
 
