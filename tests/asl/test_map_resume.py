@@ -366,5 +366,5 @@ def test_history_reads_like_aws_execution_history() -> None:
     ]
     assert host.history[4]["mapStateStartedEventDetails"] == {"length": 2}
     assert host.history[5]["mapIterationStartedEventDetails"] == {"index": 0, "name": "MapState"}
-    assert types[-3:] == [(19, "MapStateSucceeded"), (20, "MapStateExited"),
-                          (21, "ExecutionSucceeded")]
+    assert types[-3:] == [(18, "MapStateSucceeded"), (19, "MapStateExited"),
+                          (20, "ExecutionSucceeded")]
