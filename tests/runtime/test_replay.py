@@ -1,0 +1,147 @@
+"""Replay after a restart: journaled steps return their results; changed step order is caught."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _support import absorb_closed_runtime_futures, find_crash
+from wayline import NonDeterminismError, RunContext, RunFailed, RunStatus, activity, open_runtime, workflow
+from wayline.persistence import SQLiteStore
+from wayline.testing import FaultInjectingStore, VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+ran: Counter[str] = Counter()
+
+
+@activity(name="a")
+async def a() -> str:
+    ran["a"] += 1
+    return "A"
+
+
+@activity(name="b")
+async def b() -> str:
+    ran["b"] += 1
+    return "B"
+
+
+@activity(name="c")
+async def c() -> str:
+    ran["c"] += 1
+    return "C"
+
+
+def make(name: str, *steps: Any) -> Any:
+    @workflow(name=name)
+    async def wf(ctx: RunContext) -> list[str]:
+        out = []
+        for s in steps:
+            out.append(await ctx.run(s))
+            ctx.vars["done"] = out[:]
+        return out
+
+    return wf
+
+
+V1 = make("flow", a, b)
+V2 = make("flow", a, c)
+
+
+async def crash_run_after_write(path: Path, wf: Any, write: int, *, collect_later: bool = False) -> None:
+    """Run ``wf`` on a fresh database, dying right after store write number ``write``."""
+    store = FaultInjectingStore(SQLiteStore(path), crash_at=write, when="after")
+    try:
+        async with open_runtime(store, workflows=[wf], clock=VirtualClock()) as rt:
+            await (await rt.start(wf, run_id="r")).result()
+    except BaseException as exc:  # noqa: BLE001 - the simulated crash, maybe in a group
+        if find_crash(exc) is None:
+            raise
+    else:
+        raise AssertionError("the run finished before the simulated crash")
+    finally:
+        if not collect_later:
+            await absorb_closed_runtime_futures()
+
+
+async def test_changed_step_order_fails_the_run_with_non_determinism(tmp_path: Path) -> None:
+    ran.clear()
+    path = tmp_path / "nd.db"
+    # writes: 1 create, 2 after step a, 3 after step b -> crash right after b is journaled
+    await crash_run_after_write(path, V1, 3)
+    assert ran == {"a": 1, "b": 1}
+    async with open_runtime(path, workflows=[V2], clock=VirtualClock()) as rt:
+        with pytest.raises(RunFailed) as info:
+            await rt.get_handle("r").result()
+        desc = await rt.describe("r")
+    assert info.value.error == "NonDeterminismError"
+    cause = info.value.cause or ""
+    assert "'b'" in cause and "'c'" in cause and "#1" in cause
+    assert desc.status is RunStatus.FAILED
+    assert ran == {"a": 1, "b": 1}  # c never ran, a was not re-run
+
+
+async def test_a_step_that_never_completed_is_not_in_the_journal(tmp_path: Path) -> None:
+    # Crash right after step a: b was never journaled, so new code may take another path.
+    ran.clear()
+    path = tmp_path / "nd2.db"
+    await crash_run_after_write(path, V1, 2)
+    async with open_runtime(path, workflows=[V2], clock=VirtualClock()) as rt:
+        assert await rt.get_handle("r").result() == ["A", "C"]
+    assert ran["a"] == 1 and ran["c"] == 1
+
+
+def test_non_determinism_error_names_both_steps() -> None:
+    err = NonDeterminismError("r", 1, "b", "c")
+    assert (err.run_id, err.index, err.journaled, err.requested) == ("r", 1, "b", "c")
+    assert "'b'" in str(err) and "'c'" in str(err)
+
+
+async def test_journaled_steps_are_not_re_executed_and_vars_are_restored(tmp_path: Path) -> None:
+    ran.clear()
+    path = tmp_path / "replay.db"
+    wf = make("three", a, b, c)
+    await crash_run_after_write(path, wf, 3)  # a and b journaled
+    async with open_runtime(path, workflows=[wf], clock=VirtualClock()) as rt:
+        assert await rt.get_handle("r").result() == ["A", "B", "C"]
+        desc = await rt.describe("r")
+        kinds = [type(e).__name__ async for e in rt.history("r")]
+    assert ran == {"a": 1, "b": 1, "c": 1}
+    assert desc.vars == {"done": ["A", "B", "C"]}
+    assert "RunResumed" in kinds
+    assert kinds.count("StepSucceeded") == 3
+
+
+UNRETRIEVED_CLOSE_ERROR = (
+    "Runtime._run_finished (src/wayline/runtime/_runtime.py), called for every waiter future "
+    "when open_runtime exits, does fut.set_exception(RuntimeClosedError()). If the task that "
+    "awaited handle.result() was cancelled first (e.g. the runtime died of a crash), "
+    "asyncio.shield's outer future is gone and nobody retrieves the inner future's exception: "
+    "at GC asyncio reports 'Future exception was never retrieved' (RuntimeClosedError) to the "
+    "loop's exception handler, which makes pytest's anyio runner fail an unrelated later test. "
+    "Fix: cancel those futures instead (fut.cancel()), or call fut.exception() after "
+    "set_exception to mark it retrieved, and raise RuntimeClosedError in _wait_finished"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=UNRETRIEVED_CLOSE_ERROR)
+async def test_closing_after_a_crash_leaves_no_unretrieved_exceptions(tmp_path: Path) -> None:
+    import asyncio
+    import gc
+
+    loop = asyncio.get_running_loop()
+    reported: list[dict[str, Any]] = []
+    previous = loop.get_exception_handler()
+    gc.collect()
+    loop.set_exception_handler(lambda _loop, context: reported.append(context))
+    try:
+        await crash_run_after_write(tmp_path / "u.db", V1, 3, collect_later=True)
+        gc.collect()
+        await asyncio.sleep(0)
+    finally:
+        loop.set_exception_handler(previous)
+    assert [c.get("exception") for c in reported] == []
