@@ -102,7 +102,9 @@ class Expression:
             raise
         except Exception as exc:  # jsonata-python raises JException and plain errors
             code = getattr(exc, "error", None)
-            detail = f"{code}: {exc}" if code else str(exc)
+            # jsonata-python's message table says "Object" where the reference JavaScript
+            # implementation (and so AWS) says "function".
+            detail = f"{code}: {str(exc).replace('Object', 'function')}" if code else str(exc)
             raise StatesError(
                 QUERY_EVALUATION_ERROR,
                 f"The JSONata expression '{self.source}' specified for the field '{field}' "
