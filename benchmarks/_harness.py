@@ -201,15 +201,33 @@ def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> dic
 
     Returns None on success, or a result dict saying why the preparation failed.
     """
-    proc = subprocess.Popen(
-        _child_cmd(func, {**params, "phase": "prepare"}),
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-        env=_child_env(),
-        cwd=REPO_ROOT,
-        start_new_session=True,
-    )
+    # stderr goes to a file: only stdout is read until READY, and a chatty child
+    # must not block on a full stderr pipe meanwhile.
+    with tempfile.TemporaryFile("w+") as errfile:
+        proc = subprocess.Popen(
+            _child_cmd(func, {**params, "phase": "prepare"}),
+            stdout=subprocess.PIPE,
+            stderr=errfile,
+            text=True,
+            env=_child_env(),
+            cwd=REPO_ROOT,
+            start_new_session=True,
+        )
+        ready, early_result, timed_out = _wait_ready(proc, timeout_s)
+        errfile.seek(0)
+        stderr = errfile.read()
+    if ready:
+        return None
+    if early_result is not None and early_result.get("status") != "ok":
+        return early_result
+    if timed_out:
+        return {"status": "error", "reason": f"prepare phase timed out after {timeout_s:.0f}s"}
+    why = _tail(stderr) or proc.returncode
+    return {"status": "error", "reason": f"prepare phase died: {why}"}
+
+
+def _wait_ready(proc: subprocess.Popen[str], timeout_s: float) -> tuple[bool, dict[str, Any] | None, bool]:
+    """Read the child's stdout until READY (then SIGKILL it), a result, or the deadline."""
     assert proc.stdout is not None
     deadline = time.monotonic() + timeout_s
     ready = False
@@ -228,15 +246,8 @@ def prepare_and_kill(func: str, params: dict[str, Any], timeout_s: float) -> dic
     finally:
         timer.cancel()
     _kill_group(proc)  # when ready, this SIGKILL is the crash under test: no cleanup at all
-    _, stderr = proc.communicate()
-    if ready:
-        return None
-    if early_result is not None and early_result.get("status") != "ok":
-        return early_result
-    if time.monotonic() >= deadline:
-        return {"status": "error", "reason": f"prepare phase timed out after {timeout_s:.0f}s"}
-    why = _tail(stderr) or proc.returncode
-    return {"status": "error", "reason": f"prepare phase died: {why}"}
+    proc.communicate()
+    return ready, early_result, not ready and time.monotonic() >= deadline
 
 
 def run_scenario(scenario: Scenario, repeats: int, seed: int, progress: Progress) -> Outcome:
