@@ -16,7 +16,9 @@ from typing import Any
 
 __all__ = ("JsonPath", "PathNotFound", "compile_path", "is_path", "set_path")
 
-_NAME_CHARS = re.compile(r"[A-Za-z0-9_\-$@:]+")
+# A field name runs until a character that has a meaning in a path or filter, so names
+# with dashes, colons or non-ASCII letters work as they do in Jayway.
+_NAME_CHARS = re.compile(r"""[^\s.\[\](),'"=<>!&|*]+""")
 _VAR_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
