@@ -1,0 +1,125 @@
+"""Crash at every store write, then restart on the same database (CONVENTIONS.md, Tests).
+
+A clean run counts the writes W. Then, for each write N in 1..W, a fresh database is run
+with the process "dying" just before or just after write N; a plain runtime reopened on the
+same file must finish the run with the clean result, having re-executed at most the one
+step that was in flight.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from _support import absorb_closed_runtime_futures, find_crash
+from wayline import RetryPolicy, RunContext, activity, open_runtime, workflow
+from wayline.persistence import SQLiteStore
+from wayline.testing import FaultInjectingStore, VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+executions: Counter[str] = Counter()
+
+
+@activity(name="step")
+async def step(i: int, acc: int) -> int:
+    executions[f"step{i}"] += 1
+    return acc * 3 + i
+
+
+@workflow(name="five")
+async def five(ctx: RunContext, seed: int) -> dict[str, Any]:
+    acc = seed
+    for i in range(5):
+        acc = await ctx.run(step, i, acc)
+        ctx.vars[f"after{i}"] = acc
+    return {"acc": acc, "vars": dict(ctx.vars)}
+
+
+flaky_failures: Counter[int] = Counter()
+
+
+@activity(name="flaky", retry=RetryPolicy(max_attempts=3, interval=5.0))
+async def flaky(i: int) -> int:
+    executions[f"flaky{i}"] += 1
+    if flaky_failures[i] < 1:
+        flaky_failures[i] += 1
+        raise ConnectionError("transient")
+    return i
+
+
+@workflow(name="mixed")
+async def mixed(ctx: RunContext) -> list[Any]:
+    a = await ctx.run(step, 0, 1)
+    await ctx.sleep(60)
+    b = await ctx.run(flaky, 1)
+    both = await ctx.gather(ctx.run(step, 2, a), ctx.run(step, 3, b))
+    return [a, b, both]
+
+
+WORKFLOWS = [five, mixed]
+# case -> (workflow, input, steps that can be in flight at once: the most a crash can lose)
+CASES = {"five": (five, 7, 1), "mixed": (mixed, None, 2)}
+
+
+async def run_once(store: Any, wf: Any, inp: Any) -> Any:
+    async with open_runtime(store, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        return await (await rt.start(wf, inp, run_id="the-run")).result()
+
+
+def reset() -> None:
+    executions.clear()
+    flaky_failures.clear()
+
+
+@pytest.mark.parametrize("case", sorted(CASES))
+async def test_crash_at_every_write_then_restart_gives_the_clean_result(tmp_path: Path, case: str) -> None:
+    wf, inp, in_flight = CASES[case]
+    reset()
+    counter = FaultInjectingStore(SQLiteStore(tmp_path / "clean.db"), crash_at=None)
+    clean_result = await run_once(counter, wf, inp)
+    clean_counts = Counter(executions)
+    writes = counter.writes
+    assert writes >= 6  # create + one checkpoint per step + the end, at least
+
+    for n in range(1, writes + 1):
+        for when in ("before", "after"):
+            reset()
+            path = tmp_path / f"crash-{n}-{when}.db"
+            faulty = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
+            try:
+                await run_once(faulty, wf, inp)
+            except BaseException as exc:  # noqa: BLE001 - expect the crash, maybe in a group
+                if find_crash(exc) is None:
+                    raise
+            else:
+                pytest.fail(f"no crash at write {n} ({when})")
+            finally:
+                await absorb_closed_runtime_futures()
+            assert faulty.crashed and faulty.writes == n
+
+            # restart: a plain store on the same file; start again with the same run id
+            # (idempotent: if the create had committed, this resumes that run)
+            result = await run_once(SQLiteStore(path), wf, inp)
+            where = f"crash at write {n} ({when})"
+            assert result == clean_result, where
+            extra = executions - clean_counts
+            missing = clean_counts - executions
+            assert not missing, f"{where}: steps never ran: {missing}"
+            assert sum(extra.values()) <= in_flight, f"{where}: re-executed {extra}"
+            assert max(extra.values(), default=0) <= 1, f"{where}: re-executed {extra}"
+
+
+async def test_fault_injecting_store_counts_and_kills(tmp_path: Path) -> None:
+    reset()
+    store = FaultInjectingStore(SQLiteStore(tmp_path / "x.db"), crash_at=2, when="before")
+    with pytest.raises(BaseException) as info:  # noqa: PT011 - checked below
+        await run_once(store, five, 1)
+    await absorb_closed_runtime_futures()
+    assert find_crash(info.value) is not None
+    assert store.crashed and store.writes == 2
+    with pytest.raises(ValueError):
+        FaultInjectingStore(SQLiteStore(tmp_path / "y.db"), when="during")  # type: ignore[arg-type]
