@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
+from hypothesis import given, strategies as st
 
 from wayline.runtime.asl import StatesError
 from wayline.runtime.asl._intrinsics import compile_intrinsic
@@ -123,3 +124,26 @@ def test_intrinsic_failures_are_states_intrinsic_failure(call: str) -> None:
     with pytest.raises(StatesError) as info:
         compile_intrinsic(call).evaluate({}, {}, {}.__getitem__)
     assert info.value.error == "States.IntrinsicFailure"
+
+
+_keys = st.text(alphabet="abcxyz_", min_size=1, max_size=5)
+_json = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(max_size=5),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(_keys, inner, max_size=3),
+    max_leaves=10,
+)
+
+
+@given(doc=st.dictionaries(_keys, _json, max_size=4), path=st.lists(_keys, min_size=1,
+                                                                       max_size=4), value=_json)
+def test_set_then_get_returns_the_value_and_leaves_the_input_alone(
+    doc: dict[str, Any], path: list[str], value: Any
+) -> None:
+    compiled = compile_path("$." + ".".join(path))
+    before = repr(doc)
+    try:
+        out = set_path(doc, compiled, value)
+    except ValueError:
+        return  # a non-object on the way: ResultPathMatchFailure, nothing to check
+    assert compiled.evaluate(out) == value or value != value
+    assert repr(doc) == before
