@@ -1,0 +1,73 @@
+"""kill -9 of a real process mid-run; a new process resumes the run on the same file."""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+from pathlib import Path
+
+import pytest
+
+WORKER = Path(__file__).with_name("worker.py")
+EXPECTED = {"squares": [i * i for i in range(20)], "sum": sum(i * i for i in range(20))}
+
+
+def lines(side: Path) -> list[int]:
+    if not side.exists():
+        return []
+    return [int(x) for x in side.read_text(encoding="utf-8").split()]
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_kill_9_mid_run_then_resume_in_a_new_process(tmp_path: Path, loop: str) -> None:
+    db, side = tmp_path / "k.db", tmp_path / "side.txt"
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), str(db), str(side), "start", loop],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(lines(side)) < 5:
+            if proc.poll() is not None:
+                pytest.fail(f"worker exited early: {proc.communicate()}")
+            if time.monotonic() > deadline:
+                pytest.fail("worker made no progress")
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stdout.close()  # type: ignore[union-attr]
+        proc.stderr.close()  # type: ignore[union-attr]
+    before = lines(side)
+    assert 5 <= len(before) < 20, "the kill must land mid-run"
+
+    done = subprocess.run(
+        [sys.executable, str(WORKER), str(db), str(side), "resume", loop],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == EXPECTED
+
+    after = lines(side)
+    counts = Counter(after)
+    assert sorted(counts) == list(range(20))  # every step ran
+    twice = [i for i, c in counts.items() if c > 1]
+    assert all(counts[i] <= 2 for i in counts)
+    assert len(twice) <= 1, f"only the step in flight at the kill may run again: {twice}"
+    # a step is re-run only if it was the last one started before the kill
+    assert all(i == before[-1] for i in twice)
+    # the steps finished before the kill (all but maybe the last line) never run again
+    assert after[: len(before)] == before
