@@ -23,7 +23,7 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from ._common import Metrics, Params, db_file, latency_metrics
+from ._common import Metrics, Params, db_file, latency_metrics, settle
 
 
 class Snapshot(msgspec.Struct, array_like=True):
@@ -244,8 +244,7 @@ async def recovery(params: Params) -> Metrics:
             continue
         inboxes[run_id] = loop.create_future()
         tasks.append(loop.create_task(_resume(gc, snap, inboxes[run_id])))
-    await asyncio.sleep(0)  # every resumed run is now parked on its inbox
-    live = time.perf_counter() - t0
+    live = await settle() - t0  # every resumed run is parked on its inbox
 
     async def deliver(run_id: str) -> None:
         await gc.write(f"inbox:{run_id}", b"go")

@@ -10,6 +10,7 @@ reported by the harness as ``error: <exception>`` in that row.
 
 from __future__ import annotations
 
+import asyncio
 import statistics
 import time
 from collections.abc import Sequence
@@ -78,3 +79,28 @@ class Deadline:
     @property
     def elapsed(self) -> float:
         return time.perf_counter() - self.start
+
+
+async def settle(quiet_s: float = 0.002, streak: int = 3) -> float:
+    """Wait until the event loop is idle and return when it became so (perf_counter).
+
+    After a restart the runtime spawns one task per recovered run; they are live
+    once each has run up to its first wait. Nothing reports that, so we watch
+    the loop: while tasks are still resuming, a short sleep comes back late;
+    ``streak`` punctual sleeps in a row mean everything is parked. The returned
+    time is the start of that quiet streak, so the probe does not add its own
+    length to the measurement.
+    """
+    quiet = 0
+    quiet_since = time.perf_counter()
+    while quiet < streak:
+        t = time.perf_counter()
+        await asyncio.sleep(quiet_s)
+        late = time.perf_counter() - t - quiet_s
+        if late < 0.001:
+            if quiet == 0:
+                quiet_since = t
+            quiet += 1
+        else:
+            quiet = 0
+    return quiet_since

@@ -19,7 +19,7 @@ import random
 import time
 from typing import Any
 
-from ._common import Deadline, Metrics, Params, Skipped, db_file, latency_metrics
+from ._common import Deadline, Metrics, Params, Skipped, db_file, latency_metrics, settle
 
 _executed = 0
 _target = 0
@@ -200,7 +200,7 @@ async def recovery(params: Params) -> Metrics:
     # DBOS recovers this executor's pending workflows during launch().
     dbos, f = await _launch(params, poll_s=0.01)
     handles = [await dbos.DBOS.retrieve_workflow_async(f"r{i}") for i in range(n)]
-    resumed = time.perf_counter() - t0
+    resumed = await settle() - t0
     await asyncio.gather(*(dbos.DBOS.send_async(f"r{i}", None, "go") for i in range(n)))
     results = await asyncio.gather(*(h.get_result(polling_interval_sec=0.01) for h in handles))
     completed = time.perf_counter() - t0

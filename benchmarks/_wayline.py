@@ -14,7 +14,7 @@ import random
 import time
 from typing import Any
 
-from ._common import Deadline, Metrics, NotReady, Params, db_file, latency_metrics
+from ._common import Deadline, Metrics, NotReady, Params, db_file, latency_metrics, settle
 
 # Activity executions in this process: the time-boxed throughput count, and the
 # recovery check that no completed step runs again after a restart.
@@ -228,9 +228,11 @@ async def recovery(params: Params) -> Metrics:
         rt, wfs = await _open(params, stack)  # recovers every unfinished run on entry
         opened = time.perf_counter() - t0
         parked = wfs.parked if with_signals else wfs.sleeper
-        # The same run_id again gives the same run: a handle to the recovered one.
-        handles = [await rt.start(parked, inputs[i], run_id=f"r{i}") for i in range(n)]
-        resumed = time.perf_counter() - t0
+        if hasattr(rt, "get_handle"):
+            handles = [rt.get_handle(f"r{i}") for i in range(n)]
+        else:  # the same run_id again gives the same run: a handle to the recovered one
+            handles = [await rt.start(parked, inputs[i], run_id=f"r{i}") for i in range(n)]
+        resumed = await settle() - t0
         metrics: Metrics = {"resume_s": resumed, "open_s": opened, "runs": n}
         if with_signals:
             await asyncio.gather(*(rt.signal(f"r{i}", "go", None) for i in range(n)))
