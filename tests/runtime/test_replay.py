@@ -58,7 +58,7 @@ async def crash_run_after_write(path: Path, wf: Any, write: int, *, collect_late
     try:
         async with open_runtime(store, workflows=[wf], clock=VirtualClock()) as rt:
             await (await rt.start(wf, run_id="r")).result()
-    except BaseException as exc:  # noqa: BLE001 - the simulated crash, maybe in a group
+    except BaseException as exc:
         if find_crash(exc) is None:
             raise
     else:
@@ -116,19 +116,6 @@ async def test_journaled_steps_are_not_re_executed_and_vars_are_restored(tmp_pat
     assert kinds.count("StepSucceeded") == 3
 
 
-UNRETRIEVED_CLOSE_ERROR = (
-    "Runtime._run_finished (src/wayline/runtime/_runtime.py), called for every waiter future "
-    "when open_runtime exits, does fut.set_exception(RuntimeClosedError()). If the task that "
-    "awaited handle.result() was cancelled first (e.g. the runtime died of a crash), "
-    "asyncio.shield's outer future is gone and nobody retrieves the inner future's exception: "
-    "at GC asyncio reports 'Future exception was never retrieved' (RuntimeClosedError) to the "
-    "loop's exception handler, which makes pytest's anyio runner fail an unrelated later test. "
-    "Fix: cancel those futures instead (fut.cancel()), or call fut.exception() after "
-    "set_exception to mark it retrieved, and raise RuntimeClosedError in _wait_finished"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=UNRETRIEVED_CLOSE_ERROR)
 async def test_closing_after_a_crash_leaves_no_unretrieved_exceptions(tmp_path: Path) -> None:
     import asyncio
     import gc

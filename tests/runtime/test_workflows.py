@@ -136,7 +136,7 @@ async def test_start_while_running_is_idempotent_too(db: str) -> None:
     async with open_runtime(db, workflows=[gated]) as rt:
         h1 = await rt.start(gated, run_id="g")
         handles = [await rt.start(gated, run_id="g") for _ in range(5)]
-        while calls["gate"] == 0:
+        while calls["gate"] == 0:  # noqa: ASYNC110 - polls a counter
             await asyncio.sleep(0.001)
         gate.set()
         results = await asyncio.gather(h1.result(), *(h.result() for h in handles))
@@ -177,25 +177,12 @@ async def test_unregistered_workflow_raises_workflow_not_found(db: str) -> None:
         assert await rt.list_runs() == []
 
 
-UNWRAPPED = (
-    "open_runtime (src/wayline/runtime/_runtime.py) yields inside `async with "
-    "anyio.create_task_group()`, so any exception raised in the user's `async with "
-    "open_runtime(...)` block (or while opening, e.g. NotRegisteredError from Runtime()) comes "
-    "out wrapped in an ExceptionGroup: `except RunFailed:` / `except ValueError:` around the "
-    "block never match. Fix: run clock.drive as a plain task cancelled in `finally` (no task "
-    "group around the yield), or re-raise a lone host exception unwrapped; validate workflows "
-    "before entering the task group"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=UNWRAPPED)
 async def test_exception_in_the_runtime_block_propagates_unwrapped(db: str) -> None:
     with pytest.raises(RunFailed):
         async with open_runtime(db, workflows=[raises], clock=VirtualClock()) as rt:
             await (await rt.start(raises)).result()
 
 
-@pytest.mark.xfail(strict=True, reason=UNWRAPPED)
 async def test_undecorated_function_is_rejected() -> None:
     async def plain(ctx: RunContext) -> None: ...
 
@@ -236,22 +223,7 @@ async def catches_junk(ctx: RunContext) -> dict[str, Any]:
     return {}
 
 
-MEMORY_LAZY_ENCODE = (
-    "RunActor._checkpoint (src/wayline/runtime/_run.py) now calls store.checkpoint() and sets "
-    "self.record = snapshot before the returned awaitable is awaited, relying on PayloadError "
-    "being raised at call time. MemoryStore.checkpoint is an `async def`, so it encodes only when "
-    "awaited: the unstorable step result stays in self.record.tail, every later checkpoint "
-    "re-encodes it, and the run crash-loops (error 'CrashLoop' instead of the step failing with "
-    "'PayloadError'). Fix: make MemoryStore.checkpoint/create_run encode eagerly in a plain def "
-    "(as SQLiteStore does), or assign self.record only after the await"
-)
-
-
-async def test_unencodable_step_result_fails_the_step_with_payload_error(
-    request: pytest.FixtureRequest, db: str
-) -> None:
-    if db == ":memory:":
-        request.applymarker(pytest.mark.xfail(strict=True, reason=MEMORY_LAZY_ENCODE))
+async def test_unencodable_step_result_fails_the_step_with_payload_error(db: str) -> None:
     async with open_runtime(db, workflows=[stores_junk, catches_junk], clock=VirtualClock()) as rt:
         with pytest.raises(RunFailed) as info:
             await (await rt.start(stores_junk, run_id="j1")).result()

@@ -7,7 +7,7 @@ catch unencodable payloads and callers can never alias stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 
 from .._errors import StoreError
 from ._codec import decode_events, decode_record, encode
@@ -48,15 +48,19 @@ class MemoryStore:
         self._history[record.run_id] = [rows] if rows is not None else []
         return None
 
-    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
+        # Encode now, at the call, as the Store contract requires (PayloadError raised here).
         self._check()
         snap = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
+        return self._commit(record.run_id, snap, rows)
+
+    async def _commit(self, run_id: str, snap: bytes, rows: bytes | None) -> None:
         # Yield like a real commit would, so runs interleave the same way as on disk.
         await asyncio.sleep(0)
-        self._runs[record.run_id] = snap
+        self._runs[run_id] = snap
         if rows is not None:
-            self._history.setdefault(record.run_id, []).append(rows)
+            self._history.setdefault(run_id, []).append(rows)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         self._check()

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import os
 import uuid
@@ -10,8 +11,6 @@ from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
-
-import anyio
 
 from .._errors import (
     NotRegisteredError,
@@ -246,7 +245,9 @@ class Runtime:
             if record is not None:
                 fut.set_result(record)
             else:
-                fut.set_exception(RuntimeClosedError())
+                # Closing: cancel rather than set an exception, which asyncio would report as
+                # "never retrieved" if every waiter had already gone away.
+                fut.cancel()
 
     async def _wait_finished(self, run_id: str) -> RunRecord:
         while True:
@@ -263,7 +264,9 @@ class Runtime:
             try:
                 # shield: one caller giving up must not cancel the others' wait
                 return await asyncio.shield(fut)
-            except RuntimeClosedError:
+            except asyncio.CancelledError:
+                if fut.cancelled() and self._closed:
+                    raise RuntimeClosedError() from None
                 raise
 
     async def _recover(self) -> int:
@@ -416,8 +419,10 @@ async def open_runtime(
     the_clock = clock or SystemClock()
     await the_store.start()
     try:
-        async with anyio.create_task_group() as tg, Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
-            tg.start_soon(the_clock.drive, lambda: the_store.pending == 0)
+        async with Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
+            # The clock's background work is owned here and ended below; no task group, so an
+            # exception raised in the caller's block comes out as itself, not in a group.
+            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
             rt = Runtime(
                 the_store,
                 sup,
@@ -434,6 +439,8 @@ async def open_runtime(
                 for run_id in list(rt._finished):
                     rt._run_finished(run_id)
                 sup.cancel_all()
-                tg.cancel_scope.cancel()
+                driver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await driver
     finally:
         await the_store.close()

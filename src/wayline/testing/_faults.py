@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Awaitable, Collection, Sequence
 from typing import Literal
 
 from ..persistence import AnyEvent, RunRecord, RunStatus, Store
@@ -66,9 +66,12 @@ class FaultInjectingStore:
         self._after()
         return result
 
-    async def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> None:
+    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
         self._before()
-        await self.inner.checkpoint(record, events)
+        return self._then_after(self.inner.checkpoint(record, events))
+
+    async def _then_after(self, done: Awaitable[None]) -> None:
+        await done
         self._after()
 
     async def get_run(self, run_id: str) -> RunRecord | None:
