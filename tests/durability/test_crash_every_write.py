@@ -92,7 +92,7 @@ async def test_crash_at_every_write_then_restart_gives_the_clean_result(tmp_path
             faulty = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
             try:
                 await run_once(faulty, wf, inp)
-            except BaseException as exc:  # noqa: BLE001 - expect the crash, maybe in a group
+            except BaseException as exc:
                 if find_crash(exc) is None:
                     raise
             else:
@@ -116,7 +116,7 @@ async def test_crash_at_every_write_then_restart_gives_the_clean_result(tmp_path
 async def test_fault_injecting_store_counts_and_kills(tmp_path: Path) -> None:
     reset()
     store = FaultInjectingStore(SQLiteStore(tmp_path / "x.db"), crash_at=2, when="before")
-    with pytest.raises(BaseException) as info:  # noqa: PT011 - checked below
+    with pytest.raises(BaseException) as info:
         await run_once(store, five, 1)
     await absorb_closed_runtime_futures()
     assert find_crash(info.value) is not None

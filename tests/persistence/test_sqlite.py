@@ -196,9 +196,7 @@ async def test_group_commit_batches_concurrent_checkpoints_and_returns_after_com
 
         async def one(i: int) -> None:
             record = rec(f"r{i}", history_seq=1, vars={"i": i}, steps=1)
-            await store.checkpoint(
-                record, [StepSucceeded(ts=1.0, step="s", index=0, attempt=1, result=i)]
-            )
+            await store.checkpoint(record, [StepSucceeded(ts=1.0, step="s", index=0, attempt=1, result=i)])
             # right after the await (no other await in between): committed and visible
             row = observer.execute("SELECT snapshot FROM runs WHERE run_id = ?", (f"r{i}",)).fetchone()
             hist = observer.execute("SELECT count(*) FROM history WHERE run_id = ?", (f"r{i}",)).fetchone()

@@ -25,8 +25,15 @@ from wayline.persistence import (
 pytestmark = pytest.mark.anyio
 
 
-def rec(run_id: str, *, workflow: str = "wf", status: RunStatus = RunStatus.RUNNING, created: float = 1.0,
-        seq: int = 0, **kw: Any) -> RunRecord:
+def rec(
+    run_id: str,
+    *,
+    workflow: str = "wf",
+    status: RunStatus = RunStatus.RUNNING,
+    created: float = 1.0,
+    seq: int = 0,
+    **kw: Any,
+) -> RunRecord:
     return RunRecord(run_id=run_id, workflow=workflow, status=status, created_at=created, history_seq=seq, **kw)
 
 
@@ -132,7 +139,8 @@ async def test_list_runs_filters_and_orders(store: Store) -> None:
     await store.create_run(rec("b", workflow="y", created=2.0), [])
     await store.create_run(rec("a2", workflow="y", created=1.0), [])
     await store.checkpoint(
-        rec("c", workflow="x", created=3.0, status=RunStatus.SUCCEEDED, output=1, seq=1), [RunSucceeded(ts=4.0, output=1)]
+        rec("c", workflow="x", created=3.0, status=RunStatus.SUCCEEDED, output=1, seq=1),
+        [RunSucceeded(ts=4.0, output=1)],
     )
     ids = lambda rs: [r.run_id for r in rs]  # noqa: E731
     assert ids(await store.list_runs()) == ["a", "a2", "b", "c"]  # created_at, then run_id

@@ -56,11 +56,23 @@ class StoreModel(RuleBasedStateMachine):
             self.runner.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
 
-    @rule(run_id=RUN_IDS, workflow=WORKFLOWS, status=STATUSES, created=st.integers(0, 3), inp=JSONISH,
-          with_event=st.booleans())
+    @rule(
+        run_id=RUN_IDS,
+        workflow=WORKFLOWS,
+        status=STATUSES,
+        created=st.integers(0, 3),
+        inp=JSONISH,
+        with_event=st.booleans(),
+    )
     def create(self, run_id: str, workflow: str, status: RunStatus, created: int, inp: Any, with_event: bool) -> None:
-        record = RunRecord(run_id=run_id, workflow=workflow, status=status, created_at=float(created),
-                           input=inp, history_seq=int(with_event))
+        record = RunRecord(
+            run_id=run_id,
+            workflow=workflow,
+            status=status,
+            created_at=float(created),
+            input=inp,
+            history_seq=int(with_event),
+        )
         events = [RunStarted(ts=float(created), workflow=workflow, version="1", input=inp)] if with_event else []
         got = self.run(self.store.create_run, record, events)
         if run_id in self.records:
@@ -79,8 +91,14 @@ class StoreModel(RuleBasedStateMachine):
             StepSucceeded(ts=1.0, step=f"s{i}", index=old.steps + i, attempt=1, result=value) for i in range(n_events)
         ]
         new = RunRecord(
-            run_id=run_id, workflow=old.workflow, status=status, input=old.input, created_at=old.created_at,
-            vars={"v": value}, steps=old.steps + n_events, history_seq=old.history_seq + (1 if events else 0),
+            run_id=run_id,
+            workflow=old.workflow,
+            status=status,
+            input=old.input,
+            created_at=old.created_at,
+            vars={"v": value},
+            steps=old.steps + n_events,
+            history_seq=old.history_seq + (1 if events else 0),
         )
         self.run(self.store.checkpoint, new, events)
         self.records[run_id] = new

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
+from typing import Any, ClassVar
 
 import pytest
 
@@ -28,7 +28,7 @@ class Flaky:
     """Shared state for the activities below: the clock, attempt times, failures to raise."""
 
     clock: VirtualClock
-    times: list[float] = []
+    times: ClassVar[list[float]] = []
     fail_times = 0
     error: type[Exception] = ValueError
 
@@ -102,7 +102,7 @@ async def test_retries_until_success_with_exact_exponential_backoff(db: str, clo
     retrying = [e for e in events if isinstance(e, StepRetrying)]
     assert [(e.attempt, e.delay) for e in retrying] == [(2, 2.0), (3, 6.0), (4, 18.0)]
     failed = [e for e in events if isinstance(e, StepFailed)]
-    assert [(e.attempt, e.error, e.final) for e in failed] == [(1, "ValueError", False), (2, "ValueError", False), (3, "ValueError", False)]
+    assert [(e.attempt, e.error, e.final) for e in failed] == [(n, "ValueError", False) for n in (1, 2, 3)]
     assert failed[0].cause == "attempt 1 failed"
     succeeded = [e for e in events if isinstance(e, StepSucceeded)]
     assert [(e.step, e.attempt, e.result) for e in succeeded] == [("backoff", 4, "done")]

@@ -6,7 +6,7 @@ import asyncio
 import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, ClassVar
 
 import anyio
 import pytest
@@ -70,7 +70,7 @@ async def test_sleep_until_a_datetime(db: str) -> None:
     async with open_runtime(db, workflows=[until], clock=VirtualClock(start)) as rt:
         assert await (await rt.start(until, run_id="u")).result() == pytest.approx(target.timestamp(), abs=1e-6)
     with pytest.raises(ValueError, match="timezone-aware"):
-        RunContext("r", "w", "1", VirtualClock()).sleep_until(datetime(2030, 1, 1))  # noqa: DTZ001
+        RunContext("r", "w", "1", VirtualClock()).sleep_until(datetime(2030, 1, 1))
 
 
 async def test_zero_and_negative_sleeps_return_at_once(db: str) -> None:
@@ -90,7 +90,7 @@ async def test_a_sleeping_run_is_recorded_as_waiting_on_its_timer(db: str) -> No
     async with open_runtime(db, workflows=[month_sleeper], clock=clock) as rt:
         await rt.start(month_sleeper, run_id="s")
         with anyio.fail_after(5):
-            while clock.pending_timers == 0:
+            while clock.pending_timers == 0:  # noqa: ASYNC110 - polls the clock
                 await asyncio.sleep(0.001)
         await asyncio.sleep(0.05)
         info = await rt.describe("s")
@@ -105,7 +105,7 @@ async def test_a_durable_timer_keeps_its_deadline_across_a_restart(tmp_path: Pat
     async with open_runtime(path, workflows=[month_sleeper], clock=clock) as rt:
         await rt.start(month_sleeper, run_id="s")
         with anyio.fail_after(5):
-            while clock.pending_timers == 0:
+            while clock.pending_timers == 0:  # noqa: ASYNC110 - polls the clock
                 await asyncio.sleep(0.001)
         await asyncio.sleep(0.05)
     # the process comes back 10 days later: 20 days of the 30 are left
@@ -121,7 +121,7 @@ async def test_a_durable_timer_keeps_its_deadline_across_a_restart(tmp_path: Pat
 
 class Probe:
     entered: asyncio.Event
-    log: list[str] = []
+    log: ClassVar[list[str]] = []
 
 
 @pytest.fixture(autouse=True)
