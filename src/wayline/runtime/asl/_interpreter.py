@@ -229,8 +229,20 @@ class Execution:
             rec.pop("wake", None)
             rec.pop("token", None)
             rec.pop("invoked", None)
+            rec.pop("visit", None)
             if top and self.standard:
                 await self.checkpoint()
+
+    def child_name(self, frame: Frame, state: State, suffix: str) -> str:
+        """A deterministic name for a child run started by ``state``.
+
+        It names the visit of the state (a loop may run the same Map twice) by the event id
+        that first entered it, kept in the snapshot, so after a restart the host sees the
+        same name again and can return the child it already ran.
+        """
+        visit = frame.rec.setdefault("visit", frame.entered)
+        where = frame.label.replace("/", "-")
+        return f"{self.exec_ctx.get('Name', 'execution')}-{where}{state.name}-{visit}-{suffix}"
 
     def located(self, err: StatesError, state: State, entered: int) -> StatesError:
         if getattr(err, "_located", True):

@@ -409,7 +409,8 @@ def _selector(
 
 async def _distributed_item(ex: Execution, frame: Frame, st: State, i: int, value: Any) -> Any:
     child = ex.machine.item_machine(st)
-    name = f"{ex.exec_ctx.get('Name', 'execution')}-{frame.label.replace('/', '-')}" \
-           f"{st.name}-{i}"
+    retries = frame.rec.get("retries")
+    # A retried Map runs its items again, so the attempt is part of the child's name.
+    name = ex.child_name(frame, st, f"{sum(retries) if retries else 0}-{i}")
     await ex.suspend_point()
     return await ex.host.start_child(child, value, name=name)

@@ -131,9 +131,7 @@ async def _start_execution(
             child_input = json.loads(child_input)
         except ValueError:
             pass
-    exec_name = ex.exec_ctx.get("Name", "execution")
-    where = frame.label.replace("/", "-")
-    name = payload.get("Name") or f"{exec_name}-{where}{st.name}-{attempt}"
+    name = payload.get("Name") or ex.child_name(frame, st, str(attempt))
     arn = f"arn:aws:states:local:000000000000:execution:{target.rsplit(':', 1)[-1]}:{name}"
     if resource == _START_EXECUTION:
         await ex.host.start_child(target, child_input, name=name)
