@@ -372,3 +372,17 @@ def test_machine_timeout_seconds_fails_the_run_uncatchably() -> None:
         run(sm, {}, host)
     assert info.value.error == "States.Timeout"
     assert host.now() == T0 + 100
+
+
+def test_step_ids_are_unique_per_item_visit_and_stable_per_attempt() -> None:
+    fn = Flaky(1)
+    sm = StateMachine({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "MaxConcurrency": 1, "ItemProcessor": {"StartAt": "W", "States": {
+            "W": {"Type": "Task", "Resource": "flaky", "End": True,
+                  "Retry": [{"ErrorEquals": ["Boom"]}]}}},
+        "End": True}}}, resources={"flaky": fn})
+    host = LocalHost(sm, start_time=T0)
+    run(sm, [1, 2], host)
+    (s0, a0), (s1, a1), (s2, a2) = host.steps
+    assert s0 == s1 and (a0, a1) == (0, 1)  # the retry of item 0: same step, next attempt
+    assert s0.startswith("M/0/W#") and s2.startswith("M/1/W#") and a2 == 0

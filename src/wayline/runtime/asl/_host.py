@@ -37,13 +37,17 @@ class AslHost(Protocol):
         payload: Any,
         *,
         state: str,
+        step: str,
         attempt: int,
         timeout_seconds: float | None,
         heartbeat_seconds: float | None,
     ) -> Any:
         """Call a Task resource and return its result.
 
-        ``attempt`` counts from 0 and, with the run id and state, makes an idempotency key.
+        ``state`` is the state's name; ``step`` identifies this execution of it uniquely and
+        deterministically within the run (it includes the Map item or Parallel branch and
+        the visit, and survives a restart). ``(run id, step, attempt)``, with ``attempt``
+        counting from 0, is the idempotency key.
         For a ``.waitForTaskToken`` resource, the payload already contains the token; the
         result of this call is ignored and :meth:`wait_task_token` supplies the result.
         Enforce ``timeout_seconds`` (``States.Timeout``) and ``heartbeat_seconds``
@@ -51,7 +55,7 @@ class AslHost(Protocol):
         """
         ...
 
-    async def new_task_token(self, *, state: str) -> str:
+    async def new_task_token(self, *, state: str, step: str) -> str:
         """Create an unguessable callback token for a ``.waitForTaskToken`` task."""
         ...
 

@@ -233,6 +233,11 @@ class Execution:
             if top and self.standard:
                 await self.checkpoint()
 
+    def step_id(self, frame: Frame, state: State) -> str:
+        """A run-unique, restart-stable id of this visit of ``state``: "Map/3/Work#12"."""
+        visit = frame.rec.setdefault("visit", frame.entered)
+        return f"{frame.label}{state.name}#{visit}"
+
     def child_name(self, frame: Frame, state: State, suffix: str) -> str:
         """A deterministic name for a child run started by ``state``.
 

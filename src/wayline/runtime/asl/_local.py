@@ -49,6 +49,7 @@ class LocalHost:
 
     Attributes:
         calls: ``(resource, payload)`` for every resource call, in order.
+        steps: ``(step, attempt)`` of every resource call: the idempotency key parts.
         history: Every history event checkpointed so far.
         snapshot: The latest checkpointed snapshot (a decoded copy), or None.
         checkpoints: How many checkpoints were taken.
@@ -71,6 +72,7 @@ class LocalHost:
         self._tokens: dict[str, _Token] = {}
         self._token_waited: anyio.Event | None = None
         self.calls: list[tuple[str, Any]] = []
+        self.steps: list[tuple[str, int]] = []
         self.history: list[dict[str, Any]] = []
         self._snapshot: bytes | None = None
         self.checkpoints = 0
@@ -116,7 +118,7 @@ class LocalHost:
         return fn
 
     async def invoke(
-        self, resource: str, payload: Any, *, state: str, attempt: int,
+        self, resource: str, payload: Any, *, state: str, step: str, attempt: int,
         timeout_seconds: float | None, heartbeat_seconds: float | None,
     ) -> Any:
         """Call the resource registered for ``resource``.
@@ -126,6 +128,7 @@ class LocalHost:
         """
         fn = self._resource(resource)
         self.calls.append((resource, payload))
+        self.steps.append((step, attempt))
         try:
             if timeout_seconds is None:
                 return await fn(payload)
@@ -140,7 +143,7 @@ class LocalHost:
         except Exception as exc:
             raise StatesError(type(exc).__name__, str(exc)) from exc
 
-    async def new_task_token(self, *, state: str) -> str:
+    async def new_task_token(self, *, state: str, step: str) -> str:
         """Create a callback token."""
         token = secrets.token_urlsafe(32)
         self._tokens[token] = _Token()
@@ -249,8 +252,8 @@ class _ChildHost:
             self.parent.resources[resource] = self.machine.resources[resource]
         return await self.parent.invoke(resource, payload, **kw)
 
-    async def new_task_token(self, *, state: str) -> str:
-        return await self.parent.new_task_token(state=state)
+    async def new_task_token(self, *, state: str, step: str) -> str:
+        return await self.parent.new_task_token(state=state, step=step)
 
     async def wait_task_token(self, token: str, **kw: Any) -> Any:
         return await self.parent.wait_task_token(token, **kw)

@@ -308,7 +308,8 @@ async def _read_items(
         payload = args(data, ctx, frame.scope.lookup)
     ex.effects += 1
     try:
-        items = await ex.host.invoke(resource, payload, state=st.name, attempt=0,
+        items = await ex.host.invoke(resource, payload, state=st.name,
+                                     step=ex.step_id(frame, st), attempt=0,
                                      timeout_seconds=None, heartbeat_seconds=None)
     except StatesError as err:
         raise StatesError(E.ITEM_READER_FAILED, err.cause or err.error) from None

@@ -56,7 +56,8 @@ async def _attempt(
     if callback:
         token = rec.get("token")
         if token is None:
-            token = rec["token"] = await ex.host.new_task_token(state=st.name)
+            token = rec["token"] = await ex.host.new_task_token(
+                state=st.name, step=ex.step_id(frame, st))
         ctx = {**ctx, "Task": {"Token": token}}
     try:
         if st.jsonata:
@@ -78,7 +79,8 @@ async def _attempt(
         elif callback:
             if not rec.get("invoked"):
                 ex.emit("TaskStarted", {"resource": resource})
-                await ex.host.invoke(resource, payload, state=st.name, attempt=attempt,
+                await ex.host.invoke(resource, payload, state=st.name,
+                                     step=ex.step_id(frame, st), attempt=attempt,
                                      timeout_seconds=timeout, heartbeat_seconds=heartbeat)
                 rec["invoked"] = True
                 await ex.suspend_point()
@@ -86,7 +88,8 @@ async def _attempt(
                                                    heartbeat_seconds=heartbeat)
         else:
             ex.emit("TaskStarted", {"resource": resource})
-            result = await ex.host.invoke(resource, payload, state=st.name, attempt=attempt,
+            result = await ex.host.invoke(resource, payload, state=st.name,
+                                          step=ex.step_id(frame, st), attempt=attempt,
                                           timeout_seconds=timeout, heartbeat_seconds=heartbeat)
         # AWS names the resource, not the state, when a task's result is too large:
         # 'lambda' for arn:aws:states:::lambda:invoke, the ARN itself for a legacy Lambda.
