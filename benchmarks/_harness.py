@@ -55,6 +55,7 @@ class Scenario:
         timeout_s: hard limit per child; a child over it is killed and the row
             reports an error.
         label: the parameters as shown in the table.
+        also: secondary metrics shown next to the main one, e.g. p99 next to p50.
     """
 
     suite: str
@@ -70,6 +71,7 @@ class Scenario:
     prepare: bool = False
     timeout_s: float = 300.0
     label: str = ""
+    also: tuple[tuple[str, str], ...] = ()  # (metric, label) shown after the main figure
 
 
 @dataclass
@@ -349,6 +351,9 @@ def format_table(outcomes: list[Outcome]) -> str:
         s = o.scenario
         if o.status == "ok":
             result = f"{_fmt(o.value)} {s.unit}"
+            extra = [f"{label} {_fmt(o.metrics[key])}" for key, label in s.also if key in o.metrics]
+            if extra:
+                result += f" ({', '.join(extra)})"
             if s.baseline:
                 ratio = "baseline"
             elif o.ratio is not None:

@@ -73,6 +73,7 @@ def _latency_like(suite: str, quick: bool) -> list[Scenario]:
                 requires=req,
                 timeout_s=timeout,
                 label=f"{n} samples" + (" (3 steps)" if suite == "latency" else ""),
+                also=(("p99_ms", "p99"),),
             )
         )
     return rows
@@ -133,6 +134,7 @@ def _recovery(quick: bool) -> list[Scenario]:
                 baseline=system == "bare",
                 requires=req,
                 prepare=True,
+                also=(("complete_s", "all done in"),),
                 timeout_s=timeout,
                 label=f"n={size}",
             )
