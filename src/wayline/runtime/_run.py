@@ -466,7 +466,11 @@ class RunActor(Actor[RunMessage]):
             self._inline_task = None
             if timer is not None:
                 timer.cancel()
-        return await self._succeeded(index, pending, result)
+        try:
+            await self._record_success(index, pending, result)
+        except PayloadError as exc:
+            return await self._unstorable(index, pending, exc)
+        return result, None
 
     # --- outcomes ------------------------------------------------------------------------
 
@@ -536,25 +540,34 @@ class RunActor(Actor[RunMessage]):
         await self._advance(*self._group_outcome(group))
 
     async def _succeeded(self, index: int, pending: _Pending, result: Any) -> tuple[Any, BaseException | None]:
+        try:
+            await self._record_success(index, pending, result)
+        except PayloadError as exc:
+            return await self._unstorable(index, pending, exc)
+        return result, None
+
+    def _record_success(self, index: int, pending: _Pending, result: Any) -> Awaitable[None]:
+        """Journal a successful attempt; returns the commit to await. A plain function, so the
+        inline path adds no coroutine per step. Raises `PayloadError` (nothing changed) if the
+        result cannot be stored."""
         step = pending.step
         assert step is not None
         name = step.activity.name
-        now = self.rt.clock.time()
+        done = self._checkpoint(
+            [
+                StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
+                StepSucceeded(ts=self.rt.clock.time(), step=name, index=index, attempt=pending.attempt, result=result),
+            ],
+            steps=self._steps + 1,
+        )
+        self._steps += 1
         del self._active[index]
         self._waits.pop(index, None)
-        self._steps += 1
-        events: list[AnyEvent] = [
-            StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
-            StepSucceeded(ts=now, step=name, index=index, attempt=pending.attempt, result=result),
-        ]
-        try:
-            await self._checkpoint(events)
-        except PayloadError as exc:
-            # The result cannot be stored: the step fails for good (retrying would not help).
-            self._active[index] = pending
-            self._steps -= 1
-            return await self._failed_final(index, pending, "PayloadError", str(exc))
-        return result, None
+        return done
+
+    async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> tuple[Any, BaseException | None]:
+        # The result cannot be stored: the step fails for good (retrying would not help).
+        return await self._failed_final(index, pending, "PayloadError", str(exc))
 
     async def _attempt_failed(
         self, index: int, pending: _Pending, exc: BaseException
@@ -670,7 +683,7 @@ class RunActor(Actor[RunMessage]):
             created_at=rec.created_at,
             updated_at=self.rt.clock.time(),
             history_seq=seq,
-            steps=self._steps,
+            steps=changes.pop("steps", self._steps),
             waits=tuple(self._waits.values()),
             tail=tail,
             trace=rec.trace,
