@@ -1,0 +1,97 @@
+"""Run actors under supervision: transient store failures heal, crash loops end FAILED."""
+
+from __future__ import annotations
+
+from collections import Counter
+from collections.abc import Collection, Sequence
+from typing import Any
+
+import pytest
+
+from _support import event_types
+from wayline import RunContext, RunFailed, RunStatus, StoreError, activity, open_runtime, workflow
+from wayline.actors import SupervisorSpec
+from wayline.persistence import AnyEvent, MemoryStore, RunRecord, RunStatus as Status
+from wayline.testing import VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+
+class BrokenDiskStore:
+    """A store whose checkpoints from the second step on fail ``failures`` times, then work."""
+
+    def __init__(self, failures: int) -> None:
+        self.inner = MemoryStore()
+        self.failures = failures
+
+    @property
+    def pending(self) -> int:
+        return self.inner.pending
+
+    async def start(self) -> None:
+        await self.inner.start()
+
+    async def close(self) -> None:
+        await self.inner.close()
+
+    def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> Any:
+        return self.inner.create_run(record, events)
+
+    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Any:
+        if self.failures > 0 and record.status is Status.RUNNING and record.steps >= 2:
+            self.failures -= 1
+            raise StoreError("disk full (simulated)")
+        return self.inner.checkpoint(record, events)
+
+    def get_run(self, run_id: str) -> Any:
+        return self.inner.get_run(run_id)
+
+    def get_history(self, run_id: str) -> Any:
+        return self.inner.get_history(run_id)
+
+    def list_runs(
+        self, *, statuses: Collection[Status] | None = None, workflow: str | None = None, limit: int | None = None
+    ) -> Any:
+        return self.inner.list_runs(statuses=statuses, workflow=workflow, limit=limit)
+
+
+ran: Counter[str] = Counter()
+
+
+@activity(name="s")
+async def s(i: int) -> int:
+    ran[f"s{i}"] += 1
+    return i
+
+
+@workflow(name="three")
+async def three(ctx: RunContext) -> list[int]:
+    return [await ctx.run(s, i) for i in range(3)]
+
+
+async def test_transient_store_failures_are_healed_by_restarts() -> None:
+    ran.clear()
+    store = BrokenDiskStore(failures=2)
+    async with open_runtime(store, workflows=[three], clock=VirtualClock()) as rt:
+        assert await (await rt.start(three, run_id="t")).result() == [0, 1, 2]
+        kinds = event_types([e async for e in rt.history("t")])
+    assert store.failures == 0
+    assert ran["s0"] == 1  # checkpointed before the failures: never re-run
+    assert ran["s1"] == 3  # its checkpoint failed twice
+    assert sum(ran.values()) == 3 + 2  # each failed checkpoint costs one re-run
+    assert kinds.count("RunResumed") >= 1  # the restart that committed says so
+
+
+async def test_a_crash_loop_fails_the_run_instead_of_dropping_it() -> None:
+    ran.clear()
+    store = BrokenDiskStore(failures=1000)
+    spec = SupervisorSpec(intensity=2, period=60.0)
+    async with open_runtime(store, workflows=[three], clock=VirtualClock(), supervisor=spec) as rt:
+        store_left = store.failures
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(three, run_id="t")).result()
+        desc = await rt.describe("t")
+    assert info.value.error == "CrashLoop"
+    assert "StoreError" in (info.value.cause or "") and "disk full" in (info.value.cause or "")
+    assert desc.status is RunStatus.FAILED
+    assert store_left - store.failures == 3  # intensity 2: the third crash gives up
