@@ -12,6 +12,7 @@ from wayline.actors import Actor, ActorRef, Supervisor, SupervisorSpec, SystemCl
 pytestmark = pytest.mark.anyio
 
 N = 100_000
+ASKERS = 200
 
 
 class Echo(Actor[Any]):
@@ -23,11 +24,15 @@ async def test_hundred_thousand_live_actors_each_answer_one_ask() -> None:
     async with Supervisor(SupervisorSpec(), SystemClock()) as sup:
         refs: list[ActorRef[Any]] = [sup.spawn(f"a{i}", Echo) for i in range(N)]
         assert len(sup.children) == N
-        replies: list[Any] = []
-        for lo in range(0, N, 10_000):
-            batch = refs[lo : lo + 10_000]
-            replies.extend(await asyncio.gather(*(r.ask(i) for i, r in enumerate(batch, lo))))
+        replies: list[Any] = [None] * N
+
+        async def asker(first: int) -> None:
+            for i in range(first, N, ASKERS):
+                replies[i] = await refs[i].ask(i)
+
+        await asyncio.gather(*(asker(k) for k in range(ASKERS)))
         # every actor is still alive (waiting for more) after answering
         assert all(r.alive for r in refs)
         sup.cancel_all()
     assert replies == [(f"a{i}", i) for i in range(N)]
+    assert sup.children == {}

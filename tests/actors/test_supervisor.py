@@ -242,3 +242,34 @@ def test_supervisor_spec_is_frozen_data_with_documented_defaults() -> None:
     assert (spec.backoff_initial, spec.backoff_factor, spec.backoff_max) == (0.05, 2.0, 2.0)
     with pytest.raises(dataclasses.FrozenInstanceError):
         spec.intensity = 5  # type: ignore[misc]
+
+
+class Fatal(BaseException):
+    """Not an `Exception`: no restart can fix it (like a simulated process crash)."""
+
+
+class DiesHard(Actor[Any]):
+    async def receive(self, message: Any) -> Any:
+        if message == "die":
+            raise Fatal("process is going down")
+        return message
+
+
+async def test_a_base_exception_in_a_child_is_not_restarted_and_unwinds_the_supervisor() -> None:
+    made: list[Actor[Any]] = []
+
+    def factory() -> Actor[Any]:
+        made.append(DiesHard())
+        return made[-1]
+
+    other_log: list[Any] = []
+    other_factory, _ = factory_for(other_log)
+    with pytest.raises(Fatal):
+        async with Supervisor(SupervisorSpec(), FakeClock()) as sup:
+            victim = sup.spawn("victim", factory)
+            bystander = sup.spawn("bystander", other_factory)
+            assert await bystander.ask("hi") == (0, "hi")
+            victim.tell("die")
+            await asyncio.sleep(3600)  # the fatal error must interrupt the block
+    assert len(made) == 1
+    assert not bystander.alive
