@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import Counter
+from collections.abc import Awaitable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -12,6 +13,7 @@ import pytest
 
 from wayline import (
     RetryPolicy,
+    RunAlreadyFinishedError,
     RunCancelled,
     RunConflictError,
     RunContext,
@@ -20,6 +22,7 @@ from wayline import (
     open_runtime,
     workflow,
 )
+from wayline.persistence import AnyEvent, MemoryStore, RunRecord
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -193,3 +196,51 @@ async def test_cancel_during_a_retry_backoff(db: str) -> None:
         info = await rt.describe("c")
     assert ran["down"] == 1
     assert info.status is RunStatus.CANCELLED and info.waiting_for == ()
+
+
+class GatedFinish(MemoryStore):
+    """Holds the commit of a run's final checkpoint until ``release`` is set."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.final_pending = asyncio.Event()
+        self.release = asyncio.Event()
+
+    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
+        done = super().checkpoint(record, events)
+        if not record.status.finished:
+            return done
+
+        async def gated() -> None:
+            self.final_pending.set()
+            await self.release.wait()
+            await done
+
+        return gated()
+
+
+CANCEL_RACE = (
+    "Runtime.cancel (src/wayline/runtime/_runtime.py) reads the run as RUNNING, then asks the "
+    "live actor with ref.ask(Cancel(...)); if the actor is finishing (its final checkpoint in "
+    "flight) it stops after that message and ActorRef._close fails the queued ask with the "
+    "internal ActorStoppedError, which leaks out of rt.cancel (seen ~1% of the time when "
+    "cancelling runs near their end). Fix: in Runtime.cancel, catch ActorStoppedError from the "
+    "ask, re-read the run and raise RunAlreadyFinishedError (or return if it ended CANCELLED)"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=CANCEL_RACE)
+async def test_cancel_racing_with_the_runs_end_does_not_leak_actor_errors() -> None:
+    store = GatedFinish()
+    async with open_runtime(store, workflows=[wa], clock=VirtualClock()) as rt:
+        handle = await rt.start(wa, run_id="r")
+        with anyio.fail_after(5):
+            await store.final_pending.wait()
+        cancelling = asyncio.ensure_future(rt.cancel("r", "late"))
+        await asyncio.sleep(0.01)  # the Cancel is queued behind the finishing message
+        store.release.set()
+        assert await handle.result() == "a"
+        try:
+            await cancelling
+        except RunAlreadyFinishedError:
+            pass  # the documented outcome for a run that ended first
