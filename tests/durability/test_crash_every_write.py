@@ -8,6 +8,8 @@ step that was in flight.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -15,7 +17,17 @@ from typing import Any
 import pytest
 
 from _support import absorb_closed_runtime_futures, find_crash
-from wayline import RetryPolicy, RunContext, activity, open_runtime, workflow
+from wayline import (
+    RetryPolicy,
+    RunAlreadyFinishedError,
+    RunCancelled,
+    RunCancelledError,
+    RunContext,
+    RunStatus,
+    activity,
+    open_runtime,
+    workflow,
+)
 from wayline.persistence import SQLiteStore
 from wayline.testing import FaultInjectingStore, VirtualClock
 
@@ -123,3 +135,90 @@ async def test_fault_injecting_store_counts_and_kills(tmp_path: Path) -> None:
     assert store.crashed and store.writes == 2
     with pytest.raises(ValueError):
         FaultInjectingStore(SQLiteStore(tmp_path / "y.db"), when="during")  # type: ignore[arg-type]
+
+
+# --- cancellation is durable too -------------------------------------------------------------
+
+
+class Probe:
+    entered: asyncio.Event
+
+
+@activity(name="forever")
+async def forever() -> None:
+    executions["forever"] += 1
+    Probe.entered.set()
+    await asyncio.Event().wait()
+
+
+@activity(name="cleanup")
+async def cleanup(reason: str | None) -> str:
+    executions["cleanup"] += 1
+    return f"cleaned after {reason}"
+
+
+@workflow(name="cancellable")
+async def cancellable(ctx: RunContext) -> str:
+    await ctx.run(step, 0, 1)
+    try:
+        await ctx.run(forever)
+    except RunCancelledError as exc:
+        ctx.vars["cleanup"] = await ctx.run(cleanup, exc.reason)
+        raise
+    return "not cancelled"
+
+
+async def cancel_scenario(store: Any) -> None:
+    """Start (or resume) the run, cancel it once it blocks, and expect it to end CANCELLED."""
+    Probe.entered = asyncio.Event()
+    async with open_runtime(store, workflows=[cancellable], clock=VirtualClock()) as rt:
+        handle = await rt.start(cancellable, run_id="c")
+        result = asyncio.ensure_future(handle.result())
+        entered = asyncio.ensure_future(Probe.entered.wait())
+        try:
+            await asyncio.wait({result, entered}, return_when=asyncio.FIRST_COMPLETED)
+            if not result.done():
+                with contextlib.suppress(RunAlreadyFinishedError):
+                    await rt.cancel("c", "stop")
+            with pytest.raises(RunCancelled):
+                await result
+        finally:
+            for fut in (result, entered):
+                fut.cancel()
+            await asyncio.gather(result, entered, return_exceptions=True)
+
+
+async def test_crash_at_every_write_of_a_cancelled_run(tmp_path: Path) -> None:
+    reset()
+    counter = FaultInjectingStore(SQLiteStore(tmp_path / "clean.db"), crash_at=None)
+    await cancel_scenario(counter)
+    clean_counts = Counter(executions)
+    writes = counter.writes
+    assert clean_counts == {"step0": 1, "forever": 1, "cleanup": 1}
+    assert writes >= 5  # create, step, the cancel itself, cleanup, the end
+
+    for n in range(1, writes + 1):
+        for when in ("before", "after"):
+            reset()
+            path = tmp_path / f"cancel-{n}-{when}.db"
+            faulty = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
+            try:
+                await cancel_scenario(faulty)
+            except BaseException as exc:
+                if find_crash(exc) is None:
+                    raise
+            else:
+                pytest.fail(f"no crash at write {n} ({when})")
+            finally:
+                await absorb_closed_runtime_futures()
+            await cancel_scenario(SQLiteStore(path))
+            where = f"crash at write {n} ({when})"
+            async with open_runtime(path, workflows=[cancellable], clock=VirtualClock()) as rt:
+                info = await rt.describe("c")
+                kinds = [type(e).__name__ async for e in rt.history("c")]
+            assert info.status is RunStatus.CANCELLED, where
+            assert info.vars == {"cleanup": "cleaned after stop"}, where
+            assert kinds[-1] == "RunCancelled" and kinds.count("RunCancelled") == 1, where
+            extra = executions - clean_counts
+            assert not (clean_counts - executions), f"{where}: missing {clean_counts - executions}"
+            assert sum(extra.values()) <= 1, f"{where}: re-executed {extra}"
