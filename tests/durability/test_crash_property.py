@@ -1,0 +1,118 @@
+"""Property: for any workflow shape and any crash point, restart gives the clean outcome.
+
+Hypothesis draws a workflow plan (steps, gathers, sleeps, flaky steps with retries) and a
+write at which the process dies (before or after it commits); the restarted run must end
+with the clean run's result and vars, re-executing no more steps than were in flight.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import tempfile
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings, strategies as st
+
+from _support import absorb_closed_runtime_futures, find_crash
+from wayline import RetryPolicy, RunContext, activity, open_runtime, workflow
+from wayline.persistence import SQLiteStore
+from wayline.testing import FaultInjectingStore, VirtualClock
+
+executions: Counter[str] = Counter()
+remote_failures: Counter[str] = Counter()  # survives the "crash": it is another system's state
+
+
+@activity(name="pstep")
+async def pstep(key: str, acc: int) -> int:
+    executions[key] += 1
+    return (acc * 31 + len(key)) % 1_000_003
+
+
+@activity(name="pflaky", retry=RetryPolicy(max_attempts=4, interval=1.0, backoff_rate=2.0))
+async def pflaky(key: str, fails: int, acc: int) -> int:
+    executions[key] += 1
+    if remote_failures[key] < fails:
+        remote_failures[key] += 1
+        raise ConnectionError(f"{key} unavailable")
+    return acc + 7
+
+
+@workflow(name="planned")
+async def planned(ctx: RunContext, plan: list[list[Any]]) -> int:
+    acc = 1
+    for j, (kind, arg) in enumerate(plan):
+        if kind == "step":
+            acc = await ctx.run(pstep, f"s{j}", acc)
+        elif kind == "gather":
+            parts = await ctx.gather(*(ctx.run(pstep, f"g{j}.{m}", acc) for m in range(arg)))
+            acc = sum(parts) % 1_000_003
+        elif kind == "sleep":
+            await ctx.sleep(arg)
+        else:
+            acc = await ctx.run(pflaky, f"f{j}", arg, acc)
+        ctx.vars[f"after{j}"] = acc
+    return acc
+
+
+OPS = st.one_of(
+    st.tuples(st.just("step"), st.just(0)),
+    st.tuples(st.just("gather"), st.integers(2, 3)),
+    st.tuples(st.just("sleep"), st.sampled_from([1, 60, 86400])),
+    st.tuples(st.just("flaky"), st.integers(1, 2)),
+)
+PLANS = st.lists(OPS, min_size=1, max_size=5).map(lambda ops: [list(op) for op in ops])
+
+
+async def run_plan(store: Any, plan: list[list[Any]]) -> tuple[int, dict[str, Any]]:
+    async with open_runtime(store, workflows=[planned], clock=VirtualClock()) as rt:
+        out = await (await rt.start(planned, plan, run_id="p")).result()
+        return out, (await rt.describe("p")).vars
+
+
+async def check(plan: list[list[Any]], crash_fraction: float, when: str, tmp: Path) -> None:
+    executions.clear()
+    remote_failures.clear()
+    counter = FaultInjectingStore(SQLiteStore(tmp / "clean.db"))
+    clean = await run_plan(counter, plan)
+    clean_counts = Counter(executions)
+    n = 1 + int(crash_fraction * counter.writes) % counter.writes
+
+    executions.clear()
+    remote_failures.clear()
+    path = tmp / "crash.db"
+    try:
+        await run_plan(FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when), plan)  # type: ignore[arg-type]
+    except BaseException as exc:
+        if find_crash(exc) is None:
+            raise
+    else:
+        raise AssertionError(f"no crash at write {n}")
+    finally:
+        await absorb_closed_runtime_futures()
+    assert await run_plan(SQLiteStore(path), plan) == clean
+
+    in_flight = max([arg if kind == "gather" else 1 for kind, arg in plan])
+    extra = executions - clean_counts
+    missing = clean_counts - executions
+    assert not missing, (plan, n, when, missing)
+    assert sum(extra.values()) <= in_flight, (plan, n, when, extra)
+    assert max(extra.values(), default=0) <= 1, (plan, n, when, extra)
+
+
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+@settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(plan=PLANS, crash_fraction=st.floats(0, 1, exclude_max=True), when=st.sampled_from(["before", "after"]))
+def test_any_plan_survives_a_crash_at_any_write(
+    loop: str, plan: list[list[Any]], crash_fraction: float, when: str
+) -> None:
+    with tempfile.TemporaryDirectory(prefix="wayline-prop-") as tmp:
+        coro = check(plan, crash_fraction, when, Path(tmp))
+        if loop == "uvloop":
+            import uvloop
+
+            uvloop.run(coro)
+        else:
+            asyncio.run(coro)
