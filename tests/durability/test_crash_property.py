@@ -40,6 +40,14 @@ async def pflaky(key: str, fails: int, acc: int) -> int:
     return acc + 7
 
 
+@activity(name="pdoomed")
+async def pdoomed(key: str) -> str:
+    executions[key] += 1
+    if key.endswith(".0"):
+        raise ValueError(f"{key} is doomed")
+    return key
+
+
 @workflow(name="planned")
 async def planned(ctx: RunContext, plan: list[list[Any]]) -> int:
     acc = 1
@@ -51,6 +59,9 @@ async def planned(ctx: RunContext, plan: list[list[Any]]) -> int:
             acc = sum(parts) % 1_000_003
         elif kind == "sleep":
             await ctx.sleep(arg)
+        elif kind == "tolerant_map":  # item 0 fails for good, tolerated
+            parts = await ctx.map(pdoomed, [f"m{j}.{m}" for m in range(arg)], tolerated_failure_count=1)
+            acc = (acc + len(repr(parts))) % 1_000_003
         else:
             acc = await ctx.run(pflaky, f"f{j}", arg, acc)
         ctx.vars[f"after{j}"] = acc
@@ -62,6 +73,7 @@ OPS = st.one_of(
     st.tuples(st.just("gather"), st.integers(2, 3)),
     st.tuples(st.just("sleep"), st.sampled_from([1, 60, 86400])),
     st.tuples(st.just("flaky"), st.integers(1, 2)),
+    st.tuples(st.just("tolerant_map"), st.integers(1, 3)),
 )
 PLANS = st.lists(OPS, min_size=1, max_size=5).map(lambda ops: [list(op) for op in ops])
 
@@ -94,7 +106,7 @@ async def check(plan: list[list[Any]], crash_fraction: float, when: str, tmp: Pa
         await absorb_closed_runtime_futures()
     assert await run_plan(SQLiteStore(path), plan) == clean
 
-    in_flight = max([arg if kind == "gather" else 1 for kind, arg in plan])
+    in_flight = max([arg if kind in ("gather", "tolerant_map") else 1 for kind, arg in plan])
     extra = executions - clean_counts
     missing = clean_counts - executions
     assert not missing, (plan, n, when, missing)
