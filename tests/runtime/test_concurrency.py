@@ -8,7 +8,7 @@ from typing import Any, ClassVar
 
 import pytest
 
-from wayline import ActivityError, RunContext, RunFailed, RunStatus, activity, open_runtime, workflow
+from wayline import ActivityError, RetryPolicy, RunContext, RunFailed, RunStatus, activity, open_runtime, workflow
 from wayline.persistence import StepSucceeded
 from wayline.testing import VirtualClock
 
@@ -196,3 +196,33 @@ async def test_concurrent_runs_never_see_each_others_vars(db: str) -> None:
         assert out == expected
         assert info.vars == expected
         assert info.status is RunStatus.SUCCEEDED
+
+
+retry_attempts: dict[int, int] = {}
+
+
+@activity(name="wobbly", retry=RetryPolicy(max_attempts=3, interval=5.0))
+async def wobbly(item: int) -> int:
+    Load.running += 1
+    Load.peak = max(Load.peak, Load.running)
+    try:
+        retry_attempts[item] = retry_attempts.get(item, 0) + 1
+        await Load.clock.sleep(1.0)
+        if item % 2 == 0 and retry_attempts[item] == 1:
+            raise ConnectionError("first attempt of even items fails")
+        return item
+    finally:
+        Load.running -= 1
+
+
+@workflow(name="wobbly_map")
+async def wobbly_map(ctx: RunContext, n: int) -> list[int]:
+    return await ctx.map(wobbly, list(range(n)), max_concurrency=2)
+
+
+async def test_map_concurrency_limit_holds_across_retries(db: str, clock: VirtualClock) -> None:
+    retry_attempts.clear()
+    async with open_runtime(db, workflows=[wobbly_map], clock=clock) as rt:
+        assert await (await rt.start(wobbly_map, 6, run_id="w")).result() == list(range(6))
+    assert Load.peak <= 2
+    assert retry_attempts == {0: 2, 1: 1, 2: 2, 3: 1, 4: 2, 5: 1}

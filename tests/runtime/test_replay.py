@@ -132,3 +132,50 @@ async def test_closing_after_a_crash_leaves_no_unretrieved_exceptions(tmp_path: 
     finally:
         loop.set_exception_handler(previous)
     assert [c.get("exception") for c in reported] == []
+
+
+def make_gather(name: str, first: Any, second: Any) -> Any:
+    @workflow(name=name)
+    async def wf(ctx: RunContext) -> list[str]:
+        out = await ctx.gather(ctx.run(first), ctx.run(second))
+        out.append(await ctx.run(c))
+        return out
+
+    return wf
+
+
+async def test_changed_step_inside_a_gather_is_caught(tmp_path: Path) -> None:
+    ran.clear()
+    path = tmp_path / "g.db"
+    # writes: 1 create, 2 and 3 the two gathered steps; crash right after both are journaled
+    await crash_run_after_write(path, make_gather("par", a, b), 3)
+    async with open_runtime(path, workflows=[make_gather("par", a, c)], clock=VirtualClock()) as rt:
+        with pytest.raises(RunFailed) as info:
+            await rt.get_handle("r").result()
+    assert info.value.error == "NonDeterminismError"
+    assert "'b'" in (info.value.cause or "") and "'c'" in (info.value.cause or "")
+
+
+def make_sleepy(name: str, sleep_first: bool) -> Any:
+    @workflow(name=name)
+    async def wf(ctx: RunContext) -> str:
+        await ctx.run(a)
+        if sleep_first:
+            await ctx.sleep(5)
+        else:
+            await ctx.run(b)
+        return await ctx.run(c)
+
+    return wf
+
+
+async def test_a_sleep_replaced_by_a_step_is_caught(tmp_path: Path) -> None:
+    ran.clear()
+    path = tmp_path / "s.db"
+    # writes: 1 create, 2 step a, 3 the run blocks on its timer, 4 the timer fired
+    await crash_run_after_write(path, make_sleepy("sl", True), 4)
+    async with open_runtime(path, workflows=[make_sleepy("sl", False)], clock=VirtualClock()) as rt:
+        with pytest.raises(RunFailed) as info:
+            await rt.get_handle("r").result()
+    assert info.value.error == "NonDeterminismError"
+    assert "wayline.sleep" in (info.value.cause or "") and "'b'" in (info.value.cause or "")
