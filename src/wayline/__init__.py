@@ -20,12 +20,15 @@ from ._errors import (
 )
 from .persistence import RunStatus as RunStatus
 from .runtime import (
+    AslDefinitionError as AslDefinitionError,
     RetryPolicy as RetryPolicy,
     RunCancelledError as RunCancelledError,
     RunContext as RunContext,
     RunHandle as RunHandle,
     RunInfo as RunInfo,
     Runtime as Runtime,
+    StateMachine as StateMachine,
+    StatesError as StatesError,
     StepInfo as StepInfo,
     activity as activity,
     open_runtime as open_runtime,
@@ -38,6 +41,7 @@ __version__ = "0.1.0"
 __all__ = (
     "ActivityError",
     "ActivityTimeoutError",
+    "AslDefinitionError",
     "NonDeterminismError",
     "PayloadError",
     "RetryPolicy",
@@ -52,6 +56,8 @@ __all__ = (
     "RunNotFoundError",
     "RunStatus",
     "Runtime",
+    "StateMachine",
+    "StatesError",
     "StepInfo",
     "StoreError",
     "WaylineError",

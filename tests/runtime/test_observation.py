@@ -219,17 +219,6 @@ class GatedFinish(MemoryStore):
         return gated()
 
 
-CANCEL_RACE = (
-    "Runtime.cancel (src/wayline/runtime/_runtime.py) reads the run as RUNNING, then asks the "
-    "live actor with ref.ask(Cancel(...)); if the actor is finishing (its final checkpoint in "
-    "flight) it stops after that message and ActorRef._close fails the queued ask with the "
-    "internal ActorStoppedError, which leaks out of rt.cancel (seen ~1% of the time when "
-    "cancelling runs near their end). Fix: in Runtime.cancel, catch ActorStoppedError from the "
-    "ask, re-read the run and raise RunAlreadyFinishedError (or return if it ended CANCELLED)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=CANCEL_RACE)
 async def test_cancel_racing_with_the_runs_end_does_not_leak_actor_errors() -> None:
     store = GatedFinish()
     async with open_runtime(store, workflows=[wa], clock=VirtualClock()) as rt:

@@ -16,15 +16,19 @@ from ._runtime import (
     open_runtime as open_runtime,
 )
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
+from .asl import AslDefinitionError as AslDefinitionError, StateMachine as StateMachine, StatesError as StatesError
 
 __all__ = (
     "ActivityDef",
+    "AslDefinitionError",
     "RetryPolicy",
     "RunCancelledError",
     "RunContext",
     "RunHandle",
     "RunInfo",
     "Runtime",
+    "StateMachine",
+    "StatesError",
     "StepInfo",
     "WorkflowDef",
     "activity",

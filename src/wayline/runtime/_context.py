@@ -28,7 +28,7 @@ class RunContext:
             once the body has replayed its journaled steps.
     """
 
-    __slots__ = ("_clock", "run_id", "vars", "version", "workflow")
+    __slots__ = ("_clock", "_save_state", "run_id", "saved_state", "started_at", "vars", "version", "workflow")
 
     def __init__(self, run_id: str, workflow: str, version: str, clock: Clock) -> None:
         self.run_id = run_id
@@ -36,6 +36,10 @@ class RunContext:
         self.version = version
         self.vars: dict[str, Any] = {}
         self._clock = clock
+        self.started_at = 0.0  # when the run was created (epoch seconds)
+        self.saved_state: Any = None  # a workflow kind's own checkpointed state (ASL)
+        # Set by the run actor: checkpoint that state (used by workflow kinds, not user code).
+        self._save_state: Callable[[Any, list[dict[str, Any]]], Awaitable[None]] | None = None
 
     def now(self) -> float:
         """The runtime clock's time (epoch seconds); virtual under a `VirtualClock`."""

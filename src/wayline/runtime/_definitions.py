@@ -96,6 +96,8 @@ class ActivityDef(Generic[P, R]):
 class WorkflowDef(Generic[I, R]):
     """A workflow declared with ``@workflow``: ``fn(ctx)`` or ``fn(ctx, input)``."""
 
+    #: "code" bodies are stepped by the run actor and replayed from the journal; other kinds
+    #: (an ASL interpreter) are awaited directly and resume from their own saved state.
     kind = "code"
 
     def __init__(self, fn: Callable[..., Awaitable[R]], *, name: str, version: str) -> None:

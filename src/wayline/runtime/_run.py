@@ -17,10 +17,13 @@ from collections.abc import Awaitable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+import msgspec
+
 from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, PayloadError
 from ..actors import Actor, ActorStoppedError, TimerHandle
 from ..persistence import (
     AnyEvent,
+    Custom,
     ErrorInfo,
     RunCancelled,
     RunFailed,
@@ -33,11 +36,13 @@ from ..persistence import (
     StepStarted,
     StepSucceeded,
     Wait,
+    encode,
 )
 from ._commands import Gather, Sleep, Step
 from ._context import RunContext
 from ._definitions import WorkflowDef
 from ._stepinfo import StepInfo, _current as _current_step
+from .asl import StatesError
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -152,6 +157,8 @@ class RunActor(Actor[RunMessage]):
         self._inline_task: asyncio.Task[Any] | None = None
         self._interrupted: str | None = None
         self._cancel_requested = False
+        self._cancel_reason: str | None = None
+        self._direct = False
         self._waits_dirty = False  # a wait was added that no checkpoint has recorded yet
         self._finished = False
 
@@ -178,9 +185,14 @@ class RunActor(Actor[RunMessage]):
             self._cancel = (cancel.get("reason"), int(cancel.get("index", -1)))
         self._steps = record.steps
         self.ctx = RunContext(self.run_id, record.workflow, record.version, rt.clock)
+        self.ctx.started_at = record.created_at
+        self.ctx.saved_state = record.state
         if self._reason is not None:
             self._events.append(RunResumed(ts=rt.clock.time(), reason=self._reason))
-        self._coro = wf.body(self.ctx, record.input).__await__()
+        body = wf.body(self.ctx, record.input)
+        self._direct = wf.kind != "code"
+        self._coro = body if self._direct else body.__await__()
+        self.ctx._save_state = self._save_state
         self.ref.tell(Kick())
 
     async def on_stop(self, error: BaseException | None) -> None:
@@ -218,7 +230,10 @@ class RunActor(Actor[RunMessage]):
             case TimerFired():
                 await self._on_timer(message)
             case Kick():
-                await self._advance(None, None)
+                if self._direct:
+                    await self._run_direct()
+                else:
+                    await self._advance(None, None)
             case Cancel(reason=reason):
                 await self._on_cancel(reason)
         return None
@@ -242,6 +257,9 @@ class RunActor(Actor[RunMessage]):
                 return
             except ActivityError as exc:
                 await self._finish(RunStatus.FAILED, None, ErrorInfo(exc.error, exc.cause))
+                return
+            except StatesError as exc:
+                await self._finish(RunStatus.FAILED, None, ErrorInfo(exc.error or "", exc.cause))
                 return
             except Exception as exc:
                 await self._finish(RunStatus.FAILED, None, ErrorInfo(type(exc).__name__, str(exc)))
@@ -310,6 +328,39 @@ class RunActor(Actor[RunMessage]):
         else:
             return None
         return group
+
+    async def _run_direct(self) -> None:
+        """Await a body that manages its own progress (an ASL run) instead of stepping it.
+
+        The interpreter checkpoints through `_save_state` and resumes from its own snapshot,
+        and runs Map items and Parallel branches as tasks of its own, so it is awaited like
+        any coroutine. A cancel interrupts the await, as for a step running inline.
+        """
+        self._interrupted = None
+        self._inline_task = task = asyncio.current_task()
+        try:
+            output = await self._coro
+        except asyncio.CancelledError:
+            if self._interrupted != "cancel" or (task is not None and task.uncancel() > 0):
+                raise
+            self._cancel = (self._cancel_reason, -1)
+            await self._finish(RunStatus.CANCELLED, None, None)
+        except StatesError as exc:
+            await self._finish(RunStatus.FAILED, None, ErrorInfo(exc.error or "", exc.cause))
+        except Exception as exc:
+            await self._finish(RunStatus.FAILED, None, ErrorInfo(type(exc).__name__, str(exc)))
+        else:
+            await self._finish_ok(output)
+        finally:
+            self._inline_task = None
+
+    def _save_state(self, state: Any, events: list[dict[str, Any]]) -> Awaitable[None]:
+        """Checkpoint a workflow kind's own state (and its history events); await to know it
+        is durable. Encoded now: the caller keeps mutating its state object afterwards."""
+        raw = msgspec.Raw(encode(state, what=f"state of run {self.run_id!r}", run_id=self.run_id))
+        ts = self.rt.clock.time()
+        converted: list[AnyEvent] = [Custom(ts=ts, name=str(e.get("type", "Event")), details=e) for e in events]
+        return self._checkpoint(converted, state=raw)
 
     def _allocate(self, name: str) -> tuple[int, _Journaled | None]:
         index = self._next_index
@@ -411,10 +462,11 @@ class RunActor(Actor[RunMessage]):
 
     # --- running attempts ----------------------------------------------------------------
 
-    def request_cancel(self) -> None:
+    def request_cancel(self, reason: str | None) -> None:
         """Called by the runtime before it sends `Cancel`: stop a step running inline now,
         and do not start one, so the Cancel message is processed promptly."""
         self._cancel_requested = True
+        self._cancel_reason = reason
         self._interrupt("cancel")
 
     def _interrupt(self, reason: str) -> None:
@@ -684,6 +736,7 @@ class RunActor(Actor[RunMessage]):
             updated_at=self.rt.clock.time(),
             history_seq=seq,
             steps=changes.pop("steps", self._steps),
+            state=changes.pop("state", rec.state),
             waits=tuple(self._waits.values()),
             tail=tail,
             trace=rec.trace,

@@ -14,6 +14,7 @@ from typing import Any, Generic, TypeVar
 
 from .._errors import (
     NotRegisteredError,
+    RunAlreadyFinishedError,
     RunCancelled,
     RunConflictError,
     RunFailed,
@@ -21,7 +22,7 @@ from .._errors import (
     RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ..actors import ActorRef, Clock, Supervisor, SupervisorSpec, SystemClock
+from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, SupervisorSpec, SystemClock
 from ..persistence import (
     UNFINISHED,
     AnyEvent,
@@ -34,14 +35,16 @@ from ..persistence import (
     SQLiteStore,
     Store,
 )
+from ._asl_run import asl_workflow
 from ._definitions import WorkflowDef
 from ._run import Cancel, RunActor, RunMessage
+from .asl import StateMachine
 
 log = logging.getLogger("wayline")
 
 T = TypeVar("T")
 
-#: Anything ``open_runtime`` accepts as a workflow definition.
+#: A registered workflow, as the runtime runs it (state machines are wrapped in one).
 Workflow = WorkflowDef[Any, Any]
 
 
@@ -127,7 +130,7 @@ class Runtime:
         store: Store,
         supervisor: Supervisor,
         *,
-        workflows: Iterable[Workflow],
+        workflows: Iterable[WorkflowDef[Any, Any] | StateMachine],
         clock: Clock,
         max_concurrent_activities: int | None,
     ) -> None:
@@ -135,10 +138,17 @@ class Runtime:
         self.clock = clock
         self._supervisor = supervisor
         self._workflows: dict[str, Workflow] = {}
-        for wf in workflows:
-            if not isinstance(wf, WorkflowDef):
+        self._sources: dict[str, object] = {}  # what the user registered, by name
+        given = list(workflows)
+        machines = {m.name: m for m in given if isinstance(m, StateMachine)}
+        for wf in given:
+            if isinstance(wf, StateMachine):
+                self._workflows[wf.name] = asl_workflow(wf, machines)
+            elif isinstance(wf, WorkflowDef):
+                self._workflows[wf.name] = wf
+            else:
                 raise NotRegisteredError(wf, "workflow")
-            self._workflows[wf.name] = wf
+            self._sources[wf.name] = wf
         self._limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
         self._live: dict[str, ActorRef[RunMessage]] = {}
         self._actors: dict[str, RunActor] = {}  # the current incarnation of each live run
@@ -162,7 +172,7 @@ class Runtime:
     # --- starting and supervising runs ---------------------------------------------------
 
     async def start(
-        self, workflow: WorkflowDef[Any, T] | str, input: Any = None, *, run_id: str | None = None
+        self, workflow: WorkflowDef[Any, T] | StateMachine | str, input: Any = None, *, run_id: str | None = None
     ) -> RunHandle[T]:
         """Start a run of ``workflow`` on ``input``, durably, and return its handle.
 
@@ -179,7 +189,7 @@ class Runtime:
         if not isinstance(name, str):
             raise NotRegisteredError(workflow, "workflow")
         wf = self._workflow(name)
-        if not isinstance(workflow, str) and workflow is not wf:
+        if not isinstance(workflow, str) and workflow is not self._sources[name]:
             raise WorkflowNotFoundError(name, tuple(self._workflows))
         run_id = run_id or uuid.uuid4().hex
         if run_id in self._live:
@@ -345,8 +355,6 @@ class Runtime:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has already ended.
         """
-        from .._errors import RunAlreadyFinishedError
-
         self._check_open()
         rec = await self.store.get_run(run_id)
         if rec is None:
@@ -357,8 +365,15 @@ class Runtime:
         if ref is not None:
             actor = self._actors.get(run_id)
             if actor is not None:
-                actor.request_cancel()
-            await ref.ask(Cancel(reason))
+                actor.request_cancel(reason)
+            try:
+                await ref.ask(Cancel(reason))
+            except ActorStoppedError:
+                # The run ended first (the interrupt itself may have ended it): fine if it
+                # ended cancelled, otherwise the cancel came too late.
+                ended = await self.store.get_run(run_id)
+                if ended is not None and ended.status is not RunStatus.CANCELLED:
+                    raise RunAlreadyFinishedError(run_id, ended.status.value, "cancel") from None
 
 
 class _RunChild:
@@ -389,7 +404,7 @@ class _RunChild:
 async def open_runtime(
     store: str | os.PathLike[str] | Store = "wayline.db",
     *,
-    workflows: Iterable[Workflow] = (),
+    workflows: Iterable[WorkflowDef[Any, Any] | StateMachine] = (),
     clock: Clock | None = None,
     supervisor: SupervisorSpec | None = None,
     max_concurrent_activities: int | None = None,

@@ -2,13 +2,15 @@
 
 from __future__ import annotations
 
+from ..._errors import WaylineError
+
 __all__ = (
     "AslDefinitionError",
     "StatesError",
 )
 
 
-class AslDefinitionError(ValueError):
+class AslDefinitionError(WaylineError, ValueError):
     """A state machine definition is invalid.
 
     Every problem found is listed, each prefixed with a JSON-pointer-like path to the
@@ -26,7 +28,7 @@ class AslDefinitionError(ValueError):
         super().__init__(head + ":\n  " + "\n  ".join(self.problems))
 
 
-class StatesError(Exception):
+class StatesError(WaylineError):
     """An ASL error: a failed task, a failed run, or a runtime error of the language.
 
     The same class is used by resources and hosts to report a failure (``error`` is then

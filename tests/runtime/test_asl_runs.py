@@ -1,0 +1,170 @@
+"""State machines run by the durable runtime: rt.start, checkpoints, crash and resume."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from tests.asl._conformance import CASES_DIR, load_cases, same_json
+
+from wayline import AslDefinitionError, RunCancelled, RunFailed, RunStatus, StateMachine, WaylineError, open_runtime
+from wayline.persistence import Custom, SQLiteStore
+from wayline.testing import FaultInjectingStore, SimulatedCrash, VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+DAY = 86400.0
+calls: Counter[str] = Counter()
+
+
+async def validate(p: dict[str, Any]) -> dict[str, Any]:
+    calls["validate"] += 1
+    return {"ok": True}
+
+
+async def charge(p: dict[str, Any]) -> dict[str, Any]:
+    calls["charge"] += 1
+    if p.get("fail"):
+        raise ValueError("card declined")
+    return {"charged": p["n"] * 2}
+
+
+ORDER = {
+    "StartAt": "Validate",
+    "States": {
+        "Validate": {"Type": "Task", "Resource": "validate", "ResultPath": "$.validation", "Next": "Pause"},
+        "Pause": {"Type": "Wait", "Seconds": 86400, "Next": "Charge"},
+        "Charge": {
+            "Type": "Task",
+            "Resource": "arn:aws:lambda:us-east-1:1:function:charge",
+            "Parameters": {"n.$": "$.n", "fail.$": "$.fail"},
+            "Retry": [{"ErrorEquals": ["ValueError"], "MaxAttempts": 2, "IntervalSeconds": 5}],
+            "End": True,
+        },
+    },
+}
+
+
+def order_machine() -> StateMachine:
+    return StateMachine(
+        ORDER, name="orders", resources={"validate": validate, "arn:aws:lambda:us-east-1:1:function:charge": charge}
+    )
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    calls.clear()
+
+
+async def test_a_state_machine_runs_durably_with_virtual_time(tmp_path: Path) -> None:
+    sm = order_machine()
+    async with open_runtime(tmp_path / "a.db", workflows=[sm], clock=VirtualClock()) as rt:
+        out = await (await rt.start(sm, {"n": 21, "fail": False}, run_id="a")).result()
+        info = await rt.describe("a")
+        history = [e async for e in rt.history("a")]
+    assert out == {"charged": 42}
+    assert info.status is RunStatus.SUCCEEDED and info.workflow == "orders"
+    assert info.ended_at is not None and info.ended_at - info.created_at == pytest.approx(DAY)
+    names = [e.name for e in history if isinstance(e, Custom)]
+    assert names[0] == "ExecutionStarted" and names[-1] == "ExecutionSucceeded"
+    assert names.count("TaskSucceeded") == 2 and "WaitStateEntered" in names
+    assert calls == {"validate": 1, "charge": 1}
+
+
+async def test_task_errors_are_retried_then_fail_the_run_with_the_asl_error() -> None:
+    sm = order_machine()
+    clock = VirtualClock()
+    async with open_runtime(":memory:", workflows=[sm], clock=clock) as rt:
+        t0 = clock.time()
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(sm, {"n": 1, "fail": True}, run_id="b")).result()
+    assert (info.value.error, info.value.cause) == ("ValueError", "card declined")
+    assert calls["charge"] == 3  # one attempt and two retries
+    assert clock.time() - t0 == pytest.approx(DAY + 5 + 10)  # the wait, then backoff 5s and 10s
+
+
+async def test_an_unbound_resource_fails_with_a_precise_error() -> None:
+    sm = StateMachine({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "nowhere", "End": True}}}, name="x")
+    async with open_runtime(":memory:", workflows=[sm]) as rt:
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(sm, {}, run_id="x")).result()
+    assert info.value.error == "States.Runtime" and "'nowhere'" in (info.value.cause or "")
+
+
+def test_invalid_definitions_are_wayline_errors_naming_the_path() -> None:
+    with pytest.raises(AslDefinitionError) as info:
+        StateMachine({"StartAt": "A", "States": {"A": {"Type": "Pass", "Next": "Nope"}}})
+    assert isinstance(info.value, WaylineError)
+    assert any(p.startswith("/States/A/Next") for p in info.value.problems)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_a_run_resumes_from_its_snapshot_after_a_crash_at_any_write(tmp_path: Path, when: str) -> None:
+    sm = order_machine()
+    counter = FaultInjectingStore(SQLiteStore(tmp_path / "clean.db"))
+    async with open_runtime(counter, workflows=[sm], clock=VirtualClock()) as rt:
+        expected = await (await rt.start(sm, {"n": 5, "fail": False}, run_id="r")).result()
+    writes, clean = counter.writes, dict(calls)
+    assert writes >= 4
+    for n in range(1, writes + 1):
+        calls.clear()
+        path = tmp_path / f"crash-{when}-{n}.db"
+        store = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
+        with pytest.raises((SimulatedCrash, BaseExceptionGroup)):
+            async with open_runtime(store, workflows=[sm], clock=VirtualClock()) as rt:
+                await (await rt.start(sm, {"n": 5, "fail": False}, run_id="r")).result()
+        async with open_runtime(path, workflows=[sm], clock=VirtualClock()) as rt:
+            if await rt.store.get_run("r") is None:  # crashed before the run was created
+                await rt.start(sm, {"n": 5, "fail": False}, run_id="r")
+            assert await rt.get_handle("r").result() == expected
+        for step, count in calls.items():
+            # at least once, and at most the one call in flight at the crash again
+            assert clean[step] <= count <= clean[step] + 1, (n, when, dict(calls))
+
+
+@pytest.mark.skipif(not CASES_DIR.is_dir(), reason="shared/conformance/asl is not beside this checkout")
+async def test_conformance_cases_pass_through_the_runtime_host() -> None:
+    """The recorded AWS cases, run as real runs (runtime host, checkpoints, virtual clock)."""
+    cases = load_cases()
+    machines: dict[str, tuple[StateMachine, dict[str, Any]]] = {}
+    for i, case in enumerate(cases):
+        try:
+            machines[f"case-{i}"] = (StateMachine(case["definition"], name=f"case-{i}"), case)
+        except AslDefinitionError:
+            assert case["expected"]["status"] != "SUCCEEDED", case["name"]
+    mismatches = []
+    async with open_runtime(":memory:", workflows=[m for m, _ in machines.values()], clock=VirtualClock()) as rt:
+        for name, (sm, case) in machines.items():
+            expected = case["expected"]
+            handle = await rt.start(sm, case["input"], run_id=name)
+            try:
+                got: tuple[Any, ...] = ("SUCCEEDED", await handle.result())
+            except RunFailed as err:
+                got = ("FAILED", err.error or None)
+            if (
+                got[0] != expected["status"]
+                or (got[0] == "SUCCEEDED" and not same_json(got[1], expected.get("output")))
+                or (got[0] == "FAILED" and got[1] != expected.get("error"))
+            ):
+                mismatches.append((case["name"], got))
+    assert len(machines) > 400
+    assert mismatches == []
+
+
+async def test_cancelling_a_waiting_state_machine_ends_it_cancelled() -> None:
+    sm = order_machine()
+    clock = VirtualClock(autojump=False)
+    async with open_runtime(":memory:", workflows=[sm], clock=clock) as rt:
+        handle = await rt.start(sm, {"n": 1, "fail": False}, run_id="c")
+        while calls["validate"] == 0 or clock.pending_timers == 0:  # noqa: ASYNC110 - no event to wait on
+            await asyncio.sleep(0.001)
+        await rt.cancel("c", "customer left")
+        with pytest.raises(RunCancelled) as info:
+            await handle.result()
+        desc = await rt.describe("c")
+    assert info.value.reason == "customer left"
+    assert desc.status is RunStatus.CANCELLED
+    assert calls["charge"] == 0
