@@ -1,0 +1,77 @@
+"""Another connection holding the write lock: the runtime waits, or crashes and heals."""
+
+from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from wayline import RunContext, RunStatus, activity, open_runtime, workflow
+from wayline.persistence import SQLiteStore
+
+pytestmark = pytest.mark.anyio
+
+ran: Counter[int] = Counter()
+GATE: dict[str, asyncio.Event] = {}
+
+
+@activity(name="n")
+async def n(i: int) -> int:
+    ran[i] += 1
+    if i == 1:
+        await GATE["go"].wait()
+    return i
+
+
+@workflow(name="three")
+async def three(ctx: RunContext) -> list[int]:
+    return [await ctx.run(n, i) for i in range(3)]
+
+
+def hold_write_lock(path: Path, seconds: float, held: threading.Event) -> None:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+        held.set()
+        threading.Event().wait(seconds)
+        conn.execute("ROLLBACK")
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize(("hold", "busy_timeout"), [(0.1, 2.0), (0.6, 0.2)], ids=["waits", "crashes-and-heals"])
+async def test_a_run_survives_another_writer_holding_the_lock(
+    tmp_path: Path, hold: float, busy_timeout: float, caplog: pytest.LogCaptureFixture
+) -> None:
+    ran.clear()
+    GATE["go"] = asyncio.Event()
+    path = tmp_path / "locked.db"
+    store = SQLiteStore(path, busy_timeout=busy_timeout)
+    async with open_runtime(store, workflows=[three]) as rt:
+        handle = await rt.start(three, run_id="l")
+        with anyio.fail_after(5):
+            while ran[1] == 0:  # noqa: ASYNC110 - polls a counter
+                await asyncio.sleep(0.001)
+        held = threading.Event()
+        holder = threading.Thread(target=hold_write_lock, args=(path, hold, held))
+        holder.start()
+        try:
+            await anyio.to_thread.run_sync(held.wait)
+            GATE["go"].set()  # step 1 finishes while the lock is held: its checkpoint must wait
+            with anyio.fail_after(15):
+                assert await handle.result() == [0, 1, 2]
+        finally:
+            await anyio.to_thread.run_sync(holder.join)
+        info = await rt.describe("l")
+    assert info.status is RunStatus.SUCCEEDED
+    assert ran[0] == 1 and ran[2] == 1  # committed before / started after the lock: once
+    assert ran[1] >= 1
+    crashes = [r for r in caplog.records if "DatabaseLockedError" in r.getMessage()]
+    # held past the busy timeout: the checkpoint fails precisely, the supervisor restarts
+    # the run from its last checkpoint; held briefly: the commit just waits
+    assert bool(crashes) == (hold > busy_timeout)
