@@ -104,19 +104,6 @@ async def bad_vars(ctx: RunContext) -> None:
     await ctx.run(fine)
 
 
-UNSTORABLE_VARS_CRASH_LOOP = (
-    "RunActor._succeeded (src/wayline/runtime/_run.py) treats any PayloadError from the step's "
-    "checkpoint as an unstorable step result and retries the checkpoint via _failed_final; when "
-    "the culprit is ctx.vars (encoded in every snapshot), that checkpoint raises PayloadError "
-    "again, it escapes receive(), the actor crashes, the supervisor restarts it, the body "
-    "replays and re-runs the step (side effects repeated) until the run ends FAILED 'CrashLoop' "
-    "after intensity+1 executions. Fix: catch PayloadError around every checkpoint in the actor "
-    "and fail the run at once with error 'PayloadError' (cause naming vars), checkpointing the "
-    "failure with the last storable vars"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=UNSTORABLE_VARS_CRASH_LOOP)
 async def test_unstorable_vars_fail_the_run_with_payload_error(db: str) -> None:
     ran.clear()
     async with open_runtime(db, workflows=[bad_vars], clock=VirtualClock()) as rt:

@@ -146,16 +146,6 @@ async def orphaned(ctx: RunContext) -> str:
     return "x"
 
 
-ORPHAN_RESULT_HANGS = (
-    "RunHandle.result() -> Runtime._wait_finished (src/wayline/runtime/_runtime.py): for an "
-    "unfinished run whose workflow is not registered with this runtime (recovery skipped it and "
-    "logged), nothing will ever drive the run, yet result() creates a future and waits on it "
-    "forever. Fix: when the run is not live and not finished, check the registry and raise "
-    "WorkflowNotFoundError(name, known, run_id=...) instead of waiting"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=ORPHAN_RESULT_HANGS)
 async def test_result_of_a_run_whose_workflow_is_not_registered_does_not_hang(tmp_path: Path) -> None:
     from wayline import WorkflowNotFoundError
 

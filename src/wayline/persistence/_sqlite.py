@@ -427,13 +427,16 @@ class SQLiteStore:
         return decode_record(rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
-        rows = await self._fetch("SELECT events FROM history WHERE run_id = ? ORDER BY seq", (run_id,))
+        # One statement, so one read snapshot: rows and tail cannot straddle a checkpoint
+        # that moves the tail into a new row.
+        rows = await self._fetch(
+            "SELECT 0, seq, events FROM history WHERE run_id = ? "
+            "UNION ALL SELECT 1, 0, snapshot FROM runs WHERE run_id = ? ORDER BY 1, 2",
+            (run_id, run_id),
+        )
         out: list[AnyEvent] = []
-        for (data,) in rows:
-            out.extend(decode_events(data))
-        record = await self.get_run(run_id)
-        if record is not None:
-            out.extend(record.tail)
+        for kind, _, data in rows:
+            out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
         return out
 
     async def list_runs(

@@ -224,6 +224,15 @@ class RunActor(Actor[RunMessage]):
     async def receive(self, message: RunMessage) -> Any:
         if self._finished:
             return None
+        try:
+            await self._dispatch(message)
+        except PayloadError as exc:
+            # A checkpoint could not encode the run's own state (ctx.vars): no retry or
+            # restart can fix that, so the run fails now, with the last vars that stored.
+            await self._fail_unstorable(exc)
+        return None
+
+    async def _dispatch(self, message: RunMessage) -> None:
         match message:
             case StepDone():
                 await self._on_step_done(message)
@@ -236,7 +245,6 @@ class RunActor(Actor[RunMessage]):
                     await self._advance(None, None)
             case Cancel(reason=reason):
                 await self._on_cancel(reason)
-        return None
 
     # --- driving the body ----------------------------------------------------------------
 
@@ -618,8 +626,23 @@ class RunActor(Actor[RunMessage]):
         return done
 
     async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> tuple[Any, BaseException | None]:
+        if not _storable(self.ctx.vars):
+            raise exc  # the vars, not the result: handled in receive()
         # The result cannot be stored: the step fails for good (retrying would not help).
         return await self._failed_final(index, pending, "PayloadError", str(exc))
+
+    async def _fail_unstorable(self, exc: PayloadError) -> None:
+        for pending in self._active.values():
+            if pending.task is not None:
+                pending.task.cancel()
+            if pending.timer is not None:
+                pending.timer.cancel()
+        self._active.clear()
+        self._events.clear()
+        self.ctx.vars = dict(self.record.vars)
+        await self._finish(
+            RunStatus.FAILED, None, ErrorInfo("PayloadError", f"the run's ctx.vars cannot be stored: {exc}")
+        )
 
     async def _attempt_failed(
         self, index: int, pending: _Pending, exc: BaseException
@@ -817,3 +840,11 @@ def _journaled_outcome(entry: _Journaled) -> tuple[Any, BaseException | None]:
     if entry.error is None:
         return entry.result, None
     return None, ActivityError(entry.name, entry.error.error, entry.error.cause, entry.attempts)
+
+
+def _storable(value: Any) -> bool:
+    try:
+        encode(value)
+    except PayloadError:
+        return False
+    return True

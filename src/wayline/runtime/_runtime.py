@@ -267,6 +267,9 @@ class Runtime:
                     raise RunNotFoundError(run_id)
                 if rec.status.finished:
                     return rec
+                if rec.workflow not in self._workflows:
+                    # Nothing here can run it, so waiting would never end.
+                    raise WorkflowNotFoundError(rec.workflow, tuple(self._workflows), run_id=run_id)
             self._check_open()
             fut = self._finished.get(run_id)
             if fut is None:
