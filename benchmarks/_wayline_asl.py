@@ -105,7 +105,8 @@ async def ten_states(params: Params) -> Metrics:
     async with contextlib.AsyncExitStack() as stack:
         rt = await stack.enter_async_context(open_runtime(str(db_file(params, "wayline.db")), workflows=[sm]))
         t0 = time.perf_counter()
-        handles = [await rt.start(sm, inputs[i], run_id=f"x{i}") for i in range(executions)]
+        # Started concurrently, as in the throughput suite: starts group-commit too.
+        handles = await asyncio.gather(*(rt.start(sm, inputs[i], run_id=f"x{i}") for i in range(executions)))
         results = await asyncio.gather(*(h.result() for h in handles))
         elapsed = time.perf_counter() - t0
         try:
@@ -113,8 +114,9 @@ async def ten_states(params: Params) -> Metrics:
                 await stack.aclose()
         except TimeoutError:
             pass
-    if len(results) != executions:
-        raise RuntimeError("missing results")
+    expected = {"step": 9, "input": inputs[0]["input"]}
+    if len(results) != executions or results[0].get("s9") != expected:
+        raise RuntimeError(f"wrong 10-state output: {results[0]!r}")
     return {
         "executions_per_s": executions / elapsed,
         "transitions_per_s": executions * 10 / elapsed,
