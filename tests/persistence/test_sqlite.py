@@ -283,23 +283,67 @@ async def test_history_read_is_atomic_against_a_tail_flush(tmp_path: Path) -> No
         await store.close()
 
 
-async def test_full_database_raises_store_error_and_loses_nothing_committed(tmp_path: Path) -> None:
-    store = SQLiteStore(tmp_path / "full.db")
+DISK_FULL_WEDGES_THE_STORE = (
+    "SQLiteStore._flush (src/wayline/persistence/_sqlite.py): when an insert fails with "
+    "SQLITE_FULL ('database or disk is full'), SQLite has already rolled the transaction back, "
+    "so the handler's unconditional conn.execute('ROLLBACK') raises 'cannot rollback - no "
+    "transaction is active'; that escapes the call_soon callback before _fail_batch runs, the "
+    "batch's futures are never resolved and _inflight stays True: the caller, every later "
+    "write and close() hang forever. Fix: roll back only `if conn.in_transaction` (also in "
+    "_write_batch_blocking and _commit) and always fail the batch (try/finally)"
+)
+
+# Run in a child process: the bug makes the store hang, and a hung store's threads would
+# keep the test process from exiting.
+_DISK_FULL_SCRIPT = """
+import asyncio, os, sys
+from wayline import StoreError
+from wayline._errors import DatabaseCorruptError, DatabaseLockedError
+from wayline.persistence import RunRecord, RunStatus, SQLiteStore
+
+def rec(run_id, **kw):
+    return RunRecord(run_id=run_id, workflow="wf", status=RunStatus.RUNNING, created_at=1.0, **kw)
+
+async def main(path):
+    store = SQLiteStore(path)
     await store.start()
+    await store.create_run(rec("kept", vars={"v": 1}), [])
+    pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
+    store._wconn.execute(f"PRAGMA max_page_count = {pages + 2}")  # the disk is nearly full
+    big = "x" * 200_000
     try:
-        await store.create_run(rec("kept", vars={"v": 1}), [])
-        assert store._wconn is not None
-        pages = store._wconn.execute("PRAGMA page_count").fetchone()[0]
-        store._wconn.execute(f"PRAGMA max_page_count = {pages + 2}")  # the "disk" is nearly full
-        big = "x" * 200_000
-        with pytest.raises(StoreError, match="full") as info:
-            await store.create_run(rec("huge", input=big), [])
-        assert not isinstance(info.value, (DatabaseLockedError, DatabaseCorruptError))
-        assert await store.get_run("huge") is None  # rolled back whole
-        assert (await store.get_run("kept")) == rec("kept", vars={"v": 1})
-        store._wconn.execute("PRAGMA max_page_count = 1073741823")  # space freed
         await store.create_run(rec("huge", input=big), [])
-        got = await store.get_run("huge")
-        assert got is not None and got.input == big
-    finally:
-        await store.close()
+    except StoreError as exc:
+        assert "full" in str(exc), exc
+        assert not isinstance(exc, (DatabaseLockedError, DatabaseCorruptError)), exc
+    else:
+        raise AssertionError("no error on a full database")
+    assert await store.get_run("huge") is None  # rolled back whole
+    assert await store.get_run("kept") == rec("kept", vars={"v": 1})
+    store._wconn.execute("PRAGMA max_page_count = 1073741823")  # space was freed
+    await store.create_run(rec("huge", input=big), [])
+    assert (await store.get_run("huge")).input == big
+    await store.close()
+
+try:
+    asyncio.run(asyncio.wait_for(main(sys.argv[1]), 10))
+except TimeoutError:
+    print("HUNG", flush=True)
+    os._exit(3)
+print("OK", flush=True)
+"""
+
+
+@pytest.mark.xfail(strict=True, reason=DISK_FULL_WEDGES_THE_STORE)
+def test_full_database_raises_store_error_and_loses_nothing_committed(tmp_path: Path) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-c", _DISK_FULL_SCRIPT, str(tmp_path / "full.db")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0 and done.stdout.strip() == "OK", (done.stdout, done.stderr[-2000:])
