@@ -139,3 +139,22 @@ async def test_recovered_runs_report_a_resume_in_their_history(tmp_path: Path) -
 
 async def _true_when(value: bool) -> bool:
     return value
+
+
+async def test_recover_false_leaves_unfinished_runs_alone(tmp_path: Path) -> None:
+    ran.clear()
+    GATE["open"] = False
+    path = tmp_path / "nr.db"
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        await rt.start(gated, 3, run_id="g")
+        await wait_until(lambda: _true_when(ran["gate3"] == 1))
+    GATE["open"] = True
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock(), recover=False) as rt:
+        await asyncio.sleep(0.05)
+        info = await rt.describe("g")
+        assert info.status is RunStatus.RUNNING
+        assert [i.run_id for i in await rt.list_runs(status="RUNNING")] == ["g"]
+    assert ran["gate3"] == 1  # nothing was resumed
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        assert await rt.get_handle("g").result() == 303
+    assert ran["gate3"] == 2
