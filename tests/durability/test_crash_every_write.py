@@ -158,21 +158,24 @@ async def cleanup(reason: str | None) -> str:
 
 
 @workflow(name="cancellable")
-async def cancellable(ctx: RunContext) -> str:
+async def cancellable(ctx: RunContext, mode: str) -> str:
     await ctx.run(step, 0, 1)
     try:
-        await ctx.run(forever)
+        if mode == "gather":
+            await ctx.gather(ctx.run(step, 1, 1), ctx.run(forever))
+        else:
+            await ctx.run(forever)
     except RunCancelledError as exc:
         ctx.vars["cleanup"] = await ctx.run(cleanup, exc.reason)
         raise
     return "not cancelled"
 
 
-async def cancel_scenario(store: Any) -> None:
+async def cancel_scenario(store: Any, mode: str) -> None:
     """Start (or resume) the run, cancel it once it blocks, and expect it to end CANCELLED."""
     Probe.entered = asyncio.Event()
     async with open_runtime(store, workflows=[cancellable], clock=VirtualClock()) as rt:
-        handle = await rt.start(cancellable, run_id="c")
+        handle = await rt.start(cancellable, mode, run_id="c")
         result = asyncio.ensure_future(handle.result())
         entered = asyncio.ensure_future(Probe.entered.wait())
         try:
@@ -188,13 +191,24 @@ async def cancel_scenario(store: Any) -> None:
             await asyncio.gather(result, entered, return_exceptions=True)
 
 
-async def test_crash_at_every_write_of_a_cancelled_run(tmp_path: Path) -> None:
+KIT_AFTER_CONCURRENT = (
+    "FaultInjectingStore 'after' crashes are skipped when writes overlap (here rt.cancel's "
+    "inbox append races a step checkpoint); see test_testing_kit.py::"
+    "test_crash_after_a_write_fires_even_when_writes_overlap"
+)
+
+
+@pytest.mark.parametrize(
+    "mode", ["step", pytest.param("gather", marks=pytest.mark.xfail(strict=True, reason=KIT_AFTER_CONCURRENT))]
+)
+async def test_crash_at_every_write_of_a_cancelled_run(tmp_path: Path, mode: str) -> None:
     reset()
     counter = FaultInjectingStore(SQLiteStore(tmp_path / "clean.db"), crash_at=None)
-    await cancel_scenario(counter)
+    await cancel_scenario(counter, mode)
     clean_counts = Counter(executions)
     writes = counter.writes
-    assert clean_counts == {"step0": 1, "forever": 1, "cleanup": 1}
+    expected = {"step0": 1, "forever": 1, "cleanup": 1} | ({"step1": 1} if mode == "gather" else {})
+    assert clean_counts == expected
     assert writes >= 5  # create, step, the cancel itself, cleanup, the end
 
     for n in range(1, writes + 1):
@@ -203,7 +217,7 @@ async def test_crash_at_every_write_of_a_cancelled_run(tmp_path: Path) -> None:
             path = tmp_path / f"cancel-{n}-{when}.db"
             faulty = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
             try:
-                await cancel_scenario(faulty)
+                await cancel_scenario(faulty, mode)
             except BaseException as exc:
                 if find_crash(exc) is None:
                     raise
@@ -211,7 +225,7 @@ async def test_crash_at_every_write_of_a_cancelled_run(tmp_path: Path) -> None:
                 pytest.fail(f"no crash at write {n} ({when})")
             finally:
                 await absorb_closed_runtime_futures()
-            await cancel_scenario(SQLiteStore(path))
+            await cancel_scenario(SQLiteStore(path), mode)
             where = f"crash at write {n} ({when})"
             async with open_runtime(path, workflows=[cancellable], clock=VirtualClock()) as rt:
                 info = await rt.describe("c")
@@ -221,4 +235,5 @@ async def test_crash_at_every_write_of_a_cancelled_run(tmp_path: Path) -> None:
             assert kinds[-1] == "RunCancelled" and kinds.count("RunCancelled") == 1, where
             extra = executions - clean_counts
             assert not (clean_counts - executions), f"{where}: missing {clean_counts - executions}"
-            assert sum(extra.values()) <= 1, f"{where}: re-executed {extra}"
+            assert sum(extra.values()) <= (2 if mode == "gather" else 1), f"{where}: re-executed {extra}"
+            assert max(extra.values(), default=0) <= 1, f"{where}: re-executed {extra}"
