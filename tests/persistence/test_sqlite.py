@@ -231,6 +231,14 @@ async def test_group_commit_batches_concurrent_checkpoints_and_returns_after_com
             hist = observer.execute("SELECT count(*) FROM history WHERE run_id = ?", (f"r{i}",)).fetchone()
             if decoder.decode(row[0]).vars != {"i": i} or hist[0] != 1:
                 seen_unreadable.append(f"r{i}")
+            if i % 50 == 0:  # and from a brand-new connection too
+                fresh = sqlite3.connect(path)
+                try:
+                    snap = fresh.execute("SELECT snapshot FROM runs WHERE run_id = ?", (f"r{i}",)).fetchone()
+                finally:
+                    fresh.close()
+                if decoder.decode(snap[0]).vars != {"i": i}:
+                    seen_unreadable.append(f"fresh r{i}")
 
         await asyncio.gather(*(one(i) for i in range(n)))
         assert seen_unreadable == []
