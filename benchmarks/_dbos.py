@@ -211,7 +211,7 @@ async def recovery(params: Params) -> Metrics:
         "complete_s": completed,
         "runs": n,
         "note": (
-            f"{_version(dbos)}; resume = launch (recovers pending workflows) + a handle "
-            f"per run; all signalled and finished in {completed:.2f}s"
+            f"{_version(dbos)}; resume = launch (recovers pending workflows, on DBOS's own "
+            f"threads) + a handle per run; all signalled and finished in {completed:.2f}s"
         ),
     }

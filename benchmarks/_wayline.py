@@ -249,6 +249,7 @@ async def recovery(params: Params) -> Metrics:
         await _close(stack)
     metrics["step1_rerun"] = rerun
     metrics["note"] = (
-        f"resume = open_runtime + a handle per run ({opened:.2f}s to open); {tail}; step 1 re-ran {rerun} times"
+        f"resume = open_runtime + a handle per run until the loop is idle ({opened:.2f}s to open); "
+        f"{tail}; step 1 re-ran {rerun} times"
     )
     return metrics
