@@ -74,6 +74,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated inputs")
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
     parser.add_argument(
+        "--systems",
+        help="comma-separated systems to run (e.g. bare,wayline); baselines always run",
+    )
+    parser.add_argument(
         "--results-dir",
         type=Path,
         default=RESULTS_DIR,
@@ -84,6 +88,10 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--repeats must be at least 1")
 
     scenarios = build(args.suite, args.quick)
+    if args.systems:
+        wanted = {name.strip() for name in args.systems.split(",")}
+        # The baselines stay: without them no row has a ratio.
+        scenarios = [s for s in scenarios if s.baseline or s.system in wanted]
     progress = Progress(total=len(scenarios) * args.repeats)
     started = time.perf_counter()
     outcomes = [run_scenario(s, args.repeats, args.seed, progress) for s in scenarios]
