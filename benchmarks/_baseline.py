@@ -23,7 +23,7 @@ from pathlib import Path
 import aiosqlite
 import msgspec
 
-from ._common import Metrics, Params, db_file, latency_metrics, settle
+from ._common import Deadline, Metrics, Params, db_file, latency_metrics, settle
 
 
 class Snapshot(msgspec.Struct, array_like=True):
@@ -122,13 +122,15 @@ async def throughput(params: Params) -> Metrics:
     db = await _open(db_file(params, "bare.db"))
     gc = GroupCommitter(db)
     gc.start()
-    t0 = time.perf_counter()
+    timer = Deadline()
     await asyncio.gather(*(_steps(gc, f"r{i}", i, k) for i in range(n)))
-    elapsed = time.perf_counter() - t0
+    elapsed = timer.elapsed
+    cpu = timer.cpu_us_per(n * k)
     await gc.stop()
     await db.close()
     return {
         "steps_per_s": n * k / elapsed,
+        "cpu_us_per_step": cpu,
         "seconds": elapsed,
         "steps": n * k,
         "commits": gc.commits,

@@ -11,6 +11,7 @@ reported by the harness as ``error: <exception>`` in that row.
 from __future__ import annotations
 
 import asyncio
+import resource
 import statistics
 import time
 from collections.abc import Sequence
@@ -65,12 +66,23 @@ def db_file(params: Params, name: str) -> Path:
     return Path(params["workdir"]) / name
 
 
-class Deadline:
-    """A wall-clock budget: peers that cannot finish a large N are time-boxed."""
+def cpu_seconds() -> float:
+    """User + system CPU of this process, all threads (the SQLite threads included)."""
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
 
-    def __init__(self, budget_s: float) -> None:
+
+class Deadline:
+    """A wall-clock budget (peers that cannot finish a large N are time-boxed) and CPU meter."""
+
+    def __init__(self, budget_s: float = float("inf")) -> None:
         self.start = time.perf_counter()
+        self.cpu_start = cpu_seconds()
         self.budget_s = budget_s
+
+    def cpu_us_per(self, count: int) -> float:
+        """CPU microseconds spent since the start, per ``count`` units of work."""
+        return (cpu_seconds() - self.cpu_start) / max(count, 1) * 1e6
 
     @property
     def remaining(self) -> float:

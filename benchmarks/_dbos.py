@@ -114,6 +114,7 @@ async def throughput(params: Params) -> Metrics:
     tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
     done, pending = await asyncio.wait(tasks, timeout=deadline.remaining)
     elapsed = deadline.elapsed
+    cpu = deadline.cpu_us_per(n * k if not pending else _executed)
     for t in done:
         t.result()
     steps = n * k if not pending else _executed
@@ -125,7 +126,13 @@ async def throughput(params: Params) -> Metrics:
         )
     # No DBOS.destroy(): the child exits hard, and a destroy with N runs in
     # flight waits for them.
-    return {"steps_per_s": steps / elapsed, "seconds": elapsed, "steps": steps, "note": note}
+    return {
+        "steps_per_s": steps / elapsed,
+        "cpu_us_per_step": cpu,
+        "seconds": elapsed,
+        "steps": steps,
+        "note": note,
+    }
 
 
 async def sequential(params: Params) -> Metrics:

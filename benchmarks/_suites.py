@@ -34,6 +34,7 @@ def _throughput_row(system: str, func: str, n: int, quick: bool, **extra: object
         requires=DBOS if system == "dbos" else TEMPORAL if system == "temporal" else (),
         timeout_s=90.0 if quick else 600.0,
         label=f"n={n} k={K}",
+        also=(("cpu_us_per_step", "CPU us/step"),),
     )
 
 

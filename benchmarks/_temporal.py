@@ -129,6 +129,7 @@ async def throughput(params: Params) -> Metrics:
         tasks = [asyncio.ensure_future(one(i)) for i in range(n)]
         done, pending = await asyncio.wait(tasks, timeout=deadline.remaining)
         elapsed = deadline.elapsed
+        cpu = deadline.cpu_us_per(n * k if not pending else wf.executed)  # the worker's side only
         for t in done:
             t.result()
         for t in pending:
@@ -140,7 +141,13 @@ async def throughput(params: Params) -> Metrics:
             f"; time-boxed at {deadline.budget_s:.0f}s: {started[0]}/{n} runs started, "
             f"{len(done)} finished; rate counts activity executions"
         )
-    return {"steps_per_s": steps / elapsed, "seconds": elapsed, "steps": steps, "note": note}
+    return {
+        "steps_per_s": steps / elapsed,
+        "cpu_us_per_step": cpu,
+        "seconds": elapsed,
+        "steps": steps,
+        "note": note,
+    }
 
 
 async def sequential(params: Params) -> Metrics:

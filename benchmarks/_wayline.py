@@ -135,7 +135,12 @@ async def throughput(params: Params) -> Metrics:
         for fut in pending:
             fut.cancel()
         steps = n * k if not pending else _executed
-        metrics: Metrics = {"steps_per_s": steps / elapsed, "seconds": elapsed, "steps": steps}
+        metrics: Metrics = {
+            "steps_per_s": steps / elapsed,
+            "cpu_us_per_step": deadline.cpu_us_per(steps),
+            "seconds": elapsed,
+            "steps": steps,
+        }
         if pending:
             metrics["note"] = (
                 f"time-boxed at {deadline.budget_s:.0f}s: {len(done)}/{n} runs finished, "
