@@ -174,7 +174,7 @@ async def signal(params: Params) -> Metrics:
         for i in range(samples):
             run_id = f"sig{i}"
             handle = await rt.start(wfs.waiter, i, run_id=run_id)
-            await asyncio.sleep(0.002)  # let the run reach its wait (not measured)
+            await _until_waiting(rt, run_id)  # not measured
             payload = {"i": i, "v": rng.random()}
             t0 = time.perf_counter()
             await rt.signal(run_id, "go", payload)
@@ -182,6 +182,18 @@ async def signal(params: Params) -> Metrics:
             times.append(time.perf_counter() - t0)
         await _close(stack)
     return latency_metrics(times)
+
+
+async def _until_waiting(rt: Any, run_id: str, timeout_s: float = 10.0) -> None:
+    """Return once the run is parked on its signal, so the round trip excludes its start."""
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    while loop.time() < give_up:
+        info = await rt.describe(run_id)
+        if str(getattr(info, "status", "")) == "WAITING":
+            return
+        await asyncio.sleep(0.0005)
+    raise TimeoutError(f"run {run_id} did not reach its wait_signal within {timeout_s:.0f}s")
 
 
 async def latency(params: Params) -> Metrics:
