@@ -196,6 +196,19 @@ async def _until_waiting(rt: Any, run_id: str, timeout_s: float = 10.0) -> None:
     raise TimeoutError(f"run {run_id} did not reach its wait_signal within {timeout_s:.0f}s")
 
 
+async def _until_all_parked(rt: Any, n: int, timeout_s: float = 120.0) -> None:
+    """Wait until the store says all N runs are WAITING: the kill then loses nothing uncommitted."""
+    if not hasattr(rt, "list_runs"):
+        await asyncio.sleep(1.0)  # no way to ask: leave time for the last commits
+        return
+    loop = asyncio.get_running_loop()
+    give_up = loop.time() + timeout_s
+    while len(await rt.list_runs(status="WAITING")) < n:
+        if loop.time() > give_up:
+            raise TimeoutError(f"runs not all WAITING in the store after {timeout_s:.0f}s")
+        await asyncio.sleep(0.05)
+
+
 async def latency(params: Params) -> Metrics:
     """Start-to-finish latency of one 3-step run, one run at a time."""
     samples = int(params["samples"])
@@ -234,8 +247,7 @@ async def recovery(params: Params) -> Metrics:
             for i in range(n):
                 await rt.start(parked, inputs[i], run_id=f"r{i}")
             await _reached.wait()  # every run has run step 1...
-            # ...and its checkpoint follows at once; leave time for the last commits.
-            await asyncio.sleep(1.0)
+            await _until_all_parked(rt, n)  # ...and its parked state is committed
             print("READY", flush=True)
             await asyncio.sleep(3600)  # SIGKILLed here by the harness
         return {}
