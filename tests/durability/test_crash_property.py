@@ -59,6 +59,9 @@ async def planned(ctx: RunContext, plan: list[list[Any]]) -> int:
             acc = sum(parts) % 1_000_003
         elif kind == "sleep":
             await ctx.sleep(arg)
+        elif kind == "flaky_gather":  # retries (and their backoffs) inside a group
+            parts = await ctx.gather(ctx.run(pflaky, f"f{j}.0", arg, acc), ctx.run(pflaky, f"f{j}.1", 1, acc))
+            acc = sum(parts) % 1_000_003
         elif kind == "tolerant_map":  # item 0 fails for good, tolerated
             parts = await ctx.map(pdoomed, [f"m{j}.{m}" for m in range(arg)], tolerated_failure_count=1)
             acc = (acc + len(repr(parts))) % 1_000_003
@@ -74,6 +77,7 @@ OPS = st.one_of(
     st.tuples(st.just("sleep"), st.sampled_from([1, 60, 86400])),
     st.tuples(st.just("flaky"), st.integers(1, 2)),
     st.tuples(st.just("tolerant_map"), st.integers(1, 3)),
+    st.tuples(st.just("flaky_gather"), st.integers(1, 2)),
 )
 PLANS = st.lists(OPS, min_size=1, max_size=5).map(lambda ops: [list(op) for op in ops])
 
@@ -106,7 +110,8 @@ async def check(plan: list[list[Any]], crash_fraction: float, when: str, tmp: Pa
         await absorb_closed_runtime_futures()
     assert await run_plan(SQLiteStore(path), plan) == clean
 
-    in_flight = max([arg if kind in ("gather", "tolerant_map") else 1 for kind, arg in plan])
+    widths = {"gather": lambda arg: arg, "tolerant_map": lambda arg: arg, "flaky_gather": lambda arg: 2}
+    in_flight = max([widths.get(kind, lambda arg: 1)(arg) for kind, arg in plan])
     extra = executions - clean_counts
     missing = clean_counts - executions
     assert not missing, (plan, n, when, missing)
