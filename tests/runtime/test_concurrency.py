@@ -226,3 +226,58 @@ async def test_map_concurrency_limit_holds_across_retries(db: str, clock: Virtua
         assert await (await rt.start(wobbly_map, 6, run_id="w")).result() == list(range(6))
     assert Load.peak <= 2
     assert retry_attempts == {0: 2, 1: 1, 2: 2, 3: 1, 4: 2, 5: 1}
+
+
+@activity(name="solo")
+async def solo(i: int) -> int:
+    Load.running += 1
+    Load.peak = max(Load.peak, Load.running)
+    try:
+        await Load.clock.sleep(1.0)
+        return i
+    finally:
+        Load.running -= 1
+
+
+@workflow(name="inline_steps")
+async def inline_steps(ctx: RunContext, i: int) -> list[int]:
+    return [await ctx.run(solo, i), await ctx.run(solo, i + 1)]
+
+
+async def test_runtime_wide_limit_applies_to_inline_steps(db: str, clock: VirtualClock) -> None:
+    t0 = clock.time()
+    async with open_runtime(db, workflows=[inline_steps], clock=clock, max_concurrent_activities=2) as rt:
+        handles = [await rt.start(inline_steps, i * 10, run_id=f"r{i}") for i in range(4)]
+        assert await asyncio.gather(*(h.result() for h in handles)) == [[i * 10, i * 10 + 1] for i in range(4)]
+        ended = max([(await rt.describe(f"r{i}")).ended_at or 0 for i in range(4)])
+    assert Load.peak == 2
+    assert ended == pytest.approx(t0 + 4.0, abs=1e-6)  # 8 one-second steps, two at a time
+
+
+late_attempts: list[int] = []
+
+
+@activity(name="stubborn", timeout=1.0, retry=RetryPolicy(max_attempts=2, interval=1.0))
+async def stubborn() -> str:
+    late_attempts.append(len(late_attempts) + 1)
+    if len(late_attempts) == 1:
+        try:
+            await Load.clock.sleep(10)
+        except asyncio.CancelledError:
+            return "late result of the timed-out attempt"  # swallows the cancel: must be ignored
+    return "second attempt"
+
+
+@workflow(name="stubborn_wf")
+async def stubborn_wf(ctx: RunContext) -> list[str]:
+    return await ctx.gather(ctx.run(stubborn), ctx.run(work, {"id": 1, "sleep": 0.5}))
+
+
+async def test_a_late_result_of_a_timed_out_attempt_is_ignored(db: str, clock: VirtualClock) -> None:
+    late_attempts.clear()
+    async with open_runtime(db, workflows=[stubborn_wf], clock=clock) as rt:
+        assert await (await rt.start(stubborn_wf, run_id="s")).result() == ["second attempt", 10]
+        events = [e async for e in rt.history("s")]
+    assert late_attempts == [1, 2]
+    failed = [e for e in events if type(e).__name__ == "StepFailed"]
+    assert [(e.attempt, e.error) for e in failed] == [(1, "ActivityTimeoutError")]
