@@ -132,17 +132,6 @@ async def test_simulated_crash_unwinds_open_runtime(tmp_path: Path) -> None:
     assert find_crash(info.value) is not None
 
 
-KIT_AFTER_CONCURRENT = (
-    "FaultInjectingStore._after (src/wayline/testing/_faults.py) compares the shared counter "
-    "self.writes with crash_at when a write completes, not the number that write was given in "
-    "_before: if another write starts before write N completes (a run's checkpoint racing an "
-    "inbox append from rt.cancel/rt.signal, or two runs), the counter has moved on and the "
-    "'after' crash never fires, silently skipping that crash point. Fix: have _before return "
-    "the write's number and pass it to _after (crash iff number == crash_at)"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=KIT_AFTER_CONCURRENT)
 async def test_crash_after_a_write_fires_even_when_writes_overlap() -> None:
     inner = MemoryStore()
     store = FaultInjectingStore(inner, crash_at=1, when="after")

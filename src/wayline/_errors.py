@@ -189,3 +189,14 @@ class RuntimeClosedError(WaylineError):
 
     def __init__(self) -> None:
         super().__init__("the runtime is closed; use it inside `async with open_runtime(...)`")
+
+
+class SignalTimeoutError(WaylineError):
+    """``ctx.wait_signal`` waited longer than its timeout; catch it in the workflow to go on."""
+
+    def __init__(self, run_id: str, name: str, timeout: float | None) -> None:
+        self.run_id = run_id
+        self.name = name
+        self.timeout = timeout
+        after = f" after {timeout:g}s" if timeout is not None else ""
+        super().__init__(f"run {run_id!r}: no signal {name!r} arrived{after}")

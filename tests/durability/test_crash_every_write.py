@@ -191,16 +191,7 @@ async def cancel_scenario(store: Any, mode: str) -> None:
             await asyncio.gather(result, entered, return_exceptions=True)
 
 
-KIT_AFTER_CONCURRENT = (
-    "FaultInjectingStore 'after' crashes are skipped when writes overlap (here rt.cancel's "
-    "inbox append races a step checkpoint); see test_testing_kit.py::"
-    "test_crash_after_a_write_fires_even_when_writes_overlap"
-)
-
-
-@pytest.mark.parametrize(
-    "mode", ["step", pytest.param("gather", marks=pytest.mark.xfail(strict=True, reason=KIT_AFTER_CONCURRENT))]
-)
+@pytest.mark.parametrize("mode", ["step", "gather"])
 async def test_crash_at_every_write_of_a_cancelled_run(tmp_path: Path, mode: str) -> None:
     reset()
     counter = FaultInjectingStore(SQLiteStore(tmp_path / "clean.db"), crash_at=None)

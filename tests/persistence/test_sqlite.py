@@ -320,16 +320,6 @@ async def test_history_read_is_atomic_against_a_tail_flush(tmp_path: Path) -> No
         await store.close()
 
 
-DISK_FULL_WEDGES_THE_STORE = (
-    "SQLiteStore._flush (src/wayline/persistence/_sqlite.py): when an insert fails with "
-    "SQLITE_FULL ('database or disk is full'), SQLite has already rolled the transaction back, "
-    "so the handler's unconditional conn.execute('ROLLBACK') raises 'cannot rollback - no "
-    "transaction is active'; that escapes the call_soon callback before _fail_batch runs, the "
-    "batch's futures are never resolved and _inflight stays True: the caller, every later "
-    "write and close() hang forever. Fix: roll back only `if conn.in_transaction` (also in "
-    "_write_batch_blocking and _commit) and always fail the batch (try/finally)"
-)
-
 # Run in a child process: the bug makes the store hang, and a hung store's threads would
 # keep the test process from exiting.
 _DISK_FULL_SCRIPT = """
@@ -371,7 +361,6 @@ print("OK", flush=True)
 """
 
 
-@pytest.mark.xfail(strict=True, reason=DISK_FULL_WEDGES_THE_STORE)
 def test_full_database_raises_store_error_and_loses_nothing_committed(tmp_path: Path) -> None:
     import subprocess
     import sys

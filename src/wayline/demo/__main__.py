@@ -20,12 +20,8 @@ def main(argv: list[str] | None = None) -> int:
         default=os.path.join(tempfile.gettempdir(), "wayline-demo.db"),
         help="SQLite database file (default: %(default)s)",
     )
-    parser.add_argument(
-        "--keep", action="store_true", help="reuse the database instead of deleting it first"
-    )
-    parser.add_argument(
-        "--no-kill", action="store_true", help="run the workflow once, uninterrupted"
-    )
+    parser.add_argument("--keep", action="store_true", help="reuse the database instead of deleting it first")
+    parser.add_argument("--no-kill", action="store_true", help="run the workflow once, uninterrupted")
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -38,9 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     from ._driver import run_demo
 
     try:
-        return asyncio.run(
-            run_demo(os.path.abspath(args.db), keep=args.keep, kill=not args.no_kill)
-        )
+        return asyncio.run(run_demo(os.path.abspath(args.db), keep=args.keep, kill=not args.no_kill))
     except KeyboardInterrupt:
         return 130
 

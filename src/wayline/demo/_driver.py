@@ -133,13 +133,9 @@ class Worker:
                 self.seen.changed.clear()
                 left = deadline - time.monotonic()
                 if left <= 0:
-                    raise DemoError(
-                        f"worker {self.pid} did not reach {what} within {PHASE_TIMEOUT:g}s"
-                    )
+                    raise DemoError(f"worker {self.pid} did not reach {what} within {PHASE_TIMEOUT:g}s")
                 changed = asyncio.ensure_future(self.seen.changed.wait())
-                await asyncio.wait(
-                    {changed, exited}, timeout=left, return_when=asyncio.FIRST_COMPLETED
-                )
+                await asyncio.wait({changed, exited}, timeout=left, return_when=asyncio.FIRST_COMPLETED)
                 changed.cancel()
             return True
         finally:
@@ -258,9 +254,7 @@ async def run_demo(db: str, *, keep: bool, kill: bool) -> int:
 async def _kill_mid_run(worker: Worker, seen: Observed, *, keep: bool) -> bool:
     """SIGKILL the worker once both parallel steps are running; False if there was no
     such moment (the run had already finished, with --keep)."""
-    if not await worker.wait_for(
-        lambda: all(seen.starts[s] for s in PARALLEL), "the parallel steps"
-    ):
+    if not await worker.wait_for(lambda: all(seen.starts[s] for s in PARALLEL), "the parallel steps"):
         code = await worker.finish()
         if code == 0 and keep and seen.finished is not None:
             return False
@@ -319,9 +313,7 @@ async def _report(db: str, seen: Observed, *, keep: bool, killed: bool, elapsed:
 
 
 def _print_executions(seen: Observed, events: list[Event], killed: bool) -> None:
-    succeeded = Counter(
-        getattr(e, "step", "") for e in events if type(e).__name__ == "StepSucceeded"
-    )
+    succeeded = Counter(getattr(e, "step", "") for e in events if type(e).__name__ == "StepSucceeded")
     print("   activity            executions  checkpointed")
     for step in STEPS:
         runs = seen.starts[step]
@@ -335,19 +327,14 @@ def _print_executions(seen: Observed, events: list[Event], killed: bool) -> None
 
 def _check(info: RunInfo, events: list[Event], seen: Observed, killed: bool) -> list[str]:
     problems: list[str] = []
-    succeeded = Counter(
-        getattr(e, "step", "") for e in events if type(e).__name__ == "StepSucceeded"
-    )
+    succeeded = Counter(getattr(e, "step", "") for e in events if type(e).__name__ == "StepSucceeded")
     for step in STEPS:
         if succeeded[step] != 1:
             problems.append(f"{step} was checkpointed {succeeded[step]} times, expected once")
         # Only the steps in flight at the kill may run twice; every other step exactly once.
         limit = 2 if killed and step in PARALLEL else 1
         if not 1 <= seen.starts[step] <= limit:
-            problems.append(
-                f"{step} ran {seen.starts[step]} times, expected 1"
-                + (" or 2" if limit == 2 else "")
-            )
+            problems.append(f"{step} ran {seen.starts[step]} times, expected 1" + (" or 2" if limit == 2 else ""))
     if killed and seen.recovered != [RUN_ID]:
         problems.append(f"the second worker recovered {seen.recovered}, expected [{RUN_ID!r}]")
     expected = {

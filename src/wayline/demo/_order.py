@@ -50,9 +50,7 @@ async def _work(step: str, doing: str, seconds: float) -> None:
 
 @activity(name="validate_order")
 async def validate_order(order: Order) -> dict[str, Any]:
-    await _work(
-        "validate_order", f"checking order {order['id']} ({len(order['items'])} lines)", 0.3
-    )
+    await _work("validate_order", f"checking order {order['id']} ({len(order['items'])} lines)", 0.3)
     total = round(sum(i["qty"] * i["price"] for i in order["items"]), 2)
     return {"valid": True, "total": total}
 

@@ -7,12 +7,13 @@ from typing import Any
 import msgspec
 
 from .._errors import PayloadError
-from ._records import AnyEvent, RunRecord
+from ._records import AnyEvent, InboxMessage, RunRecord
 
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(RunRecord)
 _events_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
 _any_decoder = msgspec.msgpack.Decoder()
+_inbox_decoder = msgspec.msgpack.Decoder(InboxMessage)
 
 
 def encode(value: Any, *, what: str = "value", run_id: str | None = None) -> bytes:
@@ -33,3 +34,7 @@ def decode_events(data: bytes) -> list[AnyEvent]:
 
 def decode_any(data: bytes) -> Any:
     return _any_decoder.decode(data)
+
+
+def decode_inbox(data: bytes) -> InboxMessage:
+    return _inbox_decoder.decode(data)

@@ -10,8 +10,8 @@ import asyncio
 from collections.abc import Awaitable, Collection, Sequence
 
 from .._errors import StoreError
-from ._codec import decode_events, decode_record, encode
-from ._records import AnyEvent, RunRecord, RunStatus
+from ._codec import decode_events, decode_inbox, decode_record, encode
+from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 
 
 class MemoryStore:
@@ -20,6 +20,8 @@ class MemoryStore:
     def __init__(self) -> None:
         self._runs: dict[str, bytes] = {}
         self._history: dict[str, list[bytes]] = {}
+        self._inbox: dict[int, tuple[str, bytes]] = {}
+        self._inbox_seq = 0
         self._closed = False
 
     @property
@@ -48,19 +50,35 @@ class MemoryStore:
         self._history[record.run_id] = [rows] if rows is not None else []
         return None
 
-    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
+    def checkpoint(
+        self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
+    ) -> Awaitable[None]:
         # Encode now, at the call, as the Store contract requires (PayloadError raised here).
         self._check()
         snap = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
-        return self._commit(record.run_id, snap, rows)
+        return self._commit(record.run_id, snap, rows, tuple(consumed))
 
-    async def _commit(self, run_id: str, snap: bytes, rows: bytes | None) -> None:
+    async def _commit(self, run_id: str, snap: bytes, rows: bytes | None, consumed: tuple[int, ...]) -> None:
         # Yield like a real commit would, so runs interleave the same way as on disk.
         await asyncio.sleep(0)
         self._runs[run_id] = snap
         if rows is not None:
             self._history.setdefault(run_id, []).append(rows)
+        for seq in consumed:
+            self._inbox.pop(seq, None)
+
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
+        self._check()
+        data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
+        await asyncio.sleep(0)
+        self._inbox_seq += 1
+        self._inbox[self._inbox_seq] = (run_id, data)
+        return self._inbox_seq
+
+    async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
+        self._check()
+        return [(seq, decode_inbox(data)) for seq, (rid, data) in sorted(self._inbox.items()) if rid == run_id]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         self._check()

@@ -125,6 +125,21 @@ class RunCancelled(Event, tag="RunCancelled", frozen=True):
     reason: str | None = None
 
 
+class SignalReceived(Event, tag="SignalReceived", frozen=True):
+    """``ctx.wait_signal`` at journal position ``index`` consumed a signal."""
+
+    index: int
+    name: str
+    payload: Any = None
+
+
+class SignalTimedOut(Event, tag="SignalTimedOut", frozen=True):
+    """``ctx.wait_signal`` at journal position ``index`` timed out."""
+
+    index: int
+    name: str
+
+
 class Custom(Event, tag="Custom", frozen=True):
     """An event of a workflow kind the core does not model (ASL state events, signals...)."""
 
@@ -143,8 +158,19 @@ AnyEvent = (
     | RunSucceeded
     | RunFailed
     | RunCancelled
+    | SignalReceived
+    | SignalTimedOut
     | Custom
 )
+
+
+class InboxMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
+    """A message for a run from outside it, committed to the inbox before delivery."""
+
+    kind: str  # "signal" | "cancel"
+    name: str = ""  # the signal's name
+    payload: Any = None  # the signal's payload, or the cancel reason
+    ts: float = 0.0
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):

@@ -28,7 +28,17 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (run_id, seq)
         ) WITHOUT ROWID""",
     ),
+    # 2: the durable inbox: signals and cancel requests committed before delivery, deleted
+    # by the checkpoint that consumes them (so consumption is exactly once).
+    (
+        """CREATE TABLE inbox (
+            seq     INTEGER PRIMARY KEY AUTOINCREMENT,
+            run_id  TEXT NOT NULL,
+            message BLOB NOT NULL
+        )""",
+        "CREATE INDEX inbox_by_run ON inbox (run_id, seq)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-REQUIRED_TABLES = frozenset({"runs", "history"})
+REQUIRED_TABLES = frozenset({"runs", "history", "inbox"})

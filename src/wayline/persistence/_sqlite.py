@@ -26,8 +26,8 @@ from .._errors import (
     SchemaVersionError,
     StoreError,
 )
-from ._codec import decode_events, decode_record, encode
-from ._records import AnyEvent, RunRecord, RunStatus
+from ._codec import decode_events, decode_inbox, decode_record, encode
+from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
@@ -69,9 +69,9 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, width: int, row
 
 
 class _Op:
-    """One queued write. ``kind`` 0 creates a run, 1 checkpoints one."""
+    """One queued write. ``kind`` 0 creates a run, 1 checkpoints one, 2 appends to the inbox."""
 
-    __slots__ = ("events", "fut", "kind", "row", "run_id", "seq")
+    __slots__ = ("consumed", "events", "fut", "kind", "row", "run_id", "seq")
 
     def __init__(
         self,
@@ -81,7 +81,9 @@ class _Op:
         seq: int,
         events: bytes | None,
         fut: asyncio.Future[Any],
+        consumed: tuple[int, ...] = (),
     ) -> None:
+        self.consumed = consumed
         self.kind = kind
         self.run_id = run_id
         self.row = row
@@ -284,8 +286,12 @@ class SQLiteStore:
             try:
                 results = self._insert(batch)
             except BaseException as exc:
-                conn.execute("ROLLBACK")
-                self._fail_batch(batch, exc)
+                try:
+                    # SQLite may have rolled back already (SQLITE_FULL does): only if still open.
+                    if conn.in_transaction:
+                        conn.execute("ROLLBACK")
+                finally:
+                    self._fail_batch(batch, exc)
                 if not isinstance(exc, Exception):
                     raise
                 return
@@ -308,7 +314,7 @@ class SQLiteStore:
             assert self._loop is not None
             self._loop.call_soon(self._flush_soon)
 
-    def _commit(self, results: list[bytes | None]) -> list[bytes | None]:
+    def _commit(self, results: list[Any]) -> list[Any]:
         conn = self._wconn
         assert conn is not None
         try:
@@ -319,14 +325,15 @@ class SQLiteStore:
             raise
         return results
 
-    def _write_batch_blocking(self, batch: list[_Op]) -> list[bytes | None]:
+    def _write_batch_blocking(self, batch: list[_Op]) -> list[Any]:
         conn = self._wconn
         assert conn is not None
         self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
         try:
             results = self._insert(batch)
         except BaseException:
-            conn.execute("ROLLBACK")
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
             raise
         return self._commit(results)
 
@@ -361,22 +368,34 @@ class SQLiteStore:
         existing = await fut
         return None if existing is None else decode_record(existing)
 
-    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
+    def checkpoint(
+        self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
+    ) -> Awaitable[None]:
         # A plain function returning the commit future: with thousands of runs waiting on
         # commits, one coroutine frame fewer per waiting run is measurable GC work saved.
         snapshot = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
         row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
-        self._submit(_Op(1, record.run_id, row, record.history_seq - 1, rows, fut))
+        self._submit(_Op(1, record.run_id, row, record.history_seq - 1, rows, fut, tuple(consumed)))
         return fut
 
-    def _insert(self, batch: list[_Op]) -> list[bytes | None]:
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
+        data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
+        fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
+        self._submit(_Op(2, run_id, (run_id, data), 0, None, fut))
+        return await fut
+
+    async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
+        rows = await self._fetch("SELECT seq, message FROM inbox WHERE run_id = ? ORDER BY seq", (run_id,))
+        return [(seq, decode_inbox(data)) for seq, data in rows]
+
+    def _insert(self, batch: list[_Op]) -> list[Any]:
         """Apply a batch inside the open transaction; per op, the existing snapshot for a
         create whose run already exists, else None."""
         conn = self._wconn
         assert conn is not None
-        results: list[bytes | None] = [None] * len(batch)
+        results: list[Any] = [None] * len(batch)
         skip: set[int] = set()
         creates = [i for i, op in enumerate(batch) if op.kind == 0]
         if creates:
@@ -390,12 +409,18 @@ class SQLiteStore:
                     skip.add(i)
                 else:
                     existing[op.run_id] = op.row[5]
-        runs = [op.row for i, op in enumerate(batch) if i not in skip]
+        runs = [op.row for i, op in enumerate(batch) if i not in skip and op.kind != 2]
         history = [
             (op.run_id, op.seq, op.events) for i, op in enumerate(batch) if op.events is not None and i not in skip
         ]
         _insert_rows(conn, _UPSERT_RUN_HEAD, _UPSERT_RUN_TAIL, 6, runs)
         _insert_rows(conn, _INSERT_HISTORY_HEAD, "", 3, history)
+        consumed = [seq for op in batch for seq in op.consumed]
+        for chunk in _chunks(consumed, 10000):
+            conn.execute(f"DELETE FROM inbox WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
+        for i, op in enumerate(batch):
+            if op.kind == 2:  # inbox appends are few: one statement each, for their seq
+                results[i] = conn.execute("INSERT INTO inbox (run_id, message) VALUES (?, ?)", op.row).lastrowid
         return results
 
     def _existing(self, run_ids: list[str]) -> dict[str, bytes]:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
-from ._records import AnyEvent, RunRecord, RunStatus
+from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 
 
 @runtime_checkable
@@ -37,9 +37,20 @@ class Store(Protocol):
         """Insert a new run durably; if ``record.run_id`` exists, return the stored one instead."""
         ...
 
-    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
-        """Replace the run's snapshot and, if ``events`` is not empty, append them as history
-        row ``record.history_seq - 1``; both in one transaction."""
+    def checkpoint(
+        self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
+    ) -> Awaitable[None]:
+        """Replace the run's snapshot, append ``events`` (if any) as history row
+        ``record.history_seq - 1`` and delete the ``consumed`` inbox messages; all in one
+        transaction, so a message is consumed exactly when its effect is recorded."""
+        ...
+
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
+        """Commit ``message`` for ``run_id`` durably; returns its sequence number."""
+        ...
+
+    async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
+        """The run's unconsumed messages, oldest first."""
         ...
 
     async def get_run(self, run_id: str) -> RunRecord | None: ...

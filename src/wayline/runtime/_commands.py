@@ -56,3 +56,13 @@ class Sleep(Command[None]):
 
     def __init__(self, until: float) -> None:
         self.until = until
+
+
+class WaitSignal(Command[Any]):
+    """Wait for the next signal called ``name`` (journaled: a replay returns the same one)."""
+
+    __slots__ = ("name", "timeout")
+
+    def __init__(self, name: str, timeout: float | None) -> None:
+        self.name = name
+        self.timeout = timeout

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ._commands import Gather, Sleep, Step
+from ._commands import Gather, Sleep, Step, WaitSignal
 from ._definitions import as_activity
 
 if TYPE_CHECKING:
@@ -82,6 +82,17 @@ class RunContext:
             raise ValueError("ctx.map max_concurrency must be >= 1 (or None for no limit)")
         tolerated = max(tolerated_failure_count, math.floor(len(steps) * tolerated_failure_percentage / 100))
         return Gather(steps, max_concurrency=max_concurrency, tolerated=tolerated)
+
+    def wait_signal(self, name: str, *, timeout: float | None = None) -> WaitSignal:
+        """Wait for the next signal ``name`` sent with ``rt.signal``; returns its payload.
+
+        Signals sent before the run waits are kept for it, in order. The wait is journaled:
+        after a restart it returns the same payload. With ``timeout`` (seconds, a durable
+        deadline) it raises `SignalTimeoutError`, which the workflow may catch.
+        """
+        if timeout is not None and timeout < 0:
+            raise ValueError("ctx.wait_signal timeout must be >= 0 seconds (or None to wait forever)")
+        return WaitSignal(name, timeout)
 
     def sleep(self, seconds: float) -> Sleep:
         """A durable timer: the run resumes after ``seconds``, even across a restart."""

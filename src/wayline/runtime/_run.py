@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, PayloadError
+from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, PayloadError, SignalTimeoutError
 from ..actors import Actor, ActorStoppedError, TimerHandle
 from ..persistence import (
     AnyEvent,
@@ -31,6 +31,8 @@ from ..persistence import (
     RunResumed,
     RunStatus,
     RunSucceeded,
+    SignalReceived,
+    SignalTimedOut,
     StepFailed,
     StepRetrying,
     StepStarted,
@@ -38,7 +40,7 @@ from ..persistence import (
     Wait,
     encode,
 )
-from ._commands import Gather, Sleep, Step
+from ._commands import Gather, Sleep, Step, WaitSignal
 from ._context import RunContext
 from ._definitions import WorkflowDef
 from ._stepinfo import StepInfo, _current as _current_step
@@ -91,9 +93,19 @@ class TimerFired:
 @dataclass(slots=True)
 class Cancel:
     reason: str | None = None
+    seq: int | None = None  # the inbox message carrying it, consumed when it is applied
 
 
-RunMessage = Kick | StepDone | TimerFired | Cancel
+@dataclass(slots=True)
+class Deliver:
+    """A signal committed to the run's inbox as message ``seq``."""
+
+    seq: int
+    name: str
+    payload: Any = None
+
+
+RunMessage = Kick | StepDone | TimerFired | Cancel | Deliver
 
 
 # --- bookkeeping for what the body waits on -----------------------------------------------
@@ -120,6 +132,7 @@ class _Pending:
     group: _Group | None  # None for a single step awaited inline
     slot: int  # position in the group's results
     attempt: int = 1
+    signal: str | None = None  # for a wait_signal: the signal's name
     started_at: float = 0.0
     task: asyncio.Task[None] | None = None
     timer: TimerHandle | None = None
@@ -160,6 +173,9 @@ class RunActor(Actor[RunMessage]):
         self._cancel_reason: str | None = None
         self._direct = False
         self._waits_dirty = False  # a wait was added that no checkpoint has recorded yet
+        self._signals: dict[str, deque[tuple[int, Any]]] = {}  # delivered, not yet consumed
+        self._seen: set[int] = set()  # inbox messages already delivered (restarts redeliver)
+        self._signal_waiters: dict[str, int] = {}  # signal name -> journal index waiting on it
         self._finished = False
 
     # --- lifecycle -----------------------------------------------------------------------
@@ -180,6 +196,16 @@ class RunActor(Actor[RunMessage]):
         else:
             self._load_journal(list(record.tail))
         self._restored_waits = {w.step: w for w in record.waits}
+        pending_cancel: tuple[Any, int] | None = None
+        for seq, msg in await rt.store.get_inbox(self.run_id):
+            if msg.kind == "signal":
+                self._buffer(seq, msg.name, msg.payload)
+            elif msg.kind == "cancel" and record.metadata.get("cancel") is None:
+                # Accepted before a crash, not applied yet: apply it once the body has replayed
+                # to where it blocks (Cancel is queued after Kick, below).
+                self._cancel_requested = True
+                self._cancel_reason = msg.payload
+                pending_cancel = (msg.payload, seq)
         cancel = record.metadata.get("cancel")
         if isinstance(cancel, dict):
             self._cancel = (cancel.get("reason"), int(cancel.get("index", -1)))
@@ -194,6 +220,8 @@ class RunActor(Actor[RunMessage]):
         self._coro = body if self._direct else body.__await__()
         self.ctx._save_state = self._save_state
         self.ref.tell(Kick())
+        if pending_cancel is not None:
+            self.ref.tell(Cancel(*pending_cancel))
 
     async def on_stop(self, error: BaseException | None) -> None:
         if self.rt._actors.get(self.run_id) is self:
@@ -211,6 +239,10 @@ class RunActor(Actor[RunMessage]):
         for ev in history:
             if isinstance(ev, StepSucceeded):
                 self._journal[ev.index] = _Journaled(ev.step, result=ev.result, attempts=ev.attempt)
+            elif isinstance(ev, SignalReceived):
+                self._journal[ev.index] = _Journaled(f"signal:{ev.name}", result=ev.payload)
+            elif isinstance(ev, SignalTimedOut):
+                self._journal[ev.index] = _Journaled(f"signal:{ev.name}", error=ErrorInfo("SignalTimeout"))
             elif isinstance(ev, StepFailed):
                 if ev.final:
                     self._journal[ev.index] = _Journaled(
@@ -243,8 +275,10 @@ class RunActor(Actor[RunMessage]):
                     await self._run_direct()
                 else:
                     await self._advance(None, None)
-            case Cancel(reason=reason):
-                await self._on_cancel(reason)
+            case Cancel(reason=reason, seq=seq):
+                await self._on_cancel(reason, seq)
+            case Deliver():
+                await self._on_deliver(message)
 
     # --- driving the body ----------------------------------------------------------------
 
@@ -273,6 +307,12 @@ class RunActor(Actor[RunMessage]):
                 await self._finish(RunStatus.FAILED, None, ErrorInfo(type(exc).__name__, str(exc)))
                 return
             value, error = None, None
+            if type(cmd) is WaitSignal:
+                outcome = await self._open_signal_wait(cmd)
+                if outcome is None:
+                    return  # blocked until the signal or the timeout
+                value, error = outcome
+                continue
             if type(cmd) is Step:
                 # The common case, kept lean: one step, awaited inline by the actor.
                 try:
@@ -281,7 +321,7 @@ class RunActor(Actor[RunMessage]):
                     await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
                     return
                 if entry is not None:
-                    value, error = _journaled_outcome(entry)
+                    value, error = _journaled_outcome(entry, self.run_id)
                     continue
                 if self._cancel is not None and index == self._cancel[1]:
                     error = RunCancelledError(self._cancel[0])
@@ -369,6 +409,69 @@ class RunActor(Actor[RunMessage]):
         ts = self.rt.clock.time()
         converted: list[AnyEvent] = [Custom(ts=ts, name=str(e.get("type", "Event")), details=e) for e in events]
         return self._checkpoint(converted, state=raw)
+
+    # --- signals -------------------------------------------------------------------------
+
+    def _buffer(self, seq: int, name: str, payload: Any) -> bool:
+        """Keep a delivered signal until a wait_signal consumes it; False if seen before."""
+        if seq in self._seen:
+            return False
+        self._seen.add(seq)
+        self._signals.setdefault(name, deque()).append((seq, payload))
+        return True
+
+    async def _open_signal_wait(self, cmd: WaitSignal) -> tuple[Any, BaseException | None] | None:
+        """Resolve a wait_signal from the journal or a kept signal, else block (None)."""
+        try:
+            index, entry = self._allocate(f"signal:{cmd.name}")
+        except NonDeterminismError as exc:
+            return None, exc
+        if entry is not None:
+            return _journaled_outcome(entry, self.run_id)
+        if self._cancel is not None and index == self._cancel[1]:
+            return None, RunCancelledError(self._cancel[0])
+        kept = self._signals.get(cmd.name)
+        if kept:
+            seq, payload = kept.popleft()
+            await self._consume_signal(index, cmd.name, seq, payload)
+            return payload, None
+        restored = self._restored_waits.pop(index, None)
+        if restored is not None:
+            due = restored.due
+        else:
+            due = None if cmd.timeout is None else self.rt.clock.time() + cmd.timeout
+        group = _Group([index], single=True, results=[None], remaining=1)
+        pending = _Pending(None, group, 0, signal=cmd.name)
+        self._active[index] = pending
+        self._signal_waiters[cmd.name] = index
+        self._waits[index] = Wait(kind="signal", key=cmd.name, step=index, due=due)
+        self._waits_dirty = True
+        if due is not None:
+            self._schedule(index, pending, due)
+        self._group = group
+        await self._flush_if_events()
+        return None
+
+    def _consume_signal(self, index: int, name: str, seq: int, payload: Any) -> Awaitable[None]:
+        self._steps += 1
+        event = SignalReceived(ts=self.rt.clock.time(), index=index, name=name, payload=payload)
+        return self._checkpoint([event], consumed=(seq,))
+
+    async def _on_deliver(self, msg: Deliver) -> None:
+        if not self._buffer(msg.seq, msg.name, msg.payload):
+            return
+        index = self._signal_waiters.get(msg.name)
+        if index is None or self._direct:
+            return  # kept for a later wait_signal
+        pending = self._active.pop(index)
+        del self._signal_waiters[msg.name]
+        self._waits.pop(index, None)
+        if pending.timer is not None:
+            pending.timer.cancel()
+        seq, payload = self._signals[msg.name].popleft()
+        await self._consume_signal(index, msg.name, seq, payload)
+        self._group = None
+        await self._advance(payload, None)
 
     def _allocate(self, name: str) -> tuple[int, _Journaled | None]:
         index = self._next_index
@@ -473,6 +576,8 @@ class RunActor(Actor[RunMessage]):
     def request_cancel(self, reason: str | None) -> None:
         """Called by the runtime before it sends `Cancel`: stop a step running inline now,
         and do not start one, so the Cancel message is processed promptly."""
+        if self._cancel is not None or self._finished:
+            return  # already cancelled: its compensation steps must not be interrupted
         self._cancel_requested = True
         self._cancel_reason = reason
         self._interrupt("cancel")
@@ -556,6 +661,15 @@ class RunActor(Actor[RunMessage]):
         pending.timer = None
         wait = self._waits.pop(msg.index, None)
         outcome: tuple[Any, BaseException | None] | None
+        if pending.signal is not None:  # a wait_signal timed out
+            del self._active[msg.index]
+            self._signal_waiters.pop(pending.signal, None)
+            self._steps += 1
+            await self._checkpoint([SignalTimedOut(ts=self.rt.clock.time(), index=msg.index, name=pending.signal)])
+            outcome = (None, SignalTimeoutError(self.run_id, pending.signal, None))
+            self._group = None
+            await self._advance(*outcome)
+            return
         if pending.step is None:  # a durable sleep is over
             del self._active[msg.index]
             self._steps += 1
@@ -718,8 +832,13 @@ class RunActor(Actor[RunMessage]):
                     pending.timer.cancel()
         group.remaining = 0
 
-    async def _on_cancel(self, reason: str | None) -> None:
-        if self._cancel is not None or self._finished:
+    async def _on_cancel(self, reason: str | None, seq: int | None = None) -> None:
+        if self._finished:
+            return
+        if self._cancel is not None:
+            # A second request: the run is already cancelling; just consume the message.
+            if seq is not None:
+                await self._checkpoint([], consumed=(seq,))
             return
         group = self._group
         if group is not None:
@@ -738,7 +857,9 @@ class RunActor(Actor[RunMessage]):
         self._cancel = (reason, first)
         # From here the body may run compensation steps: they must run, not be interrupted.
         self._cancel_requested = False
-        await self._checkpoint([])
+        for name in list(self._signal_waiters):
+            self._signal_waiters.pop(name)
+        await self._checkpoint([], consumed=() if seq is None else (seq,))
         await self._advance(None, RunCancelledError(reason))
 
     # --- checkpoints ---------------------------------------------------------------------
@@ -767,7 +888,13 @@ class RunActor(Actor[RunMessage]):
             **changes,
         )
 
-    def _checkpoint(self, events: list[AnyEvent], status: RunStatus | None = None, **changes: Any) -> Awaitable[None]:
+    def _checkpoint(
+        self,
+        events: list[AnyEvent],
+        status: RunStatus | None = None,
+        consumed: tuple[int, ...] = (),
+        **changes: Any,
+    ) -> Awaitable[None]:
         """Commit the current state plus ``events``; await the result to know it is durable.
 
         A plain function, not a coroutine: it hands the store's commit future straight back,
@@ -789,7 +916,11 @@ class RunActor(Actor[RunMessage]):
             flush, tail = list(tail), ()
             seq += 1
         snapshot = self._snapshot(status, seq, tail, **changes)
-        done = self.rt.store.checkpoint(snapshot, flush)
+        done = (
+            self.rt.store.checkpoint(snapshot, flush, consumed)
+            if consumed
+            else self.rt.store.checkpoint(snapshot, flush)
+        )
         self.record = snapshot
         return done
 
@@ -836,9 +967,11 @@ class RunActor(Actor[RunMessage]):
         self.stop()
 
 
-def _journaled_outcome(entry: _Journaled) -> tuple[Any, BaseException | None]:
+def _journaled_outcome(entry: _Journaled, run_id: str = "") -> tuple[Any, BaseException | None]:
     if entry.error is None:
         return entry.result, None
+    if entry.name.startswith("signal:"):
+        return None, SignalTimeoutError(run_id, entry.name[len("signal:") :], None)
     return None, ActivityError(entry.name, entry.error.error, entry.error.cause, entry.attempts)
 
 

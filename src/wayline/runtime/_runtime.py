@@ -27,6 +27,7 @@ from ..persistence import (
     UNFINISHED,
     AnyEvent,
     ErrorInfo,
+    InboxMessage,
     MemoryStore,
     RunFailed as RunFailedEvent,
     RunRecord,
@@ -37,7 +38,7 @@ from ..persistence import (
 )
 from ._asl_run import asl_workflow
 from ._definitions import WorkflowDef
-from ._run import Cancel, RunActor, RunMessage
+from ._run import Cancel, Deliver, RunActor, RunMessage
 from .asl import StateMachine
 
 log = logging.getLogger("wayline")
@@ -315,6 +316,10 @@ class Runtime:
         rec = await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFoundError(run_id)
+        actor = self._actors.get(run_id)
+        if actor is not None and not rec.status.finished and hasattr(actor, "ctx"):
+            # A live run: its current vars, not those of its last checkpoint.
+            return RunInfo.from_record(rec, vars=actor.ctx.vars)
         return RunInfo.from_record(rec)
 
     async def list_runs(
@@ -349,6 +354,37 @@ class Runtime:
 
     # --- controlling runs ----------------------------------------------------------------
 
+    async def _live_record(self, run_id: str, action: str) -> RunRecord:
+        self._check_open()
+        rec = await self.store.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id)
+        if rec.status.finished:
+            raise RunAlreadyFinishedError(run_id, rec.status.value, action)
+        return rec
+
+    async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
+        """Send signal ``name`` with ``payload`` to a run; returns once it is durable.
+
+        The run receives it at its next ``ctx.wait_signal(name)``, or at once if it is
+        waiting for it; signals that arrive early are kept, in order.
+
+        Raises:
+            RunNotFoundError: no such run.
+            RunAlreadyFinishedError: the run has ended.
+            PayloadError: ``payload`` is not storable data.
+        """
+        await self._live_record(run_id, f"signal {name!r} to")
+        seq = await self.store.append_inbox(
+            run_id, InboxMessage(kind="signal", name=name, payload=payload, ts=self.clock.time())
+        )
+        ref = self._live.get(run_id)
+        if ref is not None:
+            try:
+                ref.tell(Deliver(seq, name, payload))
+            except ActorStoppedError:
+                pass  # ended or restarting: the inbox keeps it for the next incarnation
+
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
         """Cancel a run: its waiting or running step is cancelled and the body gets
         `RunCancelledError` at that await (it may run compensation steps); the run ends
@@ -358,19 +394,16 @@ class Runtime:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has already ended.
         """
-        self._check_open()
-        rec = await self.store.get_run(run_id)
-        if rec is None:
-            raise RunNotFoundError(run_id)
-        if rec.status.finished:
-            raise RunAlreadyFinishedError(run_id, rec.status.value, "cancel")
+        await self._live_record(run_id, "cancel")
+        # Committed before it is delivered: a crash from here on cannot lose the request.
+        seq = await self.store.append_inbox(run_id, InboxMessage(kind="cancel", payload=reason, ts=self.clock.time()))
         ref = self._live.get(run_id)
         if ref is not None:
             actor = self._actors.get(run_id)
             if actor is not None:
                 actor.request_cancel(reason)
             try:
-                await ref.ask(Cancel(reason))
+                await ref.ask(Cancel(reason, seq))
             except ActorStoppedError:
                 # The run ended first (the interrupt itself may have ended it): fine if it
                 # ended cancelled, otherwise the cancel came too late.

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection, Sequence
 from typing import Literal
 
-from ..persistence import AnyEvent, RunRecord, RunStatus, Store
+from ..persistence import AnyEvent, InboxMessage, RunRecord, RunStatus, Store
 
 
 class SimulatedCrash(BaseException):
@@ -42,17 +42,20 @@ class FaultInjectingStore:
         if self.crashed:
             raise SimulatedCrash(f"the store is dead after a simulated crash at write #{self.crash_at}")
 
-    def _before(self) -> None:
+    def _before(self) -> int:
+        """Count a write; crash now if it is the chosen one (``before``). Returns its number."""
         self._check()
         self.writes += 1
         if self.writes == self.crash_at and self.when == "before":
             self.crashed = True
             raise SimulatedCrash(f"simulated crash before write #{self.writes}")
+        return self.writes
 
-    def _after(self) -> None:
-        if self.writes == self.crash_at and self.when == "after":
+    def _after(self, number: int) -> None:
+        # ``number`` is this write's own: other writes may have been counted while it ran.
+        if number == self.crash_at and self.when == "after":
             self.crashed = True
-            raise SimulatedCrash(f"simulated crash after write #{self.writes}")
+            raise SimulatedCrash(f"simulated crash after write #{number}")
 
     async def start(self) -> None:
         await self.inner.start()
@@ -61,18 +64,30 @@ class FaultInjectingStore:
         await self.inner.close()
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
-        self._before()
+        number = self._before()
         result = await self.inner.create_run(record, events)
-        self._after()
+        self._after(number)
         return result
 
-    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent]) -> Awaitable[None]:
-        self._before()
-        return self._then_after(self.inner.checkpoint(record, events))
+    def checkpoint(
+        self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
+    ) -> Awaitable[None]:
+        number = self._before()
+        return self._then_after(self.inner.checkpoint(record, events, consumed), number)
 
-    async def _then_after(self, done: Awaitable[None]) -> None:
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
+        number = self._before()
+        seq = await self.inner.append_inbox(run_id, message)
+        self._after(number)
+        return seq
+
+    async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
+        self._check()
+        return await self.inner.get_inbox(run_id)
+
+    async def _then_after(self, done: Awaitable[None], number: int) -> None:
         await done
-        self._after()
+        self._after(number)
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         self._check()

@@ -22,9 +22,7 @@ __all__ = (
 Lookup = Callable[[str], Any]
 Rule = Callable[[Any, Any, Lookup], bool]
 
-_TS = re.compile(
-    r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$"
-)
+_TS = re.compile(r"^(\d{4})-(\d{2})-(\d{2})T(\d{2}):(\d{2}):(\d{2})(\.\d+)?(Z|[+-]\d{2}:\d{2})$")
 
 
 def parse_timestamp(value: Any) -> datetime | None:
@@ -132,8 +130,7 @@ def _resolve(path: JsonPath, data: Any, context: Any, lookup: Lookup) -> Any:
 def _invalid_path(path: JsonPath) -> StatesError:
     return StatesError(
         RUNTIME,
-        f"Invalid path '{path.text}': The choice state's condition path references an "
-        "invalid value.",
+        f"Invalid path '{path.text}': The choice state's condition path references an invalid value.",
     )
 
 
@@ -174,8 +171,7 @@ def compile_rule(rule: Any, where: str, problems: list[str], top: bool) -> Rule:
         return lambda d, c, lk: False
     ops = [k for k in rule if k not in ("Variable", *allowed_meta)]
     if len(ops) != 1:
-        problems.append(f"{where}: a choice rule needs exactly one comparison operator, "
-                        f"got {ops or 'none'}")
+        problems.append(f"{where}: a choice rule needs exactly one comparison operator, got {ops or 'none'}")
         return lambda d, c, lk: False
     op = ops[0]
     operand = rule[op]
@@ -264,9 +260,7 @@ def _extra(rule: dict[str, Any], allowed: set[str], where: str, problems: list[s
             problems.append(f"{where}/{key}: field not allowed here")
 
 
-def compile_condition(
-    value: Any, where: str, problems: list[str]
-) -> Callable[[Mapping[str, Any]], bool]:
+def compile_condition(value: Any, where: str, problems: list[str]) -> Callable[[Mapping[str, Any]], bool]:
     """Compile a JSONata ``Condition`` (an expression or a boolean constant)."""
     if type(value) is bool:
         return lambda b: value
@@ -282,8 +276,7 @@ def compile_condition(
     def evaluate(bindings: Mapping[str, Any]) -> bool:
         result = expr.evaluate(bindings, "Condition")
         if type(result) is not bool:
-            raise StatesError(QUERY_EVALUATION_ERROR, expr.unexpected_type(
-                "Condition", "boolean", result).cause)
+            raise StatesError(QUERY_EVALUATION_ERROR, expr.unexpected_type("Condition", "boolean", result).cause)
         return result
 
     return evaluate

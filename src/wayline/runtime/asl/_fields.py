@@ -14,8 +14,7 @@ from ._template import (
     compile_jsonpath_template,
 )
 
-__all__ = ("ROOT", "Catcher", "Retrier", "catchers", "jsonata_assign", "opt_path",
-           "path_assign", "retriers")
+__all__ = ("ROOT", "Catcher", "Retrier", "catchers", "jsonata_assign", "opt_path", "path_assign", "retriers")
 
 ROOT = compile_path("$")
 
@@ -61,8 +60,7 @@ def opt_path(
         problems.append(f"{where}/{key}: {exc}")
         return ROOT
     if reference and (not path.definite or path.root != "$"):
-        problems.append(f"{where}/{key}: must be a reference path (fields and indexes "
-                        f"under '$'), got {value!r}")
+        problems.append(f"{where}/{key}: must be a reference path (fields and indexes under '$'), got {value!r}")
         return ROOT
     return path
 
@@ -88,15 +86,13 @@ def jsonata_assign(value: Any, where: str, problems: list[str]) -> JsonataTempla
     return compile_jsonata(value, problems, "Assign", where)
 
 
-def _errors_field(entry: Mapping[str, Any], where: str, problems: list[str], last: bool) -> \
-        tuple[str, ...]:
+def _errors_field(entry: Mapping[str, Any], where: str, problems: list[str], last: bool) -> tuple[str, ...]:
     errs = entry.get("ErrorEquals")
     if type(errs) is not list or not errs or not all(type(e) is str for e in errs):
         problems.append(f"{where}/ErrorEquals: required, a non-empty array of error names")
         return ()
     if "States.ALL" in errs and (len(errs) != 1 or not last):
-        problems.append(f"{where}/ErrorEquals: States.ALL must appear alone and in the last "
-                        "entry")
+        problems.append(f"{where}/ErrorEquals: States.ALL must appear alone and in the last entry")
     return tuple(errs)
 
 
@@ -105,8 +101,15 @@ def retriers(value: Any, where: str, problems: list[str]) -> tuple[Retrier, ...]
         problems.append(f"{where}: must be an array")
         return ()
     out = []
-    allowed = {"ErrorEquals", "IntervalSeconds", "MaxAttempts", "BackoffRate",
-               "MaxDelaySeconds", "JitterStrategy", "Comment"}
+    allowed = {
+        "ErrorEquals",
+        "IntervalSeconds",
+        "MaxAttempts",
+        "BackoffRate",
+        "MaxDelaySeconds",
+        "JitterStrategy",
+        "Comment",
+    }
     for i, entry in enumerate(value):
         w = f"{where}/{i}"
         if type(entry) is not dict:
@@ -139,15 +142,14 @@ def retriers(value: Any, where: str, problems: list[str]) -> tuple[Retrier, ...]
                 r.max_delay = float(md)
         jitter = entry.get("JitterStrategy", "NONE")
         if jitter not in ("FULL", "NONE"):
-            problems.append(f"{w}/JitterStrategy: must be \"FULL\" or \"NONE\"")
+            problems.append(f'{w}/JitterStrategy: must be "FULL" or "NONE"')
         else:
             r.jitter = jitter
         out.append(r)
     return tuple(out)
 
 
-def catchers(value: Any, where: str, problems: list[str], jsonata: bool) -> \
-        tuple[Catcher, ...]:
+def catchers(value: Any, where: str, problems: list[str], jsonata: bool) -> tuple[Catcher, ...]:
     if type(value) is not list:
         problems.append(f"{where}: must be an array")
         return ()

@@ -69,9 +69,7 @@ class AslHost(Protocol):
         """
         ...
 
-    async def start_child(
-        self, machine: str | StateMachine, input: Any, *, name: str
-    ) -> Any:
+    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str) -> Any:
         """Run a child execution to completion and return its output.
 
         ``machine`` is a registered machine's name or ARN (``states:startExecution.sync``),

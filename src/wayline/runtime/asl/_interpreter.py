@@ -103,7 +103,10 @@ class Execution:
     """State shared by all frames of one run."""
 
     def __init__(
-        self, machine: StateMachine, host: AslHost, context: Mapping[str, Any],
+        self,
+        machine: StateMachine,
+        host: AslHost,
+        context: Mapping[str, Any],
         snapshot: dict[str, Any],
     ) -> None:
         self.machine = machine
@@ -186,8 +189,7 @@ class Execution:
         return {
             "Execution": self.exec_ctx,
             "StateMachine": self.sm_ctx,
-            "State": {"Name": state.name, "EnteredTime": iso(self.host.now()),
-                      "RetryCount": retry_count},
+            "State": {"Name": state.name, "EnteredTime": iso(self.host.now()), "RetryCount": retry_count},
         }
 
     def check_size(self, state: State, value: Any, label: str | None = None) -> None:
@@ -215,7 +217,8 @@ class Execution:
                 raise execution_timeout()
             state = states[rec["state"]]
             entered = frame.entered = self.emit(
-                state.type + "StateEntered", {"name": state.name, "input": rec["input"]})
+                state.type + "StateEntered", {"name": state.name, "input": rec["input"]}
+            )
             try:
                 output, nxt = await _HANDLERS[state.type](self, frame, state, rec["input"])
             except StatesError as err:
@@ -275,8 +278,7 @@ class Execution:
         try:
             return path.get(data, ctx, frame.scope.lookup)
         except PathNotFound as exc:
-            raise runtime_error(
-                f"Invalid path '{path.text}' : No results for path: {exc.path}") from None
+            raise runtime_error(f"Invalid path '{path.text}' : No results for path: {exc.path}") from None
 
     def apply_result_path(self, path: JsonPath | None, raw: Any, result: Any) -> Any:
         if path is None:
@@ -288,7 +290,7 @@ class Execution:
         except ValueError:
             raise evaluation_error(
                 E.RESULT_PATH_MATCH_FAILURE,
-                f"Unable to apply ResultPath \"{path.text}\" to input {to_json_text(raw)}",
+                f'Unable to apply ResultPath "{path.text}" to input {to_json_text(raw)}',
             ) from None
 
     def assign(self, frame: Frame, values: Any) -> None:
@@ -305,8 +307,7 @@ def evaluation_error(error: str, cause: str) -> StatesError:
 
 def execution_timeout() -> StatesError:
     """The machine's top-level TimeoutSeconds passed: fails the run, nothing catches it."""
-    err = StatesError(E.TIMEOUT, "The execution timed out (TimeoutSeconds of the state "
-                                 "machine)")
+    err = StatesError(E.TIMEOUT, "The execution timed out (TimeoutSeconds of the state machine)")
     err._terminal = True  # type: ignore[attr-defined]
     return err
 
@@ -332,9 +333,7 @@ def path_effective_input(ex: Execution, frame: Frame, st: State, raw: Any, ctx: 
     return data
 
 
-def path_finish(
-    ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any
-) -> Any:
+def path_finish(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any) -> Any:
     """ResultSelector, Assign, ResultPath, OutputPath: the JSONPath tail of a state."""
     if st.result_selector is not None:
         result = st.result_selector(result, ctx, frame.scope.lookup)
@@ -346,7 +345,12 @@ def path_finish(
 
 
 def ata_finish(
-    ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any,
+    ex: Execution,
+    frame: Frame,
+    st: State,
+    raw: Any,
+    result: Any,
+    ctx: Any,
     default: Any,
 ) -> Any:
     """Output and Assign of a JSONata state, both seeing the values at state entry."""
@@ -420,7 +424,12 @@ def backoff(retrier: Retrier, done: int) -> float:
 
 
 def catch(
-    ex: Execution, frame: Frame, st: State, raw: Any, err: StatesError, catcher: Catcher,
+    ex: Execution,
+    frame: Frame,
+    st: State,
+    raw: Any,
+    err: StatesError,
+    catcher: Catcher,
     ctx: Any,
 ) -> tuple[Any, str]:
     error_output = {"Error": err.error, "Cause": err.cause}
@@ -431,8 +440,7 @@ def catch(
             out = catcher.output(b) if catcher.output else error_output
         else:
             lookup = frame.scope.lookup
-            new_vars = catcher.assign_path(error_output, ctx, lookup) if catcher.assign_path \
-                else None
+            new_vars = catcher.assign_path(error_output, ctx, lookup) if catcher.assign_path else None
             out = ex.apply_result_path(catcher.result_path, raw, error_output)
     except StatesError as e:
         raise unlocated(e) from None
@@ -487,8 +495,13 @@ async def execute(
         ctx = snapshot.get("context") or _full_context(machine, input, host, context or {})
     else:
         ctx = _full_context(machine, input, host, context or {})
-        snapshot = {"v": 1, "status": "RUNNING", "event_id": 0, "context": ctx,
-                    "frame": {"state": machine.program.start, "input": input, "vars": {}}}
+        snapshot = {
+            "v": 1,
+            "status": "RUNNING",
+            "event_id": 0,
+            "context": ctx,
+            "frame": {"state": machine.program.start, "input": input, "vars": {}},
+        }
         timeout = machine.definition.get("TimeoutSeconds")
         if type(timeout) is int:
             snapshot["deadline"] = host.now() + timeout
@@ -499,9 +512,9 @@ async def execute(
         if resume is None:
             ex.emit("ExecutionStarted", {"input": input})
             if len(_encode(input)) > ex.limit:
-                raise StatesError(E.DATA_LIMIT_EXCEEDED,
-                                  "The execution input exceeds the maximum number of bytes "
-                                  "service limit.")
+                raise StatesError(
+                    E.DATA_LIMIT_EXCEEDED, "The execution input exceeds the maximum number of bytes service limit."
+                )
             if ex.standard:
                 await ex.checkpoint()
         output = await ex.run_frame(frame)
@@ -543,9 +556,7 @@ def prepare_redrive(snapshot: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _full_context(
-    machine: StateMachine, input: Any, host: AslHost, given: Mapping[str, Any]
-) -> dict[str, Any]:
+def _full_context(machine: StateMachine, input: Any, host: AslHost, given: Mapping[str, Any]) -> dict[str, Any]:
     sm_name = machine.name
     sm_id = f"arn:aws:states:local:000000000000:stateMachine:{sm_name}"
     execution = dict(given.get("Execution") or {})

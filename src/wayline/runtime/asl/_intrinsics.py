@@ -71,9 +71,7 @@ class Intrinsic:
         except StatesError:
             raise
         except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
-            raise StatesError(
-                INTRINSIC_FAILURE, f"Invalid arguments in {self.name}: {exc}"
-            ) from None
+            raise StatesError(INTRINSIC_FAILURE, f"Invalid arguments in {self.name}: {exc}") from None
 
 
 _CACHE: dict[str, Intrinsic] = {}
@@ -333,9 +331,7 @@ def _contains(args: list[Any]) -> bool:
 def _range(args: list[Any]) -> list[int]:
     _arity("States.ArrayRange", args, 3)
     names = ("start", "end", "step")
-    start, end, step = (
-        _int_arg("States.ArrayRange", a, w) for a, w in zip(args, names, strict=True)
-    )
+    start, end, step = (_int_arg("States.ArrayRange", a, w) for a, w in zip(args, names, strict=True))
     if step == 0:
         raise _fail("The step argument of States.ArrayRange must not be zero")
     out = list(range(start, end + (1 if step > 0 else -1), step))
@@ -388,18 +384,14 @@ def _b64decode(args: list[Any]) -> str:
         raise _fail(f"States.Base64Decode could not decode the input: {exc}") from None
 
 
-_HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384",
-           "SHA-512": "sha512"}
+_HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
 
 
 def _hash(args: list[Any]) -> str:
     _arity("States.Hash", args, 2)
     data, algo = args
     if algo not in _HASHES:
-        raise _fail(
-            f"The hash algorithm {json.dumps(algo)} is not supported; use one of "
-            + ", ".join(_HASHES)
-        )
+        raise _fail(f"The hash algorithm {json.dumps(algo)} is not supported; use one of " + ", ".join(_HASHES))
     text = data if type(data) is str else json.dumps(data, separators=(",", ":"))
     if len(text) > 10000:
         raise _fail("The input to States.Hash must be at most 10000 characters")

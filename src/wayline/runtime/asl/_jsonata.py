@@ -117,8 +117,7 @@ class Expression:
     def _undefined(self, field: str) -> StatesError:
         return StatesError(
             QUERY_EVALUATION_ERROR,
-            f"The JSONata expression '{self.source}' specified for the field '{field}' "
-            "returned nothing (undefined).",
+            f"The JSONata expression '{self.source}' specified for the field '{field}' returned nothing (undefined).",
         )
 
     def unexpected_type(self, field: str, expected: str, value: Any) -> StatesError:
@@ -199,8 +198,7 @@ def _range(start: Any = None, end: Any = None, step: Any = None) -> Any:
     return out
 
 
-_HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384",
-           "SHA-512": "sha512"}
+_HASHES = {"MD5": "md5", "SHA-1": "sha1", "SHA-256": "sha256", "SHA-384": "sha384", "SHA-512": "sha512"}
 
 
 def _hash(data: Any = None, algorithm: Any = None) -> Any:

@@ -74,9 +74,7 @@ class JsonPath:
         self.definite = all(s[0] in ("f", "i") for s in steps)
         # Most paths are plain field chains; walking them needs no dispatch.
         fields = [s[1] for s in steps if s[0] == "f"]
-        self._fields: tuple[str, ...] | None = (
-            tuple(fields) if len(fields) == len(steps) else None
-        )
+        self._fields: tuple[str, ...] | None = tuple(fields) if len(fields) == len(steps) else None
 
     def canonical(self) -> str:
         """Return the path in Jayway's bracket notation, used in AWS error messages."""
@@ -125,9 +123,7 @@ class JsonPath:
             nodes = _apply(nodes, step)
         return nodes
 
-    def get(
-        self, data: Any, context: Any, lookup: Callable[[str], Any]
-    ) -> Any:
+    def get(self, data: Any, context: Any, lookup: Callable[[str], Any]) -> Any:
         """Resolve the root (input, context or variable) then evaluate.
 
         Raises:

@@ -100,8 +100,7 @@ class LocalHost:
                 token.error = StatesError(TIMEOUT, "The task timed out waiting for a callback")
                 token.done.set()
             elif token.beat_deadline is not None and token.beat_deadline <= self._now:
-                token.error = StatesError(HEARTBEAT_TIMEOUT,
-                                          "No heartbeat arrived within HeartbeatSeconds")
+                token.error = StatesError(HEARTBEAT_TIMEOUT, "No heartbeat arrived within HeartbeatSeconds")
                 token.done.set()
 
     # ------------------------------------------------------------------ tasks
@@ -118,8 +117,15 @@ class LocalHost:
         return fn
 
     async def invoke(
-        self, resource: str, payload: Any, *, state: str, step: str, attempt: int,
-        timeout_seconds: float | None, heartbeat_seconds: float | None,
+        self,
+        resource: str,
+        payload: Any,
+        *,
+        state: str,
+        step: str,
+        attempt: int,
+        timeout_seconds: float | None,
+        heartbeat_seconds: float | None,
     ) -> Any:
         """Call the resource registered for ``resource``.
 
@@ -136,8 +142,7 @@ class LocalHost:
             with anyio.fail_after(timeout_seconds):
                 return await fn(payload)
         except TimeoutError:
-            raise StatesError(TIMEOUT, f"The task did not finish within {timeout_seconds}s") \
-                from None
+            raise StatesError(TIMEOUT, f"The task did not finish within {timeout_seconds}s") from None
         except StatesError:
             raise
         except Exception as exc:
@@ -204,8 +209,7 @@ class LocalHost:
         if isinstance(machine, str):
             target = self.machines.get(machine) or self.machines.get(machine.rsplit(":", 1)[-1])
             if target is None:
-                raise StatesError("States.Runtime", f"No state machine is registered as "
-                                                    f"{machine!r}")
+                raise StatesError("States.Runtime", f"No state machine is registered as {machine!r}")
             machine = target
         self.children.append(name)
         child = _ChildHost(self, machine)
@@ -225,7 +229,11 @@ class LocalHost:
         return None if self._snapshot is None else _decode(self._snapshot)
 
     async def execute(
-        self, machine: StateMachine, input: Any, *, context: Mapping[str, Any] | None = None,
+        self,
+        machine: StateMachine,
+        input: Any,
+        *,
+        context: Mapping[str, Any] | None = None,
         resume: dict[str, Any] | None = None,
     ) -> Any:
         """Run ``machine`` on this host (see :func:`execute`)."""

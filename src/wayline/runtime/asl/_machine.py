@@ -52,8 +52,9 @@ class StateMachine:
         if mode not in ("standard", "express"):
             raise ValueError(f"mode must be 'standard' or 'express', got {mode!r}")
         problems: list[str] = []
-        program = compile_program(dict(definition) if isinstance(definition, Mapping)
-                                  else definition, "", problems, "JSONPath", True)
+        program = compile_program(
+            dict(definition) if isinstance(definition, Mapping) else definition, "", problems, "JSONPath", True
+        )
         if problems:
             raise AslDefinitionError(problems)
         self.definition: Mapping[str, Any] = definition  # type: ignore[assignment]
@@ -75,12 +76,15 @@ class StateMachine:
         machine = self._items.get(state.where)
         if machine is None:
             assert state.processor is not None
-            definition = {k: v for k, v in state.processor.definition.items()
-                          if k != "ProcessorConfig"}
+            definition = {k: v for k, v in state.processor.definition.items() if k != "ProcessorConfig"}
             definition["QueryLanguage"] = state.processor.query_language
             machine = StateMachine(
-                definition, name=f"{self.name}/{state.name}", resources=self.resources,
-                version=self.version, mode=self.mode, max_payload_bytes=self.max_payload_bytes,
+                definition,
+                name=f"{self.name}/{state.name}",
+                resources=self.resources,
+                version=self.version,
+                mode=self.mode,
+                max_payload_bytes=self.max_payload_bytes,
             )
             self._items[state.where] = machine
         return machine

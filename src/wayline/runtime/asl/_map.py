@@ -37,7 +37,10 @@ _encode = msgspec.json.encode
 
 
 async def _with_retry(
-    ex: Execution, frame: Frame, st: State, raw: Any,
+    ex: Execution,
+    frame: Frame,
+    st: State,
+    raw: Any,
     body: Callable[[dict[str, Any]], Awaitable[Any]],
 ) -> tuple[Any, str | None]:
     rec = frame.rec
@@ -79,7 +82,10 @@ def _finish(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: 
 
 
 async def _run_children(
-    ex: Execution, frame: Frame, count: int, concurrency: int,
+    ex: Execution,
+    frame: Frame,
+    count: int,
+    concurrency: int,
     run_one: Callable[[int, dict[str, Any]], Awaitable[Any]],
     tolerate: Callable[[int], bool] | None = None,
 ) -> list[Any]:
@@ -163,8 +169,13 @@ class _Stop(Exception):
 
 
 def _child_frame(
-    ex: Execution, frame: Frame, program: Program, running: dict[str, Any], key: str,
-    child_input: Any, label: str,
+    ex: Execution,
+    frame: Frame,
+    program: Program,
+    running: dict[str, Any],
+    key: str,
+    child_input: Any,
+    label: str,
 ) -> Frame:
     rec = running.get(key)
     if rec is None:
@@ -175,9 +186,7 @@ def _child_frame(
 # ---------------------------------------------------------------------- Parallel
 
 
-async def run_parallel(
-    ex: Execution, frame: Frame, st: State, raw: Any
-) -> tuple[Any, str | None]:
+async def run_parallel(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, str | None]:
     """Run a Parallel state: every branch on the same input, results in branch order."""
 
     async def body(ctx: dict[str, Any]) -> Any:
@@ -192,8 +201,7 @@ async def run_parallel(
         ex.emit("ParallelStateStarted")
 
         async def branch(i: int, running: dict[str, Any]) -> Any:
-            child = _child_frame(ex, frame, st.branches[i], running, str(i), payload,
-                                 f"{frame.label}{st.name}/{i}/")
+            child = _child_frame(ex, frame, st.branches[i], running, str(i), payload, f"{frame.label}{st.name}/{i}/")
             return await ex.run_frame(child)
 
         results = await _run_children(ex, frame, len(st.branches), 0, branch)
@@ -212,8 +220,9 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
     async def body(ctx: dict[str, Any]) -> Any:
         try:
             # AWS evaluates MaxConcurrency before the items, tolerances after them.
-            concurrency = _concurrency(ex, frame, st, ex.path(st.input_path, raw, ctx, frame)
-                                       if not st.jsonata else raw, ctx, raw)
+            concurrency = _concurrency(
+                ex, frame, st, ex.path(st.input_path, raw, ctx, frame) if not st.jsonata else raw, ctx, raw
+            )
             if st.reader is not None:
                 data, items = await _read_items(ex, frame, st, raw, ctx)
             else:
@@ -242,8 +251,7 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
                 if not inline:
                     return await _distributed_item(ex, frame, st, i, value)
                 assert st.processor is not None
-                child = _child_frame(ex, frame, st.processor, running, str(i), value,
-                                     f"{frame.label}{st.name}/{i}/")
+                child = _child_frame(ex, frame, st.processor, running, str(i), value, f"{frame.label}{st.name}/{i}/")
                 result = await ex.run_frame(child)
             except StatesError:
                 if inline:
@@ -257,8 +265,9 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
         except StatesError:
             if st.distributed:
                 ex.emit("MapRunFailed")
-                raise StatesError(E.EXCEED_TOLERATED_FAILURE_THRESHOLD,
-                                  "The specified tolerance threshold was exceeded") from None
+                raise StatesError(
+                    E.EXCEED_TOLERATED_FAILURE_THRESHOLD, "The specified tolerance threshold was exceeded"
+                ) from None
             raise
         if st.distributed:
             ex.emit("MapRunSucceeded")
@@ -273,9 +282,9 @@ def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[
         if st.items is None:
             items = raw
             if type(items) is not list:
-                raise StatesError(E.QUERY_EVALUATION_ERROR,
-                                  f"Map state input must be an array but was: "
-                                  f"{to_json_text(items)}")
+                raise StatesError(
+                    E.QUERY_EVALUATION_ERROR, f"Map state input must be an array but was: {to_json_text(items)}"
+                )
             return raw, items
         items = st.items(ex.bindings(frame, {"input": raw, "context": ctx}))
         if type(items) is not list:
@@ -284,20 +293,18 @@ def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[
             source = st.raw.get("Items")
             if isinstance(source, str) and is_expression(source):
                 raise compile_expression(source).unexpected_type("Items", "array", items)
-            raise StatesError(E.QUERY_EVALUATION_ERROR,
-                              f"Map state input must be an array but was: {to_json_text(items)}")
+            raise StatesError(
+                E.QUERY_EVALUATION_ERROR, f"Map state input must be an array but was: {to_json_text(items)}"
+            )
         return raw, items
     data = ex.path(st.input_path, raw, ctx, frame)
     items = ex.path(st.items_path, data, ctx, frame)
     if type(items) is not list:
-        raise StatesError(E.QUERY_EVALUATION_ERROR,
-                          f"Map state input must be an array but was: {to_json_text(items)}")
+        raise StatesError(E.QUERY_EVALUATION_ERROR, f"Map state input must be an array but was: {to_json_text(items)}")
     return data, items
 
 
-async def _read_items(
-    ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any
-) -> tuple[Any, list[Any]]:
+async def _read_items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[Any, list[Any]]:
     """Fetch the items through the host, as the ItemReader's resource describes."""
     resource, args, max_items = st.reader
     if st.jsonata:
@@ -308,14 +315,19 @@ async def _read_items(
         payload = args(data, ctx, frame.scope.lookup)
     ex.effects += 1
     try:
-        items = await ex.host.invoke(resource, payload, state=st.name,
-                                     step=ex.step_id(frame, st), attempt=0,
-                                     timeout_seconds=None, heartbeat_seconds=None)
+        items = await ex.host.invoke(
+            resource,
+            payload,
+            state=st.name,
+            step=ex.step_id(frame, st),
+            attempt=0,
+            timeout_seconds=None,
+            heartbeat_seconds=None,
+        )
     except StatesError as err:
         raise StatesError(E.ITEM_READER_FAILED, err.cause or err.error) from None
     if type(items) is not list:
-        raise StatesError(E.ITEM_READER_FAILED,
-                          f"The item reader returned {to_json_text(items)[:200]}, not an array")
+        raise StatesError(E.ITEM_READER_FAILED, f"The item reader returned {to_json_text(items)[:200]}, not an array")
     if max_items:
         items = items[:max_items]
     return data, items
@@ -333,10 +345,10 @@ def _concurrency(ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, ra
 def _tolerance(
     ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, raw: Any, total: int
 ) -> Callable[[int], bool] | None:
-    count = resolve_number(ex, frame, st, st.tolerated_count, "ToleratedFailureCount", data,
-                           ctx, raw)
-    pct = resolve_number(ex, frame, st, st.tolerated_percentage, "ToleratedFailurePercentage",
-                         data, ctx, raw, kind="float")
+    count = resolve_number(ex, frame, st, st.tolerated_count, "ToleratedFailureCount", data, ctx, raw)
+    pct = resolve_number(
+        ex, frame, st, st.tolerated_percentage, "ToleratedFailurePercentage", data, ctx, raw, kind="float"
+    )
     if count is not None and count < 0:
         raise runtime_error("ToleratedFailureCount cannot be negative.")
     if pct is not None and not 0 <= pct <= 100:
@@ -352,16 +364,12 @@ def _tolerance(
     return tolerate
 
 
-def _batches(
-    ex: Execution, frame: Frame, st: State, items: list[Any], data: Any, ctx: Any, raw: Any
-) -> list[Any]:
+def _batches(ex: Execution, frame: Frame, st: State, items: list[Any], data: Any, ctx: Any, raw: Any) -> list[Any]:
     batcher = st.batcher
     if batcher is None:
         return items
-    max_items = resolve_number(ex, frame, st, batcher["max_items"], "MaxItemsPerBatch", data,
-                               ctx, raw)
-    max_bytes = resolve_number(ex, frame, st, batcher["max_bytes"], "MaxInputBytesPerBatch",
-                               data, ctx, raw)
+    max_items = resolve_number(ex, frame, st, batcher["max_items"], "MaxItemsPerBatch", data, ctx, raw)
+    max_bytes = resolve_number(ex, frame, st, batcher["max_bytes"], "MaxInputBytesPerBatch", data, ctx, raw)
     make_input = batcher["input"]
     if make_input is None:
         batch_input = None

@@ -113,8 +113,7 @@ async def run_choice(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[
 def _no_choice(st: State) -> StatesError:
     return evaluation_error(
         E.NO_CHOICE_MATCHED,
-        f"No Matches! The state '{st.name}' could not find a Choice rule that matched and "
-        "has no Default.",
+        f"No Matches! The state '{st.name}' could not find a Choice rule that matched and has no Default.",
     )
 
 
@@ -124,8 +123,15 @@ def _choice_exit(ex: Execution, st: State, out: Any, nxt: str) -> tuple[Any, str
 
 
 def resolve_number(
-    ex: Execution, frame: Frame, st: State, spec: Any, field: str, data: Any, ctx: Any,
-    raw: Any, kind: str = "integer",
+    ex: Execution,
+    frame: Frame,
+    st: State,
+    spec: Any,
+    field: str,
+    data: Any,
+    ctx: Any,
+    raw: Any,
+    kind: str = "integer",
 ) -> Any:
     """Evaluate a literal / ``*Path`` / JSONata numeric field (MaxConcurrency and friends)."""
     if spec is None:
@@ -135,16 +141,14 @@ def resolve_number(
         return v
     if how == "ata":
         value = v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field)
-        ok = type(value) is int or (type(value) is float and (kind == "float" or
-                                                             value.is_integer()))
+        ok = type(value) is int or (type(value) is float and (kind == "float" or value.is_integer()))
         if not ok:
             raise v.unexpected_type(field, "number" if kind == "float" else "integer", value)
         return value
     try:
         value = v.get(data, ctx, frame.scope.lookup)
     except PathNotFound as exc:
-        raise runtime_error(
-            f"Invalid path '{v.text}' : No results for path: {exc.path}") from None
+        raise runtime_error(f"Invalid path '{v.text}' : No results for path: {exc.path}") from None
     if type(value) is str:
         # AWS reads numbers given as strings ("1") here, as recorded executions show.
         try:
@@ -156,10 +160,7 @@ def resolve_number(
     ok = type(value) is int or (kind == "float" and type(value) is float)
     if not ok:
         shown = value if type(value) is str else to_json_text(value)
-        raise runtime_error(
-            f"The {field}Path field refers to value \"{shown}\" which is not a valid "
-            f"{kind}: {v.text}"
-        )
+        raise runtime_error(f'The {field}Path field refers to value "{shown}" which is not a valid {kind}: {v.text}')
     return value
 
 
@@ -195,8 +196,12 @@ def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx:
 
     assert st.wait is not None
     kind, (how, v) = st.wait
-    field = {"seconds": "Seconds", "secondspath": "SecondsPath", "timestamp": "Timestamp",
-             "timestamppath": "TimestampPath"}[kind]
+    field = {
+        "seconds": "Seconds",
+        "secondspath": "SecondsPath",
+        "timestamp": "Timestamp",
+        "timestamppath": "TimestampPath",
+    }[kind]
     if how == "lit":
         value = v
     elif how == "ata":
@@ -206,12 +211,8 @@ def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx:
             value = v.get(data, ctx, frame.scope.lookup)
         except PathNotFound:
             if kind == "secondspath":
-                raise runtime_error(
-                    f"The SecondsPath parameter does not reference an input value: {v.text}"
-                ) from None
-            raise runtime_error(
-                f"The TimestampPath parameter does not reference an input value: {v.text}"
-            ) from None
+                raise runtime_error(f"The SecondsPath parameter does not reference an input value: {v.text}") from None
+            raise runtime_error(f"The TimestampPath parameter does not reference an input value: {v.text}") from None
     source = v.text if how == "path" else (v.source if how == "ata" else value)
     if kind.startswith("seconds"):
         if type(value) is float and how == "ata" and value.is_integer():
@@ -219,17 +220,14 @@ def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx:
         if type(value) is not int:
             if how == "ata":
                 raise v.unexpected_type(field, "integer", value)
-            raise runtime_error(f"The {field} parameter cannot be parsed as a long value: "
-                                f"{source} == {_shown(value)}")
+            raise runtime_error(f"The {field} parameter cannot be parsed as a long value: {source} == {_shown(value)}")
         if value < 0:
-            raise runtime_error(f"The {field} parameter references a negative value: "
-                                f"{source} == {value}")
+            raise runtime_error(f"The {field} parameter references a negative value: {source} == {value}")
         return ex.host.now() + value
     ts = parse_wait_timestamp(value)
     if ts is None:
         raise runtime_error(
             f"The {field} parameter does not reference a valid ISO-8601 extended offset "
-            f"date-time format string: {source} == {_shown(value)}")
+            f"date-time format string: {source} == {_shown(value)}"
+        )
     return ts
-
-

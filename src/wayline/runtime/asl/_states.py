@@ -41,18 +41,14 @@ _FLOW = {"Next", "End"}
 _JSONPATH_IO = {"InputPath", "OutputPath"}
 _ALLOWED: dict[str, tuple[set[str], set[str], set[str]]] = {
     # type: (both languages, JSONPath only, JSONata only)
-    "Pass": (_FLOW | {"Assign"}, _JSONPATH_IO | {"ResultPath", "Parameters", "Result"},
-             {"Output"}),
+    "Pass": (_FLOW | {"Assign"}, _JSONPATH_IO | {"ResultPath", "Parameters", "Result"}, {"Output"}),
     "Task": (
-        _FLOW | {"Resource", "Retry", "Catch", "Assign", "TimeoutSeconds", "HeartbeatSeconds",
-                 "Credentials"},
-        _JSONPATH_IO | {"ResultPath", "Parameters", "ResultSelector", "TimeoutSecondsPath",
-                        "HeartbeatSecondsPath"},
+        _FLOW | {"Resource", "Retry", "Catch", "Assign", "TimeoutSeconds", "HeartbeatSeconds", "Credentials"},
+        _JSONPATH_IO | {"ResultPath", "Parameters", "ResultSelector", "TimeoutSecondsPath", "HeartbeatSecondsPath"},
         {"Arguments", "Output"},
     ),
     "Choice": ({"Choices", "Default", "Assign"}, _JSONPATH_IO, {"Output"}),
-    "Wait": (_FLOW | {"Seconds", "Timestamp", "Assign"},
-             _JSONPATH_IO | {"SecondsPath", "TimestampPath"}, {"Output"}),
+    "Wait": (_FLOW | {"Seconds", "Timestamp", "Assign"}, _JSONPATH_IO | {"SecondsPath", "TimestampPath"}, {"Output"}),
     "Succeed": (set(), _JSONPATH_IO, {"Output"}),
     "Fail": ({"Error", "Cause"}, {"ErrorPath", "CausePath"}, set()),
     "Parallel": (
@@ -61,16 +57,35 @@ _ALLOWED: dict[str, tuple[set[str], set[str], set[str]]] = {
         {"Arguments", "Output"},
     ),
     "Map": (
-        _FLOW | {"ItemProcessor", "Iterator", "ItemSelector", "ItemReader", "ItemBatcher",
-                 "ResultWriter", "MaxConcurrency", "ToleratedFailurePercentage",
-                 "ToleratedFailureCount", "Label", "Retry", "Catch", "Assign"},
-        _JSONPATH_IO | {"ItemsPath", "Parameters", "ResultSelector", "ResultPath",
-                        "MaxConcurrencyPath", "ToleratedFailurePercentagePath",
-                        "ToleratedFailureCountPath"},
+        _FLOW
+        | {
+            "ItemProcessor",
+            "Iterator",
+            "ItemSelector",
+            "ItemReader",
+            "ItemBatcher",
+            "ResultWriter",
+            "MaxConcurrency",
+            "ToleratedFailurePercentage",
+            "ToleratedFailureCount",
+            "Label",
+            "Retry",
+            "Catch",
+            "Assign",
+        },
+        _JSONPATH_IO
+        | {
+            "ItemsPath",
+            "Parameters",
+            "ResultSelector",
+            "ResultPath",
+            "MaxConcurrencyPath",
+            "ToleratedFailurePercentagePath",
+            "ToleratedFailureCountPath",
+        },
         {"Items", "Output"},
     ),
 }
-
 
 
 @dataclass(slots=True)
@@ -137,16 +152,14 @@ class Program:
     query_language: str
 
 
-def compile_program(
-    definition: Any, where: str, problems: list[str], query_language: str, top: bool
-) -> Program:
+def compile_program(definition: Any, where: str, problems: list[str], query_language: str, top: bool) -> Program:
     """Compile ``definition`` (a machine, a branch or an item processor)."""
     if type(definition) is not dict:
         problems.append(f"{where or '/'}: must be an object")
         return Program("", {}, {}, query_language)
     ql = definition.get("QueryLanguage", query_language) if top else query_language
     if ql not in ("JSONPath", "JSONata"):
-        problems.append(f"{where}/QueryLanguage: must be \"JSONPath\" or \"JSONata\"")
+        problems.append(f'{where}/QueryLanguage: must be "JSONPath" or "JSONata"')
         ql = "JSONPath"
     allowed = {"StartAt", "States", "Comment"}
     if top:
@@ -223,11 +236,10 @@ def _compile_state(name: str, raw: Any, where: str, problems: list[str], ql: str
         return State(name, "Pass", where, False, end=True, raw=raw)
     lang = raw.get("QueryLanguage", ql)
     if lang not in ("JSONPath", "JSONata"):
-        problems.append(f"{where}/QueryLanguage: must be \"JSONPath\" or \"JSONata\"")
+        problems.append(f'{where}/QueryLanguage: must be "JSONPath" or "JSONata"')
         lang = ql
     elif ql == "JSONata" and lang == "JSONPath":
-        problems.append(f"{where}/QueryLanguage: a state cannot use JSONPath when the "
-                        "machine uses JSONata")
+        problems.append(f"{where}/QueryLanguage: a state cannot use JSONPath when the machine uses JSONata")
     jsonata = lang == "JSONata"
     st = State(name, typ, where, jsonata, raw=raw)
     text = json.dumps(raw)
@@ -279,7 +291,7 @@ def _flow(st: State, raw: Mapping[str, Any], where: str, problems: list[str]) ->
     if has_next and end:
         problems.append(f"{where}: a state cannot have both Next and End")
     elif not has_next and end is not True:
-        problems.append(f"{where}: a {st.type} state must have Next or \"End\": true")
+        problems.append(f'{where}: a {st.type} state must have Next or "End": true')
     if has_next:
         if type(raw["Next"]) is not str:
             problems.append(f"{where}/Next: must be a state name")
@@ -294,8 +306,13 @@ def _flow(st: State, raw: Mapping[str, Any], where: str, problems: list[str]) ->
 
 
 def _number_or_dynamic(
-    raw: Mapping[str, Any], key: str, st: State, where: str, problems: list[str],
-    integer: bool = True, minimum: float = 0,
+    raw: Mapping[str, Any],
+    key: str,
+    st: State,
+    where: str,
+    problems: list[str],
+    integer: bool = True,
+    minimum: float = 0,
 ) -> Any:
     """A numeric field that may come as a literal, a ``*Path`` or a JSONata expression."""
     path_key = key + "Path"
@@ -379,8 +396,10 @@ def _choice(st: State, raw: Mapping[str, Any], where: str, problems: list[str], 
 def _wait(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql: str) -> None:
     keys = [k for k in ("Seconds", "SecondsPath", "Timestamp", "TimestampPath") if k in raw]
     if len(keys) != 1:
-        problems.append(f"{where}: a Wait state needs exactly one of Seconds, SecondsPath, "
-                        f"Timestamp, TimestampPath (got {', '.join(keys) or 'none'})")
+        problems.append(
+            f"{where}: a Wait state needs exactly one of Seconds, SecondsPath, "
+            f"Timestamp, TimestampPath (got {', '.join(keys) or 'none'})"
+        )
         st.wait = ("seconds", ("lit", 0))
         return
     key = keys[0]
@@ -436,15 +455,13 @@ def _fail(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql
             st.cause = value
 
 
-def _parallel(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql: str) -> \
-        None:
+def _parallel(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql: str) -> None:
     branches = raw.get("Branches")
     if type(branches) is not list or not branches:
         problems.append(f"{where}/Branches: required, a non-empty array")
         return
     st.branches = tuple(
-        compile_program(b, f"{where}/Branches/{i}", problems, ql if not st.jsonata else
-                        "JSONata", False)
+        compile_program(b, f"{where}/Branches/{i}", problems, ql if not st.jsonata else "JSONata", False)
         for i, b in enumerate(branches)
     )
 
@@ -473,8 +490,7 @@ def _map(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql:
                 problems.append(f"{where}/Items: must be an array or a JSONata expression")
             st.items = compile_jsonata(items, problems, "Items", where)
         if "ItemSelector" in raw:
-            st.item_selector = compile_jsonata(raw["ItemSelector"], problems, "ItemSelector",
-                                               where)
+            st.item_selector = compile_jsonata(raw["ItemSelector"], problems, "ItemSelector", where)
     else:
         if "ItemsPath" in raw:
             st.items_path = opt_path(raw, "ItemsPath", where, problems)
@@ -484,11 +500,9 @@ def _map(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql:
         st.parameters = None  # Parameters in a Map is the legacy ItemSelector
     if "ItemSelector" in raw and "Parameters" in raw:
         problems.append(f"{where}: ItemSelector and Parameters are mutually exclusive")
-    st.max_concurrency = _number_or_dynamic(raw, "MaxConcurrency", st, where, problems) or (
-        "lit", 0)
+    st.max_concurrency = _number_or_dynamic(raw, "MaxConcurrency", st, where, problems) or ("lit", 0)
     st.tolerated_count = _number_or_dynamic(raw, "ToleratedFailureCount", st, where, problems)
-    st.tolerated_percentage = _number_or_dynamic(
-        raw, "ToleratedFailurePercentage", st, where, problems, integer=False)
+    st.tolerated_percentage = _number_or_dynamic(raw, "ToleratedFailurePercentage", st, where, problems, integer=False)
     pct = st.tolerated_percentage
     if pct and pct[0] == "lit" and pct[1] > 100:
         problems.append(f"{where}/ToleratedFailurePercentage: must be between 0 and 100")
@@ -502,9 +516,7 @@ def _map(st: State, raw: Mapping[str, Any], where: str, problems: list[str], ql:
         st.reader = _item_reader(raw["ItemReader"], st, f"{where}/ItemReader", problems)
 
 
-def _item_batcher(
-    batcher: Mapping[str, Any], st: State, where: str, problems: list[str]
-) -> dict[str, Any]:
+def _item_batcher(batcher: Mapping[str, Any], st: State, where: str, problems: list[str]) -> dict[str, Any]:
     """ItemBatcher: batch size limits (literal, path or JSONata) and the BatchInput."""
     allowed = {"MaxItemsPerBatch", "MaxInputBytesPerBatch", "BatchInput"}
     if not st.jsonata:
@@ -513,17 +525,17 @@ def _item_batcher(
         if key not in allowed:
             problems.append(f"{where}/{key}: field not allowed in an ItemBatcher")
     out: dict[str, Any] = {
-        "max_items": _number_or_dynamic(batcher, "MaxItemsPerBatch", st, where, problems,
-                                        minimum=1),
-        "max_bytes": _number_or_dynamic(batcher, "MaxInputBytesPerBatch", st, where, problems,
-                                        minimum=1),
+        "max_items": _number_or_dynamic(batcher, "MaxItemsPerBatch", st, where, problems, minimum=1),
+        "max_bytes": _number_or_dynamic(batcher, "MaxInputBytesPerBatch", st, where, problems, minimum=1),
         "input": None,
     }
     if "BatchInput" in batcher:
         value = batcher["BatchInput"]
-        out["input"] = (compile_jsonata(value, problems, "ItemBatcher/BatchInput", where)
-                        if st.jsonata else
-                        compile_jsonpath_template(value, problems, f"{where}/BatchInput"))
+        out["input"] = (
+            compile_jsonata(value, problems, "ItemBatcher/BatchInput", where)
+            if st.jsonata
+            else compile_jsonpath_template(value, problems, f"{where}/BatchInput")
+        )
     return out
 
 
@@ -537,11 +549,9 @@ def _item_reader(value: Any, st: State, where: str, problems: list[str]) -> Any:
         if key not in allowed:
             problems.append(f"{where}/{key}: field not allowed in an ItemReader")
     if st.jsonata:
-        args: Any = compile_jsonata(value.get("Arguments", {}), problems, "ItemReader/Arguments",
-                                    where)
+        args: Any = compile_jsonata(value.get("Arguments", {}), problems, "ItemReader/Arguments", where)
     else:
-        args = compile_jsonpath_template(value.get("Parameters", {}), problems,
-                                         f"{where}/Parameters")
+        args = compile_jsonpath_template(value.get("Parameters", {}), problems, f"{where}/Parameters")
     config = value.get("ReaderConfig", {})
     max_items = config.get("MaxItems") if type(config) is dict else None
     if max_items is not None and (type(max_items) is not int or max_items < 0):

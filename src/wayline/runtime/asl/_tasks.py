@@ -47,17 +47,14 @@ async def run_task(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
         return output, st.next
 
 
-async def _attempt(
-    ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[str, Any], attempt: int
-) -> Any:
+async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[str, Any], attempt: int) -> Any:
     rec = frame.rec
     resource = st.resource
     callback = resource.endswith(".waitForTaskToken")
     if callback:
         token = rec.get("token")
         if token is None:
-            token = rec["token"] = await ex.host.new_task_token(
-                state=st.name, step=ex.step_id(frame, st))
+            token = rec["token"] = await ex.host.new_task_token(state=st.name, step=ex.step_id(frame, st))
         ctx = {**ctx, "Task": {"Token": token}}
     try:
         if st.jsonata:
@@ -66,12 +63,13 @@ async def _attempt(
         else:
             payload = path_effective_input(ex, frame, st, raw, ctx)
         timeout = resolve_number(ex, frame, st, st.timeout, "TimeoutSeconds", raw, ctx, raw)
-        heartbeat = resolve_number(ex, frame, st, st.heartbeat, "HeartbeatSeconds", raw, ctx,
-                                   raw)
+        heartbeat = resolve_number(ex, frame, st, st.heartbeat, "HeartbeatSeconds", raw, ctx, raw)
     except StatesError as err:
         raise unlocated(err) from None
-    ex.emit("TaskScheduled", {"resource": resource, "parameters": payload,
-                              "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat})
+    ex.emit(
+        "TaskScheduled",
+        {"resource": resource, "parameters": payload, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat},
+    )
     ex.effects += 1
     try:
         if resource.startswith(_START_EXECUTION):
@@ -79,18 +77,29 @@ async def _attempt(
         elif callback:
             if not rec.get("invoked"):
                 ex.emit("TaskStarted", {"resource": resource})
-                await ex.host.invoke(resource, payload, state=st.name,
-                                     step=ex.step_id(frame, st), attempt=attempt,
-                                     timeout_seconds=timeout, heartbeat_seconds=heartbeat)
+                await ex.host.invoke(
+                    resource,
+                    payload,
+                    state=st.name,
+                    step=ex.step_id(frame, st),
+                    attempt=attempt,
+                    timeout_seconds=timeout,
+                    heartbeat_seconds=heartbeat,
+                )
                 rec["invoked"] = True
                 await ex.suspend_point()
-            result = await ex.host.wait_task_token(rec["token"], timeout_seconds=timeout,
-                                                   heartbeat_seconds=heartbeat)
+            result = await ex.host.wait_task_token(rec["token"], timeout_seconds=timeout, heartbeat_seconds=heartbeat)
         else:
             ex.emit("TaskStarted", {"resource": resource})
-            result = await ex.host.invoke(resource, payload, state=st.name,
-                                          step=ex.step_id(frame, st), attempt=attempt,
-                                          timeout_seconds=timeout, heartbeat_seconds=heartbeat)
+            result = await ex.host.invoke(
+                resource,
+                payload,
+                state=st.name,
+                step=ex.step_id(frame, st),
+                attempt=attempt,
+                timeout_seconds=timeout,
+                heartbeat_seconds=heartbeat,
+            )
         # AWS names the resource, not the state, when a task's result is too large:
         # 'lambda' for arn:aws:states:::lambda:invoke, the ARN itself for a legacy Lambda.
         ex.check_size(st, result, _resource_label(resource))
@@ -115,13 +124,11 @@ async def _attempt(
 def _resource_label(resource: str) -> str:
     prefix = "arn:aws:states:::"
     if resource.startswith(prefix):
-        return resource[len(prefix):].split(":", 1)[0]
+        return resource[len(prefix) :].split(":", 1)[0]
     return resource
 
 
-async def _start_execution(
-    ex: Execution, frame: Frame, st: State, resource: str, payload: Any, attempt: int
-) -> Any:
+async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str, payload: Any, attempt: int) -> Any:
     """``states:startExecution`` (fire and forget), ``.sync`` and ``.sync:2``."""
     if type(payload) is not dict or type(payload.get("StateMachineArn")) is not str:
         raise StatesError(E.RUNTIME, "startExecution needs a StateMachineArn parameter")
@@ -141,13 +148,11 @@ async def _start_execution(
         return {"ExecutionArn": arn, "StartDate": ex.host.now()}
     ex.emit("TaskStarted", {"resource": resource})
     await ex.suspend_point()
-    describe = {"ExecutionArn": arn, "StateMachineArn": target, "Name": name,
-                "StartDate": ex.host.now()}
+    describe = {"ExecutionArn": arn, "StateMachineArn": target, "Name": name, "StartDate": ex.host.now()}
     try:
         output = await ex.host.start_child(target, child_input, name=name)
     except StatesError as err:
-        failed = {**describe, "Status": "FAILED", "Error": err.error, "Cause": err.cause,
-                  "StopDate": ex.host.now()}
+        failed = {**describe, "Status": "FAILED", "Error": err.error, "Cause": err.cause, "StopDate": ex.host.now()}
         raise StatesError(E.TASK_FAILED, to_json_text(failed)) from None
     version2 = resource.endswith(".sync:2")
     return {

@@ -34,8 +34,7 @@ def compile_dynamic(text: str, field: str, problems: list[str], where: str) -> P
             return _const(None)
         return call.evaluate
     if not text.startswith("$"):
-        problems.append(f"{where}: the value of {field!r} must be a JSONPath or an "
-                        f"intrinsic function, got {text!r}")
+        problems.append(f"{where}: the value of {field!r} must be a JSONPath or an intrinsic function, got {text!r}")
         return _const(None)
     try:
         path = compile_path(text)
@@ -103,9 +102,7 @@ def _mark_const(value: Any) -> PathTemplate:
     return fn
 
 
-def compile_jsonata(
-    value: Any, problems: list[str], field: str, where: str = ""
-) -> JsonataTemplate:
+def compile_jsonata(value: Any, problems: list[str], field: str, where: str = "") -> JsonataTemplate:
     """Compile a JSONata-language field value: ``{% %}`` strings anywhere inside it.
 
     ``field`` is the name AWS uses in error causes, e.g. ``Output/result``; ``where`` is
