@@ -13,6 +13,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "AslDefinitionError",
         "NonDeterminismError",
         "PayloadError",
+        "RedriveError",
         "RetryPolicy",
         "RunAlreadyFinishedError",
         "RunCancelled",

@@ -200,3 +200,11 @@ class SignalTimeoutError(WaylineError):
         self.timeout = timeout
         after = f" after {timeout:g}s" if timeout is not None else ""
         super().__init__(f"run {run_id!r}: no signal {name!r} arrived{after}")
+
+
+class RedriveError(WaylineError):
+    """``rt.redrive`` cannot restart this run (it did not fail, or its kind cannot be redriven)."""
+
+    def __init__(self, run_id: str, reason: str) -> None:
+        self.run_id = run_id
+        super().__init__(f"cannot redrive run {run_id!r}: {reason}")

@@ -168,3 +168,59 @@ async def test_cancelling_a_waiting_state_machine_ends_it_cancelled() -> None:
     assert info.value.reason == "customer left"
     assert desc.status is RunStatus.CANCELLED
     assert calls["charge"] == 0
+
+
+flaky_down = {"down": True}
+
+
+async def flaky(p: dict[str, Any]) -> dict[str, Any]:
+    calls["flaky"] += 1
+    if flaky_down["down"]:
+        raise ConnectionError("service down")
+    return {"done": True}
+
+
+REDRIVE = {
+    "StartAt": "First",
+    "States": {
+        "First": {"Type": "Task", "Resource": "validate", "ResultPath": "$.first", "Next": "Second"},
+        "Second": {"Type": "Task", "Resource": "flaky", "End": True},
+    },
+}
+
+
+async def test_a_failed_state_machine_is_redriven_from_the_failed_state(tmp_path: Path) -> None:
+    from wayline import RedriveError
+
+    sm = StateMachine(REDRIVE, name="redrive", resources={"validate": validate, "flaky": flaky})
+    flaky_down["down"] = True
+    async with open_runtime(tmp_path / "r.db", workflows=[sm], clock=VirtualClock()) as rt:
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(sm, {"n": 1}, run_id="r")).result()
+        assert info.value.error == "ConnectionError"
+    flaky_down["down"] = False
+    async with open_runtime(tmp_path / "r.db", workflows=[sm], clock=VirtualClock()) as rt:
+        handle = await rt.redrive("r")
+        assert await handle.result() == {"done": True}
+        with pytest.raises(RedriveError):
+            await rt.redrive("r")  # it succeeded: nothing to redrive
+        names = [e.name for e in [e async for e in rt.history("r")] if isinstance(e, Custom)]
+    assert calls["validate"] == 1  # the state that had succeeded did not run again
+    assert calls["flaky"] == 2
+    assert "ExecutionRedriven" in names and names[-1] == "ExecutionSucceeded"
+
+
+async def test_redrive_refuses_unknown_runs_and_code_workflows() -> None:
+    from wayline import RedriveError, RunNotFoundError, workflow
+
+    @workflow(name="boom")
+    async def boom(ctx: Any) -> None:
+        raise ValueError("no")
+
+    async with open_runtime(":memory:", workflows=[boom]) as rt:
+        with pytest.raises(RunNotFoundError):
+            await rt.redrive("missing")
+        with pytest.raises(RunFailed):
+            await (await rt.start(boom, run_id="b")).result()
+        with pytest.raises(RedriveError, match="code workflow"):
+            await rt.redrive("b")

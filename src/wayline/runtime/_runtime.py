@@ -12,8 +12,11 @@ from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
 from .._errors import (
     NotRegisteredError,
+    RedriveError,
     RunAlreadyFinishedError,
     RunCancelled,
     RunConflictError,
@@ -26,6 +29,7 @@ from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, SupervisorS
 from ..persistence import (
     UNFINISHED,
     AnyEvent,
+    Custom,
     ErrorInfo,
     InboxMessage,
     MemoryStore,
@@ -39,7 +43,7 @@ from ..persistence import (
 from ._asl_run import asl_workflow
 from ._definitions import WorkflowDef
 from ._run import Cancel, Deliver, RunActor, RunMessage
-from .asl import StateMachine
+from .asl import StateMachine, prepare_redrive
 
 log = logging.getLogger("wayline")
 
@@ -233,8 +237,6 @@ class Runtime:
             f"the run crashed {restarts + 1} times within {spec.period:g}s (last: {type(exc).__name__}: {exc}); "
             "it was stopped to protect the process. Fix the cause, then redrive or restart it",
         )
-        import msgspec
-
         failed = msgspec.structs.replace(
             rec,
             status=RunStatus.FAILED,
@@ -384,6 +386,49 @@ class Runtime:
                 ref.tell(Deliver(seq, name, payload))
             except ActorStoppedError:
                 pass  # ended or restarting: the inbox keeps it for the next incarnation
+
+    async def redrive(self, run_id: str) -> RunHandle[Any]:
+        """Restart a FAILED state machine run from the state that failed (as Step Functions
+        redrives): finished states, Map items and Parallel branches are not run again.
+
+        Raises:
+            RunNotFoundError: no such run.
+            RedriveError: the run did not fail, or is not a state machine run.
+        """
+        self._check_open()
+        rec = await self.store.get_run(run_id)
+        if rec is None:
+            raise RunNotFoundError(run_id)
+        if rec.status is not RunStatus.FAILED:
+            raise RedriveError(run_id, f"only FAILED runs can be redriven, and it is {rec.status.value}")
+        wf = self._workflow(rec.workflow, run_id=run_id)
+        if wf.kind != "asl" or not isinstance(rec.state, dict):
+            raise RedriveError(
+                run_id, "only state machine runs resume from a failed state; start a new run of a code workflow"
+            )
+        try:
+            state = prepare_redrive(rec.state)
+        except ValueError as exc:
+            raise RedriveError(run_id, str(exc)) from exc
+        now = self.clock.time()
+        metadata = {**rec.metadata, "redrives": int(rec.metadata.get("redrives", 0)) + 1}
+        redriven = msgspec.structs.replace(
+            rec,
+            status=RunStatus.RUNNING,
+            output=None,
+            error=None,
+            ended_at=None,
+            updated_at=now,
+            waits=(),
+            state=state,
+            metadata=metadata,
+            history_seq=rec.history_seq + 1,
+            tail=(),
+        )
+        event = Custom(ts=now, name="ExecutionRedriven", details={"redriveCount": metadata["redrives"]})
+        await self.store.checkpoint(redriven, [*rec.tail, event])
+        self._spawn(redriven, "redriven")
+        return RunHandle(self, run_id)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
         """Cancel a run: its waiting or running step is cancelled and the body gets
