@@ -80,9 +80,11 @@ class Deadline:
         self.cpu_start = cpu_seconds()
         self.budget_s = budget_s
 
-    def cpu_us_per(self, count: int) -> float:
-        """CPU microseconds spent since the start, per ``count`` units of work."""
-        return (cpu_seconds() - self.cpu_start) / max(count, 1) * 1e6
+    def cpu_us_per(self, count: int) -> float | None:
+        """CPU microseconds spent since the start, per ``count`` units of work (None for none)."""
+        if count <= 0:
+            return None  # a time-boxed peer that finished nothing has no per-step cost
+        return (cpu_seconds() - self.cpu_start) / count * 1e6
 
     @property
     def remaining(self) -> float:
