@@ -131,3 +131,16 @@ async def test_a_signal_accepted_before_a_crash_is_delivered_after_restart(tmp_p
         if when == "before":
             await rt.signal("k", "item", "payload")  # the caller retries what was refused
         assert await rt.get_handle("k").result() == ["payload"]
+
+
+async def test_a_signal_committed_by_another_process_reaches_the_live_run(tmp_path: Path) -> None:
+    """The inbox poller delivers messages other processes commit (the CLI, other replicas);
+    a second runtime on the same file plays that other process here."""
+    path = tmp_path / "shared.db"
+    async with open_runtime(path, workflows=[collect], inbox_poll_interval=0.01) as owner:
+        handle = await owner.start(collect, 1, run_id="x")
+        await wait_until_waiting(owner, "x")
+        async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as other:
+            await other.signal("x", "item", "from afar")
+        with anyio.fail_after(5):
+            assert await handle.result() == ["from afar"]

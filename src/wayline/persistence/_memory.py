@@ -76,6 +76,11 @@ class MemoryStore:
         self._inbox[self._inbox_seq] = (run_id, data)
         return self._inbox_seq
 
+    async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
+        self._check()
+        found = [(s, rid, decode_inbox(data)) for s, (rid, data) in sorted(self._inbox.items()) if s > seq]
+        return found[:limit]
+
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         self._check()
         return [(seq, decode_inbox(data)) for seq, (rid, data) in sorted(self._inbox.items()) if rid == run_id]

@@ -386,6 +386,12 @@ class SQLiteStore:
         self._submit(_Op(2, run_id, (run_id, data), 0, None, fut))
         return await fut
 
+    async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
+        rows = await self._fetch(
+            "SELECT seq, run_id, message FROM inbox WHERE seq > ? ORDER BY seq LIMIT ?", (seq, limit)
+        )
+        return [(s, run_id, decode_inbox(data)) for s, run_id, data in rows]
+
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         rows = await self._fetch("SELECT seq, message FROM inbox WHERE run_id = ? ORDER BY seq", (run_id,))
         return [(seq, decode_inbox(data)) for seq, data in rows]

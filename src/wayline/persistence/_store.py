@@ -53,6 +53,11 @@ class Store(Protocol):
         """The run's unconsumed messages, oldest first."""
         ...
 
+    async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
+        """Inbox messages of every run after ``seq``: (seq, run_id, message), oldest first.
+        Lets a runtime pick up messages that another process committed."""
+        ...
+
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:

@@ -430,6 +430,34 @@ class Runtime:
         self._spawn(redriven, "redriven")
         return RunHandle(self, run_id)
 
+    async def _poll_inbox(self, interval: float) -> None:
+        """Deliver messages that other processes (the CLI, other replicas) commit to the inbox.
+
+        Messages sent through this runtime are delivered at once as well; the run actor drops
+        a message it has already seen (by its sequence number), so both paths are safe.
+        """
+        last = 0
+        rows = await self.store.inbox_since(0, limit=1)
+        if rows:
+            last = rows[0][0] - 1
+        while True:
+            for seq, run_id, msg in await self.store.inbox_since(last):
+                last = seq
+                ref = self._live.get(run_id)
+                if ref is None:
+                    continue  # not live here: the run reloads its inbox when it starts
+                try:
+                    if msg.kind == "signal":
+                        ref.tell(Deliver(seq, msg.name, msg.payload))
+                    elif msg.kind == "cancel":
+                        actor = self._actors.get(run_id)
+                        if actor is not None:
+                            actor.request_cancel(msg.payload)
+                        ref.tell(Cancel(msg.payload, seq))
+                except ActorStoppedError:
+                    pass
+            await asyncio.sleep(interval)
+
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
         """Cancel a run: its waiting or running step is cancelled and the body gets
         `RunCancelledError` at that await (it may run compensation steps); the run ends
@@ -490,6 +518,7 @@ async def open_runtime(
     supervisor: SupervisorSpec | None = None,
     max_concurrent_activities: int | None = None,
     recover: bool = True,
+    inbox_poll_interval: float | None = 0.1,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
 
@@ -505,6 +534,8 @@ async def open_runtime(
         max_concurrent_activities: a cap on steps running at once across all runs.
         recover: resume unfinished runs on entry (the default). ``False`` opens the database
             to inspect or start runs without resuming the ones already there.
+        inbox_poll_interval: seconds between reads of the inbox for messages committed by
+            other processes (``wayline`` CLI, other replicas); ``None`` to not look.
     """
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
@@ -519,6 +550,7 @@ async def open_runtime(
             # The clock's background work is owned here and ended below; no task group, so an
             # exception raised in the caller's block comes out as itself, not in a group.
             driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
+            poller: asyncio.Future[None] | None = None
             rt = Runtime(
                 the_store,
                 sup,
@@ -529,14 +561,18 @@ async def open_runtime(
             try:
                 if recover:
                     await rt._recover()
+                if inbox_poll_interval is not None:
+                    poller = asyncio.ensure_future(rt._poll_inbox(inbox_poll_interval))
                 yield rt
             finally:
                 rt._closed = True
                 for run_id in list(rt._finished):
                     rt._run_finished(run_id)
                 sup.cancel_all()
-                driver.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
-                    await driver
+                for background in (driver, poller):
+                    if background is not None:
+                        background.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await background
     finally:
         await the_store.close()

@@ -81,6 +81,10 @@ class FaultInjectingStore:
         self._after(number)
         return seq
 
+    async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
+        self._check()
+        return await self.inner.inbox_since(seq, limit)
+
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         self._check()
         return await self.inner.get_inbox(run_id)
