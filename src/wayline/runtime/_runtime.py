@@ -356,14 +356,17 @@ class Runtime:
 
     # --- controlling runs ----------------------------------------------------------------
 
-    async def _live_record(self, run_id: str, action: str) -> RunRecord:
+    async def _check_unfinished(self, run_id: str, action: str) -> None:
+        """Raise unless the run exists and has not ended. A run live in this runtime is known
+        to be unfinished, so only others cost a read."""
         self._check_open()
+        if run_id in self._live:
+            return
         rec = await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFoundError(run_id)
         if rec.status.finished:
             raise RunAlreadyFinishedError(run_id, rec.status.value, action)
-        return rec
 
     async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
         """Send signal ``name`` with ``payload`` to a run; returns once it is durable.
@@ -376,7 +379,7 @@ class Runtime:
             RunAlreadyFinishedError: the run has ended.
             PayloadError: ``payload`` is not storable data.
         """
-        await self._live_record(run_id, f"signal {name!r} to")
+        await self._check_unfinished(run_id, f"signal {name!r} to")
         seq = await self.store.append_inbox(
             run_id, InboxMessage(kind="signal", name=name, payload=payload, ts=self.clock.time())
         )
@@ -467,7 +470,7 @@ class Runtime:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has already ended.
         """
-        await self._live_record(run_id, "cancel")
+        await self._check_unfinished(run_id, "cancel")
         # Committed before it is delivered: a crash from here on cannot lose the request.
         seq = await self.store.append_inbox(run_id, InboxMessage(kind="cancel", payload=reason, ts=self.clock.time()))
         ref = self._live.get(run_id)
