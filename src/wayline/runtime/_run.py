@@ -198,7 +198,10 @@ class RunActor(Actor[RunMessage]):
             self._load_journal(list(record.tail))
         self._restored_waits = {w.step: w for w in record.waits}
         pending_cancel: tuple[Any, int] | None = None
-        for seq, msg in await rt.store.get_inbox(self.run_id):
+        # A fresh run's messages all come through its mailbox (its ref exists before rt.start
+        # returns); only a recovered or restarted run can have messages waiting in the store.
+        inbox = await rt.store.get_inbox(self.run_id) if self._reason is not None else []
+        for seq, msg in inbox:
             if msg.kind == "signal":
                 self._buffer(seq, msg.name, msg.payload)
             elif msg.kind == "cancel" and record.metadata.get("cancel") is None:
