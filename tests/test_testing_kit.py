@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from _support import absorb_closed_runtime_futures, find_crash
+from _support import find_crash
 from wayline.persistence import MemoryStore, RunRecord, RunStatus
 from wayline.testing import FaultInjectingStore, SimulatedCrash, VirtualClock
 
@@ -128,7 +128,6 @@ async def test_simulated_crash_unwinds_open_runtime(tmp_path: Path) -> None:
     with pytest.raises(BaseException) as info:
         async with open_runtime(store, workflows=[w], clock=VirtualClock()) as rt:
             await (await rt.start(w, run_id="r")).result()
-    await absorb_closed_runtime_futures()
     assert find_crash(info.value) is not None
 
 

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings, strategies as st
 
-from _support import absorb_closed_runtime_futures, find_crash
+from _support import find_crash
 from wayline import RetryPolicy, RunContext, activity, open_runtime, workflow
 from wayline.persistence import SQLiteStore
 from wayline.testing import FaultInjectingStore, VirtualClock
@@ -106,8 +106,6 @@ async def check(plan: list[list[Any]], crash_fraction: float, when: str, tmp: Pa
             raise
     else:
         raise AssertionError(f"no crash at write {n}")
-    finally:
-        await absorb_closed_runtime_futures()
     assert await run_plan(SQLiteStore(path), plan) == clean
 
     widths = {"gather": lambda arg: arg, "tolerant_map": lambda arg: arg, "flaky_gather": lambda arg: 2}

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from _support import absorb_closed_runtime_futures, find_crash
+from _support import find_crash
 from wayline import NonDeterminismError, RunContext, RunFailed, RunStatus, activity, open_runtime, workflow
 from wayline.persistence import SQLiteStore
 from wayline.testing import FaultInjectingStore, VirtualClock
@@ -52,7 +52,7 @@ V1 = make("flow", a, b)
 V2 = make("flow", a, c)
 
 
-async def crash_run_after_write(path: Path, wf: Any, write: int, *, collect_later: bool = False) -> None:
+async def crash_run_after_write(path: Path, wf: Any, write: int) -> None:
     """Run ``wf`` on a fresh database, dying right after store write number ``write``."""
     store = FaultInjectingStore(SQLiteStore(path), crash_at=write, when="after")
     try:
@@ -63,9 +63,6 @@ async def crash_run_after_write(path: Path, wf: Any, write: int, *, collect_late
             raise
     else:
         raise AssertionError("the run finished before the simulated crash")
-    finally:
-        if not collect_later:
-            await absorb_closed_runtime_futures()
 
 
 async def test_changed_step_order_fails_the_run_with_non_determinism(tmp_path: Path) -> None:
@@ -126,7 +123,7 @@ async def test_closing_after_a_crash_leaves_no_unretrieved_exceptions(tmp_path: 
     gc.collect()
     loop.set_exception_handler(lambda _loop, context: reported.append(context))
     try:
-        await crash_run_after_write(tmp_path / "u.db", V1, 3, collect_later=True)
+        await crash_run_after_write(tmp_path / "u.db", V1, 3)
         gc.collect()
         await asyncio.sleep(0)
     finally:
