@@ -200,3 +200,13 @@ async def test_closed_store_raises_store_error(store: Store) -> None:
         await store.checkpoint(rec("r", seq=2), step(1))
     with pytest.raises(StoreError):
         await store.get_run("r")
+
+
+async def test_records_read_back_are_copies(store: Store) -> None:
+    await store.create_run(rec("r", vars={"k": [1]}), [])
+    got = await store.get_run("r")
+    assert got is not None
+    got.vars["k"].append(2)
+    got.vars["new"] = True
+    again = await store.get_run("r")
+    assert again is not None and again.vars == {"k": [1]}
