@@ -17,8 +17,7 @@ from typing import Any
 from ._context import RunContext
 from ._definitions import WorkflowDef
 from .asl import StateMachine, StatesError, execute
-
-_SUFFIXES = (".waitForTaskToken", ".sync:2", ".sync")
+from .asl._machine import find_resource
 
 
 def asl_workflow(machine: StateMachine, machines: Mapping[str, StateMachine]) -> WorkflowDef[Any, Any]:
@@ -59,12 +58,7 @@ class _RunHost:
 
     def _resource(self, name: str) -> Any:
         resources = self.machine.resources
-        fn = resources.get(name)
-        if fn is None:
-            for suffix in _SUFFIXES:
-                if name.endswith(suffix):
-                    fn = resources.get(name[: -len(suffix)])
-                    break
+        fn = find_resource(resources, name)
         if fn is None:
             known = ", ".join(sorted(resources)) or "none"
             raise StatesError(

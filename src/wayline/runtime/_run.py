@@ -230,14 +230,18 @@ class RunActor(Actor[RunMessage]):
     async def on_stop(self, error: BaseException | None) -> None:
         if self.rt._actors.get(self.run_id) is self:
             del self.rt._actors[self.run_id]
+        self._drop_active()
+        if self._coro is not None and not self._finished:
+            self._coro.close()
+
+    def _drop_active(self) -> None:
+        """Cancel every step task and timer of this incarnation."""
         for p in self._active.values():
             if p.task is not None:
                 p.task.cancel()
             if p.timer is not None:
                 p.timer.cancel()
         self._active.clear()
-        if self._coro is not None and not self._finished:
-            self._coro.close()
 
     def _load_journal(self, history: list[AnyEvent]) -> None:
         for ev in history:
@@ -298,17 +302,8 @@ class RunActor(Actor[RunMessage]):
             except RunCancelledError as exc:
                 await self._finish(RunStatus.CANCELLED, None, None, reason=exc.reason)
                 return
-            except NonDeterminismError as exc:
-                await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
-                return
-            except ActivityError as exc:
-                await self._finish(RunStatus.FAILED, None, ErrorInfo(exc.error, exc.cause))
-                return
-            except StatesError as exc:
-                await self._finish(RunStatus.FAILED, None, ErrorInfo(exc.error or "", exc.cause))
-                return
             except Exception as exc:
-                await self._finish(RunStatus.FAILED, None, ErrorInfo(type(exc).__name__, str(exc)))
+                await self._finish(RunStatus.FAILED, None, _failure(exc))
                 return
             value, error = None, None
             if type(cmd) is WaitSignal:
@@ -397,10 +392,8 @@ class RunActor(Actor[RunMessage]):
                 raise
             self._cancel = (self._cancel_reason, -1)
             await self._finish(RunStatus.CANCELLED, None, None)
-        except StatesError as exc:
-            await self._finish(RunStatus.FAILED, None, ErrorInfo(exc.error or "", exc.cause))
         except Exception as exc:
-            await self._finish(RunStatus.FAILED, None, ErrorInfo(type(exc).__name__, str(exc)))
+            await self._finish(RunStatus.FAILED, None, _failure(exc))
         else:
             await self._finish_ok(output)
         finally:
@@ -757,12 +750,7 @@ class RunActor(Actor[RunMessage]):
         return await self._failed_final(index, pending, "PayloadError", str(exc))
 
     async def _fail_unstorable(self, exc: PayloadError) -> None:
-        for pending in self._active.values():
-            if pending.task is not None:
-                pending.task.cancel()
-            if pending.timer is not None:
-                pending.timer.cancel()
-        self._active.clear()
+        self._drop_active()
         self._events.clear()
         self.ctx.vars = dict(self.record.vars)
         await self._finish(
@@ -994,3 +982,12 @@ def _storable(value: Any) -> bool:
     except PayloadError:
         return False
     return True
+
+
+def _failure(exc: Exception) -> ErrorInfo:
+    """How an exception that ended a workflow body is recorded."""
+    if isinstance(exc, ActivityError):
+        return ErrorInfo(exc.error, exc.cause)
+    if isinstance(exc, StatesError):
+        return ErrorInfo(exc.error or "", exc.cause)
+    return ErrorInfo(type(exc).__name__, str(exc))

@@ -17,11 +17,10 @@ import msgspec
 
 from ._errors import HEARTBEAT_TIMEOUT, TIMEOUT, StatesError
 from ._interpreter import execute
-from ._machine import StateMachine
+from ._machine import StateMachine, find_resource
 
 __all__ = ("LocalHost",)
 
-_SUFFIXES = (".waitForTaskToken", ".sync:2", ".sync")
 _encode = msgspec.json.encode
 _decode = msgspec.json.decode
 
@@ -106,12 +105,7 @@ class LocalHost:
     # ------------------------------------------------------------------ tasks
 
     def _resource(self, name: str) -> Callable[..., Awaitable[Any]]:
-        fn = self.resources.get(name)
-        if fn is None:
-            for suffix in _SUFFIXES:
-                if name.endswith(suffix):
-                    fn = self.resources.get(name[: -len(suffix)])
-                    break
+        fn = find_resource(self.resources, name)
         if fn is None:
             raise StatesError("States.Runtime", f"No resource is registered for {name!r}")
         return fn

@@ -91,3 +91,18 @@ class StateMachine:
 
     def __repr__(self) -> str:
         return f"StateMachine(name={self.name!r}, version={self.version!r}, mode={self.mode!r})"
+
+
+#: Resource suffixes that select an integration pattern rather than another resource.
+PATTERN_SUFFIXES = (".waitForTaskToken", ".sync:2", ".sync")
+
+
+def find_resource(resources: Mapping[str, Resource], name: str) -> Resource | None:
+    """The callable bound to a Task's ``Resource`` (its ARN or short name), trying the name
+    without an integration-pattern suffix (``.sync``, ``.waitForTaskToken``) too."""
+    fn = resources.get(name)
+    if fn is None:
+        for suffix in PATTERN_SUFFIXES:
+            if name.endswith(suffix):
+                return resources.get(name[: -len(suffix)])
+    return fn
