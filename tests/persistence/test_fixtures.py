@@ -8,9 +8,13 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import msgspec
+import pytest
+
 from wayline.persistence import (
     Custom,
     ErrorInfo,
+    InboxMessage,
     RunCancelled,
     RunCrashed,
     RunFailed,
@@ -18,6 +22,8 @@ from wayline.persistence import (
     RunStarted,
     RunStatus,
     RunSucceeded,
+    SignalReceived,
+    SignalTimedOut,
     StepFailed,
     StepRetrying,
     StepStarted,
@@ -79,7 +85,64 @@ def test_run_record_v1_with_tail_decodes() -> None:
     assert list(decode_record(data).tail) == EXPECTED_EVENTS[:3]
 
 
+def test_signal_events_v2_decode() -> None:
+    assert decode_events((FIXTURES / "events_v2_signals.msgpack").read_bytes()) == [
+        SignalReceived(ts=8.0, index=3, name="address_changed", payload={"city": "Hanoi"}),
+        SignalTimedOut(ts=9.0, index=4, name="approval"),
+    ]
+
+
+def test_inbox_messages_v2_decode() -> None:
+    data = (FIXTURES / "inbox_v2.msgpack").read_bytes()
+    assert msgspec.msgpack.decode(data, type=list[InboxMessage]) == [
+        InboxMessage(kind="signal", name="address_changed", payload={"city": "Hanoi"}, ts=7.5),
+        InboxMessage(kind="cancel", payload="user asked", ts=7.6),
+    ]
+
+
+def test_run_record_v2_without_defaults_decodes() -> None:
+    data = (FIXTURES / "run_record_v2.msgpack").read_bytes()
+    assert "tail" not in decode_any(data) and "output" not in decode_any(data)  # defaults omitted
+    _check_record_v1(data)
+
+
 def test_fixtures_are_plain_msgpack_data() -> None:
     # no pickle: anything stored decodes with a schema-less msgpack decoder into plain data
     for path in FIXTURES.glob("*.msgpack"):
         assert isinstance(decode_any(path.read_bytes()), (dict, list)), path
+
+
+FORMAT_OMITTED = (
+    "RunRecord (src/wayline/persistence/_records.py) is declared with omit_defaults=True and "
+    "`format: int = FORMAT`, so a snapshot written today does not store its format at all: "
+    "after FORMAT is bumped to 2, every old snapshot decodes with format == 2 and a migration "
+    "cannot tell old records from new ones (the versioning CONVENTIONS.md asks for is lost). "
+    "Fix: make the default a sentinel that is never the current format (e.g. `format: int = 0`, "
+    "meaning 'written before formats were recorded' = 1) and always set format=FORMAT when "
+    "building a snapshot, or encode format outside omit_defaults"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=FORMAT_OMITTED)
+def test_stored_snapshots_record_their_format_version(tmp_path: Path) -> None:
+    import asyncio
+    import sqlite3
+
+    from wayline import RunContext, open_runtime, workflow
+    from wayline.persistence._records import FORMAT
+
+    @workflow(name="tiny")
+    async def tiny(ctx: RunContext) -> int:
+        return 1
+
+    async def run() -> None:
+        async with open_runtime(tmp_path / "f.db", workflows=[tiny]) as rt:
+            await (await rt.start(tiny, run_id="t")).result()
+
+    asyncio.run(run())
+    conn = sqlite3.connect(tmp_path / "f.db")
+    try:
+        (snapshot,) = conn.execute("SELECT snapshot FROM runs WHERE run_id = 't'").fetchone()
+    finally:
+        conn.close()
+    assert decode_any(snapshot).get("format") == FORMAT
