@@ -254,3 +254,22 @@ async def test_cancelled_run_stays_cancelled_after_reopen(tmp_path: Path) -> Non
         with pytest.raises(RunCancelled):
             await rt.get_handle("p").result()
     assert Probe.log == []  # not recovered, not re-run
+
+
+@workflow(name="swallower")
+async def swallower(ctx: RunContext) -> str:
+    try:
+        await ctx.run(forever)
+    except RunCancelledError:
+        pass  # swallowing the cancellation does not un-cancel the run
+    return "carried on"
+
+
+async def test_a_run_that_swallows_its_cancellation_still_ends_cancelled(db: str) -> None:
+    async with open_runtime(db, workflows=[swallower]) as rt:
+        handle = await rt.start(swallower, run_id="s")
+        await _cancel_when_entered(rt, "s")
+        with anyio.fail_after(5), pytest.raises(RunCancelled):
+            await handle.result()
+        info = await rt.describe("s")
+    assert info.status is RunStatus.CANCELLED and info.output is None
