@@ -273,3 +273,46 @@ async def test_a_base_exception_in_a_child_is_not_restarted_and_unwinds_the_supe
             await asyncio.sleep(3600)  # the fatal error must interrupt the block
     assert len(made) == 1
     assert not bystander.alive
+
+
+class StrayCancel(Actor[Any]):
+    """Raises CancelledError from a handler although nobody cancelled its task."""
+
+    def __init__(self, incarnation: int) -> None:
+        self.incarnation = incarnation
+
+    async def receive(self, message: Any) -> Any:
+        if message == "stray":
+            fut = asyncio.get_running_loop().create_future()
+            asyncio.get_running_loop().call_soon(fut.cancel)
+            await fut  # raises CancelledError: a library cancelled a future it handed out
+        return (self.incarnation, message)
+
+
+STRAY_CANCEL_DROPS_ACTOR = (
+    "Supervisor._supervise (src/wayline/actors/_supervisor.py) restarts only on `except "
+    "Exception`; a CancelledError raised inside an actor while the supervisor is not cancelling "
+    "it (a library cancelled a future the handler awaited) ends the child task as 'cancelled', "
+    "which _child_done ignores: the actor is gone with no restart, no on_crash and no "
+    "on_give_up, so its owner (the runtime) never learns and the run hangs. Fix: in _supervise, "
+    "catch CancelledError when the task is not being cancelled (asyncio.current_task()."
+    "cancelling() == 0) and handle it like a crash"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=STRAY_CANCEL_DROPS_ACTOR)
+async def test_a_stray_cancelled_error_is_a_crash_not_a_silent_exit() -> None:
+    made: list[StrayCancel] = []
+
+    def factory() -> StrayCancel:
+        made.append(StrayCancel(len(made)))
+        return made[-1]
+
+    async with Supervisor(SupervisorSpec(), FakeClock()) as sup:
+        ref = sup.spawn("s", factory)
+        ref.tell("stray")
+        try:
+            assert await asyncio.wait_for(ref.ask("after"), 1) == (1, "after")
+        finally:
+            sup.cancel_all()
+    assert len(made) == 2
