@@ -81,6 +81,25 @@ class MemoryStore:
         found = [(s, rid, decode_inbox(data)) for s, (rid, data) in sorted(self._inbox.items()) if s > seq]
         return found[:limit]
 
+    async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
+        self._check()
+        due = []
+        for data in self._runs.values():
+            rec = decode_record(data)
+            wake = rec.wake_at
+            if rec.status is RunStatus.WAITING and wake is not None and wake <= until:
+                due.append((rec.run_id, wake))
+        return sorted(due, key=lambda d: d[1])[:limit]
+
+    async def next_wake(self, after: float) -> float | None:
+        self._check()
+        wakes = [
+            w
+            for rec in map(decode_record, self._runs.values())
+            if rec.status is RunStatus.WAITING and (w := rec.wake_at) is not None and w > after
+        ]
+        return min(wakes, default=None)
+
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         self._check()
         return [(seq, decode_inbox(data)) for seq, (rid, data) in sorted(self._inbox.items()) if rid == run_id]

@@ -392,6 +392,21 @@ class SQLiteStore:
         )
         return [(s, run_id, decode_inbox(data)) for s, run_id, data in rows]
 
+    async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
+        rows = await self._fetch(
+            "SELECT run_id, wake_at FROM runs WHERE wake_at IS NOT NULL AND wake_at <= ? AND status = ? "
+            "ORDER BY wake_at LIMIT ?",
+            (until, RunStatus.WAITING.value, limit),
+        )
+        return [(run_id, wake_at) for run_id, wake_at in rows]
+
+    async def next_wake(self, after: float) -> float | None:
+        rows = await self._fetch(
+            "SELECT MIN(wake_at) FROM runs WHERE wake_at IS NOT NULL AND wake_at > ? AND status = ?",
+            (after, RunStatus.WAITING.value),
+        )
+        return rows[0][0] if rows else None
+
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         rows = await self._fetch("SELECT seq, message FROM inbox WHERE run_id = ? ORDER BY seq", (run_id,))
         return [(seq, decode_inbox(data)) for seq, data in rows]

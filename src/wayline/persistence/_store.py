@@ -58,6 +58,14 @@ class Store(Protocol):
         Lets a runtime pick up messages that another process committed."""
         ...
 
+    async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
+        """WAITING runs with a wait due at or before ``until``: (run_id, wake_at), earliest first."""
+        ...
+
+    async def next_wake(self, after: float) -> float | None:
+        """The earliest due time of a WAITING run after ``after``, if any."""
+        ...
+
     async def get_run(self, run_id: str) -> RunRecord | None: ...
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:

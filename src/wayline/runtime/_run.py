@@ -105,7 +105,12 @@ class Deliver:
     payload: Any = None
 
 
-RunMessage = Kick | StepDone | TimerFired | Cancel | Deliver
+@dataclass(slots=True)
+class Passivate:
+    """The run has waited ``passivate_after`` seconds: leave memory if still only waiting."""
+
+
+RunMessage = Kick | StepDone | TimerFired | Cancel | Deliver | Passivate
 
 
 # --- bookkeeping for what the body waits on -----------------------------------------------
@@ -176,6 +181,8 @@ class RunActor(Actor[RunMessage]):
         self._signals: dict[str, deque[tuple[int, Any]]] = {}  # delivered, not yet consumed
         self._seen: set[int] = set()  # inbox messages already delivered (restarts redeliver)
         self._consumed: list[int] = []  # inbox messages to delete with the next checkpoint
+        self._passivate_timer: TimerHandle | None = None
+        self._passivated = False
         self._signal_waiters: dict[str, int] = {}  # signal name -> journal index waiting on it
         self._finished = False
 
@@ -230,7 +237,11 @@ class RunActor(Actor[RunMessage]):
     async def on_stop(self, error: BaseException | None) -> None:
         if self.rt._actors.get(self.run_id) is self:
             del self.rt._actors[self.run_id]
+        if self._passivate_timer is not None:
+            self._passivate_timer.cancel()
         self._drop_active()
+        if self._passivated:
+            self.rt._run_passivated(self.run_id, self.record.wake_at)
         if self._coro is not None and not self._finished:
             self._coro.close()
 
@@ -264,13 +275,60 @@ class RunActor(Actor[RunMessage]):
     async def receive(self, message: RunMessage) -> Any:
         if self._finished:
             return None
+        if type(message) is Passivate:
+            await self._on_passivate()
+            return None
         try:
             await self._dispatch(message)
         except PayloadError as exc:
             # A checkpoint could not encode the run's own state (ctx.vars): no retry or
             # restart can fix that, so the run fails now, with the last vars that stored.
             await self._fail_unstorable(exc)
+        if self.rt._passivate_after is not None:
+            self._arm_passivation()
         return None
+
+    # --- passivation -----------------------------------------------------------------------
+
+    def _only_waiting(self) -> bool:
+        """Blocked on durable waits alone: nothing running, nothing unrecorded."""
+        return (
+            not self._finished
+            and not self._direct
+            and self._inline_task is None
+            and bool(self._waits or self._signal_waiters)
+            and not self._running_steps()
+            and not self._events
+            and not self._consumed
+            and not self._waits_dirty
+            and self.ref.mailbox_depth == 0
+        )
+
+    def _arm_passivation(self) -> None:
+        if self._passivate_timer is not None:
+            self._passivate_timer.cancel()
+            self._passivate_timer = None
+        delay = self.rt._passivate_after
+        if delay is None or not self._only_waiting():
+            return
+        ref = self.ref
+
+        def fire() -> None:
+            try:
+                ref.tell(Passivate())
+            except ActorStoppedError:
+                pass
+
+        self._passivate_timer = self.rt.clock.call_at(self.rt.clock.time() + delay, fire)
+
+    async def _on_passivate(self) -> None:
+        self._passivate_timer = None
+        if not self._only_waiting():
+            return
+        # Everything it waits for is in its checkpoint (waits with due times, the inbox):
+        # drop it from memory; a due timer or a message brings it back.
+        self._passivated = True
+        self.stop()
 
     async def _dispatch(self, message: RunMessage) -> None:
         match message:

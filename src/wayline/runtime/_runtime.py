@@ -25,7 +25,7 @@ from .._errors import (
     RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, SupervisorSpec, SystemClock
+from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, SupervisorSpec, SystemClock, TimerHandle
 from ..persistence import (
     UNFINISHED,
     AnyEvent,
@@ -138,8 +138,15 @@ class Runtime:
         workflows: Iterable[WorkflowDef[Any, Any] | StateMachine],
         clock: Clock,
         max_concurrent_activities: int | None,
+        passivate_after: float | None = None,
+        owner: bool = True,
     ) -> None:
         self.store = store
+        self._passivate_after = passivate_after
+        self._owner = owner  # runs runs (recover=True), not just a client of the database
+        self._wake_timer: TimerHandle | None = None
+        self._wake_at: float | None = None
+        self._background: set[asyncio.Task[Any]] = set()
         self.clock = clock
         self._supervisor = supervisor
         self._workflows: dict[str, Workflow] = {}
@@ -251,6 +258,55 @@ class Runtime:
         await self.store.checkpoint(failed, events)
         self._run_finished(run_id, failed)
 
+    # --- passivation ---------------------------------------------------------------------
+
+    def _run_passivated(self, run_id: str, wake_at: float | None) -> None:
+        """A waiting run left memory: wake it at its due time, and at once if a message
+        reached its inbox while it was leaving (a tell to a stopping actor is dropped)."""
+        self._live.pop(run_id, None)
+        if wake_at is not None:
+            self._schedule_wake(wake_at)
+        self._spawn_background(self._reactivate_if_messages(run_id))
+
+    def _spawn_background(self, coro: Any) -> None:
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def _reactivate_if_messages(self, run_id: str) -> None:
+        if await self.store.get_inbox(run_id):
+            await self._reactivate(run_id, "woken by a message")
+
+    async def _reactivate(self, run_id: str, reason: str) -> None:
+        if run_id in self._live or self._closed or not self._owner:
+            return
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status.finished or rec.workflow not in self._workflows or run_id in self._live:
+            return
+        self._spawn(rec, reason)
+
+    def _schedule_wake(self, when: float) -> None:
+        if self._wake_at is not None and self._wake_at <= when:
+            return
+        if self._wake_timer is not None:
+            self._wake_timer.cancel()
+        self._wake_at = when
+        self._wake_timer = self.clock.call_at(when, lambda: self._spawn_background(self._wake_due_runs()))
+
+    async def _wake_due_runs(self) -> None:
+        """Reload every passivated run whose timer is due, then wait for the next one."""
+        self._wake_at = self._wake_timer = None
+        now = self.clock.time()
+        while True:
+            due = await self.store.due_runs(now, limit=1000)
+            for run_id, _ in due:
+                await self._reactivate(run_id, "woken by its timer")
+            if len(due) < 1000:
+                break
+        following = await self.store.next_wake(now)
+        if following is not None:
+            self._schedule_wake(following)
+
     def _run_finished(self, run_id: str, record: RunRecord | None = None) -> None:
         self._live.pop(run_id, None)
         fut = self._finished.pop(run_id, None)
@@ -288,7 +344,13 @@ class Runtime:
     async def _recover(self) -> int:
         """Restart every unfinished run in the store; returns how many."""
         count = 0
-        for rec in await self.store.list_runs(statuses=UNFINISHED):
+        statuses = UNFINISHED
+        if self._passivate_after is not None:
+            # Waiting runs stay passivated: the waker reloads them when a timer is due, and a
+            # message reloads them at once, so millions of them need not fit in memory.
+            statuses = tuple(st for st in UNFINISHED if st is not RunStatus.WAITING)
+            self._spawn_background(self._wake_due_runs())
+        for rec in await self.store.list_runs(statuses=statuses):
             if rec.workflow not in self._workflows:
                 log.error(
                     "run %s needs workflow %r, which is not registered; it stays %s until a runtime "
@@ -384,11 +446,14 @@ class Runtime:
             run_id, InboxMessage(kind="signal", name=name, payload=payload, ts=self.clock.time())
         )
         ref = self._live.get(run_id)
-        if ref is not None:
-            try:
-                ref.tell(Deliver(seq, name, payload))
-            except ActorStoppedError:
-                pass  # ended or restarting: the inbox keeps it for the next incarnation
+        if ref is None:
+            await self._reactivate(run_id, "woken by a message")  # passivated: reload it
+            return
+        try:
+            ref.tell(Deliver(seq, name, payload))
+        except ActorStoppedError:
+            # Stopping (passivating or ending): the inbox keeps it for the next incarnation.
+            await self._reactivate(run_id, "woken by a message")
 
     async def redrive(self, run_id: str) -> RunHandle[Any]:
         """Restart a FAILED state machine run from the state that failed (as Step Functions
@@ -448,7 +513,8 @@ class Runtime:
                 last = seq
                 ref = self._live.get(run_id)
                 if ref is None:
-                    continue  # not live here: the run reloads its inbox when it starts
+                    await self._reactivate(run_id, "woken by a message")  # loads its inbox
+                    continue
                 try:
                     if msg.kind == "signal":
                         ref.tell(Deliver(seq, msg.name, msg.payload))
@@ -474,6 +540,9 @@ class Runtime:
         # Committed before it is delivered: a crash from here on cannot lose the request.
         seq = await self.store.append_inbox(run_id, InboxMessage(kind="cancel", payload=reason, ts=self.clock.time()))
         ref = self._live.get(run_id)
+        if ref is None:
+            await self._reactivate(run_id, "woken by a message")  # it applies the cancel on load
+            return
         if ref is not None:
             actor = self._actors.get(run_id)
             if actor is not None:
@@ -522,6 +591,7 @@ async def open_runtime(
     max_concurrent_activities: int | None = None,
     recover: bool = True,
     inbox_poll_interval: float | None = 0.1,
+    passivate_after: float | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
 
@@ -539,6 +609,9 @@ async def open_runtime(
             to inspect or start runs without resuming the ones already there.
         inbox_poll_interval: seconds between reads of the inbox for messages committed by
             other processes (``wayline`` CLI, other replicas); ``None`` to not look.
+        passivate_after: seconds a run may wait (on timers or signals only) before it leaves
+            memory; its due timer or a message reloads it. ``None`` (the default) keeps every
+            run in memory.
     """
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
@@ -560,6 +633,8 @@ async def open_runtime(
                 workflows=workflows,
                 clock=the_clock,
                 max_concurrent_activities=max_concurrent_activities,
+                passivate_after=passivate_after,
+                owner=recover,
             )
             try:
                 if recover:
@@ -571,7 +646,13 @@ async def open_runtime(
                 rt._closed = True
                 for run_id in list(rt._finished):
                     rt._run_finished(run_id)
+                if rt._wake_timer is not None:
+                    rt._wake_timer.cancel()
                 sup.cancel_all()
+                for task in list(rt._background):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
                 for background in (driver, poller):
                     if background is not None:
                         background.cancel()

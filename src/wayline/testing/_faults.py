@@ -85,6 +85,14 @@ class FaultInjectingStore:
         self._check()
         return await self.inner.inbox_since(seq, limit)
 
+    async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
+        self._check()
+        return await self.inner.due_runs(until, limit)
+
+    async def next_wake(self, after: float) -> float | None:
+        self._check()
+        return await self.inner.next_wake(after)
+
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         self._check()
         return await self.inner.get_inbox(run_id)

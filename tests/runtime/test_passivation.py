@@ -1,0 +1,70 @@
+"""Passivation: waiting runs leave memory and come back on their timer or a message."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from wayline import RunCancelled, RunContext, RunStatus, activity, open_runtime, workflow
+from wayline.testing import VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+DAY = 86400.0
+
+
+@activity(name="note")
+async def note(x: str) -> str:
+    return x
+
+
+@workflow(name="sleeper")
+async def sleeper(ctx: RunContext) -> str:
+    ctx.vars["phase"] = "sleeping"
+    await ctx.sleep(30 * DAY)
+    return await ctx.run(note, "woke")
+
+
+@workflow(name="waiter")
+async def waiter(ctx: RunContext) -> str:
+    got: str = await ctx.wait_signal("go")
+    return got
+
+
+async def test_waiting_runs_leave_memory_and_come_back(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[sleeper, waiter], clock=clock, passivate_after=60) as rt:
+        t0 = clock.time()
+        sleeping = await rt.start(sleeper, run_id="s")
+        signalled = await rt.start(waiter, run_id="w")
+        cancelled = await rt.start(waiter, run_id="c")
+        await clock.sleep(120)
+        assert rt._live == {}  # every run waits: none is in memory
+        info = await rt.describe("s")
+        assert info.status is RunStatus.WAITING and info.waiting_for == ("timer:sleep:0",)
+        assert info.vars == {"phase": "sleeping"}
+        await rt.signal("w", "go", "hello")  # a message reloads its run
+        assert await signalled.result() == "hello"
+        await rt.cancel("c", "bye")
+        with pytest.raises(RunCancelled):
+            await cancelled.result()
+        assert await sleeping.result() == "woke"  # its timer reloads it, on time
+        assert (await rt.describe("s")).ended_at == pytest.approx(t0 + 30 * DAY)
+
+
+async def test_a_restart_leaves_waiting_runs_in_the_store_until_they_are_due(tmp_path: Path) -> None:
+    path = tmp_path / "p.db"
+    clock = VirtualClock()
+    async with open_runtime(path, workflows=[sleeper, waiter], clock=clock, passivate_after=60) as rt:
+        t0 = clock.time()
+        await rt.start(sleeper, run_id="s")
+        await rt.start(waiter, run_id="w")
+        await clock.sleep(120)
+    later = VirtualClock(clock.time() + DAY)
+    async with open_runtime(path, workflows=[sleeper, waiter], clock=later, passivate_after=60) as rt:
+        assert rt._live == {}  # nothing due yet, so nothing loaded
+        await rt.signal("w", "go", "after restart")
+        assert await rt.get_handle("w").result() == "after restart"
+        assert await rt.get_handle("s").result() == "woke"
+        assert (await rt.describe("s")).ended_at == pytest.approx(t0 + 30 * DAY)  # its original deadline
