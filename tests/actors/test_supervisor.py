@@ -289,18 +289,6 @@ class StrayCancel(Actor[Any]):
         return (self.incarnation, message)
 
 
-STRAY_CANCEL_DROPS_ACTOR = (
-    "Supervisor._supervise (src/wayline/actors/_supervisor.py) restarts only on `except "
-    "Exception`; a CancelledError raised inside an actor while the supervisor is not cancelling "
-    "it (a library cancelled a future the handler awaited) ends the child task as 'cancelled', "
-    "which _child_done ignores: the actor is gone with no restart, no on_crash and no "
-    "on_give_up, so its owner (the runtime) never learns and the run hangs. Fix: in _supervise, "
-    "catch CancelledError when the task is not being cancelled (asyncio.current_task()."
-    "cancelling() == 0) and handle it like a crash"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=STRAY_CANCEL_DROPS_ACTOR)
 async def test_a_stray_cancelled_error_is_a_crash_not_a_silent_exit() -> None:
     made: list[StrayCancel] = []
 

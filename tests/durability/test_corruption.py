@@ -46,17 +46,6 @@ async def make_db_with_a_damaged_run(path: Path) -> None:
     GATE["open"] = True
 
 
-CORRUPT_ROW = (
-    "SQLiteStore.get_run/list_runs (src/wayline/persistence/_sqlite.py) decode snapshots with "
-    "msgspec and let msgspec.DecodeError escape untranslated; list_runs decodes every row, so "
-    "one damaged snapshot makes recovery in open_runtime raise a raw DecodeError and no run "
-    "at all is recovered. Fix: translate decode failures into DatabaseCorruptError naming the "
-    "run id; in recovery, log and skip (or mark FAILED) a run whose row cannot be decoded and "
-    "recover the others"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=CORRUPT_ROW)
 async def test_a_damaged_snapshot_raises_database_corrupt_error(tmp_path: Path) -> None:
     path = tmp_path / "d.db"
     await make_db_with_a_damaged_run(path)
@@ -72,7 +61,6 @@ async def test_a_damaged_snapshot_raises_database_corrupt_error(tmp_path: Path) 
         await store.close()
 
 
-@pytest.mark.xfail(strict=True, reason=CORRUPT_ROW)
 async def test_healthy_runs_recover_despite_a_damaged_one(tmp_path: Path) -> None:
     path = tmp_path / "r.db"
     await make_db_with_a_damaged_run(path)

@@ -297,18 +297,6 @@ def test_activity_timeout_must_be_positive() -> None:
 
 # --- an activity raising CancelledError on its own ------------------------------------------
 
-SELF_CANCELLED_HANGS = (
-    "An activity that raises asyncio.CancelledError itself (e.g. it awaited a future that some "
-    "library cancelled) while wayline did not cancel it: RunActor._run_attempt "
-    "(src/wayline/runtime/_run.py) swallows it as 'the actor cancelled this attempt' so a step "
-    "in a gather/map never reports and the run waits forever; inline, it escapes the actor task "
-    "as a cancellation, which the Supervisor's _child_done ignores, so the run stays RUNNING "
-    "forever with no actor. Fix: when catching CancelledError, check "
-    "asyncio.current_task().cancelling(); if the task is not being cancelled, treat it as an "
-    "ordinary attempt failure (error 'CancelledError', retried per policy)"
-)
-
-
 @activity(name="self_cancelling", retry=RetryPolicy(max_attempts=2, interval=1.0))
 async def self_cancelling() -> None:
     fut = asyncio.get_running_loop().create_future()
@@ -326,7 +314,6 @@ async def self_cancel_gather(ctx: RunContext) -> None:
     await ctx.gather(ctx.run(self_cancelling))
 
 
-@pytest.mark.xfail(strict=True, reason=SELF_CANCELLED_HANGS)
 @pytest.mark.parametrize("wf", [self_cancel_inline, self_cancel_gather], ids=["inline", "gather"])
 async def test_an_activity_raising_cancelled_error_fails_its_step(db: str, clock: VirtualClock, wf: Any) -> None:
     import anyio

@@ -72,6 +72,7 @@ class Supervisor:
         self._host: asyncio.Task[Any] | None = None
         self._fatal: BaseException | None = None
         self._running = False
+        self._cancelling = False  # cancel_all was called: cancelled children are expected
 
     async def __aenter__(self) -> Self:
         self._host = asyncio.current_task()
@@ -93,6 +94,7 @@ class Supervisor:
 
     def cancel_all(self) -> None:
         """Stop every child now (their durable state is untouched)."""
+        self._cancelling = True
         for task in self._tasks:
             task.cancel()
 
@@ -134,10 +136,16 @@ class Supervisor:
         self._tasks.discard(task)
         child = self._owners.pop(task, None)
         if task.cancelled():
-            if child is not None:
+            if child is None:
+                return
+            if self._cancelling or not self._running:
                 self._close(child, None)
-            return
-        exc = task.exception()
+                return
+            # Nobody here cancelled it: a CancelledError escaped the actor (a library cancelled
+            # a future it awaited). That is a crash like any other, not a quiet exit.
+            exc: BaseException | None = asyncio.CancelledError("an actor task ended with a stray cancellation")
+        else:
+            exc = task.exception()
         if child is None:  # a hook task (on_crash / on_give_up / a delayed restart)
             if exc is not None:
                 self._die(exc)
@@ -145,7 +153,7 @@ class Supervisor:
         if exc is None:
             self._close(child, None)
             return
-        if not isinstance(exc, Exception):
+        if not isinstance(exc, Exception | asyncio.CancelledError):
             self._close(child, exc)
             self._die(exc)
             return

@@ -201,7 +201,13 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     metadata: dict[str, Any] = {}
     state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
     tail: tuple[AnyEvent, ...] = ()  # events not yet moved to the history table
-    format: int = FORMAT
+    # No default to omit: every snapshot stores the format it was written in (0 would mean
+    # one written before the field existed).
+    format: int = 0
+
+    def __post_init__(self) -> None:
+        if self.format == 0:
+            msgspec.structs.force_setattr(self, "format", FORMAT)
 
     @property
     def wake_at(self) -> float | None:

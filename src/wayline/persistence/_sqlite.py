@@ -11,6 +11,7 @@ never wait behind a commit (WAL lets readers run beside the writer).
 from __future__ import annotations
 
 import asyncio
+import logging
 import os
 import sqlite3
 import time
@@ -19,6 +20,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
+import msgspec
 
 from .._errors import (
     DatabaseCorruptError,
@@ -29,6 +31,8 @@ from .._errors import (
 from ._codec import decode_events, decode_inbox, decode_record, encode
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
+
+log = logging.getLogger("wayline.store")
 
 Synchronous = Literal["OFF", "NORMAL", "FULL", "EXTRA"]
 T = TypeVar("T")
@@ -468,9 +472,15 @@ class SQLiteStore:
         finally:
             self._pending -= 1
 
+    def _decode(self, run_id: str, data: bytes) -> RunRecord:
+        try:
+            return decode_record(data)
+        except msgspec.DecodeError as exc:
+            raise DatabaseCorruptError(self.path, f"the snapshot of run {run_id!r} cannot be decoded: {exc}") from exc
+
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch("SELECT snapshot FROM runs WHERE run_id = ?", (run_id,))
-        return decode_record(rows[0][0]) if rows else None
+        return self._decode(run_id, rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
         # One statement, so one read snapshot: rows and tail cannot straddle a checkpoint
@@ -481,8 +491,11 @@ class SQLiteStore:
             (run_id, run_id),
         )
         out: list[AnyEvent] = []
-        for kind, _, data in rows:
-            out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
+        try:
+            for kind, _, data in rows:
+                out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
+        except msgspec.DecodeError as exc:
+            raise DatabaseCorruptError(self.path, f"the history of run {run_id!r} cannot be decoded: {exc}") from exc
         return out
 
     async def list_runs(
@@ -507,4 +520,13 @@ class SQLiteStore:
         if limit is not None:
             sql += " LIMIT ?"
             params.append(limit)
-        return [decode_record(r[0]) for r in await self._fetch(sql, params)]
+        sql = sql.replace("SELECT snapshot FROM", "SELECT run_id, snapshot FROM", 1)
+        out = []
+        for run_id, data in await self._fetch(sql, params):
+            try:
+                out.append(self._decode(run_id, data))
+            except DatabaseCorruptError as exc:
+                # One damaged row must not hide (or stop the recovery of) every other run;
+                # reading that run alone still raises.
+                log.error("%s; it is left out of the listing", exc, extra={"run_id": run_id})
+        return out

@@ -622,8 +622,11 @@ class RunActor(Actor[RunMessage]):
             else:
                 async with limiter:
                     result = await step.activity.fn(*step.args, **step.kwargs)
-        except asyncio.CancelledError:
-            return  # the actor cancelled this attempt (timeout, cancel, shutdown) and knows it
+        except asyncio.CancelledError as exc:
+            task = asyncio.current_task()
+            if task is None or task.cancelling():
+                return  # the actor cancelled this attempt (timeout, cancel, shutdown) and knows it
+            msg = StepDone(index, attempt, error=exc)  # raised by the activity itself: a failure
         except Exception as exc:
             msg = StepDone(index, attempt, error=exc)
         else:
@@ -678,8 +681,12 @@ class RunActor(Actor[RunMessage]):
             else:
                 async with limiter:
                     result = await act.fn(*step.args, **step.kwargs)
-        except asyncio.CancelledError:
+        except asyncio.CancelledError as exc:
             reason = self._interrupted
+            if reason is None and task is not None and not task.cancelling():
+                # Raised by the activity itself (it awaited something a library cancelled),
+                # not a cancellation of this task: the attempt failed.
+                return await self._attempt_failed(index, pending, exc)
             # Not ours, or a shutdown cancellation arrived as well: let it through.
             if reason is None or (task is not None and task.uncancel() > 0):
                 raise
