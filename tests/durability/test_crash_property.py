@@ -82,17 +82,19 @@ OPS = st.one_of(
 PLANS = st.lists(OPS, min_size=1, max_size=5).map(lambda ops: [list(op) for op in ops])
 
 
-async def run_plan(store: Any, plan: list[list[Any]]) -> tuple[int, dict[str, Any]]:
-    async with open_runtime(store, workflows=[planned], clock=VirtualClock()) as rt:
+async def run_plan(store: Any, plan: list[list[Any]], passivate: bool) -> tuple[int, dict[str, Any]]:
+    # passivate_after=0: a run that only waits leaves memory at once and is reloaded on wake
+    after = 0.0 if passivate else None
+    async with open_runtime(store, workflows=[planned], clock=VirtualClock(), passivate_after=after) as rt:
         out = await (await rt.start(planned, plan, run_id="p")).result()
         return out, (await rt.describe("p")).vars
 
 
-async def check(plan: list[list[Any]], crash_fraction: float, when: str, tmp: Path) -> None:
+async def check(plan: list[list[Any]], crash_fraction: float, when: str, passivate: bool, tmp: Path) -> None:
     executions.clear()
     remote_failures.clear()
     counter = FaultInjectingStore(SQLiteStore(tmp / "clean.db"))
-    clean = await run_plan(counter, plan)
+    clean = await run_plan(counter, plan, passivate)
     clean_counts = Counter(executions)
     n = 1 + int(crash_fraction * counter.writes) % counter.writes
 
@@ -100,13 +102,13 @@ async def check(plan: list[list[Any]], crash_fraction: float, when: str, tmp: Pa
     remote_failures.clear()
     path = tmp / "crash.db"
     try:
-        await run_plan(FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when), plan)  # type: ignore[arg-type]
+        await run_plan(FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when), plan, passivate)  # type: ignore[arg-type]
     except BaseException as exc:
         if find_crash(exc) is None:
             raise
     else:
         raise AssertionError(f"no crash at write {n}")
-    assert await run_plan(SQLiteStore(path), plan) == clean
+    assert await run_plan(SQLiteStore(path), plan, passivate) == clean
 
     widths = {"gather": lambda arg: arg, "tolerant_map": lambda arg: arg, "flaky_gather": lambda arg: 2}
     in_flight = max([widths.get(kind, lambda arg: 1)(arg) for kind, arg in plan])
@@ -119,12 +121,17 @@ async def check(plan: list[list[Any]], crash_fraction: float, when: str, tmp: Pa
 
 @pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
 @settings(max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
-@given(plan=PLANS, crash_fraction=st.floats(0, 1, exclude_max=True), when=st.sampled_from(["before", "after"]))
+@given(
+    plan=PLANS,
+    crash_fraction=st.floats(0, 1, exclude_max=True),
+    when=st.sampled_from(["before", "after"]),
+    passivate=st.booleans(),
+)
 def test_any_plan_survives_a_crash_at_any_write(
-    loop: str, plan: list[list[Any]], crash_fraction: float, when: str
+    loop: str, plan: list[list[Any]], crash_fraction: float, when: str, passivate: bool
 ) -> None:
     with tempfile.TemporaryDirectory(prefix="wayline-prop-") as tmp:
-        coro = check(plan, crash_fraction, when, Path(tmp))
+        coro = check(plan, crash_fraction, when, passivate, Path(tmp))
         if loop == "uvloop":
             import uvloop
 
