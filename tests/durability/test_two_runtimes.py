@@ -1,0 +1,69 @@
+"""Two runtimes on one database file (a rolling deploy starts the new process first)."""
+
+from __future__ import annotations
+
+import asyncio
+from collections import Counter
+from pathlib import Path
+
+import anyio
+import pytest
+
+from wayline import RunContext, activity, open_runtime, workflow
+from wayline._errors import DatabaseLockedError
+
+pytestmark = pytest.mark.anyio
+
+ran: Counter[int] = Counter()
+GATE: dict[str, asyncio.Event] = {}
+
+
+@activity(name="s")
+async def s(i: int) -> int:
+    ran[i] += 1
+    await GATE["go"].wait()
+    return i
+
+
+@workflow(name="two_steps")
+async def two_steps(ctx: RunContext) -> list[int]:
+    return [await ctx.run(s, 0), await ctx.run(s, 1)]
+
+
+DOUBLE_OWNER = (
+    "Nothing stops a second open_runtime (recover=True) on a database file that a live runtime "
+    "is using (src/wayline/runtime/_runtime.py _recover, src/wayline/persistence/_sqlite.py): "
+    "the second runtime recovers the first one's in-flight runs, every step runs twice "
+    "concurrently, and the duplicate history rows then crash-loop the run with 'UNIQUE "
+    "constraint failed: history.run_id, history.seq'; the crash-loop recorder's own checkpoint "
+    "fails the same way and that StoreError, raised from on_give_up, escapes the Supervisor and "
+    "tears down the whole runtime. A rolling deploy (new process up before "
+    "the old one stops) does exactly this. Fix: hold an exclusive owner lock for a recovering "
+    "runtime (e.g. an fcntl lock on a sidecar file, or a lease row refreshed by the owner) and "
+    "raise DatabaseLockedError on a second recovering open (recover=False opens for inspection "
+    "can stay allowed), or give runs leases so only one runtime drives each"
+)
+
+
+@pytest.mark.xfail(strict=True, reason=DOUBLE_OWNER)
+async def test_a_second_runtime_on_a_live_database_never_runs_steps_twice(tmp_path: Path) -> None:
+    ran.clear()
+    GATE["go"] = asyncio.Event()
+    path = tmp_path / "shared.db"
+    async with open_runtime(path, workflows=[two_steps]) as first:
+        handle = await first.start(two_steps, run_id="r")
+        with anyio.fail_after(5):
+            while ran[0] == 0:  # noqa: ASYNC110 - polls a counter
+                await asyncio.sleep(0.001)
+        try:
+            async with open_runtime(path, workflows=[two_steps]) as second:
+                await asyncio.sleep(0.05)  # time for the second runtime to recover runs
+                GATE["go"].set()
+                with anyio.fail_after(5):
+                    assert await handle.result() == [0, 1]
+                    assert await second.get_handle("r").result() == [0, 1]
+        except DatabaseLockedError:
+            GATE["go"].set()  # refusing the second owner is a fine answer too
+            with anyio.fail_after(5):
+                assert await handle.result() == [0, 1]
+    assert ran == {0: 1, 1: 1}
