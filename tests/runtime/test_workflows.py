@@ -324,3 +324,12 @@ async def test_awaiting_foreign_io_in_the_body_fails_with_a_clear_error(db: str)
             await (await rt.start(bad_await, run_id="ba")).result()
     assert info.value.error == "TypeError"
     assert "@activity" in (info.value.cause or "")
+
+
+async def test_concurrent_starts_of_one_run_id_start_it_once(db: str) -> None:
+    async with open_runtime(db, workflows=[arith], clock=VirtualClock()) as rt:
+        handles = await asyncio.gather(*(rt.start(arith, {"a": 1, "b": 1}, run_id="dup") for _ in range(10)))
+        results = await asyncio.gather(*(h.result() for h in handles))
+        assert len(await rt.list_runs()) == 1
+    assert results == [{"sum": 2, "double": 4, "run_id": "dup"}] * 10
+    assert calls == {"add": 1, "double": 1}
