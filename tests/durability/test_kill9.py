@@ -71,3 +71,52 @@ def test_kill_9_mid_run_then_resume_in_a_new_process(tmp_path: Path, loop: str) 
     assert all(i == before[-1] for i in twice)
     # the steps finished before the kill (all but maybe the last line) never run again
     assert after[: len(before)] == before
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="SIGKILL is POSIX")
+@pytest.mark.parametrize("loop", ["asyncio", "uvloop"])
+def test_kill_9_during_group_commits_of_many_runs(tmp_path: Path, loop: str) -> None:
+    db, side = tmp_path / "m.db", tmp_path / "side.txt"
+    many = 40
+
+    def tags() -> list[str]:
+        return side.read_text(encoding="utf-8").split() if side.exists() else []
+
+    proc = subprocess.Popen(
+        [sys.executable, str(WORKER), str(db), str(side), "start-many", loop],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        deadline = time.monotonic() + 60
+        while len(tags()) < many * 4:  # every run is a few steps in
+            if proc.poll() is not None:
+                pytest.fail(f"worker exited early: {proc.communicate()}")
+            if time.monotonic() > deadline:
+                pytest.fail("worker made no progress")
+            time.sleep(0.005)
+        os.kill(proc.pid, signal.SIGKILL)
+        assert proc.wait(timeout=30) == -signal.SIGKILL
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+        proc.stderr.close()  # type: ignore[union-attr]
+    before = Counter(tags())
+    assert len(before) < many * 10, "the kill must land mid-run"
+
+    done = subprocess.run(
+        [sys.executable, str(WORKER), str(db), str(side), "resume-many", loop],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout.strip().splitlines()[-1]) == [r * 1000 + 45 for r in range(many)]
+    after = Counter(tags())
+    assert set(after) == {f"{r}:{i}" for r in range(many) for i in range(10)}
+    for r in range(many):
+        repeated = [i for i in range(10) if after[f"{r}:{i}"] > 1]
+        # at most the one step each run had in flight at the kill runs again
+        assert len(repeated) <= 1 and all(after[f"{r}:{i}"] == 2 for i in repeated), (r, repeated)

@@ -36,13 +36,34 @@ async def twenty(ctx: RunContext, side: str) -> dict[str, object]:
     return {"squares": acc, "sum": sum(acc)}
 
 
+MANY = 40
+
+
+@activity(name="tagged")
+async def tagged(side: str, run: int, i: int) -> int:
+    with open(side, "a", encoding="utf-8") as f:  # noqa: ASYNC230 - tiny append, on purpose
+        f.write(f"{run}:{i}\n")
+    await asyncio.sleep(0.01)
+    return run * 100 + i
+
+
+@workflow(name="ten")
+async def ten(ctx: RunContext, inp: list[object]) -> int:
+    side, run = str(inp[0]), int(str(inp[1]))
+    return sum([await ctx.run(tagged, side, run, i) for i in range(10)])
+
+
 async def main(db: str, side: str, mode: str) -> None:
-    async with open_runtime(db, workflows=[twenty]) as rt:
+    async with open_runtime(db, workflows=[twenty, ten]) as rt:
         if mode == "start":
-            handle = await rt.start(twenty, side, run_id="k")
-        else:
-            handle = rt.get_handle("k")
-        result = await handle.result()
+            result: object = await (await rt.start(twenty, side, run_id="k")).result()
+        elif mode == "resume":
+            result = await rt.get_handle("k").result()
+        elif mode == "start-many":  # many runs group-committing together
+            handles = [await rt.start(ten, [side, r], run_id=f"m{r}") for r in range(MANY)]
+            result = [await h.result() for h in handles]
+        else:  # resume-many
+            result = [await rt.get_handle(f"m{r}").result() for r in range(MANY)]
     print(json.dumps(result), flush=True)
 
 
