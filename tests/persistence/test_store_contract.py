@@ -210,3 +210,9 @@ async def test_records_read_back_are_copies(store: Store) -> None:
     got.vars["new"] = True
     again = await store.get_run("r")
     assert again is not None and again.vars == {"k": [1]}
+
+
+async def test_list_runs_with_no_statuses_matches_nothing(store: Store) -> None:
+    await store.create_run(rec("r"), [])
+    assert await store.list_runs(statuses=[]) == []
+    assert await store.list_runs(limit=0) == []
