@@ -58,6 +58,9 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
     if w and w.value is not None:
         lines.append(f"signal: wayline p50 = {w.value:.3f} ms (target < 1 ms)")
     for o in outcomes:
+        if o.scenario.suite == "mailbox" and o.scenario.system == "wayline" and o.value is not None:
+            how = "passivated" if o.scenario.params.get("passivate") else "all in memory"
+            lines.append(f"mailbox ({how}): {o.value:,.0f} bytes per waiting run (target < 1 KB)")
         if o.scenario.suite == "recovery" and o.scenario.system == "wayline" and o.value:
             lines.append(
                 f"recovery n={o.scenario.group}: wayline resumed in {o.value:.2f} s (target: 10,000 within 2 s)"

@@ -273,3 +273,42 @@ async def _resume(gc: GroupCommitter, snap: Snapshot, inbox: asyncio.Future[str]
     done = Snapshot(snap.run_id, "done", snap.input, results, [payload])
     await gc.write(snap.run_id, _ENCODER.encode(done))
     return snap.input
+
+
+async def waiting_memory(params: Params) -> Metrics:
+    """The floor for a live waiting run: one asyncio task per run blocked on a future."""
+    import gc
+    import os
+
+    def rss() -> int:
+        with open("/proc/self/statm", encoding="ascii") as f:
+            return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+    n = int(params["n"])
+    if params.get("phase") == "prepare":
+        print("READY", flush=True)
+        await asyncio.sleep(3600)
+        return {}
+    gc.collect()
+    before = rss()
+    loop = asyncio.get_running_loop()
+    futures = [loop.create_future() for _ in range(n)]
+
+    async def waiter(fut: asyncio.Future[int]) -> int:
+        return await fut
+
+    tasks = [asyncio.ensure_future(waiter(f)) for f in futures]
+    await asyncio.sleep(0.1)
+    gc.collect()
+    per_run = (rss() - before) / n
+    times = []
+    for fut, task in list(zip(futures, tasks, strict=True))[:100]:
+        t0 = time.perf_counter()
+        fut.set_result(1)
+        await task
+        times.append(time.perf_counter() - t0)
+    for fut in futures:
+        if not fut.done():
+            fut.cancel()
+    await asyncio.gather(*tasks, return_exceptions=True)
+    return {"bytes_per_run": per_run, "reload_ms": sorted(times)[len(times) // 2] * 1000}

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._harness import Scenario
 
-SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "asl")
+SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl")
 
 K = 5  # activities per run in the throughput workload
 
@@ -143,6 +143,34 @@ def _recovery(quick: bool) -> list[Scenario]:
     return rows
 
 
+def _mailbox(quick: bool) -> list[Scenario]:
+    """Memory per waiting run (target < 1 KB) and the signal round trip to a passivated run."""
+    n = 5000 if quick else 100_000
+    rows = []
+    for system, func, extra, label in (
+        ("bare", "_baseline:waiting_memory", {}, "asyncio task per run"),
+        ("wayline", "_wayline:waiting_memory", {"passivate": False}, "all in memory"),
+        ("wayline", "_wayline:waiting_memory", {"passivate": True}, "passivated"),
+    ):
+        rows.append(
+            Scenario(
+                suite="mailbox",
+                system=system,
+                func=func,
+                params={"n": n, **extra},
+                metric="bytes_per_run",
+                unit="B/waiting run",
+                higher_is_better=False,
+                baseline=system == "bare",
+                prepare=system == "wayline",
+                timeout_s=180.0 if quick else 900.0,
+                label=f"n={n}, {label}",
+                also=(("reload_ms", "ms signal->result"),),
+            )
+        )
+    return rows
+
+
 def _asl(quick: bool) -> list[Scenario]:
     cases = 60 if quick else 0  # 0 = every case
     executions = 200 if quick else 2000
@@ -189,6 +217,8 @@ def build(suite: str, quick: bool) -> list[Scenario]:
         return _latency_like(suite, quick)
     if suite == "recovery":
         return _recovery(quick)
+    if suite == "mailbox":
+        return _mailbox(quick)
     if suite == "asl":
         return _asl(quick)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")
