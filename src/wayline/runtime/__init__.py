@@ -8,7 +8,7 @@ from ._definitions import (
     activity as activity,
     workflow as workflow,
 )
-from ._run import RunCancelledError as RunCancelledError
+from ._run_state import RunCancelledError as RunCancelledError
 from ._runtime import (
     RunHandle as RunHandle,
     RunInfo as RunInfo,

@@ -1,11 +1,13 @@
 """The run actor: one per live run, owning its context and driving its workflow body.
 
 The body is a coroutine the actor steps with ``send``/``throw`` inside its own task. Each
-command the body yields is resolved from the journal (on replay) or performed: a step runs
-as its own task and its outcome comes back through the mailbox; the actor applies it,
-checkpoints (snapshot + new history events, one transaction, group-committed with other
-runs) and only then resumes the body. A crash anywhere in between loses at most the step in
-flight, which runs again (at least once; the idempotency key stays the same).
+command the body yields is resolved from the journal (on replay) or performed: a single step
+is awaited by the actor itself (interruptible by a cancel or its timeout), the steps of a
+gather/map run as tasks whose outcomes come back through the mailbox, and waits (timers,
+signals, retry backoff) are durable entries of the snapshot. Each outcome is checkpointed
+(snapshot + new history events, one transaction, group-committed with other runs) before
+the body resumes. A crash anywhere in between loses at most the step in flight, which runs
+again (at least once, with the same idempotency key).
 """
 
 from __future__ import annotations
@@ -14,7 +16,6 @@ import asyncio
 import logging
 from collections import deque
 from collections.abc import Awaitable
-from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -43,112 +44,30 @@ from ..persistence import (
 from ._commands import Gather, Sleep, Step, WaitSignal
 from ._context import RunContext
 from ._definitions import WorkflowDef
+from ._run_state import (
+    SLEEP_STEP,
+    TAIL_MAX,
+    Cancel,
+    Deliver,
+    Kick,
+    Passivate,
+    RunCancelledError,
+    RunMessage,
+    StepDone,
+    TimerFired,
+    _failure,
+    _Group,
+    _Journaled,
+    _journaled_outcome,
+    _Pending,
+    _storable,
+)
 from ._stepinfo import StepInfo, _current as _current_step
-from .asl import StatesError
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
 
 log = logging.getLogger("wayline.run")
-
-SLEEP_STEP = "wayline.sleep"
-#: Events kept in the snapshot before they move to the history table (see `_checkpoint`).
-TAIL_MAX = 32
-
-
-class RunCancelledError(BaseException):
-    """Thrown into a workflow body when its run is cancelled.
-
-    A `BaseException`, so ``except Exception`` in workflow code cannot swallow it; catch it
-    explicitly (or use ``finally``) to run compensation steps, then let it propagate.
-    """
-
-    def __init__(self, reason: str | None) -> None:
-        self.reason = reason
-        super().__init__(reason or "run cancelled")
-
-
-# --- mailbox messages ---------------------------------------------------------------------
-
-
-@dataclass(slots=True)
-class Kick:
-    """Start (or restart) driving the body."""
-
-
-@dataclass(slots=True)
-class StepDone:
-    index: int
-    attempt: int
-    result: Any = None
-    error: BaseException | None = None
-
-
-@dataclass(slots=True)
-class TimerFired:
-    index: int
-    attempt: int
-
-
-@dataclass(slots=True)
-class Cancel:
-    reason: str | None = None
-    seq: int | None = None  # the inbox message carrying it, consumed when it is applied
-
-
-@dataclass(slots=True)
-class Deliver:
-    """A signal committed to the run's inbox as message ``seq``."""
-
-    seq: int
-    name: str
-    payload: Any = None
-
-
-@dataclass(slots=True)
-class Passivate:
-    """The run has waited ``passivate_after`` seconds: leave memory if still only waiting."""
-
-
-RunMessage = Kick | StepDone | TimerFired | Cancel | Deliver | Passivate
-
-
-# --- bookkeeping for what the body waits on -----------------------------------------------
-
-
-@dataclass(slots=True, eq=False)
-class _Group:
-    """What the body is blocked on: one step, a gather/map, or a sleep."""
-
-    indices: list[int]
-    single: bool
-    tolerated: int = 0
-    max_concurrency: int | None = None
-    results: list[Any] = field(default_factory=list)
-    failures: list[ActivityError] = field(default_factory=list)
-    remaining: int = 0
-    queued: deque[int] = field(default_factory=deque)
-    running: int = 0
-
-
-@dataclass(slots=True, eq=False)
-class _Pending:
-    step: Step[Any] | None  # None for a sleep
-    group: _Group | None  # None for a single step awaited inline
-    slot: int  # position in the group's results
-    attempt: int = 1
-    signal: str | None = None  # for a wait_signal: the signal's name
-    started_at: float = 0.0
-    task: asyncio.Task[None] | None = None
-    timer: TimerHandle | None = None
-
-
-@dataclass(slots=True)
-class _Journaled:
-    name: str
-    result: Any = None
-    error: ErrorInfo | None = None
-    attempts: int = 1
 
 
 class RunActor(Actor[RunMessage]):
@@ -1031,28 +950,3 @@ class RunActor(Actor[RunMessage]):
         self._coro.close()
         self.rt._run_finished(self.run_id, self.record)
         self.stop()
-
-
-def _journaled_outcome(entry: _Journaled, run_id: str = "") -> tuple[Any, BaseException | None]:
-    if entry.error is None:
-        return entry.result, None
-    if entry.name.startswith("signal:"):
-        return None, SignalTimeoutError(run_id, entry.name[len("signal:") :], None)
-    return None, ActivityError(entry.name, entry.error.error, entry.error.cause, entry.attempts)
-
-
-def _storable(value: Any) -> bool:
-    try:
-        encode(value)
-    except PayloadError:
-        return False
-    return True
-
-
-def _failure(exc: Exception) -> ErrorInfo:
-    """How an exception that ended a workflow body is recorded."""
-    if isinstance(exc, ActivityError):
-        return ErrorInfo(exc.error, exc.cause)
-    if isinstance(exc, StatesError):
-        return ErrorInfo(exc.error or "", exc.cause)
-    return ErrorInfo(type(exc).__name__, str(exc))

@@ -42,7 +42,8 @@ from ..persistence import (
 )
 from ._asl_run import asl_workflow
 from ._definitions import WorkflowDef
-from ._run import Cancel, Deliver, RunActor, RunMessage
+from ._run import RunActor
+from ._run_state import Cancel, Deliver, RunMessage
 from .asl import StateMachine, prepare_redrive
 
 log = logging.getLogger("wayline")
