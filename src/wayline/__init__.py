@@ -7,6 +7,7 @@ a restarted process resumes every unfinished run from its last checkpoint.
 from ._errors import (
     ActivityError as ActivityError,
     ActivityTimeoutError as ActivityTimeoutError,
+    DatabaseOwnedError as DatabaseOwnedError,
     NonDeterminismError as NonDeterminismError,
     PayloadError as PayloadError,
     RedriveError as RedriveError,
@@ -44,6 +45,7 @@ __all__ = (
     "ActivityError",
     "ActivityTimeoutError",
     "AslDefinitionError",
+    "DatabaseOwnedError",
     "NonDeterminismError",
     "PayloadError",
     "RedriveError",

@@ -32,6 +32,19 @@ class DatabaseLockedError(StoreError):
         )
 
 
+class DatabaseOwnedError(DatabaseLockedError):
+    """Another runtime already runs the runs of this database."""
+
+    def __init__(self, path: str) -> None:
+        StoreError.__init__(
+            self,
+            f"database {path!r} is already run by another runtime (in this or another process); "
+            "two runtimes would run the same steps twice. Stop the other one, or open this one "
+            "with open_runtime(..., recover=False) to use the database as a client",
+            path=path,
+        )
+
+
 class DatabaseCorruptError(StoreError):
     """The file is not a SQLite database, or its wayline schema is damaged."""
 

@@ -30,22 +30,6 @@ async def two_steps(ctx: RunContext) -> list[int]:
     return [await ctx.run(s, 0), await ctx.run(s, 1)]
 
 
-DOUBLE_OWNER = (
-    "Nothing stops a second open_runtime (recover=True) on a database file that a live runtime "
-    "is using (src/wayline/runtime/_runtime.py _recover, src/wayline/persistence/_sqlite.py): "
-    "the second runtime recovers the first one's in-flight runs, every step runs twice "
-    "concurrently, and the duplicate history rows then crash-loop the run with 'UNIQUE "
-    "constraint failed: history.run_id, history.seq'; the crash-loop recorder's own checkpoint "
-    "fails the same way and that StoreError, raised from on_give_up, escapes the Supervisor and "
-    "tears down the whole runtime. A rolling deploy (new process up before "
-    "the old one stops) does exactly this. Fix: hold an exclusive owner lock for a recovering "
-    "runtime (e.g. an fcntl lock on a sidecar file, or a lease row refreshed by the owner) and "
-    "raise DatabaseLockedError on a second recovering open (recover=False opens for inspection "
-    "can stay allowed), or give runs leases so only one runtime drives each"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=DOUBLE_OWNER)
 async def test_a_second_runtime_on_a_live_database_never_runs_steps_twice(tmp_path: Path) -> None:
     ran.clear()
     GATE["go"] = asyncio.Event()

@@ -299,17 +299,6 @@ async def timed_map(ctx: RunContext) -> list[int]:
     return await ctx.map(four_seconds, [0, 1, 2])
 
 
-QUEUE_TIME_COUNTS = (
-    "RunActor._attempt_inline and _start_attempt (src/wayline/runtime/_run.py) start an "
-    "attempt's timeout timer before the step acquires the runtime-wide max_concurrent_activities "
-    "semaphore, so time spent queued behind other runs' steps counts against the step's "
-    "start-to-close timeout and a 4 s step with a 5 s timeout fails with ActivityTimeoutError "
-    "when it had to wait its turn. Fix: start the timeout (and started_at) once the limiter is "
-    "acquired, i.e. when the activity really starts"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=QUEUE_TIME_COUNTS)
 @pytest.mark.parametrize("shape", ["inline", "map"])
 async def test_waiting_for_the_activity_limit_does_not_count_toward_the_timeout(
     db: str, clock: VirtualClock, shape: str

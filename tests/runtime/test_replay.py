@@ -197,20 +197,6 @@ async def uses_struct(ctx: RunContext) -> list[Any]:
     return [type(p).__name__, p.x + p.y, after]
 
 
-STRUCT_RESULT_CHANGES_ON_REPLAY = (
-    "A step result that is a msgspec Struct (allowed by PayloadError's own message) reaches the "
-    "body as the Struct on the first execution, but as the journal's decoded plain dict on "
-    "replay (RunActor._load_journal / _journaled_outcome in src/wayline/runtime/_run.py), so "
-    "`p.x` works live and fails with AttributeError after a restart: the same code sees "
-    "different values (likewise a tuple result is a tuple live and a list on replay, and the "
-    "workflow input is the caller's object on the first run but the decoded data after a "
-    "restart). Fix: give the body the same value either way, e.g. round-trip every "
-    "result through encode/decode before handing it over (plain data always), or record the "
-    "result type and decode the journal entry back into it"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=STRUCT_RESULT_CHANGES_ON_REPLAY)
 async def test_a_struct_result_looks_the_same_after_replay(tmp_path: Path) -> None:
     ran.clear()
     async with open_runtime(tmp_path / "clean.db", workflows=[uses_struct], clock=VirtualClock()) as rt:

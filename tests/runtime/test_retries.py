@@ -297,6 +297,7 @@ def test_activity_timeout_must_be_positive() -> None:
 
 # --- an activity raising CancelledError on its own ------------------------------------------
 
+
 @activity(name="self_cancelling", retry=RetryPolicy(max_attempts=2, interval=1.0))
 async def self_cancelling() -> None:
     fut = asyncio.get_running_loop().create_future()

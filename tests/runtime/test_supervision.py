@@ -89,19 +89,6 @@ class OneRunBrokenStore(BrokenDiskStore):
         return self.inner.checkpoint(record, events, *args)
 
 
-GIVE_UP_FAILURE_IS_FATAL = (
-    "Runtime._fail_crash_loop (src/wayline/runtime/_runtime.py), the Supervisor's on_give_up "
-    "hook, lets a StoreError from its FAILED checkpoint escape; Supervisor._supervise "
-    "(src/wayline/actors/_supervisor.py) does not guard on_give_up/on_crash, so the exception "
-    "ends the child task, _child_done treats it as fatal, cancels every other actor and "
-    "re-raises it from `async with open_runtime`: one run that cannot be written kills all "
-    "runs. Fix: catch and log exceptions from on_crash/on_give_up in _supervise (the run stays "
-    "unfinished in the store and is recovered next time), or handle StoreError in "
-    "_fail_crash_loop"
-)
-
-
-@pytest.mark.xfail(strict=True, reason=GIVE_UP_FAILURE_IS_FATAL)
 async def test_a_run_that_cannot_even_be_failed_does_not_take_the_runtime_down() -> None:
     ran.clear()
     store = OneRunBrokenStore()

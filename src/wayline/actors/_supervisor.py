@@ -10,6 +10,7 @@ failure instead of losing the actor silently.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -19,6 +20,8 @@ from ._actor import Actor, ActorRef, run_actor
 from ._clock import Clock
 
 M = TypeVar("M")
+
+log = logging.getLogger("wayline.actors")
 
 
 @dataclass(frozen=True, slots=True)
@@ -176,7 +179,10 @@ class Supervisor:
     async def _restart_later(self, child: _Child, exc: BaseException) -> None:
         try:
             if child.on_crash is not None:
-                await child.on_crash(exc, child.restarts)
+                try:
+                    await child.on_crash(exc, child.restarts)
+                except Exception:
+                    log.exception("on_crash hook of actor %r failed", child.ref.name)
             await self.clock.sleep(child.delay)
         except BaseException:
             self._close(child, exc)
@@ -188,6 +194,10 @@ class Supervisor:
         try:
             if child.on_give_up is not None:
                 await child.on_give_up(exc, child.restarts)
+        except Exception:
+            # One actor that cannot even be given up on (its store failing, say) must not take
+            # every other actor down with it; its owner sees it again next time.
+            log.exception("on_give_up hook of actor %r failed", child.ref.name)
         finally:
             self._close(child, exc)
 

@@ -25,6 +25,7 @@ import msgspec
 from .._errors import (
     DatabaseCorruptError,
     DatabaseLockedError,
+    DatabaseOwnedError,
     SchemaVersionError,
     StoreError,
 )
@@ -124,6 +125,7 @@ class SQLiteStore:
         self._closing = False
         self._open = False
         self._pending = 0
+        self._owner_fd: int | None = None
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -144,6 +146,27 @@ class SQLiteStore:
         self._loop = loop
         self._open = True
 
+    def claim_ownership(self) -> None:
+        """Become the one runtime that runs this database's runs, until `close`.
+
+        An advisory lock on ``<path>.owner`` (flock: the kernel drops it when the process dies,
+        even by SIGKILL). Clients that only start, signal or read runs do not claim it.
+
+        Raises:
+            DatabaseOwnedError: another runtime holds it.
+        """
+        try:
+            import fcntl
+        except ImportError:  # pragma: no cover - not on POSIX: no guard
+            return
+        fd = os.open(self.path + ".owner", os.O_CREAT | os.O_RDWR, 0o600)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise DatabaseOwnedError(self.path) from None
+        self._owner_fd = fd
+
     async def close(self) -> None:
         self._closing = True
         if self._open and (self._inflight or self._queue):
@@ -155,6 +178,9 @@ class SQLiteStore:
         await self._release()
 
     async def _release(self) -> None:
+        if self._owner_fd is not None:
+            fd, self._owner_fd = self._owner_fd, None
+            os.close(fd)  # closing the descriptor drops its flock
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import typing
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
@@ -83,6 +84,8 @@ class ActivityDef(Generic[P, R]):
         self.name = name
         self.retry = retry
         self.timeout = timeout
+        # What a journaled result is decoded back into on replay (a Struct, a tuple...).
+        self.result_type: Any = _hint(fn, "return")
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
 
@@ -114,6 +117,7 @@ class WorkflowDef(Generic[I, R]):
         self.name = name
         self.version = version
         self.takes_input = len(params) == 2
+        self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
         self.__doc__ = fn.__doc__
 
@@ -122,6 +126,14 @@ class WorkflowDef(Generic[I, R]):
 
     def body(self, ctx: RunContext, input: Any) -> Awaitable[R]:
         return self.fn(ctx, input) if self.takes_input else self.fn(ctx)
+
+
+def _hint(fn: Callable[..., Any], name: str) -> Any:
+    """The annotation ``name`` of ``fn`` resolved to a type, or Any if absent or unresolvable."""
+    try:
+        return typing.get_type_hints(fn).get(name, Any)
+    except Exception:
+        return Any
 
 
 def _default_name(fn: Callable[..., Any]) -> str:

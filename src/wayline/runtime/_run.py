@@ -55,11 +55,13 @@ from ._run_state import (
     RunMessage,
     StepDone,
     TimerFired,
+    _as_replayed,
     _failure,
     _Group,
     _Journaled,
     _journaled_outcome,
     _Pending,
+    _shaped,
     _storable,
 )
 from ._stepinfo import StepInfo, _current as _current_step
@@ -145,7 +147,9 @@ class RunActor(Actor[RunMessage]):
         self.ctx.saved_state = record.state
         if self._reason is not None:
             self._events.append(RunResumed(ts=rt.clock.time(), reason=self._reason))
-        body = wf.body(self.ctx, record.input)
+        # The body sees its input as stored data, shaped by its annotation, whether this is
+        # the first run (the caller's object) or a restart (decoded from the store).
+        body = wf.body(self.ctx, _shaped(_as_replayed(record.input), wf.input_type))
         self._direct = wf.kind != "code"
         self._coro = body if self._direct else body.__await__()
         self.ctx._save_state = self._save_state
@@ -298,6 +302,7 @@ class RunActor(Actor[RunMessage]):
                     return
                 if entry is not None:
                     value, error = _journaled_outcome(entry, self.run_id)
+                    value = _shaped(value, cmd.activity.result_type)
                     continue
                 if self._cancel is not None and index == self._cancel[1]:
                     error = RunCancelledError(self._cancel[0])
@@ -468,7 +473,8 @@ class RunActor(Actor[RunMessage]):
             index, entry = self._allocate(step.activity.name)
             group.indices.append(index)
             if entry is not None:
-                self._settle(group, slot, entry.result, entry.error, step.activity.name, entry.attempts)
+                result = _shaped(entry.result, step.activity.result_type)
+                self._settle(group, slot, result, entry.error, step.activity.name, entry.attempts)
                 continue
             group.remaining += 1
             self._active[index] = _Pending(step, group, slot, attempt=self._failed_attempts.get(index, 0) + 1)
@@ -529,18 +535,21 @@ class RunActor(Actor[RunMessage]):
         finally:
             _current_step.reset(token)
         pending.task = task
-        timeout = step.activity.timeout
-        if timeout is not None:
-            self._schedule(index, pending, pending.started_at + timeout)
 
     async def _run_attempt(self, index: int, attempt: int, step: Step[Any]) -> None:
         limiter = self.rt._limiter
         try:
-            if limiter is None:
+            if limiter is not None:
+                await limiter.acquire()  # time queued here does not count against the timeout
+            try:
+                timeout = step.activity.timeout
+                pending = self._active.get(index)
+                if timeout is not None and pending is not None and pending.attempt == attempt:
+                    self._schedule(index, pending, self.rt.clock.time() + timeout)
                 result = await step.activity.fn(*step.args, **step.kwargs)
-            else:
-                async with limiter:
-                    result = await step.activity.fn(*step.args, **step.kwargs)
+            finally:
+                if limiter is not None:
+                    limiter.release()
         except asyncio.CancelledError as exc:
             task = asyncio.current_task()
             if task is None or task.cancelling():
@@ -589,17 +598,20 @@ class RunActor(Actor[RunMessage]):
             return None
         limiter = self.rt._limiter
         timer = None
-        if act.timeout is not None:
-            timer = clock.call_at(pending.started_at + act.timeout, lambda: self._interrupt("timeout"))
         self._interrupted = None
         self._inline_task = task = asyncio.current_task()
         token = _current_step.set(StepInfo(self.run_id, act.name, index, pending.attempt))
         try:
-            if limiter is None:
+            if limiter is not None:
+                await limiter.acquire()  # time queued here does not count against the timeout
+            try:
+                if act.timeout is not None:
+                    deadline = clock.time() + act.timeout
+                    timer = clock.call_at(deadline, lambda: self._interrupt("timeout"))
                 result = await act.fn(*step.args, **step.kwargs)
-            else:
-                async with limiter:
-                    result = await act.fn(*step.args, **step.kwargs)
+            finally:
+                if limiter is not None:
+                    limiter.release()
         except asyncio.CancelledError as exc:
             reason = self._interrupted
             if reason is None and task is not None and not task.cancelling():
@@ -623,7 +635,7 @@ class RunActor(Actor[RunMessage]):
             await self._record_success(index, pending, result)
         except PayloadError as exc:
             return await self._unstorable(index, pending, exc)
-        return result, None
+        return (_as_replayed(result) if act.result_type is Any else result), None
 
     # --- outcomes ------------------------------------------------------------------------
 
@@ -706,7 +718,8 @@ class RunActor(Actor[RunMessage]):
             await self._record_success(index, pending, result)
         except PayloadError as exc:
             return await self._unstorable(index, pending, exc)
-        return result, None
+        assert pending.step is not None
+        return (_as_replayed(result) if pending.step.activity.result_type is Any else result), None
 
     def _record_success(self, index: int, pending: _Pending, result: Any) -> Awaitable[None]:
         """Journal a successful attempt; returns the commit to await. A plain function, so the

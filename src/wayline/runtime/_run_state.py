@@ -7,9 +7,11 @@ from collections import deque
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from .._errors import ActivityError, PayloadError, SignalTimeoutError
 from ..actors import TimerHandle
-from ..persistence import ErrorInfo, encode
+from ..persistence import ErrorInfo, decode_any, encode
 from ._commands import Step
 from .asl import StatesError
 
@@ -137,3 +139,29 @@ def _failure(exc: Exception) -> ErrorInfo:
     if isinstance(exc, StatesError):
         return ErrorInfo(exc.error or "", exc.cause)
     return ErrorInfo(type(exc).__name__, str(exc))
+
+
+_PLAIN = (int, float, str, bool, bytes, type(None))
+
+
+def _shaped(value: Any, type_: Any) -> Any:
+    """A stored value as the code declared it: ``value`` converted into ``type_`` (a Struct, a
+    tuple, a dataclass...), or as plain decoded data where nothing is declared."""
+    if type_ is Any:
+        return value
+    try:
+        return msgspec.convert(value, type_, strict=False)
+    except (msgspec.ValidationError, TypeError):
+        return value  # the annotation does not describe what was stored: give the data as is
+
+
+def _as_replayed(value: Any) -> Any:
+    """The value as a replay will give it back: what the journal decodes to.
+
+    Results are stored as msgspec data, so a Struct or a tuple comes back from the journal as a
+    dict or a list; handing the body the same shape on the first run keeps live runs and
+    replays alike. Plain scalars are returned as they are (the common, cheap case).
+    """
+    if type(value) in _PLAIN:
+        return value
+    return decode_any(encode(value))

@@ -622,6 +622,12 @@ async def open_runtime(
         the_store = store
     the_clock = clock or SystemClock()
     await the_store.start()
+    if recover and isinstance(the_store, SQLiteStore):
+        try:
+            the_store.claim_ownership()
+        except BaseException:
+            await the_store.close()
+            raise
     try:
         async with Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
             # The clock's background work is owned here and ended below; no task group, so an
