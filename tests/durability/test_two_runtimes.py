@@ -73,3 +73,26 @@ async def test_the_owner_lock_sees_through_a_symlinked_path(tmp_path: Path) -> N
         with pytest.raises(DatabaseLockedError):
             async with open_runtime(alias, workflows=[two_steps]):
                 pass
+
+
+async def test_one_owner_at_a_time_and_inspectors_are_welcome(tmp_path: Path) -> None:
+    from wayline._errors import DatabaseOwnedError
+
+    ran.clear()
+    GATE["go"] = asyncio.Event()
+    path = tmp_path / "owned.db"
+    async with open_runtime(path, workflows=[two_steps]) as owner:
+        handle = await owner.start(two_steps, run_id="r")
+        with pytest.raises(DatabaseOwnedError) as info:
+            async with open_runtime(path, workflows=[two_steps]):
+                pass
+        assert str(path) in str(info.value)
+        # a client that does not recover (a CLI, a dashboard) may open it alongside
+        async with open_runtime(path, workflows=[two_steps], recover=False) as inspector:
+            assert (await inspector.describe("r")).status.value == "RUNNING"
+        GATE["go"].set()
+        with anyio.fail_after(5):
+            assert await handle.result() == [0, 1]
+    assert ran == {0: 1, 1: 1}
+    async with open_runtime(path, workflows=[two_steps]) as next_owner:  # released on close
+        assert await next_owner.get_handle("r").result() == [0, 1]
