@@ -205,3 +205,33 @@ async def test_a_struct_result_looks_the_same_after_replay(tmp_path: Path) -> No
     await crash_run_after_write(path, uses_struct, 2)  # step "locate" journaled, then the crash
     async with open_runtime(path, workflows=[uses_struct], clock=VirtualClock()) as rt:
         assert await rt.get_handle("r").result() == clean
+
+
+@activity(name="pair")
+async def pair():  # type: ignore[no-untyped-def]  # no annotation: plain data both ways
+    ran["pair"] += 1
+    return (1, 2)
+
+
+@workflow(name="shapes")
+async def shapes(ctx: RunContext, inp) -> list[Any]:  # type: ignore[no-untyped-def]
+    got = await ctx.run(pair)
+    await ctx.run(b)
+    return [type(got).__name__, type(inp).__name__, got == [1, 2]]
+
+
+async def test_undeclared_results_and_input_have_the_same_shape_live_and_replayed(tmp_path: Path) -> None:
+    ran.clear()
+    async with open_runtime(tmp_path / "clean.db", workflows=[shapes], clock=VirtualClock()) as rt:
+        clean = await (await rt.start(shapes, (3, 4), run_id="r")).result()
+    path = tmp_path / "replay.db"
+    store = FaultInjectingStore(SQLiteStore(path), crash_at=2, when="after")
+    try:
+        async with open_runtime(store, workflows=[shapes], clock=VirtualClock()) as rt:
+            await (await rt.start(shapes, (3, 4), run_id="r")).result()
+    except BaseException as exc:
+        if find_crash(exc) is None:
+            raise
+    async with open_runtime(path, workflows=[shapes], clock=VirtualClock()) as rt:
+        replayed = await rt.get_handle("r").result()
+    assert replayed == clean
