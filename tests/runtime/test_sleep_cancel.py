@@ -273,3 +273,32 @@ async def test_a_run_that_swallows_its_cancellation_still_ends_cancelled(db: str
             await handle.result()
         info = await rt.describe("s")
     assert info.status is RunStatus.CANCELLED and info.output is None
+
+
+@workflow(name="napper")
+async def napper(ctx: RunContext) -> str:
+    try:
+        await ctx.sleep(DAY)
+    except RunCancelledError as exc:
+        ctx.vars["cleanup"] = await ctx.run(cleanup, exc.reason)
+        raise
+    return "woke"
+
+
+async def test_cancel_a_passivated_run(db: str) -> None:
+    clock = VirtualClock(autojump=False)  # the timer stays pending: the run sits passivated
+    async with open_runtime(db, workflows=[napper], clock=clock, passivate_after=0.0) as rt:
+        handle = await rt.start(napper, run_id="p")
+        with anyio.fail_after(5):
+            while (await rt.describe("p")).status is not RunStatus.WAITING:  # noqa: ASYNC110 - polls the store
+                await asyncio.sleep(0.001)
+        await asyncio.sleep(0.05)  # passivation happens once it only waits
+        await rt.cancel("p", "not needed")
+        with anyio.fail_after(5), pytest.raises(RunCancelled):
+            await handle.result()
+        info = await rt.describe("p")
+        resumed = [e.reason async for e in rt.history("p") if type(e).__name__ == "RunResumed"]
+    assert resumed, "the run was never passivated and reloaded"
+    assert info.status is RunStatus.CANCELLED
+    assert info.vars == {"cleanup": "cleaned"}
+    assert Probe.log == ["cleanup not needed"]
