@@ -54,16 +54,7 @@ async def test_a_second_runtime_on_a_live_database_never_runs_steps_twice(tmp_pa
     assert ran == {0: 1, 1: 1}
 
 
-OWNER_LOCK_BY_PATH = (
-    "SQLiteStore.claim_ownership (src/wayline/persistence/_sqlite.py) locks "
-    "`self.path + '.owner'` as given, so the same database reached through a symlink to the "
-    "file (a common deploy layout) gets a different .owner file and a second owner is "
-    "allowed. Fix: derive the lock file from os.path.realpath(self.path)"
-)
-
-
 @pytest.mark.skipif(not hasattr(os, "symlink"), reason="needs symlinks")
-@pytest.mark.xfail(strict=True, reason=OWNER_LOCK_BY_PATH)
 async def test_the_owner_lock_sees_through_a_symlinked_path(tmp_path: Path) -> None:
     real = tmp_path / "data" / "wayline.db"
     real.parent.mkdir()

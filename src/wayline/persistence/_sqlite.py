@@ -159,7 +159,8 @@ class SQLiteStore:
             import fcntl
         except ImportError:  # pragma: no cover - not on POSIX: no guard
             return
-        fd = os.open(self.path + ".owner", os.O_CREAT | os.O_RDWR, 0o600)
+        # The real path: the same file reached through a symlink must meet the same lock.
+        fd = os.open(os.path.realpath(self.path) + ".owner", os.O_CREAT | os.O_RDWR, 0o600)
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except OSError:

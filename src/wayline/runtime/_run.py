@@ -778,7 +778,7 @@ class RunActor(Actor[RunMessage]):
         pending.attempt += 1
         pending.task = None
         due = now + delay
-        self._waits[index] = Wait(kind="retry", key=f"retry:{index}", step=index, due=due)
+        self._waits[index] = Wait(kind="retry", key=f"{name}#{index}", step=index, due=due)
         await self._checkpoint(events)
         self._schedule(index, pending, due)
         return None

@@ -622,9 +622,10 @@ async def open_runtime(
         the_store = store
     the_clock = clock or SystemClock()
     await the_store.start()
-    if recover and isinstance(the_store, SQLiteStore):
+    claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it
+    if recover and claim is not None:
         try:
-            the_store.claim_ownership()
+            claim()
         except BaseException:
             await the_store.close()
             raise

@@ -60,6 +60,11 @@ class FaultInjectingStore:
     async def start(self) -> None:
         await self.inner.start()
 
+    def claim_ownership(self) -> None:
+        claim = getattr(self.inner, "claim_ownership", None)
+        if claim is not None:
+            claim()
+
     async def close(self) -> None:
         await self.inner.close()
 
