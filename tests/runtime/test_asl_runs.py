@@ -224,3 +224,19 @@ async def test_redrive_refuses_unknown_runs_and_code_workflows() -> None:
             await (await rt.start(boom, run_id="b")).result()
         with pytest.raises(RedriveError, match="code workflow"):
             await rt.redrive("b")
+
+
+async def test_a_task_past_its_timeout_seconds_fails_with_states_timeout() -> None:
+    async def slow(p: Any) -> Any:
+        await asyncio.sleep(5)
+        return p
+
+    sm = StateMachine(
+        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "slow", "TimeoutSeconds": 1, "End": True}}},
+        name="slowpoke",
+        resources={"slow": slow},
+    )
+    async with open_runtime(":memory:", workflows=[sm]) as rt:
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(sm, {}, run_id="t")).result()
+    assert info.value.error == "States.Timeout"

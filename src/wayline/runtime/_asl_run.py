@@ -17,7 +17,7 @@ from typing import Any
 from ._context import RunContext
 from ._definitions import WorkflowDef
 from .asl import StateMachine, StatesError, execute
-from .asl._machine import find_resource
+from .asl._machine import call_resource, find_resource
 
 
 def asl_workflow(machine: StateMachine, machines: Mapping[str, StateMachine]) -> WorkflowDef[Any, Any]:
@@ -78,14 +78,7 @@ class _RunHost:
         timeout_seconds: float | None,
         heartbeat_seconds: float | None,
     ) -> Any:
-        fn = self._resource(resource)
-        try:
-            return await fn(payload)
-        except StatesError:
-            raise
-        except Exception as exc:
-            # As AWS Lambda reports it: the error is the exception's class name.
-            raise StatesError(type(exc).__name__, str(exc)) from exc
+        return await call_resource(self._resource(resource), payload, timeout_seconds)
 
     async def new_task_token(self, *, state: str, step: str) -> str:
         raise StatesError(

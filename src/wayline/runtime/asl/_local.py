@@ -17,7 +17,7 @@ import msgspec
 
 from ._errors import HEARTBEAT_TIMEOUT, TIMEOUT, StatesError
 from ._interpreter import execute
-from ._machine import StateMachine, find_resource
+from ._machine import StateMachine, call_resource, find_resource
 
 __all__ = ("LocalHost",)
 
@@ -129,18 +129,7 @@ class LocalHost:
         fn = self._resource(resource)
         self.calls.append((resource, payload))
         self.steps.append((step, attempt))
-        try:
-            if timeout_seconds is None:
-                return await fn(payload)
-            # Resources run in real time (only timers are virtual), so the deadline is too.
-            with anyio.fail_after(timeout_seconds):
-                return await fn(payload)
-        except TimeoutError:
-            raise StatesError(TIMEOUT, f"The task did not finish within {timeout_seconds}s") from None
-        except StatesError:
-            raise
-        except Exception as exc:
-            raise StatesError(type(exc).__name__, str(exc)) from exc
+        return await call_resource(fn, payload, timeout_seconds)
 
     async def new_task_token(self, *, state: str, step: str) -> str:
         """Create a callback token."""

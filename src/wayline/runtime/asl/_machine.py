@@ -6,7 +6,9 @@ import json
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Literal
 
-from ._errors import AslDefinitionError
+import anyio
+
+from ._errors import AslDefinitionError, StatesError
 from ._states import Program, State, compile_program
 
 __all__ = ("StateMachine",)
@@ -106,3 +108,20 @@ def find_resource(resources: Mapping[str, Resource], name: str) -> Resource | No
             if name.endswith(suffix):
                 return resources.get(name[: -len(suffix)])
     return fn
+
+
+async def call_resource(fn: Resource, payload: Any, timeout_seconds: float | None) -> Any:
+    """Call a Task's resource as AWS reports it: a `StatesError` keeps its name, any other
+    exception becomes an error named after its class (as Lambda does), and running past
+    ``timeout_seconds`` (real time: resources do real work) is ``States.Timeout``."""
+    try:
+        if timeout_seconds is None:
+            return await fn(payload)
+        with anyio.fail_after(timeout_seconds):
+            return await fn(payload)
+    except TimeoutError:
+        raise StatesError("States.Timeout", f"The task did not finish within {timeout_seconds}s") from None
+    except StatesError:
+        raise
+    except Exception as exc:
+        raise StatesError(type(exc).__name__, str(exc)) from exc
