@@ -93,9 +93,17 @@ class RunNotFoundError(WaylineError):
 class WorkflowNotFoundError(WaylineError):
     """A run names a workflow that was not registered with the runtime."""
 
-    def __init__(self, name: str, known: tuple[str, ...], *, run_id: str | None = None) -> None:
+    def __init__(
+        self, name: str, known: tuple[str, ...], *, run_id: str | None = None, other_definition: bool = False
+    ) -> None:
         self.name = name
         self.run_id = run_id
+        if other_definition:
+            super().__init__(
+                f"another definition is registered under the workflow name {name!r}: two workflows "
+                "share a name; give each its own name=, and pass the one you start to open_runtime"
+            )
+            return
         listed = ", ".join(repr(k) for k in known) or "none"
         where = f" (needed by run {run_id!r})" if run_id else ""
         super().__init__(

@@ -333,3 +333,20 @@ async def test_concurrent_starts_of_one_run_id_start_it_once(db: str) -> None:
         assert len(await rt.list_runs()) == 1
     assert results == [{"sum": 2, "double": 4, "run_id": "dup"}] * 10
     assert calls == {"add": 1, "double": 1}
+
+
+async def test_starting_another_definition_under_a_registered_name_says_so() -> None:
+    from wayline import WorkflowNotFoundError
+
+    @workflow(name="twin")
+    async def first(ctx: RunContext) -> int:
+        return 1
+
+    @workflow(name="twin")
+    async def second(ctx: RunContext) -> int:
+        return 2
+
+    async with open_runtime(":memory:", workflows=[first]) as rt:
+        with pytest.raises(WorkflowNotFoundError, match="another definition is registered"):
+            await rt.start(second)
+        assert await (await rt.start(first)).result() == 1

@@ -203,7 +203,7 @@ class Runtime:
             raise NotRegisteredError(workflow, "workflow")
         wf = self._workflow(name)
         if not isinstance(workflow, str) and workflow is not self._sources[name]:
-            raise WorkflowNotFoundError(name, tuple(self._workflows))
+            raise WorkflowNotFoundError(name, tuple(self._workflows), other_definition=True)
         run_id = run_id or uuid.uuid4().hex
         if run_id in self._live:
             return RunHandle(self, run_id)
@@ -562,20 +562,22 @@ class _RunChild:
     """How the supervisor builds (and rebuilds) one run's actor: one object per run rather
     than three closures, since there can be 100,000 of them alive."""
 
-    __slots__ = ("reason", "record", "rt", "run_id")
+    __slots__ = ("crash", "reason", "record", "rt", "run_id")
 
     def __init__(self, rt: Runtime, record: RunRecord, reason: str | None) -> None:
         self.rt = rt
         self.run_id = record.run_id
         self.record: RunRecord | None = record
         self.reason = reason
+        self.crash = ""
 
     def build(self) -> RunActor:
         record, self.record = self.record, None
-        reason = self.reason if record is not None else "restarted after a crash"
+        reason = self.reason if record is not None else f"restarted after a crash: {self.crash}"
         return RunActor(self.rt, self.run_id, record, reason)
 
     async def on_crash(self, exc: BaseException, restarts: int) -> None:
+        self.crash = f"{type(exc).__name__}: {exc}"  # the history's RunResumed says why
         log.warning("run %s crashed (restart %d): %r", self.run_id, restarts, exc, extra={"run_id": self.run_id})
 
     async def on_give_up(self, exc: BaseException, restarts: int) -> None:
