@@ -245,18 +245,13 @@ class Runtime:
             f"the run crashed {restarts + 1} times within {spec.period:g}s (last: {type(exc).__name__}: {exc}); "
             "it was stopped to protect the process. Fix the cause, then redrive or restart it",
         )
-        failed = msgspec.structs.replace(
+        failed = await self._rewrite(
             rec,
+            RunFailedEvent(ts=now, error=error.error, cause=error.cause),
             status=RunStatus.FAILED,
             error=error,
             ended_at=now,
-            updated_at=now,
-            waits=(),
-            tail=(),
-            history_seq=rec.history_seq + 1,
         )
-        events = [*rec.tail, RunFailedEvent(ts=now, error=error.error, cause=error.cause)]
-        await self.store.checkpoint(failed, events)
         self._run_finished(run_id, failed)
 
     # --- passivation ---------------------------------------------------------------------
@@ -307,6 +302,15 @@ class Runtime:
         following = await self.store.next_wake(now)
         if following is not None:
             self._schedule_wake(following)
+
+    async def _rewrite(self, rec: RunRecord, event: AnyEvent, **changes: Any) -> RunRecord:
+        """Commit a change to a run that no actor holds (failing a crash loop, a redrive): its
+        waits cleared, its pending tail and ``event`` moved to the history; returns the record."""
+        new = msgspec.structs.replace(
+            rec, updated_at=event.ts, waits=(), tail=(), history_seq=rec.history_seq + 1, **changes
+        )
+        await self.store.checkpoint(new, [*rec.tail, event])
+        return new
 
     def _run_finished(self, run_id: str, record: RunRecord | None = None) -> None:
         self._live.pop(run_id, None)
@@ -481,21 +485,10 @@ class Runtime:
             raise RedriveError(run_id, str(exc)) from exc
         now = self.clock.time()
         metadata = {**rec.metadata, "redrives": int(rec.metadata.get("redrives", 0)) + 1}
-        redriven = msgspec.structs.replace(
-            rec,
-            status=RunStatus.RUNNING,
-            output=None,
-            error=None,
-            ended_at=None,
-            updated_at=now,
-            waits=(),
-            state=state,
-            metadata=metadata,
-            history_seq=rec.history_seq + 1,
-            tail=(),
-        )
         event = Custom(ts=now, name="ExecutionRedriven", details={"redriveCount": metadata["redrives"]})
-        await self.store.checkpoint(redriven, [*rec.tail, event])
+        redriven = await self._rewrite(
+            rec, event, status=RunStatus.RUNNING, output=None, error=None, ended_at=None, state=state, metadata=metadata
+        )
         self._spawn(redriven, "redriven")
         return RunHandle(self, run_id)
 

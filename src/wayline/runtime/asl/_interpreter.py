@@ -333,6 +333,19 @@ def path_effective_input(ex: Execution, frame: Frame, st: State, raw: Any, ctx: 
     return data
 
 
+def finish_state(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any) -> Any:
+    """A state's output from its raw input and its result, in either query language, size-checked."""
+    try:
+        if st.jsonata:
+            out = ata_finish(ex, frame, st, raw, result, ctx, result)
+        else:
+            out = path_finish(ex, frame, st, raw, result, ctx)
+    except StatesError as err:
+        raise unlocated(err) from None
+    ex.check_size(st, out)
+    return out
+
+
 def path_finish(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any) -> Any:
     """ResultSelector, Assign, ResultPath, OutputPath: the JSONPath tail of a state."""
     if st.result_selector is not None:

@@ -20,10 +20,9 @@ from ._interpreter import (
     Execution,
     Frame,
     Scope,
-    ata_finish,
+    finish_state,
     handle_failure,
     path_effective_input,
-    path_finish,
     runtime_error,
     unlocated,
 )
@@ -67,18 +66,6 @@ async def _with_retry(
             return outcome
         ex.emit(st.type + "StateExited", {"name": st.name, "output": output})
         return output, st.next
-
-
-def _finish(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any) -> Any:
-    try:
-        if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, result, ctx, result)
-        else:
-            out = path_finish(ex, frame, st, raw, result, ctx)
-    except StatesError as err:
-        raise unlocated(err) from None
-    ex.check_size(st, out)
-    return out
 
 
 async def _run_children(
@@ -206,7 +193,7 @@ async def run_parallel(ex: Execution, frame: Frame, st: State, raw: Any) -> tupl
 
         results = await _run_children(ex, frame, len(st.branches), 0, branch)
         ex.emit("ParallelStateSucceeded")
-        return _finish(ex, frame, st, raw, results, ctx)
+        return finish_state(ex, frame, st, raw, results, ctx)
 
     return await _with_retry(ex, frame, st, raw, body)
 
@@ -272,7 +259,7 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
         if st.distributed:
             ex.emit("MapRunSucceeded")
         ex.emit("MapStateSucceeded")
-        return _finish(ex, frame, st, raw, results, ctx)
+        return finish_state(ex, frame, st, raw, results, ctx)
 
     return await _with_retry(ex, frame, st, raw, body)
 

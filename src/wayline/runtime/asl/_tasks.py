@@ -9,10 +9,9 @@ from ._errors import StatesError
 from ._interpreter import (
     Execution,
     Frame,
-    ata_finish,
+    finish_state,
     handle_failure,
     path_effective_input,
-    path_finish,
     register,
     unlocated,
 )
@@ -71,35 +70,31 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
         {"resource": resource, "parameters": payload, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat},
     )
     ex.effects += 1
+
+    def invoke() -> Any:
+        return ex.host.invoke(
+            resource,
+            payload,
+            state=st.name,
+            step=ex.step_id(frame, st),
+            attempt=attempt,
+            timeout_seconds=timeout,
+            heartbeat_seconds=heartbeat,
+        )
+
     try:
         if resource.startswith(_START_EXECUTION):
             result = await _start_execution(ex, frame, st, resource, payload, attempt)
         elif callback:
             if not rec.get("invoked"):
                 ex.emit("TaskStarted", {"resource": resource})
-                await ex.host.invoke(
-                    resource,
-                    payload,
-                    state=st.name,
-                    step=ex.step_id(frame, st),
-                    attempt=attempt,
-                    timeout_seconds=timeout,
-                    heartbeat_seconds=heartbeat,
-                )
+                await invoke()
                 rec["invoked"] = True
                 await ex.suspend_point()
             result = await ex.host.wait_task_token(rec["token"], timeout_seconds=timeout, heartbeat_seconds=heartbeat)
         else:
             ex.emit("TaskStarted", {"resource": resource})
-            result = await ex.host.invoke(
-                resource,
-                payload,
-                state=st.name,
-                step=ex.step_id(frame, st),
-                attempt=attempt,
-                timeout_seconds=timeout,
-                heartbeat_seconds=heartbeat,
-            )
+            result = await invoke()
         # AWS names the resource, not the state, when a task's result is too large:
         # 'lambda' for arn:aws:states:::lambda:invoke, the ARN itself for a legacy Lambda.
         ex.check_size(st, result, _resource_label(resource))
@@ -110,15 +105,7 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
         rec.pop("invoked", None)
         raise
     ex.emit("TaskSucceeded", {"resource": resource, "output": result})
-    try:
-        if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, result, ctx, result)
-        else:
-            out = path_finish(ex, frame, st, raw, result, ctx)
-    except StatesError as err:
-        raise unlocated(err) from None
-    ex.check_size(st, out)
-    return out
+    return finish_state(ex, frame, st, raw, result, ctx)
 
 
 def _resource_label(resource: str) -> str:
