@@ -11,6 +11,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "ActivityError",
         "ActivityTimeoutError",
         "AslDefinitionError",
+        "ChildMachineNotFoundError",
         "DatabaseOwnedError",
         "NonDeterminismError",
         "PayloadError",

@@ -7,6 +7,7 @@ a restarted process resumes every unfinished run from its last checkpoint.
 from ._errors import (
     ActivityError as ActivityError,
     ActivityTimeoutError as ActivityTimeoutError,
+    ChildMachineNotFoundError as ChildMachineNotFoundError,
     DatabaseOwnedError as DatabaseOwnedError,
     NonDeterminismError as NonDeterminismError,
     PayloadError as PayloadError,
@@ -45,6 +46,7 @@ __all__ = (
     "ActivityError",
     "ActivityTimeoutError",
     "AslDefinitionError",
+    "ChildMachineNotFoundError",
     "DatabaseOwnedError",
     "NonDeterminismError",
     "PayloadError",

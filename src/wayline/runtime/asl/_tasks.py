@@ -130,8 +130,10 @@ async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str
             pass
     name = payload.get("Name") or ex.child_name(frame, st, str(attempt))
     arn = f"arn:aws:states:local:000000000000:execution:{target.rsplit(':', 1)[-1]}:{name}"
+    # The name is durable before the child starts: a restart starts no second child.
     if resource == _START_EXECUTION:
-        await ex.host.start_child(target, child_input, name=name)
+        await ex.suspend_point()
+        await ex.host.start_child(target, child_input, name=name, wait=False)
         return {"ExecutionArn": arn, "StartDate": ex.host.now()}
     ex.emit("TaskStarted", {"resource": resource})
     await ex.suspend_point()
