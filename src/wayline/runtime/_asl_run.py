@@ -16,11 +16,18 @@ parent restarted after a crash re-attaches to the same child instead of starting
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
-from .._errors import ChildMachineNotFoundError, RunConflictError, RunNotFoundError, WorkflowNotFoundError
+from .._errors import (
+    ChildMachineNotFoundError,
+    RunConflictError,
+    RunNotFoundError,
+    RuntimeClosedError,
+    WorkflowNotFoundError,
+)
 from ..persistence import RunStatus
 from ._context import RunContext
 from ._definitions import WorkflowDef
@@ -225,6 +232,10 @@ class _RunHost:
             return None
         try:
             rec = await rt._wait_finished(name)
+        except RuntimeClosedError:
+            # The runtime is stopping this run with every other: it must end unrecorded (a
+            # failure here would be committed), and the next runtime resumes the wait.
+            raise asyncio.CancelledError from None
         except (RunNotFoundError, WorkflowNotFoundError) as exc:  # deleted, or its machine unregistered since
             raise StatesError("States.Runtime", str(exc)) from None
         if rec.status is RunStatus.SUCCEEDED:

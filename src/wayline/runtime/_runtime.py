@@ -388,7 +388,9 @@ class Runtime:
                 # shield: one caller giving up must not cancel the others' wait
                 return await asyncio.shield(fut)
             except asyncio.CancelledError:
-                if fut.cancelled() and self._closed:
+                task = asyncio.current_task()
+                if fut.cancelled() and self._closed and not (task is not None and task.cancelling()):
+                    # Not a waiting run stopped by the closing (it must stop quietly): a caller.
                     raise RuntimeClosedError() from None
                 raise
 

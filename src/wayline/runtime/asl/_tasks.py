@@ -141,6 +141,8 @@ async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str
     try:
         output = await ex.host.start_child(target, child_input, name=name)
     except StatesError as err:
+        if err.error == E.RUNTIME or (err.error or "").startswith("StepFunctions."):
+            raise  # the child could not start (no such machine, its name taken): not its failure
         failed = {**describe, "Status": "FAILED", "Error": err.error, "Cause": err.cause, "StopDate": ex.host.now()}
         raise StatesError(E.TASK_FAILED, to_json_text(failed)) from None
     version2 = resource.endswith(".sync:2")
