@@ -47,26 +47,23 @@ _START_EXECUTION = "arn:aws:states:::states:startExecution"
 
 
 class AslWorkflow(WorkflowDef[Any, Any]):
-    """A state machine wrapped as a workflow."""
+    """A state machine wrapped as a workflow; ``machines`` resolves the child executions it
+    starts, which run as runs of ``rt``."""
 
     kind = "asl"
 
-    def __init__(self, machine: StateMachine, machines: Mapping[str, StateMachine], rt: Runtime | None) -> None:
+    def __init__(self, machine: StateMachine, machines: Mapping[str, StateMachine], rt: Runtime) -> None:
         async def body(ctx: RunContext, input: Any) -> Any:
             return await _run_machine(ctx, input, machine, machines, rt)
 
         super().__init__(body, name=machine.name, version=machine.version)
         self.machine = machine
-        # Whether a run of it can wait on child runs (whose cancel must follow its own).
-        self.waits_on_children = any(_starts_children(machine.program, waiting_only=True))
-
-
-def asl_workflow(
-    machine: StateMachine, machines: Mapping[str, StateMachine], rt: Runtime | None = None
-) -> AslWorkflow:
-    """Wrap ``machine`` as a workflow; ``machines`` resolves child executions, which run as
-    runs of ``rt`` (without a runtime, a child execution fails the task)."""
-    return AslWorkflow(machine, machines, rt)
+        # Whether its runs can wait on child runs, which a cancel of the run must cancel too.
+        self.waits_on_children = any(
+            (st.type == "Map" and st.distributed)
+            or (st.type == "Task" and st.resource.startswith(_START_EXECUTION) and st.resource != _START_EXECUTION)
+            for st in _walk(machine.program)
+        )
 
 
 def asl_workflows(machines: Mapping[str, StateMachine], rt: Runtime) -> dict[str, AslWorkflow]:
@@ -83,7 +80,7 @@ def asl_workflows(machines: Mapping[str, StateMachine], rt: Runtime) -> dict[str
         machine = pending.pop()
         if machine.name in out:
             raise WorkflowNotFoundError(machine.name, tuple(out), other_definition=True)
-        out[machine.name] = asl_workflow(machine, machines, rt)
+        out[machine.name] = AslWorkflow(machine, machines, rt)
         for state in _walk(machine.program):
             if state.type == "Map" and state.distributed:
                 pending.append(machine.item_machine(state))
@@ -104,14 +101,6 @@ def _walk(program: Program) -> Iterator[State]:
             yield from _walk(state.processor)
 
 
-def _starts_children(program: Program, *, waiting_only: bool) -> Iterator[bool]:
-    for state in _walk(program):
-        if state.type == "Map" and state.distributed:
-            yield True
-        elif state.type == "Task" and state.resource.startswith(_START_EXECUTION):
-            yield not waiting_only or state.resource != _START_EXECUTION
-
-
 def _literal_target(state: State) -> str | None:
     """The StateMachineArn a startExecution Task names literally, if it does."""
     if state.type != "Task" or not state.resource.startswith(_START_EXECUTION):
@@ -129,7 +118,7 @@ def _resolve(machines: Mapping[str, StateMachine], target: str) -> StateMachine 
 
 
 async def _run_machine(
-    ctx: RunContext, input: Any, machine: StateMachine, machines: Mapping[str, StateMachine], rt: Runtime | None
+    ctx: RunContext, input: Any, machine: StateMachine, machines: Mapping[str, StateMachine], rt: Runtime
 ) -> Any:
     host = _RunHost(ctx, machine, machines, rt)
     started = datetime.fromtimestamp(ctx.started_at, UTC).isoformat(timespec="milliseconds")
@@ -149,7 +138,7 @@ class _RunHost:
     """The `AslHost` of one run: every effect is a command its run actor performs."""
 
     def __init__(
-        self, ctx: RunContext, machine: StateMachine, machines: Mapping[str, StateMachine], rt: Runtime | None
+        self, ctx: RunContext, machine: StateMachine, machines: Mapping[str, StateMachine], rt: Runtime
     ) -> None:
         self.ctx = ctx
         self.machine = machine
@@ -217,8 +206,6 @@ class _RunHost:
         if ``wait``, return its output once it ends, from the store if it already has."""
         target = self._child_machine(machine)
         rt = self.rt
-        if rt is None:
-            raise StatesError("States.Runtime", "child executions need a runtime to run them")
         metadata: dict[str, Any] = {PARENT_KEY: self.ctx.run_id}
         if not wait:
             metadata[DETACHED_KEY] = True

@@ -163,16 +163,19 @@ class Runtime:
         wrapped = asl_workflows(machines, self)
         for wf in given:
             if isinstance(wf, StateMachine):
-                self._workflows[wf.name] = wrapped.pop(wf.name)
+                self._workflows[wf.name] = wrapped[wf.name]
             elif isinstance(wf, WorkflowDef):
                 self._workflows[wf.name] = wf
             else:
                 raise NotRegisteredError(wf, "workflow")
             self._sources[wf.name] = wf
         for name, item in wrapped.items():
+            if name in machines:
+                continue
             if name in self._workflows:
                 raise WorkflowNotFoundError(name, tuple(self._workflows), other_definition=True)
-            self._workflows[name] = self._sources[name] = item
+            self._workflows[name] = item
+            self._sources[name] = item.machine
         self._limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
         self._live: dict[str, ActorRef[RunMessage]] = {}
         self._actors: dict[str, RunActor] = {}  # the current incarnation of each live run
@@ -676,9 +679,7 @@ async def open_runtime(
         async with Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
             # The clock's background work is owned here and ended below; no task group, so an
             # exception raised in the caller's block comes out as itself, not in a group.
-            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
-            poller: asyncio.Future[None] | None = None
-            rt = Runtime(
+            rt = Runtime(  # first: a definition it refuses leaves no clock driver behind
                 the_store,
                 sup,
                 workflows=workflows,
@@ -687,6 +688,8 @@ async def open_runtime(
                 passivate_after=passivate_after,
                 owner=recover,
             )
+            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
+            poller: asyncio.Future[None] | None = None
             try:
                 if recover:
                     await rt._recover()
