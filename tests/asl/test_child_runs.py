@@ -371,6 +371,34 @@ async def test_a_restarted_parent_reattaches_to_its_running_children(tmp_path: P
     assert calls == {"double:1": 1, "work:1": 2, "work:2": 2, "work:3": 1}
 
 
+async def test_a_redriven_parent_starts_only_the_failed_children_again(tmp_path: Path) -> None:
+    broken = {3}
+
+    async def work(n: int) -> int:
+        calls[f"work:{n}"] += 1
+        if n in broken:
+            raise StatesError("Flaky", str(n))
+        return n
+
+    sm = distributed(concurrency=1, resources={"work": work})
+    async with open_runtime(tmp_path / "r.db", workflows=[sm], clock=VirtualClock()) as rt:
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(sm, [1, 2, 3, 4], run_id="p")).result()
+        assert info.value.error == "States.ExceedToleratedFailureThreshold"
+        broken.clear()
+        assert await (await rt.redrive("p")).result() == [1, 2, 3, 4]
+        kids = {k.run_id: k.status for k in await children_of(rt, "p")}
+    # The redrive runs the failed item as a new child run, and no finished item again.
+    assert kids == {
+        "p-M-2-0-0": RunStatus.SUCCEEDED,
+        "p-M-2-0-1": RunStatus.SUCCEEDED,
+        "p-M-2-0-2": RunStatus.FAILED,
+        "p-M-2-r1-0-2": RunStatus.SUCCEEDED,
+        "p-M-2-r1-0-3": RunStatus.SUCCEEDED,
+    }
+    assert calls == {"work:1": 1, "work:2": 1, "work:3": 2, "work:4": 1}
+
+
 # ----------------------------------------------------------------------------- cancel
 
 
