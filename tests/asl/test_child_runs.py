@@ -64,14 +64,13 @@ def child_machine() -> StateMachine:
     )
 
 
-def caller(resource: str, **parameters: Any) -> StateMachine:
+def caller(resource: str, retry: list[Any] | None = None, **parameters: Any) -> StateMachine:
     """A parent whose one Task starts the machine "child" through ``resource``."""
     params = {"StateMachineArn": f"{ARN}child", "Input": {"n.$": "$.n", "fail.$": "$.fail"}, **parameters}
-    return StateMachine(
-        {"StartAt": "Call", "States": {
-            "Call": {"Type": "Task", "Resource": resource, "Parameters": params, "End": True}}},
-        name="parent",
-    )
+    task = {"Type": "Task", "Resource": resource, "Parameters": params, "End": True}
+    if retry:
+        task["Retry"] = retry
+    return StateMachine({"StartAt": "Call", "States": {"Call": task}}, name="parent")
 
 
 async def children_of(rt: Any, parent: str) -> list[Any]:
@@ -112,6 +111,20 @@ async def test_a_failed_sync_child_fails_the_task_with_states_task_failed(tmp_pa
     described = json.loads(info.value.cause or "")
     assert (described["Status"], described["Error"], described["Cause"]) == ("FAILED", "Broke", "cannot double 3")
     assert (kid.status, kid.error, kid.cause) == (RunStatus.FAILED, "Broke", "cannot double 3")
+
+
+async def test_a_retried_sync_task_starts_a_new_child_per_attempt() -> None:
+    flaky = StateMachine(
+        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "double", "End": True}}},
+        name="child",
+        resources={"double": lambda p: double({**p, "fail": calls[f"double:{p['n']}"] == 0})},
+    )
+    parent = caller(f"{START}.sync:2", [{"ErrorEquals": ["States.TaskFailed"]}], Input={"n.$": "$.n"})
+    async with open_runtime(":memory:", workflows=[parent, flaky], clock=VirtualClock()) as rt:
+        out = await (await rt.start(parent, {"n": 6}, run_id="p")).result()
+        kids = {k.run_id: k.status for k in await children_of(rt, "p")}
+    assert out["Output"] == {"d": 12}
+    assert kids == {"p-Call-2-0": RunStatus.FAILED, "p-Call-2-1": RunStatus.SUCCEEDED}
 
 
 async def test_the_name_a_state_passes_is_the_child_run_id_and_starts_it_once() -> None:
