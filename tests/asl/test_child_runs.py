@@ -254,7 +254,7 @@ async def test_max_concurrency_limits_the_children_running_at_once() -> None:
     async def slow(n: int) -> int:
         running[0] += 1
         peak[0] = max(peak[0], running[0])
-        for _ in range(20):
+        for _ in range(50):  # long enough for the others to start, if the limit let them
             await asyncio.sleep(0)
         running[0] -= 1
         return n
