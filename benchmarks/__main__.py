@@ -59,8 +59,10 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
         lines.append(f"signal: wayline p50 = {w.value:.3f} ms (target < 1 ms)")
     for o in outcomes:
         if o.scenario.suite == "mailbox" and o.scenario.system == "wayline" and o.value is not None:
-            how = "passivated" if o.scenario.params.get("passivate") else "all in memory"
-            lines.append(f"mailbox ({how}): {o.value:,.0f} bytes per waiting run (target < 1 KB)")
+            p = o.scenario.params
+            how = "passivated" if p.get("passivate") else "all in memory"
+            reload = f"; signal->result p50 {o.metrics['reload_ms']:.2f} ms" if "reload_ms" in o.metrics else ""
+            lines.append(f"mailbox n={p['n']:,} ({how}): {o.value:,.0f} bytes per waiting run (target < 1 KB){reload}")
         if o.scenario.suite == "recovery" and o.scenario.system == "wayline" and o.value:
             lines.append(
                 f"recovery n={o.scenario.group}: wayline resumed in {o.value:.2f} s (target: 10,000 within 2 s)"

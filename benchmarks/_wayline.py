@@ -10,10 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
-import os
 import random
-import statistics
 import time
 from typing import Any
 
@@ -25,6 +22,8 @@ _executed = 0
 # Set once ``_executed`` reaches ``_target`` (the recovery prepare phase waits on it).
 _target = 0
 _reached: asyncio.Event | None = None
+#: How long ``bench_idle`` runs wait for their signal before timing out.
+IDLE_TIMEOUT_S = 30 * 86400.0
 
 
 def _api() -> Any:
@@ -84,11 +83,18 @@ class _Workflows:
             await ctx.run(bench_step, 1)
             return n
 
+        @wl.workflow(name="bench_idle")
+        async def bench_idle(ctx: Any, n: int) -> Any:
+            # Parked on a signal whose timeout is a durable timer too, so a waiting run
+            # costs whatever both kinds of wait cost (the timer is due in 30 days).
+            return await ctx.wait_signal("go", timeout=IDLE_TIMEOUT_S)
+
         self.steps = bench_steps
         self.sleeper = bench_sleeper
+        self.idle = bench_idle
         self.waiter = bench_waiter
         self.parked = bench_parked
-        self.all = [bench_steps, bench_waiter, bench_parked, bench_sleeper]
+        self.all = [bench_steps, bench_waiter, bench_parked, bench_sleeper, bench_idle]
 
 
 _workflows: _Workflows | None = None
@@ -285,54 +291,3 @@ async def recovery(params: Params) -> Metrics:
         f"{tail}; step 1 re-ran {rerun} times"
     )
     return metrics
-
-
-def _rss_bytes() -> int:
-    """Resident memory now (not the peak): what the waiting runs themselves occupy."""
-    with open("/proc/self/statm", encoding="ascii") as f:
-        return int(f.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
-
-
-async def waiting_memory(params: Params) -> Metrics:
-    """Memory per waiting run, and how fast a passivated one comes back.
-
-    ``prepare`` parks N runs on a signal in a database and is killed; the measured phase is a
-    fresh process that opens it, with every run loaded (``passivate`` false) or with
-    passivation on (waiting runs stay in the store), and reports the resident-memory growth
-    per run, then signals 100 of them and times each round trip to its result.
-    """
-    _require_signals()
-    n = int(params["n"])
-    if params["phase"] == "prepare":
-        async with contextlib.AsyncExitStack() as stack:
-            rt, wfs = await _open(params, stack)
-            for lo in range(0, n, 5000):
-                await asyncio.gather(*(rt.start(wfs.waiter, i, run_id=f"w{i}") for i in range(lo, min(n, lo + 5000))))
-            await _until_all_parked(rt, n)
-            print("READY", flush=True)
-            await asyncio.sleep(3600)  # SIGKILLed here by the harness
-        return {}
-    wl, wfs = _setup()
-    gc.collect()
-    before = _rss_bytes()
-    passivate = 0.5 if params["passivate"] else None
-    async with contextlib.AsyncExitStack() as stack:
-        rt = await stack.enter_async_context(
-            wl.open_runtime(str(db_file(params, "wayline.db")), workflows=wfs.all, passivate_after=passivate)
-        )
-        await settle()
-        gc.collect()
-        per_run = (_rss_bytes() - before) / n
-        live = len(getattr(rt, "_live", ()))
-        times = []
-        for i in range(min(100, n)):
-            t0 = time.perf_counter()
-            await rt.signal(f"w{i}", "go", i)
-            await rt.get_handle(f"w{i}").result()
-            times.append(time.perf_counter() - t0)
-        await _close(stack)
-    return {
-        "bytes_per_run": per_run,
-        "reload_ms": statistics.median(times) * 1000,
-        "note": f"{n} waiting runs, {live} of them in memory; signal round trip includes any reload",
-    }

@@ -68,3 +68,23 @@ async def test_a_restart_leaves_waiting_runs_in_the_store_until_they_are_due(tmp
         assert await rt.get_handle("w").result() == "after restart"
         assert await rt.get_handle("s").result() == "woke"
         assert (await rt.describe("s")).ended_at == pytest.approx(t0 + 30 * DAY)  # its original deadline
+
+
+@workflow(name="two_signals")
+async def two_signals(ctx: RunContext) -> list[str]:
+    first: str = await ctx.wait_signal("go")
+    second: str = await ctx.wait_signal("later")
+    return [first, second]
+
+
+async def test_a_signal_kept_for_a_later_wait_does_not_reload_the_run(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[two_signals], clock=clock, passivate_after=60) as rt:
+        handle = await rt.start(two_signals, run_id="t")
+        await rt.signal("t", "later", "early")  # kept in the inbox until the second wait
+        await clock.sleep(3600)
+        assert rt._live == {}  # passivated once, and not reloaded every 60 s since
+        resumes = [e async for e in rt.history("t") if type(e).__name__ == "RunResumed"]
+        assert resumes == []
+        await rt.signal("t", "go", "now")
+        assert await handle.result() == ["now", "early"]

@@ -174,7 +174,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             self._passivate_timer.cancel()
         self._drop_active()
         if self._passivated:
-            self.rt._run_passivated(self.run_id, self.record.wake_at)
+            self.rt._run_passivated(self.run_id, self.record.wake_at, max(self._seen, default=0))
         if self._coro is not None and not self._finished:
             self._coro.close()
 

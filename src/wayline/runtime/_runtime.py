@@ -310,21 +310,23 @@ class Runtime:
 
     # --- passivation ---------------------------------------------------------------------
 
-    def _run_passivated(self, run_id: str, wake_at: float | None) -> None:
+    def _run_passivated(self, run_id: str, wake_at: float | None, seen: int = 0) -> None:
         """A waiting run left memory: wake it at its due time, and at once if a message
-        reached its inbox while it was leaving (a tell to a stopping actor is dropped)."""
+        newer than ``seen`` (the last inbox seq it took in) reached its inbox while it was
+        leaving (a tell to a stopping actor is dropped). Older ones are signals it keeps for
+        a later wait: they are in its inbox, so they must not reload it again and again."""
         self._live.pop(run_id, None)
         if wake_at is not None:
             self._schedule_wake(wake_at)
-        self._spawn_background(self._reactivate_if_messages(run_id))
+        self._spawn_background(self._reactivate_if_messages(run_id, seen))
 
     def _spawn_background(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         self._background.add(task)
         task.add_done_callback(self._background.discard)
 
-    async def _reactivate_if_messages(self, run_id: str) -> None:
-        if await self.store.get_inbox(run_id):
+    async def _reactivate_if_messages(self, run_id: str, seen: int) -> None:
+        if any(seq > seen for seq, _ in await self.store.get_inbox(run_id)):
             await self._reactivate(run_id, "woken by a message")
 
     async def _reactivate(self, run_id: str, reason: str) -> None:
