@@ -85,6 +85,7 @@ def build_parser() -> argparse.ArgumentParser:
         return p
 
     runs = commands.add_parser("runs", help="list runs, show one, print its history, wait for it")
+    _add_common(runs, sub=True)
     run_cmds = runs.add_subparsers(dest="runs_command", metavar="COMMAND", parser_class=_Parser)
     p = command(run_cmds, "list", "list runs, the most recent first")
     p.add_argument("--status", metavar="S", help="only runs in status S (comma-separated: FAILED,CANCELLED)")
@@ -109,6 +110,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--reason", metavar="R")
 
     cb = commands.add_parser("callback", help="complete, fail or heartbeat a callback token")
+    _add_common(cb, sub=True)
     cb_cmds = cb.add_subparsers(dest="callback_command", metavar="COMMAND", parser_class=_Parser)
     p = command(cb_cmds, "complete", "complete the callback with TOKEN, giving the waiting step its output")
     p.add_argument("token", metavar="TOKEN")
@@ -128,6 +130,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
 
     asl = commands.add_parser("asl", help="validate or run an Amazon States Language definition")
+    _add_common(asl, sub=True)
     asl_cmds = asl.add_subparsers(dest="asl_command", metavar="COMMAND", parser_class=_Parser)
     p = command(asl_cmds, "validate", "check a definition; every problem is listed with its path")
     p.add_argument("file", metavar="FILE")
@@ -240,6 +243,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return INTERRUPTED
     except Exception as raw:
         exc = leaf_error(raw)
+        if isinstance(exc, BrokenPipeError):
+            # The reader went away (`wayline runs history X | head`): stop quietly, and keep
+            # Python from complaining again when it flushes stdout at exit.
+            os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+            return FAILED
         if isinstance(exc, CliError):
             sys.stderr.write(f"wayline: error: {exc}\n")
             return exc.code

@@ -133,6 +133,7 @@ def event_text(event: AnyEvent) -> str:
     doc.pop("ts", None)
     if isinstance(event, Custom):
         kind = event.name
-        doc = dict(event.details)
+        # ASL events repeat their type and time inside details; the line shows both already.
+        doc = {k: v for k, v in event.details.items() if k not in ("type", "timestamp")}
     parts = [f"{k}={v}" if isinstance(v, str) and v and " " not in v else f"{k}={compact(v)}" for k, v in doc.items()]
     return f"{iso(event.ts)}  {kind:<24} {' '.join(parts)}".rstrip()
