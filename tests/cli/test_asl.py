@@ -7,7 +7,9 @@ import asyncio
 import json
 import os
 import pty
+import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -238,3 +240,40 @@ def test_progress_is_drawn_on_a_terminal(fresh: Cli, files: Path) -> None:
     assert proc.returncode == 0
     assert json.loads(proc.stdout) == {}
     assert b"\r\x1b[K" in drawn and b"run s, " in drawn and b"state Pause" in drawn
+
+
+def test_interrupted_run_is_saved_and_resumed_by_its_run_id(fresh: Cli, files: Path) -> None:
+    pause = {
+        "StartAt": "Pause",
+        "States": {
+            "Pause": {"Type": "Wait", "Seconds": 2, "Next": "Done"},
+            "Done": {"Type": "Pass", "Result": {"ok": 1}, "End": True},
+        },
+    }
+    (files / "pause.json").write_text(json.dumps(pause))
+    argv = [str(WAYLINE), "asl", "run", "pause.json", "--run-id", "p1", "--db", fresh.db]
+    proc = subprocess.Popen(argv, cwd=files, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    async def entered_wait() -> None:
+        async with open_runtime(fresh.db, recover=False, inbox_poll_interval=None) as rt:
+            while True:
+                if await rt.store.get_run("p1") is not None:
+                    events = [e async for e in rt.history("p1")]
+                    if any(getattr(e, "name", "") == "WaitStateEntered" for e in events):
+                        return
+                await asyncio.sleep(0.02)
+
+    while not os.path.exists(fresh.db) and proc.poll() is None:
+        time.sleep(0.02)  # the command creates it
+    asyncio.run(entered_wait())
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert out == ""
+    assert f"`wayline asl run pause.json --run-id p1 --db {fresh.db}` resumes it" in err
+    assert fresh("runs", "show", "p1", "--json").json()["status"] == "RUNNING"
+    res = fresh("asl", "run", "pause.json", "--run-id", "p1")
+    assert res.code == 0, res.err
+    assert json.loads(res.out) == {"ok": 1}
+    names = [e.get("name", e["type"]) for e in fresh("runs", "history", "p1", "--json").json()]
+    assert names.count("ExecutionStarted") == 1 and "RunResumed" in names  # resumed, not restarted

@@ -13,6 +13,7 @@ import asyncio
 import contextlib
 import json
 import os
+import shlex
 import sys
 import uuid
 from collections.abc import AsyncIterator
@@ -69,6 +70,10 @@ async def _owner(opts: Options, machine: StateMachine) -> AsyncIterator[Runtime]
     store = SQLiteStore(opts.db, busy_timeout=opts.lock_timeout)
     async with open_runtime(store, workflows=[machine], recover=True, inbox_poll_interval=0.1) as rt:
         yield rt
+
+
+def _db_flag(opts: Options) -> str:
+    return "" if opts.db == "wayline.db" else f" --db {shlex.quote(opts.db)}"
 
 
 def _note(text: str) -> None:
@@ -232,9 +237,9 @@ async def asl_run(
     run_id = run_id or uuid.uuid4().hex
     async with _owner(opts, machine) as rt:
         await rt.start(machine, payload, run_id=run_id)
+        again = f"wayline asl run {shlex.quote(file)} --run-id {shlex.quote(run_id)}{_db_flag(opts)}"
         opts.on_interrupt.append(
-            f"run {run_id!r} is saved; `wayline asl run {file} --run-id {run_id}` resumes it "
-            "(with the same --resources and --name)"
+            f"run {run_id!r} is saved; `{again}` resumes it (with the same --resources and --name)"
         )
         return await _finish(opts, rt, run_id)
 
@@ -253,9 +258,12 @@ async def redrive(opts: Options, run_id: str, definition: str, resources: str | 
     machine = _machine(definition, rec.workflow, resources, rec.version)
     async with _owner(opts, machine) as rt:
         await rt.redrive(run_id)
+        again = (
+            f"wayline asl run {shlex.quote(definition)} --name {shlex.quote(rec.workflow)} "
+            f"--run-id {shlex.quote(run_id)}{_db_flag(opts)}"
+        )
         opts.on_interrupt.append(
-            f"run {run_id!r} is saved mid-redrive; `wayline asl run {definition} --name {rec.workflow} "
-            f"--run-id {run_id}` resumes it"
+            f"run {run_id!r} is saved mid-redrive; `{again}` resumes it (with the same --resources)"
         )
         return await _finish(opts, rt, run_id)
 
