@@ -10,6 +10,7 @@ import sys
 from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
+from .. import __version__
 from .._errors import WaylineError
 from ..runtime import JsonLogFormatter, RunLogFilter
 from ..runtime._logging import RUN_FIELDS
@@ -77,6 +78,7 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     _add_common(parser, sub=False)
+    parser.add_argument("--version", action="version", version=f"wayline {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
 
     def command(group: Any, name: str, help: str) -> argparse.ArgumentParser:
