@@ -7,6 +7,8 @@ a restarted process resumes every unfinished run from its last checkpoint.
 from ._errors import (
     ActivityError as ActivityError,
     ActivityTimeoutError as ActivityTimeoutError,
+    CallbackError as CallbackError,
+    CallbackTokenError as CallbackTokenError,
     DatabaseOwnedError as DatabaseOwnedError,
     NonDeterminismError as NonDeterminismError,
     PayloadError as PayloadError,
@@ -47,6 +49,8 @@ __all__ = (
     "ActivityError",
     "ActivityTimeoutError",
     "AslDefinitionError",
+    "CallbackError",
+    "CallbackTokenError",
     "DatabaseOwnedError",
     "JsonLogFormatter",
     "NonDeterminismError",

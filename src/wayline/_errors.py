@@ -229,3 +229,27 @@ class RedriveError(WaylineError):
     def __init__(self, run_id: str, reason: str) -> None:
         self.run_id = run_id
         super().__init__(f"cannot redrive run {run_id!r}: {reason}")
+
+
+class CallbackTokenError(WaylineError):
+    """``rt.complete_callback`` / ``fail_callback`` / ``heartbeat`` got a token that no run is
+    waiting on: malformed, never issued, already used, timed out, or its run has ended."""
+
+    def __init__(self, reason: str, run_id: str | None = None) -> None:
+        self.reason = reason
+        self.run_id = run_id
+        super().__init__(f"callback token rejected: {reason}")
+
+
+class CallbackError(ActivityError):
+    """A ``ctx.wait_for_callback`` ended in failure: ``rt.fail_callback(token, error, cause)``,
+    or a timeout, with ``error`` ``"States.Timeout"`` (the whole wait) or
+    ``"States.HeartbeatTimeout"`` (no heartbeat in time). Catch it (or `ActivityError`) in the
+    workflow to go on."""
+
+    def __init__(self, step: str, error: str, cause: str | None) -> None:
+        super().__init__(step, error, cause, 1)
+        self.args = (f"callback of step {step!r} failed: {error}: {cause}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])

@@ -8,6 +8,10 @@ from ._memory import MemoryStore as MemoryStore
 from ._records import (
     UNFINISHED as UNFINISHED,
     AnyEvent as AnyEvent,
+    CallbackCompleted as CallbackCompleted,
+    CallbackFailed as CallbackFailed,
+    CallbackHeartbeat as CallbackHeartbeat,
+    CallbackWaiting as CallbackWaiting,
     Custom as Custom,
     ErrorInfo as ErrorInfo,
     Event as Event,
@@ -34,6 +38,10 @@ from ._store import Store as Store
 __all__ = (
     "UNFINISHED",
     "AnyEvent",
+    "CallbackCompleted",
+    "CallbackFailed",
+    "CallbackHeartbeat",
+    "CallbackWaiting",
     "Custom",
     "ErrorInfo",
     "Event",

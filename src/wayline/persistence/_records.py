@@ -47,10 +47,16 @@ class ErrorInfo(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
 class Wait(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """Something a run is blocked on: a timer, a signal or a callback token."""
 
-    kind: str  # "timer" | "signal" | "callback"
+    kind: str  # "timer" | "signal" | "callback" | "retry"
     key: str  # timer id, signal name or token hash (hex)
     step: int = -1  # journal position of the waiting step
     due: float | None = None  # epoch seconds at which it times out or fires
+    # Callback waits only: more token hashes that complete it (tokens handed out before a
+    # restart sent a new one), the overall deadline, and the heartbeat interval (seconds).
+    keys: tuple[str, ...] = ()
+    deadline: float | None = None
+    heartbeat: float | None = None
+    label: str = ""  # callback waits: the step that waits (an activity name, an ASL state)
 
 
 # --- history events -----------------------------------------------------------------------
@@ -140,6 +146,41 @@ class SignalTimedOut(Event, tag="SignalTimedOut", frozen=True):
     name: str
 
 
+class CallbackWaiting(Event, tag="CallbackWaiting", frozen=True):
+    """``ctx.wait_for_callback`` at journal position ``index`` handed out a token (by hash)."""
+
+    index: int
+    step: str
+    token_hash: str
+    timeout: float | None = None
+    heartbeat: float | None = None
+
+
+class CallbackHeartbeat(Event, tag="CallbackHeartbeat", frozen=True):
+    index: int
+    token_hash: str
+
+
+class CallbackCompleted(Event, tag="CallbackCompleted", frozen=True):
+    """The callback at ``index`` was completed (``rt.complete_callback``) with ``result``."""
+
+    index: int
+    step: str
+    token_hash: str
+    result: Any = None
+
+
+class CallbackFailed(Event, tag="CallbackFailed", frozen=True):
+    """The callback at ``index`` failed: ``rt.fail_callback``, or its timeout (``States.Timeout``,
+    ``States.HeartbeatTimeout``)."""
+
+    index: int
+    step: str
+    token_hash: str
+    error: str
+    cause: str | None = None
+
+
 class Custom(Event, tag="Custom", frozen=True):
     """An event of a workflow kind the core does not model (ASL state events, signals...)."""
 
@@ -160,6 +201,10 @@ AnyEvent = (
     | RunCancelled
     | SignalReceived
     | SignalTimedOut
+    | CallbackWaiting
+    | CallbackHeartbeat
+    | CallbackCompleted
+    | CallbackFailed
     | Custom
 )
 
@@ -167,9 +212,11 @@ AnyEvent = (
 class InboxMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
     """A message for a run from outside it, committed to the inbox before delivery."""
 
-    kind: str  # "signal" | "cancel"
-    name: str = ""  # the signal's name
-    payload: Any = None  # the signal's payload, or the cancel reason
+    kind: str  # "signal" | "cancel" | "callback"
+    name: str = ""  # the signal's name; for a callback, the token's hash
+    # The signal's payload, the cancel reason, or for a callback {"op": "complete", "output": ...},
+    # {"op": "fail", "error": ..., "cause": ...} or {"op": "heartbeat"}.
+    payload: Any = None
     ts: float = 0.0
 
 

@@ -81,16 +81,16 @@ class _RunHost:
         return await call_resource(self._resource(resource), payload, timeout_seconds)
 
     async def new_task_token(self, *, state: str, step: str) -> str:
-        raise StatesError(
-            "States.Runtime",
-            f"state {state!r}: .waitForTaskToken needs callback tokens, which this wayline version "
-            "does not support yet",
-        )
+        waits = self.ctx._waits
+        assert waits is not None, "an ASL run's context is bound to its run actor"
+        return await waits.new_direct_token(step)
 
     async def wait_task_token(
         self, token: str, *, timeout_seconds: float | None, heartbeat_seconds: float | None
     ) -> Any:
-        raise StatesError("States.Runtime", ".waitForTaskToken is not supported yet")
+        waits = self.ctx._waits
+        assert waits is not None, "an ASL run's context is bound to its run actor"
+        return await waits.wait_direct(token, timeout_seconds, heartbeat_seconds)
 
     async def start_child(self, machine: str | StateMachine, input: Any, *, name: str) -> Any:
         # A child execution runs inside this run, on this host: its task calls and timers are

@@ -66,3 +66,37 @@ class WaitSignal(Command[Any]):
     def __init__(self, name: str, timeout: float | None) -> None:
         self.name = name
         self.timeout = timeout
+
+
+class OpenCallback(Command[tuple[int, str | None]]):
+    """Register a callback wait (journal entry #index) and make its token: ``(index, token)``.
+
+    The token is None when a replay finds the sender already journaled (no one needs it)."""
+
+    __slots__ = ("heartbeat", "step", "timeout")
+
+    def __init__(self, step: str, timeout: float | None, heartbeat: float | None) -> None:
+        self.step = step
+        self.timeout = timeout
+        self.heartbeat = heartbeat
+
+
+class AwaitCallback(Command[Any]):
+    """Block until the callback opened as entry ``index`` is completed, failed or timed out."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+class CloseCallback(Command[None]):
+    """Drop the callback wait ``index`` (its sender failed: nobody holds the token)."""
+
+    __slots__ = ("index",)
+
+    def __init__(self, index: int) -> None:
+        self.index = index
+
+
+CALLBACK_COMMANDS = (OpenCallback, AwaitCallback, CloseCallback)

@@ -7,11 +7,12 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
 
-from ._commands import Gather, Sleep, Step, WaitSignal
+from ._commands import AwaitCallback, CloseCallback, Gather, OpenCallback, Sleep, Step, WaitSignal
 from ._definitions import as_activity
 
 if TYPE_CHECKING:
     from ..actors import Clock
+    from ._run_callbacks import CallbackWaits
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -28,7 +29,17 @@ class RunContext:
             once the body has replayed its journaled steps.
     """
 
-    __slots__ = ("_clock", "_save_state", "run_id", "saved_state", "started_at", "vars", "version", "workflow")
+    __slots__ = (
+        "_clock",
+        "_save_state",
+        "_waits",
+        "run_id",
+        "saved_state",
+        "started_at",
+        "vars",
+        "version",
+        "workflow",
+    )
 
     def __init__(self, run_id: str, workflow: str, version: str, clock: Clock) -> None:
         self.run_id = run_id
@@ -40,6 +51,7 @@ class RunContext:
         self.saved_state: Any = None  # a workflow kind's own checkpointed state (ASL)
         # Set by the run actor: checkpoint that state (used by workflow kinds, not user code).
         self._save_state: Callable[[Any, list[dict[str, Any]]], Awaitable[None]] | None = None
+        self._waits: CallbackWaits | None = None  # the run actor's callback waits (ASL tasks)
 
     def now(self) -> float:
         """The runtime clock's time (epoch seconds); virtual under a `VirtualClock`."""
@@ -93,6 +105,41 @@ class RunContext:
         if timeout is not None and timeout < 0:
             raise ValueError("ctx.wait_signal timeout must be >= 0 seconds (or None to wait forever)")
         return WaitSignal(name, timeout)
+
+    async def wait_for_callback(
+        self,
+        fn: Callable[..., Awaitable[Any]],
+        /,
+        *args: Any,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable deadline, not asyncio's
+        heartbeat_timeout: float | None = None,
+        **kwargs: Any,
+    ) -> Any:
+        """Hand out a callback token and wait until something outside completes it.
+
+        Runs ``fn(token, *args, **kwargs)`` as a durable step (retried as its `RetryPolicy`
+        says) to send the token away (an email link, a queue message, a ticket...), then waits
+        for ``rt.complete_callback(token, output)``, which makes this return ``output``.
+        ``rt.fail_callback(token, error, cause)`` makes it raise `CallbackError` with that
+        error; so does ``timeout`` (seconds for the whole wait: ``"States.Timeout"``) and
+        ``heartbeat_timeout`` (seconds allowed between ``rt.heartbeat(token)`` calls:
+        ``"States.HeartbeatTimeout"``). The wait is registered (and durable) before ``fn``
+        runs, so a completion that comes back before ``fn`` returns is not lost. Each token
+        completes once; a later completion is rejected with `CallbackTokenError`.
+        """
+        for what, value in (("timeout", timeout), ("heartbeat_timeout", heartbeat_timeout)):
+            if value is not None and not value > 0:
+                raise ValueError(f"ctx.wait_for_callback {what} must be > 0 seconds (or None for no limit)")
+        act = as_activity(fn)
+        index, token = await OpenCallback(act.name, timeout, heartbeat_timeout)
+        try:
+            await Step(act, (token, *args), kwargs)
+        except GeneratorExit:
+            raise
+        except BaseException:
+            await CloseCallback(index)  # the token never left: nothing can complete it
+            raise
+        return await AwaitCallback(index)
 
     def sleep(self, seconds: float) -> Sleep:
         """A durable timer: the run resumes after ``seconds``, even across a restart."""

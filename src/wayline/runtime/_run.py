@@ -24,6 +24,8 @@ from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, 
 from ..actors import Actor, ActorStoppedError, TimerHandle
 from ..persistence import (
     AnyEvent,
+    CallbackCompleted,
+    CallbackFailed,
     Custom,
     ErrorInfo,
     RunCancelled,
@@ -41,12 +43,14 @@ from ..persistence import (
     Wait,
     encode,
 )
-from ._commands import Gather, Sleep, Step, WaitSignal
+from ._commands import CALLBACK_COMMANDS, Gather, Sleep, Step, WaitSignal
 from ._context import RunContext
 from ._definitions import WorkflowDef
+from ._run_callbacks import CallbackWaits
 from ._run_state import (
     SLEEP_STEP,
     TAIL_MAX,
+    CallbackReady,
     Cancel,
     Deliver,
     Kick,
@@ -72,7 +76,7 @@ if TYPE_CHECKING:
 log = logging.getLogger("wayline.run")
 
 
-class RunActor(Actor[RunMessage]):
+class RunActor(CallbackWaits, Actor[RunMessage]):
     """One live run. Created by the runtime's supervisor, again after each crash."""
 
     def __init__(self, rt: Runtime, run_id: str, record: RunRecord | None, reason: str | None) -> None:
@@ -106,6 +110,8 @@ class RunActor(Actor[RunMessage]):
         self._passivated = False
         self._signal_waiters: dict[str, int] = {}  # signal name -> journal index waiting on it
         self._finished = False
+        self._loaded = False  # on_start has read the snapshot and the inbox
+        self._init_callbacks()
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -132,6 +138,8 @@ class RunActor(Actor[RunMessage]):
         for seq, msg in inbox:
             if msg.kind == "signal":
                 self._buffer(seq, msg.name, msg.payload)
+            elif msg.kind == "callback":
+                self.callback_arrived(seq, msg.name, msg.payload, msg.ts)
             elif msg.kind == "cancel" and record.metadata.get("cancel") is None:
                 # Accepted before a crash, not applied yet: apply it once the body has replayed
                 # to where it blocks (Cancel is queued after Kick, below).
@@ -153,6 +161,8 @@ class RunActor(Actor[RunMessage]):
         self._direct = wf.kind != "code"
         self._coro = body if self._direct else body.__await__()
         self.ctx._save_state = self._save_state
+        self.ctx._waits = self
+        self._loaded = True
         self.ref.tell(Kick())
         if pending_cancel is not None:
             self.ref.tell(Cancel(*pending_cancel))
@@ -176,6 +186,7 @@ class RunActor(Actor[RunMessage]):
             if p.timer is not None:
                 p.timer.cancel()
         self._active.clear()
+        self._drop_callbacks()
 
     def _load_journal(self, history: list[AnyEvent]) -> None:
         for ev in history:
@@ -183,6 +194,10 @@ class RunActor(Actor[RunMessage]):
                 self._journal[ev.index] = _Journaled(ev.step, result=ev.result, attempts=ev.attempt)
             elif isinstance(ev, SignalReceived):
                 self._journal[ev.index] = _Journaled(f"signal:{ev.name}", result=ev.payload)
+            elif isinstance(ev, CallbackCompleted):
+                self._journal[ev.index] = _Journaled(f"callback:{ev.step}", result=ev.result)
+            elif isinstance(ev, CallbackFailed):
+                self._journal[ev.index] = _Journaled(f"callback:{ev.step}", error=ErrorInfo(ev.error, ev.cause))
             elif isinstance(ev, SignalTimedOut):
                 self._journal[ev.index] = _Journaled(f"signal:{ev.name}", error=ErrorInfo("SignalTimeout"))
             elif isinstance(ev, StepFailed):
@@ -268,6 +283,8 @@ class RunActor(Actor[RunMessage]):
                 await self._on_cancel(reason, seq)
             case Deliver():
                 await self._on_deliver(message)
+            case CallbackReady():
+                await self._on_callback_ready(message)
 
     # --- driving the body ----------------------------------------------------------------
 
@@ -291,6 +308,12 @@ class RunActor(Actor[RunMessage]):
                 outcome = await self._open_signal_wait(cmd)
                 if outcome is None:
                     return  # blocked until the signal or the timeout
+                value, error = outcome
+                continue
+            if type(cmd) in CALLBACK_COMMANDS:
+                outcome = await self._callback_command(cmd)
+                if outcome is None:
+                    return  # blocked until the callback is completed, failed or times out
                 value, error = outcome
                 continue
             if type(cmd) is Step:
@@ -820,6 +843,7 @@ class RunActor(Actor[RunMessage]):
 
     def _abandon(self, group: _Group) -> None:
         for index in group.indices:
+            self._abandon_callback(index)
             pending = self._active.pop(index, None)
             self._waits.pop(index, None)
             if pending is not None:
@@ -953,6 +977,7 @@ class RunActor(Actor[RunMessage]):
             assert error is not None
             event = RunFailed(ts=now, error=error.error, cause=error.cause)
         self._waits.clear()
+        self._drop_callbacks()
         try:
             await self._checkpoint([event], status, output=output, error=error, ended_at=now)
         except PayloadError as exc:

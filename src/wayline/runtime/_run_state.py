@@ -9,7 +9,7 @@ from typing import Any
 
 import msgspec
 
-from .._errors import ActivityError, PayloadError, SignalTimeoutError
+from .._errors import ActivityError, CallbackError, PayloadError, SignalTimeoutError
 from ..actors import TimerHandle
 from ..persistence import ErrorInfo, decode_any, encode
 from ._commands import Step
@@ -75,7 +75,14 @@ class Passivate:
     """The run has waited ``passivate_after`` seconds: leave memory if still only waiting."""
 
 
-RunMessage = Kick | StepDone | TimerFired | Cancel | Deliver | Passivate
+@dataclass(slots=True)
+class CallbackReady:
+    """Callback wait ``index`` has an outcome, or a heartbeat to record."""
+
+    index: int
+
+
+RunMessage = Kick | StepDone | TimerFired | Cancel | Deliver | Passivate | CallbackReady
 
 
 # --- bookkeeping for what the body waits on -----------------------------------------------
@@ -121,6 +128,8 @@ def _journaled_outcome(entry: _Journaled, run_id: str = "") -> tuple[Any, BaseEx
         return entry.result, None
     if entry.name.startswith("signal:"):
         return None, SignalTimeoutError(run_id, entry.name[len("signal:") :], None)
+    if entry.name.startswith("callback:"):
+        return None, CallbackError(entry.name[len("callback:") :], entry.error.error, entry.error.cause)
     return None, ActivityError(entry.name, entry.error.error, entry.error.cause, entry.attempts)
 
 

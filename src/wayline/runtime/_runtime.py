@@ -15,6 +15,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from .._errors import (
+    CallbackTokenError,
     NotRegisteredError,
     RedriveError,
     RunAlreadyFinishedError,
@@ -29,6 +30,8 @@ from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, SupervisorS
 from ..persistence import (
     UNFINISHED,
     AnyEvent,
+    CallbackCompleted,
+    CallbackFailed,
     Custom,
     ErrorInfo,
     InboxMessage,
@@ -44,6 +47,7 @@ from ._asl_run import asl_workflow
 from ._definitions import WorkflowDef
 from ._run import RunActor
 from ._run_state import Cancel, Deliver, RunMessage
+from ._tokens import digest_token, token_run_id
 from .asl import StateMachine, prepare_redrive
 
 log = logging.getLogger("wayline")
@@ -89,7 +93,7 @@ class RunInfo:
             updated_at=rec.updated_at,
             ended_at=rec.ended_at,
             steps=rec.steps,
-            waiting_for=tuple(f"{w.kind}:{w.key}" for w in rec.waits),
+            waiting_for=tuple(f"{w.kind}:{w.label or w.key}" for w in rec.waits),
         )
 
 
@@ -169,6 +173,7 @@ class Runtime:
         # run's actor, so waiting on a live run costs no store read.
         self._finished: dict[str, asyncio.Future[RunRecord]] = {}
         self._closed = False
+        self._callback_claims: set[str] = set()  # completions being committed right now
 
     # --- registry ------------------------------------------------------------------------
 
@@ -460,6 +465,93 @@ class Runtime:
             # Stopping (passivating or ending): the inbox keeps it for the next incarnation.
             await self._reactivate(run_id, "woken by a message")
 
+    async def complete_callback(self, token: str, output: Any = None) -> None:
+        """Complete the ``ctx.wait_for_callback`` (or ASL ``.waitForTaskToken`` task) that
+        handed out ``token``: it returns ``output``. Returns once the completion is durable.
+
+        Raises:
+            CallbackTokenError: no run waits on this token (malformed, never issued, already
+                completed or timed out, or its run has ended).
+            PayloadError: ``output`` is not storable data.
+        """
+        await self._send_callback(token, {"op": "complete", "output": output})
+
+    async def fail_callback(self, token: str, error: str, cause: str | None = None) -> None:
+        """Fail the callback wait that handed out ``token``: the workflow gets `CallbackError`
+        (an ASL task, a ``StatesError``) with ``error`` and ``cause``. Durable on return.
+
+        Raises:
+            CallbackTokenError: as for `complete_callback`.
+        """
+        if not isinstance(error, str) or not error:
+            raise ValueError("fail_callback needs an error name (a non-empty string, e.g. 'Rejected')")
+        await self._send_callback(token, {"op": "fail", "error": error, "cause": cause})
+
+    async def heartbeat(self, token: str) -> None:
+        """Tell the run waiting on ``token`` that the work it waits for is still alive: its
+        heartbeat timeout starts again from now.
+
+        Raises:
+            CallbackTokenError: as for `complete_callback`.
+        """
+        await self._send_callback(token, {"op": "heartbeat"})
+
+    async def _send_callback(self, token: str, payload: dict[str, Any]) -> None:
+        self._check_open()
+        run_id = token_run_id(token)
+        if run_id is None:
+            raise CallbackTokenError(
+                "this is not a wayline callback token (they look like 'wlcb1.<run>.<secret>', as "
+                "ctx.wait_for_callback and $$.Task.Token hand them out)"
+            )
+        digest = digest_token(token)
+        final = payload["op"] != "heartbeat"
+        if final and digest in self._callback_claims:
+            raise CallbackTokenError("this token's callback has already been completed", run_id)
+        actor = self._actors.get(run_id)
+        if actor is not None and actor._loaded:
+            reason = actor.callback_state(digest)
+        else:
+            reason = await self._stored_callback_state(run_id, digest)
+        if reason is not None:
+            raise CallbackTokenError(reason, run_id)
+        now = self.clock.time()
+        if final:
+            self._callback_claims.add(digest)
+        try:
+            seq = await self.store.append_inbox(
+                run_id, InboxMessage(kind="callback", name=digest, payload=payload, ts=now)
+            )
+        finally:
+            self._callback_claims.discard(digest)
+        actor = self._actors.get(run_id)
+        if actor is not None and run_id in self._live:
+            actor.callback_arrived(seq, digest, payload, now)
+        else:
+            await self._reactivate(run_id, "woken by a message")  # passivated: it reads its inbox
+
+    async def _stored_callback_state(self, run_id: str, digest: str) -> str | None:
+        """Why a run not live here does not accept token ``digest`` (None if it does)."""
+        rec = await self.store.get_run(run_id)
+        if rec is None:
+            return f"its run {run_id!r} does not exist"
+        if not rec.status.finished and any(
+            w.kind == "callback" and (w.key == digest or digest in w.keys) for w in rec.waits
+        ):
+            for _, msg in await self.store.get_inbox(run_id):
+                if msg.kind == "callback" and msg.name == digest and msg.payload.get("op") != "heartbeat":
+                    return "this token's callback has already been completed (the run has not applied it yet)"
+            return None
+        ended = f"; its run {run_id!r} has ended ({rec.status.value})" if rec.status.finished else ""
+        for ev in [*(await self.store.get_history(run_id)), *rec.tail]:
+            if isinstance(ev, (CallbackCompleted, CallbackFailed)) and ev.token_hash == digest:
+                if isinstance(ev, CallbackFailed) and ev.error in ("States.Timeout", "States.HeartbeatTimeout"):
+                    return f"this token's callback timed out ({ev.error}){ended}"
+                return f"this token's callback has already been completed{ended}"
+        if ended:
+            return ended[2:].replace("its run", "the token's run", 1)
+        return f"run {run_id!r} is not waiting on this token (it was never issued, or it was already used)"
+
     async def redrive(self, run_id: str) -> RunHandle[Any]:
         """Restart a FAILED state machine run from the state that failed (as Step Functions
         redrives): finished states, Map items and Parallel branches are not run again.
@@ -512,6 +604,10 @@ class Runtime:
                 try:
                     if msg.kind == "signal":
                         ref.tell(Deliver(seq, msg.name, msg.payload))
+                    elif msg.kind == "callback":
+                        actor = self._actors.get(run_id)
+                        if actor is not None:
+                            actor.callback_arrived(seq, msg.name, msg.payload, msg.ts)
                     elif msg.kind == "cancel":
                         actor = self._actors.get(run_id)
                         if actor is not None:

@@ -62,7 +62,9 @@ class AslHost(Protocol):
     async def wait_task_token(
         self, token: str, *, timeout_seconds: float | None, heartbeat_seconds: float | None
     ) -> Any:
-        """Wait until ``token`` is completed and return its output.
+        """Wait until the token whose digest (``digest_token``) is ``token`` is completed,
+        and return its output. Only the digest is kept in snapshots, so that is what a
+        resumed task has.
 
         Raise ``StatesError`` with the error given to the failure call, or
         ``States.Timeout`` / ``States.HeartbeatTimeout`` when the deadline passes.

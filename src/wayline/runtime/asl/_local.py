@@ -15,6 +15,7 @@ from typing import Any
 import anyio
 import msgspec
 
+from .._tokens import digest_token
 from ._errors import HEARTBEAT_TIMEOUT, TIMEOUT, StatesError
 from ._interpreter import execute
 from ._machine import StateMachine, call_resource, find_resource
@@ -68,7 +69,8 @@ class LocalHost:
         self.resources.update(resources or {})
         self.machines: dict[str, StateMachine] = dict(machines or {})
         self._now = time.time() if start_time is None else start_time
-        self._tokens: dict[str, _Token] = {}
+        self._tokens: dict[str, _Token] = {}  # by the token's digest, as the interpreter knows it
+        self._raw: dict[str, str] = {}  # digest -> token, for pending_tokens()
         self._token_waited: anyio.Event | None = None
         self.calls: list[tuple[str, Any]] = []
         self.steps: list[tuple[str, int]] = []
@@ -134,13 +136,15 @@ class LocalHost:
     async def new_task_token(self, *, state: str, step: str) -> str:
         """Create a callback token."""
         token = secrets.token_urlsafe(32)
-        self._tokens[token] = _Token()
+        self._tokens[digest_token(token)] = _Token()
+        self._raw[digest_token(token)] = token
         return token
 
     async def wait_task_token(
         self, token: str, *, timeout_seconds: float | None, heartbeat_seconds: float | None
     ) -> Any:
-        """Wait until :meth:`complete_task` or :meth:`fail_task` is called for ``token``."""
+        """Wait until :meth:`complete_task` or :meth:`fail_task` is called for the token whose
+        digest is ``token``."""
         entry = self._tokens.setdefault(token, _Token())
         if timeout_seconds is not None and entry.deadline is None:
             entry.deadline = self._now + timeout_seconds
@@ -156,7 +160,7 @@ class LocalHost:
 
     def pending_tokens(self) -> list[str]:
         """Tokens issued and not yet completed, oldest first."""
-        return [t for t, e in self._tokens.items() if not e.done.is_set()]
+        return [self._raw[d] for d, e in self._tokens.items() if not e.done.is_set() and d in self._raw]
 
     async def wait_for_token(self) -> str:
         """Wait until a run waits on a callback token, and return the oldest such token."""
@@ -169,19 +173,19 @@ class LocalHost:
 
     def heartbeat(self, token: str) -> None:
         """Record a heartbeat for ``token`` (AWS: SendTaskHeartbeat)."""
-        entry = self._tokens.get(token)
+        entry = self._tokens.get(digest_token(token))
         if entry is not None and entry.heartbeat is not None:
             entry.beat_deadline = self._now + entry.heartbeat
 
     def complete_task(self, token: str, output: Any) -> None:
         """Complete a ``.waitForTaskToken`` task (AWS: SendTaskSuccess)."""
-        entry = self._tokens.setdefault(token, _Token())
+        entry = self._tokens.setdefault(digest_token(token), _Token())
         entry.output = output
         entry.done.set()
 
     def fail_task(self, token: str, error: str, cause: str | None = None) -> None:
         """Fail a ``.waitForTaskToken`` task (AWS: SendTaskFailure)."""
-        entry = self._tokens.setdefault(token, _Token())
+        entry = self._tokens.setdefault(digest_token(token), _Token())
         entry.error = StatesError(error, cause)
         entry.done.set()
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
+from .._tokens import digest_token
 from . import _errors as E
 from ._errors import StatesError
 from ._interpreter import (
@@ -51,10 +52,14 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
     resource = st.resource
     callback = resource.endswith(".waitForTaskToken")
     if callback:
-        token = rec.get("token")
-        if token is None:
-            token = rec["token"] = await ex.host.new_task_token(state=st.name, step=ex.step_id(frame, st))
-        ctx = {**ctx, "Task": {"Token": token}}
+        # The snapshot keeps only the token's digest: the token itself lives in memory until
+        # the resource has been called with it. A resumed task that had not finished that
+        # call makes a new token (as AWS does for each attempt); one that had waits on the digest.
+        token = None
+        if not rec.get("invoked") or "token" not in rec:
+            token = await ex.host.new_task_token(state=st.name, step=ex.step_id(frame, st))
+            rec["token"] = digest_token(token)
+        ctx = {**ctx, "Task": {"Token": token or rec["token"]}}
     try:
         if st.jsonata:
             b = ex.bindings(frame, {"input": raw, "context": ctx})
@@ -67,7 +72,13 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
         raise unlocated(err) from None
     ex.emit(
         "TaskScheduled",
-        {"resource": resource, "parameters": payload, "timeoutInSeconds": timeout, "heartbeatInSeconds": heartbeat},
+        {
+            "resource": resource,
+            # The history is stored: a callback token in it is replaced by its digest.
+            "parameters": _redacted(payload, token, rec["token"]) if callback and token else payload,
+            "timeoutInSeconds": timeout,
+            "heartbeatInSeconds": heartbeat,
+        },
     )
     ex.effects += 1
 
@@ -92,6 +103,7 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
                 rec["invoked"] = True
                 await ex.suspend_point()
             result = await ex.host.wait_task_token(rec["token"], timeout_seconds=timeout, heartbeat_seconds=heartbeat)
+            # ``wait_task_token`` takes the token's digest (see above).
         else:
             ex.emit("TaskStarted", {"resource": resource})
             result = await invoke()
@@ -106,6 +118,17 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
         raise
     ex.emit("TaskSucceeded", {"resource": resource, "output": result})
     return finish_state(ex, frame, st, raw, result, ctx)
+
+
+def _redacted(value: Any, secret: str, replacement: str) -> Any:
+    """``value`` with every string containing ``secret`` replaced by ``replacement``."""
+    if type(value) is str:
+        return replacement if secret in value else value
+    if type(value) is dict:
+        return {k: _redacted(v, secret, replacement) for k, v in value.items()}
+    if type(value) is list:
+        return [_redacted(v, secret, replacement) for v in value]
+    return value
 
 
 def _resource_label(resource: str) -> str:

@@ -1,0 +1,397 @@
+"""Callback tokens: ctx.wait_for_callback, rt.complete_callback / fail_callback / heartbeat."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+
+from _support import event_types
+from wayline import (
+    ActivityError,
+    CallbackError,
+    CallbackTokenError,
+    RetryPolicy,
+    RunCancelled,
+    RunCancelledError,
+    RunContext,
+    RunStatus,
+    activity,
+    open_runtime,
+    workflow,
+)
+from wayline.persistence import CallbackCompleted, SQLiteStore
+from wayline.testing import FaultInjectingStore, SimulatedCrash, VirtualClock
+
+pytestmark = pytest.mark.anyio
+
+# What the sender activities "sent": (token, order) pairs, as an outside system would get them.
+outbox: list[tuple[str, Any]] = []
+sends = {"count": 0}
+
+
+@activity(name="send_approval")
+async def send_approval(token: str, order: Any) -> str:
+    sends["count"] += 1
+    outbox.append((token, order))
+    return "sent"
+
+
+@activity(name="send_broken", retry=RetryPolicy(max_attempts=2, interval=1.0))
+async def send_broken(token: str) -> None:
+    sends["count"] += 1
+    outbox.append((token, None))
+    raise ConnectionError("mail server down")
+
+
+@workflow(name="approval")
+async def approval(ctx: RunContext, order: Any) -> Any:
+    try:
+        decision = await ctx.wait_for_callback(send_approval, order)
+    except CallbackError as exc:
+        return {"error": exc.error, "cause": exc.cause}
+    ctx.vars["decision"] = decision
+    return decision
+
+
+# With a deadline: under the virtual clock, time jumps to it as soon as everything waits, so
+# tests of this one do not poll (polling sleeps would let the clock jump).
+@workflow(name="deadline")
+async def deadline(ctx: RunContext, order: Any) -> Any:
+    try:
+        return await ctx.wait_for_callback(send_approval, order, timeout=3600)
+    except CallbackError as exc:
+        return {"error": exc.error, "cause": exc.cause}
+
+
+@workflow(name="watched")
+async def watched(ctx: RunContext, heartbeat: float) -> Any:
+    try:
+        return await ctx.wait_for_callback(send_approval, "w", timeout=10_000, heartbeat_timeout=heartbeat)
+    except CallbackError as exc:
+        return {"error": exc.error}
+
+
+@workflow(name="two_callbacks")
+async def two_callbacks(ctx: RunContext) -> list[Any]:
+    first = await ctx.wait_for_callback(send_approval, "first")
+    second = await ctx.wait_for_callback(send_approval, "second")
+    return [first, second]
+
+
+@workflow(name="broken_sender")
+async def broken_sender(ctx: RunContext) -> str:
+    try:
+        await ctx.wait_for_callback(send_broken)
+    except ActivityError as exc:
+        return f"could not send: {exc.cause}"
+    return "unreachable"
+
+
+@workflow(name="cancellable_approval")
+async def cancellable_approval(ctx: RunContext) -> str:
+    try:
+        return str(await ctx.wait_for_callback(send_approval, "c"))
+    except RunCancelledError:
+        ctx.vars["compensated"] = True
+        raise
+
+
+WORKFLOWS = [approval, deadline, watched, two_callbacks, broken_sender, cancellable_approval]
+
+
+@pytest.fixture(autouse=True)
+def _reset() -> None:
+    outbox.clear()
+    sends["count"] = 0
+
+
+async def next_token(count: int = 1) -> str:
+    """The newest token sent, once ``count`` have been sent."""
+    with anyio.fail_after(5):
+        while len(outbox) < count:  # noqa: ASYNC110 - the sender runs in the runtime's tasks
+            await asyncio.sleep(0.001)
+    return outbox[-1][0]
+
+
+async def wait_status(rt: Any, run_id: str, status: RunStatus) -> None:
+    with anyio.fail_after(5):
+        while (await rt.describe(run_id)).status is not status:  # noqa: ASYNC110 - polls stored state
+            await asyncio.sleep(0.001)
+
+
+async def test_complete_callback_returns_the_output_and_journals_it(db: str) -> None:
+    async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(approval, {"id": 7}, run_id="a")
+        token = await next_token()
+        assert outbox == [(token, {"id": 7})]
+        await wait_status(rt, "a", RunStatus.WAITING)
+        info = await rt.describe("a")
+        assert info.waiting_for == ("callback:send_approval",)
+        await rt.complete_callback(token, {"approved": True})
+        assert await handle.result() == {"approved": True}
+        history = [e async for e in rt.history("a")]
+        types = event_types(history)
+        assert types.index("CallbackWaiting") < types.index("StepSucceeded") < types.index("CallbackCompleted")
+        assert await rt.store.get_inbox("a") == []
+        with pytest.raises(CallbackTokenError, match="already been completed"):
+            await rt.complete_callback(token, {"approved": False})
+
+
+async def test_the_token_itself_is_never_stored(tmp_path: Path) -> None:
+    path = tmp_path / "t.db"
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(approval, "o", run_id="s")
+        token = await next_token()
+        await rt.complete_callback(token, "ok")
+        assert await handle.result() == "ok"
+    secret = token.rsplit(".", 1)[1].encode()
+    for file in tmp_path.iterdir():  # noqa: ASYNC240 - the runtime is closed: nothing to block
+        assert secret not in file.read_bytes(), file.name
+
+
+async def test_fail_callback_raises_callback_error_in_the_workflow(db: str) -> None:
+    async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(approval, "o", run_id="f")
+        await rt.fail_callback(await next_token(), "Rejected", "over budget")
+        assert await handle.result() == {"error": "Rejected", "cause": "over budget"}
+        with pytest.raises(ValueError, match="error name"):
+            await rt.fail_callback(outbox[-1][0], "")
+
+
+async def test_timeout_fails_with_states_timeout_exactly_on_the_virtual_clock(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=WORKFLOWS, clock=clock) as rt:
+        t0 = clock.time()
+        handle = await rt.start(deadline, "late", run_id="t")
+        result = await handle.result()
+        token = outbox[0][0]
+        assert result["error"] == "States.Timeout"
+        assert clock.time() - t0 == pytest.approx(3600)
+        with pytest.raises(CallbackTokenError, match=r"ended|timed out"):
+            await rt.complete_callback(token, "too late")
+
+
+async def test_heartbeats_keep_the_wait_alive_until_they_stop(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=WORKFLOWS, clock=clock) as rt:
+        t0 = clock.time()
+        handle = await rt.start(watched, 60.0, run_id="h")
+        # No polling here: the test moves on the virtual timeline itself (a real sleep would
+        # let the clock jump straight to the heartbeat timeout).
+        for _ in range(5):  # a heartbeat just before each heartbeat timeout
+            await clock.sleep(59.9)
+            await rt.heartbeat(outbox[-1][0])
+        assert not handle_done(rt, "h")
+        result = await handle.result()
+        assert result == {"error": "States.HeartbeatTimeout"}
+        assert clock.time() - t0 == pytest.approx(5 * 59.9 + 60, abs=0.01)
+        types = event_types([e async for e in rt.history("h")])
+        assert types.count("CallbackHeartbeat") == 5
+
+
+def handle_done(rt: Any, run_id: str) -> bool:
+    return run_id not in rt._live
+
+
+async def test_a_heartbeat_after_completion_and_bad_tokens_are_rejected_precisely(db: str) -> None:
+    async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(approval, "x", run_id="r")
+        token = await next_token()
+        with pytest.raises(CallbackTokenError, match="not a wayline callback token"):
+            await rt.complete_callback("garbage", 1)
+        forged = token[: -4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        with pytest.raises(CallbackTokenError, match="not waiting on this token"):
+            await rt.complete_callback(forged, 1)
+        other_run = token.replace(token.split(".")[1], "bm9wZQ")  # run "nope"
+        with pytest.raises(CallbackTokenError, match="does not exist"):
+            await rt.complete_callback(other_run, 1)
+        await rt.complete_callback(token, "yes")
+        with pytest.raises(CallbackTokenError):
+            await rt.heartbeat(token)
+        assert await handle.result() == "yes"
+
+
+async def test_two_completions_at_once_only_one_wins(db: str) -> None:
+    async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(approval, "x", run_id="race")
+        token = await next_token()
+        results = await asyncio.gather(
+            rt.complete_callback(token, "first"), rt.complete_callback(token, "second"), return_exceptions=True
+        )
+        errors = [r for r in results if isinstance(r, BaseException)]
+        assert len(errors) == 1 and isinstance(errors[0], CallbackTokenError)
+        winner = "first" if results[0] is None else "second"
+        assert await handle.result() == winner
+
+
+async def test_a_completion_before_the_sender_returns_is_kept() -> None:
+    """The wait is durable before the sender runs, so the other side may answer at once."""
+
+    @activity(name="send_and_answer")
+    async def send_and_answer(token: str) -> None:
+        await Holder.rt.complete_callback(token, "instant")
+
+    @workflow(name="instant")
+    async def instant(ctx: RunContext) -> Any:
+        return await ctx.wait_for_callback(send_and_answer)
+
+    class Holder:
+        rt: Any
+
+    async with open_runtime(":memory:", workflows=[instant], clock=VirtualClock()) as rt:
+        Holder.rt = rt
+        assert await (await rt.start(instant, None)).result() == "instant"
+
+
+async def test_a_sender_that_fails_for_good_raises_and_its_token_is_dead(db: str) -> None:
+    async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(broken_sender, None, run_id="b")
+        assert await handle.result() == "could not send: mail server down"
+        assert sends["count"] == 2
+        with pytest.raises(CallbackTokenError):
+            await rt.complete_callback(outbox[0][0], "never")
+
+
+async def test_cancel_while_waiting_runs_compensation_and_kills_the_token(db: str) -> None:
+    async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(cancellable_approval, None, run_id="c")
+        token = await next_token()
+        await wait_status(rt, "c", RunStatus.WAITING)
+        await rt.cancel("c", "no longer needed")
+        with pytest.raises(RunCancelled):
+            await handle.result()
+        assert (await rt.describe("c")).vars == {"compensated": True}
+        with pytest.raises(CallbackTokenError, match="ended"):
+            await rt.complete_callback(token, "late")
+
+
+async def test_sequential_callbacks_replay_after_restart(tmp_path: Path) -> None:
+    path = tmp_path / "seq.db"
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        await rt.start(two_callbacks, None, run_id="two")
+        await rt.complete_callback(await next_token(1), "one")
+        second = await next_token(2)
+        await wait_status(rt, "two", RunStatus.WAITING)
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        await rt.complete_callback(second, "two")
+        assert await rt.get_handle("two").result() == ["one", "two"]
+    assert sends["count"] == 2  # replay did not send again
+
+
+async def test_a_callback_completed_while_the_process_is_down_is_applied_on_restart(tmp_path: Path) -> None:
+    path = tmp_path / "down.db"
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        await rt.start(approval, "o", run_id="d")
+        token = await next_token()
+        await wait_status(rt, "d", RunStatus.WAITING)
+    # The worker is gone; an operator (the CLI: a runtime that does not own the runs) answers.
+    async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as cli:
+        await cli.complete_callback(token, "answered offline")
+        with pytest.raises(CallbackTokenError, match="already been completed"):
+            await cli.complete_callback(token, "twice")
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        assert await rt.get_handle("d").result() == "answered offline"
+    assert sends["count"] == 1
+
+
+async def test_a_completion_from_another_process_reaches_the_live_run(tmp_path: Path) -> None:
+    path = tmp_path / "shared.db"
+    async with open_runtime(path, workflows=WORKFLOWS, inbox_poll_interval=0.01) as owner:
+        handle = await owner.start(approval, "o", run_id="x")
+        token = await next_token()
+        await wait_status(owner, "x", RunStatus.WAITING)
+        async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as other:
+            await other.complete_callback(token, "from afar")
+        with anyio.fail_after(5):
+            assert await handle.result() == "from afar"
+
+
+async def test_a_passivated_run_is_woken_by_its_callback(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    async with open_runtime(tmp_path / "p.db", workflows=WORKFLOWS, clock=clock, passivate_after=5) as rt:
+        handle = await rt.start(approval, "o", run_id="p")
+        token = await next_token()
+        await clock.sleep(10)
+        assert "p" not in rt._live  # left memory
+        await rt.complete_callback(token, "welcome back")
+        assert await handle.result() == "welcome back"
+        assert sends["count"] == 1
+
+
+async def test_a_passivated_run_times_out_at_its_deadline(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    async with open_runtime(tmp_path / "p.db", workflows=WORKFLOWS, clock=clock, passivate_after=5) as rt:
+        t0 = clock.time()
+        handle = await rt.start(deadline, "o", run_id="pt")
+        assert (await handle.result())["error"] == "States.Timeout"
+        assert sends["count"] == 1
+        assert clock.time() - t0 == pytest.approx(3600)
+
+
+@pytest.mark.parametrize("when", ["before", "after"])
+async def test_crash_at_every_write_of_a_callback_run(tmp_path: Path, when: str) -> None:
+    """Whatever write the process dies at, the run ends with the answer it was given, and the
+    sender ran at most once more; a token handed out before the crash still completes it."""
+    counter = FaultInjectingStore(SQLiteStore(tmp_path / "clean.db"), crash_at=None)
+    async with open_runtime(counter, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handle = await rt.start(approval, "o", run_id="k")
+        await rt.complete_callback(await next_token(), "yes")
+        assert await handle.result() == "yes"
+    writes = counter.writes
+    for n in range(1, writes + 1):
+        outbox.clear()
+        sends["count"] = 0
+        path = tmp_path / f"crash-{n}-{when}.db"
+        faulty = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
+        with pytest.raises((SimulatedCrash, BaseExceptionGroup)):
+            async with open_runtime(faulty, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+                handle = await rt.start(approval, "o", run_id="k")
+                with anyio.fail_after(5):
+                    while not outbox and not faulty.crashed:  # noqa: ASYNC110
+                        await asyncio.sleep(0.001)
+                if outbox:
+                    await rt.complete_callback(outbox[-1][0], "yes")
+                await handle.result()
+        async with open_runtime(SQLiteStore(path), workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+            handle = await rt.start(approval, "o", run_id="k")
+            with anyio.fail_after(5):  # until a token is out (from either life), or the run ended
+                while not outbox and not (await rt.describe("k")).status.finished:  # noqa: ASYNC110
+                    await asyncio.sleep(0.001)
+            # Every token handed out so far completes the run (the oldest may be all the
+            # outside world ever saw), unless a completion accepted before the crash already did.
+            for token, _ in outbox:
+                try:
+                    await rt.complete_callback(token, "yes")
+                except CallbackTokenError as exc:
+                    assert "already been completed" in str(exc), f"crash at write {n} ({when}): {exc}"
+                else:
+                    break
+            assert await handle.result() == "yes", f"crash at write {n} ({when})"
+        assert sends["count"] <= 2, f"crash at write {n} ({when}): sent {sends['count']} times"
+        history = [e async for e in SQLiteStoreHistory(path)]
+        assert sum(isinstance(e, CallbackCompleted) for e in history) == 1
+
+
+class SQLiteStoreHistory:
+    """Iterate over a finished run's stored history (the run id is "k")."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+
+    def __aiter__(self) -> Any:
+        return self._events()
+
+    async def _events(self) -> Any:
+        store = SQLiteStore(self.path)
+        await store.start()
+        try:
+            rec = await store.get_run("k")
+            assert rec is not None
+            for event in [*(await store.get_history("k")), *rec.tail]:
+                yield event
+        finally:
+            await store.close()
