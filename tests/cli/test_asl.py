@@ -277,3 +277,41 @@ def test_interrupted_run_is_saved_and_resumed_by_its_run_id(fresh: Cli, files: P
     assert json.loads(res.out) == {"ok": 1}
     names = [e.get("name", e["type"]) for e in fresh("runs", "history", "p1", "--json").json()]
     assert names.count("ExecutionStarted") == 1 and "RunResumed" in names  # resumed, not restarted
+
+
+def test_wait_for_task_token_answered_by_another_wayline_process(fresh: Cli, files: Path) -> None:
+    # `asl run` owns the database and polls its inbox; `callback complete`, a client in another
+    # process, commits the answer there: the Step Functions callback pattern from a shell.
+    ask = {
+        "StartAt": "Ask",
+        "States": {
+            "Ask": {
+                "Type": "Task",
+                "Resource": "notify.waitForTaskToken",
+                "Parameters": {"token.$": "$$.Task.Token", "doc.$": "$.doc"},
+                "ResultPath": "$.answer",
+                "End": True,
+            }
+        },
+    }
+    (files / "ask.json").write_text(json.dumps(ask))
+    (files / "notify.py").write_text(
+        "import pathlib\n\n"
+        "async def notify(payload):\n"
+        "    part = pathlib.Path('token.part')\n"
+        "    part.write_text(payload['token'])\n"
+        "    part.rename('token.txt')  # whole, never half-written, when the test sees it\n\n"
+        "RESOURCES = {'notify': notify}\n"
+    )
+    argv = [str(WAYLINE), "asl", "run", "ask.json", "--input", '{"doc": "lease"}', "--resources", "notify:RESOURCES"]
+    proc = subprocess.Popen(
+        [*argv, "--db", fresh.db], cwd=files, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
+    token_file = files / "token.txt"
+    while not token_file.exists() and proc.poll() is None:
+        time.sleep(0.02)
+    res = fresh("callback", "complete", token_file.read_text(), '{"approved": true}')
+    assert res.code == 0, res.err
+    out, err = proc.communicate(timeout=60)
+    assert proc.returncode == 0, err
+    assert json.loads(out) == {"doc": "lease", "answer": {"approved": True}}

@@ -4,12 +4,13 @@ a client process, delivered by the worker that runs the run."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pytest
 
-from wayline import RunCancelled, RunStatus, Runtime, open_runtime
+from wayline import CallbackError, RunCancelled, RunContext, RunStatus, activity, open_runtime, workflow
 
-from .conftest import WAYLINE, WORKFLOWS, Cli, approval
+from .conftest import WAYLINE, WORKFLOWS, Cli, approval, wait_status
 
 
 async def _resume(db: str, run_id: str) -> object:
@@ -95,12 +96,64 @@ def test_clients_work_while_a_worker_owns_the_database(cli: Cli) -> None:
     asyncio.run(scenario())
 
 
-_no_callbacks = pytest.mark.skipif(
-    not hasattr(Runtime, "complete_callback"), reason="Runtime.complete_callback is not in this build yet"
-)
+tokens: list[str] = []
 
 
-@_no_callbacks
+@activity(name="send_token")
+async def send_token(token: str, doc: str) -> None:
+    tokens.append(token)
+
+
+@workflow(name="sign")
+async def sign(ctx: RunContext, doc: str) -> str:
+    try:
+        answer = await ctx.wait_for_callback(send_token, doc)
+    except CallbackError as exc:
+        return f"{doc}: {exc.error}: {exc.cause}"
+    return f"{doc}: {answer}"
+
+
+@pytest.fixture
+def signing(tmp_path: Path) -> tuple[Cli, str]:
+    """A database with one run waiting on a callback, and the token it handed out."""
+    db = str(tmp_path / "sign.db")
+
+    async def populate() -> None:
+        async with open_runtime(db, workflows=[sign]) as rt:
+            await rt.start(sign, "lease", run_id="signing")
+            await wait_status(rt, "signing", RunStatus.WAITING)
+
+    tokens.clear()
+    asyncio.run(populate())
+    assert len(tokens) == 1
+    return Cli(db, tmp_path), tokens[0]
+
+
+async def _finish_sign(db: str) -> object:
+    async with open_runtime(db, workflows=[sign]) as rt:
+        return await rt.get_handle("signing").result()
+
+
+def test_callback_complete_reaches_the_run_once(signing: tuple[Cli, str]) -> None:
+    cli, token = signing
+    res = cli("callback", "heartbeat", token)
+    assert res.code == 0, res.err
+    res = cli("callback", "complete", token, '{"approved": true}', "--json")
+    assert res.code == 0, res.err
+    assert res.json() == {"callback": "completed", "sent": True}
+    assert asyncio.run(_finish_sign(cli.db)) == "lease: {'approved': True}"
+    again = cli("callback", "complete", token, "1")
+    assert again.code == 1
+    assert again.err.startswith("wayline: error: callback token rejected: ") and len(again.err.splitlines()) == 1
+
+
+def test_callback_fail_reaches_the_run(signing: tuple[Cli, str]) -> None:
+    cli, token = signing
+    res = cli("callback", "fail", token, "--error", "Rejected", "--cause", "too late")
+    assert res.code == 0, res.err
+    assert asyncio.run(_finish_sign(cli.db)) == "lease: Rejected: too late"
+
+
 @pytest.mark.parametrize(
     "args",
     [
@@ -112,13 +165,15 @@ _no_callbacks = pytest.mark.skipif(
 def test_unknown_callback_token(cli: Cli, args: tuple[str, ...]) -> None:
     res = cli(*args)
     assert res.code == 1
-    assert res.err.startswith("wayline: error: ") and "token" in res.err
+    assert res.err.startswith("wayline: error: callback token rejected: this is not a wayline callback token")
     assert len(res.err.splitlines()) == 1
 
 
 def test_callback_usage_errors(cli: Cli) -> None:
     res = cli("callback", "fail", "tok")
     assert res.code == 2 and "--error" in res.err
+    res = cli("callback", "fail", "tok", "--error", "")
+    assert res.code == 2 and "--error must name the error" in res.err
     res = cli("callback", "complete", "tok", "{nope")
     assert res.code == 2
     assert "the callback output (argument JSON) is not valid JSON" in res.err

@@ -180,6 +180,8 @@ async def callback_complete(opts: Options, token: str, output_text: str) -> int:
 
 
 async def callback_fail(opts: Options, token: str, error: str, cause: str | None) -> int:
+    if not error.strip():
+        raise UsageError("--error must name the error the run sees, e.g. --error Rejected")
     async with _client(opts) as rt:
         await _callback_api(rt, "fail_callback")(token, error, cause=cause)
     return _callback_done(opts, "failed")
