@@ -6,12 +6,27 @@ from __future__ import annotations
 import json
 import logging
 import sys
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from wayline import JsonLogFormatter, RetryPolicy, RunContext, RunLogFilter, activity, open_runtime, workflow
+from wayline import (
+    JsonLogFormatter,
+    RetryPolicy,
+    RunContext,
+    RunFailed,
+    RunLogFilter,
+    RunStatus,
+    StoreError,
+    activity,
+    open_runtime,
+    workflow,
+)
+from wayline.actors import SupervisorSpec
+from wayline.persistence import AnyEvent, MemoryStore, RunRecord
+from wayline.testing import VirtualClock
 
 from .conftest import Cli
 
@@ -113,3 +128,38 @@ def test_cli_log_format_json_carries_the_run_id(cli: Cli, tmp_path: Path) -> Non
     assert "ERROR wayline: run waiting needs workflow 'approval'" in text.err and "[run_id=waiting]" in text.err
     quiet = cli("asl", "run", "m.json", "--log-level", "critical")
     assert quiet.code == 0 and "needs workflow" not in quiet.err
+
+
+class _FailingCheckpoints:
+    """A store whose checkpoints of a running run always fail, so the run's actor crash-loops."""
+
+    def __init__(self) -> None:
+        self.inner = MemoryStore()
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.inner, name)
+
+    def checkpoint(self, record: RunRecord, events: Sequence[AnyEvent], *args: Any) -> Any:
+        if record.status is RunStatus.RUNNING and record.steps >= 1:
+            raise StoreError("disk full (simulated)")
+        return self.inner.checkpoint(record, events, *args)
+
+
+@pytest.mark.anyio
+async def test_wayline_records_about_a_run_carry_its_id() -> None:
+    handler = _Collect()
+    wayline_log = logging.getLogger("wayline")
+    wayline_log.addHandler(handler)
+    try:
+        spec = SupervisorSpec(intensity=1, period=60.0)
+        async with open_runtime(
+            _FailingCheckpoints(), workflows=[billing], clock=VirtualClock(), supervisor=spec
+        ) as rt:
+            attempts.append(1)  # flaky_charge succeeds at once
+            with pytest.raises(RunFailed):
+                await (await rt.start(billing, 1.0, run_id="loop")).result()
+    finally:
+        wayline_log.removeHandler(handler)
+    messages = [r.getMessage() for r in handler.records]
+    assert any("crashed (restart" in m for m in messages) and any("crashed too often" in m for m in messages)
+    assert {getattr(r, "run_id", None) for r in handler.records} == {"loop"}
