@@ -197,11 +197,31 @@ def _asl(quick: bool) -> list[Scenario]:
             ),
         )
 
+    items = 1000 if quick else 10_000
+
+    def map_row(mode: str) -> Scenario:
+        # What durable child runs cost: a distributed Map against the same Map run inline.
+        return Scenario(
+            suite="asl",
+            system="wayline",
+            func="_wayline_asl:map_items",
+            params={"items": items, "mode": mode},
+            metric="items_per_s",
+            unit="items/s",
+            higher_is_better=True,
+            group="map",
+            baseline=mode == "INLINE",
+            timeout_s=timeout,
+            label=f"Map {mode.lower()}, {items} items",
+        )
+
     return [
         row("moto", "_moto:conformance", "conformance", True, cases=cases),
         row("wayline", "_wayline_asl:conformance", "conformance", False, cases=cases),
         row("moto", "_moto:ten_states", "10-state", True, executions=moto_executions),
         row("wayline", "_wayline_asl:ten_states", "10-state", False, executions=executions),
+        map_row("INLINE"),
+        map_row("DISTRIBUTED"),
     ]
 
 

@@ -123,3 +123,43 @@ async def ten_states(params: Params) -> Metrics:
         "seconds": elapsed,
         "note": f"{executions} concurrent runs, durable; {executions * 10 / elapsed:,.0f} states/s",
     }
+
+
+async def map_items(params: Params) -> Metrics:
+    """One durable run whose Map state runs N items of one Task each: INLINE (items inside the
+    run) or DISTRIBUTED (every item a child run with its own checkpoints and history)."""
+    try:
+        from wayline import StateMachine, open_runtime
+    except ImportError as exc:
+        raise NotReady(f"wayline has no StateMachine/open_runtime yet ({exc})") from exc
+    items, mode = int(params["items"]), str(params["mode"])
+
+    async def work(n: int) -> int:
+        return n + 1
+
+    processor: dict[str, Any] = {
+        "StartAt": "Work",
+        "States": {"Work": {"Type": "Task", "Resource": "work", "End": True}},
+    }
+    if mode == "DISTRIBUTED":
+        processor["ProcessorConfig"] = {"Mode": "DISTRIBUTED"}
+    sm = StateMachine(
+        {"StartAt": "Fan", "States": {"Fan": {"Type": "Map", "ItemProcessor": processor, "End": True}}},
+        name="bench_map",
+        resources={"work": work},
+    )
+    rng = random.Random(params["seed"])
+    data = [rng.randrange(1 << 30) for _ in range(items)]
+    async with contextlib.AsyncExitStack() as stack:
+        rt = await stack.enter_async_context(open_runtime(str(db_file(params, "wayline.db")), workflows=[sm]))
+        t0 = time.perf_counter()
+        out = await (await rt.start(sm, data, run_id="map")).result()
+        elapsed = time.perf_counter() - t0
+        runs = len(await rt.list_runs())
+    if out != [n + 1 for n in data]:
+        raise RuntimeError("wrong Map output")
+    return {
+        "items_per_s": items / elapsed,
+        "seconds": elapsed,
+        "note": f"{items} items, {mode.lower()}; {runs} runs in the store",
+    }

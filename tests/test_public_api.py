@@ -13,6 +13,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "AslDefinitionError",
         "CallbackError",
         "CallbackTokenError",
+        "ChildMachineNotFoundError",
         "DatabaseOwnedError",
         "JsonLogFormatter",
         "NonDeterminismError",

@@ -112,6 +112,23 @@ class WorkflowNotFoundError(WaylineError):
         )
 
 
+class ChildMachineNotFoundError(WorkflowNotFoundError):
+    """A state machine starts a child execution of a machine that is not registered."""
+
+    def __init__(self, machine: str, state: str, target: str, known: tuple[str, ...]) -> None:
+        self.name = target
+        self.run_id = None
+        self.machine = machine
+        self.state = state
+        listed = ", ".join(repr(k) for k in known) or "none"
+        WaylineError.__init__(
+            self,
+            f"state machine {machine!r}, state {state!r}: StateMachineArn {target!r} names no registered "
+            "state machine (the name after its last ':' is looked up); register the child machine in "
+            f"open_runtime(..., workflows=[...]) or fix the ARN. Registered state machines: {listed}",
+        )
+
+
 class RunAlreadyFinishedError(WaylineError):
     """An operation needs a live run, but the run has already ended."""
 

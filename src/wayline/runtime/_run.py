@@ -388,6 +388,10 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         and runs Map items and Parallel branches as tasks of its own, so it is awaited like
         any coroutine. A cancel interrupts the await, as for a step running inline.
         """
+        if self._cancel_requested:
+            # Accepted before a restart (or before this Kick): the body need not resume to end.
+            await self._end_direct_cancelled()
+            return
         self._interrupted = None
         self._inline_task = task = asyncio.current_task()
         try:
@@ -395,14 +399,19 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         except asyncio.CancelledError:
             if self._interrupted != "cancel" or (task is not None and task.uncancel() > 0):
                 raise
-            self._cancel = (self._cancel_reason, -1)
-            await self._finish(RunStatus.CANCELLED, None, None)
+            await self._end_direct_cancelled()
         except Exception as exc:
             await self._finish(RunStatus.FAILED, None, _failure(exc))
         else:
             await self._finish_ok(output)
         finally:
             self._inline_task = None
+
+    async def _end_direct_cancelled(self) -> None:
+        self._cancel = (self._cancel_reason, -1)
+        # The child runs it waits for first: a crash in between repeats both on restart.
+        await self.rt._cancel_children(self.record, self._cancel_reason)
+        await self._finish(RunStatus.CANCELLED, None, None)
 
     def _save_state(self, state: Any, events: list[dict[str, Any]]) -> Awaitable[None]:
         """Checkpoint a workflow kind's own state (and its history events); await to know it

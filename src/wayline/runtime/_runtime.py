@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import os
 import uuid
@@ -43,7 +44,7 @@ from ..persistence import (
     SQLiteStore,
     Store,
 )
-from ._asl_run import asl_workflow
+from ._asl_run import DETACHED_KEY, PARENT_KEY, AslWorkflow, asl_workflows
 from ._definitions import WorkflowDef
 from ._run import RunActor
 from ._run_state import Cancel, Deliver, RunMessage
@@ -76,6 +77,9 @@ class RunInfo:
     ended_at: float | None
     steps: int
     waiting_for: tuple[str, ...]
+    #: What the runtime records about the run: ``parent_run_id`` for a child run of a state
+    #: machine, ``redrives``, a cancel request.
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     @classmethod
     def from_record(cls, rec: RunRecord, vars: dict[str, Any] | None = None) -> RunInfo:
@@ -94,6 +98,7 @@ class RunInfo:
             ended_at=rec.ended_at,
             steps=rec.steps,
             waiting_for=tuple(f"{w.kind}:{w.label or w.key}" for w in rec.waits),
+            metadata=dict(rec.metadata),
         )
 
 
@@ -158,14 +163,23 @@ class Runtime:
         self._sources: dict[str, object] = {}  # what the user registered, by name
         given = list(workflows)
         machines = {m.name: m for m in given if isinstance(m, StateMachine)}
+        # With the machines their distributed Maps run per item: those child runs are recovered by name.
+        wrapped = asl_workflows(machines, self)
         for wf in given:
             if isinstance(wf, StateMachine):
-                self._workflows[wf.name] = asl_workflow(wf, machines)
+                self._workflows[wf.name] = wrapped[wf.name]
             elif isinstance(wf, WorkflowDef):
                 self._workflows[wf.name] = wf
             else:
                 raise NotRegisteredError(wf, "workflow")
             self._sources[wf.name] = wf
+        for name, item in wrapped.items():
+            if name in machines:
+                continue
+            if name in self._workflows:
+                raise WorkflowNotFoundError(name, tuple(self._workflows), other_definition=True)
+            self._workflows[name] = item
+            self._sources[name] = item.machine
         self._limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
         self._live: dict[str, ActorRef[RunMessage]] = {}
         self._actors: dict[str, RunActor] = {}  # the current incarnation of each live run
@@ -210,8 +224,23 @@ class Runtime:
         if not isinstance(workflow, str) and workflow is not self._sources[name]:
             raise WorkflowNotFoundError(name, tuple(self._workflows), other_definition=True)
         run_id = run_id or uuid.uuid4().hex
+        await self._create(wf, input, run_id)
+        return RunHandle(self, run_id)
+
+    async def _start_child(self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any]) -> None:
+        """Start the run ``run_id`` of ``workflow`` for another run, which ``metadata`` links;
+        nothing if it exists (a parent restarted after a crash finds its child again).
+
+        Raises:
+            WorkflowNotFoundError: ``workflow`` is not registered.
+            RunConflictError: ``run_id`` exists as a run of another workflow.
+        """
+        self._check_open()
+        await self._create(self._workflow(workflow), input, run_id, metadata)
+
+    async def _create(self, wf: Workflow, input: Any, run_id: str, metadata: dict[str, Any] | None = None) -> None:
         if run_id in self._live:
-            return RunHandle(self, run_id)
+            return
         now = self.clock.time()
         record = RunRecord(
             run_id=run_id,
@@ -222,15 +251,35 @@ class Runtime:
             created_at=now,
             updated_at=now,
             tail=(RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input),),
+            metadata=metadata or {},
         )
         existing = await self.store.create_run(record, [])
         if existing is not None:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
-            return RunHandle(self, run_id)
+            return
         if run_id not in self._live:
             self._spawn(record, None)
-        return RunHandle(self, run_id)
+
+    async def _cancel_children(self, parent: RunRecord, reason: str | None) -> None:
+        """Cancel the unfinished child runs a run waits for (a state machine's ``.sync``
+        executions and distributed Map items) before it ends cancelled; detached children
+        (``states:startExecution`` without ``.sync``) go on. A crash before the parent's end
+        is committed repeats this on restart, so no waited-for child outlives its parent."""
+        wf = self._workflows.get(parent.workflow)
+        if not isinstance(wf, AslWorkflow) or not wf.waits_on_children:
+            return  # nothing to look for: spare the scan of the store
+        children = [
+            rec.run_id
+            for rec in await self.store.list_runs(statuses=UNFINISHED)
+            if rec.metadata.get(PARENT_KEY) == parent.run_id and not rec.metadata.get(DETACHED_KEY)
+        ]
+
+        async def cancel(run_id: str) -> None:
+            with contextlib.suppress(RunAlreadyFinishedError, RunNotFoundError):
+                await self.cancel(run_id, reason)
+
+        await asyncio.gather(*(cancel(run_id) for run_id in children))
 
     def _spawn(self, record: RunRecord, reason: str | None) -> None:
         child = _RunChild(self, record, reason)
@@ -347,7 +396,9 @@ class Runtime:
                 # shield: one caller giving up must not cancel the others' wait
                 return await asyncio.shield(fut)
             except asyncio.CancelledError:
-                if fut.cancelled() and self._closed:
+                task = asyncio.current_task()
+                if fut.cancelled() and self._closed and not (task is not None and task.cancelling()):
+                    # Not a waiting run stopped by the closing (it must stop quietly): a caller.
                     raise RuntimeClosedError() from None
                 raise
 
@@ -729,9 +780,7 @@ async def open_runtime(
         async with Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
             # The clock's background work is owned here and ended below; no task group, so an
             # exception raised in the caller's block comes out as itself, not in a group.
-            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
-            poller: asyncio.Future[None] | None = None
-            rt = Runtime(
+            rt = Runtime(  # first: a definition it refuses leaves no clock driver behind
                 the_store,
                 sup,
                 workflows=workflows,
@@ -740,6 +789,8 @@ async def open_runtime(
                 passivate_after=passivate_after,
                 owner=recover,
             )
+            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
+            poller: asyncio.Future[None] | None = None
             try:
                 if recover:
                     await rt._recover()

@@ -71,13 +71,15 @@ class AslHost(Protocol):
         """
         ...
 
-    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str) -> Any:
+    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
         """Run a child execution to completion and return its output.
 
         ``machine`` is a registered machine's name or ARN (``states:startExecution.sync``),
         or a :class:`StateMachine` compiled from a distributed Map's ItemProcessor. ``name``
-        is deterministic for a given parent run, state and item, so a host can deduplicate
-        after a restart. Raise ``StatesError`` if the child fails.
+        is deterministic for a given parent run, state and item (and durable before this is
+        called), so a host can deduplicate after a restart. Raise ``StatesError`` if the
+        child fails. With ``wait=False`` (``states:startExecution``) only start it: return
+        at once, or, for a host that cannot run it apart, run it without raising its failure.
         """
         ...
 

@@ -246,11 +246,14 @@ class Execution:
 
         It names the visit of the state (a loop may run the same Map twice) by the event id
         that first entered it, kept in the snapshot, so after a restart the host sees the
-        same name again and can return the child it already ran.
+        same name again and can return the child it already ran. A redriven run starts its
+        children afresh, as AWS does, so the redrive count is part of the name.
         """
         visit = frame.rec.setdefault("visit", frame.entered)
         where = frame.label.replace("/", "-")
-        return f"{self.exec_ctx.get('Name', 'execution')}-{where}{state.name}-{visit}-{suffix}"
+        redrive = self.exec_ctx.get("RedriveCount") or 0
+        again = f"r{redrive}-" if redrive else ""
+        return f"{self.exec_ctx.get('Name', 'execution')}-{where}{state.name}-{visit}-{again}{suffix}"
 
     def located(self, err: StatesError, state: State, entered: int) -> StatesError:
         if getattr(err, "_located", True):

@@ -191,8 +191,9 @@ class LocalHost:
 
     # ------------------------------------------------------------------ children
 
-    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str) -> Any:
-        """Run a child execution in-process and return its output."""
+    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
+        """Run a child execution in-process and return its output (None if not ``wait``:
+        the parent does not see the outcome of a child it only started)."""
         if isinstance(machine, str):
             target = self.machines.get(machine) or self.machines.get(machine.rsplit(":", 1)[-1])
             if target is None:
@@ -200,7 +201,12 @@ class LocalHost:
             machine = target
         self.children.append(name)
         child = _ChildHost(self, machine)
-        return await execute(machine, input, child, context={"Execution": {"Name": name}})
+        try:
+            return await execute(machine, input, child, context={"Execution": {"Name": name}})
+        except StatesError:
+            if wait:
+                raise
+            return None
 
     # ------------------------------------------------------------------ persistence
 
@@ -253,8 +259,8 @@ class _ChildHost:
     async def wait_task_token(self, token: str, **kw: Any) -> Any:
         return await self.parent.wait_task_token(token, **kw)
 
-    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str) -> Any:
-        return await self.parent.start_child(machine, input, name=name)
+    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
+        return await self.parent.start_child(machine, input, name=name, wait=wait)
 
     async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
         return None

@@ -220,8 +220,15 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
             raise unlocated(err) from None
         count = len(inputs)
         ex.emit("MapStateStarted", {"length": count})
+        children = ""
         if st.distributed:
             ex.emit("MapRunStarted")
+            # Items run as child runs named "<prefix>-<index>". A retried Map runs its items
+            # again, so the attempt is part of the prefix; the prefix (its visit) is durable
+            # before any child starts, so a restart finds the same children.
+            retries = frame.rec.get("retries")
+            children = ex.child_name(frame, st, str(sum(retries) if retries else 0))
+            await ex.suspend_point()
         selector = _selector(ex, frame, st, data, ctx, raw)
 
         async def item(i: int, running: dict[str, Any]) -> Any:
@@ -236,7 +243,8 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
                 raise ex.located(unlocated(err), st, frame.entered) from None
             try:
                 if not inline:
-                    return await _distributed_item(ex, frame, st, i, value)
+                    ex.effects += 1
+                    return await ex.host.start_child(ex.machine.item_machine(st), value, name=f"{children}-{i}")
                 assert st.processor is not None
                 child = _child_frame(ex, frame, st.processor, running, str(i), value, f"{frame.label}{st.name}/{i}/")
                 result = await ex.run_frame(child)
@@ -402,11 +410,3 @@ def _selector(
 
     return select
 
-
-async def _distributed_item(ex: Execution, frame: Frame, st: State, i: int, value: Any) -> Any:
-    child = ex.machine.item_machine(st)
-    retries = frame.rec.get("retries")
-    # A retried Map runs its items again, so the attempt is part of the child's name.
-    name = ex.child_name(frame, st, f"{sum(retries) if retries else 0}-{i}")
-    await ex.suspend_point()
-    return await ex.host.start_child(child, value, name=name)

@@ -153,8 +153,10 @@ async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str
             pass
     name = payload.get("Name") or ex.child_name(frame, st, str(attempt))
     arn = f"arn:aws:states:local:000000000000:execution:{target.rsplit(':', 1)[-1]}:{name}"
+    # The name is durable before the child starts: a restart starts no second child.
     if resource == _START_EXECUTION:
-        await ex.host.start_child(target, child_input, name=name)
+        await ex.suspend_point()
+        await ex.host.start_child(target, child_input, name=name, wait=False)
         return {"ExecutionArn": arn, "StartDate": ex.host.now()}
     ex.emit("TaskStarted", {"resource": resource})
     await ex.suspend_point()
@@ -162,6 +164,8 @@ async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str
     try:
         output = await ex.host.start_child(target, child_input, name=name)
     except StatesError as err:
+        if err.error == E.RUNTIME or (err.error or "").startswith("StepFunctions."):
+            raise  # the child could not start (no such machine, its name taken): not its failure
         failed = {**describe, "Status": "FAILED", "Error": err.error, "Cause": err.cause, "StopDate": ex.host.now()}
         raise StatesError(E.TASK_FAILED, to_json_text(failed)) from None
     version2 = resource.endswith(".sync:2")
