@@ -8,6 +8,7 @@ from ._definitions import (
     activity as activity,
     workflow as workflow,
 )
+from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._run_state import RunCancelledError as RunCancelledError
 from ._runtime import (
     RunHandle as RunHandle,
@@ -21,11 +22,13 @@ from .asl import AslDefinitionError as AslDefinitionError, StateMachine as State
 __all__ = (
     "ActivityDef",
     "AslDefinitionError",
+    "JsonLogFormatter",
     "RetryPolicy",
     "RunCancelledError",
     "RunContext",
     "RunHandle",
     "RunInfo",
+    "RunLogFilter",
     "Runtime",
     "StateMachine",
     "StatesError",

@@ -559,7 +559,8 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         assert step is not None
         pending.started_at = self.rt.clock.time()
         # The new task copies the current context, so set the step info just around creation.
-        token = _current_step.set(StepInfo(self.run_id, step.activity.name, index, pending.attempt))
+        info = StepInfo(self.run_id, step.activity.name, index, pending.attempt, self.record.workflow)
+        token = _current_step.set(info)
         try:
             task = asyncio.get_running_loop().create_task(
                 self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
@@ -632,7 +633,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         timer = None
         self._interrupted = None
         self._inline_task = task = asyncio.current_task()
-        token = _current_step.set(StepInfo(self.run_id, act.name, index, pending.attempt))
+        token = _current_step.set(StepInfo(self.run_id, act.name, index, pending.attempt, self.record.workflow))
         try:
             if limiter is not None:
                 await limiter.acquire()  # time queued here does not count against the timeout

@@ -723,7 +723,12 @@ class _RunChild:
         log.warning("run %s crashed (restart %d): %r", self.run_id, restarts, exc, extra={"run_id": self.run_id})
 
     async def on_give_up(self, exc: BaseException, restarts: int) -> None:
-        await self.rt._fail_crash_loop(self.run_id, exc, restarts)
+        log.error("run %s crashed too often; failing it: %r", self.run_id, exc, extra={"run_id": self.run_id})
+        try:
+            await self.rt._fail_crash_loop(self.run_id, exc, restarts)
+        except Exception:
+            # Logged here, with the run id, rather than by the supervisor, which knows only actors.
+            log.exception("run %s could not be marked FAILED", self.run_id, extra={"run_id": self.run_id})
 
 
 @asynccontextmanager

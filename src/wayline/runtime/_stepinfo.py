@@ -15,12 +15,14 @@ class StepInfo:
         step: the step's name.
         index: the step's position in the run's journal.
         attempt: 1 for the first attempt, 2 for the first retry, ...
+        workflow: the name of the run's workflow.
     """
 
     run_id: str
     step: str
     index: int
     attempt: int
+    workflow: str = ""
 
     @property
     def idempotency_key(self) -> str:

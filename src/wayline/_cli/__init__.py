@@ -1,0 +1,1 @@
+"""The ``wayline`` command's implementation; `wayline.cli.main` is its entry point."""
