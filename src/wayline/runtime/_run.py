@@ -65,6 +65,7 @@ from ._run_state import (
     _storable,
 )
 from ._stepinfo import StepInfo, _current as _current_step
+from ._telemetry import Segment
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -106,6 +107,7 @@ class RunActor(Actor[RunMessage]):
         self._passivated = False
         self._signal_waiters: dict[str, int] = {}  # signal name -> journal index waiting on it
         self._finished = False
+        self._tel: Segment | None = None  # this incarnation's telemetry, if any is configured
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -117,6 +119,7 @@ class RunActor(Actor[RunMessage]):
             self.stop()
             return
         self.record = record
+        self._tel, self.record = rt._telemetry.open_segment(record, self._reason)
         rt._actors[self.run_id] = self
         wf = rt._workflow(record.workflow, run_id=self.run_id)
         assert isinstance(wf, WorkflowDef)
@@ -165,6 +168,8 @@ class RunActor(Actor[RunMessage]):
         self._drop_active()
         if self._passivated:
             self.rt._run_passivated(self.run_id, self.record.wake_at)
+        if self._tel is not None:
+            self._tel.close(error, self._passivated)
         if self._coro is not None and not self._finished:
             self._coro.close()
 
@@ -528,12 +533,15 @@ class RunActor(Actor[RunMessage]):
         pending.started_at = self.rt.clock.time()
         # The new task copies the current context, so set the step info just around creation.
         token = _current_step.set(StepInfo(self.run_id, step.activity.name, index, pending.attempt))
+        otel = self._tel.attempt_started(index, pending) if self._tel is not None else None
         try:
             task = asyncio.get_running_loop().create_task(
                 self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
             )
         finally:
             _current_step.reset(token)
+            if otel is not None:
+                Segment.detach(otel)
         pending.task = task
 
     async def _run_attempt(self, index: int, attempt: int, step: Step[Any]) -> None:
@@ -601,6 +609,7 @@ class RunActor(Actor[RunMessage]):
         self._interrupted = None
         self._inline_task = task = asyncio.current_task()
         token = _current_step.set(StepInfo(self.run_id, act.name, index, pending.attempt))
+        otel = self._tel.attempt_started(index, pending) if self._tel is not None else None
         try:
             if limiter is not None:
                 await limiter.acquire()  # time queued here does not count against the timeout
@@ -628,6 +637,8 @@ class RunActor(Actor[RunMessage]):
             return await self._attempt_failed(index, pending, exc)
         finally:
             _current_step.reset(token)
+            if otel is not None:
+                Segment.detach(otel)
             self._inline_task = None
             if timer is not None:
                 timer.cancel()
@@ -738,6 +749,8 @@ class RunActor(Actor[RunMessage]):
         self._steps += 1
         del self._active[index]
         self._waits.pop(index, None)
+        if self._tel is not None:
+            self._tel.attempt_succeeded(index, pending, done, self.rt.clock.time())
         return done
 
     async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> tuple[Any, BaseException | None]:
@@ -775,6 +788,8 @@ class RunActor(Actor[RunMessage]):
             StepFailed(ts=now, step=name, index=index, attempt=pending.attempt, error=error, cause=cause),
             StepRetrying(ts=now, step=name, index=index, attempt=pending.attempt + 1, delay=delay),
         ]
+        if self._tel is not None:
+            self._tel.attempt_failed(index, pending, error, cause, now, delay)
         pending.attempt += 1
         pending.task = None
         due = now + delay
@@ -790,6 +805,8 @@ class RunActor(Actor[RunMessage]):
         assert step is not None
         name = step.activity.name
         now = self.rt.clock.time()
+        if self._tel is not None:
+            self._tel.attempt_failed(index, pending, error, cause, now, None)
         del self._active[index]
         self._waits.pop(index, None)
         self._steps += 1
@@ -914,6 +931,8 @@ class RunActor(Actor[RunMessage]):
             flush, tail = list(tail), ()
             seq += 1
         snapshot = self._snapshot(status, seq, tail, **changes)
+        if self._tel is not None:
+            self._tel.checkpointed(events, snapshot)
         done = (
             self.rt.store.checkpoint(snapshot, flush, consumed)
             if consumed

@@ -13,6 +13,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import msgspec
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from .._errors import (
     NotRegisteredError,
@@ -44,6 +46,7 @@ from ._asl_run import asl_workflow
 from ._definitions import WorkflowDef
 from ._run import RunActor
 from ._run_state import Cancel, Deliver, RunMessage
+from ._telemetry import Telemetry
 from .asl import StateMachine, prepare_redrive
 
 log = logging.getLogger("wayline")
@@ -141,6 +144,8 @@ class Runtime:
         max_concurrent_activities: int | None,
         passivate_after: float | None = None,
         owner: bool = True,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.store = store
         self._passivate_after = passivate_after
@@ -169,6 +174,7 @@ class Runtime:
         # run's actor, so waiting on a live run costs no store read.
         self._finished: dict[str, asyncio.Future[RunRecord]] = {}
         self._closed = False
+        self._telemetry = Telemetry(self, tracer_provider, meter_provider)
 
     # --- registry ------------------------------------------------------------------------
 
@@ -208,6 +214,7 @@ class Runtime:
         if run_id in self._live:
             return RunHandle(self, run_id)
         now = self.clock.time()
+        span, trace_context = self._telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
             run_id=run_id,
             workflow=wf.name,
@@ -217,8 +224,14 @@ class Runtime:
             created_at=now,
             updated_at=now,
             tail=(RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input),),
+            trace=trace_context,
         )
-        existing = await self.store.create_run(record, [])
+        try:
+            existing = await self.store.create_run(record, [])
+        except BaseException as exc:
+            self._telemetry.start_failed(span, exc)
+            raise
+        self._telemetry.run_created(span, run_id, wf.name, existing is None)
         if existing is not None:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
@@ -314,6 +327,8 @@ class Runtime:
 
     def _run_finished(self, run_id: str, record: RunRecord | None = None) -> None:
         self._live.pop(run_id, None)
+        if record is not None:
+            self._telemetry.run_finished(record)
         fut = self._finished.pop(run_id, None)
         if fut is not None and not fut.done():
             if record is not None:
@@ -588,6 +603,8 @@ async def open_runtime(
     recover: bool = True,
     inbox_poll_interval: float | None = 0.1,
     passivate_after: float | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
 
@@ -608,11 +625,15 @@ async def open_runtime(
         passivate_after: seconds a run may wait (on timers or signals only) before it leaves
             memory; its due timer or a message reloads it. ``None`` (the default) keeps every
             run in memory.
+        tracer_provider: where runs report their spans (OpenTelemetry); the global provider
+            by default. Checked once, here: without an SDK, runs do no tracing work at all.
+        meter_provider: where runs and the SQLite store report metrics; the global provider
+            by default, likewise checked once.
     """
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
     elif isinstance(store, (str, os.PathLike)):
-        the_store = SQLiteStore(store)
+        the_store = SQLiteStore(store, meter_provider=meter_provider)
     else:
         the_store = store
     the_clock = clock or SystemClock()
@@ -638,6 +659,8 @@ async def open_runtime(
                 max_concurrent_activities=max_concurrent_activities,
                 passivate_after=passivate_after,
                 owner=recover,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
             )
             try:
                 if recover:
@@ -649,6 +672,7 @@ async def open_runtime(
                 rt._closed = True
                 for run_id in list(rt._finished):
                     rt._run_finished(run_id)
+                rt._telemetry.close()
                 if rt._wake_timer is not None:
                     rt._wake_timer.cancel()
                 sup.cancel_all()
