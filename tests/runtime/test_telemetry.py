@@ -300,8 +300,9 @@ async def test_the_trace_context_is_stored_with_the_run(db: str) -> None:
         await (await rt.start(order, {"id": "o", "card": "c", "amount": 1.0}, run_id="t")).result()
         stored = await rt.store.get_run("t")
     assert stored is not None
-    assert set(stored.trace) == {"traceparent", "wayline.segment", "wayline.segments"}
-    assert stored.trace["traceparent"].startswith("00-") and stored.trace["wayline.segments"] == "1"
+    # rt.start stores the first segment's context only: later segments add their own keys
+    assert set(stored.trace) == {"traceparent"}
+    assert stored.trace["traceparent"].startswith("00-")
 
 
 async def test_without_an_sdk_runs_do_no_telemetry_work(db: str) -> None:

@@ -750,7 +750,7 @@ class RunActor(Actor[RunMessage]):
         del self._active[index]
         self._waits.pop(index, None)
         if self._tel is not None:
-            self._tel.attempt_succeeded(index, pending, done, self.rt.clock.time())
+            self._tel.attempt_succeeded(index, pending, self.rt.clock.time())
         return done
 
     async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> tuple[Any, BaseException | None]:
