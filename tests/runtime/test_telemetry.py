@@ -307,6 +307,8 @@ async def test_the_trace_context_is_stored_with_the_run(db: str) -> None:
 
 async def test_without_an_sdk_runs_do_no_telemetry_work(db: str) -> None:
     # No provider given and none set globally: the API's proxy, i.e. nothing configured.
+    if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
+        pytest.skip("another test set a global tracer provider in this process")
     async with open_runtime(db, workflows=[parked], clock=VirtualClock()) as rt:
         assert not rt._telemetry.enabled
         handle = await rt.start(parked, "t", run_id="n")
@@ -415,3 +417,21 @@ async def test_passivated_actors_are_counted(db: str) -> None:
         await rt.signal(handles[0].run_id, "go", 1)
         await clock.sleep(1)
         assert points(reader)["wayline.actors.passivated"][0].value == 1
+
+
+async def test_a_run_started_without_tracing_gets_a_trace_when_it_resumes_traced(tmp_path: Any) -> None:
+    path = tmp_path / "u.db"
+    async with open_runtime(path, workflows=[parked], clock=VirtualClock()) as rt:
+        await rt.start(parked, "t", run_id="u")
+        while not (await rt.describe("u")).waiting_for:
+            await rt.clock.sleep(1)
+    provider, exporter = tracing()
+    async with open_runtime(path, workflows=[parked], clock=VirtualClock(), tracer_provider=provider) as rt:
+        await rt.signal("u", "go", 1)
+        assert await rt.get_handle("u").result() == 1
+        stored = await rt.store.get_run("u")
+    (segment,) = named(exporter.get_finished_spans(), "run parked")
+    assert segment.parent is None and not segment.links  # the first traced segment roots the trace
+    assert segment.attributes is not None and segment.attributes["wayline.segment"] == 1
+    assert stored is not None
+    assert stored.trace["traceparent"].split("-")[2] == f"{segment.context.span_id:016x}"

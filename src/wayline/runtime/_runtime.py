@@ -628,7 +628,8 @@ async def open_runtime(
         tracer_provider: where runs report their spans (OpenTelemetry); the global provider
             by default. Checked once, here: without an SDK, runs do no tracing work at all.
         meter_provider: where runs and the SQLite store report metrics; the global provider
-            by default, likewise checked once.
+            by default, likewise checked once. (A `SQLiteStore` passed in as ``store`` takes
+            its own ``meter_provider``.)
     """
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
