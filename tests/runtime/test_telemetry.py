@@ -14,6 +14,7 @@ from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 from opentelemetry.sdk.trace import ReadableSpan, TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
+from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import StatusCode
 
 from wayline import RetryPolicy, RunContext, RunFailed, RunStatus, StoreError, activity, open_runtime, workflow
@@ -435,3 +436,33 @@ async def test_a_run_started_without_tracing_gets_a_trace_when_it_resumes_traced
     assert segment.attributes is not None and segment.attributes["wayline.segment"] == 1
     assert stored is not None
     assert stored.trace["traceparent"].split("-")[2] == f"{segment.context.span_id:016x}"
+
+
+class DropRuns(Sampler):
+    """Samples every root span except a run's: stands for a ratio sampler's "no"."""
+
+    def should_sample(self, parent_context: Any, trace_id: int, name: str, *args: Any, **kwargs: Any) -> SamplingResult:
+        return SamplingResult(Decision.DROP if name.startswith("run ") else Decision.RECORD_AND_SAMPLE)
+
+    def get_description(self) -> str:
+        return "DropRuns"
+
+
+async def test_an_unsampled_run_records_no_steps_and_its_activities_spans_follow_it(db: str) -> None:
+    exporter = InMemorySpanExporter()
+    provider = TracerProvider(sampler=ParentBased(root=DropRuns()))
+    provider.add_span_processor(SimpleSpanProcessor(exporter))
+
+    @activity(name="traced_inside")
+    async def traced_inside() -> int:
+        with provider.get_tracer("app").start_as_current_span("http GET"):
+            return 1
+
+    @workflow(name="unsampled")
+    async def unsampled(ctx: RunContext) -> int:
+        return await ctx.run(traced_inside) + await ctx.run(traced_inside)
+
+    async with open_runtime(db, workflows=[unsampled], clock=VirtualClock(), tracer_provider=provider) as rt:
+        assert await (await rt.start(unsampled)).result() == 2
+    # the run was not sampled: neither its steps nor the activities' spans start a trace of their own
+    assert exporter.get_finished_spans() == ()

@@ -271,7 +271,19 @@ class Segment:
     The run actor calls these hooks only when it has a segment (something is configured).
     """
 
-    __slots__ = ("_attempts", "_ctx", "_finished", "_metrics", "_run", "_tel", "_trace", "_tracer", "_waits", "span")
+    __slots__ = (
+        "_attempts",
+        "_ctx",
+        "_finished",
+        "_metrics",
+        "_recording",
+        "_run",
+        "_tel",
+        "_trace",
+        "_tracer",
+        "_waits",
+        "span",
+    )
 
     def __init__(self, tel: Telemetry, record: RunRecord, span: Span | None, trace_context: dict[str, str]) -> None:
         self._tel = tel
@@ -281,6 +293,9 @@ class Segment:
         self._run = (record.run_id, record.workflow, record.version)
         self.span = span
         self._ctx = trace.set_span_in_context(span, _EMPTY) if span is not None else None
+        # A segment the sampler dropped gets no step spans: with the usual parent-based
+        # sampling they would be dropped too, after costing nearly as much as recorded ones.
+        self._recording = span is not None and span.is_recording()
         self._attempts: dict[int, Span] = {}
         self._waits: tuple[Wait, ...] = record.waits
         self._finished = False
@@ -292,6 +307,10 @@ class Segment:
         it); returns the token for `detach`, or None when not tracing."""
         if self._tracer is None:
             return None
+        if not self._recording:
+            # The activity's own spans still get the (unsampled) segment as their parent, so
+            # parent-based sampling drops them too instead of starting stray traces.
+            return otel_context.attach(self._ctx)  # type: ignore[arg-type]
         step = pending.step
         assert step is not None
         name = step.activity.name
@@ -350,7 +369,7 @@ class Segment:
         """A checkpoint of ``record`` with ``events`` was submitted: waits it opens or
         closes, signals it consumes and the run's end become events of the segment span."""
         span = self.span
-        if span is None:
+        if span is None or not self._recording:
             return
         waits = record.waits
         if waits or self._waits:
