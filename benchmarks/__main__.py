@@ -50,6 +50,16 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
                 lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x{boxed}")
             else:
                 lines.append(f"throughput n={g}: {peer} finished no step in its time box")
+    for g in sorted({o.scenario.group for o in outcomes if o.scenario.suite == "tracing"}, key=int):
+        t, u = find(outcomes, "tracing", "wayline+otel-sdk", g), find(outcomes, "tracing", "wayline", g)
+        if t and u and t.value and u.value:
+            # CPU per step too: on a shared machine it moves less with others' load than steps/s.
+            cpu_t, cpu_u = t.metrics.get("cpu_us_per_step"), u.metrics.get("cpu_us_per_step")
+            cpu = f"; CPU per step {cpu_t / cpu_u:.2f}x untraced" if cpu_t and cpu_u else ""
+            lines.append(
+                f"tracing n={g}: traced/untraced throughput = {t.value / u.value:.2f} "
+                f"(target >= 0.75: tracing costs under 25%){cpu}"
+            )
     w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")
     if w and f and w.value and f.value:
         ratio = w.value / f.value

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._harness import Scenario
 
-SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl")
+SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl", "tracing")
 
 K = 5  # activities per run in the throughput workload
 
@@ -47,6 +47,31 @@ def _throughput(quick: bool) -> list[Scenario]:
             _throughput_row("dbos", "_dbos:throughput", n, quick, budget_s=5.0 if quick else 30.0),
             _throughput_row("temporal", "_temporal:throughput", n, quick, budget_s=6.0 if quick else 30.0),
         ]
+    return rows
+
+
+def _tracing(quick: bool) -> list[Scenario]:
+    """The throughput workload with an SDK tracer provider (BatchSpanProcessor, exporting to
+    a discarding exporter) against the same workload with no SDK: what tracing costs."""
+    rows = []
+    for n in (100, 1000) if quick else (100, 1000, 10_000):
+        for traced in (False, True):
+            rows.append(
+                Scenario(
+                    suite="tracing",
+                    system="wayline+otel-sdk" if traced else "wayline",
+                    func="_wayline:throughput",
+                    params={"n": n, "k": K, "budget_s": 20.0 if quick else 120.0, "tracing": traced},
+                    metric="steps_per_s",
+                    unit="steps/s",
+                    higher_is_better=True,
+                    group=str(n),
+                    baseline=not traced,
+                    timeout_s=90.0 if quick else 600.0,
+                    label=f"n={n} k={K}" + (", traced" if traced else ", no SDK"),
+                    also=(("cpu_us_per_step", "CPU us/step"),),
+                )
+            )
     return rows
 
 
@@ -264,4 +289,6 @@ def build(suite: str, quick: bool) -> list[Scenario]:
         return _mailbox(quick)
     if suite == "asl":
         return _asl(quick)
+    if suite == "tracing":
+        return _tracing(quick)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

@@ -110,8 +110,29 @@ def _setup() -> tuple[Any, _Workflows]:
 
 async def _open(params: Params, stack: contextlib.AsyncExitStack) -> tuple[Any, _Workflows]:
     wl, wfs = _setup()
-    rt = await stack.enter_async_context(wl.open_runtime(str(db_file(params, "wayline.db")), workflows=wfs.all))
+    extra: dict[str, Any] = {}
+    if params.get("tracing"):
+        extra["tracer_provider"] = _discarding_tracer_provider(stack)
+    rt = await stack.enter_async_context(
+        wl.open_runtime(str(db_file(params, "wayline.db")), workflows=wfs.all, **extra)
+    )
     return rt, wfs
+
+
+def _discarding_tracer_provider(stack: contextlib.AsyncExitStack) -> Any:
+    """An SDK tracer provider with the usual BatchSpanProcessor whose exporter drops every
+    batch: the tracing suite measures wayline's span work plus the SDK's, not a network."""
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+
+    class Discard(SpanExporter):
+        def export(self, spans: Any) -> SpanExportResult:
+            return SpanExportResult.SUCCESS
+
+    provider = TracerProvider()
+    provider.add_span_processor(BatchSpanProcessor(Discard()))
+    stack.callback(provider.shutdown)  # after the runtime closes (the stack unwinds in reverse)
+    return provider
 
 
 async def _close(stack: contextlib.AsyncExitStack, seconds: float = 15.0) -> str | None:

@@ -1,4 +1,4 @@
-"""``python -m wayline.demo [--db PATH] [--keep] [--no-kill]``; exits 0 when the demo succeeds."""
+"""``python -m wayline.demo [--db PATH] [--keep] [--no-kill] [--otlp-endpoint URL]``; exits 0 on success."""
 
 from __future__ import annotations
 
@@ -22,6 +22,12 @@ def main(argv: list[str] | None = None) -> int:
     )
     parser.add_argument("--keep", action="store_true", help="reuse the database instead of deleting it first")
     parser.add_argument("--no-kill", action="store_true", help="run the workflow once, uninterrupted")
+    parser.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        help="export the workers' traces and metrics over OTLP/HTTP to this collector, e.g. "
+        "http://localhost:4318 (the run is one trace across the kill)",
+    )
     parser.add_argument("--worker", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--resume", action="store_true", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
@@ -29,12 +35,14 @@ def main(argv: list[str] | None = None) -> int:
     if args.worker:
         from ._worker import run_worker
 
-        return run_worker(args.db, args.resume)
+        return run_worker(args.db, args.resume, args.otlp_endpoint)
 
     from ._driver import run_demo
 
     try:
-        return asyncio.run(run_demo(os.path.abspath(args.db), keep=args.keep, kill=not args.no_kill))
+        return asyncio.run(
+            run_demo(os.path.abspath(args.db), keep=args.keep, kill=not args.no_kill, otlp_endpoint=args.otlp_endpoint)
+        )
     except KeyboardInterrupt:
         return 130
 

@@ -69,11 +69,16 @@ class Worker:
         ]
 
     @classmethod
-    async def spawn(cls, db: str, seen: Observed, *, resume: bool) -> Worker:
+    async def spawn(cls, db: str, seen: Observed, *, resume: bool, otlp_endpoint: str | None = None) -> Worker:
         args = [sys.executable, "-m", "wayline.demo", "--worker", "--db", db]
         if resume:
             args.append("--resume")
         env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        if otlp_endpoint:
+            args += ["--otlp-endpoint", otlp_endpoint]
+            # Export ended spans within 0.2 s (not the default 5 s), so the worker that is
+            # killed has sent its finished steps before the kill.
+            env.setdefault("OTEL_BSP_SCHEDULE_DELAY", "200")
         proc = await asyncio.create_subprocess_exec(
             *args, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=env
         )
@@ -218,7 +223,7 @@ ALREADY_DONE = """\
     run_id returned the existing run, and no activity ran)"""
 
 
-async def run_demo(db: str, *, keep: bool, kill: bool) -> int:
+async def run_demo(db: str, *, keep: bool, kill: bool, otlp_endpoint: str | None = None) -> int:
     """The whole demo; 0 if the run finished as an uninterrupted run would have."""
     print("wayline demo: an order workflow that survives kill -9")
     print(f"   database: {db}" + ("  (kept from before: --keep)" if keep else ""))
@@ -231,18 +236,21 @@ async def run_demo(db: str, *, keep: bool, kill: bool) -> int:
     began = time.monotonic()
     try:
         print("\n" + STEP_1.format(db=os.path.basename(db), run_id=RUN_ID))
-        first = await Worker.spawn(db, seen, resume=False)
+        first = await Worker.spawn(db, seen, resume=False, otlp_endpoint=otlp_endpoint)
         workers.append(first)
         killed = await _kill_mid_run(first, seen, keep=keep) if kill else False
         if killed:
             await _show_checkpoint(db)
             print(STEP_4)
-            second = await Worker.spawn(db, seen, resume=True)
+            second = await Worker.spawn(db, seen, resume=True, otlp_endpoint=otlp_endpoint)
             workers.append(second)
             await _finish(second, seen)
         elif first.proc.returncode is None:
             await _finish(first, seen)
-        return await _report(db, seen, keep=keep, killed=killed, elapsed=time.monotonic() - began)
+        code = await _report(db, seen, keep=keep, killed=killed, elapsed=time.monotonic() - began)
+        if otlp_endpoint:
+            await _show_trace(db, otlp_endpoint)
+        return code
     except DemoError as exc:
         print(f"\nFAILED: {exc}")
         return 1
@@ -283,6 +291,22 @@ async def _show_checkpoint(db: str) -> None:
     for step, result in _step_results(events).items():
         print(f"     {step:<18} {json.dumps(result)}")
     print(f"   vars: {json.dumps(info.vars)}")
+
+
+async def _show_trace(db: str, endpoint: str) -> None:
+    """Name the run's trace, which the workers exported to ``endpoint``."""
+    log = logging.getLogger("wayline")
+    level = log.level
+    log.setLevel(logging.CRITICAL)
+    try:
+        async with open_runtime(db, workflows=()) as rt:
+            record = await rt.store.get_run(RUN_ID)
+    finally:
+        log.setLevel(level)
+    traceparent = record.trace.get("traceparent", "") if record is not None else ""
+    parts = traceparent.split("-")
+    if len(parts) == 4:
+        print(f"   trace {parts[1]}: every worker's spans, sent to {endpoint}, are in this one trace")
 
 
 async def _report(db: str, seen: Observed, *, keep: bool, killed: bool, elapsed: float) -> int:

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import asyncio
 
-from wayline import RunFailed, RunStatus, WaylineError, open_runtime
+from wayline import RunFailed, RunStatus, WaylineError, configure_telemetry, open_runtime
 
 from ._order import ORDER, RUN_ID, process_order, say
 
@@ -38,7 +38,9 @@ async def _work(db: str, resume: bool) -> int:
         return 0
 
 
-def run_worker(db: str, resume: bool) -> int:
+def run_worker(db: str, resume: bool, otlp_endpoint: str | None = None) -> int:
+    # Set up before the runtime opens (it checks once whether tracing is configured).
+    telemetry = configure_telemetry(otlp_endpoint, service_name="wayline-demo") if otlp_endpoint else None
     try:
         return asyncio.run(_work(db, resume))
     except WaylineError as exc:
@@ -46,3 +48,6 @@ def run_worker(db: str, resume: bool) -> int:
         return 2
     except KeyboardInterrupt:  # Ctrl-C reaches the whole process group; the parent reports it
         return 130
+    finally:
+        if telemetry is not None:
+            telemetry.shutdown()  # export what is left (a SIGKILLed worker never gets here)

@@ -21,6 +21,7 @@ from typing import Any, Literal, TypeVar
 
 import aiosqlite
 import msgspec
+from opentelemetry.metrics import MeterProvider
 
 from .._errors import (
     DatabaseCorruptError,
@@ -30,6 +31,7 @@ from .._errors import (
     StoreError,
 )
 from ._codec import decode_events, decode_inbox, decode_record, encode
+from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
 
@@ -114,10 +116,17 @@ class SQLiteStore:
             commit, so a committed checkpoint survives power loss, not only a process crash.
         busy_timeout: seconds to wait for a lock held by another connection before failing
             with `DatabaseLockedError`.
+        meter_provider: where the group commit reports its latency and batch sizes
+            (OpenTelemetry); the global provider by default, nothing if none is configured.
     """
 
     def __init__(
-        self, path: str | os.PathLike[str], *, synchronous: Synchronous = "FULL", busy_timeout: float = 5.0
+        self,
+        path: str | os.PathLike[str],
+        *,
+        synchronous: Synchronous = "FULL",
+        busy_timeout: float = 5.0,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.synchronous = synchronous
@@ -134,6 +143,10 @@ class SQLiteStore:
         self._open = False
         self._pending = 0
         self._owner_fd: int | None = None
+        provider = resolve_meter_provider(meter_provider)
+        self._metrics = CheckpointMetrics(provider) if provider is not None else None
+        self._queued_at = 0.0  # when the oldest queued write was queued (metrics only)
+        self._batch_queued_at = 0.0  # the same, for the batch being written
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -270,6 +283,8 @@ class SQLiteStore:
     def _submit(self, op: _Op) -> None:
         if self._closing or not self._open:
             raise StoreError(f"database {self.path!r} is closed", path=self.path)
+        if self._metrics is not None and not self._queue:
+            self._queued_at = time.perf_counter()
         self._queue.append(op)
         self._pending += 1
         if self._inflight:
@@ -311,6 +326,7 @@ class SQLiteStore:
         """
         batch, self._queue = self._queue, []
         self._inflight = True
+        self._batch_queued_at = self._queued_at
         assert self._executor is not None and self._loop is not None and self._wconn is not None
         conn = self._wconn
         try:
@@ -342,6 +358,8 @@ class SQLiteStore:
     def _fail_batch(self, batch: list[_Op], exc: BaseException) -> None:
         self._inflight = False
         self._pending -= len(batch)
+        if self._metrics is not None:
+            self._metrics.committed(len(batch), time.perf_counter() - self._batch_queued_at, ok=False)
         for op in batch:
             if not op.fut.done():
                 op.fut.set_exception(self._translate(exc) if isinstance(exc, sqlite3.Error) else exc)
@@ -381,6 +399,8 @@ class SQLiteStore:
         self._inflight = False
         self._pending -= len(batch)
         exc = future.exception()
+        if self._metrics is not None:
+            self._metrics.committed(len(batch), time.perf_counter() - self._batch_queued_at, ok=exc is None)
         if exc is None:
             for op, result in zip(batch, future.result(), strict=True):
                 if not op.fut.done():

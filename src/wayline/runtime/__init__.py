@@ -17,6 +17,7 @@ from ._runtime import (
     open_runtime as open_runtime,
 )
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
+from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
 from .asl import AslDefinitionError as AslDefinitionError, StateMachine as StateMachine, StatesError as StatesError
 
 __all__ = (
@@ -33,8 +34,10 @@ __all__ = (
     "StateMachine",
     "StatesError",
     "StepInfo",
+    "TelemetryProviders",
     "WorkflowDef",
     "activity",
+    "configure_telemetry",
     "open_runtime",
     "step_info",
     "workflow",

@@ -69,6 +69,7 @@ from ._run_state import (
     _storable,
 )
 from ._stepinfo import StepInfo, _current as _current_step
+from ._telemetry import Segment
 
 if TYPE_CHECKING:
     from ._runtime import Runtime
@@ -112,6 +113,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._finished = False
         self._loaded = False  # on_start has read the snapshot and the inbox
         self._init_callbacks()
+        self._tel: Segment | None = None  # this incarnation's telemetry, if any is configured
 
     # --- lifecycle -----------------------------------------------------------------------
 
@@ -123,6 +125,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             self.stop()
             return
         self.record = record
+        self._tel, self.record = rt._telemetry.open_segment(record, self._reason)
         rt._actors[self.run_id] = self
         wf = rt._workflow(record.workflow, run_id=self.run_id)
         assert isinstance(wf, WorkflowDef)
@@ -175,6 +178,8 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._drop_active()
         if self._passivated:
             self.rt._run_passivated(self.run_id, self.record.wake_at, max(self._seen, default=0))
+        if self._tel is not None:
+            self._tel.close(error, self._passivated)
         if self._coro is not None and not self._finished:
             self._coro.close()
 
@@ -561,12 +566,15 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         # The new task copies the current context, so set the step info just around creation.
         info = StepInfo(self.run_id, step.activity.name, index, pending.attempt, self.record.workflow)
         token = _current_step.set(info)
+        otel = self._tel.attempt_started(index, pending) if self._tel is not None else None
         try:
             task = asyncio.get_running_loop().create_task(
                 self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
             )
         finally:
             _current_step.reset(token)
+            if otel is not None:
+                Segment.detach(otel)
         pending.task = task
 
     async def _run_attempt(self, index: int, attempt: int, step: Step[Any]) -> None:
@@ -634,6 +642,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._interrupted = None
         self._inline_task = task = asyncio.current_task()
         token = _current_step.set(StepInfo(self.run_id, act.name, index, pending.attempt, self.record.workflow))
+        otel = self._tel.attempt_started(index, pending) if self._tel is not None else None
         try:
             if limiter is not None:
                 await limiter.acquire()  # time queued here does not count against the timeout
@@ -661,6 +670,8 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             return await self._attempt_failed(index, pending, exc)
         finally:
             _current_step.reset(token)
+            if otel is not None:
+                Segment.detach(otel)
             self._inline_task = None
             if timer is not None:
                 timer.cancel()
@@ -771,6 +782,8 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._steps += 1
         del self._active[index]
         self._waits.pop(index, None)
+        if self._tel is not None:
+            self._tel.attempt_succeeded(index, pending, self.rt.clock.time())
         return done
 
     async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> tuple[Any, BaseException | None]:
@@ -808,6 +821,8 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             StepFailed(ts=now, step=name, index=index, attempt=pending.attempt, error=error, cause=cause),
             StepRetrying(ts=now, step=name, index=index, attempt=pending.attempt + 1, delay=delay),
         ]
+        if self._tel is not None:
+            self._tel.attempt_failed(index, pending, error, cause, now, delay)
         pending.attempt += 1
         pending.task = None
         due = now + delay
@@ -823,6 +838,8 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         assert step is not None
         name = step.activity.name
         now = self.rt.clock.time()
+        if self._tel is not None:
+            self._tel.attempt_failed(index, pending, error, cause, now, None)
         del self._active[index]
         self._waits.pop(index, None)
         self._steps += 1
@@ -948,6 +965,8 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             flush, tail = list(tail), ()
             seq += 1
         snapshot = self._snapshot(status, seq, tail, **changes)
+        if self._tel is not None:
+            self._tel.checkpointed(events, snapshot)
         done = (
             self.rt.store.checkpoint(snapshot, flush, consumed)
             if consumed

@@ -14,6 +14,8 @@ from dataclasses import dataclass
 from typing import Any, Generic, TypeVar
 
 import msgspec
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
 
 from .._errors import (
     CallbackTokenError,
@@ -48,6 +50,7 @@ from ._asl_run import DETACHED_KEY, PARENT_KEY, AslWorkflow, asl_workflows
 from ._definitions import WorkflowDef
 from ._run import RunActor
 from ._run_state import Cancel, Deliver, RunMessage
+from ._telemetry import Telemetry
 from ._tokens import digest_token, token_run_id
 from .asl import StateMachine, prepare_redrive
 
@@ -150,6 +153,8 @@ class Runtime:
         max_concurrent_activities: int | None,
         passivate_after: float | None = None,
         owner: bool = True,
+        tracer_provider: TracerProvider | None = None,
+        meter_provider: MeterProvider | None = None,
     ) -> None:
         self.store = store
         self._passivate_after = passivate_after
@@ -188,6 +193,7 @@ class Runtime:
         self._finished: dict[str, asyncio.Future[RunRecord]] = {}
         self._closed = False
         self._callback_claims: set[str] = set()  # completions being committed right now
+        self._telemetry = Telemetry(self, tracer_provider, meter_provider)
 
     # --- registry ------------------------------------------------------------------------
 
@@ -242,6 +248,7 @@ class Runtime:
         if run_id in self._live:
             return
         now = self.clock.time()
+        span, trace_context = self._telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
             run_id=run_id,
             workflow=wf.name,
@@ -252,8 +259,14 @@ class Runtime:
             updated_at=now,
             tail=(RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input),),
             metadata=metadata or {},
+            trace=trace_context,
         )
-        existing = await self.store.create_run(record, [])
+        try:
+            existing = await self.store.create_run(record, [])
+        except BaseException as exc:
+            self._telemetry.start_failed(span, exc)
+            raise
+        self._telemetry.run_created(span, run_id, wf.name, existing is None)
         if existing is not None:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
@@ -370,6 +383,8 @@ class Runtime:
 
     def _run_finished(self, run_id: str, record: RunRecord | None = None) -> None:
         self._live.pop(run_id, None)
+        if record is not None:
+            self._telemetry.run_finished(record)
         fut = self._finished.pop(run_id, None)
         if fut is not None and not fut.done():
             if record is not None:
@@ -742,6 +757,8 @@ async def open_runtime(
     recover: bool = True,
     inbox_poll_interval: float | None = 0.1,
     passivate_after: float | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
 
@@ -762,11 +779,16 @@ async def open_runtime(
         passivate_after: seconds a run may wait (on timers or signals only) before it leaves
             memory; its due timer or a message reloads it. ``None`` (the default) keeps every
             run in memory.
+        tracer_provider: where runs report their spans (OpenTelemetry); the global provider
+            by default. Checked once, here: without an SDK, runs do no tracing work at all.
+        meter_provider: where runs and the SQLite store report metrics; the global provider
+            by default, likewise checked once. (A `SQLiteStore` passed in as ``store`` takes
+            its own ``meter_provider``.)
     """
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
     elif isinstance(store, (str, os.PathLike)):
-        the_store = SQLiteStore(store)
+        the_store = SQLiteStore(store, meter_provider=meter_provider)
     else:
         the_store = store
     the_clock = clock or SystemClock()
@@ -790,6 +812,8 @@ async def open_runtime(
                 max_concurrent_activities=max_concurrent_activities,
                 passivate_after=passivate_after,
                 owner=recover,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
             )
             driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
             poller: asyncio.Future[None] | None = None
@@ -803,6 +827,7 @@ async def open_runtime(
                 rt._closed = True
                 for run_id in list(rt._finished):
                     rt._run_finished(run_id)
+                rt._telemetry.close()
                 if rt._wake_timer is not None:
                     rt._wake_timer.cancel()
                 sup.cancel_all()
