@@ -14,6 +14,7 @@ from pathlib import Path
 
 import pytest
 
+from _otlp_collector import running_collector
 from wayline import open_runtime
 
 from .conftest import WAYLINE, Cli
@@ -315,3 +316,17 @@ def test_wait_for_task_token_answered_by_another_wayline_process(fresh: Cli, fil
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err
     assert json.loads(out) == {"doc": "lease", "answer": {"approved": True}}
+
+
+def test_run_exports_its_trace_to_an_otlp_endpoint(fresh: Cli) -> None:
+    with running_collector() as (got, url):
+        res = fresh(
+            "asl", "run", "orders.json", "--input", '{"qty": 2}', "--resources", "tasks:RESOURCES",
+            "--run-id", "traced", "--otlp-endpoint", url,
+        )  # fmt: skip
+        assert res.code == 0, res.err
+        spans = got.spans()
+    (segment,) = [s for s in spans if s.name == "run orders"]
+    attrs = {a.key: a.value.string_value for a in segment.attributes}
+    assert attrs["wayline.run_id"] == "traced"
+    assert got.service_names() == {"wayline-cli"}

@@ -62,6 +62,13 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
         help="log records on stderr as text or JSON lines",
     )
     group.add_argument(
+        "--otlp-endpoint",
+        metavar="URL",
+        default=default(None),
+        help="export traces and metrics over OTLP/HTTP to this collector (e.g. http://localhost:4318); "
+        "without it, the standard OTEL_EXPORTER_OTLP_ENDPOINT variables turn export on",
+    )
+    group.add_argument(
         "--lock-timeout",
         type=float,
         metavar="SECONDS",
@@ -217,7 +224,21 @@ def _run_demo(args: argparse.Namespace) -> int:
     if args.db is not None:
         argv += ["--db", args.db]
     argv += ["--keep"] * args.keep + ["--no-kill"] * args.no_kill
+    if args.otlp_endpoint:
+        argv += ["--otlp-endpoint", args.otlp_endpoint]  # the demo's workers configure their own export
     return demo_main(argv)
+
+
+_OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+
+
+def _telemetry(args: argparse.Namespace) -> Any:
+    """Set up OTLP export if asked (``--otlp-endpoint`` or the standard variables), else None."""
+    if args.otlp_endpoint is None and not any(os.environ.get(v) for v in _OTLP_VARIABLES):
+        return None
+    from ..runtime import configure_telemetry
+
+    return configure_telemetry(args.otlp_endpoint, service_name="wayline-cli")
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -237,7 +258,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         if action is None:
             sub = " ".join(filter(None, [args.command]))
             parser.error(f"choose a command{' after ' + repr(sub) if sub else ''}")
-        return asyncio.run(action())
+        telemetry = _telemetry(args)
+        try:
+            return asyncio.run(action())
+        finally:
+            if telemetry is not None:
+                telemetry.shutdown()  # exports what is still buffered
     except KeyboardInterrupt:
         sys.stderr.write("wayline: interrupted\n")
         for note in opts.on_interrupt:
