@@ -536,3 +536,30 @@ def test_kill_9_during_a_distributed_map_then_resume_in_a_new_process(tmp_path: 
     assert all(after[i] == before[i] == 1 for i in finished)
     again = [i for i in after if after[i] > 1]
     assert len(again) <= 2 and all(after[i] == 2 and before[i] == 1 for i in again), again
+
+
+async def test_a_failed_distributed_map_stops_the_items_still_running() -> None:
+    gate = asyncio.Event()
+
+    async def hang(n: int) -> int:
+        calls[f"hang:{n}"] += 1
+        if n < 0:
+            raise StatesError("Negative", str(n))
+        await gate.wait()
+        return n
+
+    sm = distributed(concurrency=3, item="hang", resources={"hang": hang})
+    async with open_runtime(":memory:", workflows=[sm], clock=VirtualClock()) as rt:
+        handle = await rt.start(sm, [1, 2, -3, 4, 5], run_id="p")
+        with pytest.raises(RunFailed) as info:
+            await handle.result()
+        kids = {k.run_id: k for k in await children_of(rt, "p")}
+    assert info.value.error == "States.ExceedToleratedFailureThreshold"
+    # Items 1 and 2 were running when item -3 failed: their runs are stopped, not left behind;
+    # items 4 and 5 never started.
+    assert {k: v.status for k, v in kids.items()} == {
+        "p-M-2-0-0": RunStatus.CANCELLED,
+        "p-M-2-0-1": RunStatus.CANCELLED,
+        "p-M-2-0-2": RunStatus.FAILED,
+    }
+    assert calls["hang:4"] == calls["hang:5"] == 0

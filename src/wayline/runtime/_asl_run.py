@@ -17,12 +17,14 @@ parent restarted after a crash re-attaches to the same child instead of starting
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Iterator, Mapping
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from .._errors import (
     ChildMachineNotFoundError,
+    RunAlreadyFinishedError,
     RunConflictError,
     RunNotFoundError,
     RuntimeClosedError,
@@ -230,6 +232,15 @@ class _RunHost:
         # Failed or cancelled ("Cancelled", with the reason as its cause): its error as recorded.
         error = rec.error
         raise StatesError(error.error if error else "States.Runtime", error.cause if error else None)
+
+    async def stop_children(self, names: list[str], reason: str) -> None:
+        rt = self.rt
+
+        async def stop(name: str) -> None:
+            with contextlib.suppress(RunNotFoundError, RunAlreadyFinishedError):
+                await rt.cancel(name, reason)
+
+        await asyncio.gather(*(stop(name) for name in names))
 
     async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
         save = self.ctx._save_state

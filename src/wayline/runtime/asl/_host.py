@@ -83,6 +83,11 @@ class AslHost(Protocol):
         """
         ...
 
+    async def stop_children(self, names: list[str], reason: str) -> None:
+        """Stop the child executions ``names`` that are still running (a distributed Map
+        failed: its other items are abandoned). Names never started are ignored."""
+        ...
+
     async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
         """Persist ``snapshot`` (pass it as ``resume=`` to continue) and new history events.
 

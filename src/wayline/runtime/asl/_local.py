@@ -191,6 +191,10 @@ class LocalHost:
 
     # ------------------------------------------------------------------ children
 
+    async def stop_children(self, names: list[str], reason: str) -> None:
+        """Children run inline here, in tasks the failed Map has cancelled already."""
+        return None
+
     async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
         """Run a child execution in-process and return its output (None if not ``wait``:
         the parent does not see the outcome of a child it only started)."""
@@ -261,6 +265,9 @@ class _ChildHost:
 
     async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
         return await self.parent.start_child(machine, input, name=name, wait=wait)
+
+    async def stop_children(self, names: list[str], reason: str) -> None:
+        await self.parent.stop_children(names, reason)
 
     async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
         return None

@@ -259,6 +259,11 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
             results = await _run_children(ex, frame, count, concurrency, item, tolerate)
         except StatesError:
             if st.distributed:
+                # The items still running are abandoned: stop their child runs (before the
+                # failure is recorded, so a crash here stops them again after the restart).
+                done = frame.rec.get("sub", {}).get("done", {})
+                left = [f"{children}-{i}" for i in range(count) if str(i) not in done]
+                await ex.host.stop_children(left, f"the Map Run of state {st.name!r} failed")
                 ex.emit("MapRunFailed")
                 raise StatesError(
                     E.EXCEED_TOLERATED_FAILURE_THRESHOLD, "The specified tolerance threshold was exceeded"
