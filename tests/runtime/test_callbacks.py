@@ -395,3 +395,23 @@ class SQLiteStoreHistory:
                 yield event
         finally:
             await store.close()
+
+
+async def test_a_completion_and_the_timeout_at_the_same_instant_resolve_exactly_once(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=WORKFLOWS, clock=clock) as rt:
+        handle = await rt.start(deadline, "o", run_id="race")
+        await clock.sleep(3600)  # the callback's deadline is this very instant
+        try:
+            await rt.complete_callback(outbox[-1][0], "just in time")
+            accepted = True
+        except CallbackTokenError as exc:
+            assert "timed out" in str(exc)
+            accepted = False
+        result = await handle.result()
+        history = [e async for e in rt.history("race")]
+    outcomes = [t for t in event_types(history) if t in ("CallbackCompleted", "CallbackFailed")]
+    if accepted:
+        assert result == "just in time" and outcomes == ["CallbackCompleted"]
+    else:
+        assert result["error"] == "States.Timeout" and outcomes == ["CallbackFailed"]
