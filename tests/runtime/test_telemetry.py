@@ -503,3 +503,35 @@ async def test_a_callback_wait_is_visible_and_its_token_is_not(db: str) -> None:
         texts = [repr(v) for v in (s.attributes or {}).values()]
         texts += [repr(v) for e in s.events for v in (e.attributes or {}).values()]
         assert not [t for t in texts if secret in t], s.name
+
+
+async def test_a_state_machine_run_has_a_span_per_task_attempt() -> None:
+    from wayline import StateMachine, StatesError, step_info
+
+    keys: list[str] = []
+
+    async def flaky_price(payload: dict[str, Any]) -> dict[str, Any]:
+        keys.append(step_info().idempotency_key)
+        if len(keys) == 1:
+            raise StatesError("Busy", "try again")
+        return {"total": 3}
+
+    sm = StateMachine(
+        {"StartAt": "Price", "States": {"Price": {
+            "Type": "Task", "Resource": "price", "End": True,
+            "Retry": [{"ErrorEquals": ["Busy"], "IntervalSeconds": 1, "MaxAttempts": 2}]}}},
+        name="pricing",
+        resources={"price": flaky_price},
+    )  # fmt: skip
+    provider, exporter = tracing()
+    async with open_runtime(":memory:", workflows=[sm], clock=VirtualClock(), tracer_provider=provider) as rt:
+        assert await (await rt.start(sm, {}, run_id="sm-1")).result() == {"total": 3}
+    spans = exporter.get_finished_spans()
+    (segment,) = named(spans, "run pricing")
+    attempts = named(spans, "step Price")
+    assert [s.parent.span_id for s in attempts if s.parent] == [segment.context.span_id] * 2
+    assert [(s.attributes or {}).get("wayline.attempt") for s in attempts] == [1, 2]
+    assert [s.status.status_code for s in attempts] == [StatusCode.ERROR, StatusCode.UNSET]
+    assert {(s.attributes or {}).get("wayline.run_id") for s in attempts} == {"sm-1"}
+    # step_info() works in a resource too: one key per attempt, stable for the state's visit
+    assert keys[0].startswith("sm-1:Price#") and keys[0].endswith(":1") and keys[1].endswith(":2")

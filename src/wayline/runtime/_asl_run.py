@@ -33,6 +33,7 @@ from .._errors import (
 from ..persistence import RunStatus
 from ._context import RunContext
 from ._definitions import WorkflowDef
+from ._stepinfo import StepInfo, _current as _current_step
 from .asl import StateMachine, StatesError, execute
 from .asl._jsonata import is_expression
 from .asl._machine import call_resource, find_resource
@@ -175,7 +176,17 @@ class _RunHost:
         timeout_seconds: float | None,
         heartbeat_seconds: float | None,
     ) -> Any:
-        return await call_resource(self._resource(resource), payload, timeout_seconds)
+        fn = self._resource(resource)
+        ctx = self.ctx
+        # step_info() inside a resource: the interpreter's step id is stable across a crash.
+        token = _current_step.set(StepInfo(ctx.run_id, step, -1, attempt + 1, ctx.workflow))
+        try:
+            if ctx._segment is None:
+                return await call_resource(fn, payload, timeout_seconds)
+            with ctx._segment.task_attempt(state, attempt + 1, resource):
+                return await call_resource(fn, payload, timeout_seconds)
+        finally:
+            _current_step.reset(token)
 
     async def new_task_token(self, *, state: str, step: str) -> str:
         waits = self.ctx._waits

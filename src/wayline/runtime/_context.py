@@ -13,6 +13,7 @@ from ._definitions import as_activity
 if TYPE_CHECKING:
     from ..actors import Clock
     from ._run_callbacks import CallbackWaits
+    from ._telemetry import Segment
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,6 +33,7 @@ class RunContext:
     __slots__ = (
         "_clock",
         "_save_state",
+        "_segment",
         "_waits",
         "run_id",
         "saved_state",
@@ -52,6 +54,7 @@ class RunContext:
         # Set by the run actor: checkpoint that state (used by workflow kinds, not user code).
         self._save_state: Callable[[Any, list[dict[str, Any]]], Awaitable[None]] | None = None
         self._waits: CallbackWaits | None = None  # the run actor's callback waits (ASL tasks)
+        self._segment: Segment | None = None  # the run's trace segment, when tracing (ASL tasks)
 
     def now(self) -> float:
         """The runtime clock's time (epoch seconds); virtual under a `VirtualClock`."""

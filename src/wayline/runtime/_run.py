@@ -165,6 +165,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._coro = body if self._direct else body.__await__()
         self.ctx._save_state = self._save_state
         self.ctx._waits = self
+        self.ctx._segment = self._tel
         self._loaded = True
         self.ref.tell(Kick())
         if pending_cancel is not None:

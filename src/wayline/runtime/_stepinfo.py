@@ -12,8 +12,10 @@ class StepInfo:
 
     Attributes:
         run_id: the run.
-        step: the step's name.
-        index: the step's position in the run's journal.
+        step: the step's name (for a state machine run: the Task's step id, its state name
+            with the Map/Parallel positions that lead to it).
+        index: the step's position in the run's journal (-1 in a state machine run, which
+            has no journal).
         attempt: 1 for the first attempt, 2 for the first retry, ...
         workflow: the name of the run's workflow.
     """
@@ -32,12 +34,13 @@ class StepInfo:
         payment provider given this key charges once. Use `step_key` instead to deduplicate
         across retries too.
         """
-        return f"{self.run_id}:{self.index}:{self.attempt}"
+        return f"{self.step_key}:{self.attempt}"
 
     @property
     def step_key(self) -> str:
-        """``run_id:index``: the same for every attempt of this step."""
-        return f"{self.run_id}:{self.index}"
+        """``run_id:index`` (``run_id:step`` in a state machine run): the same for every
+        attempt of this step."""
+        return f"{self.run_id}:{self.index}" if self.index >= 0 else f"{self.run_id}:{self.step}"
 
 
 _current: ContextVar[StepInfo | None] = ContextVar("wayline_step", default=None)

@@ -22,8 +22,9 @@ telemetry work per step; the API's no-op objects are never called on the hot pat
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import weakref
-from collections.abc import Iterable
+from collections.abc import Iterable, Iterator
 from typing import TYPE_CHECKING, Any
 
 import msgspec
@@ -332,6 +333,25 @@ class Segment:
         )
         self._attempts[index] = span
         return otel_context.attach(trace.set_span_in_context(span))
+
+    @contextlib.contextmanager
+    def task_attempt(self, state: str, attempt: int, resource: str) -> Iterator[None]:
+        """A state machine Task attempt: its span, current while the resource runs (an ASL
+        run's steps are its Task attempts; ``attempt`` counts from 1)."""
+        if self._tracer is None or not self._recording:
+            yield
+            return
+        run_id, workflow, version = self._run
+        attributes: dict[str, str | int] = {
+            RUN_ID: run_id,
+            WORKFLOW: workflow,
+            VERSION: version,
+            STEP: state,
+            ATTEMPT: attempt,
+            "wayline.resource": resource,
+        }
+        with self._tracer.start_as_current_span(f"step {state}", context=self._ctx, attributes=attributes):
+            yield
 
     @staticmethod
     def detach(token: object) -> None:
