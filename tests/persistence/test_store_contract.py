@@ -150,6 +150,9 @@ async def test_list_runs_filters_and_orders(store: Store) -> None:
     assert ids(await store.list_runs(statuses=[RunStatus.RUNNING], workflow="y", limit=1)) == ["a2"]
     assert ids(await store.list_runs(statuses=[RunStatus.FAILED])) == []
     assert ids(await store.list_runs(limit=2)) == ["a", "a2"]
+    assert await store.count_runs([RunStatus.RUNNING]) == 2
+    assert await store.count_runs([RunStatus.SUCCEEDED, RunStatus.PENDING]) == 2
+    assert await store.count_runs([RunStatus.FAILED]) == 0
 
 
 async def test_unencodable_create_raises_payload_error_and_writes_nothing(store: Store) -> None:
@@ -215,4 +218,5 @@ async def test_records_read_back_are_copies(store: Store) -> None:
 async def test_list_runs_with_no_statuses_matches_nothing(store: Store) -> None:
     await store.create_run(rec("r"), [])
     assert await store.list_runs(statuses=[]) == []
+    assert await store.count_runs([]) == 0
     assert await store.list_runs(limit=0) == []

@@ -535,3 +535,19 @@ async def test_a_state_machine_run_has_a_span_per_task_attempt() -> None:
     assert {(s.attributes or {}).get("wayline.run_id") for s in attempts} == {"sm-1"}
     # step_info() works in a resource too: one key per attempt, stable for the state's visit
     assert keys[0].startswith("sm-1:Price#") and keys[0].endswith(":1") and keys[1].endswith(":2")
+
+
+async def test_runs_passivated_by_an_earlier_process_count_after_a_restart(tmp_path: Any) -> None:
+    path = tmp_path / "p.db"
+    clock = VirtualClock()
+    async with open_runtime(path, workflows=[parked], clock=clock, passivate_after=5) as rt:
+        handles = [await rt.start(parked, "t") for _ in range(3)]
+        await clock.sleep(20)
+    reader = InMemoryMetricReader()
+    meters = MeterProvider(metric_readers=[reader])
+    clock = VirtualClock()
+    async with open_runtime(path, workflows=[parked], clock=clock, meter_provider=meters, passivate_after=5) as rt:
+        assert points(reader)["wayline.actors.passivated"][0].value == 3
+        await rt.signal(handles[0].run_id, "go", 1)  # reloads it
+        await clock.sleep(1)
+        assert points(reader)["wayline.actors.passivated"][0].value == 2

@@ -119,6 +119,10 @@ class MemoryStore:
             out.extend(decode_record(data).tail)
         return out
 
+    async def count_runs(self, statuses: Collection[RunStatus]) -> int:
+        self._check()
+        return sum(decode_record(data).status in statuses for data in self._runs.values())
+
     async def list_runs(
         self,
         *,

@@ -546,6 +546,11 @@ class SQLiteStore:
             raise DatabaseCorruptError(self.path, f"the history of run {run_id!r} cannot be decoded: {exc}") from exc
         return out
 
+    async def count_runs(self, statuses: Collection[RunStatus]) -> int:
+        marks = ", ".join("?" * len(statuses))
+        rows = await self._fetch(f"SELECT COUNT(*) FROM runs WHERE status IN ({marks})", [s.value for s in statuses])
+        return int(rows[0][0])
+
     async def list_runs(
         self,
         *,

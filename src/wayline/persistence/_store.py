@@ -72,6 +72,10 @@ class Store(Protocol):
         """The history rows in order, then the snapshot's ``tail``."""
         ...
 
+    async def count_runs(self, statuses: Collection[RunStatus]) -> int:
+        """How many runs have one of ``statuses`` (without reading them)."""
+        ...
+
     async def list_runs(
         self,
         *,

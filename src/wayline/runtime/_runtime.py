@@ -427,6 +427,7 @@ class Runtime:
             # Waiting runs stay passivated: the waker reloads them when a timer is due, and a
             # message reloads them at once, so millions of them need not fit in memory.
             statuses = tuple(st for st in UNFINISHED if st is not RunStatus.WAITING)
+            self._telemetry.passivated_found(await self.store.count_runs((RunStatus.WAITING,)))
             self._spawn_background(self._wake_due_runs())
         for rec in await self.store.list_runs(statuses=statuses):
             if rec.workflow not in self._workflows:

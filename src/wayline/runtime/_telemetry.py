@@ -233,6 +233,12 @@ class Telemetry:
             span.set_status(Status(StatusCode.ERROR, type(exc).__name__))
             span.end()
 
+    def passivated_found(self, count: int) -> None:
+        """Recovery left ``count`` waiting runs passivated in the store (passivated by an
+        earlier process): they count as passivated until a message or timer reloads them."""
+        if self.metrics is not None and count:
+            self.metrics.passivated.add(count)
+
     def run_finished(self, record: RunRecord) -> None:
         self._crashed.pop(record.run_id, None)
         if self.metrics is not None:

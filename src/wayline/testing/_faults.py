@@ -114,6 +114,10 @@ class FaultInjectingStore:
         self._check()
         return await self.inner.get_history(run_id)
 
+    async def count_runs(self, statuses: Collection[RunStatus]) -> int:
+        self._check()
+        return await self.inner.count_runs(statuses)
+
     async def list_runs(
         self,
         *,
