@@ -73,28 +73,29 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, width: int, row
         conn.execute(sql, [value for row in chunk for value in row])
 
 
-class _Op:
-    """One queued write. ``kind`` 0 creates a run, 1 checkpoints one, 2 appends to the inbox."""
+class _Batch:
+    """The writes queued for one transaction.
 
-    __slots__ = ("consumed", "events", "fut", "kind", "row", "run_id", "seq")
+    Checkpoints, the bulk of the traffic, are kept as flat lists of rows (the runs upsert,
+    the history inserts, the inbox deletions) plus one waiter each: no object per
+    checkpoint beyond its row and its future. Creates and inbox appends, which answer each
+    caller with a result of its own, keep one entry each.
+    """
 
-    def __init__(
-        self,
-        kind: int,
-        run_id: str,
-        row: tuple[Any, ...],
-        seq: int,
-        events: bytes | None,
-        fut: asyncio.Future[Any],
-        consumed: tuple[int, ...] = (),
-    ) -> None:
-        self.consumed = consumed
-        self.kind = kind
-        self.run_id = run_id
-        self.row = row
-        self.seq = seq
-        self.events = events
-        self.fut = fut
+    __slots__ = ("appends", "consumed", "creates", "history", "runs", "size", "waiters")
+
+    def __init__(self) -> None:
+        self.runs: list[tuple[Any, ...]] = []  # checkpointed runs' rows
+        self.history: list[tuple[str, int, bytes]] = []
+        self.consumed: list[int] = []
+        self.waiters: list[asyncio.Future[None]] = []
+        # (row, history row or None, future resolved with the existing snapshot or None)
+        self.creates: list[tuple[tuple[Any, ...], tuple[str, int, bytes] | None, asyncio.Future[Any]]] = []
+        self.appends: list[tuple[tuple[str, bytes], asyncio.Future[Any]]] = []  # future gets the seq
+        self.size = 0
+
+    def futures(self) -> list[asyncio.Future[Any]]:
+        return [*self.waiters, *(c[2] for c in self.creates), *(a[1] for a in self.appends)]
 
 
 class SQLiteStore:
@@ -117,7 +118,7 @@ class SQLiteStore:
         self._executor: ThreadPoolExecutor | None = None
         self._wconn: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
-        self._queue: list[_Op] = []
+        self._queue = _Batch()
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight = False  # a batch is being written by the writer thread
         self._flush_scheduled = False
@@ -170,7 +171,7 @@ class SQLiteStore:
 
     async def close(self) -> None:
         self._closing = True
-        if self._open and (self._inflight or self._queue):
+        if self._open and (self._inflight or self._queue.size):
             self._drained = asyncio.get_running_loop().create_future()
             if not self._inflight:
                 self._flush()
@@ -259,14 +260,19 @@ class SQLiteStore:
 
     # --- writes (group commit) -----------------------------------------------------------
 
-    def _submit(self, op: _Op) -> None:
+    def _submit(self) -> _Batch:
+        """The batch to add one write to; call `_queued` once it is added."""
         if self._closing or not self._open:
             raise StoreError(f"database {self.path!r} is closed", path=self.path)
-        self._queue.append(op)
+        return self._queue
+
+    def _queued(self) -> None:
+        queue = self._queue
+        queue.size += 1
         self._pending += 1
         if self._inflight:
             return  # joins the next batch, written as soon as this one commits
-        if len(self._queue) >= _EAGER_BATCH:
+        if queue.size >= _EAGER_BATCH:
             # Enough to be worth a transaction: start writing now, on the other core, while
             # the event loop goes on producing the next batch.
             self._flush()
@@ -277,7 +283,7 @@ class SQLiteStore:
 
     def _flush_soon(self) -> None:
         self._flush_scheduled = False
-        if not self._inflight and self._queue:
+        if not self._inflight and self._queue.size:
             self._flush()
         elif not self._inflight and self._drained is not None and not self._drained.done():
             self._drained.set_result(None)
@@ -301,7 +307,7 @@ class SQLiteStore:
         goes to the writer thread. Doing the inserts there too would cost a GIL hand-off per
         statement, and with a busy event loop each hand-off waits up to a switch interval.
         """
-        batch, self._queue = self._queue, []
+        batch, self._queue = self._queue, _Batch()
         self._inflight = True
         assert self._executor is not None and self._loop is not None and self._wconn is not None
         conn = self._wconn
@@ -331,13 +337,17 @@ class SQLiteStore:
         done = self._flushed
         future.add_done_callback(lambda f: loop.call_soon_threadsafe(done, batch, f))
 
-    def _fail_batch(self, batch: list[_Op], exc: BaseException) -> None:
+    def _fail_batch(self, batch: _Batch, exc: BaseException) -> None:
         self._inflight = False
-        self._pending -= len(batch)
-        for op in batch:
-            if not op.fut.done():
-                op.fut.set_exception(self._translate(exc) if isinstance(exc, sqlite3.Error) else exc)
+        self._pending -= batch.size
+        self._fail(batch, exc)
         self._schedule_flush()
+
+    def _fail(self, batch: _Batch, exc: BaseException) -> None:
+        error = self._translate(exc) if isinstance(exc, sqlite3.Error) else exc
+        for fut in batch.futures():
+            if not fut.done():
+                fut.set_exception(error)
 
     def _schedule_flush(self) -> None:
         if not self._flush_scheduled:
@@ -356,7 +366,7 @@ class SQLiteStore:
             raise
         return results
 
-    def _write_batch_blocking(self, batch: list[_Op]) -> list[Any]:
+    def _write_batch_blocking(self, batch: _Batch) -> list[Any]:
         conn = self._wconn
         assert conn is not None
         self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
@@ -368,22 +378,25 @@ class SQLiteStore:
             raise
         return self._commit(results)
 
-    def _flushed(self, batch: list[_Op], future: Any) -> None:
+    def _flushed(self, batch: _Batch, future: Any) -> None:
         """Back on the event loop: wake every caller of the batch, then write the next."""
         self._inflight = False
-        self._pending -= len(batch)
+        self._pending -= batch.size
         exc = future.exception()
         if exc is None:
-            for op, result in zip(batch, future.result(), strict=True):
-                if not op.fut.done():
-                    op.fut.set_result(result)
+            for fut in batch.waiters:
+                if not fut.done():
+                    fut.set_result(None)
+            if batch.creates or batch.appends:
+                callers = [c[2] for c in batch.creates] + [a[1] for a in batch.appends]
+                for fut, result in zip(callers, future.result(), strict=True):
+                    if not fut.done():
+                        fut.set_result(result)
         else:
-            for op in batch:
-                if not op.fut.done():
-                    op.fut.set_exception(self._translate(exc) if isinstance(exc, sqlite3.Error) else exc)
-        if self._queue and len(self._queue) >= _EAGER_BATCH:
+            self._fail(batch, exc)
+        if self._queue.size >= _EAGER_BATCH:
             self._flush()
-        elif self._queue or self._drained is None:
+        elif self._queue.size or self._drained is None:
             # The runs just woken go first: each queues its next checkpoint before this
             # flush runs, so they share one transaction instead of trickling in tiny ones.
             self._schedule_flush()
@@ -395,7 +408,8 @@ class SQLiteStore:
         rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
         fut: asyncio.Future[bytes | None] = asyncio.get_running_loop().create_future()
         row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
-        self._submit(_Op(0, record.run_id, row, 0, rows, fut))
+        self._submit().creates.append((row, None if rows is None else (record.run_id, 0, rows), fut))
+        self._queued()
         existing = await fut
         return None if existing is None else decode_record(existing)
 
@@ -404,17 +418,27 @@ class SQLiteStore:
     ) -> Awaitable[None]:
         # A plain function returning the commit future: with thousands of runs waiting on
         # commits, one coroutine frame fewer per waiting run is measurable GC work saved.
-        snapshot = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
-        rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
+        run_id = record.run_id
+        snapshot = encode(record, what=f"state of run {run_id!r}", run_id=run_id)
+        batch = self._submit()
+        if events:
+            rows = encode(list(events), what=f"history of run {run_id!r}", run_id=run_id)
+            batch.history.append((run_id, record.history_seq - 1, rows))
+        if consumed:
+            batch.consumed.extend(consumed)
+        # The status member is a str; a run with no waits has no wake time (the common case).
+        wake_at = record.wake_at if record.waits else None
+        batch.runs.append((run_id, record.workflow, record.status, record.created_at, wake_at, snapshot))
         fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
-        self._submit(_Op(1, record.run_id, row, record.history_seq - 1, rows, fut, tuple(consumed)))
+        batch.waiters.append(fut)
+        self._queued()
         return fut
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
         data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._submit(_Op(2, run_id, (run_id, data), 0, None, fut))
+        self._submit().appends.append(((run_id, data), fut))
+        self._queued()
         return await fut
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
@@ -442,37 +466,37 @@ class SQLiteStore:
         rows = await self._fetch("SELECT seq, message FROM inbox WHERE run_id = ? ORDER BY seq", (run_id,))
         return [(seq, decode_inbox(data)) for seq, data in rows]
 
-    def _insert(self, batch: list[_Op]) -> list[Any]:
-        """Apply a batch inside the open transaction; per op, the existing snapshot for a
-        create whose run already exists, else None."""
+    def _insert(self, batch: _Batch) -> list[Any]:
+        """Apply a batch inside the open transaction. Returns the results of its creates
+        (the existing snapshot if the run exists, else None), then of its inbox appends
+        (the new message's seq)."""
         conn = self._wconn
         assert conn is not None
-        results: list[Any] = [None] * len(batch)
-        skip: set[int] = set()
-        creates = [i for i, op in enumerate(batch) if op.kind == 0]
-        if creates:
+        results: list[Any] = []
+        runs = batch.runs
+        history = batch.history
+        if batch.creates:
             # A run exists if it is in the database or created earlier in this same batch.
-            existing = self._existing([batch[i].run_id for i in creates])
-            for i in creates:
-                op = batch[i]
-                found = existing.get(op.run_id)
-                if found is not None:
-                    results[i] = found
-                    skip.add(i)
-                else:
-                    existing[op.run_id] = op.row[5]
-        runs = [op.row for i, op in enumerate(batch) if i not in skip and op.kind != 2]
-        history = [
-            (op.run_id, op.seq, op.events) for i, op in enumerate(batch) if op.events is not None and i not in skip
-        ]
+            # A run's checkpoints only follow its committed create, so creates go first.
+            existing = self._existing([row[0] for row, _, _ in batch.creates])
+            created: list[tuple[Any, ...]] = []
+            started: list[tuple[str, int, bytes]] = []
+            for row, events, _ in batch.creates:
+                found = existing.get(row[0])
+                results.append(found)
+                if found is None:
+                    existing[row[0]] = row[5]
+                    created.append(row)
+                    if events is not None:
+                        started.append(events)
+            runs = created + runs
+            history = started + history
         _insert_rows(conn, _UPSERT_RUN_HEAD, _UPSERT_RUN_TAIL, 6, runs)
         _insert_rows(conn, _INSERT_HISTORY_HEAD, "", 3, history)
-        consumed = [seq for op in batch for seq in op.consumed]
-        for chunk in _chunks(consumed, 10000):
+        for chunk in _chunks(batch.consumed, 10000):
             conn.execute(f"DELETE FROM inbox WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
-        for i, op in enumerate(batch):
-            if op.kind == 2:  # inbox appends are few: one statement each, for their seq
-                results[i] = conn.execute("INSERT INTO inbox (run_id, message) VALUES (?, ?)", op.row).lastrowid
+        for row, _ in batch.appends:  # inbox appends are few: one statement each, for their seq
+            results.append(conn.execute("INSERT INTO inbox (run_id, message) VALUES (?, ?)", row).lastrowid)
         return results
 
     def _existing(self, run_ids: list[str]) -> dict[str, bytes]:
