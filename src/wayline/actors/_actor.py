@@ -63,13 +63,13 @@ class Actor(Generic[M]):
         try:
             await self.on_start()
             while not ref._stopping:
-                env = await ref._next()
+                item = await ref._next()
                 try:
-                    result = await self.receive(env.message)
+                    result = await self.receive(message_of(item))
                 except BaseException as exc:
-                    env.fail(exc, ref.name)
+                    fail(item, exc, ref.name)
                     raise
-                env.answer(result)
+                answer(item, result)
         except BaseException as exc:
             error = exc
             raise
@@ -77,22 +77,32 @@ class Actor(Generic[M]):
             await self.on_stop(error)
 
 
-class _Envelope:
+class _Ask:
+    """An `ActorRef.ask` in the mailbox: the message and the future for its reply. A `tell`
+    is queued as the bare message, with no wrapper object."""
+
     __slots__ = ("message", "reply")
 
-    def __init__(self, message: Any, reply: asyncio.Future[Any] | None) -> None:
+    def __init__(self, message: Any, reply: asyncio.Future[Any]) -> None:
         self.message = message
         self.reply = reply
 
-    def answer(self, result: Any) -> None:
-        """Reply to an `ActorRef.ask` (a no-op for a `tell`)."""
-        if self.reply is not None and not self.reply.done():
-            self.reply.set_result(result)
 
-    def fail(self, exc: BaseException, actor: str) -> None:
-        """Answer an `ActorRef.ask` with the exception its handler raised."""
-        if self.reply is not None and not self.reply.done():
-            self.reply.set_exception(exc if isinstance(exc, Exception) else ActorStoppedError(actor))
+def message_of(item: Any) -> Any:
+    """The message of a mailbox item (a bare told message, or an ask)."""
+    return item.message if type(item) is _Ask else item
+
+
+def answer(item: Any, result: Any) -> None:
+    """Reply to a mailbox item if it is an ask (a no-op for a told message)."""
+    if type(item) is _Ask and not item.reply.done():
+        item.reply.set_result(result)
+
+
+def fail(item: Any, exc: BaseException, actor: str) -> None:
+    """Answer a mailbox item that is an ask with the exception its handler raised."""
+    if type(item) is _Ask and not item.reply.done():
+        item.reply.set_exception(exc if isinstance(exc, Exception) else ActorStoppedError(actor))
 
 
 class ActorRef(Generic[M]):
@@ -106,7 +116,7 @@ class ActorRef(Generic[M]):
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._mailbox: deque[_Envelope] = deque()
+        self._mailbox: deque[Any] = deque()  # told messages as they are, asks as _Ask
         self._waiter: asyncio.Future[None] | None = None
         self._stopping = False
         self._stopped = False
@@ -126,7 +136,7 @@ class ActorRef(Generic[M]):
         """Queue ``message``; returns at once."""
         if self._stopped:
             raise ActorStoppedError(self.name)
-        self._mailbox.append(_Envelope(message, None))
+        self._mailbox.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
@@ -136,13 +146,13 @@ class ActorRef(Generic[M]):
         if self._stopped:
             raise ActorStoppedError(self.name)
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._mailbox.append(_Envelope(message, reply))
+        self._mailbox.append(_Ask(message, reply))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
         return await reply
 
-    async def _next(self) -> _Envelope:
+    async def _next(self) -> Any:
         while not self._mailbox:
             await self._mail()
         return self._mailbox.popleft()
@@ -157,9 +167,7 @@ class ActorRef(Generic[M]):
         """Mark stopped and fail every pending ask, so no caller waits forever."""
         self._stopped = True
         while self._mailbox:
-            env = self._mailbox.popleft()
-            if env.reply is not None and not env.reply.done():
-                env.reply.set_exception(ActorStoppedError(self.name))
+            fail(self._mailbox.popleft(), ActorStoppedError(self.name), self.name)
 
 
 def run_actor(actor: Actor[Any]) -> Coroutine[Any, Any, None]:

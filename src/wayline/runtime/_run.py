@@ -22,6 +22,7 @@ import msgspec
 
 from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, PayloadError, SignalTimeoutError
 from ..actors import Actor, ActorStoppedError, TimerHandle
+from ..actors._actor import answer, fail, message_of
 from ..persistence import (
     AnyEvent,
     Custom,
@@ -45,6 +46,7 @@ from ._commands import Gather, Sleep, Step, WaitSignal
 from ._context import RunContext
 from ._definitions import WorkflowDef
 from ._run_state import (
+    KICK,
     SLEEP_STEP,
     TAIL_MAX,
     Cancel,
@@ -156,8 +158,9 @@ class RunActor(Actor[RunMessage]):
         body = wf.body(self.ctx, _shaped(_as_replayed(record.input), wf.input_type))
         self._direct = wf.kind != "code"
         self._coro = body if self._direct else body.__await__()
-        self.ctx._save_state = self._save_state
-        self.ref.tell(Kick())
+        if self._direct:
+            self.ctx._save_state = self._save_state
+        self.ref.tell(KICK)
         if pending_cancel is not None:
             self.ref.tell(Cancel(*pending_cancel))
 
@@ -220,11 +223,11 @@ class RunActor(Actor[RunMessage]):
                 if not ref._mailbox:
                     await ref._mail()
                     continue
-                env = ref._mailbox.popleft()
+                item = ref._mailbox.popleft()
                 try:
                     if not self._finished:
                         try:
-                            outcome = await self._receive(env.message)
+                            outcome = await self._receive(message_of(item))
                             while outcome is not None:
                                 value, exc = outcome
                                 try:
@@ -254,9 +257,9 @@ class RunActor(Actor[RunMessage]):
                         if self.rt._passivate_after is not None:
                             self._arm_passivation()
                 except BaseException as exc:
-                    env.fail(exc, ref.name)
+                    fail(item, exc, ref.name)
                     raise
-                env.answer(None)
+                answer(item, None)
         except BaseException as exc:
             error = exc
             raise
