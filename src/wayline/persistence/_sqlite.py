@@ -204,9 +204,8 @@ class SQLiteStore:
         else:
             os.close(fd)
         try:
-            # Zero busy timeout: the event loop thread also uses this connection and must never
-            # sleep in SQLite's busy handler; waits for other processes' locks are done by
-            # `_retry_locked` in the writer thread instead.
+            # Zero busy timeout: waits for other processes' locks are done by `_retry_locked`
+            # in the writer thread, which checks its deadline between tries.
             conn = sqlite3.connect(self.path, timeout=0, isolation_level=None, check_same_thread=False)
         except sqlite3.Error as exc:
             raise self._translate(exc) from exc
@@ -300,39 +299,17 @@ class SQLiteStore:
                 time.sleep(0.005)
 
     def _flush(self) -> None:
-        """Write everything queued as one transaction.
+        """Write everything queued as one transaction, in the writer thread.
 
-        The rows are inserted right here, on the event loop thread: that is in-memory B-tree
-        work in C, a few microseconds per row. Only COMMIT, which writes the WAL and fsyncs,
-        goes to the writer thread. Doing the inserts there too would cost a GIL hand-off per
-        statement, and with a busy event loop each hand-off waits up to a switch interval.
+        The whole transaction (BEGIN, the inserts, COMMIT and its fsync) runs there, on the
+        other core, while the event loop goes on producing the next batch. The inserts are a
+        few multi-row statements (see `_insert_rows`), and SQLite releases the GIL while it
+        executes each, so the loop waits for the writer only at those few hand-offs.
         """
         batch, self._queue = self._queue, _Batch()
         self._inflight = True
-        assert self._executor is not None and self._loop is not None and self._wconn is not None
-        conn = self._wconn
-        try:
-            conn.execute("BEGIN IMMEDIATE")
-        except sqlite3.OperationalError as exc:
-            if not _is_busy(exc):
-                self._fail_batch(batch, exc)
-                return
-            # Another process holds the write lock: wait for it off the event loop.
-            future = self._executor.submit(self._write_batch_blocking, batch)
-        else:
-            try:
-                results = self._insert(batch)
-            except BaseException as exc:
-                try:
-                    # SQLite may have rolled back already (SQLITE_FULL does): only if still open.
-                    if conn.in_transaction:
-                        conn.execute("ROLLBACK")
-                finally:
-                    self._fail_batch(batch, exc)
-                if not isinstance(exc, Exception):
-                    raise
-                return
-            future = self._executor.submit(self._commit, results)
+        assert self._executor is not None and self._loop is not None
+        future = self._executor.submit(self._write_batch_blocking, batch)
         loop = self._loop
         done = self._flushed
         future.add_done_callback(lambda f: loop.call_soon_threadsafe(done, batch, f))
