@@ -26,10 +26,11 @@ from .._errors import (
     DatabaseCorruptError,
     DatabaseLockedError,
     DatabaseOwnedError,
+    PayloadError,
     SchemaVersionError,
     StoreError,
 )
-from ._codec import decode_events, decode_inbox, decode_record, encode
+from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
 
@@ -58,6 +59,14 @@ _MAX_PARAMS = 30000
 # Queue length at which a batch starts at once, overlapping the loop's work, instead of at
 # the end of the current loop iteration.
 _EAGER_BATCH = 2048
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        encode_raw(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
 
 
 def _chunks(items: list[Any], size: int) -> list[list[Any]]:
@@ -404,17 +413,23 @@ class SQLiteStore:
         # A plain function returning the commit future: with thousands of runs waiting on
         # commits, one coroutine frame fewer per waiting run is measurable GC work saved.
         run_id = record.run_id
-        snapshot = encode(record, what=f"state of run {run_id!r}", run_id=run_id)
+        try:
+            snapshot = encode_raw(record)
+            rows = encode_raw(list(events)) if events else None
+        except (TypeError, ValueError, OverflowError) as exc:
+            # The message is only built here: this runs for every step of every run.
+            what = "history" if _encodable(record) else "state"
+            raise PayloadError(f"{what} of run {run_id!r}", str(exc), run_id=run_id) from exc
         batch = self._submit()
-        if events:
-            rows = encode(list(events), what=f"history of run {run_id!r}", run_id=run_id)
+        if rows is not None:
             batch.history.append((run_id, record.history_seq - 1, rows))
         if consumed:
             batch.consumed.extend(consumed)
         # The status member is a str; a run with no waits has no wake time (the common case).
         wake_at = record.wake_at if record.waits else None
         batch.runs.append((run_id, record.workflow, record.status, record.created_at, wake_at, snapshot))
-        fut: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
         batch.waiters.append(fut)
         self._queued()
         return fut

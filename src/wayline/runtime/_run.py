@@ -782,14 +782,17 @@ class RunActor(Actor[RunMessage]):
         """Journal a successful attempt; returns the commit to await. A plain function, so the
         inline path adds no coroutine per step. Raises `PayloadError` (nothing changed) if the
         result cannot be stored."""
-        done = self._checkpoint(
-            [
-                StepStarted(ts=started_at, step=name, index=index, attempt=attempt),
-                StepSucceeded(ts=self.rt.clock.time(), step=name, index=index, attempt=attempt, result=result),
-            ],
-            steps=self._steps + 1,
-        )
         self._steps += 1
+        try:
+            done = self._checkpoint(
+                [
+                    StepStarted(ts=started_at, step=name, index=index, attempt=attempt),
+                    StepSucceeded(ts=self.rt.clock.time(), step=name, index=index, attempt=attempt, result=result),
+                ]
+            )
+        except PayloadError:
+            self._steps -= 1
+            raise
         self._active.pop(index, None)
         self._waits.pop(index, None)
         return done
@@ -929,7 +932,7 @@ class RunActor(Actor[RunMessage]):
             created_at=rec.created_at,
             updated_at=self.rt.clock.time(),
             history_seq=seq,
-            steps=changes.pop("steps", self._steps),
+            steps=self._steps,
             state=changes.pop("state", rec.state),
             waits=tuple(self._waits.values()),
             tail=tail,
