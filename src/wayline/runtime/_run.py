@@ -95,7 +95,7 @@ class RunActor(Actor[RunMessage]):
         self._steps = 0
         self._active: dict[int, _Pending] = {}
         self._waits: dict[int, Wait] = {}
-        self._events: tuple[AnyEvent, ...] = ()  # recorded by the next checkpoint
+        self._events: list[AnyEvent] = []
         self._group: _Group | None = None
         self._cancel: tuple[str | None, int] | None = None
         self._task: asyncio.Task[Any] | None = None  # this incarnation's task
@@ -106,8 +106,8 @@ class RunActor(Actor[RunMessage]):
         self._direct = False
         self._waits_dirty = False  # a wait was added that no checkpoint has recorded yet
         self._signals: dict[str, deque[tuple[int, Any]]] = {}  # delivered, not yet consumed
-        self._seen: set[int] | None = None  # inbox messages delivered (restarts redeliver)
-        self._consumed: tuple[int, ...] = ()  # inbox messages to delete with the next checkpoint
+        self._seen: set[int] = set()  # inbox messages already delivered (restarts redeliver)
+        self._consumed: list[int] = []  # inbox messages to delete with the next checkpoint
         self._passivate_timer: TimerHandle | None = None
         self._passivated = False
         self._signal_waiters: dict[str, int] = {}  # signal name -> journal index waiting on it
@@ -152,7 +152,7 @@ class RunActor(Actor[RunMessage]):
         self.ctx.started_at = record.created_at
         self.ctx.saved_state = record.state
         if self._reason is not None:
-            self._events = (RunResumed(ts=rt.clock.time(), reason=self._reason),)
+            self._events.append(RunResumed(ts=rt.clock.time(), reason=self._reason))
         # The body sees its input as stored data, shaped by its annotation, whether this is
         # the first run (the caller's object) or a restart (decoded from the store).
         body = wf.body(self.ctx, _shaped(_as_replayed(record.input), wf.input_type))
@@ -434,9 +434,7 @@ class RunActor(Actor[RunMessage]):
 
     def _buffer(self, seq: int, name: str, payload: Any) -> bool:
         """Keep a delivered signal until a wait_signal consumes it; False if seen before."""
-        if self._seen is None:
-            self._seen = set()
-        elif seq in self._seen:
+        if seq in self._seen:
             return False
         self._seen.add(seq)
         self._signals.setdefault(name, deque()).append((seq, payload))
@@ -483,8 +481,8 @@ class RunActor(Actor[RunMessage]):
         line). One fsync fewer per signal.
         """
         self._steps += 1
-        self._events = (*self._events, SignalReceived(ts=self.rt.clock.time(), index=index, name=name, payload=payload))
-        self._consumed = (*self._consumed, seq)
+        self._events.append(SignalReceived(ts=self.rt.clock.time(), index=index, name=name, payload=payload))
+        self._consumed.append(seq)
 
     def _on_deliver(self, msg: Deliver) -> Outcome | None:
         if not self._buffer(msg.seq, msg.name, msg.payload):
@@ -805,7 +803,7 @@ class RunActor(Actor[RunMessage]):
 
     async def _fail_unstorable(self, exc: PayloadError) -> None:
         self._drop_active()
-        self._events = ()
+        self._events.clear()
         self.ctx.vars = dict(self.record.vars)
         await self._finish(
             RunStatus.FAILED, None, ErrorInfo("PayloadError", f"the run's ctx.vars cannot be stored: {exc}")
@@ -957,9 +955,9 @@ class RunActor(Actor[RunMessage]):
         waiting run's snapshot stays small.
         """
         if self._events:
-            events, self._events = [*self._events, *events], ()
+            events, self._events = [*self._events, *events], []
         if self._consumed:
-            consumed, self._consumed = (*self._consumed, *consumed), ()
+            consumed, self._consumed = (*self._consumed, *consumed), []
         if status is None:
             status = RunStatus.WAITING if self._waits and not self._running_steps() else RunStatus.RUNNING
         tail = self.record.tail
