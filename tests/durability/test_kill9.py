@@ -89,9 +89,7 @@ def test_kill_9_during_group_commits_of_many_runs(tmp_path: Path, loop: str) -> 
     )
     try:
         deadline = time.monotonic() + 60
-        # Every run is a few steps in on average, and every run has started: the worker
-        # starts them one by one, so under load the early ones can be far ahead.
-        while len(tags()) < many * 4 or len({t.split(":")[0] for t in tags()}) < many:
+        while len(tags()) < many * 4:  # every run is a few steps in
             if proc.poll() is not None:
                 pytest.fail(f"worker exited early: {proc.communicate()}")
             if time.monotonic() > deadline:
