@@ -13,10 +13,12 @@ from __future__ import annotations
 import asyncio
 import logging
 import os
+import queue
 import sqlite3
+import threading
 import time
 from collections.abc import Awaitable, Callable, Collection, Sequence
-from concurrent.futures import ThreadPoolExecutor
+from functools import partial
 from typing import Any, Literal, TypeVar
 
 import aiosqlite
@@ -75,6 +77,8 @@ def _chunks(items: list[Any], size: int) -> list[list[Any]]:
 
 def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, width: int, rows: list[tuple[Any, ...]]) -> None:
     """Insert ``rows`` with as few multi-row statements as possible."""
+    if not rows:
+        return
     one = "(" + ", ".join("?" * width) + ")"
     limit = min(_MAX_PARAMS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
     for chunk in _chunks(rows, max(1, limit // width)):
@@ -107,6 +111,68 @@ class _Batch:
         return [*self.waiters, *(c[2] for c in self.creates), *(a[1] for a in self.appends)]
 
 
+class _WriterThread:
+    """The thread that owns the write connection: it runs the jobs it is given one at a time
+    and reports each outcome to the event loop.
+
+    A plain thread on a `queue.SimpleQueue` rather than a `ThreadPoolExecutor`: a job costs
+    one queue put there and one ``call_soon_threadsafe`` back, with no concurrent future,
+    work item or condition variable in between. For one run stepping alone, that hand-off
+    is paid on every step, next to a single fsync.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop) -> None:
+        self._loop = loop
+        self._jobs: queue.SimpleQueue[tuple[Callable[[], Any], Callable[[Any, BaseException | None], None]] | None]
+        self._jobs = queue.SimpleQueue()
+        # A daemon: if the process exits without closing the store, whatever was committed is
+        # durable and the rest is lost exactly as in a crash, instead of hanging the exit.
+        self._thread = threading.Thread(target=self._work, name="wayline-sqlite-writer", daemon=True)
+        self._thread.start()
+
+    def submit(self, fn: Callable[[], Any], done: Callable[[Any, BaseException | None], None]) -> None:
+        """Run ``fn()`` on the thread, then ``done(result, None)`` or ``done(None, exc)`` on
+        the event loop."""
+        self._jobs.put((fn, done))
+
+    def call(self, fn: Callable[[], T]) -> asyncio.Future[T]:
+        """Run ``fn()`` on the thread; a future of its result."""
+        fut: asyncio.Future[T] = self._loop.create_future()
+
+        def done(result: Any, exc: BaseException | None) -> None:
+            if fut.done():
+                return
+            if exc is None:
+                fut.set_result(result)
+            else:
+                fut.set_exception(exc)
+
+        self.submit(fn, done)
+        return fut
+
+    def stop(self) -> None:
+        """Finish the queued jobs, then end the thread (blocks until it has)."""
+        self._jobs.put(None)
+        self._thread.join()
+
+    def _work(self) -> None:
+        while True:
+            job = self._jobs.get()
+            if job is None:
+                return
+            fn, done = job
+            result: Any = None
+            error: BaseException | None = None
+            try:
+                result = fn()
+            except BaseException as exc:
+                error = exc
+            try:
+                self._loop.call_soon_threadsafe(done, result, error)
+            except RuntimeError:  # the loop is closed: nobody is waiting any more
+                pass
+
+
 class SQLiteStore:
     """A `Store` on one SQLite file.
 
@@ -124,7 +190,7 @@ class SQLiteStore:
         self.path = os.fspath(path)
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
-        self._executor: ThreadPoolExecutor | None = None
+        self._writer: _WriterThread | None = None
         self._wconn: sqlite3.Connection | None = None
         self._reader: aiosqlite.Connection | None = None
         self._queue = _Batch()
@@ -145,9 +211,9 @@ class SQLiteStore:
 
     async def start(self) -> None:
         loop = asyncio.get_running_loop()
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="wayline-sqlite-writer")
+        self._writer = _WriterThread(loop)
         try:
-            await loop.run_in_executor(self._executor, self._open_writer)
+            await self._writer.call(self._open_writer)
             self._reader = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
         except BaseException:
             await self._release()
@@ -195,12 +261,12 @@ class SQLiteStore:
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
-        if self._executor is not None:
-            executor, self._executor = self._executor, None
+        if self._writer is not None:
+            writer, self._writer = self._writer, None
             if self._wconn is not None:
                 conn, self._wconn = self._wconn, None
-                await asyncio.get_running_loop().run_in_executor(executor, conn.close)
-            executor.shutdown(wait=True)
+                await writer.call(conn.close)
+            writer.stop()
 
     def _open_writer(self) -> None:
         """Runs in the writer thread: create the file, set pragmas, migrate."""
@@ -325,11 +391,8 @@ class SQLiteStore:
         """
         batch, self._queue = self._queue, _Batch()
         self._inflight = True
-        assert self._executor is not None and self._loop is not None
-        future = self._executor.submit(self._write_batch_blocking, batch)
-        loop = self._loop
-        done = self._flushed
-        future.add_done_callback(lambda f: loop.call_soon_threadsafe(done, batch, f))
+        assert self._writer is not None
+        self._writer.submit(partial(self._write_batch_blocking, batch), partial(self._flushed, batch))
 
     def _fail_batch(self, batch: _Batch, exc: BaseException) -> None:
         self._inflight = False
@@ -372,18 +435,18 @@ class SQLiteStore:
             raise
         return self._commit(results)
 
-    def _flushed(self, batch: _Batch, future: Any) -> None:
+    def _flushed(self, batch: _Batch, results: list[Any] | None, exc: BaseException | None) -> None:
         """Back on the event loop: wake every caller of the batch, then write the next."""
         self._inflight = False
         self._pending -= batch.size
-        exc = future.exception()
         if exc is None:
             for fut in batch.waiters:
                 if not fut.done():
                     fut.set_result(None)
             if batch.creates or batch.appends:
                 callers = [c[2] for c in batch.creates] + [a[1] for a in batch.appends]
-                for fut, result in zip(callers, future.result(), strict=True):
+                assert results is not None
+                for fut, result in zip(callers, results, strict=True):
                     if not fut.done():
                         fut.set_result(result)
         else:
