@@ -10,6 +10,7 @@ failure instead of losing the actor silently.
 from __future__ import annotations
 
 import asyncio
+import contextvars
 import logging
 from collections import deque
 from collections.abc import Awaitable, Callable
@@ -76,6 +77,10 @@ class Supervisor:
         self._fatal: BaseException | None = None
         self._running = False
         self._cancelling = False  # cancel_all was called: cancelled children are expected
+        # One bound method and one (empty) context for every child task's done-callback,
+        # instead of a new pair per task: there can be 100,000 children.
+        self._on_done = self._incarnation_done
+        self._callback_context = contextvars.Context()
 
     async def __aenter__(self) -> Self:
         self._host = asyncio.current_task()
@@ -133,7 +138,7 @@ class Supervisor:
         task = asyncio.get_running_loop().create_task(run_actor(actor))
         self._tasks.add(task)
         self._owners[task] = child
-        task.add_done_callback(self._incarnation_done)
+        task.add_done_callback(self._on_done, context=self._callback_context)
 
     def _incarnation_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -162,6 +167,8 @@ class Supervisor:
             return
         spec = self.spec
         now = self.clock.time()
+        if child.crashes is None:
+            child.crashes = deque()
         child.crashes.append(now)
         while child.crashes and child.crashes[0] < now - spec.period:
             child.crashes.popleft()
@@ -174,7 +181,7 @@ class Supervisor:
     def _hook(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)
         self._tasks.add(task)
-        task.add_done_callback(self._incarnation_done)
+        task.add_done_callback(self._on_done, context=self._callback_context)
 
     async def _restart_later(self, child: _Child, exc: BaseException) -> None:
         try:
@@ -233,6 +240,6 @@ class _Child:
         self.factory = factory
         self.on_crash = on_crash
         self.on_give_up = on_give_up
-        self.crashes: deque[float] = deque()
+        self.crashes: deque[float] | None = None  # made at the first crash: most never crash
         self.delay = delay
         self.restarts = 0

@@ -24,6 +24,11 @@ def encode(value: Any, *, what: str = "value", run_id: str | None = None) -> byt
         raise PayloadError(what, str(exc), run_id=run_id) from exc
 
 
+#: Encode without translating errors (TypeError, ValueError, OverflowError): for hot paths
+#: that build their `PayloadError` only when encoding fails.
+encode_raw = _encoder.encode
+
+
 def decode_record(data: bytes) -> RunRecord:
     return _record_decoder.decode(data)
 

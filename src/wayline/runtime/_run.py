@@ -22,6 +22,7 @@ import msgspec
 
 from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, PayloadError, SignalTimeoutError
 from ..actors import Actor, ActorStoppedError, TimerHandle
+from ..actors._actor import answer, fail, message_of
 from ..persistence import (
     AnyEvent,
     CallbackCompleted,
@@ -48,6 +49,7 @@ from ._context import RunContext
 from ._definitions import WorkflowDef
 from ._run_callbacks import CallbackWaits
 from ._run_state import (
+    KICK,
     SLEEP_STEP,
     TAIL_MAX,
     CallbackReady,
@@ -76,6 +78,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wayline.run")
 
+#: What the body resumes with: a value to send in, or an exception to throw in.
+Outcome = tuple[Any, BaseException | None]
+
 
 class RunActor(CallbackWaits, Actor[RunMessage]):
     """One live run. Created by the runtime's supervisor, again after each crash."""
@@ -98,6 +103,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._events: list[AnyEvent] = []
         self._group: _Group | None = None
         self._cancel: tuple[str | None, int] | None = None
+        self._task: asyncio.Task[Any] | None = None  # this incarnation's task
         self._inline_task: asyncio.Task[Any] | None = None
         self._interrupted: str | None = None
         self._cancel_requested = False
@@ -162,12 +168,13 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         # the first run (the caller's object) or a restart (decoded from the store).
         body = wf.body(self.ctx, _shaped(_as_replayed(record.input), wf.input_type))
         self._direct = wf.kind != "code"
-        self._coro = body if self._direct else body.__await__()
-        self.ctx._save_state = self._save_state
+        self._coro = body  # a coroutine: stepped with send/throw, or awaited if direct
+        if self._direct:
+            self.ctx._save_state = self._save_state
         self.ctx._waits = self
         self.ctx._segment = self._tel
         self._loaded = True
-        self.ref.tell(Kick())
+        self.ref.tell(KICK)
         if pending_cancel is not None:
             self.ref.tell(Cancel(*pending_cancel))
 
@@ -214,22 +221,92 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
                 else:
                     self._failed_attempts[ev.index] = ev.attempt
 
-    # --- messages ------------------------------------------------------------------------
+    # --- the actor loop ------------------------------------------------------------------
 
-    async def receive(self, message: RunMessage) -> Any:
-        if self._finished:
-            return None
-        if type(message) is Passivate:
-            await self._on_passivate()
-            return None
+    async def _main(self) -> None:
+        """One incarnation: take a message, turn it into an outcome for the body, step the
+        body until it blocks or ends; repeat until the run stops.
+
+        This one loop is the whole hot path. A fresh step (the common command) runs its
+        attempt through `_attempt_inline` and its commit is awaited right here, so a run
+        waiting on its checkpoint holds this frame and its body's and no others: at 10,000
+        live runs every frame and object a waiting run keeps is garbage-collector work.
+        Everything else (replays, gathers, waits, failures, messages) is in the helpers
+        below, which return the outcome the body resumes with (``None``: it stays blocked).
+        The semantics are the generic `Actor._main`'s.
+        """
+        ref = self.ref
+        error: BaseException | None = None
         try:
-            await self._dispatch(message)
-        except PayloadError as exc:
-            # A checkpoint could not encode the run's own state (ctx.vars): no retry or
-            # restart can fix that, so the run fails now, with the last vars that stored.
-            await self._fail_unstorable(exc)
-        if self.rt._passivate_after is not None:
-            self._arm_passivation()
+            await self.on_start()
+            self._task = asyncio.current_task()
+            while not ref._stopping:
+                if not ref._mailbox:
+                    await ref._mail()
+                    continue
+                item = ref._mailbox.popleft()
+                try:
+                    if not self._finished:
+                        try:
+                            outcome = await self._receive(message_of(item))
+                            while outcome is not None:
+                                value, exc = outcome
+                                try:
+                                    cmd = self._coro.throw(exc) if exc is not None else self._coro.send(value)
+                                except StopIteration as stop:
+                                    await self._finish_ok(stop.value)
+                                    break
+                                except RunCancelledError as cancelled:
+                                    await self._finish(RunStatus.CANCELLED, None, None, reason=cancelled.reason)
+                                    break
+                                except Exception as failed:
+                                    await self._finish(RunStatus.FAILED, None, _failure(failed))
+                                    break
+                                index = self._next_index
+                                if type(cmd) is not Step or not self._fresh(index):
+                                    outcome = await self._open(cmd)
+                                    continue
+                                self._next_index = index + 1
+                                outcome, commit = await self._attempt_inline(index, cmd, self._attempts(index))
+                                if commit is not None:
+                                    await commit  # the body resumes only once its step is durable
+                        except PayloadError as exc:
+                            # A checkpoint could not encode the run's own state (ctx.vars): no retry
+                            # or restart can fix that, so the run fails now, with the last vars that
+                            # stored.
+                            await self._fail_unstorable(exc)
+                        if self.rt._passivate_after is not None:
+                            self._arm_passivation()
+                except BaseException as exc:
+                    fail(item, exc, ref.name)
+                    raise
+                answer(item, None)
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            await self.on_stop(error)
+
+    async def _receive(self, message: RunMessage) -> Outcome | None:
+        """Apply one message; the outcome for the body if it unblocks it."""
+        match message:
+            case StepDone():
+                return await self._on_step_done(message)
+            case TimerFired():
+                return await self._on_timer(message)
+            case Kick():
+                if self._direct:
+                    await self._run_direct()
+                    return None
+                return None, None
+            case Cancel(reason=reason, seq=seq):
+                return await self._on_cancel(reason, seq)
+            case Deliver():
+                return self._on_deliver(message)
+            case CallbackReady():
+                return await self._on_callback_ready(message)
+            case Passivate():
+                await self._on_passivate()
         return None
 
     # --- passivation -----------------------------------------------------------------------
@@ -274,118 +351,78 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._passivated = True
         self.stop()
 
-    async def _dispatch(self, message: RunMessage) -> None:
-        match message:
-            case StepDone():
-                await self._on_step_done(message)
-            case TimerFired():
-                await self._on_timer(message)
-            case Kick():
-                if self._direct:
-                    await self._run_direct()
-                else:
-                    await self._advance(None, None)
-            case Cancel(reason=reason, seq=seq):
-                await self._on_cancel(reason, seq)
-            case Deliver():
-                await self._on_deliver(message)
-            case CallbackReady():
-                await self._on_callback_ready(message)
-
     # --- driving the body ----------------------------------------------------------------
 
-    async def _advance(self, value: Any, error: BaseException | None) -> None:
-        """Step the body until it blocks on something not yet done, or ends."""
-        coro = self._coro
-        while True:
-            try:
-                cmd = coro.throw(error) if error is not None else coro.send(value)
-            except StopIteration as stop:
-                await self._finish_ok(stop.value)
-                return
-            except RunCancelledError as exc:
-                await self._finish(RunStatus.CANCELLED, None, None, reason=exc.reason)
-                return
-            except Exception as exc:
-                await self._finish(RunStatus.FAILED, None, _failure(exc))
-                return
-            value, error = None, None
-            if type(cmd) is WaitSignal:
-                outcome = await self._open_signal_wait(cmd)
-                if outcome is None:
-                    return  # blocked until the signal or the timeout
-                value, error = outcome
-                continue
-            if type(cmd) in CALLBACK_COMMANDS:
-                outcome = await self._callback_command(cmd)
-                if outcome is None:
-                    return  # blocked until the callback is completed, failed or times out
-                value, error = outcome
-                continue
-            if type(cmd) is Step:
-                # The common case, kept lean: one step, awaited inline by the actor.
-                try:
-                    index, entry = self._allocate(cmd.activity.name)
-                except NonDeterminismError as exc:
-                    await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
-                    return
-                if entry is not None:
-                    value, error = _journaled_outcome(entry, self.run_id)
-                    value = _shaped(value, cmd.activity.result_type)
-                    continue
-                if self._cancel is not None and index == self._cancel[1]:
-                    error = RunCancelledError(self._cancel[0])
-                    continue
-                pending = _Pending(cmd, None, 0, attempt=self._failed_attempts.get(index, 0) + 1)
-                self._active[index] = pending
-                restored = self._restored_waits.pop(index, None)
-                if restored is not None and restored.kind == "retry" and restored.due is not None:
-                    # Crashed during a retry backoff: wait out the rest of it, then retry.
-                    self._waits[index] = restored
-                    self._schedule(index, pending, restored.due)
-                    await self._flush_if_events()
-                    return
-                outcome = await self._attempt_inline(index, pending)
-                if outcome is None:
-                    return  # blocked: a retry backoff, or interrupted by a cancel
-                value, error = outcome
-                continue
-            try:
-                group = self._open(cmd)
-            except NonDeterminismError as exc:
-                await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
-                return
-            if group is None:
-                if cmd is None or isinstance(cmd, asyncio.Future):
-                    error = TypeError(
-                        "a workflow body can only await ctx.run / ctx.gather / ctx.map / ctx.sleep "
-                        "(and other ctx.* waits); do other I/O inside an @activity"
-                    )
-                else:
-                    error = TypeError(f"a workflow body awaited an unknown object {cmd!r}")
-                continue
-            if self._cancel is not None and group.indices and group.indices[0] == self._cancel[1]:
-                # Replaying a cancelled run: the cancellation was delivered at this await.
-                self._abandon(group)
-                error = RunCancelledError(self._cancel[0])
-                continue
-            if group.remaining:
-                self._group = group
-                await self._flush_if_events()
-                return
-            value, error = self._group_outcome(group)
+    def _fresh(self, index: int) -> bool:
+        """Journal position ``index`` is new work: nothing to replay, restore or cancel there."""
+        return index not in self._journal and index not in self._restored_waits and self._cancel is None
 
-    def _open(self, cmd: Any) -> _Group | None:
-        """Start what a command asks for; None if ``cmd`` is not a command."""
-        if isinstance(cmd, Gather):
-            group = _Group([], single=False, tolerated=cmd.tolerated, max_concurrency=cmd.max_concurrency)
-            self._open_group(group, cmd.steps)
-        elif isinstance(cmd, Sleep):
-            group = _Group([], single=True)
-            self._open_sleep(group, cmd)
-        else:
+    def _attempts(self, index: int) -> int:
+        """The number of the next attempt of step ``index`` (failed attempts are journaled)."""
+        return self._failed_attempts.get(index, 0) + 1 if self._failed_attempts else 1
+
+    async def _open(self, cmd: Any) -> Outcome | None:
+        """Start any command but a fresh step: the outcome if it is already settled, or
+        None while the body stays blocked on it."""
+        if type(cmd) is WaitSignal:
+            return await self._open_signal_wait(cmd)
+        if type(cmd) in CALLBACK_COMMANDS:
+            return await self._callback_command(cmd)
+        if type(cmd) is Step:
+            return await self._open_step(cmd)
+        try:
+            if isinstance(cmd, Gather):
+                group = _Group([], single=False, tolerated=cmd.tolerated, max_concurrency=cmd.max_concurrency)
+                self._open_group(group, cmd.steps)
+            elif isinstance(cmd, Sleep):
+                group = _Group([], single=True)
+                self._open_sleep(group, cmd)
+            elif cmd is None or isinstance(cmd, asyncio.Future):
+                return None, TypeError(
+                    "a workflow body can only await ctx.run / ctx.gather / ctx.map / ctx.sleep "
+                    "(and other ctx.* waits); do other I/O inside an @activity"
+                )
+            else:
+                return None, TypeError(f"a workflow body awaited an unknown object {cmd!r}")
+        except NonDeterminismError as exc:
+            await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
             return None
-        return group
+        if self._cancel is not None and group.indices and group.indices[0] == self._cancel[1]:
+            # Replaying a cancelled run: the cancellation was delivered at this await.
+            self._abandon(group)
+            return None, RunCancelledError(self._cancel[0])
+        if group.remaining:
+            self._group = group
+            await self._flush_if_events()
+            return None
+        return self._group_outcome(group)
+
+    async def _open_step(self, cmd: Step[Any]) -> Outcome | None:
+        """A single step that is not plain new work: replayed, cancelled, or restored
+        mid-backoff (or new after all, when only a later position is journaled)."""
+        try:
+            index, entry = self._allocate(cmd.activity.name)
+        except NonDeterminismError as exc:
+            await self._finish(RunStatus.FAILED, None, ErrorInfo("NonDeterminismError", str(exc)))
+            return None
+        if entry is not None:
+            value, error = _journaled_outcome(entry, self.run_id)
+            return _shaped(value, cmd.activity.result_type), error
+        if self._cancel is not None and index == self._cancel[1]:
+            return None, RunCancelledError(self._cancel[0])
+        restored = self._restored_waits.pop(index, None)
+        if restored is not None and restored.kind == "retry" and restored.due is not None:
+            # Crashed during a retry backoff: wait out the rest of it, then retry.
+            pending = _Pending(cmd, None, 0, attempt=self._attempts(index))
+            self._active[index] = pending
+            self._waits[index] = restored
+            self._schedule(index, pending, restored.due)
+            await self._flush_if_events()
+            return None
+        outcome, commit = await self._attempt_inline(index, cmd, self._attempts(index))
+        if commit is not None:
+            await commit
+        return outcome
 
     async def _run_direct(self) -> None:
         """Await a body that manages its own progress (an ASL run) instead of stepping it.
@@ -437,7 +474,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._signals.setdefault(name, deque()).append((seq, payload))
         return True
 
-    async def _open_signal_wait(self, cmd: WaitSignal) -> tuple[Any, BaseException | None] | None:
+    async def _open_signal_wait(self, cmd: WaitSignal) -> Outcome | None:
         """Resolve a wait_signal from the journal or a kept signal, else block (None)."""
         try:
             index, entry = self._allocate(f"signal:{cmd.name}")
@@ -481,12 +518,12 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         self._events.append(SignalReceived(ts=self.rt.clock.time(), index=index, name=name, payload=payload))
         self._consumed.append(seq)
 
-    async def _on_deliver(self, msg: Deliver) -> None:
+    def _on_deliver(self, msg: Deliver) -> Outcome | None:
         if not self._buffer(msg.seq, msg.name, msg.payload):
-            return
+            return None
         index = self._signal_waiters.get(msg.name)
         if index is None or self._direct:
-            return  # kept for a later wait_signal
+            return None  # kept for a later wait_signal
         pending = self._active.pop(index)
         del self._signal_waiters[msg.name]
         self._waits.pop(index, None)
@@ -495,7 +532,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         seq, payload = self._signals[msg.name].popleft()
         self._consume_signal(index, msg.name, seq, payload)
         self._group = None
-        await self._advance(payload, None)
+        return payload, None
 
     def _allocate(self, name: str) -> tuple[int, _Journaled | None]:
         index = self._next_index
@@ -567,7 +604,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         # The new task copies the current context, so set the step info just around creation.
         info = StepInfo(self.run_id, step.activity.name, index, pending.attempt, self.record.workflow)
         token = _current_step.set(info)
-        otel = self._tel.attempt_started(index, pending) if self._tel is not None else None
+        otel = self._tel.attempt_started(index, step.activity.name, pending.attempt) if self._tel is not None else None
         try:
             task = asyncio.get_running_loop().create_task(
                 self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
@@ -629,28 +666,34 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             self._interrupted = reason
             task.cancel()
 
-    async def _attempt_inline(self, index: int, pending: _Pending) -> tuple[Any, BaseException | None] | None:
-        """Run one attempt in the actor's task; the outcome for the body, or None if blocked."""
-        step = pending.step
-        assert step is not None
+    async def _attempt_inline(
+        self, index: int, step: Step[Any], attempt: int
+    ) -> tuple[Outcome | None, Awaitable[None] | None]:
+        """Run one attempt of ``step`` in the actor's own task.
+
+        On success the result is journaled and its commit returned with the outcome: the
+        caller awaits the commit before the body resumes (in its own frame, so this coroutine
+        is gone while the run waits). A failure is recorded here (a retry scheduled, or the
+        step failed for good) and comes back with no commit: the outcome for the body, or
+        None while it is blocked (a retry backoff, or interrupted by a cancel).
+        """
         act = step.activity
         clock = self.rt.clock
-        pending.started_at = clock.time()
+        started = clock.time()
         if self._cancel_requested:
-            return None
+            return None, None
         limiter = self.rt._limiter
         timer = None
         self._interrupted = None
-        self._inline_task = task = asyncio.current_task()
-        token = _current_step.set(StepInfo(self.run_id, act.name, index, pending.attempt, self.record.workflow))
-        otel = self._tel.attempt_started(index, pending) if self._tel is not None else None
+        self._inline_task = task = self._task
+        token = _current_step.set(StepInfo(self.run_id, act.name, index, attempt, self.record.workflow))
+        otel = self._tel.attempt_started(index, act.name, attempt) if self._tel is not None else None
         try:
             if limiter is not None:
                 await limiter.acquire()  # time queued here does not count against the timeout
             try:
                 if act.timeout is not None:
-                    deadline = clock.time() + act.timeout
-                    timer = clock.call_at(deadline, lambda: self._interrupt("timeout"))
+                    timer = clock.call_at(clock.time() + act.timeout, lambda: self._interrupt("timeout"))
                 result = await act.fn(*step.args, **step.kwargs)
             finally:
                 if limiter is not None:
@@ -660,15 +703,16 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             if reason is None and task is not None and not task.cancelling():
                 # Raised by the activity itself (it awaited something a library cancelled),
                 # not a cancellation of this task: the attempt failed.
-                return await self._attempt_failed(index, pending, exc)
+                return await self._attempt_failed(index, self._pending(index, step, attempt, started), exc), None
             # Not ours, or a shutdown cancellation arrived as well: let it through.
             if reason is None or (task is not None and task.uncancel() > 0):
                 raise
             if reason == "cancel":
-                return None  # the Cancel message in the mailbox finishes the job
-            return await self._attempt_failed(index, pending, ActivityTimeoutError(act.name, act.timeout or 0.0))
+                return None, None  # the Cancel message in the mailbox finishes the job
+            timeout = ActivityTimeoutError(act.name, act.timeout or 0.0)
+            return await self._attempt_failed(index, self._pending(index, step, attempt, started), timeout), None
         except Exception as exc:
-            return await self._attempt_failed(index, pending, exc)
+            return await self._attempt_failed(index, self._pending(index, step, attempt, started), exc), None
         finally:
             _current_step.reset(token)
             if otel is not None:
@@ -677,44 +721,50 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             if timer is not None:
                 timer.cancel()
         try:
-            await self._record_success(index, pending, result)
+            commit = self._record_success(index, act.name, attempt, started, result)
         except PayloadError as exc:
-            return await self._unstorable(index, pending, exc)
-        return (_as_replayed(result) if act.result_type is Any else result), None
+            return await self._unstorable(index, self._pending(index, step, attempt, started), exc), None
+        return ((_as_replayed(result) if act.result_type is Any else result), None), commit
+
+    def _pending(self, index: int, step: Step[Any], attempt: int, started: float) -> _Pending:
+        """The bookkeeping of an inline step, made once it needs any (its attempt failed): a
+        step that simply succeeds never allocates one."""
+        pending = self._active.get(index)
+        if pending is None:
+            pending = self._active[index] = _Pending(step, None, 0, attempt=attempt)
+        pending.started_at = started
+        return pending
 
     # --- outcomes ------------------------------------------------------------------------
 
-    async def _on_step_done(self, msg: StepDone) -> None:
+    async def _on_step_done(self, msg: StepDone) -> Outcome | None:
         pending = self._active.get(msg.index)
         if pending is None or pending.attempt != msg.attempt or pending.step is None:
-            return  # a late result of an attempt already timed out or cancelled
+            return None  # a late result of an attempt already timed out or cancelled
         if pending.timer is not None:
             pending.timer.cancel()
             pending.timer = None
-        outcome: tuple[Any, BaseException | None] | None
+        outcome: Outcome | None
         if msg.error is None:
             outcome = await self._succeeded(msg.index, pending, msg.result)
         else:
             outcome = await self._attempt_failed(msg.index, pending, msg.error)
-        if outcome is not None:
-            await self._deliver(msg.index, pending, outcome)
+        return None if outcome is None else self._deliver(pending, outcome)
 
-    async def _on_timer(self, msg: TimerFired) -> None:
+    async def _on_timer(self, msg: TimerFired) -> Outcome | None:
         pending = self._active.get(msg.index)
         if pending is None or pending.attempt != msg.attempt:
-            return
+            return None
         pending.timer = None
         wait = self._waits.pop(msg.index, None)
-        outcome: tuple[Any, BaseException | None] | None
+        outcome: Outcome | None
         if pending.signal is not None:  # a wait_signal timed out
             del self._active[msg.index]
             self._signal_waiters.pop(pending.signal, None)
             self._steps += 1
             await self._checkpoint([SignalTimedOut(ts=self.rt.clock.time(), index=msg.index, name=pending.signal)])
-            outcome = (None, SignalTimeoutError(self.run_id, pending.signal, None))
             self._group = None
-            await self._advance(*outcome)
-            return
+            return None, SignalTimeoutError(self.run_id, pending.signal, None)
         if pending.step is None:  # a durable sleep is over
             del self._active[msg.index]
             self._steps += 1
@@ -725,8 +775,10 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         elif wait is not None and wait.kind == "retry":  # backoff over: next attempt
             if pending.group is not None:
                 self._start_attempt(msg.index, pending)
-                return
-            outcome = await self._attempt_inline(msg.index, pending)
+                return None
+            outcome, commit = await self._attempt_inline(msg.index, pending.step, pending.attempt)
+            if commit is not None:
+                await commit
         else:  # the timeout of an attempt running as a task
             if pending.task is not None:
                 pending.task.cancel()
@@ -734,15 +786,13 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             outcome = await self._attempt_failed(
                 msg.index, pending, ActivityTimeoutError(pending.step.activity.name, timeout)
             )
-        if outcome is not None:
-            await self._deliver(msg.index, pending, outcome)
+        return None if outcome is None else self._deliver(pending, outcome)
 
-    async def _deliver(self, index: int, pending: _Pending, outcome: tuple[Any, BaseException | None]) -> None:
-        """Hand a finished step's outcome to the body (directly, or through its group)."""
+    def _deliver(self, pending: _Pending, outcome: Outcome) -> Outcome | None:
+        """A finished step's outcome for the body: directly, or once its whole group is done."""
         group = pending.group
         if group is None:
-            await self._advance(*outcome)
-            return
+            return outcome
         value, error = outcome
         if error is None:
             group.results[pending.slot] = value
@@ -754,42 +804,43 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         group.running -= 1
         if group.remaining:
             self._pump(group)
-            return
+            return None
         self._group = None
-        await self._advance(*self._group_outcome(group))
+        return self._group_outcome(group)
 
-    async def _succeeded(self, index: int, pending: _Pending, result: Any) -> tuple[Any, BaseException | None]:
+    async def _succeeded(self, index: int, pending: _Pending, result: Any) -> Outcome:
+        step = pending.step
+        assert step is not None
         try:
-            await self._record_success(index, pending, result)
+            await self._record_success(index, step.activity.name, pending.attempt, pending.started_at, result)
         except PayloadError as exc:
             return await self._unstorable(index, pending, exc)
-        assert pending.step is not None
-        return (_as_replayed(result) if pending.step.activity.result_type is Any else result), None
+        return (_as_replayed(result) if step.activity.result_type is Any else result), None
 
-    def _record_success(self, index: int, pending: _Pending, result: Any) -> Awaitable[None]:
+    def _record_success(self, index: int, name: str, attempt: int, started_at: float, result: Any) -> Awaitable[None]:
         """Journal a successful attempt; returns the commit to await. A plain function, so the
         inline path adds no coroutine per step. Raises `PayloadError` (nothing changed) if the
         result cannot be stored."""
-        step = pending.step
-        assert step is not None
-        name = step.activity.name
-        done = self._checkpoint(
-            [
-                StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
-                StepSucceeded(ts=self.rt.clock.time(), step=name, index=index, attempt=pending.attempt, result=result),
-            ],
-            steps=self._steps + 1,
-        )
         self._steps += 1
-        del self._active[index]
+        try:
+            done = self._checkpoint(
+                [
+                    StepStarted(ts=started_at, step=name, index=index, attempt=attempt),
+                    StepSucceeded(ts=self.rt.clock.time(), step=name, index=index, attempt=attempt, result=result),
+                ]
+            )
+        except PayloadError:
+            self._steps -= 1
+            raise
+        self._active.pop(index, None)
         self._waits.pop(index, None)
         if self._tel is not None:
-            self._tel.attempt_succeeded(index, pending, self.rt.clock.time())
+            self._tel.attempt_succeeded(index, name, started_at, self.rt.clock.time())
         return done
 
-    async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> tuple[Any, BaseException | None]:
+    async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> Outcome:
         if not _storable(self.ctx.vars):
-            raise exc  # the vars, not the result: handled in receive()
+            raise exc  # the vars, not the result: handled in _main()
         # The result cannot be stored: the step fails for good (retrying would not help).
         return await self._failed_final(index, pending, "PayloadError", str(exc))
 
@@ -803,7 +854,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
 
     async def _attempt_failed(
         self, index: int, pending: _Pending, exc: BaseException
-    ) -> tuple[Any, BaseException | None] | None:
+    ) -> Outcome | None:
         """Record a failed attempt: schedule a retry (None: blocked) or fail the step for good."""
         step = pending.step
         assert step is not None
@@ -823,7 +874,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             StepRetrying(ts=now, step=name, index=index, attempt=pending.attempt + 1, delay=delay),
         ]
         if self._tel is not None:
-            self._tel.attempt_failed(index, pending, error, cause, now, delay)
+            self._tel.attempt_failed(index, name, pending.attempt, pending.started_at, (error, cause), now, delay)
         pending.attempt += 1
         pending.task = None
         due = now + delay
@@ -834,13 +885,13 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
 
     async def _failed_final(
         self, index: int, pending: _Pending, error: str, cause: str | None
-    ) -> tuple[Any, BaseException | None]:
+    ) -> Outcome:
         step = pending.step
         assert step is not None
         name = step.activity.name
         now = self.rt.clock.time()
         if self._tel is not None:
-            self._tel.attempt_failed(index, pending, error, cause, now, None)
+            self._tel.attempt_failed(index, name, pending.attempt, pending.started_at, (error, cause), now, None)
         del self._active[index]
         self._waits.pop(index, None)
         self._steps += 1
@@ -861,7 +912,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             group.failures.append(ActivityError(name, error.error, error.cause, attempts))
             group.results[slot] = {"error": error.error, "cause": error.cause}
 
-    def _group_outcome(self, group: _Group) -> tuple[Any, BaseException | None]:
+    def _group_outcome(self, group: _Group) -> Outcome:
         if group.single:
             return (None, group.failures[0]) if group.failures else (group.results[0], None)
         if len(group.failures) > group.tolerated:
@@ -880,14 +931,14 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
                     pending.timer.cancel()
         group.remaining = 0
 
-    async def _on_cancel(self, reason: str | None, seq: int | None = None) -> None:
+    async def _on_cancel(self, reason: str | None, seq: int | None = None) -> Outcome | None:
         if self._finished:
-            return
+            return None
         if self._cancel is not None:
             # A second request: the run is already cancelling; just consume the message.
             if seq is not None:
                 await self._checkpoint([], consumed=(seq,))
-            return
+            return None
         group = self._group
         if group is not None:
             first = group.indices[0] if group.indices else self._next_index
@@ -908,7 +959,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         for name in list(self._signal_waiters):
             self._signal_waiters.pop(name)
         await self._checkpoint([], consumed=() if seq is None else (seq,))
-        await self._advance(None, RunCancelledError(reason))
+        return None, RunCancelledError(reason)
 
     # --- checkpoints ---------------------------------------------------------------------
 
@@ -927,7 +978,7 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             created_at=rec.created_at,
             updated_at=self.rt.clock.time(),
             history_seq=seq,
-            steps=changes.pop("steps", self._steps),
+            steps=self._steps,
             state=changes.pop("state", rec.state),
             waits=tuple(self._waits.values()),
             tail=tail,

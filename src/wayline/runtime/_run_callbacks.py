@@ -96,7 +96,6 @@ class CallbackWaits:
 
         def _allocate(self, name: str) -> tuple[int, _Journaled | None]: ...
         def _checkpoint(self, events: list[AnyEvent], *args: Any, **kwargs: Any) -> Any: ...
-        async def _advance(self, value: Any, error: BaseException | None) -> None: ...
 
     def _init_callbacks(self) -> None:
         self._callbacks: dict[int, _Callback] = {}
@@ -322,20 +321,21 @@ class CallbackWaits:
             await self._checkpoint([])
         return (index, token), None
 
-    async def _on_callback_ready(self, msg: CallbackReady) -> None:
+    async def _on_callback_ready(self, msg: CallbackReady) -> tuple[Any, BaseException | None] | None:
+        """The outcome for the body if it is blocked on callback ``msg.index`` and that has one."""
         cb = self._callbacks.get(msg.index)
         if cb is None or self._finished:
-            return
+            return None
         if cb.outcome is None:
             # A heartbeat: make it durable now, so a run that only waits can passivate.
             if cb.awaiting and (self._waits_dirty or self._events or self._consumed):
                 self._waits_dirty = False
                 await self._checkpoint([])
-            return
+            return None
         if not cb.awaiting:
-            return  # the body takes the outcome when it reaches the await
+            return None  # the body takes the outcome when it reaches the await
         self._group = None
-        await self._advance(*self._take(cb))
+        return self._take(cb)
 
     def _abandon_callback(self, index: int) -> None:
         cb = self._callbacks.get(index)

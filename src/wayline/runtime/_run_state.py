@@ -41,6 +41,10 @@ class Kick:
     """Start (or restart) driving the body."""
 
 
+#: The one `Kick` every run is sent (it carries nothing, so one object serves them all).
+KICK = Kick()
+
+
 @dataclass(slots=True)
 class StepDone:
     index: int

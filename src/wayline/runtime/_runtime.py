@@ -189,8 +189,9 @@ class Runtime:
         self._live: dict[str, ActorRef[RunMessage]] = {}
         self._actors: dict[str, RunActor] = {}  # the current incarnation of each live run
         # Futures for callers of RunHandle.result(), resolved with the final record by the
-        # run's actor, so waiting on a live run costs no store read.
-        self._finished: dict[str, asyncio.Future[RunRecord]] = {}
+        # run's actor (None: the runtime closed first), so waiting on a live run costs no
+        # store read. One future per caller: a caller giving up cancels only its own.
+        self._finished: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
         self._closed = False
         self._callback_claims: set[str] = set()  # completions being committed right now
         self._telemetry = Telemetry(self, tracer_provider, meter_provider)
@@ -385,14 +386,11 @@ class Runtime:
         self._live.pop(run_id, None)
         if record is not None:
             self._telemetry.run_finished(record)
-        fut = self._finished.pop(run_id, None)
-        if fut is not None and not fut.done():
-            if record is not None:
+        for fut in self._finished.pop(run_id, ()):
+            if not fut.done():
+                # Closing (None) is a result rather than an exception, which asyncio would
+                # report as "never retrieved" if the waiter had already gone away.
                 fut.set_result(record)
-            else:
-                # Closing: cancel rather than set an exception, which asyncio would report as
-                # "never retrieved" if every waiter had already gone away.
-                fut.cancel()
 
     async def _wait_finished(self, run_id: str) -> RunRecord:
         while True:
@@ -406,18 +404,18 @@ class Runtime:
                     # Nothing here can run it, so waiting would never end.
                     raise WorkflowNotFoundError(rec.workflow, tuple(self._workflows), run_id=run_id)
             self._check_open()
-            fut = self._finished.get(run_id)
-            if fut is None:
-                fut = self._finished[run_id] = asyncio.get_running_loop().create_future()
+            fut: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
+            waiters = self._finished.setdefault(run_id, [])
+            waiters.append(fut)
             try:
-                # shield: one caller giving up must not cancel the others' wait
-                return await asyncio.shield(fut)
+                done = await fut
             except asyncio.CancelledError:
-                task = asyncio.current_task()
-                if fut.cancelled() and self._closed and not (task is not None and task.cancelling()):
-                    # Not a waiting run stopped by the closing (it must stop quietly): a caller.
-                    raise RuntimeClosedError() from None
+                if fut in waiters:
+                    waiters.remove(fut)
                 raise
+            if done is None:
+                raise RuntimeClosedError()
+            return done
 
     async def _recover(self) -> int:
         """Restart every unfinished run in the store; returns how many."""

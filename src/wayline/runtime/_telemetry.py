@@ -49,7 +49,6 @@ from ..persistence._metrics import resolve_meter_provider
 from ._run_state import SLEEP_STEP
 
 if TYPE_CHECKING:
-    from ._run_state import _Pending
     from ._runtime import Runtime
 
 _PROPAGATOR = TraceContextTextMapPropagator()
@@ -319,7 +318,7 @@ class Segment:
 
     # --- step attempts -------------------------------------------------------------------
 
-    def attempt_started(self, index: int, pending: _Pending) -> object | None:
+    def attempt_started(self, index: int, name: str, attempt: int) -> object | None:
         """Open the attempt's span and make it current (the activity's own spans nest under
         it); returns the token for `detach`, or None when not tracing."""
         if self._tracer is None:
@@ -328,14 +327,11 @@ class Segment:
             # The activity's own spans still get the (unsampled) segment as their parent, so
             # parent-based sampling drops them too instead of starting stray traces.
             return otel_context.attach(self._ctx)  # type: ignore[arg-type]
-        step = pending.step
-        assert step is not None
-        name = step.activity.name
         run_id, workflow, version = self._run
         span = self._tracer.start_span(
             f"step {name}",
             context=self._ctx,
-            attributes={RUN_ID: run_id, WORKFLOW: workflow, VERSION: version, STEP: name, ATTEMPT: pending.attempt},
+            attributes={RUN_ID: run_id, WORKFLOW: workflow, VERSION: version, STEP: name, ATTEMPT: attempt},
         )
         self._attempts[index] = span
         return otel_context.attach(trace.set_span_in_context(span))
@@ -363,7 +359,7 @@ class Segment:
     def detach(token: object) -> None:
         otel_context.detach(token)  # type: ignore[arg-type]
 
-    def attempt_succeeded(self, index: int, pending: _Pending, now: float) -> None:
+    def attempt_succeeded(self, index: int, name: str, started_at: float, now: float) -> None:
         """The attempt returned and its result is handed to the checkpoint: its span ends.
 
         Ended now, not once the commit is durable: a done-callback on the commit per step
@@ -371,32 +367,40 @@ class Segment:
         latency is the ``wayline.checkpoint.duration`` metric.
         """
         if self._metrics is not None:
-            self._measure(pending, now, "succeeded")
+            self._measure(name, started_at, now, "succeeded")
         span = self._attempts.pop(index, None)
         if span is not None:
             span.end()
 
     def attempt_failed(
-        self, index: int, pending: _Pending, error: str, cause: str | None, now: float, retry_in: float | None
+        self,
+        index: int,
+        name: str,
+        attempt: int,
+        started_at: float,
+        failure: tuple[str, str | None],
+        now: float,
+        retry_in: float | None,
     ) -> None:
         """The attempt failed; ``retry_in`` is the backoff before the next one (None: final)."""
+        error, cause = failure
         if self._metrics is not None:
-            self._measure(pending, now, "failed" if retry_in is None else "retried")
+            self._measure(name, started_at, now, "failed" if retry_in is None else "retried")
         span = self._attempts.pop(index, None)
         if span is None:
             return
         span.set_status(Status(StatusCode.ERROR, _description(error, cause)))
         span.add_event("exception", {"exception.type": error, "exception.message": cause or ""})
         if retry_in is not None:
-            span.add_event("wayline.retry", {"wayline.retry.delay": retry_in, ATTEMPT: pending.attempt + 1})
+            span.add_event("wayline.retry", {"wayline.retry.delay": retry_in, ATTEMPT: attempt + 1})
         else:
             span.set_attribute(OUTCOME, "failed")
         span.end()
 
-    def _measure(self, pending: _Pending, now: float, outcome: str) -> None:
-        assert self._metrics is not None and pending.step is not None
-        attributes = {WORKFLOW: self._run[1], STEP: pending.step.activity.name, OUTCOME: outcome}
-        self._metrics.step_duration.record(max(0.0, now - pending.started_at), attributes)
+    def _measure(self, name: str, started_at: float, now: float, outcome: str) -> None:
+        assert self._metrics is not None
+        attributes = {WORKFLOW: self._run[1], STEP: name, OUTCOME: outcome}
+        self._metrics.step_duration.record(max(0.0, now - started_at), attributes)
         self._metrics.step_attempts.add(1, attributes)
 
     # --- checkpoints, waits, the end -----------------------------------------------------
