@@ -563,3 +563,54 @@ async def test_a_failed_distributed_map_stops_the_items_still_running() -> None:
         "p-M-2-0-2": RunStatus.FAILED,
     }
     assert calls["hang:4"] == calls["hang:5"] == 0
+
+
+async def test_a_sync_task_past_its_timeout_fails_with_states_timeout_and_stops_the_child() -> None:
+    child = StateMachine(
+        {"StartAt": "Slow", "States": {"Slow": {"Type": "Wait", "Seconds": 600, "End": True}}}, name="child"
+    )
+    parent = StateMachine(
+        {"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": f"{START}.sync:2", "TimeoutSeconds": 60,
+            "Parameters": {"StateMachineArn": f"{ARN}child", "Input": {}}, "End": True}}},
+        name="parent",
+    )  # fmt: skip
+    clock = VirtualClock()
+    async with open_runtime(":memory:", workflows=[parent, child], clock=clock) as rt:
+        t0 = clock.time()
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(parent, {}, run_id="p")).result()
+        assert clock.time() - t0 == pytest.approx(60)
+        [kid] = await children_of(rt, "p")
+    assert info.value.error == "States.Timeout"
+    assert kid.status is RunStatus.CANCELLED
+
+
+async def test_a_sync_child_that_ends_in_time_is_not_affected_by_the_timeout() -> None:
+    params = {"StateMachineArn": f"{ARN}child", "Input": {"n.$": "$.n", "fail.$": "$.fail"}}
+    parent = StateMachine(
+        {"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": f"{START}.sync:2", "TimeoutSeconds": 60, "Parameters": params, "End": True}}},
+        name="parent",
+    )  # fmt: skip
+    async with open_runtime(":memory:", workflows=[parent, child_machine()], clock=VirtualClock()) as rt:
+        out = await (await rt.start(parent, {"n": 4, "fail": False}, run_id="p")).result()
+    assert out["Output"] == {"d": 8}
+
+
+def test_a_sync_child_past_the_deadline_times_out_on_the_local_host_too() -> None:
+    child = StateMachine(
+        {"StartAt": "Slow", "States": {"Slow": {"Type": "Wait", "Seconds": 600, "End": True}}}, name="child"
+    )
+    parent = StateMachine(
+        {"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": f"{START}.sync:2", "TimeoutSeconds": 60,
+            "Parameters": {"StateMachineArn": f"{ARN}child", "Input": {}}, "End": True}}},
+        name="parent",
+    )  # fmt: skip
+    from wayline.runtime.asl import execute
+
+    host = LocalHost(parent, machines={"child": child}, start_time=0.0)
+    with pytest.raises(StatesError) as info:
+        anyio.run(execute, parent, {}, host)
+    assert info.value.error == "States.Timeout"

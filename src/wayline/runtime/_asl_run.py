@@ -30,7 +30,7 @@ from .._errors import (
     RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ..persistence import RunStatus
+from ..persistence import RunRecord, RunStatus
 from ._context import RunContext
 from ._definitions import WorkflowDef
 from ._stepinfo import StepInfo, _current as _current_step
@@ -214,7 +214,9 @@ class _RunHost:
             )
         return target
 
-    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
+    async def start_child(
+        self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True, deadline: float | None = None
+    ) -> Any:
         """Start the child run ``name`` (or find it: ``rt.start`` is idempotent on its id) and,
         if ``wait``, return its output once it ends, from the store if it already has."""
         target = self._child_machine(machine)
@@ -231,7 +233,10 @@ class _RunHost:
         if not wait:
             return None
         try:
-            rec = await rt._wait_finished(name)
+            if deadline is None:
+                rec = await rt._wait_finished(name)
+            else:
+                rec = await self._wait_until(name, deadline)
         except RuntimeClosedError:
             # The runtime is stopping this run with every other: it must end unrecorded (a
             # failure here would be committed), and the next runtime resumes the wait.
@@ -243,6 +248,22 @@ class _RunHost:
         # Failed or cancelled ("Cancelled", with the reason as its cause): its error as recorded.
         error = rec.error
         raise StatesError(error.error if error else "States.Runtime", error.cause if error else None)
+
+    async def _wait_until(self, name: str, deadline: float) -> RunRecord:
+        """The child run's final record, or ``States.Timeout`` (the child stopped) at ``deadline``."""
+        waiting = asyncio.ensure_future(self.rt._wait_finished(name))
+        clock = asyncio.ensure_future(self.ctx._clock.sleep(deadline - self.ctx.now()))
+        try:
+            await asyncio.wait({waiting, clock}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (waiting, clock):
+                if not fut.done():
+                    fut.cancel()
+            await asyncio.gather(waiting, clock, return_exceptions=True)
+        if waiting.cancelled():
+            await self.stop_children([name], "its parent's Task timed out (TimeoutSeconds)")
+            raise StatesError("States.Timeout", f"The child execution {name!r} did not end by its deadline")
+        return waiting.result()
 
     async def stop_children(self, names: list[str], reason: str) -> None:
         rt = self.rt

@@ -71,7 +71,9 @@ class AslHost(Protocol):
         """
         ...
 
-    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
+    async def start_child(
+        self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True, deadline: float | None = None
+    ) -> Any:
         """Run a child execution to completion and return its output.
 
         ``machine`` is a registered machine's name or ARN (``states:startExecution.sync``),
@@ -80,6 +82,8 @@ class AslHost(Protocol):
         called), so a host can deduplicate after a restart. Raise ``StatesError`` if the
         child fails. With ``wait=False`` (``states:startExecution``) only start it: return
         at once, or, for a host that cannot run it apart, run it without raising its failure.
+        With ``deadline`` (host time, a ``.sync`` Task's TimeoutSeconds) raise
+        ``States.Timeout`` if the child has not ended by then, and stop it.
         """
         ...
 

@@ -195,9 +195,12 @@ class LocalHost:
         """Children run inline here, in tasks the failed Map has cancelled already."""
         return None
 
-    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
+    async def start_child(
+        self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True, deadline: float | None = None
+    ) -> Any:
         """Run a child execution in-process and return its output (None if not ``wait``:
-        the parent does not see the outcome of a child it only started)."""
+        the parent does not see the outcome of a child it only started). The child runs
+        inline on the virtual clock, so a ``deadline`` is checked when it ends."""
         if isinstance(machine, str):
             target = self.machines.get(machine) or self.machines.get(machine.rsplit(":", 1)[-1])
             if target is None:
@@ -206,11 +209,14 @@ class LocalHost:
         self.children.append(name)
         child = _ChildHost(self, machine)
         try:
-            return await execute(machine, input, child, context={"Execution": {"Name": name}})
+            output = await execute(machine, input, child, context={"Execution": {"Name": name}})
         except StatesError:
             if wait:
                 raise
             return None
+        if deadline is not None and self._now > deadline:
+            raise StatesError(TIMEOUT, f"The child execution {name!r} did not end by its deadline")
+        return output
 
     # ------------------------------------------------------------------ persistence
 
@@ -263,8 +269,10 @@ class _ChildHost:
     async def wait_task_token(self, token: str, **kw: Any) -> Any:
         return await self.parent.wait_task_token(token, **kw)
 
-    async def start_child(self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True) -> Any:
-        return await self.parent.start_child(machine, input, name=name, wait=wait)
+    async def start_child(
+        self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True, deadline: float | None = None
+    ) -> Any:
+        return await self.parent.start_child(machine, input, name=name, wait=wait, deadline=deadline)
 
     async def stop_children(self, names: list[str], reason: str) -> None:
         await self.parent.stop_children(names, reason)

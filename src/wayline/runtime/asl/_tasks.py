@@ -95,7 +95,7 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
 
     try:
         if resource.startswith(_START_EXECUTION):
-            result = await _start_execution(ex, frame, st, resource, payload, attempt)
+            result = await _start_execution(ex, frame, st, resource, payload, attempt, timeout)
         elif callback:
             if not rec.get("invoked"):
                 ex.emit("TaskStarted", {"resource": resource})
@@ -138,8 +138,15 @@ def _resource_label(resource: str) -> str:
     return resource
 
 
-async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str, payload: Any, attempt: int) -> Any:
-    """``states:startExecution`` (fire and forget), ``.sync`` and ``.sync:2``."""
+async def _start_execution(
+    ex: Execution, frame: Frame, st: State, resource: str, payload: Any, attempt: int, limit_s: float | None
+) -> Any:
+    """``states:startExecution`` (fire and forget), ``.sync`` and ``.sync:2``.
+
+    A ``.sync`` Task with TimeoutSeconds fails with ``States.Timeout`` when the child has not
+    ended by then (on the host's clock, from a deadline kept in the snapshot, so a restart
+    does not extend it), and the child is stopped: nothing waits for its result any more.
+    """
     if type(payload) is not dict or type(payload.get("StateMachineArn")) is not str:
         raise StatesError(E.RUNTIME, "startExecution needs a StateMachineArn parameter")
     target = payload["StateMachineArn"]
@@ -162,8 +169,13 @@ async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str
     await ex.suspend_point()
     describe = {"ExecutionArn": arn, "StateMachineArn": target, "Name": name, "StartDate": ex.host.now()}
     try:
-        output = await ex.host.start_child(target, child_input, name=name)
+        if limit_s is None:
+            output = await ex.host.start_child(target, child_input, name=name)
+        else:
+            output = await _child_within(ex, frame, target, child_input, name, limit_s)
     except StatesError as err:
+        if err.error == E.TIMEOUT:
+            raise
         if err.error == E.RUNTIME or (err.error or "").startswith("StepFunctions."):
             raise  # the child could not start (no such machine, its name taken): not its failure
         failed = {**describe, "Status": "FAILED", "Error": err.error, "Cause": err.cause, "StopDate": ex.host.now()}
@@ -176,6 +188,20 @@ async def _start_execution(ex: Execution, frame: Frame, st: State, resource: str
         "Input": child_input if version2 else to_json_text(child_input),
         "Output": output if version2 else to_json_text(output),
     }
+
+
+async def _child_within(ex: Execution, frame: Frame, target: str, child_input: Any, name: str, limit_s: float) -> Any:
+    """Wait for child run ``name`` until the Task's deadline (kept in the snapshot, so a
+    restart does not extend it; a Retry gets a new one); the host stops a child still
+    running at the deadline."""
+    deadline = frame.rec.setdefault("child_deadline", ex.host.now() + limit_s)
+    try:
+        output = await ex.host.start_child(target, child_input, name=name, deadline=deadline)
+    except StatesError:
+        frame.rec.pop("child_deadline", None)
+        raise
+    frame.rec.pop("child_deadline", None)
+    return output
 
 
 _registered = False
