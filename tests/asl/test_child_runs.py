@@ -614,3 +614,38 @@ def test_a_sync_child_past_the_deadline_times_out_on_the_local_host_too() -> Non
     with pytest.raises(StatesError) as info:
         anyio.run(execute, parent, {}, host)
     assert info.value.error == "States.Timeout"
+
+
+async def test_a_failed_parallel_branch_stops_the_sync_children_of_its_siblings() -> None:
+    gate = asyncio.Event()
+
+    async def hang(p: Any) -> Any:
+        await gate.wait()
+        return p
+
+    async def boom(p: Any) -> Any:
+        raise StatesError("Boom", "the other branch failed")
+
+    child = StateMachine(
+        {"StartAt": "H", "States": {"H": {"Type": "Task", "Resource": "hang", "End": True}}},
+        name="child",
+        resources={"hang": hang},
+    )
+    parent = StateMachine(
+        {"StartAt": "P", "States": {"P": {"Type": "Parallel", "End": True, "Branches": [
+            {"StartAt": "Call", "States": {"Call": {
+                "Type": "Task", "Resource": f"{START}.sync:2",
+                "Parameters": {"StateMachineArn": f"{ARN}child", "Input": {}}, "End": True}}},
+            {"StartAt": "Wait", "States": {
+                "Wait": {"Type": "Wait", "Seconds": 5, "Next": "Fail"},
+                "Fail": {"Type": "Task", "Resource": "boom", "End": True}}},
+        ]}}},
+        name="parent",
+        resources={"boom": boom},
+    )  # fmt: skip
+    async with open_runtime(":memory:", workflows=[parent, child], clock=VirtualClock()) as rt:
+        with pytest.raises(RunFailed) as info:
+            await (await rt.start(parent, {}, run_id="p")).result()
+        [kid] = await children_of(rt, "p")
+    assert info.value.error == "Boom"
+    assert kid.status is RunStatus.CANCELLED  # not left running with no one to read its result

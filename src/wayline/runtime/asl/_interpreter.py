@@ -122,6 +122,9 @@ class Execution:
         self._idle: anyio.Event | None = None
         self._requested = 0
         self._completed = 0
+        # .sync child runs being waited for, by name, with the label of the frame waiting
+        # (in memory: a failed Parallel branch or Map item stops its siblings' children).
+        self.waiting_children: dict[str, str] = {}
 
     # ------------------------------------------------------------------ events, checkpoints
 

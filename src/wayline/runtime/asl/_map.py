@@ -75,11 +75,14 @@ async def _run_children(
     concurrency: int,
     run_one: Callable[[int, dict[str, Any]], Awaitable[Any]],
     tolerate: Callable[[int], bool] | None = None,
+    *,
+    labels: str = "",
 ) -> list[Any]:
     """Run children ``0..count-1`` with at most ``concurrency`` at once (0 = no limit).
 
     A failure cancels the others and is raised, unless ``tolerate(failures)`` accepts it,
-    in which case the child's error output stands as its result.
+    in which case the child's error output stands as its result. ``.sync`` child runs the
+    cancelled ones were waiting for (their frames' labels start with ``labels``) are stopped.
     """
     sub = frame.rec.setdefault("sub", {"done": {}, "running": {}, "failed": 0})
     done: dict[str, Any] = sub["done"]
@@ -140,8 +143,18 @@ async def _run_children(
                 if rest is not None:
                     raise _first_leaf(rest) from None
         if first_error:
+            if labels:
+                await _stop_abandoned_children(ex, labels)
             raise first_error[0]
     return [done[str(i)] for i in range(count)]
+
+
+async def _stop_abandoned_children(ex: Execution, labels: str) -> None:
+    names = [name for name, label in ex.waiting_children.items() if label.startswith(labels)]
+    for name in names:
+        del ex.waiting_children[name]
+    if names:
+        await ex.host.stop_children(names, "a sibling branch or item failed")
 
 
 def _first_leaf(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -191,7 +204,7 @@ async def run_parallel(ex: Execution, frame: Frame, st: State, raw: Any) -> tupl
             child = _child_frame(ex, frame, st.branches[i], running, str(i), payload, f"{frame.label}{st.name}/{i}/")
             return await ex.run_frame(child)
 
-        results = await _run_children(ex, frame, len(st.branches), 0, branch)
+        results = await _run_children(ex, frame, len(st.branches), 0, branch, labels=f"{frame.label}{st.name}/")
         ex.emit("ParallelStateSucceeded")
         return finish_state(ex, frame, st, raw, results, ctx)
 
@@ -256,7 +269,8 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
             return result
 
         try:
-            results = await _run_children(ex, frame, count, concurrency, item, tolerate)
+            labels = f"{frame.label}{st.name}/"
+            results = await _run_children(ex, frame, count, concurrency, item, tolerate, labels=labels)
         except StatesError:
             if st.distributed:
                 # The items still running are abandoned: stop their child runs (before the

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from .._tokens import digest_token
@@ -168,18 +169,23 @@ async def _start_execution(
     ex.emit("TaskStarted", {"resource": resource})
     await ex.suspend_point()
     describe = {"ExecutionArn": arn, "StateMachineArn": target, "Name": name, "StartDate": ex.host.now()}
+    ex.waiting_children[name] = frame.label
     try:
         if limit_s is None:
             output = await ex.host.start_child(target, child_input, name=name)
         else:
             output = await _child_within(ex, frame, target, child_input, name, limit_s)
+    except asyncio.CancelledError:
+        raise  # still listed: if a sibling failed, the Parallel or Map stops this child
     except StatesError as err:
+        ex.waiting_children.pop(name, None)
         if err.error == E.TIMEOUT:
             raise
         if err.error == E.RUNTIME or (err.error or "").startswith("StepFunctions."):
             raise  # the child could not start (no such machine, its name taken): not its failure
         failed = {**describe, "Status": "FAILED", "Error": err.error, "Cause": err.cause, "StopDate": ex.host.now()}
         raise StatesError(E.TASK_FAILED, to_json_text(failed)) from None
+    ex.waiting_children.pop(name, None)
     version2 = resource.endswith(".sync:2")
     return {
         **describe,
