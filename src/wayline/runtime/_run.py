@@ -8,6 +8,11 @@ signals, retry backoff) are durable entries of the snapshot. Each outcome is che
 (snapshot + new history events, one transaction, group-committed with other runs) before
 the body resumes. A crash anywhere in between loses at most the step in flight, which runs
 again (at least once, with the same idempotency key).
+
+This module has the actor's loop, its lifecycle, the inline step and the checkpoints; its
+mixins hold the rest: `StepAttempts` (gathered steps, sleeps, retries, failures, in
+``_run_steps``), `SignalWaits` (signals and passivation, ``_run_waits``) and `CallbackWaits`
+(callback tokens, ``_run_callbacks``).
 """
 
 from __future__ import annotations
@@ -20,8 +25,8 @@ from typing import TYPE_CHECKING, Any
 
 import msgspec
 
-from .._errors import ActivityError, ActivityTimeoutError, NonDeterminismError, PayloadError, SignalTimeoutError
-from ..actors import Actor, ActorStoppedError, TimerHandle
+from .._errors import ActivityTimeoutError, NonDeterminismError, PayloadError
+from ..actors import Actor, TimerHandle
 from ..actors._actor import answer, fail, message_of
 from ..persistence import (
     AnyEvent,
@@ -38,7 +43,6 @@ from ..persistence import (
     SignalReceived,
     SignalTimedOut,
     StepFailed,
-    StepRetrying,
     StepStarted,
     StepSucceeded,
     Wait,
@@ -50,12 +54,12 @@ from ._definitions import WorkflowDef
 from ._run_callbacks import CallbackWaits
 from ._run_state import (
     KICK,
-    SLEEP_STEP,
     TAIL_MAX,
     CallbackReady,
     Cancel,
     Deliver,
     Kick,
+    Outcome,
     Passivate,
     RunCancelledError,
     RunMessage,
@@ -68,8 +72,9 @@ from ._run_state import (
     _journaled_outcome,
     _Pending,
     _shaped,
-    _storable,
 )
+from ._run_steps import StepAttempts
+from ._run_waits import SignalWaits
 from ._stepinfo import StepInfo, _current as _current_step
 from ._telemetry import Segment
 
@@ -78,11 +83,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("wayline.run")
 
-#: What the body resumes with: a value to send in, or an exception to throw in.
-Outcome = tuple[Any, BaseException | None]
 
 
-class RunActor(CallbackWaits, Actor[RunMessage]):
+class RunActor(SignalWaits, StepAttempts, CallbackWaits, Actor[RunMessage]):
     """One live run. Created by the runtime's supervisor, again after each crash."""
 
     def __init__(self, rt: Runtime, run_id: str, record: RunRecord | None, reason: str | None) -> None:
@@ -309,48 +312,6 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
                 await self._on_passivate()
         return None
 
-    # --- passivation -----------------------------------------------------------------------
-
-    def _only_waiting(self) -> bool:
-        """Blocked on durable waits alone: nothing running, nothing unrecorded."""
-        return (
-            not self._finished
-            and not self._direct
-            and self._inline_task is None
-            and bool(self._waits or self._signal_waiters)
-            and not self._running_steps()
-            and not self._events
-            and not self._consumed
-            and not self._waits_dirty
-            and self.ref.mailbox_depth == 0
-        )
-
-    def _arm_passivation(self) -> None:
-        if self._passivate_timer is not None:
-            self._passivate_timer.cancel()
-            self._passivate_timer = None
-        delay = self.rt._passivate_after
-        if delay is None or not self._only_waiting():
-            return
-        ref = self.ref
-
-        def fire() -> None:
-            try:
-                ref.tell(Passivate())
-            except ActorStoppedError:
-                pass
-
-        self._passivate_timer = self.rt.clock.call_at(self.rt.clock.time() + delay, fire)
-
-    async def _on_passivate(self) -> None:
-        self._passivate_timer = None
-        if not self._only_waiting():
-            return
-        # Everything it waits for is in its checkpoint (waits with due times, the inbox):
-        # drop it from memory; a due timer or a message brings it back.
-        self._passivated = True
-        self.stop()
-
     # --- driving the body ----------------------------------------------------------------
 
     def _fresh(self, index: int) -> bool:
@@ -464,76 +425,6 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         converted: list[AnyEvent] = [Custom(ts=ts, name=str(e.get("type", "Event")), details=e) for e in events]
         return self._checkpoint(converted, state=raw)
 
-    # --- signals -------------------------------------------------------------------------
-
-    def _buffer(self, seq: int, name: str, payload: Any) -> bool:
-        """Keep a delivered signal until a wait_signal consumes it; False if seen before."""
-        if seq in self._seen:
-            return False
-        self._seen.add(seq)
-        self._signals.setdefault(name, deque()).append((seq, payload))
-        return True
-
-    async def _open_signal_wait(self, cmd: WaitSignal) -> Outcome | None:
-        """Resolve a wait_signal from the journal or a kept signal, else block (None)."""
-        try:
-            index, entry = self._allocate(f"signal:{cmd.name}")
-        except NonDeterminismError as exc:
-            return None, exc
-        if entry is not None:
-            return _journaled_outcome(entry, self.run_id)
-        if self._cancel is not None and index == self._cancel[1]:
-            return None, RunCancelledError(self._cancel[0])
-        kept = self._signals.get(cmd.name)
-        if kept:
-            seq, payload = kept.popleft()
-            self._consume_signal(index, cmd.name, seq, payload)
-            return payload, None
-        restored = self._restored_waits.pop(index, None)
-        if restored is not None:
-            due = restored.due
-        else:
-            due = None if cmd.timeout is None else self.rt.clock.time() + cmd.timeout
-        group = _Group([index], single=True, results=[None], remaining=1)
-        pending = _Pending(None, group, 0, signal=cmd.name)
-        self._active[index] = pending
-        self._signal_waiters[cmd.name] = index
-        self._waits[index] = Wait(kind="signal", key=cmd.name, step=index, due=due)
-        self._waits_dirty = True
-        if due is not None:
-            self._schedule(index, pending, due)
-        self._group = group
-        await self._flush_if_events()
-        return None
-
-    def _consume_signal(self, index: int, name: str, seq: int, payload: Any) -> None:
-        """Record that wait_signal #index took message ``seq``, in the run's next checkpoint.
-
-        No checkpoint of its own: whatever the body does next (a step, a wait, its end)
-        checkpoints before any effect leaves the process, and until then the message stays in
-        the inbox, so a replay after a crash takes the same message again (it is still first in
-        line). One fsync fewer per signal.
-        """
-        self._steps += 1
-        self._events.append(SignalReceived(ts=self.rt.clock.time(), index=index, name=name, payload=payload))
-        self._consumed.append(seq)
-
-    def _on_deliver(self, msg: Deliver) -> Outcome | None:
-        if not self._buffer(msg.seq, msg.name, msg.payload):
-            return None
-        index = self._signal_waiters.get(msg.name)
-        if index is None or self._direct:
-            return None  # kept for a later wait_signal
-        pending = self._active.pop(index)
-        del self._signal_waiters[msg.name]
-        self._waits.pop(index, None)
-        if pending.timer is not None:
-            pending.timer.cancel()
-        seq, payload = self._signals[msg.name].popleft()
-        self._consume_signal(index, msg.name, seq, payload)
-        self._group = None
-        return payload, None
-
     def _allocate(self, name: str) -> tuple[int, _Journaled | None]:
         index = self._next_index
         self._next_index += 1
@@ -541,107 +432,6 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         if entry is not None and entry.name != name:
             raise NonDeterminismError(self.run_id, index, entry.name, name)
         return index, entry
-
-    def _open_group(self, group: _Group, steps: tuple[Step[Any], ...]) -> None:
-        group.results = [None] * len(steps)
-        for slot, step in enumerate(steps):
-            index, entry = self._allocate(step.activity.name)
-            group.indices.append(index)
-            if entry is not None:
-                result = _shaped(entry.result, step.activity.result_type)
-                self._settle(group, slot, result, entry.error, step.activity.name, entry.attempts)
-                continue
-            group.remaining += 1
-            self._active[index] = _Pending(step, group, slot, attempt=self._failed_attempts.get(index, 0) + 1)
-            group.queued.append(index)
-        self._pump(group)
-
-    def _open_sleep(self, group: _Group, cmd: Sleep) -> None:
-        group.results = [None]
-        index, entry = self._allocate(SLEEP_STEP)
-        group.indices.append(index)
-        if entry is not None:
-            return
-        restored = self._restored_waits.get(index)
-        due = restored.due if restored is not None and restored.due is not None else cmd.until
-        pending = _Pending(None, group, 0)
-        self._active[index] = pending
-        group.remaining = 1
-        self._waits[index] = Wait(kind="timer", key=f"sleep:{index}", step=index, due=due)
-        self._waits_dirty = True
-        self._schedule(index, pending, due)
-
-    def _pump(self, group: _Group) -> None:
-        limit = group.max_concurrency
-        while group.queued and (limit is None or group.running < limit):
-            index = group.queued.popleft()
-            pending = self._active[index]
-            group.running += 1
-            restored = self._restored_waits.pop(index, None)
-            if restored is not None and restored.kind == "retry" and restored.due is not None:
-                # Crashed during a retry backoff: wait out the rest of it, then retry.
-                self._waits[index] = restored
-                self._schedule(index, pending, restored.due)
-            else:
-                self._start_attempt(index, pending)
-
-    def _schedule(self, index: int, pending: _Pending, due: float) -> None:
-        ref = self.ref
-        attempt = pending.attempt
-
-        def fire() -> None:
-            try:
-                ref.tell(TimerFired(index, attempt))
-            except ActorStoppedError:
-                pass
-
-        pending.timer = self.rt.clock.call_at(due, fire)
-
-    def _start_attempt(self, index: int, pending: _Pending) -> None:
-        step = pending.step
-        assert step is not None
-        pending.started_at = self.rt.clock.time()
-        # The new task copies the current context, so set the step info just around creation.
-        info = StepInfo(self.run_id, step.activity.name, index, pending.attempt, self.record.workflow)
-        token = _current_step.set(info)
-        otel = self._tel.attempt_started(index, step.activity.name, pending.attempt) if self._tel is not None else None
-        try:
-            task = asyncio.get_running_loop().create_task(
-                self._run_attempt(index, pending.attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
-            )
-        finally:
-            _current_step.reset(token)
-            if otel is not None:
-                Segment.detach(otel)
-        pending.task = task
-
-    async def _run_attempt(self, index: int, attempt: int, step: Step[Any]) -> None:
-        limiter = self.rt._limiter
-        try:
-            if limiter is not None:
-                await limiter.acquire()  # time queued here does not count against the timeout
-            try:
-                timeout = step.activity.timeout
-                pending = self._active.get(index)
-                if timeout is not None and pending is not None and pending.attempt == attempt:
-                    self._schedule(index, pending, self.rt.clock.time() + timeout)
-                result = await step.activity.fn(*step.args, **step.kwargs)
-            finally:
-                if limiter is not None:
-                    limiter.release()
-        except asyncio.CancelledError as exc:
-            task = asyncio.current_task()
-            if task is None or task.cancelling():
-                return  # the actor cancelled this attempt (timeout, cancel, shutdown) and knows it
-            msg = StepDone(index, attempt, error=exc)  # raised by the activity itself: a failure
-        except Exception as exc:
-            msg = StepDone(index, attempt, error=exc)
-        else:
-            msg = StepDone(index, attempt, result=result)
-        try:
-            self.ref.tell(msg)
-        except ActorStoppedError:
-            pass
 
     # --- running attempts ----------------------------------------------------------------
 
@@ -726,97 +516,6 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             return await self._unstorable(index, self._pending(index, step, attempt, started), exc), None
         return ((_as_replayed(result) if act.result_type is Any else result), None), commit
 
-    def _pending(self, index: int, step: Step[Any], attempt: int, started: float) -> _Pending:
-        """The bookkeeping of an inline step, made once it needs any (its attempt failed): a
-        step that simply succeeds never allocates one."""
-        pending = self._active.get(index)
-        if pending is None:
-            pending = self._active[index] = _Pending(step, None, 0, attempt=attempt)
-        pending.started_at = started
-        return pending
-
-    # --- outcomes ------------------------------------------------------------------------
-
-    async def _on_step_done(self, msg: StepDone) -> Outcome | None:
-        pending = self._active.get(msg.index)
-        if pending is None or pending.attempt != msg.attempt or pending.step is None:
-            return None  # a late result of an attempt already timed out or cancelled
-        if pending.timer is not None:
-            pending.timer.cancel()
-            pending.timer = None
-        outcome: Outcome | None
-        if msg.error is None:
-            outcome = await self._succeeded(msg.index, pending, msg.result)
-        else:
-            outcome = await self._attempt_failed(msg.index, pending, msg.error)
-        return None if outcome is None else self._deliver(pending, outcome)
-
-    async def _on_timer(self, msg: TimerFired) -> Outcome | None:
-        pending = self._active.get(msg.index)
-        if pending is None or pending.attempt != msg.attempt:
-            return None
-        pending.timer = None
-        wait = self._waits.pop(msg.index, None)
-        outcome: Outcome | None
-        if pending.signal is not None:  # a wait_signal timed out
-            del self._active[msg.index]
-            self._signal_waiters.pop(pending.signal, None)
-            self._steps += 1
-            await self._checkpoint([SignalTimedOut(ts=self.rt.clock.time(), index=msg.index, name=pending.signal)])
-            self._group = None
-            return None, SignalTimeoutError(self.run_id, pending.signal, None)
-        if pending.step is None:  # a durable sleep is over
-            del self._active[msg.index]
-            self._steps += 1
-            await self._checkpoint(
-                [StepSucceeded(ts=self.rt.clock.time(), step=SLEEP_STEP, index=msg.index, attempt=1)]
-            )
-            outcome = (None, None)
-        elif wait is not None and wait.kind == "retry":  # backoff over: next attempt
-            if pending.group is not None:
-                self._start_attempt(msg.index, pending)
-                return None
-            outcome, commit = await self._attempt_inline(msg.index, pending.step, pending.attempt)
-            if commit is not None:
-                await commit
-        else:  # the timeout of an attempt running as a task
-            if pending.task is not None:
-                pending.task.cancel()
-            timeout = pending.step.activity.timeout or 0.0
-            outcome = await self._attempt_failed(
-                msg.index, pending, ActivityTimeoutError(pending.step.activity.name, timeout)
-            )
-        return None if outcome is None else self._deliver(pending, outcome)
-
-    def _deliver(self, pending: _Pending, outcome: Outcome) -> Outcome | None:
-        """A finished step's outcome for the body: directly, or once its whole group is done."""
-        group = pending.group
-        if group is None:
-            return outcome
-        value, error = outcome
-        if error is None:
-            group.results[pending.slot] = value
-        else:
-            assert isinstance(error, ActivityError)
-            group.failures.append(error)
-            group.results[pending.slot] = {"error": error.error, "cause": error.cause}
-        group.remaining -= 1
-        group.running -= 1
-        if group.remaining:
-            self._pump(group)
-            return None
-        self._group = None
-        return self._group_outcome(group)
-
-    async def _succeeded(self, index: int, pending: _Pending, result: Any) -> Outcome:
-        step = pending.step
-        assert step is not None
-        try:
-            await self._record_success(index, step.activity.name, pending.attempt, pending.started_at, result)
-        except PayloadError as exc:
-            return await self._unstorable(index, pending, exc)
-        return (_as_replayed(result) if step.activity.result_type is Any else result), None
-
     def _record_success(self, index: int, name: str, attempt: int, started_at: float, result: Any) -> Awaitable[None]:
         """Journal a successful attempt; returns the commit to await. A plain function, so the
         inline path adds no coroutine per step. Raises `PayloadError` (nothing changed) if the
@@ -838,12 +537,6 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
             self._tel.attempt_succeeded(index, name, started_at, self.rt.clock.time())
         return done
 
-    async def _unstorable(self, index: int, pending: _Pending, exc: PayloadError) -> Outcome:
-        if not _storable(self.ctx.vars):
-            raise exc  # the vars, not the result: handled in _main()
-        # The result cannot be stored: the step fails for good (retrying would not help).
-        return await self._failed_final(index, pending, "PayloadError", str(exc))
-
     async def _fail_unstorable(self, exc: PayloadError) -> None:
         self._drop_active()
         self._events.clear()
@@ -851,85 +544,6 @@ class RunActor(CallbackWaits, Actor[RunMessage]):
         await self._finish(
             RunStatus.FAILED, None, ErrorInfo("PayloadError", f"the run's ctx.vars cannot be stored: {exc}")
         )
-
-    async def _attempt_failed(
-        self, index: int, pending: _Pending, exc: BaseException
-    ) -> Outcome | None:
-        """Record a failed attempt: schedule a retry (None: blocked) or fail the step for good."""
-        step = pending.step
-        assert step is not None
-        policy = step.activity.retry
-        name = step.activity.name
-        error: str = type(exc).__name__
-        cause: str | None = str(exc)
-        if isinstance(exc, ActivityError):
-            error, cause = exc.error, exc.cause
-        if pending.attempt >= policy.max_attempts or not policy.retryable(exc):
-            return await self._failed_final(index, pending, error, cause)
-        now = self.rt.clock.time()
-        delay = policy.delay(pending.attempt)
-        events: list[AnyEvent] = [
-            StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
-            StepFailed(ts=now, step=name, index=index, attempt=pending.attempt, error=error, cause=cause),
-            StepRetrying(ts=now, step=name, index=index, attempt=pending.attempt + 1, delay=delay),
-        ]
-        if self._tel is not None:
-            self._tel.attempt_failed(index, name, pending.attempt, pending.started_at, (error, cause), now, delay)
-        pending.attempt += 1
-        pending.task = None
-        due = now + delay
-        self._waits[index] = Wait(kind="retry", key=f"{name}#{index}", step=index, due=due)
-        await self._checkpoint(events)
-        self._schedule(index, pending, due)
-        return None
-
-    async def _failed_final(
-        self, index: int, pending: _Pending, error: str, cause: str | None
-    ) -> Outcome:
-        step = pending.step
-        assert step is not None
-        name = step.activity.name
-        now = self.rt.clock.time()
-        if self._tel is not None:
-            self._tel.attempt_failed(index, name, pending.attempt, pending.started_at, (error, cause), now, None)
-        del self._active[index]
-        self._waits.pop(index, None)
-        self._steps += 1
-        await self._checkpoint(
-            [
-                StepStarted(ts=pending.started_at, step=name, index=index, attempt=pending.attempt),
-                StepFailed(
-                    ts=now, step=name, index=index, attempt=pending.attempt, error=error, cause=cause, final=True
-                ),
-            ]
-        )
-        return None, ActivityError(name, error, cause, pending.attempt)
-
-    def _settle(self, group: _Group, slot: int, result: Any, error: ErrorInfo | None, name: str, attempts: int) -> None:
-        if error is None:
-            group.results[slot] = result
-        else:
-            group.failures.append(ActivityError(name, error.error, error.cause, attempts))
-            group.results[slot] = {"error": error.error, "cause": error.cause}
-
-    def _group_outcome(self, group: _Group) -> Outcome:
-        if group.single:
-            return (None, group.failures[0]) if group.failures else (group.results[0], None)
-        if len(group.failures) > group.tolerated:
-            return None, group.failures[0]
-        return group.results, None
-
-    def _abandon(self, group: _Group) -> None:
-        for index in group.indices:
-            self._abandon_callback(index)
-            pending = self._active.pop(index, None)
-            self._waits.pop(index, None)
-            if pending is not None:
-                if pending.task is not None:
-                    pending.task.cancel()
-                if pending.timer is not None:
-                    pending.timer.cancel()
-        group.remaining = 0
 
     async def _on_cancel(self, reason: str | None, seq: int | None = None) -> Outcome | None:
         if self._finished:

@@ -86,6 +86,9 @@ class CallbackReady:
     index: int
 
 
+#: What the body resumes with: a value to send in, or an exception to throw in.
+Outcome = tuple[Any, BaseException | None]
+
 RunMessage = Kick | StepDone | TimerFired | Cancel | Deliver | Passivate | CallbackReady
 
 
