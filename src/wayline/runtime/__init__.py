@@ -8,14 +8,11 @@ from ._definitions import (
     activity as activity,
     workflow as workflow,
 )
+from ._handles import RunHandle as RunHandle, RunInfo as RunInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
+from ._open import open_runtime as open_runtime
 from ._run_state import RunCancelledError as RunCancelledError
-from ._runtime import (
-    RunHandle as RunHandle,
-    RunInfo as RunInfo,
-    Runtime as Runtime,
-    open_runtime as open_runtime,
-)
+from ._runtime import Runtime as Runtime
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
 from .asl import AslDefinitionError as AslDefinitionError, StateMachine as StateMachine, StatesError as StatesError

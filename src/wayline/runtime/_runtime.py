@@ -1,17 +1,13 @@
-"""`open_runtime` and `Runtime`: starting, observing and recovering runs."""
+"""`Runtime`: starting, observing, steering and recovering runs (opened by `open_runtime`)."""
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 import logging
-import os
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from contextlib import asynccontextmanager
-from dataclasses import dataclass
-from typing import Any, Generic, TypeVar
+from typing import Any, TypeVar
 
 import msgspec
 from opentelemetry.metrics import MeterProvider
@@ -22,14 +18,12 @@ from .._errors import (
     NotRegisteredError,
     RedriveError,
     RunAlreadyFinishedError,
-    RunCancelled,
     RunConflictError,
-    RunFailed,
     RunNotFoundError,
     RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, SupervisorSpec, SystemClock, TimerHandle
+from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, TimerHandle
 from ..persistence import (
     UNFINISHED,
     AnyEvent,
@@ -38,16 +32,15 @@ from ..persistence import (
     Custom,
     ErrorInfo,
     InboxMessage,
-    MemoryStore,
     RunFailed as RunFailedEvent,
     RunRecord,
     RunStarted,
     RunStatus,
-    SQLiteStore,
     Store,
 )
 from ._asl_run import DETACHED_KEY, PARENT_KEY, AslWorkflow, asl_workflows
 from ._definitions import WorkflowDef
+from ._handles import RunHandle, RunInfo
 from ._run import RunActor
 from ._run_state import Cancel, Deliver, RunMessage
 from ._telemetry import Telemetry
@@ -60,84 +53,6 @@ T = TypeVar("T")
 
 #: A registered workflow, as the runtime runs it (state machines are wrapped in one).
 Workflow = WorkflowDef[Any, Any]
-
-
-@dataclass(frozen=True, slots=True)
-class RunInfo:
-    """A run as ``rt.describe`` and ``rt.list_runs`` report it."""
-
-    run_id: str
-    workflow: str
-    version: str
-    status: RunStatus
-    input: Any
-    vars: dict[str, Any]
-    output: Any
-    error: str | None
-    cause: str | None
-    created_at: float
-    updated_at: float
-    ended_at: float | None
-    steps: int
-    waiting_for: tuple[str, ...]
-    #: What the runtime records about the run: ``parent_run_id`` for a child run of a state
-    #: machine, ``redrives``, a cancel request.
-    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
-
-    @classmethod
-    def from_record(cls, rec: RunRecord, vars: dict[str, Any] | None = None) -> RunInfo:
-        return cls(
-            run_id=rec.run_id,
-            workflow=rec.workflow,
-            version=rec.version,
-            status=rec.status,
-            input=rec.input,
-            vars=dict(rec.vars if vars is None else vars),
-            output=rec.output,
-            error=rec.error.error if rec.error else None,
-            cause=rec.error.cause if rec.error else None,
-            created_at=rec.created_at,
-            updated_at=rec.updated_at,
-            ended_at=rec.ended_at,
-            steps=rec.steps,
-            waiting_for=tuple(f"{w.kind}:{w.label or w.key}" for w in rec.waits),
-            metadata=dict(rec.metadata),
-        )
-
-
-class RunHandle(Generic[T]):
-    """A reference to one run; ``await handle.result()`` waits for its outcome."""
-
-    __slots__ = ("_rt", "run_id")
-
-    def __init__(self, rt: Runtime, run_id: str) -> None:
-        self._rt = rt
-        self.run_id = run_id
-
-    def __repr__(self) -> str:
-        return f"<RunHandle {self.run_id!r}>"
-
-    async def result(self) -> T:
-        """The run's output once it ends.
-
-        Raises:
-            RunFailed: the run failed (``error`` and ``cause`` say why).
-            RunCancelled: the run was cancelled.
-        """
-        rec = await self._rt._wait_finished(self.run_id)
-        if rec.status is RunStatus.SUCCEEDED:
-            out: T = rec.output
-            return out
-        err = rec.error or ErrorInfo("Unknown")
-        if rec.status is RunStatus.CANCELLED:
-            raise RunCancelled(self.run_id, err.cause)
-        raise RunFailed(self.run_id, err.error, err.cause)
-
-    async def describe(self) -> RunInfo:
-        return await self._rt.describe(self.run_id)
-
-    async def cancel(self, reason: str | None = None) -> None:
-        await self._rt.cancel(self.run_id, reason)
 
 
 class Runtime:
@@ -743,101 +658,3 @@ class _RunChild:
         except Exception:
             # Logged here, with the run id, rather than by the supervisor, which knows only actors.
             log.exception("run %s could not be marked FAILED", self.run_id, extra={"run_id": self.run_id})
-
-
-@asynccontextmanager
-async def open_runtime(
-    store: str | os.PathLike[str] | Store = "wayline.db",
-    *,
-    workflows: Iterable[WorkflowDef[Any, Any] | StateMachine] = (),
-    clock: Clock | None = None,
-    supervisor: SupervisorSpec | None = None,
-    max_concurrent_activities: int | None = None,
-    recover: bool = True,
-    inbox_poll_interval: float | None = 0.1,
-    passivate_after: float | None = None,
-    tracer_provider: TracerProvider | None = None,
-    meter_provider: MeterProvider | None = None,
-) -> AsyncIterator[Runtime]:
-    """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
-
-    On entry, every unfinished run in the store is recovered from its last checkpoint. On
-    exit, live runs stop where they are; their state is durable and the next
-    ``open_runtime`` on the same database resumes them.
-
-    Args:
-        store: a database path, ``":memory:"`` for an in-memory store, or a `Store`.
-        workflows: the workflows this runtime can run (and recover).
-        clock: the time source (``wayline.testing.VirtualClock`` in tests).
-        supervisor: restart policy for crashed run actors.
-        max_concurrent_activities: a cap on steps running at once across all runs.
-        recover: resume unfinished runs on entry (the default). ``False`` opens the database
-            to inspect or start runs without resuming the ones already there.
-        inbox_poll_interval: seconds between reads of the inbox for messages committed by
-            other processes (``wayline`` CLI, other replicas); ``None`` to not look.
-        passivate_after: seconds a run may wait (on timers or signals only) before it leaves
-            memory; its due timer or a message reloads it. ``None`` (the default) keeps every
-            run in memory.
-        tracer_provider: where runs report their spans (OpenTelemetry); the global provider
-            by default. Checked once, here: without an SDK, runs do no tracing work at all.
-        meter_provider: where runs and the SQLite store report metrics; the global provider
-            by default, likewise checked once. (A `SQLiteStore` passed in as ``store`` takes
-            its own ``meter_provider``.)
-    """
-    if isinstance(store, str) and store == ":memory:":
-        the_store: Store = MemoryStore()
-    elif isinstance(store, (str, os.PathLike)):
-        the_store = SQLiteStore(store, meter_provider=meter_provider)
-    else:
-        the_store = store
-    the_clock = clock or SystemClock()
-    await the_store.start()
-    claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it
-    if recover and claim is not None:
-        try:
-            claim()
-        except BaseException:
-            await the_store.close()
-            raise
-    try:
-        async with Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
-            # The clock's background work is owned here and ended below; no task group, so an
-            # exception raised in the caller's block comes out as itself, not in a group.
-            rt = Runtime(  # first: a definition it refuses leaves no clock driver behind
-                the_store,
-                sup,
-                workflows=workflows,
-                clock=the_clock,
-                max_concurrent_activities=max_concurrent_activities,
-                passivate_after=passivate_after,
-                owner=recover,
-                tracer_provider=tracer_provider,
-                meter_provider=meter_provider,
-            )
-            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
-            poller: asyncio.Future[None] | None = None
-            try:
-                if recover:
-                    await rt._recover()
-                if inbox_poll_interval is not None:
-                    poller = asyncio.ensure_future(rt._poll_inbox(inbox_poll_interval))
-                yield rt
-            finally:
-                rt._closed = True
-                for run_id in list(rt._finished):
-                    rt._run_finished(run_id)
-                rt._telemetry.close()
-                if rt._wake_timer is not None:
-                    rt._wake_timer.cancel()
-                sup.cancel_all()
-                for task in list(rt._background):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                for background in (driver, poller):
-                    if background is not None:
-                        background.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await background
-    finally:
-        await the_store.close()

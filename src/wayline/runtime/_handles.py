@@ -1,0 +1,93 @@
+"""What callers hold of a run: `RunHandle` (its outcome, later) and `RunInfo` (a description)."""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from .._errors import RunCancelled, RunFailed
+from ..persistence import ErrorInfo, RunRecord, RunStatus
+
+if TYPE_CHECKING:
+    from ._runtime import Runtime
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True, slots=True)
+class RunInfo:
+    """A run as ``rt.describe`` and ``rt.list_runs`` report it."""
+
+    run_id: str
+    workflow: str
+    version: str
+    status: RunStatus
+    input: Any
+    vars: dict[str, Any]
+    output: Any
+    error: str | None
+    cause: str | None
+    created_at: float
+    updated_at: float
+    ended_at: float | None
+    steps: int
+    waiting_for: tuple[str, ...]
+    #: What the runtime records about the run: ``parent_run_id`` for a child run of a state
+    #: machine, ``redrives``, a cancel request.
+    metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+
+    @classmethod
+    def from_record(cls, rec: RunRecord, vars: dict[str, Any] | None = None) -> RunInfo:
+        return cls(
+            run_id=rec.run_id,
+            workflow=rec.workflow,
+            version=rec.version,
+            status=rec.status,
+            input=rec.input,
+            vars=dict(rec.vars if vars is None else vars),
+            output=rec.output,
+            error=rec.error.error if rec.error else None,
+            cause=rec.error.cause if rec.error else None,
+            created_at=rec.created_at,
+            updated_at=rec.updated_at,
+            ended_at=rec.ended_at,
+            steps=rec.steps,
+            waiting_for=tuple(f"{w.kind}:{w.label or w.key}" for w in rec.waits),
+            metadata=dict(rec.metadata),
+        )
+
+
+class RunHandle(Generic[T]):
+    """A reference to one run; ``await handle.result()`` waits for its outcome."""
+
+    __slots__ = ("_rt", "run_id")
+
+    def __init__(self, rt: Runtime, run_id: str) -> None:
+        self._rt = rt
+        self.run_id = run_id
+
+    def __repr__(self) -> str:
+        return f"<RunHandle {self.run_id!r}>"
+
+    async def result(self) -> T:
+        """The run's output once it ends.
+
+        Raises:
+            RunFailed: the run failed (``error`` and ``cause`` say why).
+            RunCancelled: the run was cancelled.
+        """
+        rec = await self._rt._wait_finished(self.run_id)
+        if rec.status is RunStatus.SUCCEEDED:
+            out: T = rec.output
+            return out
+        err = rec.error or ErrorInfo("Unknown")
+        if rec.status is RunStatus.CANCELLED:
+            raise RunCancelled(self.run_id, err.cause)
+        raise RunFailed(self.run_id, err.error, err.cause)
+
+    async def describe(self) -> RunInfo:
+        return await self._rt.describe(self.run_id)
+
+    async def cancel(self, reason: str | None = None) -> None:
+        await self._rt.cancel(self.run_id, reason)

@@ -1,0 +1,117 @@
+"""`open_runtime`: a runtime on a database, with its supervisor, clock driver and inbox poller."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+from collections.abc import AsyncIterator, Iterable
+from contextlib import asynccontextmanager
+from typing import Any
+
+from opentelemetry.metrics import MeterProvider
+from opentelemetry.trace import TracerProvider
+
+from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
+from ..persistence import MemoryStore, SQLiteStore, Store
+from ._definitions import WorkflowDef
+from ._runtime import Runtime
+from .asl import StateMachine
+
+
+@asynccontextmanager
+async def open_runtime(
+    store: str | os.PathLike[str] | Store = "wayline.db",
+    *,
+    workflows: Iterable[WorkflowDef[Any, Any] | StateMachine] = (),
+    clock: Clock | None = None,
+    supervisor: SupervisorSpec | None = None,
+    max_concurrent_activities: int | None = None,
+    recover: bool = True,
+    inbox_poll_interval: float | None = 0.1,
+    passivate_after: float | None = None,
+    tracer_provider: TracerProvider | None = None,
+    meter_provider: MeterProvider | None = None,
+) -> AsyncIterator[Runtime]:
+    """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
+
+    On entry, every unfinished run in the store is recovered from its last checkpoint. On
+    exit, live runs stop where they are; their state is durable and the next
+    ``open_runtime`` on the same database resumes them.
+
+    Args:
+        store: a database path, ``":memory:"`` for an in-memory store, or a `Store`.
+        workflows: the workflows this runtime can run (and recover).
+        clock: the time source (``wayline.testing.VirtualClock`` in tests).
+        supervisor: restart policy for crashed run actors.
+        max_concurrent_activities: a cap on steps running at once across all runs.
+        recover: resume unfinished runs on entry (the default). ``False`` opens the database
+            to inspect or start runs without resuming the ones already there.
+        inbox_poll_interval: seconds between reads of the inbox for messages committed by
+            other processes (``wayline`` CLI, other replicas); ``None`` to not look.
+        passivate_after: seconds a run may wait (on timers or signals only) before it leaves
+            memory; its due timer or a message reloads it. ``None`` (the default) keeps every
+            run in memory.
+        tracer_provider: where runs report their spans (OpenTelemetry); the global provider
+            by default. Checked once, here: without an SDK, runs do no tracing work at all.
+        meter_provider: where runs and the SQLite store report metrics; the global provider
+            by default, likewise checked once. (A `SQLiteStore` passed in as ``store`` takes
+            its own ``meter_provider``.)
+    """
+    if isinstance(store, str) and store == ":memory:":
+        the_store: Store = MemoryStore()
+    elif isinstance(store, (str, os.PathLike)):
+        the_store = SQLiteStore(store, meter_provider=meter_provider)
+    else:
+        the_store = store
+    the_clock = clock or SystemClock()
+    await the_store.start()
+    claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it
+    if recover and claim is not None:
+        try:
+            claim()
+        except BaseException:
+            await the_store.close()
+            raise
+    try:
+        async with Supervisor(supervisor or SupervisorSpec(), the_clock) as sup:
+            # The clock's background work is owned here and ended below; no task group, so an
+            # exception raised in the caller's block comes out as itself, not in a group.
+            rt = Runtime(  # first: a definition it refuses leaves no clock driver behind
+                the_store,
+                sup,
+                workflows=workflows,
+                clock=the_clock,
+                max_concurrent_activities=max_concurrent_activities,
+                passivate_after=passivate_after,
+                owner=recover,
+                tracer_provider=tracer_provider,
+                meter_provider=meter_provider,
+            )
+            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
+            poller: asyncio.Future[None] | None = None
+            try:
+                if recover:
+                    await rt._recover()
+                if inbox_poll_interval is not None:
+                    poller = asyncio.ensure_future(rt._poll_inbox(inbox_poll_interval))
+                yield rt
+            finally:
+                rt._closed = True
+                for run_id in list(rt._finished):
+                    rt._run_finished(run_id)
+                rt._telemetry.close()
+                if rt._wake_timer is not None:
+                    rt._wake_timer.cancel()
+                sup.cancel_all()
+                for task in list(rt._background):
+                    task.cancel()
+                    with contextlib.suppress(asyncio.CancelledError, Exception):
+                        await task
+                for background in (driver, poller):
+                    if background is not None:
+                        background.cancel()
+                        with contextlib.suppress(asyncio.CancelledError):
+                            await background
+    finally:
+        await the_store.close()
