@@ -415,3 +415,33 @@ async def test_a_completion_and_the_timeout_at_the_same_instant_resolve_exactly_
         assert result == "just in time" and outcomes == ["CallbackCompleted"]
     else:
         assert result["error"] == "States.Timeout" and outcomes == ["CallbackFailed"]
+
+
+async def test_an_earlier_token_still_completes_and_is_then_used_up(tmp_path: Path) -> None:
+    """The worker goes away while the sender runs; the restarted run sends a new token, and
+    the first one (which the outside world may already hold) completes it, once."""
+    hang = asyncio.Event()
+
+    @activity(name="send_then_hang")
+    async def send_then_hang(token: str) -> None:
+        outbox.append((token, None))
+        if len(outbox) == 1:
+            await hang.wait()
+
+    @workflow(name="resent")
+    async def resent(ctx: RunContext) -> Any:
+        return await ctx.wait_for_callback(send_then_hang)
+
+    path = tmp_path / "resent.db"
+    async with open_runtime(path, workflows=[resent], clock=VirtualClock()) as rt:
+        await rt.start(resent, None, run_id="re")
+        first = await next_token(1)
+    async with open_runtime(path, workflows=[resent], clock=VirtualClock()) as rt:
+        second = await next_token(2)
+        assert second != first
+        await rt.complete_callback(first, "answered with the first token")
+        assert await rt.get_handle("re").result() == "answered with the first token"
+        with pytest.raises(CallbackTokenError, match="already been completed"):
+            await rt.complete_callback(first, "again")
+        with pytest.raises(CallbackTokenError, match="has ended"):
+            await rt.complete_callback(second, "the other one")

@@ -112,7 +112,10 @@ class CallbackWaits:
         if index is not None:
             cb = self._callbacks[index]
             return None if cb.outcome is None else "this token's callback has already been completed or timed out"
-        if digest in self._callback_early or any(
+        early = self._callback_early.get(digest)
+        if early and any(msg.get("op") != "heartbeat" for _, msg, _ in early):
+            return "this token's callback has already been completed (the run has not applied it yet)"
+        if early or any(
             w.kind == "callback" and (w.key == digest or digest in w.keys) for w in self._restored_waits.values()
         ):
             return None
@@ -129,12 +132,12 @@ class CallbackWaits:
         if index is None:
             self._callback_early.setdefault(digest, []).append((seq, msg, ts))  # for a wait not reopened yet
             return
-        self._apply(self._callbacks[index], seq, msg, ts)
+        self._apply(self._callbacks[index], digest, seq, msg, ts)
 
     # --- applying messages and timeouts --------------------------------------------------------
 
-    def _apply(self, cb: _Callback, seq: int, msg: dict[str, Any], ts: float) -> None:
-        digest = cb.hashes[-1]
+    def _apply(self, cb: _Callback, digest: str, seq: int, msg: dict[str, Any], ts: float) -> None:
+        """Apply message ``seq`` that came with token ``digest`` (one of ``cb``'s)."""
         if cb.outcome is not None:
             self._consumed.append(seq)  # too late: the wait already has its outcome
             return
@@ -217,7 +220,7 @@ class CallbackWaits:
         self._waits_dirty = True
         for digest in list(cb.hashes):
             for seq, msg, ts in self._callback_early.pop(digest, ()):
-                self._apply(cb, seq, msg, ts)
+                self._apply(cb, digest, seq, msg, ts)
         self._rearm(cb)
 
     def _forget(self, cb: _Callback) -> None:
