@@ -10,11 +10,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -22,6 +19,7 @@ from typing import Any
 import anyio
 import pytest
 
+from _support import kill_9_when
 from wayline import (
     ChildMachineNotFoundError,
     RunCancelled,
@@ -490,21 +488,7 @@ def test_kill_9_during_a_distributed_map_then_resume_in_a_new_process(tmp_path: 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while len(side_lines(side)) < 6:
-            if proc.poll() is not None:
-                pytest.fail(f"worker exited early: {proc.communicate()}")
-            if time.monotonic() > deadline:
-                pytest.fail("worker made no progress")
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()  # type: ignore[union-attr]
+    kill_9_when(proc, lambda: len(side_lines(side)) >= 6)
     before = Counter(side_lines(side))
     assert 6 <= sum(before.values()) < 20, "the kill must land mid-map"
 

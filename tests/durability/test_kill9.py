@@ -3,15 +3,14 @@
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from collections import Counter
 from pathlib import Path
 
 import pytest
+
+from _support import kill_9_when
 
 WORKER = Path(__file__).with_name("worker.py")
 EXPECTED = {"squares": [i * i for i in range(20)], "sum": sum(i * i for i in range(20))}
@@ -32,22 +31,7 @@ def test_kill_9_mid_run_then_resume_in_a_new_process(tmp_path: Path, loop: str) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while len(lines(side)) < 5:
-            if proc.poll() is not None:
-                pytest.fail(f"worker exited early: {proc.communicate()}")
-            if time.monotonic() > deadline:
-                pytest.fail("worker made no progress")
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
+    kill_9_when(proc, lambda: len(lines(side)) >= 5)
     before = lines(side)
     assert 5 <= len(before) < 20, "the kill must land mid-run"
 
@@ -87,23 +71,9 @@ def test_kill_9_during_group_commits_of_many_runs(tmp_path: Path, loop: str) -> 
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 60
-        # Every run started (it has a step done) and, overall, a few steps in. Runs are started
-        # one after another, so under load the first ones can be far ahead of the last.
-        while len({t.split(":")[0] for t in tags()}) < many or len(tags()) < many * 4:
-            if proc.poll() is not None:
-                pytest.fail(f"worker exited early: {proc.communicate()}")
-            if time.monotonic() > deadline:
-                pytest.fail("worker made no progress")
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stderr.close()  # type: ignore[union-attr]
+    # Every run started (it has a step done) and, overall, a few steps in. Runs are started
+    # one after another, so under load the first ones can be far ahead of the last.
+    kill_9_when(proc, lambda: len({t.split(":")[0] for t in tags()}) == many and len(tags()) >= many * 4)
     before = Counter(tags())
     assert len(before) < many * 10, "the kill must land mid-run"
 

@@ -4,15 +4,14 @@ trace, its new segment a child of the first one and linked to it."""
 from __future__ import annotations
 
 import json
-import os
-import signal
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from _support import kill_9_when
 
 WORKER = Path(__file__).with_name("trace_worker.py")
 
@@ -32,22 +31,7 @@ def test_the_trace_survives_kill_9_and_a_new_process(tmp_path: Path, loop: str) 
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
     )
-    try:
-        deadline = time.monotonic() + 60
-        while len([s for s in spans(first_file) if s["name"] == "step tick"]) < 5:
-            if proc.poll() is not None:
-                pytest.fail(f"worker exited early: {proc.communicate()}")
-            if time.monotonic() > deadline:
-                pytest.fail("worker made no progress")
-            time.sleep(0.005)
-        os.kill(proc.pid, signal.SIGKILL)
-        assert proc.wait(timeout=30) == -signal.SIGKILL
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-        proc.stdout.close()  # type: ignore[union-attr]
-        proc.stderr.close()  # type: ignore[union-attr]
+    kill_9_when(proc, lambda: len([s for s in spans(first_file) if s["name"] == "step tick"]) >= 5)
     before = spans(first_file)
     steps_before = [s for s in before if s["name"] == "step tick"]
     assert 5 <= len(steps_before) < 20, "the kill must land mid-run"
