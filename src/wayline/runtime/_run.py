@@ -521,11 +521,12 @@ class RunActor(SignalWaits, StepAttempts, CallbackWaits, Actor[RunMessage]):
         inline path adds no coroutine per step. Raises `PayloadError` (nothing changed) if the
         result cannot be stored."""
         self._steps += 1
+        now = self.rt.clock.time()
         try:
             done = self._checkpoint(
                 [
                     StepStarted(ts=started_at, step=name, index=index, attempt=attempt),
-                    StepSucceeded(ts=self.rt.clock.time(), step=name, index=index, attempt=attempt, result=result),
+                    StepSucceeded(ts=now, step=name, index=index, attempt=attempt, result=result),
                 ]
             )
         except PayloadError:
@@ -534,7 +535,7 @@ class RunActor(SignalWaits, StepAttempts, CallbackWaits, Actor[RunMessage]):
         self._active.pop(index, None)
         self._waits.pop(index, None)
         if self._tel is not None:
-            self._tel.attempt_succeeded(index, name, started_at, self.rt.clock.time())
+            self._tel.attempt_succeeded(index, name, started_at, now)
         return done
 
     async def _fail_unstorable(self, exc: PayloadError) -> None:

@@ -96,6 +96,7 @@ class CallbackWaits:
 
         def _allocate(self, name: str) -> tuple[int, _Journaled | None]: ...
         def _checkpoint(self, events: list[AnyEvent], *args: Any, **kwargs: Any) -> Any: ...
+        async def _flush_if_events(self) -> None: ...
 
     def _init_callbacks(self) -> None:
         self._callbacks: dict[int, _Callback] = {}
@@ -277,9 +278,7 @@ class CallbackWaits:
             return self._take(cb)
         cb.awaiting = True
         self._group = _Group([index], single=True, results=[None], remaining=1)
-        if self._waits_dirty or self._events:
-            self._waits_dirty = False
-            await self._checkpoint([])
+        await self._flush_if_events()
         return None
 
     async def _open_callback(self, cmd: OpenCallback) -> tuple[Any, BaseException | None]:
@@ -320,8 +319,7 @@ class CallbackWaits:
         if token is not None:
             # Durable before the sender runs: whoever gets the token may complete it at once,
             # from another process, which checks the token against the stored wait.
-            self._waits_dirty = False
-            await self._checkpoint([])
+            await self._flush_if_events()
         return (index, token), None
 
     async def _on_callback_ready(self, msg: CallbackReady) -> tuple[Any, BaseException | None] | None:
@@ -360,8 +358,7 @@ class CallbackWaits:
                 cb.hashes[:0] = [*wait.keys, wait.key]
                 cb.deadline, cb.heartbeat, cb.beat_deadline = wait.deadline, wait.heartbeat, wait.due
         self._register(cb)
-        self._waits_dirty = False
-        await self._checkpoint([])
+        await self._flush_if_events()  # _register left the new wait to record
         return token
 
     async def wait_direct(self, digest: str, timeout_s: float | None, heartbeat: float | None) -> Any:
