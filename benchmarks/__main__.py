@@ -60,6 +60,9 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
                 f"tracing n={g}: traced/untraced throughput = {t.value / u.value:.2f} "
                 f"(target >= 0.75: tracing costs under 25%){cpu}"
             )
+        s = find(outcomes, "tracing", "wayline+otel-sdk-10%", g)
+        if s and u and s.value and u.value:
+            lines.append(f"tracing n={g}: with 10% of runs sampled, traced/untraced = {s.value / u.value:.2f}")
     w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")
     if w and f and w.value and f.value:
         ratio = w.value / f.value

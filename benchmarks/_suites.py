@@ -55,20 +55,33 @@ def _tracing(quick: bool) -> list[Scenario]:
     a discarding exporter) against the same workload with no SDK: what tracing costs."""
     rows = []
     for n in (100, 1000) if quick else (100, 1000, 10_000):
-        for traced in (False, True):
+        # Every run traced (the SDK's default sampler), then a common production setting:
+        # parent-based head sampling of 10% of new traces (the other runs' spans are not recorded).
+        for system, traced, ratio in (
+            ("wayline", False, 1.0),
+            ("wayline+otel-sdk", True, 1.0),
+            ("wayline+otel-sdk-10%", True, 0.1),
+        ):
             rows.append(
                 Scenario(
                     suite="tracing",
-                    system="wayline+otel-sdk" if traced else "wayline",
+                    system=system,
                     func="_wayline:throughput",
-                    params={"n": n, "k": K, "budget_s": 20.0 if quick else 120.0, "tracing": traced},
+                    params={
+                        "n": n,
+                        "k": K,
+                        "budget_s": 20.0 if quick else 120.0,
+                        "tracing": traced,
+                        "sample_ratio": ratio,
+                    },
                     metric="steps_per_s",
                     unit="steps/s",
                     higher_is_better=True,
                     group=str(n),
                     baseline=not traced,
                     timeout_s=90.0 if quick else 600.0,
-                    label=f"n={n} k={K}" + (", traced" if traced else ", no SDK"),
+                    label=f"n={n} k={K}"
+                    + (", no SDK" if not traced else ", traced" if ratio == 1.0 else f", {ratio:.0%} sampled"),
                     also=(("cpu_us_per_step", "CPU us/step"),),
                 )
             )

@@ -112,24 +112,27 @@ async def _open(params: Params, stack: contextlib.AsyncExitStack) -> tuple[Any, 
     wl, wfs = _setup()
     extra: dict[str, Any] = {}
     if params.get("tracing"):
-        extra["tracer_provider"] = _discarding_tracer_provider(stack)
+        extra["tracer_provider"] = _discarding_tracer_provider(stack, float(params.get("sample_ratio", 1.0)))
     rt = await stack.enter_async_context(
         wl.open_runtime(str(db_file(params, "wayline.db")), workflows=wfs.all, **extra)
     )
     return rt, wfs
 
 
-def _discarding_tracer_provider(stack: contextlib.AsyncExitStack) -> Any:
+def _discarding_tracer_provider(stack: contextlib.AsyncExitStack, ratio: float = 1.0) -> Any:
     """An SDK tracer provider with the usual BatchSpanProcessor whose exporter drops every
-    batch: the tracing suite measures wayline's span work plus the SDK's, not a network."""
+    batch: the tracing suite measures wayline's span work plus the SDK's, not a network.
+    ``ratio`` below 1 samples that fraction of new traces (parent-based, as the SDK's
+    ``OTEL_TRACES_SAMPLER=parentbased_traceidratio`` does)."""
     from opentelemetry.sdk.trace import TracerProvider
     from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
+    from opentelemetry.sdk.trace.sampling import ParentBased, TraceIdRatioBased
 
     class Discard(SpanExporter):
         def export(self, spans: Any) -> SpanExportResult:
             return SpanExportResult.SUCCESS
 
-    provider = TracerProvider()
+    provider = TracerProvider(sampler=ParentBased(TraceIdRatioBased(ratio))) if ratio < 1.0 else TracerProvider()
     provider.add_span_processor(BatchSpanProcessor(Discard()))
     stack.callback(provider.shutdown)  # after the runtime closes (the stack unwinds in reverse)
     return provider
