@@ -10,6 +10,7 @@ import pytest
 from wayline import PayloadError, StoreError
 from wayline.persistence import (
     ErrorInfo,
+    InboxMessage,
     MemoryStore,
     RunRecord,
     RunStarted,
@@ -220,3 +221,38 @@ async def test_list_runs_with_no_statuses_matches_nothing(store: Store) -> None:
     assert await store.list_runs(statuses=[]) == []
     assert await store.count_runs([]) == 0
     assert await store.list_runs(limit=0) == []
+
+
+def msg(name: str) -> InboxMessage:
+    return InboxMessage(kind="signal", name=name, payload={"n": name}, ts=1.0)
+
+
+async def test_inbox_keeps_messages_in_order_until_consumed(store: Store) -> None:
+    await store.create_run(rec("r"), [])
+    a = await store.append_inbox("r", msg("a"))
+    b = await store.append_inbox("r", msg("b"))
+    assert a is not None and b is not None and a < b
+    assert [(s, m.name) for s, m in await store.get_inbox("r")] == [(a, "a"), (b, "b")]
+    await store.checkpoint(rec("r", seq=1), step(1), consumed=[a])
+    assert [m.name for _, m in await store.get_inbox("r")] == ["b"]
+    assert [(s, r, m.name) for s, r, m in await store.inbox_since(0)] == [(b, "r", "b")]
+
+
+async def test_inbox_refuses_messages_for_missing_or_finished_runs(store: Store) -> None:
+    assert await store.append_inbox("nobody", msg("a")) is None
+    await store.create_run(rec("done", status=RunStatus.SUCCEEDED, ended_at=2.0), [])
+    assert await store.append_inbox("done", msg("a")) is None
+    assert await store.inbox_since(0) == []
+
+
+async def test_finishing_checkpoint_deletes_the_runs_leftover_messages(store: Store) -> None:
+    # A run may end without waiting for a message it was sent: nothing can consume the message
+    # after that, so the final checkpoint takes it away (and only that run's messages).
+    await store.create_run(rec("r"), [])
+    await store.create_run(rec("other"), [])
+    await store.append_inbox("r", msg("never read"))
+    kept = await store.append_inbox("other", msg("still wanted"))
+    await store.checkpoint(rec("r", status=RunStatus.SUCCEEDED, seq=1, ended_at=3.0), step(1))
+    assert await store.get_inbox("r") == []
+    assert [(s, r) for s, r, _ in await store.inbox_since(0)] == [(kept, "other")]
+    assert await store.append_inbox("r", msg("too late")) is None

@@ -144,3 +144,39 @@ async def test_a_signal_committed_by_another_process_reaches_the_live_run(tmp_pa
             await other.signal("x", "item", "from afar")
         with anyio.fail_after(5):
             assert await handle.result() == ["from afar"]
+
+
+@workflow(name="ignores_signals")
+async def ignores_signals(ctx: RunContext, n: int) -> int:
+    for i in range(3):
+        await ctx.sleep(0.001 * (i + n % 3))  # durable timers: checkpoints the signals race with
+    return n
+
+
+async def test_signals_racing_a_run_to_its_end_are_refused_or_cleaned_up(db: str) -> None:
+    # The runs never wait for "poke", and each is poked as it goes on to its end. A poke must
+    # either be refused (RunAlreadyFinishedError) or be committed and then removed by the run's
+    # final checkpoint: no message may outlive its run in the inbox.
+    async with open_runtime(db, workflows=[ignores_signals], clock=VirtualClock()) as rt:
+        handles = [await rt.start(ignores_signals, i, run_id=f"i{i}") for i in range(20)]
+        accepted = refused = 0
+
+        async def poke(run_id: str) -> None:
+            nonlocal accepted, refused
+            for _ in range(5):
+                try:
+                    await rt.signal(run_id, "poke", None)
+                    accepted += 1
+                except RunAlreadyFinishedError as exc:
+                    assert exc.run_id == run_id
+                    refused += 1
+                    return
+                await asyncio.sleep(0)
+
+        await asyncio.gather(*(poke(h.run_id) for h in handles))
+        assert sorted([await h.result() for h in handles]) == list(range(20))
+        for h in handles:
+            with pytest.raises(RunAlreadyFinishedError):
+                await rt.signal(h.run_id, "poke", None)
+        assert accepted > 0  # the test did race messages with running runs
+        assert await rt.store.inbox_since(0) == []

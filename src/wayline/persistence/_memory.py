@@ -57,9 +57,11 @@ class MemoryStore:
         self._check()
         snap = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
-        return self._commit(record.run_id, snap, rows, tuple(consumed))
+        return self._commit(record.run_id, snap, rows, tuple(consumed), record.status.finished)
 
-    async def _commit(self, run_id: str, snap: bytes, rows: bytes | None, consumed: tuple[int, ...]) -> None:
+    async def _commit(
+        self, run_id: str, snap: bytes, rows: bytes | None, consumed: tuple[int, ...], finished: bool
+    ) -> None:
         # Yield like a real commit would, so runs interleave the same way as on disk.
         await asyncio.sleep(0)
         self._runs[run_id] = snap
@@ -67,11 +69,17 @@ class MemoryStore:
             self._history.setdefault(run_id, []).append(rows)
         for seq in consumed:
             self._inbox.pop(seq, None)
+        if finished:
+            for seq in [s for s, (rid, _) in self._inbox.items() if rid == run_id]:
+                del self._inbox[seq]
 
-    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check()
         data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
         await asyncio.sleep(0)
+        stored = self._runs.get(run_id)
+        if stored is None or decode_record(stored).status.finished:
+            return None
         self._inbox_seq += 1
         self._inbox[self._inbox_seq] = (run_id, data)
         return self._inbox_seq

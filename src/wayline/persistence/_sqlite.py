@@ -35,7 +35,7 @@ from .._errors import (
 )
 from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
 from ._metrics import CheckpointMetrics, resolve_meter_provider
-from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._records import UNFINISHED, AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
 
 log = logging.getLogger("wayline.store")
@@ -56,6 +56,14 @@ _UPSERT_RUN_TAIL = (
     "snapshot = excluded.snapshot"
 )
 _INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
+# A message is stored only for a run that exists and has not finished, in the transaction that
+# stores it: the final checkpoint of a run deletes its messages, and none can come after.
+_APPEND_INBOX = (
+    "INSERT INTO inbox (run_id, message) SELECT ?, ? "
+    "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND status IN ("
+    + ", ".join(f"'{status.value}'" for status in UNFINISHED)
+    + "))"
+)
 # The timer index. The unary + on status keeps SQLite off runs_by_status, which it would pick
 # for the equality and which scans every waiting run (200 ms at a million, at each timer
 # wake-up); runs_by_wake reads only the runs that are due.
@@ -105,12 +113,13 @@ class _Batch:
     caller with a result of its own, keep one entry each.
     """
 
-    __slots__ = ("appends", "consumed", "creates", "history", "runs", "size", "waiters")
+    __slots__ = ("appends", "consumed", "creates", "ended", "history", "runs", "size", "waiters")
 
     def __init__(self) -> None:
         self.runs: list[tuple[Any, ...]] = []  # checkpointed runs' rows
         self.history: list[tuple[str, int, bytes]] = []
         self.consumed: list[int] = []
+        self.ended: list[str] = []  # runs whose checkpoint finishes them: their inbox goes
         self.waiters: list[asyncio.Future[None]] = []
         # (row, history row or None, future resolved with the existing snapshot or None)
         self.creates: list[tuple[tuple[Any, ...], tuple[str, int, bytes] | None, asyncio.Future[Any]]] = []
@@ -516,6 +525,8 @@ class SQLiteStore:
             batch.history.append((run_id, record.history_seq - 1, rows))
         if consumed:
             batch.consumed.extend(consumed)
+        if record.status.finished:
+            batch.ended.append(run_id)
         # The status member is a str; a run with no waits has no wake time (the common case).
         wake_at = record.wake_at if record.waits else None
         batch.runs.append((run_id, record.workflow, record.status, record.created_at, wake_at, snapshot))
@@ -525,12 +536,13 @@ class SQLiteStore:
         self._queued()
         return fut
 
-    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
         fut: asyncio.Future[int] = asyncio.get_running_loop().create_future()
         self._submit().appends.append(((run_id, data), fut))
         self._queued()
-        return await fut
+        seq: int | None = await fut
+        return seq
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         rows = await self._fetch(
@@ -579,8 +591,11 @@ class SQLiteStore:
         _insert_rows(conn, _INSERT_HISTORY_HEAD, "", 3, history)
         for chunk in _chunks(batch.consumed, 10000):
             conn.execute(f"DELETE FROM inbox WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
-        for row, _ in batch.appends:  # inbox appends are few: one statement each, for their seq
-            results.append(conn.execute("INSERT INTO inbox (run_id, message) VALUES (?, ?)", row).lastrowid)
+        for chunk in _chunks(batch.ended, 10000):
+            conn.execute(f"DELETE FROM inbox WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk)
+        for (run_id, data), _ in batch.appends:  # inbox appends are few: one statement each, for their seq
+            cursor = conn.execute(_APPEND_INBOX, (run_id, data, run_id))
+            results.append(cursor.lastrowid if cursor.rowcount else None)
         return results
 
     def _existing(self, run_ids: list[str]) -> dict[str, bytes]:

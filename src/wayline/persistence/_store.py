@@ -42,11 +42,15 @@ class Store(Protocol):
     ) -> Awaitable[None]:
         """Replace the run's snapshot, append ``events`` (if any) as history row
         ``record.history_seq - 1`` and delete the ``consumed`` inbox messages; all in one
-        transaction, so a message is consumed exactly when its effect is recorded."""
+        transaction, so a message is consumed exactly when its effect is recorded. When
+        ``record`` has finished, the same transaction deletes every message left for the
+        run: nothing can consume them any more."""
         ...
 
-    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
-        """Commit ``message`` for ``run_id`` durably; returns its sequence number."""
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
+        """Commit ``message`` for ``run_id`` durably; returns its sequence number. Returns
+        None, storing nothing, if the run does not exist or has finished (checked in the
+        same transaction, so a message never outlives the run it is for)."""
         ...
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:

@@ -422,20 +422,31 @@ class Runtime:
         if rec.status.finished:
             raise RunAlreadyFinishedError(run_id, rec.status.value, action)
 
+    async def _append(self, run_id: str, message: InboxMessage, action: str) -> int:
+        """Commit a message for a run; the store refuses it if the run ended in the meantime
+        (its final checkpoint committed after `_check_unfinished` looked)."""
+        seq = await self.store.append_inbox(run_id, message)
+        if seq is None:
+            await self._check_unfinished(run_id, action)  # raises: not found, or finished
+            raise AssertionError(f"the store refused a message for unfinished run {run_id!r}")
+        return seq
+
     async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
         """Send signal ``name`` with ``payload`` to a run; returns once it is durable.
 
         The run receives it at its next ``ctx.wait_signal(name)``, or at once if it is
-        waiting for it; signals that arrive early are kept, in order.
+        waiting for it; signals that arrive early are kept, in order. Signals the run never
+        waits for are deleted when it ends.
 
         Raises:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has ended.
             PayloadError: ``payload`` is not storable data.
         """
-        await self._check_unfinished(run_id, f"signal {name!r} to")
-        seq = await self.store.append_inbox(
-            run_id, InboxMessage(kind="signal", name=name, payload=payload, ts=self.clock.time())
+        action = f"signal {name!r} to"
+        await self._check_unfinished(run_id, action)
+        seq = await self._append(
+            run_id, InboxMessage(kind="signal", name=name, payload=payload, ts=self.clock.time()), action
         )
         ref = self._live.get(run_id)
         if ref is None:
@@ -506,6 +517,8 @@ class Runtime:
             )
         finally:
             self._callback_claims.discard(digest)
+        if seq is None:  # the run ended while the message was being committed
+            raise CallbackTokenError(await self._stored_callback_state(run_id, digest) or "its run has ended", run_id)
         actor = self._actors.get(run_id)
         if actor is not None and run_id in self._live:
             actor.callback_arrived(seq, digest, payload, now)
@@ -610,7 +623,7 @@ class Runtime:
         """
         await self._check_unfinished(run_id, "cancel")
         # Committed before it is delivered: a crash from here on cannot lose the request.
-        seq = await self.store.append_inbox(run_id, InboxMessage(kind="cancel", payload=reason, ts=self.clock.time()))
+        seq = await self._append(run_id, InboxMessage(kind="cancel", payload=reason, ts=self.clock.time()), "cancel")
         ref = self._live.get(run_id)
         if ref is None:
             await self._reactivate(run_id, "woken by a message")  # it applies the cancel on load

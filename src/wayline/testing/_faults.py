@@ -80,7 +80,7 @@ class FaultInjectingStore:
         number = self._before()
         return self._then_after(self.inner.checkpoint(record, events, consumed), number)
 
-    async def append_inbox(self, run_id: str, message: InboxMessage) -> int:
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         number = self._before()
         seq = await self.inner.append_inbox(run_id, message)
         self._after(number)
