@@ -427,8 +427,11 @@ class Runtime:
         (its final checkpoint committed after `_check_unfinished` looked)."""
         seq = await self.store.append_inbox(run_id, message)
         if seq is None:
-            await self._check_unfinished(run_id, action)  # raises: not found, or finished
-            raise AssertionError(f"the store refused a message for unfinished run {run_id!r}")
+            # Read from the store, not `_live`: the run's actor may not have stopped yet.
+            rec = await self.store.get_run(run_id)
+            if rec is None:
+                raise RunNotFoundError(run_id)
+            raise RunAlreadyFinishedError(run_id, rec.status.value, action)
         return seq
 
     async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
