@@ -21,6 +21,7 @@ from .._errors import (
     RunConflictError,
     RunNotFoundError,
     RuntimeClosedError,
+    StoreError,
     WorkflowNotFoundError,
 )
 from ..actors import ActorRef, ActorStoppedError, Clock, Supervisor, TimerHandle
@@ -416,6 +417,10 @@ class Runtime:
         self._check_open()
         if run_id in self._live:
             return
+        await self._check_stored(run_id, action)
+
+    async def _check_stored(self, run_id: str, action: str) -> None:
+        """Raise unless the stored run exists and has not ended."""
         rec = await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFoundError(run_id)
@@ -427,11 +432,9 @@ class Runtime:
         (its final checkpoint committed after `_check_unfinished` looked)."""
         seq = await self.store.append_inbox(run_id, message)
         if seq is None:
-            # Read from the store, not `_live`: the run's actor may not have stopped yet.
-            rec = await self.store.get_run(run_id)
-            if rec is None:
-                raise RunNotFoundError(run_id)
-            raise RunAlreadyFinishedError(run_id, rec.status.value, action)
+            # The store, not `_live`: the run's actor may not have stopped yet.
+            await self._check_stored(run_id, action)
+            raise StoreError(f"the store refused a message for run {run_id!r}, which has not ended")
         return seq
 
     async def signal(self, run_id: str, name: str, payload: Any = None) -> None:
