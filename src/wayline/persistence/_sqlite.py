@@ -11,6 +11,7 @@ never wait behind a commit (WAL lets readers run beside the writer).
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import queue
@@ -97,11 +98,21 @@ def _insert_rows(conn: sqlite3.Connection, head: str, tail: str, width: int, row
     """Insert ``rows`` with as few multi-row statements as possible."""
     if not rows:
         return
-    one = "(" + ", ".join("?" * width) + ")"
+    one = _row_marks(width)
+    if len(rows) == 1:
+        # A run stepping alone pays this on every step: no list building, and one text that
+        # the sqlite3 module's statement cache keeps compiled.
+        conn.execute(head + one + tail, rows[0])
+        return
     limit = min(_MAX_PARAMS, conn.getlimit(sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER))
     for chunk in _chunks(rows, max(1, limit // width)):
         sql = head + ", ".join([one] * len(chunk)) + tail
         conn.execute(sql, [value for row in chunk for value in row])
+
+
+@functools.cache
+def _row_marks(width: int) -> str:
+    return "(" + ", ".join("?" * width) + ")"
 
 
 class _Batch:
@@ -589,10 +600,12 @@ class SQLiteStore:
             history = started + history
         _insert_rows(conn, _UPSERT_RUN_HEAD, _UPSERT_RUN_TAIL, 6, runs)
         _insert_rows(conn, _INSERT_HISTORY_HEAD, "", 3, history)
-        for chunk in _chunks(batch.consumed, 10000):
-            conn.execute(f"DELETE FROM inbox WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
-        for chunk in _chunks(batch.ended, 10000):
-            conn.execute(f"DELETE FROM inbox WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk)
+        if batch.consumed:
+            for chunk in _chunks(batch.consumed, 10000):
+                conn.execute(f"DELETE FROM inbox WHERE seq IN ({', '.join('?' * len(chunk))})", chunk)
+        if batch.ended:
+            for chunk in _chunks(batch.ended, 10000):
+                conn.execute(f"DELETE FROM inbox WHERE run_id IN ({', '.join('?' * len(chunk))})", chunk)
         for (run_id, data), _ in batch.appends:  # inbox appends are few: one statement each, for their seq
             cursor = conn.execute(_APPEND_INBOX, (run_id, data, run_id))
             results.append(cursor.lastrowid if cursor.rowcount else None)
