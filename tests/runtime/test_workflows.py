@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import asyncio
+import gc
+import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
@@ -12,11 +14,13 @@ import pytest
 from _support import event_types
 from wayline import (
     PayloadError,
+    RunCancelled,
     RunContext,
     RunFailed,
     RunInfo,
     RunNotFoundError,
     RunStatus,
+    StateMachine,
     WorkflowNotFoundError,
     activity,
     open_runtime,
@@ -350,3 +354,47 @@ async def test_starting_another_definition_under_a_registered_name_says_so() -> 
         with pytest.raises(WorkflowNotFoundError, match="another definition is registered"):
             await rt.start(second)
         assert await (await rt.start(first)).result() == 1
+
+
+@workflow(name="failing")
+async def failing(ctx: RunContext) -> None:
+    await ctx.run(add, 1, 2)
+    raise ValueError("bad order")
+
+
+@workflow(name="parked")
+async def parked(ctx: RunContext) -> Any:
+    return await ctx.wait_signal("never")
+
+
+async def test_an_ended_run_is_freed_without_the_cycle_collector(db: str) -> None:
+    # A finished run must not linger as cyclic garbage until a full collection: with
+    # thousands of runs ending, that garbage is what the collector spends its time on.
+    machine = StateMachine(
+        {"StartAt": "Add", "States": {"Add": {"Type": "Task", "Resource": "add", "End": True}}},
+        name="machine",
+        resources={"add": lambda event: add(event["a"], event["b"])},
+    )
+    async with open_runtime(db, workflows=[arith, failing, parked, machine]) as rt:
+        gc.collect()
+        gc.disable()
+        try:
+            await (await rt.start(arith, {"a": 1, "b": 2}, run_id="ok")).result()
+            assert await (await rt.start(machine, {"a": 1, "b": 2}, run_id="asl")).result() == 3
+            with pytest.raises(RunFailed):
+                await (await rt.start(failing, run_id="failed")).result()
+            waiting = await rt.start(parked, run_id="cancelled")
+            while "cancelled" not in rt._actors:
+                await asyncio.sleep(0)
+            actors = [weakref.ref(rt._actors["cancelled"])]
+            await rt.cancel("cancelled")
+            with pytest.raises(RunCancelled):
+                await waiting.result()
+            for _ in range(5):  # the actors' tasks end just after their results are delivered
+                await asyncio.sleep(0)
+            assert not rt._actors
+            assert all(ref() is None for ref in actors)
+            live = [o for o in gc.get_objects() if type(o).__name__ == "RunActor"]
+            assert live == []
+        finally:
+            gc.enable()

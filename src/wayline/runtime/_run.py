@@ -193,6 +193,21 @@ class RunActor(SignalWaits, StepAttempts, CallbackWaits, Actor[RunMessage]):
             self._tel.close(error, self._passivated)
         if self._coro is not None and not self._finished:
             self._coro.close()
+        self._unlink()
+
+    def _unlink(self) -> None:
+        """Break the reference cycles of this incarnation (actor, context, body) as it ends.
+
+        The context points back at the actor, so without this an ended run is cyclic garbage:
+        its dozen objects wait in the oldest GC generation for a full collection. At 10,000
+        runs that garbage made full collections a fifth of the run time; unlinked, reference
+        counting frees a run as soon as it stops.
+        """
+        self._coro = None
+        self._task = self._inline_task = None
+        if self._loaded:
+            ctx = self.ctx
+            ctx._waits = ctx._save_state = ctx._segment = None
 
     def _drop_active(self) -> None:
         """Cancel every step task and timer of this incarnation."""
@@ -260,9 +275,13 @@ class RunActor(SignalWaits, StepAttempts, CallbackWaits, Actor[RunMessage]):
                                     await self._finish_ok(stop.value)
                                     break
                                 except RunCancelledError as cancelled:
+                                    # The error's traceback holds this frame, whose locals held
+                                    # the error: dropped, the run is freed without the collector.
+                                    outcome = exc = None
                                     await self._finish(RunStatus.CANCELLED, None, None, reason=cancelled.reason)
                                     break
                                 except Exception as failed:
+                                    outcome = exc = None
                                     await self._finish(RunStatus.FAILED, None, _failure(failed))
                                     break
                                 index = self._next_index
