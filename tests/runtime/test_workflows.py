@@ -384,7 +384,7 @@ async def test_an_ended_run_is_freed_without_the_cycle_collector(db: str) -> Non
             with pytest.raises(RunFailed):
                 await (await rt.start(failing, run_id="failed")).result()
             waiting = await rt.start(parked, run_id="cancelled")
-            while "cancelled" not in rt._actors:
+            while (await rt.describe("cancelled")).status is not RunStatus.WAITING:  # noqa: ASYNC110 - polls stored state
                 await asyncio.sleep(0)
             actors = [weakref.ref(rt._actors["cancelled"])]
             await rt.cancel("cancelled")
