@@ -39,7 +39,7 @@ def test_list_limit_keeps_the_most_recent_and_says_so(cli: Cli) -> None:
     res = cli("runs", "list", "--limit", "1")
     assert res.code == 0
     assert [line.split()[0] for line in res.out.splitlines()[1:]] == ["waiting"]
-    assert "the 1 most recent of 3 matching runs" in res.err
+    assert "the 1 most recent matching runs; more match" in res.err
 
 
 def test_list_rejects_bad_filters_as_usage_errors(cli: Cli) -> None:

@@ -115,17 +115,36 @@ class StoreModel(RuleBasedStateMachine):
     @rule(
         statuses=st.none() | st.sets(STATUSES, min_size=1),
         workflow=st.none() | WORKFLOWS,
+        since=st.none() | st.sampled_from([0.0, 1.5, 3.0, 4.0]),
+        newest_first=st.booleans(),
         limit=st.none() | st.integers(0, 6),
     )
-    def list_runs(self, statuses: set[RunStatus] | None, workflow: str | None, limit: int | None) -> None:
-        got = self.run(self.store.list_runs, statuses=statuses, workflow=workflow, limit=limit)
+    def list_runs(
+        self,
+        statuses: set[RunStatus] | None,
+        workflow: str | None,
+        since: float | None,
+        newest_first: bool,
+        limit: int | None,
+    ) -> None:
+        got = self.run(
+            self.store.list_runs,
+            statuses=statuses,
+            workflow=workflow,
+            since=since,
+            newest_first=newest_first,
+            limit=limit,
+        )
         expected = sorted(
             (
                 r
                 for r in self.records.values()
-                if (statuses is None or r.status in statuses) and (workflow is None or r.workflow == workflow)
+                if (statuses is None or r.status in statuses)
+                and (workflow is None or r.workflow == workflow)
+                and (since is None or r.created_at >= since)
             ),
             key=lambda r: (r.created_at, r.run_id),
+            reverse=newest_first,
         )
         if limit is not None:
             expected = expected[:limit]

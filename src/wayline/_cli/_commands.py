@@ -89,19 +89,17 @@ async def runs_list(opts: Options, status: str | None, workflow: str | None, sin
     if limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     async with _client(opts) as rt:
-        runs = await rt.list_runs(status=statuses, workflow=workflow)
-    if after is not None:
-        runs = [r for r in runs if r.created_at >= after]
-    matched = len(runs)
-    newest = sorted(runs, key=lambda r: (r.created_at, r.run_id), reverse=True)[:limit]
+        # One more than shown: whether to say that more runs match, without reading them all.
+        runs = await rt.list_runs(status=statuses, workflow=workflow, since=after, newest_first=True, limit=limit + 1)
+    newest = runs[:limit]
     if opts.json:
         out.emit_json([out.run_doc(r) for r in newest])
     elif not newest:
         print("no runs match")
     else:
         print(out.runs_table(newest))
-    if matched > len(newest) and not opts.json:
-        _note(f"(the {len(newest)} most recent of {matched} matching runs; raise --limit to see more)")
+    if len(runs) > limit and not opts.json:
+        _note(f"(the {limit} most recent matching runs; more match: raise --limit to see them)")
     return OK
 
 

@@ -136,6 +136,8 @@ class MemoryStore:
         *,
         statuses: Collection[RunStatus] | None = None,
         workflow: str | None = None,
+        since: float | None = None,
+        newest_first: bool = False,
         limit: int | None = None,
     ) -> list[RunRecord]:
         self._check()
@@ -146,6 +148,8 @@ class MemoryStore:
                 continue
             if workflow is not None and rec.workflow != workflow:
                 continue
+            if since is not None and rec.created_at < since:
+                continue
             out.append(rec)
-        out.sort(key=lambda r: (r.created_at, r.run_id))
+        out.sort(key=lambda r: (r.created_at, r.run_id), reverse=newest_first)
         return out[:limit] if limit is not None else out

@@ -38,6 +38,10 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX inbox_by_run ON inbox (run_id, seq)",
     ),
+    # 3: listings in creation order (`list_runs`, `wayline runs list`) read the few runs they
+    # return instead of sorting every run. Only creates write it: checkpoints never change
+    # created_at.
+    ("CREATE INDEX runs_by_created ON runs (created_at, run_id)",),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -671,6 +671,8 @@ class SQLiteStore:
         *,
         statuses: Collection[RunStatus] | None = None,
         workflow: str | None = None,
+        since: float | None = None,
+        newest_first: bool = False,
         limit: int | None = None,
     ) -> list[RunRecord]:
         where: list[str] = []
@@ -681,14 +683,21 @@ class SQLiteStore:
         if workflow is not None:
             where.append("workflow = ?")
             params.append(workflow)
-        sql = "SELECT snapshot FROM runs"
-        if where:
-            sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at, run_id"
-        if limit is not None:
-            sql += " LIMIT ?"
+        if since is not None:
+            where.append("created_at >= ?")
+            params.append(since)
+        condition = " WHERE " + " AND ".join(where) if where else ""
+        order = " ORDER BY created_at DESC, run_id DESC" if newest_first else " ORDER BY created_at, run_id"
+        if limit is None:
+            sql = "SELECT run_id, snapshot FROM runs" + condition + order
+        else:
+            # The rows are picked without their snapshots (a sort would carry every matching
+            # snapshot along), then only the chosen ones are read.
+            sql = (
+                "SELECT run_id, snapshot FROM runs WHERE rowid IN "
+                f"(SELECT rowid FROM runs{condition}{order} LIMIT ?){order}"
+            )
             params.append(limit)
-        sql = sql.replace("SELECT snapshot FROM", "SELECT run_id, snapshot FROM", 1)
         out = []
         for run_id, data in await self._fetch(sql, params):
             try:

@@ -85,7 +85,11 @@ class Store(Protocol):
         *,
         statuses: Collection[RunStatus] | None = None,
         workflow: str | None = None,
+        since: float | None = None,
+        newest_first: bool = False,
         limit: int | None = None,
     ) -> list[RunRecord]:
-        """Runs filtered by status and workflow name, oldest first."""
+        """Runs filtered by status, workflow name and creation time (``created_at >= since``),
+        oldest first (ordered by ``created_at``, then ``run_id``) or newest first; at most
+        ``limit`` of them, and only those are read."""
         ...

@@ -384,9 +384,19 @@ class Runtime:
         *,
         status: RunStatus | str | Sequence[RunStatus | str] | None = None,
         workflow: str | None = None,
+        since: float | None = None,
+        newest_first: bool = False,
         limit: int | None = None,
     ) -> list[RunInfo]:
-        """Runs, oldest first, optionally filtered by status(es) and workflow name."""
+        """Runs, oldest first, optionally filtered.
+
+        Args:
+            status: one status or several (names or `RunStatus` members).
+            workflow: a workflow name.
+            since: only runs created at or after this time (epoch seconds).
+            newest_first: order by creation time, the most recent first.
+            limit: at most this many runs; only those are read from the store.
+        """
         statuses: list[RunStatus] | None = None
         if status is not None:
             items = [status] if isinstance(status, (str, RunStatus)) else list(status)
@@ -395,7 +405,9 @@ class Runtime:
             except ValueError:
                 valid = ", ".join(s.value for s in RunStatus)
                 raise ValueError(f"unknown run status in {status!r}; use one of {valid}") from None
-        records = await self.store.list_runs(statuses=statuses, workflow=workflow, limit=limit)
+        records = await self.store.list_runs(
+            statuses=statuses, workflow=workflow, since=since, newest_first=newest_first, limit=limit
+        )
         return [RunInfo.from_record(r) for r in records]
 
     async def history(self, run_id: str) -> AsyncIterator[AnyEvent]:

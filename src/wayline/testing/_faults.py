@@ -123,7 +123,11 @@ class FaultInjectingStore:
         *,
         statuses: Collection[RunStatus] | None = None,
         workflow: str | None = None,
+        since: float | None = None,
+        newest_first: bool = False,
         limit: int | None = None,
     ) -> list[RunRecord]:
         self._check()
-        return await self.inner.list_runs(statuses=statuses, workflow=workflow, limit=limit)
+        return await self.inner.list_runs(
+            statuses=statuses, workflow=workflow, since=since, newest_first=newest_first, limit=limit
+        )
