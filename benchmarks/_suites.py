@@ -43,6 +43,8 @@ def _throughput(quick: bool) -> list[Scenario]:
     for n in (1, 100, 1000) if quick else (1, 100, 10_000):
         rows += [
             _throughput_row("bare", "_baseline:throughput", n, quick),
+            # A yardstick: the per-step work of journaling a run, with no I/O at all (_floor.py).
+            _throughput_row("journal-no-io", "_floor:throughput", n, quick),
             _throughput_row("wayline", "_wayline:throughput", n, quick, budget_s=20.0 if quick else 120.0),
             _throughput_row("dbos", "_dbos:throughput", n, quick, budget_s=5.0 if quick else 30.0),
             _throughput_row("temporal", "_temporal:throughput", n, quick, budget_s=6.0 if quick else 30.0),
