@@ -199,9 +199,9 @@ class RunActor(SignalWaits, StepAttempts, CallbackWaits, Actor[RunMessage]):
         """Break the reference cycles of this incarnation (actor, context, body) as it ends.
 
         The context points back at the actor, so without this an ended run is cyclic garbage:
-        its dozen objects wait in the oldest GC generation for a full collection. At 10,000
-        runs that garbage made full collections a fifth of the run time; unlinked, reference
-        counting frees a run as soon as it stops.
+        its dozen objects wait in the oldest GC generation for a full collection, which then
+        walks them all. Unlinked, reference counting frees a run as soon as it stops (with
+        runs ending all the time, full collections took 40% less time).
         """
         self._coro = None
         self._task = self._inline_task = None
