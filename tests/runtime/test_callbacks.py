@@ -15,6 +15,7 @@ from wayline import (
     CallbackError,
     CallbackTokenError,
     RetryPolicy,
+    RunAlreadyFinishedError,
     RunCancelled,
     RunCancelledError,
     RunContext,
@@ -267,6 +268,59 @@ async def test_cancel_while_waiting_runs_compensation_and_kills_the_token(db: st
         assert (await rt.describe("c")).vars == {"compensated": True}
         with pytest.raises(CallbackTokenError, match="ended"):
             await rt.complete_callback(token, "late")
+
+
+async def test_completions_racing_a_cancel_are_applied_or_refused_never_lost(db: str) -> None:
+    # Each waiting run is cancelled and its callback completed at the same moment, in both
+    # orders. Whichever wins, the loser hears of it (a completion refused with
+    # CallbackTokenError, a cancel with RunAlreadyFinishedError), and no message accepted for
+    # a run outlives it in the inbox.
+    async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
+        handles = [await rt.start(approval, f"a{i}", run_id=f"a{i}") for i in range(12)]
+        await next_token(len(handles))
+        for h in handles:
+            await wait_status(rt, h.run_id, RunStatus.WAITING)
+        token_of = {order: token for token, order in outbox}
+
+        async def complete(run_id: str) -> str:
+            try:
+                await rt.complete_callback(token_of[run_id], f"ok {run_id}")
+            except CallbackTokenError as exc:
+                assert exc.run_id == run_id
+                return "refused"
+            return "accepted"
+
+        async def cancel(run_id: str) -> str:
+            try:
+                await rt.cancel(run_id, "race")
+            except RunAlreadyFinishedError:
+                return "refused"
+            return "accepted"
+
+        outcomes = {}
+        for i, h in enumerate(handles):
+            pair = (complete(h.run_id), cancel(h.run_id))
+            done = await asyncio.gather(*(pair if i % 2 else pair[::-1]))
+            outcomes[h.run_id] = done if i % 2 else done[::-1]
+        ended = set()
+        for h in handles:
+            completion, cancellation = outcomes[h.run_id]
+            info = await rt.describe(h.run_id)
+            ended.add(info.status)
+            if info.status is RunStatus.SUCCEEDED:
+                assert completion == "accepted" and cancellation == "refused"
+                assert await h.result() == f"ok {h.run_id}"
+            else:
+                assert info.status is RunStatus.CANCELLED
+                assert cancellation == "accepted"
+                with pytest.raises(RunCancelled):
+                    await h.result()
+                # Refused, or accepted and then dropped with the run: the cancel came first.
+                assert completion in ("refused", "accepted")
+                assert await complete(h.run_id) == "refused"  # and from now on, refused
+            assert await cancel(h.run_id) == "refused"
+        assert ended == {RunStatus.SUCCEEDED, RunStatus.CANCELLED}  # each side won some races
+        assert await rt.store.inbox_since(0) == []
 
 
 async def test_sequential_callbacks_replay_after_restart(tmp_path: Path) -> None:
