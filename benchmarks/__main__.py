@@ -63,6 +63,11 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
         s = find(outcomes, "tracing", "wayline+otel-sdk-10%", g)
         if s and u and s.value and u.value:
             lines.append(f"tracing n={g}: with 10% of runs sampled, traced/untraced = {s.value / u.value:.2f}")
+        o = find(outcomes, "tracing", "otel-sdk-spans-only", g)
+        if o and u and o.value and u.value:
+            # Time per traced step >= untraced time + the SDK's own time per span.
+            bound = o.value / (o.value + u.value)
+            lines.append(f"tracing n={g}: the SDK's spans alone bound traced/untraced at {bound:.2f}")
     w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")
     if w and f and w.value and f.value:
         ratio = w.value / f.value

@@ -63,12 +63,14 @@ def _tracing(quick: bool) -> list[Scenario]:
             ("wayline", False, 1.0),
             ("wayline+otel-sdk", True, 1.0),
             ("wayline+otel-sdk-10%", True, 0.1),
+            # A yardstick: the same number of step spans through the SDK alone (_floor.py).
+            ("otel-sdk-spans-only", True, 1.0),
         ):
             rows.append(
                 Scenario(
                     suite="tracing",
                     system=system,
-                    func="_wayline:throughput",
+                    func="_floor:sdk_spans" if system == "otel-sdk-spans-only" else "_wayline:throughput",
                     params={
                         "n": n,
                         "k": K,
@@ -83,7 +85,15 @@ def _tracing(quick: bool) -> list[Scenario]:
                     baseline=not traced,
                     timeout_s=90.0 if quick else 600.0,
                     label=f"n={n} k={K}"
-                    + (", no SDK" if not traced else ", traced" if ratio == 1.0 else f", {ratio:.0%} sampled"),
+                    + (
+                        ", no SDK"
+                        if not traced
+                        else ", spans only"
+                        if system == "otel-sdk-spans-only"
+                        else ", traced"
+                        if ratio == 1.0
+                        else f", {ratio:.0%} sampled"
+                    ),
                     also=(("cpu_us_per_step", "CPU us/step"),),
                 )
             )
