@@ -16,6 +16,7 @@ any runtime that keeps a history can reach on this interpreter, whatever its des
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections.abc import Coroutine, Generator
 from typing import Any
 
@@ -25,6 +26,7 @@ from wayline.persistence import RunRecord, RunStarted, RunStatus, RunSucceeded, 
 from wayline.persistence._codec import encode_raw
 
 from ._common import Deadline, Metrics, Params
+from ._wayline import _discarding_tracer_provider
 
 
 class _Step:
@@ -135,42 +137,33 @@ async def throughput(params: Params) -> Metrics:
 
 async def sdk_spans(params: Params) -> Metrics:
     """N*K step spans through the OpenTelemetry SDK alone, as wayline makes them (five
-    attributes, children of a run span, a BatchSpanProcessor with a discarding exporter),
-    and no workflow at all: what the SDK charges for one step attempt's span."""
+    attributes, children of a run span; the tracing rows' provider: a BatchSpanProcessor
+    with a discarding exporter), and no workflow at all: what the SDK charges per span."""
     from opentelemetry import trace
-    from opentelemetry.sdk.trace import TracerProvider
-    from opentelemetry.sdk.trace.export import BatchSpanProcessor, SpanExporter, SpanExportResult
-
-    class Discard(SpanExporter):
-        def export(self, spans: Any) -> SpanExportResult:
-            return SpanExportResult.SUCCESS
 
     n, k = int(params["n"]), int(params["k"])
-    provider = TracerProvider()
-    provider.add_span_processor(BatchSpanProcessor(Discard()))
-    tracer = provider.get_tracer("wayline")
-    timer = Deadline()
-    for i in range(n):
-        run = tracer.start_span("run steps", attributes={"wayline.run_id": f"r{i}"})
-        parent = trace.set_span_in_context(run)
-        for _ in range(k):
-            attributes = {
-                "wayline.run_id": f"r{i}",
-                "wayline.workflow": "steps",
-                "wayline.version": "1",
-                "wayline.step": "step",
-                "wayline.attempt": 1,
-            }
-            tracer.start_span("step step", context=parent, attributes=attributes).end()
-        run.end()
-        if i % 100 == 99:
-            await asyncio.sleep(0)  # a loop that also serves others
-    elapsed = timer.elapsed
-    metrics: Metrics = {
-        "steps_per_s": n * k / elapsed,
-        "cpu_us_per_step": timer.cpu_us_per(n * k),
-        "seconds": elapsed,
-        "steps": n * k,
-    }
-    provider.shutdown()
-    return metrics
+    async with contextlib.AsyncExitStack() as stack:
+        tracer = _discarding_tracer_provider(stack).get_tracer("wayline")
+        timer = Deadline()
+        for i in range(n):
+            run = tracer.start_span("run steps", attributes={"wayline.run_id": f"r{i}"})
+            parent = trace.set_span_in_context(run)
+            for _ in range(k):
+                attributes = {
+                    "wayline.run_id": f"r{i}",
+                    "wayline.workflow": "steps",
+                    "wayline.version": "1",
+                    "wayline.step": "step",
+                    "wayline.attempt": 1,
+                }
+                tracer.start_span("step step", context=parent, attributes=attributes).end()
+            run.end()
+            if i % 100 == 99:
+                await asyncio.sleep(0)  # a loop that also serves others
+        elapsed = timer.elapsed
+        return {
+            "steps_per_s": n * k / elapsed,
+            "cpu_us_per_step": timer.cpu_us_per(n * k),
+            "seconds": elapsed,
+            "steps": n * k,
+        }
