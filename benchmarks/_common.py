@@ -4,7 +4,7 @@ Scenario functions are ``async def f(params: dict) -> dict``: they receive the
 JSON parameters the harness chose and return a dict of numeric metrics, plus an
 optional ``"note"`` string. They raise :class:`NotReady` when the system under
 test lacks the feature (for wayline, while the core is still being written) and
-:class:`Skipped` when an optional peer package is absent; any other exception is
+:class:`Skipped` when something optional is absent; any other exception is
 reported by the harness as ``error: <exception>`` in that row.
 """
 
@@ -30,7 +30,7 @@ class NotReady(Exception):
 
 
 class Skipped(Exception):
-    """An optional peer package is not installed."""
+    """Something optional is missing: a peer package, or the shared conformance cases."""
 
     def __init__(self, package: str) -> None:
         super().__init__(f"{package} not installed ({BENCH_HINT})")
