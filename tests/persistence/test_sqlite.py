@@ -6,6 +6,7 @@ import asyncio
 import os
 import sqlite3
 import stat
+import threading
 import time
 from pathlib import Path
 from typing import Any
@@ -393,3 +394,31 @@ async def test_timer_queries_read_the_wake_index_not_every_waiting_run(tmp_path:
     finally:
         conn.close()
     assert "USING INDEX runs_by_wake" in plan, plan
+
+
+def test_stores_opening_one_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
+    # Each store migrates from its own writer thread; a migration another store applied after
+    # this one read the version must be skipped, not applied twice ("already exists").
+    for attempt in range(30):
+        path = tmp_path / f"new{attempt}.db"
+        stores = [SQLiteStore(path) for _ in range(6)]
+        ready = threading.Barrier(len(stores))
+        errors: list[BaseException] = []
+
+        def open_writer(store: SQLiteStore, ready: threading.Barrier, errors: list[BaseException]) -> None:
+            ready.wait()
+            try:
+                store._open_writer()
+            except BaseException as exc:
+                errors.append(exc)
+
+        threads = [threading.Thread(target=open_writer, args=(s, ready, errors)) for s in stores]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        for store in stores:
+            if store._wconn is not None:
+                store._wconn.close()
+        assert errors == []
+        assert pragma(path, "user_version") == SCHEMA_VERSION

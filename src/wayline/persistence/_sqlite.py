@@ -358,9 +358,12 @@ class SQLiteStore:
         for number in range(version + 1, SCHEMA_VERSION + 1):
             conn.execute("BEGIN IMMEDIATE")
             try:
-                for statement in MIGRATIONS[number - 1]:
-                    conn.execute(statement)
-                conn.execute(f"PRAGMA user_version = {number}")
+                # Read again under the write lock: another connection opening the same new
+                # file may have applied this migration since the version was first read.
+                if conn.execute("PRAGMA user_version").fetchone()[0] < number:
+                    for statement in MIGRATIONS[number - 1]:
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {number}")
                 conn.execute("COMMIT")
             except BaseException:
                 conn.execute("ROLLBACK")
