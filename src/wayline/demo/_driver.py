@@ -24,6 +24,7 @@ from wayline.persistence import Event, StepSucceeded
 
 from ._database import DemoDatabase
 from ._order import ORDER, RUN_ID, STEPS
+from ._tracing import collector_unreachable, trace_lines
 
 #: Seconds any one phase (a worker reaching the kill point, or finishing) may take.
 PHASE_TIMEOUT = 30.0
@@ -53,6 +54,8 @@ class Observed:
     finished: dict[str, Any] | None = None
     recovered: list[str] | None = None
     error: dict[str, Any] | None = None
+    #: The export status the last worker to exit reported (``--otlp-endpoint`` only).
+    telemetry: dict[str, Any] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -116,6 +119,8 @@ class Worker:
             case "finished":
                 seen.finished = event
                 print(f"{tag} await handle.result() -> run {event['status']}")
+            case "telemetry":
+                seen.telemetry = event["status"]
             case "error":
                 seen.error = event
                 print(f"{tag} error: {event['error']}: {event['cause']}")
@@ -243,6 +248,9 @@ class Summary:
     #: Per activity: how many times it ran (across both workers) and was checkpointed.
     activities: dict[str, dict[str, int]] = field(default_factory=dict)
     problems: list[str] = field(default_factory=list)
+    #: With ``--otlp-endpoint``: the endpoint, why it was unreachable (then nothing was
+    #: exported), and the export status the last worker reported.
+    otlp: dict[str, Any] | None = None
 
     def to_json(self, code: int) -> dict[str, Any]:
         return {
@@ -255,6 +263,7 @@ class Summary:
             "elapsed_s": self.elapsed_s,
             "activities": self.activities,
             "problems": self.problems,
+            "otlp": self.otlp,
         }
 
 
@@ -269,6 +278,12 @@ async def run_demo(
     summary = summary if summary is not None else Summary(db)
     print("wayline demo: an order workflow that survives kill -9")
     print(f"   database: {db}  ({demo_db.origin})")
+    if otlp_endpoint:
+        why = collector_unreachable(otlp_endpoint)
+        if why is not None:
+            print(f"   OTLP: no collector at {otlp_endpoint} ({why}); the workers export nothing this time")
+            summary.otlp = {"endpoint": otlp_endpoint, "unreachable": why, "last_worker": None}
+            otlp_endpoint = None
     seen = Observed()
     workers: list[Worker] = []
     began = time.monotonic()
@@ -288,7 +303,8 @@ async def run_demo(
         summary.killed = killed
         code = await _report(db, seen, summary, keep=keep, elapsed=time.monotonic() - began)
         if otlp_endpoint:
-            await _show_trace(db, otlp_endpoint)
+            summary.otlp = {"endpoint": otlp_endpoint, "unreachable": None, "last_worker": seen.telemetry}
+            await _show_trace(db, otlp_endpoint, seen, killed)
         print(INSPECT.format(db=shlex.quote(db), run_id=RUN_ID))
         return code
     except DemoError as exc:
@@ -334,8 +350,8 @@ async def _show_checkpoint(db: str) -> None:
     print(f"   vars: {json.dumps(info.vars)}")
 
 
-async def _show_trace(db: str, endpoint: str) -> None:
-    """Name the run's trace, which the workers exported to ``endpoint``."""
+async def _show_trace(db: str, endpoint: str, seen: Observed, killed: bool) -> None:
+    """Name the run's trace and say what the workers reported sending to ``endpoint``."""
     log = logging.getLogger("wayline")
     level = log.level
     log.setLevel(logging.CRITICAL)
@@ -346,8 +362,8 @@ async def _show_trace(db: str, endpoint: str) -> None:
         log.setLevel(level)
     traceparent = record.trace.get("traceparent", "") if record is not None else ""
     parts = traceparent.split("-")
-    if len(parts) == 4:
-        print(f"   trace {parts[1]}: every worker's spans, sent to {endpoint}, are in this one trace")
+    for line in trace_lines(parts[1] if len(parts) == 4 else None, endpoint, seen.telemetry, killed):
+        print(line)
 
 
 async def _report(db: str, seen: Observed, summary: Summary, *, keep: bool, elapsed: float) -> int:
