@@ -5,8 +5,9 @@ loop on the 2-core machine, twice: asyncio and uvloop). What it measured, how ma
 fit and how fast they answer, is a figure, so it is a benchmark row; the suite keeps a test
 of the behaviour (every actor answers and stays alive) at a size that costs nothing.
 
-- ``bare``: an asyncio task per "actor", blocked on its own queue; one message each, answered
-  through a future. The least any actor system on asyncio does.
+- ``bare``: an asyncio task per "actor", blocked on a one-message slot (a future) that it
+  re-arms after each message; one message each, answered through a future. The least an
+  actor system on asyncio can hold and do.
 - ``wayline``: ``Supervisor.spawn`` of N `Actor` s (mailbox, supervision), each asked once.
 """
 
@@ -55,21 +56,25 @@ async def bare(params: Params) -> Metrics:
     gc.collect()
     before, clock = _rss(), Deadline()
     loop = asyncio.get_running_loop()
-    queues: list[asyncio.Queue[tuple[int, asyncio.Future[Any]]]] = [asyncio.Queue() for _ in range(n)]
+    # Each "actor" waits on a one-message slot (a future) it re-arms after each message:
+    # the least a task that answers messages can hold.
+    slots: list[asyncio.Future[tuple[int, asyncio.Future[Any]]]] = [loop.create_future() for _ in range(n)]
 
-    async def actor(name: str, inbox: asyncio.Queue[tuple[int, asyncio.Future[Any]]]) -> None:
+    async def actor(i: int) -> None:
+        name = f"a{i}"
         while True:
-            message, reply = await inbox.get()
+            message, reply = await slots[i]
+            slots[i] = loop.create_future()
             reply.set_result((name, message))
 
-    tasks = [asyncio.ensure_future(actor(f"a{i}", queues[i])) for i in range(n)]
+    tasks = [asyncio.ensure_future(actor(i)) for i in range(n)]
     await asyncio.sleep(0)  # each task runs up to its first wait
     spawned = clock.elapsed
     grown = _rss() - before
 
     async def ask(i: int) -> Any:
         reply = loop.create_future()
-        queues[i].put_nowait((i, reply))
+        slots[i].set_result((i, reply))
         return await reply
 
     replies = await _ask_all(n, ask)
