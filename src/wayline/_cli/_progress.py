@@ -38,7 +38,7 @@ async def _draw(rt: Runtime, run_id: str, stream: TextIO) -> None:
             elif rec.steps:
                 parts.append(f"{rec.steps} steps")
             if rec.waits:
-                parts.append("waiting for " + ", ".join(f"{w.kind}:{w.key[:16]}" for w in rec.waits))
+                parts.append("waiting for " + ", ".join(f"{w.kind}:{w.name[:16]}" for w in rec.waits))
         parts.append(f"{time.monotonic() - started:.0f}s")
         stream.write(f"\r\x1b[K{_SPIN[tick % len(_SPIN)]} " + ", ".join(parts))
         stream.flush()

@@ -5,12 +5,9 @@ from __future__ import annotations
 import inspect
 import random
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, TypeVar, overload
-
-if TYPE_CHECKING:
-    from ._context import RunContext
+from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -124,8 +121,11 @@ class WorkflowDef(Generic[I, R]):
     def __repr__(self) -> str:
         return f"<workflow {self.name!r} v{self.version}>"
 
-    def body(self, ctx: RunContext, input: Any) -> Awaitable[R]:
-        return self.fn(ctx, input) if self.takes_input else self.fn(ctx)
+    def body(self, ctx: Any, input: Any) -> Coroutine[Any, Any, R]:
+        """The body's coroutine for a run: ``fn(ctx, input)`` or ``fn(ctx)`` (``ctx``: the
+        run's `RunContext`, not named here so that the context may import this module)."""
+        coro: Coroutine[Any, Any, R] = self.fn(ctx, input) if self.takes_input else self.fn(ctx)
+        return coro
 
 
 def _hint(fn: Callable[..., Any], name: str) -> Any:
