@@ -22,8 +22,9 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import RedriveError, RunCancelled, RunConflictError, RunFailed, RunNotFoundError
+from ..errors import AslDefinitionError
 from ..persistence import RunStatus, SQLiteStore
-from ..runtime import AslDefinitionError, Runtime, StateMachine, WorkflowDef, open_runtime
+from ..runtime import Runtime, StateMachine, WorkflowDef, open_runtime
 from . import _output as out
 from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, read_text
 from ._details import detail, details

@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from ..persistence import Custom, RunRecord, Wait
+from ..persistence import CallbackWait, Custom, RetryWait, RunRecord, SignalWait, TimerWait, Wait
 from ..runtime import Runtime
 from ._time import iso, when
 
@@ -43,25 +43,25 @@ class Detail:
 def describe_wait(wait: Wait, now: float) -> WaitText:
     """A stored wait in words: ``signal 'verdict', times out at 2026-... (in 59m 58s)``."""
     due = wait.due
-    match wait.kind:
-        case "timer":
+    match wait:
+        case TimerWait():
             return WaitText("timer", None, due, f"a timer, due {when(due, now)}" if due else "a timer")
-        case "signal":
-            text = f"signal {wait.key!r}" + (f", times out at {when(due, now)}" if due else "")
-            return WaitText("signal", wait.key, due, text)
-        case "retry":
-            step = wait.key.rpartition("#")[0] or wait.key
+        case SignalWait(signal=signal):
+            text = f"signal {signal!r}" + (f", times out at {when(due, now)}" if due else "")
+            return WaitText("signal", signal, due, text)
+        case RetryWait(activity=step):
             text = f"the retry of step {step!r}" + (f", due {when(due, now)}" if due else "")
             return WaitText("retry", step, due, text)
-        case "callback":
-            label = wait.label or None
+        case CallbackWait(label=label, deadline=deadline, heartbeat=heartbeat):
             text = f"a callback to {label!r}" if label else "a callback"
-            if wait.deadline is not None:
-                text += f", times out at {when(wait.deadline, now)}"
-            if wait.heartbeat is not None and due is not None:
+            if deadline is not None:
+                text += f", times out at {when(deadline, now)}"
+            if heartbeat is not None and due is not None:
                 text += f", next heartbeat due by {when(due, now)}"
-            return WaitText("callback", label, wait.deadline if wait.deadline is not None else due, text)
-    return WaitText(wait.kind, wait.key, due, f"{wait.kind} {wait.key}" + (f", due {when(due, now)}" if due else ""))
+            return WaitText("callback", label or None, deadline if deadline is not None else due, text)
+    name = wait.name or None
+    text = f"{wait.kind} {name or ''}".strip() + (f", due {when(due, now)}" if due else "")
+    return WaitText(wait.kind, name, due, text)
 
 
 def _asl_wait(state: object, now: float) -> WaitText | None:

@@ -13,7 +13,6 @@ from typing import Any, NoReturn
 from .. import __version__
 from .._errors import WaylineError
 from ..runtime import JsonLogFormatter, RunLogFilter
-from ..runtime._logging import RUN_FIELDS
 from . import _commands as cmd
 from ._errors import FAILED, INTERRUPTED, USAGE, CliError, error_ids, leaf_error, message_for
 from ._output import emit_error
@@ -213,7 +212,7 @@ class _TextFormatter(logging.Formatter):
 
     def format(self, record: logging.LogRecord) -> str:
         text = super().format(record)
-        ids = " ".join(f"{k}={record.__dict__[k]}" for k in RUN_FIELDS if record.__dict__.get(k) is not None)
+        ids = " ".join(f"{k}={record.__dict__[k]}" for k in RunLogFilter.FIELDS if record.__dict__.get(k) is not None)
         if not ids:
             return text
         head, sep, rest = text.partition("\n")  # after the message, before a traceback

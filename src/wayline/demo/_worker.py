@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 
-from wayline import RunFailed, RunStatus, WaylineError, configure_telemetry, open_runtime
+from wayline import RunFailed, RunStatus, WaylineError, open_runtime
+from wayline.runtime import configure_telemetry
 
 from ._order import ORDER, RUN_ID, process_order, say
 

@@ -5,12 +5,9 @@ from __future__ import annotations
 import inspect
 import random
 import typing
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
-
-if TYPE_CHECKING:
-    from ._context import RunContext
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -124,8 +121,11 @@ class WorkflowDef(Generic[I, R]):
     def __repr__(self) -> str:
         return f"<workflow {self.name!r} v{self.version}>"
 
-    def body(self, ctx: RunContext, input: Any) -> Awaitable[R]:
-        return self.fn(ctx, input) if self.takes_input else self.fn(ctx)
+    def body(self, ctx: Any, input: Any) -> Coroutine[Any, Any, R]:
+        """The body's coroutine for a run: ``fn(ctx, input)`` or ``fn(ctx)`` (``ctx``: the
+        run's `RunContext`, not named here so that the context may import this module)."""
+        coro: Coroutine[Any, Any, R] = self.fn(ctx, input) if self.takes_input else self.fn(ctx)
+        return coro
 
 
 def _hint(fn: Callable[..., Any], name: str) -> Any:
@@ -174,18 +174,19 @@ class _WorkflowDecorator(Protocol):
     """What ``@workflow(name=..., version=...)`` returns: typed like bare ``@workflow``."""
 
     @overload
-    def __call__(self, fn: Callable[[RunContext, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
+    def __call__(self, fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
     @overload
-    def __call__(self, fn: Callable[[RunContext], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
+    def __call__(self, fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
 
 
 # Typing only: a body that takes (ctx) is a WorkflowDef[None, R] and one that takes
 # (ctx, input: X) a WorkflowDef[X, R], so `rt.start` accepts exactly X and `handle.result()`
-# is an R. The runtime itself looks at the signature (see WorkflowDef.__init__).
+# is an R. The runtime itself looks at the signature (see WorkflowDef.__init__). The context
+# is Any here: RunContext's module imports this one, and imports only go one way.
 @overload
-def workflow(fn: Callable[[RunContext, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
+def workflow(fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
 @overload
-def workflow(fn: Callable[[RunContext], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
+def workflow(fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
 @overload
 def workflow(*, name: str | None = None, version: str = "1") -> _WorkflowDecorator: ...
 def workflow(
