@@ -200,7 +200,10 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     # database with other workflows' runs (it recreates the one it runs on).
     p = command(commands, "demo", "run the crash-and-resume demo (python -m wayline.demo)", skip=("--db",))
     p.description = demo.DESCRIPTION
-    p.epilog = "With --json, the outcome is one JSON document on stdout, the narration on stderr. " + _COMMON_NOTE
+    p.epilog = (
+        "With --json, the outcome is one JSON document on stdout, the narration on stderr. --json and "
+        "--otlp-endpoint are common options, described in `wayline --help`; the demo's --db is its own."
+    )
     p.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=demo.DB_HELP)
     p.add_argument("--keep", action="store_true", help=demo.KEEP_HELP)
     p.add_argument("--no-kill", action="store_true", help=demo.NO_KILL_HELP)
