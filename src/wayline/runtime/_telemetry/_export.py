@@ -29,7 +29,7 @@ import socket
 import threading
 import time
 import urllib.parse
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -120,7 +120,7 @@ class ExportHealth:
         with self._lock:
             return self._status
 
-    def export(self, kind: str, count: int, send: Any, url: str | None) -> bool:
+    def export(self, kind: str, count: int, send: Callable[[], bool], url: str | None) -> bool:
         """Run ``send()`` (the wrapped exporter's export, True on success) unless a failure is
         fresh; count the outcome and report the first failure of an outage."""
         with self._lock:
