@@ -168,15 +168,17 @@ class RunFailed(WaylineError):
 
     Attributes:
         run_id: the failed run.
-        error: the error name (an exception type name, or an ASL error such as ``States.Timeout``).
+        error: the error name (an exception type name, or an ASL error such as ``States.Timeout``);
+            None when the failure has no name (a state machine's Fail state without ``Error``).
         cause: a human-readable cause.
     """
 
-    def __init__(self, run_id: str, error: str, cause: str | None) -> None:
+    def __init__(self, run_id: str, error: str | None, cause: str | None) -> None:
         self.run_id = run_id
         self.error = error
         self.cause = cause
-        super().__init__(f"run {run_id!r} failed: {error}: {cause}" if cause else f"run {run_id!r} failed: {error}")
+        what = ": ".join(part for part in (error, cause) if part)
+        super().__init__(f"run {run_id!r} failed: {what}" if what else f"run {run_id!r} failed")
 
     def __reduce__(self) -> tuple[Any, ...]:
         return (type(self), (self.run_id, self.error, self.cause))

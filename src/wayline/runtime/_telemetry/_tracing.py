@@ -78,8 +78,8 @@ def span_context(traceparent: str) -> trace.SpanContext:
     return trace.get_current_span(PROPAGATOR.extract({"traceparent": traceparent})).get_span_context()
 
 
-def _description(error: str, cause: str | None) -> str:
-    return f"{error}: {cause}" if cause else error
+def _description(error: str | None, cause: str | None) -> str:
+    return ": ".join(part for part in (error, cause) if part)
 
 
 class Segment:

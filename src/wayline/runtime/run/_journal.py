@@ -77,7 +77,8 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
         case StepEntry(name=name, result=result, error=None):
             return result, None
         case StepEntry(name=name, error=ErrorInfo(error=error, cause=cause), attempts=attempts):
-            return None, ActivityError(name, error, cause, attempts)
+            # A step's failure always has a name (StepFailed.error is a str): `or` only narrows.
+            return None, ActivityError(name, error or "", cause, attempts)
         case SleepEntry():
             return None, None
         case SignalEntry(timed_out=True, name=name):
@@ -87,7 +88,7 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
         case CallbackEntry(result=result, error=None):
             return result, None
         case CallbackEntry(step=step, error=ErrorInfo(error=error, cause=cause)):
-            return None, CallbackError(step, error, cause)
+            return None, CallbackError(step, error or "", cause)  # as above: always named
     raise AssertionError(entry)
 
 

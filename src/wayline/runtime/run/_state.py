@@ -301,5 +301,5 @@ def failure(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, ActivityError):
         return ErrorInfo(exc.error, exc.cause)
     if isinstance(exc, StatesError):
-        return ErrorInfo(exc.error or "", exc.cause)
+        return ErrorInfo(exc.error, exc.cause)  # None stays None, as AWS reports it
     return ErrorInfo(type(exc).__name__, str(exc))
