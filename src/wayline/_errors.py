@@ -112,6 +112,44 @@ class WorkflowNotFoundError(WaylineError):
         )
 
 
+class VersionNotFoundError(WorkflowNotFoundError):
+    """A version of a registered workflow was asked for, and no definition has that label."""
+
+    def __init__(self, name: str, version: str, known: tuple[str, ...]) -> None:
+        self.name = name
+        self.version = version
+        self.run_id = None
+        listed = ", ".join(repr(k) for k in known) or "none"
+        WaylineError.__init__(
+            self,
+            f"workflow {name!r} has no version {version!r} registered; registered versions: {listed}. "
+            "Pass the definition labelled with that version= in open_runtime(..., workflows=[...]), "
+            "or start another version",
+        )
+
+
+class DuplicateWorkflowError(WaylineError):
+    """Two different definitions were registered under one workflow name and version."""
+
+    def __init__(self, name: str, version: str) -> None:
+        self.name = name
+        self.version = version
+        super().__init__(
+            f"two different definitions are registered as workflow {name!r} version {version!r}; a run "
+            "resumes with its version's definition, so each version needs a label of its own: give one "
+            "a new version=, or register only one"
+        )
+
+
+class AliasError(WaylineError):
+    """A `StateMachineAlias` is invalid, or routes to a version that is not registered."""
+
+    def __init__(self, alias: str, machine: str, reason: str) -> None:
+        self.alias = alias
+        self.machine = machine
+        super().__init__(f"alias {alias!r} of state machine {machine!r}: {reason}")
+
+
 class ChildMachineNotFoundError(WorkflowNotFoundError):
     """A state machine starts a child execution of a machine that is not registered."""
 
@@ -159,7 +197,8 @@ class NonDeterminismError(WaylineError):
         super().__init__(
             f"run {run_id!r}: step #{index} was {journaled!r} when the run was checkpointed, but "
             f"the workflow code now asks for {requested!r} at that position; step names and order "
-            "must stay stable for a run in flight (deploy the change as a new workflow version)"
+            "must stay stable for a run in flight (guard the change with ctx.patched, or register it as a new "
+            "version beside the old one; `wayline replay` checks runs against new code before a deploy)"
         )
 
 

@@ -8,6 +8,7 @@ The ones met every day are also at the top level of ``wayline``.
 from ._errors import (
     ActivityError as ActivityError,
     ActivityTimeoutError as ActivityTimeoutError,
+    AliasError as AliasError,
     CallbackError as CallbackError,
     CallbackTokenError as CallbackTokenError,
     Cancelled as Cancelled,
@@ -15,6 +16,7 @@ from ._errors import (
     DatabaseCorruptError as DatabaseCorruptError,
     DatabaseLockedError as DatabaseLockedError,
     DatabaseOwnedError as DatabaseOwnedError,
+    DuplicateWorkflowError as DuplicateWorkflowError,
     MissingExtraError as MissingExtraError,
     NonDeterminismError as NonDeterminismError,
     NotRegisteredError as NotRegisteredError,
@@ -29,6 +31,7 @@ from ._errors import (
     SchemaVersionError as SchemaVersionError,
     SignalTimeoutError as SignalTimeoutError,
     StoreError as StoreError,
+    VersionNotFoundError as VersionNotFoundError,
     WaylineError as WaylineError,
     WorkflowNotFoundError as WorkflowNotFoundError,
 )
@@ -37,6 +40,7 @@ from .runtime.asl import AslDefinitionError as AslDefinitionError, StatesError a
 __all__ = (
     "ActivityError",
     "ActivityTimeoutError",
+    "AliasError",
     "AslDefinitionError",
     "CallbackError",
     "CallbackTokenError",
@@ -45,6 +49,7 @@ __all__ = (
     "DatabaseCorruptError",
     "DatabaseLockedError",
     "DatabaseOwnedError",
+    "DuplicateWorkflowError",
     "MissingExtraError",
     "NonDeterminismError",
     "NotRegisteredError",
@@ -60,6 +65,7 @@ __all__ = (
     "SignalTimeoutError",
     "StatesError",
     "StoreError",
+    "VersionNotFoundError",
     "WaylineError",
     "WorkflowNotFoundError",
 )

@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 from .. import __version__
 from .._errors import WaylineError
 from ..runtime import JsonLogFormatter, RunLogFilter
-from . import _commands as cmd
+from . import _commands as cmd, _replay as replay
 from ._errors import FAILED, INTERRUPTED, USAGE, CliError, error_ids, leaf_error, message_for
 from ._output import emit_error
 
@@ -184,6 +184,23 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--definition", required=True, metavar="FILE", help="the run's state machine definition (ASL JSON)")
     p.add_argument("--resources", metavar="MODULE:MAPPING", help=_RESOURCES)
 
+    p = command(
+        commands,
+        "replay",
+        "replay stored runs of a code workflow against new code, before deploying it; exit 1 if any "
+        "would fail with NonDeterminismError (or now raise)",
+    )
+    p.add_argument("--workflow", required=True, metavar="MODULE:WORKFLOW", help="the new code, e.g. my_app.flows:order")
+    p.add_argument("--run-id", action="append", metavar="ID", help="only this run (repeat for several)")
+    p.add_argument("--status", metavar="S", help="only runs in status S (default: RUNNING,WAITING,PENDING)")
+    p.add_argument("--all", action="store_true", help="finished runs too")
+    p.add_argument(
+        "--any-version",
+        action="store_true",
+        help="runs of every version of the workflow, not only its version= (a run whose version is no "
+        "longer registered resumes on the newest)",
+    )
+
     asl = group("asl", "validate or run an Amazon States Language definition", "asl_command")
     p = command(asl, "validate", "check a definition; every problem is listed with its path")
     p.add_argument("file", metavar="FILE", help="the definition (ASL JSON)")
@@ -264,6 +281,8 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
             return lambda: cmd.start(opts, args.workflow, args.input, args.run_id, args.wait)
         case "redrive", _:
             return lambda: cmd.redrive(opts, args.run_id, args.definition, args.resources)
+        case "replay", _:
+            return lambda: replay.replay(opts, args.workflow, args.run_id, args.status, args.all, args.any_version)
         case "asl", "run":
             return lambda: cmd.asl_run(opts, args.file, args.input, args.resources, args.name, args.run_id)
     return None

@@ -262,6 +262,18 @@ class CallbackFailed(Event, tag="CallbackFailed", frozen=True):
     cause: str | None = None
 
 
+class Patched(Event, tag="Patched", frozen=True):
+    """``ctx.patched(change)`` took the new branch, first asked at journal position ``index``.
+
+    A run that had already passed that point when the code gained the call takes the old
+    branch instead, and records nothing: on every later replay, its journal beyond the point
+    says so again.
+    """
+
+    change: str
+    index: int
+
+
 class Custom(Event, tag="Custom", frozen=True):
     """An event of a workflow kind the core does not model (ASL state events, signals...)."""
 
@@ -286,6 +298,7 @@ AnyEvent = (
     | CallbackHeartbeat
     | CallbackCompleted
     | CallbackFailed
+    | Patched
     | Custom
 )
 

@@ -17,15 +17,23 @@ from ._definitions import (
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
+from ._replay import (
+    ReplayResult as ReplayResult,
+    ReplayVerdict as ReplayVerdict,
+    check_replay as check_replay,
+)
 from ._runtime import Runtime as Runtime
 from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
+from ._versions import StateMachineAlias as StateMachineAlias, version_key as version_key
 from .asl import StateMachine as StateMachine
 
 __all__ = (
     "ActivityDef",
     "JsonLogFormatter",
+    "ReplayResult",
+    "ReplayVerdict",
     "RetryPolicy",
     "RunContext",
     "RunHandle",
@@ -34,12 +42,15 @@ __all__ = (
     "Runtime",
     "RuntimeStatistics",
     "StateMachine",
+    "StateMachineAlias",
     "StepInfo",
     "TelemetryProviders",
     "WorkflowDef",
     "activity",
+    "check_replay",
     "configure_telemetry",
     "open_runtime",
     "step_info",
+    "version_key",
     "workflow",
 )

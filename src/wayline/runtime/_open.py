@@ -16,6 +16,7 @@ from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
 from ..persistence import MemoryStore, SQLiteStore, Store
 from ._definitions import WorkflowDef
 from ._runtime import Runtime
+from ._versions import StateMachineAlias
 from .asl import StateMachine
 
 
@@ -23,7 +24,7 @@ from .asl import StateMachine
 async def open_runtime(
     store: str | os.PathLike[str] | Store = "wayline.db",
     *,
-    workflows: Iterable[WorkflowDef[Any, Any] | StateMachine] = (),
+    workflows: Iterable[WorkflowDef[Any, Any] | StateMachine | StateMachineAlias] = (),
     clock: Clock | None = None,
     supervisor: SupervisorSpec | None = None,
     max_concurrent_activities: int | None = None,
@@ -41,7 +42,9 @@ async def open_runtime(
 
     Args:
         store: a database path, ``":memory:"`` for an in-memory store, or a `Store`.
-        workflows: the workflows this runtime can run (and recover).
+        workflows: the workflows this runtime can run (and recover): several versions of one
+            workflow may be registered side by side, with the `StateMachineAlias`es that route
+            between them.
         clock: the time source (``wayline.testing.VirtualClock`` in tests).
         supervisor: restart policy for crashed run actors.
         max_concurrent_activities: a cap on steps running at once across all runs.

@@ -95,8 +95,8 @@ class Runs:
 
     # --- the port: what runs ask -------------------------------------------------------------
 
-    def workflow(self, name: str, run_id: str) -> Workflow:
-        return self._registry.lookup(name, run_id=run_id)
+    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+        return self._registry.lookup(name, run_id=run_id, version=version)
 
     def run_stopped(self, run: LiveRun) -> None:
         if self._actors.get(run.run_id) is run:

@@ -24,6 +24,7 @@ from ._inbox import Inbox
 from ._runs import Runs
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
+from ._versions import ALIAS_KEY, StateMachineAlias
 from ._workflows import AslWorkflow, Registry
 from .asl import StateMachine, prepare_redrive
 
@@ -44,7 +45,7 @@ class Runtime:
         store: Store,
         supervisor: Supervisor,
         *,
-        workflows: Iterable[WorkflowDef[Any, Any] | StateMachine],
+        workflows: Iterable[WorkflowDef[Any, Any] | StateMachine | StateMachineAlias],
         clock: Clock,
         max_concurrent_activities: int | None,
         passivate_after: float | None = None,
@@ -90,34 +91,61 @@ class Runtime:
     # --- starting runs ---------------------------------------------------------------------
 
     # Typing only: the workflow's declared input type is what `input` accepts, and the handle
-    # is typed by its return type; a state machine or a name gives a RunHandle[Any].
+    # is typed by its return type; a state machine, an alias or a name gives a RunHandle[Any].
     @overload
     async def start(
-        self, workflow: WorkflowDef[None, T], input: None = None, *, run_id: str | None = None
+        self,
+        workflow: WorkflowDef[None, T],
+        input: None = None,
+        *,
+        run_id: str | None = None,
+        version: str | None = None,
     ) -> RunHandle[T]: ...
     @overload
-    async def start(self, workflow: WorkflowDef[I, T], input: I, *, run_id: str | None = None) -> RunHandle[T]: ...
+    async def start(
+        self, workflow: WorkflowDef[I, T], input: I, *, run_id: str | None = None, version: str | None = None
+    ) -> RunHandle[T]: ...
     @overload
     async def start(
-        self, workflow: StateMachine | str, input: Any = None, *, run_id: str | None = None
+        self,
+        workflow: StateMachine | StateMachineAlias | str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        version: str | None = None,
     ) -> RunHandle[Any]: ...
     async def start(
-        self, workflow: WorkflowDef[Any, Any] | StateMachine | str, input: Any = None, *, run_id: str | None = None
+        self,
+        workflow: WorkflowDef[Any, Any] | StateMachine | StateMachineAlias | str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        version: str | None = None,
     ) -> RunHandle[Any]:
         """Start a run of ``workflow`` on ``input``, durably, and return its handle.
+
+        The run takes the newest version registered under the workflow's name (see
+        `wayline.runtime.version_key` for "newest"), unless ``version`` names one; a
+        `StateMachineAlias` (or ``"<machine>:<alias>"``) picks the version by its weights, and
+        ``"<name>:<version>"`` names one too. The run keeps its version when it resumes.
 
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
         run starts and the handle refers to the existing one.
 
         Raises:
             WorkflowNotFoundError: the workflow was not passed to ``open_runtime``.
+            VersionNotFoundError: ``version`` is not registered.
             RunConflictError: ``run_id`` exists as a run of another workflow.
             PayloadError: ``input`` is not storable data.
         """
         self._runs.check_open()
-        wf = self._registry.resolve(workflow)
+        target = self._registry.resolve(workflow, version=version)
         run_id = run_id or uuid.uuid4().hex
-        await self._runs.create(wf, input, run_id)
+        if isinstance(target, StateMachineAlias):
+            wf = self._registry.lookup(target.machine, version=target.route(run_id))
+            await self._runs.create(wf, input, run_id, {ALIAS_KEY: target.name})
+        else:
+            await self._runs.create(target, input, run_id)
         return RunHandle(self, run_id)
 
     async def redrive(self, run_id: str) -> RunHandle[Any]:
@@ -134,7 +162,7 @@ class Runtime:
             raise RunNotFoundError(run_id)
         if rec.status is not RunStatus.FAILED:
             raise RedriveError(run_id, f"only FAILED runs can be redriven, and it is {rec.status.value}")
-        wf = self._registry.lookup(rec.workflow, run_id=run_id)
+        wf = self._registry.lookup(rec.workflow, run_id=run_id, version=rec.version)
         if not isinstance(wf, AslWorkflow) or not isinstance(rec.state, dict):
             raise RedriveError(
                 run_id, "only state machine runs resume from a failed state; start a new run of a code workflow"

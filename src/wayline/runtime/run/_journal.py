@@ -17,6 +17,7 @@ from ...persistence import (
     CallbackCompleted,
     CallbackFailed,
     ErrorInfo,
+    Patched,
     SignalReceived,
     SignalTimedOut,
     StepFailed,
@@ -95,14 +96,22 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
 class Journal:
     """The settled positions of one run, loaded from its history, taken as the body replays."""
 
-    __slots__ = ("entries", "failed_attempts", "run_id")
+    __slots__ = ("entries", "failed_attempts", "frontier", "patches", "run_id")
 
     def __init__(self, run_id: str, history: list[AnyEvent]) -> None:
         self.run_id = run_id
         self.entries: dict[int, Entry] = {}
         #: Failed attempts of steps that have not ended: the next attempt's number follows them.
         self.failed_attempts: dict[int, int] = {}
+        #: One past the highest position any event names (settled, started or waiting there):
+        #: the run had got that far before this replay (`ctx.patched` asks).
+        self.frontier = 0
+        #: The changes ``ctx.patched`` took the new branch of (`Patched` events).
+        self.patches: set[str] = set()
         for ev in history:
+            index = getattr(ev, "index", None)
+            if index is not None and index >= self.frontier and type(ev) is not Patched:
+                self.frontier = index + 1
             if type(ev) is StepSucceeded:
                 if ev.step == SLEEP_STEP:
                     self.entries[ev.index] = SleepEntry()
@@ -121,6 +130,10 @@ class Journal:
                 self.entries[ev.index] = CallbackEntry(ev.step, ev.result)
             elif type(ev) is CallbackFailed:
                 self.entries[ev.index] = CallbackEntry(ev.step, error=ErrorInfo(ev.error, ev.cause))
+            elif type(ev) is Patched:
+                # Asked before position `index` was taken: the positions before it were passed.
+                self.patches.add(ev.change)
+                self.frontier = max(self.frontier, ev.index)
 
     def __contains__(self, index: int) -> bool:
         return index in self.entries
