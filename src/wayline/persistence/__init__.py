@@ -1,9 +1,13 @@
-"""Durable storage: the `Store` protocol, the SQLite store (default) and an in-memory store.
+"""Durable storage: the `Store` protocol, the SQLite store (default), the PostgreSQL store
+(``PostgresStore``, with the ``postgres`` extra) and an in-memory store.
 
 This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._codec import decode_any as decode_any, encode as encode
+from ._leases import Lease as Lease, WorkerInfo as WorkerInfo
 from ._memory import MemoryStore as MemoryStore
 from ._records import (
     UNFINISHED as UNFINISHED,
@@ -35,6 +39,35 @@ from ._records import (
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import Store as Store
 
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore as PostgresStore
+
+
+def is_postgres_url(value: object) -> bool:
+    """Whether ``value`` is a ``postgresql://`` (or ``postgres://``) URL."""
+    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
+
+
+def open_postgres_store(url: str, **options: Any) -> "PostgresStore":
+    """A `PostgresStore` on ``url`` (not started), or `PostgresDriverMissingError` without asyncpg."""
+    return __getattr__("PostgresStore")(url, **options)  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    # asyncpg is an optional extra: it is imported only when the PostgreSQL store is asked for.
+    if name == "PostgresStore":
+        try:
+            from ._postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            from .._errors import PostgresDriverMissingError
+
+            raise PostgresDriverMissingError() from exc
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = (
     "UNFINISHED",
     "AnyEvent",
@@ -46,7 +79,9 @@ __all__ = (
     "ErrorInfo",
     "Event",
     "InboxMessage",
+    "Lease",
     "MemoryStore",
+    "PostgresStore",
     "RunCancelled",
     "RunCrashed",
     "RunFailed",
@@ -64,6 +99,7 @@ __all__ = (
     "StepSucceeded",
     "Store",
     "Wait",
+    "WorkerInfo",
     "decode_any",
     "encode",
 )
