@@ -44,6 +44,8 @@ def is_connection_error(exc: BaseException, conn: asyncpg.Connection | None) -> 
     to the statement being wrong: only then is a write retried on a new connection."""
     if isinstance(exc, (OSError, TimeoutError, asyncpg.exceptions.ConnectionDoesNotExistError)):
         return True
+    if isinstance(exc, DatabaseUnreachableError):  # a reconnection attempt failed: keep trying
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         # 08: connection exception; 57P: the server shut down or ended this session.
         state = getattr(exc, "sqlstate", "") or ""
