@@ -147,9 +147,9 @@ async def terminate(url: str, role: str) -> int:
     """pg_terminate_backend every session of ``role`` on ``url``'s database; how many."""
     database = urlsplit(url).path.lstrip("/")
     rows: Any = await admin(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name = $2",
+        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND application_name LIKE $2",
         database,
-        f"wayline {role}",
+        f"wayline {role} %",
     )
     return len(rows)
 

@@ -218,7 +218,7 @@ async def test_notifications_reach_a_subscriber_and_survive_a_lost_connection(pg
             database = pg_url.rsplit("/", 1)[1]
             await admin(
                 "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
-                "WHERE datname = $1 AND application_name = 'wayline listener'",
+                "WHERE datname = $1 AND application_name LIKE 'wayline listener %'",
                 database,
             )
             await next_heard(3)
@@ -228,3 +228,17 @@ async def test_notifications_reach_a_subscriber_and_survive_a_lost_connection(pg
             assert heard[3] == ("inbox", "r")
         finally:
             await sub.close()
+
+
+async def test_a_worker_whose_process_is_gone_does_not_hold_the_database(pg_url: str) -> None:
+    from _postgres import admin
+
+    async with stores(pg_url, 2) as (a, b):
+        await a.register_worker("a", lease_seconds=3600, exclusive=True)
+        with pytest.raises(DatabaseOwnedByWorkerError):
+            await b.register_worker("b", exclusive=True)
+        # A process killed with SIGKILL leaves its lease but not its sessions.
+        sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1"
+        await admin(sql, f"% {a.tag}")
+        await b.register_worker("b", exclusive=True)  # at once, not in an hour
+        assert [w.worker_id for w in await b.list_workers()] == ["b"]

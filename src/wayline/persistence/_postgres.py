@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import socket
 import time
+import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit, urlunsplit
@@ -100,7 +101,8 @@ class PostgresStore:
         self.pool_size = pool_size
         provider = resolve_meter_provider(meter_provider)
         metrics = CheckpointMetrics(provider) if provider is not None else None
-        self._leases = WorkerLeases(self._with_connection, self.display_url)
+        self.tag = uuid.uuid4().hex[:12]
+        self._leases = WorkerLeases(self._with_connection, self.display_url, self.tag)
         self._writer = GroupCommit(
             lambda: self._connect("writer"),
             self.display_url,
@@ -134,7 +136,7 @@ class PostgresStore:
             conn: asyncpg.Connection = await asyncpg.connect(
                 self.url,
                 timeout=self.connect_timeout,
-                server_settings={"application_name": f"wayline {role}"},
+                server_settings={"application_name": f"wayline {role} {self.tag}"},
             )
         except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError) as exc:
             raise self._translate_connect(exc) from exc
@@ -192,7 +194,7 @@ class PostgresStore:
                 min_size=1,
                 max_size=self.pool_size,
                 timeout=self.connect_timeout,
-                server_settings={"application_name": "wayline reader"},
+                server_settings={"application_name": f"wayline reader {self.tag}"},
             )
             await self._writer.start()
         except BaseException as exc:

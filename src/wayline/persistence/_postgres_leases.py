@@ -31,7 +31,7 @@ from ._leases import CLAIMABLE, Lease, Listener, WorkerInfo, new_worker_id
 from ._postgres_sql import (
     CLAIM_RUN,
     CLAIM_RUNS,
-    DELETE_DEAD,
+    DELETE_DEAD_AT_REGISTER,
     LIST_WORKERS,
     LIVE_WORKERS,
     REGISTER,
@@ -54,11 +54,13 @@ class WorkerLeases:
     Args:
         run: runs a function on a pooled connection, retrying on a new one if it is lost.
         url: the database, for messages.
+        tag: the store's session tag (see `_postgres_sql.LIVE_WORKERS`).
     """
 
-    def __init__(self, run: Run[Any], url: str) -> None:
+    def __init__(self, run: Run[Any], url: str, tag: str) -> None:
         self._run = run
         self._url = url
+        self._tag = tag  # in the application_name of every connection of this store
         self.worker_id: str | None = None
         self.exclusive = False
         self.lease_seconds = 10.0
@@ -76,8 +78,8 @@ class WorkerLeases:
                 for other, ohost, opid, left, oexclusive in await conn.fetch(LIVE_WORKERS, wid):
                     if exclusive or oexclusive:
                         raise DatabaseOwnedByWorkerError(self._url, other, ohost, opid, float(left))
-                await conn.execute(DELETE_DEAD)
-                row = await conn.fetchrow(REGISTER, wid, host, pid, lease_seconds, exclusive)
+                await conn.execute(DELETE_DEAD_AT_REGISTER, wid)
+                row = await conn.fetchrow(REGISTER, wid, host, pid, lease_seconds, exclusive, self._tag)
                 assert row is not None
                 started, beat, until = row
                 await conn.execute(RELEASE_ALL, wid)  # a previous incarnation's runs, if any

@@ -55,6 +55,7 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             host         text NOT NULL,
             pid          integer NOT NULL,
             exclusive    boolean NOT NULL DEFAULT false,
+            tag          text NOT NULL DEFAULT '',
             started_at   timestamptz NOT NULL DEFAULT now(),
             heartbeat_at timestamptz NOT NULL DEFAULT now(),
             lease_until  timestamptz NOT NULL

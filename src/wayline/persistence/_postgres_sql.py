@@ -128,17 +128,26 @@ COUNT_RUNS = "SELECT count(*) FROM wayline.runs WHERE status = ANY($1::text[])"
 
 # --- workers and leases ------------------------------------------------------------------
 
-LIVE_WORKERS = (
-    "SELECT id, host, pid, extract(epoch FROM lease_until - now()), exclusive FROM wayline.workers "
-    "WHERE id <> $1 AND lease_until >= now() ORDER BY started_at"
+# A registration checks for other live workers. Live means a lease not expired and at least
+# one session open under the worker's tag (every connection of a store carries it in its
+# application_name): a worker killed with SIGKILL loses its sessions at once, so the next
+# process need not wait for its lease. A paused worker keeps its sessions and its lease.
+_HAS_SESSIONS = (
+    "EXISTS (SELECT 1 FROM pg_stat_activity a WHERE a.application_name LIKE 'wayline % ' || w.tag AND w.tag <> '')"
 )
-DELETE_DEAD = "DELETE FROM wayline.workers WHERE lease_until < now()"
+LIVE_WORKERS = (
+    "SELECT id, host, pid, extract(epoch FROM lease_until - now()), exclusive FROM wayline.workers w "
+    f"WHERE id <> $1 AND lease_until >= now() AND {_HAS_SESSIONS} ORDER BY started_at"
+)
+DELETE_DEAD_AT_REGISTER = (
+    f"DELETE FROM wayline.workers w WHERE id <> $1 AND NOT (lease_until >= now() AND {_HAS_SESSIONS})"
+)
 REGISTER = """
-INSERT INTO wayline.workers (id, host, pid, exclusive, lease_until)
-VALUES ($1, $2, $3, $5, now() + make_interval(secs => $4))
+INSERT INTO wayline.workers (id, host, pid, exclusive, tag, lease_until)
+VALUES ($1, $2, $3, $5, $6, now() + make_interval(secs => $4))
 ON CONFLICT (id) DO UPDATE
-    SET host = excluded.host, pid = excluded.pid, exclusive = excluded.exclusive, started_at = now(),
-        heartbeat_at = now(), lease_until = excluded.lease_until
+    SET host = excluded.host, pid = excluded.pid, exclusive = excluded.exclusive, tag = excluded.tag,
+        started_at = now(), heartbeat_at = now(), lease_until = excluded.lease_until
 RETURNING extract(epoch FROM started_at), extract(epoch FROM heartbeat_at), extract(epoch FROM lease_until)
 """
 #: A worker registered again under an id it had before gives up what that incarnation owned:
