@@ -110,20 +110,39 @@ async def ticker(ctx: RunContext, n: int) -> int:
 
 
 @pytest.mark.anyio
-async def test_connections_killed_by_the_server_mid_run_and_the_run_goes_on(pg_url: str) -> None:
+async def test_connections_killed_by_the_server_mid_commit_and_the_run_goes_on(pg_url: str) -> None:
+    import asyncpg
+
     progress.update(ten=asyncio.Event(), resume=asyncio.Event())
     executed.clear()
     database = urlsplit(pg_url).path.lstrip("/")
     async with open_runtime(pg_url, workflows=[ticker]) as rt:
         handle = await rt.start(ticker, 30, run_id="t")
         await asyncio.wait_for(progress["ten"].wait(), timeout=30)
+        # Hold the runs table so that step 10's checkpoint stops inside its statement...
+        blocker = await asyncpg.connect(pg_url)
+        lock = blocker.transaction()
+        await lock.start()
+        await blocker.execute("LOCK TABLE wayline.runs IN EXCLUSIVE MODE")
+        progress["resume"].set()
+        waiting = (
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = $1 "
+            "AND application_name LIKE 'wayline writer %' AND wait_event_type = 'Lock'"
+        )
+        async with asyncio.timeout(30):
+            while not await blocker.fetchval(waiting, database):  # noqa: ASYNC110 - a server-side condition
+                await asyncio.sleep(0.01)
+        # ... and there the server ends every connection of the runtime.
         killed = await admin(
             "SELECT pg_terminate_backend(pid) FROM pg_stat_activity "
             "WHERE datname = $1 AND application_name LIKE 'wayline %'",
             database,
         )
         assert len(killed) >= 2  # type: ignore[arg-type]  # the writer and the pool at least
-        progress["resume"].set()
+        await lock.rollback()
+        await blocker.close()
         assert await asyncio.wait_for(handle.result(), timeout=60) == sum(range(30))
         assert (await rt.describe("t")).status.value == "SUCCEEDED"
-    assert set(executed.values()) == {1}  # no step ran twice: the checkpoints all landed once
+    # No step ran twice: the interrupted checkpoint was committed once, on a new connection,
+    # and the run never crashed back to an earlier one.
+    assert set(executed.values()) == {1}
