@@ -22,7 +22,7 @@ from pathlib import Path
 from typing import Any
 
 from .._errors import RedriveError, RunCancelled, RunFailed, RunNotFoundError
-from ..persistence import RunStatus, SQLiteStore
+from ..persistence import RunStatus, SQLiteStore, Store, is_postgres_url, open_postgres_store
 from ..runtime import AslDefinitionError, Runtime, StateMachine, open_runtime
 from . import _output as out
 from ._args import load_resources, parse_json, parse_since, parse_statuses, read_text
@@ -56,9 +56,17 @@ def _existing_db(opts: Options) -> str:
     return opts.db
 
 
+def _store(opts: Options, *, existing: bool) -> Store:
+    """The store ``--db`` names: a ``postgresql://`` URL (whose database must exist: wayline
+    never creates a PostgreSQL database) or a SQLite file."""
+    if is_postgres_url(opts.db):
+        return open_postgres_store(opts.db)
+    return SQLiteStore(_existing_db(opts) if existing else opts.db, busy_timeout=opts.lock_timeout)
+
+
 @contextlib.asynccontextmanager
 async def _client(opts: Options) -> AsyncIterator[Runtime]:
-    store = SQLiteStore(_existing_db(opts), busy_timeout=opts.lock_timeout)
+    store = _store(opts, existing=True)
     async with open_runtime(store, recover=False, inbox_poll_interval=None) as rt:
         yield rt
 
@@ -67,7 +75,7 @@ async def _client(opts: Options) -> AsyncIterator[Runtime]:
 async def _owner(opts: Options, machine: StateMachine) -> AsyncIterator[Runtime]:
     # Owner: it resumes this machine's interrupted runs too, and polls the inbox so that
     # signals and callbacks sent by other `wayline` processes reach its runs.
-    store = SQLiteStore(opts.db, busy_timeout=opts.lock_timeout)
+    store = _store(opts, existing=False)
     async with open_runtime(store, workflows=[machine], recover=True, inbox_poll_interval=0.1) as rt:
         yield rt
 

@@ -39,6 +39,10 @@ def leaf_error(exc: BaseException) -> BaseException:
 def message_for(exc: WaylineError, db: str) -> str:
     """The CLI's wording of a wayline error: the runtime's message, with hints that name
     commands instead of Python calls where the two differ."""
+    if db.startswith(("postgresql://", "postgres://")):
+        from ..persistence._postgres_url import redact
+
+        db = redact(db)  # never print a password
     if isinstance(exc, RunNotFoundError):
         return f"no run with id {exc.run_id!r} in {db!r}; list the runs with `wayline runs list`"
     if isinstance(exc, DatabaseOwnedError):

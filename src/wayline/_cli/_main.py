@@ -22,9 +22,9 @@ log = logging.getLogger("wayline.cli")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _EPILOG = """\
-The database is --db PATH, else $WAYLINE_DB, else ./wayline.db. Commands that read runs or
-send them messages open it as a client beside the worker that runs them: what they send is
-committed to the run's inbox and the worker delivers it. `asl run` and `redrive` run a state
+The database is --db PATH (a file or a postgresql:// URL), else $WAYLINE_DB, else ./wayline.db.
+Commands that read runs or send them messages open it as a client beside the worker that runs
+them: what they send is committed to the run's inbox and the worker delivers it. `asl run` and `redrive` run a state
 machine in this process and need the database to themselves.
 
 JSON arguments may be given inline ('{"a": 1}'), as @FILE, or as @- for stdin.
@@ -49,7 +49,10 @@ def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
 
     group = parser.add_argument_group("common options")
     group.add_argument(
-        "--db", metavar="PATH", default=default(None), help="database file (default: $WAYLINE_DB or wayline.db)"
+        "--db",
+        metavar="PATH",
+        default=default(None),
+        help="database file or postgresql://user@host/db URL (default: $WAYLINE_DB or wayline.db)",
     )
     group.add_argument("--json", action="store_true", default=default(False), help="print one JSON document on stdout")
     group.add_argument(

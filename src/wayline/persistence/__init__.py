@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 from ._codec import decode_any as decode_any, encode as encode
 from ._leases import Lease as Lease, WorkerInfo as WorkerInfo
 from ._memory import MemoryStore as MemoryStore
+from ._postgres_url import is_postgres_url as is_postgres_url
 from ._records import (
     UNFINISHED as UNFINISHED,
     AnyEvent as AnyEvent,
@@ -41,11 +42,6 @@ from ._store import Store as Store
 
 if TYPE_CHECKING:
     from ._postgres import PostgresStore as PostgresStore
-
-
-def is_postgres_url(value: object) -> bool:
-    """Whether ``value`` is a ``postgresql://`` (or ``postgres://``) URL."""
-    return isinstance(value, str) and value.startswith(("postgresql://", "postgres://"))
 
 
 def open_postgres_store(url: str, **options: Any) -> "PostgresStore":

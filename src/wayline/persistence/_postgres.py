@@ -15,7 +15,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import urlsplit
 
 import asyncpg
 import msgspec
@@ -46,19 +46,10 @@ from ._postgres_sql import (
     NEXT_WAKE,
     PRUNE_MARKERS,
 )
+from ._postgres_url import redact
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 
 T = TypeVar("T")
-
-
-def redact(url: str) -> str:
-    """``url`` without its password, for messages and logs."""
-    parts = urlsplit(url)
-    if parts.password is None:
-        return url
-    netloc = parts.netloc.rsplit("@", 1)
-    userinfo = (parts.username or "") + ":***"
-    return urlunsplit(parts._replace(netloc=f"{userinfo}@{netloc[-1]}"))
 
 
 def _encodable(value: Any) -> bool:
