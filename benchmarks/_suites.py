@@ -18,6 +18,13 @@ K = 5  # activities per run in the throughput workload
 DBOS = ("dbos",)
 TEMPORAL = ("temporalio",)
 MOTO = ("moto", "boto3")
+PG = ("asyncpg",)  # the wayline-pg rows (the postgres extra); the server is checked in the child
+
+
+def _requires(system: str) -> tuple[str, ...]:
+    if system.startswith("dbos"):
+        return DBOS
+    return TEMPORAL if system == "temporal" else PG if system == "wayline-pg" else ()
 
 
 def _throughput_row(system: str, func: str, n: int, quick: bool, **extra: object) -> Scenario:
@@ -31,7 +38,7 @@ def _throughput_row(system: str, func: str, n: int, quick: bool, **extra: object
         higher_is_better=True,
         group=str(n),
         baseline=system == "bare",
-        requires=DBOS if system == "dbos" else TEMPORAL if system == "temporal" else (),
+        requires=_requires(system),
         timeout_s=90.0 if quick else 600.0,
         label=f"n={n} k={K}",
         also=(("cpu_us_per_step", "CPU us/step"),),
@@ -47,6 +54,11 @@ def _throughput(quick: bool) -> list[Scenario]:
             _throughput_row("journal-no-io", "_floor:throughput", n, quick),
             _throughput_row("wayline", "_wayline:throughput", n, quick, budget_s=20.0 if quick else 120.0),
             _throughput_row("dbos", "_dbos:throughput", n, quick, budget_s=5.0 if quick else 30.0),
+            # The same two on one PostgreSQL server (a fresh database each; _pg.py).
+            _throughput_row(
+                "wayline-pg", "_wayline:throughput", n, quick, budget_s=20.0 if quick else 120.0, store="postgres"
+            ),
+            _throughput_row("dbos-pg", "_dbos:throughput", n, quick, budget_s=5.0 if quick else 30.0, store="postgres"),
             _throughput_row("temporal", "_temporal:throughput", n, quick, budget_s=6.0 if quick else 30.0),
         ]
     return rows

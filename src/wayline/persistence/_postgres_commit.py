@@ -130,7 +130,7 @@ class GroupCommit:
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()
-        self._conn = await self._connect()
+        await self._connection()
 
     async def close(self) -> None:
         """Write what is queued, then close the connection."""
@@ -265,7 +265,12 @@ class GroupCommit:
 
     async def _connection(self) -> asyncpg.Connection:
         if self._conn is None or self._conn.is_closed():
-            self._conn = await self._connect()
+            conn = await self._connect()
+            # Prepared once per connection (asyncpg caches it): the server loads the tables'
+            # metadata now, not in the first commit a run waits on (measured: the first
+            # commits on a new connection took 2-3x the 0.4 ms of later ones).
+            await conn.prepare(BATCH)
+            self._conn = conn
         return self._conn
 
     def _drop_connection(self) -> None:
