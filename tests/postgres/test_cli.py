@@ -46,3 +46,19 @@ def test_cli_names_a_missing_postgres_database_without_creating_it(pg_url: str) 
     done = wayline("runs", "list", "--db", missing)
     assert done.returncode == 1
     assert "does not exist" in done.stderr and "createdb wayline_cli_missing" in done.stderr
+
+
+def test_the_readme_example_runs(pg_url: str) -> None:
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "examples" / "postgres_quickstart.py"), pg_url],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=60,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr
+    first, second = done.stdout.strip().splitlines()
+    assert first == "{'reserved': 'reserved LAMP-01', 'approved': True}"
+    assert second.startswith("worker ") and "(pid " in second
