@@ -386,21 +386,27 @@ class PostgresStore:
         return await self._leases.register(worker_id, lease_seconds, exclusive)
 
     async def renew_worker(self) -> list[str]:
+        """Extend this worker's lease; the runs it lost if the lease had lapsed (see `Store`)."""
         return await self._leases.renew()
 
     async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
+        """Claim unowned or orphaned runs, ``FOR UPDATE SKIP LOCKED`` (see `Store.claim_runs`)."""
         return await self._leases.claim_runs(limit, statuses)
 
     async def claim_run(self, run_id: str) -> Lease | None:
+        """Claim one run unless a live worker owns it (see `Store.claim_run`)."""
         return await self._leases.claim_run(run_id)
 
     async def release_runs(self, run_ids: Collection[str]) -> None:
+        """Give up this worker's leases on ``run_ids``."""
         await self._leases.release(run_ids)
 
     async def list_workers(self) -> list[WorkerInfo]:
+        """The registered workers, with the runs each owns."""
         return await self._leases.list_workers()
 
     async def subscribe(self, listener: Listener) -> Subscription:
+        """LISTEN for new inbox messages and new runs on a connection of its own (see `Store`)."""
         self._check_open()
         sub = PgSubscription(lambda: self._connect("listener"), listener)
         await sub.open()
