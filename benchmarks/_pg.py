@@ -9,6 +9,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import subprocess
+import sys
 import uuid
 from collections.abc import AsyncIterator
 from urllib.parse import urlsplit, urlunsplit
@@ -43,16 +45,35 @@ async def _admin_here(sql: str) -> None:
 
 
 async def _admin(sql: str) -> None:
-    # On a thread with a loop of its own: a peer time-boxed with thousands of runs in flight
-    # keeps this process's loop too busy to finish a connection in time (seen with DBOS at
-    # 10,000 runs: the drop's connect timed out).
+    # On a thread with a loop of its own, so a busy loop here cannot time its connection out.
     await asyncio.to_thread(lambda: asyncio.run(_admin_here(sql)))
+
+
+def _drop_later(name: str) -> None:
+    """Drop the database from a process of its own, not waited for: a peer time-boxed with
+    thousands of runs in flight keeps this process too busy for it (DBOS at 10,000 runs held
+    an in-process drop for minutes), and the child exits hard once it has reported."""
+    script = (
+        "import asyncio, asyncpg\n"
+        "async def main():\n"
+        f"    conn = await asyncpg.connect({SERVER!r}, timeout=30)\n"
+        f"    await conn.execute('DROP DATABASE IF EXISTS \"{name}\" WITH (FORCE)')\n"
+        "    await conn.close()\n"
+        "asyncio.run(main())\n"
+    )
+    subprocess.Popen(
+        [sys.executable, "-c", script],
+        start_new_session=True,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
 
 
 @contextlib.asynccontextmanager
 async def fresh_database(create: bool = True) -> AsyncIterator[str]:
-    """The URL of a new database (``create=False``: only its name is new, for a system that
-    creates its database itself), dropped afterwards whatever happened."""
+    """The URL of a new database, dropped afterwards whatever happened. ``create=False``: only
+    its name is new, for a system that creates its database itself (DBOS); that one is dropped
+    by a detached process (see `_drop_later`)."""
     try:
         import asyncpg  # noqa: F401
     except ImportError as exc:
@@ -67,4 +88,7 @@ async def fresh_database(create: bool = True) -> AsyncIterator[str]:
     try:
         yield url_of(name)
     finally:
-        await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if create:
+            await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        else:
+            _drop_later(name)

@@ -31,8 +31,7 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             wake_at    double precision,
             snapshot   bytea NOT NULL,
             owner      text,
-            fence      bigint NOT NULL DEFAULT 0,
-            created_by text
+            fence      bigint NOT NULL DEFAULT 0
         )""",
         "CREATE INDEX runs_by_status ON wayline.runs (status, workflow, created_at)",
         "CREATE INDEX runs_by_wake ON wayline.runs (wake_at) WHERE wake_at IS NOT NULL",

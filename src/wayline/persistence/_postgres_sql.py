@@ -28,9 +28,9 @@ c_in AS (
     SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], $9::bytea[], $10::bytea[])
         AS t(run_id, workflow, status, created_at, wake_at, snapshot, events)),
 created AS (
-    INSERT INTO wayline.runs (run_id, workflow, status, created_at, wake_at, snapshot, owner, fence, created_by)
+    INSERT INTO wayline.runs (run_id, workflow, status, created_at, wake_at, snapshot, owner, fence)
     SELECT run_id, workflow, status, created_at, wake_at, snapshot,
-           $3::text, CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END, $1::text || ':' || $2::bigint
+           $3::text, CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END  -- a worker owns the runs it creates
     FROM c_in
     ON CONFLICT (run_id) DO NOTHING
     RETURNING run_id, status),
