@@ -72,6 +72,9 @@ class PostgresStore:
             neither lost nor committed twice.
         connect_timeout: seconds one connection attempt may take.
         pool_size: connections for reads and lease operations (the writer has its own).
+        lease_seconds: the worker lease `claim_ownership` registers with, renewed every
+            third of it: how long a paused worker keeps the database from others (a killed
+            one does not: its sessions end with it).
         meter_provider: where the group commit reports latency and batch sizes.
     """
 
@@ -82,6 +85,7 @@ class PostgresStore:
         reconnect_timeout: float = 30.0,
         connect_timeout: float = 5.0,
         pool_size: int = 4,
+        lease_seconds: float = 10.0,
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.url = url
@@ -90,6 +94,7 @@ class PostgresStore:
         self.reconnect_timeout = reconnect_timeout
         self.connect_timeout = connect_timeout
         self.pool_size = pool_size
+        self.lease_seconds = lease_seconds
         provider = resolve_meter_provider(meter_provider)
         metrics = CheckpointMetrics(provider) if provider is not None else None
         self.tag = uuid.uuid4().hex[:12]
@@ -204,7 +209,7 @@ class PostgresStore:
         Raises:
             DatabaseOwnedByWorkerError: another live worker holds the database.
         """
-        await self.register_worker(exclusive=True)
+        await self.register_worker(lease_seconds=self.lease_seconds, exclusive=True)
         self._leases.start_heartbeat()
 
     async def close(self) -> None:
