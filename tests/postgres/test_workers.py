@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import sys
 from collections.abc import AsyncIterator
 from typing import Any
 
@@ -230,18 +231,57 @@ async def test_notifications_reach_a_subscriber_and_survive_a_lost_connection(pg
             await sub.close()
 
 
-async def test_a_worker_whose_process_is_gone_does_not_hold_the_database(pg_url: str) -> None:
-    from _postgres import admin
+_HOLDER = """
+import asyncio, sys
+from wayline.persistence import PostgresStore
 
-    async with stores(pg_url, 2) as (a, b):
-        await a.register_worker("a", lease_seconds=3600, exclusive=True)
-        with pytest.raises(DatabaseOwnedByWorkerError):
-            await b.register_worker("b", exclusive=True)
-        # A process killed with SIGKILL leaves its lease but not its sessions.
-        sql = "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name LIKE $1"
-        await admin(sql, f"% {a.tag}")
-        await b.register_worker("b", exclusive=True)  # at once, not in an hour
-        assert [w.worker_id for w in await b.list_workers()] == ["b"]
+async def main(url):
+    store = PostgresStore(url)
+    await store.start()
+    await store.register_worker("a", lease_seconds=3600, exclusive=True)
+    print(store.tag, flush=True)
+    await asyncio.Event().wait()
+
+asyncio.run(main(sys.argv[1]))
+"""
+
+
+async def test_a_worker_killed_with_sigkill_does_not_hold_the_database(pg_url: str) -> None:
+    import asyncpg
+
+    from _postgres import ADMIN_URL
+
+    proc = await asyncio.create_subprocess_exec(
+        sys.executable, "-c", _HOLDER, pg_url, stdout=asyncio.subprocess.PIPE
+    )
+    try:
+        assert proc.stdout is not None
+        tag = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode().strip()
+        conn = await asyncpg.connect(pg_url)
+        try:
+            # As if it ran on another host: only its sessions can tell that it died.
+            await conn.execute("UPDATE wayline.workers SET host = 'another-host' WHERE id = 'a'")
+        finally:
+            await conn.close()
+        async with stores(pg_url, 1) as (b,):
+            with pytest.raises(DatabaseOwnedByWorkerError):  # alive: it keeps the database
+                await b.register_worker("b", exclusive=True)
+            proc.kill()  # SIGKILL: its lease stays, its sessions end with it
+            await proc.wait()
+            admin = await asyncpg.connect(ADMIN_URL)
+            try:
+                gone = "SELECT count(*) = 0 FROM pg_stat_activity WHERE application_name LIKE $1"
+                async with asyncio.timeout(30):
+                    while not await admin.fetchval(gone, f"% {tag}"):  # noqa: ASYNC110 - the server's view
+                        await asyncio.sleep(0.01)
+            finally:
+                await admin.close()
+            await b.register_worker("b", exclusive=True)  # at once, not in an hour
+            assert [w.worker_id for w in await b.list_workers()] == ["b"]
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            await proc.wait()
 
 
 async def test_an_owner_renews_its_lease_in_the_background(pg_url: str) -> None:
@@ -264,3 +304,34 @@ async def test_an_owner_renews_its_lease_in_the_background(pg_url: str) -> None:
                 await other.register_worker("other", exclusive=True)
     finally:
         await owner.close()
+
+
+async def test_a_worker_whose_process_on_this_host_is_dead_is_removed_at_once(pg_url: str) -> None:
+    import subprocess
+
+    async with stores(pg_url, 2) as (a, b):
+        await a.register_worker("a", lease_seconds=3600, exclusive=True)
+        # a's row as a process of this host that has exited would leave it (its sessions may
+        # still be closing): a real pid, of a process that is gone.
+        gone = await asyncio.to_thread(
+            subprocess.run,
+            [sys.executable, "-c", "import os; print(os.getpid())"],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        conn = await asyncpg_connect(pg_url)
+        try:
+            await conn.execute("UPDATE wayline.workers SET pid = $1 WHERE id = 'a'", int(gone.stdout))
+        finally:
+            await conn.close()
+        await b.register_worker("b", exclusive=True)  # a's sessions are open, but its process is gone
+        assert [w.worker_id for w in await b.list_workers()] == ["b"]
+        with pytest.raises(LeaseLostError):  # and a's commits are refused from now on
+            await a.checkpoint(rec("x"), [])
+
+
+async def asyncpg_connect(url: str) -> Any:
+    import asyncpg
+
+    return await asyncpg.connect(url)

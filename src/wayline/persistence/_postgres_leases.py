@@ -32,6 +32,7 @@ from ._postgres_sql import (
     CLAIM_RUN,
     CLAIM_RUNS,
     DELETE_DEAD_AT_REGISTER,
+    DELETE_WORKER,
     LIST_WORKERS,
     LIVE_WORKERS,
     REGISTER,
@@ -46,6 +47,17 @@ from ._records import RunStatus
 log = logging.getLogger("wayline.store")
 T = TypeVar("T")
 Run = Callable[[Callable[[asyncpg.Connection], Awaitable[T]]], Awaitable[T]]
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` runs on this host (a reused pid counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, not ours to signal
+        return True
+    return True
 
 
 class WorkerLeases:
@@ -76,7 +88,10 @@ class WorkerLeases:
             async with conn.transaction():
                 await conn.execute("SELECT pg_advisory_xact_lock($1)", REGISTER_LOCK)
                 for other, ohost, opid, left, oexclusive in await conn.fetch(LIVE_WORKERS, wid):
-                    if exclusive or oexclusive:
+                    if ohost == host and not _process_alive(opid):
+                        # Its process on this host is gone; its sessions are still closing.
+                        await conn.execute(DELETE_WORKER, other)
+                    elif exclusive or oexclusive:
                         raise DatabaseOwnedByWorkerError(self._url, other, ohost, opid, float(left))
                 await conn.execute(DELETE_DEAD_AT_REGISTER, wid)
                 row = await conn.fetchrow(REGISTER, wid, host, pid, lease_seconds, exclusive, self._tag)

@@ -139,6 +139,7 @@ LIVE_WORKERS = (
     "SELECT id, host, pid, extract(epoch FROM lease_until - now()), exclusive FROM wayline.workers w "
     f"WHERE id <> $1 AND lease_until >= now() AND {_HAS_SESSIONS} ORDER BY started_at"
 )
+DELETE_WORKER = "DELETE FROM wayline.workers WHERE id = $1"
 DELETE_DEAD_AT_REGISTER = (
     f"DELETE FROM wayline.workers w WHERE id <> $1 AND NOT (lease_until >= now() AND {_HAS_SESSIONS})"
 )
