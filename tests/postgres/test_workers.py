@@ -287,18 +287,20 @@ async def test_a_worker_killed_with_sigkill_does_not_hold_the_database(pg_url: s
 async def test_an_owner_renews_its_lease_in_the_background(pg_url: str) -> None:
     from wayline.persistence import PostgresStore
 
-    owner = PostgresStore(pg_url, lease_seconds=0.3)
+    # Long enough that a loaded machine does not stall a renewal past it (renewals come every
+    # third of it), short enough to see several pass.
+    owner = PostgresStore(pg_url, lease_seconds=1.5)
     await owner.start()
     try:
         await owner.claim_ownership()
-        # Wait for four renewals (a condition on the server's row): by then the first lease of
-        # 0.3 s is long past, and the database is still held, so no one may take over.
+        # Wait for four renewals (a condition on the server's row): by then the first lease is
+        # past, and the database is still held, so no one may take over.
         seen = {(await owner.list_workers())[0].heartbeat_at}
         async with asyncio.timeout(10):
             while len(seen) < 5:
                 seen.add((await owner.list_workers())[0].heartbeat_at)
                 await asyncio.sleep(0.02)
-        assert max(seen) - min(seen) > 0.3
+        assert max(seen) - min(seen) > 1.5
         async with stores(pg_url, 1) as (other,):
             with pytest.raises(DatabaseOwnedByWorkerError):
                 await other.register_worker("other", exclusive=True)

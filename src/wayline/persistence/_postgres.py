@@ -152,10 +152,20 @@ class PostgresStore:
                 conn: Any = None
                 try:
                     async with pool.acquire() as conn:
-                        return await fn(conn)
+                        try:
+                            return await fn(conn)
+                        except asyncpg.InternalClientError:
+                            conn.terminate()  # while still held: the pool replaces it, never reuses it
+                            raise
                 except StoreError:
                     raise
-                except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+                except (
+                    asyncpg.PostgresError,
+                    OSError,
+                    TimeoutError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as exc:
                     if not is_connection_error(exc, conn):
                         raise self._translate_connect(exc) from exc
                     now = time.monotonic()

@@ -46,6 +46,10 @@ def is_connection_error(exc: BaseException, conn: asyncpg.Connection | None) -> 
         return True
     if isinstance(exc, DatabaseUnreachableError):  # a reconnection attempt failed: keep trying
         return True
+    if isinstance(exc, asyncpg.InternalClientError):
+        # asyncpg's protocol state left inconsistent by a connection ended under an operation
+        # (seen after pg_terminate_backend): that connection is unusable, a new one is not.
+        return True
     if isinstance(exc, asyncpg.PostgresError):
         # 08: connection exception; 57P: the server shut down or ended this session.
         state = getattr(exc, "sqlstate", "") or ""
