@@ -1,7 +1,9 @@
 """Durable storage: the `Store` protocol, the SQLite store (default), the PostgreSQL store
-(``PostgresStore``, with the ``postgres`` extra) and an in-memory store.
+(``PostgresStore``, with the ``postgres`` extra), an in-memory store, and the records they keep
+(run snapshots, history events, waits, inbox messages).
 
-This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``.
+This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``. History events
+are also the public `wayline.history` module, which is where users meet them.
 """
 
 from typing import TYPE_CHECKING, Any
@@ -13,14 +15,24 @@ from ._postgres_url import is_postgres_url as is_postgres_url
 from ._records import (
     UNFINISHED as UNFINISHED,
     AnyEvent as AnyEvent,
+    AnyInboxMessage as AnyInboxMessage,
+    AnyWait as AnyWait,
+    CallbackBeat as CallbackBeat,
     CallbackCompleted as CallbackCompleted,
+    CallbackCompletion as CallbackCompletion,
     CallbackFailed as CallbackFailed,
+    CallbackFailure as CallbackFailure,
     CallbackHeartbeat as CallbackHeartbeat,
+    CallbackMessage as CallbackMessage,
+    CallbackWait as CallbackWait,
     CallbackWaiting as CallbackWaiting,
+    CancelMessage as CancelMessage,
+    CancelRequest as CancelRequest,
     Custom as Custom,
     ErrorInfo as ErrorInfo,
     Event as Event,
     InboxMessage as InboxMessage,
+    RetryWait as RetryWait,
     RunCancelled as RunCancelled,
     RunCrashed as RunCrashed,
     RunFailed as RunFailed,
@@ -29,12 +41,15 @@ from ._records import (
     RunStarted as RunStarted,
     RunStatus as RunStatus,
     RunSucceeded as RunSucceeded,
+    SignalMessage as SignalMessage,
     SignalReceived as SignalReceived,
     SignalTimedOut as SignalTimedOut,
+    SignalWait as SignalWait,
     StepFailed as StepFailed,
     StepRetrying as StepRetrying,
     StepStarted as StepStarted,
     StepSucceeded as StepSucceeded,
+    TimerWait as TimerWait,
     Wait as Wait,
 )
 from ._sqlite import SQLiteStore as SQLiteStore
@@ -67,10 +82,19 @@ def __getattr__(name: str) -> Any:
 __all__ = (
     "UNFINISHED",
     "AnyEvent",
+    "AnyInboxMessage",
+    "AnyWait",
+    "CallbackBeat",
     "CallbackCompleted",
+    "CallbackCompletion",
     "CallbackFailed",
+    "CallbackFailure",
     "CallbackHeartbeat",
+    "CallbackMessage",
+    "CallbackWait",
     "CallbackWaiting",
+    "CancelMessage",
+    "CancelRequest",
     "Custom",
     "ErrorInfo",
     "Event",
@@ -78,6 +102,7 @@ __all__ = (
     "Lease",
     "MemoryStore",
     "PostgresStore",
+    "RetryWait",
     "RunCancelled",
     "RunCrashed",
     "RunFailed",
@@ -87,13 +112,16 @@ __all__ = (
     "RunStatus",
     "RunSucceeded",
     "SQLiteStore",
+    "SignalMessage",
     "SignalReceived",
     "SignalTimedOut",
+    "SignalWait",
     "StepFailed",
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
     "Store",
+    "TimerWait",
     "Wait",
     "WorkerInfo",
     "decode_any",
