@@ -20,7 +20,7 @@ from wayline._errors import (
     DatabaseUnreachableError,
     SchemaVersionError,
 )
-from wayline.persistence import InboxMessage, RunRecord, RunStarted, RunStatus, StepSucceeded
+from wayline.persistence import RunRecord, RunStarted, RunStatus, SignalMessage, StepSucceeded
 
 pytestmark = pytest.mark.anyio
 
@@ -247,7 +247,7 @@ async def test_a_commit_whose_acknowledgement_was_lost_is_not_committed_twice(
                     store.create_run(rec("new"), started()),
                     store.create_run(rec("old", input="again"), started()),
                     store.checkpoint(rec("r", seq=2, vars={"v": 2}), stepped(1)),
-                    store.append_inbox("r", InboxMessage(kind="signal", name="go")),
+                    store.append_inbox("r", SignalMessage(name="go")),
                 )
             assert proxy.dropped == 1
             assert any("had committed" in r.getMessage() for r in caplog.records)

@@ -16,7 +16,7 @@ from typing import Any
 import pytest
 
 from wayline._errors import DatabaseOwnedByWorkerError, LeaseLostError
-from wayline.persistence import InboxMessage, RunRecord, RunStarted, RunStatus, StepSucceeded
+from wayline.persistence import RunRecord, RunStarted, RunStatus, SignalMessage, StepSucceeded
 
 pytestmark = pytest.mark.anyio
 
@@ -125,7 +125,7 @@ async def test_only_the_stale_runs_write_is_refused_in_a_group_commit(pg_url: st
             results = await asyncio.gather(  # queued together: one statement
                 old.checkpoint(rec("taken", seq=2, vars={"stale": True}), stepped(1)),
                 old.create_run(rec("fresh"), []),
-                old.append_inbox("other", InboxMessage(kind="signal", name="s")),
+                old.append_inbox("other", SignalMessage(name="s")),
                 new.checkpoint(rec("taken", seq=2, vars={"current": True}), stepped(1)),
                 return_exceptions=True,
             )
@@ -213,7 +213,7 @@ async def test_notifications_reach_a_subscriber_and_survive_a_lost_connection(pg
             await create(client, "r")
             await next_heard(1)
             assert heard == [("runs", "1")]
-            await client.append_inbox("r", InboxMessage(kind="signal", name="go"))
+            await client.append_inbox("r", SignalMessage(name="go"))
             await next_heard(2)
             assert heard[1] == ("inbox", "r")
             database = pg_url.rsplit("/", 1)[1]
@@ -224,7 +224,7 @@ async def test_notifications_reach_a_subscriber_and_survive_a_lost_connection(pg
             )
             await next_heard(3)
             assert heard[2] == ("resync", "")  # told to read the store: anything meanwhile is missed
-            await client.append_inbox("r", InboxMessage(kind="signal", name="again"))
+            await client.append_inbox("r", SignalMessage(name="again"))
             await next_heard(4)
             assert heard[3] == ("inbox", "r")
         finally:
