@@ -9,9 +9,15 @@ are also the public `wayline.history` module, which is where users meet them.
 from typing import TYPE_CHECKING, Any
 
 from ._codec import decode_any as decode_any, encode as encode
-from ._leases import Lease as Lease, WorkerInfo as WorkerInfo
+from ._leases import (
+    CLAIMABLE as CLAIMABLE,
+    Lease as Lease,
+    Listener as Listener,
+    Subscription as Subscription,
+    WorkerInfo as WorkerInfo,
+)
 from ._memory import MemoryStore as MemoryStore
-from ._postgres_url import is_postgres_url as is_postgres_url
+from ._postgres_url import is_postgres_url as is_postgres_url, redact_url as redact_url
 from ._records import (
     UNFINISHED as UNFINISHED,
     AnyEvent as AnyEvent,

@@ -46,7 +46,7 @@ from ._postgres_sql import (
     NEXT_WAKE,
     PRUNE_MARKERS,
 )
-from ._postgres_url import redact
+from ._postgres_url import redact_url
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 
 T = TypeVar("T")
@@ -89,7 +89,7 @@ class PostgresStore:
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.url = url
-        self.display_url = redact(url)
+        self.display_url = redact_url(url)
         self.path = self.display_url  # what errors and the CLI name the database by
         self.reconnect_timeout = reconnect_timeout
         self.connect_timeout = connect_timeout

@@ -5,8 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection, Sequence
 from typing import Literal
 
-from ..persistence import AnyEvent, InboxMessage, RunRecord, RunStatus, Store
-from ..persistence._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
+from ..persistence import (
+    CLAIMABLE,
+    AnyEvent,
+    InboxMessage,
+    Lease,
+    Listener,
+    RunRecord,
+    RunStatus,
+    Store,
+    Subscription,
+    WorkerInfo,
+)
 
 
 class SimulatedCrash(BaseException):
