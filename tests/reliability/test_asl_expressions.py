@@ -14,7 +14,7 @@ from typing import Any
 import anyio
 import pytest
 
-from wayline import StateMachine, open_runtime
+from wayline import AslDefinitionError, StateMachine, open_runtime
 
 pytestmark = pytest.mark.anyio
 
@@ -51,3 +51,37 @@ async def test_a_string_matches_glob_answers_at_once_on_a_long_string(tmp_path: 
     )
     assert await run_machine(tmp_path / "g.db", machine, {"s": "a" * 5000}) == "no match"
     assert await run_machine(tmp_path / "g.db", machine, {"s": "a" * 5000 + "b"}) == "matched"
+
+
+# ---------------------------------------------------------------------- JSONPath =~
+
+
+async def test_a_filter_regex_runs_in_linear_time(tmp_path: Path) -> None:
+    # (a+)+b on "aaa...c" is the classic catastrophic backtracking case for Python's re.
+    machine = StateMachine(
+        {
+            "StartAt": "Pick",
+            "States": {
+                "Pick": {
+                    "Type": "Pass",
+                    "Parameters": {"hits.$": "$.items[?(@.s =~ /(a+)+b/)].s"},
+                    "End": True,
+                }
+            },
+        },
+        name="filter",
+    )
+    items = [{"s": "a" * 40 + "c"}, {"s": "aaab"}]
+    assert await run_machine(tmp_path / "f.db", machine, {"items": items}) == {"hits": ["aaab"]}
+
+
+def test_a_regex_the_linear_engine_cannot_run_is_refused_with_its_path() -> None:
+    definition = {
+        "StartAt": "Pick",
+        "States": {"Pick": {"Type": "Pass", "Parameters": {"x.$": "$.items[?(@.s =~ /(a)\\1/)]"}, "End": True}},
+    }
+    with pytest.raises(AslDefinitionError) as info:
+        StateMachine(definition)
+    [problem] = info.value.problems
+    assert problem.startswith("/States/Pick/Parameters/x.$: ")
+    assert "/(a)\\1/ cannot be used" in problem and "backreferences" in problem

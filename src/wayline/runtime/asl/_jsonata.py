@@ -19,6 +19,7 @@ import jsonata  # type: ignore[import-untyped]
 from jsonata.utils import Utils  # type: ignore[import-untyped]
 
 from ._errors import QUERY_EVALUATION_ERROR, StatesError
+from ._regex import jsonata_regex_engine
 
 __all__ = ("Expression", "compile_expression", "is_expression", "to_json_text")
 
@@ -67,7 +68,8 @@ class Expression:
         # else, or a reference that meets an array, goes through jsonata-python.
         m = _SIMPLE_REFERENCE.match(source)
         self._fast: tuple[str, ...] | None = tuple(source[1:].split(".")) if m else None
-        compiled = jsonata.Jsonata(source)
+        # Regex literals run on RE2 (linear time), as filter regexes do: see _regex.py.
+        compiled = jsonata.Jsonata(source, jsonata_regex_engine)
         compiled.set_output_convert_nulls(False)
         # Inputs come from JSON (or from our own evaluation), so re-validating them on
         # every call would only cost time.
