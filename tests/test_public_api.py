@@ -15,6 +15,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "CallbackTokenError",
         "ChildMachineNotFoundError",
         "DatabaseOwnedError",
+        "ExpressionBudget",
         "JsonLogFormatter",
         "NonDeterminismError",
         "PayloadError",
@@ -91,6 +92,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     "wayline.runtime": (
         "ActivityDef",
         "AslDefinitionError",
+        "ExpressionBudget",
         "JsonLogFormatter",
         "RetryPolicy",
         "RunCancelledError",

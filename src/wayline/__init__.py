@@ -27,6 +27,7 @@ from ._errors import (
 from .persistence import RunStatus as RunStatus
 from .runtime import (
     AslDefinitionError as AslDefinitionError,
+    ExpressionBudget as ExpressionBudget,
     JsonLogFormatter as JsonLogFormatter,
     RetryPolicy as RetryPolicy,
     RunCancelledError as RunCancelledError,
@@ -55,6 +56,7 @@ __all__ = (
     "CallbackTokenError",
     "ChildMachineNotFoundError",
     "DatabaseOwnedError",
+    "ExpressionBudget",
     "JsonLogFormatter",
     "NonDeterminismError",
     "PayloadError",

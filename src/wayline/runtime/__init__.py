@@ -15,11 +15,17 @@ from ._run_state import RunCancelledError as RunCancelledError
 from ._runtime import Runtime as Runtime
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
-from .asl import AslDefinitionError as AslDefinitionError, StateMachine as StateMachine, StatesError as StatesError
+from .asl import (
+    AslDefinitionError as AslDefinitionError,
+    ExpressionBudget as ExpressionBudget,
+    StateMachine as StateMachine,
+    StatesError as StatesError,
+)
 
 __all__ = (
     "ActivityDef",
     "AslDefinitionError",
+    "ExpressionBudget",
     "JsonLogFormatter",
     "RetryPolicy",
     "RunCancelledError",

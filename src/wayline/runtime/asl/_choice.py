@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ._budget import ExpressionBudget
 from ._errors import QUERY_EVALUATION_ERROR, RUNTIME, StatesError
 from ._jsonata import compile_expression, is_expression
 from ._jsonpath import JsonPath, PathNotFound, compile_path
@@ -295,23 +296,33 @@ def _extra(rule: dict[str, Any], allowed: set[str], where: str, problems: list[s
             problems.append(f"{where}/{key}: field not allowed here")
 
 
-def compile_condition(value: Any, where: str, problems: list[str]) -> Callable[[Mapping[str, Any]], bool]:
+Condition = Callable[[Mapping[str, Any], ExpressionBudget], Awaitable[bool]]
+
+
+def compile_condition(value: Any, where: str, problems: list[str]) -> Condition:
     """Compile a JSONata ``Condition`` (an expression or a boolean constant)."""
     if type(value) is bool:
-        return lambda b: value
+        return _constant(value)
     if not is_expression(value):
         problems.append(f"{where}/Condition: must be a JSONata expression or a boolean")
-        return lambda b: False
+        return _constant(False)
     try:
         expr = compile_expression(value)
     except ValueError as exc:
         problems.append(f"{where}/Condition: {exc}")
-        return lambda b: False
+        return _constant(False)
 
-    def evaluate(bindings: Mapping[str, Any]) -> bool:
-        result = expr.evaluate(bindings, "Condition")
+    async def evaluate(bindings: Mapping[str, Any], budget: ExpressionBudget) -> bool:
+        result = await expr.evaluate(bindings, "Condition", budget)
         if type(result) is not bool:
             raise StatesError(QUERY_EVALUATION_ERROR, expr.unexpected_type("Condition", "boolean", result).cause)
         return result
 
     return evaluate
+
+
+def _constant(value: bool) -> Condition:
+    async def constant(bindings: Mapping[str, Any], budget: ExpressionBudget) -> bool:
+        return value
+
+    return constant
