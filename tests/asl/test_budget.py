@@ -122,9 +122,14 @@ async def test_a_slow_expression_runs_on_a_worker_thread_then_comes_back_when_fa
     assert await expr.evaluate(big, "Output", budget) == 90_000
     assert threads[-1] != loop_thread  # the slice ran out: it was evaluated again in a thread
     assert await expr.evaluate(small, "Output", budget) == 1
-    assert threads[-1] != loop_thread  # marked slow: straight to the thread, which took < 2 ms
-    assert await expr.evaluate(small, "Output", budget) == 1
-    assert threads[-1] == loop_thread  # back on the event loop
+    assert threads[-1] != loop_thread  # marked slow: straight to the thread
+    # It took well under 2 ms there, so it comes back to the event loop (a busy machine can
+    # stretch one evaluation past the slice, hence a few tries).
+    for _ in range(20):
+        assert await expr.evaluate(small, "Output", budget) == 1
+        if threads[-1] == loop_thread:
+            break
+    assert threads[-1] == loop_thread
 
 
 async def test_cancelling_a_run_stops_its_expression_thread() -> None:

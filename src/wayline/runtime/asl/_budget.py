@@ -104,7 +104,17 @@ class Meter:
             this long before :class:`SliceOver` sends it to a worker thread.
     """
 
-    __slots__ = ("_max_depth", "_max_length", "_started", "_stop_at", "budget", "cancelled", "depth", "slice_seconds")
+    __slots__ = (
+        "_ended",
+        "_max_depth",
+        "_max_length",
+        "_started",
+        "_stop_at",
+        "budget",
+        "cancelled",
+        "depth",
+        "slice_seconds",
+    )
 
     def __init__(self, budget: ExpressionBudget, slice_seconds: float | None = None) -> None:
         self.budget = budget
@@ -114,6 +124,7 @@ class Meter:
         self.depth = 0
         self.cancelled = False
         self._started = 0.0
+        self._ended = 0.0
         self._stop_at = 0.0
 
     def start(self) -> None:
@@ -125,11 +136,15 @@ class Meter:
         self._started = _clock()
         self._stop_at = self._started + limit
 
+    def stop(self) -> None:
+        """Stop the clock: the evaluation ended (in its own thread, so no hop back counts)."""
+        self._ended = _clock()
+
     def elapsed(self) -> float:
-        """Seconds since :meth:`start` (infinite if it never started)."""
-        if not self._started:
+        """Seconds the evaluation ran (infinite if it never started or never ended)."""
+        if not self._started or not self._ended:
             return float("inf")
-        return _clock() - self._started
+        return self._ended - self._started
 
     def cancel(self) -> None:
         """Stop the evaluation at its next node: the run that waited for it was cancelled."""

@@ -165,6 +165,7 @@ class Expression:
                 f"threw an error during evaluation. {detail}",
             ) from None
         finally:
+            meter.stop()
             _current.meter = None
         if result is None:
             raise self._undefined(field)
