@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 import anyio
@@ -10,7 +11,7 @@ import pytest
 
 from wayline import ExpressionBudget
 from wayline.runtime.asl import ExpressionBudgetError, LocalHost, StateMachine, StatesError, execute
-from wayline.runtime.asl._jsonata import compile_expression
+from wayline.runtime.asl._jsonata import _thread_limiter, compile_expression
 
 pytestmark = pytest.mark.anyio
 
@@ -160,3 +161,24 @@ async def test_cancelling_a_run_stops_its_expression_thread() -> None:
     # The thread was abandoned by the cancelled task, and stops at its next node rather
     # than spinning until its 60 s budget runs out.
     assert await anyio.to_thread.run_sync(stopped.wait, 10)
+
+
+@pytest.mark.parametrize("slow", [False, True])
+async def test_now_and_millis_answer_the_time_of_the_evaluation(slow: bool) -> None:
+    expr = compile_expression("{% [$millis(), $toMillis($now())] %}")
+    expr._slow = slow  # on the event loop, or on the worker thread
+    # jsonata-python reads the clock of the instance last compiled on the thread (or the
+    # first one a worker thread ran): make that one look a day old.
+    stale = compile_expression("{% 'compiled a day ago' %}")._compiled
+    stale.timestamp -= 86_400_000
+    if slow:
+        await expr.evaluate({}, "Output", ExpressionBudget())  # the worker thread's first
+        jsonata_instance = await anyio.to_thread.run_sync(
+            lambda: stale.get_per_thread_instance(), limiter=_thread_limiter()
+        )
+        jsonata_instance.timestamp -= 86_400_000
+    before = time.time() * 1000
+    millis, now = await expr.evaluate({}, "Output", ExpressionBudget())
+    after = time.time() * 1000
+    assert before - 1 <= millis <= after + 1
+    assert before - 1000 <= now <= after + 1  # $now() has whole-millisecond ISO text

@@ -13,6 +13,7 @@ import json
 import random
 import re
 import threading
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
@@ -141,9 +142,14 @@ class Expression:
         bound[_ENTRY] = meter.entry
         bound[_EXIT] = meter.exit
         _current.meter = meter
+        compiled = self._compiled
+        # $now() and $millis() read the timestamp of this thread's jsonata-python instance,
+        # which evaluate() does not set (it sets its own): they answered the time the last
+        # expression was compiled, or, on the worker thread, when it first evaluated one.
+        compiled.get_per_thread_instance().timestamp = round(time.time() * 1000)
         meter.start()
         try:
-            result = self._compiled.evaluate(None, bound)
+            result = compiled.evaluate(None, bound)
         except OverBudget as over:
             raise StatesError(
                 QUERY_EVALUATION_ERROR,
