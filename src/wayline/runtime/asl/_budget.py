@@ -21,6 +21,7 @@ __all__ = ("DEFAULT_MAX_LENGTH", "ExpressionBudget", "Meter", "OverBudget", "Sli
 
 _RANGE_LIST = Utils.RangeList
 _clock = time.perf_counter
+# Four times AWS's 256 KiB payload limit: see ExpressionBudget.max_length.
 DEFAULT_MAX_LENGTH = 4 * 262_144
 # The largest range or padded string an evaluation on the event loop builds itself (well
 # under a millisecond of work); a larger one is built in the worker thread.
@@ -70,7 +71,7 @@ class ExpressionBudget:
                 raise ExpressionBudgetError(name, value)
 
 
-class OverBudget(BaseException):  # a control signal: see the docstring
+class OverBudget(BaseException):
     """An evaluation went past a limit of its budget.
 
     A BaseException, so that no ``except Exception`` inside jsonata-python turns it into one
@@ -87,7 +88,7 @@ class OverBudget(BaseException):  # a control signal: see the docstring
         super().__init__(limit, detail)
 
 
-class SliceOver(BaseException):  # a control signal: see the docstring
+class SliceOver(BaseException):
     """An evaluation on the event loop used up its slice: it goes on in a worker thread."""
 
 
@@ -152,8 +153,8 @@ class Meter:
         self._stop_at = 0.0
 
     # entry and exit run for every node of every metered evaluation: they read only slots
-    # and compare, and build a message only when a limit is passed. Measured, they add 3 to
-    # 25% to a jsonata-python evaluation.
+    # and compare, and build a message only when a limit is passed. Measured over the
+    # JSONata conformance cases, metering costs 10 to 20% of their executions/s.
 
     def entry(self, expr: Any, input: Any, environment: Any) -> None:
         # jsonata-python skips its own hooks while environment.is_parallel_call is set, and
