@@ -14,7 +14,8 @@ import time
 from pathlib import Path
 from typing import Any
 
-from wayline import ExpressionBudget, RunFailed, StateMachine, open_runtime
+from wayline import RunFailed, StateMachine, open_runtime
+from wayline.runtime import ExpressionBudget
 
 RUNAWAY = {
     "QueryLanguage": "JSONata",

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from wayline import ExpressionBudget
+from wayline.runtime import ExpressionBudget
 from wayline.runtime.asl import ExpressionBudgetError, LocalHost, StateMachine, StatesError, execute
 from wayline.runtime.asl._jsonata import _thread_limiter, compile_expression
 

@@ -16,7 +16,9 @@ from typing import Any
 import anyio
 import pytest
 
-from wayline import AslDefinitionError, ExpressionBudget, RunFailed, RunStatus, StateMachine, open_runtime
+from wayline import RunFailed, RunStatus, StateMachine, open_runtime
+from wayline.errors import AslDefinitionError
+from wayline.runtime import ExpressionBudget
 
 pytestmark = pytest.mark.anyio
 

@@ -1,6 +1,8 @@
-"""Durable storage: the `Store` protocol, the SQLite store (default) and an in-memory store.
+"""Durable storage: the `Store` protocol, the SQLite store (default), an in-memory store, and
+the records they keep (run snapshots, history events, waits, inbox messages).
 
-This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``.
+This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``. History events
+are also the public `wayline.history` module, which is where users meet them.
 """
 
 from ._codec import decode_any as decode_any, encode as encode
@@ -8,14 +10,24 @@ from ._memory import MemoryStore as MemoryStore
 from ._records import (
     UNFINISHED as UNFINISHED,
     AnyEvent as AnyEvent,
+    AnyInboxMessage as AnyInboxMessage,
+    AnyWait as AnyWait,
+    CallbackBeat as CallbackBeat,
     CallbackCompleted as CallbackCompleted,
+    CallbackCompletion as CallbackCompletion,
     CallbackFailed as CallbackFailed,
+    CallbackFailure as CallbackFailure,
     CallbackHeartbeat as CallbackHeartbeat,
+    CallbackMessage as CallbackMessage,
+    CallbackWait as CallbackWait,
     CallbackWaiting as CallbackWaiting,
+    CancelMessage as CancelMessage,
+    CancelRequest as CancelRequest,
     Custom as Custom,
     ErrorInfo as ErrorInfo,
     Event as Event,
     InboxMessage as InboxMessage,
+    RetryWait as RetryWait,
     RunCancelled as RunCancelled,
     RunCrashed as RunCrashed,
     RunFailed as RunFailed,
@@ -24,12 +36,15 @@ from ._records import (
     RunStarted as RunStarted,
     RunStatus as RunStatus,
     RunSucceeded as RunSucceeded,
+    SignalMessage as SignalMessage,
     SignalReceived as SignalReceived,
     SignalTimedOut as SignalTimedOut,
+    SignalWait as SignalWait,
     StepFailed as StepFailed,
     StepRetrying as StepRetrying,
     StepStarted as StepStarted,
     StepSucceeded as StepSucceeded,
+    TimerWait as TimerWait,
     Wait as Wait,
 )
 from ._sqlite import SQLiteStore as SQLiteStore
@@ -38,15 +53,25 @@ from ._store import Store as Store
 __all__ = (
     "UNFINISHED",
     "AnyEvent",
+    "AnyInboxMessage",
+    "AnyWait",
+    "CallbackBeat",
     "CallbackCompleted",
+    "CallbackCompletion",
     "CallbackFailed",
+    "CallbackFailure",
     "CallbackHeartbeat",
+    "CallbackMessage",
+    "CallbackWait",
     "CallbackWaiting",
+    "CancelMessage",
+    "CancelRequest",
     "Custom",
     "ErrorInfo",
     "Event",
     "InboxMessage",
     "MemoryStore",
+    "RetryWait",
     "RunCancelled",
     "RunCrashed",
     "RunFailed",
@@ -56,13 +81,16 @@ __all__ = (
     "RunStatus",
     "RunSucceeded",
     "SQLiteStore",
+    "SignalMessage",
     "SignalReceived",
     "SignalTimedOut",
+    "SignalWait",
     "StepFailed",
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
     "Store",
+    "TimerWait",
     "Wait",
     "decode_any",
     "encode",

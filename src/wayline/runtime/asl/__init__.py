@@ -33,10 +33,10 @@ from ._errors import (
     ExpressionBudgetError as ExpressionBudgetError,
     StatesError as StatesError,
 )
+from ._execute import execute as execute, prepare_redrive as prepare_redrive
 from ._host import AslHost as AslHost
-from ._interpreter import execute as execute, prepare_redrive as prepare_redrive
 from ._local import LocalHost as LocalHost
-from ._machine import StateMachine as StateMachine
+from ._machine import StateMachine as StateMachine, call_resource as call_resource
 
 __all__ = (
     "AslDefinitionError",
@@ -46,6 +46,7 @@ __all__ = (
     "LocalHost",
     "StateMachine",
     "StatesError",
+    "call_resource",
     "execute",
     "prepare_redrive",
 )

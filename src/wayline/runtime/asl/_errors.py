@@ -45,7 +45,7 @@ class ExpressionBudgetError(WaylineError, ValueError):
         if field == "expression_budget":
             message = (
                 "StateMachine(expression_budget=...) takes an ExpressionBudget "
-                f"(from wayline import ExpressionBudget), got {type(value).__name__}"
+                f"(from wayline.runtime import ExpressionBudget), got {type(value).__name__}"
             )
         else:
             kind = "a positive, finite number of seconds" if field == "seconds" else "a positive integer"
