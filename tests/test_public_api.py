@@ -52,6 +52,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "DatabaseCorruptError",
         "DatabaseLockedError",
         "DatabaseOwnedError",
+        "ExpressionBudgetError",
         "MissingExtraError",
         "NonDeterminismError",
         "NotRegisteredError",
@@ -93,6 +94,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
     "wayline.runtime": (
         "ActivityDef",
+        "ExpressionBudget",
         "JsonLogFormatter",
         "RetryPolicy",
         "RunContext",
