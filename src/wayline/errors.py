@@ -35,7 +35,11 @@ from ._errors import (
     WaylineError as WaylineError,
     WorkflowNotFoundError as WorkflowNotFoundError,
 )
-from .runtime.asl import AslDefinitionError as AslDefinitionError, StatesError as StatesError
+from .runtime.asl import (
+    AslDefinitionError as AslDefinitionError,
+    ExpressionBudgetError as ExpressionBudgetError,
+    StatesError as StatesError,
+)
 
 __all__ = (
     "ActivityError",
@@ -50,6 +54,7 @@ __all__ = (
     "DatabaseLockedError",
     "DatabaseOwnedError",
     "DuplicateWorkflowError",
+    "ExpressionBudgetError",
     "MissingExtraError",
     "NonDeterminismError",
     "NotRegisteredError",

@@ -27,10 +27,11 @@ from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
 from ._versions import StateMachineAlias as StateMachineAlias, version_key as version_key
-from .asl import StateMachine as StateMachine
+from .asl import ExpressionBudget as ExpressionBudget, StateMachine as StateMachine
 
 __all__ = (
     "ActivityDef",
+    "ExpressionBudget",
     "JsonLogFormatter",
     "ReplayResult",
     "ReplayVerdict",
