@@ -59,6 +59,16 @@ from ._records import (
     TimerWait as TimerWait,
     Wait as Wait,
 )
+from ._schedules import (
+    OVERLAP_POLICIES as OVERLAP_POLICIES,
+    ScheduleAction as ScheduleAction,
+    ScheduleFire as ScheduleFire,
+    ScheduleRecord as ScheduleRecord,
+    ScheduleRequest as ScheduleRequest,
+    ScheduleSpec as ScheduleSpec,
+    ScheduleStore as ScheduleStore,
+    ScheduleWrite as ScheduleWrite,
+)
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import Store as Store
 
@@ -87,6 +97,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = (
+    "OVERLAP_POLICIES",
     "UNFINISHED",
     "AnyEvent",
     "AnyInboxMessage",
@@ -120,6 +131,13 @@ __all__ = (
     "RunStatus",
     "RunSucceeded",
     "SQLiteStore",
+    "ScheduleAction",
+    "ScheduleFire",
+    "ScheduleRecord",
+    "ScheduleRequest",
+    "ScheduleSpec",
+    "ScheduleStore",
+    "ScheduleWrite",
     "SignalMessage",
     "SignalReceived",
     "SignalTimedOut",

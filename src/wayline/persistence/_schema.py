@@ -7,6 +7,8 @@ add a new one.
 
 from __future__ import annotations
 
+from ._schedules_sqlite import MIGRATION as SCHEDULES
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: runs (one row per run: indexed columns + the encoded snapshot) and history
     # (one row per checkpoint holding that checkpoint's encoded events).
@@ -42,7 +44,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # return instead of sorting every run. Only creates write it: checkpoints never change
     # created_at.
     ("CREATE INDEX runs_by_created ON runs (created_at, run_id)",),
+    # 4: schedules (`_schedules_sqlite`): one row per schedule, its next due time indexed.
+    SCHEDULES,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-REQUIRED_TABLES = frozenset({"runs", "history", "inbox"})
+REQUIRED_TABLES = frozenset({"runs", "history", "inbox", "schedules"})

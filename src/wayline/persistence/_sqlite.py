@@ -38,6 +38,7 @@ from ._codec import decode_events, decode_inbox, decode_record, encode, encode_r
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._records import UNFINISHED, AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._schedules_sqlite import SQLiteSchedules
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
 
 log = logging.getLogger("wayline.store")
@@ -244,6 +245,7 @@ class SQLiteStore(SingleOwner):
         self._metrics = CheckpointMetrics(provider) if provider is not None else None
         self._queued_at = 0.0  # when the oldest queued write was queued (metrics only)
         self._batch_queued_at = 0.0  # the same, for the batch being written
+        self.schedules = SQLiteSchedules(self._fetch, self.transact, self.path)
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -625,6 +627,37 @@ class SQLiteStore(SingleOwner):
             for run_id, snapshot in conn.execute(f"SELECT run_id, snapshot FROM runs WHERE run_id IN ({marks})", chunk):
                 found[run_id] = snapshot
         return found
+
+    async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in one write transaction of its own on the writer thread,
+        between two group commits (for the few writes that are not checkpoints: schedules).
+
+        Raises:
+            StoreError: the store is closed, or the transaction failed (rolled back).
+        """
+        self._submit()  # refuses when closed
+        assert self._writer is not None
+        conn = self._wconn
+        assert conn is not None
+
+        def run() -> T:
+            self._retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"))
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        self._pending += 1
+        try:
+            return await self._writer.call(run)
+        except sqlite3.Error as exc:
+            raise self._translate(exc) from exc
+        finally:
+            self._pending -= 1
 
     # --- reads ---------------------------------------------------------------------------
 
