@@ -141,6 +141,58 @@ class DuplicateWorkflowError(WaylineError):
         )
 
 
+class ScheduleSpecError(WaylineError, ValueError):
+    """A schedule's definition is invalid: its cron expression, interval, time zone, policy..."""
+
+    def __init__(self, schedule_id: str | None, problem: str) -> None:
+        self.schedule_id = schedule_id
+        self.problem = problem
+        where = f"schedule {schedule_id!r}" if schedule_id else "schedule"
+        super().__init__(f"{where}: {problem}")
+
+
+class ScheduleNotFoundError(WaylineError):
+    """No schedule with this id exists."""
+
+    def __init__(self, schedule_id: str) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(
+            f"no schedule with id {schedule_id!r}; check the id, or list schedules with rt.list_schedules() "
+            "(`wayline schedules list`)"
+        )
+
+
+class ScheduleExistsError(WaylineError):
+    """A schedule with this id exists already."""
+
+    def __init__(
+        self, schedule_id: str, *, declared: bool = False, workflow: str | None = None, clash: bool = False
+    ) -> None:
+        self.schedule_id = schedule_id
+        if clash:
+            what = (
+                f"is declared by workflow {workflow!r} (@workflow(schedules=...)), and a schedule made with "
+                f"rt.create_schedule has that id; give the declared Schedule another id=, or delete the other "
+                f"(`wayline schedules delete {schedule_id}`)"
+            )
+        elif declared:
+            what = f"is declared by workflow {workflow!r} (@workflow(schedules=...)); it follows the code"
+        else:
+            what = "exists; change it with rt.get_schedule(id).update(...), or delete it first"
+        super().__init__(f"schedule {schedule_id!r} {what}")
+
+
+class ScheduleConflictError(WaylineError):
+    """A schedule kept changing under a change to it (another process changes it too)."""
+
+    def __init__(self, schedule_id: str, attempts: int) -> None:
+        self.schedule_id = schedule_id
+        super().__init__(
+            f"schedule {schedule_id!r} was changed by someone else {attempts} times while this change was "
+            "being made; nothing was changed: try again"
+        )
+
+
 class AliasError(WaylineError):
     """A `StateMachineAlias` is invalid, or routes to a version that is not registered."""
 

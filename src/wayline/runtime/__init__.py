@@ -23,6 +23,12 @@ from ._replay import (
     check_replay as check_replay,
 )
 from ._runtime import Runtime as Runtime
+from ._schedule_handle import (
+    ScheduledRun as ScheduledRun,
+    ScheduleHandle as ScheduleHandle,
+    ScheduleInfo as ScheduleInfo,
+)
+from ._schedule_spec import Schedule as Schedule
 from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
@@ -42,6 +48,10 @@ __all__ = (
     "RunLogFilter",
     "Runtime",
     "RuntimeStatistics",
+    "Schedule",
+    "ScheduleHandle",
+    "ScheduleInfo",
+    "ScheduledRun",
     "StateMachine",
     "StateMachineAlias",
     "StepInfo",

@@ -22,6 +22,9 @@ from ._definitions import WorkflowDef
 from ._handles import RunHandle, RunInfo
 from ._inbox import Inbox
 from ._runs import Runs
+from ._schedule_handle import ScheduleHandle, ScheduleInfo, Schedules
+from ._schedule_spec import DEFAULT_CATCHUP_WINDOW, Duration, Instant, Overlap
+from ._schedules import Scheduler
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
 from ._versions import ALIAS_KEY, StateMachineAlias
@@ -70,6 +73,12 @@ class Runtime:
         )
         self._inbox = Inbox(store, clock, self._runs)
         self._poller: asyncio.Future[None] | None = None
+        # Only an owner fires schedules; a client (the CLI) changes them and the owner sees it.
+        table = getattr(store, "schedules", None)
+        self._scheduler = Scheduler(table, clock, self._registry, self._runs) if owner and table is not None else None
+        if self._scheduler is not None:
+            self._runs.finished_listener = self._scheduler.run_finished
+        self._schedules = Schedules(store, clock, self._registry, self._scheduler)
 
     # --- life (open_runtime) ---------------------------------------------------------------
 
@@ -79,9 +88,13 @@ class Runtime:
             await self._runs.recover()
         if inbox_poll_interval is not None:
             self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval))
+        if self._scheduler is not None:
+            await self._scheduler.open(inbox_poll_interval)
 
     async def _close(self) -> None:
         self._telemetry.close()
+        if self._scheduler is not None:
+            await self._scheduler.close()
         await self._runs.close()
         poller, self._poller = self._poller, None
         if poller is not None:
@@ -179,6 +192,67 @@ class Runtime:
         )
         self._runs.spawn(redriven, "redriven")
         return RunHandle(self, run_id)
+
+    # --- schedules ---------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: WorkflowDef[Any, Any] | StateMachine | str,
+        input: Any = None,
+        *,
+        cron: str | None = None,
+        every: Duration | None = None,
+        tz: str | None = None,
+        overlap: Overlap = "skip",
+        catchup_window: Duration = DEFAULT_CATCHUP_WINDOW,
+        jitter: Duration = 0.0,
+        start_at: Instant | None = None,
+        end_at: Instant | None = None,
+        version: str | None = None,
+    ) -> ScheduleHandle:
+        """Start runs of ``workflow`` on ``input`` on a schedule, durably; its handle.
+
+        Its fires are the times of ``cron`` (evaluated in time zone ``tz``, UTC by default, with
+        cron's rules at daylight-saving changes) or every ``every`` seconds from ``start_at``,
+        within ``start_at``..``end_at``, each delayed by a fixed part of ``jitter``. The run of
+        a fire has the id ``"<schedule_id>@<fire time, UTC>"``, so no fire starts two runs. A
+        fire that comes while the schedule's previous run goes is handled by ``overlap``:
+        ``skip`` (default), ``buffer_one``, ``buffer_all``, ``cancel_other``,
+        ``terminate_other`` or ``allow_all``. Fires missed while no runtime ran run when one
+        opens if they are younger than ``catchup_window`` (seconds, default a day), under the
+        overlap policy; older ones are counted as missed. ``version`` pins the version its runs
+        start on (default: the newest at each fire). Only an owning runtime fires schedules.
+
+        Raises:
+            ScheduleExistsError: a schedule with this id exists.
+            ScheduleSpecError: the cron expression, interval, time zone or a policy is invalid.
+            WorkflowNotFoundError: the workflow is not registered here.
+            PayloadError: ``input`` is not storable data.
+        """
+        self._runs.check_open()
+        return await self._schedules.create(
+            schedule_id,
+            workflow,
+            input,
+            cron=cron,
+            every=every,
+            tz=tz,
+            overlap=overlap,
+            catchup_window=catchup_window,
+            jitter=jitter,
+            start_at=start_at,
+            end_at=end_at,
+            version=version,
+        )
+
+    def get_schedule(self, schedule_id: str) -> ScheduleHandle:
+        """A handle for an existing schedule (checked when used)."""
+        return ScheduleHandle(self._schedules, schedule_id)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule in the store, by id."""
+        return await self._schedules.list()
 
     # --- observing runs --------------------------------------------------------------------
 

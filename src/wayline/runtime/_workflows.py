@@ -104,6 +104,10 @@ class Registry:
         """The versions registered under ``name``, oldest first."""
         return tuple(sorted(self._versions.get(name, ()), key=version_key))
 
+    def newest(self) -> list[Workflow]:
+        """The newest version of every registered workflow."""
+        return list(self._newest.values())
+
     def get(self, name: str) -> Workflow | None:
         """The newest version registered under ``name``, if any."""
         return self._newest.get(name)
