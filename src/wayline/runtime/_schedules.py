@@ -63,6 +63,9 @@ class Scheduler:
     async def open(self, poll_interval: float | None) -> None:
         """Make the declared schedules match the code, fire what is due, and keep watching."""
         await self.reconcile()
+        # Runs decided before a crash and maybe never started: their schedules' first pass
+        # starts them (idempotently), whenever those are next due.
+        self._wanted |= {rec.schedule_id for rec in await self.store.all() if rec.starting}
         await self.run_pass()
         if poll_interval is not None:
             self._spawn(self._poll(poll_interval))
