@@ -19,17 +19,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from typing import Any
+from typing import Any, Protocol
 
 from .._errors import RunAlreadyFinishedError, RunNotFoundError, ScheduleExistsError, StoreError, WaylineError
 from ..actors import Clock, TimerHandle
-from ..persistence import RunRecord, ScheduleRecord, ScheduleStore
+from ..persistence import RunRecord, ScheduleRecord, ScheduleStore, Store
 from ._definitions import WorkflowDef
-from ._runs import Runs
 from ._schedule_pass import Pass, advance
 from ._schedule_records import declared_record, redeclared
 from ._schedule_spec import Schedule, Timetable
-from ._workflows import Registry
+from ._workflows import Registry, Workflow
 
 log = logging.getLogger("wayline.schedules")
 
@@ -41,10 +40,30 @@ ATTEMPTS = 5
 SCHEDULE_KEY, SCHEDULED_AT_KEY, FIRE_KEY = "schedule_id", "scheduled_at", "fire"
 
 
+class Starter(Protocol):
+    """How a scheduler starts and stops runs: the runtime's `Runs` (the path ``rt.start``
+    takes), or anything that keeps the same promises."""
+
+    @property
+    def store(self) -> Store: ...
+
+    def live(self, run_id: str) -> object | None:
+        """The run, if it is in memory here (then it has not ended)."""
+        ...
+
+    async def create(self, wf: Workflow, input: Any, run_id: str, metadata: dict[str, Any] | None = None) -> None:
+        """Create and start run ``run_id``; nothing if it exists."""
+        ...
+
+    async def cancel_run(self, run_id: str, reason: str | None) -> None:
+        """Cancel run ``run_id`` (through its inbox)."""
+        ...
+
+
 class Scheduler:
     """The schedules of one owning runtime (see the module docstring)."""
 
-    def __init__(self, schedules: ScheduleStore, clock: Clock, registry: Registry, runs: Runs) -> None:
+    def __init__(self, schedules: ScheduleStore, clock: Clock, registry: Registry, runs: Starter) -> None:
         self.store = schedules
         self._clock = clock
         self._registry = registry
