@@ -97,7 +97,8 @@ async def test_update_changes_the_spec_from_now_and_delete_stops_it() -> None:
         assert info.next_fires[0] == T0 + 2 * HOUR
         await handle.update(cron="30 * * * *", tz="Europe/Paris")
         info = await handle.describe()
-        assert (info.cron, info.every, info.tz, info.next_fires[0]) == ("30 * * * *", None, "Europe/Paris", T0 + 1.5 * HOUR)
+        assert (info.cron, info.every, info.tz) == ("30 * * * *", None, "Europe/Paris")
+        assert info.next_fires[0] == T0 + 1.5 * HOUR
         with pytest.raises(ScheduleSpecError, match="cannot update workflow"):
             await handle.update(workflow="other")
         await rt.clock.sleep(HOUR)
@@ -128,7 +129,7 @@ async def test_describe_and_list_show_the_last_runs() -> None:
 
 async def test_bad_input_gets_precise_errors() -> None:
     async with open_runtime(":memory:", workflows=[tick], clock=VirtualClock(T0)) as rt:
-        with pytest.raises(ScheduleSpecError, match="exactly one of cron= .* or every="):
+        with pytest.raises(ScheduleSpecError, match=r"exactly one of cron= .* or every="):
             await rt.create_schedule("s", tick, "x")
         with pytest.raises(ScheduleSpecError, match="cron expression '61 \\* \\* \\* \\*' is invalid"):
             await rt.create_schedule("s", tick, "x", cron="61 * * * *")
@@ -204,7 +205,7 @@ async def test_a_declared_schedule_fires_and_clashes_are_refused(tmp_path: Path)
     async def declares_tick(ctx: RunContext, label: str = "") -> str:
         return label
 
-    with pytest.raises(ScheduleExistsError, match="rt.create_schedule has that id"):
+    with pytest.raises(ScheduleExistsError, match=r"rt\.create_schedule has that id"):
         async with open_runtime(db, workflows=[declares_tick], clock=VirtualClock(T0)):
             pass
 
