@@ -108,8 +108,9 @@ TWO = {"StartAt": "P", "States": {"P": {"Type": "Pass", "Result": "two", "End": 
 
 
 async def test_an_alias_routes_ten_thousand_starts_within_two_percent_of_its_weights() -> None:
-    v1 = StateMachine(ONE, name="orders", version="1")
-    v2 = StateMachine(TWO, name="orders", version="2")
+    v1 = StateMachine(ONE, name="orders").publish("1")
+    v2 = StateMachine(TWO, name="orders").publish("2")
+    assert (v1.name, v1.version, v1.definition) == ("orders", "1", ONE)
     live = StateMachineAlias("live", "orders", {"1": 90, "2": 10})
     async with open_runtime(":memory:", workflows=[v1, v2, live], clock=VirtualClock()) as rt:
         for i in range(10_000):

@@ -207,7 +207,13 @@ class Schedules:
             assert action.run_id is not None
             found = await self._store.get_run(action.run_id)
             runs.append(ScheduledRun(action.run_id, action.at, found.status if found is not None else None))
-        return ScheduleInfo.from_record(rec, self.clock.time(), tuple(runs))
+        going = []
+        for run_id in rec.running:  # as stored; a run that has ended since is not shown
+            found = await self._store.get_run(run_id)
+            if found is None or not found.status.finished:
+                going.append(run_id)
+        info = ScheduleInfo.from_record(rec, self.clock.time(), tuple(runs))
+        return dataclasses.replace(info, running=tuple(going))
 
     async def list(self) -> list[ScheduleInfo]:
         return [await self.info(rec) for rec in await self.table.all()]

@@ -43,6 +43,7 @@ class Pass:
     starts: tuple[ScheduleFire, ...]
     cancels: tuple[str, ...]
     changed: bool
+    ended: frozenset[str] = frozenset()  # runs it saw ended, no longer counted
 
 
 class _Decisions:
@@ -208,4 +209,5 @@ def advance(rec: ScheduleRecord, now: float, ended: Collection[str], *, limit: i
     changed = new != rec
     if changed:
         new = msgspec.structs.replace(new, revision=rec.revision + 1, updated_at=now)
-    return Pass(new, tuple(d.starts), tuple(d.cancels), changed)
+    gone = frozenset(r for r in (*rec.running, *rec.cancelling) if r in ended)
+    return Pass(new, tuple(d.starts), tuple(d.cancels), changed, gone)

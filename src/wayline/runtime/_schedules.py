@@ -74,6 +74,10 @@ class Scheduler:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._wanted: set[str] = set()  # schedules to look at even if not due: a run of theirs ended
         self._awaiting: set[str] = set()  # schedules whose fires wait for a run to end
+        # Runs the committed records count as going, and those of them seen ending here: a
+        # pass then needs no store read to know (1,000 reads cost a burst of fires ~0.2 s).
+        self._going: set[str] = set()
+        self._ended_here: set[str] = set()
         self._cancel_again = True  # the first pass repeats the cancels of runs still cancelling
         self._closed = False
 
@@ -111,6 +115,10 @@ class Scheduler:
     def run_finished(self, record: RunRecord) -> None:
         """A run ended here: if it was a scheduled one that fires wait for, look again now."""
         schedule_id = record.metadata.get(SCHEDULE_KEY) if record.metadata else None
+        if schedule_id is None:
+            return
+        if record.run_id in self._going:
+            self._ended_here.add(record.run_id)
         if schedule_id in self._awaiting and not self._closed:
             self._wanted.add(schedule_id)
             self.poke()
@@ -212,6 +220,9 @@ class Scheduler:
         ended = set()
         starting = {f.run_id for f in rec.starting}
         for run_id in (*rec.running, *rec.cancelling):
+            if run_id in self._ended_here:
+                ended.add(run_id)
+                continue
             if self._runs.live(run_id) is not None:
                 continue
             found = await self._runs.store.get_run(run_id)
@@ -224,6 +235,11 @@ class Scheduler:
         starts = []
         for p in passes:
             rec = p.record
+            going = {*rec.running, *rec.cancelling}
+            for run_id in p.ended:
+                self._going.discard(run_id)
+                self._ended_here.discard(run_id)
+            self._going |= going
             self._awaiting.discard(rec.schedule_id)
             if rec.buffered or rec.cancelling:
                 self._awaiting.add(rec.schedule_id)
