@@ -380,13 +380,13 @@ def test_full_database_raises_store_error_and_loses_nothing_committed(tmp_path: 
 async def test_timer_queries_read_the_wake_index_not_every_waiting_run(tmp_path: Path, query: str) -> None:
     # Through runs_by_status they would scan all waiting runs at each timer wake-up
     # (200 ms with a million of them); through runs_by_wake only the due ones.
-    from wayline.persistence import _sqlite
+    from wayline.persistence import _sqlite_sql
 
     path = tmp_path / "w.db"
     store = SQLiteStore(path)
     await store.start()
     await store.close()
-    sql = getattr(_sqlite, query)
+    sql = getattr(_sqlite_sql, query)
     params = (1.0, RunStatus.WAITING.value, 10)[: sql.count("?")]
     conn = sqlite3.connect(path)
     try:
@@ -399,26 +399,30 @@ async def test_timer_queries_read_the_wake_index_not_every_waiting_run(tmp_path:
 def test_stores_opening_one_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
     # Each store migrates from its own writer thread; a migration another store applied after
     # this one read the version must be skipped, not applied twice ("already exists").
+    from wayline.persistence._sqlite_connect import open_write_connection
+
     for attempt in range(30):
         path = tmp_path / f"new{attempt}.db"
-        stores = [SQLiteStore(path) for _ in range(6)]
-        ready = threading.Barrier(len(stores))
+        count = 6
+        ready = threading.Barrier(count)
         errors: list[BaseException] = []
+        conns: list[sqlite3.Connection] = []
 
-        def open_writer(store: SQLiteStore, ready: threading.Barrier, errors: list[BaseException]) -> None:
+        def open_writer(
+            ready: threading.Barrier, errors: list[BaseException], conns: list[sqlite3.Connection], path: Path = path
+        ) -> None:
             ready.wait()
             try:
-                store._open_writer()
+                conns.append(open_write_connection(str(path), "FULL", 5.0))
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=open_writer, args=(s, ready, errors)) for s in stores]
+        threads = [threading.Thread(target=open_writer, args=(ready, errors, conns)) for _ in range(count)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        for store in stores:
-            if store._wconn is not None:
-                store._wconn.close()
+        for conn in conns:
+            conn.close()
         assert errors == []
         assert pragma(path, "user_version") == SCHEMA_VERSION
