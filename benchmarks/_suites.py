@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from ._harness import Scenario
 
-SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl", "tracing")
+SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl", "tracing", "listing")
 
 K = 5  # activities per run in the throughput workload
 
@@ -298,6 +298,31 @@ def _asl(quick: bool) -> list[Scenario]:
     ]
 
 
+def _listing(quick: bool) -> list[Scenario]:
+    """One page of runs (20, newest first) for each filter `wayline runs list` offers, out of
+    10,000 runs (the baseline) and out of 1,000,000: an index range scan costs the same at both."""
+    from ._wayline_listing import FILTERS
+
+    rows = []
+    for n in (10_000, 50_000) if quick else (10_000, 1_000_000):
+        rows.append(
+            Scenario(
+                suite="listing",
+                system="wayline",
+                func="_wayline_listing:listing",
+                params={"n": n, "samples": 50 if quick else 300},
+                metric="worst_p50_ms",
+                unit="ms p50, slowest filter",
+                higher_is_better=False,
+                baseline=n == 10_000,
+                timeout_s=120.0 if quick else 900.0,
+                label=f"n={n:,}",
+                also=tuple((f"{name}_p50_ms", name) for name in FILTERS),
+            )
+        )
+    return rows
+
+
 def build(suite: str, quick: bool) -> list[Scenario]:
     """The scenarios of ``suite`` (or of every suite for ``all``)."""
     if suite == "all":
@@ -316,4 +341,6 @@ def build(suite: str, quick: bool) -> list[Scenario]:
         return _asl(quick)
     if suite == "tracing":
         return _tracing(quick)
+    if suite == "listing":
+        return _listing(quick)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

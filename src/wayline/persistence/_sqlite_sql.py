@@ -80,6 +80,10 @@ def count_runs(statuses: Collection[RunStatus]) -> tuple[str, list[Any]]:
     return f"SELECT COUNT(*) FROM runs WHERE status IN ({marks(len(statuses))})", [s.value for s in statuses]
 
 
+def _where(conditions: list[str]) -> str:
+    return " WHERE " + " AND ".join(conditions) if conditions else ""
+
+
 def list_runs(
     statuses: Collection[RunStatus] | None,
     workflow: str | None,
@@ -87,24 +91,40 @@ def list_runs(
     newest_first: bool,
     limit: int | None,
 ) -> tuple[str, list[Any]]:
-    """The query behind `Store.list_runs`, and its parameters."""
-    where: list[str] = []
-    params: list[Any] = []
-    if statuses is not None:
-        where.append(f"status IN ({marks(len(statuses))})")
-        params.extend(s.value for s in statuses)
-    if workflow is not None:
-        where.append("workflow = ?")
-        params.append(workflow)
-    if since is not None:
-        where.append("created_at >= ?")
-        params.append(since)
-    condition = " WHERE " + " AND ".join(where) if where else ""
+    """The query behind `Store.list_runs`, and its parameters.
+
+    With a limit, each filter is an index range scan that stops after ``limit`` entries
+    (migration 4 gives every combination of status and workflow an index ending in the
+    listing order). Several statuses are one such scan per status, merged: an ``IN`` list
+    would make SQLite sort every matching run.
+    """
     order = " ORDER BY created_at DESC, run_id DESC" if newest_first else " ORDER BY created_at, run_id"
-    if limit is None:
-        return "SELECT run_id, snapshot FROM runs" + condition + order, params
+    chosen = [s.value for s in dict.fromkeys(statuses)] if statuses is not None else None
+    others: list[str] = []
+    values: list[Any] = []
+    if workflow is not None:
+        others.append("workflow = ?")
+        values.append(workflow)
+    if since is not None:
+        others.append("created_at >= ?")
+        values.append(since)
+    if chosen == []:
+        return "SELECT run_id, snapshot FROM runs WHERE 0", []
+    if limit is None:  # every matching run: reading them all is the job
+        if chosen is None:
+            return f"SELECT run_id, snapshot FROM runs{_where(others)}{order}", values
+        statuses_in = f"status IN ({marks(len(chosen))})"
+        return f"SELECT run_id, snapshot FROM runs{_where([statuses_in, *others])}{order}", [*chosen, *values]
+    if chosen is None or len(chosen) == 1:
+        one = [] if chosen is None else ["status = ?"]
+        pick = f"SELECT rowid FROM runs{_where([*one, *others])}{order} LIMIT ?"
+        params = [*(chosen or ()), *values, limit]
+    else:
+        scan = f"SELECT rowid AS r, created_at AS c, run_id AS k FROM runs{_where(['status = ?', *others])}{order}"
+        merged = " UNION ALL ".join([f"SELECT * FROM ({scan} LIMIT ?)"] * len(chosen))
+        merge_order = order.replace("created_at", "c").replace("run_id", "k")
+        pick = f"SELECT r FROM ({merged}{merge_order} LIMIT ?)"
+        params = [value for status in chosen for value in (status, *values, limit)] + [limit]
     # The rows are picked without their snapshots (a sort would carry every matching
     # snapshot along), then only the chosen ones are read.
-    sql = f"SELECT run_id, snapshot FROM runs WHERE rowid IN (SELECT rowid FROM runs{condition}{order} LIMIT ?){order}"
-    params.append(limit)
-    return sql, params
+    return f"SELECT run_id, snapshot FROM runs WHERE rowid IN ({pick}){order}", params
