@@ -58,6 +58,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
     "wayline.persistence": (
         "UNFINISHED",
+        "WAIT_FOR_STORE",
         "AnyEvent",
         "CallbackCompleted",
         "CallbackFailed",
@@ -84,6 +85,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "StepStarted",
         "StepSucceeded",
         "Store",
+        "StoreHealth",
         "Wait",
         "decode_any",
         "encode",

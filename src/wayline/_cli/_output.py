@@ -55,6 +55,7 @@ def run_doc(info: RunInfo) -> dict[str, Any]:
         "output": plain(info.output),
         "error": info.error,
         "cause": info.cause,
+        **({"store": plain(info.store_health)} if info.store_health is not None else {}),
     }
 
 
@@ -122,6 +123,10 @@ def run_text(info: RunInfo) -> str:
     if info.error is not None:
         fields.append(("error", info.error))
         fields.append(("cause", info.cause or "-"))
+    health = info.store_health
+    if health is not None and not health.ok:
+        since = f" since {iso(health.since)}" if health.since is not None else ""
+        fields.append(("store", f"{health.status.upper()}{since}: {health.reason}"))
     width = max(len(k) for k, _ in fields)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
 

@@ -33,10 +33,11 @@ from ._records import (
     Wait as Wait,
 )
 from ._sqlite import SQLiteStore as SQLiteStore
-from ._store import Store as Store
+from ._store import WAIT_FOR_STORE as WAIT_FOR_STORE, Store as Store, StoreHealth as StoreHealth
 
 __all__ = (
     "UNFINISHED",
+    "WAIT_FOR_STORE",
     "AnyEvent",
     "CallbackCompleted",
     "CallbackFailed",
@@ -63,6 +64,7 @@ __all__ = (
     "StepStarted",
     "StepSucceeded",
     "Store",
+    "StoreHealth",
     "Wait",
     "decode_any",
     "encode",

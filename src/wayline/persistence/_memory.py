@@ -12,6 +12,7 @@ from collections.abc import Awaitable, Collection, Sequence
 from .._errors import StoreError
 from ._codec import decode_events, decode_inbox, decode_record, encode
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._store import HEALTHY, StoreHealth
 
 
 class MemoryStore:
@@ -33,6 +34,9 @@ class MemoryStore:
 
     async def close(self) -> None:
         self._closed = True
+
+    def health(self) -> StoreHealth:
+        return HEALTHY  # memory has no disk to fill
 
     def _check(self) -> None:
         if self._closed:

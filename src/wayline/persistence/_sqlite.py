@@ -11,8 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import sqlite3
+import weakref
 from collections.abc import Awaitable, Collection, Sequence
-from functools import partial
 from typing import Any
 
 import aiosqlite
@@ -21,7 +21,7 @@ from opentelemetry.metrics import MeterProvider
 
 from .._errors import DatabaseCorruptError, PayloadError, StoreError
 from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
-from ._metrics import CheckpointMetrics, resolve_meter_provider
+from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._sqlite_connect import Synchronous, open_write_connection
 from ._sqlite_errors import translate
@@ -37,8 +37,32 @@ from ._sqlite_sql import (
     list_runs,
 )
 from ._sqlite_writer import GroupCommit
+from ._store import StoreHealth
 
 log = logging.getLogger("wayline.store")
+
+
+#: Below this many free bytes a filesystem counts as full: a group commit of a few runs
+#: already needs more (each frame is a 4 KiB page).
+LOW_SPACE = 64 * 1024
+
+
+def _space_left(path: str) -> str | None:
+    """Why the filesystem holding ``path`` is full, if it is (one statvfs call)."""
+    directory = os.path.dirname(os.path.abspath(path))
+    try:
+        st = os.statvfs(directory)
+    except OSError:
+        return None
+    # root may use the blocks reserved for it, and the runtime may well run as root
+    blocks = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail
+    free = blocks * st.f_frsize
+    if free >= LOW_SPACE:
+        return None
+    return (
+        f"the filesystem holding {directory!r} has {free} bytes free: no runtime can checkpoint runs on "
+        "this database until space is freed"
+    )
 
 
 def _encodable(value: Any) -> bool:
@@ -56,8 +80,12 @@ class SQLiteStore:
         path: the database file; created with owner-only permissions (0600) if missing.
         synchronous: SQLite's ``synchronous`` pragma. ``FULL`` (the default) fsyncs every
             commit, so a committed checkpoint survives power loss, not only a process crash.
-        busy_timeout: seconds to wait for a lock held by another connection before failing
-            with `DatabaseLockedError`.
+        busy_timeout: seconds to wait for a lock held by another connection before the
+            write counts as failed (runs then wait and retry; see `health`).
+        idle_checkpoint: seconds without writes after which the write-ahead log is copied
+            into the database file and emptied (None: only SQLite's automatic checkpoint
+            every 1,000 pages). Committed state that lives only in the log is lost from the
+            first damaged frame on; this keeps it to what the last second wrote.
         meter_provider: where the group commit reports its latency and batch sizes
             (OpenTelemetry); the global provider by default, nothing if none is configured.
     """
@@ -68,16 +96,20 @@ class SQLiteStore:
         *,
         synchronous: Synchronous = "FULL",
         busy_timeout: float = 5.0,
+        idle_checkpoint: float | None = 1.0,
         meter_provider: MeterProvider | None = None,
     ) -> None:
         self.path = os.fspath(path)
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         provider = resolve_meter_provider(meter_provider)
-        self._writes = GroupCommit(self.path, busy_timeout, CheckpointMetrics(provider) if provider else None)
+        metrics = CheckpointMetrics(provider) if provider else None
+        self._writes = GroupCommit(self.path, busy_timeout, metrics, idle_checkpoint)
         self._reader: aiosqlite.Connection | None = None
         self._reads = 0  # reads in flight
         self._ownership = Ownership(self.path)
+        if provider is not None:
+            observe_health(provider, weakref.WeakMethod(self.health))
 
     # --- lifecycle ---------------------------------------------------------------------
 
@@ -92,14 +124,33 @@ class SQLiteStore:
 
     async def start(self) -> None:
         try:
-            await self._writes.start(partial(open_write_connection, self.path, self.synchronous, self.busy_timeout))
+            await self._writes.start(self._connect)
             self._reader = await aiosqlite.connect(self.path, timeout=self.busy_timeout)
         except BaseException:
             await self._release()
             raise
 
+    def _connect(self) -> sqlite3.Connection:
+        """In the writer thread: open the write connection, and learn which file it opened."""
+        conn = open_write_connection(self.path, self.synchronous, self.busy_timeout, self._ownership)
+        self._writes.identity = self._ownership.identity
+        return conn
+
+    def health(self) -> StoreHealth:
+        """Whether this store's writes succeed, and if not why and since when. When its own
+        writes are fine, a filesystem with (almost) no space left is reported too: a client
+        that only reads (``wayline runs show``) then sees why the runtime running the runs is
+        stuck, from another process."""
+        health = self._writes.health()
+        if health.ok:
+            full = _space_left(self.path)
+            if full is not None:
+                return StoreHealth("degraded", "disk_full", full)
+        return health
+
     def claim_ownership(self) -> None:
-        """Become the one runtime that runs this database's runs, until `close`.
+        """Become the one runtime that runs this database's runs, until `close`: a lock on
+        the database file itself (see `._sqlite_ownership`).
 
         Clients that only start, signal or read runs do not claim it.
 
@@ -109,15 +160,25 @@ class SQLiteStore:
         self._ownership.claim()
 
     async def close(self) -> None:
+        """Commit what is queued and close.
+
+        Raises:
+            DatabaseDeletedError: the database file was deleted or replaced while open:
+                what was committed since is lost, which must not pass unnoticed at exit.
+        """
         await self._writes.close()
         await self._release()
+        if self._writes.gone is not None:
+            raise self._writes.gone
 
     async def _release(self) -> None:
-        self._ownership.release()
         if self._reader is not None:
             reader, self._reader = self._reader, None
             await reader.close()
         await self._writes.close()
+        # Last: the ownership lock's descriptor may be closed only once no connection of
+        # this store holds SQLite's locks on the file.
+        self._ownership.detach()
 
     # --- writes --------------------------------------------------------------------------
 

@@ -29,6 +29,7 @@ from .._errors import ActivityTimeoutError, NonDeterminismError, PayloadError
 from ..actors import Actor, TimerHandle
 from ..actors._actor import answer, fail, message_of
 from ..persistence import (
+    WAIT_FOR_STORE,
     AnyEvent,
     CallbackCompleted,
     CallbackFailed,
@@ -128,6 +129,7 @@ class RunActor(SignalWaits, StepAttempts, CallbackWaits, Actor[RunMessage]):
 
     async def on_start(self) -> None:
         rt = self.rt
+        WAIT_FOR_STORE.set(True)  # this run's writes wait out an outage of the store, as it does
         record = self._initial or await rt.store.get_run(self.run_id)
         self._initial = None
         if record is None:  # deleted under us: nothing to run

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import logging
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
@@ -365,7 +366,8 @@ class Runtime:
         return RunHandle(self, run_id)
 
     async def describe(self, run_id: str) -> RunInfo:
-        """Status, vars, output or error, version and timestamps of a run.
+        """Status, vars, output or error, version and timestamps of a run, and whether the
+        store can write now (``store_health``: while it cannot, runs wait instead of failing).
 
         Raises:
             RunNotFoundError: no such run.
@@ -376,8 +378,10 @@ class Runtime:
         actor = self._actors.get(run_id)
         if actor is not None and not rec.status.finished and hasattr(actor, "ctx"):
             # A live run: its current vars, not those of its last checkpoint.
-            return RunInfo.from_record(rec, vars=actor.ctx.vars)
-        return RunInfo.from_record(rec)
+            info = RunInfo.from_record(rec, vars=actor.ctx.vars)
+        else:
+            info = RunInfo.from_record(rec)
+        return dataclasses.replace(info, store_health=self.store.health())
 
     async def list_runs(
         self,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection, Sequence
 from typing import Literal
 
-from ..persistence import AnyEvent, InboxMessage, RunRecord, RunStatus, Store
+from ..persistence import AnyEvent, InboxMessage, RunRecord, RunStatus, Store, StoreHealth
 
 
 class SimulatedCrash(BaseException):
@@ -67,6 +67,9 @@ class FaultInjectingStore:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def health(self) -> StoreHealth:
+        return self.inner.health()
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         number = self._before()
