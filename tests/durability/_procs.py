@@ -66,6 +66,14 @@ class Worker:
             if line.startswith(prefix):
                 return line[len(prefix) :].strip()
 
+    def expect_any(self, *prefixes: str, timeout: float = 30.0) -> tuple[str, str]:
+        """The next line that starts with one of ``prefixes``: (prefix, rest of the line)."""
+        while True:
+            line = self.expect("", timeout=timeout)
+            for prefix in prefixes:
+                if line.startswith(prefix):
+                    return prefix, line[len(prefix) :].strip()
+
     def send(self, line: str) -> None:
         assert self.proc.stdin is not None
         self.proc.stdin.write(line + "\n")

@@ -49,33 +49,42 @@ def test_runs_survive_sigkill_at_random_moments_with_messages_from_another_proce
     db, tokens = tmp_path / "chaos.db", tmp_path / "tokens.txt"
     args = [str(db), str(tokens), str(RUNS)]
     sender: Worker | None = None
-    steps = 0
+    kills = steps = 0
+    outcome: dict[str, Any] | None = None
+    # Between two kills, a random number of activity executions: enough work for every run
+    # to get through its steps over the kills, and every incarnation gets somewhere first.
+    most = max(1, min(12, 6 * RUNS // KILLS))
     try:
-        for _ in range(KILLS):
+        while kills < KILLS and outcome is None:
             worker = Worker("chaos_worker.py", args)
             try:
                 worker.expect("STARTED", timeout=60)
                 if sender is None:  # the database exists now
                     sender = Worker("chaos_sender.py", args)
-                # A random moment: after a random number of activity executions, so that
-                # every incarnation gets somewhere before it dies.
-                for _ in range(rng.randint(1, 12)):
-                    worker.expect("STEP", timeout=60)
+                for _ in range(rng.randint(1, most)):
+                    seen, rest = worker.expect_any("STEP", "RESULT", timeout=60)
+                    if seen == "RESULT":  # the runs all ended before this kill: nothing left to kill
+                        outcome = json.loads(rest)
+                        break
                     steps += 1
-                worker.kill9()
+                else:
+                    worker.kill9()
+                    kills += 1
             finally:
                 worker.close()
-        worker = Worker("chaos_worker.py", args)
-        try:
-            outcome = json.loads(worker.expect("RESULT", timeout=90))
-        finally:
-            worker.close()
+        if outcome is None:
+            worker = Worker("chaos_worker.py", args)
+            try:
+                outcome = json.loads(worker.expect("RESULT", timeout=90))
+            finally:
+                worker.close()
         assert sender is not None
         sender.expect("DONE", timeout=30)
     finally:
         if sender is not None:
             sender.close()
-    assert steps >= KILLS  # every kill landed after some work, before the end
+    print(f"chaos: {kills} kills landed, after {steps} activity executions in all")
+    assert kills == KILLS or (KILLS > 4 and kills >= KILLS // 2), kills  # the short run kills every time
     want = dict(expected(i, str(tokens)) for i in range(RUNS))
     assert outcome["results"] == want
     assert set(outcome["statuses"].values()) == {"SUCCEEDED"}
