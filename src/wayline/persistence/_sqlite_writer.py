@@ -76,9 +76,10 @@ class Batch:
         """Keep what waits through an outage (checkpoints, and the creates and appends of
         runs), followed by ``later``'s writes, as the one batch to retry; returns the futures
         of the writes that must fail fast instead (taken out of this batch)."""
-        refused = [c[2] for c in self.creates if not c[3]] + [a[1] for a in self.appends if not a[2]]
-        self.creates = [c for c in self.creates if c[3]] + later.creates
-        self.appends = [a for a in self.appends if a[2]] + later.appends
+        creates, appends = self.creates + later.creates, self.appends + later.appends
+        refused = [c[2] for c in creates if not c[3]] + [a[1] for a in appends if not a[2]]
+        self.creates = [c for c in creates if c[3]]
+        self.appends = [a for a in appends if a[2]]
         self.runs += later.runs
         self.history += later.history
         self.consumed += later.consumed
