@@ -93,6 +93,12 @@ def test_one_flipped_byte_in_the_middle_of_the_wal_is_refused_not_silently_dropp
     assert f"damaged at frame {total // 3} of {total}" in message and "committed transaction" in message
     assert "restore both from a backup" in message and "wal_checkpoint(TRUNCATE)" in message
     assert digest(db, wal) == before  # nothing was opened for writing, nothing changed
+    # Through a symlink too: SQLite reads the log named after the file the link points to.
+    alias = tmp_path / "alias.db"
+    alias.symlink_to(db)
+    with pytest.raises(WalDamagedError):
+        asyncio.run(open_store(alias))
+    assert digest(db, wal) == before
 
 
 def test_a_torn_tail_after_a_crash_opens_and_the_runs_finish(tmp_path: Path) -> None:

@@ -133,7 +133,7 @@ class SQLiteStore:
     def _connect(self) -> sqlite3.Connection:
         """In the writer thread: open the write connection, and learn which file it opened."""
         conn = open_write_connection(self.path, self.synchronous, self.busy_timeout, self._ownership)
-        self._writes.identity = self._ownership.identity
+        self._writes.watch(self._ownership.real, self._ownership.identity)
         return conn
 
     def health(self) -> StoreHealth:
@@ -143,7 +143,7 @@ class SQLiteStore:
         stuck, from another process."""
         health = self._writes.health()
         if health.ok:
-            full = _space_left(self.path)
+            full = _space_left(self._ownership.real)
             if full is not None:
                 return StoreHealth("degraded", "disk_full", full)
         return health

@@ -59,6 +59,8 @@ def open_write_connection(
     else:
         os.close(fd)
     check_file(path)
+    # SQLite names the -wal and -shm files after the path with symlinks resolved
+    real = os.path.realpath(path)
     if ownership is not None:
         ownership.attach(identity_of(path))
     try:
@@ -68,15 +70,18 @@ def open_write_connection(
     except sqlite3.Error as exc:
         raise translate(exc, path, busy_timeout) from exc
     try:
-        # Under the write lock, so that no other connection appends to the log meanwhile:
-        # a damaged log must be refused before anything writes on top of it.
-        retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), busy_timeout)
-        try:
-            check_wal(path, ownership.shm_header if ownership is not None else lambda: None)
-        except WalDamagedError:
-            _close_keeping_wal(conn, path)
-            raise
-        conn.execute("ROLLBACK")
+        # A damaged log must be refused before anything writes on top of it, and checked
+        # under the write lock, so that no other connection appends to it meanwhile. If
+        # another connection holds that lock, the log is in use: its wal-index is live, and
+        # SQLite replays nothing from the log's frames now, so there is nothing to check
+        # (and a reader must not wait for a busy writer).
+        if _write_lock_now(conn):
+            try:
+                check_wal(real, ownership.shm_header if ownership is not None else lambda: None)
+            except WalDamagedError:
+                _close_keeping_wal(conn, real)
+                raise
+            conn.execute("ROLLBACK")
         retry_locked(lambda: conn.execute("PRAGMA journal_mode = WAL"), busy_timeout)
         conn.execute(f"PRAGMA synchronous = {synchronous}")
         # A group commit of thousands of snapshots touches thousands of pages: a 32 MiB
@@ -100,6 +105,17 @@ def open_write_connection(
         conn.close()
         raise
     return conn
+
+
+def _write_lock_now(conn: sqlite3.Connection) -> bool:
+    """``BEGIN IMMEDIATE`` if the write lock is free this instant; False if it is held."""
+    try:
+        conn.execute("BEGIN IMMEDIATE")
+    except sqlite3.OperationalError as exc:
+        if is_busy(exc):
+            return False
+        raise
+    return True
 
 
 def _close_keeping_wal(conn: sqlite3.Connection, path: str) -> None:

@@ -17,13 +17,14 @@ def is_busy(exc: sqlite3.Error) -> bool:
 def read_only_reason(path: str) -> str | None:
     """Why ``path`` cannot be written, if it cannot: the reasons SQLite reports only as
     "unable to open database file" or "attempt to write a readonly database"."""
-    directory = os.path.dirname(os.path.abspath(path))
+    real = os.path.realpath(path)  # SQLite resolves symlinks, and names -wal and -shm after the result
+    directory = os.path.dirname(real)
     try:
         if os.statvfs(directory).f_flag & os.ST_RDONLY:
             return f"the filesystem holding {directory!r} is mounted read-only"
     except OSError:
         return None  # no such directory: not a question of being read-only
-    for name, what in ((path, "the database file"), (f"{path}-wal", "its -wal file"), (f"{path}-shm", "its -shm file")):
+    for name, what in ((real, "the database file"), (f"{real}-wal", "its -wal file"), (f"{real}-shm", "its -shm file")):
         # access() also says no for an immutable file (chattr +i), even to root
         if os.path.exists(name) and not os.access(name, os.W_OK):
             return f"{what} {name!r} is not writable (permissions or an immutable flag)"

@@ -50,10 +50,12 @@ class Ownership:
 
     def __init__(self, path: str) -> None:
         self.path = path
+        self.real = os.path.realpath(path)  # the file SQLite opens: symlinks resolved
         self.identity: Identity | None = None
         self.owner = False
 
     def attach(self, identity: Identity) -> None:
+        self.real = os.path.realpath(self.path)
         with _guard:
             _files.setdefault(identity, _File()).users += 1
         self.identity = identity
@@ -67,7 +69,7 @@ class Ownership:
             file = _files[self.identity]
             if file.shm_fd is None:
                 try:
-                    file.shm_fd = os.open(f"{self.path}-shm", os.O_RDONLY)
+                    file.shm_fd = os.open(f"{self.real}-shm", os.O_RDONLY)
                 except OSError:
                     return None
             return os.pread(file.shm_fd, 96, 0)
@@ -85,7 +87,7 @@ class Ownership:
             if file.owner is not None:
                 raise DatabaseOwnedError(self.path)
             if file.fd is None:
-                fd = os.open(self.path, os.O_RDONLY)
+                fd = os.open(self.real, os.O_RDONLY)
                 st = os.fstat(fd)
                 if (st.st_dev, st.st_ino) != self.identity:  # replaced since it was opened
                     os.close(fd)  # another file: closing it drops none of SQLite's locks

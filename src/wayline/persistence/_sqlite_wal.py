@@ -34,6 +34,8 @@ What this cannot see, and SQLite cannot either:
 
 from __future__ import annotations
 
+import mmap
+import os
 import struct
 import sys
 from collections.abc import Callable
@@ -58,7 +60,7 @@ def _checksum(data: bytes, s0: int, s1: int, big_endian: bool) -> tuple[int, int
 class _Wal:
     """A WAL file's bytes, read once, and its frames."""
 
-    def __init__(self, data: bytes) -> None:
+    def __init__(self, data: bytes | mmap.mmap) -> None:
         self.data = data
         magic, _, page_size = struct.unpack(">III", data[:12])
         self.valid_magic = magic & ~1 == _WAL_MAGIC
@@ -140,13 +142,18 @@ def check_wal(path: str, shm_header: Callable[[], bytes | None]) -> None:
             committed transaction beyond the one the invalid frame belongs to.
     """
     try:
-        with open(f"{path}-wal", "rb") as file:  # SQLite never locks this file: closing is safe
-            data = file.read()
+        # Mapped, not read: only the header and the frames after the replay's end are
+        # usually touched. SQLite never locks the -wal file, so closing it drops no lock.
+        with open(f"{path}-wal", "rb") as file:
+            if os.fstat(file.fileno()).st_size <= _WAL_HEADER:
+                return
+            with mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as data:
+                _check(path, _Wal(data), shm_header)
     except FileNotFoundError:
         return
-    if len(data) <= _WAL_HEADER:
-        return
-    wal = _Wal(data)
+
+
+def _check(path: str, wal: _Wal, shm_header: Callable[[], bytes | None]) -> None:
     if not wal.valid_magic or not wal.page_size or not wal.frames:
         return  # nothing SQLite or anyone can read frames from
     if not wal.header_valid:

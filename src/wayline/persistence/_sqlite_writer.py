@@ -179,7 +179,7 @@ class GroupCommit:
         self.busy_timeout = busy_timeout
         self.idle_checkpoint = idle_checkpoint
         self.conn: sqlite3.Connection | None = None
-        self.identity: Identity | None = None  # the file opened, to notice it deleted or replaced
+        self._file: tuple[str, Identity] | None = None  # the file opened, to notice it deleted or replaced
         self.pending = 0  # writes queued or being written
         self._writer: WriterThread | None = None
         self._queue = Batch()
@@ -201,6 +201,11 @@ class GroupCommit:
         self._last_flush = 0.0  # loop time of the last batch handed to the writer
 
     # --- lifecycle ---------------------------------------------------------------------
+
+    def watch(self, path: str, identity: Identity | None) -> None:
+        """Check before each commit that ``path`` (absolute, symlinks resolved) is still the
+        file with ``identity``."""
+        self._file = None if identity is None else (path, identity)
 
     async def start(self, connect: Callable[[], sqlite3.Connection]) -> None:
         """Start the writer thread and open the write connection with ``connect`` there."""
@@ -354,9 +359,9 @@ class GroupCommit:
         """In the writer thread, before each transaction: is the database still the file it
         opened? Writing on after ``rm wayline.db*`` would commit into a file no name reaches,
         all lost at exit, while the runtime went on accepting runs."""
-        if self.identity is None:
+        if self._file is None:
             return
-        gone = file_gone(self.path, self.identity)
+        gone = file_gone(*self._file)
         if gone is None:
             return
         conn = self.conn
@@ -367,7 +372,7 @@ class GroupCommit:
             conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
         except sqlite3.Error:
             pass
-        raise DatabaseDeletedError(self.path, gone, readable_copy(self.path) if gone == "deleted" else None)
+        raise DatabaseDeletedError(self.path, gone, readable_copy(self._file[0]) if gone == "deleted" else None)
 
     def _write_batch_blocking(self, batch: Batch) -> list[Any]:
         conn = self.conn
