@@ -52,7 +52,7 @@ def _space_left(path: str) -> str | None:
     directory = os.path.dirname(os.path.abspath(path))
     try:
         st = os.statvfs(directory)
-    except OSError:
+    except (OSError, AttributeError):  # AttributeError: no statvfs (Windows)
         return None
     # root may use the blocks reserved for it, and the runtime may well run as root
     blocks = st.f_bfree if hasattr(os, "geteuid") and os.geteuid() == 0 else st.f_bavail

@@ -19,11 +19,11 @@ def read_only_reason(path: str) -> str | None:
     "unable to open database file" or "attempt to write a readonly database"."""
     real = os.path.realpath(path)  # SQLite resolves symlinks, and names -wal and -shm after the result
     directory = os.path.dirname(real)
-    try:
-        if os.statvfs(directory).f_flag & os.ST_RDONLY:
-            return f"the filesystem holding {directory!r} is mounted read-only"
-    except OSError:
+    if not os.path.isdir(directory):
         return None  # no such directory: not a question of being read-only
+    statvfs = getattr(os, "statvfs", None)  # not on Windows
+    if statvfs is not None and statvfs(directory).f_flag & getattr(os, "ST_RDONLY", 1):
+        return f"the filesystem holding {directory!r} is mounted read-only"
     for name, what in ((real, "the database file"), (f"{real}-wal", "its -wal file"), (f"{real}-shm", "its -shm file")):
         # access() also says no for an immutable file (chattr +i), even to root
         if os.path.exists(name) and not os.access(name, os.W_OK):

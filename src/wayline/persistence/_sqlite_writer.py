@@ -229,6 +229,7 @@ class GroupCommit:
         self._paused = False
         if self._open and self.gone is not None:
             self._fail_all(self._queue, self.gone)
+            self.pending -= self._queue.size
             self._queue = Batch()
         if self._open and (self._inflight or self._queue.size):
             self._drained = asyncio.get_running_loop().create_future()
