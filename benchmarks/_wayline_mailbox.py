@@ -99,7 +99,7 @@ async def _prepare(params: Params) -> None:
             nonlocal peak_live
             while batch := list(itertools.islice(ids, _BATCH)):
                 await asyncio.gather(*(rt.start(wfs.idle, i, run_id=f"w{i}") for i in batch))
-                peak_live = max(peak_live, len(rt._live))
+                peak_live = max(peak_live, rt.statistics().live_runs)
 
         # Two halves, each until every run has passivated: what the second half adds to the
         # process is what a passivated run keeps costing a long-lived runtime.
@@ -112,22 +112,15 @@ async def _prepare(params: Params) -> None:
         if await rt.list_runs(status="RUNNING", limit=1):
             raise RuntimeError("a run is still RUNNING in the store after every run passivated")
         took = time.perf_counter() - t0
-        sup = rt._supervisor
+        stats = rt.statistics()
         report = {
             "n": n,
             "prepare_s": took,
             "peak_live": peak_live,
             "objects_per_run": (held[1][0] - held[0][0]) / (n - half),
             "rss_per_run": (held[1][1] - held[0][1]) / (n - half),
-            # The runtime's own tables, which must be empty once no run is in memory.
-            "tables": {
-                "live": len(rt._live),
-                "actors": len(rt._actors),
-                "finished_futures": len(rt._finished),
-                "background_tasks": len(rt._background),
-                "supervised": len(sup.children),
-                "supervisor_tasks": len(sup._tasks),
-            },
+            # What the runtime holds in memory, which must be nothing once no run is there.
+            "tables": {"live": stats.live_runs, "mailboxes": stats.mailbox_depth},
         }
         gc.unfreeze()
         gc.set_threshold(*thresholds)
@@ -141,9 +134,9 @@ async def _until_all_passivated(rt: Any, timeout_s: float = 1200.0) -> None:
     its wait is committed (a run passivates only then), and it has left memory."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + timeout_s
-    while rt._live or rt._actors or rt._background or rt.store.pending:
+    while rt.statistics().live_runs or rt.store.pending:
         if loop.time() > give_up:
-            raise TimeoutError(f"{len(rt._live)} runs still in memory after {timeout_s:.0f}s")
+            raise TimeoutError(f"{rt.statistics().live_runs} runs still in memory after {timeout_s:.0f}s")
         await asyncio.sleep(0.05)
 
 
@@ -151,9 +144,10 @@ async def _until_all_loaded(rt: Any, n: int, timeout_s: float = 1200.0) -> None:
     """Wait until all N recovered runs are in memory and parked on their signal again."""
     loop = asyncio.get_running_loop()
     give_up = loop.time() + timeout_s
-    while len(rt._actors) < n or rt.store.pending or not all(a._only_waiting() for a in list(rt._actors.values())):
+    while rt.statistics().waiting_runs < n or rt.store.pending:
         if loop.time() > give_up:
-            raise TimeoutError(f"only {len(rt._actors)} of {n} runs loaded after {timeout_s:.0f}s")
+            parked = rt.statistics().waiting_runs
+            raise TimeoutError(f"only {parked} of {n} runs loaded and parked after {timeout_s:.0f}s")
         await asyncio.sleep(0.1)
 
 
@@ -176,7 +170,7 @@ async def _measure(params: Params) -> Metrics:
         opened = time.perf_counter() - t0
         gc.collect()
         per_run = (_rss_bytes() - before) / n
-        live = len(rt._live)
+        live = rt.statistics().live_runs
         times = []
         for i in random.Random(params["seed"]).sample(range(n), samples):
             t1 = time.perf_counter()

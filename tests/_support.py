@@ -52,3 +52,58 @@ def kill_9_when(proc: Any, ready: Any, within: float = 60.0) -> None:
         for stream in (proc.stdout, proc.stderr):
             if stream is not None:
                 stream.close()
+
+
+async def until(condition: Any, *, within: float = 5.0) -> None:
+    """Let the event loop run until ``condition()`` holds, checking it once per loop iteration
+    (no sleep: for state a test cannot be told about, such as `Runtime.statistics`). Fails
+    the test if that takes ``within`` seconds."""
+    import asyncio
+
+    import anyio
+
+    with anyio.fail_after(within):
+        while not condition():  # noqa: ASYNC110 - state that no event tells of
+            await asyncio.sleep(0)
+
+
+async def parked(rt: Any, runs: int = 1) -> None:
+    """Once ``runs`` runs of ``rt`` are in memory, blocked on their waits alone, with those
+    waits durable (`RuntimeStatistics.waiting_runs`), whatever the clock."""
+    await until(lambda: rt.statistics().waiting_runs >= runs)
+
+
+class Changes:
+    """Lets a test wait until something the code under test changes holds, without polling:
+    the code calls `changed()` after each change, and `until` checks its condition then.
+
+    Module-level instances are fine: each wait makes its future in the running loop.
+    """
+
+    def __init__(self) -> None:
+        self._waiters: list[Any] = []
+
+    def changed(self) -> None:
+        waiters, self._waiters = self._waiters, []
+        for fut in waiters:
+            if not fut.done():
+                fut.set_result(None)
+
+    async def until(self, condition: Any, *, within: float = 5.0) -> None:
+        """Return once ``condition()`` holds (checked now and after each change); fail the
+        test if that takes ``within`` seconds."""
+        import asyncio
+
+        import anyio
+
+        with anyio.fail_after(within):
+            while not condition():
+                fut = asyncio.get_running_loop().create_future()
+                self._waiters.append(fut)
+                await fut
+
+
+async def idle(rt: Any) -> None:
+    """Return once every run of ``rt`` (on a `VirtualClock`) waits for something outside:
+    the clock only moves when nothing else can run and the store is idle."""
+    await rt.clock.sleep(1e-6)

@@ -1,34 +1,32 @@
-"""The curated public surface is pinned: any addition or removal is a deliberate change."""
+"""The curated public surface is pinned: any addition or removal is a deliberate change.
+
+The top level holds what a user writes every day; every error is in ``wayline.errors``, the
+events of a run's history in ``wayline.history``, and each package's face lists what the
+layers above it (and users who go deeper) may use.
+"""
 
 from __future__ import annotations
 
 import importlib
+import subprocess
+import sys
 
 import pytest
 
 EXPECTED: dict[str, tuple[str, ...]] = {
     "wayline": (
         "ActivityError",
-        "ActivityTimeoutError",
-        "AslDefinitionError",
         "CallbackError",
         "CallbackTokenError",
-        "ChildMachineNotFoundError",
-        "DatabaseOwnedError",
-        "JsonLogFormatter",
-        "NonDeterminismError",
+        "Cancelled",
         "PayloadError",
-        "RedriveError",
         "RetryPolicy",
         "RunAlreadyFinishedError",
         "RunCancelled",
-        "RunCancelledError",
-        "RunConflictError",
         "RunContext",
         "RunFailed",
         "RunHandle",
         "RunInfo",
-        "RunLogFilter",
         "RunNotFoundError",
         "RunStatus",
         "Runtime",
@@ -38,7 +36,80 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "StepInfo",
         "StoreError",
         "WaylineError",
+        "activity",
+        "open_runtime",
+        "step_info",
+        "workflow",
+    ),
+    "wayline.errors": (
+        "ActivityError",
+        "ActivityTimeoutError",
+        "AslDefinitionError",
+        "CallbackError",
+        "CallbackTokenError",
+        "Cancelled",
+        "ChildMachineNotFoundError",
+        "DatabaseCorruptError",
+        "DatabaseDeletedError",
+        "DatabaseLinkedError",
+        "DatabaseLockedError",
+        "DatabaseOwnedError",
+        "DatabaseReadOnlyError",
+        "MissingExtraError",
+        "NonDeterminismError",
+        "NotRegisteredError",
+        "PayloadError",
+        "RedriveError",
+        "RunAlreadyFinishedError",
+        "RunCancelled",
+        "RunConflictError",
+        "RunFailed",
+        "RunNotFoundError",
+        "RuntimeClosedError",
+        "SchemaVersionError",
+        "SignalTimeoutError",
+        "StatesError",
+        "StoreError",
+        "StoreUnavailableError",
+        "WalDamagedError",
+        "WaylineError",
         "WorkflowNotFoundError",
+    ),
+    "wayline.history": (
+        "AnyEvent",
+        "CallbackCompleted",
+        "CallbackFailed",
+        "CallbackHeartbeat",
+        "CallbackWaiting",
+        "Custom",
+        "Event",
+        "RunCancelled",
+        "RunCrashed",
+        "RunFailed",
+        "RunResumed",
+        "RunStarted",
+        "RunSucceeded",
+        "SignalReceived",
+        "SignalTimedOut",
+        "StepFailed",
+        "StepRetrying",
+        "StepStarted",
+        "StepSucceeded",
+    ),
+    "wayline.runtime": (
+        "ActivityDef",
+        "JsonLogFormatter",
+        "RetryPolicy",
+        "RunContext",
+        "RunHandle",
+        "RunInfo",
+        "RunLogFilter",
+        "Runtime",
+        "RuntimeStatistics",
+        "StateMachine",
+        "StepInfo",
+        "TelemetryProviders",
+        "WorkflowDef",
         "activity",
         "configure_telemetry",
         "open_runtime",
@@ -60,15 +131,25 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "UNFINISHED",
         "WAIT_FOR_STORE",
         "AnyEvent",
+        "AnyInboxMessage",
+        "AnyWait",
+        "CallbackBeat",
         "CallbackCompleted",
+        "CallbackCompletion",
         "CallbackFailed",
+        "CallbackFailure",
         "CallbackHeartbeat",
+        "CallbackMessage",
+        "CallbackWait",
         "CallbackWaiting",
+        "CancelMessage",
+        "CancelRequest",
         "Custom",
         "ErrorInfo",
         "Event",
         "InboxMessage",
         "MemoryStore",
+        "RetryWait",
         "RunCancelled",
         "RunCrashed",
         "RunFailed",
@@ -78,41 +159,26 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "RunStatus",
         "RunSucceeded",
         "SQLiteStore",
+        "SignalMessage",
         "SignalReceived",
         "SignalTimedOut",
+        "SignalWait",
         "StepFailed",
         "StepRetrying",
         "StepStarted",
         "StepSucceeded",
         "Store",
         "StoreHealth",
+        "TimerWait",
         "Wait",
         "decode_any",
         "encode",
     ),
-    "wayline.runtime": (
-        "ActivityDef",
-        "AslDefinitionError",
-        "JsonLogFormatter",
-        "RetryPolicy",
-        "RunCancelledError",
-        "RunContext",
-        "RunHandle",
-        "RunInfo",
-        "RunLogFilter",
-        "Runtime",
-        "StateMachine",
-        "StatesError",
-        "StepInfo",
-        "TelemetryProviders",
-        "WorkflowDef",
-        "activity",
-        "configure_telemetry",
-        "open_runtime",
-        "step_info",
-        "workflow",
+    "wayline.testing": (
+        "FaultInjectingStore",
+        "SimulatedCrash",
+        "VirtualClock",
     ),
-    "wayline.testing": ("FaultInjectingStore", "SimulatedCrash", "VirtualClock"),
 }
 
 
@@ -149,8 +215,58 @@ def test_errors_share_one_root() -> None:
 def test_cancellation_signal_is_not_an_exception() -> None:
     # Conventions: runtime control signals derive from BaseException so `except Exception`
     # in user code cannot swallow them.
-    from wayline import RunCancelledError
+    from wayline import Cancelled
     from wayline.testing import SimulatedCrash
 
-    assert not issubclass(RunCancelledError, Exception)
+    assert not issubclass(Cancelled, Exception)
     assert not issubclass(SimulatedCrash, Exception)
+
+
+def test_every_error_is_in_wayline_errors() -> None:
+    import wayline
+    import wayline.errors
+
+    for name in wayline.__all__:
+        obj = getattr(wayline, name)
+        if isinstance(obj, type) and issubclass(obj, BaseException):
+            assert getattr(wayline.errors, name) is obj, name
+
+
+def test_the_event_and_the_error_of_a_cancelled_run_are_told_apart() -> None:
+    import wayline
+    import wayline.history
+
+    assert issubclass(wayline.RunCancelled, wayline.WaylineError)  # handle.result() raises it
+    assert not issubclass(wayline.history.RunCancelled, BaseException)  # the history's last event
+    assert wayline.Cancelled is not wayline.RunCancelled  # what the body gets at its await
+
+
+def test_the_package_is_typed() -> None:
+    from pathlib import Path
+
+    import wayline
+
+    assert (Path(wayline.__file__).parent / "py.typed").is_file()
+
+
+_WITHOUT_SDK = """
+import sys
+for name in ("opentelemetry.sdk", "opentelemetry.exporter"):
+    sys.modules[name] = None  # as if the otlp extra were not installed: importing it fails
+import wayline, wayline.runtime
+from wayline.errors import MissingExtraError
+try:
+    wayline.runtime.configure_telemetry()
+except MissingExtraError as exc:
+    print(exc.extra, "|", exc)
+"""
+
+
+def test_the_core_needs_only_the_opentelemetry_api() -> None:
+    # A fresh interpreter in which the SDK and the exporter cannot be imported: wayline
+    # imports, and configure_telemetry says which extra to install.
+    proc = subprocess.run([sys.executable, "-c", _WITHOUT_SDK], capture_output=True, text=True, timeout=60)
+    assert proc.returncode == 0, proc.stderr
+    extra, message = proc.stdout.strip().split(" | ")
+    assert extra == "otlp"
+    assert "pip install 'wayline[otlp]'" in message and "configure_telemetry" in message

@@ -2,73 +2,57 @@
 
 Runs survive crashes: each run is an actor that checkpoints to SQLite after every step, and
 a restarted process resumes every unfinished run from its last checkpoint.
+
+Here are the names used every day. Every error is in `wayline.errors`, the events of a run's
+history in `wayline.history`, the rest of the runtime (telemetry and logging setup, statistics,
+definitions' types) in `wayline.runtime`, and a test kit in `wayline.testing`.
 """
 
 from ._errors import (
     ActivityError as ActivityError,
-    ActivityTimeoutError as ActivityTimeoutError,
     CallbackError as CallbackError,
     CallbackTokenError as CallbackTokenError,
-    ChildMachineNotFoundError as ChildMachineNotFoundError,
-    DatabaseOwnedError as DatabaseOwnedError,
-    NonDeterminismError as NonDeterminismError,
+    Cancelled as Cancelled,
     PayloadError as PayloadError,
-    RedriveError as RedriveError,
     RunAlreadyFinishedError as RunAlreadyFinishedError,
     RunCancelled as RunCancelled,
-    RunConflictError as RunConflictError,
     RunFailed as RunFailed,
     RunNotFoundError as RunNotFoundError,
     SignalTimeoutError as SignalTimeoutError,
     StoreError as StoreError,
     WaylineError as WaylineError,
-    WorkflowNotFoundError as WorkflowNotFoundError,
 )
 from .persistence import RunStatus as RunStatus
 from .runtime import (
-    AslDefinitionError as AslDefinitionError,
-    JsonLogFormatter as JsonLogFormatter,
     RetryPolicy as RetryPolicy,
-    RunCancelledError as RunCancelledError,
     RunContext as RunContext,
     RunHandle as RunHandle,
     RunInfo as RunInfo,
-    RunLogFilter as RunLogFilter,
     Runtime as Runtime,
     StateMachine as StateMachine,
-    StatesError as StatesError,
     StepInfo as StepInfo,
     activity as activity,
-    configure_telemetry as configure_telemetry,
     open_runtime as open_runtime,
     step_info as step_info,
     workflow as workflow,
 )
+from .runtime.asl import StatesError as StatesError
 
 __version__ = "0.1.0"
 
 __all__ = (
     "ActivityError",
-    "ActivityTimeoutError",
-    "AslDefinitionError",
     "CallbackError",
     "CallbackTokenError",
-    "ChildMachineNotFoundError",
-    "DatabaseOwnedError",
-    "JsonLogFormatter",
-    "NonDeterminismError",
+    "Cancelled",
     "PayloadError",
-    "RedriveError",
     "RetryPolicy",
     "RunAlreadyFinishedError",
     "RunCancelled",
-    "RunCancelledError",
-    "RunConflictError",
     "RunContext",
     "RunFailed",
     "RunHandle",
     "RunInfo",
-    "RunLogFilter",
     "RunNotFoundError",
     "RunStatus",
     "Runtime",
@@ -78,9 +62,7 @@ __all__ = (
     "StepInfo",
     "StoreError",
     "WaylineError",
-    "WorkflowNotFoundError",
     "activity",
-    "configure_telemetry",
     "open_runtime",
     "step_info",
     "workflow",

@@ -291,6 +291,35 @@ class RunCancelled(WaylineError):
         super().__init__(f"run {run_id!r} was cancelled" + (f": {reason}" if reason else ""))
 
 
+class MissingExtraError(WaylineError, ImportError):
+    """A feature needs packages from an optional extra of wayline that is not installed."""
+
+    def __init__(self, feature: str, extra: str, missing: str) -> None:
+        self.feature = feature
+        self.extra = extra
+        self.missing = missing
+        super().__init__(
+            f"{feature} needs the {extra!r} extra of wayline, which is not installed (missing: {missing}); "
+            f"install it with: pip install 'wayline[{extra}]'"
+        )
+
+
+class Cancelled(BaseException):
+    """Thrown into a workflow body at the await where its run is cancelled (``rt.cancel``).
+
+    A `BaseException`, as trio's ``Cancelled``: ``except Exception`` in workflow code cannot
+    swallow it. Catch it explicitly (or use ``finally``) to run compensation steps, then let it
+    propagate; the run ends CANCELLED and ``handle.result()`` raises `RunCancelled`.
+
+    Attributes:
+        reason: the reason given to ``rt.cancel``, if any.
+    """
+
+    def __init__(self, reason: str | None = None) -> None:
+        self.reason = reason
+        super().__init__(reason or "run cancelled")
+
+
 class ActivityError(WaylineError):
     """A step failed for good (retries exhausted or a non-retryable error).
 

@@ -19,19 +19,10 @@ from typing import Any
 import anyio
 import pytest
 
-from _support import kill_9_when
-from wayline import (
-    ChildMachineNotFoundError,
-    RunCancelled,
-    RunFailed,
-    RunStatus,
-    StateMachine,
-    StatesError,
-    WaylineError,
-    WorkflowNotFoundError,
-    open_runtime,
-)
-from wayline.persistence import Custom, InboxMessage, SQLiteStore
+from _support import idle, kill_9_when
+from wayline import RunCancelled, RunFailed, RunStatus, StateMachine, StatesError, WaylineError, open_runtime
+from wayline.errors import ChildMachineNotFoundError, WorkflowNotFoundError
+from wayline.persistence import CancelMessage, Custom, SQLiteStore
 from wayline.runtime.asl import LocalHost
 from wayline.testing import FaultInjectingStore, SimulatedCrash, VirtualClock
 
@@ -368,8 +359,7 @@ async def test_a_restarted_parent_reattaches_to_its_running_children(tmp_path: P
     clock = VirtualClock()
     async with open_runtime(path, workflows=[parent, child], clock=clock) as rt:
         await rt.start(parent, {"n": 1, "items": [1, 2, 3]}, run_id="p")
-        while calls["work:1"] + calls["work:2"] < 2:  # noqa: ASYNC110 - waiting for the items to block
-            await asyncio.sleep(0)
+        await idle(rt)  # the items run, and block on the gate
     # Closed with the parent waiting on two running children: all three runs are unfinished.
     assert calls == {"double:1": 1, "work:1": 1, "work:2": 1}
     gate.set()
@@ -425,16 +415,14 @@ async def test_cancelling_the_parent_cancels_the_children_it_waits_for() -> None
     )
     async with open_runtime(":memory:", workflows=[parent, child, fire_and_forget], clock=VirtualClock()) as rt:
         handle = await rt.start(parent, {"n": 1, "items": [1, 2, 3]}, run_id="p")
-        while calls["work:1"] + calls["work:2"] < 2:  # noqa: ASYNC110 - waiting for the items to block
-            await asyncio.sleep(0)
+        await idle(rt)  # the items run, and block on the gate
         await rt.cancel("p", "not needed")
         with pytest.raises(RunCancelled):
             await handle.result()
         kids = {k.run_id: k for k in await children_of(rt, "p")}
         # A run started without .sync is not the parent's to stop.
         launcher = await rt.start(fire_and_forget, {}, run_id="l")
-        while not await children_of(rt, "l"):  # noqa: ASYNC110 - no event to wait on
-            await asyncio.sleep(0)
+        await idle(rt)  # the child started, and waits its hour
         await rt.cancel("l")
         with pytest.raises(RunCancelled):
             await launcher.result()
@@ -453,10 +441,9 @@ async def test_a_cancel_accepted_before_a_crash_cancels_parent_and_children_on_r
     parent, child = nested(gate)
     async with open_runtime(path, workflows=[parent, child], clock=VirtualClock()) as rt:
         await rt.start(parent, {"n": 1, "items": [1, 2]}, run_id="p")
-        while calls["work:1"] + calls["work:2"] < 2:  # noqa: ASYNC110 - waiting for the items to block
-            await asyncio.sleep(0)
+        await idle(rt)  # the items run, and block on the gate
         # What rt.cancel commits first; the process dies before the run applies it.
-        await rt.store.append_inbox("p", InboxMessage(kind="cancel", payload="gone", ts=rt.clock.time()))
+        await rt.store.append_inbox("p", CancelMessage(reason="gone", ts=rt.clock.time()))
     async with open_runtime(path, workflows=list(nested(gate)), clock=VirtualClock()) as rt:
         with pytest.raises(RunCancelled) as info:
             await rt.get_handle("p").result()

@@ -12,20 +12,10 @@ from typing import Any
 
 import pytest
 
-from wayline import (
-    JsonLogFormatter,
-    RetryPolicy,
-    RunContext,
-    RunFailed,
-    RunLogFilter,
-    RunStatus,
-    StoreError,
-    activity,
-    open_runtime,
-    workflow,
-)
+from wayline import RetryPolicy, RunContext, RunFailed, RunStatus, StoreError, activity, open_runtime, workflow
 from wayline.actors import SupervisorSpec
 from wayline.persistence import AnyEvent, MemoryStore, RunRecord
+from wayline.runtime import JsonLogFormatter, RunLogFilter
 from wayline.testing import VirtualClock
 
 from .conftest import Cli

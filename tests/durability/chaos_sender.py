@@ -14,18 +14,19 @@ import os
 import sys
 
 from wayline import CallbackTokenError, RunNotFoundError, open_runtime
-from wayline.runtime._tokens import token_run_id
 
 
 def say(*parts: object) -> None:
     print(*parts, flush=True)
 
 
-def handed_out(tokens_file: str) -> list[str]:
+def handed_out(tokens_file: str) -> list[tuple[str, str]]:
+    """(run, token) for every link handed out so far."""
     if not os.path.exists(tokens_file):
         return []
     with open(tokens_file, encoding="utf-8") as f:
-        return f.read().split()
+        pairs = [line.split() for line in f if line.endswith("\n")]  # a line being written waits
+    return [(pair[0], pair[1]) for pair in pairs if len(pair) == 2]
 
 
 async def main(db: str, tokens_file: str, runs: int) -> None:
@@ -43,8 +44,7 @@ async def main(db: str, tokens_file: str, runs: int) -> None:
                     continue  # not started yet
                 to_signal.discard(name)
                 say("ACCEPTED", json.dumps({"run": name, "signal": payload}))
-            for token in handed_out(tokens_file):
-                name = token_run_id(token)
+            for name, token in handed_out(tokens_file):
                 if token in tried or name not in to_answer:
                     continue
                 tried.add(token)

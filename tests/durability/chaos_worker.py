@@ -37,10 +37,10 @@ async def item(pair: list[Any]) -> int:
     return int(x) * int(x)
 
 
-def hand_out(tokens_file: str, token: str) -> None:
+def hand_out(tokens_file: str, run: str, token: str) -> None:
     """What a mailer does with a link: make it reachable by whoever answers (fsynced)."""
     with open(tokens_file, "a", encoding="utf-8") as f:
-        f.write(token + "\n")
+        f.write(f"{run} {token}\n")
         f.flush()
         os.fsync(f.fileno())
 
@@ -48,7 +48,7 @@ def hand_out(tokens_file: str, token: str) -> None:
 @activity(name="send_link")
 async def send_link(token: str, tokens_file: str, run: str) -> None:
     say("STEP", run, "link")
-    hand_out(tokens_file, token)
+    hand_out(tokens_file, run, token)
 
 
 @workflow(name="chaos_code")
@@ -74,7 +74,7 @@ async def asl_item(x: int) -> int:
 
 async def asl_send_link(payload: dict[str, Any]) -> dict[str, Any]:
     say("STEP", payload["run"], "link")
-    hand_out(payload["tokens"], payload["token"])
+    hand_out(payload["tokens"], payload["run"], payload["token"])
     return {}
 
 

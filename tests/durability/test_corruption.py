@@ -9,6 +9,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from _support import idle
 from wayline import RunContext, activity, open_runtime, workflow
 from wayline._errors import DatabaseCorruptError
 from wayline.persistence import SQLiteStore
@@ -36,9 +37,7 @@ async def make_db_with_a_damaged_run(path: Path) -> None:
     async with open_runtime(path, workflows=[w], clock=VirtualClock()) as rt:
         await rt.start(w, 1, run_id="good")
         await rt.start(w, 2, run_id="bad")
-        with anyio.fail_after(5):
-            while len(await rt.list_runs(status="RUNNING")) < 2:  # noqa: ASYNC110 - polls the store
-                await asyncio.sleep(0.001)
+        await idle(rt)  # both steps run, and wait at the gate
     conn = sqlite3.connect(path)
     conn.execute("UPDATE runs SET snapshot = ? WHERE run_id = 'bad'", (b"\xc1 not msgpack",))
     conn.commit()

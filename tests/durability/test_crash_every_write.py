@@ -18,10 +18,10 @@ import pytest
 
 from _support import find_crash
 from wayline import (
+    Cancelled,
     RetryPolicy,
     RunAlreadyFinishedError,
     RunCancelled,
-    RunCancelledError,
     RunContext,
     RunStatus,
     activity,
@@ -162,7 +162,7 @@ async def cancellable(ctx: RunContext, mode: str) -> str:
             await ctx.gather(ctx.run(step, 1, 1), ctx.run(forever))
         else:
             await ctx.run(forever)
-    except RunCancelledError as exc:
+    except Cancelled as exc:
         ctx.vars["cleanup"] = await ctx.run(cleanup, exc.reason)
         raise
     return "not cancelled"

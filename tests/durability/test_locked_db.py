@@ -11,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from _support import Changes
 from wayline import RunContext, RunStatus, activity, open_runtime, workflow
 from wayline.persistence import SQLiteStore
 
@@ -18,11 +19,13 @@ pytestmark = pytest.mark.anyio
 
 ran: Counter[int] = Counter()
 GATE: dict[str, asyncio.Event] = {}
+stepping = Changes()  # told as each step starts
 
 
 @activity(name="n")
 async def n(i: int) -> int:
     ran[i] += 1
+    stepping.changed()
     if i == 1:
         await GATE["go"].wait()
     return i
@@ -54,9 +57,7 @@ async def test_a_run_survives_another_writer_holding_the_lock(
     store = SQLiteStore(path, busy_timeout=busy_timeout)
     async with open_runtime(store, workflows=[three]) as rt:
         handle = await rt.start(three, run_id="l")
-        with anyio.fail_after(5):
-            while ran[1] == 0:  # noqa: ASYNC110 - polls a counter
-                await asyncio.sleep(0.001)
+        await stepping.until(lambda: ran[1] > 0)
         held = threading.Event()
         holder = threading.Thread(target=hold_write_lock, args=(path, hold, held))
         holder.start()

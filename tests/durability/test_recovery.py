@@ -11,6 +11,7 @@ from typing import Any
 import anyio
 import pytest
 
+from _support import idle
 from wayline import RetryPolicy, RunContext, RunStatus, activity, open_runtime, workflow
 from wayline.testing import VirtualClock
 
@@ -72,9 +73,11 @@ N = 20
 
 
 async def wait_until(predicate: Any) -> None:
+    """Once ``predicate()`` holds: checked each turn of the event loop (time stands still on
+    the test's clock, which never jumps)."""
     with anyio.fail_after(10):
         while not await predicate():  # noqa: ASYNC110 - polls state the runtime owns
-            await asyncio.sleep(0.005)
+            await asyncio.sleep(0)
 
 
 async def test_every_unfinished_run_is_recovered_and_completed(tmp_path: Path, caplog: Any) -> None:
@@ -127,7 +130,7 @@ async def test_recovered_runs_report_a_resume_in_their_history(tmp_path: Path) -
     path = tmp_path / "h.db"
     async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
         await rt.start(gated, 1, run_id="g")
-        await wait_until(lambda: _true_when(ran["gate1"] == 1))
+        await idle(rt)  # its step runs, and waits at the gate
     GATE["open"] = True
     async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
         assert await rt.get_handle("g").result() == 101
@@ -137,20 +140,16 @@ async def test_recovered_runs_report_a_resume_in_their_history(tmp_path: Path) -
     assert kinds.count("StepSucceeded") == 2
 
 
-async def _true_when(value: bool) -> bool:
-    return value
-
-
 async def test_recover_false_leaves_unfinished_runs_alone(tmp_path: Path) -> None:
     ran.clear()
     GATE["open"] = False
     path = tmp_path / "nr.db"
     async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
         await rt.start(gated, 3, run_id="g")
-        await wait_until(lambda: _true_when(ran["gate3"] == 1))
+        await idle(rt)  # its step runs, and waits at the gate
     GATE["open"] = True
     async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock(), recover=False) as rt:
-        await asyncio.sleep(0.05)
+        await idle(rt)  # a run it resumed (it must not) would have run its step by now
         info = await rt.describe("g")
         assert info.status is RunStatus.RUNNING
         assert [i.run_id for i in await rt.list_runs(status="RUNNING")] == ["g"]

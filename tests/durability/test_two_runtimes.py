@@ -10,6 +10,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from _support import Changes
 from wayline import RunContext, activity, open_runtime, workflow
 from wayline._errors import DatabaseLockedError
 
@@ -17,11 +18,13 @@ pytestmark = pytest.mark.anyio
 
 ran: Counter[int] = Counter()
 GATE: dict[str, asyncio.Event] = {}
+stepping = Changes()  # told as each step starts
 
 
 @activity(name="s")
 async def s(i: int) -> int:
     ran[i] += 1
+    stepping.changed()
     await GATE["go"].wait()
     return i
 
@@ -37,12 +40,11 @@ async def test_a_second_runtime_on_a_live_database_never_runs_steps_twice(tmp_pa
     path = tmp_path / "shared.db"
     async with open_runtime(path, workflows=[two_steps]) as first:
         handle = await first.start(two_steps, run_id="r")
-        with anyio.fail_after(5):
-            while ran[0] == 0:  # noqa: ASYNC110 - polls a counter
-                await asyncio.sleep(0.001)
+        await stepping.until(lambda: ran[0] > 0)
         try:
             async with open_runtime(path, workflows=[two_steps]) as second:
-                await asyncio.sleep(0.05)  # time for the second runtime to recover runs
+                for _ in range(50):  # a run it recovered (it must not) would start its step meanwhile
+                    await asyncio.sleep(0)
                 GATE["go"].set()
                 with anyio.fail_after(5):
                     assert await handle.result() == [0, 1]

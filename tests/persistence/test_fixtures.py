@@ -11,9 +11,15 @@ from pathlib import Path
 import msgspec
 
 from wayline.persistence import (
+    CallbackBeat,
+    CallbackCompletion,
+    CallbackFailure,
+    CallbackWait,
+    CancelMessage,
+    CancelRequest,
     Custom,
     ErrorInfo,
-    InboxMessage,
+    RetryWait,
     RunCancelled,
     RunCrashed,
     RunFailed,
@@ -21,16 +27,19 @@ from wayline.persistence import (
     RunStarted,
     RunStatus,
     RunSucceeded,
+    SignalMessage,
     SignalReceived,
     SignalTimedOut,
+    SignalWait,
     StepFailed,
     StepRetrying,
     StepStarted,
     StepSucceeded,
-    Wait,
+    TimerWait,
     decode_any,
 )
-from wayline.persistence._codec import decode_events, decode_record
+from wayline.persistence._codec import decode_events, decode_inbox, decode_record
+from wayline.persistence._records import FORMAT
 
 FIXTURES = Path(__file__).parent / "fixtures"
 
@@ -64,12 +73,13 @@ def _check_record_v1(data: bytes) -> None:
     assert rec.error == ErrorInfo("ValueError", "declined")
     assert (rec.created_at, rec.updated_at, rec.ended_at) == (1.5, 4.0, None)
     assert (rec.history_seq, rec.steps, rec.inbox_seq) == (3, 2, 7)
-    assert rec.waits == (Wait(kind="timer", key="sleep:2", step=2, due=3601.5),)
+    assert rec.waits == (TimerWait(step=2, due=3601.5),)  # was kind "timer", key "sleep:2"
     assert rec.wake_at == 3601.5
     assert rec.trace == {"traceparent": "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"}
     assert rec.metadata == {"trigger": "api"}
     assert rec.state == {"cursor": "Wait1"}
-    assert rec.format == 1
+    assert rec.cancel is None
+    assert rec.format == FORMAT  # decoded into the current format
 
 
 def test_run_record_v1_decodes() -> None:
@@ -91,12 +101,82 @@ def test_signal_events_v2_decode() -> None:
     ]
 
 
+def _inbox(name: str) -> list[object]:
+    """The messages of an inbox fixture, each decoded as the store decodes one row."""
+    return [decode_inbox(msgspec.msgpack.encode(raw)) for raw in decode_any((FIXTURES / name).read_bytes())]
+
+
 def test_inbox_messages_v2_decode() -> None:
-    data = (FIXTURES / "inbox_v2.msgpack").read_bytes()
-    assert msgspec.msgpack.decode(data, type=list[InboxMessage]) == [
-        InboxMessage(kind="signal", name="address_changed", payload={"city": "Hanoi"}, ts=7.5),
-        InboxMessage(kind="cancel", payload="user asked", ts=7.6),
+    assert _inbox("inbox_v2.msgpack") == [
+        SignalMessage(name="address_changed", payload={"city": "Hanoi"}, ts=7.5),
+        CancelMessage(reason="user asked", ts=7.6),  # the cancel reason was its payload
     ]
+
+
+_D, _C = "d" * 64, "c" * 64
+
+EXPECTED_WAITS = (
+    TimerWait(step=0, due=3610.0),
+    RetryWait(step=1, due=25.0, activity="charge"),
+    SignalWait(step=2, due=86410.0, signal="verdict"),
+    SignalWait(step=3, signal="forever"),
+    CallbackWait(step=4, due=70.0, label="send_approval", digests=(_C, _D), deadline=100.0, heartbeat=60.0),
+)
+
+EXPECTED_INBOX = [
+    SignalMessage(name="verdict", payload="approved", ts=30.0),
+    CancelMessage(ts=31.0),
+    CallbackCompletion(digest=_D, output={"ok": True}, ts=32.0),
+    CallbackFailure(digest=_D, error="Rejected", cause="no budget", ts=33.0),
+    CallbackBeat(digest=_C, ts=34.0),
+]
+
+
+def test_format_1_waits_and_an_applied_cancel_decode_as_tagged_unions() -> None:
+    # Written by the last release of FORMAT 1: "kind" strings, keys to parse, a cancel in the
+    # metadata. Decoded, each wait is its own type and the cancel is a field.
+    rec = decode_record((FIXTURES / "run_record_f1_waits.msgpack").read_bytes())
+    assert rec.waits == EXPECTED_WAITS
+    assert rec.cancel == CancelRequest("user asked", 2)
+    assert rec.metadata == {"parent_run_id": "p-1"}
+    assert rec.wake_at == 25.0
+    assert rec.format == FORMAT
+
+
+def test_format_1_inbox_messages_of_every_kind_decode() -> None:
+    assert _inbox("inbox_f1_callbacks.msgpack") == EXPECTED_INBOX
+
+
+def test_format_2_records_decode() -> None:
+    rec = decode_record((FIXTURES / "run_record_f2.msgpack").read_bytes())
+    assert rec.waits == EXPECTED_WAITS
+    assert rec.cancel == CancelRequest("user asked", 2)
+    assert rec.format == 2
+    assert _inbox("inbox_f2.msgpack") == EXPECTED_INBOX
+    # tagged under "type": an old decoder, or a new one, never takes one form for the other
+    assert [w["type"] for w in decode_any((FIXTURES / "run_record_f2.msgpack").read_bytes())["waits"]] == [
+        "timer",
+        "retry",
+        "signal",
+        "signal",
+        "callback",
+    ]
+
+
+def test_a_format_1_record_is_written_back_in_the_current_format() -> None:
+    rec = decode_record((FIXTURES / "run_record_f1_waits.msgpack").read_bytes())
+    again = decode_record(msgspec.msgpack.encode(rec))
+    assert again == rec and "cancel" not in again.metadata
+
+
+def test_data_of_neither_format_is_refused() -> None:
+    import pytest
+
+    with pytest.raises(msgspec.ValidationError):
+        lunch = {"run_id": "x", "workflow": "w", "waits": [{"kind": "lunch", "key": "k"}]}
+        decode_record(msgspec.msgpack.encode(lunch))
+    with pytest.raises(msgspec.ValidationError):
+        decode_inbox(msgspec.msgpack.encode({"kind": "callback", "name": "d", "payload": {"op": "dance"}}))
 
 
 def test_run_record_v2_without_defaults_decodes() -> None:

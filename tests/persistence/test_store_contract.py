@@ -10,17 +10,17 @@ import pytest
 from wayline import PayloadError, StoreError
 from wayline.persistence import (
     ErrorInfo,
-    InboxMessage,
     MemoryStore,
     RunRecord,
     RunStarted,
     RunStatus,
     RunSucceeded,
+    SignalMessage,
     SQLiteStore,
     StepStarted,
     StepSucceeded,
     Store,
-    Wait,
+    TimerWait,
 )
 
 pytestmark = pytest.mark.anyio
@@ -121,7 +121,7 @@ async def test_history_is_ordered_by_row_number_not_insertion(store: Store) -> N
 
 async def test_checkpoint_without_events_writes_no_history(store: Store) -> None:
     await store.create_run(rec("r"), [RunStarted(ts=0.0, workflow="wf", version="1")])
-    await store.checkpoint(rec("r", seq=2, status=RunStatus.WAITING, waits=(Wait(kind="timer", key="t", due=5.0),)), [])
+    await store.checkpoint(rec("r", seq=2, status=RunStatus.WAITING, waits=(TimerWait(due=5.0),)), [])
     got = await store.get_run("r")
     assert got is not None and got.status is RunStatus.WAITING and got.wake_at == 5.0
     assert len(await store.get_history("r")) == 1
@@ -230,8 +230,8 @@ async def test_list_runs_with_no_statuses_matches_nothing(store: Store) -> None:
     assert await store.list_runs(limit=0) == []
 
 
-def msg(name: str) -> InboxMessage:
-    return InboxMessage(kind="signal", name=name, payload={"n": name}, ts=1.0)
+def msg(name: str) -> SignalMessage:
+    return SignalMessage(name=name, payload={"n": name}, ts=1.0)
 
 
 async def test_inbox_keeps_messages_in_order_until_consumed(store: Store) -> None:

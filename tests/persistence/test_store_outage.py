@@ -16,7 +16,7 @@ from opentelemetry.sdk.metrics import MeterProvider
 from opentelemetry.sdk.metrics.export import InMemoryMetricReader
 
 from wayline._errors import StoreUnavailableError
-from wayline.persistence import WAIT_FOR_STORE, InboxMessage, RunRecord, RunStatus, SQLiteStore
+from wayline.persistence import WAIT_FOR_STORE, RunRecord, RunStatus, SignalMessage, SQLiteStore
 
 pytestmark = pytest.mark.anyio
 
@@ -94,7 +94,7 @@ async def test_a_lock_held_past_the_timeout_holds_checkpoints_and_refuses_api_wr
         with pytest.raises(StoreUnavailableError):
             await store.create_run(rec("new"), [])
         with pytest.raises(StoreUnavailableError):
-            await store.append_inbox("r", InboxMessage(kind="signal", name="s", payload=1, ts=1.0))
+            await store.append_inbox("r", SignalMessage(name="s", payload=1, ts=1.0))
 
         lock.release.set()
         with anyio.fail_after(10):

@@ -6,19 +6,21 @@ import asyncio
 from pathlib import Path
 from typing import Any
 
-import anyio
 import pytest
 
+from _support import Changes, idle
 from wayline import CallbackTokenError, RunFailed, RunStatus, StateMachine, open_runtime
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
 
 sent: list[dict[str, Any]] = []
+sending = Changes()  # told of each message sent
 
 
 async def send_to_queue(payload: dict[str, Any]) -> dict[str, Any]:
     sent.append(payload)
+    sending.changed()
     return {"MessageId": f"m{len(sent)}"}  # ignored: the task's result is the callback's output
 
 
@@ -54,9 +56,7 @@ def _reset() -> None:
 
 
 async def next_token(count: int = 1) -> str:
-    with anyio.fail_after(5):
-        while len(sent) < count:  # noqa: ASYNC110 - the task runs in the runtime's tasks
-            await asyncio.sleep(0.001)
+    await sending.until(lambda: len(sent) >= count)
     token = sent[-1]["MessageBody"]["token"]
     assert isinstance(token, str)
     return token
@@ -128,9 +128,8 @@ async def test_a_task_token_completed_while_the_worker_is_down(tmp_path: Path) -
     async with open_runtime(path, workflows=[sm], clock=VirtualClock()) as rt:
         await rt.start(sm, {"order": 3}, run_id="d")
         token = await next_token()
-        with anyio.fail_after(5):
-            while (await rt.describe("d")).status is not RunStatus.WAITING:  # noqa: ASYNC110
-                await asyncio.sleep(0.001)
+        await idle(rt)
+        assert (await rt.describe("d")).status is RunStatus.WAITING
     async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as cli:
         await cli.complete_callback(token, "approved offline")
     async with open_runtime(path, workflows=[sm], clock=VirtualClock()) as rt:
@@ -148,6 +147,7 @@ async def test_a_token_handed_out_before_a_crash_still_completes_the_task(tmp_pa
 
     async def send_then_hang(payload: dict[str, Any]) -> None:
         sent.append(payload)
+        sending.changed()
         if len(sent) == 1:
             await hang.wait()  # the first call never returns: the worker goes away meanwhile
 

@@ -10,7 +10,9 @@ from typing import Any
 import pytest
 from tests.asl._conformance import CASES_DIR, load_cases, same_json
 
-from wayline import AslDefinitionError, RunCancelled, RunFailed, RunStatus, StateMachine, WaylineError, open_runtime
+from _support import until
+from wayline import RunCancelled, RunFailed, RunStatus, StateMachine, WaylineError, open_runtime
+from wayline.errors import AslDefinitionError
 from wayline.persistence import Custom, SQLiteStore
 from wayline.testing import FaultInjectingStore, SimulatedCrash, VirtualClock
 
@@ -159,8 +161,7 @@ async def test_cancelling_a_waiting_state_machine_ends_it_cancelled() -> None:
     clock = VirtualClock(autojump=False)
     async with open_runtime(":memory:", workflows=[sm], clock=clock) as rt:
         handle = await rt.start(sm, {"n": 1, "fail": False}, run_id="c")
-        while calls["validate"] == 0 or clock.pending_timers == 0:  # noqa: ASYNC110 - no event to wait on
-            await asyncio.sleep(0.001)
+        await until(lambda: calls["validate"] > 0 and clock.pending_timers > 0)  # at its Wait state
         await rt.cancel("c", "customer left")
         with pytest.raises(RunCancelled) as info:
             await handle.result()
@@ -190,7 +191,7 @@ REDRIVE = {
 
 
 async def test_a_failed_state_machine_is_redriven_from_the_failed_state(tmp_path: Path) -> None:
-    from wayline import RedriveError
+    from wayline.errors import RedriveError
 
     sm = StateMachine(REDRIVE, name="redrive", resources={"validate": validate, "flaky": flaky})
     flaky_down["down"] = True
@@ -211,7 +212,8 @@ async def test_a_failed_state_machine_is_redriven_from_the_failed_state(tmp_path
 
 
 async def test_redrive_refuses_unknown_runs_and_code_workflows() -> None:
-    from wayline import RedriveError, RunNotFoundError, workflow
+    from wayline import RunNotFoundError, workflow
+    from wayline.errors import RedriveError
 
     @workflow(name="boom")
     async def boom(ctx: Any) -> None:

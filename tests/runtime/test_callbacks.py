@@ -9,15 +9,15 @@ from typing import Any
 import anyio
 import pytest
 
-from _support import event_types
+from _support import Changes, event_types, idle
 from wayline import (
     ActivityError,
     CallbackError,
     CallbackTokenError,
+    Cancelled,
     RetryPolicy,
     RunAlreadyFinishedError,
     RunCancelled,
-    RunCancelledError,
     RunContext,
     RunStatus,
     activity,
@@ -31,6 +31,7 @@ pytestmark = pytest.mark.anyio
 
 # What the sender activities "sent": (token, order) pairs, as an outside system would get them.
 outbox: list[tuple[str, Any]] = []
+sent = Changes()  # told of each send
 sends = {"count": 0}
 
 
@@ -38,6 +39,7 @@ sends = {"count": 0}
 async def send_approval(token: str, order: Any) -> str:
     sends["count"] += 1
     outbox.append((token, order))
+    sent.changed()
     return "sent"
 
 
@@ -45,6 +47,7 @@ async def send_approval(token: str, order: Any) -> str:
 async def send_broken(token: str) -> None:
     sends["count"] += 1
     outbox.append((token, None))
+    sent.changed()
     raise ConnectionError("mail server down")
 
 
@@ -96,7 +99,7 @@ async def broken_sender(ctx: RunContext) -> str:
 async def cancellable_approval(ctx: RunContext) -> str:
     try:
         return str(await ctx.wait_for_callback(send_approval, "c"))
-    except RunCancelledError:
+    except Cancelled:
         ctx.vars["compensated"] = True
         raise
 
@@ -112,16 +115,15 @@ def _reset() -> None:
 
 async def next_token(count: int = 1) -> str:
     """The newest token sent, once ``count`` have been sent."""
-    with anyio.fail_after(5):
-        while len(outbox) < count:  # noqa: ASYNC110 - the sender runs in the runtime's tasks
-            await asyncio.sleep(0.001)
+    await sent.until(lambda: len(outbox) >= count)
     return outbox[-1][0]
 
 
-async def wait_status(rt: Any, run_id: str, status: RunStatus) -> None:
-    with anyio.fail_after(5):
-        while (await rt.describe(run_id)).status is not status:  # noqa: ASYNC110 - polls stored state
-            await asyncio.sleep(0.001)
+async def waiting(rt: Any, *run_ids: str) -> None:
+    """Once the runs (on a virtual clock) have parked on their callbacks."""
+    await idle(rt)
+    for run_id in run_ids:
+        assert (await rt.describe(run_id)).status is RunStatus.WAITING
 
 
 async def test_complete_callback_returns_the_output_and_journals_it(db: str) -> None:
@@ -129,7 +131,7 @@ async def test_complete_callback_returns_the_output_and_journals_it(db: str) -> 
         handle = await rt.start(approval, {"id": 7}, run_id="a")
         token = await next_token()
         assert outbox == [(token, {"id": 7})]
-        await wait_status(rt, "a", RunStatus.WAITING)
+        await waiting(rt, "a")
         info = await rt.describe("a")
         assert info.waiting_for == ("callback:send_approval",)
         await rt.complete_callback(token, {"approved": True})
@@ -186,16 +188,12 @@ async def test_heartbeats_keep_the_wait_alive_until_they_stop(db: str) -> None:
         for _ in range(5):  # a heartbeat just before each heartbeat timeout
             await clock.sleep(59.9)
             await rt.heartbeat(outbox[-1][0])
-        assert not handle_done(rt, "h")
+        assert not (await rt.describe("h")).status.finished
         result = await handle.result()
         assert result == {"error": "States.HeartbeatTimeout"}
         assert clock.time() - t0 == pytest.approx(5 * 59.9 + 60, abs=0.01)
         types = event_types([e async for e in rt.history("h")])
         assert types.count("CallbackHeartbeat") == 5
-
-
-def handle_done(rt: Any, run_id: str) -> bool:
-    return run_id not in rt._live
 
 
 async def test_a_heartbeat_after_completion_and_bad_tokens_are_rejected_precisely(db: str) -> None:
@@ -261,7 +259,7 @@ async def test_cancel_while_waiting_runs_compensation_and_kills_the_token(db: st
     async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
         handle = await rt.start(cancellable_approval, None, run_id="c")
         token = await next_token()
-        await wait_status(rt, "c", RunStatus.WAITING)
+        await waiting(rt, "c")
         await rt.cancel("c", "no longer needed")
         with pytest.raises(RunCancelled):
             await handle.result()
@@ -278,8 +276,7 @@ async def test_completions_racing_a_cancel_are_applied_or_refused_never_lost(db:
     async with open_runtime(db, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
         handles = [await rt.start(approval, f"a{i}", run_id=f"a{i}") for i in range(12)]
         await next_token(len(handles))
-        for h in handles:
-            await wait_status(rt, h.run_id, RunStatus.WAITING)
+        await waiting(rt, *(h.run_id for h in handles))
         token_of = {order: token for token, order in outbox}
 
         async def complete(run_id: str) -> str:
@@ -329,7 +326,7 @@ async def test_sequential_callbacks_replay_after_restart(tmp_path: Path) -> None
         await rt.start(two_callbacks, None, run_id="two")
         await rt.complete_callback(await next_token(1), "one")
         second = await next_token(2)
-        await wait_status(rt, "two", RunStatus.WAITING)
+        await waiting(rt, "two")
     async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
         await rt.complete_callback(second, "two")
         assert await rt.get_handle("two").result() == ["one", "two"]
@@ -341,7 +338,7 @@ async def test_a_callback_completed_while_the_process_is_down_is_applied_on_rest
     async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
         await rt.start(approval, "o", run_id="d")
         token = await next_token()
-        await wait_status(rt, "d", RunStatus.WAITING)
+        await waiting(rt, "d")
     # The worker is gone; an operator (the CLI: a runtime that does not own the runs) answers.
     async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as cli:
         await cli.complete_callback(token, "answered offline")
@@ -356,8 +353,7 @@ async def test_a_completion_from_another_process_reaches_the_live_run(tmp_path: 
     path = tmp_path / "shared.db"
     async with open_runtime(path, workflows=WORKFLOWS, inbox_poll_interval=0.01) as owner:
         handle = await owner.start(approval, "o", run_id="x")
-        token = await next_token()
-        await wait_status(owner, "x", RunStatus.WAITING)
+        token = await next_token()  # the wait is durable before its sender runs
         async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as other:
             await other.complete_callback(token, "from afar")
         with anyio.fail_after(5):
@@ -370,7 +366,7 @@ async def test_a_passivated_run_is_woken_by_its_callback(tmp_path: Path) -> None
         handle = await rt.start(approval, "o", run_id="p")
         token = await next_token()
         await clock.sleep(10)
-        assert "p" not in rt._live  # left memory
+        assert rt.statistics().live_runs == 0  # left memory
         await rt.complete_callback(token, "welcome back")
         assert await handle.result() == "welcome back"
         assert sends["count"] == 1
@@ -404,17 +400,13 @@ async def test_crash_at_every_write_of_a_callback_run(tmp_path: Path, when: str)
         with pytest.raises((SimulatedCrash, BaseExceptionGroup)):
             async with open_runtime(faulty, workflows=WORKFLOWS, clock=VirtualClock()) as rt:
                 handle = await rt.start(approval, "o", run_id="k")
-                with anyio.fail_after(5):
-                    while not outbox and not faulty.crashed:  # noqa: ASYNC110
-                        await asyncio.sleep(0.001)
+                await idle(rt)  # sent, or crashed before it could (the crash ends the block)
                 if outbox:
                     await rt.complete_callback(outbox[-1][0], "yes")
                 await handle.result()
         async with open_runtime(SQLiteStore(path), workflows=WORKFLOWS, clock=VirtualClock()) as rt:
             handle = await rt.start(approval, "o", run_id="k")
-            with anyio.fail_after(5):  # until a token is out (from either life), or the run ended
-                while not outbox and not (await rt.describe("k")).status.finished:  # noqa: ASYNC110
-                    await asyncio.sleep(0.001)
+            await idle(rt)  # a token is out (from either life), or the run ended
             # Every token handed out so far completes the run (the oldest may be all the
             # outside world ever saw), unless a completion accepted before the crash already did.
             for token, _ in outbox:
@@ -479,6 +471,7 @@ async def test_an_earlier_token_still_completes_and_is_then_used_up(tmp_path: Pa
     @activity(name="send_then_hang")
     async def send_then_hang(token: str) -> None:
         outbox.append((token, None))
+        sent.changed()
         if len(outbox) == 1:
             await hang.wait()
 

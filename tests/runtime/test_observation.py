@@ -11,18 +11,20 @@ from typing import Any
 import anyio
 import pytest
 
+from _support import idle, parked, until
 from wayline import (
     RetryPolicy,
     RunAlreadyFinishedError,
     RunCancelled,
-    RunConflictError,
     RunContext,
     RunStatus,
     activity,
     open_runtime,
     workflow,
 )
+from wayline.errors import RunConflictError
 from wayline.persistence import AnyEvent, MemoryStore, RunRecord
+from wayline.runtime import RuntimeStatistics
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -68,10 +70,11 @@ async def test_history_read_during_a_run_is_always_a_prefix_of_the_final_history
 
 
 async def test_describe_of_a_live_run_shows_its_last_checkpoint(db: str) -> None:
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
 
     @activity(name="hold")
     async def hold() -> None:
+        entered.set()  # step 1 is durable: the body went on only once it was
         await gate.wait()
 
     @workflow(name="held")
@@ -85,8 +88,7 @@ async def test_describe_of_a_live_run_shows_its_last_checkpoint(db: str) -> None
     async with open_runtime(db, workflows=[held]) as rt:
         handle = await rt.start(held, run_id="d")
         with anyio.fail_after(5):
-            while (await rt.describe("d")).steps < 1:  # noqa: ASYNC110 - polls the store
-                await asyncio.sleep(0.001)
+            await entered.wait()
         info = await rt.describe("d")
         assert info.status is RunStatus.RUNNING
         # what the last checkpoint holds: after step 1, or (if the runtime records a step's
@@ -114,7 +116,7 @@ async def test_many_waiters_and_one_giving_up(db: str) -> None:
         handle = await rt.start(held2, run_id="w")
         waiters = [asyncio.ensure_future(rt.get_handle("w").result()) for _ in range(5)]
         quitter = asyncio.ensure_future(handle.result())
-        await asyncio.sleep(0.01)
+        await asyncio.sleep(0)  # one loop turn: each waiter has started and waits for the run
         quitter.cancel()
         gate.set()
         assert await asyncio.gather(*waiters) == [7] * 5
@@ -149,12 +151,12 @@ async def orphaned(ctx: RunContext) -> str:
 
 
 async def test_result_of_a_run_whose_workflow_is_not_registered_does_not_hang(tmp_path: Path) -> None:
-    from wayline import WorkflowNotFoundError
+    from wayline.errors import WorkflowNotFoundError
 
     path = tmp_path / "o.db"
     async with open_runtime(path, workflows=[orphaned], clock=VirtualClock(autojump=False)) as rt:
         await rt.start(orphaned, run_id="o")
-        await asyncio.sleep(0.05)
+        await parked(rt)  # on its 10 s sleep, which this clock never reaches
     async with open_runtime(path, workflows=[wa], clock=VirtualClock()) as rt:
         with anyio.fail_after(1), pytest.raises(WorkflowNotFoundError) as info:
             await rt.get_handle("o").result()
@@ -177,14 +179,13 @@ async def test_cancel_during_a_retry_backoff(db: str) -> None:
     clock = VirtualClock(autojump=False)
     async with open_runtime(db, workflows=[backing], clock=clock) as rt:
         handle = await rt.start(backing, run_id="c")
-        with anyio.fail_after(5):
-            while not (await rt.describe("c")).waiting_for:  # noqa: ASYNC110 - polls the store
-                await asyncio.sleep(0.001)
+        await parked(rt)  # in its hour-long retry backoff
         await rt.cancel("c", "enough")
         with anyio.fail_after(5), pytest.raises(RunCancelled):
             await handle.result()
         clock.advance(10 * 3600)  # the retry timer would have fired by now
-        await asyncio.sleep(0.01)
+        for _ in range(10):  # a retry scheduled after all would have started in these turns
+            await asyncio.sleep(0)
         info = await rt.describe("c")
     assert ran["down"] == 1
     assert info.status is RunStatus.CANCELLED and info.waiting_for == ()
@@ -218,10 +219,31 @@ async def test_cancel_racing_with_the_runs_end_does_not_leak_actor_errors() -> N
         with anyio.fail_after(5):
             await store.final_pending.wait()
         cancelling = asyncio.ensure_future(rt.cancel("r", "late"))
-        await asyncio.sleep(0.01)  # the Cancel is queued behind the finishing message
+        await until(lambda: rt.statistics().mailbox_depth == 1)  # queued behind the finishing message
         store.release.set()
         assert await handle.result() == "a"
         try:
             await cancelling
         except RunAlreadyFinishedError:
             pass  # the documented outcome for a run that ended first
+
+
+@workflow(name="sig")
+async def sig(ctx: RunContext) -> Any:
+    return await ctx.wait_signal("go")
+
+
+async def test_statistics_count_what_is_in_memory(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[sig], clock=clock, passivate_after=60) as rt:
+        assert rt.statistics() == RuntimeStatistics()
+        handles = [await rt.start(sig, run_id=f"s{i}") for i in range(3)]
+        await idle(rt)  # all three park on their signal
+        stats = rt.statistics()
+        assert (stats.live_runs, stats.waiting_runs, stats.passivated) == (3, 3, 0)
+        await clock.sleep(120)  # they only wait: past passivate_after they leave memory
+        stats = rt.statistics()
+        assert (stats.live_runs, stats.waiting_runs, stats.passivated) == (0, 0, 3)
+        await rt.signal("s0", "go", 0)  # reloads it
+        assert await handles[0].result() == 0
+        assert rt.statistics().passivated == 2

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 
 from _otlp_collector import Collector, running_collector
-from wayline import RunContext, activity, configure_telemetry, open_runtime, workflow
+from wayline import RunContext, activity, open_runtime, workflow
+from wayline.runtime import configure_telemetry
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio

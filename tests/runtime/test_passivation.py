@@ -40,7 +40,7 @@ async def test_waiting_runs_leave_memory_and_come_back(db: str) -> None:
         signalled = await rt.start(waiter, run_id="w")
         cancelled = await rt.start(waiter, run_id="c")
         await clock.sleep(120)
-        assert rt._live == {}  # every run waits: none is in memory
+        assert rt.statistics().live_runs == 0  # every run waits: none is in memory
         info = await rt.describe("s")
         assert info.status is RunStatus.WAITING and info.waiting_for == ("timer:sleep:0",)
         assert info.vars == {"phase": "sleeping"}
@@ -63,7 +63,7 @@ async def test_a_restart_leaves_waiting_runs_in_the_store_until_they_are_due(tmp
         await clock.sleep(120)
     later = VirtualClock(clock.time() + DAY)
     async with open_runtime(path, workflows=[sleeper, waiter], clock=later, passivate_after=60) as rt:
-        assert rt._live == {}  # nothing due yet, so nothing loaded
+        assert rt.statistics().live_runs == 0  # nothing due yet, so nothing loaded
         await rt.signal("w", "go", "after restart")
         assert await rt.get_handle("w").result() == "after restart"
         assert await rt.get_handle("s").result() == "woke"
@@ -83,7 +83,7 @@ async def test_a_signal_kept_for_a_later_wait_does_not_reload_the_run(db: str) -
         handle = await rt.start(two_signals, run_id="t")
         await rt.signal("t", "later", "early")  # kept in the inbox until the second wait
         await clock.sleep(3600)
-        assert rt._live == {}  # passivated once, and not reloaded every 60 s since
+        assert rt.statistics().live_runs == 0  # passivated once, and not reloaded every 60 s since
         resumes = [e async for e in rt.history("t") if type(e).__name__ == "RunResumed"]
         assert resumes == []
         await rt.signal("t", "go", "now")

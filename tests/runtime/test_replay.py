@@ -10,7 +10,8 @@ import msgspec
 import pytest
 
 from _support import find_crash
-from wayline import NonDeterminismError, RunContext, RunFailed, RunStatus, activity, open_runtime, workflow
+from wayline import RunContext, RunFailed, RunStatus, activity, open_runtime, workflow
+from wayline.errors import NonDeterminismError
 from wayline.persistence import SQLiteStore
 from wayline.testing import FaultInjectingStore, VirtualClock
 

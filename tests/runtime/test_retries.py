@@ -8,16 +8,8 @@ from typing import Any, ClassVar
 import pytest
 
 from _support import event_types
-from wayline import (
-    ActivityError,
-    ActivityTimeoutError,
-    RetryPolicy,
-    RunContext,
-    RunFailed,
-    activity,
-    open_runtime,
-    workflow,
-)
+from wayline import ActivityError, RetryPolicy, RunContext, RunFailed, activity, open_runtime, workflow
+from wayline.errors import ActivityTimeoutError
 from wayline.persistence import StepFailed, StepRetrying, StepSucceeded
 from wayline.testing import VirtualClock
 

@@ -9,6 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
+from _support import idle, parked
 from wayline import (
     PayloadError,
     RunAlreadyFinishedError,
@@ -43,9 +44,9 @@ async def patient(ctx: RunContext, patience: float) -> Any:
 
 
 async def wait_until_waiting(rt: Any, run_id: str) -> None:
-    with anyio.fail_after(5):
-        while (await rt.describe(run_id)).status is not RunStatus.WAITING:  # noqa: ASYNC110 - polls stored state
-            await asyncio.sleep(0.001)
+    """Once the run has parked on its wait (the runtime runs no other)."""
+    await parked(rt)
+    assert (await rt.describe(run_id)).status is RunStatus.WAITING
 
 
 async def test_signals_sent_before_the_wait_are_kept_in_order(db: str) -> None:
@@ -65,9 +66,8 @@ async def test_a_waiting_run_shows_what_it_waits_for_and_its_live_vars(db: str) 
         await wait_until_waiting(rt, "w")
         assert (await rt.describe("w")).waiting_for == ("signal:item",)
         await rt.signal("w", "item", 1)
-        with anyio.fail_after(5):
-            while (await rt.describe("w")).vars != {"seen": 1}:  # noqa: ASYNC110 - polls live state
-                await asyncio.sleep(0.001)
+        await idle(rt)  # it took the signal and waits for the next
+        assert (await rt.describe("w")).vars == {"seen": 1}
         await rt.signal("w", "item", 2)
         assert await handle.result() == [1, 2]
 

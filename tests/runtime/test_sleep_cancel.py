@@ -11,11 +11,11 @@ from typing import Any, ClassVar
 import anyio
 import pytest
 
-from _support import event_types
+from _support import event_types, idle, until
 from wayline import (
+    Cancelled,
     RunAlreadyFinishedError,
     RunCancelled,
-    RunCancelledError,
     RunContext,
     RunStatus,
     activity,
@@ -86,13 +86,10 @@ async def test_zero_and_negative_sleeps_return_at_once(db: str) -> None:
 
 
 async def test_a_sleeping_run_is_recorded_as_waiting_on_its_timer(db: str) -> None:
-    clock = VirtualClock(autojump=False)
+    clock = VirtualClock()
     async with open_runtime(db, workflows=[month_sleeper], clock=clock) as rt:
         await rt.start(month_sleeper, run_id="s")
-        with anyio.fail_after(5):
-            while clock.pending_timers == 0:  # noqa: ASYNC110 - polls the clock
-                await asyncio.sleep(0.001)
-        await asyncio.sleep(0.05)
+        await idle(rt)  # parked on its timer, a month away: the clock stops short of it
         info = await rt.describe("s")
         assert info.status is RunStatus.WAITING
         assert len(info.waiting_for) == 1 and info.waiting_for[0].startswith("timer:")
@@ -101,13 +98,10 @@ async def test_a_sleeping_run_is_recorded_as_waiting_on_its_timer(db: str) -> No
 async def test_a_durable_timer_keeps_its_deadline_across_a_restart(tmp_path: Path) -> None:
     path = tmp_path / "timer.db"
     t0 = datetime(2026, 3, 1, tzinfo=UTC).timestamp()
-    clock = VirtualClock(t0, autojump=False)
+    clock = VirtualClock(t0)
     async with open_runtime(path, workflows=[month_sleeper], clock=clock) as rt:
         await rt.start(month_sleeper, run_id="s")
-        with anyio.fail_after(5):
-            while clock.pending_timers == 0:  # noqa: ASYNC110 - polls the clock
-                await asyncio.sleep(0.001)
-        await asyncio.sleep(0.05)
+        await idle(rt)  # parked on its timer, and the timer is durable
     # the process comes back 10 days later: 20 days of the 30 are left
     later = VirtualClock(t0 + 10 * DAY)
     async with open_runtime(path, workflows=[month_sleeper], clock=later) as rt:
@@ -158,7 +152,7 @@ async def compensating(ctx: RunContext, mode: str) -> str:
         else:
             Probe.entered.set()
             await ctx.sleep(DAY)
-    except RunCancelledError as exc:
+    except Cancelled as exc:
         ctx.vars["stage"] = "compensated"
         await ctx.run(cleanup, exc.reason)
         raise
@@ -173,8 +167,7 @@ async def plain_cancel(ctx: RunContext) -> str:
 
 async def _cancel_when_entered(rt: Any, run_id: str) -> None:
     with anyio.fail_after(5):
-        await Probe.entered.wait()
-    await asyncio.sleep(0.01)
+        await Probe.entered.wait()  # set as the step starts to wait forever
     await rt.cancel(run_id, "user asked")
 
 
@@ -260,7 +253,7 @@ async def test_cancelled_run_stays_cancelled_after_reopen(tmp_path: Path) -> Non
 async def swallower(ctx: RunContext) -> str:
     try:
         await ctx.run(forever)
-    except RunCancelledError:
+    except Cancelled:
         pass  # swallowing the cancellation does not un-cancel the run
     return "carried on"
 
@@ -279,7 +272,7 @@ async def test_a_run_that_swallows_its_cancellation_still_ends_cancelled(db: str
 async def napper(ctx: RunContext) -> str:
     try:
         await ctx.sleep(DAY)
-    except RunCancelledError as exc:
+    except Cancelled as exc:
         ctx.vars["cleanup"] = await ctx.run(cleanup, exc.reason)
         raise
     return "woke"
@@ -289,10 +282,8 @@ async def test_cancel_a_passivated_run(db: str) -> None:
     clock = VirtualClock(autojump=False)  # the timer stays pending: the run sits passivated
     async with open_runtime(db, workflows=[napper], clock=clock, passivate_after=0.0) as rt:
         handle = await rt.start(napper, run_id="p")
-        with anyio.fail_after(5):
-            while (await rt.describe("p")).status is not RunStatus.WAITING:  # noqa: ASYNC110 - polls the store
-                await asyncio.sleep(0.001)
-        await asyncio.sleep(0.05)  # passivation happens once it only waits
+        # Parked on its day-long sleep and gone from memory (passivation is due at once).
+        await until(lambda: rt.statistics().passivated == 1)
         await rt.cancel("p", "not needed")
         with anyio.fail_after(5), pytest.raises(RunCancelled):
             await handle.result()

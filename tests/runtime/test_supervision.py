@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -97,6 +96,6 @@ async def test_a_run_that_cannot_even_be_failed_does_not_take_the_runtime_down()
         victim = await rt.start(three, run_id="victim")
         healthy = await rt.start(three, run_id="healthy")
         assert await healthy.result() == [0, 1, 2]
-        await asyncio.sleep(0.05)  # the victim gives up meanwhile
+        await rt.clock.sleep(60)  # virtual: the victim's restarts and its giving up happen meanwhile
         assert (await rt.describe("victim")).status is RunStatus.RUNNING  # unwritable: stays as stored
         assert victim.run_id == "victim"

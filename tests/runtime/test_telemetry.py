@@ -7,7 +7,6 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-import anyio
 import pytest
 from opentelemetry import trace
 from opentelemetry.sdk.metrics import MeterProvider
@@ -18,8 +17,10 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.sdk.trace.sampling import Decision, ParentBased, Sampler, SamplingResult
 from opentelemetry.trace import StatusCode
 
+from _support import Changes
 from wayline import RetryPolicy, RunContext, RunFailed, RunStatus, StoreError, activity, open_runtime, workflow
 from wayline.persistence import AnyEvent, MemoryStore, RunRecord
+from wayline.runtime._telemetry import Telemetry
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -224,7 +225,7 @@ async def test_a_passivated_run_continues_its_trace_in_a_new_segment(db: str) ->
     async with open_runtime(db, workflows=[parked], clock=clock, tracer_provider=provider, passivate_after=10) as rt:
         handle = await rt.start(parked, "t", run_id="p")
         await clock.sleep(30)
-        assert rt._live == {}  # left memory
+        assert rt.statistics().live_runs == 0  # left memory
         await rt.signal("p", "go", 42)  # woken by the message
         assert await handle.result() == 42
     spans = exporter.get_finished_spans()
@@ -311,12 +312,12 @@ async def test_without_an_sdk_runs_do_no_telemetry_work(db: str) -> None:
     # No provider given and none set globally: the API's proxy, i.e. nothing configured.
     if not isinstance(trace.get_tracer_provider(), trace.ProxyTracerProvider):
         pytest.skip("another test set a global tracer provider in this process")
+    telemetry = Telemetry(None, None)
+    assert not telemetry.enabled
+    record = RunRecord(run_id="n", workflow="parked")
+    assert telemetry.open_segment(record, None) == (None, record)  # no segment: every hook is skipped
     async with open_runtime(db, workflows=[parked], clock=VirtualClock()) as rt:
-        assert not rt._telemetry.enabled
         handle = await rt.start(parked, "t", run_id="n")
-        while not (await rt.describe("n")).waiting_for:
-            await rt.clock.sleep(1)
-        assert rt._actors["n"]._tel is None  # no segment: every hook is skipped
         await rt.signal("n", "go", 1)
         await handle.result()
         stored = await rt.store.get_run("n")
@@ -324,10 +325,13 @@ async def test_without_an_sdk_runs_do_no_telemetry_work(db: str) -> None:
 
 
 async def test_a_noop_provider_counts_as_none(db: str) -> None:
+    assert not Telemetry(trace.NoOpTracerProvider(), None).enabled
     async with open_runtime(
         db, workflows=[order], tracer_provider=trace.NoOpTracerProvider(), clock=VirtualClock()
     ) as rt:
-        assert not rt._telemetry.enabled
+        await (await rt.start(order, {"id": "o", "card": "c", "amount": 1.0}, run_id="t")).result()
+        stored = await rt.store.get_run("t")
+    assert stored is not None and stored.trace == {}
 
 
 # --- metrics ------------------------------------------------------------------------------
@@ -470,11 +474,13 @@ async def test_an_unsampled_run_records_no_steps_and_its_activities_spans_follow
 
 
 handed_out: list[str] = []
+handing = Changes()
 
 
 @activity(name="hand_out")
 async def hand_out(token: str) -> None:
     handed_out.append(token)
+    handing.changed()
 
 
 @workflow(name="asks")
@@ -487,8 +493,7 @@ async def test_a_callback_wait_is_visible_and_its_token_is_not(db: str) -> None:
     handed_out.clear()
     async with open_runtime(db, workflows=[asks], clock=VirtualClock(), tracer_provider=provider) as rt:
         handle = await rt.start(asks, None)
-        while not handed_out:  # noqa: ASYNC110 - the sender runs in the runtime's task
-            await anyio.sleep(0.001)
+        await handing.until(lambda: bool(handed_out))
         await rt.heartbeat(handed_out[0])
         await rt.complete_callback(handed_out[0], "yes")
         assert await handle.result() == "yes"

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import asyncio
 import gc
-import weakref
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _support import event_types
+from _support import event_types, until
 from wayline import (
     PayloadError,
     RunCancelled,
@@ -21,12 +20,11 @@ from wayline import (
     RunNotFoundError,
     RunStatus,
     StateMachine,
-    WorkflowNotFoundError,
     activity,
     open_runtime,
     workflow,
 )
-from wayline._errors import NotRegisteredError, RunConflictError, RuntimeClosedError
+from wayline.errors import NotRegisteredError, RunConflictError, RuntimeClosedError, WorkflowNotFoundError
 from wayline.persistence import RunStarted, RunSucceeded, StepStarted, StepSucceeded
 from wayline.testing import VirtualClock
 
@@ -125,11 +123,12 @@ async def test_start_is_idempotent_on_run_id(db: str) -> None:
 
 
 async def test_start_while_running_is_idempotent_too(db: str) -> None:
-    gate = asyncio.Event()
+    gate, entered = asyncio.Event(), asyncio.Event()
 
     @activity(name="gate")
     async def wait_gate() -> str:
         calls["gate"] += 1
+        entered.set()
         await gate.wait()
         return "open"
 
@@ -140,8 +139,7 @@ async def test_start_while_running_is_idempotent_too(db: str) -> None:
     async with open_runtime(db, workflows=[gated]) as rt:
         h1 = await rt.start(gated, run_id="g")
         handles = [await rt.start(gated, run_id="g") for _ in range(5)]
-        while calls["gate"] == 0:  # noqa: ASYNC110 - polls a counter
-            await asyncio.sleep(0.001)
+        await entered.wait()
         gate.set()
         results = await asyncio.gather(h1.result(), *(h.result() for h in handles))
     assert results == ["open"] * 6
@@ -340,7 +338,7 @@ async def test_concurrent_starts_of_one_run_id_start_it_once(db: str) -> None:
 
 
 async def test_starting_another_definition_under_a_registered_name_says_so() -> None:
-    from wayline import WorkflowNotFoundError
+    from wayline.errors import WorkflowNotFoundError
 
     @workflow(name="twin")
     async def first(ctx: RunContext) -> int:
@@ -384,16 +382,11 @@ async def test_an_ended_run_is_freed_without_the_cycle_collector(db: str) -> Non
             with pytest.raises(RunFailed):
                 await (await rt.start(failing, run_id="failed")).result()
             waiting = await rt.start(parked, run_id="cancelled")
-            while (await rt.describe("cancelled")).status is not RunStatus.WAITING:  # noqa: ASYNC110 - polls stored state
-                await asyncio.sleep(0)
-            actors = [weakref.ref(rt._actors["cancelled"])]
-            await rt.cancel("cancelled")
+            await rt.cancel("cancelled")  # taken in once the body waits (its mailbox is in order)
             with pytest.raises(RunCancelled):
                 await waiting.result()
-            for _ in range(5):  # the actors' tasks end just after their results are delivered
-                await asyncio.sleep(0)
-            assert not rt._actors
-            assert all(ref() is None for ref in actors)
+            # The actors' tasks end just after their results are delivered.
+            await until(lambda: rt.statistics().live_runs == 0)
             live = [o for o in gc.get_objects() if type(o).__name__ == "RunActor"]
             assert live == []
         finally:

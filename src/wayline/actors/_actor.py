@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import asyncio
 from collections import deque
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any, Generic, TypeVar
 
 from .._errors import WaylineError
@@ -52,18 +52,19 @@ class Actor(Generic[M]):
 
     async def _main(self) -> None:
         """One incarnation: `on_start`, then each message through `receive` until the actor
-        stops or a handler raises, then `on_stop`.
-
-        An actor with a hot path of its own may override this loop (keeping these semantics),
-        as the run actor does: with 100,000 live actors, each coroutine frame a waiting actor
-        holds is memory and garbage-collector work.
-        """
+        stops or a handler raises, then `on_stop`."""
         ref = self.ref
         error: BaseException | None = None
         try:
             await self.on_start()
+            mailbox = ref._mailbox
             while not ref._stopping:
-                item = await ref._next()
+                if not mailbox:
+                    # A plain future, not a coroutine: an idle actor waits holding no frame
+                    # of ours but this one (with 100,000 live actors, frames are memory).
+                    await ref._mail()
+                    continue
+                item = mailbox.popleft()
                 try:
                     result = await self.receive(message_of(item))
                 except BaseException as exc:
@@ -112,12 +113,13 @@ class ActorRef(Generic[M]):
     mailbox, so senders never hold a stale address.
     """
 
-    __slots__ = ("_mailbox", "_stopped", "_stopping", "_waiter", "name")
+    __slots__ = ("_hook", "_mailbox", "_stopped", "_stopping", "_waiter", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
         self._mailbox: deque[Any] = deque()  # told messages as they are, asks as _Ask
         self._waiter: asyncio.Future[None] | None = None
+        self._hook: Callable[[Any], None] | None = None
         self._stopping = False
         self._stopped = False
 
@@ -132,6 +134,19 @@ class ActorRef(Generic[M]):
     def mailbox_depth(self) -> int:
         return len(self._mailbox)
 
+    def queued(self) -> list[Any]:
+        """The messages waiting in the mailbox, oldest first (a snapshot)."""
+        return [message_of(item) for item in self._mailbox]
+
+    def set_mail_hook(self, hook: Callable[[Any], None] | None) -> None:
+        """Have ``hook(message)`` called as each message is queued (None: no more).
+
+        For an actor that must hear of some messages before their turn, while it is busy
+        with another (to interrupt that work): the hook runs in the sender's context, so it
+        must only look at the message and signal the actor, never handle it.
+        """
+        self._hook = hook
+
     def tell(self, message: M) -> None:
         """Queue ``message``; returns at once."""
         if self._stopped:
@@ -140,6 +155,8 @@ class ActorRef(Generic[M]):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self._hook is not None:
+            self._hook(message)
 
     async def ask(self, message: M) -> Any:
         """Queue ``message`` and wait for the actor's reply (or its exception)."""
@@ -150,16 +167,12 @@ class ActorRef(Generic[M]):
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        if self._hook is not None:
+            self._hook(message)
         return await reply
 
-    async def _next(self) -> Any:
-        while not self._mailbox:
-            await self._mail()
-        return self._mailbox.popleft()
-
     def _mail(self) -> asyncio.Future[None]:
-        """A future the next `tell` or `ask` resolves: await it while the mailbox is empty.
-        A plain function, so an idle actor's loop waits without a coroutine frame of ours."""
+        """A future the next `tell` or `ask` resolves: await it while the mailbox is empty."""
         waiter = self._waiter = asyncio.get_running_loop().create_future()
         return waiter
 

@@ -8,8 +8,10 @@ reports through `say` and exits 0 if the run succeeded, 1 if it failed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
-from wayline import RunFailed, RunStatus, WaylineError, configure_telemetry, open_runtime
+from wayline import RunFailed, RunStatus, WaylineError, open_runtime
+from wayline.runtime import configure_telemetry
 
 from ._order import ORDER, RUN_ID, process_order, say
 
@@ -51,3 +53,5 @@ def run_worker(db: str, resume: bool, otlp_endpoint: str | None = None) -> int:
     finally:
         if telemetry is not None:
             telemetry.shutdown()  # export what is left (a SIGKILLed worker never gets here)
+            # What was really sent, for the parent to report (it claims nothing else).
+            say("telemetry", status=dataclasses.asdict(telemetry.export_status()))

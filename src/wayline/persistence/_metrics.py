@@ -9,40 +9,16 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 
-from opentelemetry.metrics import (
-    CallbackOptions,
-    Histogram,
-    MeterProvider,
-    NoOpMeterProvider,
-    Observation,
-    get_meter_provider,
-)
+from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Observation
 
+from .._otel import resolve_meter_provider as resolve_meter_provider  # where the store finds it
 from ._store import StoreHealth
-
-try:  # the API's stand-in before an SDK is set globally; private, hence the guard
-    from opentelemetry.metrics._internal import _ProxyMeterProvider
-except ImportError:  # pragma: no cover - a future API that moved it: treat every provider as real
-    _ProxyMeterProvider = NoOpMeterProvider  # type: ignore[misc, assignment]
 
 #: Bucket boundaries (seconds) for commit latencies: an fsync takes from ~50 us (NVMe, no
 #: barrier) to tens of ms (a busy disk), and a group commit of thousands of rows a bit more.
 LATENCY_BUCKETS = (0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5)
 #: Bucket boundaries for batch sizes: from one lone checkpoint to the eager-batch size and more.
 SIZE_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192)
-
-
-def resolve_meter_provider(given: MeterProvider | None) -> MeterProvider | None:
-    """``given`` or the global provider, or None when that is the API's no-op stand-in.
-
-    Checked once, when a store or runtime is built: with no SDK configured, wayline then
-    does no metrics work at all instead of calling no-op instruments on its hot paths.
-    A global SDK provider must therefore be set before ``open_runtime``.
-    """
-    provider = given if given is not None else get_meter_provider()
-    if isinstance(provider, (NoOpMeterProvider, _ProxyMeterProvider)):
-        return None
-    return provider
 
 
 class CheckpointMetrics:

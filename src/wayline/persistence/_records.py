@@ -10,12 +10,15 @@ decoding; ``FORMAT`` is bumped when a change needs a migration.
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, ClassVar
 
 import msgspec
 
-#: Version of the encoded snapshot/event format written by this release.
-FORMAT = 1
+#: Version of the encoded snapshot/event format written by this release. 2: waits, inbox
+#: messages and the applied cancel are tagged unions and fields (1 had ``Wait.kind`` strings,
+#: ``InboxMessage.kind`` with ``payload["op"]`` and ``metadata["cancel"]``); `_legacy`
+#: decodes the old form.
+FORMAT = 2
 
 
 class RunStatus(enum.StrEnum):
@@ -44,19 +47,90 @@ class ErrorInfo(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
     cause: str | None = None
 
 
-class Wait(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
-    """Something a run is blocked on: a timer, a signal or a callback token."""
+class Wait(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False, omit_defaults=True):
+    """Something a run is blocked on, stored in its snapshot (one of the subclasses).
 
-    kind: str  # "timer" | "signal" | "callback" | "retry"
-    key: str  # timer id, signal name or token hash (hex)
-    step: int = -1  # journal position of the waiting step
-    due: float | None = None  # epoch seconds at which it times out or fires
-    # Callback waits only: more token hashes that complete it (tokens handed out before a
-    # restart sent a new one), the overall deadline, and the heartbeat interval (seconds).
-    keys: tuple[str, ...] = ()
+    Attributes:
+        step: the journal position of the waiting step (negative for an ASL task's callback).
+        due: epoch seconds at which it fires or times out, if ever.
+    """
+
+    #: What the wait is, for people and telemetry ("timer", "retry", "signal", "callback").
+    kind: ClassVar[str] = ""
+
+    step: int = -1
+    due: float | None = None
+
+    @property
+    def name(self) -> str:
+        """What the run waits for: the signal or step name (the sleep's journal name)."""
+        return ""
+
+
+class TimerWait(Wait, tag="timer", frozen=True):
+    """A durable sleep (``ctx.sleep``) due at ``due``."""
+
+    kind: ClassVar[str] = "timer"
+
+    @property
+    def name(self) -> str:
+        return "wayline.sleep"
+
+
+class RetryWait(Wait, tag="retry", frozen=True):
+    """The backoff before the next attempt of step ``activity``, over at ``due``."""
+
+    kind: ClassVar[str] = "retry"
+    activity: str
+
+    @property
+    def name(self) -> str:
+        return self.activity
+
+
+class SignalWait(Wait, tag="signal", frozen=True):
+    """``ctx.wait_signal(signal)``; ``due`` is its timeout, if it has one."""
+
+    kind: ClassVar[str] = "signal"
+    signal: str
+
+    @property
+    def name(self) -> str:
+        return self.signal
+
+
+class CallbackWait(Wait, tag="callback", frozen=True):
+    """A callback token the run handed out and waits on (``ctx.wait_for_callback``, an ASL
+    ``.waitForTaskToken`` task); ``due`` is the earlier of its deadline and heartbeat deadline.
+
+    Attributes:
+        label: the step that waits (an activity name, an ASL step id).
+        digests: SHA-256 digests of every token that completes it, the newest last (a sender
+            that ran again after a restart handed out a new one; the old ones stay valid).
+        deadline: when the whole wait times out (``States.Timeout``).
+        heartbeat: seconds allowed between heartbeats (``States.HeartbeatTimeout``).
+    """
+
+    kind: ClassVar[str] = "callback"
+    label: str
+    digests: tuple[str, ...]
     deadline: float | None = None
     heartbeat: float | None = None
-    label: str = ""  # callback waits: the step that waits (an activity name, an ASL state)
+
+    @property
+    def name(self) -> str:
+        return self.label
+
+
+AnyWait = TimerWait | RetryWait | SignalWait | CallbackWait
+
+
+class CancelRequest(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
+    """A cancel the run has applied: the body got it at journal position ``index`` (-1: the
+    run is not replayed, as for a state machine), with ``reason``."""
+
+    reason: str | None = None
+    index: int = -1
 
 
 # --- history events -----------------------------------------------------------------------
@@ -209,15 +283,53 @@ AnyEvent = (
 )
 
 
-class InboxMessage(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
-    """A message for a run from outside it, committed to the inbox before delivery."""
+# --- inbox messages -------------------------------------------------------------------------
 
-    kind: str  # "signal" | "cancel" | "callback"
-    name: str = ""  # the signal's name; for a callback, the token's hash
-    # The signal's payload, the cancel reason, or for a callback {"op": "complete", "output": ...},
-    # {"op": "fail", "error": ..., "cause": ...} or {"op": "heartbeat"}.
-    payload: Any = None
+
+class InboxMessage(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=False, omit_defaults=True):
+    """A message for a run from outside it, committed to its inbox before delivery (one of
+    the subclasses); ``ts`` is when it was accepted (epoch seconds, the runtime's clock)."""
+
     ts: float = 0.0
+
+
+class SignalMessage(InboxMessage, tag="signal", frozen=True):
+    """``rt.signal(run_id, name, payload)``."""
+
+    name: str
+    payload: Any = None
+
+
+class CancelMessage(InboxMessage, tag="cancel", frozen=True):
+    """``rt.cancel(run_id, reason)``."""
+
+    reason: str | None = None
+
+
+class CallbackMessage(InboxMessage, frozen=True):
+    """A message for the callback wait holding the token whose SHA-256 digest is ``digest``."""
+
+    digest: str
+
+
+class CallbackCompletion(CallbackMessage, tag="callback.complete", frozen=True):
+    """``rt.complete_callback(token, output)``."""
+
+    output: Any = None
+
+
+class CallbackFailure(CallbackMessage, tag="callback.fail", frozen=True):
+    """``rt.fail_callback(token, error, cause)``."""
+
+    error: str
+    cause: str | None = None
+
+
+class CallbackBeat(CallbackMessage, tag="callback.heartbeat", frozen=True):
+    """``rt.heartbeat(token)``: the wait's heartbeat timeout starts again from ``ts``."""
+
+
+AnyInboxMessage = SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
@@ -242,12 +354,13 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     ended_at: float | None = None
     history_seq: int = 0  # number of history rows written so far
     steps: int = 0  # number of journaled steps
-    waits: tuple[Wait, ...] = ()
+    waits: tuple[AnyWait, ...] = ()
     inbox_seq: int = 0  # highest inbox message consumed
     trace: dict[str, str] = {}
     metadata: dict[str, Any] = {}
     state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
     tail: tuple[AnyEvent, ...] = ()  # events not yet moved to the history table
+    cancel: CancelRequest | None = None  # the cancel the run applied, if it was cancelled
     # No default to omit: every snapshot stores the format it was written in (0 would mean
     # one written before the field existed).
     format: int = 0

@@ -1,4 +1,10 @@
-"""Runs on top of actors: the runtime, workflows, activities, retries, timers."""
+"""Runs on top of actors: the runtime, workflows, activities, retries, timers, signals,
+callbacks, state machines and their telemetry.
+
+Inside, each file has one job and imports only downward (tests/test_layering.py): run/ is one
+run (its pure state machine and the actor that performs it), ``_runs``, ``_inbox`` and
+``_passivation`` are the runs of a runtime, ``_runtime`` is the public face of them all.
+"""
 
 from ._context import RunContext as RunContext
 from ._definitions import (
@@ -11,25 +17,23 @@ from ._definitions import (
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
-from ._run_state import RunCancelledError as RunCancelledError
 from ._runtime import Runtime as Runtime
+from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
-from .asl import AslDefinitionError as AslDefinitionError, StateMachine as StateMachine, StatesError as StatesError
+from .asl import StateMachine as StateMachine
 
 __all__ = (
     "ActivityDef",
-    "AslDefinitionError",
     "JsonLogFormatter",
     "RetryPolicy",
-    "RunCancelledError",
     "RunContext",
     "RunHandle",
     "RunInfo",
     "RunLogFilter",
     "Runtime",
+    "RuntimeStatistics",
     "StateMachine",
-    "StatesError",
     "StepInfo",
     "TelemetryProviders",
     "WorkflowDef",

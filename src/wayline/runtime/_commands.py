@@ -14,6 +14,9 @@ from ._definitions import ActivityDef
 
 T = TypeVar("T")
 
+#: The journal name of a durable sleep (the step name its StepSucceeded event carries).
+SLEEP_STEP = "wayline.sleep"
+
 
 class Command(Generic[T]):
     __slots__ = ()

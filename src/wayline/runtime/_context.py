@@ -5,15 +5,11 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar
 
+from ..actors import Clock
 from ._commands import AwaitCallback, CloseCallback, Gather, OpenCallback, Sleep, Step, WaitSignal
 from ._definitions import as_activity
-
-if TYPE_CHECKING:
-    from ..actors import Clock
-    from ._run_callbacks import CallbackWaits
-    from ._telemetry import Segment
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -32,9 +28,6 @@ class RunContext:
 
     __slots__ = (
         "_clock",
-        "_save_state",
-        "_segment",
-        "_waits",
         "run_id",
         "saved_state",
         "started_at",
@@ -50,11 +43,7 @@ class RunContext:
         self.vars: dict[str, Any] = {}
         self._clock = clock
         self.started_at = 0.0  # when the run was created (epoch seconds)
-        self.saved_state: Any = None  # a workflow kind's own checkpointed state (ASL)
-        # Set by the run actor: checkpoint that state (used by workflow kinds, not user code).
-        self._save_state: Callable[[Any, list[dict[str, Any]]], Awaitable[None]] | None = None
-        self._waits: CallbackWaits | None = None  # the run actor's callback waits (ASL tasks)
-        self._segment: Segment | None = None  # the run's trace segment, when tracing (ASL tasks)
+        self.saved_state: Any = None  # a state machine's own checkpointed state
 
     def now(self) -> float:
         """The runtime clock's time (epoch seconds); virtual under a `VirtualClock`."""

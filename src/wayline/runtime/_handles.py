@@ -4,15 +4,22 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .._errors import RunCancelled, RunFailed
-from ..persistence import ErrorInfo, RunRecord, RunStatus, StoreHealth
-
-if TYPE_CHECKING:
-    from ._runtime import Runtime
+from ..persistence import AnyWait, ErrorInfo, RetryWait, RunRecord, RunStatus, StoreHealth, TimerWait
 
 T = TypeVar("T")
+
+
+class _Runtime(Protocol):
+    """What a handle needs of the runtime that made it."""
+
+    async def describe(self, run_id: str) -> RunInfo: ...
+
+    async def cancel(self, run_id: str, reason: str | None = None) -> None: ...
+
+    async def _wait_finished(self, run_id: str) -> RunRecord: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -34,7 +41,7 @@ class RunInfo:
     steps: int
     waiting_for: tuple[str, ...]
     #: What the runtime records about the run: ``parent_run_id`` for a child run of a state
-    #: machine, ``redrives``, a cancel request.
+    #: machine, ``redrives``.
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
     #: ``rt.describe`` only: whether the runtime's store can write now (``status`` ``"ok"``,
     #: or ``"degraded"`` / ``"failed"`` with ``cause``, ``reason`` and ``since``). While it
@@ -57,9 +64,18 @@ class RunInfo:
             updated_at=rec.updated_at,
             ended_at=rec.ended_at,
             steps=rec.steps,
-            waiting_for=tuple(f"{w.kind}:{w.label or w.key}" for w in rec.waits),
+            waiting_for=tuple(_waiting_for(w) for w in rec.waits),
             metadata=dict(rec.metadata),
         )
+
+
+def _waiting_for(wait: AnyWait) -> str:
+    """How ``waiting_for`` names a wait: ``<kind>:<what>`` (a sleep by its journal position)."""
+    if type(wait) is TimerWait:
+        return f"timer:sleep:{wait.step}"
+    if type(wait) is RetryWait:
+        return f"retry:{wait.activity}#{wait.step}"
+    return f"{wait.kind}:{wait.name}"
 
 
 class RunHandle(Generic[T]):
@@ -67,7 +83,7 @@ class RunHandle(Generic[T]):
 
     __slots__ = ("_rt", "run_id")
 
-    def __init__(self, rt: Runtime, run_id: str) -> None:
+    def __init__(self, rt: _Runtime, run_id: str) -> None:
         self._rt = rt
         self.run_id = run_id
 

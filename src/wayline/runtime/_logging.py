@@ -30,6 +30,9 @@ class RunLogFilter(logging.Filter):
     kept. Outside an activity the record passes through unchanged. It never drops a record.
     """
 
+    #: The attributes it sets, in the order `JsonLogFormatter` writes them.
+    FIELDS = RUN_FIELDS
+
     def filter(self, record: logging.LogRecord) -> bool:
         info = _current.get()
         if info is not None:

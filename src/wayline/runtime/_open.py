@@ -89,29 +89,14 @@ async def open_runtime(
                 meter_provider=meter_provider,
             )
             driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
-            poller: asyncio.Future[None] | None = None
             try:
-                if recover:
-                    await rt._recover()
-                if inbox_poll_interval is not None:
-                    poller = asyncio.ensure_future(rt._poll_inbox(inbox_poll_interval))
+                await rt._open(recover=recover, inbox_poll_interval=inbox_poll_interval)
                 yield rt
             finally:
-                rt._closed = True
-                for run_id in list(rt._finished):
-                    rt._run_finished(run_id)
-                rt._telemetry.close()
-                if rt._wake_timer is not None:
-                    rt._wake_timer.cancel()
+                await rt._close()
                 sup.cancel_all()
-                for task in list(rt._background):
-                    task.cancel()
-                    with contextlib.suppress(asyncio.CancelledError, Exception):
-                        await task
-                for background in (driver, poller):
-                    if background is not None:
-                        background.cancel()
-                        with contextlib.suppress(asyncio.CancelledError):
-                            await background
+                driver.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await driver
     finally:
         await the_store.close()

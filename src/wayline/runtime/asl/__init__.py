@@ -28,10 +28,10 @@ before waiting (timers, callbacks, child runs) and at the end.
 """
 
 from ._errors import AslDefinitionError as AslDefinitionError, StatesError as StatesError
+from ._execute import execute as execute, prepare_redrive as prepare_redrive
 from ._host import AslHost as AslHost
-from ._interpreter import execute as execute, prepare_redrive as prepare_redrive
 from ._local import LocalHost as LocalHost
-from ._machine import StateMachine as StateMachine
+from ._machine import StateMachine as StateMachine, call_resource as call_resource
 
 __all__ = (
     "AslDefinitionError",
@@ -39,6 +39,7 @@ __all__ = (
     "LocalHost",
     "StateMachine",
     "StatesError",
+    "call_resource",
     "execute",
     "prepare_redrive",
 )

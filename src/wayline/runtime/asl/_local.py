@@ -15,9 +15,9 @@ from typing import Any
 import anyio
 import msgspec
 
-from .._tokens import digest_token
+from ..._tokens import digest_token
 from ._errors import HEARTBEAT_TIMEOUT, TIMEOUT, StatesError
-from ._interpreter import execute
+from ._execute import execute
 from ._machine import StateMachine, call_resource, find_resource
 
 __all__ = ("LocalHost",)

@@ -3,15 +3,19 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal
 
 import anyio
 
 from ._errors import AslDefinitionError, StatesError
+from ._jsonata import is_expression
 from ._states import Program, State, compile_program
 
-__all__ = ("StateMachine",)
+__all__ = ("StateMachine", "call_resource")
+
+#: The resource of a Task that starts another state machine's execution.
+START_EXECUTION = "arn:aws:states:::states:startExecution"
 
 Resource = Callable[..., Awaitable[Any]]
 
@@ -91,8 +95,52 @@ class StateMachine:
             self._items[state.where] = machine
         return machine
 
+    def item_machines(self) -> list[StateMachine]:
+        """The machines its distributed Maps run for each item (their own, not nested ones)."""
+        return [self.item_machine(st) for st in walk(self.program) if st.type == "Map" and st.distributed]
+
+    def child_targets(self) -> list[tuple[str, str]]:
+        """``(state, StateMachineArn)`` of each Task that starts an execution of a machine it
+        names literally (not through a path or an expression)."""
+        return [(st.name, target) for st in walk(self.program) if (target := _literal_target(st)) is not None]
+
+    @property
+    def waits_on_children(self) -> bool:
+        """Whether its runs can wait on child runs (``.sync`` Tasks, distributed Maps)."""
+        return any(
+            (st.type == "Map" and st.distributed)
+            or (st.type == "Task" and st.resource.startswith(START_EXECUTION) and st.resource != START_EXECUTION)
+            for st in walk(self.program)
+        )
+
+    def resource(self, name: str) -> Resource | None:
+        """The callable bound to a Task's ``Resource``, if any (see `find_resource`)."""
+        return find_resource(self.resources, name)
+
     def __repr__(self) -> str:
         return f"StateMachine(name={self.name!r}, version={self.version!r}, mode={self.mode!r})"
+
+
+def walk(program: Program) -> Iterator[State]:
+    """Every state of ``program``, with those of its Parallel branches and inline Map
+    processors (a distributed Map's processor is a machine of its own)."""
+    for state in program.states.values():
+        yield state
+        for branch in state.branches:
+            yield from walk(branch)
+        if state.processor is not None and not state.distributed:
+            yield from walk(state.processor)
+
+
+def _literal_target(state: State) -> str | None:
+    """The StateMachineArn a startExecution Task names literally, if it does."""
+    if state.type != "Task" or not state.resource.startswith(START_EXECUTION):
+        return None
+    params = state.raw.get("Arguments" if state.jsonata else "Parameters")
+    target = params.get("StateMachineArn") if isinstance(params, dict) else None
+    if not isinstance(target, str) or (state.jsonata and is_expression(target)):
+        return None
+    return target
 
 
 #: Resource suffixes that select an integration pattern rather than another resource.

@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from .._tokens import digest_token
+from ..._tokens import digest_token
 from . import _errors as E
 from ._errors import StatesError
 from ._interpreter import (
@@ -14,14 +14,13 @@ from ._interpreter import (
     finish_state,
     handle_failure,
     path_effective_input,
-    register,
     unlocated,
 )
 from ._jsonata import to_json_text
 from ._simple import resolve_number
 from ._states import State
 
-__all__ = ("ensure_registered", "run_task")
+__all__ = ("run_task",)
 
 _START_EXECUTION = "arn:aws:states:::states:startExecution"
 
@@ -208,25 +207,3 @@ async def _child_within(ex: Execution, frame: Frame, target: str, child_input: A
         raise
     frame.rec.pop("child_deadline", None)
     return output
-
-
-_registered = False
-
-
-def ensure_registered() -> None:
-    """Install the Task, Map and Parallel handlers into the interpreter (once)."""
-    global _registered
-    if _registered:
-        return
-    from ._map import run_map, run_parallel
-    from ._simple import run_choice, run_fail, run_pass, run_succeed, run_wait
-
-    register("Pass", run_pass)
-    register("Succeed", run_succeed)
-    register("Fail", run_fail)
-    register("Choice", run_choice)
-    register("Wait", run_wait)
-    register("Task", run_task)
-    register("Map", run_map)
-    register("Parallel", run_parallel)
-    _registered = True

@@ -1,0 +1,98 @@
+"""`RunPort`: what a run may ask of the runtime that runs it, and all it may ask.
+
+A run's actor talks to its owner through this interface, never through the owner's private
+members (as httpcore's connections report to their pool through callbacks): its store and
+clock, the limit on activities running at once, its workflow definition, notifications of
+its life (stopped, finished, passivated), and the child runs a state machine starts,
+waits for and stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any, Protocol
+
+from ..actors import ActorRef, Clock
+from ..persistence import RunRecord, Store
+from ._telemetry import Telemetry
+from ._workflows import Workflow
+
+
+class LiveRun(Protocol):
+    """A run in memory, as the runtime sees it (its actor's current incarnation)."""
+
+    @property
+    def run_id(self) -> str: ...
+
+    @property
+    def ref(self) -> ActorRef[Any]: ...
+
+    @property
+    def loaded(self) -> bool:
+        """Its snapshot is loaded (it may be asked `live_vars` and `callback_refusal`)."""
+        ...
+
+    def live_vars(self) -> dict[str, Any] | None:
+        """The body's vars as they are now (None before it has loaded)."""
+        ...
+
+    def callback_refusal(self, digest: str) -> str | None:
+        """Why the run does not accept a message for the token with this digest (None: it
+        does); counting answers still in its mailbox."""
+        ...
+
+
+class RunPort(Protocol):
+    """The runtime, as one of its runs sees it."""
+
+    @property
+    def store(self) -> Store: ...
+
+    @property
+    def clock(self) -> Clock: ...
+
+    @property
+    def limiter(self) -> asyncio.Semaphore | None:
+        """Held while an activity attempt runs (``max_concurrent_activities``), if set."""
+        ...
+
+    @property
+    def passivate_after(self) -> float | None:
+        """Seconds a run may only wait before it leaves memory (None: it stays)."""
+        ...
+
+    @property
+    def telemetry(self) -> Telemetry: ...
+
+    def workflow(self, name: str, run_id: str) -> Workflow:
+        """The registered workflow ``name`` (``WorkflowNotFoundError`` if it is not)."""
+        ...
+
+    def run_stopped(self, run: LiveRun) -> None:
+        """``run`` has stopped (finished, passivated, crashed or shut down)."""
+        ...
+
+    def run_finished(self, record: RunRecord) -> None:
+        """The run ended; ``record`` is its final, durable snapshot."""
+        ...
+
+    def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
+        """The run left memory while waiting: wake it at ``wake_at``, or at once if a message
+        newer than inbox seq ``seen`` arrived meanwhile."""
+        ...
+
+    async def start_child(self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any]) -> None:
+        """Start run ``run_id`` of ``workflow`` (nothing if it exists)."""
+        ...
+
+    async def wait_run(self, run_id: str) -> RunRecord:
+        """The final record of run ``run_id``, once it has ended."""
+        ...
+
+    async def cancel_run(self, run_id: str, reason: str | None) -> None:
+        """Cancel run ``run_id`` (through its inbox, as ``rt.cancel`` does)."""
+        ...
+
+    async def cancel_children(self, parent: RunRecord, reason: str | None) -> None:
+        """Cancel the unfinished child runs ``parent`` waits for."""
+        ...

@@ -1,0 +1,381 @@
+"""`Runs`: the runs of one runtime, from their creation to their end.
+
+It creates runs in the store, spawns their actors under the supervisor, keeps the table of
+those in memory, recovers unfinished runs at startup, reloads passivated ones, fails a run
+whose actor crashes too often, and answers whoever waits for a run's end. It is the `RunPort`
+its runs talk to, and the `Mailboxes` the inbox delivers through.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Coroutine
+from typing import Any
+
+import msgspec
+
+from .._errors import (
+    RunAlreadyFinishedError,
+    RunConflictError,
+    RunNotFoundError,
+    RuntimeClosedError,
+    WorkflowNotFoundError,
+)
+from ..actors import ActorRef, Clock, Supervisor
+from ..persistence import UNFINISHED, AnyEvent, ErrorInfo, RunFailed, RunRecord, RunStarted, RunStatus, Store
+from . import _inbox as inbox
+from ._passivation import WakeTimer, wake_due, wake_if_messages
+from ._port import LiveRun
+from ._statistics import RuntimeStatistics
+from ._telemetry import Telemetry
+from ._workflows import AslWorkflow, Registry, Workflow
+from .run import DETACHED_KEY, PARENT_KEY, RunActor
+
+log = logging.getLogger("wayline")
+
+
+class Runs:
+    """The runs of one runtime (see the module docstring)."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        supervisor: Supervisor,
+        registry: Registry,
+        telemetry: Telemetry,
+        *,
+        limiter: asyncio.Semaphore | None,
+        passivate_after: float | None,
+        owner: bool,
+    ) -> None:
+        self.store = store
+        self.clock = clock
+        self.limiter = limiter
+        self.passivate_after = passivate_after
+        self.telemetry = telemetry
+        self._supervisor = supervisor
+        self._registry = registry
+        self._owner = owner  # runs runs (recover=True), not just a client of the database
+        self._refs: dict[str, ActorRef[Any]] = {}  # runs in memory, by run id (across restarts)
+        self._actors: dict[str, RunActor] = {}  # the current incarnation of each
+        # Callers of RunHandle.result(), resolved with the final record by the run's actor
+        # (None: the runtime closed first), so waiting on a live run costs no store read. One
+        # future per caller: a caller giving up cancels only its own.
+        self._waiters: dict[str, list[asyncio.Future[RunRecord | None]]] = {}
+        self._wake_timer = WakeTimer(clock)
+        self._background: set[asyncio.Task[Any]] = set()
+        self._passivated = 0
+        self.closed = False
+
+    # --- the table -------------------------------------------------------------------------
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise RuntimeClosedError()
+
+    def live(self, run_id: str) -> LiveRun | None:
+        ref = self._refs.get(run_id)
+        if ref is None:
+            return None
+        actor = self._actors.get(run_id)
+        return actor if actor is not None else _Restarting(run_id, ref)
+
+    def statistics(self) -> RuntimeStatistics:
+        depths = [ref.mailbox_depth for ref in self._refs.values()]
+        return RuntimeStatistics(
+            live_runs=len(self._actors),
+            waiting_runs=sum(1 for actor in self._actors.values() if actor.only_waiting()),
+            mailbox_depth=sum(depths),
+            mailbox_depth_max=max(depths, default=0),
+            passivated=self._passivated,
+        )
+
+    # --- the port: what runs ask -------------------------------------------------------------
+
+    def workflow(self, name: str, run_id: str) -> Workflow:
+        return self._registry.lookup(name, run_id=run_id)
+
+    def run_stopped(self, run: LiveRun) -> None:
+        if self._actors.get(run.run_id) is run:
+            del self._actors[run.run_id]
+
+    def run_finished(self, record: RunRecord) -> None:
+        self._refs.pop(record.run_id, None)
+        self.telemetry.run_finished(record)
+        self._resolve(record.run_id, record)
+
+    def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
+        self._refs.pop(run_id, None)
+        self._passivated += 1
+        if wake_at is not None:
+            self._wake_timer.schedule(wake_at, self._wake_timer_fired)
+        self.background(wake_if_messages(self.store, run_id, seen, self.wake))
+
+    async def start_child(self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any]) -> None:
+        self.check_open()
+        await self.create(self._registry.lookup(workflow), input, run_id, metadata)
+
+    async def wait_run(self, run_id: str) -> RunRecord:
+        return await self.wait_finished(run_id)
+
+    async def cancel_run(self, run_id: str, reason: str | None) -> None:
+        await inbox.cancel(self.store, self.clock, self, run_id, reason)
+
+    async def cancel_children(self, parent: RunRecord, reason: str | None) -> None:
+        """Cancel the unfinished child runs a run waits for (a state machine's ``.sync``
+        executions and distributed Map items) before it ends cancelled; detached children
+        (``states:startExecution`` without ``.sync``) go on. A crash before the parent's end
+        is committed repeats this on restart, so no waited-for child outlives its parent."""
+        wf = self._registry.get(parent.workflow)
+        if not isinstance(wf, AslWorkflow) or not wf.waits_on_children:
+            return  # nothing to look for: spare the scan of the store
+        children = [
+            rec.run_id
+            for rec in await self.store.list_runs(statuses=UNFINISHED)
+            if rec.metadata.get(PARENT_KEY) == parent.run_id and not rec.metadata.get(DETACHED_KEY)
+        ]
+
+        async def cancel(run_id: str) -> None:
+            with contextlib.suppress(RunAlreadyFinishedError, RunNotFoundError):
+                await self.cancel_run(run_id, reason)
+
+        await asyncio.gather(*(cancel(run_id) for run_id in children))
+
+    # --- creating, spawning, ending ------------------------------------------------------------
+
+    async def create(self, wf: Workflow, input: Any, run_id: str, metadata: dict[str, Any] | None = None) -> None:
+        """Create run ``run_id`` of ``wf`` durably and start it; nothing if it exists.
+
+        Raises:
+            RunConflictError: ``run_id`` exists as a run of another workflow.
+            PayloadError: ``input`` is not storable data.
+        """
+        if run_id in self._refs:
+            return
+        now = self.clock.time()
+        span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
+        record = RunRecord(
+            run_id=run_id,
+            workflow=wf.name,
+            version=wf.version,
+            status=RunStatus.RUNNING,
+            input=input,
+            created_at=now,
+            updated_at=now,
+            tail=(RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input),),
+            metadata=metadata or {},
+            trace=trace_context,
+        )
+        try:
+            existing = await self.store.create_run(record, [])
+        except BaseException as exc:
+            self.telemetry.start_failed(span, exc)
+            raise
+        self.telemetry.run_created(span, run_id, wf.name, existing is None)
+        if existing is not None:
+            if existing.workflow != wf.name:
+                raise RunConflictError(run_id, existing.workflow, wf.name)
+            return
+        if run_id not in self._refs:
+            self.spawn(record, None)
+
+    def spawn(self, record: RunRecord, reason: str | None) -> None:
+        child = _RunChild(self, record, reason)
+        self._refs[record.run_id] = self._supervisor.spawn(
+            record.run_id, child.build, on_crash=child.on_crash, on_give_up=child.on_give_up
+        )
+
+    async def fail_crash_loop(self, run_id: str, exc: BaseException, restarts: int) -> None:
+        self._refs.pop(run_id, None)
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status.finished:
+            return
+        now = self.clock.time()
+        spec = self._supervisor.spec
+        error = ErrorInfo(
+            "CrashLoop",
+            f"the run crashed {restarts + 1} times within {spec.period:g}s (last: {type(exc).__name__}: {exc}); "
+            "it was stopped to protect the process. Fix the cause, then redrive or restart it",
+        )
+        failed = await self.rewrite(
+            rec,
+            RunFailed(ts=now, error=error.error, cause=error.cause),
+            status=RunStatus.FAILED,
+            error=error,
+            ended_at=now,
+        )
+        self.run_finished(failed)
+
+    async def rewrite(self, rec: RunRecord, event: AnyEvent, **changes: Any) -> RunRecord:
+        """Commit a change to a run that no actor holds (failing a crash loop, a redrive): its
+        waits cleared, its pending tail and ``event`` moved to the history; returns the record."""
+        new = msgspec.structs.replace(
+            rec, updated_at=event.ts, waits=(), tail=(), history_seq=rec.history_seq + 1, **changes
+        )
+        await self.store.checkpoint(new, [*rec.tail, event])
+        return new
+
+    # --- waiting for a run's end ---------------------------------------------------------------
+
+    def _resolve(self, run_id: str, record: RunRecord | None) -> None:
+        for fut in self._waiters.pop(run_id, ()):
+            if not fut.done():
+                # Closing (None) is a result rather than an exception, which asyncio would
+                # report as "never retrieved" if the waiter had already gone away.
+                fut.set_result(record)
+
+    async def wait_finished(self, run_id: str) -> RunRecord:
+        """The final record of ``run_id`` once it has ended.
+
+        Raises:
+            RunNotFoundError: no such run.
+            WorkflowNotFoundError: the run's workflow is not registered here (it cannot end).
+            RuntimeClosedError: the runtime closed first.
+        """
+        if run_id not in self._refs:
+            rec = await self.store.get_run(run_id)
+            if rec is None:
+                raise RunNotFoundError(run_id)
+            if rec.status.finished:
+                return rec
+            if rec.workflow not in self._registry:
+                # Nothing here can run it, so waiting would never end.
+                raise WorkflowNotFoundError(rec.workflow, self._registry.names(), run_id=run_id)
+        self.check_open()
+        fut: asyncio.Future[RunRecord | None] = asyncio.get_running_loop().create_future()
+        waiters = self._waiters.setdefault(run_id, [])
+        waiters.append(fut)
+        try:
+            done = await fut
+        except asyncio.CancelledError:
+            if fut in waiters:
+                waiters.remove(fut)
+            raise
+        if done is None:
+            raise RuntimeClosedError()
+        return done
+
+    # --- recovery and passivation ----------------------------------------------------------------
+
+    async def recover(self) -> int:
+        """Restart every unfinished run in the store; returns how many."""
+        count = 0
+        statuses = UNFINISHED
+        if self.passivate_after is not None:
+            # Waiting runs stay passivated: the waker reloads them when a timer is due, and a
+            # message reloads them at once, so millions of them need not fit in memory.
+            statuses = tuple(st for st in UNFINISHED if st is not RunStatus.WAITING)
+            found = await self.store.count_runs((RunStatus.WAITING,))
+            self._passivated += found
+            self.telemetry.passivated_found(found)
+            self.background(self._wake_due())
+        for rec in await self.store.list_runs(statuses=statuses):
+            if rec.workflow not in self._registry:
+                log.error(
+                    "run %s needs workflow %r, which is not registered; it stays %s until a runtime "
+                    "that registers it opens this database",
+                    rec.run_id,
+                    rec.workflow,
+                    rec.status.value,
+                    extra={"run_id": rec.run_id},
+                )
+                continue
+            self.spawn(rec, "recovered after a process restart")
+            count += 1
+        return count
+
+    async def wake(self, run_id: str, reason: str) -> None:
+        """Load a run that is not in memory (passivated), unless it has ended."""
+        if run_id in self._refs or self.closed or not self._owner:
+            return
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status.finished or rec.workflow not in self._registry or run_id in self._refs:
+            return
+        if self._passivated and reason.startswith("woken by"):
+            self._passivated -= 1
+        self.spawn(rec, reason)
+
+    def _wake_timer_fired(self) -> None:
+        self._wake_timer.fired()
+        self.background(self._wake_due())
+
+    async def _wake_due(self) -> None:
+        """Reload every passivated run whose timer is due, then wait for the next one."""
+        following = await wake_due(self.store, self.clock.time(), self.wake)
+        if following is not None:
+            self._wake_timer.schedule(following, self._wake_timer_fired)
+
+    def background(self, coro: Coroutine[Any, Any, None]) -> None:
+        """Run ``coro`` as a task owned here (ended by `close`)."""
+        task = asyncio.ensure_future(coro)
+        self._background.add(task)
+        task.add_done_callback(self._background.discard)
+
+    async def close(self) -> None:
+        """The runtime closes: waiters get `RuntimeClosedError`, background work stops (the
+        supervisor stops the runs themselves)."""
+        self.closed = True
+        for run_id in list(self._waiters):
+            self._resolve(run_id, None)
+        self._wake_timer.cancel()
+        for task in list(self._background):
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await task
+
+
+class _Restarting:
+    """A run in memory whose actor is between incarnations (restarting after a crash):
+    messages queue in its mailbox for the next one."""
+
+    __slots__ = ("ref", "run_id")
+
+    def __init__(self, run_id: str, ref: ActorRef[Any]) -> None:
+        self.run_id = run_id
+        self.ref = ref
+
+    @property
+    def loaded(self) -> bool:
+        return False
+
+    def live_vars(self) -> dict[str, Any] | None:
+        return None
+
+    def callback_refusal(self, digest: str) -> str | None:
+        raise AssertionError("not loaded")
+
+
+class _RunChild:
+    """How the supervisor builds (and rebuilds) one run's actor: one object per run rather
+    than three closures, since there can be 100,000 of them alive."""
+
+    __slots__ = ("crash", "reason", "record", "run_id", "runs")
+
+    def __init__(self, runs: Runs, record: RunRecord, reason: str | None) -> None:
+        self.runs = runs
+        self.run_id = record.run_id
+        self.record: RunRecord | None = record
+        self.reason = reason
+        self.crash = ""
+
+    def build(self) -> RunActor:
+        record, self.record = self.record, None
+        reason = self.reason if record is not None else f"restarted after a crash: {self.crash}"
+        actor = RunActor(self.runs, self.run_id, record, reason)
+        self.runs._actors[self.run_id] = actor
+        return actor
+
+    async def on_crash(self, exc: BaseException, restarts: int) -> None:
+        self.crash = f"{type(exc).__name__}: {exc}"  # the history's RunResumed says why
+        log.warning("run %s crashed (restart %d): %r", self.run_id, restarts, exc, extra={"run_id": self.run_id})
+
+    async def on_give_up(self, exc: BaseException, restarts: int) -> None:
+        log.error("run %s crashed too often; failing it: %r", self.run_id, exc, extra={"run_id": self.run_id})
+        try:
+            await self.runs.fail_crash_loop(self.run_id, exc, restarts)
+        except Exception:
+            # Logged here, with the run id, rather than by the supervisor, which knows only actors.
+            log.exception("run %s could not be marked FAILED", self.run_id, extra={"run_id": self.run_id})

@@ -1,0 +1,220 @@
+"""Step Functions state machines as wayline runs: the host their interpreter runs on.
+
+A state machine's run is driven by the ASL interpreter, which runs as a task beside the run's
+mailbox. Every effect it needs is a call on this host: checkpoints and callback tokens are
+requests to the run's actor (through its mailbox, so they take their turn with the messages
+from outside), timers use the runtime's clock, child runs go through the run's port. Every
+checkpoint saves the interpreter's snapshot (and its Step Functions-style history events) in
+the run's record, in one transaction; Wait deadlines and retry backoff live in that snapshot.
+A restarted run resumes from it: finished states are not run again (unlike code-first
+workflows, nothing is replayed). Task calls happen at least once.
+
+Child executions (``states:startExecution``, ``.sync``, ``.sync:2``, and the items of a
+distributed Map) are runs of their own. A child's run id is the name the interpreter gives
+it, which is deterministic, so a parent restarted after a crash re-attaches to the same
+child instead of starting another.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from collections.abc import Awaitable, Callable
+from datetime import UTC, datetime
+from typing import Any
+
+import msgspec
+
+from ..._errors import (
+    RunAlreadyFinishedError,
+    RunConflictError,
+    RunNotFoundError,
+    RuntimeClosedError,
+    WorkflowNotFoundError,
+)
+from ...persistence import RunRecord, RunStatus, encode
+from .._context import RunContext
+from .._port import RunPort
+from .._stepinfo import StepInfo, _current as _current_step
+from .._telemetry import Segment
+from .._workflows import AslWorkflow, resolve_machine
+from ..asl import StateMachine, StatesError, call_resource, execute
+from ._effects import Reply
+from ._messages import AslCheckpoint, AslNewToken, AslTokenTaken, AslWaitToken, RunMessage
+
+#: Metadata keys of a child run: the run that started it, and whether that run waits for it.
+PARENT_KEY = "parent_run_id"
+DETACHED_KEY = "detached"
+
+
+class AslHost:
+    """The `wayline.runtime.asl.AslHost` of one run."""
+
+    def __init__(
+        self,
+        workflow: AslWorkflow,
+        ctx: RunContext,
+        port: RunPort,
+        ask: Callable[[RunMessage], Awaitable[Reply]],
+        woken: Callable[[int], Awaitable[None]],
+        segment: Segment | None,
+    ) -> None:
+        self.machine = workflow.machine
+        self.machines = workflow.machines
+        self.ctx = ctx
+        self.port = port
+        self._ask = ask  # a request to the run's actor, answered once it is applied
+        self._woken = woken  # wait until the run's callback wait at a position has an outcome
+        self._segment = segment
+
+    async def run(self, input: Any) -> Any:
+        """Run the machine from the start, or from the snapshot the run saved last."""
+        ctx = self.ctx
+        machine = self.machine
+        started = datetime.fromtimestamp(ctx.started_at, UTC).isoformat(timespec="milliseconds")
+        context = {
+            "Execution": {
+                "Id": f"arn:wayline:states:::execution:{machine.name}:{ctx.run_id}",
+                "Name": ctx.run_id,
+                "StartTime": started.replace("+00:00", "Z"),
+            },
+            "StateMachine": {"Id": f"arn:wayline:states:::stateMachine:{machine.name}", "Name": machine.name},
+        }
+        resume = ctx.saved_state if isinstance(ctx.saved_state, dict) else None
+        return await execute(machine, input, self, context=context, resume=resume)
+
+    def now(self) -> float:
+        return self.ctx.now()
+
+    async def sleep_until(self, when: float) -> None:
+        await self.port.clock.sleep(when - self.ctx.now())
+
+    async def invoke(
+        self,
+        resource: str,
+        payload: Any,
+        *,
+        state: str,
+        step: str,
+        attempt: int,
+        timeout_seconds: float | None,
+        heartbeat_seconds: float | None,
+    ) -> Any:
+        fn = self.machine.resource(resource)
+        if fn is None:
+            known = ", ".join(sorted(self.machine.resources)) or "none"
+            raise StatesError(
+                "States.Runtime",
+                f"no resource is bound to {resource!r}; pass it in StateMachine(..., resources={{...}}) "
+                f"(bound: {known})",
+            )
+        ctx = self.ctx
+        # step_info() inside a resource: the interpreter's step id is stable across a crash.
+        token = _current_step.set(StepInfo(ctx.run_id, step, -1, attempt + 1, ctx.workflow))
+        try:
+            if self._segment is None:
+                return await call_resource(fn, payload, timeout_seconds)
+            with self._segment.task_attempt(state, attempt + 1, resource):
+                return await call_resource(fn, payload, timeout_seconds)
+        finally:
+            _current_step.reset(token)
+
+    async def new_task_token(self, *, state: str, step: str) -> str:
+        reply = await self._ask(AslNewToken(step))
+        token: str = reply.value
+        return token
+
+    async def wait_task_token(
+        self, token: str, *, timeout_seconds: float | None, heartbeat_seconds: float | None
+    ) -> Any:
+        reply = await self._ask(AslWaitToken(token, timeout_seconds, heartbeat_seconds))
+        if reply.pending is not None:
+            await self._woken(reply.pending)
+            reply = await self._ask(AslTokenTaken(reply.pending))
+        if reply.error is not None:
+            raise reply.error
+        return reply.value
+
+    async def checkpoint(self, snapshot: dict[str, Any], events: list[dict[str, Any]]) -> None:
+        # Encoded now: the interpreter keeps mutating its snapshot afterwards.
+        run_id = self.ctx.run_id
+        raw = msgspec.Raw(encode(snapshot, what=f"state of run {run_id!r}", run_id=run_id))
+        reply = await self._ask(AslCheckpoint(raw, events))
+        if reply.error is not None:
+            raise reply.error
+
+    # --- child runs ---------------------------------------------------------------------
+
+    def _child_machine(self, machine: str | StateMachine) -> StateMachine:
+        if isinstance(machine, StateMachine):
+            return machine
+        target = resolve_machine(self.machines, machine)
+        if target is None:
+            known = ", ".join(repr(k) for k in sorted(self.machines)) or "none"
+            raise StatesError(
+                "States.Runtime",
+                f"no state machine named {machine!r} is registered (the name after the last ':' of "
+                f"StateMachineArn is looked up); pass it in open_runtime(..., workflows=[...]). "
+                f"Registered: {known}",
+            )
+        return target
+
+    async def start_child(
+        self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True, deadline: float | None = None
+    ) -> Any:
+        """Start the child run ``name`` (or find it: starting is idempotent on its id) and,
+        if ``wait``, return its output once it ends, from the store if it already has."""
+        target = self._child_machine(machine)
+        port = self.port
+        metadata: dict[str, Any] = {PARENT_KEY: self.ctx.run_id}
+        if not wait:
+            metadata[DETACHED_KEY] = True
+        try:
+            await port.start_child(target.name, input, run_id=name, metadata=metadata)
+        except RunConflictError as exc:
+            raise StatesError("StepFunctions.ExecutionAlreadyExistsException", str(exc)) from None
+        except WorkflowNotFoundError as exc:  # an unregistered StateMachine object
+            raise StatesError("States.Runtime", str(exc)) from None
+        if not wait:
+            return None
+        try:
+            if deadline is None:
+                rec = await port.wait_run(name)
+            else:
+                rec = await self._wait_until(name, deadline)
+        except RuntimeClosedError:
+            # The runtime is stopping this run with every other: it must end unrecorded (a
+            # failure here would be committed), and the next runtime resumes the wait.
+            raise asyncio.CancelledError from None
+        except (RunNotFoundError, WorkflowNotFoundError) as exc:  # deleted, or its machine unregistered since
+            raise StatesError("States.Runtime", str(exc)) from None
+        if rec.status is RunStatus.SUCCEEDED:
+            return rec.output
+        # Failed or cancelled ("Cancelled", with the reason as its cause): its error as recorded.
+        error = rec.error
+        raise StatesError(error.error if error else "States.Runtime", error.cause if error else None)
+
+    async def _wait_until(self, name: str, deadline: float) -> RunRecord:
+        """The child run's final record, or ``States.Timeout`` (the child stopped) at ``deadline``."""
+        waiting = asyncio.ensure_future(self.port.wait_run(name))
+        clock = asyncio.ensure_future(self.port.clock.sleep(deadline - self.ctx.now()))
+        try:
+            await asyncio.wait({waiting, clock}, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for fut in (waiting, clock):
+                if not fut.done():
+                    fut.cancel()
+            await asyncio.gather(waiting, clock, return_exceptions=True)
+        if waiting.cancelled():
+            await self.stop_children([name], "its parent's Task timed out (TimeoutSeconds)")
+            raise StatesError("States.Timeout", f"The child execution {name!r} did not end by its deadline")
+        return waiting.result()
+
+    async def stop_children(self, names: list[str], reason: str) -> None:
+        port = self.port
+
+        async def stop(name: str) -> None:
+            with contextlib.suppress(RunNotFoundError, RunAlreadyFinishedError):
+                await port.cancel_run(name, reason)
+
+        await asyncio.gather(*(stop(name) for name in names))

@@ -1,0 +1,39 @@
+"""Driving a code-first workflow body: one step of its coroutine with ``send``/``throw``.
+
+The body never runs as a task of its own: whoever performs a run's `Resume` effect steps it
+here, and what the body did comes back as a message for the state machine. A command it
+awaits (``ctx.run``, ``ctx.sleep``...) yields itself, so stepping the body runs it exactly up
+to its next await of the run and no further.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Coroutine
+from typing import Any
+
+from ..._errors import Cancelled
+from ._messages import Raised, Returned, Yielded
+
+
+def step(body: Coroutine[Any, Any, Any], value: Any, error: BaseException | None) -> Yielded | Returned | Raised:
+    """Resume ``body`` with ``value`` (or throw ``error`` into it) until it blocks or ends.
+
+    Raises:
+        BaseException: what escaped the body other than an `Exception` or `Cancelled` (a
+            crash of the run: the supervisor decides what happens next).
+    """
+    try:
+        if error is None:
+            command = body.send(value)
+        else:
+            try:
+                command = body.throw(error)
+            finally:
+                # The error's traceback holds this frame: without this local, the two are
+                # not a cycle, and an ended run is freed by reference counting.
+                error = None
+    except StopIteration as stop:
+        return Returned(stop.value)
+    except (Exception, Cancelled) as exc:
+        return Raised(exc)
+    return Yielded(command)

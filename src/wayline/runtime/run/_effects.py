@@ -1,0 +1,129 @@
+"""What a run's state machine asks its actor to do, in order.
+
+`decide` returns a list of these; the actor performs them one after the other, and an
+effect whose outcome the state machine needs (a commit, an attempt, a body step) comes back
+to it as a message. A `Checkpoint` is awaited before the next effect: nothing the run does
+after it (resuming its body above all) can happen unless the checkpoint is durable.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import msgspec
+
+from ...persistence import AnyEvent, RunRecord
+from .._commands import Step
+from ._messages import RunMessage
+
+
+class Checkpoint(msgspec.Struct):
+    """Commit ``record`` with the history row ``flush`` (empty: none) and delete the inbox
+    messages ``consumed``; ``events`` are those this checkpoint adds (for telemetry), and
+    ``previous`` the snapshot before it (the run's again if the store refuses this one)."""
+
+    record: RunRecord
+    previous: RunRecord
+    flush: list[AnyEvent]
+    consumed: tuple[int, ...]
+    events: list[AnyEvent]
+
+
+class Resume(msgspec.Struct):
+    """Step the body: send it ``value``, or throw ``error`` into it."""
+
+    value: Any = None
+    error: BaseException | None = None
+
+
+class RunAttempt(msgspec.Struct):
+    """Run attempt ``attempt`` of ``step`` as journal position ``index``; ``inline``: in the
+    run's own task (the body waits for this step alone), else as a task of its own."""
+
+    index: int
+    step: Step[Any]
+    attempt: int
+    inline: bool
+
+
+class StopAttempt(msgspec.Struct, gc=False):
+    """Cancel the attempt of step ``index`` running as a task (its outcome is not wanted)."""
+
+    index: int
+
+
+class Interrupt(msgspec.Struct, gc=False):
+    """Stop what the run is doing in its own task: the attempt running inline, or a state
+    machine's interpreter (``reason``: "cancel" or "timeout")."""
+
+    reason: str
+
+
+class SetTimer(msgspec.Struct):
+    """At epoch time ``due``, send the run ``message`` (under ``key``: a newer timer with the
+    same key replaces this one)."""
+
+    key: tuple[str, int]
+    due: float
+    message: RunMessage
+
+
+class CancelTimer(msgspec.Struct, gc=False):
+    key: tuple[str, int]
+
+
+class StartBody(msgspec.Struct, gc=False):
+    """Start a state machine's interpreter beside the mailbox."""
+
+
+class Reply(msgspec.Struct):
+    """Answer the interpreter's request with ``value`` (or raise ``error`` there); ``pending``:
+    not yet, wait until `WakeTask` names this callback position, then ask again."""
+
+    value: Any = None
+    error: BaseException | None = None
+    pending: int | None = None
+
+
+class WakeTask(msgspec.Struct, gc=False):
+    """Wake the interpreter task waiting on callback wait ``index``: it has an outcome."""
+
+    index: int
+
+
+class CancelChildren(msgspec.Struct, gc=False):
+    """Cancel the unfinished child runs the run waits for (it ends cancelled)."""
+
+    reason: str | None
+
+
+class Finished(msgspec.Struct, gc=False):
+    """The run has ended (its final checkpoint is durable): tell the runtime, and stop."""
+
+    record: RunRecord
+
+
+class Passivated(msgspec.Struct, gc=False):
+    """The run only waits, and everything it waits for is durable: leave memory."""
+
+
+class ArmPassivation(msgspec.Struct, gc=False):
+    """The run is blocked on durable waits alone: it may leave memory after a while."""
+
+
+Effect = (
+    Checkpoint
+    | Resume
+    | RunAttempt
+    | StopAttempt
+    | Interrupt
+    | SetTimer
+    | CancelTimer
+    | StartBody
+    | Reply
+    | WakeTask
+    | CancelChildren
+    | Finished
+    | Passivated
+    | ArmPassivation
+)

@@ -1,0 +1,143 @@
+"""The journal of a code-first run: what each position of its history settled, for replay.
+
+A workflow body is re-entered from the top after a restart; every await it makes takes the
+next journal position, and a position that the history already settled returns that outcome
+instead of running again. The entries are typed by what the body awaited there (a step, a
+sleep, a signal, a callback), so replay checks the kind and the name of each await, and a
+body that changed shape fails with `NonDeterminismError` naming both.
+"""
+
+from __future__ import annotations
+
+import msgspec
+
+from ..._errors import ActivityError, CallbackError, NonDeterminismError, SignalTimeoutError
+from ...persistence import (
+    AnyEvent,
+    CallbackCompleted,
+    CallbackFailed,
+    ErrorInfo,
+    SignalReceived,
+    SignalTimedOut,
+    StepFailed,
+    StepSucceeded,
+)
+from .._commands import SLEEP_STEP
+
+
+class StepEntry(msgspec.Struct, gc=False):
+    """A step that ended: its result, or the error it failed with for good."""
+
+    name: str
+    result: object = None
+    error: ErrorInfo | None = None
+    attempts: int = 1
+
+
+class SleepEntry(msgspec.Struct, gc=False):
+    """A durable sleep that is over."""
+
+
+class SignalEntry(msgspec.Struct, gc=False):
+    """A ``wait_signal`` that took a signal's payload, or timed out."""
+
+    name: str
+    payload: object = None
+    timed_out: bool = False
+
+
+class CallbackEntry(msgspec.Struct, gc=False):
+    """A callback wait that was completed (its output) or failed (the error)."""
+
+    step: str
+    result: object = None
+    error: ErrorInfo | None = None
+
+
+Entry = StepEntry | SleepEntry | SignalEntry | CallbackEntry
+
+
+def describe(entry: Entry) -> str:
+    """How an await is named in a `NonDeterminismError`: the step name, ``signal:<name>``..."""
+    match entry:
+        case StepEntry(name=name):
+            return name
+        case SleepEntry():
+            return SLEEP_STEP
+        case SignalEntry(name=name):
+            return f"signal:{name}"
+        case CallbackEntry(step=step):
+            return f"callback:{step}"
+    raise AssertionError(entry)
+
+
+def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
+    """What the body gets back from a settled entry: a value, or an error to raise."""
+    match entry:
+        case StepEntry(name=name, result=result, error=None):
+            return result, None
+        case StepEntry(name=name, error=ErrorInfo(error=error, cause=cause), attempts=attempts):
+            return None, ActivityError(name, error, cause, attempts)
+        case SleepEntry():
+            return None, None
+        case SignalEntry(timed_out=True, name=name):
+            return None, SignalTimeoutError(run_id, name, None)
+        case SignalEntry(payload=payload):
+            return payload, None
+        case CallbackEntry(result=result, error=None):
+            return result, None
+        case CallbackEntry(step=step, error=ErrorInfo(error=error, cause=cause)):
+            return None, CallbackError(step, error, cause)
+    raise AssertionError(entry)
+
+
+class Journal:
+    """The settled positions of one run, loaded from its history, taken as the body replays."""
+
+    __slots__ = ("entries", "failed_attempts", "run_id")
+
+    def __init__(self, run_id: str, history: list[AnyEvent]) -> None:
+        self.run_id = run_id
+        self.entries: dict[int, Entry] = {}
+        #: Failed attempts of steps that have not ended: the next attempt's number follows them.
+        self.failed_attempts: dict[int, int] = {}
+        for ev in history:
+            if type(ev) is StepSucceeded:
+                if ev.step == SLEEP_STEP:
+                    self.entries[ev.index] = SleepEntry()
+                else:
+                    self.entries[ev.index] = StepEntry(ev.step, ev.result, None, ev.attempt)
+            elif type(ev) is StepFailed:
+                if ev.final:
+                    self.entries[ev.index] = StepEntry(ev.step, None, ErrorInfo(ev.error, ev.cause), ev.attempt)
+                else:
+                    self.failed_attempts[ev.index] = ev.attempt
+            elif type(ev) is SignalReceived:
+                self.entries[ev.index] = SignalEntry(ev.name, ev.payload)
+            elif type(ev) is SignalTimedOut:
+                self.entries[ev.index] = SignalEntry(ev.name, timed_out=True)
+            elif type(ev) is CallbackCompleted:
+                self.entries[ev.index] = CallbackEntry(ev.step, ev.result)
+            elif type(ev) is CallbackFailed:
+                self.entries[ev.index] = CallbackEntry(ev.step, error=ErrorInfo(ev.error, ev.cause))
+
+    def __contains__(self, index: int) -> bool:
+        return index in self.entries
+
+    def take(self, index: int, requested: Entry) -> Entry | None:
+        """The entry settled at ``index`` (removed: each is replayed once), or None if the
+        position is new work. ``requested`` says what the body awaits there now (its name
+        fields only are read).
+
+        Raises:
+            NonDeterminismError: the journal settled something else at ``index``.
+        """
+        entry = self.entries.pop(index, None)
+        if entry is not None and (type(entry) is not type(requested) or describe(entry) != describe(requested)):
+            raise NonDeterminismError(self.run_id, index, describe(entry), describe(requested))
+        return entry
+
+    def attempts(self, index: int) -> int:
+        """The number of the next attempt of step ``index``."""
+        failed = self.failed_attempts
+        return failed.get(index, 0) + 1 if failed else 1
