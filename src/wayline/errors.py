@@ -37,7 +37,11 @@ from ._errors import (
     WaylineError as WaylineError,
     WorkflowNotFoundError as WorkflowNotFoundError,
 )
-from .runtime.asl import AslDefinitionError as AslDefinitionError, StatesError as StatesError
+from .runtime.asl import (
+    AslDefinitionError as AslDefinitionError,
+    ExpressionBudgetError as ExpressionBudgetError,
+    StatesError as StatesError,
+)
 
 __all__ = (
     "ActivityError",
@@ -53,6 +57,7 @@ __all__ = (
     "DatabaseLockedError",
     "DatabaseOwnedError",
     "DatabaseReadOnlyError",
+    "ExpressionBudgetError",
     "MissingExtraError",
     "NonDeterminismError",
     "NotRegisteredError",

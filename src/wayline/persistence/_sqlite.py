@@ -21,6 +21,7 @@ from opentelemetry.metrics import MeterProvider
 
 from .._errors import DatabaseCorruptError, PayloadError, StoreError
 from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
+from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._sqlite_connect import Synchronous, open_write_connection
@@ -73,7 +74,7 @@ def _encodable(value: Any) -> bool:
     return True
 
 
-class SQLiteStore:
+class SQLiteStore(SingleOwner):
     """A `Store` on one SQLite file.
 
     Args:
