@@ -70,7 +70,7 @@ from ._schedules import (
     ScheduleWrite as ScheduleWrite,
 )
 from ._sqlite import SQLiteStore as SQLiteStore
-from ._store import Store as Store
+from ._store import WAIT_FOR_STORE as WAIT_FOR_STORE, Store as Store, StoreHealth as StoreHealth
 
 if TYPE_CHECKING:
     from ._postgres import PostgresStore as PostgresStore
@@ -99,6 +99,7 @@ def __getattr__(name: str) -> Any:
 __all__ = (
     "OVERLAP_POLICIES",
     "UNFINISHED",
+    "WAIT_FOR_STORE",
     "AnyEvent",
     "AnyInboxMessage",
     "AnyWait",
@@ -147,6 +148,7 @@ __all__ = (
     "StepStarted",
     "StepSucceeded",
     "Store",
+    "StoreHealth",
     "TimerWait",
     "Wait",
     "WorkerInfo",

@@ -49,6 +49,7 @@ from ._postgres_sql import (
 from ._postgres_url import redact_url
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_postgres import PgSchedules
+from ._store import HEALTHY, StoreHealth
 
 T = TypeVar("T")
 
@@ -185,6 +186,12 @@ class PostgresStore:
     @property
     def pending(self) -> int:
         return self._writer.pending + self._reads
+
+    def health(self) -> StoreHealth:
+        """Whether writes succeed now. Not tracked on PostgreSQL yet (always ``ok``): a write
+        that fails raises its `StoreError` to its caller instead of being held and retried
+        as the SQLite store does."""
+        return HEALTHY
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

@@ -1,4 +1,4 @@
-"""Schedules in the SQLite store: the ``schedules`` table (migration 4) and its statements.
+"""Schedules in the SQLite store: the ``schedules`` table (migration 5) and its statements.
 
 Reads go through the store's reader connection; writes are transactions of their own on the
 store's writer thread, between two group commits (`SQLiteStore.transact`), so they never
@@ -18,7 +18,7 @@ from ._schedules import ScheduleRecord, ScheduleWrite, decode_schedule, encode_s
 
 T = TypeVar("T")
 
-#: The table, as migration 4 creates it. ``due_at`` is indexed for the timer that wakes a
+#: The table, as migration 5 creates it. ``due_at`` is indexed for the timer that wakes a
 #: runtime for its next fire; the record holds everything else.
 MIGRATION = (
     """CREATE TABLE schedules (

@@ -17,6 +17,7 @@ from ..persistence import (
     ScheduleStore,
     ScheduleWrite,
     Store,
+    StoreHealth,
     Subscription,
     WorkerInfo,
 )
@@ -86,6 +87,9 @@ class FaultInjectingStore:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def health(self) -> StoreHealth:
+        return self.inner.health()
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         number = self._before()
