@@ -2,7 +2,7 @@
 
 The database is opened as a client: a change is committed to the schedule's record before the
 command returns, and the worker that owns the database acts on it at its next look at the
-store (a fraction of a second with its default poll).
+store (within a second).
 """
 
 from __future__ import annotations

@@ -85,12 +85,14 @@ class Runtime:
 
     async def _open(self, *, recover: bool, inbox_poll_interval: float | None) -> None:
         self._telemetry.watch(self)
+        if self._scheduler is not None:
+            await self._scheduler.open()
         if recover:
             await self._runs.recover()
         if inbox_poll_interval is not None:
             self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval))
         if self._scheduler is not None:
-            await self._scheduler.open(inbox_poll_interval)
+            self._scheduler.start(inbox_poll_interval)
 
     async def _close(self) -> None:
         self._telemetry.close()

@@ -34,6 +34,9 @@ log = logging.getLogger("wayline.schedules")
 
 #: Due schedules read per query during a pass.
 BATCH = 1000
+#: The slowest a runtime looks for schedule changes other processes made (seconds): the
+#: ``wayline schedules`` commands take effect within it.
+SCHEDULE_POLL = 1.0
 #: Compare-and-swap attempts on one schedule before a pass leaves it to the next one.
 ATTEMPTS = 5
 #: The run metadata keys a scheduled run carries (as Temporal's scheduled-by search attributes).
@@ -80,18 +83,26 @@ class Scheduler:
         self._ended_here: set[str] = set()
         self._cancel_again = True  # the first pass repeats the cancels of runs still cancelling
         self._closed = False
+        self._fatal: BaseException | None = None
 
     # --- life ------------------------------------------------------------------------------
 
-    async def open(self, poll_interval: float | None) -> None:
-        """Make the declared schedules match the code, fire what is due, and keep watching."""
-        await self.reconcile()
+    async def open(self) -> None:
+        """Make the declared schedules match the code (before runs are recovered: a clash
+        between a declared and a created schedule is an error of ``open_runtime``)."""
+        stored = await self.reconcile()
         # Runs decided before a crash and maybe never started: their schedules' first pass
         # starts them (idempotently), whenever those are next due.
-        self._wanted |= {rec.schedule_id for rec in await self.store.all() if rec.starting}
-        await self.run_pass()
+        self._wanted |= {rec.schedule_id for rec in stored if rec.starting}
+
+    def start(self, poll_interval: float | None) -> None:
+        """Fire what is due, then keep watching: in the background, so that opening the
+        runtime does not wait for it (recovered runs are already going)."""
+        self.poke()
         if poll_interval is not None:
-            self._spawn(self._poll(poll_interval))
+            # Schedules change rarely: a look every second at most (one indexed MIN read)
+            # spares the runs a read per inbox poll (every 10 ms in some workers).
+            self._spawn(self._poll(max(poll_interval, SCHEDULE_POLL)))
 
     async def close(self) -> None:
         self._closed = True
@@ -101,6 +112,9 @@ class Scheduler:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
+        if self._fatal is not None:
+            fatal, self._fatal = self._fatal, None
+            raise fatal
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
@@ -164,6 +178,8 @@ class Scheduler:
         except Exception:
             # Logged, and the schedules stay due: the next pass (the poll, the next timer) retries.
             log.exception("a pass over the schedules failed; it is retried at the next look")
+        except BaseException as exc:  # not an error to retry (the process is going down): kept
+            self._fatal = exc  # for `close` to raise, where the runtime's owner sees it
 
     async def run_pass(self) -> None:
         """Decide every schedule that is due (and those a run end concerns), store the
@@ -265,10 +281,10 @@ class Scheduler:
 
     # --- declared schedules ----------------------------------------------------------------------
 
-    async def reconcile(self) -> None:
+    async def reconcile(self) -> list[ScheduleRecord]:
         """Make the stored declared schedules match ``@workflow(schedules=...)`` of the code:
         create the missing, update the changed (their state kept), delete the ones the code of
-        a workflow registered here no longer declares."""
+        a workflow registered here no longer declares. Returns the schedules as it found them."""
         desired: dict[str, tuple[WorkflowDef[Any, Any], Schedule]] = {}
         for wf in self._registry.newest():
             if isinstance(wf, WorkflowDef):
@@ -304,8 +320,9 @@ class Scheduler:
                         r.workflow,
                     )
             if all(applied) and all(deleted):
-                return
+                return list(stored.values())
         log.warning("declared schedules kept changing while they were reconciled; the next open retries")
+        return list(stored.values())
 
 
 def due_first(schedule_id: str, rec: ScheduleRecord, now: float) -> float | None:
