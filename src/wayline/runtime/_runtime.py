@@ -255,7 +255,7 @@ class Runtime:
 
     async def list_schedules(self) -> list[ScheduleInfo]:
         """Every schedule in the store, by id."""
-        return await self._schedules.list()
+        return await self._schedules.all()
 
     # --- observing runs --------------------------------------------------------------------
 

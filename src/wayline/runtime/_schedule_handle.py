@@ -215,7 +215,7 @@ class Schedules:
         info = ScheduleInfo.from_record(rec, self.clock.time(), tuple(runs))
         return dataclasses.replace(info, running=tuple(going))
 
-    async def list(self) -> list[ScheduleInfo]:
+    async def all(self) -> list[ScheduleInfo]:
         return [await self.info(rec) for rec in await self.table.all()]
 
 
