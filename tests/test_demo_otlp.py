@@ -7,6 +7,7 @@ import re
 import subprocess
 import sys
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -30,10 +31,25 @@ def test_demo_exports_one_trace_across_the_kill(tmp_path: Path) -> None:
     assert printed is not None, proc.stdout[-2000:]
     assert {s.trace_id.hex() for s in spans} == {printed.group(1)}
     assert services == {"wayline-demo"}
-    (resumed,) = [s for s in spans if s.name.startswith("run ")]  # the killed segment never ended
-    attrs = {a.key: a.value for a in resumed.attributes}
+    # One root, and no span whose parent the collector never got.
+    (root,) = [s for s in spans if not s.parent_span_id]
+    assert root.name == "run order"
+    ids = {s.span_id for s in spans}
+    assert [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids] == []
+    # Both segments are there: the killed one, reported by the worker that resumed the run...
+    (killed,) = [s for s in spans if s.name == "execute order"]
+    assert _attrs(killed)["wayline.segment.end"].string_value == "stopped"
+    (resumed,) = [s for s in spans if s.name == "resume order"]
+    attrs = _attrs(resumed)
     assert attrs["wayline.segment"].int_value == 2
     assert attrs["wayline.status"].string_value == "SUCCEEDED"
-    assert len(resumed.links) == 1 and resumed.parent_span_id == resumed.links[0].span_id
-    steps = [s for s in spans if s.name.startswith("step ")]
-    assert {s.parent_span_id for s in steps if s.parent_span_id != resumed.parent_span_id} == {resumed.span_id}
+    # ...and the kill itself, naming the two parallel steps it interrupted, which ran again.
+    (crash,) = [s for s in spans if s.name == "interrupted"]
+    lost = sorted(_attrs(e)["wayline.step"].string_value for e in crash.events)
+    assert lost == ["send_confirmation", "update_inventory"]
+    again = [s for s in spans if s.name.startswith("step ") and "wayline.reexecution" in _attrs(s)]
+    assert sorted(s.name for s in again) == ["step send_confirmation", "step update_inventory"]
+
+
+def _attrs(span: Any) -> dict[str, Any]:
+    return {a.key: a.value for a in span.attributes}

@@ -248,6 +248,8 @@ class RunActor(Actor[RunMessage]):
                 assert isinstance(effect, RunAttempt)
                 if effect.inline:
                     follow = await self._attempt_inline(effect.index, effect.step, effect.attempt)
+                    if follow.error is not None and follow.reason is None and self._segment is not None:
+                        self._segment.attempt_raised(follow.index, follow.error)
                 else:
                     self._start_attempt(effect.index, effect.step, effect.attempt)
             elif kind is SetTimer:
@@ -393,7 +395,7 @@ class RunActor(Actor[RunMessage]):
         info = StepInfo(self.run_id, step.activity.name, index, attempt, state.record.workflow)
         token = _current_step.set(info)
         segment = self._segment
-        otel = segment.attempt_started(index, step.activity.name, attempt) if segment is not None else None
+        otel = segment.attempt_started(index, step.activity.name, attempt, False) if segment is not None else None
         try:
             task = asyncio.get_running_loop().create_task(
                 self._run_attempt(index, attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
@@ -430,6 +432,8 @@ class RunActor(Actor[RunMessage]):
             message = StepDone(index, attempt, result=result)
         if self._attempts.get(index) is asyncio.current_task():
             del self._attempts[index]
+        if message.error is not None and self._segment is not None:
+            self._segment.attempt_raised(index, message.error)
         try:
             self.ref.tell(message)
         except ActorStoppedError:
