@@ -36,6 +36,7 @@ from ._metrics import Metrics
 from ._names import (
     ATTEMPT,
     OUTCOME,
+    QUEUED_SPAN,
     REEXECUTED_KEY,
     REEXECUTION,
     RUN_ID,
@@ -190,6 +191,17 @@ class Segment:
         if self._reexecuted.pop(key, None) is not None:
             self._trace.pop(REEXECUTED_KEY + key, None)
             self._update_slow()
+
+    def queued(self, index: int, since: float) -> None:
+        """Attempt ``index`` waited from ``since`` until now for a place under the runtime's
+        ``max_concurrent_activities``: a ``queued`` span inside its own."""
+        span = self._attempts.get(index)
+        if span is None or self._tracer is None:
+            return
+        attributes: dict[str, Any] = {RUN_ID: self._run[0], STEP_INDEX: index}
+        context = trace.set_span_in_context(span, self._root)
+        queued = self._tracer.start_span(QUEUED_SPAN, context=context, attributes=attributes, start_time=ns(since))
+        queued.end(end_time=ns(self._clock.time()))
 
     def attempt_raised(self, index: int, error: BaseException) -> None:
         """Attempt ``index`` raised ``error``: kept (as span attributes: no reference to its

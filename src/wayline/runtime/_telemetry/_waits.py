@@ -27,6 +27,7 @@ from ...persistence import (
     CallbackCompleted,
     CallbackFailed,
     CallbackHeartbeat,
+    Custom,
     SignalReceived,
     SignalTimedOut,
     StepSucceeded,
@@ -36,6 +37,7 @@ from ._names import (
     ATTEMPT,
     BACKOFF_SPAN,
     CALLBACK_SPAN,
+    EVENT_SPAN,
     OUTCOME,
     RUN_ID,
     SIGNAL_SPAN,
@@ -49,8 +51,16 @@ from ._names import (
 )
 from ._tracing import ns
 
-#: The span of each kind of wait (a signal wait's name is followed by the signal's).
-SPAN_NAMES = {"timer": SLEEP_SPAN, "retry": BACKOFF_SPAN, "callback": CALLBACK_SPAN, "signal": SIGNAL_SPAN}
+#: The span of each kind of wait; a signal's or an event's name follows. A new kind of wait
+#: in the run's snapshot (``Wait.kind``) becomes a span by adding it here: "event" is the
+#: events issue's ``ctx.wait_for_event`` (its `Wait` subclass names the event in ``name``).
+SPAN_NAMES = {
+    "timer": SLEEP_SPAN,
+    "retry": BACKOFF_SPAN,
+    "callback": CALLBACK_SPAN,
+    "signal": SIGNAL_SPAN,
+    "event": EVENT_SPAN,
+}
 
 
 class OpenWait:
@@ -72,9 +82,9 @@ def _describe(run_id: str, wait: AnyWait) -> tuple[str, dict[str, Any]]:
     if wait.step >= 0:
         attributes[STEP_INDEX] = wait.step
     name = SPAN_NAMES.get(kind, kind)
-    if kind == "signal":
+    if kind in ("signal", "event"):
         name += wait.name
-        attributes["wayline.signal.name"] = wait.name
+        attributes[f"wayline.{kind}.name"] = wait.name
     elif kind in ("callback", "retry"):
         attributes[STEP] = wait.name  # a callback's label (its step), a backoff's activity
         if kind == "callback" and wait.step < 0:
@@ -98,7 +108,15 @@ def _ended(kind: str, step: int, events: Sequence[AnyEvent], default: float) -> 
             return ev.ts, "completed"
         if type(ev) is CallbackFailed and ev.index == step:
             return ev.ts, "timed_out" if ev.error.startswith("States.") else "failed"
+        if type(ev) is Custom and kind == "callback" and step < 0:
+            # A state machine's callback task: its history has Step Functions' events only.
+            outcome = _TASK_OUTCOMES.get(ev.name)
+            if outcome is not None:
+                return ev.ts, outcome
     return default, "abandoned"
+
+
+_TASK_OUTCOMES = {"TaskSucceeded": "completed", "TaskFailed": "failed", "TaskTimedOut": "timed_out"}
 
 
 class Waits:

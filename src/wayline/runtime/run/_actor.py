@@ -359,7 +359,7 @@ class RunActor(Actor[RunMessage]):
         otel = self._segment.attempt_started(index, act.name, attempt) if self._segment is not None else None
         try:
             if limiter is not None:
-                await limiter.acquire()  # time queued here does not count against the timeout
+                await self._acquire(limiter, index)  # time queued here does not count against the timeout
             try:
                 if act.timeout is not None:
                     timer = clock.call_at(clock.time() + act.timeout, partial(self._interrupt, "timeout"))
@@ -388,6 +388,17 @@ class RunActor(Actor[RunMessage]):
                 timer.cancel()
         return StepDone(index, attempt, result=result)
 
+    async def _acquire(self, limiter: asyncio.Semaphore, index: int) -> None:
+        """A place under ``max_concurrent_activities`` for step ``index``; the time it waits
+        for one is a ``queued`` span in its trace."""
+        segment = self._segment
+        if segment is None or not limiter.locked():
+            await limiter.acquire()
+            return
+        since = self.port.clock.time()
+        await limiter.acquire()
+        segment.queued(index, since)
+
     def _start_attempt(self, index: int, step: Step[Any], attempt: int) -> None:
         state = self.state
         assert state is not None
@@ -412,7 +423,7 @@ class RunActor(Actor[RunMessage]):
         message: StepDone
         try:
             if limiter is not None:
-                await limiter.acquire()  # time queued here does not count against the timeout
+                await self._acquire(limiter, index)  # time queued here does not count against the timeout
             try:
                 timeout = step.activity.timeout
                 if timeout is not None:
