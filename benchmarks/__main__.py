@@ -1,4 +1,4 @@
-"""``python -m benchmarks <suite> [--json] [--quick] [--repeats N] [--seed S]``.
+"""``python -m benchmarks <suite> [--json] [--quick | --smoke] [--repeats N] [--seed S]``.
 
 Runs each scenario of the suite in a fresh child process, ``--repeats`` times,
 and prints a table of medians with the ratio of each row to its suite's
@@ -92,7 +92,13 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks", description=__doc__)
     parser.add_argument("suite", choices=(*SUITES, "all"))
     parser.add_argument("--json", action="store_true", help="print JSON instead of a table")
-    parser.add_argument("--quick", action="store_true", help="small sizes, for CI")
+    sizes = parser.add_mutually_exclusive_group()
+    sizes.add_argument("--quick", action="store_true", help="small sizes: a short look at every figure")
+    sizes.add_argument(
+        "--smoke",
+        action="store_true",
+        help="the smallest sizes that run every row's code, for the tests; its figures mean nothing",
+    )
     parser.add_argument("--repeats", type=int, default=3, help="children per scenario (median)")
     parser.add_argument("--seed", type=int, default=1, help="seed of the generated inputs")
     parser.add_argument("--no-plot", action="store_true", help="do not write the PNG plot")
@@ -110,7 +116,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error("--repeats must be at least 1")
 
-    scenarios = build(args.suite, args.quick)
+    size = "smoke" if args.smoke else "quick" if args.quick else "full"
+    scenarios = build(args.suite, size)
     if args.systems:
         wanted = {name.strip() for name in args.systems.split(",")}
         # The baselines stay: without them no row has a ratio.
@@ -129,6 +136,7 @@ def main(argv: list[str] | None = None) -> int:
     meta: dict[str, Any] = {
         "suite": args.suite,
         "quick": args.quick,
+        "size": size,
         "repeats": args.repeats,
         "seed": args.seed,
         "python": platform.python_version(),
@@ -141,14 +149,15 @@ def main(argv: list[str] | None = None) -> int:
     targets = _targets(outcomes)
     doc = {"meta": meta, "targets": targets, "results": [o.to_json() for o in outcomes]}
     args.results_dir.mkdir(parents=True, exist_ok=True)
-    (args.results_dir / f"{args.suite}{'-quick' if args.quick else ''}.json").write_text(json.dumps(doc, indent=2))
+    name = args.suite if size == "full" else f"{args.suite}-{size}"
+    (args.results_dir / f"{name}.json").write_text(json.dumps(doc, indent=2))
     if args.json:
         json.dump(doc, sys.stdout, indent=2)
         sys.stdout.write("\n")
     else:
         loops = sorted({o.loop for o in outcomes if o.loop})
         print(
-            f"wayline benchmarks: suite={args.suite} quick={args.quick} repeats={args.repeats} "
+            f"wayline benchmarks: suite={args.suite} size={size} repeats={args.repeats} "
             f"seed={args.seed} loop={'/'.join(loops) or '-'} "
             f"python={meta['python']} cpus={meta['cpus']} ({elapsed:.0f}s)"
         )

@@ -1,18 +1,48 @@
-"""Which scenarios make up each suite, with full and ``--quick`` parameters.
+"""Which scenarios make up each suite, at full size, ``--quick`` and ``--smoke``.
 
-Quick mode exists for CI (``tests/benchmarks``): the same code paths at sizes
-that keep ``all --quick --repeats 1`` around two minutes on a 2-core machine.
-Peers that cannot finish the full size in reasonable time are time-boxed
-(``budget_s``) or capped, and their row says so.
+Quick mode is a short look at every figure: ``all --quick --repeats 1`` takes a few
+minutes on a 2-core machine. Smoke mode is for the tests (``tests/benchmarks``): every row
+of every suite runs its code, peers included, on a handful of items, so the harness and the
+peers' code cannot rot unnoticed, in a fraction of quick's time; its figures mean nothing.
+Peers that cannot finish the full size in reasonable time are time-boxed (``budget_s``) or
+capped, and their row says so.
 """
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import TypeVar
+
 from ._harness import Scenario
 
-SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl", "tracing")
+SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl", "tracing", "capacity")
 
 K = 5  # activities per run in the throughput workload
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Size:
+    """How big a suite runs: ``full`` for figures, ``quick`` for a short look, ``smoke`` for the
+    tests (every row's code runs, on a handful of items: its figures mean nothing)."""
+
+    name: str
+
+    @classmethod
+    def of(cls, name: str) -> Size:
+        if name not in ("full", "quick", "smoke"):
+            raise ValueError(f"unknown size {name!r}: full, quick or smoke")
+        return cls(name)
+
+    def pick(self, full: T, quick: T, smoke: T | None = None) -> T:
+        """The value for this size; smoke takes quick's unless it has its own."""
+        if self.name == "full":
+            return full
+        if self.name == "smoke" and smoke is not None:
+            return smoke
+        return quick
+
 
 # The peers' importable package names; a missing one skips the row.
 DBOS = ("dbos",)
@@ -20,7 +50,7 @@ TEMPORAL = ("temporalio",)
 MOTO = ("moto", "boto3")
 
 
-def _throughput_row(system: str, func: str, n: int, quick: bool, **extra: object) -> Scenario:
+def _throughput_row(system: str, func: str, n: int, size: Size, **extra: object) -> Scenario:
     return Scenario(
         suite="throughput",
         system=system,
@@ -32,31 +62,31 @@ def _throughput_row(system: str, func: str, n: int, quick: bool, **extra: object
         group=str(n),
         baseline=system == "bare",
         requires=DBOS if system == "dbos" else TEMPORAL if system == "temporal" else (),
-        timeout_s=90.0 if quick else 600.0,
+        timeout_s=size.pick(600.0, 90.0),
         label=f"n={n} k={K}",
         also=(("cpu_us_per_step", "CPU us/step"),),
     )
 
 
-def _throughput(quick: bool) -> list[Scenario]:
+def _throughput(size: Size) -> list[Scenario]:
     rows = []
-    for n in (1, 100, 1000) if quick else (1, 100, 10_000):
+    for n in size.pick((1, 100, 10_000), (1, 100, 1000), (2,)):
         rows += [
-            _throughput_row("bare", "_baseline:throughput", n, quick),
+            _throughput_row("bare", "_baseline:throughput", n, size),
             # A yardstick: the per-step work of journaling a run, with no I/O at all (_floor.py).
-            _throughput_row("journal-no-io", "_floor:throughput", n, quick),
-            _throughput_row("wayline", "_wayline:throughput", n, quick, budget_s=20.0 if quick else 120.0),
-            _throughput_row("dbos", "_dbos:throughput", n, quick, budget_s=5.0 if quick else 30.0),
-            _throughput_row("temporal", "_temporal:throughput", n, quick, budget_s=6.0 if quick else 30.0),
+            _throughput_row("journal-no-io", "_floor:throughput", n, size),
+            _throughput_row("wayline", "_wayline:throughput", n, size, budget_s=size.pick(120.0, 20.0, 10.0)),
+            _throughput_row("dbos", "_dbos:throughput", n, size, budget_s=size.pick(30.0, 5.0, 2.0)),
+            _throughput_row("temporal", "_temporal:throughput", n, size, budget_s=size.pick(30.0, 6.0, 3.0)),
         ]
     return rows
 
 
-def _tracing(quick: bool) -> list[Scenario]:
+def _tracing(size: Size) -> list[Scenario]:
     """The throughput workload with an SDK tracer provider (BatchSpanProcessor, exporting to
     a discarding exporter) against the same workload with no SDK: what tracing costs."""
     rows = []
-    for n in (100, 1000) if quick else (100, 1000, 10_000):
+    for n in size.pick((100, 1000, 10_000), (100, 1000), (10,)):
         # Every run traced (the SDK's default sampler), then a common production setting:
         # parent-based head sampling of 10% of new traces (the other runs' spans are not recorded).
         for system, traced, ratio in (
@@ -74,7 +104,7 @@ def _tracing(quick: bool) -> list[Scenario]:
                     params={
                         "n": n,
                         "k": K,
-                        "budget_s": 20.0 if quick else 120.0,
+                        "budget_s": size.pick(120.0, 20.0),
                         "tracing": traced,
                         "sample_ratio": ratio,
                     },
@@ -83,7 +113,7 @@ def _tracing(quick: bool) -> list[Scenario]:
                     higher_is_better=True,
                     group=str(n),
                     baseline=not traced,
-                    timeout_s=90.0 if quick else 600.0,
+                    timeout_s=size.pick(600.0, 90.0),
                     label=f"n={n} k={K}"
                     + (
                         ", no SDK"
@@ -100,10 +130,10 @@ def _tracing(quick: bool) -> list[Scenario]:
     return rows
 
 
-def _latency_like(suite: str, quick: bool) -> list[Scenario]:
-    samples = 40 if quick else 300
-    slow_samples = 15 if quick else 100  # Temporal's round trips are tens of ms
-    timeout = 90.0 if quick else 600.0
+def _latency_like(suite: str, size: Size) -> list[Scenario]:
+    samples = size.pick(300, 40, 5)
+    slow_samples = size.pick(100, 15, 3)  # Temporal's round trips are tens of ms
+    timeout = size.pick(600.0, 90.0)
     rows = []
     for system, func, n, req in (
         ("bare", f"_baseline:{suite}", samples, ()),
@@ -130,16 +160,16 @@ def _latency_like(suite: str, quick: bool) -> list[Scenario]:
     return rows
 
 
-def _sequential(quick: bool) -> list[Scenario]:
-    steps = 200 if quick else 1000
-    timeout = 90.0 if quick else 600.0
+def _sequential(size: Size) -> list[Scenario]:
+    steps = size.pick(1000, 200, 20)
+    timeout = size.pick(600.0, 90.0)
     rows = []
     for system, func, n, req in (
         ("fsync", "_baseline:fsync", steps, ()),
         ("bare", "_baseline:sequential", steps, ()),
         ("wayline", "_wayline:sequential", steps, ()),
         ("dbos", "_dbos:sequential", steps, DBOS),
-        ("temporal", "_temporal:sequential", min(steps, 200 if quick else 1000), TEMPORAL),
+        ("temporal", "_temporal:sequential", steps, TEMPORAL),
     ):
         rows.append(
             Scenario(
@@ -159,14 +189,14 @@ def _sequential(quick: bool) -> list[Scenario]:
     return rows
 
 
-def _recovery(quick: bool) -> list[Scenario]:
-    n = 1000 if quick else 10_000
+def _recovery(size: Size) -> list[Scenario]:
+    n = size.pick(10_000, 1000, 50)
     # DBOS starts a few hundred workflows a second on SQLite; 10,000 would take
     # minutes just to set up, so it runs at a capped N next to a bare row of the same N.
-    n_dbos = 200 if quick else 1000
-    timeout = 120.0 if quick else 900.0
+    n_dbos = size.pick(1000, 200, 20)
+    timeout = size.pick(900.0, 120.0)
     rows = []
-    for system, func, size, req in (
+    for system, func, count, req in (
         ("bare", "_baseline:recovery", n, ()),
         ("wayline", "_wayline:recovery", n, ()),
         ("bare", "_baseline:recovery", n_dbos, ()),
@@ -177,17 +207,17 @@ def _recovery(quick: bool) -> list[Scenario]:
                 suite="recovery",
                 system=system,
                 func=func,
-                params={"n": size},
+                params={"n": count},
                 metric="resume_s",
                 unit="s to resume",
                 higher_is_better=False,
-                group=str(size),
+                group=str(count),
                 baseline=system == "bare",
                 requires=req,
                 prepare=True,
                 also=(("complete_s", "all done in"),),
                 timeout_s=timeout,
-                label=f"n={size}",
+                label=f"n={count}",
             )
         )
     return rows
@@ -199,14 +229,14 @@ def _recovery(quick: bool) -> list[Scenario]:
 MAILBOX_IN_MEMORY_CAP = 100_000
 
 
-def _mailbox(quick: bool) -> list[Scenario]:
+def _mailbox(size: Size) -> list[Scenario]:
     """Memory per waiting run (target < 1 KB) and signal -> result of a passivated run."""
-    samples = 50 if quick else 200
+    samples = size.pick(200, 50, 5)
     rows = []
-    for n in (5000,) if quick else (100_000, 1_000_000):
+    for n in size.pick((100_000, 1_000_000), (5000,), (200,)):
         loaded = min(n, MAILBOX_IN_MEMORY_CAP)
         capped = f", capped at {loaded:,} of {n:,} (~13 GB for all)" if loaded < n else ""
-        for system, func, size, extra, label in (
+        for system, func, count, extra, label in (
             ("bare", "_baseline:waiting_memory", n, {}, "asyncio task per run, RSS growth"),
             (
                 "wayline",
@@ -228,7 +258,7 @@ def _mailbox(quick: bool) -> list[Scenario]:
                     suite="mailbox",
                     system=system,
                     func=func,
-                    params={"n": size, "samples": samples, **extra},
+                    params={"n": count, "samples": samples, **extra},
                     metric="bytes_per_run",
                     unit="B/waiting run",
                     higher_is_better=False,
@@ -236,19 +266,19 @@ def _mailbox(quick: bool) -> list[Scenario]:
                     baseline=system == "bare",
                     prepare=system == "wayline",
                     # A million runs take minutes to create (the prepare phase) on 2 cores.
-                    timeout_s=180.0 if quick else 1800.0,
-                    label=f"n={size:,}, {label}",
+                    timeout_s=size.pick(1800.0, 180.0),
+                    label=f"n={count:,}, {label}",
                     also=(("reload_ms", "signal->result ms p50"), ("reload_p99_ms", "p99")),
                 )
             )
     return rows
 
 
-def _asl(quick: bool) -> list[Scenario]:
-    cases = 60 if quick else 0  # 0 = every case
-    executions = 200 if quick else 2000
-    moto_executions = 30 if quick else 200
-    timeout = 120.0 if quick else 900.0
+def _asl(size: Size) -> list[Scenario]:
+    cases = size.pick(0, 60, 5)  # 0 = every case
+    executions = size.pick(2000, 200, 10)
+    moto_executions = size.pick(200, 30, 3)
+    timeout = size.pick(900.0, 120.0)
 
     def row(system: str, func: str, group: str, baseline: bool, **params: object) -> Scenario:
         return Scenario(
@@ -270,7 +300,7 @@ def _asl(quick: bool) -> list[Scenario]:
             ),
         )
 
-    items = 1000 if quick else 10_000
+    items = size.pick(10_000, 1000, 20)
 
     def map_row(mode: str) -> Scenario:
         # What durable child runs cost: a distributed Map against the same Map run inline.
@@ -298,22 +328,50 @@ def _asl(quick: bool) -> list[Scenario]:
     ]
 
 
-def build(suite: str, quick: bool) -> list[Scenario]:
-    """The scenarios of ``suite`` (or of every suite for ``all``)."""
+def _capacity(size: Size) -> list[Scenario]:
+    """N live actors, each answering one ask (the test suite once ran 100,000 of these)."""
+    rows = []
+    for n in size.pick((100_000,), (20_000,), (500,)):
+        for system in ("bare", "wayline"):
+            rows.append(
+                Scenario(
+                    suite="capacity",
+                    system=system,
+                    func=f"_capacity:{system}",
+                    params={"n": n},
+                    metric="us_per_actor",
+                    unit="us/actor",
+                    higher_is_better=False,
+                    group=str(n),
+                    baseline=system == "bare",
+                    timeout_s=size.pick(600.0, 120.0),
+                    label=f"n={n:,} live actors, one ask each",
+                    also=(("bytes_per_actor", "B/actor"),),
+                )
+            )
+    return rows
+
+
+def build(suite: str, size: Size | str) -> list[Scenario]:
+    """The scenarios of ``suite`` (or of every suite for ``all``) at ``size``:
+    ``"full"``, ``"quick"`` or ``"smoke"``."""
+    size = size if isinstance(size, Size) else Size.of(size)
     if suite == "all":
-        return [s for name in SUITES for s in build(name, quick)]
+        return [s for name in SUITES for s in build(name, size)]
     if suite == "throughput":
-        return _throughput(quick)
+        return _throughput(size)
     if suite == "sequential":
-        return _sequential(quick)
+        return _sequential(size)
     if suite in ("signal", "latency"):
-        return _latency_like(suite, quick)
+        return _latency_like(suite, size)
     if suite == "recovery":
-        return _recovery(quick)
+        return _recovery(size)
     if suite == "mailbox":
-        return _mailbox(quick)
+        return _mailbox(size)
     if suite == "asl":
-        return _asl(quick)
+        return _asl(size)
     if suite == "tracing":
-        return _tracing(quick)
+        return _tracing(size)
+    if suite == "capacity":
+        return _capacity(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

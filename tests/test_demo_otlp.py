@@ -3,7 +3,9 @@ one trace across the SIGKILL."""
 
 from __future__ import annotations
 
+import json
 import re
+import socket
 import subprocess
 import sys
 from pathlib import Path
@@ -27,9 +29,10 @@ def test_demo_exports_one_trace_across_the_kill(tmp_path: Path) -> None:
         spans = got.spans()
         services = got.service_names()
     assert "killed with SIGKILL" in proc.stdout
-    printed = re.search(r"trace ([0-9a-f]{32}):", proc.stdout)
+    printed = re.search(r"trace ([0-9a-f]{32}): the last worker sent (\d+) spans of this run's trace", proc.stdout)
     assert printed is not None, proc.stdout[-2000:]
     assert {s.trace_id.hex() for s in spans} == {printed.group(1)}
+    assert 1 <= int(printed.group(2)) < len(spans)  # the killed worker sent the rest
     assert services == {"wayline-demo"}
     # One root, and no span whose parent the collector never got.
     (root,) = [s for s in spans if not s.parent_span_id]
@@ -53,3 +56,26 @@ def test_demo_exports_one_trace_across_the_kill(tmp_path: Path) -> None:
 
 def _attrs(span: Any) -> dict[str, Any]:
     return {a.key: a.value for a in span.attributes}
+
+
+@pytest.mark.timeout(120)
+def test_demo_without_a_collector_says_so_once_and_claims_nothing(tmp_path: Path) -> None:
+    with socket.socket() as sock:  # a port where nothing listens
+        sock.bind(("127.0.0.1", 0))
+        url = f"http://127.0.0.1:{sock.getsockname()[1]}"
+    proc = subprocess.run(
+        [sys.executable, "-m", "wayline.demo", "--db", str(tmp_path / "demo.db"), "--otlp-endpoint", url, "--json"],
+        capture_output=True,
+        text=True,
+        timeout=100,
+    )
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["status"] == "SUCCEEDED" and doc["killed"] is True
+    assert doc["otlp"]["endpoint"] == url and doc["otlp"]["last_worker"] is None
+    assert "Connection refused" in doc["otlp"]["unreachable"]
+    narration = proc.stderr
+    assert narration.count("Connection refused") == 1, narration  # once, not once per retry
+    assert f"no collector at {url}" in narration and "the workers export nothing" in narration
+    assert "stderr]" not in narration  # no worker complained: none tried to export
+    assert "trace " not in narration  # and no trace is claimed

@@ -1,4 +1,9 @@
-"""Actors are cheap: 100,000 live at once, each answering an ask."""
+"""Many actors at once: every one answers its ask and stays alive for more.
+
+The capacity figure (100,000 live actors, time and memory per actor) is a benchmark,
+`python -m benchmarks capacity`; this test keeps the behaviour, at a size that costs
+nothing (it ran 100,000 actors twice on every `make test`: about 30 s of the suite).
+"""
 
 from __future__ import annotations
 
@@ -11,8 +16,8 @@ from wayline.actors import Actor, ActorRef, Supervisor, SupervisorSpec, SystemCl
 
 pytestmark = pytest.mark.anyio
 
-N = 100_000
-ASKERS = 200
+N = 2_000
+ASKERS = 50  # more askers than one, so that many mailboxes are busy at once
 
 
 class Echo(Actor[Any]):
@@ -20,7 +25,7 @@ class Echo(Actor[Any]):
         return (self.ref.name, message)
 
 
-async def test_hundred_thousand_live_actors_each_answer_one_ask() -> None:
+async def test_many_live_actors_each_answer_one_ask() -> None:
     async with Supervisor(SupervisorSpec(), SystemClock()) as sup:
         refs: list[ActorRef[Any]] = [sup.spawn(f"a{i}", Echo) for i in range(N)]
         assert len(sup.children) == N

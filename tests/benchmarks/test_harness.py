@@ -1,8 +1,9 @@
 """The benchmark harness works: every scenario yields a number or says why not.
 
-These tests assert behaviour, never speed: the quick runs check that each row of
-each suite produced a figure, or an explicit "skipped" / "not ready" reason, and
-that the pure parts (percentiles, ratios, the table) compute what they claim.
+These tests assert behaviour, never speed: the smoke runs (every row of every suite,
+peers included, on a handful of items) check that each row produced a figure, or an
+explicit "skipped" / "not ready" reason, and that the pure parts (percentiles, ratios,
+the table) compute what they claim.
 """
 
 from __future__ import annotations
@@ -95,17 +96,23 @@ def test_a_failing_scenario_is_a_row_not_a_crash() -> None:
 
 def test_every_suite_has_a_baseline_row() -> None:
     for suite in SUITES:
-        for quick in (True, False):
-            rows = build(suite, quick)
+        for size in ("full", "quick", "smoke"):
+            rows = build(suite, size)
             groups = {s.group for s in rows}
             baselines = {s.group for s in rows if s.baseline}
             assert groups == baselines, suite
 
 
+def test_smoke_runs_the_code_of_every_row_that_quick_and_full_run() -> None:
+    for suite in SUITES:
+        code = {size: {(s.system, s.func) for s in build(suite, size)} for size in ("full", "quick", "smoke")}
+        assert code["smoke"] == code["quick"] == code["full"], suite
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("suite", SUITES)
-def test_quick_suite_reports_a_number_or_a_reason(suite: str, tmp_path: Path) -> None:
+def test_smoke_run_reports_a_number_or_a_reason(suite: str, tmp_path: Path) -> None:
     if suite == "asl" and not CASES_DIR.is_dir():
         pytest.skip(f"the asl suite's baseline runs the shared conformance cases, absent from {CASES_DIR}")
     cmd = [
@@ -113,7 +120,7 @@ def test_quick_suite_reports_a_number_or_a_reason(suite: str, tmp_path: Path) ->
         "-m",
         "benchmarks",
         suite,
-        "--quick",
+        "--smoke",
         "--json",
         "--repeats",
         "1",

@@ -8,13 +8,15 @@ import json
 import os
 import subprocess
 import sys
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from wayline import RunContext, RunStatus, activity, open_runtime, workflow
+from wayline import RunContext, RunFailed, RunStatus, activity, open_runtime, workflow
+from wayline.testing import VirtualClock
 
 WAYLINE = Path(sys.executable).with_name("wayline")
 
@@ -49,19 +51,28 @@ async def declined(ctx: RunContext, amount: float) -> None:
 WORKFLOWS = [approval, order, declined]
 
 
-async def wait_status(rt: Any, run_id: str, status: RunStatus) -> None:
-    while (await rt.describe(run_id)).status is not status:  # noqa: ASYNC110 - polls the store
-        await asyncio.sleep(0.005)
+async def settle(clock: VirtualClock) -> None:
+    """Return once every run of the runtime on ``clock`` is parked and its checkpoint committed.
+
+    A `VirtualClock` only moves on when no task can run and the store has no write in
+    flight, so a short virtual sleep ends exactly then: a wait on a condition, not a poll.
+    """
+    await clock.sleep(0.001)
 
 
 async def _populate(path: str) -> None:
-    async with open_runtime(path, workflows=WORKFLOWS) as rt:
-        await rt.start(order, 12.5, run_id="paid")
-        await rt.start(declined, 99.0, run_id="declined")
+    # Virtual time starting now: `--since 1h` finds these runs, and each starts 1 s after the
+    # one before, so `runs list` has an order to show.
+    clock = VirtualClock(start=time.time() - 10)
+    async with open_runtime(path, workflows=WORKFLOWS, clock=clock) as rt:
+        await (await rt.start(order, 12.5, run_id="paid")).result()
+        clock.advance(1)
+        with pytest.raises(RunFailed):
+            await (await rt.start(declined, 99.0, run_id="declined")).result()
+        clock.advance(1)
         await rt.start(approval, "contract-7", run_id="waiting")
-        for run_id, status in (("paid", RunStatus.SUCCEEDED), ("declined", RunStatus.FAILED)):
-            await wait_status(rt, run_id, status)
-        await wait_status(rt, "waiting", RunStatus.WAITING)
+        await settle(clock)
+        assert (await rt.describe("waiting")).status is RunStatus.WAITING
 
 
 @dataclass
@@ -71,8 +82,11 @@ class Cli:
     db: str
     cwd: Path
 
+    def argv(self, *args: str, db: bool = True) -> list[str]:
+        return [str(WAYLINE), *args] + (["--db", self.db] if db else [])
+
     def __call__(self, *args: str, db: bool = True, stdin: str | None = None, **env: str) -> Result:
-        argv = [str(WAYLINE), *args] + (["--db", self.db] if db else [])
+        argv = self.argv(*args, db=db)
         environ = {**os.environ, **env}
         proc = subprocess.run(argv, capture_output=True, text=True, cwd=self.cwd, env=environ, input=stdin, timeout=60)
         return Result(proc.returncode, proc.stdout, proc.stderr)

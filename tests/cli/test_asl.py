@@ -9,7 +9,6 @@ import os
 import pty
 import signal
 import subprocess
-import time
 from pathlib import Path
 
 import pytest
@@ -243,37 +242,64 @@ def test_progress_is_drawn_on_a_terminal(fresh: Cli, files: Path) -> None:
     assert b"\r\x1b[K" in drawn and b"run s, " in drawn and b"state Pause" in drawn
 
 
+# A resource that tells the test, through a pipe the test passes down (WAYLINE_TEST_FD), what
+# it got: the test blocks on the pipe instead of polling files or the database. Without the
+# variable (a later run, or a retry after a resume) it tells nobody.
+TELL = """
+import os
+
+
+async def tell(payload):
+    fd = os.environ.pop("WAYLINE_TEST_FD", None)
+    if fd is not None:
+        os.write(int(fd), (payload.get("token") or "entered").encode() + b"\\n")
+        os.close(int(fd))
+    return payload
+
+RESOURCES = {"tell": tell, "tell.waitForTaskToken": tell}
+"""
+
+
+def _told(read_end: int, proc: subprocess.Popen[str]) -> str:
+    """The line the resource wrote to the pipe: waits for it (or for the command to die)."""
+    with os.fdopen(read_end, "rb") as pipe:
+        line = pipe.readline().decode().strip()
+    if not line:
+        pytest.fail(f"the command exited ({proc.wait()}) before its resource ran: {proc.communicate()[1]}")
+    return line
+
+
+def _popen_telling(argv: list[str], cwd: Path) -> tuple[subprocess.Popen[str], int]:
+    read_end, write_end = os.pipe()
+    env = {**os.environ, "WAYLINE_TEST_FD": str(write_end)}
+    proc = subprocess.Popen(
+        argv, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env, pass_fds=(write_end,)
+    )
+    os.close(write_end)  # the command holds the only writer: its exit ends the test's read
+    return proc, read_end
+
+
 def test_interrupted_run_is_saved_and_resumed_by_its_run_id(fresh: Cli, files: Path) -> None:
     pause = {
-        "StartAt": "Pause",
+        "StartAt": "Mark",
         "States": {
-            "Pause": {"Type": "Wait", "Seconds": 2, "Next": "Done"},
+            "Mark": {"Type": "Task", "Resource": "tell", "Next": "Pause"},
+            "Pause": {"Type": "Wait", "Seconds": 1, "Next": "Done"},
             "Done": {"Type": "Pass", "Result": {"ok": 1}, "End": True},
         },
     }
     (files / "pause.json").write_text(json.dumps(pause))
-    argv = [str(WAYLINE), "asl", "run", "pause.json", "--run-id", "p1", "--db", fresh.db]
-    proc = subprocess.Popen(argv, cwd=files, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-
-    async def entered_wait() -> None:
-        async with open_runtime(fresh.db, recover=False, inbox_poll_interval=None) as rt:
-            while True:
-                if await rt.store.get_run("p1") is not None:
-                    events = [e async for e in rt.history("p1")]
-                    if any(getattr(e, "name", "") == "WaitStateEntered" for e in events):
-                        return
-                await asyncio.sleep(0.02)
-
-    while not os.path.exists(fresh.db) and proc.poll() is None:
-        time.sleep(0.02)  # the command creates it
-    asyncio.run(entered_wait())
+    (files / "telling.py").write_text(TELL)
+    argv = [str(WAYLINE), "asl", "run", "pause.json", "--run-id", "p1", "--resources", "telling:RESOURCES"]
+    proc, told = _popen_telling([*argv, "--db", fresh.db], files)
+    assert _told(told, proc) == "entered"  # the run exists and is under way
     proc.send_signal(signal.SIGINT)
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 130, err
     assert out == ""
     assert f"`wayline asl run pause.json --run-id p1 --db {fresh.db}` resumes it" in err
     assert fresh("runs", "show", "p1", "--json").json()["status"] == "RUNNING"
-    res = fresh("asl", "run", "pause.json", "--run-id", "p1")
+    res = fresh(*argv[1:])
     assert res.code == 0, res.err
     assert json.loads(res.out) == {"ok": 1}
     names = [e.get("name", e["type"]) for e in fresh("runs", "history", "p1", "--json").json()]
@@ -288,7 +314,7 @@ def test_wait_for_task_token_answered_by_another_wayline_process(fresh: Cli, fil
         "States": {
             "Ask": {
                 "Type": "Task",
-                "Resource": "notify.waitForTaskToken",
+                "Resource": "tell.waitForTaskToken",
                 "Parameters": {"token.$": "$$.Task.Token", "doc.$": "$.doc"},
                 "ResultPath": "$.answer",
                 "End": True,
@@ -296,22 +322,11 @@ def test_wait_for_task_token_answered_by_another_wayline_process(fresh: Cli, fil
         },
     }
     (files / "ask.json").write_text(json.dumps(ask))
-    (files / "notify.py").write_text(
-        "import pathlib\n\n"
-        "async def notify(payload):\n"
-        "    part = pathlib.Path('token.part')\n"
-        "    part.write_text(payload['token'])\n"
-        "    part.rename('token.txt')  # whole, never half-written, when the test sees it\n\n"
-        "RESOURCES = {'notify': notify}\n"
-    )
-    argv = [str(WAYLINE), "asl", "run", "ask.json", "--input", '{"doc": "lease"}', "--resources", "notify:RESOURCES"]
-    proc = subprocess.Popen(
-        [*argv, "--db", fresh.db], cwd=files, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
-    )
-    token_file = files / "token.txt"
-    while not token_file.exists() and proc.poll() is None:
-        time.sleep(0.02)
-    res = fresh("callback", "complete", token_file.read_text(), '{"approved": true}')
+    (files / "telling.py").write_text(TELL)
+    argv = [str(WAYLINE), "asl", "run", "ask.json", "--input", '{"doc": "lease"}', "--resources", "telling:RESOURCES"]
+    proc, told = _popen_telling([*argv, "--db", fresh.db], files)
+    token = _told(told, proc)
+    res = fresh("callback", "complete", token, '{"approved": true}')
     assert res.code == 0, res.err
     out, err = proc.communicate(timeout=60)
     assert proc.returncode == 0, err

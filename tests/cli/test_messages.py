@@ -4,13 +4,15 @@ a client process, delivered by the worker that runs the run."""
 from __future__ import annotations
 
 import asyncio
+import time
 from pathlib import Path
 
 import pytest
 
 from wayline import CallbackError, RunCancelled, RunContext, RunStatus, activity, open_runtime, workflow
+from wayline.testing import VirtualClock
 
-from .conftest import WAYLINE, WORKFLOWS, Cli, approval, wait_status
+from .conftest import WAYLINE, WORKFLOWS, Cli, approval, settle
 
 
 async def _resume(db: str, run_id: str) -> object:
@@ -119,9 +121,11 @@ def signing(tmp_path: Path) -> tuple[Cli, str]:
     db = str(tmp_path / "sign.db")
 
     async def populate() -> None:
-        async with open_runtime(db, workflows=[sign]) as rt:
+        clock = VirtualClock(start=time.time())
+        async with open_runtime(db, workflows=[sign], clock=clock) as rt:
             await rt.start(sign, "lease", run_id="signing")
-            await wait_status(rt, "signing", RunStatus.WAITING)
+            await settle(clock)
+            assert (await rt.describe("signing")).status is RunStatus.WAITING
 
     tokens.clear()
     asyncio.run(populate())

@@ -20,7 +20,7 @@ def test_list_shows_every_run_newest_first(cli: Cli) -> None:
         ["declined", "declined@1", "FAILED"],
         ["paid", "order@1", "SUCCEEDED"],
     ]
-    assert "waiting for signal:verdict" in lines[1]
+    assert "waiting for signal 'verdict'" in lines[1]
     assert "ValueError: card declined for 99.0" in lines[2]
     assert res.err == ""
 
@@ -60,7 +60,7 @@ def test_show_a_waiting_run(cli: Cli) -> None:
     fields = {line[:12].strip(): line[12:].strip() for line in res.out.splitlines()}
     assert fields["status"] == "WAITING"
     assert fields["workflow"] == "approval (version 2)"
-    assert fields["waiting for"] == "signal:verdict"
+    assert fields["waiting for"] == "signal 'verdict'"
     assert fields["vars"] == '{"doc":"contract-7"}'
     assert fields["ended"] == "-"
 

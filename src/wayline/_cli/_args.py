@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from ..persistence import RunStatus
+from ..runtime import StateMachine, WorkflowDef
 from ._errors import CliError, UsageError
 
 _DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$", re.IGNORECASE)
@@ -89,26 +90,38 @@ def parse_statuses(text: str) -> list[RunStatus]:
     return out
 
 
-def load_resources(spec: str) -> dict[str, Any]:
-    """``--resources module:mapping``: import ``module`` (the current directory first on the
-    path, as ``python -m`` does) and take its ``mapping`` of resource name or ARN to async
-    callable."""
+def import_attribute(spec: str, option: str, form: str, example: str) -> Any:
+    """``MODULE:NAME``: import ``MODULE`` (the current directory first on the path, as
+    ``python -m`` does) and take ``NAME`` (dotted names reach into it) from it.
+
+    Raises:
+        UsageError: ``spec`` is not of that form.
+        CliError: the module cannot be imported or has no such name.
+    """
     module_name, sep, attr = spec.partition(":")
     if not sep or not module_name or not attr:
-        raise UsageError(f"--resources {spec!r} must be MODULE:MAPPING, e.g. --resources my_tasks:RESOURCES")
+        raise UsageError(f"{option} {spec!r} must be {form}, e.g. {option} {example}")
     cwd = os.getcwd()
     if cwd not in sys.path:
         sys.path.insert(0, cwd)
+    where = option.lstrip("-") if option.startswith("--") else option
     try:
         module = importlib.import_module(module_name)
     except Exception as exc:  # the user's module: any error it raises on import is theirs
-        raise CliError(f"--resources: cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from None
+        raise CliError(f"{where}: cannot import module {module_name!r}: {type(exc).__name__}: {exc}") from None
     value: Any = module
     for part in attr.split("."):
         try:
             value = getattr(value, part)
         except AttributeError:
-            raise CliError(f"--resources: module {module_name!r} has no attribute {attr!r}") from None
+            raise CliError(f"{where}: module {module_name!r} has no attribute {attr!r}") from None
+    return value
+
+
+def load_resources(spec: str) -> dict[str, Any]:
+    """``--resources module:mapping``: the module's ``mapping`` of resource name or ARN to
+    async callable."""
+    value = import_attribute(spec, "--resources", "MODULE:MAPPING", "my_tasks:RESOURCES")
     if not isinstance(value, Mapping):
         raise CliError(
             f"--resources: {spec} is a {type(value).__name__}, not a mapping of resource name or ARN to async callable"
@@ -117,3 +130,12 @@ def load_resources(spec: str) -> dict[str, Any]:
         if not isinstance(name, str) or not callable(fn):
             raise CliError(f"--resources: entry {name!r} of {spec} must map a resource name (str) to an async callable")
     return dict(value)
+
+
+def load_workflow(spec: str) -> WorkflowDef[Any, Any] | StateMachine:
+    """``start module:workflow``: an ``@workflow`` function (or a `StateMachine`) of the module."""
+    value = import_attribute(spec, "start", "MODULE:WORKFLOW", "my_app.flows:order")
+    if not isinstance(value, WorkflowDef | StateMachine):
+        hint = " (decorate it with @workflow)" if callable(value) else ""
+        raise CliError(f"start: {spec} is a {type(value).__name__}, not an @workflow or a StateMachine{hint}")
+    return value

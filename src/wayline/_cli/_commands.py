@@ -21,12 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from .._errors import RedriveError, RunCancelled, RunFailed, RunNotFoundError
+from .._errors import RedriveError, RunCancelled, RunConflictError, RunFailed, RunNotFoundError
 from ..errors import AslDefinitionError
 from ..persistence import RunStatus, SQLiteStore
-from ..runtime import Runtime, StateMachine, open_runtime
+from ..runtime import Runtime, StateMachine, WorkflowDef, open_runtime
 from . import _output as out
-from ._args import load_resources, parse_json, parse_since, parse_statuses, read_text
+from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, read_text
+from ._details import detail, details
 from ._errors import FAILED, OK, CliError, UsageError
 from ._progress import progress
 
@@ -65,11 +66,11 @@ async def _client(opts: Options) -> AsyncIterator[Runtime]:
 
 
 @contextlib.asynccontextmanager
-async def _owner(opts: Options, machine: StateMachine) -> AsyncIterator[Runtime]:
-    # Owner: it resumes this machine's interrupted runs too, and polls the inbox so that
+async def _owner(opts: Options, workflow: WorkflowDef[Any, Any] | StateMachine) -> AsyncIterator[Runtime]:
+    # Owner: it resumes this workflow's interrupted runs too, and polls the inbox so that
     # signals and callbacks sent by other `wayline` processes reach its runs.
     store = SQLiteStore(opts.db, busy_timeout=opts.lock_timeout)
-    async with open_runtime(store, workflows=[machine], recover=True, inbox_poll_interval=0.1) as rt:
+    async with open_runtime(store, workflows=[workflow], recover=True, inbox_poll_interval=0.1) as rt:
         yield rt
 
 
@@ -92,13 +93,14 @@ async def runs_list(opts: Options, status: str | None, workflow: str | None, sin
     async with _client(opts) as rt:
         # One more than shown: whether to say that more runs match, without reading them all.
         runs = await rt.list_runs(status=statuses, workflow=workflow, since=after, newest_first=True, limit=limit + 1)
-    newest = runs[:limit]
+        newest = runs[:limit]
+        found = await details(rt, [r.run_id for r in newest])
     if opts.json:
-        out.emit_json([out.run_doc(r) for r in newest])
+        out.emit_json([out.run_doc(r, found[r.run_id]) for r in newest])
     elif not newest:
         print("no runs match")
     else:
-        print(out.runs_table(newest))
+        print(out.runs_table(newest, found))
     if len(runs) > limit and not opts.json:
         _note(f"(the {limit} most recent matching runs; more match: raise --limit to see them)")
     return OK
@@ -107,10 +109,11 @@ async def runs_list(opts: Options, status: str | None, workflow: str | None, sin
 async def runs_show(opts: Options, run_id: str) -> int:
     async with _client(opts) as rt:
         info = await rt.describe(run_id)
+        more = await detail(rt, await rt.store.get_run(run_id))
     if opts.json:
-        out.emit_json(out.run_doc(info))
+        out.emit_json(out.run_doc(info, more))
     else:
-        print(out.run_text(info))
+        print(out.run_text(info, more))
     return OK
 
 
@@ -197,6 +200,72 @@ def _callback_done(opts: Options, what: str) -> int:
         out.emit_json({"callback": what, "sent": True})
     else:
         print(f"callback {what}: committed; the worker running the run delivers it")
+    return OK
+
+
+# --- starting code workflows ------------------------------------------------------------------
+
+
+async def start(opts: Options, target: str, input_text: str | None, run_id: str | None, wait: bool) -> int:
+    """``wayline start MODULE:WORKFLOW``: commit a new run; with ``--wait``, also run it here."""
+    workflow = load_workflow(target)
+    takes_input = getattr(workflow, "takes_input", True)  # a StateMachine always takes one
+    if input_text is not None and not takes_input:
+        raise UsageError(f"workflow {workflow.name!r} takes no input (its function is (ctx)); leave out --input")
+    if input_text is None and takes_input and isinstance(workflow, WorkflowDef):
+        raise UsageError(f"workflow {workflow.name!r} takes an input; give it with --input JSON")
+    payload = parse_json(input_text, "--input") if input_text is not None else None
+    run_id = run_id or uuid.uuid4().hex
+    here = f"wayline start {shlex.quote(target)} --run-id {shlex.quote(run_id)}"
+    if input_text is not None:
+        here += f" --input {shlex.quote(input_text)}"
+    here += f"{_db_flag(opts)} --wait"
+    if wait:
+        async with _owner(opts, workflow) as rt:
+            await rt.start(workflow, payload, run_id=run_id)
+            opts.on_interrupt.append(f"run {run_id!r} is saved; `{here}` resumes it")
+            return await _finish(opts, rt, run_id)
+    return await _commit(opts, workflow, payload, run_id, here)
+
+
+async def _commit(
+    opts: Options, workflow: WorkflowDef[Any, Any] | StateMachine, payload: Any, run_id: str, here: str
+) -> int:
+    """Commit the run and leave it for a worker: nothing of it runs in this process.
+
+    The database's owner lock is taken (not its unfinished runs) so that no worker is running
+    it: one would not see a run committed behind its back before its next start.
+    """
+    store = SQLiteStore(opts.db, busy_timeout=opts.lock_timeout)
+    async with open_runtime(store, workflows=[workflow], recover=False, inbox_poll_interval=None) as rt:
+        store.claim_ownership()
+        existing = await rt.store.get_run(run_id)
+        if existing is None:
+            await rt.start(workflow, payload, run_id=run_id)
+            # Nothing awaited from here to the runtime's close, which stops the run's actor
+            # before it takes its first step: the run starts in a worker, not here.
+        elif existing.workflow != workflow.name:
+            raise RunConflictError(run_id, existing.workflow, workflow.name)
+    status = existing.status.value if existing is not None else RunStatus.RUNNING.value
+    if opts.json:
+        out.emit_json(
+            {
+                "run_id": run_id,
+                "workflow": workflow.name,
+                "version": workflow.version,
+                "status": status,
+                "created": existing is None,
+            }
+        )
+    elif existing is not None:
+        print(f"run {run_id} of workflow {workflow.name!r} exists already ({status}); nothing started")
+    else:
+        print(run_id)
+        _note(
+            f"run {run_id} of workflow {workflow.name!r} is committed, and nothing of it ran here. A worker that "
+            f"registers {workflow.name!r} runs it when it opens the database (open_runtime resumes unfinished "
+            f"runs); or run it here: `{here}`"
+        )
     return OK
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from .._errors import (
     DatabaseOwnedError,
     RunNotFoundError,
@@ -36,6 +38,15 @@ def leaf_error(exc: BaseException) -> BaseException:
     return exc
 
 
+def error_ids(exc: WaylineError) -> dict[str, Any]:
+    """The ids and values an error carries as attributes (``run_id``, ``token``...), for JSON."""
+    return {
+        k: v
+        for k, v in vars(exc).items()
+        if not k.startswith("_") and isinstance(v, str | int | float | bool | type(None)) and k != "args"
+    }
+
+
 def message_for(exc: WaylineError, db: str) -> str:
     """The CLI's wording of a wayline error: the runtime's message, with hints that name
     commands instead of Python calls where the two differ."""
@@ -44,7 +55,8 @@ def message_for(exc: WaylineError, db: str) -> str:
     if isinstance(exc, DatabaseOwnedError):
         return (
             f"database {db!r} is run by another process (a worker holds its owner lock); this command "
-            "runs workflows itself, so stop that process first, or use another database file"
+            "needs the database to itself, so stop that process first, or use another database file "
+            "(in the worker's own code, rt.start and rt.redrive do the same)"
         )
     if isinstance(exc, WorkflowNotFoundError) and exc.run_id is not None:
         return (

@@ -14,7 +14,8 @@ from .. import __version__
 from .._errors import WaylineError
 from ..runtime import JsonLogFormatter, RunLogFilter
 from . import _commands as cmd
-from ._errors import FAILED, INTERRUPTED, USAGE, CliError, leaf_error, message_for
+from ._errors import FAILED, INTERRUPTED, USAGE, CliError, error_ids, leaf_error, message_for
+from ._output import emit_error
 
 log = logging.getLogger("wayline.cli")
 
@@ -34,126 +35,178 @@ Exit status: 0 done, 1 the operation failed (or the run did), 2 the command line
 class _Parser(argparse.ArgumentParser):
     """argparse with a one-line error (exit 2) instead of the usage block."""
 
+    json_errors = False
+
     def error(self, message: str) -> NoReturn:
-        sys.stderr.write(f"{self.prog}: error: {message} (see `{self.prog} --help`)\n")
+        text = f"{message} (see `{self.prog} --help`)"
+        if self.json_errors:
+            emit_error("UsageError", text, USAGE)
+        else:
+            sys.stderr.write(f"{self.prog}: error: {text}\n")
         sys.exit(USAGE)
 
 
-def _add_common(parser: argparse.ArgumentParser, *, sub: bool) -> None:
-    """Options every command takes, before or after its name. On subcommands they default
-    to SUPPRESS so an option given before the command is not reset by the subparser."""
+class _JsonErrorParser(_Parser):
+    """The parser when ``--json`` is among the arguments: its errors are JSON documents too."""
 
-    def default(value: Any) -> Any:
-        return argparse.SUPPRESS if sub else value
-
-    group = parser.add_argument_group("common options")
-    group.add_argument(
-        "--db", metavar="PATH", default=default(None), help="database file (default: $WAYLINE_DB or wayline.db)"
-    )
-    group.add_argument("--json", action="store_true", default=default(False), help="print one JSON document on stdout")
-    group.add_argument(
-        "--log-level", type=str.upper, choices=_LEVELS, default=default("WARNING"), help="log level (default: WARNING)"
-    )
-    group.add_argument(
-        "--log-format",
-        choices=("text", "json"),
-        default=default("text"),
-        help="log records on stderr as text or JSON lines",
-    )
-    group.add_argument(
-        "--otlp-endpoint",
-        metavar="URL",
-        default=default(None),
-        help="export traces and metrics over OTLP/HTTP to this collector (e.g. http://localhost:4318); "
-        "without it, the standard OTEL_EXPORTER_OTLP_ENDPOINT variables turn export on",
-    )
-    group.add_argument(
-        "--lock-timeout",
-        type=float,
-        metavar="SECONDS",
-        default=default(5.0),
-        help="how long to wait for a database locked by another process (default: 5)",
-    )
+    json_errors = True
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
+#: The options every command takes, before or after its name; `wayline --help` lists them once.
+_COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
+    (
+        ("--db",),
+        {"metavar": "PATH", "default": None, "help": "the database file (default: $WAYLINE_DB, else ./wayline.db)"},
+    ),
+    (("--json",), {"action": "store_true", "default": False, "help": "print one JSON document on stdout, errors too"}),
+    (
+        ("--log-level",),
+        {"type": str.upper, "choices": _LEVELS, "default": "WARNING", "help": "log level on stderr (default: WARNING)"},
+    ),
+    (
+        ("--log-format",),
+        {"choices": ("text", "json"), "default": "text", "help": "log records on stderr as text or JSON lines"},
+    ),
+    (
+        ("--otlp-endpoint",),
+        {
+            "metavar": "URL",
+            "default": None,
+            "help": "export traces and metrics over OTLP/HTTP to this collector (e.g. http://localhost:4318); "
+            "without it, the standard OTEL_EXPORTER_OTLP_ENDPOINT variables turn export on",
+        },
+    ),
+    (
+        ("--lock-timeout",),
+        {
+            "type": float,
+            "metavar": "SECONDS",
+            "default": 5.0,
+            "help": "how long to wait for a database locked by another process (default: 5)",
+        },
+    ),
+)
+
+_COMMON_NOTE = (
+    "Common options (--db, --json, --log-level, --log-format, --otlp-endpoint, --lock-timeout) "
+    "go before or after the command; `wayline --help` describes them."
+)
+
+
+def _add_common(parser: argparse.ArgumentParser, *, top: bool, skip: tuple[str, ...] = ()) -> None:
+    """The common options: described on the top-level parser; accepted but not listed again on
+    each subcommand, where they default to SUPPRESS so an option given before the command is
+    not reset by the subparser."""
+    group = parser.add_argument_group("common options") if top else parser
+    for flags, spec in _COMMON:
+        if flags[0] in skip:
+            continue
+        options = dict(spec)
+        if not top:
+            options.update(default=argparse.SUPPRESS, help=argparse.SUPPRESS)
+        group.add_argument(*flags, **options)
+
+
+_RUN_ID = "the run's id"
+_RESOURCES = "Task resources: MODULE:MAPPING, a dict of Task Resource name or ARN to async callable in MODULE"
+
+
+def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
+    """The ``wayline`` argument parser; ``json_errors`` makes its usage errors JSON documents."""
+    parser_class = _JsonErrorParser if json_errors else _Parser
+    parser = parser_class(
         prog="wayline",
-        description="Inspect and steer wayline runs; validate and run Step Functions state machines.",
+        description="Inspect and steer wayline runs; start workflows; validate and run Step Functions state machines.",
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    _add_common(parser, sub=False)
+    _add_common(parser, top=True)
     parser.add_argument("--version", action="version", version=f"wayline {__version__}")
-    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND", parser_class=parser_class)
 
-    def command(group: Any, name: str, help: str) -> argparse.ArgumentParser:
-        p: argparse.ArgumentParser = group.add_parser(name, help=help, description=help)
-        _add_common(p, sub=True)
+    def group(name: str, help: str, dest: str) -> Any:
+        p: argparse.ArgumentParser = commands.add_parser(name, help=help, description=help, epilog=_COMMON_NOTE)
+        _add_common(p, top=False)
+        return p.add_subparsers(dest=dest, metavar="COMMAND", parser_class=parser_class)
+
+    def command(within: Any, name: str, help: str, skip: tuple[str, ...] = ()) -> argparse.ArgumentParser:
+        p: argparse.ArgumentParser = within.add_parser(name, help=help, description=help, epilog=_COMMON_NOTE)
+        _add_common(p, top=False, skip=skip)
         return p
 
-    runs = commands.add_parser("runs", help="list runs, show one, print its history, wait for it")
-    _add_common(runs, sub=True)
-    run_cmds = runs.add_subparsers(dest="runs_command", metavar="COMMAND", parser_class=_Parser)
-    p = command(run_cmds, "list", "list runs, the most recent first")
+    runs = group("runs", "list runs, show one, print its history, wait for it", "runs_command")
+    p = command(runs, "list", "list runs, the most recent first")
     p.add_argument("--status", metavar="S", help="only runs in status S (comma-separated: FAILED,CANCELLED)")
     p.add_argument("--workflow", metavar="W", help="only runs of workflow W")
     p.add_argument("--since", metavar="WHEN", help="only runs created since WHEN: 30m, 1h, 2d, or an ISO 8601 time")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N runs (default: 100)")
-    p = command(run_cmds, "show", "a run's status, workflow, timestamps, vars, waits, output or error")
-    p.add_argument("run_id", metavar="RUN_ID")
-    p = command(run_cmds, "history", "a run's events, oldest first")
-    p.add_argument("run_id", metavar="RUN_ID")
-    p = command(run_cmds, "wait", "wait until a run ends, then show how (exit 1 unless it succeeded)")
-    p.add_argument("run_id", metavar="RUN_ID")
+    p = command(runs, "show", "a run's status, workflow, timestamps, vars, what it waits for, output or error")
+    p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
+    p = command(runs, "history", "a run's events, oldest first")
+    p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
+    p = command(runs, "wait", "wait until a run ends, then show how (exit 1 unless it succeeded)")
+    p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after SECONDS (exit 1)")
 
+    p = command(commands, "start", "start a run of a code workflow (an @workflow in a Python module)")
+    p.add_argument("workflow", metavar="MODULE:WORKFLOW", help="where the workflow is, e.g. my_app.flows:order")
+    p.add_argument("--input", metavar="JSON", help="the run's input (required if the workflow takes one)")
+    p.add_argument("--run-id", metavar="ID", help="the run's id (default: a fresh one); an existing id is that run")
+    p.add_argument(
+        "--wait",
+        action="store_true",
+        help="run it here until it ends and print its output (exit 1 unless it succeeded); "
+        "without it, the run is committed and left for a worker",
+    )
+
     p = command(commands, "signal", "send a signal to a run")
-    p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("name", metavar="NAME")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run to signal")
+    p.add_argument("name", metavar="NAME", help="the signal's name, as the run waits for it (ctx.wait_signal)")
     p.add_argument("payload", metavar="JSON", nargs="?", default="null", help="the payload (default: null)")
 
     p = command(commands, "cancel", "cancel a run")
-    p.add_argument("run_id", metavar="RUN_ID")
-    p.add_argument("--reason", metavar="R")
+    p.add_argument("run_id", metavar="RUN_ID", help="the run to cancel")
+    p.add_argument("--reason", metavar="R", help="why, recorded with the cancellation")
 
-    cb = commands.add_parser("callback", help="complete, fail or heartbeat a callback token")
-    _add_common(cb, sub=True)
-    cb_cmds = cb.add_subparsers(dest="callback_command", metavar="COMMAND", parser_class=_Parser)
-    p = command(cb_cmds, "complete", "complete the callback with TOKEN, giving the waiting step its output")
-    p.add_argument("token", metavar="TOKEN")
-    p.add_argument("output", metavar="JSON")
-    p = command(cb_cmds, "fail", "fail the callback with TOKEN")
-    p.add_argument("token", metavar="TOKEN")
+    cb = group("callback", "complete, fail or heartbeat a callback token", "callback_command")
+    p = command(cb, "complete", "complete the callback with TOKEN, giving the waiting step its output")
+    p.add_argument("token", metavar="TOKEN", help="the token the run handed out")
+    p.add_argument("output", metavar="JSON", help="the waiting step's output")
+    p = command(cb, "fail", "fail the callback with TOKEN")
+    p.add_argument("token", metavar="TOKEN", help="the token the run handed out")
     p.add_argument("--error", required=True, metavar="E", help="the error name the run sees")
     p.add_argument("--cause", metavar="C", help="a readable cause")
-    p = command(cb_cmds, "heartbeat", "report that the work behind TOKEN is still alive")
-    p.add_argument("token", metavar="TOKEN")
+    p = command(cb, "heartbeat", "report that the work behind TOKEN is still alive")
+    p.add_argument("token", metavar="TOKEN", help="the token the run handed out")
 
     p = command(commands, "redrive", "restart a FAILED state machine run from the state that failed")
-    p.add_argument("run_id", metavar="RUN_ID")
+    p.add_argument("run_id", metavar="RUN_ID", help="the failed run")
     p.add_argument("--definition", required=True, metavar="FILE", help="the run's state machine definition (ASL JSON)")
-    p.add_argument(
-        "--resources", metavar="MODULE:MAPPING", help="Task resources: a dict of name or ARN to async callable"
-    )
+    p.add_argument("--resources", metavar="MODULE:MAPPING", help=_RESOURCES)
 
-    asl = commands.add_parser("asl", help="validate or run an Amazon States Language definition")
-    _add_common(asl, sub=True)
-    asl_cmds = asl.add_subparsers(dest="asl_command", metavar="COMMAND", parser_class=_Parser)
-    p = command(asl_cmds, "validate", "check a definition; every problem is listed with its path")
-    p.add_argument("file", metavar="FILE")
-    p = command(asl_cmds, "run", "run a definition durably on the database and print its output")
-    p.add_argument("file", metavar="FILE")
+    asl = group("asl", "validate or run an Amazon States Language definition", "asl_command")
+    p = command(asl, "validate", "check a definition; every problem is listed with its path")
+    p.add_argument("file", metavar="FILE", help="the definition (ASL JSON)")
+    p = command(asl, "run", "run a definition durably on the database and print its output")
+    p.add_argument("file", metavar="FILE", help="the definition (ASL JSON)")
     p.add_argument("--input", default="{}", metavar="JSON", help="the execution input (default: {})")
-    p.add_argument(
-        "--resources", metavar="MODULE:MAPPING", help="Task resources: a dict of name or ARN to async callable"
-    )
+    p.add_argument("--resources", metavar="MODULE:MAPPING", help=_RESOURCES)
     p.add_argument("--name", metavar="NAME", help="the state machine's name (default: the file name without .json)")
     p.add_argument("--run-id", metavar="ID", help="the run's id; an existing id resumes or reports that run")
 
-    p = command(commands, "demo", "run the crash-and-resume demo (python -m wayline.demo)")
-    p.add_argument("--keep", action="store_true", help="reuse the demo database instead of deleting it first")
-    p.add_argument("--no-kill", action="store_true", help="run the workflow once, uninterrupted")
+    from ..demo import __main__ as demo
+
+    # The demo takes its own --db: it never uses $WAYLINE_DB or ./wayline.db, and refuses a
+    # database with other workflows' runs (it recreates the one it runs on).
+    p = command(commands, "demo", "run the crash-and-resume demo (python -m wayline.demo)", skip=("--db",))
+    p.description = demo.DESCRIPTION
+    p.epilog = (
+        "With --json, the outcome is one JSON document on stdout, the narration on stderr. --json and "
+        "--otlp-endpoint are common options, described in `wayline --help`; the demo's --db is its own."
+    )
+    p.add_argument("--db", metavar="PATH", default=argparse.SUPPRESS, help=demo.DB_HELP)
+    p.add_argument("--keep", action="store_true", help=demo.KEEP_HELP)
+    p.add_argument("--no-kill", action="store_true", help=demo.NO_KILL_HELP)
     return parser
 
 
@@ -207,6 +260,8 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
             return lambda: cmd.callback_fail(opts, args.token, args.error, args.cause)
         case "callback", "heartbeat":
             return lambda: cmd.callback_heartbeat(opts, args.token)
+        case "start", _:
+            return lambda: cmd.start(opts, args.workflow, args.input, args.run_id, args.wait)
         case "redrive", _:
             return lambda: cmd.redrive(opts, args.run_id, args.definition, args.resources)
         case "asl", "run":
@@ -215,17 +270,11 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
 
 
 def _run_demo(args: argparse.Namespace) -> int:
-    from ..demo.__main__ import main as demo_main
+    from ..demo.__main__ import run
 
-    argv = []
-    # Only an explicit --db: the demo deletes its database first, so it must never default
-    # to $WAYLINE_DB or ./wayline.db, which may hold real runs.
-    if args.db is not None:
-        argv += ["--db", args.db]
-    argv += ["--keep"] * args.keep + ["--no-kill"] * args.no_kill
-    if args.otlp_endpoint:
-        argv += ["--otlp-endpoint", args.otlp_endpoint]  # the demo's workers configure their own export
-    return demo_main(argv)
+    # Only an explicit --db, never $WAYLINE_DB or ./wayline.db; the demo itself refuses a
+    # database with other workflows' runs. Its workers configure their own OTLP export.
+    return run(args.db, keep=args.keep, kill=not args.no_kill, as_json=args.json, otlp_endpoint=args.otlp_endpoint)
 
 
 _OTLP_VARIABLES = ("OTEL_EXPORTER_OTLP_ENDPOINT", "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
@@ -240,9 +289,20 @@ def _telemetry(args: argparse.Namespace) -> Any:
     return configure_telemetry(args.otlp_endpoint, service_name="wayline-cli")
 
 
+def _fail(opts: cmd.Options, kind: str, message: str, code: int, ids: dict[str, Any] | None = None) -> int:
+    """Report an error: one line on stderr, or with ``--json`` one JSON document on stdout."""
+    if opts.json:
+        emit_error(kind, message, code, ids)
+    else:
+        sys.stderr.write(f"wayline: error: {message}\n")
+    return code
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``wayline`` command with ``argv`` (default: ``sys.argv[1:]``); returns the exit status."""
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    # Looked for before parsing, so that a command line argparse refuses is a JSON error too.
+    parser = build_parser(json_errors="--json" in argv)
     args = parser.parse_args(argv)
     _configure_logging(args.log_level, args.log_format)
     opts = cmd.Options(
@@ -264,6 +324,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if telemetry is not None:
                 telemetry.shutdown()  # exports what is still buffered
     except KeyboardInterrupt:
+        if opts.json:
+            emit_error("Interrupted", " ".join(["interrupted", *opts.on_interrupt]), INTERRUPTED)
+            return INTERRUPTED
         sys.stderr.write("wayline: interrupted\n")
         for note in opts.on_interrupt:
             sys.stderr.write(f"wayline: {note}\n")
@@ -276,13 +339,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
             return FAILED
         if isinstance(exc, CliError):
-            sys.stderr.write(f"wayline: error: {exc}\n")
-            return exc.code
+            return _fail(opts, type(exc).__name__, str(exc), exc.code)
         if isinstance(exc, WaylineError):
-            sys.stderr.write(f"wayline: error: {message_for(exc, opts.db)}\n")
-            return FAILED
+            return _fail(opts, type(exc).__name__, message_for(exc, opts.db), FAILED, error_ids(exc))
         log.debug("unexpected error", exc_info=exc)
-        sys.stderr.write(
-            f"wayline: internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG for the traceback)\n"
+        return _fail(
+            opts,
+            "InternalError",
+            f"internal error: {type(exc).__name__}: {exc} (rerun with --log-level DEBUG for the traceback)",
+            FAILED,
         )
-        return FAILED

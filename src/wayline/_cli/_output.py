@@ -5,20 +5,14 @@ from __future__ import annotations
 import json
 import sys
 from collections.abc import Sequence
-from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
 
 from ..persistence import AnyEvent, Custom
 from ..runtime import RunInfo
-
-
-def iso(ts: float | None) -> str | None:
-    """Epoch seconds as ISO 8601 UTC with milliseconds (``2026-11-22T15:30:01.123Z``)."""
-    if ts is None:
-        return None
-    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="milliseconds").replace("+00:00", "Z")
+from ._details import Detail
+from ._time import iso
 
 
 def plain(value: Any) -> Any:
@@ -39,7 +33,14 @@ def emit_json(doc: Any) -> None:
     sys.stdout.write(json.dumps(doc, indent=2, ensure_ascii=False) + "\n")
 
 
-def run_doc(info: RunInfo) -> dict[str, Any]:
+def emit_error(kind: str, message: str, code: int, ids: dict[str, Any] | None = None) -> None:
+    """An error as the one JSON document on stdout: ``{"error": {"type", "message", "exit_status", ...ids}}``."""
+    emit_json({"error": {"type": kind, "message": message, "exit_status": code, **(ids or {})}})
+
+
+def run_doc(info: RunInfo, detail: Detail | None = None) -> dict[str, Any]:
+    """A run for ``--json``; with its `Detail`, the waits are objects with their deadlines."""
+    waiting: list[Any] = [w.doc() for w in detail.waits] if detail is not None else list(info.waiting_for)
     return {
         "run_id": info.run_id,
         "workflow": info.workflow,
@@ -48,8 +49,8 @@ def run_doc(info: RunInfo) -> dict[str, Any]:
         "created_at": iso(info.created_at),
         "updated_at": iso(info.updated_at),
         "ended_at": iso(info.ended_at),
-        "steps": info.steps,
-        "waiting_for": list(info.waiting_for),
+        "steps": _steps(info, detail),
+        "waiting_for": waiting,
         "vars": plain(info.vars),
         "input": plain(info.input),
         "output": plain(info.output),
@@ -74,15 +75,26 @@ def table(headers: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
     return "\n".join(lines)
 
 
-def _detail(info: RunInfo) -> str:
+def _steps(info: RunInfo, detail: Detail | None) -> int:
+    return detail.steps if detail is not None and detail.steps is not None else info.steps
+
+
+def _waiting(info: RunInfo, detail: Detail | None) -> list[str]:
+    return [w.text for w in detail.waits] if detail is not None else list(info.waiting_for)
+
+
+def _detail(info: RunInfo, detail: Detail | None) -> str:
     if info.error:
         return f"{info.error}: {info.cause}" if info.cause else info.error
-    if info.waiting_for:
-        return "waiting for " + ", ".join(info.waiting_for)
+    waiting = _waiting(info, detail)
+    if waiting and not info.status.finished:
+        return "waiting for " + "; ".join(waiting)
     return ""
 
 
-def runs_table(runs: Sequence[RunInfo]) -> str:
+def runs_table(runs: Sequence[RunInfo], details: dict[str, Detail] | None = None) -> str:
+    """``runs list``: one run per line. STEPS counts a state machine's states entered."""
+    found = details or {}
     rows = [
         [
             r.run_id,
@@ -90,8 +102,8 @@ def runs_table(runs: Sequence[RunInfo]) -> str:
             r.status.value,
             iso(r.created_at) or "",
             iso(r.updated_at) or "",
-            str(r.steps),
-            _short(_detail(r), 60),
+            str(_steps(r, found.get(r.run_id))),
+            _short(_detail(r, found.get(r.run_id)), 90),
         ]
         for r in runs
     ]
@@ -103,17 +115,19 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_text(info: RunInfo) -> str:
+def run_text(info: RunInfo, detail: Detail | None = None) -> str:
     """``runs show``: one field per line, values that are data written as JSON."""
+    machine = detail is not None and detail.state_machine
+    waiting = _waiting(info, detail) if not info.status.finished else []
     fields: list[tuple[str, str]] = [
         ("run", info.run_id),
-        ("workflow", f"{info.workflow} (version {info.version})"),
+        ("workflow", f"{info.workflow} (version {info.version}{', a state machine' if machine else ''})"),
         ("status", info.status.value),
         ("created", iso(info.created_at) or "-"),
         ("updated", iso(info.updated_at) or "-"),
         ("ended", iso(info.ended_at) or "-"),
-        ("steps", str(info.steps)),
-        ("waiting for", ", ".join(info.waiting_for) or "-"),
+        ("steps", f"{_steps(info, detail)}{' (states entered)' if machine else ''}"),
+        ("waiting for", "; ".join(waiting) or "-"),
         ("vars", compact(info.vars)),
         ("input", compact(info.input)),
     ]

@@ -10,6 +10,7 @@ from collections.abc import AsyncIterator
 from typing import TextIO
 
 from ..runtime import Runtime
+from ._details import describe_wait
 
 _SPIN = "|/-\\"
 _INTERVAL = 0.25
@@ -37,8 +38,9 @@ async def _draw(rt: Runtime, run_id: str, stream: TextIO) -> None:
                 parts.append(where)
             elif rec.steps:
                 parts.append(f"{rec.steps} steps")
+            now = time.time()
             if rec.waits:
-                parts.append("waiting for " + ", ".join(f"{w.kind}:{w.name[:16]}" for w in rec.waits))
+                parts.append("waiting for " + "; ".join(describe_wait(w, now).text for w in rec.waits))
         parts.append(f"{time.monotonic() - started:.0f}s")
         stream.write(f"\r\x1b[K{_SPIN[tick % len(_SPIN)]} " + ", ".join(parts))
         stream.flush()

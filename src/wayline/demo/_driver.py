@@ -8,10 +8,10 @@ while ``update_inventory`` and ``send_confirmation`` are running.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import json
 import logging
 import os
+import shlex
 import sys
 import time
 from collections import Counter
@@ -22,7 +22,9 @@ from typing import Any, NoReturn
 from wayline import RunInfo, open_runtime
 from wayline.persistence import Event, StepSucceeded
 
+from ._database import DemoDatabase
 from ._order import ORDER, RUN_ID, STEPS
+from ._tracing import collector_unreachable, trace_lines
 
 #: Seconds any one phase (a worker reaching the kill point, or finishing) may take.
 PHASE_TIMEOUT = 30.0
@@ -52,6 +54,8 @@ class Observed:
     finished: dict[str, Any] | None = None
     recovered: list[str] | None = None
     error: dict[str, Any] | None = None
+    #: The export status the last worker to exit reported (``--otlp-endpoint`` only).
+    telemetry: dict[str, Any] | None = None
     changed: asyncio.Event = field(default_factory=asyncio.Event)
 
 
@@ -115,6 +119,8 @@ class Worker:
             case "finished":
                 seen.finished = event
                 print(f"{tag} await handle.result() -> run {event['status']}")
+            case "telemetry":
+                seen.telemetry = event["status"]
             case "error":
                 seen.error = event
                 print(f"{tag} error: {event['error']}: {event['cause']}")
@@ -193,7 +199,10 @@ def _step_results(events: list[Event]) -> dict[str, Any]:
 
 def _print_history(events: list[Event]) -> None:
     t0 = events[0].ts if events else 0.0
-    for e in events:
+    # In time order: the events of parallel steps are stored as each checkpoint commits them
+    # (both of update_inventory's, then both of send_confirmation's), not as they happened.
+    # The sort is stable, so events of one checkpoint keep their recorded order.
+    for e in sorted(events, key=lambda e: e.ts):
         name = type(e).__name__
         step = getattr(e, "step", "")
         attempt = getattr(e, "attempt", None)
@@ -218,19 +227,63 @@ STEP_4 = """
 HISTORY_NOTE = """\
    (a step's StepStarted is recorded together with its outcome, so the attempts cut off by
     the kill left no event; their re-runs are attempt 1 again)"""
+INSPECT = """
+   The database stays for you to look at with the `wayline` command:
+     wayline --db {db} runs show {run_id}
+     wayline --db {db} runs history {run_id}"""
 ALREADY_DONE = """\
    (the run had already finished in this database: starting it again with the same
     run_id returned the existing run, and no activity ran)"""
 
 
-async def run_demo(db: str, *, keep: bool, kill: bool, otlp_endpoint: str | None = None) -> int:
-    """The whole demo; 0 if the run finished as an uninterrupted run would have."""
+@dataclass
+class Summary:
+    """How the demo went, for ``--json``: one document a script can check."""
+
+    database: str
+    killed: bool = False
+    status: str | None = None
+    output: Any = None
+    elapsed_s: float | None = None
+    #: Per activity: how many times it ran (across both workers) and was checkpointed.
+    activities: dict[str, dict[str, int]] = field(default_factory=dict)
+    problems: list[str] = field(default_factory=list)
+    #: With ``--otlp-endpoint``: the endpoint, why it was unreachable (then nothing was
+    #: exported), and the export status the last worker reported.
+    otlp: dict[str, Any] | None = None
+
+    def to_json(self, code: int) -> dict[str, Any]:
+        return {
+            "ok": code == 0,
+            "database": self.database,
+            "run_id": RUN_ID,
+            "status": self.status,
+            "output": self.output,
+            "killed": self.killed,
+            "elapsed_s": self.elapsed_s,
+            "activities": self.activities,
+            "problems": self.problems,
+            "otlp": self.otlp,
+        }
+
+
+async def run_demo(
+    demo_db: DemoDatabase, *, kill: bool, otlp_endpoint: str | None = None, summary: Summary | None = None
+) -> int:
+    """The whole demo; 0 if the run finished as an uninterrupted run would have.
+
+    ``summary``, if given, is filled in with the outcome as it becomes known.
+    """
+    db, keep = demo_db.path, demo_db.reused
+    summary = summary if summary is not None else Summary(db)
     print("wayline demo: an order workflow that survives kill -9")
-    print(f"   database: {db}" + ("  (kept from before: --keep)" if keep else ""))
-    if not keep:
-        for suffix in ("", "-wal", "-shm", "-journal"):
-            with contextlib.suppress(FileNotFoundError):
-                os.remove(db + suffix)
+    print(f"   database: {db}  ({demo_db.origin})")
+    if otlp_endpoint:
+        why = collector_unreachable(otlp_endpoint)
+        if why is not None:
+            print(f"   OTLP: no collector at {otlp_endpoint} ({why}); the workers export nothing this time")
+            summary.otlp = {"endpoint": otlp_endpoint, "unreachable": why, "last_worker": None}
+            otlp_endpoint = None
     seen = Observed()
     workers: list[Worker] = []
     began = time.monotonic()
@@ -247,12 +300,16 @@ async def run_demo(db: str, *, keep: bool, kill: bool, otlp_endpoint: str | None
             await _finish(second, seen)
         elif first.proc.returncode is None:
             await _finish(first, seen)
-        code = await _report(db, seen, keep=keep, killed=killed, elapsed=time.monotonic() - began)
+        summary.killed = killed
+        code = await _report(db, seen, summary, keep=keep, elapsed=time.monotonic() - began)
         if otlp_endpoint:
-            await _show_trace(db, otlp_endpoint)
+            summary.otlp = {"endpoint": otlp_endpoint, "unreachable": None, "last_worker": seen.telemetry}
+            await _show_trace(db, otlp_endpoint, seen, killed)
+        print(INSPECT.format(db=shlex.quote(db), run_id=RUN_ID))
         return code
     except DemoError as exc:
         print(f"\nFAILED: {exc}")
+        summary.problems.append(str(exc))
         return 1
     finally:
         for w in workers:
@@ -293,8 +350,8 @@ async def _show_checkpoint(db: str) -> None:
     print(f"   vars: {json.dumps(info.vars)}")
 
 
-async def _show_trace(db: str, endpoint: str) -> None:
-    """Name the run's trace, which the workers exported to ``endpoint``."""
+async def _show_trace(db: str, endpoint: str, seen: Observed, killed: bool) -> None:
+    """Name the run's trace and say what the workers reported sending to ``endpoint``."""
     log = logging.getLogger("wayline")
     level = log.level
     log.setLevel(logging.CRITICAL)
@@ -305,12 +362,14 @@ async def _show_trace(db: str, endpoint: str) -> None:
         log.setLevel(level)
     traceparent = record.trace.get("traceparent", "") if record is not None else ""
     parts = traceparent.split("-")
-    if len(parts) == 4:
-        print(f"   trace {parts[1]}: every worker's spans, sent to {endpoint}, are in this one trace")
+    for line in trace_lines(parts[1] if len(parts) == 4 else None, endpoint, seen.telemetry, killed):
+        print(line)
 
 
-async def _report(db: str, seen: Observed, *, keep: bool, killed: bool, elapsed: float) -> int:
+async def _report(db: str, seen: Observed, summary: Summary, *, keep: bool, elapsed: float) -> int:
+    killed = summary.killed
     info, events = await inspect(db)
+    summary.status, summary.output, summary.elapsed_s = info.status.value, info.output, round(elapsed, 2)
     print(
         f"\n{5 if killed else 2}. Result: run {RUN_ID} {info.status} after {elapsed:.1f}s"
         + (" (kill and restart included)" if killed else "")
@@ -318,7 +377,7 @@ async def _report(db: str, seen: Observed, *, keep: bool, killed: bool, elapsed:
     print(f"   output: {json.dumps(info.output)}")
     if keep and not sum(seen.starts.values()):
         print(ALREADY_DONE)
-    _print_executions(seen, events, killed)
+    summary.activities = _print_executions(seen, events, killed)
     print("   history (rt.history):")
     _print_history(events)
     if killed:
@@ -326,6 +385,7 @@ async def _report(db: str, seen: Observed, *, keep: bool, killed: bool, elapsed:
     problems = [] if keep else _check(info, events, seen, killed)
     if info.status != "SUCCEEDED":
         problems.append(f"the run ended {info.status}: {info.error}: {info.cause}")
+    summary.problems += problems
     if problems:
         print("\nFAILED:\n" + "\n".join(f"   - {p}" for p in problems))
         return 1
@@ -336,7 +396,7 @@ async def _report(db: str, seen: Observed, *, keep: bool, killed: bool, elapsed:
     return 0
 
 
-def _print_executions(seen: Observed, events: list[Event], killed: bool) -> None:
+def _print_executions(seen: Observed, events: list[Event], killed: bool) -> dict[str, dict[str, int]]:
     succeeded = Counter(getattr(e, "step", "") for e in events if type(e).__name__ == "StepSucceeded")
     print("   activity            executions  checkpointed")
     for step in STEPS:
@@ -347,6 +407,7 @@ def _print_executions(seen: Observed, events: list[Event], killed: bool) -> None
         elif killed and runs == 1 and step not in PARALLEL:
             note = "  completed before the kill, not run again"
         print(f"   {step:<20}{runs:>10}  {succeeded[step]:>12}{note}")
+    return {step: {"executions": seen.starts[step], "checkpointed": succeeded[step]} for step in STEPS}
 
 
 def _check(info: RunInfo, events: list[Event], seen: Observed, killed: bool) -> list[str]:

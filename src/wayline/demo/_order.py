@@ -16,6 +16,9 @@ from wayline import RetryPolicy, RunContext, activity, workflow
 
 Order = dict[str, Any]
 
+#: The demo's workflow name: its own, so that it can tell a database of earlier demos (which
+#: it may start afresh) from anyone else's (which it refuses), even one with "order" runs.
+WORKFLOW = "demo-order"
 RUN_ID = "order-1001"
 ORDER: Order = {
     "id": "1001",
@@ -82,7 +85,7 @@ async def send_confirmation(order: Order) -> dict[str, Any]:
     return {"message_id": f"msg_{order['id']}"}
 
 
-@workflow(name="order", version="1")
+@workflow(name=WORKFLOW, version="1")
 async def process_order(ctx: RunContext, order: Order) -> dict[str, Any]:
     # The body is plain async code. After a crash it is re-entered from the top, and each
     # ctx.run(...) that already completed returns its checkpointed result at once.

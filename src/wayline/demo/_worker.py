@@ -8,6 +8,7 @@ reports through `say` and exits 0 if the run succeeded, 1 if it failed.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 
 from wayline import RunFailed, RunStatus, WaylineError, open_runtime
 from wayline.runtime import configure_telemetry
@@ -52,3 +53,5 @@ def run_worker(db: str, resume: bool, otlp_endpoint: str | None = None) -> int:
     finally:
         if telemetry is not None:
             telemetry.shutdown()  # export what is left (a SIGKILLed worker never gets here)
+            # What was really sent, for the parent to report (it claims nothing else).
+            say("telemetry", status=dataclasses.asdict(telemetry.export_status()))

@@ -7,7 +7,7 @@ import random
 import typing
 from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import Any, Generic, Literal, ParamSpec, TypeVar, overload
+from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -170,23 +170,37 @@ def activity(
     return wrap(fn) if fn is not None else wrap
 
 
+class _WorkflowDecorator(Protocol):
+    """What ``@workflow(name=..., version=...)`` returns: typed like bare ``@workflow``."""
+
+    @overload
+    def __call__(self, fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
+    @overload
+    def __call__(self, fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
+
+
+# Typing only: a body that takes (ctx) is a WorkflowDef[None, R] and one that takes
+# (ctx, input: X) a WorkflowDef[X, R], so `rt.start` accepts exactly X and `handle.result()`
+# is an R. The runtime itself looks at the signature (see WorkflowDef.__init__). The context
+# is Any here: RunContext's module imports this one, and imports only go one way.
 @overload
-def workflow(fn: Callable[..., Awaitable[R]], /) -> WorkflowDef[Any, R]: ...
+def workflow(fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
 @overload
+def workflow(fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
+@overload
+def workflow(*, name: str | None = None, version: str = "1") -> _WorkflowDecorator: ...
 def workflow(
-    *, name: str | None = None, version: str = "1"
-) -> Callable[[Callable[..., Awaitable[R]]], WorkflowDef[Any, R]]: ...
-def workflow(
-    fn: Callable[..., Awaitable[R]] | None = None, /, *, name: str | None = None, version: str = "1"
-) -> WorkflowDef[Any, R] | Callable[[Callable[..., Awaitable[R]]], WorkflowDef[Any, R]]:
+    fn: Callable[..., Awaitable[Any]] | None = None, /, *, name: str | None = None, version: str = "1"
+) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=...)``.
 
     The function takes a `RunContext` and optionally one input value. It is re-entered from
     the top after a crash; completed steps then return their journaled results, so only the
-    names and order of its steps must stay stable.
+    names and order of its steps must stay stable. For type checkers, the input's annotation
+    is what ``rt.start`` accepts and the return annotation is what ``handle.result()`` gives.
     """
 
-    def wrap(f: Callable[..., Awaitable[R]]) -> WorkflowDef[Any, R]:
+    def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
         return WorkflowDef(f, name=name or _default_name(f), version=version)
 
     return wrap(fn) if fn is not None else wrap

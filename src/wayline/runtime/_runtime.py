@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from typing import Any, TypeVar
+from typing import Any, TypeVar, overload
 
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
@@ -28,6 +28,7 @@ from ._workflows import AslWorkflow, Registry
 from .asl import StateMachine, prepare_redrive
 
 T = TypeVar("T")
+I = TypeVar("I")  # noqa: E741 - a workflow's input type
 
 
 class Runtime:
@@ -88,9 +89,21 @@ class Runtime:
 
     # --- starting runs ---------------------------------------------------------------------
 
+    # Typing only: the workflow's declared input type is what `input` accepts, and the handle
+    # is typed by its return type; a state machine or a name gives a RunHandle[Any].
+    @overload
     async def start(
-        self, workflow: WorkflowDef[Any, T] | StateMachine | str, input: Any = None, *, run_id: str | None = None
-    ) -> RunHandle[T]:
+        self, workflow: WorkflowDef[None, T], input: None = None, *, run_id: str | None = None
+    ) -> RunHandle[T]: ...
+    @overload
+    async def start(self, workflow: WorkflowDef[I, T], input: I, *, run_id: str | None = None) -> RunHandle[T]: ...
+    @overload
+    async def start(
+        self, workflow: StateMachine | str, input: Any = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]: ...
+    async def start(
+        self, workflow: WorkflowDef[Any, Any] | StateMachine | str, input: Any = None, *, run_id: str | None = None
+    ) -> RunHandle[Any]:
         """Start a run of ``workflow`` on ``input``, durably, and return its handle.
 
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new

@@ -6,20 +6,36 @@ SDK setup needs neither.
 
 from __future__ import annotations
 
+import os
+from typing import TYPE_CHECKING
+
 from opentelemetry import metrics, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from ..._errors import MissingExtraError
 
+if TYPE_CHECKING:
+    from ._export import ExportHealth, ExportStatus
+
 
 class TelemetryProviders:
     """The SDK providers `configure_telemetry` set up; call `shutdown` before exiting so the
     last spans and metrics are exported."""
 
-    def __init__(self, tracer_provider: TracerProvider, meter_provider: MeterProvider) -> None:
+    def __init__(
+        self, tracer_provider: TracerProvider, meter_provider: MeterProvider, health: ExportHealth | None = None
+    ) -> None:
         self.tracer_provider = tracer_provider
         self.meter_provider = meter_provider
+        self._health = health
+
+    def export_status(self) -> ExportStatus:
+        """What was exported so far and what was not (a failed or skipped export is dropped);
+        call it after `shutdown` for the whole story."""
+        from ._export import ExportStatus  # the SDK is there: these providers are its
+
+        return self._health.status if self._health is not None else ExportStatus()
 
     def force_flush(self, timeout_s: float = 10.0) -> bool:
         """Export everything recorded so far; False if it did not finish in time."""
@@ -65,7 +81,10 @@ def configure_telemetry(
             ``OTEL_METRIC_EXPORT_INTERVAL`` (default 60 s).
 
     Returns:
-        The providers, with ``shutdown()`` (flush and stop) and ``force_flush()``.
+        The providers, with ``shutdown()`` (flush and stop), ``force_flush()`` and
+        ``export_status()``. An export that fails is logged once per outage on the
+        ``wayline.telemetry`` logger, and exports are then skipped for 30 s rather than
+        retried batch after batch (see ``_export``).
 
     Raises:
         MissingExtraError: the OpenTelemetry SDK or OTLP exporter is not installed; install
@@ -83,6 +102,7 @@ def configure_telemetry(
         from opentelemetry.sdk.trace.export import BatchSpanProcessor
     except ImportError as exc:
         raise MissingExtraError("configure_telemetry", "otlp", exc.name or str(exc)) from exc
+    from ._export import ExportHealth, ReportingMetricExporter, ReportingSpanExporter
 
     resource = Resource.create({SERVICE_NAME: service_name})
     if otlp_endpoint is not None:
@@ -91,12 +111,15 @@ def configure_telemetry(
     else:
         span_exporter = OTLPSpanExporter()
         metric_exporter = OTLPMetricExporter()
+    health = ExportHealth(otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318")
     tracer_provider = SdkTracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+    tracer_provider.add_span_processor(BatchSpanProcessor(ReportingSpanExporter(span_exporter, health)))
     interval = None if export_interval_s is None else export_interval_s * 1000
-    reader = PeriodicExportingMetricReader(metric_exporter, export_interval_millis=interval)
+    reader = PeriodicExportingMetricReader(
+        ReportingMetricExporter(metric_exporter, health), export_interval_millis=interval
+    )
     meter_provider = SdkMeterProvider(resource=resource, metric_readers=[reader])
     if set_global:
         trace.set_tracer_provider(tracer_provider)
         metrics.set_meter_provider(meter_provider)
-    return TelemetryProviders(tracer_provider, meter_provider)
+    return TelemetryProviders(tracer_provider, meter_provider, health)
