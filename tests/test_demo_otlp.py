@@ -36,13 +36,13 @@ def test_demo_exports_one_trace_across_the_kill(tmp_path: Path) -> None:
     assert services == {"wayline-demo"}
     # One root, and no span whose parent the collector never got.
     (root,) = [s for s in spans if not s.parent_span_id]
-    assert root.name == "run order"
+    assert root.name == "run demo-order"
     ids = {s.span_id for s in spans}
     assert [s.name for s in spans if s.parent_span_id and s.parent_span_id not in ids] == []
     # Both segments are there: the killed one, reported by the worker that resumed the run...
-    (killed,) = [s for s in spans if s.name == "execute order"]
+    (killed,) = [s for s in spans if s.name == "execute demo-order"]
     assert _attrs(killed)["wayline.segment.end"].string_value == "stopped"
-    (resumed,) = [s for s in spans if s.name == "resume order"]
+    (resumed,) = [s for s in spans if s.name == "resume demo-order"]
     attrs = _attrs(resumed)
     assert attrs["wayline.segment"].int_value == 2
     assert attrs["wayline.status"].string_value == "SUCCEEDED"

@@ -67,6 +67,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "SignalTimeoutError",
         "StatesError",
         "StoreError",
+        "TelemetryConfigError",
         "WaylineError",
         "WorkflowNotFoundError",
     ),

@@ -29,6 +29,7 @@ from ._errors import (
     SchemaVersionError as SchemaVersionError,
     SignalTimeoutError as SignalTimeoutError,
     StoreError as StoreError,
+    TelemetryConfigError as TelemetryConfigError,
     WaylineError as WaylineError,
     WorkflowNotFoundError as WorkflowNotFoundError,
 )
@@ -60,6 +61,7 @@ __all__ = (
     "SignalTimeoutError",
     "StatesError",
     "StoreError",
+    "TelemetryConfigError",
     "WaylineError",
     "WorkflowNotFoundError",
 )
