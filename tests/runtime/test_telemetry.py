@@ -365,12 +365,14 @@ async def test_the_trace_context_is_stored_with_the_run(db: str) -> None:
     async with open_runtime(db, workflows=[order], clock=VirtualClock(), tracer_provider=provider) as rt:
         await (await rt.start(order, {"id": "o", "card": "c", "amount": 1.0}, run_id="t")).result()
         stored = await rt.store.get_run("t")
+        info = await rt.describe("t")
     assert stored is not None
     # the root's context (from rt.start), and when the segment running the run began; later
     # segments count themselves, open waits and lost attempts add keys while they last
     assert set(stored.trace) == {"traceparent", "wayline.segment.start"}
     assert stored.trace["traceparent"].startswith("00-")
     assert float(stored.trace["wayline.segment.start"]) == rt.clock.time()
+    assert info.trace_id == stored.trace["traceparent"].split("-")[1]  # rt.describe shows it too
 
 
 async def test_without_an_sdk_runs_do_no_telemetry_work(db: str) -> None:
