@@ -19,6 +19,7 @@ from _otlp_collector import running_collector
 @pytest.mark.timeout(120)
 def test_demo_exports_one_trace_across_the_kill(tmp_path: Path) -> None:
     with running_collector() as (got, url):
+        got.refuse["/v1/metrics"] = 405  # a trace-only viewer, as many are
         proc = subprocess.run(
             [sys.executable, "-m", "wayline.demo", "--db", str(tmp_path / "demo.db"), "--otlp-endpoint", url],
             capture_output=True,
@@ -29,11 +30,19 @@ def test_demo_exports_one_trace_across_the_kill(tmp_path: Path) -> None:
         spans = got.spans()
         services = got.service_names()
     assert "killed with SIGKILL" in proc.stdout
-    printed = re.search(r"trace ([0-9a-f]{32}): the last worker sent (\d+) spans of this run's trace", proc.stdout)
+    printed = re.search(r"trace ([0-9a-f]{32}): the run's one trace", proc.stdout)
     assert printed is not None, proc.stdout[-2000:]
     assert {s.trace_id.hex() for s in spans} == {printed.group(1)}
-    assert 1 <= int(printed.group(2)) < len(spans)  # the killed worker sent the rest
+    sent = re.search(r"the last worker sent (\d+) of its spans", proc.stdout)
+    assert sent is not None and 1 <= int(sent.group(1)) < len(spans)  # the killed worker sent the rest
     assert services == {"wayline-demo"}
+    # A clean narrative: the collector's refusal of metrics is one line of the summary, and
+    # nothing of the exporters' (no worker stderr, no retries, no stack traces).
+    assert "stderr]" not in proc.stdout and proc.stderr == ""
+    assert "OpenTelemetry" not in proc.stdout and "Failed to export" not in proc.stdout
+    (metrics,) = [line for line in proc.stdout.splitlines() if "metrics" in line]
+    assert "does not take them (HTTP 405 Method Not Allowed)" in metrics
+    assert "runs trace order-1001 --trace-url" in proc.stdout
     # One root, and no span whose parent the collector never got.
     (root,) = [s for s in spans if not s.parent_span_id]
     assert root.name == "run demo-order"
