@@ -21,6 +21,7 @@ from opentelemetry.trace import Span, Status, StatusCode, Tracer
 from ...actors import Clock
 from ...persistence import (
     AnyEvent,
+    AnyWait,
     ErrorInfo,
     RunRecord,
     RunStatus,
@@ -116,11 +117,17 @@ class Segment:
             for key, value in self._trace.items()
             if key.startswith(REEXECUTED_KEY)
         }
+        # Made when the run first waits: most segments of most runs never do.
         self._waits: Waits | None = None
-        if tracer is not None and self._recording:
-            self._waits = Waits(tracer, root, record.run_id, self._trace, record.waits, record.updated_at)
+        if record.waits:
+            self._waits = self._waits_made(record.waits, record.updated_at)
         self._slow = False
         self._update_slow()
+
+    def _waits_made(self, restored: tuple[AnyWait, ...] = (), at: float = 0.0) -> Waits | None:
+        if self._tracer is None or not self._recording:
+            return None
+        return Waits(self._tracer, self._root, self._run[0], self._trace, restored, at)
 
     @property
     def root(self) -> Context:
@@ -323,7 +330,9 @@ class Segment:
         wait is over (not if it is interrupted: the next segment ends it)."""
         waits = self._waits
         if waits is None:
-            return None
+            waits = self._waits = self._waits_made()
+            if waits is None:
+                return None
         now = self._clock.time()
         if kind == "retry":
             failed = self._failed_tasks.pop(step, None)
@@ -354,6 +363,8 @@ class Segment:
         if self._failed_tasks:
             self._flush_failed_tasks()
         waits = self._waits
+        if record.waits and waits is None:
+            waits = self._waits = self._waits_made()
         if waits is not None and (record.waits or waits):
             waits.checkpointed(events, record.waits, record.updated_at)
             self._update_slow()

@@ -204,7 +204,16 @@ class Telemetry:
             attributes[RESUME_REASON] = reason
         # Named apart from the root, so that a resumption does not read as a nested run.
         name = f"{'execute' if reason is None else 'resume'} {record.workflow}"
-        span = tracer.start_span(name, context=root, kind=SpanKind.CONSUMER, attributes=attributes, start_time=ns(now))
+        parent_context = trace.get_current_span(root).get_span_context()
+        span: Span
+        if parent_context.is_valid and not parent_context.trace_flags.sampled:
+            # The sampler dropped the run's root: with the usual parent-based sampling it
+            # would drop this too, after the cost of asking it.
+            span = trace.NonRecordingSpan(parent_context)
+        else:
+            span = tracer.start_span(
+                name, context=root, kind=SpanKind.CONSUMER, attributes=attributes, start_time=ns(now)
+            )
         passivation = self.passivate_after is not None
         segment = Segment(tracer, self.metrics, clock, record, span, root, self._crashed, passivation=passivation)
         if reason is not None and span.is_recording():
