@@ -84,6 +84,10 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
                 lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x{boxed}")
             else:
                 lines.append(f"throughput n={g}: {peer} finished no step in its time box")
+        wp, dp = find(outcomes, "throughput", "wayline-pg", g), find(outcomes, "throughput", "dbos-pg", g)
+        if wp and dp and wp.value and dp.value:
+            boxed = " (dbos-pg time-boxed: partial run)" if "time-boxed" in (dp.note or "") else ""
+            lines.append(f"throughput n={g}: wayline-pg/dbos-pg = {wp.value / dp.value:.1f}x (target >= 100x){boxed}")
     for g in sorted({o.scenario.group for o in outcomes if o.scenario.suite == "tracing"}, key=int):
         lines += _tracing_targets(outcomes, g)
     w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")

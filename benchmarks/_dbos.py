@@ -15,6 +15,7 @@ row says so.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
 import time
 from typing import Any
@@ -23,6 +24,8 @@ from ._common import Deadline, Metrics, Params, Skipped, db_file, latency_metric
 
 _executed = 0
 _target = 0
+# Scenario-lifetime resources (the dbos-pg rows' database, dropped at the end of throughput).
+_stack = contextlib.AsyncExitStack()
 _reached: asyncio.Event | None = None
 
 
@@ -73,9 +76,14 @@ class _Functions:
 async def _launch(params: Params, poll_s: float | None = None) -> tuple[Any, _Functions]:
     dbos = _dbos()
     funcs = _Functions(dbos)
+    url = f"sqlite:///{db_file(params, 'dbos.db')}"
+    if params.get("store") == "postgres":  # the dbos-pg rows: DBOS creates its database itself
+        from ._pg import fresh_database
+
+        url = await _stack.enter_async_context(fresh_database(create=False))
     config: dict[str, Any] = {
         "name": "wlbench",
-        "system_database_url": f"sqlite:///{db_file(params, 'dbos.db')}",
+        "system_database_url": url,
         "log_level": "ERROR",
     }
     if poll_s is not None:
@@ -90,10 +98,11 @@ async def _start(dbos: Any, func: Any, run_id: str, *args: Any) -> Any:
         return await dbos.DBOS.start_workflow_async(func, *args)
 
 
-def _version(dbos: Any) -> str:
+def _version(dbos: Any, params: Params | None = None) -> str:
     import importlib.metadata
 
-    return f"dbos {importlib.metadata.version('dbos')}, SQLite system database"
+    where = "PostgreSQL" if params is not None and params.get("store") == "postgres" else "SQLite"
+    return f"dbos {importlib.metadata.version('dbos')}, {where} system database"
 
 
 async def throughput(params: Params) -> Metrics:
@@ -118,14 +127,15 @@ async def throughput(params: Params) -> Metrics:
     for t in done:
         t.result()
     steps = n * k if not pending else _executed
-    note = _version(dbos)
+    note = _version(dbos, params)
     if pending:
         note += (
             f"; time-boxed at {deadline.budget_s:.0f}s: {started[0]}/{n} runs started, "
             f"{len(done)} finished; rate counts step executions"
         )
     # No DBOS.destroy(): the child exits hard, and a destroy with N runs in
-    # flight waits for them.
+    # flight waits for them. A PostgreSQL database of its own is dropped (with its sessions).
+    await _stack.aclose()
     return {
         "steps_per_s": steps / elapsed,
         "cpu_us_per_step": cpu,

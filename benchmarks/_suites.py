@@ -48,6 +48,13 @@ class Size:
 DBOS = ("dbos",)
 TEMPORAL = ("temporalio",)
 MOTO = ("moto", "boto3")
+PG = ("asyncpg",)  # the wayline-pg rows (the postgres extra); the server is checked in the child
+
+
+def _requires(system: str) -> tuple[str, ...]:
+    if system.startswith("dbos"):
+        return DBOS
+    return TEMPORAL if system == "temporal" else PG if system == "wayline-pg" else ()
 
 
 def _throughput_row(system: str, func: str, n: int, size: Size, **extra: object) -> Scenario:
@@ -61,7 +68,7 @@ def _throughput_row(system: str, func: str, n: int, size: Size, **extra: object)
         higher_is_better=True,
         group=str(n),
         baseline=system == "bare",
-        requires=DBOS if system == "dbos" else TEMPORAL if system == "temporal" else (),
+        requires=_requires(system),
         timeout_s=size.pick(600.0, 90.0),
         label=f"n={n} k={K}",
         also=(("cpu_us_per_step", "CPU us/step"),),
@@ -77,6 +84,13 @@ def _throughput(size: Size) -> list[Scenario]:
             _throughput_row("journal-no-io", "_floor:throughput", n, size),
             _throughput_row("wayline", "_wayline:throughput", n, size, budget_s=size.pick(120.0, 20.0, 10.0)),
             _throughput_row("dbos", "_dbos:throughput", n, size, budget_s=size.pick(30.0, 5.0, 2.0)),
+            # The same two on one PostgreSQL server (a fresh database each; _pg.py).
+            _throughput_row(
+                "wayline-pg", "_wayline:throughput", n, size, budget_s=size.pick(120.0, 20.0, 10.0), store="postgres"
+            ),
+            _throughput_row(
+                "dbos-pg", "_dbos:throughput", n, size, budget_s=size.pick(30.0, 5.0, 2.0), store="postgres"
+            ),
             _throughput_row("temporal", "_temporal:throughput", n, size, budget_s=size.pick(30.0, 6.0, 3.0)),
         ]
     return rows

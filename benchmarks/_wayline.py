@@ -113,9 +113,12 @@ async def _open(params: Params, stack: contextlib.AsyncExitStack) -> tuple[Any, 
     extra: dict[str, Any] = {}
     if params.get("tracing"):
         extra["tracer_provider"] = _discarding_tracer_provider(stack, float(params.get("sample_ratio", 1.0)))
-    rt = await stack.enter_async_context(
-        wl.open_runtime(str(db_file(params, "wayline.db")), workflows=wfs.all, **extra)
-    )
+    where = str(db_file(params, "wayline.db"))
+    if params.get("store") == "postgres":  # the wayline-pg rows: a fresh database on the server
+        from ._pg import fresh_database
+
+        where = await stack.enter_async_context(fresh_database())
+    rt = await stack.enter_async_context(wl.open_runtime(where, workflows=wfs.all, **extra))
     return rt, wfs
 
 

@@ -309,3 +309,85 @@ class CallbackError(ActivityError):
 
     def __str__(self) -> str:
         return str(self.args[0])
+
+
+# --- PostgreSQL store ---------------------------------------------------------------------
+
+
+class DatabaseUnreachableError(StoreError):
+    """The PostgreSQL server cannot be reached (down, wrong host or port, network), or the
+    connection was lost and could not be made again in time."""
+
+    def __init__(self, url: str, detail: str) -> None:
+        self.url = url
+        super().__init__(
+            f"cannot reach PostgreSQL at {url} ({detail}); check that the server is running and "
+            "that the URL's host and port are right. Nothing was lost: every acknowledged write is committed",
+            path=url,
+        )
+
+
+class DatabaseAuthError(StoreError):
+    """The PostgreSQL server refused the URL's user or password."""
+
+    def __init__(self, url: str, user: str, detail: str) -> None:
+        self.url = url
+        self.user = user
+        super().__init__(
+            f"PostgreSQL at {url} refused user {user!r} ({detail}); check the user and password in the "
+            "URL (or PGPASSWORD / ~/.pgpass) and the server's pg_hba.conf",
+            path=url,
+        )
+
+
+class DatabaseMissingError(StoreError):
+    """The URL names a PostgreSQL database that does not exist."""
+
+    def __init__(self, url: str, database: str) -> None:
+        self.url = url
+        self.database = database
+        super().__init__(
+            f"PostgreSQL database {database!r} does not exist at {url}; create it first "
+            f"(`createdb {database}` or CREATE DATABASE {database}), wayline creates its tables itself",
+            path=url,
+        )
+
+
+class DatabaseOwnedByWorkerError(DatabaseOwnedError):
+    """Another live worker already runs the runs of this PostgreSQL database."""
+
+    def __init__(self, url: str, worker_id: str, host: str, pid: int, seconds_left: float) -> None:
+        self.url = url
+        self.worker_id = worker_id
+        StoreError.__init__(
+            self,
+            f"PostgreSQL database {url} is already run by worker {worker_id!r} (host {host!r}, pid {pid}); "
+            "until the runtime runs several workers on one database, two would run the same steps twice. "
+            f"Stop that worker, wait for its lease to expire ({seconds_left:.1f}s left if it is dead), or "
+            "open this runtime with open_runtime(..., recover=False) to use the database as a client",
+            path=url,
+        )
+
+
+class LeaseLostError(StoreError):
+    """A checkpoint was refused: this worker no longer holds the run's lease (it expired and
+    another worker claimed the run), so committing it would overwrite the new owner's state."""
+
+    def __init__(self, run_id: str, worker_id: str, fence: int) -> None:
+        self.run_id = run_id
+        self.worker_id = worker_id
+        self.fence = fence
+        super().__init__(
+            f"run {run_id!r}: worker {worker_id!r} lost its lease (fence {fence}) and may not commit it "
+            "any more; another worker owns the run now. Drop the run from this worker: its last committed "
+            "checkpoint is where the new owner goes on"
+        )
+
+
+class PostgresDriverMissingError(StoreError):
+    """A ``postgresql://`` URL was given but asyncpg is not installed."""
+
+    def __init__(self) -> None:
+        super().__init__(
+            "the PostgreSQL store needs the asyncpg driver; install it with pip install 'wayline[postgres]'"
+        )

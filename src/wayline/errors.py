@@ -33,7 +33,11 @@ from ._errors import (
     WaylineError as WaylineError,
     WorkflowNotFoundError as WorkflowNotFoundError,
 )
-from .runtime.asl import AslDefinitionError as AslDefinitionError, StatesError as StatesError
+from .runtime.asl import (
+    AslDefinitionError as AslDefinitionError,
+    ExpressionBudgetError as ExpressionBudgetError,
+    StatesError as StatesError,
+)
 
 __all__ = (
     "ActivityError",
@@ -46,6 +50,7 @@ __all__ = (
     "DatabaseCorruptError",
     "DatabaseLockedError",
     "DatabaseOwnedError",
+    "ExpressionBudgetError",
     "MissingExtraError",
     "NonDeterminismError",
     "NotRegisteredError",

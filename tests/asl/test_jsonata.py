@@ -6,8 +6,10 @@ from typing import Any
 
 import pytest
 
-from wayline.runtime.asl import StatesError
+from wayline.runtime.asl import ExpressionBudget, StatesError
 from wayline.runtime.asl._jsonata import compile_expression
+
+BUDGET = ExpressionBudget()
 
 STATES: dict[str, Any] = {
     "input": {"a": {"b": [1, 2.0]}, "items": [{"id": 1}, {"id": 2}], "n": None, "f": 3.0},
@@ -29,20 +31,23 @@ STATES: dict[str, Any] = {
         ("{% $hash('input data', 'MD5') %}", "812f45842bc6d66ee14572ce20db8e86"),
     ],
 )
-def test_expressions(expr: str, expected: Any) -> None:
+@pytest.mark.anyio
+async def test_expressions(expr: str, expected: Any) -> None:
     bindings = {"states": STATES, "v": {"k": "x", "n": 5}}
-    assert compile_expression(expr).evaluate(bindings, "Output") == expected
+    assert await compile_expression(expr).evaluate(bindings, "Output", BUDGET) == expected
 
 
-def test_undefined_is_a_query_evaluation_error_naming_the_field() -> None:
+@pytest.mark.anyio
+async def test_undefined_is_a_query_evaluation_error_naming_the_field() -> None:
     for expr in ("{% $states.input.missing %}", "{% $states.input.a.missing + 1 %}"):
         with pytest.raises(StatesError) as info:
-            compile_expression(expr).evaluate({"states": STATES}, "Output/x")
+            await compile_expression(expr).evaluate({"states": STATES}, "Output/x", BUDGET)
         assert info.value.error == "States.QueryEvaluationError"
         assert "'Output/x'" in (info.value.cause or "")
 
 
-def test_runtime_error_carries_the_jsonata_code() -> None:
+@pytest.mark.anyio
+async def test_runtime_error_carries_the_jsonata_code() -> None:
     with pytest.raises(StatesError) as info:
-        compile_expression("{% $nope(1) %}").evaluate({"states": STATES}, "Output")
+        await compile_expression("{% $nope(1) %}").evaluate({"states": STATES}, "Output", BUDGET)
     assert (info.value.cause or "").endswith("T1006: Attempted to invoke a non-function")

@@ -8,7 +8,7 @@ import pytest
 from hypothesis import given, strategies as st
 
 from wayline.runtime.asl import StatesError
-from wayline.runtime.asl._intrinsics import compile_intrinsic
+from wayline.runtime.asl._intrinsics import _json_equal, compile_intrinsic
 from wayline.runtime.asl._jsonpath import PathNotFound, compile_path, set_path
 
 DOC: dict[str, Any] = {
@@ -147,3 +147,46 @@ def test_set_then_get_returns_the_value_and_leaves_the_input_alone(
         return  # a non-object on the way: ResultPathMatchFailure, nothing to check
     assert compiled.evaluate(out) == value or value != value
     assert repr(doc) == before
+
+
+def _unique_by_pairs(items: list[Any]) -> list[Any]:
+    """ArrayUnique as the States Language defines it: keep an item unless an equal one was kept."""
+    out: list[Any] = []
+    for x in items:
+        if not any(_json_equal(x, y) for y in out):
+            out.append(x)
+    return out
+
+
+_scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([1.0, 2.0, 0.5]) | st.sampled_from("ab")
+
+
+@given(items=st.lists(st.recursive(_scalars, lambda inner: st.lists(inner, max_size=2)
+                                   | st.dictionaries(st.sampled_from("xy"), inner, max_size=2), max_leaves=4),
+                      max_size=12))
+def test_array_unique_keeps_what_the_pairwise_definition_keeps(items: list[Any]) -> None:
+    out = compile_intrinsic("States.ArrayUnique($.v)").evaluate({"v": items}, {}, {}.__getitem__)
+    assert repr(out) == repr(_unique_by_pairs(items))
+
+
+@given(start=st.integers(-50, 50), end=st.integers(-50, 50), step=st.integers(-7, 7).filter(bool))
+def test_array_range_counts_before_it_builds(start: int, end: int, step: int) -> None:
+    expected = list(range(start, end + (1 if step > 0 else -1), step))
+    assert compile_intrinsic(f"States.ArrayRange({start}, {end}, {step})").evaluate({}, {}, {}.__getitem__) == expected
+
+
+@pytest.mark.parametrize(
+    ("call", "cause"),
+    [
+        ("States.ArrayRange(1, 100000000, 1)", "at most 1000 items, these arguments make 100000000"),
+        ("States.ArrayRange(1000, -1000000000000, -1)", "at most 1000 items"),
+        ("States.Format('{}{}{}{}{}', $.s, $.s, $.s, $.s, $.s)", "longer than 1048576 characters (placeholder 5 of 5)"),
+        ("States.StringToJson($.deep)", "the value is nested too deeply"),
+    ],
+)
+def test_intrinsics_refuse_what_they_would_build_too_large(call: str, cause: str) -> None:
+    data = {"s": "x" * 250_000, "deep": "[" * 50_000}
+    with pytest.raises(StatesError) as info:
+        compile_intrinsic(call).evaluate(data, {}, {}.__getitem__)
+    assert info.value.error == "States.IntrinsicFailure"
+    assert cause in (info.value.cause or "")

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import shutil
 import tempfile
 from pathlib import Path
 from typing import Any
 
+import pytest
 from hypothesis import settings, strategies as st
 from hypothesis.stateful import RuleBasedStateMachine, invariant, rule
 
+from _postgres import SKIP_REASON, fresh_database, reachable
 from wayline.persistence import (
     MemoryStore,
     RunRecord,
@@ -38,7 +41,14 @@ class StoreModel(RuleBasedStateMachine):
         super().__init__()
         self.runner = asyncio.Runner()
         self.tmp = tempfile.mkdtemp(prefix="wayline-stateful-")
-        self.store: Store = MemoryStore() if self.kind == "memory" else SQLiteStore(Path(self.tmp) / "s.db")
+        self.database = contextlib.ExitStack()
+        self.store: Store
+        if self.kind == "postgres":
+            from wayline.persistence import PostgresStore
+
+            self.store = PostgresStore(self.database.enter_context(fresh_database()))
+        else:
+            self.store = MemoryStore() if self.kind == "memory" else SQLiteStore(Path(self.tmp) / "s.db")
         self.run(self.store.start)
         self.records: dict[str, RunRecord] = {}
         self.history: dict[str, list[Any]] = {}
@@ -55,6 +65,7 @@ class StoreModel(RuleBasedStateMachine):
         finally:
             self.runner.close()
             shutil.rmtree(self.tmp, ignore_errors=True)
+            self.database.close()
 
     @rule(
         run_id=RUN_IDS,
@@ -159,8 +170,16 @@ class SQLiteStoreModel(StoreModel):
     kind = "sqlite"
 
 
+class PostgresStoreModel(StoreModel):
+    kind = "postgres"
+
+
 _SETTINGS = settings(max_examples=25, stateful_step_count=15, deadline=None)
 TestMemoryStoreAgainstModel = StoreModel.TestCase
 TestMemoryStoreAgainstModel.settings = _SETTINGS
 TestSQLiteStoreAgainstModel = SQLiteStoreModel.TestCase
 TestSQLiteStoreAgainstModel.settings = _SETTINGS
+TestPostgresStoreAgainstModel = pytest.mark.skipif(not reachable(), reason=SKIP_REASON)(
+    PostgresStoreModel.TestCase
+)
+TestPostgresStoreAgainstModel.settings = _SETTINGS

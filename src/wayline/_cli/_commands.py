@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import json
 import os
 import shlex
@@ -24,7 +25,7 @@ from typing import Any
 
 from .._errors import RedriveError, RunCancelled, RunConflictError, RunFailed, RunNotFoundError
 from ..errors import AslDefinitionError
-from ..persistence import RunStatus, SQLiteStore
+from ..persistence import RunStatus, SQLiteStore, Store, is_postgres_url, open_postgres_store
 from ..runtime import Runtime, StateMachine, WorkflowDef, open_runtime
 from . import _output as out
 from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, read_text
@@ -59,9 +60,17 @@ def _existing_db(opts: Options) -> str:
     return opts.db
 
 
+def _store(opts: Options, *, existing: bool) -> Store:
+    """The store ``--db`` names: a ``postgresql://`` URL (whose database must exist: wayline
+    never creates a PostgreSQL database) or a SQLite file."""
+    if is_postgres_url(opts.db):
+        return open_postgres_store(opts.db)
+    return SQLiteStore(_existing_db(opts) if existing else opts.db, busy_timeout=opts.lock_timeout)
+
+
 @contextlib.asynccontextmanager
 async def _client(opts: Options) -> AsyncIterator[Runtime]:
-    store = SQLiteStore(_existing_db(opts), busy_timeout=opts.lock_timeout)
+    store = _store(opts, existing=True)
     async with open_runtime(store, recover=False, inbox_poll_interval=None) as rt:
         yield rt
 
@@ -70,7 +79,7 @@ async def _client(opts: Options) -> AsyncIterator[Runtime]:
 async def _owner(opts: Options, workflow: WorkflowDef[Any, Any] | StateMachine) -> AsyncIterator[Runtime]:
     # Owner: it resumes this workflow's interrupted runs too, and polls the inbox so that
     # signals and callbacks sent by other `wayline` processes reach its runs.
-    store = SQLiteStore(opts.db, busy_timeout=opts.lock_timeout)
+    store = _store(opts, existing=False)
     async with open_runtime(store, workflows=[workflow], recover=True, inbox_poll_interval=0.1) as rt:
         yield rt
 
@@ -264,9 +273,11 @@ async def _commit(
     The database's owner lock is taken (not its unfinished runs) so that no worker is running
     it: one would not see a run committed behind its back before its next start.
     """
-    store = SQLiteStore(opts.db, busy_timeout=opts.lock_timeout)
+    store = _store(opts, existing=False)
     async with open_runtime(store, workflows=[workflow], recover=False, inbox_poll_interval=None) as rt:
-        store.claim_ownership()
+        claimed = store.claim_ownership()  # type: ignore[attr-defined]
+        if inspect.isawaitable(claimed):  # the PostgreSQL store registers as the worker
+            await claimed
         existing = await rt.store.get_run(run_id)
         if existing is None:
             await rt.start(workflow, payload, run_id=run_id)

@@ -10,6 +10,7 @@ from .._errors import (
     WaylineError,
     WorkflowNotFoundError,
 )
+from ..persistence import redact_url
 
 #: Exit codes: success, an operation that failed, a command line that was wrong.
 OK, FAILED, USAGE = 0, 1, 2
@@ -50,6 +51,8 @@ def error_ids(exc: WaylineError) -> dict[str, Any]:
 def message_for(exc: WaylineError, db: str) -> str:
     """The CLI's wording of a wayline error: the runtime's message, with hints that name
     commands instead of Python calls where the two differ."""
+    if db.startswith(("postgresql://", "postgres://")):
+        db = redact_url(db)  # never print a password
     if isinstance(exc, RunNotFoundError):
         return f"no run with id {exc.run_id!r} in {db!r}; list the runs with `wayline runs list`"
     if isinstance(exc, DatabaseOwnedError):

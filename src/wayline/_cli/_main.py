@@ -22,9 +22,9 @@ log = logging.getLogger("wayline.cli")
 _LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 _EPILOG = """\
-The database is --db PATH, else $WAYLINE_DB, else ./wayline.db. Commands that read runs or
-send them messages open it as a client beside the worker that runs them: what they send is
-committed to the run's inbox and the worker delivers it. `asl run` and `redrive` run a state
+The database is --db PATH (a file or a postgresql:// URL), else $WAYLINE_DB, else ./wayline.db.
+Commands that read runs or send them messages open it as a client beside the worker that runs
+them: what they send is committed to the run's inbox and the worker delivers it. `asl run` and `redrive` run a state
 machine in this process and need the database to themselves.
 
 JSON arguments may be given inline ('{"a": 1}'), as @FILE, or as @- for stdin.
@@ -56,7 +56,11 @@ class _JsonErrorParser(_Parser):
 _COMMON: tuple[tuple[tuple[str, ...], dict[str, Any]], ...] = (
     (
         ("--db",),
-        {"metavar": "PATH", "default": None, "help": "the database file (default: $WAYLINE_DB, else ./wayline.db)"},
+        {
+            "metavar": "PATH",
+            "default": None,
+            "help": "the database file or a postgresql://user@host/db URL (default: $WAYLINE_DB, else ./wayline.db)",
+        },
     ),
     (("--json",), {"action": "store_true", "default": False, "help": "print one JSON document on stdout, errors too"}),
     (

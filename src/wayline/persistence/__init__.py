@@ -1,12 +1,23 @@
-"""Durable storage: the `Store` protocol, the SQLite store (default), an in-memory store, and
-the records they keep (run snapshots, history events, waits, inbox messages).
+"""Durable storage: the `Store` protocol, the SQLite store (default), the PostgreSQL store
+(``PostgresStore``, with the ``postgres`` extra), an in-memory store, and the records they keep
+(run snapshots, history events, waits, inbox messages).
 
 This layer imports nothing from ``wayline.actors`` or ``wayline.runtime``. History events
 are also the public `wayline.history` module, which is where users meet them.
 """
 
+from typing import TYPE_CHECKING, Any
+
 from ._codec import decode_any as decode_any, encode as encode
+from ._leases import (
+    CLAIMABLE as CLAIMABLE,
+    Lease as Lease,
+    Listener as Listener,
+    Subscription as Subscription,
+    WorkerInfo as WorkerInfo,
+)
 from ._memory import MemoryStore as MemoryStore
+from ._postgres_url import is_postgres_url as is_postgres_url, redact_url as redact_url
 from ._records import (
     UNFINISHED as UNFINISHED,
     AnyEvent as AnyEvent,
@@ -50,6 +61,30 @@ from ._records import (
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import Store as Store
 
+if TYPE_CHECKING:
+    from ._postgres import PostgresStore as PostgresStore
+
+
+def open_postgres_store(url: str, **options: Any) -> "PostgresStore":
+    """A `PostgresStore` on ``url`` (not started), or `PostgresDriverMissingError` without asyncpg."""
+    return __getattr__("PostgresStore")(url, **options)  # type: ignore[no-any-return]
+
+
+def __getattr__(name: str) -> Any:
+    # asyncpg is an optional extra: it is imported only when the PostgreSQL store is asked for.
+    if name == "PostgresStore":
+        try:
+            from ._postgres import PostgresStore
+        except ModuleNotFoundError as exc:
+            if exc.name != "asyncpg":
+                raise
+            from .._errors import PostgresDriverMissingError
+
+            raise PostgresDriverMissingError() from exc
+        return PostgresStore
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
 __all__ = (
     "UNFINISHED",
     "AnyEvent",
@@ -70,7 +105,9 @@ __all__ = (
     "ErrorInfo",
     "Event",
     "InboxMessage",
+    "Lease",
     "MemoryStore",
+    "PostgresStore",
     "RetryWait",
     "RunCancelled",
     "RunCrashed",
@@ -92,6 +129,7 @@ __all__ = (
     "Store",
     "TimerWait",
     "Wait",
+    "WorkerInfo",
     "decode_any",
     "encode",
 )

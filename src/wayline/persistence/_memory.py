@@ -11,10 +11,11 @@ from collections.abc import Awaitable, Collection, Sequence
 
 from .._errors import StoreError
 from ._codec import decode_events, decode_inbox, decode_record, encode
+from ._leases import SingleOwner
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 
 
-class MemoryStore:
+class MemoryStore(SingleOwner):
     """A `Store` that keeps encoded snapshots and history in dicts."""
 
     def __init__(self) -> None:

@@ -35,6 +35,7 @@ from .._errors import (
     StoreError,
 )
 from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
+from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._records import UNFINISHED, AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schema import MIGRATIONS, REQUIRED_TABLES, SCHEMA_VERSION
@@ -203,7 +204,7 @@ class _WriterThread:
                 pass
 
 
-class SQLiteStore:
+class SQLiteStore(SingleOwner):
     """A `Store` on one SQLite file.
 
     Args:

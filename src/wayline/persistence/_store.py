@@ -5,6 +5,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection, Sequence
 from typing import Protocol, runtime_checkable
 
+from ._leases import Lease, Listener, Subscription, WorkerInfo
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 
 
@@ -92,4 +93,49 @@ class Store(Protocol):
         """Runs filtered by status, workflow name and creation time (``created_at >= since``),
         oldest first (ordered by ``created_at``, then ``run_id``) or newest first; at most
         ``limit`` of them, and only those are read."""
+        ...
+
+    # --- workers and leases (several workers on one database; see _leases.py) -----------
+    # A store with one owner (SQLite, memory) answers these trivially: every claim succeeds
+    # with fence 0 and nothing is ever lost. On PostgreSQL they are the real thing.
+
+    async def register_worker(
+        self, worker_id: str | None = None, *, lease_seconds: float = 10.0, exclusive: bool = False
+    ) -> WorkerInfo:
+        """Register this store as a worker with a lease of ``lease_seconds`` (renewed by
+        `renew_worker`); ``exclusive`` refuses if another live worker exists (and makes later
+        workers refuse). A worker id registered again takes over what its earlier
+        incarnation owned. Once registered, checkpoints are fenced: a run's write commits
+        only while this worker holds its lease, else it fails with `LeaseLostError` (other
+        writes in the same group commit are not affected)."""
+        ...
+
+    async def renew_worker(self) -> list[str]:
+        """Extend this worker's lease. Returns the runs it lost (its lease had expired and
+        it was removed); usually none."""
+        ...
+
+    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = ...) -> list[Lease]:
+        """Claim up to ``limit`` runs of ``statuses`` (PENDING and RUNNING by default) that
+        are unowned or whose owner's lease expired, oldest first, skipping runs another
+        worker is claiming at the same moment; each claim increments the run's fence."""
+        ...
+
+    async def claim_run(self, run_id: str) -> Lease | None:
+        """Claim one unfinished run (when its message or timer arrives here), unless a live
+        worker owns it; this worker's own lease if it holds one already."""
+        ...
+
+    async def release_runs(self, run_ids: Collection[str]) -> None:
+        """Give up the leases on ``run_ids`` (e.g. passivated runs): any worker may claim them."""
+        ...
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """The registered workers, with the number of runs each owns."""
+        ...
+
+    async def subscribe(self, listener: Listener) -> Subscription:
+        """Call ``listener`` when a message is committed for a run (``"inbox"``, run id) or runs
+        are created (``"runs"``, count), from any process. Stores without a notification
+        channel never call it: polling (`inbox_since`, `claim_runs`) is the fallback."""
         ...

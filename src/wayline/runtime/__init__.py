@@ -21,10 +21,11 @@ from ._runtime import Runtime as Runtime
 from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
-from .asl import StateMachine as StateMachine
+from .asl import ExpressionBudget as ExpressionBudget, StateMachine as StateMachine
 
 __all__ = (
     "ActivityDef",
+    "ExpressionBudget",
     "JsonLogFormatter",
     "RetryPolicy",
     "RunContext",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import inspect
 import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
@@ -13,7 +14,7 @@ from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
 from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
-from ..persistence import MemoryStore, SQLiteStore, Store
+from ..persistence import MemoryStore, SQLiteStore, Store, is_postgres_url, open_postgres_store
 from ._definitions import WorkflowDef
 from ._runtime import Runtime
 from .asl import StateMachine
@@ -33,14 +34,17 @@ async def open_runtime(
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
 ) -> AsyncIterator[Runtime]:
-    """Open the runtime on a SQLite file (default), ``":memory:"`` or a `Store`.
+    """Open the runtime on a SQLite file (default), a PostgreSQL URL, ``":memory:"`` or a `Store`.
 
     On entry, every unfinished run in the store is recovered from its last checkpoint. On
     exit, live runs stop where they are; their state is durable and the next
     ``open_runtime`` on the same database resumes them.
 
     Args:
-        store: a database path, ``":memory:"`` for an in-memory store, or a `Store`.
+        store: a database path, a ``postgresql://user@host/db`` URL (the PostgreSQL store;
+            needs ``pip install 'wayline[postgres]'``), ``":memory:"`` for an in-memory store,
+            or a `Store`. On PostgreSQL a runtime that recovers registers as the database's
+            one worker (several workers on one database come with the runtime's scale-out).
         workflows: the workflows this runtime can run (and recover).
         clock: the time source (``wayline.testing.VirtualClock`` in tests).
         supervisor: restart policy for crashed run actors.
@@ -60,6 +64,8 @@ async def open_runtime(
     """
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
+    elif is_postgres_url(store):
+        the_store = open_postgres_store(str(store), meter_provider=meter_provider)
     elif isinstance(store, (str, os.PathLike)):
         the_store = SQLiteStore(store, meter_provider=meter_provider)
     else:
@@ -69,7 +75,9 @@ async def open_runtime(
     claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it
     if recover and claim is not None:
         try:
-            claim()
+            claimed = claim()
+            if inspect.isawaitable(claimed):  # PostgreSQL registers its worker over the network
+                await claimed
         except BaseException:
             await the_store.close()
             raise

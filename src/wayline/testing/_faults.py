@@ -5,7 +5,18 @@ from __future__ import annotations
 from collections.abc import Awaitable, Collection, Sequence
 from typing import Literal
 
-from ..persistence import AnyEvent, InboxMessage, RunRecord, RunStatus, Store
+from ..persistence import (
+    CLAIMABLE,
+    AnyEvent,
+    InboxMessage,
+    Lease,
+    Listener,
+    RunRecord,
+    RunStatus,
+    Store,
+    Subscription,
+    WorkerInfo,
+)
 
 
 class SimulatedCrash(BaseException):
@@ -60,10 +71,12 @@ class FaultInjectingStore:
     async def start(self) -> None:
         await self.inner.start()
 
-    def claim_ownership(self) -> None:
+    async def claim_ownership(self) -> None:
         claim = getattr(self.inner, "claim_ownership", None)
         if claim is not None:
-            claim()
+            result = claim()
+            if result is not None:  # the PostgreSQL store's is a coroutine
+                await result
 
     async def close(self) -> None:
         await self.inner.close()
@@ -131,3 +144,35 @@ class FaultInjectingStore:
         return await self.inner.list_runs(
             statuses=statuses, workflow=workflow, since=since, newest_first=newest_first, limit=limit
         )
+
+    # Worker and lease operations pass through: they are not the writes counted here.
+
+    async def register_worker(
+        self, worker_id: str | None = None, *, lease_seconds: float = 10.0, exclusive: bool = False
+    ) -> WorkerInfo:
+        self._check()
+        return await self.inner.register_worker(worker_id, lease_seconds=lease_seconds, exclusive=exclusive)
+
+    async def renew_worker(self) -> list[str]:
+        self._check()
+        return await self.inner.renew_worker()
+
+    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
+        self._check()
+        return await self.inner.claim_runs(limit, statuses)
+
+    async def claim_run(self, run_id: str) -> Lease | None:
+        self._check()
+        return await self.inner.claim_run(run_id)
+
+    async def release_runs(self, run_ids: Collection[str]) -> None:
+        self._check()
+        await self.inner.release_runs(run_ids)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        self._check()
+        return await self.inner.list_workers()
+
+    async def subscribe(self, listener: Listener) -> Subscription:
+        self._check()
+        return await self.inner.subscribe(listener)

@@ -27,7 +27,12 @@ Parallel whenever something outside the process happened; in ``"express"`` mode 
 before waiting (timers, callbacks, child runs) and at the end.
 """
 
-from ._errors import AslDefinitionError as AslDefinitionError, StatesError as StatesError
+from ._budget import ExpressionBudget as ExpressionBudget
+from ._errors import (
+    AslDefinitionError as AslDefinitionError,
+    ExpressionBudgetError as ExpressionBudgetError,
+    StatesError as StatesError,
+)
 from ._execute import execute as execute, prepare_redrive as prepare_redrive
 from ._host import AslHost as AslHost
 from ._local import LocalHost as LocalHost
@@ -36,6 +41,8 @@ from ._machine import StateMachine as StateMachine, call_resource as call_resour
 __all__ = (
     "AslDefinitionError",
     "AslHost",
+    "ExpressionBudget",
+    "ExpressionBudgetError",
     "LocalHost",
     "StateMachine",
     "StatesError",

@@ -3,10 +3,11 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import datetime
 from typing import Any
 
+from ._budget import ExpressionBudget
 from ._errors import QUERY_EVALUATION_ERROR, RUNTIME, StatesError
 from ._jsonata import compile_expression, is_expression
 from ._jsonpath import JsonPath, PathNotFound, compile_path
@@ -14,6 +15,7 @@ from ._jsonpath import JsonPath, PathNotFound, compile_path
 __all__ = (
     "COMPARATORS",
     "compile_condition",
+    "compile_glob",
     "compile_rule",
     "parse_timestamp",
     "parse_wait_timestamp",
@@ -61,18 +63,52 @@ def _is_num(v: Any) -> bool:
     return t is int or t is float
 
 
-def _wildcard(pattern: str) -> re.Pattern[str]:
-    out = []
+def compile_glob(pattern: str) -> Callable[[str], bool]:
+    """Compile a ``StringMatches`` pattern into a test that runs in time linear in the text.
+
+    As the States Language says: ``*`` matches any run of characters, possibly empty; a
+    backslash makes the next character literal (``\\*`` is a star); nothing else is special.
+
+    The pattern splits at its unescaped stars into literal pieces. The first must start the
+    text and the last must end it; each piece between them is taken at its leftmost place
+    after the one before. Leftmost is never worse for a later piece, so one left-to-right
+    pass decides, where a backtracking regex (``.*a.*a.*...b``) takes exponential time.
+    """
+    pieces: list[str] = []
+    current: list[str] = []
     i = 0
     while i < len(pattern):
         c = pattern[i]
         if c == "\\" and i + 1 < len(pattern):
-            out.append(re.escape(pattern[i + 1]))
+            current.append(pattern[i + 1])
             i += 2
             continue
-        out.append(".*" if c == "*" else re.escape(c))
+        if c == "*":
+            pieces.append("".join(current))
+            current = []
+        else:
+            current.append(c)
         i += 1
-    return re.compile("".join(out), re.DOTALL)
+    pieces.append("".join(current))
+    if len(pieces) == 1:
+        literal = pieces[0]
+        return lambda text: text == literal
+    head, tail = pieces[0], pieces[-1]
+    middle = [p for p in pieces[1:-1] if p]
+    shortest = len(head) + len(tail) + sum(len(p) for p in middle)
+
+    def match(text: str) -> bool:
+        if len(text) < shortest or not text.startswith(head) or not text.endswith(tail):
+            return False
+        pos, end = len(head), len(text) - len(tail)
+        for piece in middle:
+            found = text.find(piece, pos, end)
+            if found < 0:
+                return False
+            pos = found + len(piece)
+        return True
+
+    return match
 
 
 def _cmp(kind: str, op: str) -> Callable[[Any, Any], bool]:
@@ -198,13 +234,13 @@ def compile_rule(rule: Any, where: str, problems: list[str], top: bool) -> Rule:
         if type(operand) is not str:
             problems.append(f"{where}/StringMatches: must be a string")
             return lambda d, c, lk: False
-        rx = _wildcard(operand)
+        glob = compile_glob(operand)
 
         def matches(d: Any, c: Any, lk: Lookup) -> bool:
             v = _resolve(var, d, c, lk)
             if v is _MISSING:
                 raise _invalid_path(var)
-            return type(v) is str and rx.fullmatch(v) is not None
+            return type(v) is str and glob(v)
 
         return matches
     base = op[:-4] if op.endswith("Path") else op
@@ -260,23 +296,33 @@ def _extra(rule: dict[str, Any], allowed: set[str], where: str, problems: list[s
             problems.append(f"{where}/{key}: field not allowed here")
 
 
-def compile_condition(value: Any, where: str, problems: list[str]) -> Callable[[Mapping[str, Any]], bool]:
+Condition = Callable[[Mapping[str, Any], ExpressionBudget], Awaitable[bool]]
+
+
+def compile_condition(value: Any, where: str, problems: list[str]) -> Condition:
     """Compile a JSONata ``Condition`` (an expression or a boolean constant)."""
     if type(value) is bool:
-        return lambda b: value
+        return _constant(value)
     if not is_expression(value):
         problems.append(f"{where}/Condition: must be a JSONata expression or a boolean")
-        return lambda b: False
+        return _constant(False)
     try:
         expr = compile_expression(value)
     except ValueError as exc:
         problems.append(f"{where}/Condition: {exc}")
-        return lambda b: False
+        return _constant(False)
 
-    def evaluate(bindings: Mapping[str, Any]) -> bool:
-        result = expr.evaluate(bindings, "Condition")
+    async def evaluate(bindings: Mapping[str, Any], budget: ExpressionBudget) -> bool:
+        result = await expr.evaluate(bindings, "Condition", budget)
         if type(result) is not bool:
             raise StatesError(QUERY_EVALUATION_ERROR, expr.unexpected_type("Condition", "boolean", result).cause)
         return result
 
     return evaluate
+
+
+def _constant(value: bool) -> Condition:
+    async def constant(bindings: Mapping[str, Any], budget: ExpressionBudget) -> bool:
+        return value
+
+    return constant

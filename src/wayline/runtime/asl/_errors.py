@@ -6,6 +6,7 @@ from ..._errors import WaylineError
 
 __all__ = (
     "AslDefinitionError",
+    "ExpressionBudgetError",
     "StatesError",
 )
 
@@ -26,6 +27,30 @@ class AslDefinitionError(WaylineError, ValueError):
         count = len(self.problems)
         head = f"invalid state machine definition ({count} problem{'s' if count != 1 else ''})"
         super().__init__(head + ":\n  " + "\n  ".join(self.problems))
+
+
+class ExpressionBudgetError(WaylineError, ValueError):
+    """An expression budget that cannot be used: a limit of
+    :class:`~wayline.runtime.asl.ExpressionBudget` that is not a positive number, or a
+    ``StateMachine(expression_budget=...)`` that is not an ``ExpressionBudget``.
+
+    Attributes:
+        field: What is wrong, e.g. ``"seconds"`` or ``"expression_budget"``.
+        value: The value given.
+    """
+
+    def __init__(self, field: str, value: object) -> None:
+        self.field = field
+        self.value = value
+        if field == "expression_budget":
+            message = (
+                "StateMachine(expression_budget=...) takes an ExpressionBudget "
+                f"(from wayline.runtime import ExpressionBudget), got {type(value).__name__}"
+            )
+        else:
+            kind = "a positive, finite number of seconds" if field == "seconds" else "a positive integer"
+            message = f"ExpressionBudget.{field} must be {kind}, got {value!r}"
+        super().__init__(message)
 
 
 class StatesError(WaylineError):

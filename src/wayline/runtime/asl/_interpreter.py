@@ -128,6 +128,7 @@ class Execution:
         self.events: list[dict[str, Any]] = []
         self.standard = machine.mode == "standard"
         self.limit = machine.max_payload_bytes
+        self.budget = machine.expression_budget
         self.effects = 0
         self._busy = False
         self._idle: anyio.Event | None = None
@@ -359,11 +360,11 @@ def path_effective_input(ex: Execution, frame: Frame, st: State, raw: Any, ctx: 
     return data
 
 
-def finish_state(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any) -> Any:
+async def finish_state(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, ctx: Any) -> Any:
     """A state's output from its raw input and its result, in either query language, size-checked."""
     try:
         if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, result, ctx, result)
+            out = await ata_finish(ex, frame, st, raw, result, ctx, result)
         else:
             out = path_finish(ex, frame, st, raw, result, ctx)
     except StatesError as err:
@@ -383,7 +384,7 @@ def path_finish(ex: Execution, frame: Frame, st: State, raw: Any, result: Any, c
     return out
 
 
-def ata_finish(
+async def ata_finish(
     ex: Execution,
     frame: Frame,
     st: State,
@@ -399,8 +400,8 @@ def ata_finish(
     if result is not NO_RESULT:
         states["result"] = result
     b = ex.bindings(frame, states)
-    new_vars = st.assign_ata(b) if st.assign_ata else None
-    out = st.output(b) if st.output else default
+    new_vars = await st.assign_ata(b, ex.budget) if st.assign_ata else None
+    out = await st.output(b, ex.budget) if st.output else default
     ex.assign(frame, new_vars)
     return out
 
@@ -451,7 +452,7 @@ async def handle_failure(
             break
     for catcher in st.catch:
         if matches(catcher.errors, err.error):
-            return catch(ex, frame, st, raw, err, catcher, ctx)
+            return await catch(ex, frame, st, raw, err, catcher, ctx)
     raise err
 
 
@@ -465,7 +466,7 @@ def backoff(retrier: Retrier, done: int) -> float:
     return delay
 
 
-def catch(
+async def catch(
     ex: Execution,
     frame: Frame,
     st: State,
@@ -478,8 +479,8 @@ def catch(
     try:
         if st.jsonata:
             b = ex.bindings(frame, {"input": raw, "context": ctx, "errorOutput": error_output})
-            new_vars = catcher.assign_ata(b) if catcher.assign_ata else None
-            out = catcher.output(b) if catcher.output else error_output
+            new_vars = await catcher.assign_ata(b, ex.budget) if catcher.assign_ata else None
+            out = await catcher.output(b, ex.budget) if catcher.output else error_output
         else:
             lookup = frame.scope.lookup
             new_vars = catcher.assign_path(error_output, ctx, lookup) if catcher.assign_path else None

@@ -70,6 +70,11 @@ class Intrinsic:
             return self.fn(values)
         except StatesError:
             raise
+        except RecursionError:
+            # User data nested thousands of levels deep (States.StringToJson('[[[[...')).
+            raise StatesError(
+                INTRINSIC_FAILURE, f"Invalid arguments in {self.name}: the value is nested too deeply"
+            ) from None
         except (TypeError, ValueError, IndexError, KeyError, OverflowError) as exc:
             raise StatesError(INTRINSIC_FAILURE, f"Invalid arguments in {self.name}: {exc}") from None
 
@@ -244,11 +249,19 @@ def _arity(name: str, args: list[Any], lo: int, hi: int | None = None) -> None:
         raise _fail(f"Function {name} expects {expected} arguments, got {len(args)}")
 
 
+# The longest string States.Format may build. Its result is the only one an intrinsic makes
+# larger than its arguments (each placeholder repeats a value of up to 256 KiB, so a long
+# template could ask for gigabytes); four times the largest state payload AWS accepts, so no
+# result a state can pass on is refused.
+MAX_FORMAT_LENGTH = 4 * 262_144
+
+
 def _format(args: list[Any]) -> str:
     if not args or type(args[0]) is not str:
         raise _fail("The first argument of States.Format must be a string template")
     template, values = args[0], args[1:]
     out: list[str] = []
+    length = len(template)
     i = used = 0
     while i < len(template):
         c = template[i]
@@ -259,7 +272,14 @@ def _format(args: list[Any]) -> str:
         if template.startswith("{}", i):
             if used >= len(values):
                 raise _fail("Number of arguments does not match the number of placeholders")
-            out.append(_java_str(values[used]))
+            text = _java_str(values[used])
+            length += len(text)
+            if length > MAX_FORMAT_LENGTH:
+                raise _fail(
+                    f"States.Format would build a string longer than {MAX_FORMAT_LENGTH} characters "
+                    f"(placeholder {used + 1} of {len(values)})"
+                )
+            out.append(text)
             used += 1
             i += 2
             continue
@@ -328,16 +348,22 @@ def _contains(args: list[Any]) -> bool:
     return any(_json_equal(x, args[1]) for x in arr)
 
 
+# AWS's limit for States.ArrayRange.
+MAX_RANGE_ITEMS = 1000
+
+
 def _range(args: list[Any]) -> list[int]:
     _arity("States.ArrayRange", args, 3)
     names = ("start", "end", "step")
     start, end, step = (_int_arg("States.ArrayRange", a, w) for a, w in zip(args, names, strict=True))
     if step == 0:
         raise _fail("The step argument of States.ArrayRange must not be zero")
-    out = list(range(start, end + (1 if step > 0 else -1), step))
-    if len(out) > 1000:
-        raise _fail("States.ArrayRange can return at most 1000 items")
-    return out
+    # Count before building: ArrayRange(1, 100000000, 1) must fail at once, not after
+    # allocating the 4 GB it asks for.
+    count = max(0, (end - start) // step + 1)
+    if count > MAX_RANGE_ITEMS:
+        raise _fail(f"States.ArrayRange can return at most {MAX_RANGE_ITEMS} items, these arguments make {count}")
+    return list(range(start, end + (1 if step > 0 else -1), step))
 
 
 def _get_item(args: list[Any]) -> Any:
@@ -356,11 +382,33 @@ def _length(args: list[Any]) -> int:
 
 def _unique(args: list[Any]) -> list[Any]:
     _arity("States.ArrayUnique", args, 1)
+    # Comparing each item with every kept one took time quadratic in the array: 50,000
+    # distinct items from a 256 KiB input meant over a billion comparisons, on the event
+    # loop. A hashable key that is equal exactly when _json_equal is makes it one pass.
+    seen: set[Any] = set()
     out: list[Any] = []
     for x in _array_arg("States.ArrayUnique", args[0]):
-        if not any(_json_equal(x, y) for y in out):
+        key = _json_key(x)
+        if key not in seen:
+            seen.add(key)
             out.append(x)
     return out
+
+
+def _json_key(v: Any) -> Any:
+    """A hashable key, equal for two JSON values exactly when ``_json_equal`` holds.
+
+    Numbers compare by value across int and float (1 == 1.0, as Python's hash agrees);
+    booleans are not numbers here, and objects compare without regard to key order.
+    """
+    t = type(v)
+    if t is int or t is float:
+        return ("n", v)
+    if t is list:
+        return ("l", tuple(_json_key(x) for x in v))
+    if t is dict:
+        return ("d", frozenset((k, _json_key(x)) for k, x in v.items()))
+    return (t.__name__, v)
 
 
 def _b64encode(args: list[Any]) -> str:

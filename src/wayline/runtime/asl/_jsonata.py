@@ -1,8 +1,9 @@
 """JSONata expressions (``{% ... %}``), compiled once with jsonata-python.
 
 Step Functions binds ``$states`` (input, result, errorOutput, context) and the workflow
-variables, and adds a few functions of its own ($partition, $range, $hash, $random, $uuid,
-$parse); those are registered here.
+variables, adds a few functions of its own ($partition, $range, $hash, $random, $uuid,
+$parse) and leaves out ``$eval``; that is done here. Every evaluation is metered against the
+machine's :class:`ExpressionBudget`, and one that is slow moves off the event loop.
 """
 
 from __future__ import annotations
@@ -11,14 +12,21 @@ import hashlib
 import json
 import random
 import re
+import threading
+import time
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+import anyio
 import jsonata  # type: ignore[import-untyped]
+from anyio.lowlevel import RunVar
+from jsonata.functions import Functions  # type: ignore[import-untyped]
 from jsonata.utils import Utils  # type: ignore[import-untyped]
 
+from ._budget import ExpressionBudget, Meter, OverBudget, SliceOver
 from ._errors import QUERY_EVALUATION_ERROR, StatesError
+from ._regex import jsonata_regex_engine
 
 __all__ = ("Expression", "compile_expression", "is_expression", "to_json_text")
 
@@ -58,7 +66,7 @@ class Expression:
         source: The expression text between the delimiters, trimmed.
     """
 
-    __slots__ = ("_compiled", "_fast", "source")
+    __slots__ = ("_compiled", "_fast", "_slow", "source")
 
     def __init__(self, source: str) -> None:
         self.source = source
@@ -67,21 +75,34 @@ class Expression:
         # else, or a reference that meets an array, goes through jsonata-python.
         m = _SIMPLE_REFERENCE.match(source)
         self._fast: tuple[str, ...] | None = tuple(source[1:].split(".")) if m else None
-        compiled = jsonata.Jsonata(source)
+        # Set once an evaluation outran its slice of the event loop: later ones go straight
+        # to the worker thread.
+        self._slow = False
+        if _RESERVED in source:
+            # The budget's hooks live in the evaluation's environment under these names: an
+            # expression that rebinds them could run unmetered.
+            raise ValueError(f"names starting with ${_RESERVED} are reserved")
+        compiled = jsonata.Jsonata(source, jsonata_regex_engine)
         compiled.set_output_convert_nulls(False)
         # Inputs come from JSON (or from our own evaluation), so re-validating them on
         # every call would only cost time.
         compiled.set_validate_input(False)
         for name, fn in _AWS_FUNCTIONS.items():
             compiled.register_lambda(name, fn)
+        compiled.register_function("pad", _PAD)
         self._compiled = compiled
 
-    def evaluate(self, bindings: Mapping[str, Any], field: str) -> Any:
-        """Evaluate with ``bindings`` (``states`` plus variables).
+    async def evaluate(self, bindings: Mapping[str, Any], field: str, budget: ExpressionBudget) -> Any:
+        """Evaluate with ``bindings`` (``states`` plus variables), within ``budget``.
+
+        Most evaluations take well under a millisecond and run here, on the event loop.
+        One that outruns its slice (``INLINE_SLICE_SECONDS``) starts again in a worker
+        thread, one at a time per event loop, so a slow expression does not hold up other
+        runs; the expression is then marked slow and later evaluations go straight there.
 
         Raises:
-            StatesError: ``States.QueryEvaluationError`` when evaluation fails or returns
-                nothing; the cause names ``field``.
+            StatesError: ``States.QueryEvaluationError`` when evaluation fails, returns
+                nothing, or goes past the budget; the cause names ``field`` (and the limit).
         """
         fast = self._fast
         if fast is not None:
@@ -96,9 +117,48 @@ class Expression:
                 # Same normalisation as a jsonata-python result (integral floats -> ints).
                 return _plain(cur)
         bound = {k: (_NULL if v is None else v) for k, v in bindings.items()}
+        if not self._slow:
+            try:
+                return self._run(bound, field, Meter(budget, INLINE_SLICE_SECONDS))
+            except SliceOver:
+                self._slow = True
+        meter = Meter(budget)
         try:
-            result = self._compiled.evaluate(None, bound)
-        except StatesError:
+            return await anyio.to_thread.run_sync(
+                self._run, bound, field, meter, abandon_on_cancel=True, limiter=_thread_limiter()
+            )
+        except anyio.get_cancelled_exc_class():
+            meter.cancel()  # the abandoned thread stops at its next node
+            raise
+        finally:
+            # A first evaluation, a garbage collection or a busy machine can make a cheap
+            # expression miss its slice once: if it ran within the slice here, it goes back
+            # to the event loop next time.
+            if meter.elapsed() < INLINE_SLICE_SECONDS:
+                self._slow = False
+
+    def _run(self, bound: dict[str, Any], field: str, meter: Meter) -> Any:
+        """Evaluate on the current thread, metered (the bindings get the meter's hooks)."""
+        bound[_ENTRY] = meter.entry
+        bound[_EXIT] = meter.exit
+        _current.meter = meter
+        compiled = self._compiled
+        # $now() and $millis() read the timestamp of this thread's jsonata-python instance,
+        # which evaluate() does not set (it sets its own): they answered the time the last
+        # expression was compiled, or, on the worker thread, when it first evaluated one.
+        compiled.get_per_thread_instance().timestamp = round(time.time() * 1000)
+        meter.start()
+        try:
+            result = compiled.evaluate(None, bound)
+        except OverBudget as over:
+            raise StatesError(
+                QUERY_EVALUATION_ERROR,
+                f"The JSONata expression '{self.source}' specified for the field '{field}' "
+                f"threw an error during evaluation. It went past its budget: {over.detail} "
+                f"(ExpressionBudget.{over.limit}; simplify the expression, or give the state "
+                "machine a larger budget with StateMachine(..., expression_budget=...)).",
+            ) from None
+        except (StatesError, SliceOver):
             raise
         except Exception as exc:  # jsonata-python raises JException and plain errors
             code = getattr(exc, "error", None)
@@ -110,6 +170,9 @@ class Expression:
                 f"The JSONata expression '{self.source}' specified for the field '{field}' "
                 f"threw an error during evaluation. {detail}",
             ) from None
+        finally:
+            meter.stop()
+            _current.meter = None
         if result is None:
             raise self._undefined(field)
         return _plain(result)
@@ -128,6 +191,49 @@ class Expression:
             f"returned an unexpected result type. Expected '{expected}', but was "
             f"'{type_name(value)}' for value: {to_json_text(value)}",
         )
+
+
+# How long an evaluation may hold the event loop before it moves to a worker thread. Most
+# expressions take 0.05 to 0.2 ms in jsonata-python, so they never leave the loop (a thread
+# hop costs about as much again); 2 ms is the longest another run's timer waits for one
+# expression the first time it is slow.
+INLINE_SLICE_SECONDS = 0.002
+
+_RESERVED = "__evaluate"
+_ENTRY = "__evaluate_entry"
+_EXIT = "__evaluate_exit"
+# The meter of the evaluation running on this thread, for the functions below that check a
+# size before they build a value.
+_current = threading.local()
+# One worker thread per event loop evaluates slow expressions: a second one would only take
+# turns at the GIL with the first, and with the event loop.
+_LIMITER: RunVar[anyio.CapacityLimiter] = RunVar("wayline_asl_expression_limiter")
+
+
+def _thread_limiter() -> anyio.CapacityLimiter:
+    try:
+        return _LIMITER.get()
+    except LookupError:
+        limiter = anyio.CapacityLimiter(1)
+        _LIMITER.set(limiter)
+        return limiter
+
+
+class _CheckedPad(jsonata.Jsonata.JNativeFunction):  # type: ignore[misc]
+    """``$pad`` with the width checked against the budget before the string is built
+    (``$pad('', 100000000)`` would otherwise allocate 100 MB in one call)."""
+
+    def __init__(self) -> None:
+        super().__init__("pad", "<s-ns?:s>", Functions, None)
+
+    def call(self, input: Any, args: Any) -> Any:
+        meter = getattr(_current, "meter", None)
+        if meter is not None and args and len(args) > 1 and type(args[1]) in (int, float):
+            meter.check_build(abs(int(args[1])), "a padded string", "characters")
+        return super().call(input, args)
+
+
+_PAD = _CheckedPad()
 
 
 _CACHE: dict[str, Expression] = {}
@@ -218,6 +324,12 @@ def _uuid() -> Any:
     return str(uuid.uuid4())
 
 
+def _eval(*args: Any) -> Any:
+    # Step Functions leaves $eval out of its JSONata. Here it would also be a way around the
+    # budget: an expression built from a string could rebind the meter's hooks.
+    raise _fail("$eval is not available in Step Functions' JSONata; use $parse to read JSON text")
+
+
 def _parse(text: Any = None) -> Any:
     if type(text) is not str:
         raise _fail("$parse expects a string")
@@ -234,4 +346,5 @@ _AWS_FUNCTIONS = {
     "random": _random,
     "uuid": _uuid,
     "parse": _parse,
+    "eval": _eval,
 }

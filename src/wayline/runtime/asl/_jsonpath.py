@@ -14,6 +14,8 @@ import re
 from collections.abc import Callable, Mapping
 from typing import Any
 
+from ._regex import RegexNotSupported, compile_regex
+
 __all__ = ("JsonPath", "PathNotFound", "compile_path", "is_path", "set_path")
 
 # A field name runs until a character that has a meaning in a path or filter, so names
@@ -513,7 +515,11 @@ class _FilterParser:
                     raise PathSyntaxError(f"invalid JSONPath {self.whole!r}: expected /regex/")
                 self.i += 1
                 body, _, flags = rtok[1][1:].rpartition("/")
-                rx = re.compile(body, re.IGNORECASE if "i" in flags else 0)
+                try:
+                    rx = compile_regex(body, flags)
+                except RegexNotSupported as exc:
+                    raise PathSyntaxError(f"invalid JSONPath {self.whole!r}: {exc}") from None
+                # Jayway (so AWS) matches the whole string, as fullmatch does.
                 return lambda n: isinstance(v := left(n), str) and rx.fullmatch(v) is not None
             right = self.operand()
             return lambda n: _compare(op, left(n), right(n))

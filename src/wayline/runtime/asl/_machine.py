@@ -8,7 +8,8 @@ from typing import Any, Literal
 
 import anyio
 
-from ._errors import AslDefinitionError, StatesError
+from ._budget import DEFAULT_MAX_LENGTH, ExpressionBudget
+from ._errors import AslDefinitionError, ExpressionBudgetError, StatesError
 from ._jsonata import is_expression
 from ._states import Program, State, compile_program
 
@@ -34,6 +35,9 @@ class StateMachine:
             the run suspends (timers, callbacks, child runs) or finishes.
         max_payload_bytes: Largest state input/output, in bytes of JSON; larger fails the
             run with ``States.DataLimitExceeded``. AWS's limit is 256 KiB.
+        expression_budget: Limits on each evaluation of a JSONata expression (time,
+            nesting depth, size of the values it builds); see :class:`ExpressionBudget`.
+            By default its ``max_length`` is at least four times ``max_payload_bytes``.
 
     Raises:
         AslDefinitionError: The definition is invalid; ``problems`` lists each problem with
@@ -49,6 +53,7 @@ class StateMachine:
         version: str = "1",
         mode: Literal["standard", "express"] = "standard",
         max_payload_bytes: int = 262144,
+        expression_budget: ExpressionBudget | None = None,
     ) -> None:
         if isinstance(definition, str):
             try:
@@ -57,6 +62,8 @@ class StateMachine:
                 raise AslDefinitionError([f"/: the definition is not valid JSON: {exc}"]) from None
         if mode not in ("standard", "express"):
             raise ValueError(f"mode must be 'standard' or 'express', got {mode!r}")
+        if expression_budget is not None and not isinstance(expression_budget, ExpressionBudget):
+            raise ExpressionBudgetError("expression_budget", expression_budget)
         problems: list[str] = []
         program = compile_program(
             dict(definition) if isinstance(definition, Mapping) else definition, "", problems, "JSONPath", True
@@ -70,6 +77,10 @@ class StateMachine:
         self.version = version
         self.mode: Literal["standard", "express"] = mode
         self.max_payload_bytes = max_payload_bytes
+        if expression_budget is None:
+            # A string the input may hold must never count as runaway.
+            expression_budget = ExpressionBudget(max_length=max(DEFAULT_MAX_LENGTH, 4 * max_payload_bytes))
+        self.expression_budget: ExpressionBudget = expression_budget
         self._items: dict[str, StateMachine] = {}
 
     @property
@@ -91,6 +102,7 @@ class StateMachine:
                 version=self.version,
                 mode=self.mode,
                 max_payload_bytes=self.max_payload_bytes,
+                expression_budget=self.expression_budget,
             )
             self._items[state.where] = machine
         return machine

@@ -193,7 +193,7 @@ async def run_parallel(ex: Execution, frame: Frame, st: State, raw: Any) -> tupl
         try:
             if st.jsonata:
                 b = ex.bindings(frame, {"input": raw, "context": ctx})
-                payload = st.arguments(b) if st.arguments else raw
+                payload = await st.arguments(b, ex.budget) if st.arguments else raw
             else:
                 payload = path_effective_input(ex, frame, st, raw, ctx)
         except StatesError as err:
@@ -206,7 +206,7 @@ async def run_parallel(ex: Execution, frame: Frame, st: State, raw: Any) -> tupl
 
         results = await _run_children(ex, frame, len(st.branches), 0, branch, labels=f"{frame.label}{st.name}/")
         ex.emit("ParallelStateSucceeded")
-        return finish_state(ex, frame, st, raw, results, ctx)
+        return await finish_state(ex, frame, st, raw, results, ctx)
 
     return await _with_retry(ex, frame, st, raw, body)
 
@@ -220,15 +220,15 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
     async def body(ctx: dict[str, Any]) -> Any:
         try:
             # AWS evaluates MaxConcurrency before the items, tolerances after them.
-            concurrency = _concurrency(
+            concurrency = await _concurrency(
                 ex, frame, st, ex.path(st.input_path, raw, ctx, frame) if not st.jsonata else raw, ctx, raw
             )
             if st.reader is not None:
                 data, items = await _read_items(ex, frame, st, raw, ctx)
             else:
-                data, items = _items(ex, frame, st, raw, ctx)
-            inputs = _batches(ex, frame, st, items, data, ctx, raw)
-            tolerate = _tolerance(ex, frame, st, data, ctx, raw, len(inputs))
+                data, items = await _items(ex, frame, st, raw, ctx)
+            inputs = await _batches(ex, frame, st, items, data, ctx, raw)
+            tolerate = await _tolerance(ex, frame, st, data, ctx, raw, len(inputs))
         except StatesError as err:
             raise unlocated(err) from None
         count = len(inputs)
@@ -251,7 +251,7 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
             if inline:
                 ex.emit("MapIterationStarted", {"index": i, "name": st.name})
             try:
-                value = selector(i, inputs[i])
+                value = await selector(i, inputs[i])
             except StatesError as err:
                 raise ex.located(unlocated(err), st, frame.entered) from None
             try:
@@ -286,12 +286,12 @@ async def run_map(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any
         if st.distributed:
             ex.emit("MapRunSucceeded")
         ex.emit("MapStateSucceeded")
-        return finish_state(ex, frame, st, raw, results, ctx)
+        return await finish_state(ex, frame, st, raw, results, ctx)
 
     return await _with_retry(ex, frame, st, raw, body)
 
 
-def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[Any, list[Any]]:
+async def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[Any, list[Any]]:
     if st.jsonata:
         if st.items is None:
             items = raw
@@ -300,7 +300,7 @@ def _items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any) -> tuple[
                     E.QUERY_EVALUATION_ERROR, f"Map state input must be an array but was: {to_json_text(items)}"
                 )
             return raw, items
-        items = st.items(ex.bindings(frame, {"input": raw, "context": ctx}))
+        items = await st.items(ex.bindings(frame, {"input": raw, "context": ctx}), ex.budget)
         if type(items) is not list:
             from ._jsonata import compile_expression, is_expression
 
@@ -323,7 +323,7 @@ async def _read_items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any
     resource, args, max_items = st.reader
     if st.jsonata:
         data = raw
-        payload = args(ex.bindings(frame, {"input": raw, "context": ctx}))
+        payload = await args(ex.bindings(frame, {"input": raw, "context": ctx}), ex.budget)
     else:
         data = ex.path(st.input_path, raw, ctx, frame)
         payload = args(data, ctx, frame.scope.lookup)
@@ -347,8 +347,8 @@ async def _read_items(ex: Execution, frame: Frame, st: State, raw: Any, ctx: Any
     return data, items
 
 
-def _concurrency(ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, raw: Any) -> int:
-    value = resolve_number(ex, frame, st, st.max_concurrency, "MaxConcurrency", data, ctx, raw)
+async def _concurrency(ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, raw: Any) -> int:
+    value = await resolve_number(ex, frame, st, st.max_concurrency, "MaxConcurrency", data, ctx, raw)
     if value is None:
         return 0
     if value < 0:
@@ -356,11 +356,11 @@ def _concurrency(ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, ra
     return int(value)
 
 
-def _tolerance(
+async def _tolerance(
     ex: Execution, frame: Frame, st: State, data: Any, ctx: Any, raw: Any, total: int
 ) -> Callable[[int], bool] | None:
-    count = resolve_number(ex, frame, st, st.tolerated_count, "ToleratedFailureCount", data, ctx, raw)
-    pct = resolve_number(
+    count = await resolve_number(ex, frame, st, st.tolerated_count, "ToleratedFailureCount", data, ctx, raw)
+    pct = await resolve_number(
         ex, frame, st, st.tolerated_percentage, "ToleratedFailurePercentage", data, ctx, raw, kind="float"
     )
     if count is not None and count < 0:
@@ -378,17 +378,19 @@ def _tolerance(
     return tolerate
 
 
-def _batches(ex: Execution, frame: Frame, st: State, items: list[Any], data: Any, ctx: Any, raw: Any) -> list[Any]:
+async def _batches(
+    ex: Execution, frame: Frame, st: State, items: list[Any], data: Any, ctx: Any, raw: Any
+) -> list[Any]:
     batcher = st.batcher
     if batcher is None:
         return items
-    max_items = resolve_number(ex, frame, st, batcher["max_items"], "MaxItemsPerBatch", data, ctx, raw)
-    max_bytes = resolve_number(ex, frame, st, batcher["max_bytes"], "MaxInputBytesPerBatch", data, ctx, raw)
+    max_items = await resolve_number(ex, frame, st, batcher["max_items"], "MaxItemsPerBatch", data, ctx, raw)
+    max_bytes = await resolve_number(ex, frame, st, batcher["max_bytes"], "MaxInputBytesPerBatch", data, ctx, raw)
     make_input = batcher["input"]
     if make_input is None:
         batch_input = None
     elif st.jsonata:
-        batch_input = make_input(ex.bindings(frame, {"input": raw, "context": ctx}))
+        batch_input = await make_input(ex.bindings(frame, {"input": raw, "context": ctx}), ex.budget)
     else:
         batch_input = make_input(data, ctx, frame.scope.lookup)
     limit_items = int(max_items) if max_items else math.inf
@@ -416,15 +418,15 @@ def _batches(ex: Execution, frame: Frame, st: State, items: list[Any], data: Any
 
 def _selector(
     ex: Execution, frame: Frame, st: State, data: Any, ctx: dict[str, Any], raw: Any
-) -> Callable[[int, Any], Any]:
+) -> Callable[[int, Any], Awaitable[Any]]:
     sel = st.item_selector
-    if sel is None:
-        return lambda i, value: value
 
-    def select(i: int, value: Any) -> Any:
+    async def select(i: int, value: Any) -> Any:
+        if sel is None:
+            return value
         item_ctx = {**ctx, "Map": {"Item": {"Index": i, "Value": value}}}
         if st.jsonata:
-            return sel(ex.bindings(frame, {"input": raw, "context": item_ctx}))
+            return await sel(ex.bindings(frame, {"input": raw, "context": item_ctx}), ex.budget)
         return sel(data, item_ctx, frame.scope.lookup)
 
     return select

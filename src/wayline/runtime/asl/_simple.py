@@ -28,7 +28,7 @@ async def run_pass(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
     ctx = ex.context(st)
     try:
         if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, NO_RESULT, ctx, raw)
+            out = await ata_finish(ex, frame, st, raw, NO_RESULT, ctx, raw)
         else:
             data = path_effective_input(ex, frame, st, raw, ctx)
             result = st.raw.get("Result", data)
@@ -44,7 +44,7 @@ async def run_succeed(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple
     ctx = ex.context(st)
     try:
         if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, NO_RESULT, ctx, raw)
+            out = await ata_finish(ex, frame, st, raw, NO_RESULT, ctx, raw)
         else:
             out = ex.path(st.output_path, ex.path(st.input_path, raw, ctx, frame), ctx, frame)
     except StatesError as err:
@@ -56,18 +56,18 @@ async def run_succeed(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple
 async def run_fail(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[Any, None]:
     ctx = ex.context(st)
 
-    def value(spec: tuple[str, Any] | None) -> Any:
+    async def value(spec: tuple[str, Any] | None) -> Any:
         if spec is None:
             return None
         kind, v = spec
         if kind == "lit":
             return v
         if kind == "ata":
-            return v(ex.bindings(frame, {"input": raw, "context": ctx}))
+            return await v(ex.bindings(frame, {"input": raw, "context": ctx}), ex.budget)
         return v(raw, ctx, frame.scope.lookup)
 
     try:
-        error, cause = value(st.error), value(st.cause)
+        error, cause = await value(st.error), await value(st.cause)
     except StatesError as exc:
         raise unlocated(exc) from None
     raise StatesError(error, cause)
@@ -79,17 +79,17 @@ async def run_choice(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[
         if st.jsonata:
             b = ex.bindings(frame, {"input": raw, "context": ctx})
             for cond, nxt, output, assign in st.choices:
-                if cond(b):
-                    new_vars = assign(b) if assign else None
+                if await cond(b, ex.budget):
+                    new_vars = await assign(b, ex.budget) if assign else None
                     # A matched rule uses its own Output; the state's Output and Assign
                     # belong to the Default branch.
-                    out = output(b) if output else raw
+                    out = await output(b, ex.budget) if output else raw
                     ex.assign(frame, new_vars)
                     return _choice_exit(ex, st, out, nxt)
             if st.default is None:
                 raise _no_choice(st)
-            new_vars = st.assign_ata(b) if st.assign_ata else None
-            out = st.output(b) if st.output else raw
+            new_vars = await st.assign_ata(b, ex.budget) if st.assign_ata else None
+            out = await st.output(b, ex.budget) if st.output else raw
             ex.assign(frame, new_vars)
             return _choice_exit(ex, st, out, st.default)
         data = ex.path(st.input_path, raw, ctx, frame)
@@ -122,7 +122,7 @@ def _choice_exit(ex: Execution, st: State, out: Any, nxt: str) -> tuple[Any, str
     return out, nxt
 
 
-def resolve_number(
+async def resolve_number(
     ex: Execution,
     frame: Frame,
     st: State,
@@ -140,7 +140,7 @@ def resolve_number(
     if how == "lit":
         return v
     if how == "ata":
-        value = v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field)
+        value = await v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field, ex.budget)
         ok = type(value) is int or (type(value) is float and (kind == "float" or value.is_integer()))
         if not ok:
             raise v.unexpected_type(field, "number" if kind == "float" else "integer", value)
@@ -170,9 +170,9 @@ async def run_wait(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
     try:
         data = raw if st.jsonata else ex.path(st.input_path, raw, ctx, frame)
         if "wake" not in rec:
-            rec["wake"] = _wake_time(ex, frame, st, data, raw, ctx)
+            rec["wake"] = await _wake_time(ex, frame, st, data, raw, ctx)
         if st.jsonata:
-            out = ata_finish(ex, frame, st, raw, NO_RESULT, ctx, raw)
+            out = await ata_finish(ex, frame, st, raw, NO_RESULT, ctx, raw)
         else:
             new_vars = st.assign_path(data, ctx, frame.scope.lookup) if st.assign_path else None
             out = ex.path(st.output_path, data, ctx, frame)
@@ -194,7 +194,7 @@ def _shown(value: Any) -> str:
     return value if type(value) is str else to_json_text(value)
 
 
-def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx: Any) -> float:
+async def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx: Any) -> float:
     from ._choice import parse_wait_timestamp
 
     assert st.wait is not None
@@ -208,7 +208,7 @@ def _wake_time(ex: Execution, frame: Frame, st: State, data: Any, raw: Any, ctx:
     if how == "lit":
         value = v
     elif how == "ata":
-        value = v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field)
+        value = await v.evaluate(ex.bindings(frame, {"input": raw, "context": ctx}), field, ex.budget)
     else:
         try:
             value = v.get(data, ctx, frame.scope.lookup)

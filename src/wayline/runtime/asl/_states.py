@@ -118,8 +118,9 @@ class State:
     heartbeat: Any = None
     retry: tuple[Retrier, ...] = ()
     catch: tuple[Catcher, ...] = ()
-    # Choice: (rule or condition, next, assign_path, assign_ata)
-    choices: tuple[tuple[Callable[..., bool], str, Any, Any], ...] = ()
+    # Choice: (rule or condition, next, assign_path, assign_ata); a JSONPath rule returns a
+    # bool, a JSONata condition an awaitable bool (it may be evaluated off the event loop)
+    choices: tuple[tuple[Callable[..., Any], str, Any, Any], ...] = ()
     default: str | None = None
     # Wait: ("seconds"|"timestamp", value kind, value)
     wait: tuple[str, Any] | None = None
@@ -374,7 +375,7 @@ def _choice(st: State, raw: Mapping[str, Any], where: str, problems: list[str], 
             for key in rule:
                 if key not in ("Condition", "Next", "Assign", "Output", "Comment"):
                     problems.append(f"{w}/{key}: field not allowed in a JSONata choice rule")
-            fn: Callable[..., bool] = compile_condition(rule.get("Condition"), w, problems)
+            fn: Callable[..., Any] = compile_condition(rule.get("Condition"), w, problems)
             if "Assign" in rule:
                 assign_ata = jsonata_assign(rule["Assign"], w, problems)
             if "Output" in rule:

@@ -63,11 +63,11 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
     try:
         if st.jsonata:
             b = ex.bindings(frame, {"input": raw, "context": ctx})
-            payload = st.arguments(b) if st.arguments else raw
+            payload = await st.arguments(b, ex.budget) if st.arguments else raw
         else:
             payload = path_effective_input(ex, frame, st, raw, ctx)
-        timeout = resolve_number(ex, frame, st, st.timeout, "TimeoutSeconds", raw, ctx, raw)
-        heartbeat = resolve_number(ex, frame, st, st.heartbeat, "HeartbeatSeconds", raw, ctx, raw)
+        timeout = await resolve_number(ex, frame, st, st.timeout, "TimeoutSeconds", raw, ctx, raw)
+        heartbeat = await resolve_number(ex, frame, st, st.heartbeat, "HeartbeatSeconds", raw, ctx, raw)
     except StatesError as err:
         raise unlocated(err) from None
     ex.emit(
@@ -117,7 +117,7 @@ async def _attempt(ex: Execution, frame: Frame, st: State, raw: Any, ctx: dict[s
         rec.pop("invoked", None)
         raise
     ex.emit("TaskSucceeded", {"resource": resource, "output": result})
-    return finish_state(ex, frame, st, raw, result, ctx)
+    return await finish_state(ex, frame, st, raw, result, ctx)
 
 
 def _redacted(value: Any, secret: str, replacement: str) -> Any:

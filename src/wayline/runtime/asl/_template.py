@@ -3,9 +3,10 @@ in ``.$``) and Arguments/Output/Assign (JSONata, ``{% %}`` strings), compiled to
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
+from ._budget import ExpressionBudget
 from ._errors import RUNTIME, StatesError
 from ._intrinsics import compile_intrinsic, is_intrinsic
 from ._jsonata import compile_expression, is_expression, to_json_text
@@ -16,8 +17,8 @@ __all__ = ("JsonataTemplate", "PathTemplate", "compile_jsonata", "compile_jsonpa
 Lookup = Callable[[str], Any]
 # (data, context, lookup) -> value
 PathTemplate = Callable[[Any, Any, Lookup], Any]
-# (bindings) -> value
-JsonataTemplate = Callable[[Mapping[str, Any]], Any]
+# (bindings, budget) -> value; awaited, since a slow expression is evaluated off the event loop
+JsonataTemplate = Callable[[Mapping[str, Any], ExpressionBudget], Awaitable[Any]]
 
 
 def _const(value: Any) -> PathTemplate:
@@ -113,19 +114,38 @@ def compile_jsonata(value: Any, problems: list[str], field: str, where: str = ""
             expr = compile_expression(value)
         except ValueError as exc:
             problems.append(f"{where}/{field}: {exc}")
-            return lambda b: None
-        return lambda b: expr.evaluate(b, field)
+            return _ata_const(None)
+
+        async def evaluate(b: Mapping[str, Any], budget: ExpressionBudget) -> Any:
+            return await expr.evaluate(b, field, budget)
+
+        return evaluate
     if type(value) is dict:
         parts = [(k, compile_jsonata(v, problems, f"{field}/{k}", where)) for k, v in value.items()]
         if not _has_expression(value):
-            return lambda b: value
-        return lambda b: {k: fn(b) for k, fn in parts}
+            return _ata_const(value)
+
+        async def build(b: Mapping[str, Any], budget: ExpressionBudget) -> Any:
+            return {k: await fn(b, budget) for k, fn in parts}
+
+        return build
     if type(value) is list:
         items = [compile_jsonata(v, problems, f"{field}/{i}", where) for i, v in enumerate(value)]
         if not _has_expression(value):
-            return lambda b: value
-        return lambda b: [fn(b) for fn in items]
-    return lambda b: value
+            return _ata_const(value)
+
+        async def build_list(b: Mapping[str, Any], budget: ExpressionBudget) -> Any:
+            return [await fn(b, budget) for fn in items]
+
+        return build_list
+    return _ata_const(value)
+
+
+def _ata_const(value: Any) -> JsonataTemplate:
+    async def const(b: Mapping[str, Any], budget: ExpressionBudget) -> Any:
+        return value
+
+    return const
 
 
 def _has_expression(value: Any) -> bool:

@@ -1,0 +1,429 @@
+"""`PostgresStore`: the `Store` protocol on a PostgreSQL database (asyncpg).
+
+The same contract and stored bytes as the SQLite store: values are encoded before a call
+returns or suspends, checkpoints are group-committed (`_postgres_commit`), and a caller resumes
+only after its own write is committed. Reads use a small connection pool beside the writer's
+connection. Workers, leases and notifications are in `_postgres_leases`; the SQL in
+`_postgres_sql`; the schema in `_postgres_schema`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import socket
+import time
+import uuid
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import Any, TypeVar
+from urllib.parse import urlsplit
+
+import asyncpg
+import msgspec
+from opentelemetry.metrics import MeterProvider
+
+from .._errors import (
+    DatabaseAuthError,
+    DatabaseCorruptError,
+    DatabaseMissingError,
+    DatabaseUnreachableError,
+    LeaseLostError,
+    PayloadError,
+    StoreError,
+)
+from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
+from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
+from ._metrics import CheckpointMetrics, resolve_meter_provider
+from ._postgres_commit import GroupCommit, is_connection_error
+from ._postgres_leases import PgSubscription, WorkerLeases
+from ._postgres_schema import migrate
+from ._postgres_sql import (
+    COUNT_RUNS,
+    DUE_RUNS,
+    GET_HISTORY,
+    GET_INBOX,
+    GET_RUN,
+    INBOX_SINCE,
+    NEXT_WAKE,
+    PRUNE_MARKERS,
+)
+from ._postgres_url import redact_url
+from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+
+T = TypeVar("T")
+
+
+def _encodable(value: Any) -> bool:
+    try:
+        encode_raw(value)
+    except (TypeError, ValueError, OverflowError):
+        return False
+    return True
+
+
+class PostgresStore:
+    """A `Store` on a PostgreSQL database.
+
+    Args:
+        url: ``postgresql://user[:password]@host[:port]/database`` (libpq's URL form; the
+            password may also come from PGPASSWORD or ~/.pgpass). The database must exist;
+            wayline creates its tables in the schema ``wayline``.
+        reconnect_timeout: seconds a write or read waits for a lost server to come back
+            before failing with `DatabaseUnreachableError`. Writes waiting meanwhile are
+            neither lost nor committed twice.
+        connect_timeout: seconds one connection attempt may take.
+        pool_size: connections for reads and lease operations (the writer has its own).
+        lease_seconds: the worker lease `claim_ownership` registers with, renewed every
+            third of it: how long a paused worker keeps the database from others (a killed
+            one does not: its sessions end with it).
+        meter_provider: where the group commit reports latency and batch sizes.
+    """
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        reconnect_timeout: float = 30.0,
+        connect_timeout: float = 5.0,
+        pool_size: int = 4,
+        lease_seconds: float = 10.0,
+        meter_provider: MeterProvider | None = None,
+    ) -> None:
+        self.url = url
+        self.display_url = redact_url(url)
+        self.path = self.display_url  # what errors and the CLI name the database by
+        self.reconnect_timeout = reconnect_timeout
+        self.connect_timeout = connect_timeout
+        self.pool_size = pool_size
+        self.lease_seconds = lease_seconds
+        provider = resolve_meter_provider(meter_provider)
+        metrics = CheckpointMetrics(provider) if provider is not None else None
+        self.tag = uuid.uuid4().hex[:12]
+        self._leases = WorkerLeases(self._with_connection, self.display_url, self.tag)
+        self._writer = GroupCommit(
+            lambda: self._connect("writer"),
+            self.display_url,
+            reconnect_timeout=reconnect_timeout,
+            metrics=metrics,
+            worker=lambda: self._leases.worker_id,
+            on_created=self._leases.created,
+        )
+        self._pool: asyncpg.Pool | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._reads = 0
+        self._open = False
+        self._subscriptions: list[PgSubscription] = []
+
+    # --- connections ---------------------------------------------------------------------
+
+    def _translate_connect(self, exc: BaseException) -> StoreError:
+        parts = urlsplit(self.url)
+        if isinstance(exc, asyncpg.InvalidCatalogNameError):
+            return DatabaseMissingError(self.display_url, (parts.path or "/").lstrip("/") or "?")
+        if isinstance(exc, (asyncpg.InvalidPasswordError, asyncpg.InvalidAuthorizationSpecificationError)):
+            return DatabaseAuthError(self.display_url, parts.username or "?", str(exc))
+        if isinstance(exc, (OSError, TimeoutError, asyncpg.CannotConnectNowError, socket.gaierror)):
+            return DatabaseUnreachableError(self.display_url, str(exc) or type(exc).__name__)
+        if isinstance(exc, StoreError):
+            return exc
+        return StoreError(f"cannot open PostgreSQL database {self.display_url}: {exc}", path=self.display_url)
+
+    async def _connect(self, role: str) -> asyncpg.Connection:
+        try:
+            conn: asyncpg.Connection = await asyncpg.connect(
+                self.url,
+                timeout=self.connect_timeout,
+                server_settings={"application_name": f"wayline {role} {self.tag}"},
+            )
+        except (asyncpg.PostgresError, OSError, TimeoutError, asyncpg.InterfaceError) as exc:
+            raise self._translate_connect(exc) from exc
+        return conn
+
+    async def _with_connection(self, fn: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+        """Run ``fn`` on a pooled connection; on a lost connection, again on a new one
+        (reads and lease operations are safe to repeat) until ``reconnect_timeout``."""
+        pool = self._pool
+        if pool is None or not self._open:
+            raise StoreError(f"PostgreSQL store {self.display_url} is closed", path=self.display_url)
+        self._reads += 1
+        try:
+            deadline: float | None = None
+            attempt = 0
+            while True:
+                conn: Any = None
+                try:
+                    async with pool.acquire() as conn:
+                        try:
+                            return await fn(conn)
+                        except asyncpg.InternalClientError:
+                            conn.terminate()  # while still held: the pool replaces it, never reuses it
+                            raise
+                except StoreError:
+                    raise
+                except (
+                    asyncpg.PostgresError,
+                    OSError,
+                    TimeoutError,
+                    asyncpg.InterfaceError,
+                    asyncpg.InternalClientError,
+                ) as exc:
+                    if not is_connection_error(exc, conn):
+                        raise self._translate_connect(exc) from exc
+                    now = time.monotonic()
+                    deadline = deadline if deadline is not None else now + self.reconnect_timeout
+                    if now >= deadline:
+                        detail = f"the connection was lost and not made again within {self.reconnect_timeout:g}s"
+                        raise DatabaseUnreachableError(self.display_url, detail) from exc
+                    attempt += 1
+                    await asyncio.sleep(min(0.02 * 2**attempt, 1.0))
+        finally:
+            self._reads -= 1
+
+    # --- lifecycle -----------------------------------------------------------------------
+
+    @property
+    def pending(self) -> int:
+        return self._writer.pending + self._reads
+
+    async def start(self) -> None:
+        self._loop = asyncio.get_running_loop()
+        conn = await self._connect("migrate")
+        try:
+            await migrate(conn, self.display_url)
+            await conn.execute(PRUNE_MARKERS)
+        except asyncpg.PostgresError as exc:
+            raise self._translate_connect(exc) from exc
+        finally:
+            await conn.close()
+        try:
+            self._pool = await asyncpg.create_pool(
+                self.url,
+                min_size=1,
+                max_size=self.pool_size,
+                timeout=self.connect_timeout,
+                server_settings={"application_name": f"wayline reader {self.tag}"},
+            )
+            await self._writer.start()
+        except BaseException as exc:
+            await self._release()
+            if isinstance(exc, (asyncpg.PostgresError, OSError, TimeoutError)):
+                raise self._translate_connect(exc) from exc
+            raise
+        self._open = True
+
+    async def claim_ownership(self) -> None:
+        """Become the one worker that runs this database's runs, until `close`.
+
+        Until the runtime runs several workers on one database, a worker registers
+        exclusively: its writes are fenced by its registration, renewed by a heartbeat.
+
+        Raises:
+            DatabaseOwnedByWorkerError: another live worker holds the database.
+        """
+        await self.register_worker(lease_seconds=self.lease_seconds, exclusive=True)
+        self._leases.start_heartbeat()
+
+    async def close(self) -> None:
+        if self._open:
+            await self._writer.close()
+            for sub in list(self._subscriptions):
+                await sub.close()
+            try:
+                await self._leases.stop(unregister=True)
+            except StoreError:
+                pass  # unreachable: the lease simply expires
+        self._open = False
+        await self._release()
+
+    async def _release(self) -> None:
+        self._open = False
+        await self._writer.close()
+        if self._pool is not None:
+            pool, self._pool = self._pool, None
+            try:
+                await asyncio.wait_for(pool.close(), timeout=5)
+            except Exception:
+                pool.terminate()
+
+    # --- writes --------------------------------------------------------------------------
+
+    def _check_open(self) -> None:
+        if not self._open:
+            raise StoreError(f"PostgreSQL store {self.display_url} is closed", path=self.display_url)
+
+    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+        self._check_open()
+        snapshot = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
+        rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
+        assert self._loop is not None
+        fut: asyncio.Future[RunRecord | None] = self._loop.create_future()
+        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
+        self._writer.queue.creates.append((row, rows, fut))
+        self._writer.queued()
+        return await fut
+
+    def checkpoint(
+        self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
+    ) -> Awaitable[None]:
+        self._check_open()
+        run_id = record.run_id
+        try:
+            snapshot = encode_raw(record)
+            rows = encode_raw(list(events)) if events else None
+        except (TypeError, ValueError, OverflowError) as exc:
+            what = "history" if _encodable(record) else "state"
+            raise PayloadError(f"{what} of run {run_id!r}", str(exc), run_id=run_id) from exc
+        assert self._loop is not None
+        fut: asyncio.Future[None] = self._loop.create_future()
+        leases = self._leases
+        fence = leases.held.get(run_id)
+        if leases.worker_id is not None and fence is None and not leases.exclusive:
+            # One of several workers commits only the runs it holds a lease on.
+            fut.set_exception(LeaseLostError(run_id, leases.worker_id, -1))
+            return fut
+        batch = self._writer.queue
+        if rows is not None:
+            batch.history.append((run_id, record.history_seq - 1, rows))
+        if consumed:
+            batch.consumed.extend(consumed)
+        if record.status.finished:
+            batch.ended.append(run_id)
+        wake_at = record.wake_at if record.waits else None
+        batch.runs.append((run_id, record.workflow, record.status.value, record.created_at, wake_at, snapshot, fence))
+        batch.waiters.append((run_id, fence, fut))
+        self._writer.queued()
+        return fut
+
+    async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
+        self._check_open()
+        data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
+        assert self._loop is not None
+        fut: asyncio.Future[int | None] = self._loop.create_future()
+        self._writer.queue.appends.append((run_id, data, fut))
+        self._writer.queued()
+        return await fut
+
+    # --- reads ---------------------------------------------------------------------------
+
+    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
+        async def go(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(sql, *args))
+
+        return await self._with_connection(go)
+
+    def _decode(self, run_id: str, data: bytes) -> RunRecord:
+        try:
+            return decode_record(data)
+        except msgspec.DecodeError as exc:
+            raise DatabaseCorruptError(
+                self.display_url, f"the snapshot of run {run_id!r} cannot be decoded: {exc}"
+            ) from exc
+
+    async def get_run(self, run_id: str) -> RunRecord | None:
+        rows = await self._fetch(GET_RUN, run_id)
+        return self._decode(run_id, rows[0][0]) if rows else None
+
+    async def get_history(self, run_id: str) -> list[AnyEvent]:
+        out: list[AnyEvent] = []
+        try:
+            for kind, _, data in await self._fetch(GET_HISTORY, run_id):
+                out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
+        except msgspec.DecodeError as exc:
+            raise DatabaseCorruptError(
+                self.display_url, f"the history of run {run_id!r} cannot be decoded: {exc}"
+            ) from exc
+        return out
+
+    async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
+        return [(seq, decode_inbox(data)) for seq, data in await self._fetch(GET_INBOX, run_id)]
+
+    async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
+        return [(s, run_id, decode_inbox(data)) for s, run_id, data in await self._fetch(INBOX_SINCE, seq, limit)]
+
+    async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
+        rows = await self._fetch(DUE_RUNS, until, RunStatus.WAITING.value, limit)
+        return [(run_id, wake_at) for run_id, wake_at in rows]
+
+    async def next_wake(self, after: float) -> float | None:
+        rows = await self._fetch(NEXT_WAKE, after, RunStatus.WAITING.value)
+        return rows[0][0] if rows else None
+
+    async def count_runs(self, statuses: Collection[RunStatus]) -> int:
+        rows = await self._fetch(COUNT_RUNS, [s.value for s in statuses])
+        return int(rows[0][0])
+
+    async def list_runs(
+        self,
+        *,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        since: float | None = None,
+        newest_first: bool = False,
+        limit: int | None = None,
+    ) -> list[RunRecord]:
+        where: list[str] = []
+        args: list[Any] = []
+        if statuses is not None:
+            args.append([s.value for s in statuses])
+            where.append(f"status = ANY(${len(args)}::text[])")
+        if workflow is not None:
+            args.append(workflow)
+            where.append(f"workflow = ${len(args)}")
+        if since is not None:
+            args.append(since)
+            where.append(f"created_at >= ${len(args)}")
+        sql = "SELECT run_id, snapshot FROM wayline.runs"
+        if where:
+            sql += " WHERE " + " AND ".join(where)
+        sql += " ORDER BY created_at DESC, run_id DESC" if newest_first else " ORDER BY created_at, run_id"
+        if limit is not None:
+            args.append(limit)
+            sql += f" LIMIT ${len(args)}"
+        out = []
+        for run_id, data in await self._fetch(sql, *args):
+            try:
+                out.append(self._decode(run_id, data))
+            except DatabaseCorruptError:
+                continue  # one damaged row must not hide every other run (as in SQLite)
+        return out
+
+    # --- workers, leases, notifications ----------------------------------------------------
+
+    @property
+    def worker_id(self) -> str | None:
+        """This store's worker id once registered."""
+        return self._leases.worker_id
+
+    async def register_worker(
+        self, worker_id: str | None = None, *, lease_seconds: float = 10.0, exclusive: bool = False
+    ) -> WorkerInfo:
+        """Register this store as a worker of the database (see `Store.register_worker`)."""
+        self._check_open()
+        return await self._leases.register(worker_id, lease_seconds, exclusive)
+
+    async def renew_worker(self) -> list[str]:
+        """Extend this worker's lease; the runs it lost if the lease had lapsed (see `Store`)."""
+        return await self._leases.renew()
+
+    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
+        """Claim unowned or orphaned runs, ``FOR UPDATE SKIP LOCKED`` (see `Store.claim_runs`)."""
+        return await self._leases.claim_runs(limit, statuses)
+
+    async def claim_run(self, run_id: str) -> Lease | None:
+        """Claim one run unless a live worker owns it (see `Store.claim_run`)."""
+        return await self._leases.claim_run(run_id)
+
+    async def release_runs(self, run_ids: Collection[str]) -> None:
+        """Give up this worker's leases on ``run_ids``."""
+        await self._leases.release(run_ids)
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        """The registered workers, with the runs each owns."""
+        return await self._leases.list_workers()
+
+    async def subscribe(self, listener: Listener) -> Subscription:
+        """LISTEN for new inbox messages and new runs on a connection of its own (see `Store`)."""
+        self._check_open()
+        sub = PgSubscription(lambda: self._connect("listener"), listener)
+        await sub.open()
+        self._subscriptions.append(sub)
+        return sub

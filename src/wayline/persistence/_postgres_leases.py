@@ -1,0 +1,300 @@
+"""Workers, leases and notifications of the PostgreSQL store.
+
+A worker registers a row with a lease (``lease_until``, renewed by a heartbeat). A run's lease
+is its owner column plus that owner's worker lease: renewing is one row per worker, whatever
+the number of runs it owns (a per-run expiry would rewrite every owned run, snapshot included,
+at every renewal). Expired workers are deleted by the next claim or registration; their runs
+are then orphans, and a claim takes a run that is unowned or orphaned and increments its
+fencing counter. A worker commits a run's checkpoint only while it still owns it with the
+counter it claimed (see `_postgres_sql.BATCH`).
+
+Notifications: a batch that appends messages sends ``NOTIFY wayline_inbox, run_id`` and one
+that creates runs ``NOTIFY wayline_runs, count``, delivered when it commits. A subscription
+listens on its own connection and, when that connection is lost, connects again and tells its
+listener to resynchronise (notifications sent meanwhile are gone; polling is the fallback).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import socket
+from collections.abc import Awaitable, Callable, Collection
+from typing import Any, TypeVar
+
+import asyncpg
+
+from .._errors import DatabaseOwnedByWorkerError
+from ._leases import CLAIMABLE, Lease, Listener, WorkerInfo, new_worker_id
+from ._postgres_sql import (
+    CLAIM_RUN,
+    CLAIM_RUNS,
+    DELETE_DEAD_AT_REGISTER,
+    DELETE_WORKER,
+    LIST_WORKERS,
+    LIVE_WORKERS,
+    REGISTER,
+    REGISTER_LOCK,
+    RELEASE,
+    RELEASE_ALL,
+    RENEW,
+    UNREGISTER,
+)
+from ._records import RunStatus
+
+log = logging.getLogger("wayline.store")
+T = TypeVar("T")
+Run = Callable[[Callable[[asyncpg.Connection], Awaitable[T]]], Awaitable[T]]
+
+
+def _process_alive(pid: int) -> bool:
+    """Whether a process with ``pid`` runs on this host (a reused pid counts as alive)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except OSError:  # exists, not ours to signal
+        return True
+    return True
+
+
+class WorkerLeases:
+    """This store's worker registration and the run leases it holds.
+
+    Args:
+        run: runs a function on a pooled connection, retrying on a new one if it is lost.
+        url: the database, for messages.
+        tag: the store's session tag (see `_postgres_sql.LIVE_WORKERS`).
+    """
+
+    def __init__(self, run: Run[Any], url: str, tag: str) -> None:
+        self._run = run
+        self._url = url
+        self._tag = tag  # in the application_name of every connection of this store
+        self.worker_id: str | None = None
+        self.exclusive = False
+        self.lease_seconds = 10.0
+        self.held: dict[str, int] = {}  # run_id -> fence at the claim
+        self._heartbeat: asyncio.Task[None] | None = None
+        self.lost_everything = False
+
+    async def register(self, worker_id: str | None, lease_seconds: float, exclusive: bool) -> WorkerInfo:
+        wid = worker_id or new_worker_id()
+        host, pid = socket.gethostname(), os.getpid()
+
+        async def go(conn: asyncpg.Connection) -> WorkerInfo:
+            async with conn.transaction():
+                await conn.execute("SELECT pg_advisory_xact_lock($1)", REGISTER_LOCK)
+                for other, ohost, opid, left, oexclusive in await conn.fetch(LIVE_WORKERS, wid):
+                    if ohost == host and not _process_alive(opid):
+                        # Its process on this host is gone; its sessions are still closing.
+                        await conn.execute(DELETE_WORKER, other)
+                    elif exclusive or oexclusive:
+                        raise DatabaseOwnedByWorkerError(self._url, other, ohost, opid, float(left))
+                await conn.execute(DELETE_DEAD_AT_REGISTER, wid)
+                row = await conn.fetchrow(REGISTER, wid, host, pid, lease_seconds, exclusive, self._tag)
+                assert row is not None
+                started, beat, until = row
+                await conn.execute(RELEASE_ALL, wid)  # a previous incarnation's runs, if any
+            return WorkerInfo(
+                worker_id=wid,
+                host=host,
+                pid=pid,
+                started_at=float(started),
+                heartbeat_at=float(beat),
+                lease_until=float(until),
+            )
+
+        info: WorkerInfo = await self._run(go)
+        self.worker_id, self.exclusive, self.lease_seconds = wid, exclusive, lease_seconds
+        self.held.clear()
+        self.lost_everything = False
+        return info
+
+    async def renew(self) -> list[str]:
+        """Extend the lease; the runs lost if the registration had been removed meanwhile."""
+        wid = self.worker_id
+        if wid is None:
+            return []
+
+        async def go(conn: asyncpg.Connection) -> Any:
+            return await conn.fetchval(RENEW, wid, self.lease_seconds)
+
+        if await self._run(go) is not None:
+            return []
+        # Our lease expired and another worker's claim or registration removed us: every run
+        # we held may have changed hands. Register again (the runs still in our name are
+        # released by it), unless an exclusive registration now stands in the way.
+        lost = list(self.held)
+        log.error(
+            "worker %r lost its lease (it was not renewed within %gs) and with it %d run(s); "
+            "their checkpoints from this worker are refused",
+            wid,
+            self.lease_seconds,
+            len(lost),
+        )
+        self.held.clear()
+        try:
+            await self.register(wid, self.lease_seconds, self.exclusive)
+        except DatabaseOwnedByWorkerError as exc:
+            self.lost_everything = True
+            log.error("worker %r cannot register again: %s", wid, exc)
+        return lost
+
+    def start_heartbeat(self) -> None:
+        if self._heartbeat is None:
+            self._heartbeat = asyncio.ensure_future(self._beat())
+
+    async def _beat(self) -> None:
+        # A third of the lease: two renewals can fail (a slow server, a reconnect) before it lapses.
+        while True:
+            await asyncio.sleep(self.lease_seconds / 3)
+            try:
+                await self.renew()
+            except Exception as exc:  # the store's retries are exhausted; try again next beat
+                log.warning("worker %r could not renew its lease: %s", self.worker_id, exc)
+
+    async def stop(self, unregister: bool) -> None:
+        if self._heartbeat is not None:
+            task, self._heartbeat = self._heartbeat, None
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+        wid = self.worker_id
+        if unregister and wid is not None:
+
+            async def go(conn: asyncpg.Connection) -> None:
+                await conn.execute(UNREGISTER, wid)
+
+            await self._run(go)
+        self.worker_id = None
+        self.held.clear()
+
+    def _require(self) -> str:
+        if self.worker_id is None:
+            raise RuntimeError("register_worker must come before claims")
+        return self.worker_id
+
+    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
+        wid = self._require()
+
+        async def go(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(CLAIM_RUNS, wid, [s.value for s in statuses], limit))
+
+        rows = await self._run(go)
+        out = [Lease(run_id, int(fence)) for run_id, fence in rows]
+        for lease in out:
+            self.held[lease.run_id] = lease.fence
+        return out
+
+    async def claim_run(self, run_id: str) -> Lease | None:
+        wid = self._require()
+        if run_id in self.held:
+            return Lease(run_id, self.held[run_id])
+
+        async def go(conn: asyncpg.Connection) -> Any:
+            return await conn.fetchval(CLAIM_RUN, wid, run_id)
+
+        fence = await self._run(go)
+        if fence is None:
+            return None
+        self.held[run_id] = int(fence)
+        return Lease(run_id, int(fence))
+
+    async def release(self, run_ids: Collection[str]) -> None:
+        wid = self.worker_id
+        if wid is None:
+            return
+        ids = list(run_ids)
+        for run_id in ids:
+            self.held.pop(run_id, None)
+
+        async def go(conn: asyncpg.Connection) -> None:
+            await conn.execute(RELEASE, wid, ids)
+
+        await self._run(go)
+
+    def created(self, run_ids: list[str]) -> None:
+        """Runs this worker created are its own, with fence 1 (see `BATCH`)."""
+        for run_id in run_ids:
+            self.held[run_id] = 1
+
+    async def list_workers(self) -> list[WorkerInfo]:
+        async def go(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(LIST_WORKERS))
+
+        return [
+            WorkerInfo(
+                worker_id=wid,
+                host=host,
+                pid=pid,
+                started_at=float(started),
+                heartbeat_at=float(beat),
+                lease_until=float(until),
+                runs=int(runs),
+            )
+            for wid, host, pid, started, beat, until, runs in await self._run(go)
+        ]
+
+
+class PgSubscription:
+    """LISTEN on ``wayline_inbox`` and ``wayline_runs`` over a dedicated connection."""
+
+    def __init__(self, connect: Callable[[], Awaitable[asyncpg.Connection]], listener: Listener) -> None:
+        self._connect = connect
+        self._listener = listener
+        self._conn: asyncpg.Connection | None = None
+        self._closed = False
+        self._reconnect: asyncio.Task[None] | None = None
+
+    async def open(self) -> None:
+        await self._listen(await self._connect())
+
+    async def _listen(self, conn: asyncpg.Connection) -> None:
+        await conn.add_listener("wayline_inbox", self._on_inbox)
+        await conn.add_listener("wayline_runs", self._on_runs)
+        conn.add_termination_listener(self._on_lost)
+        self._conn = conn
+
+    def _on_inbox(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        self._listener("inbox", str(payload))
+
+    def _on_runs(self, conn: Any, pid: int, channel: str, payload: object) -> None:
+        self._listener("runs", str(payload))
+
+    def _on_lost(self, conn: Any) -> None:
+        if not self._closed and self._reconnect is None:
+            log.warning("the PostgreSQL notification connection was lost; reconnecting (polling meanwhile)")
+            self._reconnect = asyncio.ensure_future(self._again())
+
+    async def _again(self) -> None:
+        delay = 0.05
+        try:
+            while not self._closed:
+                try:
+                    conn = await self._connect()
+                except Exception:
+                    await asyncio.sleep(delay)
+                    delay = min(delay * 2, 1.0)
+                    continue
+                if self._closed:
+                    await conn.close()
+                    return
+                await self._listen(conn)
+                self._listener("resync", "")
+                return
+        finally:
+            self._reconnect = None
+
+    async def close(self) -> None:
+        self._closed = True
+        if self._reconnect is not None:
+            self._reconnect.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._reconnect
+        if self._conn is not None:
+            conn, self._conn = self._conn, None
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(conn.close(), timeout=5)
