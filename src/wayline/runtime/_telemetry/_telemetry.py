@@ -59,8 +59,6 @@ class Telemetry:
         # The trace of a run whose segment crashed, for the restarted one: the crashed
         # segment may have ended before its context reached a checkpoint.
         self._crashed: dict[str, dict[str, str]] = {}
-        # Roots opened by rt.start for new runs, until the run's actor takes them over.
-        self._opened: dict[str, Context] = {}
         self._source: StatisticsSource | None = None
 
     def watch(self, source: StatisticsSource) -> None:
@@ -100,7 +98,6 @@ class Telemetry:
         now = ns(self.clock.time())
         if existing is None:
             root.end(end_time=now)
-            self._opened[run_id] = in_context(root)
             return
         # The root opened for it is never ended, so never exported: the run has its own.
         attributes: dict[str, Any] = {RUN_ID: run_id, WORKFLOW: workflow, "wayline.existing": True}
@@ -124,8 +121,7 @@ class Telemetry:
         span.end(end_time=now)
 
     def close(self) -> None:
-        """The runtime closes: forget roots whose actor never started, stop reporting."""
-        self._opened.clear()
+        """The runtime closes: stop reporting."""
         if self.metrics is not None and self._source is not None:
             self.metrics.sources.discard(self._source)
             self._source = None
@@ -163,21 +159,25 @@ class Telemetry:
             return Segment(None, self.metrics, clock, record, None, EMPTY, self._crashed), record
         now = clock.time()
         run_id = record.run_id
-        root = self._opened.pop(run_id, None) if reason is None else None
         previous: tuple[int, float] | None = None
-        if root is not None:  # a new run: its record names its root already
+        ran = False  # a segment of this run has begun before (with tracing)
+        if reason is None and trace_id(record.trace) is not None and SEGMENT_START_KEY not in record.trace:
+            # A new run: rt.start made its root, and this dict, the run's own.
+            root = parent(record.trace)
             number = 1
-            record.trace[SEGMENT_START_KEY] = repr(now)  # the dict rt.start made: this run's own
+            record.trace[SEGMENT_START_KEY] = repr(now)
         else:
             stored = dict(self._crashed.pop(run_id, record.trace))
             if trace_id(stored) is not None:
                 root = parent(stored)
-                last = int(stored.get(SEGMENTS_KEY, "1"))
                 started = stored.get(SEGMENT_START_KEY)
+                ran = started is not None
+                last = int(stored.get(SEGMENTS_KEY, "1")) if ran else 0  # none ran: created by a client
                 if reason == RECOVERED and started is not None:
                     previous = (last, float(started))
                 number = last + 1
-                stored[SEGMENTS_KEY] = str(number)
+                if number > 1:
+                    stored[SEGMENTS_KEY] = str(number)
             else:
                 # Started while tracing was off (or before this release): its root is made
                 # now, at its creation time, and stored with its next checkpoint.
@@ -192,6 +192,7 @@ class Telemetry:
                 stored.update(carrier(made))
                 root = in_context(made)
                 number = 1
+                ran = True  # untraced segments ran: what they left in flight is worth naming
             stored[SEGMENT_START_KEY] = repr(now)
             record = msgspec.structs.replace(record, trace=stored)
         attributes: dict[str, Any] = {
@@ -203,7 +204,7 @@ class Telemetry:
         if reason is not None:
             attributes[RESUME_REASON] = reason
         # Named apart from the root, so that a resumption does not read as a nested run.
-        name = f"{'execute' if reason is None else 'resume'} {record.workflow}"
+        name = f"{'execute' if number == 1 and not ran else 'resume'} {record.workflow}"
         parent_context = trace.get_current_span(root).get_span_context()
         span: Span
         if parent_context.is_valid and not parent_context.trace_flags.sampled:
@@ -219,7 +220,7 @@ class Telemetry:
         if reason is not None and span.is_recording():
             if woken:
                 self._passivated(tracer, root, record, reason, now)
-            elif reason == RECOVERED or reason.startswith(RESTARTED):
+            elif (reason == RECOVERED and ran) or reason.startswith(RESTARTED):
                 segment.resumed(Recovery(record.updated_at, now, reason, previous))
         return segment, record
 

@@ -64,8 +64,24 @@ def carrier(span: Span) -> dict[str, str]:
 
 
 def parent(stored: dict[str, str]) -> Context:
-    """The context whose span is the one ``stored`` names (EMPTY if it names none)."""
-    return PROPAGATOR.extract(stored) if stored.get("traceparent") else EMPTY
+    """The context whose span is the one ``stored`` names (EMPTY if it names none).
+
+    A plain ``traceparent`` (what wayline writes) is read directly: this runs once per run
+    started, and the propagator's general parsing costs several microseconds more."""
+    traceparent = stored.get("traceparent")
+    if not traceparent:
+        return EMPTY
+    parts = traceparent.split("-")
+    if "tracestate" not in stored and len(parts) == 4 and len(parts[1]) == 32 and len(parts[2]) == 16:
+        try:
+            context = trace.SpanContext(
+                int(parts[1], 16), int(parts[2], 16), is_remote=True, trace_flags=trace.TraceFlags(int(parts[3], 16))
+            )
+        except ValueError:
+            context = None
+        if context is not None and context.is_valid:
+            return trace.set_span_in_context(trace.NonRecordingSpan(context), EMPTY)
+    return PROPAGATOR.extract(stored)
 
 
 def in_context(span: Span) -> Context:
