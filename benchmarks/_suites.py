@@ -15,7 +15,18 @@ from typing import TypeVar
 
 from ._harness import Scenario
 
-SUITES = ("throughput", "sequential", "signal", "latency", "recovery", "mailbox", "asl", "tracing", "capacity")
+SUITES = (
+    "throughput",
+    "sequential",
+    "signal",
+    "latency",
+    "recovery",
+    "mailbox",
+    "asl",
+    "tracing",
+    "capacity",
+    "listing",
+)
 
 K = 5  # activities per run in the throughput workload
 
@@ -366,6 +377,30 @@ def _capacity(size: Size) -> list[Scenario]:
     return rows
 
 
+def _listing(size: Size) -> list[Scenario]:
+    """One page of runs (20, newest first) for each filter `wayline runs list` offers, out of
+    10,000 runs (the baseline) and out of 1,000,000: an index range scan costs the same at both."""
+    from ._wayline_listing import FILTERS
+
+    sizes = size.pick((10_000, 1_000_000), (10_000, 50_000), (2_000, 4_000))
+    return [
+        Scenario(
+            suite="listing",
+            system="wayline",
+            func="_wayline_listing:listing",
+            params={"n": n, "samples": size.pick(300, 50, 5)},
+            metric="worst_p50_ms",
+            unit="ms p50, slowest filter",
+            higher_is_better=False,
+            baseline=n == sizes[0],
+            timeout_s=size.pick(900.0, 120.0),
+            label=f"n={n:,}",
+            also=tuple((f"{name}_p50_ms", name) for name in FILTERS),
+        )
+        for n in sizes
+    ]
+
+
 def build(suite: str, size: Size | str) -> list[Scenario]:
     """The scenarios of ``suite`` (or of every suite for ``all``) at ``size``:
     ``"full"``, ``"quick"`` or ``"smoke"``."""
@@ -388,4 +423,6 @@ def build(suite: str, size: Size | str) -> list[Scenario]:
         return _tracing(size)
     if suite == "capacity":
         return _capacity(size)
+    if suite == "listing":
+        return _listing(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

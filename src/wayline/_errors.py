@@ -56,6 +56,106 @@ class DatabaseCorruptError(StoreError):
         )
 
 
+class StoreUnavailableError(StoreError):
+    """The database cannot be written right now (disk full, I/O error, a lock held too long):
+    this call stored nothing. Runs already started are not failed: they wait, and go on by
+    themselves once the store accepts writes again.
+
+    Attributes:
+        reason: what is wrong and what to do about it.
+        since: when the store stopped accepting writes (epoch seconds).
+    """
+
+    def __init__(self, path: str, reason: str, since: float) -> None:
+        self.reason = reason
+        self.since = since
+        super().__init__(
+            f"{reason}. Nothing was stored for this call: retry it once the database accepts writes "
+            "again (runs already started wait meanwhile, and then go on by themselves)",
+            path=path,
+        )
+
+
+class DatabaseDeletedError(StoreError):
+    """The database file was deleted or replaced while the runtime had it open."""
+
+    def __init__(self, path: str, detail: str, copy_from: str | None = None) -> None:
+        self.detail = detail
+        self.copy_from = copy_from
+        rescue = (
+            f" Until this process exits, the data is still readable at {copy_from!r}: copy it back to "
+            f"{path!r} (or elsewhere) before stopping the process, then restart on the copy."
+            if copy_from
+            else ""
+        )
+        super().__init__(
+            f"database {path!r} was {detail} while this runtime had it open: whatever it committed "
+            "is no longer in any file and is lost when this process exits. wayline accepts no more "
+            f"work on it.{rescue} Otherwise restore the file from a backup and restart; never delete "
+            "a database (or its -wal and -shm files) that a runtime has open",
+            path=path,
+        )
+
+
+class DatabaseReadOnlyError(StoreError):
+    """The database cannot be opened for writing: the file, its directory or its filesystem
+    is read-only."""
+
+    def __init__(self, path: str, why: str) -> None:
+        self.why = why
+        super().__init__(
+            f"database {path!r} is read-only: {why}. wayline writes a checkpoint after every step, so it "
+            "needs to write the file and to create its -wal and -shm files beside it: make them writable "
+            "(remount the filesystem read-write, or fix the permissions), or copy the database to a "
+            "writable place and open the copy",
+            path=path,
+        )
+
+
+class DatabaseLinkedError(StoreError):
+    """The database file has more than one hard link (name)."""
+
+    def __init__(self, path: str, links: int) -> None:
+        self.links = links
+        super().__init__(
+            f"database {path!r} has {links} hard links (names). SQLite names the -wal and -shm files "
+            "after the name a process opens, so two names give two write-ahead logs: each process would "
+            "see its own view, and writes through both corrupt the file. Remove the other names (find them "
+            f"with `find / -samefile {path}`) and open the database through one name only (a symbolic "
+            "link is fine)",
+            path=path,
+        )
+
+
+class WalDamagedError(DatabaseCorruptError):
+    """The write-ahead log is damaged in the middle: committed transactions follow the damage,
+    and SQLite would drop them without a word.
+
+    Attributes:
+        frame: the first damaged frame (0: the log's header).
+        frames: frames in the log.
+        commits: committed transactions after the one holding the damage.
+    """
+
+    def __init__(self, path: str, frame: int, frames: int, commits: int) -> None:
+        self.frame = frame
+        self.frames = frames
+        self.commits = commits
+        self.detail = f"write-ahead log damaged at frame {frame} of {frames}" if frame else "WAL header damaged"
+        where = f"at frame {frame} of {frames}" if frame else "in its header"
+        StoreError.__init__(
+            self,
+            f"database {path!r}: its write-ahead log {path + '-wal'!r} is damaged {where}, and {commits} "
+            "committed transaction(s) follow the one holding the damage. SQLite stops reading the log at "
+            "the first bad frame and would drop them without a word, so the database was not opened and "
+            "nothing was changed. Copy the database and its -wal file aside first; then restore both from "
+            "a backup, or accept losing the transactions from the damage on by checkpointing what SQLite "
+            "can read: python -c \"import sqlite3; "
+            f"sqlite3.connect({path!r}).execute('PRAGMA wal_checkpoint(TRUNCATE)')\"",
+            path=path,
+        )
+
+
 class SchemaVersionError(StoreError):
     """The database was written by a newer wayline than this one."""
 

@@ -325,8 +325,7 @@ async def test_history_read_is_atomic_against_a_tail_flush(tmp_path: Path) -> No
 # keep the test process from exiting.
 _DISK_FULL_SCRIPT = """
 import asyncio, os, sys
-from wayline import StoreError
-from wayline._errors import DatabaseCorruptError, DatabaseLockedError
+from wayline._errors import StoreUnavailableError
 from wayline.persistence import RunRecord, RunStatus, SQLiteStore
 
 def rec(run_id, **kw):
@@ -341,23 +340,35 @@ async def main(path):
     big = "x" * 200_000
     try:
         await store.create_run(rec("huge", input=big), [])
-    except StoreError as exc:
-        assert "full" in str(exc), exc
-        assert not isinstance(exc, (DatabaseLockedError, DatabaseCorruptError)), exc
+    except StoreUnavailableError as exc:  # a create fails at once, storing nothing
+        assert "full" in str(exc) and "nothing was stored" in str(exc).lower(), exc
     else:
         raise AssertionError("no error on a full database")
     assert await store.get_run("huge") is None  # rolled back whole
     assert await store.get_run("kept") == rec("kept", vars={"v": 1})
+    # a checkpoint is not failed: it waits, held, while the database cannot take it
+    held = asyncio.ensure_future(store.checkpoint(rec("kept", vars={"v": big}), []))
+    while store.health().held == 0:
+        await asyncio.sleep(0)
+    health = store.health()
+    assert health.status == "degraded" and health.cause == "disk_full", health
+    assert not held.done()
+    assert await store.get_run("kept") == rec("kept", vars={"v": 1})
     store._wconn.execute("PRAGMA max_page_count = 1073741823")  # space was freed
+    await held  # committed by a retry
+    assert store.health().ok, store.health()
+    assert (await store.get_run("kept")).vars == {"v": big}
     await store.create_run(rec("huge", input=big), [])
     assert (await store.get_run("huge")).input == big
     await store.close()
 
 try:
-    asyncio.run(asyncio.wait_for(main(sys.argv[1]), 10))
-except TimeoutError:
-    print("HUNG", flush=True)
-    os._exit(3)
+    asyncio.run(asyncio.wait_for(main(sys.argv[1]), 20))
+except BaseException:
+    import traceback
+    traceback.print_exc()
+    print("FAILED", flush=True)
+    os._exit(3)  # a store left open keeps the process from exiting
 print("OK", flush=True)
 """
 
@@ -380,13 +391,13 @@ def test_full_database_raises_store_error_and_loses_nothing_committed(tmp_path: 
 async def test_timer_queries_read_the_wake_index_not_every_waiting_run(tmp_path: Path, query: str) -> None:
     # Through runs_by_status they would scan all waiting runs at each timer wake-up
     # (200 ms with a million of them); through runs_by_wake only the due ones.
-    from wayline.persistence import _sqlite
+    from wayline.persistence import _sqlite_sql
 
     path = tmp_path / "w.db"
     store = SQLiteStore(path)
     await store.start()
     await store.close()
-    sql = getattr(_sqlite, query)
+    sql = getattr(_sqlite_sql, query)
     params = (1.0, RunStatus.WAITING.value, 10)[: sql.count("?")]
     conn = sqlite3.connect(path)
     try:
@@ -399,26 +410,30 @@ async def test_timer_queries_read_the_wake_index_not_every_waiting_run(tmp_path:
 def test_stores_opening_one_new_file_at_once_migrate_it_once(tmp_path: Path) -> None:
     # Each store migrates from its own writer thread; a migration another store applied after
     # this one read the version must be skipped, not applied twice ("already exists").
+    from wayline.persistence._sqlite_connect import open_write_connection
+
     for attempt in range(30):
         path = tmp_path / f"new{attempt}.db"
-        stores = [SQLiteStore(path) for _ in range(6)]
-        ready = threading.Barrier(len(stores))
+        count = 6
+        ready = threading.Barrier(count)
         errors: list[BaseException] = []
+        conns: list[sqlite3.Connection] = []
 
-        def open_writer(store: SQLiteStore, ready: threading.Barrier, errors: list[BaseException]) -> None:
+        def open_writer(
+            ready: threading.Barrier, errors: list[BaseException], conns: list[sqlite3.Connection], path: Path = path
+        ) -> None:
             ready.wait()
             try:
-                store._open_writer()
+                conns.append(open_write_connection(str(path), "FULL", 5.0))
             except BaseException as exc:
                 errors.append(exc)
 
-        threads = [threading.Thread(target=open_writer, args=(s, ready, errors)) for s in stores]
+        threads = [threading.Thread(target=open_writer, args=(ready, errors, conns)) for _ in range(count)]
         for t in threads:
             t.start()
         for t in threads:
             t.join()
-        for store in stores:
-            if store._wconn is not None:
-                store._wconn.close()
+        for conn in conns:
+            conn.close()
         assert errors == []
         assert pragma(path, "user_version") == SCHEMA_VERSION

@@ -154,6 +154,13 @@ async def test_list_runs_filters_and_orders(store: Store) -> None:
     assert ids(await store.list_runs(statuses=[RunStatus.RUNNING], workflow="y", limit=1)) == ["a2"]
     assert ids(await store.list_runs(statuses=[RunStatus.FAILED])) == []
     assert ids(await store.list_runs(limit=2)) == ["a", "a2"]
+    # several statuses with a limit (one index scan per status, merged), in both orders
+    two = [RunStatus.RUNNING, RunStatus.SUCCEEDED, RunStatus.RUNNING]
+    assert ids(await store.list_runs(statuses=two, limit=2)) == ["a2", "b"]
+    assert ids(await store.list_runs(statuses=two, newest_first=True, limit=2)) == ["c", "b"]
+    assert ids(await store.list_runs(statuses=two, since=2.0, newest_first=True, limit=5)) == ["c", "b"]
+    assert ids(await store.list_runs(statuses=two, workflow="y", newest_first=True, limit=5)) == ["b", "a2"]
+    assert ids(await store.list_runs(statuses=[], limit=5)) == []
     assert await store.count_runs([RunStatus.RUNNING]) == 2
     assert await store.count_runs([RunStatus.SUCCEEDED, RunStatus.PENDING]) == 2
     assert await store.count_runs([RunStatus.FAILED]) == 0

@@ -124,7 +124,7 @@ class StoreModel(RuleBasedStateMachine):
         assert self.run(self.store.get_history, run_id) == self.history.get(run_id, [])
 
     @rule(
-        statuses=st.none() | st.sets(STATUSES, min_size=1),
+        statuses=st.none() | st.sets(STATUSES),
         workflow=st.none() | WORKFLOWS,
         since=st.none() | st.sampled_from([0.0, 1.5, 3.0, 4.0]),
         newest_first=st.booleans(),

@@ -56,6 +56,8 @@ def run_doc(info: RunInfo, detail: Detail | None = None) -> dict[str, Any]:
         "output": plain(info.output),
         "error": info.error,
         "cause": info.cause,
+        # only while the store cannot write: what the runtime is stuck on, and since when
+        **({"store": plain(info.store_health)} if info.store_health is not None and not info.store_health.ok else {}),
     }
 
 
@@ -136,6 +138,10 @@ def run_text(info: RunInfo, detail: Detail | None = None) -> str:
     if info.error is not None:
         fields.append(("error", info.error))
         fields.append(("cause", info.cause or "-"))
+    health = info.store_health
+    if health is not None and not health.ok:
+        since = f" since {iso(health.since)}" if health.since is not None else ""
+        fields.append(("store", f"{health.status.upper()}{since}: {health.reason}"))
     width = max(len(k) for k, _ in fields)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
 

@@ -59,7 +59,7 @@ from ._records import (
     Wait as Wait,
 )
 from ._sqlite import SQLiteStore as SQLiteStore
-from ._store import Store as Store
+from ._store import WAIT_FOR_STORE as WAIT_FOR_STORE, Store as Store, StoreHealth as StoreHealth
 
 if TYPE_CHECKING:
     from ._postgres import PostgresStore as PostgresStore
@@ -87,6 +87,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = (
     "UNFINISHED",
+    "WAIT_FOR_STORE",
     "AnyEvent",
     "AnyInboxMessage",
     "AnyWait",
@@ -127,6 +128,7 @@ __all__ = (
     "StepStarted",
     "StepSucceeded",
     "Store",
+    "StoreHealth",
     "TimerWait",
     "Wait",
     "WorkerInfo",

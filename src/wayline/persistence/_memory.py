@@ -13,6 +13,7 @@ from .._errors import StoreError
 from ._codec import decode_events, decode_inbox, decode_record, encode
 from ._leases import SingleOwner
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._store import HEALTHY, StoreHealth
 
 
 class MemoryStore(SingleOwner):
@@ -34,6 +35,9 @@ class MemoryStore(SingleOwner):
 
     async def close(self) -> None:
         self._closed = True
+
+    def health(self) -> StoreHealth:
+        return HEALTHY  # memory has no disk to fill
 
     def _check(self) -> None:
         if self._closed:

@@ -7,9 +7,12 @@ whatever the batch size.
 
 from __future__ import annotations
 
-from opentelemetry.metrics import Histogram, MeterProvider
+from collections.abc import Callable, Iterable
+
+from opentelemetry.metrics import CallbackOptions, Histogram, MeterProvider, Observation
 
 from .._otel import resolve_meter_provider as resolve_meter_provider  # where the store finds it
+from ._store import StoreHealth
 
 #: Bucket boundaries (seconds) for commit latencies: an fsync takes from ~50 us (NVMe, no
 #: barrier) to tens of ms (a busy disk), and a group commit of thousands of rows a bit more.
@@ -42,3 +45,39 @@ class CheckpointMetrics:
         attributes = None if ok else {"error.type": "commit_failed"}
         self.latency.record(seconds, attributes)
         self.batch_size.record(size, attributes)
+
+
+def observe_health(provider: MeterProvider, health: Callable[[], Callable[[], StoreHealth] | None]) -> None:
+    """Report a store's health as two gauges, read at each collection (no work between):
+    ``wayline.store.degraded`` (1 while writes fail, with the status and cause as attributes)
+    and ``wayline.store.held_writes`` (writes held back to be retried).
+
+    ``health`` is a weak reference to the store's ``health`` method: a provider outlives the
+    stores it observes, and must not keep them alive.
+    """
+    meter = provider.get_meter("wayline")
+
+    def degraded(options: CallbackOptions) -> Iterable[Observation]:
+        read = health()
+        if read is None:
+            return []
+        now = read()
+        attributes = None if now.ok else {"wayline.store.status": now.status, "wayline.store.cause": now.cause or ""}
+        return [Observation(0 if now.ok else 1, attributes)]
+
+    def held(options: CallbackOptions) -> Iterable[Observation]:
+        read = health()
+        return [] if read is None else [Observation(read().held)]
+
+    meter.create_observable_gauge(
+        "wayline.store.degraded",
+        callbacks=[degraded],
+        unit="1",
+        description="1 while the store cannot write (disk full, I/O error, lock held too long, database deleted)",
+    )
+    meter.create_observable_gauge(
+        "wayline.store.held_writes",
+        callbacks=[held],
+        unit="{write}",
+        description="Checkpoints and other writes held back while the store cannot write, retried with backoff",
+    )

@@ -48,6 +48,7 @@ from ._postgres_sql import (
 )
 from ._postgres_url import redact_url
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._store import HEALTHY, StoreHealth
 
 T = TypeVar("T")
 
@@ -183,6 +184,12 @@ class PostgresStore:
     @property
     def pending(self) -> int:
         return self._writer.pending + self._reads
+
+    def health(self) -> StoreHealth:
+        """Whether writes succeed now. Not tracked on PostgreSQL yet (always ``ok``): a write
+        that fails raises its `StoreError` to its caller instead of being held and retried
+        as the SQLite store does."""
+        return HEALTHY
 
     async def start(self) -> None:
         self._loop = asyncio.get_running_loop()

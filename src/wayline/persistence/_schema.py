@@ -42,6 +42,18 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # return instead of sorting every run. Only creates write it: checkpoints never change
     # created_at.
     ("CREATE INDEX runs_by_created ON runs (created_at, run_id)",),
+    # 4: every listing `wayline runs list` offers (status, workflow, since, newest first, a
+    # limit) is an index range scan that reads only the runs it returns: each filter's
+    # equality columns, then the listing order (created_at, run_id). runs_by_status lacked
+    # run_id and served no status-only order, so a status listing sorted every run of that
+    # status (17 ms at 50,000 runs). Checkpoints rewrite the entries of the two status
+    # indexes (status changes); runs_by_workflow, like runs_by_created, only creates write.
+    (
+        "DROP INDEX runs_by_status",
+        "CREATE INDEX runs_by_status ON runs (status, created_at, run_id)",
+        "CREATE INDEX runs_by_status_workflow ON runs (status, workflow, created_at, run_id)",
+        "CREATE INDEX runs_by_workflow ON runs (workflow, created_at, run_id)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

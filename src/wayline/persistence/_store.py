@@ -3,10 +3,50 @@
 from __future__ import annotations
 
 from collections.abc import Awaitable, Collection, Sequence
-from typing import Protocol, runtime_checkable
+from contextvars import ContextVar
+from typing import Literal, Protocol, runtime_checkable
+
+import msgspec
 
 from ._leases import Lease, Listener, Subscription, WorkerInfo
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+
+#: True in a run's own task (and the tasks it starts). Writes there (checkpoints, and the
+#: creates and inbox appends a run makes: child runs, cancels of its children) wait through an
+#: outage of the database and go on once it accepts writes again, like the run itself. Anywhere
+#: else a create or an inbox append fails fast with `StoreUnavailableError` instead, so that an
+#: API caller learns at once that nothing was stored. A context variable rather than a
+#: parameter: the runtime sets it once per run actor, not at every call.
+WAIT_FOR_STORE: ContextVar[bool] = ContextVar("wayline_wait_for_store", default=False)
+
+
+class StoreHealth(msgspec.Struct, frozen=True):
+    """Whether the store accepts writes, as this process sees it.
+
+    Attributes:
+        status: ``"ok"``; ``"degraded"``: writes fail for a reason that may pass (disk full,
+            an I/O error, a lock held too long): runs wait and go on once it passes, new
+            runs and messages are refused at once; ``"failed"``: the database is gone (deleted
+            or replaced), nothing more is accepted.
+        cause: a short name for the reason: ``disk_full``, ``io_error``, ``locked``,
+            ``read_only``, ``no_memory``, ``deleted`` (None when ok).
+        reason: what is wrong and what to do about it (None when ok).
+        since: when it began, in epoch seconds (None when ok, or when only observed).
+        held: writes (mostly checkpoints of runs) held back, to be retried.
+    """
+
+    status: Literal["ok", "degraded", "failed"] = "ok"
+    cause: str | None = None
+    reason: str | None = None
+    since: float | None = None
+    held: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+HEALTHY = StoreHealth()
 
 
 @runtime_checkable
@@ -19,6 +59,10 @@ class Store(Protocol):
       * Values are encoded before a call returns or suspends, so an unencodable value raises
         `PayloadError` at the call site and the caller may mutate its objects afterwards.
       * Failures raise `StoreError` subclasses, never raw driver errors.
+      * An outage that may pass (disk full, I/O error, a lock held too long) never fails a
+        checkpoint: the checkpoint waits until the store accepts writes again, and `health`
+        says why meanwhile. A create or an inbox append made outside a run
+        (`WAIT_FOR_STORE` unset) fails at once with `StoreUnavailableError`, storing nothing.
     """
 
     @property
@@ -28,6 +72,10 @@ class Store(Protocol):
 
     async def start(self) -> None:
         """Open, create or migrate the storage."""
+        ...
+
+    def health(self) -> StoreHealth:
+        """Whether writes succeed now, and if not why and since when."""
         ...
 
     async def close(self) -> None:

@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, Generic, Protocol, TypeVar
 
 from .._errors import RunCancelled, RunFailed
-from ..persistence import AnyWait, ErrorInfo, RetryWait, RunRecord, RunStatus, TimerWait
+from ..persistence import AnyWait, ErrorInfo, RetryWait, RunRecord, RunStatus, StoreHealth, TimerWait
 from ._telemetry import trace_id
 
 T = TypeVar("T")
@@ -44,6 +44,10 @@ class RunInfo:
     #: What the runtime records about the run: ``parent_run_id`` for a child run of a state
     #: machine, ``redrives``.
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: ``rt.describe`` only: whether the runtime's store can write now (``status`` ``"ok"``,
+    #: or ``"degraded"`` / ``"failed"`` with ``cause``, ``reason`` and ``since``). While it
+    #: cannot, runs wait where they are instead of failing. None in listings.
+    store_health: StoreHealth | None = None
     #: The run's OpenTelemetry trace id (32 hex digits), kept with it since ``rt.start``; None
     #: if it never ran with an OpenTelemetry SDK configured. ``wayline runs trace`` prints it.
     trace_id: str | None = None

@@ -8,6 +8,7 @@ message from outside a run) and `Telemetry`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
 from typing import Any, TypeVar, overload
@@ -159,7 +160,8 @@ class Runtime:
         return RunHandle(self, run_id)
 
     async def describe(self, run_id: str) -> RunInfo:
-        """Status, vars, output or error, version and timestamps of a run.
+        """Status, vars, output or error, version and timestamps of a run, and whether the
+        store can write now (``store_health``: while it cannot, runs wait instead of failing).
 
         Raises:
             RunNotFoundError: no such run.
@@ -170,8 +172,10 @@ class Runtime:
         live = self._runs.live(run_id)
         if live is not None and not rec.status.finished:
             # A live run: its current vars, not those of its last checkpoint.
-            return RunInfo.from_record(rec, vars=live.live_vars())
-        return RunInfo.from_record(rec)
+            info = RunInfo.from_record(rec, vars=live.live_vars())
+        else:
+            info = RunInfo.from_record(rec)
+        return dataclasses.replace(info, store_health=self.store.health())
 
     async def list_runs(
         self,

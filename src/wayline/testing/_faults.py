@@ -14,6 +14,7 @@ from ..persistence import (
     RunRecord,
     RunStatus,
     Store,
+    StoreHealth,
     Subscription,
     WorkerInfo,
 )
@@ -80,6 +81,9 @@ class FaultInjectingStore:
 
     async def close(self) -> None:
         await self.inner.close()
+
+    def health(self) -> StoreHealth:
+        return self.inner.health()
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         number = self._before()

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..._errors import Cancelled, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
-from ...persistence import RunRecord
+from ...persistence import WAIT_FOR_STORE, RunRecord
 from .._commands import Step
 from .._context import RunContext
 from .._port import RunPort
@@ -105,6 +105,7 @@ class RunActor(Actor[RunMessage]):
         port = self.port
         store = port.store
         self._task = asyncio.current_task()
+        WAIT_FOR_STORE.set(True)  # this run's writes wait out an outage of the store, as it does
         record = self._initial or await store.get_run(self.run_id)
         self._initial = None
         if record is None:  # deleted under us: nothing to run
