@@ -72,6 +72,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "StatesError",
         "StoreError",
         "StoreUnavailableError",
+        "TelemetryConfigError",
         "WalDamagedError",
         "WaylineError",
         "WorkflowNotFoundError",
