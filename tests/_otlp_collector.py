@@ -6,8 +6,9 @@ from __future__ import annotations
 import contextlib
 import gzip
 import threading
+import time
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
@@ -29,6 +30,21 @@ class Collector:
         self.metrics: list[ExportMetricsServiceRequest] = []
         self.paths: list[str] = []
         self.lock = threading.Lock()
+        self.received = threading.Condition(self.lock)  # notified after every request
+        #: Status code to answer each path with instead of 200 (e.g. 405 for /v1/metrics, as a
+        #: trace-only viewer does).
+        self.refuse: dict[str, int] = {}
+
+    def wait_until(self, condition: Callable[[], bool], timeout: float = 30.0) -> None:
+        """Block until ``condition()`` (called without the lock held) is true after some
+        request; AssertionError if ``timeout`` seconds pass first."""
+        deadline = time.monotonic() + timeout
+        while not condition():
+            with self.received:
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    raise AssertionError("the collector did not receive what was expected in time")
+                self.received.wait(left)
 
     def spans(self) -> list[Any]:
         with self.lock:
@@ -73,6 +89,13 @@ def _handler(collector: Collector) -> type[BaseHTTPRequestHandler]:
             reply: Any
             with collector.lock:
                 collector.paths.append(self.path)
+                collector.received.notify_all()
+                refused = collector.refuse.get(self.path)
+                if refused is not None:
+                    self.send_response(refused)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 if self.path == "/v1/traces":
                     request = ExportTraceServiceRequest()
                     request.ParseFromString(body)

@@ -79,6 +79,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "StatesError",
         "StoreError",
         "StoreUnavailableError",
+        "TelemetryConfigError",
         "VersionNotFoundError",
         "WalDamagedError",
         "WaylineError",

@@ -397,6 +397,16 @@ class MissingExtraError(WaylineError, ImportError):
         )
 
 
+class TelemetryConfigError(WaylineError, ValueError):
+    """An OpenTelemetry setting that `configure_telemetry` cannot honour (an unknown exporter
+    name in ``OTEL_TRACES_EXPORTER``, a protocol this install does not have...)."""
+
+    def __init__(self, setting: str, value: str, accepted: str) -> None:
+        self.setting = setting
+        self.value = value
+        super().__init__(f"{setting}={value!r} is not supported by wayline's configure_telemetry: {accepted}")
+
+
 class Cancelled(BaseException):
     """Thrown into a workflow body at the await where its run is cancelled (``rt.cancel``).
 

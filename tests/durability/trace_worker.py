@@ -35,6 +35,7 @@ class JsonLinesExporter(SpanExporter):
                     "parent_id": f"{s.parent.span_id:016x}" if s.parent else None,
                     "links": [f"{link.context.span_id:016x}" for link in s.links],
                     "attributes": dict(s.attributes or {}),
+                    "events": [{"name": e.name, "attributes": dict(e.attributes or {})} for e in s.events],
                 }
                 f.write(json.dumps(row) + "\n")
         return SpanExportResult.SUCCESS

@@ -52,11 +52,13 @@ async def test_an_explicit_endpoint_receives_the_run_as_a_span_tree(collector: t
         providers.shutdown()  # flushes both exporters
     spans = got.spans()
     (root,) = [s for s in spans if s.name == "run shipment"]
+    (segment,) = [s for s in spans if s.name == "execute shipment"]
     steps = [s for s in spans if s.name == "step pack"]
-    assert len(spans) == 4 and len(steps) == 3
+    assert len(spans) == 5 and len(steps) == 3
     assert root.parent_span_id == b""  # the trace's root
-    assert {s.parent_span_id for s in steps} == {root.span_id}
+    assert {s.parent_span_id for s in [*steps, segment]} == {root.span_id}
     assert {s.trace_id for s in spans} == {root.trace_id}
+    assert [a.value.int_value for s in steps for a in s.attributes if a.key == "wayline.step.index"] == [0, 1, 2]
     attrs = {a.key: a.value for a in steps[0].attributes}
     assert attrs["wayline.run_id"].string_value == "s-1"
     assert attrs["wayline.workflow"].string_value == "shipment"

@@ -22,6 +22,7 @@ from wayline import RetryPolicy, RunContext, RunFailed, RunStatus, StoreError, a
 from wayline.persistence import AnyEvent, MemoryStore, RunRecord
 from wayline.runtime._telemetry import Telemetry
 from wayline.testing import VirtualClock
+from wayline.testing._clock import DEFAULT_START
 
 pytestmark = pytest.mark.anyio
 
@@ -96,18 +97,26 @@ async def parked(ctx: RunContext, token: str) -> Any:
     return got
 
 
-async def test_one_segment_span_with_a_child_span_per_step_attempt(db: str) -> None:
+def root_of(spans: Sequence[ReadableSpan], workflow: str) -> ReadableSpan:
+    (root,) = named(spans, f"run {workflow}")
+    return root
+
+
+async def test_a_root_per_run_with_its_segment_and_a_span_per_step_attempt(db: str) -> None:
     provider, exporter = tracing()
     failures_left["flaky"] = 1
     async with open_runtime(db, workflows=[order], clock=VirtualClock(), tracer_provider=provider) as rt:
         handle = await rt.start(order, {"id": "o-1", "card": SECRET, "amount": 9.5}, run_id="o-1")
         await handle.result()
     spans = exporter.get_finished_spans()
-    (segment,) = named(spans, "run order")
-    assert segment.parent is None  # no caller span: the run is the root of its trace
+    root = root_of(spans, "order")
+    assert root.parent is None  # no caller span: the run is the root of its trace
+    assert root.kind is trace.SpanKind.PRODUCER
+    assert dict(root.attributes or {}) == {"wayline.run_id": "o-1", "wayline.workflow": "order", "wayline.version": "7"}
+    assert root.end_time == root.start_time  # ended as rt.start returned
+    (segment,) = named(spans, "execute order")
     assert segment.kind is trace.SpanKind.CONSUMER
-    assert segment.attributes is not None
-    assert dict(segment.attributes) == {
+    assert dict(segment.attributes or {}) == {
         "wayline.run_id": "o-1",
         "wayline.workflow": "order",
         "wayline.version": "7",
@@ -115,14 +124,17 @@ async def test_one_segment_span_with_a_child_span_per_step_attempt(db: str) -> N
         "wayline.status": "SUCCEEDED",
         "wayline.segment.end": "finished",
     }
-    steps = children(spans, segment)
-    assert [(s.name, s.attributes["wayline.attempt"]) for s in steps if s.attributes] == [
-        ("step charge", 1),
-        ("step charge", 2),
-        ("step ship", 1),
+    steps = [s for s in children(spans, root) if s.name.startswith("step ")]
+    shown = [(s.name, dict(s.attributes or {})) for s in steps]
+    assert [(name, a["wayline.attempt"], a["wayline.step.index"]) for name, a in shown] == [
+        ("step charge", 1, 0),
+        ("step charge", 2, 0),
+        ("step ship", 1, 1),
     ]
-    assert len(spans) == 4  # nothing else
-    assert {s.context.trace_id for s in spans} == {segment.context.trace_id}
+    (backoff,) = named(spans, "backoff")
+    assert len(spans) == 6  # the root, the segment, three attempts, the backoff: nothing else
+    assert {s.parent.span_id for s in spans if s.parent} == {root.context.span_id}  # all under the root
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}
     for s in steps:
         assert s.attributes is not None
         assert s.attributes["wayline.run_id"] == "o-1"
@@ -136,15 +148,13 @@ async def test_one_segment_span_with_a_child_span_per_step_attempt(db: str) -> N
     assert event_names(failed) == ["exception", "wayline.retry"]
     assert dict(failed.events[1].attributes or {}) == {"wayline.retry.delay": 1.0, "wayline.attempt": 2}
     assert retried.status.status_code is StatusCode.UNSET and shipped.status.status_code is StatusCode.UNSET
-    # the backoff is a wait of the segment, and its end a wake
-    waits = [(e.name, dict(e.attributes or {})) for e in segment.events]
-    assert waits[0][0] == "wayline.wait"
-    assert waits[0][1]["wayline.wait.kind"] == "retry" and waits[0][1]["wayline.wait.name"] == "charge"
-    assert waits[1] == (
-        "wayline.wake",
-        {"wayline.wait.kind": "retry", "wayline.wait.step": 0, "wayline.wait.name": "charge"},
-    )
-    assert waits[-1] == ("wayline.checkpoint", {"wayline.status": "SUCCEEDED"})
+    # the backoff is a span of its own, from the failure to the next attempt: 1 s of virtual time
+    assert (backoff.start_time, backoff.end_time) == (failed.end_time, retried.start_time)
+    assert backoff.end_time - backoff.start_time == 1_000_000_000
+    assert (backoff.attributes or {})["wayline.step"] == "charge"
+    assert (backoff.attributes or {})["wayline.attempt"] == 2
+    assert event_names(segment) == ["wayline.checkpoint"]
+    assert dict(segment.events[0].attributes or {}) == {"wayline.status": "SUCCEEDED"}
 
 
 async def test_a_failed_run_and_its_final_attempt_carry_error_status(db: str) -> None:
@@ -153,7 +163,7 @@ async def test_a_failed_run_and_its_final_attempt_carry_error_status(db: str) ->
         with pytest.raises(RunFailed):
             await (await rt.start(doomed, run_id="d")).result()
     spans = exporter.get_finished_spans()
-    (segment,) = named(spans, "run doomed")
+    (segment,) = named(spans, "execute doomed")
     assert segment.status.status_code is StatusCode.ERROR
     assert segment.status.description == "ValueError: no stock"
     assert segment.attributes is not None and segment.attributes["wayline.status"] == "FAILED"
@@ -164,7 +174,14 @@ async def test_a_failed_run_and_its_final_attempt_carry_error_status(db: str) ->
     assert "wayline.retry" not in event_names(attempts[-1])  # the last one is final
     exception = attempts[-1].events[0]
     assert exception.name == "exception"
-    assert dict(exception.attributes or {}) == {"exception.type": "ValueError", "exception.message": "no stock"}
+    recorded = dict(exception.attributes or {})
+    assert recorded.pop("exception.type") == "ValueError"
+    assert recorded.pop("exception.message") == "no stock"
+    # the activity's own line, and none of wayline's or the SDK's frames
+    stack = str(recorded.pop("exception.stacktrace"))
+    assert 'raise ValueError("no stock")' in stack and "in explode" in stack
+    assert "wayline/runtime" not in stack and "opentelemetry" not in stack
+    assert recorded == {}
 
 
 async def test_the_callers_active_span_is_the_parent_of_the_run(db: str) -> None:
@@ -175,9 +192,9 @@ async def test_the_callers_active_span_is_the_parent_of_the_run(db: str) -> None
             handle = await rt.start(order, {"id": "o-2", "card": "c", "amount": 1.0}, run_id="o-2")
         await handle.result()
     spans = exporter.get_finished_spans()
-    (segment,) = named(spans, "run order")
-    assert segment.parent is not None
-    assert segment.parent.span_id == caller.get_span_context().span_id
+    root = root_of(spans, "order")
+    assert root.parent is not None
+    assert root.parent.span_id == caller.get_span_context().span_id
     assert {s.context.trace_id for s in spans} == {caller.get_span_context().trace_id}
 
 
@@ -229,18 +246,34 @@ async def test_a_passivated_run_continues_its_trace_in_a_new_segment(db: str) ->
         await rt.signal("p", "go", 42)  # woken by the message
         assert await handle.result() == 42
     spans = exporter.get_finished_spans()
-    first, second, third = named(spans, "run parked")  # the signal wait, the sleep: two wakes
+    root = root_of(spans, "parked")
+    first, second, third = sorted(
+        named(spans, "execute parked") + named(spans, "resume parked"), key=lambda s: s.start_time
+    )  # the signal wait, the sleep: two wakes
     assert [s.attributes["wayline.segment"] for s in (first, second, third) if s.attributes] == [1, 2, 3]
-    assert {s.context.trace_id for s in spans} == {first.context.trace_id}
-    for before, after in ((first, second), (second, third)):
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}
+    assert {s.parent.span_id for s in spans if s.parent} == {root.context.span_id}
+    for before in (first, second):
         assert before.attributes is not None and before.attributes["wayline.segment.end"] == "passivated"
-        assert after.parent is not None and after.parent.span_id == first.context.span_id
-        assert [link.context.span_id for link in after.links] == [before.context.span_id]
     assert second.attributes is not None and second.attributes["wayline.resume_reason"] == "woken by a message"
     assert third.attributes is not None and third.attributes["wayline.resume_reason"] == "woken by its timer"
-    assert "wayline.wait" in event_names(first) and "wayline.signal" in event_names(second)
-    assert [s.name for s in children(spans, first)] == ["step ship", "run parked", "run parked"]
-    assert [s.name for s in children(spans, third)] == ["step ship"]
+    # Where the time went, in virtual seconds from the start: out of memory from 10 s after
+    # each wait began (passivate_after) until the wake; the waits span the segments.
+    t0 = root.start_time
+
+    def at(span: ReadableSpan) -> tuple[float, float]:
+        assert span.end_time is not None
+        return ((span.start_time - t0) / 1e9, (span.end_time - t0) / 1e9)
+
+    assert [at(s) for s in sorted(named(spans, "passivated"), key=lambda s: s.start_time)] == [(10, 30), (40, 90)]
+    (signal,) = named(spans, "wait signal go")
+    assert at(signal) == (0, 30)
+    assert (signal.attributes or {})["wayline.outcome"] == "received"
+    (sleep,) = named(spans, "sleep")
+    assert at(sleep) == (30, 90)
+    assert (sleep.attributes or {})["wayline.outcome"] == "fired"
+    assert [at(s) for s in (first, second, third)] == [(0, 10), (30, 40), (90, 90)]
+    assert [at(s) for s in named(spans, "step ship")] == [(0, 0), (90, 90)]
 
 
 async def test_a_reopened_runtime_continues_the_trace_of_an_unfinished_run(tmp_path: Any) -> None:
@@ -250,19 +283,35 @@ async def test_a_reopened_runtime_continues_the_trace_of_an_unfinished_run(tmp_p
         await rt.start(parked, "t", run_id="r")
         while not (await rt.describe("r")).waiting_for:
             await rt.clock.sleep(1)
-    (stopped,) = named(exporter.get_finished_spans(), "run parked")
-    assert stopped.attributes is not None and stopped.attributes["wayline.segment.end"] == "stopped"
+    # Shut down: the segment's span is left to the segment that resumes the run, which
+    # reports it as it reports one whose process was killed, so it is reported once.
+    assert named(exporter.get_finished_spans(), "execute parked") == []
+    root = root_of(exporter.get_finished_spans(), "parked")
     exporter.clear()
-    async with open_runtime(path, workflows=[parked], clock=VirtualClock(), tracer_provider=provider) as rt:
+    later = VirtualClock(DEFAULT_START + 100)  # the process comes back 100 s later
+    async with open_runtime(path, workflows=[parked], clock=later, tracer_provider=provider) as rt:
         await rt.signal("r", "go", 1)
         assert await rt.get_handle("r").result() == 1
-    (resumed,) = named(exporter.get_finished_spans(), "run parked")
-    assert resumed.context.trace_id == stopped.context.trace_id
-    assert resumed.parent is not None and resumed.parent.span_id == stopped.context.span_id
-    assert [link.context.span_id for link in resumed.links] == [stopped.context.span_id]
+    spans = exporter.get_finished_spans()
+    assert named(spans, "run parked") == []  # one root per run, made once
+    (resumed,) = named(spans, "resume parked")
+    (stopped,) = named(spans, "execute parked")
+    assert stopped.attributes is not None and stopped.attributes["wayline.segment.end"] == "stopped"
+    assert stopped.attributes["wayline.segment"] == 1
+    assert (stopped.start_time, stopped.end_time) == (root.start_time, root.start_time)  # to its last checkpoint
+    assert resumed.context.trace_id == root.context.trace_id
+    assert {s.parent.span_id for s in spans if s.parent} == {root.context.span_id}
     assert resumed.attributes is not None
     assert resumed.attributes["wayline.resume_reason"] == "recovered after a process restart"
     assert resumed.attributes["wayline.segment"] == 2
+    # the gap: from the last checkpoint (the wait began) to the restart; nothing was in flight
+    (gap,) = named(spans, "interrupted")
+    assert gap.status.status_code is StatusCode.UNSET and gap.events == ()
+    assert (gap.start_time, gap.end_time) == (root.start_time, resumed.start_time)  # the wait's checkpoint at t0
+    assert (gap.attributes or {})["wayline.interrupted.gap_s"] == 100.0
+    # the signal wait began in the first process and ended in the second: one span, both times
+    (wait,) = named(spans, "wait signal go")
+    assert (wait.start_time, wait.end_time) == (root.start_time, resumed.start_time)
 
 
 class CrashOnceStore:
@@ -283,18 +332,32 @@ class CrashOnceStore:
         return self.inner.checkpoint(record, events, consumed)
 
 
-async def test_a_crashed_segment_ends_in_error_and_the_restart_links_to_it() -> None:
+async def test_a_crashed_segment_ends_in_error_and_its_restart_says_what_ran_again() -> None:
     provider, exporter = tracing()
     store = CrashOnceStore()
     async with open_runtime(store, workflows=[order], clock=VirtualClock(), tracer_provider=provider) as rt:
         await (await rt.start(order, {"id": "o", "card": "c", "amount": 1.0}, run_id="c")).result()
-    crashed, restarted = named(exporter.get_finished_spans(), "run order")
+    spans = exporter.get_finished_spans()
+    root = root_of(spans, "order")
+    (crashed,) = named(spans, "execute order")
+    (restarted,) = named(spans, "resume order")
     assert crashed.status.status_code is StatusCode.ERROR
     assert crashed.attributes is not None and crashed.attributes["wayline.segment.end"] == "crashed"
-    assert "exception" in event_names(crashed)
-    assert [link.context.span_id for link in restarted.links] == [crashed.context.span_id]
+    (exception,) = [e for e in crashed.events if e.name == "exception"]
+    assert (exception.attributes or {})["exception.type"] == "wayline.errors.StoreError"
     assert restarted.attributes is not None and restarted.attributes["wayline.segment"] == 2
-    assert restarted.context.trace_id == crashed.context.trace_id
+    assert str(restarted.attributes["wayline.resume_reason"]).startswith("restarted after a crash: StoreError")
+    assert {s.context.trace_id for s in spans} == {root.context.trace_id}
+    # ship's result never reached the store: it runs again, as attempt 2, and says so
+    first, again = named(spans, "step ship")
+    assert (first.attributes or {})["wayline.attempt"] == 1
+    assert dict(again.attributes or {})["wayline.attempt"] == 2
+    assert dict(again.attributes or {})["wayline.reexecution"] is True
+    (gap,) = named(spans, "interrupted")
+    assert gap.status.status_code is StatusCode.ERROR
+    assert [dict(e.attributes or {}) for e in gap.events] == [
+        {"wayline.step": "ship", "wayline.step.index": 1, "wayline.attempt": 1}
+    ]
 
 
 async def test_the_trace_context_is_stored_with_the_run(db: str) -> None:
@@ -302,10 +365,14 @@ async def test_the_trace_context_is_stored_with_the_run(db: str) -> None:
     async with open_runtime(db, workflows=[order], clock=VirtualClock(), tracer_provider=provider) as rt:
         await (await rt.start(order, {"id": "o", "card": "c", "amount": 1.0}, run_id="t")).result()
         stored = await rt.store.get_run("t")
+        info = await rt.describe("t")
     assert stored is not None
-    # rt.start stores the first segment's context only: later segments add their own keys
-    assert set(stored.trace) == {"traceparent"}
+    # the root's context (from rt.start), and when the segment running the run began; later
+    # segments count themselves, open waits and lost attempts add keys while they last
+    assert set(stored.trace) == {"traceparent", "wayline.segment.start"}
     assert stored.trace["traceparent"].startswith("00-")
+    assert float(stored.trace["wayline.segment.start"]) == rt.clock.time()
+    assert info.trace_id == stored.trace["traceparent"].split("-")[1]  # rt.describe shows it too
 
 
 async def test_without_an_sdk_runs_do_no_telemetry_work(db: str) -> None:
@@ -436,11 +503,14 @@ async def test_a_run_started_without_tracing_gets_a_trace_when_it_resumes_traced
         await rt.signal("u", "go", 1)
         assert await rt.get_handle("u").result() == 1
         stored = await rt.store.get_run("u")
-    (segment,) = named(exporter.get_finished_spans(), "run parked")
-    assert segment.parent is None and not segment.links  # the first traced segment roots the trace
+    spans = exporter.get_finished_spans()
+    root = root_of(spans, "parked")  # made by the first traced segment, dated at the run's creation
+    assert root.parent is None and root.start_time == root.end_time
+    (segment,) = named(spans, "resume parked")
+    assert segment.parent is not None and segment.parent.span_id == root.context.span_id
     assert segment.attributes is not None and segment.attributes["wayline.segment"] == 1
     assert stored is not None
-    assert stored.trace["traceparent"].split("-")[2] == f"{segment.context.span_id:016x}"
+    assert stored.trace["traceparent"].split("-")[2] == f"{root.context.span_id:016x}"
 
 
 class DropRuns(Sampler):
@@ -497,12 +567,11 @@ async def test_a_callback_wait_is_visible_and_its_token_is_not(db: str) -> None:
         await rt.heartbeat(handed_out[0])
         await rt.complete_callback(handed_out[0], "yes")
         assert await handle.result() == "yes"
-    (segment,) = named(exporter.get_finished_spans(), "run asks")
-    waits = [e for e in segment.events if e.name == "wayline.wait"]
-    assert [(e.attributes or {}).get("wayline.wait.kind") for e in waits] == ["callback"]
-    assert (waits[0].attributes or {}).get("wayline.wait.name") == "hand_out"
-    names = event_names(segment)
-    assert "wayline.callback.heartbeat" in names and "wayline.callback" in names
+    (wait,) = named(exporter.get_finished_spans(), "wait callback")
+    assert (wait.attributes or {})["wayline.wait.kind"] == "callback"
+    assert (wait.attributes or {})["wayline.step"] == "hand_out"
+    assert (wait.attributes or {})["wayline.outcome"] == "completed"
+    assert event_names(wait) == ["wayline.callback.heartbeat"]
     secret = handed_out[0].rsplit(".", 1)[1]
     for s in exporter.get_finished_spans():
         texts = [repr(v) for v in (s.attributes or {}).values()]
@@ -532,12 +601,26 @@ async def test_a_state_machine_run_has_a_span_per_task_attempt() -> None:
     async with open_runtime(":memory:", workflows=[sm], clock=VirtualClock(), tracer_provider=provider) as rt:
         assert await (await rt.start(sm, {}, run_id="sm-1")).result() == {"total": 3}
     spans = exporter.get_finished_spans()
-    (segment,) = named(spans, "run pricing")
+    root = root_of(spans, "pricing")
     attempts = named(spans, "step Price")
-    assert [s.parent.span_id for s in attempts if s.parent] == [segment.context.span_id] * 2
+    assert [s.parent.span_id for s in attempts if s.parent] == [root.context.span_id] * 2
     assert [(s.attributes or {}).get("wayline.attempt") for s in attempts] == [1, 2]
     assert [s.status.status_code for s in attempts] == [StatusCode.ERROR, StatusCode.UNSET]
     assert {(s.attributes or {}).get("wayline.run_id") for s in attempts} == {"sm-1"}
+    assert {str((s.attributes or {}).get("wayline.step.id")) for s in attempts} == {keys[0].split(":")[1]}
+    # as in a code-first run: the failure, the retry, and the backoff between the attempts
+    failed = attempts[0]
+    assert event_names(failed) == ["exception", "wayline.retry"]
+    assert dict(failed.events[0].attributes or {}) == {
+        "exception.type": "wayline.errors.StatesError",
+        "exception.message": "Busy: try again",
+        "wayline.error": "Busy",
+        "exception.stacktrace": failed.events[0].attributes["exception.stacktrace"],  # type: ignore[index]
+    }
+    assert dict(failed.events[1].attributes or {}) == {"wayline.retry.delay": 1.0, "wayline.attempt": 2}
+    (backoff,) = named(spans, "backoff")
+    assert (backoff.start_time, backoff.end_time) == (failed.end_time, attempts[1].start_time)
+    assert backoff.end_time - backoff.start_time == 1_000_000_000
     # step_info() works in a resource too: one key per attempt, stable for the state's visit
     assert keys[0].startswith("sm-1:Price#") and keys[0].endswith(":1") and keys[1].endswith(":2")
 

@@ -16,6 +16,7 @@ import json
 import os
 import shlex
 import sys
+import urllib.parse
 import uuid
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
@@ -134,6 +135,33 @@ async def runs_history(opts: Options, run_id: str) -> int:
     else:
         for event in events:
             print(out.event_text(event))
+    return OK
+
+
+async def runs_trace(opts: Options, run_id: str, url_template: str | None) -> int:
+    """The run's trace id (stored with it since rt.start), and the viewer link made from
+    ``url_template``."""
+    if url_template is not None and "{trace_id}" not in url_template:
+        raise UsageError(f"--trace-url {url_template!r} has no {{trace_id}} to fill in")
+    async with _client(opts) as rt:
+        found = (await rt.describe(run_id)).trace_id
+    if found is None:
+        raise CliError(
+            f"run {run_id!r} has no trace: no OpenTelemetry SDK was configured when it ran "
+            "(configure_telemetry(), --otlp-endpoint, or your own providers passed to open_runtime)"
+        )
+    url = None
+    if url_template is not None:
+        try:
+            url = url_template.format(trace_id=found, run_id=urllib.parse.quote(run_id, safe=""))
+        except (KeyError, IndexError, ValueError) as exc:
+            raise UsageError(
+                f"--trace-url {url_template!r} cannot be filled in ({exc!r}): it may use {{trace_id}} and {{run_id}}"
+            ) from None
+    if opts.json:
+        out.emit_json({"run_id": run_id, "trace_id": found, "url": url})
+    else:
+        print(f"trace {found}" + (f"  {url}" if url else ""))
     return OK
 
 

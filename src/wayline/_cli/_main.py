@@ -140,7 +140,7 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
         _add_common(p, top=False, skip=skip)
         return p
 
-    runs = group("runs", "list runs, show one, print its history, wait for it", "runs_command")
+    runs = group("runs", "list runs, show one, print its history or its trace, wait for it", "runs_command")
     p = command(runs, "list", "list runs, the most recent first")
     p.add_argument("--status", metavar="S", help="only runs in status S (comma-separated: FAILED,CANCELLED)")
     p.add_argument("--workflow", metavar="W", help="only runs of workflow W")
@@ -150,6 +150,15 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
     p = command(runs, "history", "a run's events, oldest first")
     p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
+    p = command(runs, "trace", "a run's OpenTelemetry trace id, and a link to it in your trace viewer")
+    p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
+    p.add_argument(
+        "--trace-url",
+        metavar="TEMPLATE",
+        default=os.environ.get("WAYLINE_TRACE_URL"),
+        help="the viewer's link with {trace_id} (and optionally {run_id}) to fill in, e.g. "
+        "'http://localhost:16686/trace/{trace_id}' (default: $WAYLINE_TRACE_URL)",
+    )
     p = command(runs, "wait", "wait until a run ends, then show how (exit 1 unless it succeeded)")
     p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after SECONDS (exit 1)")
@@ -293,6 +302,8 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
             return lambda: cmd.runs_show(opts, args.run_id)
         case "runs", "history":
             return lambda: cmd.runs_history(opts, args.run_id)
+        case "runs", "trace":
+            return lambda: cmd.runs_trace(opts, args.run_id, args.trace_url)
         case "runs", "wait":
             return lambda: cmd.runs_wait(opts, args.run_id, args.timeout)
         case "signal", _:

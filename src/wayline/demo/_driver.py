@@ -120,7 +120,7 @@ class Worker:
                 seen.finished = event
                 print(f"{tag} await handle.result() -> run {event['status']}")
             case "telemetry":
-                seen.telemetry = event["status"]
+                seen.telemetry = {**event["status"], "notes": event.get("notes", [])}
             case "error":
                 seen.error = event
                 print(f"{tag} error: {event['error']}: {event['cause']}")
@@ -231,6 +231,7 @@ INSPECT = """
    The database stays for you to look at with the `wayline` command:
      wayline --db {db} runs show {run_id}
      wayline --db {db} runs history {run_id}"""
+INSPECT_TRACE = """     wayline --db {db} runs trace {run_id} --trace-url 'http://localhost:16686/trace/{{trace_id}}'"""
 ALREADY_DONE = """\
    (the run had already finished in this database: starting it again with the same
     run_id returned the existing run, and no activity ran)"""
@@ -306,6 +307,8 @@ async def run_demo(
             summary.otlp = {"endpoint": otlp_endpoint, "unreachable": None, "last_worker": seen.telemetry}
             await _show_trace(db, otlp_endpoint, seen, killed)
         print(INSPECT.format(db=shlex.quote(db), run_id=RUN_ID))
+        if otlp_endpoint:
+            print(INSPECT_TRACE.format(db=shlex.quote(db), run_id=RUN_ID))
         return code
     except DemoError as exc:
         print(f"\nFAILED: {exc}")
@@ -362,7 +365,8 @@ async def _show_trace(db: str, endpoint: str, seen: Observed, killed: bool) -> N
         log.setLevel(level)
     traceparent = record.trace.get("traceparent", "") if record is not None else ""
     parts = traceparent.split("-")
-    for line in trace_lines(parts[1] if len(parts) == 4 else None, endpoint, seen.telemetry, killed):
+    rerun = [step for step in PARALLEL if seen.starts[step] > 1] if killed else []
+    for line in trace_lines(parts[1] if len(parts) == 4 else None, endpoint, seen.telemetry, killed, rerun):
         print(line)
 
 

@@ -9,6 +9,7 @@ the worker killed with SIGKILL cannot, and the demo says that too.
 
 from __future__ import annotations
 
+import re
 import socket
 import urllib.parse
 from typing import Any
@@ -35,25 +36,48 @@ def collector_unreachable(endpoint: str) -> str | None:
         return f"cannot connect to {parts.hostname}:{port}: {exc.strerror or exc}"
 
 
-def trace_lines(trace_id: str | None, endpoint: str, report: dict[str, Any] | None, killed: bool) -> list[str]:
+def trace_lines(
+    trace_id: str | None,
+    endpoint: str,
+    report: dict[str, Any] | None,
+    killed: bool,
+    rerun: list[str] | None = None,
+) -> list[str]:
     """What the demo can truthfully say about the run's trace at ``endpoint``.
 
-    ``report`` is the export status of the worker that finished the run (None if it sent none).
+    ``report`` is the export status of the worker that finished the run (None if it sent
+    none), with the ``notes`` its exporters would have logged; ``rerun`` the steps that ran
+    again after the kill.
     """
     if report is None:
         return [f"   the workers' export to {endpoint} did not report (no trace to show)"]
     sent, dropped = report["spans_exported"], report["spans_dropped"]
     lines = []
-    if dropped or report["metric_exports_dropped"]:
-        lines.append(
-            f"   the export to {endpoint} failed ({report['error']}): the last worker sent {sent} spans "
-            f"and dropped {dropped}, and {report['metric_exports_dropped']} metric exports"
-        )
-    elif trace_id is not None:
-        lines.append(f"   trace {trace_id}: the last worker sent {sent} spans of this run's trace to {endpoint}")
-    if killed and not dropped:
-        lines.append(
-            "   (the killed worker exported its spans as they ended, as far as it got; "
-            "after SIGKILL it cannot say how far)"
-        )
+    if trace_id is not None and sent:
+        lines.append(f"   trace {trace_id}: the run's one trace, at {endpoint}")
+        if killed:
+            lines += [
+                f"   (the last worker sent {sent} of its spans; the killed one sent its own as they ended)",
+                "   In it: the root span, sent when rt.start returned; each worker's segment (the killed",
+                "   one's reported by the next worker); the steps; and 'interrupted', from the last",
+                "   checkpoint to the restart" + (", naming the steps in flight at the kill." if rerun else "."),
+            ]
+            if rerun:
+                again = ", ".join(rerun)
+                lines.append(f"   Their re-runs ({again}) are attempt 2 there, with the same idempotency key.")
+        else:
+            lines.append(f"   (the worker sent {sent} spans: the root, its segment, one per step)")
+    if dropped:
+        lines.append(f"   the span export to {endpoint} failed ({report['error']}): {dropped} spans were not sent")
+    refused = report.get("metrics_refused")
+    if refused:
+        lines.append(f"   metrics: the collector does not take them ({_http(refused)}): the workers sent traces only")
+    elif report["metric_exports_dropped"] and not dropped:
+        lines.append(f"   metrics: {report['metric_exports_dropped']} exports failed ({report['error']})")
     return lines
+
+
+def _http(error: str) -> str:
+    """"...batch code: 405, reason: Method Not Allowed" as "HTTP 405 Method Not Allowed"."""
+    found = re.search(r"code: (\d{3}), reason: (.+)$", error)
+    return f"HTTP {found.group(1)} {found.group(2)}" if found else error

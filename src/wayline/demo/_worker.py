@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
+import logging
 
 from wayline import RunFailed, RunStatus, WaylineError, open_runtime
 from wayline.runtime import configure_telemetry
@@ -40,7 +41,24 @@ async def _work(db: str, resume: bool) -> int:
         return 0
 
 
+class _Notes(logging.Handler):
+    """What the exporters would log (a failure, a collector that takes no metrics), kept for
+    the parent's summary instead of written into its narration."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.messages.append(record.getMessage())
+
+
 def run_worker(db: str, resume: bool, otlp_endpoint: str | None = None) -> int:
+    notes = _Notes()
+    if otlp_endpoint:
+        exporting = logging.getLogger("wayline.telemetry")
+        exporting.addHandler(notes)
+        exporting.propagate = False
     # Set up before the runtime opens (it checks once whether tracing is configured).
     telemetry = configure_telemetry(otlp_endpoint, service_name="wayline-demo") if otlp_endpoint else None
     try:
@@ -54,4 +72,4 @@ def run_worker(db: str, resume: bool, otlp_endpoint: str | None = None) -> int:
         if telemetry is not None:
             telemetry.shutdown()  # export what is left (a SIGKILLed worker never gets here)
             # What was really sent, for the parent to report (it claims nothing else).
-            say("telemetry", status=dataclasses.asdict(telemetry.export_status()))
+            say("telemetry", status=dataclasses.asdict(telemetry.export_status()), notes=notes.messages)

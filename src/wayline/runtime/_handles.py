@@ -8,6 +8,7 @@ from typing import Any, Generic, Protocol, TypeVar
 
 from .._errors import RunCancelled, RunFailed
 from ..persistence import AnyWait, ErrorInfo, RetryWait, RunRecord, RunStatus, StoreHealth, TimerWait
+from ._telemetry import trace_id
 
 T = TypeVar("T")
 
@@ -47,6 +48,9 @@ class RunInfo:
     #: or ``"degraded"`` / ``"failed"`` with ``cause``, ``reason`` and ``since``). While it
     #: cannot, runs wait where they are instead of failing. None in listings.
     store_health: StoreHealth | None = None
+    #: The run's OpenTelemetry trace id (32 hex digits), kept with it since ``rt.start``; None
+    #: if it never ran with an OpenTelemetry SDK configured. ``wayline runs trace`` prints it.
+    trace_id: str | None = None
 
     @classmethod
     def from_record(cls, rec: RunRecord, vars: dict[str, Any] | None = None) -> RunInfo:
@@ -66,6 +70,7 @@ class RunInfo:
             steps=rec.steps,
             waiting_for=tuple(_waiting_for(w) for w in rec.waits),
             metadata=dict(rec.metadata),
+            trace_id=trace_id(rec.trace) if rec.trace else None,
         )
 
 

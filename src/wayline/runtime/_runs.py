@@ -178,7 +178,7 @@ class Runs:
         except BaseException as exc:
             self.telemetry.start_failed(span, exc)
             raise
-        self.telemetry.run_created(span, run_id, wf.name, existing is None)
+        self.telemetry.run_created(span, run_id, wf.name, existing)
         if existing is not None:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)

@@ -60,7 +60,7 @@ class Runtime:
         self.store = store
         self.clock = clock
         self._registry = Registry(workflows)
-        self._telemetry = Telemetry(tracer_provider, meter_provider)
+        self._telemetry = Telemetry(tracer_provider, meter_provider, clock=clock, passivate_after=passivate_after)
         limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
         self._runs = Runs(
             store,

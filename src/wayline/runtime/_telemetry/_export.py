@@ -10,7 +10,9 @@ nothing told it that no span had left the process.
 
 - the exporter's own log records are kept back while it exports for us (other exporters in
   the process log as usual), and the first failure of an outage is logged once, as a
-  warning on ``wayline.telemetry`` that names the endpoint and the error;
+  warning on ``wayline.telemetry`` that names the endpoint and the error, then at most once
+  a minute while it lasts; spans and metrics are followed apart (a trace-only viewer answers
+  metrics with 405 and takes spans: its metrics refusal stops metrics export, nothing else);
 - until an export has succeeded (and again after one failed), a plain TCP connect to the
   collector comes first: where nothing listens it fails in well under a millisecond, where
   the exporter would retry for its whole timeout;
@@ -25,12 +27,13 @@ from __future__ import annotations
 
 import logging
 import os
+import re
 import socket
 import threading
 import time
 import urllib.parse
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from opentelemetry.sdk.metrics.export import MetricExporter, MetricExportResult, MetricsData
@@ -43,6 +46,10 @@ log = logging.getLogger("wayline.telemetry")
 #: processor exporting every few seconds makes one doomed attempt per cool-down, short enough
 #: that a collector started a little later is found again soon.
 COOLDOWN_S = 30.0
+
+#: Seconds between reminders that exports still fail: an outage is said at once, then at most
+#: once a minute, so a program left running without its collector does not fill its log.
+REPORT_EVERY_S = 60.0
 
 
 @dataclass(frozen=True)
@@ -57,6 +64,8 @@ class ExportStatus:
         metric_exports_dropped: metric export requests that were not sent.
         error: the last export error, e.g. ``ConnectionError(...)`` or ``HTTP 503``;
             ``None`` if no export failed.
+        metrics_refused: why the collector takes no metrics at all (it answered 404, 405 or
+            501: a trace-only viewer), after which none are sent; ``None`` otherwise.
     """
 
     spans_exported: int = 0
@@ -64,6 +73,7 @@ class ExportStatus:
     metric_exports: int = 0
     metric_exports_dropped: int = 0
     error: str | None = None
+    metrics_refused: str | None = None
 
     @property
     def ok(self) -> bool:
@@ -102,18 +112,49 @@ def _quiet(logger_name: str) -> None:
             _QUIETED.add(logger_name)
 
 
+class _Channel:
+    """The exports of one signal (spans or metrics) to one endpoint: a collector can take one
+    and refuse the other, so each has its own outage, cool-down and reports."""
+
+    __slots__ = ("dropped", "failing", "name", "proven", "refused", "reported_at", "retry_at")
+
+    def __init__(self, name: str) -> None:
+        self.name = name  # "span" or "metric"
+        self.retry_at = 0.0
+        self.proven = False  # an export has succeeded since the last failure
+        self.failing = False  # in an outage
+        self.reported_at = 0.0  # when the outage was last reported (monotonic seconds)
+        self.dropped = 0  # exports dropped since that report
+        self.refused: str | None = None  # the collector does not take this signal at all
+
+
+#: A collector's answer to a metrics export that means it takes no metrics at all (many
+#: trace-only viewers: 404 Not Found, 405 Method Not Allowed, 501 Not Implemented).
+_NO_METRICS = re.compile(r"\bcode: (404|405|501)\b")
+
+
 class ExportHealth:
     """Shared by the span and the metric exporter of one `configure_telemetry`: one endpoint,
-    one outage, one report."""
+    and a report per signal: the first failure of an outage at once, then at most one
+    reminder every `REPORT_EVERY_S` while it lasts (with what was dropped meanwhile), and a
+    line when exports work again. A collector that answers metrics with 404, 405 or 501 takes
+    none: metrics export stops for the process, said once."""
 
-    def __init__(self, endpoint: str, *, cooldown_s: float = COOLDOWN_S) -> None:
+    def __init__(
+        self,
+        endpoint: str,
+        *,
+        cooldown_s: float = COOLDOWN_S,
+        report_every_s: float = REPORT_EVERY_S,
+        monotonic: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.endpoint = endpoint
         self.cooldown_s = cooldown_s
+        self.report_every_s = report_every_s
+        self._monotonic = monotonic
         self._lock = threading.Lock()
         self._status = ExportStatus()
-        self._retry_at = 0.0
-        self._reported = False
-        self._proven = False  # an export has succeeded since the last failure
+        self._channels = {"spans": _Channel("span"), "metrics": _Channel("metric")}
 
     @property
     def status(self) -> ExportStatus:
@@ -122,12 +163,13 @@ class ExportHealth:
 
     def export(self, kind: str, count: int, send: Callable[[], bool], url: str | None) -> bool:
         """Run ``send()`` (the wrapped exporter's export, True on success) unless a failure is
-        fresh; count the outcome and report the first failure of an outage."""
+        fresh; count the outcome and report it as the class says."""
+        channel = self._channels[kind]
         with self._lock:
-            skip = time.monotonic() < self._retry_at
-            proven = self._proven
+            skip = channel.refused is not None or self._monotonic() < channel.retry_at
+            proven = channel.proven
         if skip:
-            self._count(kind, count, ok=False)
+            self._done(channel, kind, count, ok=False, error=None)
             return False
         refused = None if proven or url is None else _unreachable(url)
         caught: list[str] = [refused] if refused else []
@@ -143,48 +185,89 @@ class ExportHealth:
         else:
             ok = False
         error = None if ok else (caught[0] if caught else "the exporter reported a failure")
-        report = self._count(kind, count, ok=ok, error=error)
-        if report:
-            log.warning(
-                "OpenTelemetry export to %s failed: %s. Spans and metrics that cannot be sent are dropped; "
-                "this is reported once per outage, exports are skipped for %gs after a failure, and "
-                "TelemetryProviders.export_status() counts what was dropped",
-                self.endpoint,
-                error,
-                self.cooldown_s,
-            )
+        self._done(channel, kind, count, ok=ok, error=error)
         return ok
 
-    def _count(self, kind: str, count: int, *, ok: bool, error: str | None = None) -> bool:
-        """Update the status; True if this failure is the first since the last success."""
+    def _done(self, channel: _Channel, kind: str, count: int, *, ok: bool, error: str | None) -> None:
+        """Count an export (``error`` None for a skipped one) and log what there is to say."""
         with self._lock:
             s = self._status
             if kind == "spans":
-                s = ExportStatus(
-                    s.spans_exported + count * ok,
-                    s.spans_dropped + count * (not ok),
-                    s.metric_exports,
-                    s.metric_exports_dropped,
-                    error or s.error,
+                s = replace(
+                    s, spans_exported=s.spans_exported + count * ok, spans_dropped=s.spans_dropped + count * (not ok)
                 )
             else:
-                s = ExportStatus(
-                    s.spans_exported,
-                    s.spans_dropped,
-                    s.metric_exports + ok,
-                    s.metric_exports_dropped + (not ok),
-                    error or s.error,
+                s = replace(
+                    s, metric_exports=s.metric_exports + ok, metric_exports_dropped=s.metric_exports_dropped + (not ok)
                 )
-            self._status = s
-            self._proven = ok
+            if error is not None:
+                s = replace(s, error=error)
+            now = self._monotonic()
+            message: tuple[Any, ...] | None = None
             if ok:
-                self._reported = False
-                return False
-            if error is not None:  # a real attempt failed (not a skip): wait before the next
-                self._retry_at = time.monotonic() + self.cooldown_s
-            first = not self._reported
-            self._reported = True
-            return first
+                channel.proven = True
+                if channel.failing:
+                    message = (logging.INFO, "OpenTelemetry %s export to %s works again", channel.name, self.endpoint)
+                channel.failing = False
+                channel.dropped = 0
+            else:
+                channel.dropped += count
+                other = self._channels["metrics" if kind == "spans" else "spans"]
+                due = now - channel.reported_at >= self.report_every_s
+                if channel.refused is not None:
+                    pass  # said once, when the collector declined
+                elif error is None:  # skipped in a cool-down
+                    message = self._reminder(channel, kind, s.error) if due else None
+                else:  # a real attempt failed: wait before the next
+                    channel.proven = False
+                    channel.retry_at = now + self.cooldown_s
+                    if kind == "metrics" and other.proven and _NO_METRICS.search(error):
+                        # Spans go through to this endpoint: it is there, and declines metrics.
+                        channel.refused = error
+                        s = replace(s, metrics_refused=error)
+                        message = (
+                            logging.WARNING,
+                            "The collector at %s does not take metrics (%s): this process exports traces only "
+                            "from now on. Set OTEL_METRICS_EXPORTER=none, or configure_telemetry(metrics=False), "
+                            "to not try",
+                            self.endpoint,
+                            error,
+                        )
+                    elif not channel.failing:
+                        channel.failing = True
+                        if other.failing:  # the same endpoint, down for both: said once
+                            channel.reported_at = now
+                        else:
+                            message = (
+                                logging.WARNING,
+                                "OpenTelemetry %s export to %s failed: %s. What cannot be sent is dropped and "
+                                "counted (TelemetryProviders.export_status()); exports are skipped for %gs after a "
+                                "failure, and this is reported again at most every %gs while it lasts",
+                                channel.name,
+                                self.endpoint,
+                                error,
+                                self.cooldown_s,
+                                self.report_every_s,
+                            )
+                    elif due:
+                        message = self._reminder(channel, kind, error)
+                if message is not None:
+                    channel.reported_at = now
+                    channel.dropped = 0
+            self._status = s
+        if message is not None:
+            log.log(*message)
+
+    def _reminder(self, channel: _Channel, kind: str, error: str | None) -> tuple[Any, ...]:
+        return (
+            logging.WARNING,
+            "OpenTelemetry %s export to %s still fails (%s): %d %s dropped since the last report",
+            channel.name,
+            self.endpoint,
+            error,
+            channel.dropped,
+            "spans" if kind == "spans" else "metric exports",
+        )
 
 
 #: Seconds a connect to the collector may take before the exporter is left to try itself.

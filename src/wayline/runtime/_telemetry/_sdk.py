@@ -7,13 +7,15 @@ SDK setup needs neither.
 from __future__ import annotations
 
 import os
-from typing import TYPE_CHECKING
+import sys
+from collections.abc import Mapping
+from typing import TYPE_CHECKING, Any
 
-from opentelemetry import metrics, trace
+from opentelemetry import metrics as metrics_api, trace
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
-from ..._errors import MissingExtraError
+from ..._errors import MissingExtraError, TelemetryConfigError
 
 if TYPE_CHECKING:
     from ._export import ExportHealth, ExportStatus
@@ -40,24 +42,78 @@ class TelemetryProviders:
     def force_flush(self, timeout_s: float = 10.0) -> bool:
         """Export everything recorded so far; False if it did not finish in time."""
         millis = int(timeout_s * 1000)
-        traced = self.tracer_provider.force_flush(millis)  # type: ignore[attr-defined]
-        measured = self.meter_provider.force_flush(millis)  # type: ignore[attr-defined]
-        return bool(traced) and bool(measured)
+        done = True
+        for provider in (self.tracer_provider, self.meter_provider):
+            flush = getattr(provider, "force_flush", None)  # the no-op providers have none
+            if flush is not None:
+                done = bool(flush(millis)) and done
+        return done
 
     def shutdown(self) -> None:
         """Flush and stop both providers (idempotent)."""
-        self.tracer_provider.shutdown()  # type: ignore[attr-defined]
-        self.meter_provider.shutdown()  # type: ignore[attr-defined]
+        for provider in (self.tracer_provider, self.meter_provider):
+            stop = getattr(provider, "shutdown", None)
+            if stop is not None:
+                stop()
 
 
 def _signal_url(base: str, signal: str) -> str:
     return f"{base.rstrip('/')}/v1/{signal}"
 
 
+#: Exporter names accepted in ``OTEL_TRACES_EXPORTER`` / ``OTEL_METRICS_EXPORTER`` (a comma-
+#: separated list, as the OpenTelemetry SDK specification has them).
+_EXPORTERS = ("otlp", "console", "none")
+
+
+def _exporters(variable: str, default: str) -> list[str]:
+    raw = os.environ.get(variable, "").strip() or default
+    names = [name.strip().lower() for name in raw.split(",") if name.strip()]
+    for name in names:
+        if name not in _EXPORTERS:
+            raise TelemetryConfigError(variable, raw, f"use one or more of {', '.join(_EXPORTERS)} (comma-separated)")
+    if "none" in names and len(names) > 1:
+        raise TelemetryConfigError(variable, raw, "'none' cannot be combined with another exporter")
+    return [] if names == ["none"] else names
+
+
+def _check_protocol(signal: str) -> None:
+    """OTLP over HTTP with protobuf is what the ``otlp`` extra brings; say so if another
+    protocol is asked for rather than sending it somewhere it is not understood."""
+    for variable in (f"OTEL_EXPORTER_OTLP_{signal.upper()}_PROTOCOL", "OTEL_EXPORTER_OTLP_PROTOCOL"):
+        value = os.environ.get(variable, "").strip()
+        if value:
+            if value != "http/protobuf":
+                raise TelemetryConfigError(
+                    variable,
+                    value,
+                    "it exports OTLP over HTTP (http/protobuf, port 4318); for another protocol set up your own SDK "
+                    "providers and pass them to open_runtime(tracer_provider=..., meter_provider=...)",
+                )
+            return
+
+
+def _resource(service_name: str | None, attributes: Mapping[str, Any] | None) -> Any:
+    """The SDK resource: ``attributes`` and ``service_name`` (given ones win) over
+    ``OTEL_RESOURCE_ATTRIBUTES`` and ``OTEL_SERVICE_NAME``, with "wayline" as the service
+    when nothing names one."""
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+
+    given: dict[str, Any] = dict(attributes or {})
+    if service_name is not None:
+        given[SERVICE_NAME] = service_name
+    resource = Resource.create(given)
+    if str(resource.attributes.get(SERVICE_NAME, "")).startswith("unknown_service"):
+        resource = resource.merge(Resource({SERVICE_NAME: "wayline"}))
+    return resource
+
+
 def configure_telemetry(
     otlp_endpoint: str | None = None,
-    service_name: str = "wayline",
+    service_name: str | None = None,
     *,
+    metrics: bool = True,
+    resource_attributes: Mapping[str, Any] | None = None,
     set_global: bool = True,
     export_interval_s: float | None = None,
 ) -> TelemetryProviders:
@@ -65,15 +121,23 @@ def configure_telemetry(
 
     A tracer provider with a batch span processor and a meter provider with a periodic
     reader, both exporting with the official OTLP/HTTP exporters. Call it before
-    ``open_runtime`` (which checks once whether a real provider is configured).
+    ``open_runtime`` (which checks once whether a real provider is configured). The standard
+    OpenTelemetry variables apply, as with the SDK's own automatic setup:
+    ``OTEL_TRACES_EXPORTER`` and ``OTEL_METRICS_EXPORTER`` (``otlp``, the default,
+    ``console`` or ``none``), ``OTEL_SERVICE_NAME``, ``OTEL_RESOURCE_ATTRIBUTES``, the
+    ``OTEL_EXPORTER_OTLP_*`` settings and ``OTEL_BSP_*`` / ``OTEL_METRIC_EXPORT_*`` timings.
 
     Args:
         otlp_endpoint: the collector's base URL, e.g. ``http://localhost:4318``; spans go to
             ``<endpoint>/v1/traces`` and metrics to ``<endpoint>/v1/metrics``. ``None`` leaves
             it to the standard ``OTEL_EXPORTER_OTLP_*`` variables (endpoint, headers, timeout,
             compression, certificates; the exporters' default is ``http://localhost:4318``).
-        service_name: the ``service.name`` resource attribute; other resource attributes
-            come from ``OTEL_RESOURCE_ATTRIBUTES``.
+        service_name: the ``service.name`` resource attribute. ``None``: ``OTEL_SERVICE_NAME``,
+            else a ``service.name`` in ``OTEL_RESOURCE_ATTRIBUTES``, else "wayline".
+        metrics: ``False`` exports no metrics (a trace-only collector), as
+            ``OTEL_METRICS_EXPORTER=none`` does.
+        resource_attributes: more resource attributes (``deployment.environment``...), over
+            those of ``OTEL_RESOURCE_ATTRIBUTES``.
         set_global: also install both providers as OpenTelemetry's global ones (once per
             process), so ``open_runtime`` and the application's own instrumentation use them.
             With ``False``, pass them to ``open_runtime(tracer_provider=..., meter_provider=...)``.
@@ -82,13 +146,19 @@ def configure_telemetry(
 
     Returns:
         The providers, with ``shutdown()`` (flush and stop), ``force_flush()`` and
-        ``export_status()``. An export that fails is logged once per outage on the
-        ``wayline.telemetry`` logger, and exports are then skipped for 30 s rather than
-        retried batch after batch (see ``_export``).
+        ``export_status()``. A signal that is off (``none``) gets the API's no-op provider,
+        so runs do no work for it. An export that fails is logged on the
+        ``wayline.telemetry`` logger once, then at most once a minute while it lasts;
+        exports are skipped for 30 s after a failure rather than retried batch after batch,
+        and a collector that declines metrics (HTTP 404, 405, 501: a trace-only viewer) gets
+        none after the first.
 
     Raises:
         MissingExtraError: the OpenTelemetry SDK or OTLP exporter is not installed; install
             ``wayline[otlp]``.
+        TelemetryConfigError: ``OTEL_TRACES_EXPORTER`` or ``OTEL_METRICS_EXPORTER`` names an
+            exporter other than ``otlp``, ``console`` or ``none``, or the OTLP protocol asked
+            for is not ``http/protobuf``.
     """
     # Imported here: the SDK and the exporter (requests, protobuf) are the optional
     # ``otlp`` extra, and cost import time that a runtime which never exports should not pay.
@@ -96,30 +166,47 @@ def configure_telemetry(
         from opentelemetry.exporter.otlp.proto.http.metric_exporter import OTLPMetricExporter
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
         from opentelemetry.sdk.metrics import MeterProvider as SdkMeterProvider
-        from opentelemetry.sdk.metrics.export import PeriodicExportingMetricReader
-        from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+        from opentelemetry.sdk.metrics.export import ConsoleMetricExporter, PeriodicExportingMetricReader
         from opentelemetry.sdk.trace import TracerProvider as SdkTracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
+        from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter
     except ImportError as exc:
         raise MissingExtraError("configure_telemetry", "otlp", exc.name or str(exc)) from exc
     from ._export import ExportHealth, ReportingMetricExporter, ReportingSpanExporter
 
-    resource = Resource.create({SERVICE_NAME: service_name})
-    if otlp_endpoint is not None:
-        span_exporter = OTLPSpanExporter(endpoint=_signal_url(otlp_endpoint, "traces"))
-        metric_exporter = OTLPMetricExporter(endpoint=_signal_url(otlp_endpoint, "metrics"))
-    else:
-        span_exporter = OTLPSpanExporter()
-        metric_exporter = OTLPMetricExporter()
+    traces_to = _exporters("OTEL_TRACES_EXPORTER", "otlp")
+    metrics_to = _exporters("OTEL_METRICS_EXPORTER", "otlp") if metrics else []
+    if "otlp" in traces_to:
+        _check_protocol("traces")
+    if "otlp" in metrics_to:
+        _check_protocol("metrics")
+    resource = _resource(service_name, resource_attributes)
     health = ExportHealth(otlp_endpoint or os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or "http://localhost:4318")
-    tracer_provider = SdkTracerProvider(resource=resource)
-    tracer_provider.add_span_processor(BatchSpanProcessor(ReportingSpanExporter(span_exporter, health)))
-    interval = None if export_interval_s is None else export_interval_s * 1000
-    reader = PeriodicExportingMetricReader(
-        ReportingMetricExporter(metric_exporter, health), export_interval_millis=interval
-    )
-    meter_provider = SdkMeterProvider(resource=resource, metric_readers=[reader])
+    tracer_provider: TracerProvider = trace.NoOpTracerProvider()
+    if traces_to:
+        sdk_tracer_provider = SdkTracerProvider(resource=resource)
+        for name in traces_to:
+            if name == "otlp":
+                url = _signal_url(otlp_endpoint, "traces") if otlp_endpoint is not None else None
+                span_exporter: Any = ReportingSpanExporter(OTLPSpanExporter(endpoint=url), health)
+            else:
+                span_exporter = ConsoleSpanExporter(out=sys.stdout)  # this stdout, not the one at import
+            sdk_tracer_provider.add_span_processor(BatchSpanProcessor(span_exporter))
+        tracer_provider = sdk_tracer_provider
+    meter_provider: MeterProvider = metrics_api.NoOpMeterProvider()
+    if metrics_to:
+        interval = None if export_interval_s is None else export_interval_s * 1000
+        readers = []
+        for name in metrics_to:
+            if name == "otlp":
+                url = _signal_url(otlp_endpoint, "metrics") if otlp_endpoint is not None else None
+                metric_exporter: Any = ReportingMetricExporter(OTLPMetricExporter(endpoint=url), health)
+            else:
+                metric_exporter = ConsoleMetricExporter(out=sys.stdout)
+            readers.append(PeriodicExportingMetricReader(metric_exporter, export_interval_millis=interval))
+        meter_provider = SdkMeterProvider(resource=resource, metric_readers=readers)
     if set_global:
-        trace.set_tracer_provider(tracer_provider)
-        metrics.set_meter_provider(meter_provider)
+        if traces_to:
+            trace.set_tracer_provider(tracer_provider)
+        if metrics_to:
+            metrics_api.set_meter_provider(meter_provider)
     return TelemetryProviders(tracer_provider, meter_provider, health)

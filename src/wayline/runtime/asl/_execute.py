@@ -13,7 +13,7 @@ import msgspec
 
 from . import _errors as E
 from ._errors import StatesError
-from ._interpreter import Execution, Frame, Handler, Scope, iso
+from ._interpreter import Execution, Frame, Handler, OnWait, Scope, iso
 from ._map import run_map, run_parallel
 from ._simple import run_choice, run_fail, run_pass, run_succeed, run_wait
 from ._tasks import run_task
@@ -46,6 +46,7 @@ async def execute(
     *,
     context: Mapping[str, Any] | None = None,
     resume: dict[str, Any] | None = None,
+    on_wait: OnWait | None = None,
 ) -> Any:
     """Run ``machine`` on ``input`` to completion and return its output.
 
@@ -57,6 +58,10 @@ async def execute(
             "StateMachine": {...}}``; missing fields get defaults.
         resume: A snapshot previously passed to ``host.checkpoint``; the run continues
             from it without re-running completed states or Map/Parallel items.
+        on_wait: Told when a Wait state or a Retry interval begins to wait, before the
+            checkpoint that precedes the wait: ``on_wait(kind, state, step, until)``, with
+            ``kind`` "wait" or "retry" and ``step`` the state's visit; what it returns, if
+            anything, is called when the wait is over (telemetry uses it).
 
     Raises:
         StatesError: The execution failed; ``error`` and ``cause`` are as AWS reports them.
@@ -83,6 +88,7 @@ async def execute(
         if type(timeout) is int:
             snapshot["deadline"] = host.now() + timeout
     ex = Execution(machine, host, ctx, snapshot, HANDLERS)
+    ex.on_wait = on_wait
     frame_rec = snapshot["frame"]
     frame = Frame(machine.program, frame_rec, Scope(frame_rec.setdefault("vars", {}), None), "")
     try:

@@ -38,6 +38,11 @@ _UNCATCHABLE = (E.RUNTIME,)
 #: How a state type runs: ``(execution, frame, state, input) -> (output, next state or None)``.
 Handler = Callable[["Execution", "Frame", State, Any], Awaitable[tuple[Any, str | None]]]
 
+#: ``on_wait(kind, state, step, until)``: a Wait state ("wait") or a Retry interval ("retry") of
+#: ``state``, in the visit ``step`` (see `Execution.step_id`), waits until epoch time ``until``.
+#: What it returns, if anything, is called when the wait is over.
+OnWait = Callable[[str, str, str, float], Callable[[], None] | None]
+
 
 class Scope:
     """Workflow variables: a frame's own values, then its parent's (read-only)."""
@@ -132,6 +137,8 @@ class Execution:
         # .sync child runs being waited for, by name, with the label of the frame waiting
         # (in memory: a failed Parallel branch or Map item stops its siblings' children).
         self.waiting_children: dict[str, str] = {}
+        #: Told of Wait states and Retry intervals (see `execute`'s ``on_wait``).
+        self.on_wait: OnWait | None = None
 
     # ------------------------------------------------------------------ events, checkpoints
 
@@ -186,6 +193,13 @@ class Execution:
             await self.host.sleep_until(deadline)
             raise execution_timeout()
         await self.host.sleep_until(when)
+
+    def waiting(self, kind: str, frame: Frame, state: State, until: float) -> Callable[[], None] | None:
+        """Tell ``on_wait`` that ``state`` waits until ``until`` (``kind``: "wait" or "retry");
+        what it returns is called when the wait is over. Called before the checkpoint that
+        precedes the wait, so what the observer keeps is in that checkpoint."""
+        on_wait = self.on_wait
+        return None if on_wait is None else on_wait(kind, state.name, self.step_id(frame, state), until)
 
     async def suspend_point(self) -> None:
         """Checkpoint before waiting on something external (both modes)."""
@@ -428,9 +442,12 @@ async def handle_failure(
                 delay = backoff(retrier, retries[i])
                 retries[i] += 1
                 rec["wake"] = ex.host.now() + delay
+                over = ex.waiting("retry", frame, st, rec["wake"])
                 await ex.suspend_point()
                 await ex.sleep_until(rec["wake"])
                 rec.pop("wake", None)
+                if over is not None:
+                    over()
                 return None
             break
     for catcher in st.catch:

@@ -179,8 +179,11 @@ async def run_wait(ex: Execution, frame: Frame, st: State, raw: Any) -> tuple[An
     except StatesError as err:
         raise unlocated(err) from None
     if rec["wake"] > ex.host.now():
+        over = ex.waiting("wait", frame, st, rec["wake"])
         await ex.suspend_point()
         await ex.sleep_until(rec["wake"])
+        if over is not None:
+            over()
     if not st.jsonata:
         ex.assign(frame, new_vars)
     ex.emit("WaitStateExited", {"name": st.name, "output": out})

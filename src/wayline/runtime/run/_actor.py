@@ -249,6 +249,8 @@ class RunActor(Actor[RunMessage]):
                 assert isinstance(effect, RunAttempt)
                 if effect.inline:
                     follow = await self._attempt_inline(effect.index, effect.step, effect.attempt)
+                    if follow.error is not None and follow.reason is None and self._segment is not None:
+                        self._segment.attempt_raised(follow.index, follow.error)
                 else:
                     self._start_attempt(effect.index, effect.step, effect.attempt)
             elif kind is SetTimer:
@@ -358,7 +360,7 @@ class RunActor(Actor[RunMessage]):
         otel = self._segment.attempt_started(index, act.name, attempt) if self._segment is not None else None
         try:
             if limiter is not None:
-                await limiter.acquire()  # time queued here does not count against the timeout
+                await self._acquire(limiter, index)  # time queued here does not count against the timeout
             try:
                 if act.timeout is not None:
                     timer = clock.call_at(clock.time() + act.timeout, partial(self._interrupt, "timeout"))
@@ -387,6 +389,17 @@ class RunActor(Actor[RunMessage]):
                 timer.cancel()
         return StepDone(index, attempt, result=result)
 
+    async def _acquire(self, limiter: asyncio.Semaphore, index: int) -> None:
+        """A place under ``max_concurrent_activities`` for step ``index``; the time it waits
+        for one is a ``queued`` span in its trace."""
+        segment = self._segment
+        if segment is None or not limiter.locked():
+            await limiter.acquire()
+            return
+        since = self.port.clock.time()
+        await limiter.acquire()
+        segment.queued(index, since)
+
     def _start_attempt(self, index: int, step: Step[Any], attempt: int) -> None:
         state = self.state
         assert state is not None
@@ -394,7 +407,7 @@ class RunActor(Actor[RunMessage]):
         info = StepInfo(self.run_id, step.activity.name, index, attempt, state.record.workflow)
         token = _current_step.set(info)
         segment = self._segment
-        otel = segment.attempt_started(index, step.activity.name, attempt) if segment is not None else None
+        otel = segment.attempt_started(index, step.activity.name, attempt, False) if segment is not None else None
         try:
             task = asyncio.get_running_loop().create_task(
                 self._run_attempt(index, attempt, step), name=f"{self.run_id}:{step.activity.name}#{index}"
@@ -411,7 +424,7 @@ class RunActor(Actor[RunMessage]):
         message: StepDone
         try:
             if limiter is not None:
-                await limiter.acquire()  # time queued here does not count against the timeout
+                await self._acquire(limiter, index)  # time queued here does not count against the timeout
             try:
                 timeout = step.activity.timeout
                 if timeout is not None:
@@ -431,6 +444,8 @@ class RunActor(Actor[RunMessage]):
             message = StepDone(index, attempt, result=result)
         if self._attempts.get(index) is asyncio.current_task():
             del self._attempts[index]
+        if message.error is not None and self._segment is not None:
+            self._segment.attempt_raised(index, message.error)
         try:
             self.ref.tell(message)
         except ActorStoppedError:

@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import msgspec
+from opentelemetry import context as otel_context
 
 from ..._errors import (
     RunAlreadyFinishedError,
@@ -81,7 +82,8 @@ class AslHost:
             "StateMachine": {"Id": f"arn:wayline:states:::stateMachine:{machine.name}", "Name": machine.name},
         }
         resume = ctx.saved_state if isinstance(ctx.saved_state, dict) else None
-        return await execute(machine, input, self, context=context, resume=resume)
+        on_wait = self._segment.wait_started if self._segment is not None else None
+        return await execute(machine, input, self, context=context, resume=resume, on_wait=on_wait)
 
     def now(self) -> float:
         return self.ctx.now()
@@ -114,7 +116,7 @@ class AslHost:
         try:
             if self._segment is None:
                 return await call_resource(fn, payload, timeout_seconds)
-            with self._segment.task_attempt(state, attempt + 1, resource):
+            with self._segment.task_attempt(state, step, attempt + 1, resource):
                 return await call_resource(fn, payload, timeout_seconds)
         finally:
             _current_step.reset(token)
@@ -169,12 +171,17 @@ class AslHost:
         metadata: dict[str, Any] = {PARENT_KEY: self.ctx.run_id}
         if not wait:
             metadata[DETACHED_KEY] = True
+        # A child run's root is a child of this run's root: the family is one trace.
+        joined = otel_context.attach(self._segment.root) if self._segment is not None else None
         try:
             await port.start_child(target.name, input, run_id=name, metadata=metadata)
         except RunConflictError as exc:
             raise StatesError("StepFunctions.ExecutionAlreadyExistsException", str(exc)) from None
         except WorkflowNotFoundError as exc:  # an unregistered StateMachine object
             raise StatesError("States.Runtime", str(exc)) from None
+        finally:
+            if joined is not None:
+                otel_context.detach(joined)
         if not wait:
             return None
         try:
