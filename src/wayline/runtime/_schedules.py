@@ -215,7 +215,8 @@ class Scheduler:
             lost = [rec.schedule_id for (rec, _), ok in zip(changed, applied, strict=True) if not ok]
             todo = [r for sid in lost if (r := await self.store.get(sid)) is not None and self._runnable(r)]
         if todo:
-            log.warning("schedules %s kept changing during a pass; they are decided at the next one", todo)
+            ids = ", ".join(r.schedule_id for r in todo)
+            log.warning("schedules %s kept changing during a pass; they are decided at the next one", ids)
 
     def _runnable(self, rec: ScheduleRecord) -> bool:
         """Whether this runtime can start the schedule's runs (its workflow and version)."""
