@@ -26,6 +26,7 @@ SUITES = (
     "tracing",
     "capacity",
     "listing",
+    "schedules",
 )
 
 K = 5  # activities per run in the throughput workload
@@ -399,6 +400,30 @@ def _listing(size: Size) -> list[Scenario]:
         )
         for n in sizes
     ]
+def _schedules(size: Size) -> list[Scenario]:
+    """Fire lag at N schedules: spread over their period, and all at once (see _schedules)."""
+    n = size.pick(1000, 1000, 20)
+    seconds = size.pick(30.0, 10.0, 2.0)
+    rows = []
+    for shape, period in (("spread", 10.0), ("burst", 5.0)):
+        for system in ("bare", "wayline"):
+            rows.append(
+                Scenario(
+                    suite="schedules",
+                    system=system,
+                    func="_schedules:baseline" if system == "bare" else "_schedules:wayline",
+                    params={"n": n, "period": period, "seconds": seconds, "shape": shape},
+                    metric="p50_ms",
+                    unit="ms p50",
+                    higher_is_better=False,
+                    group=shape,
+                    baseline=system == "bare",
+                    timeout_s=size.pick(600.0, 180.0),
+                    label=f"{n:,} schedules every {period:g}s, {shape}, {seconds:g}s",
+                    also=(("p99_ms", "p99"), ("max_ms", "max"), ("fires", "fires")),
+                )
+            )
+    return rows
 
 
 def build(suite: str, size: Size | str) -> list[Scenario]:
@@ -425,4 +450,6 @@ def build(suite: str, size: Size | str) -> list[Scenario]:
         return _capacity(size)
     if suite == "listing":
         return _listing(size)
+    if suite == "schedules":
+        return _schedules(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

@@ -59,7 +59,7 @@ def test_the_readme_has_the_blocks_this_test_knows_how_to_run() -> None:
     found = blocks()
     assert {b.language for b in found} == {"python", "sh", "json"}
     saved = [b.save_as for b in found if b.save_as]
-    assert saved == ["orders.py", "approvals.py", "greeting.py", "greeting.json"]
+    assert saved == ["orders.py", "approvals.py", "greeting.py", "greeting.json", "invoices.py", "reports.py"]
     assert sum(b.language == "python" for b in found) >= 8
 
 

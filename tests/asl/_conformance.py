@@ -1,4 +1,9 @@
-"""Load and run the recorded AWS conformance cases (shared by the test and the report)."""
+"""Load and run the recorded AWS conformance cases (shared by the test and the report).
+
+Each case runs on two hosts: the interpreter's in-memory `LocalHost`, and the durable runtime
+(`open_runtime` on an in-memory store, a `VirtualClock` from the same start time), where the
+run's checkpoints, history and final record are what report the outcome.
+"""
 
 from __future__ import annotations
 
@@ -6,11 +11,17 @@ import json
 from collections import defaultdict
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import anyio
 
+from wayline import RunFailed, open_runtime
 from wayline.runtime.asl import AslDefinitionError, LocalHost, StateMachine, StatesError
+from wayline.testing import VirtualClock
+
+#: Where a case runs: the interpreter alone, or a durable run of the runtime.
+Host = Literal["local", "runtime"]
+HOSTS: tuple[Host, ...] = ("local", "runtime")
 
 CASES_DIR = Path(__file__).resolve().parents[2].parent / "shared" / "conformance" / "asl" / "cases"
 # A fixed virtual start time keeps Wait-until-timestamp cases deterministic.
@@ -57,20 +68,28 @@ class Outcome:
         return f"{self.status} error={self.error!r} cause={self.cause!r}"
 
 
-def run_case(case: dict[str, Any]) -> Outcome:
-    """Run one case on a LocalHost with a virtual clock and compare with the recording."""
+async def _on_local_host(machine: StateMachine, input: Any) -> Any:
+    host = LocalHost(machine, start_time=START_TIME)
+    with anyio.fail_after(30):
+        return await host.execute(machine, input)
+
+
+async def _in_runtime(machine: StateMachine, input: Any) -> Any:
+    async with open_runtime(":memory:", workflows=[machine], clock=VirtualClock(START_TIME)) as rt:
+        with anyio.fail_after(30):
+            return await (await rt.start(machine, input, run_id="conformance")).result()
+
+
+def run_case(case: dict[str, Any], host: Host = "local") -> Outcome:
+    """Run one case on ``host`` with a virtual clock and compare with the recording."""
     expected = case["expected"]
     try:
         machine = StateMachine(case["definition"], name="conformance")
-        host = LocalHost(machine, start_time=START_TIME)
-
-        async def main() -> Any:
-            with anyio.fail_after(30):
-                return await host.execute(machine, case["input"])
-
-        output = anyio.run(main)
+        output = anyio.run(_on_local_host if host == "local" else _in_runtime, machine, case["input"])
         outcome = Outcome("SUCCEEDED", output=output)
     except StatesError as err:
+        outcome = Outcome("FAILED", error=err.error, cause=err.cause)
+    except RunFailed as err:
         outcome = Outcome("FAILED", error=err.error, cause=err.cause)
     except AslDefinitionError as err:
         outcome = Outcome("INVALID", error="AslDefinitionError", cause=str(err))
@@ -85,20 +104,20 @@ def run_case(case: dict[str, Any]) -> Outcome:
     return outcome
 
 
-def report(cases: list[dict[str, Any]] | None = None) -> str:
-    """Run every case and return the per-category table."""
+def report(cases: list[dict[str, Any]] | None = None, host: Host = "local") -> str:
+    """Run every case on ``host`` and return the per-category table."""
     cases = load_cases() if cases is None else cases
     table: dict[str, list[int]] = defaultdict(lambda: [0, 0, 0])
     failures = []
     for case in cases:
-        outcome = run_case(case)
+        outcome = run_case(case, host)
         row = table[case["category"]]
         row[0] += 1
         row[1] += outcome.status_ok
         row[2] += outcome.status_ok and outcome.cause_ok
         if not (outcome.status_ok and outcome.cause_ok):
             failures.append(f"  {case['_file']}: {outcome.describe()[:300]}")
-    lines = [f"{'category':<22}{'cases':>7}{'status+error':>14}{'+cause':>8}"]
+    lines = [f"{host + ' host':<22}", f"{'category':<22}{'cases':>7}{'status+error':>14}{'+cause':>8}"]
     totals = [0, 0, 0]
     for category in sorted(table):
         n, ok, cause = table[category]

@@ -12,8 +12,9 @@ from typing import Any, NoReturn
 
 from .. import __version__
 from .._errors import WaylineError
+from ..persistence import OVERLAP_POLICIES
 from ..runtime import JsonLogFormatter, RunLogFilter
-from . import _commands as cmd
+from . import _commands as cmd, _replay as replay, _schedules as schedules
 from ._errors import FAILED, INTERRUPTED, USAGE, CliError, error_ids, leaf_error, message_for
 from ._output import emit_error
 
@@ -112,6 +113,7 @@ def _add_common(parser: argparse.ArgumentParser, *, top: bool, skip: tuple[str, 
 
 
 _RUN_ID = "the run's id"
+_SCHEDULE_ID = "the schedule's id"
 _RESOURCES = "Task resources: MODULE:MAPPING, a dict of Task Resource name or ARN to async callable in MODULE"
 
 
@@ -197,6 +199,44 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--definition", required=True, metavar="FILE", help="the run's state machine definition (ASL JSON)")
     p.add_argument("--resources", metavar="MODULE:MAPPING", help=_RESOURCES)
 
+    sch = group("schedules", "list, show, pause, resume, trigger, backfill or delete schedules", "schedules_command")
+    command(sch, "list", "every schedule: when it fires, its state, its next fire and last run")
+    p = command(sch, "show", "a schedule: its definition, state, next fires, last runs and recent actions")
+    p.add_argument("schedule_id", metavar="ID", help=_SCHEDULE_ID)
+    p = command(sch, "pause", "stop a schedule firing until it is resumed (triggers and backfills still run)")
+    p.add_argument("schedule_id", metavar="ID", help=_SCHEDULE_ID)
+    p.add_argument("--note", metavar="TEXT", help="why: `schedules show` says it")
+    p = command(sch, "resume", "let a paused schedule fire again, from now on")
+    p.add_argument("schedule_id", metavar="ID", help=_SCHEDULE_ID)
+    p.add_argument("--note", metavar="TEXT", help="a note to keep with it")
+    p = command(sch, "trigger", "fire a schedule once now (the worker starts the run)")
+    p.add_argument("schedule_id", metavar="ID", help=_SCHEDULE_ID)
+    p.add_argument("--overlap", choices=OVERLAP_POLICIES, help="the overlap policy (default: the schedule's)")
+    p = command(sch, "backfill", "fire every time of a schedule between two instants, as if they had come")
+    p.add_argument("schedule_id", metavar="ID", help=_SCHEDULE_ID)
+    p.add_argument("--start", required=True, metavar="WHEN", help="the first instant, ISO 8601 (UTC unless an offset)")
+    p.add_argument("--end", required=True, metavar="WHEN", help="the last instant, included")
+    p.add_argument("--overlap", choices=OVERLAP_POLICIES, help="the overlap policy (default: buffer_all)")
+    p = command(sch, "delete", "delete a schedule (the runs it started go on)")
+    p.add_argument("schedule_id", metavar="ID", help=_SCHEDULE_ID)
+
+    p = command(
+        commands,
+        "replay",
+        "replay stored runs of a code workflow against new code, before deploying it; exit 1 if any "
+        "would fail with NonDeterminismError (or now raise)",
+    )
+    p.add_argument("--workflow", required=True, metavar="MODULE:WORKFLOW", help="the new code, e.g. my_app.flows:order")
+    p.add_argument("--run-id", action="append", metavar="ID", help="only this run (repeat for several)")
+    p.add_argument("--status", metavar="S", help="only runs in status S (default: RUNNING,WAITING,PENDING)")
+    p.add_argument("--all", action="store_true", help="finished runs too")
+    p.add_argument(
+        "--any-version",
+        action="store_true",
+        help="runs of every version of the workflow, not only its version= (a run whose version is no "
+        "longer registered resumes on the newest)",
+    )
+
     asl = group("asl", "validate or run an Amazon States Language definition", "asl_command")
     p = command(asl, "validate", "check a definition; every problem is listed with its path")
     p.add_argument("file", metavar="FILE", help="the definition (ASL JSON)")
@@ -253,7 +293,8 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
         args.command,
         getattr(args, "runs_command", None)
         or getattr(args, "callback_command", None)
-        or getattr(args, "asl_command", None),
+        or getattr(args, "asl_command", None)
+        or getattr(args, "schedules_command", None),
     ):
         case "runs", "list":
             return lambda: cmd.runs_list(opts, args.status, args.workflow, args.since, args.limit)
@@ -279,6 +320,22 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
             return lambda: cmd.start(opts, args.workflow, args.input, args.run_id, args.wait)
         case "redrive", _:
             return lambda: cmd.redrive(opts, args.run_id, args.definition, args.resources)
+        case "schedules", "list":
+            return lambda: schedules.schedules_list(opts)
+        case "schedules", "show":
+            return lambda: schedules.schedules_show(opts, args.schedule_id)
+        case "schedules", "pause":
+            return lambda: schedules.schedules_pause(opts, args.schedule_id, args.note)
+        case "schedules", "resume":
+            return lambda: schedules.schedules_resume(opts, args.schedule_id, args.note)
+        case "schedules", "trigger":
+            return lambda: schedules.schedules_trigger(opts, args.schedule_id, args.overlap)
+        case "schedules", "backfill":
+            return lambda: schedules.schedules_backfill(opts, args.schedule_id, args.start, args.end, args.overlap)
+        case "schedules", "delete":
+            return lambda: schedules.schedules_delete(opts, args.schedule_id)
+        case "replay", _:
+            return lambda: replay.replay(opts, args.workflow, args.run_id, args.status, args.all, args.any_version)
         case "asl", "run":
             return lambda: cmd.asl_run(opts, args.file, args.input, args.resources, args.name, args.run_id)
     return None

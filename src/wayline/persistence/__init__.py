@@ -38,6 +38,7 @@ from ._records import (
     ErrorInfo as ErrorInfo,
     Event as Event,
     InboxMessage as InboxMessage,
+    Patched as Patched,
     RetryWait as RetryWait,
     RunCancelled as RunCancelled,
     RunCrashed as RunCrashed,
@@ -57,6 +58,16 @@ from ._records import (
     StepSucceeded as StepSucceeded,
     TimerWait as TimerWait,
     Wait as Wait,
+)
+from ._schedules import (
+    OVERLAP_POLICIES as OVERLAP_POLICIES,
+    ScheduleAction as ScheduleAction,
+    ScheduleFire as ScheduleFire,
+    ScheduleRecord as ScheduleRecord,
+    ScheduleRequest as ScheduleRequest,
+    ScheduleSpec as ScheduleSpec,
+    ScheduleStore as ScheduleStore,
+    ScheduleWrite as ScheduleWrite,
 )
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import WAIT_FOR_STORE as WAIT_FOR_STORE, Store as Store, StoreHealth as StoreHealth
@@ -86,6 +97,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = (
+    "OVERLAP_POLICIES",
     "UNFINISHED",
     "WAIT_FOR_STORE",
     "AnyEvent",
@@ -108,6 +120,7 @@ __all__ = (
     "InboxMessage",
     "Lease",
     "MemoryStore",
+    "Patched",
     "PostgresStore",
     "RetryWait",
     "RunCancelled",
@@ -119,6 +132,13 @@ __all__ = (
     "RunStatus",
     "RunSucceeded",
     "SQLiteStore",
+    "ScheduleAction",
+    "ScheduleFire",
+    "ScheduleRecord",
+    "ScheduleRequest",
+    "ScheduleSpec",
+    "ScheduleStore",
+    "ScheduleWrite",
     "SignalMessage",
     "SignalReceived",
     "SignalTimedOut",

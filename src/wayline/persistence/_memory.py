@@ -13,6 +13,7 @@ from .._errors import StoreError
 from ._codec import decode_events, decode_inbox, decode_record, encode
 from ._leases import SingleOwner
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._schedules_memory import MemorySchedules
 from ._store import HEALTHY, StoreHealth
 
 
@@ -25,6 +26,7 @@ class MemoryStore(SingleOwner):
         self._inbox: dict[int, tuple[str, bytes]] = {}
         self._inbox_seq = 0
         self._closed = False
+        self.schedules = MemorySchedules(self._check)
 
     @property
     def pending(self) -> int:

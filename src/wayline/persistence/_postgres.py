@@ -48,6 +48,7 @@ from ._postgres_sql import (
 )
 from ._postgres_url import redact_url
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._schedules_postgres import PgSchedules
 from ._store import HEALTHY, StoreHealth
 
 T = TypeVar("T")
@@ -113,6 +114,7 @@ class PostgresStore:
         self._reads = 0
         self._open = False
         self._subscriptions: list[PgSubscription] = []
+        self.schedules = PgSchedules(self._with_connection, self.display_url)
 
     # --- connections ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import SchemaVersionError
+from ._schedules_postgres import MIGRATION as SCHEDULES
 
 if TYPE_CHECKING:
     import asyncpg
@@ -72,6 +73,8 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
             PRIMARY KEY (writer, n)
         )""",
     ),
+    # 2: schedules (`_schedules_postgres`): one row per schedule, its next due time indexed.
+    SCHEDULES,
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

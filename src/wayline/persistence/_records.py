@@ -41,9 +41,14 @@ UNFINISHED: tuple[RunStatus, ...] = (RunStatus.PENDING, RunStatus.RUNNING, RunSt
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
-    """A failure as stored: an error name and a readable cause."""
+    """A failure as stored: an error name and a readable cause.
 
-    error: str
+    ``error`` is None only where the failure has no name: a state machine's Fail state that
+    sets no ``Error`` (AWS reports null there, not an empty string). Snapshots written before
+    it could be None hold a string, which still decodes.
+    """
+
+    error: str | None
     cause: str | None = None
 
 
@@ -197,7 +202,9 @@ class RunSucceeded(Event, tag="RunSucceeded", frozen=True):
 
 
 class RunFailed(Event, tag="RunFailed", frozen=True):
-    error: str
+    """The run ended FAILED; ``error`` is None for a failure with no name (see `ErrorInfo`)."""
+
+    error: str | None = None
     cause: str | None = None
 
 
@@ -255,6 +262,18 @@ class CallbackFailed(Event, tag="CallbackFailed", frozen=True):
     cause: str | None = None
 
 
+class Patched(Event, tag="Patched", frozen=True):
+    """``ctx.patched(change)`` took the new branch, first asked at journal position ``index``.
+
+    A run that had already passed that point when the code gained the call takes the old
+    branch instead, and records nothing: on every later replay, its journal beyond the point
+    says so again.
+    """
+
+    change: str
+    index: int
+
+
 class Custom(Event, tag="Custom", frozen=True):
     """An event of a workflow kind the core does not model (ASL state events, signals...)."""
 
@@ -279,6 +298,7 @@ AnyEvent = (
     | CallbackHeartbeat
     | CallbackCompleted
     | CallbackFailed
+    | Patched
     | Custom
 )
 

@@ -7,6 +7,8 @@ add a new one.
 
 from __future__ import annotations
 
+from ._schedules_sqlite import MIGRATION as SCHEDULES
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: runs (one row per run: indexed columns + the encoded snapshot) and history
     # (one row per checkpoint holding that checkpoint's encoded events).
@@ -54,7 +56,9 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE INDEX runs_by_status_workflow ON runs (status, workflow, created_at, run_id)",
         "CREATE INDEX runs_by_workflow ON runs (workflow, created_at, run_id)",
     ),
+    # 5: schedules (`_schedules_sqlite`): one row per schedule, its next due time indexed.
+    SCHEDULES,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-REQUIRED_TABLES = frozenset({"runs", "history", "inbox"})
+REQUIRED_TABLES = frozenset({"runs", "history", "inbox", "schedules"})

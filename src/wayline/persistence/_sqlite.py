@@ -24,6 +24,7 @@ from ._codec import decode_events, decode_inbox, decode_record, encode, encode_r
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._schedules_sqlite import SQLiteSchedules
 from ._sqlite_connect import Synchronous, open_write_connection
 from ._sqlite_errors import translate
 from ._sqlite_ownership import Ownership
@@ -109,6 +110,7 @@ class SQLiteStore(SingleOwner):
         self._reader: aiosqlite.Connection | None = None
         self._reads = 0  # reads in flight
         self._ownership = Ownership(self.path)
+        self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))
 

@@ -266,6 +266,39 @@ class GroupCommit:
                 raise StoreUnavailableError(self.path, health.reason, health.since or time.time())
         return self._queue
 
+    async def transact(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        """Run ``fn(connection)`` in one write transaction of its own on the writer thread,
+        between two batches: for the few writes that are not checkpoints (schedules). It
+        fails fast, as a create from outside a run does, while the store cannot write.
+
+        Raises:
+            StoreError: closed, gone, unavailable, or the transaction failed (rolled back).
+        """
+        self._batch(fail_fast=True)  # refuses while closed, gone or held
+        assert self._writer is not None
+
+        def run() -> T:
+            conn = self.conn
+            assert conn is not None
+            self._check_file()
+            retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), self.busy_timeout)
+            try:
+                result = fn(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                if conn.in_transaction:
+                    conn.execute("ROLLBACK")
+                raise
+            return result
+
+        self.pending += 1
+        try:
+            return await self._writer.call(run)
+        except sqlite3.Error as exc:
+            raise translate(exc, self.path, self.busy_timeout) from exc
+        finally:
+            self.pending -= 1
+
     def create(self, row: tuple[Any, ...], history: HistoryRow | None) -> asyncio.Future[bytes | None]:
         """Insert a run unless it exists; the future gets the existing snapshot, or None."""
         waits = WAIT_FOR_STORE.get()

@@ -17,16 +17,30 @@ from ._definitions import (
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
+from ._replay import (
+    ReplayResult as ReplayResult,
+    ReplayVerdict as ReplayVerdict,
+    check_replay as check_replay,
+)
 from ._runtime import Runtime as Runtime
+from ._schedule_handle import (
+    ScheduledRun as ScheduledRun,
+    ScheduleHandle as ScheduleHandle,
+    ScheduleInfo as ScheduleInfo,
+)
+from ._schedule_spec import Schedule as Schedule
 from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
+from ._versions import StateMachineAlias as StateMachineAlias, version_key as version_key
 from .asl import ExpressionBudget as ExpressionBudget, StateMachine as StateMachine
 
 __all__ = (
     "ActivityDef",
     "ExpressionBudget",
     "JsonLogFormatter",
+    "ReplayResult",
+    "ReplayVerdict",
     "RetryPolicy",
     "RunContext",
     "RunHandle",
@@ -34,13 +48,20 @@ __all__ = (
     "RunLogFilter",
     "Runtime",
     "RuntimeStatistics",
+    "Schedule",
+    "ScheduleHandle",
+    "ScheduleInfo",
+    "ScheduledRun",
     "StateMachine",
+    "StateMachineAlias",
     "StepInfo",
     "TelemetryProviders",
     "WorkflowDef",
     "activity",
+    "check_replay",
     "configure_telemetry",
     "open_runtime",
     "step_info",
+    "version_key",
     "workflow",
 )

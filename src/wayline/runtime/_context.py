@@ -28,6 +28,7 @@ class RunContext:
 
     __slots__ = (
         "_clock",
+        "_patched",
         "run_id",
         "saved_state",
         "started_at",
@@ -44,10 +45,30 @@ class RunContext:
         self._clock = clock
         self.started_at = 0.0  # when the run was created (epoch seconds)
         self.saved_state: Any = None  # a state machine's own checkpointed state
+        #: Answers `patched` from the run's state (bound when the run is restored).
+        self._patched: Callable[[str], bool] | None = None
 
     def now(self) -> float:
         """The runtime clock's time (epoch seconds); virtual under a `VirtualClock`."""
         return self._clock.time()
+
+    def patched(self, change: str) -> bool:
+        """Whether this run takes the new branch of code change ``change``.
+
+        Wrap a change to a workflow whose runs are in flight in ``if ctx.patched("id"):``
+        (new steps) ``else:`` (the old ones). A run that reaches this point for the first time
+        gets True, and the answer is journaled; a run that had already gone past this point
+        before the call existed gets False while it replays, so it takes the steps it took
+        then (no `NonDeterminismError`). The answer is the same for the rest of the run.
+
+        Once no run that started before the change is in flight (``wayline runs list
+        --status RUNNING,WAITING``), remove the old branch and the call.
+        """
+        if not isinstance(change, str) or not change:
+            raise ValueError(f"ctx.patched needs a change id (a non-empty string), got {change!r}")
+        if self._patched is None:
+            raise RuntimeError("ctx.patched is answered by a running workflow body only")
+        return self._patched(change)
 
     def run(self, fn: Callable[P, Awaitable[R]], /, *args: P.args, **kwargs: P.kwargs) -> Step[R]:
         """Run ``fn(*args, **kwargs)`` as one durable step; await the result.

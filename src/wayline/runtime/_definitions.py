@@ -5,9 +5,12 @@ from __future__ import annotations
 import inspect
 import random
 import typing
-from collections.abc import Awaitable, Callable, Coroutine
+from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
+
+from .._errors import ScheduleSpecError
+from ._schedule_spec import Schedule
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -100,7 +103,9 @@ class WorkflowDef(Generic[I, R]):
     #: (an ASL interpreter) are awaited directly and resume from their own saved state.
     kind = "code"
 
-    def __init__(self, fn: Callable[..., Awaitable[R]], *, name: str, version: str) -> None:
+    def __init__(
+        self, fn: Callable[..., Awaitable[R]], *, name: str, version: str, schedules: Sequence[Schedule] = ()
+    ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
         params = [
@@ -113,6 +118,7 @@ class WorkflowDef(Generic[I, R]):
         self.fn = fn
         self.name = name
         self.version = version
+        self.schedules = _check_schedules(name, schedules)
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -126,6 +132,24 @@ class WorkflowDef(Generic[I, R]):
         run's `RunContext`, not named here so that the context may import this module)."""
         coro: Coroutine[Any, Any, R] = self.fn(ctx, input) if self.takes_input else self.fn(ctx)
         return coro
+
+
+def _check_schedules(workflow: str, schedules: Sequence[Schedule]) -> tuple[Schedule, ...]:
+    """The declared schedules, each with an id of its own (the workflow's name by default)."""
+    given = tuple(schedules)
+    seen: set[str] = set()
+    for schedule in given:
+        if not isinstance(schedule, Schedule):
+            raise ScheduleSpecError(
+                None, f"workflow {workflow!r}: schedules= takes Schedule(...) objects, got {schedule!r}"
+            )
+        sid = schedule.id or workflow
+        if sid in seen:
+            raise ScheduleSpecError(
+                sid, f"workflow {workflow!r} declares two schedules with this id; give each Schedule its own id="
+            )
+        seen.add(sid)
+    return given
 
 
 def _hint(fn: Callable[..., Any], name: str) -> Any:
@@ -188,11 +212,23 @@ def workflow(fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
 @overload
 def workflow(fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
 @overload
-def workflow(*, name: str | None = None, version: str = "1") -> _WorkflowDecorator: ...
 def workflow(
-    fn: Callable[..., Awaitable[Any]] | None = None, /, *, name: str | None = None, version: str = "1"
+    *, name: str | None = None, version: str = "1", schedules: Sequence[Schedule] = ()
+) -> _WorkflowDecorator: ...
+def workflow(
+    fn: Callable[..., Awaitable[Any]] | None = None,
+    /,
+    *,
+    name: str | None = None,
+    version: str = "1",
+    schedules: Sequence[Schedule] = (),
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
-    """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=...)``.
+    """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
+
+    ``version`` labels the code: several versions of one name may be registered side by side,
+    each run resuming on its own (see `wayline.runtime.version_key` for which is newest).
+    ``schedules`` declares `Schedule`s that start runs of it; an owning runtime makes the
+    stored schedules match them when it opens.
 
     The function takes a `RunContext` and optionally one input value. It is re-entered from
     the top after a crash; completed steps then return their journaled results, so only the
@@ -201,7 +237,7 @@ def workflow(
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
-        return WorkflowDef(f, name=name or _default_name(f), version=version)
+        return WorkflowDef(f, name=name or _default_name(f), version=version, schedules=schedules)
 
     return wrap(fn) if fn is not None else wrap
 

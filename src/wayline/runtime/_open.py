@@ -17,6 +17,7 @@ from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
 from ..persistence import MemoryStore, SQLiteStore, Store, is_postgres_url, open_postgres_store
 from ._definitions import WorkflowDef
 from ._runtime import Runtime
+from ._versions import StateMachineAlias
 from .asl import StateMachine
 
 
@@ -24,7 +25,7 @@ from .asl import StateMachine
 async def open_runtime(
     store: str | os.PathLike[str] | Store = "wayline.db",
     *,
-    workflows: Iterable[WorkflowDef[Any, Any] | StateMachine] = (),
+    workflows: Iterable[WorkflowDef[Any, Any] | StateMachine | StateMachineAlias] = (),
     clock: Clock | None = None,
     supervisor: SupervisorSpec | None = None,
     max_concurrent_activities: int | None = None,
@@ -45,7 +46,9 @@ async def open_runtime(
             needs ``pip install 'wayline[postgres]'``), ``":memory:"`` for an in-memory store,
             or a `Store`. On PostgreSQL a runtime that recovers registers as the database's
             one worker (several workers on one database come with the runtime's scale-out).
-        workflows: the workflows this runtime can run (and recover).
+        workflows: the workflows this runtime can run (and recover): several versions of one
+            workflow may be registered side by side, with the `StateMachineAlias`es that route
+            between them.
         clock: the time source (``wayline.testing.VirtualClock`` in tests).
         supervisor: restart policy for crashed run actors.
         max_concurrent_activities: a cap on steps running at once across all runs.

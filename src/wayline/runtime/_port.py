@@ -64,8 +64,9 @@ class RunPort(Protocol):
     @property
     def telemetry(self) -> Telemetry: ...
 
-    def workflow(self, name: str, run_id: str) -> Workflow:
-        """The registered workflow ``name`` (``WorkflowNotFoundError`` if it is not)."""
+    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+        """The registered workflow ``name``, in ``version`` if that is registered, else the
+        newest (``WorkflowNotFoundError`` if none is)."""
         ...
 
     def run_stopped(self, run: LiveRun) -> None:

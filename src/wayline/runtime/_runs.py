@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from typing import Any
 
 import msgspec
@@ -69,6 +69,8 @@ class Runs:
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
         self.closed = False
+        #: Told of every run that ends here (the scheduler starts buffered fires then).
+        self.finished_listener: Callable[[RunRecord], None] | None = None
 
     # --- the table -------------------------------------------------------------------------
 
@@ -95,8 +97,8 @@ class Runs:
 
     # --- the port: what runs ask -------------------------------------------------------------
 
-    def workflow(self, name: str, run_id: str) -> Workflow:
-        return self._registry.lookup(name, run_id=run_id)
+    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+        return self._registry.lookup(name, run_id=run_id, version=version)
 
     def run_stopped(self, run: LiveRun) -> None:
         if self._actors.get(run.run_id) is run:
@@ -106,6 +108,8 @@ class Runs:
         self._refs.pop(record.run_id, None)
         self.telemetry.run_finished(record)
         self._resolve(record.run_id, record)
+        if self.finished_listener is not None:
+            self.finished_listener(record)
 
     def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
         self._refs.pop(run_id, None)

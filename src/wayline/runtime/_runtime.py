@@ -23,8 +23,12 @@ from ._definitions import WorkflowDef
 from ._handles import RunHandle, RunInfo
 from ._inbox import Inbox
 from ._runs import Runs
+from ._schedule_handle import ScheduleHandle, ScheduleInfo, Schedules
+from ._schedule_spec import DEFAULT_CATCHUP_WINDOW, Duration, Instant, Overlap
+from ._schedules import Scheduler
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
+from ._versions import ALIAS_KEY, StateMachineAlias
 from ._workflows import AslWorkflow, Registry
 from .asl import StateMachine, prepare_redrive
 
@@ -45,7 +49,7 @@ class Runtime:
         store: Store,
         supervisor: Supervisor,
         *,
-        workflows: Iterable[WorkflowDef[Any, Any] | StateMachine],
+        workflows: Iterable[WorkflowDef[Any, Any] | StateMachine | StateMachineAlias],
         clock: Clock,
         max_concurrent_activities: int | None,
         passivate_after: float | None = None,
@@ -70,18 +74,30 @@ class Runtime:
         )
         self._inbox = Inbox(store, clock, self._runs)
         self._poller: asyncio.Future[None] | None = None
+        # Only an owner fires schedules; a client (the CLI) changes them and the owner sees it.
+        table = getattr(store, "schedules", None)
+        self._scheduler = Scheduler(table, clock, self._registry, self._runs) if owner and table is not None else None
+        if self._scheduler is not None:
+            self._runs.finished_listener = self._scheduler.run_finished
+        self._schedules = Schedules(store, clock, self._registry, self._scheduler)
 
     # --- life (open_runtime) ---------------------------------------------------------------
 
     async def _open(self, *, recover: bool, inbox_poll_interval: float | None) -> None:
         self._telemetry.watch(self)
+        if self._scheduler is not None:
+            await self._scheduler.open()
         if recover:
             await self._runs.recover()
         if inbox_poll_interval is not None:
             self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval))
+        if self._scheduler is not None:
+            self._scheduler.start(inbox_poll_interval)
 
     async def _close(self) -> None:
         self._telemetry.close()
+        if self._scheduler is not None:
+            await self._scheduler.close()
         await self._runs.close()
         poller, self._poller = self._poller, None
         if poller is not None:
@@ -91,34 +107,61 @@ class Runtime:
     # --- starting runs ---------------------------------------------------------------------
 
     # Typing only: the workflow's declared input type is what `input` accepts, and the handle
-    # is typed by its return type; a state machine or a name gives a RunHandle[Any].
+    # is typed by its return type; a state machine, an alias or a name gives a RunHandle[Any].
     @overload
     async def start(
-        self, workflow: WorkflowDef[None, T], input: None = None, *, run_id: str | None = None
+        self,
+        workflow: WorkflowDef[None, T],
+        input: None = None,
+        *,
+        run_id: str | None = None,
+        version: str | None = None,
     ) -> RunHandle[T]: ...
     @overload
-    async def start(self, workflow: WorkflowDef[I, T], input: I, *, run_id: str | None = None) -> RunHandle[T]: ...
+    async def start(
+        self, workflow: WorkflowDef[I, T], input: I, *, run_id: str | None = None, version: str | None = None
+    ) -> RunHandle[T]: ...
     @overload
     async def start(
-        self, workflow: StateMachine | str, input: Any = None, *, run_id: str | None = None
+        self,
+        workflow: StateMachine | StateMachineAlias | str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        version: str | None = None,
     ) -> RunHandle[Any]: ...
     async def start(
-        self, workflow: WorkflowDef[Any, Any] | StateMachine | str, input: Any = None, *, run_id: str | None = None
+        self,
+        workflow: WorkflowDef[Any, Any] | StateMachine | StateMachineAlias | str,
+        input: Any = None,
+        *,
+        run_id: str | None = None,
+        version: str | None = None,
     ) -> RunHandle[Any]:
         """Start a run of ``workflow`` on ``input``, durably, and return its handle.
+
+        The run takes the newest version registered under the workflow's name (see
+        `wayline.runtime.version_key` for "newest"), unless ``version`` names one; a
+        `StateMachineAlias` (or ``"<machine>:<alias>"``) picks the version by its weights, and
+        ``"<name>:<version>"`` names one too. The run keeps its version when it resumes.
 
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
         run starts and the handle refers to the existing one.
 
         Raises:
             WorkflowNotFoundError: the workflow was not passed to ``open_runtime``.
+            VersionNotFoundError: ``version`` is not registered.
             RunConflictError: ``run_id`` exists as a run of another workflow.
             PayloadError: ``input`` is not storable data.
         """
         self._runs.check_open()
-        wf = self._registry.resolve(workflow)
+        target = self._registry.resolve(workflow, version=version)
         run_id = run_id or uuid.uuid4().hex
-        await self._runs.create(wf, input, run_id)
+        if isinstance(target, StateMachineAlias):
+            wf = self._registry.lookup(target.machine, version=target.route(run_id))
+            await self._runs.create(wf, input, run_id, {ALIAS_KEY: target.name})
+        else:
+            await self._runs.create(target, input, run_id)
         return RunHandle(self, run_id)
 
     async def redrive(self, run_id: str) -> RunHandle[Any]:
@@ -135,7 +178,7 @@ class Runtime:
             raise RunNotFoundError(run_id)
         if rec.status is not RunStatus.FAILED:
             raise RedriveError(run_id, f"only FAILED runs can be redriven, and it is {rec.status.value}")
-        wf = self._registry.lookup(rec.workflow, run_id=run_id)
+        wf = self._registry.lookup(rec.workflow, run_id=run_id, version=rec.version)
         if not isinstance(wf, AslWorkflow) or not isinstance(rec.state, dict):
             raise RedriveError(
                 run_id, "only state machine runs resume from a failed state; start a new run of a code workflow"
@@ -152,6 +195,67 @@ class Runtime:
         )
         self._runs.spawn(redriven, "redriven")
         return RunHandle(self, run_id)
+
+    # --- schedules ---------------------------------------------------------------------------
+
+    async def create_schedule(
+        self,
+        schedule_id: str,
+        workflow: WorkflowDef[Any, Any] | StateMachine | str,
+        input: Any = None,
+        *,
+        cron: str | None = None,
+        every: Duration | None = None,
+        tz: str | None = None,
+        overlap: Overlap = "skip",
+        catchup_window: Duration = DEFAULT_CATCHUP_WINDOW,
+        jitter: Duration = 0.0,
+        start_at: Instant | None = None,
+        end_at: Instant | None = None,
+        version: str | None = None,
+    ) -> ScheduleHandle:
+        """Start runs of ``workflow`` on ``input`` on a schedule, durably; its handle.
+
+        Its fires are the times of ``cron`` (evaluated in time zone ``tz``, UTC by default, with
+        cron's rules at daylight-saving changes) or every ``every`` seconds from ``start_at``,
+        within ``start_at``..``end_at``, each delayed by a fixed part of ``jitter``. The run of
+        a fire has the id ``"<schedule_id>@<fire time, UTC>"``, so no fire starts two runs. A
+        fire that comes while the schedule's previous run goes is handled by ``overlap``:
+        ``skip`` (default), ``buffer_one``, ``buffer_all``, ``cancel_other``,
+        ``terminate_other`` or ``allow_all``. Fires missed while no runtime ran run when one
+        opens if they are younger than ``catchup_window`` (seconds, default a day), under the
+        overlap policy; older ones are counted as missed. ``version`` pins the version its runs
+        start on (default: the newest at each fire). Only an owning runtime fires schedules.
+
+        Raises:
+            ScheduleExistsError: a schedule with this id exists.
+            ScheduleSpecError: the cron expression, interval, time zone or a policy is invalid.
+            WorkflowNotFoundError: the workflow is not registered here.
+            PayloadError: ``input`` is not storable data.
+        """
+        self._runs.check_open()
+        return await self._schedules.create(
+            schedule_id,
+            workflow,
+            input,
+            cron=cron,
+            every=every,
+            tz=tz,
+            overlap=overlap,
+            catchup_window=catchup_window,
+            jitter=jitter,
+            start_at=start_at,
+            end_at=end_at,
+            version=version,
+        )
+
+    def get_schedule(self, schedule_id: str) -> ScheduleHandle:
+        """A handle for an existing schedule (checked when used)."""
+        return ScheduleHandle(self._schedules, schedule_id)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """Every schedule in the store, by id."""
+        return await self._schedules.all()
 
     # --- observing runs --------------------------------------------------------------------
 

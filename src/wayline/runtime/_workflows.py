@@ -1,4 +1,5 @@
-"""The workflows a runtime can run: code-first `WorkflowDef`s and state machines, by name.
+"""The workflows a runtime can run: code-first `WorkflowDef`s and state machines, by name
+and version, and the aliases that route new runs between versions.
 
 A state machine is registered as an `AslWorkflow`, with the item machines of its distributed
 Maps (their child runs must be recoverable by name) and the machines its Tasks may start.
@@ -9,8 +10,16 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .._errors import ChildMachineNotFoundError, NotRegisteredError, WorkflowNotFoundError
+from .._errors import (
+    AliasError,
+    ChildMachineNotFoundError,
+    DuplicateWorkflowError,
+    NotRegisteredError,
+    VersionNotFoundError,
+    WorkflowNotFoundError,
+)
 from ._definitions import WorkflowDef
+from ._versions import StateMachineAlias, newest, version_key
 from .asl import StateMachine
 
 
@@ -35,89 +44,165 @@ class AslWorkflow:
 #: A registered workflow, as the runtime runs it.
 Workflow = WorkflowDef[Any, Any] | AslWorkflow
 
+#: What ``workflows=`` accepts.
+Registrable = WorkflowDef[Any, Any] | StateMachine | StateMachineAlias
+
 
 class Registry:
-    """Workflows by name, and what the user registered under each name."""
+    """Workflows by name and version, the aliases that route between versions, and what the
+    user registered under each name (see `_versions` for what "newest" means)."""
 
-    def __init__(self, workflows: Iterable[WorkflowDef[Any, Any] | StateMachine]) -> None:
-        self._workflows: dict[str, Workflow] = {}
-        self._sources: dict[str, object] = {}  # what the user registered, by name
-        given = list(workflows)
-        machines = {m.name: m for m in given if isinstance(m, StateMachine)}
-        # With the machines their distributed Maps run per item: those child runs are recovered by name.
-        wrapped = asl_workflows(machines)
+    def __init__(self, workflows: Iterable[Registrable]) -> None:
+        self._versions: dict[str, dict[str, Workflow]] = {}
+        self._newest: dict[str, Workflow] = {}
+        self._sources: dict[str, list[object]] = {}  # what the user registered, by name
+        self._aliases: dict[str, StateMachineAlias] = {}  # by "<machine>:<alias>"
+        given = list({id(w): w for w in workflows}.values())  # the same object twice is one
+        aliases = [w for w in given if isinstance(w, StateMachineAlias)]
+        machines = [w for w in given if isinstance(w, StateMachine)]
         for wf in given:
-            if isinstance(wf, StateMachine):
-                self._workflows[wf.name] = wrapped[wf.name]
-            elif isinstance(wf, WorkflowDef):
-                self._workflows[wf.name] = wf
-            else:
+            if isinstance(wf, WorkflowDef):
+                self._add(wf, wf)
+            elif not isinstance(wf, StateMachine | StateMachineAlias):
                 raise NotRegisteredError(wf, "workflow")
-            self._sources[wf.name] = wf
-        for name, item in wrapped.items():
-            if name in machines:
-                continue
-            if name in self._workflows:
-                raise WorkflowNotFoundError(name, tuple(self._workflows), other_definition=True)
-            self._workflows[name] = item
-            self._sources[name] = item.machine
+        # With the machines their distributed Maps run per item: those child runs are recovered by name.
+        for item in asl_workflows(machines):
+            self._add(item, item.machine)
+        for name, versions in self._versions.items():
+            self._newest[name] = versions[newest(list(versions))]
+        for alias in aliases:
+            self._add_alias(alias)
+
+    def _add(self, wf: Workflow, source: object) -> None:
+        versions = self._versions.setdefault(wf.name, {})
+        if wf.version in versions:
+            raise DuplicateWorkflowError(wf.name, wf.version)
+        versions[wf.version] = wf
+        self._sources.setdefault(wf.name, []).append(source)
+
+    def _add_alias(self, alias: StateMachineAlias) -> None:
+        versions = self._versions.get(alias.machine)
+        if versions is None:
+            raise AliasError(alias.name, alias.machine, "no workflow of that name is registered")
+        for version in alias.routing:
+            if version not in versions:
+                known = ", ".join(repr(v) for v in versions)
+                raise AliasError(
+                    alias.name, alias.machine, f"version {version!r} is not registered (registered: {known})"
+                )
+        if alias.qualified in self._versions or alias.qualified in self._aliases:
+            raise AliasError(alias.name, alias.machine, f"the name {alias.qualified!r} is taken")
+        self._aliases[alias.qualified] = alias
 
     def __contains__(self, name: str) -> bool:
-        return name in self._workflows
+        return name in self._versions
 
     def names(self) -> tuple[str, ...]:
-        return tuple(self._workflows)
+        return tuple(self._versions)
+
+    def versions(self, name: str) -> tuple[str, ...]:
+        """The versions registered under ``name``, oldest first."""
+        return tuple(sorted(self._versions.get(name, ()), key=version_key))
+
+    def newest(self) -> list[Workflow]:
+        """The newest version of every registered workflow."""
+        return list(self._newest.values())
 
     def get(self, name: str) -> Workflow | None:
-        return self._workflows.get(name)
+        """The newest version registered under ``name``, if any."""
+        return self._newest.get(name)
 
-    def lookup(self, name: str, *, run_id: str | None = None) -> Workflow:
-        """The workflow registered as ``name``.
+    def lookup(self, name: str, *, run_id: str | None = None, version: str | None = None) -> Workflow:
+        """The workflow registered as ``name``: version ``version``, or the newest.
+
+        A run (``run_id``) recorded under a version that is no longer registered is resumed by
+        the newest: its replay checks the steps, as before versions existed side by side.
 
         Raises:
-            WorkflowNotFoundError: none is.
+            WorkflowNotFoundError: nothing is registered under ``name``.
+            VersionNotFoundError: a new run asks for a version that is not registered.
         """
-        wf = self._workflows.get(name)
-        if wf is None:
-            raise WorkflowNotFoundError(name, tuple(self._workflows), run_id=run_id)
-        return wf
+        versions = self._versions.get(name)
+        if versions is None:
+            raise WorkflowNotFoundError(name, tuple(self._versions), run_id=run_id)
+        if version is not None:
+            wf = versions.get(version)
+            if wf is not None:
+                return wf
+            if run_id is None:
+                raise VersionNotFoundError(name, version, self.versions(name))
+        return self._newest[name]
 
-    def resolve(self, workflow: object) -> Workflow:
-        """The registered workflow a caller means: a name, or the very object registered.
+    def resolve(self, workflow: object, *, version: str | None = None) -> Workflow | StateMachineAlias:
+        """The registered workflow a caller means: a registered object or its name (the newest
+        version, unless ``version`` is given), ``"<name>:<version>"``, or an alias (an alias
+        picks the version per run: see `StateMachineAlias.route`).
 
         Raises:
             NotRegisteredError: ``workflow`` is neither a name nor a workflow.
             WorkflowNotFoundError: nothing is registered under its name, or something else is.
+            VersionNotFoundError: ``version`` is not registered.
         """
+        if isinstance(workflow, StateMachineAlias):
+            alias = self._aliases.get(workflow.qualified)
+            if alias is None or alias.routing != workflow.routing:
+                raise WorkflowNotFoundError(workflow.qualified, tuple(self._versions))
+            return self._check_alias(alias, version)
         name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
         if not isinstance(name, str):
             raise NotRegisteredError(workflow, "workflow")
-        wf = self.lookup(name)
-        if not isinstance(workflow, str) and workflow is not self._sources[name]:
-            raise WorkflowNotFoundError(name, tuple(self._workflows), other_definition=True)
+        if isinstance(workflow, str) and name not in self._versions:
+            alias = self._aliases.get(name)
+            if alias is not None:
+                return self._check_alias(alias, version)
+            base, _, qualifier = name.rpartition(":")
+            if base in self._versions and qualifier in self._versions[base] and version is None:
+                return self._versions[base][qualifier]
+        wf = self.lookup(name, version=version)
+        if not isinstance(workflow, str) and all(workflow is not src for src in self._sources[name]):
+            raise WorkflowNotFoundError(name, tuple(self._versions), other_definition=True)
         return wf
 
+    @staticmethod
+    def _check_alias(alias: StateMachineAlias, version: str | None) -> StateMachineAlias:
+        if version is not None:
+            raise AliasError(
+                alias.name, alias.machine, "an alias picks the version itself; start the machine with version="
+            )
+        return alias
 
-def asl_workflows(machines: Mapping[str, StateMachine]) -> dict[str, AslWorkflow]:
-    """The workflows of the registered ``machines`` and of the item machines their
-    distributed Maps run (child runs must be recoverable by name), by name.
+
+def asl_workflows(machines: list[StateMachine]) -> list[AslWorkflow]:
+    """The workflows of the registered ``machines`` (every version) and of the item machines
+    their distributed Maps run (child runs must be recoverable by name). A Task that starts
+    another machine's execution starts the newest version of it.
 
     Raises:
         ChildMachineNotFoundError: a Task starts a literal StateMachineArn that is not registered.
         WorkflowNotFoundError: an item machine's name ("machine/MapState") is taken.
     """
-    out: dict[str, AslWorkflow] = {}
-    pending = list(machines.values())
+    by_name: dict[str, StateMachine] = {}
+    registered: set[tuple[str, str]] = set()
+    for machine in machines:
+        if (machine.name, machine.version) in registered:
+            raise DuplicateWorkflowError(machine.name, machine.version)
+        registered.add((machine.name, machine.version))
+        held = by_name.get(machine.name)
+        if held is None or version_key(machine.version) > version_key(held.version):
+            by_name[machine.name] = machine
+    out: dict[tuple[str, str], AslWorkflow] = {}
+    pending = list(machines)
     while pending:
         machine = pending.pop()
-        if machine.name in out:
-            raise WorkflowNotFoundError(machine.name, tuple(out), other_definition=True)
-        out[machine.name] = AslWorkflow(machine, machines)
+        key = (machine.name, machine.version)
+        if key in out:  # an item machine under the name of another machine
+            raise WorkflowNotFoundError(machine.name, tuple(by_name), other_definition=True)
+        out[key] = AslWorkflow(machine, by_name)
         pending.extend(machine.item_machines())
         for state, target in machine.child_targets():
-            if resolve_machine(machines, target) is None:
-                raise ChildMachineNotFoundError(machine.name, state, target, tuple(machines))
-    return out
+            if resolve_machine(by_name, target) is None:
+                raise ChildMachineNotFoundError(machine.name, state, target, tuple(by_name))
+    return list(out.values())
 
 
 def resolve_machine(machines: Mapping[str, StateMachine], target: str) -> StateMachine | None:

@@ -13,6 +13,9 @@ from ..persistence import (
     Listener,
     RunRecord,
     RunStatus,
+    ScheduleRecord,
+    ScheduleStore,
+    ScheduleWrite,
     Store,
     StoreHealth,
     Subscription,
@@ -45,6 +48,9 @@ class FaultInjectingStore:
         self.when = when
         self.writes = 0
         self.crashed = False
+        inner_schedules = getattr(inner, "schedules", None)
+        if inner_schedules is not None:  # schedule writes count (and crash) like any other
+            self.schedules = _FaultySchedules(self, inner_schedules)
 
     @property
     def pending(self) -> int:
@@ -180,3 +186,39 @@ class FaultInjectingStore:
     async def subscribe(self, listener: Listener) -> Subscription:
         self._check()
         return await self.inner.subscribe(listener)
+
+
+class _FaultySchedules:
+    """The schedule table of a `FaultInjectingStore`: its writes are counted with the store's."""
+
+    def __init__(self, store: FaultInjectingStore, inner: ScheduleStore) -> None:
+        self._store = store
+        self._inner = inner
+
+    async def get(self, schedule_id: str) -> ScheduleRecord | None:
+        self._store._check()
+        return await self._inner.get(schedule_id)
+
+    async def all(self) -> list[ScheduleRecord]:
+        self._store._check()
+        return await self._inner.all()
+
+    async def due(self, until: float, workflows: Collection[str], limit: int = 1000) -> list[ScheduleRecord]:
+        self._store._check()
+        return await self._inner.due(until, workflows, limit)
+
+    async def next_due(self, workflows: Collection[str]) -> float | None:
+        self._store._check()
+        return await self._inner.next_due(workflows)
+
+    async def put(self, writes: Sequence[ScheduleWrite]) -> list[bool]:
+        number = self._store._before()
+        done = await self._inner.put(writes)
+        self._store._after(number)
+        return done
+
+    async def delete(self, schedule_id: str, expected: int) -> bool:
+        number = self._store._before()
+        done: bool = await self._inner.delete(schedule_id, expected)
+        self._store._after(number)
+        return done

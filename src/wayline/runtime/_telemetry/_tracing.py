@@ -92,8 +92,8 @@ def span_context(stored: dict[str, str]) -> trace.SpanContext:
     return trace.get_current_span(parent(stored)).get_span_context()
 
 
-def description(error: str, cause: str | None) -> str:
-    return f"{error}: {cause}" if cause else error
+def description(error: str | None, cause: str | None) -> str:
+    return ": ".join(part for part in (error, cause) if part)  # an ASL failure may have no error name
 
 
 def trace_id(stored: dict[str, str]) -> str | None:

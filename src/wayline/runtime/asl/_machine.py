@@ -83,6 +83,23 @@ class StateMachine:
         self.expression_budget: ExpressionBudget = expression_budget
         self._items: dict[str, StateMachine] = {}
 
+    def publish(self, version: str) -> StateMachine:
+        """This machine as a published version: the same name, definition, resources and
+        settings, labelled ``version`` (as Step Functions' PublishStateMachineVersion fixes a
+        revision under a version number). Register versions side by side, with a
+        `wayline.runtime.StateMachineAlias` to route new runs between them."""
+        if not isinstance(version, str) or not version:
+            raise ValueError(f"a published version needs a label (a non-empty string), got {version!r}")
+        return StateMachine(
+            self.definition,
+            name=self.name,
+            resources=self.resources,
+            version=version,
+            mode=self.mode,
+            max_payload_bytes=self.max_payload_bytes,
+            expression_budget=self.expression_budget,
+        )
+
     @property
     def query_language(self) -> str:
         """The machine's default query language (``JSONPath`` or ``JSONata``)."""

@@ -3,15 +3,17 @@
 From the bottom up: ``_journal`` (typed journal entries), ``_messages`` and ``_effects`` (what
 the state machine is told and what it asks), ``_state`` (the run's state), ``_callbacks``,
 ``_signals`` and ``_steps`` (its parts), ``_decide`` (the state machine), ``_restore``
-(a state rebuilt from the store), ``_code`` (stepping a workflow body), ``_asl`` (the host a
-state machine runs on) and ``_actor`` (the mailbox loop that performs the effects).
+(a state rebuilt from the store), ``_code`` (stepping a workflow body), ``_replay`` (a body
+replayed with no effect performed), ``_asl`` (the host a state machine runs on) and ``_actor``
+(the mailbox loop that performs the effects).
 """
 
 from ._actor import RunActor as RunActor
 from ._asl import DETACHED_KEY as DETACHED_KEY, PARENT_KEY as PARENT_KEY
 from ._decide import decide as decide
 from ._messages import Inbound as Inbound
+from ._replay import replay_body as replay_body
 from ._restore import restore as restore
 from ._state import RunState as RunState
 
-__all__ = ("DETACHED_KEY", "PARENT_KEY", "Inbound", "RunActor", "RunState", "decide", "restore")
+__all__ = ("DETACHED_KEY", "PARENT_KEY", "Inbound", "RunActor", "RunState", "decide", "replay_body", "restore")

@@ -112,7 +112,7 @@ class RunActor(Actor[RunMessage]):
             self.stop()
             return
         self._segment, record = port.telemetry.open_segment(record, self._reason)
-        wf = port.workflow(record.workflow, self.run_id)
+        wf = port.workflow(record.workflow, self.run_id, record.version)  # the version it started with
         history = await store.get_history(self.run_id) if record.history_seq else list(record.tail)
         # A fresh run's messages all come through its mailbox (its ref exists before rt.start
         # returns); only a recovered or restarted run can have messages waiting in the store.

@@ -17,6 +17,7 @@ from ...persistence import (
     CallbackCompleted,
     CallbackFailed,
     ErrorInfo,
+    Patched,
     SignalReceived,
     SignalTimedOut,
     StepFailed,
@@ -77,7 +78,8 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
         case StepEntry(name=name, result=result, error=None):
             return result, None
         case StepEntry(name=name, error=ErrorInfo(error=error, cause=cause), attempts=attempts):
-            return None, ActivityError(name, error, cause, attempts)
+            # A step's failure always has a name (StepFailed.error is a str): `or` only narrows.
+            return None, ActivityError(name, error or "", cause, attempts)
         case SleepEntry():
             return None, None
         case SignalEntry(timed_out=True, name=name):
@@ -87,21 +89,29 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
         case CallbackEntry(result=result, error=None):
             return result, None
         case CallbackEntry(step=step, error=ErrorInfo(error=error, cause=cause)):
-            return None, CallbackError(step, error, cause)
+            return None, CallbackError(step, error or "", cause)  # as above: always named
     raise AssertionError(entry)
 
 
 class Journal:
     """The settled positions of one run, loaded from its history, taken as the body replays."""
 
-    __slots__ = ("entries", "failed_attempts", "run_id")
+    __slots__ = ("entries", "failed_attempts", "frontier", "patches", "run_id")
 
     def __init__(self, run_id: str, history: list[AnyEvent]) -> None:
         self.run_id = run_id
         self.entries: dict[int, Entry] = {}
         #: Failed attempts of steps that have not ended: the next attempt's number follows them.
         self.failed_attempts: dict[int, int] = {}
+        #: One past the highest position any event names (settled, started or waiting there):
+        #: the run had got that far before this replay (`ctx.patched` asks).
+        self.frontier = 0
+        #: The changes ``ctx.patched`` took the new branch of (`Patched` events).
+        self.patches: set[str] = set()
         for ev in history:
+            index = getattr(ev, "index", None)
+            if index is not None and index >= self.frontier and type(ev) is not Patched:
+                self.frontier = index + 1
             if type(ev) is StepSucceeded:
                 if ev.step == SLEEP_STEP:
                     self.entries[ev.index] = SleepEntry()
@@ -120,6 +130,10 @@ class Journal:
                 self.entries[ev.index] = CallbackEntry(ev.step, ev.result)
             elif type(ev) is CallbackFailed:
                 self.entries[ev.index] = CallbackEntry(ev.step, error=ErrorInfo(ev.error, ev.cause))
+            elif type(ev) is Patched:
+                # Asked before position `index` was taken: the positions before it were passed.
+                self.patches.add(ev.change)
+                self.frontier = max(self.frontier, ev.index)
 
     def __contains__(self, index: int) -> bool:
         return index in self.entries

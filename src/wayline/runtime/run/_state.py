@@ -168,6 +168,7 @@ class RunState:
         "next_index",
         "now",
         "passivate",
+        "patches",
         "record",
         "restored_waits",
         "run_id",
@@ -207,6 +208,7 @@ class RunState:
         self.callback_early: dict[str, list[tuple[int, Any]]] = {}  # for a wait not reopened yet
         self.callback_journal: dict[int, CallbackEntry] = {}
         self.next_direct = -2  # a state machine's callbacks take negative positions
+        self.patches: dict[str, bool] = {}  # ctx.patched answers given to the body so far
         self.finished = False
         self.inline_index = -1  # the step attempt running in the run's own task, if any
         self.inline_step: Step[Any] | None = None
@@ -301,5 +303,5 @@ def failure(exc: BaseException) -> ErrorInfo:
     if isinstance(exc, ActivityError):
         return ErrorInfo(exc.error, exc.cause)
     if isinstance(exc, StatesError):
-        return ErrorInfo(exc.error or "", exc.cause)
+        return ErrorInfo(exc.error, exc.cause)  # None stays None, as AWS reports it
     return ErrorInfo(type(exc).__name__, str(exc))

@@ -317,7 +317,8 @@ def settle(group: Group, slot: int, result: Any, error: ErrorInfo | None, name: 
     if error is None:
         group.results[slot] = result
     else:
-        group.failures.append(ActivityError(name, error.error, error.cause, attempts))
+        # A step's failure always has a name (from StepFailed.error): `or` only narrows the type.
+        group.failures.append(ActivityError(name, error.error or "", error.cause, attempts))
         group.results[slot] = {"error": error.error, "cause": error.cause}
 
 
