@@ -59,6 +59,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "DatabaseReadOnlyError",
         "DuplicateWorkflowError",
         "ExpressionBudgetError",
+        "InvalidArgumentError",
         "MissingExtraError",
         "NonDeterminismError",
         "NotRegisteredError",

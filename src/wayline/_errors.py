@@ -182,6 +182,16 @@ class PayloadError(WaylineError):
         )
 
 
+class InvalidArgumentError(WaylineError, ValueError, TypeError):
+    """A public call got an argument of the wrong type, size or value (also a `ValueError`
+    and a `TypeError`, as Python code expects of a bad argument)."""
+
+    def __init__(self, call: str, argument: str, problem: str) -> None:
+        self.call = call
+        self.argument = argument
+        super().__init__(f"{call}: {argument} {problem}")
+
+
 class RunNotFoundError(WaylineError):
     """No run with this id exists in the store."""
 

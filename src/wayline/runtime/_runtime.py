@@ -19,6 +19,7 @@ from opentelemetry.trace import TracerProvider
 from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
 from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, Store
+from . import _checks as check
 from ._definitions import WorkflowDef
 from ._handles import RunHandle, RunInfo
 from ._inbox import Inbox
@@ -152,9 +153,14 @@ class Runtime:
             WorkflowNotFoundError: the workflow was not passed to ``open_runtime``.
             VersionNotFoundError: ``version`` is not registered.
             RunConflictError: ``run_id`` exists as a run of another workflow.
-            PayloadError: ``input`` is not storable data.
+            PayloadError: ``input`` is not storable data, or would not come back as it was
+                passed (see `wayline.runtime` for what round-trips).
+            InvalidArgumentError: ``run_id`` or ``version`` is not a short printable string,
+                or ``input`` is given to a workflow that takes none.
         """
         self._runs.check_open()
+        check.name("rt.start", "run_id", run_id, optional=True)
+        check.name("rt.start", "version", version, optional=True)
         target = self._registry.resolve(workflow, version=version)
         run_id = run_id or uuid.uuid4().hex
         if isinstance(target, StateMachineAlias):
@@ -171,8 +177,10 @@ class Runtime:
         Raises:
             RunNotFoundError: no such run.
             RedriveError: the run did not fail, or is not a state machine run.
+            InvalidArgumentError: ``run_id`` is not a run id (a short printable string).
         """
         self._runs.check_open()
+        check.name("rt.redrive", "run_id", run_id)
         rec = await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFoundError(run_id)
@@ -234,6 +242,8 @@ class Runtime:
             PayloadError: ``input`` is not storable data.
         """
         self._runs.check_open()
+        check.name("rt.create_schedule", "schedule_id", schedule_id)
+        check.name("rt.create_schedule", "version", version, optional=True)
         return await self._schedules.create(
             schedule_id,
             workflow,
@@ -251,6 +261,7 @@ class Runtime:
 
     def get_schedule(self, schedule_id: str) -> ScheduleHandle:
         """A handle for an existing schedule (checked when used)."""
+        check.name("rt.get_schedule", "schedule_id", schedule_id)
         return ScheduleHandle(self._schedules, schedule_id)
 
     async def list_schedules(self) -> list[ScheduleInfo]:
@@ -261,6 +272,7 @@ class Runtime:
 
     def get_handle(self, run_id: str) -> RunHandle[Any]:
         """A handle for an existing run id (checked when used)."""
+        check.name("rt.get_handle", "run_id", run_id)
         return RunHandle(self, run_id)
 
     async def describe(self, run_id: str) -> RunInfo:
@@ -270,6 +282,7 @@ class Runtime:
         Raises:
             RunNotFoundError: no such run.
         """
+        check.name("rt.describe", "run_id", run_id)
         rec = await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFoundError(run_id)
@@ -298,15 +311,26 @@ class Runtime:
             since: only runs created at or after this time (epoch seconds).
             newest_first: order by creation time, the most recent first.
             limit: at most this many runs; only those are read from the store.
+
+        Raises:
+            InvalidArgumentError: an unknown status, or an argument of the wrong type (it is
+                a `ValueError` too).
         """
+        call = "rt.list_runs"
+        check.name(call, "workflow", workflow, optional=True)
+        check.number(call, "since", since)
+        check.flag(call, "newest_first", newest_first)
+        check.count(call, "limit", limit)
         statuses: list[RunStatus] | None = None
         if status is not None:
-            items = [status] if isinstance(status, (str, RunStatus)) else list(status)
+            items = [status] if isinstance(status, (str, RunStatus)) else status
+            if not isinstance(items, Sequence) or not all(isinstance(s, str) for s in items):
+                check.refuse(call, "status", f"must be a RunStatus, its name, or a list of them; got {status!r}")
             try:
-                statuses = [RunStatus(str(s).upper()) for s in items]
+                statuses = [RunStatus(s.upper()) for s in items]
             except ValueError:
                 valid = ", ".join(s.value for s in RunStatus)
-                raise ValueError(f"unknown run status in {status!r}; use one of {valid}") from None
+                check.refuse(call, "status", f"{status!r} holds an unknown run status; use one of {valid}")
         records = await self.store.list_runs(
             statuses=statuses, workflow=workflow, since=since, newest_first=newest_first, limit=limit
         )
@@ -318,6 +342,7 @@ class Runtime:
         Raises:
             RunNotFoundError: no such run.
         """
+        check.name("rt.history", "run_id", run_id)
         if await self.store.get_run(run_id) is None:
             raise RunNotFoundError(run_id)
         for event in await self.store.get_history(run_id):
@@ -345,7 +370,10 @@ class Runtime:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has ended.
             PayloadError: ``payload`` is not storable data.
+            InvalidArgumentError: ``run_id`` or ``name`` is not a short printable string.
         """
+        check.name("rt.signal", "run_id", run_id)
+        check.name("rt.signal", "name", name)
         await self._inbox.signal(run_id, name, payload)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
@@ -356,7 +384,10 @@ class Runtime:
         Raises:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has already ended.
+            InvalidArgumentError: ``run_id`` is not a run id, or ``reason`` is not a string.
         """
+        check.name("rt.cancel", "run_id", run_id)
+        check.text("rt.cancel", "reason", reason)
         await self._inbox.cancel(run_id, reason)
 
     async def complete_callback(self, token: str, output: Any = None) -> None:
@@ -367,7 +398,9 @@ class Runtime:
             CallbackTokenError: no run waits on this token (malformed, never issued, already
                 completed or timed out, or its run has ended).
             PayloadError: ``output`` is not storable data.
+            InvalidArgumentError: ``token`` is not a string.
         """
+        check.token("rt.complete_callback", token)
         await self._inbox.complete(token, output)
 
     async def fail_callback(self, token: str, error: str, cause: str | None = None) -> None:
@@ -376,9 +409,15 @@ class Runtime:
 
         Raises:
             CallbackTokenError: as for `complete_callback`.
+            InvalidArgumentError: ``error`` is not a non-empty string (e.g. ``"Rejected"``),
+                or ``cause`` is not a string (it is a `ValueError` too).
         """
+        call = "rt.fail_callback"
+        check.token(call, token)
         if not isinstance(error, str) or not error:
-            raise ValueError("fail_callback needs an error name (a non-empty string, e.g. 'Rejected')")
+            check.refuse(call, "error", f"must be an error name (a non-empty string, e.g. 'Rejected'), got {error!r}")
+        check.name(call, "error", error)
+        check.text(call, "cause", cause)
         await self._inbox.fail(token, error, cause)
 
     async def heartbeat(self, token: str) -> None:
@@ -387,5 +426,7 @@ class Runtime:
 
         Raises:
             CallbackTokenError: as for `complete_callback`.
+            InvalidArgumentError: ``token`` is not a string.
         """
+        check.token("rt.heartbeat", token)
         await self._inbox.heartbeat(token)
