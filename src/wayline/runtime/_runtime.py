@@ -23,6 +23,7 @@ from . import _checks as check
 from ._definitions import WorkflowDef
 from ._handles import RunHandle, RunInfo
 from ._inbox import Inbox
+from ._roundtrip import check_input
 from ._runs import Runs
 from ._schedule_handle import ScheduleHandle, ScheduleInfo, Schedules
 from ._schedule_spec import DEFAULT_CATCHUP_WINDOW, Duration, Instant, Overlap
@@ -165,8 +166,20 @@ class Runtime:
         run_id = run_id or uuid.uuid4().hex
         if isinstance(target, StateMachineAlias):
             wf = self._registry.lookup(target.machine, version=target.route(run_id))
+            check_input(wf.name, input, Any, run_id)
             await self._runs.create(wf, input, run_id, {ALIAS_KEY: target.name})
         else:
+            if isinstance(target, WorkflowDef):
+                if not target.takes_input and input is not None:
+                    check.refuse(
+                        "rt.start",
+                        "input",
+                        f"was given ({type(input).__name__}), but workflow {target.name!r} takes none (its body "
+                        "is fn(ctx)); start it without input, or declare one: async def fn(ctx, input: T)",
+                    )
+                check_input(target.name, input, target.input_type, run_id)
+            else:
+                check_input(target.name, input, Any, run_id)
             await self._runs.create(target, input, run_id)
         return RunHandle(self, run_id)
 
