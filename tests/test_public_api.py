@@ -65,6 +65,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "NotRegisteredError",
         "PayloadError",
         "RedriveError",
+        "ResourceError",
         "RunAlreadyFinishedError",
         "RunCancelled",
         "RunConflictError",

@@ -49,6 +49,7 @@ from ._errors import (
 from .runtime.asl import (
     AslDefinitionError as AslDefinitionError,
     ExpressionBudgetError as ExpressionBudgetError,
+    ResourceError as ResourceError,
     StatesError as StatesError,
 )
 
@@ -75,6 +76,7 @@ __all__ = (
     "NotRegisteredError",
     "PayloadError",
     "RedriveError",
+    "ResourceError",
     "RunAlreadyFinishedError",
     "RunCancelled",
     "RunConflictError",

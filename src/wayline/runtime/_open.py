@@ -18,7 +18,7 @@ from ..persistence import MemoryStore, SQLiteStore, Store, is_postgres_url, open
 from ._definitions import WorkflowDef
 from ._runtime import Runtime
 from ._versions import StateMachineAlias
-from .asl import StateMachine
+from .asl import ResourceError, StateMachine
 
 
 @asynccontextmanager
@@ -65,6 +65,11 @@ async def open_runtime(
             by default, likewise checked once. (A `SQLiteStore` passed in as ``store`` takes
             its own ``meter_provider``.)
     """
+    workflows = list(workflows)
+    for machine in workflows:
+        # Before the database is touched: a machine that cannot run leaves no file behind.
+        if isinstance(machine, StateMachine) and (unbound := machine.unbound_resources()):
+            raise ResourceError(machine.name, unbound)
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore()
     elif is_postgres_url(store):
