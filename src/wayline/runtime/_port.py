@@ -10,6 +10,7 @@ waits for and stops.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from ..actors import ActorRef, Clock
@@ -54,6 +55,11 @@ class RunPort(Protocol):
     @property
     def limiter(self) -> asyncio.Semaphore | None:
         """Held while an activity attempt runs (``max_concurrent_activities``), if set."""
+        ...
+
+    @property
+    def threads(self) -> Executor:
+        """The worker threads that run sync (``def``) activities."""
         ...
 
     @property

@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
 from typing import Any
 
 import msgspec
@@ -50,10 +51,12 @@ class Runs:
         limiter: asyncio.Semaphore | None,
         passivate_after: float | None,
         owner: bool,
+        threads: Executor,
     ) -> None:
         self.store = store
         self.clock = clock
         self.limiter = limiter
+        self.threads = threads
         self.passivate_after = passivate_after
         self.telemetry = telemetry
         self._supervisor = supervisor

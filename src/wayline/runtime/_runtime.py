@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
 from opentelemetry.metrics import MeterProvider
@@ -20,7 +21,7 @@ from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
 from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, Store
 from . import _checks as check
-from ._definitions import WorkflowDef
+from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._handles import RunHandle, RunInfo
 from ._inbox import Inbox
 from ._roundtrip import check_input
@@ -54,6 +55,7 @@ class Runtime:
         workflows: Iterable[WorkflowDef[Any, Any] | StateMachine | StateMachineAlias],
         clock: Clock,
         max_concurrent_activities: int | None,
+        activity_threads: int = DEFAULT_ACTIVITY_THREADS,
         passivate_after: float | None = None,
         owner: bool = True,
         tracer_provider: TracerProvider | None = None,
@@ -64,6 +66,8 @@ class Runtime:
         self._registry = Registry(workflows)
         self._telemetry = Telemetry(tracer_provider, meter_provider, clock=clock, passivate_after=passivate_after)
         limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
+        # Threads start only when a sync activity first needs one.
+        self._threads = ThreadPoolExecutor(activity_threads, thread_name_prefix="wayline-activity")
         self._runs = Runs(
             store,
             clock,
@@ -73,6 +77,7 @@ class Runtime:
             limiter=limiter,
             passivate_after=passivate_after,
             owner=owner,
+            threads=self._threads,
         )
         self._inbox = Inbox(store, clock, self._runs)
         self._poller: asyncio.Future[None] | None = None
@@ -101,6 +106,8 @@ class Runtime:
         if self._scheduler is not None:
             await self._scheduler.close()
         await self._runs.close()
+        # Not waited for: a thread cannot be interrupted, and a run's state is durable anyway.
+        self._threads.shutdown(wait=False, cancel_futures=True)
         poller, self._poller = self._poller, None
         if poller is not None:
             poller.cancel()

@@ -364,7 +364,7 @@ class RunActor(Actor[RunMessage]):
             try:
                 if act.timeout is not None:
                     timer = clock.call_at(clock.time() + act.timeout, partial(self._interrupt, "timeout"))
-                result = await act.fn(*step.args, **step.kwargs)
+                result = await act.start(port.threads, step.args, step.kwargs)
             finally:
                 if limiter is not None:
                     limiter.release()
@@ -429,7 +429,7 @@ class RunActor(Actor[RunMessage]):
                 timeout = step.activity.timeout
                 if timeout is not None:
                     self._set_timer(("step", index), port.clock.time() + timeout, TimerFired(index, attempt))
-                result = await step.activity.fn(*step.args, **step.kwargs)
+                result = await step.activity.start(port.threads, step.args, step.kwargs)
             finally:
                 if limiter is not None:
                     limiter.release()
