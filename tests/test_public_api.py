@@ -128,6 +128,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "ScheduledRun",
         "StateMachine",
         "StateMachineAlias",
+        "StepAttemptInfo",
         "StepInfo",
         "TelemetryProviders",
         "WorkflowDef",

@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from ..actors import ActorRef, Clock
-from ..persistence import RunRecord, Store
+from ..persistence import RunRecord, StepStarted, Store
 from ._telemetry import Telemetry
 from ._workflows import Workflow
 
@@ -35,6 +35,11 @@ class LiveRun(Protocol):
 
     def live_vars(self) -> dict[str, Any] | None:
         """The body's vars as they are now (None before it has loaded)."""
+        ...
+
+    def in_flight(self) -> list[StepStarted]:
+        """The step attempts running now, as the ``StepStarted`` events their checkpoint will
+        journal (empty before it has loaded)."""
         ...
 
     def callback_refusal(self, digest: str) -> str | None:

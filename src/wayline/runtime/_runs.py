@@ -25,7 +25,17 @@ from .._errors import (
     WorkflowNotFoundError,
 )
 from ..actors import ActorRef, Clock, Supervisor
-from ..persistence import UNFINISHED, AnyEvent, ErrorInfo, RunFailed, RunRecord, RunStarted, RunStatus, Store
+from ..persistence import (
+    UNFINISHED,
+    AnyEvent,
+    ErrorInfo,
+    RunFailed,
+    RunRecord,
+    RunStarted,
+    RunStatus,
+    StepStarted,
+    Store,
+)
 from . import _inbox as inbox
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
@@ -350,6 +360,9 @@ class _Restarting:
 
     def live_vars(self) -> dict[str, Any] | None:
         return None
+
+    def in_flight(self) -> list[StepStarted]:
+        return []
 
     def callback_refusal(self, digest: str) -> str | None:
         raise AssertionError("not loaded")

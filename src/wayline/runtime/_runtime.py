@@ -19,10 +19,10 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
-from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, Store
+from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
 from . import _checks as check
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
-from ._handles import RunHandle, RunInfo
+from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
 from ._roundtrip import check_input
 from ._runs import Runs
@@ -299,6 +299,10 @@ class Runtime:
         """Status, vars, output or error, version and timestamps of a run, and whether the
         store can write now (``store_health``: while it cannot, runs wait instead of failing).
 
+        For a run this runtime runs (``live``), its vars as they are now and the step attempts
+        it has in flight (``running``: name, attempt, since when), from memory; for a run
+        another process runs, what its last checkpoint (``updated_at``) shows.
+
         Raises:
             RunNotFoundError: no such run.
         """
@@ -308,10 +312,11 @@ class Runtime:
             raise RunNotFoundError(run_id)
         live = self._runs.live(run_id)
         if live is not None and not rec.status.finished:
-            # A live run: its current vars, not those of its last checkpoint.
+            # A live run: its current vars and steps in flight, not those of its last checkpoint.
             info = RunInfo.from_record(rec, vars=live.live_vars())
-        else:
-            info = RunInfo.from_record(rec)
+            running = tuple(StepAttemptInfo(e.step, e.index, e.attempt, e.ts) for e in live.in_flight())
+            return dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
+        info = RunInfo.from_record(rec)
         return dataclasses.replace(info, store_health=self.store.health())
 
     async def list_runs(
@@ -356,17 +361,32 @@ class Runtime:
         )
         return [RunInfo.from_record(r) for r in records]
 
-    async def history(self, run_id: str) -> AsyncIterator[AnyEvent]:
-        """The run's events (`wayline.history`), oldest first.
+    async def history(self, run_id: str, *, running: bool = False) -> AsyncIterator[AnyEvent]:
+        """The run's stored events (`wayline.history`), oldest first: a history read while the
+        run goes on is a prefix of the one read after it ends.
+
+        With ``running=True``, for a run this runtime runs, the step attempts in flight come
+        last, as the `StepStarted` events their checkpoint will store with their outcome (an
+        attempt is stored only once it ends). Those are a glimpse, not a prefix: a step that
+        ends first is stored with its outcome before another's start.
 
         Raises:
             RunNotFoundError: no such run.
         """
         check.name("rt.history", "run_id", run_id)
+        check.flag("rt.history", "running", running)
+        live = self._runs.live(run_id) if running else None
+        in_flight = live.in_flight() if live is not None else []  # before the read: none is missed
         if await self.store.get_run(run_id) is None:
             raise RunNotFoundError(run_id)
-        for event in await self.store.get_history(run_id):
+        stored = await self.store.get_history(run_id)
+        for event in stored:
             yield event
+        if in_flight:
+            done = {(e.index, e.attempt) for e in stored if type(e) is StepStarted}
+            for started in in_flight:
+                if (started.index, started.attempt) not in done:  # it ended during the read
+                    yield started
 
     def statistics(self) -> RuntimeStatistics:
         """What this runtime holds in memory right now: live runs, their mailboxes, and the
