@@ -77,6 +77,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "ScheduleNotFoundError",
         "ScheduleSpecError",
         "SchemaVersionError",
+        "SignalPayloadError",
         "SignalTimeoutError",
         "StatesError",
         "StoreError",

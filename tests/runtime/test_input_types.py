@@ -15,7 +15,7 @@ import msgspec
 import pytest
 
 from wayline import PayloadError, RunContext, open_runtime, workflow
-from wayline.errors import InvalidArgumentError
+from wayline.errors import InvalidArgumentError, SignalPayloadError
 
 pytestmark = pytest.mark.anyio
 
@@ -138,3 +138,27 @@ async def test_input_for_a_workflow_that_takes_none_is_refused(tmp_path: Path) -
         assert caught.value.argument == "input"
         assert await rt.list_runs() == []
         assert await (await rt.start(no_input)).result() == "done"
+
+
+class Verdict(msgspec.Struct):
+    approved: bool
+    on: dt.date
+
+
+@workflow(name="review")
+async def review(ctx: RunContext, doc: str) -> str:
+    try:
+        verdict = await ctx.wait_signal("verdict", Verdict)
+    except SignalPayloadError as exc:
+        return f"bad verdict: {exc.signal}"
+    return f"{doc}: {verdict.approved} on {verdict.on + dt.timedelta(days=1)}"
+
+
+async def test_a_signal_payload_is_decoded_as_the_type_waited_for(tmp_path: Path) -> None:
+    async with open_runtime(tmp_path / "w.db", workflows=[review]) as rt:
+        good = await rt.start(review, "c-1")
+        await rt.signal(good.run_id, "verdict", Verdict(True, dt.date(2026, 3, 1)))
+        assert await good.result() == "c-1: True on 2026-03-02"
+        bad = await rt.start(review, "c-2")
+        await rt.signal(bad.run_id, "verdict", {"approved": "maybe"})
+        assert await bad.result() == "bad verdict: verdict"
