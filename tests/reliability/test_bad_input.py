@@ -185,3 +185,15 @@ async def test_inbox_poller_survives_a_bad_row_from_another_process(
     assert len(set_aside) == 2, [r.getMessage() for r in set_aside]
     assert {"'one'", "'two'"} <= {w for r in set_aside for w in r.getMessage().split() if w.startswith("'")}
     assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone() == (2,)
+
+
+@pytest.mark.anyio
+async def test_a_schedule_note_of_the_wrong_type_is_refused_and_the_schedule_stays_readable(tmp_path: Path) -> None:
+    async with open_runtime(tmp_path / "w.db", workflows=[waits]) as rt:
+        handle = await rt.create_schedule("s", waits, "x", every=3600)
+        for bad in (lambda: handle.pause(5), lambda: handle.resume(["no"])):  # type: ignore[arg-type]
+            with pytest.raises(InvalidArgumentError, match="note must be a string or None"):
+                await bad()
+        await handle.pause("maintenance")
+        info = await handle.describe()
+        assert info.paused and [s.schedule_id for s in await rt.list_schedules()] == ["s"]
