@@ -144,15 +144,16 @@ def test_cli_deep_payload_is_a_usage_error_not_an_internal_one(tmp_path: Path) -
         assert "nested too deeply" in proc.stderr + proc.stdout
 
 
-def _write_bad_row(db: str, run_id: str, data: bytes) -> None:
-    """Another process writes a row wayline never wrote into the inbox of the live database."""
+def _write_bad_row(db: str, run_id: str, data: bytes, count: int = 1) -> None:
+    """Another process writes rows wayline never wrote into the inbox of the live database."""
     script = (
         "import sqlite3, sys\n"
         "con = sqlite3.connect(sys.argv[1], timeout=30)\n"
-        "con.execute('INSERT INTO inbox (run_id, message) VALUES (?, ?)', (sys.argv[2], bytes.fromhex(sys.argv[3])))\n"
+        "row = (sys.argv[2], bytes.fromhex(sys.argv[3]))\n"
+        "con.executemany('INSERT INTO inbox (run_id, message) VALUES (?, ?)', [row] * int(sys.argv[4]))\n"
         "con.commit()\n"
     )
-    subprocess.run([sys.executable, "-c", script, db, run_id, data.hex()], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", script, db, run_id, data.hex(), str(count)], check=True, timeout=60)
 
 
 @pytest.mark.anyio
@@ -197,3 +198,15 @@ async def test_a_schedule_note_of_the_wrong_type_is_refused_and_the_schedule_sta
         await handle.pause("maintenance")
         info = await handle.describe()
         assert info.paused and [s.schedule_id for s in await rt.list_schedules()] == ["s"]
+
+
+@pytest.mark.anyio
+async def test_the_poller_moves_past_more_bad_rows_than_it_reads_at_once(tmp_path: Path) -> None:
+    db = str(tmp_path / "w.db")
+    async with open_runtime(db, workflows=[waits], inbox_poll_interval=0.02) as rt:
+        run = await rt.start(waits, "one", run_id="one")
+        _write_bad_row(db, "one", b"\xc1", count=2500)  # the poller reads 1,000 rows at a time
+        proc = await asyncio.create_subprocess_exec(str(WAYLINE), "signal", "one", "go", '"through"', "--db", db)
+        assert await proc.wait() == 0
+        with anyio.fail_after(20):
+            assert await run.result() == "one:through"
