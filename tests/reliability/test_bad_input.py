@@ -16,7 +16,7 @@ import anyio
 import msgspec
 import pytest
 
-from wayline import PayloadError, RunContext, RunStatus, open_runtime, workflow
+from wayline import PayloadError, RetryPolicy, RunContext, RunFailed, RunStatus, open_runtime, workflow
 from wayline.errors import InvalidArgumentError
 
 WAYLINE = Path(sys.executable).with_name("wayline")
@@ -210,3 +210,46 @@ async def test_the_poller_moves_past_more_bad_rows_than_it_reads_at_once(tmp_pat
         assert await proc.wait() == 0
         with anyio.fail_after(20):
             assert await run.result() == "one:through"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"max_attempts": 2.5}, "max_attempts"),
+        ({"interval": None}, "interval"),
+        ({"backoff_rate": "2"}, "backoff_rate"),
+        ({"max_delay": "1m"}, "max_delay"),
+        ({"non_retryable": ValueError}, "non_retryable"),
+        ({"non_retryable": (42,)}, "non_retryable"),
+    ],
+)
+def test_a_retry_policy_of_the_wrong_types_is_refused(kwargs: dict[str, Any], argument: str) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        RetryPolicy(**kwargs)
+    assert caught.value.argument == argument
+    assert RetryPolicy(non_retryable=[ValueError, "Timeout"]).non_retryable == (ValueError, "Timeout")  # type: ignore[arg-type]
+
+
+@workflow(name="bad_wait")
+async def bad_wait(ctx: RunContext, name: Any) -> Any:
+    return await ctx.wait_signal(name)
+
+
+@workflow(name="bad_sleep")
+async def bad_sleep(ctx: RunContext, seconds: Any) -> None:
+    await ctx.sleep(seconds)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("wf", "value", "argument"), [(bad_wait, 5, "name"), (bad_sleep, "1h", "seconds")])
+async def test_bad_arguments_in_a_workflow_body_fail_the_run_precisely(
+    tmp_path: Path, wf: Any, value: Any, argument: str
+) -> None:
+    db = tmp_path / "w.db"
+    async with open_runtime(db, workflows=[wf]) as rt:
+        with pytest.raises(RunFailed) as caught:
+            await (await rt.start(wf, value, run_id="r")).result()
+    assert caught.value.error == "InvalidArgumentError" and f"{argument} must be" in (caught.value.cause or "")
+    async with open_runtime(db, workflows=[wf]) as rt:  # the run is still readable, and listed
+        assert [r.status for r in await rt.list_runs()] == [RunStatus.FAILED]
