@@ -206,6 +206,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "Store",
         "StoreHealth",
         "TimerWait",
+        "UnreadableMessage",
         "Wait",
         "WorkerInfo",
         "decode_any",
