@@ -13,7 +13,7 @@ import asyncio
 import contextvars
 import logging
 from collections import deque
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any, Literal, Self, TypeVar
 
@@ -105,6 +105,12 @@ class Supervisor:
         self._cancelling = True
         for task in self._tasks:
             task.cancel()
+        # A parked child has no task to cancel: it gets one that ends it the same way.
+        for ref in list(self.children.values()):
+            parked = ref._parked
+            if isinstance(parked, _Child):
+                ref._parked = None
+                self._run(parked, parked.rested()._stop_parked())
 
     def spawn(
         self,
@@ -113,17 +119,21 @@ class Supervisor:
         *,
         on_crash: CrashHook | None = None,
         on_give_up: CrashHook | None = None,
+        context: contextvars.Context | None = None,
     ) -> ActorRef[M]:
         """Start a supervised actor built by ``factory`` (called again for each restart).
 
         ``on_crash(exc, restarts)`` runs before each restart and ``on_give_up(exc, restarts)``
-        when the restart intensity is exceeded.
+        when the restart intensity is exceeded. ``context``: the context variables every task
+        of the actor starts with (a copy of it each time); by default the first task copies
+        the caller's. An actor that parks (`Actor.parks`) gets new tasks from whoever sends
+        it a message, so it should be given one: a sender's variables must not leak in.
         """
         if not self._running:
             raise RuntimeError("the supervisor is not running; use it as an async context manager")
         ref: ActorRef[M] = ActorRef(name)
         self.children[name] = ref
-        self._start(_Child(ref, factory, on_crash, on_give_up, self.spec.backoff_initial))
+        self._start(_Child(self, ref, factory, on_crash, on_give_up, self.spec.backoff_initial, context))
         return ref
 
     def _start(self, child: _Child) -> None:
@@ -135,10 +145,22 @@ class Supervisor:
         actor = child.factory()
         actor.ref = child.ref
         child.ref._stopping = False
-        task = asyncio.get_running_loop().create_task(run_actor(actor))
+        self._run(child, run_actor(actor))
+
+    def _run(self, child: _Child, coro: Coroutine[Any, Any, None]) -> None:
+        context = child.context
+        task = asyncio.get_running_loop().create_task(coro, context=None if context is None else context.copy())
         self._tasks.add(task)
         self._owners[task] = child
         task.add_done_callback(self._on_done, context=self._callback_context)
+
+    def _resume(self, child: _Child) -> None:
+        """A parked child got a message: run its loop again, in a task of its own."""
+        actor = child.rested()
+        if self._cancelling or not self._running:
+            self._run(child, actor._stop_parked())
+        else:
+            self._run(child, run_actor(actor))
 
     def _incarnation_done(self, task: asyncio.Task[None]) -> None:
         self._tasks.discard(task)
@@ -159,7 +181,15 @@ class Supervisor:
                 self._die(exc)
             return
         if exc is None:
-            self._close(child, None)
+            ref = child.ref
+            if ref._stopping or ref._stopped:
+                self._close(child, None)
+            elif self._cancelling or not self._running:
+                self._run(child, child.rested()._stop_parked())  # parked as the supervisor stops
+            elif ref._mailbox:
+                self._resume(child)  # a message came between its park and this callback
+            else:
+                ref._parked = child  # parked: its next message resumes it
             return
         if not isinstance(exc, Exception | asyncio.CancelledError):
             self._close(child, exc)
@@ -226,16 +256,30 @@ class Supervisor:
 class _Child:
     """Supervision state of one actor across its incarnations."""
 
-    __slots__ = ("crashes", "delay", "factory", "on_crash", "on_give_up", "ref", "restarts")
+    __slots__ = (
+        "context",
+        "crashes",
+        "delay",
+        "factory",
+        "on_crash",
+        "on_give_up",
+        "ref",
+        "restarts",
+        "supervisor",
+    )
 
     def __init__(
         self,
+        supervisor: Supervisor,
         ref: ActorRef[Any],
         factory: Callable[[], Actor[Any]],
         on_crash: CrashHook | None,
         on_give_up: CrashHook | None,
         delay: float,
+        context: contextvars.Context | None,
     ) -> None:
+        self.supervisor = supervisor
+        self.context = context
         self.ref = ref
         self.factory = factory
         self.on_crash = on_crash
@@ -243,3 +287,15 @@ class _Child:
         self.crashes: deque[float] | None = None  # made at the first crash: most never crash
         self.delay = delay
         self.restarts = 0
+
+    def rested(self) -> Actor[Any]:
+        """The parked incarnation, taken from its ref (which held it while it had no task)."""
+        ref = self.ref
+        actor = ref._resting
+        assert actor is not None, "only a parked actor is resumed"
+        ref._resting = None
+        return actor
+
+    def resume(self) -> None:
+        """The parked actor got a message (`Parked`)."""
+        self.supervisor._resume(self)

@@ -149,6 +149,10 @@ class WriterThread:
                 self._loop.call_soon_threadsafe(done, result, error)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
+            # Not held until the next job: a batch's rows and futures (thousands of runs'
+            # snapshots) would stay in memory for as long as the store is idle.
+            del job, fn, done
+            result = error = None
 
 
 class GroupCommit:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable, Coroutine
 from typing import Any
@@ -24,7 +25,17 @@ from .._errors import (
     WorkflowNotFoundError,
 )
 from ..actors import ActorRef, Clock, Supervisor
-from ..persistence import UNFINISHED, AnyEvent, ErrorInfo, RunFailed, RunRecord, RunStarted, RunStatus, Store
+from ..persistence import (
+    UNFINISHED,
+    WAIT_FOR_STORE,
+    AnyEvent,
+    ErrorInfo,
+    RunFailed,
+    RunRecord,
+    RunStarted,
+    RunStatus,
+    Store,
+)
 from . import _inbox as inbox
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
@@ -68,6 +79,12 @@ class Runs:
         self._wake_timer = WakeTimer(clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
+        # The context every task of every run starts in (a copy each time): the opener's, with
+        # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
+        # does. Given to the supervisor because a parked run's next task is started by
+        # whoever sends it a message, whose context variables must not leak into the run.
+        self._context = contextvars.copy_context()
+        self._context.run(WAIT_FOR_STORE.set, True)
         self.closed = False
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
@@ -189,7 +206,7 @@ class Runs:
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         child = _RunChild(self, record, reason)
         self._refs[record.run_id] = self._supervisor.spawn(
-            record.run_id, child.build, on_crash=child.on_crash, on_give_up=child.on_give_up
+            record.run_id, child.build, on_crash=child.on_crash, on_give_up=child.on_give_up, context=self._context
         )
 
     async def fail_crash_loop(self, run_id: str, exc: BaseException, restarts: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 
 from ..._errors import Cancelled, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
-from ...persistence import WAIT_FOR_STORE, RunRecord
+from ...persistence import RunRecord
 from .._commands import Step
 from .._context import RunContext
 from .._port import RunPort
@@ -53,7 +53,14 @@ from ._values import as_replayed, shaped
 
 
 class RunActor(Actor[RunMessage]):
-    """One incarnation of a live run. Built by the runtime's supervisor, again after a crash."""
+    """One incarnation of a live run. Built by the runtime's supervisor, again after a crash.
+
+    It parks (`Actor.parks`): a run holds a task only while it has work (a message to take, a
+    step running inline, a commit to wait for). A run that waits on a timer, a signal or a
+    callback is its state and an empty mailbox, and its next message gives it a task again.
+    """
+
+    parks = True
 
     def __init__(self, port: RunPort, run_id: str, record: RunRecord | None, reason: str | None) -> None:
         self.port = port
@@ -66,7 +73,7 @@ class RunActor(Actor[RunMessage]):
         self._interpreter: asyncio.Task[Any] | None = None
         self._input: Any = None
         self._segment: Segment | None = None
-        self._task: asyncio.Task[Any] | None = None  # this incarnation's task
+        self._task: asyncio.Task[Any] | None = None  # the task running an inline attempt
         self._inline = False  # an attempt runs inline in this task right now
         self._interrupted: str | None = None
         self._timers: dict[tuple[str, int], TimerHandle] = {}
@@ -104,8 +111,8 @@ class RunActor(Actor[RunMessage]):
     async def on_start(self) -> None:
         port = self.port
         store = port.store
-        self._task = asyncio.current_task()
-        WAIT_FOR_STORE.set(True)  # this run's writes wait out an outage of the store, as it does
+        # The port's context (every task of a run starts in a copy of it) has WAIT_FOR_STORE
+        # set: this run's writes wait out an outage of the store, as the run does.
         record = self._initial or await store.get_run(self.run_id)
         self._initial = None
         if record is None:  # deleted under us: nothing to run
@@ -164,7 +171,7 @@ class RunActor(Actor[RunMessage]):
             await asyncio.wait({interpreter})
         state = self.state
         if self._passivated and state is not None:
-            self.port.run_passivated(self.run_id, state.record.wake_at, max(state.seen, default=0))
+            self.port.run_passivated(self.run_id, state.record.wake_at, max(state.seen or (), default=0))
         if self._segment is not None:
             self._segment.close(error, self._passivated)
         if self._body is not None:
@@ -351,7 +358,8 @@ class RunActor(Actor[RunMessage]):
         clock = port.clock
         limiter = port.limiter
         timer = None
-        task = self._task
+        # A parking run gets a new task after each park: the one to interrupt is this one.
+        task = self._task = asyncio.current_task()
         state = self.state
         assert state is not None
         self._interrupted = None
