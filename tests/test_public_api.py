@@ -142,6 +142,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "ActorRef",
         "ActorStoppedError",
         "Clock",
+        "SharedTimers",
         "Supervisor",
         "SupervisorSpec",
         "SystemClock",

@@ -11,12 +11,14 @@ from ._actor import (
 )
 from ._clock import Clock as Clock, SystemClock as SystemClock, TimerHandle as TimerHandle
 from ._supervisor import Supervisor as Supervisor, SupervisorSpec as SupervisorSpec
+from ._timers import SharedTimers as SharedTimers
 
 __all__ = (
     "Actor",
     "ActorRef",
     "ActorStoppedError",
     "Clock",
+    "SharedTimers",
     "Supervisor",
     "SupervisorSpec",
     "SystemClock",

@@ -24,7 +24,7 @@ from .._errors import (
     RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ..actors import ActorRef, Clock, Supervisor
+from ..actors import ActorRef, Clock, SharedTimers, Supervisor
 from ..persistence import (
     UNFINISHED,
     WAIT_FOR_STORE,
@@ -63,7 +63,10 @@ class Runs:
         owner: bool,
     ) -> None:
         self.store = store
-        self.clock = clock
+        # The runs' clock: the runtime's, with their timers (waits, timeouts, backoffs,
+        # passivation) on one timer of it rather than one event-loop timer each.
+        self._timers = SharedTimers(clock)
+        self.clock: Clock = self._timers
         self.limiter = limiter
         self.passivate_after = passivate_after
         self.telemetry = telemetry
@@ -342,6 +345,7 @@ class Runs:
         for run_id in list(self._waiters):
             self._resolve(run_id, None)
         self._wake_timer.cancel()
+        self._timers.close()
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
