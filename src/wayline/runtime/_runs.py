@@ -46,6 +46,12 @@ from .run import DETACHED_KEY, PARENT_KEY, RunActor
 
 log = logging.getLogger("wayline")
 
+#: Unfinished runs loaded at once when a runtime recovers them: the next wave starts once
+#: these have loaded their snapshots. All at once, every run's reads, decoding and replay are
+#: in memory together, and the process keeps that peak (the allocator seldom hands it back):
+#: it more than doubled the memory a waiting run holds afterwards.
+RECOVERY_WAVE = 250
+
 
 class Runs:
     """The runs of one runtime (see the module docstring)."""
@@ -296,6 +302,7 @@ class Runs:
             self._passivated += found
             self.telemetry.passivated_found(found)
             self.background(self._wake_due())
+        wave: list[str] = []
         for rec in await self.store.list_runs(statuses=statuses):
             if rec.workflow not in self._registry:
                 log.error(
@@ -309,7 +316,25 @@ class Runs:
                 continue
             self.spawn(rec, "recovered after a process restart")
             count += 1
+            wave.append(rec.run_id)
+            if len(wave) >= RECOVERY_WAVE:
+                await self._until_loaded(wave)
+                wave.clear()
         return count
+
+    async def _until_loaded(self, wave: list[str]) -> None:
+        """Until every run of ``wave`` has loaded its snapshot, or stopped."""
+        i = 0
+        while i < len(wave):
+            actor = self._actors.get(wave[i])
+            if actor is None or actor.loaded:
+                i += 1
+            elif self.closed:
+                return
+            else:
+                # Its reads are on the store's threads; polling (a few hundred times for a
+                # wave) costs less than a notification from each of thousands of runs.
+                await asyncio.sleep(0.001)
 
     async def wake(self, run_id: str, reason: str) -> None:
         """Load a run that is not in memory (passivated), unless it has ended."""
