@@ -90,6 +90,9 @@ def _throughput_targets(outcomes: list[Outcome], g: str) -> list[str]:
         ratio = w.value / b.value
         floor = find(outcomes, "throughput", "journal-no-io", g)
         yardstick = f"; journal-no-io/bare = {floor.value / b.value:.2f}" if floor and floor.value else ""
+        no_gc = find(outcomes, "throughput", "wayline-gc-off", g)
+        if no_gc and no_gc.value:
+            yardstick += f"; wayline-gc-off/bare = {no_gc.value / b.value:.2f}{_cpu_ratio(no_gc, b)}"
         if g == THROUGHPUT_TARGET_N:
             verdict = f" (target >= {THROUGHPUT_TARGET}): {_verdict(ratio >= THROUGHPUT_TARGET)}"
         else:
