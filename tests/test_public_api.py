@@ -141,6 +141,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "Actor",
         "ActorRef",
         "ActorStoppedError",
+        "ChildSpec",
         "Clock",
         "SharedTimers",
         "Supervisor",

@@ -214,9 +214,7 @@ class Runs:
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         child = _RunChild(self, record, reason)
-        self._refs[record.run_id] = self._supervisor.spawn(
-            record.run_id, child.build, on_crash=child.on_crash, on_give_up=child.on_give_up, context=self._context
-        )
+        self._refs[record.run_id] = self._supervisor.spawn_child(record.run_id, child, context=self._context)
 
     async def fail_crash_loop(self, run_id: str, exc: BaseException, restarts: int) -> None:
         self._refs.pop(run_id, None)
@@ -399,8 +397,8 @@ class _Restarting:
 
 
 class _RunChild:
-    """How the supervisor builds (and rebuilds) one run's actor: one object per run rather
-    than three closures, since there can be 100,000 of them alive."""
+    """How the supervisor builds (and rebuilds) one run's actor (a `ChildSpec`): one object per
+    run rather than three callables, since there can be 100,000 of them alive."""
 
     __slots__ = ("crash", "reason", "record", "run_id", "runs")
 
