@@ -13,6 +13,7 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
 from typing import Any
 
 import msgspec
@@ -34,6 +35,7 @@ from ..persistence import (
     RunRecord,
     RunStarted,
     RunStatus,
+    StepStarted,
     Store,
 )
 from . import _inbox as inbox
@@ -67,6 +69,7 @@ class Runs:
         limiter: asyncio.Semaphore | None,
         passivate_after: float | None,
         owner: bool,
+        threads: Executor,
     ) -> None:
         self.store = store
         # The runs' clock: the runtime's, with their timers (waits, timeouts, backoffs,
@@ -74,6 +77,7 @@ class Runs:
         self._timers = SharedTimers(clock)
         self.clock: Clock = self._timers
         self.limiter = limiter
+        self.threads = threads
         self.passivate_after = passivate_after
         self.telemetry = telemetry
         self._supervisor = supervisor
@@ -391,6 +395,9 @@ class _Restarting:
 
     def live_vars(self) -> dict[str, Any] | None:
         return None
+
+    def in_flight(self) -> list[StepStarted]:
+        return []
 
     def callback_refusal(self, digest: str) -> str | None:
         raise AssertionError("not loaded")
