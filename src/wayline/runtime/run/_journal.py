@@ -14,14 +14,19 @@ import msgspec
 from ..._errors import ActivityError, CallbackError, NonDeterminismError, SignalTimeoutError
 from ...persistence import (
     AnyEvent,
+    AnyWait,
     CallbackCompleted,
     CallbackFailed,
+    CallbackWait,
     ErrorInfo,
     Patched,
+    RetryWait,
     SignalReceived,
     SignalTimedOut,
+    SignalWait,
     StepFailed,
     StepSucceeded,
+    TimerWait,
 )
 from .._commands import SLEEP_STEP
 
@@ -70,6 +75,38 @@ def describe(entry: Entry) -> str:
         case CallbackEntry(step=step):
             return f"callback:{step}"
     raise AssertionError(entry)
+
+
+def wait_name(wait: AnyWait) -> str:
+    """A stored wait, named as `describe` names what a body awaits there."""
+    match wait:
+        case TimerWait():
+            return SLEEP_STEP
+        case RetryWait(activity=activity):
+            return activity
+        case SignalWait(signal=signal):
+            return f"signal:{signal}"
+        case CallbackWait(label=label):
+            return f"callback:{label}"
+    raise AssertionError(wait)
+
+
+def check_wait(run_id: str, wait: AnyWait | None, requested: str) -> None:
+    """Check that the body awaits at a position what the run was waiting on there before it
+    left memory (a restart, passivation), if it was waiting there.
+
+    A position the run was still waiting on has no journal entry, so `Journal.take` cannot
+    see a body that now does something else there (a new step before the wait, another
+    signal); without this the run would drop the wait it had and go on with the new code
+    as if it had never waited, which ``wayline replay`` reports as a departure too.
+
+    Raises:
+        NonDeterminismError: it awaits something else there.
+    """
+    if wait is not None:
+        recorded = wait_name(wait)
+        if recorded != requested:
+            raise NonDeterminismError(run_id, wait.step, recorded, requested)
 
 
 def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
