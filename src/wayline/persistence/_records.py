@@ -127,7 +127,19 @@ class CallbackWait(Wait, tag="callback", frozen=True):
         return self.label
 
 
-AnyWait = TimerWait | RetryWait | SignalWait | CallbackWait
+class ChildWait(Wait, tag="child", frozen=True):
+    """A code workflow awaits the end of its child run ``run_id`` (``child.result()``)."""
+
+    kind: ClassVar[str] = "child"
+    run_id: str
+    workflow: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.run_id
+
+
+AnyWait = TimerWait | RetryWait | SignalWait | CallbackWait | ChildWait
 
 
 class CancelRequest(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -274,6 +286,38 @@ class Patched(Event, tag="Patched", frozen=True):
     index: int
 
 
+class ChildStarted(Event, tag="ChildStarted", frozen=True):
+    """``ctx.start_workflow`` at journal position ``index`` started (or found) child run
+    ``run_id`` of ``workflow``; ``close`` is what happens to it if the parent ends first."""
+
+    index: int
+    workflow: str
+    run_id: str
+    close: str = "terminate"
+
+
+class ChildEnded(Event, tag="ChildEnded", frozen=True):
+    """``child.result()`` at journal position ``index`` took the end of child run ``run_id``:
+    its ``status`` (SUCCEEDED, FAILED, CANCELLED), ``output`` or ``error``/``cause``."""
+
+    index: int
+    run_id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class ChildMessaged(Event, tag="ChildMessaged", frozen=True):
+    """``child.signal`` (``kind`` "signal", ``name`` the signal) or ``child.cancel`` (``kind``
+    "cancel") at journal position ``index`` reached child run ``run_id``'s inbox."""
+
+    index: int
+    run_id: str
+    kind: str
+    name: str | None = None
+
+
 class Custom(Event, tag="Custom", frozen=True):
     """An event of a workflow kind the core does not model (ASL state events, signals...)."""
 
@@ -299,6 +343,9 @@ AnyEvent = (
     | CallbackCompleted
     | CallbackFailed
     | Patched
+    | ChildStarted
+    | ChildEnded
+    | ChildMessaged
     | Custom
 )
 
@@ -321,9 +368,11 @@ class SignalMessage(InboxMessage, tag="signal", frozen=True):
 
 
 class CancelMessage(InboxMessage, tag="cancel", frozen=True):
-    """``rt.cancel(run_id, reason)``."""
+    """``rt.cancel(run_id, reason)``; ``terminate``: end the run cancelled at once, without
+    giving its body the cancellation to clean up (a parent's ``terminate`` close policy)."""
 
     reason: str | None = None
+    terminate: bool = False
 
 
 class CallbackMessage(InboxMessage, frozen=True):
@@ -349,7 +398,17 @@ class CallbackBeat(CallbackMessage, tag="callback.heartbeat", frozen=True):
     """``rt.heartbeat(token)``: the wait's heartbeat timeout starts again from ``ts``."""
 
 
-AnyInboxMessage = SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat
+class ChildDone(InboxMessage, tag="child.done", frozen=True):
+    """Child run ``run_id`` (started with ``ctx.start_workflow``) ended: its final
+    ``status``, ``output`` or ``error``. Sent to its parent's inbox."""
+
+    run_id: str
+    status: str
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+AnyInboxMessage = SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat | ChildDone
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):

@@ -8,7 +8,18 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar
 
 from ..actors import Clock
-from ._commands import AwaitCallback, CloseCallback, Gather, OpenCallback, Sleep, Step, WaitSignal
+from ._child_handle import ChildHandle
+from ._commands import (
+    PARENT_CLOSE,
+    AwaitCallback,
+    CloseCallback,
+    Gather,
+    OpenCallback,
+    Sleep,
+    StartChild,
+    Step,
+    WaitSignal,
+)
 from ._definitions import as_activity
 
 P = ParamSpec("P")
@@ -163,3 +174,61 @@ class RunContext:
         if when.tzinfo is None:
             raise ValueError("ctx.sleep_until needs a timezone-aware datetime (e.g. tzinfo=UTC)")
         return Sleep(when.timestamp())
+
+    async def start_workflow(
+        self,
+        workflow: Any,
+        input: Any = None,
+        /,
+        *,
+        run_id: str | None = None,
+        parent_close: str = "terminate",
+    ) -> ChildHandle[Any]:
+        """Start a child run of ``workflow`` (a registered ``@workflow``, `StateMachine`, or
+        its name) with ``input``; returns its `ChildHandle` once the child exists.
+
+        The start is journaled: a parent restarted after a crash gets the same child back and
+        never starts a second one. ``run_id`` defaults to ``"<parent run id>/<position>"``;
+        a given one must be the same on every replay (derive it from ``ctx.run_id`` or the
+        input, not from the clock or randomness). The child's end reaches the parent through
+        its durable inbox, so the parent may leave memory while it waits.
+
+        ``parent_close`` says what happens to the child if the parent ends before it:
+        "terminate" (the default: it ends cancelled at once), "request_cancel" (it is
+        cancelled and its body may clean up) or "abandon" (it goes on).
+
+        Raises:
+            WorkflowNotFoundError: ``workflow`` is not registered in this runtime.
+            RunConflictError: ``run_id`` is a run of another workflow.
+        """
+        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(
+                f"ctx.start_workflow takes a @workflow, a StateMachine or a workflow name, got {workflow!r}"
+            )
+        if parent_close not in PARENT_CLOSE:
+            raise ValueError(f"ctx.start_workflow parent_close must be one of {PARENT_CLOSE}, got {parent_close!r}")
+        if run_id is not None and (not isinstance(run_id, str) or not run_id or run_id == self.run_id):
+            raise ValueError(
+                f"ctx.start_workflow run_id must be a non-empty string other than the parent's, got {run_id!r}"
+            )
+        _, child = await StartChild(name, input, run_id, parent_close)
+        return ChildHandle(child, name)
+
+    async def run_workflow(
+        self,
+        workflow: Any,
+        input: Any = None,
+        /,
+        *,
+        run_id: str | None = None,
+        parent_close: str = "terminate",
+    ) -> Any:
+        """Start a child run (as `start_workflow`) and return its output once it ends.
+
+        Raises:
+            RunFailed: the child failed.
+            RunCancelled: the child was cancelled.
+        """
+        child = await self.start_workflow(workflow, input, run_id=run_id, parent_close=parent_close)
+        return await child.result()

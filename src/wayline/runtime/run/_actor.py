@@ -17,7 +17,16 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from ..._errors import Cancelled, PayloadError
+from opentelemetry import context as otel_context
+
+from ..._errors import (
+    Cancelled,
+    PayloadError,
+    RunAlreadyFinishedError,
+    RunConflictError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
 from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import WAIT_FOR_STORE, RunRecord
 from .._commands import Step
@@ -29,24 +38,39 @@ from .._workflows import AslWorkflow
 from . import _code as code
 from ._asl import AslHost
 from ._callbacks import refusal
+from ._children import NOTIFY_KEY, child_metadata
 from ._decide import decide, interrupts
 from ._effects import (
     CancelChildren,
     CancelTimer,
     Checkpoint,
+    CloseChildren,
     Effect,
     Finished,
     Interrupt,
+    MessageChildRun,
     Passivated,
     Reply,
     Resume,
     RunAttempt,
     SetTimer,
     StartBody,
+    StartChildRun,
     StopAttempt,
     WakeTask,
+    WatchChild,
 )
-from ._messages import PASSIVATE, Raised, Returned, RunMessage, StepDone, TimerFired, Unstorable
+from ._messages import (
+    PASSIVATE,
+    ChildMessageDone,
+    ChildStartDone,
+    Raised,
+    Returned,
+    RunMessage,
+    StepDone,
+    TimerFired,
+    Unstorable,
+)
 from ._restore import restore
 from ._state import RunState
 from ._values import as_replayed, shaped
@@ -284,10 +308,26 @@ class RunActor(Actor[RunMessage]):
             elif kind is CancelChildren:
                 assert isinstance(effect, CancelChildren)
                 await port.cancel_children(state.record, effect.reason)
+            elif kind is StartChildRun:
+                assert isinstance(effect, StartChildRun)
+                follow = await self._start_child(effect)
+            elif kind is MessageChildRun:
+                assert isinstance(effect, MessageChildRun)
+                follow = await self._message_child(effect)
+            elif kind is WatchChild:
+                assert isinstance(effect, WatchChild)
+                await port.watch_child(effect.run_id)
+            elif kind is CloseChildren:
+                assert isinstance(effect, CloseChildren)
+                await port.close_children(effect.children, effect.reason)
             elif kind is Finished:
                 assert isinstance(effect, Finished)
                 self._finished = True
                 port.run_finished(effect.record)
+                if effect.record.metadata.get(NOTIFY_KEY):
+                    # Its end is durable: now its parent's inbox (a crash in between is made
+                    # up for by the parent, which looks again when it waits: `WatchChild`).
+                    await port.notify_parent(effect.record)
                 self.stop()
             elif kind is Passivated:
                 self._passivated = True
@@ -450,6 +490,41 @@ class RunActor(Actor[RunMessage]):
             self.ref.tell(message)
         except ActorStoppedError:
             pass
+
+    # --- child runs ----------------------------------------------------------------------------
+
+    async def _start_child(self, effect: StartChildRun) -> ChildStartDone:
+        """Start the child run (nothing if it exists: a replay after a crash finds it)."""
+        done = ChildStartDone(effect.index, effect.workflow, effect.run_id, effect.close)
+        segment = self._segment
+        # The child's root is a child of this run's root: the family is one trace.
+        joined = otel_context.attach(segment.root) if segment is not None else None
+        try:
+            await self.port.start_child(
+                effect.workflow, effect.input, run_id=effect.run_id, metadata=child_metadata(self.run_id)
+            )
+        except (RunConflictError, WorkflowNotFoundError, PayloadError) as exc:
+            done.error = exc
+        finally:
+            if joined is not None:
+                otel_context.detach(joined)
+        return done
+
+    async def _message_child(self, effect: MessageChildRun) -> ChildMessageDone:
+        done = ChildMessageDone(effect.index, effect.run_id, effect.kind, effect.name)
+        port = self.port
+        try:
+            if effect.kind == "signal":
+                assert effect.name is not None
+                await port.signal_run(effect.run_id, effect.name, effect.payload)
+            else:
+                try:
+                    await port.cancel_run(effect.run_id, effect.name)
+                except RunAlreadyFinishedError:
+                    pass  # nothing left to cancel
+        except (RunAlreadyFinishedError, RunNotFoundError) as exc:
+            done.error = exc
+        return done
 
     # --- a state machine's interpreter ---------------------------------------------------------
 

@@ -17,6 +17,7 @@ from ...persistence import (
     CallbackMessage,
     CancelMessage,
     CancelRequest,
+    ChildDone,
     Custom,
     ErrorInfo,
     RunCancelled,
@@ -26,8 +27,19 @@ from ...persistence import (
     SignalMessage,
     encode,
 )
-from .._commands import AwaitCallback, CloseCallback, Gather, OpenCallback, Sleep, Step, WaitSignal
-from . import _callbacks as callbacks, _signals as signals, _steps as steps
+from .._commands import (
+    AwaitCallback,
+    AwaitChild,
+    CloseCallback,
+    Gather,
+    MessageChild,
+    OpenCallback,
+    Sleep,
+    StartChild,
+    Step,
+    WaitSignal,
+)
+from . import _callbacks as callbacks, _children as children, _signals as signals, _steps as steps
 from ._effects import (
     CancelChildren,
     Checkpoint,
@@ -45,6 +57,8 @@ from ._messages import (
     AslTokenTaken,
     AslWaitToken,
     CallbackDue,
+    ChildMessageDone,
+    ChildStartDone,
     Inbound,
     Passivate,
     Raised,
@@ -84,6 +98,10 @@ def decide(s: RunState, message: RunMessage) -> tuple[RunState, list[Effect]]:
             resume(out, callbacks.due(s, out, message))
         case Start():
             _start(s, out)
+        case ChildStartDone():
+            resume(out, children.started(s, out, message))
+        case ChildMessageDone():
+            resume(out, children.messaged(s, out, message))
         case Passivate():
             if s.only_waiting():
                 # Everything it waits for is in its checkpoint (waits with due times, the inbox):
@@ -155,6 +173,12 @@ def _open(s: RunState, out: list[Effect], cmd: Any) -> Outcome | None:
         return callbacks.command(s, out, cmd)
     if kind is Step:
         return steps.open_step(s, out, cmd)
+    if kind is StartChild:
+        return children.open_start(s, out, cmd)
+    if kind is AwaitChild:
+        return children.open_await(s, out, cmd)
+    if kind is MessageChild:
+        return children.open_message(s, out, cmd)
     if isinstance(cmd, Gather):
         group = steps.open_group(s, out, cmd)
     elif isinstance(cmd, Sleep):
@@ -197,10 +221,12 @@ def _inbound(s: RunState, out: list[Effect], seq: int, msg: Any) -> None:
     elif type(msg) is SignalMessage:
         resume(out, signals.delivered(s, out, seq, msg))
     elif type(msg) is CancelMessage:
-        _cancel(s, out, msg.reason, seq)
+        _cancel(s, out, msg.reason, seq, terminate=msg.terminate)
+    elif type(msg) is ChildDone:
+        resume(out, children.ended(s, out, seq, msg))
 
 
-def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int) -> None:
+def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int, *, terminate: bool = False) -> None:
     if s.cancel is not None:
         # A second request: the run is already cancelling; just consume the message.
         s.checkpoint(out, [], consumed=(seq,))
@@ -230,6 +256,12 @@ def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int) -> Non
     # From here the body may run compensation steps: they must run, not be interrupted.
     s.cancel_requested = False
     s.signal_waiters.clear()
+    children.drop_waits(s)
+    if terminate:
+        # Terminated (a parent's close policy): the body does not get to clean up.
+        s.consumed.append(seq)
+        finish(s, out, RunStatus.CANCELLED, None, None, reason=reason)
+        return
     s.checkpoint(out, [], consumed=(seq,))
     out.append(Resume(None, Cancelled(reason)))
 
@@ -273,6 +305,7 @@ def finish(
         steps.drop(s, out, index)
     s.waits.clear()
     callbacks.drop_all(s, out)
+    children.close(s, out, status)
     s.finished = True
     s.checkpoint(out, [event], status, output=output, error=error, ended_at=now)
     out.append(Finished(s.record))

@@ -11,13 +11,17 @@ from __future__ import annotations
 
 import msgspec
 
-from ..._errors import ActivityError, CallbackError, NonDeterminismError, SignalTimeoutError
+from ..._errors import ActivityError, CallbackError, NonDeterminismError, RunCancelled, RunFailed, SignalTimeoutError
 from ...persistence import (
     AnyEvent,
     AnyWait,
     CallbackCompleted,
     CallbackFailed,
     CallbackWait,
+    ChildEnded,
+    ChildMessaged,
+    ChildStarted,
+    ChildWait,
     ErrorInfo,
     Patched,
     RetryWait,
@@ -60,7 +64,32 @@ class CallbackEntry(msgspec.Struct, gc=False):
     error: ErrorInfo | None = None
 
 
-Entry = StepEntry | SleepEntry | SignalEntry | CallbackEntry
+class ChildStartEntry(msgspec.Struct, gc=False):
+    """``ctx.start_workflow`` started child run ``run_id`` of ``workflow``."""
+
+    workflow: str
+    run_id: str = ""
+
+
+class ChildResultEntry(msgspec.Struct, gc=False):
+    """``child.result()`` took the end of child run ``run_id``."""
+
+    run_id: str
+    status: str = ""
+    output: object = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class ChildMessageEntry(msgspec.Struct, gc=False):
+    """``child.signal`` / ``child.cancel`` reached child run ``run_id``."""
+
+    run_id: str
+    kind: str
+    name: str | None = None
+
+
+Entry = StepEntry | SleepEntry | SignalEntry | CallbackEntry | ChildStartEntry | ChildResultEntry | ChildMessageEntry
 
 
 def describe(entry: Entry) -> str:
@@ -74,6 +103,14 @@ def describe(entry: Entry) -> str:
             return f"signal:{name}"
         case CallbackEntry(step=step):
             return f"callback:{step}"
+        case ChildStartEntry(workflow=workflow):
+            return f"start_workflow:{workflow}"
+        case ChildResultEntry(run_id=run_id):
+            return f"child:{run_id}"
+        case ChildMessageEntry(run_id=run_id, kind="signal", name=name):
+            return f"signal {name} to child:{run_id}"
+        case ChildMessageEntry(run_id=run_id, kind=kind):
+            return f"{kind} child:{run_id}"
     raise AssertionError(entry)
 
 
@@ -88,6 +125,8 @@ def wait_name(wait: AnyWait) -> str:
             return f"signal:{signal}"
         case CallbackWait(label=label):
             return f"callback:{label}"
+        case ChildWait(run_id=run_id):
+            return f"child:{run_id}"
     raise AssertionError(wait)
 
 
@@ -127,7 +166,22 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
             return result, None
         case CallbackEntry(step=step, error=ErrorInfo(error=error, cause=cause)):
             return None, CallbackError(step, error or "", cause)  # as above: always named
+        case ChildResultEntry():
+            return child_outcome(entry.run_id, entry.status, entry.output, entry.error, entry.cause)
+        case ChildStartEntry() | ChildMessageEntry():
+            return None, None
     raise AssertionError(entry)
+
+
+def child_outcome(
+    run_id: str, status: str, output: object, error: str | None, cause: str | None
+) -> tuple[object, BaseException | None]:
+    """What ``child.result()`` gives back for a child that ended with ``status``."""
+    if status == "SUCCEEDED":
+        return output, None
+    if status == "CANCELLED":
+        return None, RunCancelled(run_id, cause)
+    return None, RunFailed(run_id, error, cause)
 
 
 class Journal:
@@ -167,6 +221,12 @@ class Journal:
                 self.entries[ev.index] = CallbackEntry(ev.step, ev.result)
             elif type(ev) is CallbackFailed:
                 self.entries[ev.index] = CallbackEntry(ev.step, error=ErrorInfo(ev.error, ev.cause))
+            elif type(ev) is ChildStarted:
+                self.entries[ev.index] = ChildStartEntry(ev.workflow, ev.run_id)
+            elif type(ev) is ChildEnded:
+                self.entries[ev.index] = ChildResultEntry(ev.run_id, ev.status, ev.output, ev.error, ev.cause)
+            elif type(ev) is ChildMessaged:
+                self.entries[ev.index] = ChildMessageEntry(ev.run_id, ev.kind, ev.name)
             elif type(ev) is Patched:
                 # Asked before position `index` was taken: the positions before it were passed.
                 self.patches.add(ev.change)

@@ -131,6 +131,18 @@ class Callback:
         )
 
 
+class Child:
+    """A child run the body started: its workflow, close policy, and whether its end has
+    been taken by a ``child.result()``."""
+
+    __slots__ = ("close", "ended", "workflow")
+
+    def __init__(self, workflow: str, close: str) -> None:
+        self.workflow = workflow
+        self.close = close
+        self.ended = False
+
+
 def fresh_token(run_id: str) -> str:
     """A new unguessable callback token for ``run_id``."""
     return new_token(run_id)[0]
@@ -153,6 +165,9 @@ class RunState:
         "cancel",
         "cancel_reason",
         "cancel_requested",
+        "child_early",
+        "child_waiters",
+        "children",
         "consumed",
         "ctx",
         "direct",
@@ -209,6 +224,10 @@ class RunState:
         self.callback_journal: dict[int, CallbackEntry] = {}
         self.next_direct = -2  # a state machine's callbacks take negative positions
         self.patches: dict[str, bool] = {}  # ctx.patched answers given to the body so far
+        #: Child runs the body started (run id -> (workflow, close policy, ended)).
+        self.children: dict[str, Child] = {}
+        self.child_waiters: dict[str, int] = {}  # child run id -> position awaiting its end
+        self.child_early: dict[str, tuple[int, Any]] = {}  # a child's end not awaited yet: (seq, ChildDone)
         self.finished = False
         self.inline_index = -1  # the step attempt running in the run's own task, if any
         self.inline_step: Step[Any] | None = None
