@@ -112,6 +112,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
     ),
     "wayline.runtime": (
         "ActivityDef",
+        "ChildHandle",
         "ExpressionBudget",
         "JsonLogFormatter",
         "ReplayResult",
