@@ -423,6 +423,23 @@ class Cancelled(BaseException):
         super().__init__(reason or "run cancelled")
 
 
+class ContinueAsNew(BaseException):
+    """Raised by ``ctx.continue_as_new(input)``: the run's current segment ends and the run
+    goes on, under the same run id, from the top of its body with ``input``, a fresh history
+    and a fresh journal.
+
+    A `BaseException` for the same reason as `Cancelled`: ``except Exception`` in workflow
+    code must not stop it. Do not catch it.
+
+    Attributes:
+        input: the input of the next segment.
+    """
+
+    def __init__(self, input: Any = None) -> None:
+        self.input = input
+        super().__init__("the run continues as new")
+
+
 class ActivityError(WaylineError):
     """A step failed for good (retries exhausted or a non-retryable error).
 

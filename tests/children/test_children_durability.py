@@ -86,3 +86,38 @@ async def test_a_parent_and_its_children_through_a_crash_at_every_write(tmp_path
             assert not missing, f"{where}: steps never ran: {missing}"
             # Two children run beside their parent: at most one step of each in flight.
             assert max(extra.values(), default=0) <= 1, f"{where}: re-executed {extra}"
+
+
+@workflow(name="looper")
+async def looper(ctx: RunContext, state: dict[str, Any]) -> dict[str, Any]:
+    n = await ctx.run(count, f"loop:{state['n']}", state["n"])
+    if n < 4:
+        ctx.continue_as_new({"n": n, "sum": state["sum"] + n})
+    return {"n": n, "sum": state["sum"] + n}
+
+
+async def test_continue_as_new_through_a_crash_at_every_write(tmp_path: Path) -> None:
+    async def once(store: Any) -> Any:
+        async with open_runtime(store, workflows=[looper], clock=VirtualClock()) as rt:
+            return await (await rt.start(looper, {"n": 0, "sum": 0}, run_id="loop")).result()
+
+    executions.clear()
+    counter = FaultInjectingStore(SQLiteStore(tmp_path / "clean.db"), crash_at=None)
+    clean = await once(counter)
+    assert clean == {"n": 4, "sum": 10}
+    assert dict(executions) == {"loop:0": 1, "loop:1": 1, "loop:2": 1, "loop:3": 1}
+    for n in range(1, counter.writes + 1):
+        for when in ("before", "after"):
+            executions.clear()
+            path = tmp_path / f"loop-{n}-{when}.db"
+            try:
+                await once(FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when))
+            except BaseException as exc:
+                if find_crash(exc) is None:
+                    raise
+            else:
+                pytest.fail(f"no crash at write {n} ({when})")
+            where = f"crash at write {n} ({when})"
+            assert await once(SQLiteStore(path)) == clean, where
+            assert set(executions) == {"loop:0", "loop:1", "loop:2", "loop:3"}, where
+            assert max(executions.values()) <= 2, f"{where}: re-executed {executions}"

@@ -318,6 +318,14 @@ class ChildMessaged(Event, tag="ChildMessaged", frozen=True):
     name: str | None = None
 
 
+class ContinuedAsNew(Event, tag="ContinuedAsNew", frozen=True):
+    """The first event of a segment of a run that continued as new (``ctx.continue_as_new``):
+    segment number ``segment`` (1 for the first continuation), started with ``input``."""
+
+    segment: int
+    input: Any = None
+
+
 class Custom(Event, tag="Custom", frozen=True):
     """An event of a workflow kind the core does not model (ASL state events, signals...)."""
 
@@ -346,6 +354,7 @@ AnyEvent = (
     | ChildStarted
     | ChildEnded
     | ChildMessaged
+    | ContinuedAsNew
     | Custom
 )
 
@@ -440,6 +449,7 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
     tail: tuple[AnyEvent, ...] = ()  # events not yet moved to the history table
     cancel: CancelRequest | None = None  # the cancel the run applied, if it was cancelled
+    segment: int = 0  # how many times the run has continued as new (ctx.continue_as_new)
     # No default to omit: every snapshot stores the format it was written in (0 would mean
     # one written before the field existed).
     format: int = 0

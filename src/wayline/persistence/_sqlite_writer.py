@@ -26,6 +26,7 @@ from ._sqlite_ownership import Identity, file_gone, readable_copy
 from ._sqlite_sql import (
     APPEND_INBOX,
     INSERT_HISTORY_HEAD,
+    INSERT_HISTORY_TAIL,
     UPSERT_RUN_HEAD,
     UPSERT_RUN_TAIL,
     chunks,
@@ -456,7 +457,7 @@ class GroupCommit:
             runs = created + runs
             history = started + history
         insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, 6, runs)
-        insert_rows(conn, INSERT_HISTORY_HEAD, "", 3, history)
+        insert_rows(conn, INSERT_HISTORY_HEAD, INSERT_HISTORY_TAIL, 3, history)
         if batch.consumed:
             for chunk in chunks(batch.consumed, 10000):
                 conn.execute(f"DELETE FROM inbox WHERE seq IN ({marks(len(chunk))})", chunk)

@@ -5,8 +5,9 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, NoReturn, ParamSpec, TypeVar
 
+from .._errors import ContinueAsNew
 from ..actors import Clock
 from ._child_handle import ChildHandle
 from ._commands import (
@@ -232,3 +233,16 @@ class RunContext:
         """
         child = await self.start_workflow(workflow, input, run_id=run_id, parent_close=parent_close)
         return await child.result()
+
+    def continue_as_new(self, input: Any = None, /) -> NoReturn:
+        """End this segment of the run and go on from the top of the body with ``input``:
+        the same run id, empty ``vars``, a fresh journal and history. Raises `ContinueAsNew`
+        (do not catch it).
+
+        For runs that never end (a loop over months of signals, a poller): each segment's
+        history stays as short as one iteration, so memory and storage stay flat. Signals
+        (and other inbox messages) the run has not consumed yet carry over to the next
+        segment; steps in flight, timers and callback tokens do not, and the children it
+        started get their ``parent_close`` policy as when a run ends.
+        """
+        raise ContinueAsNew(input)

@@ -45,6 +45,7 @@ from ._effects import (
     CancelTimer,
     Checkpoint,
     CloseChildren,
+    Continue,
     Effect,
     Finished,
     Interrupt,
@@ -135,12 +136,20 @@ class RunActor(Actor[RunMessage]):
         if record is None:  # deleted under us: nothing to run
             self.stop()
             return
-        self._segment, record = port.telemetry.open_segment(record, self._reason)
+        await self._load(record, self._reason, self._reason is not None)
+        self.ref.set_mail_hook(self._on_mail)
+
+    async def _load(self, record: RunRecord, reason: str | None, read_inbox: bool) -> None:
+        """Build the run's state and its body (or interpreter host) from ``record``, and send
+        the run the messages it starts with."""
+        port = self.port
+        store = port.store
+        self._segment, record = port.telemetry.open_segment(record, reason)
         wf = port.workflow(record.workflow, self.run_id, record.version)  # the version it started with
         history = await store.get_history(self.run_id) if record.history_seq else list(record.tail)
         # A fresh run's messages all come through its mailbox (its ref exists before rt.start
         # returns); only a recovered or restarted run can have messages waiting in the store.
-        inbox = await store.get_inbox(self.run_id) if self._reason is not None else []
+        inbox = await store.get_inbox(self.run_id) if read_inbox else []
         clock = port.clock
         ctx = RunContext(self.run_id, record.workflow, record.version, clock)
         ctx.started_at = record.created_at
@@ -151,7 +160,7 @@ class RunActor(Actor[RunMessage]):
             history,
             inbox,
             ctx,
-            reason=self._reason,
+            reason=reason,
             direct=direct,
             passivate=port.passivate_after is not None,
             now=clock.time(),
@@ -164,9 +173,26 @@ class RunActor(Actor[RunMessage]):
         else:
             self._body = wf.body(ctx, shaped(as_replayed(record.input), wf.input_type))
         self.state = state
-        self.ref.set_mail_hook(self._on_mail)
         for message in first:
             self.ref.tell(message)
+
+    async def _continue(self, record: RunRecord) -> None:
+        """The run continued as new (``record`` is durable): drop the segment that ended,
+        body, timers and all, and load the next one in this same actor."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for task in self._attempts.values():
+            task.cancel()
+        self._attempts.clear()
+        if self._segment is not None:
+            self._segment.close(None, False)
+        if self._body is not None:
+            self._body.close()
+        self._body = self._host = None
+        # Its inbox is read again: what the last segment left unconsumed carries over (the
+        # messages it had applied but not consumed are applied afresh by the next).
+        await self._load(record, None, True)
 
     async def on_stop(self, error: BaseException | None) -> None:
         self._stopping = True
@@ -320,6 +346,10 @@ class RunActor(Actor[RunMessage]):
             elif kind is CloseChildren:
                 assert isinstance(effect, CloseChildren)
                 await port.close_children(effect.children, effect.reason)
+            elif kind is Continue:
+                assert isinstance(effect, Continue)
+                todo.clear()
+                await self._continue(effect.record)
             elif kind is Finished:
                 assert isinstance(effect, Finished)
                 self._finished = True

@@ -17,7 +17,7 @@ from __future__ import annotations
 from typing import Any
 
 from ..._errors import Cancelled
-from ...persistence import ChildDone, ChildEnded, ChildMessaged, ChildStarted, ChildWait, RunStatus
+from ...persistence import ChildDone, ChildEnded, ChildMessaged, ChildStarted, ChildWait
 from .._commands import AwaitChild, MessageChild, StartChild
 from ._asl import PARENT_KEY
 from ._effects import CloseChildren, Effect, MessageChildRun, StartChildRun, WatchChild
@@ -168,7 +168,7 @@ def messaged(s: RunState, out: list[Effect], msg: ChildMessageDone) -> Outcome:
     return None, None
 
 
-def close(s: RunState, out: list[Effect], status: RunStatus) -> None:
+def close(s: RunState, out: list[Effect], why: str) -> None:
     """The run is ending: apply the close policy of each child whose end it has not seen.
 
     Before the final checkpoint: a crash in between repeats both on restart (a child already
@@ -179,7 +179,7 @@ def close(s: RunState, out: list[Effect], status: RunStatus) -> None:
         if not child.ended and child.close != "abandon" and run_id not in s.child_early
     )
     if going:
-        out.append(CloseChildren(going, f"its parent run {s.run_id!r} ended ({status.value})"))
+        out.append(CloseChildren(going, f"its parent run {s.run_id!r} {why}"))
 
 
 def child_metadata(parent: str) -> dict[str, Any]:

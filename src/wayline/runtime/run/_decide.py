@@ -12,16 +12,18 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..._errors import Cancelled, NonDeterminismError, PayloadError
+from ..._errors import Cancelled, ContinueAsNew, NonDeterminismError, PayloadError
 from ...persistence import (
     CallbackMessage,
     CancelMessage,
     CancelRequest,
     ChildDone,
+    ContinuedAsNew,
     Custom,
     ErrorInfo,
     RunCancelled,
     RunFailed,
+    RunRecord,
     RunStatus,
     RunSucceeded,
     SignalMessage,
@@ -43,6 +45,7 @@ from . import _callbacks as callbacks, _children as children, _signals as signal
 from ._effects import (
     CancelChildren,
     Checkpoint,
+    Continue,
     Effect,
     Finished,
     Interrupt,
@@ -205,8 +208,11 @@ def _open(s: RunState, out: list[Effect], cmd: Any) -> Outcome | None:
 def _raised(s: RunState, out: list[Effect], error: BaseException) -> None:
     if s.direct and s.cancel_requested and isinstance(error, asyncio.CancelledError):
         _end_direct_cancelled(s, out)  # the interpreter stopped for the cancel
-    elif isinstance(error, Cancelled):
-        finish(s, out, RunStatus.CANCELLED, None, None, reason=error.reason)
+    elif isinstance(error, ContinueAsNew) and s.cancel is None:
+        _continue_as_new(s, out, error.input)
+    elif isinstance(error, Cancelled | ContinueAsNew):
+        # A cancelled run that asks to go on (from its clean-up) ends cancelled all the same.
+        finish(s, out, RunStatus.CANCELLED, None, None, reason=getattr(error, "reason", None))
     else:
         finish(s, out, RunStatus.FAILED, None, failure(error))
 
@@ -266,6 +272,53 @@ def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int, *, ter
     out.append(Resume(None, Cancelled(reason)))
 
 
+def _continue_as_new(s: RunState, out: list[Effect], input: Any) -> None:
+    """End this segment of the run and start the next: the same run id, ``input``, empty
+    vars, a fresh journal and history (`ContinuedAsNew` is its first event).
+
+    What carries over: the messages in the run's inbox it has not consumed (signals sent for a
+    later ``wait_signal``, and whatever else comes in through the inbox: the hook for events
+    once they arrive that way). Steps in flight, timers and callback tokens are dropped; the
+    children it started get their close policy, as when a run ends.
+    """
+    now = s.now
+    if not plain(input):
+        try:
+            encode(input, what="the input of ctx.continue_as_new", run_id=s.run_id)
+        except PayloadError as exc:
+            error = ErrorInfo("PayloadError", f"the input of ctx.continue_as_new cannot be stored: {exc}")
+            finish(s, out, RunStatus.FAILED, None, error)
+            return
+    for index in list(s.active):
+        steps.drop(s, out, index)
+    s.waits.clear()
+    callbacks.drop_all(s, out)
+    children.close(s, out, "continued as new")
+    rec = s.record
+    segment = rec.segment + 1
+    event = ContinuedAsNew(ts=now, segment=segment, input=input)
+    record = RunRecord(
+        run_id=rec.run_id,
+        workflow=rec.workflow,
+        version=rec.version,
+        status=RunStatus.RUNNING,
+        input=input,
+        created_at=rec.created_at,
+        updated_at=now,
+        trace=rec.trace,
+        metadata=rec.metadata,
+        tail=(event,),
+        segment=segment,
+    )
+    # history_seq 0: the rows of the segment that ends are no longer the run's history.
+    consumed, s.consumed = tuple(s.consumed), []
+    s.events.clear()
+    s.finished = True  # this state is done with: the actor loads the next segment
+    out.append(Checkpoint(record, rec, [], consumed, [event]))
+    s.record = record
+    out.append(Continue(record))
+
+
 def _end_direct_cancelled(s: RunState, out: list[Effect]) -> None:
     s.cancel = CancelRequest(s.cancel_reason, -1)
     # The child runs it waits for first: a crash in between repeats both on restart.
@@ -305,7 +358,7 @@ def finish(
         steps.drop(s, out, index)
     s.waits.clear()
     callbacks.drop_all(s, out)
-    children.close(s, out, status)
+    children.close(s, out, f"ended ({status.value})")
     s.finished = True
     s.checkpoint(out, [event], status, output=output, error=error, ended_at=now)
     out.append(Finished(s.record))

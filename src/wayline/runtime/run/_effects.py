@@ -134,6 +134,12 @@ class CloseChildren(msgspec.Struct, gc=False):
     reason: str
 
 
+class Continue(msgspec.Struct, gc=False):
+    """The run continued as new: its next segment, ``record`` (durable now), starts afresh."""
+
+    record: RunRecord
+
+
 class Finished(msgspec.Struct, gc=False):
     """The run has ended (its final checkpoint is durable): tell the runtime, and stop."""
 
@@ -164,6 +170,7 @@ Effect = (
     | MessageChildRun
     | WatchChild
     | CloseChildren
+    | Continue
     | Finished
     | Passivated
     | ArmPassivation

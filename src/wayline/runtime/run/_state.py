@@ -274,6 +274,7 @@ class RunState:
             trace=rec.trace,
             metadata=rec.metadata,
             cancel=self.cancel,
+            segment=rec.segment,
             **changes,
         )
 
