@@ -10,7 +10,7 @@ import asyncio
 from collections.abc import Awaitable, Collection, Sequence
 
 from .._errors import StoreError
-from ._codec import decode_history, decode_inbox, decode_record, encode
+from ._codec import decode_history, decode_inbox_rows, decode_record, encode
 from ._leases import SingleOwner
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_memory import MemorySchedules
@@ -98,7 +98,8 @@ class MemoryStore(SingleOwner):
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         self._check()
-        found = [(s, rid, decode_inbox(data)) for s, (rid, data) in sorted(self._inbox.items()) if s > seq]
+        rows = ((s, rid, data) for s, (rid, data) in sorted(self._inbox.items()) if s > seq)
+        found = decode_inbox_rows(rows, ":memory:")
         return found[:limit]
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
@@ -122,7 +123,8 @@ class MemoryStore(SingleOwner):
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         self._check()
-        return [(seq, decode_inbox(data)) for seq, (rid, data) in sorted(self._inbox.items()) if rid == run_id]
+        rows = ((s, rid, data) for s, (rid, data) in sorted(self._inbox.items()) if rid == run_id)
+        return [(s, m) for s, _, m in decode_inbox_rows(rows, ":memory:")]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         self._check()
