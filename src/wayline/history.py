@@ -30,6 +30,8 @@ from .persistence import (
     StepRetrying as StepRetrying,
     StepStarted as StepStarted,
     StepSucceeded as StepSucceeded,
+    UpdateAccepted as UpdateAccepted,
+    UpdateAnswered as UpdateAnswered,
 )
 
 __all__ = (
@@ -57,4 +59,6 @@ __all__ = (
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
+    "UpdateAccepted",
+    "UpdateAnswered",
 )

@@ -207,7 +207,7 @@ def test_bad_arguments_are_refused_before_anything_is_journaled() -> None:
     for call, match in [
         (lambda: ctx.start_workflow(ship, parent_close="explode"), "parent_close"),
         (lambda: ctx.start_workflow(ship, run_id="r"), "other than the parent's"),
-        (lambda: ctx.start_workflow(42), "takes a @workflow"),
+        (lambda: ctx.start_workflow(42), "must be a @workflow"),
     ]:
         coro = call()
         with pytest.raises((ValueError, TypeError), match=match):

@@ -63,6 +63,10 @@ from ._records import (
     StepStarted as StepStarted,
     StepSucceeded as StepSucceeded,
     TimerWait as TimerWait,
+    UpdateAccepted as UpdateAccepted,
+    UpdateAnswered as UpdateAnswered,
+    UpdateMessage as UpdateMessage,
+    UpdateWait as UpdateWait,
     Wait as Wait,
 )
 from ._schedules import (
@@ -162,6 +166,10 @@ __all__ = (
     "Store",
     "StoreHealth",
     "TimerWait",
+    "UpdateAccepted",
+    "UpdateAnswered",
+    "UpdateMessage",
+    "UpdateWait",
     "Wait",
     "WorkerInfo",
     "decode_any",

@@ -139,7 +139,18 @@ class ChildWait(Wait, tag="child", frozen=True):
         return self.run_id
 
 
-AnyWait = TimerWait | RetryWait | SignalWait | CallbackWait | ChildWait
+class UpdateWait(Wait, tag="update", frozen=True):
+    """``ctx.wait_update(update)``: the run waits for an ``rt.update`` named ``update``."""
+
+    kind: ClassVar[str] = "update"
+    update: str
+
+    @property
+    def name(self) -> str:
+        return self.update
+
+
+AnyWait = TimerWait | RetryWait | SignalWait | CallbackWait | ChildWait | UpdateWait
 
 
 class CancelRequest(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -318,6 +329,29 @@ class ChildMessaged(Event, tag="ChildMessaged", frozen=True):
     name: str | None = None
 
 
+class UpdateAccepted(Event, tag="UpdateAccepted", frozen=True):
+    """``ctx.wait_update`` at journal position ``index`` took update ``update_id`` named
+    ``name`` with ``payload``."""
+
+    index: int
+    update_id: str
+    name: str
+    payload: Any = None
+
+
+class UpdateAnswered(Event, tag="UpdateAnswered", frozen=True):
+    """``upd.reply`` (``result``) or ``upd.reject`` (``error``, ``cause``) at journal position
+    ``index`` answered update ``update_id``: what ``rt.update`` returns or raises, and returns
+    again to a caller that retries with the same update id."""
+
+    index: int
+    update_id: str
+    name: str
+    result: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
 class ContinuedAsNew(Event, tag="ContinuedAsNew", frozen=True):
     """The first event of a segment of a run that continued as new (``ctx.continue_as_new``):
     segment number ``segment`` (1 for the first continuation), started with ``input``."""
@@ -355,6 +389,8 @@ AnyEvent = (
     | ChildEnded
     | ChildMessaged
     | ContinuedAsNew
+    | UpdateAccepted
+    | UpdateAnswered
     | Custom
 )
 
@@ -417,7 +453,17 @@ class ChildDone(InboxMessage, tag="child.done", frozen=True):
     error: ErrorInfo | None = None
 
 
-AnyInboxMessage = SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat | ChildDone
+class UpdateMessage(InboxMessage, tag="update", frozen=True):
+    """``rt.update(run_id, name, payload, update_id=...)``: a request the run answers."""
+
+    update_id: str
+    name: str
+    payload: Any = None
+
+
+AnyInboxMessage = (
+    SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat | ChildDone | UpdateMessage
+)
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):

@@ -170,3 +170,25 @@ class MessageChild(Command[None]):
 
 
 CHILD_COMMANDS = (StartChild, AwaitChild, MessageChild)
+
+
+class WaitUpdate(Command[tuple[str, Any]]):
+    """Wait for the next update called ``name`` (journaled): ``(update id, payload)``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class ReplyUpdate(Command[None]):
+    """Answer update ``update_id``: ``result``, or a rejection (``error`` set)."""
+
+    __slots__ = ("cause", "error", "name", "result", "update_id")
+
+    def __init__(self, update_id: str, name: str, result: Any, error: str | None, cause: str | None) -> None:
+        self.update_id = update_id
+        self.name = name
+        self.result = result
+        self.error = error
+        self.cause = cause

@@ -7,7 +7,7 @@ from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
 from typing import Any, NoReturn, ParamSpec, TypeVar, overload
 
-from .._errors import ContinueAsNew
+from .._errors import ContinueAsNew, InvalidArgumentError
 from ..actors import Clock
 from ._child_handle import ChildHandle
 from ._commands import (
@@ -21,8 +21,10 @@ from ._commands import (
     StartChild,
     Step,
     WaitSignal,
+    WaitUpdate,
 )
 from ._definitions import as_activity
+from ._update import Update
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -216,14 +218,18 @@ class RunContext:
         """
         name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
         if not isinstance(name, str) or not name:
-            raise TypeError(
-                f"ctx.start_workflow takes a @workflow, a StateMachine or a workflow name, got {workflow!r}"
+            raise InvalidArgumentError(
+                "ctx.start_workflow",
+                "workflow",
+                f"must be a @workflow, a StateMachine or a workflow name, got {workflow!r}",
             )
         if parent_close not in PARENT_CLOSE:
-            raise ValueError(f"ctx.start_workflow parent_close must be one of {PARENT_CLOSE}, got {parent_close!r}")
+            raise InvalidArgumentError(
+                "ctx.start_workflow", "parent_close", f"must be one of {PARENT_CLOSE}, got {parent_close!r}"
+            )
         if run_id is not None and (not isinstance(run_id, str) or not run_id or run_id == self.run_id):
-            raise ValueError(
-                f"ctx.start_workflow run_id must be a non-empty string other than the parent's, got {run_id!r}"
+            raise InvalidArgumentError(
+                "ctx.start_workflow", "run_id", f"must be a non-empty string other than the parent's, got {run_id!r}"
             )
         _, child = await StartChild(name, input, run_id, parent_close)
         return ChildHandle(child, name)
@@ -258,3 +264,15 @@ class RunContext:
         started get their ``parent_close`` policy as when a run ends.
         """
         raise ContinueAsNew(input)
+
+    async def wait_update(self, name: str) -> Update:
+        """Wait for the next ``rt.update(run_id, name, payload)``; returns the `Update`, which
+        the body answers with ``await upd.reply(value)`` or ``await upd.reject(error)``.
+
+        Updates sent before the run waits are kept for it, in order. Taking one is journaled
+        (a restart takes the same one again), and so is the answer.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("ctx.wait_update", "name", f"must be a non-empty string, got {name!r}")
+        update_id, payload = await WaitUpdate(name)
+        return Update(update_id, name, payload)

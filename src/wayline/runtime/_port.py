@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from ..actors import ActorRef, Clock
-from ..persistence import RunRecord, StepStarted, Store
+from ..persistence import RunRecord, StepStarted, Store, UpdateAnswered
 from ._telemetry import Telemetry
 from ._workflows import Workflow
 
@@ -104,6 +104,10 @@ class RunPort(Protocol):
     async def cancel_run(self, run_id: str, reason: str | None, *, terminate: bool = False) -> None:
         """Cancel run ``run_id`` (through its inbox, as ``rt.cancel`` does); ``terminate``:
         it ends at once, its body not given the cancellation."""
+        ...
+
+    def update_answered(self, run_id: str, event: UpdateAnswered) -> None:
+        """The run checkpointed the answer ``event`` to an update: hand it to the caller."""
         ...
 
     async def signal_run(self, run_id: str, name: str, payload: Any) -> None:

@@ -36,12 +36,14 @@ from ..persistence import (
     RunStatus,
     StepStarted,
     Store,
+    UpdateAnswered,
 )
 from . import _inbox as inbox
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
+from ._updates import UpdateWaiters
 from ._workflows import AslWorkflow, Registry, Workflow
 from .run import DETACHED_KEY, NOTIFY_KEY, PARENT_KEY, RunActor
 
@@ -83,6 +85,8 @@ class Runs:
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
         self.closed = False
+        #: Callers of ``rt.update`` waiting for the answers of runs here.
+        self.updates = UpdateWaiters()
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
 
@@ -122,6 +126,7 @@ class Runs:
         self._refs.pop(record.run_id, None)
         self.telemetry.run_finished(record)
         self._resolve(record.run_id, record)
+        self.updates.run_ended(record)
 
         if self.finished_listener is not None:
             self.finished_listener(record)
@@ -142,6 +147,9 @@ class Runs:
 
     async def cancel_run(self, run_id: str, reason: str | None, *, terminate: bool = False) -> None:
         await inbox.cancel(self.store, self.clock, self, run_id, reason, terminate=terminate)
+
+    def update_answered(self, run_id: str, event: UpdateAnswered) -> None:
+        self.updates.answered(run_id, event)
 
     async def signal_run(self, run_id: str, name: str, payload: Any) -> None:
         await inbox.signal(self.store, self.clock, self, run_id, name, payload)

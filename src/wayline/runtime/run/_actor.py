@@ -41,6 +41,7 @@ from ._callbacks import refusal
 from ._children import NOTIFY_KEY, child_metadata
 from ._decide import decide, interrupts
 from ._effects import (
+    AnswerUpdate,
     CancelChildren,
     CancelTimer,
     Checkpoint,
@@ -352,6 +353,9 @@ class RunActor(Actor[RunMessage]):
             elif kind is CloseChildren:
                 assert isinstance(effect, CloseChildren)
                 await port.close_children(effect.children, effect.reason)
+            elif kind is AnswerUpdate:
+                assert isinstance(effect, AnswerUpdate)
+                port.update_answered(self.run_id, effect.event)
             elif kind is Continue:
                 assert isinstance(effect, Continue)
                 todo.clear()

@@ -27,6 +27,7 @@ from ...persistence import (
     RunStatus,
     RunSucceeded,
     SignalMessage,
+    UpdateMessage,
     encode,
 )
 from .._commands import (
@@ -36,12 +37,14 @@ from .._commands import (
     Gather,
     MessageChild,
     OpenCallback,
+    ReplyUpdate,
     Sleep,
     StartChild,
     Step,
     WaitSignal,
+    WaitUpdate,
 )
-from . import _callbacks as callbacks, _children as children, _signals as signals, _steps as steps
+from . import _callbacks as callbacks, _children as children, _signals as signals, _steps as steps, _updates as updates
 from ._effects import (
     CancelChildren,
     Checkpoint,
@@ -182,6 +185,10 @@ def _open(s: RunState, out: list[Effect], cmd: Any) -> Outcome | None:
         return children.open_await(s, out, cmd)
     if kind is MessageChild:
         return children.open_message(s, out, cmd)
+    if kind is WaitUpdate:
+        return updates.open_wait(s, out, cmd)
+    if kind is ReplyUpdate:
+        return updates.open_reply(s, out, cmd)
     if isinstance(cmd, Gather):
         group = steps.open_group(s, out, cmd)
     elif isinstance(cmd, Sleep):
@@ -230,6 +237,8 @@ def _inbound(s: RunState, out: list[Effect], seq: int, msg: Any) -> None:
         _cancel(s, out, msg.reason, seq, terminate=msg.terminate)
     elif type(msg) is ChildDone:
         resume(out, children.ended(s, out, seq, msg))
+    elif type(msg) is UpdateMessage:
+        resume(out, updates.delivered(s, out, seq, msg))
 
 
 def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int, *, terminate: bool = False) -> None:
@@ -263,6 +272,7 @@ def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int, *, ter
     s.cancel_requested = False
     s.signal_waiters.clear()
     children.drop_waits(s)
+    updates.drop_waits(s)
     if terminate:
         # Terminated (a parent's close policy): the body does not get to clean up.
         s.consumed.append(seq)

@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ...persistence import AnyEvent, RunRecord
+from ...persistence import AnyEvent, RunRecord, UpdateAnswered
 from .._commands import Step
 from ._messages import RunMessage
 
@@ -134,6 +134,12 @@ class CloseChildren(msgspec.Struct, gc=False):
     reason: str
 
 
+class AnswerUpdate(msgspec.Struct, gc=False):
+    """Hand the answer ``event`` (durable now) to whoever waits on ``rt.update`` for it."""
+
+    event: UpdateAnswered
+
+
 class Continue(msgspec.Struct, gc=False):
     """The run continued as new: its next segment, ``record`` (durable now), starts afresh."""
 
@@ -170,6 +176,7 @@ Effect = (
     | MessageChildRun
     | WatchChild
     | CloseChildren
+    | AnswerUpdate
     | Continue
     | Finished
     | Passivated

@@ -31,6 +31,9 @@ from ...persistence import (
     StepFailed,
     StepSucceeded,
     TimerWait,
+    UpdateAccepted,
+    UpdateAnswered,
+    UpdateWait,
 )
 from .._commands import SLEEP_STEP
 
@@ -89,7 +92,31 @@ class ChildMessageEntry(msgspec.Struct, gc=False):
     name: str | None = None
 
 
-Entry = StepEntry | SleepEntry | SignalEntry | CallbackEntry | ChildStartEntry | ChildResultEntry | ChildMessageEntry
+class UpdateEntry(msgspec.Struct, gc=False):
+    """``ctx.wait_update`` took update ``update_id`` with ``payload``."""
+
+    name: str
+    update_id: str = ""
+    payload: object = None
+
+
+class UpdateReplyEntry(msgspec.Struct, gc=False):
+    """``upd.reply`` / ``upd.reject`` answered update ``update_id``."""
+
+    update_id: str
+
+
+Entry = (
+    StepEntry
+    | SleepEntry
+    | SignalEntry
+    | CallbackEntry
+    | ChildStartEntry
+    | ChildResultEntry
+    | ChildMessageEntry
+    | UpdateEntry
+    | UpdateReplyEntry
+)
 
 
 def describe(entry: Entry) -> str:
@@ -111,6 +138,10 @@ def describe(entry: Entry) -> str:
             return f"signal {name} to child:{run_id}"
         case ChildMessageEntry(run_id=run_id, kind=kind):
             return f"{kind} child:{run_id}"
+        case UpdateEntry(name=name):
+            return f"update:{name}"
+        case UpdateReplyEntry(update_id=update_id):
+            return f"reply:{update_id}"
     raise AssertionError(entry)
 
 
@@ -127,6 +158,8 @@ def wait_name(wait: AnyWait) -> str:
             return f"callback:{label}"
         case ChildWait(run_id=run_id):
             return f"child:{run_id}"
+        case UpdateWait(update=update):
+            return f"update:{update}"
     raise AssertionError(wait)
 
 
@@ -168,7 +201,9 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
             return None, CallbackError(step, error or "", cause)  # as above: always named
         case ChildResultEntry():
             return child_outcome(entry.run_id, entry.status, entry.output, entry.error, entry.cause)
-        case ChildStartEntry() | ChildMessageEntry():
+        case UpdateEntry(update_id=update_id, payload=payload):
+            return (update_id, payload), None
+        case ChildStartEntry() | ChildMessageEntry() | UpdateReplyEntry():
             return None, None
     raise AssertionError(entry)
 
@@ -187,7 +222,7 @@ def child_outcome(
 class Journal:
     """The settled positions of one run, loaded from its history, taken as the body replays."""
 
-    __slots__ = ("entries", "failed_attempts", "frontier", "patches", "run_id")
+    __slots__ = ("entries", "failed_attempts", "frontier", "patches", "run_id", "updates")
 
     def __init__(self, run_id: str, history: list[AnyEvent]) -> None:
         self.run_id = run_id
@@ -199,6 +234,8 @@ class Journal:
         self.frontier = 0
         #: The changes ``ctx.patched`` took the new branch of (`Patched` events).
         self.patches: set[str] = set()
+        #: The ids of the updates the run took (a second delivery of one is ignored).
+        self.updates: set[str] = set()
         for ev in history:
             index = getattr(ev, "index", None)
             if index is not None and index >= self.frontier and type(ev) is not Patched:
@@ -227,6 +264,11 @@ class Journal:
                 self.entries[ev.index] = ChildResultEntry(ev.run_id, ev.status, ev.output, ev.error, ev.cause)
             elif type(ev) is ChildMessaged:
                 self.entries[ev.index] = ChildMessageEntry(ev.run_id, ev.kind, ev.name)
+            elif type(ev) is UpdateAccepted:
+                self.entries[ev.index] = UpdateEntry(ev.name, ev.update_id, ev.payload)
+                self.updates.add(ev.update_id)
+            elif type(ev) is UpdateAnswered:
+                self.entries[ev.index] = UpdateReplyEntry(ev.update_id)
             elif type(ev) is Patched:
                 # Asked before position `index` was taken: the positions before it were passed.
                 self.patches.add(ev.change)

@@ -191,7 +191,10 @@ class RunState:
         "signal_waiters",
         "signals",
         "steps",
+        "taken_updates",
         "tokens",
+        "update_waiters",
+        "updates",
         "waits",
         "waits_dirty",
     )
@@ -228,6 +231,9 @@ class RunState:
         self.children: dict[str, Child] = {}
         self.child_waiters: dict[str, int] = {}  # child run id -> position awaiting its end
         self.child_early: dict[str, tuple[int, Any]] = {}  # a child's end not awaited yet: (seq, ChildDone)
+        self.updates: dict[str, deque[tuple[int, Any]]] = {}  # delivered updates not taken yet, by name
+        self.update_waiters: dict[str, int] = {}  # update name -> position waiting on it
+        self.taken_updates: set[str] = set()  # ids of the updates taken since the run loaded
         self.finished = False
         self.inline_index = -1  # the step attempt running in the run's own task, if any
         self.inline_step: Step[Any] | None = None
