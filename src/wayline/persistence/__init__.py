@@ -8,7 +8,7 @@ are also the public `wayline.history` module, which is where users meet them.
 
 from typing import TYPE_CHECKING, Any
 
-from ._codec import decode_any as decode_any, encode as encode
+from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
@@ -166,6 +166,7 @@ __all__ = (
     "Store",
     "StoreHealth",
     "TimerWait",
+    "UnreadableMessage",
     "UpdateAccepted",
     "UpdateAnswered",
     "UpdateMessage",

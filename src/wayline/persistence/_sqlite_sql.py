@@ -15,6 +15,11 @@ UPSERT_RUN_TAIL = (
     " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, wake_at = excluded.wake_at, "
     "snapshot = excluded.snapshot"
 )
+# A checkpoint of a run whose row is RUNNING with no wake time and stays so (a run stepping):
+# only its snapshot changes. Not naming status and wake_at spares the rewrite of the four
+# indexes on them, which SQLite does for every column named in SET, changed or not (about
+# half the writer's time per row, measured with 10,000 rows).
+UPSERT_SNAPSHOT_TAIL = " ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot"
 INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
 # A row written where one is already replaces it: the rows of a run continued as new are
 # written from seq 0 again, over those of its earlier segment (see `decode_history`).

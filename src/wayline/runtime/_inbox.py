@@ -36,6 +36,7 @@ from ..persistence import (
     RunStatus,
     SignalMessage,
     Store,
+    UnreadableMessage,
 )
 from ._port import LiveRun
 from .run import Inbound
@@ -226,6 +227,8 @@ class Inbox:
                 rows = []
             for seq, run_id, message in rows:
                 last = seq
+                if type(message) is UnreadableMessage:
+                    continue  # set aside (and logged) by the store
                 try:
                     await deliver(self._runs, run_id, seq, message)
                 except Exception as exc:

@@ -23,7 +23,7 @@ from ._asl import PARENT_KEY
 from ._effects import CloseChildren, Effect, MessageChildRun, StartChildRun, WatchChild
 from ._journal import ChildMessageEntry, ChildResultEntry, ChildStartEntry, check_wait, child_outcome, describe, outcome
 from ._messages import ChildMessageDone, ChildStartDone
-from ._state import Child, Outcome, RunState
+from ._state import Child, Outcome, RunState, family
 
 #: Metadata key of a child started by a code workflow: its end is sent to the parent's inbox.
 NOTIFY_KEY = "notify_parent"
@@ -47,7 +47,7 @@ def _position(s: RunState, requested: Any) -> tuple[int, Any, Outcome | None]:
 def open_start(s: RunState, out: list[Effect], cmd: StartChild) -> Outcome | None:
     index, entry, settled = _position(s, ChildStartEntry(cmd.workflow))
     if entry is not None:
-        s.children.setdefault(entry.run_id, Child(cmd.workflow, cmd.close))
+        family(s).children.setdefault(entry.run_id, Child(cmd.workflow, cmd.close))
         return (index, entry.run_id), None
     if settled is not None:
         return settled
@@ -62,7 +62,7 @@ def started(s: RunState, out: list[Effect], msg: ChildStartDone) -> Outcome:
     """The actor started the child (or found it), or could not."""
     if msg.error is not None:
         return None, msg.error
-    s.children[msg.run_id] = Child(msg.workflow, msg.close)
+    family(s).children[msg.run_id] = Child(msg.workflow, msg.close)
     s.steps += 1
     event = ChildStarted(ts=s.now, index=msg.index, workflow=msg.workflow, run_id=msg.run_id, close=msg.close)
     s.checkpoint(out, [event])  # before the body holds the handle: a replay finds this child
@@ -72,11 +72,12 @@ def started(s: RunState, out: list[Effect], msg: ChildStartDone) -> Outcome:
 def open_await(s: RunState, out: list[Effect], cmd: AwaitChild[Any]) -> Outcome | None:
     run_id = cmd.run_id
     index, entry, settled = _position(s, ChildResultEntry(run_id))
-    child = s.children.get(run_id)
+    f = family(s)
+    child = f.children.get(run_id)
     if entry is not None:
         if child is not None:
             child.ended = True
-        early = s.child_early.pop(run_id, None)
+        early = f.child_early.pop(run_id, None)
         if early is not None:
             s.consumed.append(early[0])  # a second notice of an end already recorded
         return outcome(entry, s.run_id)
@@ -86,13 +87,13 @@ def open_await(s: RunState, out: list[Effect], cmd: AwaitChild[Any]) -> Outcome 
         return None, ValueError(
             f"run {s.run_id!r} did not start a child run {run_id!r} (use the handle ctx.start_workflow returned)"
         )
-    early = s.child_early.pop(run_id, None)
+    early = f.child_early.pop(run_id, None)
     if early is not None:
         return _take(s, index, early[0], early[1], child)
     if child.ended:
         # Awaited before, at another position: the same end (the journal has it there).
         return None, ValueError(f"the end of child run {run_id!r} was already taken by an earlier child.result()")
-    s.child_waiters[run_id] = index
+    f.child_waiters[run_id] = index
     s.waits[index] = ChildWait(step=index, run_id=run_id, workflow=child.workflow)
     s.waits_dirty = True
     s.flush_if_events(out)
@@ -127,13 +128,14 @@ def _take(s: RunState, index: int, seq: int, msg: ChildDone, child: Child | None
 def ended(s: RunState, out: list[Effect], seq: int, msg: ChildDone) -> Outcome | None:
     """A child's end arrived: the outcome for the body if it waits for that child."""
     run_id = msg.run_id
-    child = s.children.get(run_id)
-    index = s.child_waiters.pop(run_id, None)
+    f = family(s)
+    child = f.children.get(run_id)
+    index = f.child_waiters.pop(run_id, None)
     if index is None:
-        if (child is not None and child.ended) or run_id in s.child_early:
+        if (child is not None and child.ended) or run_id in f.child_early:
             s.checkpoint(out, [], consumed=(seq,))  # a second notice: nothing to do but delete it
         else:
-            s.child_early[run_id] = (seq, msg)  # kept for a later child.result()
+            f.child_early[run_id] = (seq, msg)  # kept for a later child.result()
         return None
     s.waits.pop(index, None)
     result = _take(s, index, seq, msg, child)
@@ -143,9 +145,11 @@ def ended(s: RunState, out: list[Effect], seq: int, msg: ChildDone) -> Outcome |
 
 def drop_waits(s: RunState) -> None:
     """The body is being cancelled: it no longer waits for any child's end."""
-    for index in s.child_waiters.values():
-        s.waits.pop(index, None)
-    s.child_waiters.clear()
+    f = s.family
+    if f is not None:
+        for index in f.child_waiters.values():
+            s.waits.pop(index, None)
+        f.child_waiters.clear()
 
 
 def open_message(s: RunState, out: list[Effect], cmd: MessageChild) -> Outcome | None:
@@ -173,10 +177,13 @@ def close(s: RunState, out: list[Effect], why: str) -> None:
 
     Before the final checkpoint: a crash in between repeats both on restart (a child already
     ended or cancelled is left alone)."""
+    f = s.family
+    if f is None:
+        return
     going = tuple(
         (run_id, child.close)
-        for run_id, child in s.children.items()
-        if not child.ended and child.close != "abandon" and run_id not in s.child_early
+        for run_id, child in f.children.items()
+        if not child.ended and child.close != "abandon" and run_id not in f.child_early
     )
     if going:
         out.append(CloseChildren(going, f"its parent run {s.run_id!r} {why}"))

@@ -37,6 +37,8 @@ from ...persistence import (
 )
 from .._commands import SLEEP_STEP
 
+_NO_PATCHES: frozenset[str] = frozenset()
+
 
 class StepEntry(msgspec.Struct, gc=False):
     """A step that ended: its result, or the error it failed with for good."""
@@ -233,9 +235,9 @@ class Journal:
         #: the run had got that far before this replay (`ctx.patched` asks).
         self.frontier = 0
         #: The changes ``ctx.patched`` took the new branch of (`Patched` events).
-        self.patches: set[str] = set()
+        self.patches: frozenset[str] | set[str] = _NO_PATCHES  # a set of its own at the first
         #: The ids of the updates the run took (a second delivery of one is ignored).
-        self.updates: set[str] = set()
+        self.updates: frozenset[str] | set[str] = _NO_PATCHES
         for ev in history:
             index = getattr(ev, "index", None)
             if index is not None and index >= self.frontier and type(ev) is not Patched:
@@ -266,12 +268,16 @@ class Journal:
                 self.entries[ev.index] = ChildMessageEntry(ev.run_id, ev.kind, ev.name)
             elif type(ev) is UpdateAccepted:
                 self.entries[ev.index] = UpdateEntry(ev.name, ev.update_id, ev.payload)
-                self.updates.add(ev.update_id)
+                updates: set[str] = self.updates if isinstance(self.updates, set) else set()
+                updates.add(ev.update_id)
+                self.updates = updates
             elif type(ev) is UpdateAnswered:
                 self.entries[ev.index] = UpdateReplyEntry(ev.update_id)
             elif type(ev) is Patched:
                 # Asked before position `index` was taken: the positions before it were passed.
-                self.patches.add(ev.change)
+                patches: set[str] = self.patches if isinstance(self.patches, set) else set()
+                patches.add(ev.change)
+                self.patches = patches
                 self.frontier = max(self.frontier, ev.index)
 
     def __contains__(self, index: int) -> bool:

@@ -68,7 +68,7 @@ class Group:
         self.results: list[Any] = [None] * size
         self.failures: list[ActivityError] = []
         self.remaining = remaining
-        self.queued: deque[int] = deque()
+        self.queued: deque[int] | None = None  # a gather's steps not started yet (made by it)
         self.running = 0
         self.tolerated = tolerated  # failures allowed before the group fails
 
@@ -143,6 +143,29 @@ class Child:
         self.ended = False
 
 
+class Family:
+    """What a run keeps of its child runs and of the updates sent to it."""
+
+    __slots__ = ("child_early", "child_waiters", "children", "taken_updates", "update_waiters", "updates")
+
+    def __init__(self) -> None:
+        #: Child runs the body started, by run id.
+        self.children: dict[str, Child] = {}
+        self.child_waiters: dict[str, int] = {}  # child run id -> position awaiting its end
+        self.child_early: dict[str, tuple[int, Any]] = {}  # a child's end not awaited yet: (seq, ChildDone)
+        self.updates: dict[str, deque[tuple[int, Any]]] = {}  # delivered updates not taken yet, by name
+        self.update_waiters: dict[str, int] = {}  # update name -> position waiting on it
+        self.taken_updates: set[str] = set()  # ids of the updates taken since the run loaded
+
+
+def family(s: RunState) -> Family:
+    """The run's `Family`, made if it has none yet."""
+    f = s.family
+    if f is None:
+        f = s.family = Family()
+    return f
+
+
 def fresh_token(run_id: str) -> str:
     """A new unguessable callback token for ``run_id``."""
     return new_token(run_id)[0]
@@ -165,13 +188,11 @@ class RunState:
         "cancel",
         "cancel_reason",
         "cancel_requested",
-        "child_early",
-        "child_waiters",
-        "children",
         "consumed",
         "ctx",
         "direct",
         "events",
+        "family",
         "finished",
         "group",
         "inline_attempt",
@@ -191,10 +212,7 @@ class RunState:
         "signal_waiters",
         "signals",
         "steps",
-        "taken_updates",
         "tokens",
-        "update_waiters",
-        "updates",
         "waits",
         "waits_dirty",
     )
@@ -220,20 +238,17 @@ class RunState:
         self.cancel_reason: str | None = None
         self.signals: dict[str, deque[tuple[int, Any]]] = {}  # delivered, not yet consumed
         self.signal_waiters: dict[str, int] = {}  # signal name -> position waiting on it
-        self.seen: set[int] = set()  # inbox messages already applied (restarts redeliver)
+        # Inbox messages already applied (restarts redeliver); made at the first one.
+        self.seen: set[int] | None = None
         self.callbacks: dict[int, Callback] = {}
         self.callback_digests: dict[str, int] = {}
         self.callback_early: dict[str, list[tuple[int, Any]]] = {}  # for a wait not reopened yet
         self.callback_journal: dict[int, CallbackEntry] = {}
         self.next_direct = -2  # a state machine's callbacks take negative positions
         self.patches: dict[str, bool] = {}  # ctx.patched answers given to the body so far
-        #: Child runs the body started (run id -> (workflow, close policy, ended)).
-        self.children: dict[str, Child] = {}
-        self.child_waiters: dict[str, int] = {}  # child run id -> position awaiting its end
-        self.child_early: dict[str, tuple[int, Any]] = {}  # a child's end not awaited yet: (seq, ChildDone)
-        self.updates: dict[str, deque[tuple[int, Any]]] = {}  # delivered updates not taken yet, by name
-        self.update_waiters: dict[str, int] = {}  # update name -> position waiting on it
-        self.taken_updates: set[str] = set()  # ids of the updates taken since the run loaded
+        #: Child runs and updates: made by the first that the run meets (most runs never do,
+        #: and their containers would cost every run in memory half a kilobyte).
+        self.family: Family | None = None
         self.finished = False
         self.inline_index = -1  # the step attempt running in the run's own task, if any
         self.inline_step: Step[Any] | None = None

@@ -20,7 +20,7 @@ from ...persistence import UpdateAccepted, UpdateAnswered, UpdateMessage, Update
 from .._commands import ReplyUpdate, WaitUpdate
 from ._effects import AnswerUpdate, Effect
 from ._journal import UpdateEntry, UpdateReplyEntry, check_wait, describe, outcome
-from ._state import Outcome, RunState
+from ._state import Outcome, RunState, family
 
 
 def _position(s: RunState, requested: Any) -> tuple[int, Any]:
@@ -42,11 +42,12 @@ def open_wait(s: RunState, out: list[Effect], cmd: WaitUpdate) -> Outcome | None
         from ..._errors import Cancelled
 
         return None, Cancelled(cancel.reason)
-    kept = s.updates.get(cmd.name)
+    f = family(s)
+    kept = f.updates.get(cmd.name)
     if kept:
         seq, msg = kept.popleft()
         return _take(s, index, seq, msg)
-    s.update_waiters[cmd.name] = index
+    f.update_waiters[cmd.name] = index
     s.waits[index] = UpdateWait(step=index, update=cmd.name)
     s.waits_dirty = True
     s.flush_if_events(out)
@@ -56,7 +57,10 @@ def open_wait(s: RunState, out: list[Effect], cmd: WaitUpdate) -> Outcome | None
 def _drop_kept(s: RunState, update_id: str) -> None:
     """A replay took update ``update_id`` from the journal: a copy of it still in the inbox
     (delivered again) is deleted with the next checkpoint."""
-    for kept in s.updates.values():
+    f = s.family
+    if f is None:
+        return
+    for kept in f.updates.values():
         for item in list(kept):
             if item[1].update_id == update_id:
                 kept.remove(item)
@@ -65,7 +69,7 @@ def _drop_kept(s: RunState, update_id: str) -> None:
 
 def _take(s: RunState, index: int, seq: int, msg: UpdateMessage) -> Outcome:
     s.steps += 1
-    s.taken_updates.add(msg.update_id)
+    family(s).taken_updates.add(msg.update_id)
     s.events.append(UpdateAccepted(ts=s.now, index=index, update_id=msg.update_id, name=msg.name, payload=msg.payload))
     s.consumed.append(seq)
     return (msg.update_id, msg.payload), None
@@ -73,14 +77,15 @@ def _take(s: RunState, index: int, seq: int, msg: UpdateMessage) -> Outcome:
 
 def delivered(s: RunState, out: list[Effect], seq: int, msg: UpdateMessage) -> Outcome | None:
     """An update arrived: the outcome for the body if it waits for one of that name."""
-    if msg.update_id in s.taken_updates or msg.update_id in s.journal.updates:
+    f = family(s)
+    if msg.update_id in f.taken_updates or msg.update_id in s.journal.updates:
         s.checkpoint(out, [], consumed=(seq,))  # taken already: a retry's copy
         return None
-    kept = s.updates.setdefault(msg.name, deque())
+    kept = f.updates.setdefault(msg.name, deque())
     if any(m.update_id == msg.update_id for _, m in kept):
         s.checkpoint(out, [], consumed=(seq,))
         return None
-    index = s.update_waiters.pop(msg.name, None)
+    index = f.update_waiters.pop(msg.name, None)
     if index is None or s.direct:
         kept.append((seq, msg))
         return None
@@ -109,6 +114,8 @@ def open_reply(s: RunState, out: list[Effect], cmd: ReplyUpdate) -> Outcome | No
 
 
 def drop_waits(s: RunState) -> None:
-    for index in s.update_waiters.values():
-        s.waits.pop(index, None)
-    s.update_waiters.clear()
+    f = s.family
+    if f is not None:
+        for index in f.update_waiters.values():
+            s.waits.pop(index, None)
+        f.update_waiters.clear()
