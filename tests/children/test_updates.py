@@ -156,3 +156,29 @@ def test_a_validator_must_be_a_plain_function() -> None:
 
         @workflow(name="bad", validators={"u": not_plain})
         async def bad(ctx: RunContext) -> None: ...
+
+
+async def test_wayline_replay_passes_runs_waiting_on_a_child_or_an_update(tmp_path: Path) -> None:
+    from wayline.persistence import SQLiteStore
+    from wayline.runtime import ReplayVerdict, check_replay
+
+    @workflow(name="kid-waits")
+    async def kid_waits(ctx: RunContext) -> None:
+        await ctx.wait_signal("never")
+
+    @workflow(name="mom-waits")
+    async def mom_waits(ctx: RunContext) -> None:
+        await ctx.run_workflow(kid_waits)
+
+    db = tmp_path / "w.db"
+    async with open_runtime(db, workflows=[cart, mom_waits, kid_waits], clock=VirtualClock()) as rt:
+        await rt.start(cart, 2, run_id="c")
+        await rt.start(mom_waits, run_id="m")
+        await rt.clock.sleep(1)
+    store = SQLiteStore(db)
+    await store.start()
+    try:
+        verdicts = [(r.run_id, r.verdict) for wf in (cart, mom_waits) for r in await check_replay(store, wf)]
+    finally:
+        await store.close()
+    assert verdicts == [("c", ReplayVerdict.OK), ("m", ReplayVerdict.OK)]

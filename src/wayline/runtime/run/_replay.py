@@ -73,7 +73,10 @@ def _requested(state: RunState, index: int) -> str | None:
             return pending.step.activity.name
         return f"signal:{pending.signal}" if pending.signal is not None else SLEEP_STEP
     callback = state.callbacks.get(index)
-    return f"callback:{callback.step}" if callback is not None else None
+    if callback is not None:
+        return f"callback:{callback.step}"
+    wait = state.waits.get(index)  # a child's end, an update
+    return wait_name(wait) if wait is not None else None
 
 
 def _departure(state: RunState, record: RunRecord) -> str | None:
