@@ -27,6 +27,7 @@ SUITES = (
     "capacity",
     "listing",
     "schedules",
+    "compose",
 )
 
 K = 5  # activities per run in the throughput workload
@@ -431,6 +432,47 @@ def _schedules(size: Size) -> list[Scenario]:
     return rows
 
 
+def _compose(size: Size) -> list[Scenario]:
+    """Update round trip against signal round trip; continue-as-new at scale (see _compose)."""
+    samples = size.pick(2000, 300, 5)
+    rows = [
+        Scenario(
+            suite="compose",
+            system="wayline",
+            func="_compose:roundtrip",
+            params={"kind": kind, "samples": samples},
+            metric="p50_ms",
+            unit="ms p50",
+            higher_is_better=False,
+            group="roundtrip",
+            baseline=kind == "signal",
+            timeout_s=size.pick(600.0, 120.0),
+            label=f"{kind} round trip, {samples} one at a time",
+            also=(("p99_ms", "p99"),),
+        )
+        for kind in ("signal", "update")
+    ]
+    iterations = size.pick(100_000, 5_000, 20)
+    rows += [
+        Scenario(
+            suite="compose",
+            system="wayline",
+            func="_compose:eternal",
+            params={"iterations": iterations, "mode": mode},
+            metric="iterations_per_s",
+            unit="iterations/s",
+            higher_is_better=True,
+            group="eternal",
+            baseline=mode == "one",
+            timeout_s=size.pick(1800.0, 300.0),
+            label=f"{iterations:,} iterations, {'one segment' if mode == 'one' else 'continue-as-new each'}",
+            also=(("history_events", "history events"), ("history_rows", "rows"), ("rss_growth_kb", "RSS growth KB")),
+        )
+        for mode in ("one", "continue")
+    ]
+    return rows
+
+
 def build(suite: str, size: Size | str) -> list[Scenario]:
     """The scenarios of ``suite`` (or of every suite for ``all``) at ``size``:
     ``"full"``, ``"quick"`` or ``"smoke"``."""
@@ -457,4 +499,6 @@ def build(suite: str, size: Size | str) -> list[Scenario]:
         return _listing(size)
     if suite == "schedules":
         return _schedules(size)
+    if suite == "compose":
+        return _compose(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

@@ -31,7 +31,7 @@ from .._errors import (
 )
 from ._codec import (
     ENCODE_ERRORS,
-    decode_events,
+    decode_history,
     decode_inbox_rows,
     decode_record,
     encode,
@@ -339,15 +339,12 @@ class PostgresStore:
         return self._decode(run_id, rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
-        out: list[AnyEvent] = []
         try:
-            for kind, _, data in await self._fetch(GET_HISTORY, run_id):
-                out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
+            return decode_history(await self._fetch(GET_HISTORY, run_id))
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(
                 self.display_url, f"the history of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
-        return out
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         rows = await self._fetch(GET_INBOX, run_id)

@@ -22,7 +22,7 @@ from opentelemetry.metrics import MeterProvider
 from .._errors import DatabaseCorruptError, StoreError
 from ._codec import (
     ENCODE_ERRORS,
-    decode_events,
+    decode_history,
     decode_inbox_rows,
     decode_record,
     encode,
@@ -268,13 +268,10 @@ class SQLiteStore(SingleOwner):
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
         rows = await self._fetch(GET_HISTORY, (run_id, run_id))
-        out: list[AnyEvent] = []
         try:
-            for kind, _, data in rows:
-                out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
+            return decode_history(rows)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self.path, f"the history of run {run_id!r} cannot be decoded: {exc}") from exc
-        return out
 
     async def count_runs(self, statuses: Collection[RunStatus]) -> int:
         rows = await self._fetch(*count_runs(statuses))

@@ -21,6 +21,9 @@ UPSERT_RUN_TAIL = (
 # half the writer's time per row, measured with 10,000 rows).
 UPSERT_SNAPSHOT_TAIL = " ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot"
 INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
+# A row written where one is already replaces it: the rows of a run continued as new are
+# written from seq 0 again, over those of its earlier segment (see `decode_history`).
+INSERT_HISTORY_TAIL = " ON CONFLICT (run_id, seq) DO UPDATE SET events = excluded.events"
 # A message is stored only for a run that exists and has not finished, in the transaction that
 # stores it: the final checkpoint of a run deletes its messages, and none can come after.
 APPEND_INBOX = (

@@ -27,6 +27,7 @@ from ._sqlite_ownership import Identity, file_gone, readable_copy
 from ._sqlite_sql import (
     APPEND_INBOX,
     INSERT_HISTORY_HEAD,
+    INSERT_HISTORY_TAIL,
     UPSERT_RUN_HEAD,
     UPSERT_RUN_TAIL,
     UPSERT_SNAPSHOT_TAIL,
@@ -504,7 +505,7 @@ class GroupCommit:
         insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, 6, runs)
         insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_SNAPSHOT_TAIL, 6, snapshot_only)
         self._written = runs + snapshot_only
-        insert_rows(conn, INSERT_HISTORY_HEAD, "", 3, history)
+        insert_rows(conn, INSERT_HISTORY_HEAD, INSERT_HISTORY_TAIL, 3, history)
         if batch.consumed:
             for chunk in chunks(batch.consumed, 10000):
                 conn.execute(f"DELETE FROM inbox WHERE seq IN ({marks(len(chunk))})", chunk)

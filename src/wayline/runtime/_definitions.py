@@ -9,7 +9,7 @@ import functools
 import inspect
 import random
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
@@ -216,7 +216,13 @@ class WorkflowDef(Generic[I, R]):
     kind = "code"
 
     def __init__(
-        self, fn: Callable[..., Awaitable[R]], *, name: str, version: str, schedules: Sequence[Schedule] = ()
+        self,
+        fn: Callable[..., Awaitable[R]],
+        *,
+        name: str,
+        version: str,
+        schedules: Sequence[Schedule] = (),
+        validators: Mapping[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -231,6 +237,7 @@ class WorkflowDef(Generic[I, R]):
         self.name = name
         self.version = version
         self.schedules = _check_schedules(name, schedules)
+        self.validators = _check_validators(name, validators or {})
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -343,7 +350,11 @@ def workflow(fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
 def workflow(fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, version: str = "1", schedules: Sequence[Schedule] = ()
+    *,
+    name: str | None = None,
+    version: str = "1",
+    schedules: Sequence[Schedule] = (),
+    validators: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -352,6 +363,7 @@ def workflow(
     name: str | None = None,
     version: str = "1",
     schedules: Sequence[Schedule] = (),
+    validators: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -364,12 +376,30 @@ def workflow(
     the top after a crash; completed steps then return their journaled results, so only the
     names and order of its steps must stay stable. For type checkers, the input's annotation
     is what ``rt.start`` accepts and the return annotation is what ``handle.result()`` gives.
+
+    ``validators`` maps an update name to a plain function of the update's payload that
+    raises to refuse it: ``rt.update`` calls it before anything is written, and a refusal
+    raises `UpdateRejectedError` to the caller with the run untouched.
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
-        return WorkflowDef(f, name=name or _default_name(f), version=version, schedules=schedules)
+        return WorkflowDef(
+            f, name=name or _default_name(f), version=version, schedules=schedules, validators=validators
+        )
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _check_validators(name: str, validators: Mapping[str, Callable[[Any], Any]]) -> dict[str, Callable[[Any], Any]]:
+    for update, fn in validators.items():
+        if not isinstance(update, str) or not update:
+            raise TypeError(f"workflow {name!r}: validators are keyed by update name (a string), got {update!r}")
+        if not callable(fn) or inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"workflow {name!r}: the validator of update {update!r} must be a plain (not async) function "
+                f"of the payload that raises to refuse it, got {fn!r}"
+            )
+    return dict(validators)
 
 
 def as_activity(fn: Any) -> ActivityDef[..., Any]:

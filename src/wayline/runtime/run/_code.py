@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from ..._errors import Cancelled
+from ..._errors import Cancelled, ContinueAsNew
 from ._messages import Raised, Returned, Yielded
 
 
@@ -19,8 +19,8 @@ def step(body: Coroutine[Any, Any, Any], value: Any, error: BaseException | None
     """Resume ``body`` with ``value`` (or throw ``error`` into it) until it blocks or ends.
 
     Raises:
-        BaseException: what escaped the body other than an `Exception` or `Cancelled` (a
-            crash of the run: the supervisor decides what happens next).
+        BaseException: what escaped the body other than an `Exception`, `Cancelled` or
+            `ContinueAsNew` (a crash of the run: the supervisor decides what happens next).
     """
     try:
         if error is None:
@@ -34,6 +34,6 @@ def step(body: Coroutine[Any, Any, Any], value: Any, error: BaseException | None
                 error = None
     except StopIteration as stop:
         return Returned(stop.value)
-    except (Exception, Cancelled) as exc:
+    except (Exception, Cancelled, ContinueAsNew) as exc:
         return Raised(exc)
     return Yielded(command)
