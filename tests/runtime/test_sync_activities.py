@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 import uuid
 from collections import Counter
 from typing import Any
@@ -49,7 +50,7 @@ def flaky(key: str) -> str:
 release = threading.Event()
 
 
-@activity(name="stuck", timeout=5.0)
+@activity(name="stuck", timeout=0.2)
 def stuck() -> str:
     calls["stuck"] += 1
     release.wait(30)  # a blocking call that does not return in time
@@ -94,16 +95,38 @@ async def test_a_def_activity_is_retried_like_an_async_one(db: str) -> None:
 
 
 async def test_a_def_activity_times_out_and_the_run_goes_on_without_it(db: str) -> None:
+    # The real clock: a VirtualClock does not move on while a thread works (below).
     release.clear()
     calls["stuck"] = 0
     try:
-        async with open_runtime(db, workflows=[times_out], clock=VirtualClock()) as rt:
+        async with open_runtime(db, workflows=[times_out]) as rt:
             with pytest.raises(RunFailed) as info:
                 await (await rt.start(times_out, run_id="t")).result()
         assert info.value.error == "ActivityTimeoutError"
         assert calls["stuck"] == 1
     finally:
         release.set()  # the thread, which cannot be interrupted, ends now
+
+
+@activity(name="busy_for_a_while", timeout=5.0)
+def busy_for_a_while() -> str:
+    time.sleep(0.05)  # blocking work in the thread, in real time
+    return "done"
+
+
+@workflow(name="works")
+async def works(ctx: RunContext) -> str:
+    return await ctx.run(busy_for_a_while)
+
+
+async def test_virtual_time_waits_for_a_thread_at_work(db: str) -> None:
+    # A VirtualClock jumps to the next timer when nothing runs; a thread at work counts as
+    # running, so its step's 5 s timeout does not fire while it works for real.
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[works], clock=clock) as rt:
+        t0 = clock.time()
+        assert await (await rt.start(works)).result() == "done"
+        assert clock.time() == t0
 
 
 @workflow(name="cancellable")

@@ -7,7 +7,6 @@ import contextvars
 import copy
 import functools
 import inspect
-import os
 import random
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
@@ -18,6 +17,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 from .._errors import ScheduleSpecError
 from . import _checks as check
 from ._schedule_spec import Schedule
+from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -90,14 +90,6 @@ class RetryPolicy:
 #: Steps are not retried unless they say so (as in Step Functions): a retry repeats a side
 #: effect, and that should be a decision, not a default.
 NO_RETRY = RetryPolicy(max_attempts=1)
-
-
-#: Threads that run sync (``def``) activities, per runtime, unless ``open_runtime`` is given
-#: ``activity_threads``. Python's own default for I/O work (`ThreadPoolExecutor`): blocking
-#: activities mostly wait on the network or a disk, so a few more threads than cores keep
-#: them moving, while CPU-bound ones gain nothing from more (the GIL); 32 at most bounds the
-#: memory and the load put on the services they call.
-DEFAULT_ACTIVITY_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
 
 class _Unset:
@@ -195,7 +187,14 @@ class ActivityDef(Generic[P, R]):
 
     @staticmethod
     async def _in_thread(threads: Executor | None, call: Callable[[], Any]) -> Any:
-        result = await asyncio.get_running_loop().run_in_executor(threads, call)
+        counted = threads if isinstance(threads, ActivityThreads) else None
+        if counted is not None:
+            counted.busy += 1  # a VirtualClock waits for it (see ActivityThreads)
+        try:
+            result = await asyncio.get_running_loop().run_in_executor(threads, call)
+        finally:
+            if counted is not None:
+                counted.busy -= 1  # done, or given up on (timeout, cancel): the run goes on
         if inspect.isawaitable(result):  # a plain function that returns a coroutine (a lambda)
             result = await result
         return result

@@ -112,7 +112,9 @@ async def open_runtime(
                 tracer_provider=tracer_provider,
                 meter_provider=meter_provider,
             )
-            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0))
+            # Idle: no store write in flight and no sync activity at work in a thread.
+            threads = rt._threads
+            driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0 and not threads.busy))
             try:
                 await rt._open(recover=recover, inbox_poll_interval=inbox_poll_interval)
                 yield rt

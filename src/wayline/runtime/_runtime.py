@@ -11,7 +11,6 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterable, Sequence
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar, overload
 
 from opentelemetry.metrics import MeterProvider
@@ -31,6 +30,7 @@ from ._schedule_spec import DEFAULT_CATCHUP_WINDOW, Duration, Instant, Overlap
 from ._schedules import Scheduler
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
+from ._threads import ActivityThreads
 from ._versions import ALIAS_KEY, StateMachineAlias
 from ._workflows import AslWorkflow, Registry
 from .asl import StateMachine, prepare_redrive
@@ -67,7 +67,7 @@ class Runtime:
         self._telemetry = Telemetry(tracer_provider, meter_provider, clock=clock, passivate_after=passivate_after)
         limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
         # Threads start only when a sync activity first needs one.
-        self._threads = ThreadPoolExecutor(activity_threads, thread_name_prefix="wayline-activity")
+        self._threads = ActivityThreads(activity_threads)
         self._runs = Runs(
             store,
             clock,
