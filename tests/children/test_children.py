@@ -280,3 +280,23 @@ def test_a_state_machine_naming_an_unregistered_child_is_refused_at_open() -> No
     with pytest.raises(ChildMachineNotFoundError):
         Registry([ASL_PARENT])
     Registry([ASL_PARENT, tripler])  # the code workflow is a valid target
+
+
+async def test_awaiting_a_child_twice_gives_its_end_twice_also_after_a_restart(tmp_path: Path) -> None:
+    @workflow(name="twice")
+    async def twice(ctx: RunContext) -> list[Any]:
+        child = await ctx.start_workflow(ship, {"id": "t", "items": ["a"]})
+        first = await child.result()
+        await ctx.wait_signal("go")  # parked here across the restart
+        return [first, await child.result()]
+
+    db = tmp_path / "w.db"
+    async with open_runtime(db, workflows=[twice, ship], clock=VirtualClock()) as rt:
+        await rt.start(twice, run_id="t")
+        await rt.clock.sleep(1)
+    async with open_runtime(db, workflows=[twice, ship], clock=VirtualClock()) as rt:
+        await rt.signal("t", "go")
+        with anyio.fail_after(10):
+            out = await rt.get_handle("t").result()
+    assert out == [{"order": "t", "boxes": ["packed-a"]}] * 2
+    assert ran["ship-body"] == 1  # one child, never started again

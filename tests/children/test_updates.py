@@ -182,3 +182,14 @@ async def test_wayline_replay_passes_runs_waiting_on_a_child_or_an_update(tmp_pa
     finally:
         await store.close()
     assert verdicts == [("c", ReplayVerdict.OK), ("m", ReplayVerdict.OK)]
+
+
+async def test_a_state_machine_run_refuses_updates_before_anything_is_written() -> None:
+    from wayline import StateMachine
+
+    machine = StateMachine({"StartAt": "W", "States": {"W": {"Type": "Wait", "Seconds": 60, "End": True}}}, name="m")
+    async with open_runtime(":memory:", workflows=[machine], clock=VirtualClock()) as rt:
+        await rt.start(machine, {}, run_id="m1")
+        with pytest.raises(UpdateRejectedError, match="takes no updates"):
+            await rt.update("m1", "anything", 1)
+        assert await rt.store.get_inbox("m1") == []

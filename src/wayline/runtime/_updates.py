@@ -26,7 +26,7 @@ from ..actors import Clock
 from ..persistence import RunRecord, Store, UpdateAnswered, UpdateMessage
 from . import _inbox as inbox
 from ._inbox import Mailboxes
-from ._workflows import Registry
+from ._workflows import AslWorkflow, Registry
 
 #: How often a caller whose run is owned by another process looks for the answer in the store.
 POLL_INTERVAL = 0.05
@@ -135,6 +135,10 @@ def _validate(registry: Registry, record: RunRecord, name: str, update_id: str, 
         wf = registry.lookup(record.workflow, run_id=record.run_id, version=record.version)
     except WaylineError:
         return
+    if isinstance(wf, AslWorkflow):
+        raise UpdateRejectedError(
+            record.run_id, name, update_id, "NotSupported", "a state machine's run takes no updates (signal it instead)"
+        )
     check = getattr(wf, "validators", {}).get(name)
     if check is None:
         return

@@ -16,16 +16,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from opentelemetry import context as otel_context
-
-from ..._errors import (
-    Cancelled,
-    PayloadError,
-    RunAlreadyFinishedError,
-    RunConflictError,
-    RunNotFoundError,
-    WorkflowNotFoundError,
-)
+from ..._errors import Cancelled, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import RunRecord, StepStarted
 from .._commands import Step
@@ -37,7 +28,7 @@ from .._workflows import AslWorkflow
 from . import _code as code
 from ._asl import AslHost
 from ._callbacks import refusal
-from ._children import NOTIFY_KEY, child_metadata
+from ._children import NOTIFY_KEY
 from ._decide import decide, interrupts
 from ._effects import (
     AnswerUpdate,
@@ -61,11 +52,10 @@ from ._effects import (
     WakeTask,
     WatchChild,
 )
+from ._family import message_child, start_child
 from ._inflight import in_flight
 from ._messages import (
     PASSIVATE,
-    ChildMessageDone,
-    ChildStartDone,
     Raised,
     Returned,
     RunMessage,
@@ -342,10 +332,10 @@ class RunActor(Actor[RunMessage]):
                     await port.cancel_children(state.record, effect.reason)
                 elif kind is StartChildRun:
                     assert isinstance(effect, StartChildRun)
-                    follow = await self._start_child(effect)
+                    follow = await start_child(port, self.run_id, self._segment, effect)
                 elif kind is MessageChildRun:
                     assert isinstance(effect, MessageChildRun)
-                    follow = await self._message_child(effect)
+                    follow = await message_child(port, effect)
                 elif kind is WatchChild:
                     assert isinstance(effect, WatchChild)
                     await port.watch_child(effect.run_id)
@@ -534,41 +524,6 @@ class RunActor(Actor[RunMessage]):
             self.ref.tell(message)
         except ActorStoppedError:
             pass
-
-    # --- child runs ----------------------------------------------------------------------------
-
-    async def _start_child(self, effect: StartChildRun) -> ChildStartDone:
-        """Start the child run (nothing if it exists: a replay after a crash finds it)."""
-        done = ChildStartDone(effect.index, effect.workflow, effect.run_id, effect.close)
-        segment = self._segment
-        # The child's root is a child of this run's root: the family is one trace.
-        joined = otel_context.attach(segment.root) if segment is not None else None
-        try:
-            await self.port.start_child(
-                effect.workflow, effect.input, run_id=effect.run_id, metadata=child_metadata(self.run_id)
-            )
-        except (RunConflictError, WorkflowNotFoundError, PayloadError) as exc:
-            done.error = exc
-        finally:
-            if joined is not None:
-                otel_context.detach(joined)
-        return done
-
-    async def _message_child(self, effect: MessageChildRun) -> ChildMessageDone:
-        done = ChildMessageDone(effect.index, effect.run_id, effect.kind, effect.name)
-        port = self.port
-        try:
-            if effect.kind == "signal":
-                assert effect.name is not None
-                await port.signal_run(effect.run_id, effect.name, effect.payload)
-            else:
-                try:
-                    await port.cancel_run(effect.run_id, effect.name)
-                except RunAlreadyFinishedError:
-                    pass  # nothing left to cancel
-        except (RunAlreadyFinishedError, RunNotFoundError) as exc:
-            done.error = exc
-        return done
 
     # --- a state machine's interpreter ---------------------------------------------------------
 

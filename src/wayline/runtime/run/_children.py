@@ -76,7 +76,7 @@ def open_await(s: RunState, out: list[Effect], cmd: AwaitChild[Any]) -> Outcome 
     child = f.children.get(run_id)
     if entry is not None:
         if child is not None:
-            child.ended = True
+            child.ended = (entry.status, entry.output, entry.error, entry.cause)
         early = f.child_early.pop(run_id, None)
         if early is not None:
             s.consumed.append(early[0])  # a second notice of an end already recorded
@@ -90,9 +90,9 @@ def open_await(s: RunState, out: list[Effect], cmd: AwaitChild[Any]) -> Outcome 
     early = f.child_early.pop(run_id, None)
     if early is not None:
         return _take(s, index, early[0], early[1], child)
-    if child.ended:
-        # Awaited before, at another position: the same end (the journal has it there).
-        return None, ValueError(f"the end of child run {run_id!r} was already taken by an earlier child.result()")
+    if child.ended is not None:
+        # Awaited before, at another position (journaled there): the same end again.
+        return child_outcome(run_id, *child.ended)
     f.child_waiters[run_id] = index
     s.waits[index] = ChildWait(step=index, run_id=run_id, workflow=child.workflow)
     s.waits_dirty = True
@@ -104,9 +104,9 @@ def open_await(s: RunState, out: list[Effect], cmd: AwaitChild[Any]) -> Outcome 
 def _take(s: RunState, index: int, seq: int, msg: ChildDone, child: Child | None) -> Outcome:
     """Position ``index`` takes the child's end ``msg`` (inbox message ``seq``): recorded,
     and the message deleted, by the run's next checkpoint."""
-    if child is not None:
-        child.ended = True
     error = msg.error
+    if child is not None:
+        child.ended = (msg.status, msg.output, error.error if error else None, error.cause if error else None)
     s.steps += 1
     s.events.append(
         ChildEnded(
@@ -132,7 +132,7 @@ def ended(s: RunState, out: list[Effect], seq: int, msg: ChildDone) -> Outcome |
     child = f.children.get(run_id)
     index = f.child_waiters.pop(run_id, None)
     if index is None:
-        if (child is not None and child.ended) or run_id in f.child_early:
+        if (child is not None and child.ended is not None) or run_id in f.child_early:
             s.checkpoint(out, [], consumed=(seq,))  # a second notice: nothing to do but delete it
         else:
             f.child_early[run_id] = (seq, msg)  # kept for a later child.result()
@@ -183,7 +183,7 @@ def close(s: RunState, out: list[Effect], why: str) -> None:
     going = tuple(
         (run_id, child.close)
         for run_id, child in f.children.items()
-        if not child.ended and child.close != "abandon" and run_id not in f.child_early
+        if child.ended is None and child.close != "abandon" and run_id not in f.child_early
     )
     if going:
         out.append(CloseChildren(going, f"its parent run {s.run_id!r} {why}"))

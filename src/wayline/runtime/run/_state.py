@@ -140,7 +140,8 @@ class Child:
     def __init__(self, workflow: str, close: str) -> None:
         self.workflow = workflow
         self.close = close
-        self.ended = False
+        #: Its end once a ``child.result()`` took it: (status, output, error, cause).
+        self.ended: tuple[str, Any, str | None, str | None] | None = None
 
 
 class Family:
