@@ -59,6 +59,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "DatabaseReadOnlyError",
         "DuplicateWorkflowError",
         "ExpressionBudgetError",
+        "MetadataError",
         "MissingExtraError",
         "NonDeterminismError",
         "NotRegisteredError",

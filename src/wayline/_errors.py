@@ -150,7 +150,7 @@ class WalDamagedError(DatabaseCorruptError):
             "the first bad frame and would drop them without a word, so the database was not opened and "
             "nothing was changed. Copy the database and its -wal file aside first; then restore both from "
             "a backup, or accept losing the transactions from the damage on by checkpointing what SQLite "
-            "can read: python -c \"import sqlite3; "
+            'can read: python -c "import sqlite3; '
             f"sqlite3.connect({path!r}).execute('PRAGMA wal_checkpoint(TRUNCATE)')\"",
             path=path,
         )
@@ -180,6 +180,17 @@ class PayloadError(WaylineError):
             "vars and signal payloads must be JSON-like data (dict, list, str, int, float, bool, "
             "None, bytes) or msgspec Structs"
         )
+
+
+class MetadataError(WaylineError, ValueError):
+    """Run metadata or tags that cannot be stored or searched: a key that is not a non-empty
+    string or that the runtime reserves, a value that is not a str, int, float or bool."""
+
+    def __init__(self, problem: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self.problem = problem
+        where = f" of run {run_id!r}" if run_id else ""
+        super().__init__(f"run metadata{where}: {problem}")
 
 
 class RunNotFoundError(WaylineError):

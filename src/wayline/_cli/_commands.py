@@ -28,7 +28,7 @@ from ..errors import AslDefinitionError
 from ..persistence import RunStatus, SQLiteStore, Store, is_postgres_url, open_postgres_store
 from ..runtime import Runtime, StateMachine, WorkflowDef, open_runtime
 from . import _output as out
-from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, read_text
+from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, parse_where, read_text
 from ._details import detail, details
 from ._errors import FAILED, OK, CliError, UsageError
 from ._progress import progress
@@ -95,14 +95,31 @@ def _note(text: str) -> None:
 # --- runs ------------------------------------------------------------------------------------
 
 
-async def runs_list(opts: Options, status: str | None, workflow: str | None, since: str | None, limit: int) -> int:
+async def runs_list(
+    opts: Options,
+    status: str | None,
+    workflow: str | None,
+    since: str | None,
+    limit: int,
+    where: list[str] | None = None,
+    tag: str | None = None,
+) -> int:
+    metadata = parse_where(where or [])
     statuses = parse_statuses(status) if status else None
     after = parse_since(since) if since else None
     if limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     async with _client(opts) as rt:
         # One more than shown: whether to say that more runs match, without reading them all.
-        runs = await rt.list_runs(status=statuses, workflow=workflow, since=after, newest_first=True, limit=limit + 1)
+        runs = await rt.list_runs(
+            status=statuses,
+            workflow=workflow,
+            since=after,
+            newest_first=True,
+            limit=limit + 1,
+            metadata=metadata or None,
+            tag=tag,
+        )
         newest = runs[:limit]
         found = await details(rt, [r.run_id for r in newest])
     if opts.json:

@@ -56,6 +56,8 @@ def run_doc(info: RunInfo, detail: Detail | None = None) -> dict[str, Any]:
         "output": plain(info.output),
         "error": info.error,
         "cause": info.cause,
+        "metadata": plain(info.metadata),
+        "tags": list(info.tags),
         # only while the store cannot write: what the runtime is stuck on, and since when
         **({"store": plain(info.store_health)} if info.store_health is not None and not info.store_health.ok else {}),
     }
@@ -133,6 +135,10 @@ def run_text(info: RunInfo, detail: Detail | None = None) -> str:
         ("vars", compact(info.vars)),
         ("input", compact(info.input)),
     ]
+    if info.metadata:
+        fields.append(("metadata", compact(info.metadata)))
+    if info.tags:
+        fields.append(("tags", ", ".join(info.tags)))
     if info.status.value == "SUCCEEDED":
         fields.append(("output", compact(info.output)))
     if info.error is not None:

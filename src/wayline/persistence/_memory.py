@@ -7,13 +7,15 @@ catch unencodable payloads and callers can never alias stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
+from typing import Any
 
 from .._errors import StoreError
 from ._codec import decode_events, decode_inbox, decode_record, encode
 from ._leases import SingleOwner
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_memory import MemorySchedules
+from ._search import filter_terms, matches
 from ._store import HEALTHY, StoreHealth
 
 
@@ -146,11 +148,16 @@ class MemoryStore(SingleOwner):
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
         self._check()
+        filter_terms(metadata, tag)  # the same errors as the stores with an index
         out = []
         for data in self._runs.values():
             rec = decode_record(data)
+            if (metadata or tag is not None) and not matches(rec, metadata, tag):
+                continue
             if statuses is not None and rec.status not in statuses:
                 continue
             if workflow is not None and rec.workflow != workflow:

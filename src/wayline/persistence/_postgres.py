@@ -13,7 +13,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -49,6 +49,7 @@ from ._postgres_sql import (
 from ._postgres_url import redact_url
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_postgres import PgSchedules
+from ._search import filter_terms, search_terms
 from ._store import HEALTHY, StoreHealth
 
 T = TypeVar("T")
@@ -265,7 +266,8 @@ class PostgresStore:
         rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
         assert self._loop is not None
         fut: asyncio.Future[RunRecord | None] = self._loop.create_future()
-        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
+        meta = search_terms(record)
+        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
         self._writer.queue.creates.append((row, rows, fut))
         self._writer.queued()
         return await fut
@@ -278,6 +280,7 @@ class PostgresStore:
         try:
             snapshot = encode_raw(record)
             rows = encode_raw(list(events)) if events else None
+            meta = search_terms(record)
         except (TypeError, ValueError, OverflowError) as exc:
             what = "history" if _encodable(record) else "state"
             raise PayloadError(f"{what} of run {run_id!r}", str(exc), run_id=run_id) from exc
@@ -297,7 +300,9 @@ class PostgresStore:
         if record.status.finished:
             batch.ended.append(run_id)
         wake_at = record.wake_at if record.waits else None
-        batch.runs.append((run_id, record.workflow, record.status.value, record.created_at, wake_at, snapshot, fence))
+        batch.runs.append(
+            (run_id, record.workflow, record.status.value, record.created_at, wake_at, snapshot, fence, meta)
+        )
         batch.waiters.append((run_id, fence, fut))
         self._writer.queued()
         return fut
@@ -368,22 +373,44 @@ class PostgresStore:
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
+        terms = filter_terms(metadata, tag)
         where: list[str] = []
         args: list[Any] = []
+        # With metadata or a tag, the first term's index range drives the listing, in order
+        # (run_metadata holds created_at); the other terms are primary-key probes.
+        table = "r" if terms else "wayline.runs"
+        order = "m" if terms else "wayline.runs"
+        for n, (key, value) in enumerate(terms):
+            args += [key, _json_term(value)]
+            k, v = f"${len(args) - 1}", f"${len(args)}::jsonb"
+            if n == 0:
+                where += [f"m.key = {k}", f"m.value = {v}"]
+            else:
+                where.append(
+                    f"EXISTS (SELECT 1 FROM wayline.run_metadata o WHERE o.key = {k} AND o.value = {v} "
+                    "AND o.created_at = m.created_at AND o.run_id = m.run_id)"
+                )
         if statuses is not None:
             args.append([s.value for s in statuses])
-            where.append(f"status = ANY(${len(args)}::text[])")
+            where.append(f"{table}.status = ANY(${len(args)}::text[])")
         if workflow is not None:
             args.append(workflow)
-            where.append(f"workflow = ${len(args)}")
+            where.append(f"{table}.workflow = ${len(args)}")
         if since is not None:
             args.append(since)
-            where.append(f"created_at >= ${len(args)}")
-        sql = "SELECT run_id, snapshot FROM wayline.runs"
+            where.append(f"{order}.created_at >= ${len(args)}")
+        sql = f"SELECT {table}.run_id, {table}.snapshot FROM wayline.runs"
+        if terms:
+            sql = "SELECT r.run_id, r.snapshot FROM wayline.run_metadata m JOIN wayline.runs r ON r.run_id = m.run_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, run_id DESC" if newest_first else " ORDER BY created_at, run_id"
+        if newest_first:
+            sql += f" ORDER BY {order}.created_at DESC, {order}.run_id DESC"
+        else:
+            sql += f" ORDER BY {order}.created_at, {order}.run_id"
         if limit is not None:
             args.append(limit)
             sql += f" LIMIT ${len(args)}"
@@ -436,3 +463,8 @@ class PostgresStore:
         await sub.open()
         self._subscriptions.append(sub)
         return sub
+
+
+def _json_term(value: Any) -> str:
+    """A filter value as the index holds it: JSON, booleans as 0/1 (as SQLite's index)."""
+    return msgspec.json.encode(int(value) if isinstance(value, bool) else value).decode()

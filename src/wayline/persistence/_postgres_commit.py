@@ -316,6 +316,8 @@ class GroupCommit:
             batch.ended,
             [a[0] for a in batch.appends],
             [a[1] for a in batch.appends],
+            [r[6] for r in c_rows],
+            [r[7] for r in k_rows],
         ]
 
     @staticmethod

@@ -12,7 +12,7 @@ import logging
 import os
 import sqlite3
 import weakref
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -25,6 +25,7 @@ from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_sqlite import SQLiteSchedules
+from ._search import filter_terms, search_terms
 from ._sqlite_connect import Synchronous, open_write_connection
 from ._sqlite_errors import translate
 from ._sqlite_ownership import Ownership
@@ -37,6 +38,7 @@ from ._sqlite_sql import (
     NEXT_WAKE,
     count_runs,
     list_runs,
+    term_count,
 )
 from ._sqlite_writer import GroupCommit
 from ._store import StoreHealth
@@ -189,7 +191,8 @@ class SQLiteStore(SingleOwner):
         run_id = record.run_id
         snapshot = encode(record, what=f"input of run {run_id!r}", run_id=run_id)
         rows = encode(list(events), what=f"history of run {run_id!r}", run_id=run_id) if events else None
-        row = (run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
+        meta = search_terms(record)
+        row = (run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
         existing = await self._writes.create(row, None if rows is None else (run_id, 0, rows))
         return None if existing is None else decode_record(existing)
 
@@ -202,6 +205,7 @@ class SQLiteStore(SingleOwner):
         try:
             snapshot = encode_raw(record)
             rows = encode_raw(list(events)) if events else None
+            meta = search_terms(record)
         except (TypeError, ValueError, OverflowError) as exc:
             # The message is only built here: this runs for every step of every run.
             what = "history" if _encodable(record) else "state"
@@ -209,7 +213,7 @@ class SQLiteStore(SingleOwner):
         # The status member is a str; a run with no waits has no wake time (the common case).
         wake_at = record.wake_at if record.waits else None
         return self._writes.checkpoint(
-            (run_id, record.workflow, record.status, record.created_at, wake_at, snapshot),
+            (run_id, record.workflow, record.status, record.created_at, wake_at, snapshot, meta),
             None if rows is None else (run_id, record.history_seq - 1, rows),
             consumed,
             record.status.finished,
@@ -280,9 +284,15 @@ class SQLiteStore(SingleOwner):
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
+        terms = filter_terms(metadata, tag)
+        if len(terms) > 1:
+            counts = [(await self._fetch(*term_count(*term)))[0][0] for term in terms]
+            terms = [term for _, term in sorted(zip(counts, terms, strict=True), key=lambda pair: pair[0])]
         out = []
-        for run_id, data in await self._fetch(*list_runs(statuses, workflow, since, newest_first, limit)):
+        for run_id, data in await self._fetch(*list_runs(statuses, workflow, since, newest_first, limit, terms)):
             try:
                 out.append(self._decode(run_id, data))
             except DatabaseCorruptError as exc:

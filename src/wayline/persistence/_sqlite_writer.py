@@ -26,6 +26,7 @@ from ._sqlite_ownership import Identity, file_gone, readable_copy
 from ._sqlite_sql import (
     APPEND_INBOX,
     INSERT_HISTORY_HEAD,
+    RUN_WIDTH,
     UPSERT_RUN_HEAD,
     UPSERT_RUN_TAIL,
     chunks,
@@ -455,7 +456,7 @@ class GroupCommit:
                         started.append(events)
             runs = created + runs
             history = started + history
-        insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, 6, runs)
+        insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, RUN_WIDTH, runs)
         insert_rows(conn, INSERT_HISTORY_HEAD, "", 3, history)
         if batch.consumed:
             for chunk in chunks(batch.consumed, 10000):

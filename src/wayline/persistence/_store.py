@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -137,10 +137,18 @@ class Store(Protocol):
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
-        """Runs filtered by status, workflow name and creation time (``created_at >= since``),
-        oldest first (ordered by ``created_at``, then ``run_id``) or newest first; at most
-        ``limit`` of them, and only those are read."""
+        """Runs filtered by status, workflow name, creation time (``created_at >= since``),
+        metadata (every given key has the given value) and a tag, oldest first (ordered by
+        ``created_at``, then ``run_id``) or newest first; at most ``limit`` of them, and only
+        those are read. Metadata and tag filters are answered from the store's metadata
+        index (see `_search`).
+
+        Raises:
+            MetadataError: a metadata or tag filter that is not searchable.
+        """
         ...
 
     # --- workers and leases (several workers on one database; see _leases.py) -----------

@@ -10,6 +10,7 @@ from typing import Any, ParamSpec, TypeVar
 from ..actors import Clock
 from ._commands import AwaitCallback, CloseCallback, Gather, OpenCallback, Sleep, Step, WaitSignal
 from ._definitions import as_activity
+from ._metadata import RunMetadata
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -24,14 +25,21 @@ class RunContext:
         vars: the run's variables: any JSON-like values, checkpointed with every step and
             shown by ``rt.describe``. After a restart they hold their checkpointed values
             once the body has replayed its journaled steps.
+        metadata: the run's metadata (`RunMetadata`): the entries given to ``rt.start`` or
+            inherited from a parent run, and the runtime's own (read-only). Entries set here
+            (str, int, float or bool values) are checkpointed with the next step and make
+            the run findable with ``rt.list_runs(metadata={...})``.
+        tags: the run's tags, as given to ``rt.start`` or inherited.
     """
 
     __slots__ = (
         "_clock",
         "_patched",
+        "metadata",
         "run_id",
         "saved_state",
         "started_at",
+        "tags",
         "vars",
         "version",
         "workflow",
@@ -42,6 +50,8 @@ class RunContext:
         self.workflow = workflow
         self.version = version
         self.vars: dict[str, Any] = {}
+        self.metadata = RunMetadata({}, run_id)
+        self.tags: tuple[str, ...] = ()
         self._clock = clock
         self.started_at = 0.0  # when the run was created (epoch seconds)
         self.saved_state: Any = None  # a state machine's own checkpointed state

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Collection, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Collection, Mapping, Sequence
+from typing import Any, Literal
 
 from ..persistence import (
     CLAIMABLE,
@@ -149,10 +149,18 @@ class FaultInjectingStore:
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
         self._check()
         return await self.inner.list_runs(
-            statuses=statuses, workflow=workflow, since=since, newest_first=newest_first, limit=limit
+            statuses=statuses,
+            workflow=workflow,
+            since=since,
+            newest_first=newest_first,
+            limit=limit,
+            metadata=metadata,
+            tag=tag,
         )
 
     # Worker and lease operations pass through: they are not the writes counted here.

@@ -22,6 +22,7 @@ from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import WAIT_FOR_STORE, RunRecord
 from .._commands import Step
 from .._context import RunContext
+from .._metadata import RunMetadata, replayed_metadata
 from .._port import RunPort
 from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
@@ -121,6 +122,8 @@ class RunActor(Actor[RunMessage]):
         ctx = RunContext(self.run_id, record.workflow, record.version, clock)
         ctx.started_at = record.created_at
         ctx.saved_state = record.state
+        ctx.metadata = RunMetadata(replayed_metadata(record, history), self.run_id)
+        ctx.tags = record.tags
         direct = isinstance(wf, AslWorkflow)
         state, first = restore(
             record,

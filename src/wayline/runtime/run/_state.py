@@ -253,7 +253,8 @@ class RunState:
             waits=tuple(self.waits.values()),
             tail=tail,
             trace=rec.trace,
-            metadata=rec.metadata,
+            metadata=self.ctx.metadata.data,
+            tags=rec.tags,
             cancel=self.cancel,
             **changes,
         )
