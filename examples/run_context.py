@@ -1,5 +1,5 @@
-"""The run context: metadata and tags on runs, set at start and by the workflow, inherited by
-child runs, and searched from the store's index.
+"""The run context: typed vars, and metadata and tags on runs, set at start and by the
+workflow, inherited by child runs, and searched from the store's index.
 
 Run it: ``python examples/run_context.py`` (it uses a temporary database).
 """
@@ -10,6 +10,8 @@ import asyncio
 import tempfile
 from pathlib import Path
 
+import msgspec
+
 from wayline import RunContext, StateMachine, activity, open_runtime, workflow
 from wayline.testing import VirtualClock
 
@@ -19,9 +21,18 @@ async def charge(amount: float) -> str:
     return f"receipt for {amount}"
 
 
-@workflow(name="order")
+class OrderVars(msgspec.Struct):
+    """The order's variables: checked at every checkpoint, shown by describe as JSON."""
+
+    amount: float = 0.0
+    receipt: str | None = None
+
+
+@workflow(name="order", vars=OrderVars)
 async def order(ctx: RunContext, amount: float) -> str:
+    ctx.vars.amount = amount
     receipt = await ctx.run(charge, amount)
+    ctx.vars.receipt = receipt
     # Set by the workflow: checkpointed with the next step, then searchable.
     ctx.metadata["stage"] = "charged" if amount < 100 else "review"
     await ctx.wait_signal("ship")
@@ -58,6 +69,7 @@ async def main(path: str) -> None:
         mine = await rt.list_runs(metadata={"customer": "c1"})
         print("c1:", [(r.run_id, r.metadata["stage"]) for r in mine])
         print("review:", [r.run_id for r in await rt.list_runs(metadata={"stage": "review"}, tag="web")])
+        print("vars:", (await rt.describe("o-1")).vars)
         await (await rt.start(batch, {}, run_id="b-1", metadata={"correlation_id": "k-9"}, tags=["nightly"])).result()
         family = await rt.list_runs(metadata={"correlation_id": "k-9"})
         print("k-9:", sorted(r.run_id for r in family), (await rt.describe("audit-of-b-1")).tags)

@@ -81,6 +81,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "StoreError",
         "StoreUnavailableError",
         "TelemetryConfigError",
+        "VarsError",
         "VersionNotFoundError",
         "WalDamagedError",
         "WaylineError",

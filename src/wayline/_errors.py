@@ -193,6 +193,20 @@ class MetadataError(WaylineError, ValueError):
         super().__init__(f"run metadata{where}: {problem}")
 
 
+class VarsError(WaylineError, TypeError):
+    """Typed ``ctx.vars`` (``@workflow(vars=...)``) that do not match their type: raised in the
+    workflow body at the ``await`` that would have checkpointed them (and failing the run if the
+    body does not catch it), or at ``@workflow`` for a type that cannot be used."""
+
+    def __init__(self, workflow: str, problem: str, *, field: str | None = None, run_id: str | None = None) -> None:
+        self.workflow = workflow
+        self.field = field
+        self.run_id = run_id
+        where = f" of run {run_id!r}" if run_id else ""
+        at = f" at field {field!r}" if field else ""
+        super().__init__(f"ctx.vars{where} (workflow {workflow!r}){at}: {problem}")
+
+
 class RunNotFoundError(WaylineError):
     """No run with this id exists in the store."""
 

@@ -15,5 +15,6 @@ def test_the_run_context_example_runs() -> None:
     assert done.stdout.splitlines() == [
         "c1: [('o-0', 'shipped'), ('o-2', 'charged')]",
         "review: ['o-1']",
+        "vars: {'amount': 250.0, 'receipt': 'receipt for 250.0'}",
         "k-9: ['audit-of-b-1', 'b-1'] ('nightly',)",
     ]

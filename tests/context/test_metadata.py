@@ -53,7 +53,8 @@ async def test_metadata_given_set_and_searched(db: str) -> None:
         assert await listed(rt, tag="vip") == ["a", "b"]
         assert await listed(rt, tag="eu", metadata={"customer": "c2"}) == ["b"]
         info = await rt.describe("b")
-        assert info.metadata == {"customer": "c2"} and info.tags == ("vip", "eu")
+        # (the run may have set "stage" and "amount" already: it goes on meanwhile)
+        assert info.metadata["customer"] == "c2" and info.tags == ("vip", "eu")
         # set by the workflow: searchable once checkpointed (the runs wait on "ship" now)
         await parked(rt, 3)
         assert await listed(rt, metadata={"stage": "charged"}) == ["a", "b", "c"]

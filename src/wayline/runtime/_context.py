@@ -24,7 +24,8 @@ class RunContext:
         workflow: the workflow's name; ``version`` its version.
         vars: the run's variables: any JSON-like values, checkpointed with every step and
             shown by ``rt.describe``. After a restart they hold their checkpointed values
-            once the body has replayed its journaled steps.
+            once the body has replayed its journaled steps. With ``@workflow(vars=T)`` they are
+            a ``T`` (made with its defaults), checked before every checkpoint (`VarsError`).
         metadata: the run's metadata (`RunMetadata`): the entries given to ``rt.start`` or
             inherited from a parent run, and the runtime's own (read-only). Entries set here
             (str, int, float or bool values) are checkpointed with the next step and make
@@ -49,7 +50,8 @@ class RunContext:
         self.run_id = run_id
         self.workflow = workflow
         self.version = version
-        self.vars: dict[str, Any] = {}
+        # Any: a dict, or an instance of the workflow's ``vars=`` type.
+        self.vars: Any = {}
         self.metadata = RunMetadata({}, run_id)
         self.tags: tuple[str, ...] = ()
         self._clock = clock

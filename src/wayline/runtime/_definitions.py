@@ -11,6 +11,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
 from ._schedule_spec import Schedule
+from ._vars import VarsSchema
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -104,7 +105,13 @@ class WorkflowDef(Generic[I, R]):
     kind = "code"
 
     def __init__(
-        self, fn: Callable[..., Awaitable[R]], *, name: str, version: str, schedules: Sequence[Schedule] = ()
+        self,
+        fn: Callable[..., Awaitable[R]],
+        *,
+        name: str,
+        version: str,
+        schedules: Sequence[Schedule] = (),
+        vars: Any = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -119,6 +126,8 @@ class WorkflowDef(Generic[I, R]):
         self.name = name
         self.version = version
         self.schedules = _check_schedules(name, schedules)
+        #: The type of ``ctx.vars`` (``vars=``), None for a plain dict.
+        self.vars_schema = VarsSchema(name, vars) if vars is not None else None
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -213,7 +222,7 @@ def workflow(fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
 def workflow(fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, version: str = "1", schedules: Sequence[Schedule] = ()
+    *, name: str | None = None, version: str = "1", schedules: Sequence[Schedule] = (), vars: Any = None
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -222,13 +231,17 @@ def workflow(
     name: str | None = None,
     version: str = "1",
     schedules: Sequence[Schedule] = (),
+    vars: Any = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
     ``version`` labels the code: several versions of one name may be registered side by side,
     each run resuming on its own (see `wayline.runtime.version_key` for which is newest).
     ``schedules`` declares `Schedule`s that start runs of it; an owning runtime makes the
-    stored schedules match them when it opens.
+    stored schedules match them when it opens. ``vars`` types ``ctx.vars``: a msgspec Struct,
+    dataclass or TypedDict whose fields all have defaults; the vars are checked before each
+    checkpoint and a field that does not fit raises `VarsError` naming it (see
+    `wayline.runtime._vars`).
 
     The function takes a `RunContext` and optionally one input value. It is re-entered from
     the top after a crash; completed steps then return their journaled results, so only the
@@ -237,7 +250,7 @@ def workflow(
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
-        return WorkflowDef(f, name=name or _default_name(f), version=version, schedules=schedules)
+        return WorkflowDef(f, name=name or _default_name(f), version=version, schedules=schedules, vars=vars)
 
     return wrap(fn) if fn is not None else wrap
 

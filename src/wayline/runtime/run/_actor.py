@@ -26,6 +26,7 @@ from .._metadata import RunMetadata, replayed_metadata
 from .._port import RunPort
 from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
+from .._vars import VarsGuard, plain, typed_vars
 from .._workflows import AslWorkflow
 from . import _code as code
 from ._asl import AslHost
@@ -64,6 +65,7 @@ class RunActor(Actor[RunMessage]):
         self.state: RunState | None = None  # set once the snapshot is loaded
         self._body: Coroutine[Any, Any, Any] | None = None  # a code workflow's body
         self._host: AslHost | None = None  # a state machine's host
+        self._vars_guard: VarsGuard | None = None  # typed vars: checked before each checkpoint
         self._interpreter: asyncio.Task[Any] | None = None
         self._input: Any = None
         self._segment: Segment | None = None
@@ -93,7 +95,7 @@ class RunActor(Actor[RunMessage]):
 
     def live_vars(self) -> dict[str, Any] | None:
         state = self.state
-        return None if state is None or state.finished else state.ctx.vars
+        return None if state is None or state.finished else plain(state.ctx.vars)
 
     def callback_refusal(self, digest: str) -> str | None:
         state = self.state
@@ -141,6 +143,7 @@ class RunActor(Actor[RunMessage]):
             self._host = AslHost(wf, ctx, port, self._ask, self._wait_woken, self._segment)
             self._input = as_replayed(record.input)
         else:
+            self._vars_guard = typed_vars(ctx, wf.vars_schema, self.run_id)
             self._body = wf.body(ctx, shaped(as_replayed(record.input), wf.input_type))
         self.state = state
         self.ref.set_mail_hook(self._on_mail)
@@ -247,7 +250,7 @@ class RunActor(Actor[RunMessage]):
                     await done  # nothing after a checkpoint happens before it is durable
             elif kind is Resume:
                 assert isinstance(effect, Resume) and self._body is not None
-                follow = code.step(self._body, effect.value, effect.error)
+                follow = code.step(self._body, effect.value, effect.error, self._vars_guard)
             elif kind is RunAttempt:
                 assert isinstance(effect, RunAttempt)
                 if effect.inline:
