@@ -175,6 +175,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "Lease",
         "MemoryStore",
         "Patched",
+        "PayloadLimits",
         "PostgresStore",
         "RetryWait",
         "RunCancelled",

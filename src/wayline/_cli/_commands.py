@@ -133,6 +133,28 @@ async def runs_list(
     return OK
 
 
+async def runs_purge(opts: Options, before: str, status: str | None, workflow: str | None, dry_run: bool) -> int:
+    try:
+        cutoff = parse_since(before)
+    except UsageError:
+        raise UsageError(
+            f"--before {before!r} is neither a duration back from now (30s, 15m, 1h, 2d, 1w) nor an ISO 8601 "
+            "time (2026-11-22 or 2026-11-22T10:00:00Z)"
+        ) from None
+    statuses = parse_statuses(status) if status else None
+    if statuses is not None and any(not s.finished for s in statuses):
+        raise UsageError("--status takes finished statuses only: SUCCEEDED, FAILED, CANCELLED")
+    async with _client(opts) as rt:
+        count = await rt.purge(before=cutoff, status=statuses, workflow=workflow, dry_run=dry_run)
+    if opts.json:
+        out.emit_json({"purged": count, "dry_run": dry_run})
+    elif dry_run:
+        print(f"{count} runs would be purged (dry run: nothing deleted)")
+    else:
+        print(f"purged {count} runs")
+    return OK
+
+
 async def runs_show(opts: Options, run_id: str) -> int:
     async with _client(opts) as rt:
         info = await rt.describe(run_id)

@@ -154,6 +154,13 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
         "repeat to require several",
     )
     p.add_argument("--tag", metavar="T", help="only runs tagged T")
+    p = command(runs, "purge", "delete finished runs that ended before a time, with their history and stored values")
+    p.add_argument(
+        "--before", required=True, metavar="WHEN", help="runs that ended before WHEN: 30d (ago), or an ISO 8601 time"
+    )
+    p.add_argument("--status", metavar="S", help="only runs in status S (comma-separated; finished ones only)")
+    p.add_argument("--workflow", metavar="W", help="only runs of workflow W")
+    p.add_argument("--dry-run", action="store_true", help="count the runs that would go, delete nothing")
     p = command(runs, "show", "a run's status, workflow, timestamps, vars, what it waits for, output or error")
     p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
     p = command(runs, "history", "a run's events, oldest first")
@@ -304,6 +311,8 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
         or getattr(args, "asl_command", None)
         or getattr(args, "schedules_command", None),
     ):
+        case "runs", "purge":
+            return lambda: cmd.runs_purge(opts, args.before, args.status, args.workflow, args.dry_run)
         case "runs", "list":
             return lambda: cmd.runs_list(
                 opts, args.status, args.workflow, args.since, args.limit, args.where or [], args.tag

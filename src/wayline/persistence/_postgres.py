@@ -30,6 +30,7 @@ from .._errors import (
     PayloadError,
     StoreError,
 )
+from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
 from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
@@ -47,6 +48,7 @@ from ._postgres_sql import (
     PRUNE_MARKERS,
 )
 from ._postgres_url import redact_url
+from ._purge import PG_CANDIDATES, PG_PURGE, check_statuses, ended_before
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_postgres import PgSchedules
 from ._search import filter_terms, search_terms
@@ -90,8 +92,10 @@ class PostgresStore:
         pool_size: int = 4,
         lease_seconds: float = 10.0,
         meter_provider: MeterProvider | None = None,
+        payload_limits: PayloadLimits | None = None,
     ) -> None:
         self.url = url
+        self.payloads = Offloader(payload_limits)
         self.display_url = redact_url(url)
         self.path = self.display_url  # what errors and the CLI name the database by
         self.reconnect_timeout = reconnect_timeout
@@ -264,13 +268,30 @@ class PostgresStore:
         self._check_open()
         snapshot = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
+        offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+        if offload is not None:
+            snapshot = encode_raw(offload.record)
+            rows = encode_raw(offload.events) if events else None
+            self._queue_blobs(record.run_id, offload)
         assert self._loop is not None
         fut: asyncio.Future[RunRecord | None] = self._loop.create_future()
         meta = search_terms(record)
         row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
         self._writer.queue.creates.append((row, rows, fut))
         self._writer.queued()
-        return await fut
+        existing = await fut
+        if existing is None:
+            return None
+        return await hydrate(existing, self._read_blobs, self.display_url, f"the snapshot of run {record.run_id!r}")
+
+    def _queue_blobs(self, run_id: str, offload: Offload) -> None:
+        batch = self._writer.queue
+        batch.blobs += [(b.digest, b.data) for b in offload.blobs]
+        batch.refs += [(run_id, d) for d in offload.refs]
+
+    async def _read_blobs(self, digests: list[str]) -> dict[str, bytes]:
+        rows = await self._fetch("SELECT digest, data FROM wayline.blobs WHERE digest = ANY($1::text[])", digests)
+        return {digest: data for digest, data in rows}
 
     def checkpoint(
         self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
@@ -292,6 +313,15 @@ class PostgresStore:
             # One of several workers commits only the runs it holds a lease on.
             fut.set_exception(LeaseLostError(run_id, leases.worker_id, -1))
             return fut
+        offload_bytes = self.payloads.limits.offload_bytes
+        if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
+            offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+            if offload is not None:
+                snapshot = encode_raw(offload.record)
+                rows = encode_raw(offload.events) if events else None
+                self._queue_blobs(run_id, offload)
+        if record.status.finished:
+            self.payloads.run_ended(run_id)
         batch = self._writer.queue
         if rows is not None:
             batch.history.append((run_id, record.history_seq - 1, rows))
@@ -306,6 +336,24 @@ class PostgresStore:
         batch.waiters.append((run_id, fence, fut))
         self._writer.queued()
         return fut
+
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        chosen = check_statuses(statuses)
+        scan = None if limit is None else limit * 10  # past runs created in time that ended too late
+        rows = await self._fetch(PG_CANDIDATES, chosen, before, workflow, scan)
+        picked = [run_id for run_id, data in rows if ended_before(data, before)][:limit]
+        if dry_run or not picked:
+            return picked
+        done = await self._fetch(PG_PURGE, picked, chosen)
+        return list(done[0][0])
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check_open()
@@ -324,27 +372,34 @@ class PostgresStore:
 
         return await self._with_connection(go)
 
-    def _decode(self, run_id: str, data: bytes) -> RunRecord:
+    async def _decode(self, run_id: str, data: bytes) -> RunRecord:
         try:
-            return decode_record(data)
+            record = decode_record(data)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(
                 self.display_url, f"the snapshot of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
+        if has_refs(data):
+            record = await hydrate(record, self._read_blobs, self.display_url, f"the snapshot of run {run_id!r}")
+        return record
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(GET_RUN, run_id)
-        return self._decode(run_id, rows[0][0]) if rows else None
+        return await self._decode(run_id, rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
         out: list[AnyEvent] = []
+        refs = False
         try:
             for kind, _, data in await self._fetch(GET_HISTORY, run_id):
                 out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
+                refs = refs or has_refs(data)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(
                 self.display_url, f"the history of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
+        if refs:
+            out = await hydrate(out, self._read_blobs, self.display_url, f"the history of run {run_id!r}")
         return out
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
@@ -417,7 +472,7 @@ class PostgresStore:
         out = []
         for run_id, data in await self._fetch(sql, *args):
             try:
-                out.append(self._decode(run_id, data))
+                out.append(await self._decode(run_id, data))
             except DatabaseCorruptError:
                 continue  # one damaged row must not hide every other run (as in SQLite)
         return out

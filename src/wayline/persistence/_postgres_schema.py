@@ -116,6 +116,20 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER runs_meta_delete AFTER DELETE ON wayline.runs FOR EACH ROW "
         "WHEN (OLD.meta IS NOT NULL) EXECUTE FUNCTION wayline.index_run_meta()",
     ),
+    # 4: large values out of the snapshot (`_blobs`), as SQLite's migration 7.
+    (
+        """CREATE TABLE wayline.blobs (
+            digest text PRIMARY KEY,
+            size   integer NOT NULL,
+            data   bytea NOT NULL
+        )""",
+        """CREATE TABLE wayline.run_blobs (
+            run_id text NOT NULL,
+            digest text NOT NULL,
+            PRIMARY KEY (run_id, digest)
+        )""",
+        "CREATE INDEX run_blobs_by_digest ON wayline.run_blobs (digest)",
+    ),
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -22,7 +22,8 @@ REGISTER_LOCK = 0x5761_796C_696E_6503
 # Parameters: $1 writer id, $2 batch number, $3 owning worker id (NULL: none);
 # creates $4-$10; checkpoints $11-$17 (fence NULL: not fenced); history $18-$20;
 # consumed inbox seqs $21; finished runs $22; inbox appends $23-$24; the ``meta`` of the
-# creates $25 and of the checkpoints $26 (the metadata index's source, see `_search`).
+# creates $25 and of the checkpoints $26 (the metadata index's source, see `_search`); new
+# blobs $27-$28 and a run's new references to blobs $29-$30 (see `_blobs`).
 BATCH = f"""
 WITH
 c_in AS (
@@ -87,6 +88,15 @@ app AS (
       AND a.run_id NOT IN (SELECT run_id FROM ok WHERE run_id = ANY($22::text[]))
     ORDER BY a.idx
     RETURNING seq, run_id),
+-- Content-addressed: a blob stored before (by any run, any worker) is the same value.
+blob_ins AS (
+    INSERT INTO wayline.blobs (digest, size, data)
+    SELECT d, length(b), b FROM unnest($27::text[], $28::bytea[]) AS t(d, b)
+    ON CONFLICT DO NOTHING),
+ref_ins AS (
+    INSERT INTO wayline.run_blobs (run_id, digest)
+    SELECT r, d FROM unnest($29::text[], $30::text[]) AS t(r, d)
+    ON CONFLICT DO NOTHING),
 note_inbox AS (SELECT pg_notify('wayline_inbox', run_id) FROM app),
 note_runs AS (SELECT pg_notify('wayline_runs', count(*)::text) FROM created HAVING count(*) > 0),
 -- The marker that makes a retry safe: committed with the batch, read back when the

@@ -90,7 +90,23 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         "CREATE TRIGGER runs_meta_delete AFTER DELETE ON runs WHEN old.meta IS NOT NULL BEGIN "
         "DELETE FROM run_metadata WHERE run_id = old.run_id; END",
     ),
+    # 7: large values out of the snapshot (`_blobs`): each stored once by the SHA-256 of its
+    # encoding; run_blobs says which runs refer to which blob, so a purge deletes the blobs
+    # that no run refers to any more.
+    (
+        """CREATE TABLE blobs (
+            digest TEXT PRIMARY KEY,
+            size   INTEGER NOT NULL,
+            data   BLOB NOT NULL
+        )""",
+        """CREATE TABLE run_blobs (
+            run_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (run_id, digest)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX run_blobs_by_digest ON run_blobs (digest)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-REQUIRED_TABLES = frozenset({"runs", "history", "inbox", "schedules", "run_metadata"})
+REQUIRED_TABLES = frozenset({"runs", "history", "inbox", "schedules", "run_metadata", "blobs", "run_blobs"})

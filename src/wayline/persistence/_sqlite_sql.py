@@ -18,6 +18,9 @@ UPSERT_RUN_TAIL = (
 )
 RUN_WIDTH = 7
 INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
+# Blobs are content-addressed: one already stored (by this run or another) is the same value.
+INSERT_BLOB_HEAD = "INSERT OR IGNORE INTO blobs (digest, size, data) VALUES "
+INSERT_RUN_BLOB_HEAD = "INSERT OR IGNORE INTO run_blobs (run_id, digest) VALUES "
 # A message is stored only for a run that exists and has not finished, in the transaction that
 # stores it: the final checkpoint of a run deletes its messages, and none can come after.
 APPEND_INBOX = (
@@ -135,14 +138,30 @@ def list_runs(
     return f"SELECT run_id, snapshot FROM runs WHERE rowid IN ({pick}){order}", params
 
 
-#: How many runs a search term matches, counted up to a bound: a listing with several terms
-#: walks the rarest one's index range and probes the others (walking a common one would probe
-#: a thousand entries for each match of a rare one).
-TERM_COUNT = "SELECT count(*) FROM (SELECT 1 FROM run_metadata WHERE key = ? AND value = ? LIMIT 2000)"
+#: Entries read to estimate how rare a search term is where a listing starts.
+SAMPLE = 64
 
 
-def term_count(key: str, value: Any) -> tuple[str, list[Any]]:
-    return TERM_COUNT, [key, _term_value(value)]
+def term_reach(key: str, value: Any, newest_first: bool, since: float | None) -> tuple[str, list[Any]]:
+    """How far (in creation time) a listing must go to see `SAMPLE` runs with this term.
+
+    A listing with several terms walks the rarest one's index range in listing order and
+    probes the others: walking a common one would probe a thousand entries for each match of
+    a rare one. The rarest term is the one whose first `SAMPLE` entries, from where the listing
+    starts, reach furthest: a read of `SAMPLE` index entries per term, whatever the table's
+    size, and measured where the page is. No row: fewer than `SAMPLE` runs have the term.
+    """
+    params: list[Any] = [key, _term_value(value)]
+    since_cond = ""
+    if since is not None:
+        since_cond = " AND created_at >= ?"
+        params.append(since)
+    order = "DESC" if newest_first else "ASC"
+    sql = (
+        f"SELECT created_at FROM run_metadata WHERE key = ? AND value = ?{since_cond} "
+        f"ORDER BY created_at {order}, run_id {order} LIMIT 1 OFFSET {SAMPLE - 1}"
+    )
+    return sql, params
 
 
 def _term_value(value: Any) -> Any:

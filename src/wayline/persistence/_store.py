@@ -151,6 +151,26 @@ class Store(Protocol):
         """
         ...
 
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete up to ``limit`` finished runs (of ``statuses``: every finished status by
+        default; of ``workflow``, if given) that ended before ``before`` (epoch seconds), oldest
+        first, in one transaction: each with its history, its inbox leftovers, its metadata
+        index rows, its references to blobs, and the blobs no run refers to any more (see
+        `_purge`). Returns the ids; with ``dry_run``, the ids it would delete, deleting nothing.
+
+        Raises:
+            ValueError: a status in ``statuses`` is not a finished one.
+        """
+        ...
+
     # --- workers and leases (several workers on one database; see _leases.py) -----------
     # A store with one owner (SQLite, memory) answers these trivially: every claim succeeds
     # with fence 0 and nothing is ever lost. On PostgreSQL they are the real thing.

@@ -7,9 +7,11 @@ import random
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
+from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._vars import VarsSchema
 
@@ -112,6 +114,7 @@ class WorkflowDef(Generic[I, R]):
         version: str,
         schedules: Sequence[Schedule] = (),
         vars: Any = None,
+        retention: float | timedelta | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -128,6 +131,9 @@ class WorkflowDef(Generic[I, R]):
         self.schedules = _check_schedules(name, schedules)
         #: The type of ``ctx.vars`` (``vars=``), None for a plain dict.
         self.vars_schema = VarsSchema(name, vars) if vars is not None else None
+        #: Seconds a finished run is kept before the background purge deletes it (None: the
+        #: runtime's ``retention=``, which by default keeps runs forever).
+        self.retention = retention_seconds(retention, f"workflow {name!r} retention")
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -222,7 +228,12 @@ def workflow(fn: Callable[[Any, I], Awaitable[R]], /) -> WorkflowDef[I, R]: ...
 def workflow(fn: Callable[[Any], Awaitable[R]], /) -> WorkflowDef[None, R]: ...
 @overload
 def workflow(
-    *, name: str | None = None, version: str = "1", schedules: Sequence[Schedule] = (), vars: Any = None
+    *,
+    name: str | None = None,
+    version: str = "1",
+    schedules: Sequence[Schedule] = (),
+    vars: Any = None,
+    retention: float | timedelta | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -232,6 +243,7 @@ def workflow(
     version: str = "1",
     schedules: Sequence[Schedule] = (),
     vars: Any = None,
+    retention: float | timedelta | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -241,7 +253,9 @@ def workflow(
     stored schedules match them when it opens. ``vars`` types ``ctx.vars``: a msgspec Struct,
     dataclass or TypedDict whose fields all have defaults; the vars are checked before each
     checkpoint and a field that does not fit raises `VarsError` naming it (see
-    `wayline.runtime._vars`).
+    `wayline.runtime._vars`). ``retention`` (seconds or a timedelta) is how long its
+    finished runs are kept before the runtime purges them (by default the runtime's
+    ``retention=``, which by default keeps them).
 
     The function takes a `RunContext` and optionally one input value. It is re-entered from
     the top after a crash; completed steps then return their journaled results, so only the
@@ -250,7 +264,9 @@ def workflow(
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
-        return WorkflowDef(f, name=name or _default_name(f), version=version, schedules=schedules, vars=vars)
+        return WorkflowDef(
+            f, name=name or _default_name(f), version=version, schedules=schedules, vars=vars, retention=retention
+        )
 
     return wrap(fn) if fn is not None else wrap
 

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from opentelemetry.metrics import MeterProvider
@@ -23,6 +24,7 @@ from ._definitions import WorkflowDef
 from ._handles import RunHandle, RunInfo
 from ._inbox import Inbox
 from ._metadata import check_metadata, check_tags
+from ._retention import DEFAULT_INTERVAL, Retention, plan, purge, retention_seconds
 from ._runs import Runs
 from ._schedule_handle import ScheduleHandle, ScheduleInfo, Schedules
 from ._schedule_spec import DEFAULT_CATCHUP_WINDOW, Duration, Instant, Overlap
@@ -57,6 +59,8 @@ class Runtime:
         owner: bool = True,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        retention: float | timedelta | None = None,
+        retention_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -81,6 +85,9 @@ class Runtime:
         if self._scheduler is not None:
             self._runs.finished_listener = self._scheduler.run_finished
         self._schedules = Schedules(store, clock, self._registry, self._scheduler)
+        keep = plan(self._registry.newest(), retention_seconds(retention, "open_runtime retention"))
+        self._retention = Retention(store, clock, keep, retention_interval) if owner and keep else None
+        self._purger: asyncio.Future[None] | None = None
 
     # --- life (open_runtime) ---------------------------------------------------------------
 
@@ -94,16 +101,19 @@ class Runtime:
             self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval))
         if self._scheduler is not None:
             self._scheduler.start(inbox_poll_interval)
+        if self._retention is not None:
+            self._purger = asyncio.ensure_future(self._retention.run())
 
     async def _close(self) -> None:
         self._telemetry.close()
         if self._scheduler is not None:
             await self._scheduler.close()
         await self._runs.close()
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+        for task in (self._poller, self._purger):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._poller = self._purger = None
 
     # --- starting runs ---------------------------------------------------------------------
 
@@ -333,14 +343,7 @@ class Runtime:
             MetadataError: a filter that cannot be searched (a non-scalar value, a
                 ``wayline.`` key).
         """
-        statuses: list[RunStatus] | None = None
-        if status is not None:
-            items = [status] if isinstance(status, (str, RunStatus)) else list(status)
-            try:
-                statuses = [RunStatus(str(s).upper()) for s in items]
-            except ValueError:
-                valid = ", ".join(s.value for s in RunStatus)
-                raise ValueError(f"unknown run status in {status!r}; use one of {valid}") from None
+        statuses = _statuses(status)
         records = await self.store.list_runs(
             statuses=statuses,
             workflow=workflow,
@@ -351,6 +354,39 @@ class Runtime:
             tag=tag,
         )
         return [RunInfo.from_record(r) for r in records]
+
+    async def purge(
+        self,
+        *,
+        before: datetime | float,
+        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+        workflow: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished runs that ended before ``before``, with their history, inbox
+        leftovers, metadata and the stored values no other run refers to; returns how many.
+
+        Runs go in small transactions (200 at a time), so checkpoints go on meanwhile.
+        Workflows with ``retention=`` (or a runtime with ``retention=``) are purged this way
+        in the background.
+
+        Args:
+            before: a timezone-aware datetime, or epoch seconds.
+            status: only runs in this status (or these); every finished status by default.
+            workflow: only runs of this workflow.
+            dry_run: count the runs that would go, deleting nothing.
+
+        Raises:
+            ValueError: a status that is not a finished one, or a naive datetime.
+        """
+        if isinstance(before, datetime):
+            if before.tzinfo is None:
+                raise ValueError("rt.purge needs a timezone-aware datetime for before= (e.g. tzinfo=UTC)")
+            cutoff = before.timestamp()
+        else:
+            cutoff = float(before)
+        statuses = _statuses(status)
+        return await purge(self.store, before=cutoff, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def history(self, run_id: str) -> AsyncIterator[AnyEvent]:
         """The run's events (`wayline.history`), oldest first.
@@ -429,3 +465,14 @@ class Runtime:
             CallbackTokenError: as for `complete_callback`.
         """
         await self._inbox.heartbeat(token)
+
+
+def _statuses(status: RunStatus | str | Sequence[RunStatus | str] | None) -> list[RunStatus] | None:
+    if status is None:
+        return None
+    items = [status] if isinstance(status, (str, RunStatus)) else list(status)
+    try:
+        return [RunStatus(str(s).upper()) for s in items]
+    except ValueError:
+        valid = ", ".join(s.value for s in RunStatus)
+        raise ValueError(f"unknown run status in {status!r}; use one of {valid}") from None

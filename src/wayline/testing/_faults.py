@@ -163,6 +163,20 @@ class FaultInjectingStore:
             tag=tag,
         )
 
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        self._check()
+        return await self.inner.purge_runs(
+            before=before, statuses=statuses, workflow=workflow, limit=limit, dry_run=dry_run
+        )
+
     # Worker and lease operations pass through: they are not the writes counted here.
 
     async def register_worker(
