@@ -207,6 +207,29 @@ class VarsError(WaylineError, TypeError):
         super().__init__(f"ctx.vars{where} (workflow {workflow!r}){at}: {problem}")
 
 
+class SignalPayloadError(PayloadError):
+    """A signal's payload does not match the type the workflow waits for it as (raised in the
+    body, at ``ctx.wait_signal(name, T)``; the workflow may catch it)."""
+
+    def __init__(self, run_id: str, signal: str, expected: str, detail: str) -> None:
+        self.run_id, self.what, self.signal = run_id, f"signal {signal!r}", signal
+        WaylineError.__init__(
+            self,
+            f"run {run_id!r} got signal {signal!r} with a payload that is not a {expected}: {detail}; "
+            "send one that is (rt.signal), or wait for a wider type",
+        )
+
+
+class InvalidArgumentError(WaylineError, ValueError, TypeError):
+    """A public call got an argument of the wrong type, size or value (also a `ValueError`
+    and a `TypeError`, as Python code expects of a bad argument)."""
+
+    def __init__(self, call: str, argument: str, problem: str) -> None:
+        self.call = call
+        self.argument = argument
+        super().__init__(f"{call}: {argument} {problem}")
+
+
 class RunNotFoundError(WaylineError):
     """No run with this id exists in the store."""
 

@@ -103,10 +103,13 @@ async def test_a_failed_sync_child_fails_the_task_with_states_task_failed(tmp_pa
 
 
 async def test_a_retried_sync_task_starts_a_new_child_per_attempt() -> None:
+    async def fails_first(p: dict[str, Any]) -> Any:
+        return await double({**p, "fail": calls[f"double:{p['n']}"] == 0})
+
     flaky = StateMachine(
         {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "double", "End": True}}},
         name="child",
-        resources={"double": lambda p: double({**p, "fail": calls[f"double:{p['n']}"] == 0})},
+        resources={"double": fails_first},
     )
     parent = caller(f"{START}.sync:2", [{"ErrorEquals": ["States.TaskFailed"]}], Input={"n.$": "$.n"})
     async with open_runtime(":memory:", workflows=[parent, flaky], clock=VirtualClock()) as rt:

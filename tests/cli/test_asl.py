@@ -50,6 +50,11 @@ async def price(payload):
 
 RESOURCES = {"arn:aws:lambda:eu-west-1:1:function:price": price}
 NOT_A_MAPPING = 42
+
+def blocking_price(payload):
+    return {"total": 1}
+
+SYNC = {"arn:aws:lambda:eu-west-1:1:function:price": blocking_price}
 """
 
 
@@ -161,6 +166,11 @@ def test_run_argument_errors(fresh: Cli, files: Path) -> None:
     assert res.code == 1 and "module 'tasks' has no attribute 'MISSING'" in res.err
     res = fresh("asl", "run", "orders.json", "--resources", "tasks:NOT_A_MAPPING")
     assert res.code == 1 and "is a int, not a mapping" in res.err
+    res = fresh("asl", "run", "orders.json", "--input", '{"qty": 3}')
+    assert res.code == 1 and "no resource is bound to 'arn:aws:lambda:eu-west-1:1:function:price'" in res.err
+    assert "--resources MODULE:MAPPING" in res.err
+    res = fresh("asl", "run", "orders.json", "--input", '{"qty": 3}', "--resources", "tasks:SYNC")
+    assert res.code == 1 and "blocking_price is a plain function" in res.err and "async def" in res.err
     (files / "bad.json").write_text('{"StartAt": "Nope", "States": {}}')
     res = fresh("asl", "run", "bad.json")
     assert res.code == 1 and res.err.startswith("wayline: error: invalid state machine definition")

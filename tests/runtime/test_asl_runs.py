@@ -12,7 +12,7 @@ from tests.asl._conformance import CASES_DIR, load_cases, same_json
 
 from _support import until
 from wayline import RunCancelled, RunFailed, RunStatus, StateMachine, WaylineError, open_runtime
-from wayline.errors import AslDefinitionError
+from wayline.errors import AslDefinitionError, ResourceError
 from wayline.persistence import Custom, SQLiteStore
 from wayline.testing import FaultInjectingStore, SimulatedCrash, VirtualClock
 
@@ -88,12 +88,37 @@ async def test_task_errors_are_retried_then_fail_the_run_with_the_asl_error() ->
     assert clock.time() - t0 == pytest.approx(DAY + 5 + 10)  # the wait, then backoff 5s and 10s
 
 
-async def test_an_unbound_resource_fails_with_a_precise_error() -> None:
+async def test_an_unbound_resource_is_refused_at_open_runtime_not_by_a_failed_run(tmp_path: Path) -> None:
     sm = StateMachine({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "nowhere", "End": True}}}, name="x")
+    db = tmp_path / "w.db"
+    with pytest.raises(ResourceError) as info:
+        async with open_runtime(db, workflows=[sm]):
+            pass
+    assert info.value.machine == "x"
+    (problem,) = info.value.problems
+    assert "Task 'T': no resource is bound to 'nowhere'" in problem
+    assert "resources={'nowhere': fn}" in problem and "--resources" in problem
+    async with open_runtime(db) as rt:
+        assert await rt.list_runs() == []  # no FAILED run left behind
+
+
+async def test_a_sync_resource_is_refused_at_state_machine_with_the_fix_named() -> None:
+    def validate(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    definition = {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "validate", "End": True}}}
+    with pytest.raises(ResourceError) as info:
+        StateMachine(definition, name="x", resources={"validate": validate})  # type: ignore[dict-item]
+    (problem,) = info.value.problems
+    assert "resources['validate']" in problem and "is a plain function" in problem
+    assert "async def" in problem and "asyncio.to_thread" in problem
+
+    async def checked(payload: dict[str, Any]) -> dict[str, Any]:
+        return payload
+
+    sm = StateMachine(definition, name="x", resources={"validate": checked})
     async with open_runtime(":memory:", workflows=[sm]) as rt:
-        with pytest.raises(RunFailed) as info:
-            await (await rt.start(sm, {}, run_id="x")).result()
-    assert info.value.error == "States.Runtime" and "'nowhere'" in (info.value.cause or "")
+        assert await (await rt.start(sm, {"ok": 1})).result() == {"ok": 1}
 
 
 def test_invalid_definitions_are_wayline_errors_naming_the_path() -> None:

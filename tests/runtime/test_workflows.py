@@ -368,10 +368,13 @@ async def parked(ctx: RunContext) -> Any:
 async def test_an_ended_run_is_freed_without_the_cycle_collector(db: str) -> None:
     # A finished run must not linger as cyclic garbage until a full collection: with
     # thousands of runs ending, that garbage is what the collector spends its time on.
+    async def add_event(event: dict[str, int]) -> int:
+        return await add(event["a"], event["b"])
+
     machine = StateMachine(
         {"StartAt": "Add", "States": {"Add": {"Type": "Task", "Resource": "add", "End": True}}},
         name="machine",
-        resources={"add": lambda event: add(event["a"], event["b"])},
+        resources={"add": add_event},
     )
     async with open_runtime(db, workflows=[arith, failing, parked, machine]) as rt:
         gc.collect()

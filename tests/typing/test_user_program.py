@@ -60,7 +60,7 @@ def test_a_typed_user_program_passes_mypy_strict(mypy_report: tuple[set[tuple[st
 def test_mypy_strict_reports_each_mistake_where_it_is(mypy_report: tuple[set[tuple[str, int, str]], str]) -> None:
     errors, output = mypy_report
     expected = _expected("wrong_program.py")
-    assert len(expected) == 7
+    assert len(expected) == 8
     assert errors == expected, output
 
 

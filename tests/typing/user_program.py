@@ -29,7 +29,8 @@ async def charge(order_id: str, amount: float) -> dict[str, Any]:
 async def process_order(ctx: RunContext, order: Order) -> str:
     receipt = await ctx.run(charge, order.id, order.amount)
     assert_type(receipt, dict[str, Any])
-    verdict: str = await ctx.wait_signal("verdict", timeout=3600)
+    verdict = await ctx.wait_signal("verdict", str, timeout=3600)  # decoded as, and typed as, a str
+    assert_type(verdict, str)
     return f"{receipt['charge_id']}: {verdict}"
 
 

@@ -13,6 +13,8 @@ from wayline import RunContext, Runtime, workflow
 async def bad_steps(ctx: RunContext, order: Order) -> None:
     await ctx.run(charge, 5, order.amount)  # error: arg-type
     await ctx.run(charge, order.id)  # error: call-arg
+    approved: bool = await ctx.wait_signal("verdict", str)  # error: arg-type
+    print(approved)
 
 
 async def start_wrongly(rt: Runtime) -> None:

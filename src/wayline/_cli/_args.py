@@ -36,6 +36,11 @@ def parse_json(text: str, what: str) -> Any:
         raise UsageError(f"{what}{origin} is empty; give a JSON value such as {{}} or null")
     try:
         return json.loads(text)
+    except RecursionError:
+        raise UsageError(
+            f"{what}{origin} is nested too deeply to be read (more levels of lists and objects than "
+            "Python allows); flatten it"
+        ) from None
     except json.JSONDecodeError as exc:
         line = exc.doc.splitlines()[exc.lineno - 1] if exc.lineno <= len(exc.doc.splitlines()) else ""
         before = line[: exc.colno - 1][-30:]

@@ -169,11 +169,14 @@ async def runs_show(opts: Options, run_id: str) -> int:
 async def runs_history(opts: Options, run_id: str) -> int:
     async with _client(opts) as rt:
         events = [e async for e in rt.history(run_id)]
+        note = out.history_note(await rt.describe(run_id))
     if opts.json:
         out.emit_json([out.event_doc(e) for e in events])
     else:
         for event in events:
             print(out.event_text(event))
+        if note is not None:
+            _note(note)
     return OK
 
 

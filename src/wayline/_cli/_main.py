@@ -11,7 +11,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from typing import Any, NoReturn
 
 from .. import __version__
-from .._errors import WaylineError
+from .._errors import InvalidArgumentError, PayloadError, WaylineError
 from ..persistence import OVERLAP_POLICIES
 from ..runtime import JsonLogFormatter, RunLogFilter
 from . import _commands as cmd, _replay as replay, _schedules as schedules
@@ -432,7 +432,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         if isinstance(exc, CliError):
             return _fail(opts, type(exc).__name__, str(exc), exc.code)
         if isinstance(exc, WaylineError):
-            return _fail(opts, type(exc).__name__, message_for(exc, opts.db), FAILED, error_ids(exc))
+            # Data or an argument the command line gave that wayline refuses: a bad call (2).
+            code = USAGE if isinstance(exc, PayloadError | InvalidArgumentError) else FAILED
+            return _fail(opts, type(exc).__name__, message_for(exc, opts.db), code, error_ids(exc))
         log.debug("unexpected error", exc_info=exc)
         return _fail(
             opts,

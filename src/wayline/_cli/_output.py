@@ -4,15 +4,16 @@ from __future__ import annotations
 
 import json
 import sys
+import time
 from collections.abc import Sequence
 from typing import Any
 
 import msgspec
 
-from ..persistence import AnyEvent, Custom
+from ..persistence import AnyEvent, Custom, RunStatus
 from ..runtime import RunInfo
 from ._details import Detail
-from ._time import iso
+from ._time import iso, when
 
 
 def plain(value: Any) -> Any:
@@ -58,6 +59,12 @@ def run_doc(info: RunInfo, detail: Detail | None = None) -> dict[str, Any]:
         "cause": info.cause,
         "metadata": plain(info.metadata),
         "tags": list(info.tags),
+        # The step attempts in flight, known only to the process that runs the run; from any
+        # other (this command, mostly) the rest is as of the run's last checkpoint.
+        "running": [
+            {"step": r.step, "index": r.index, "attempt": r.attempt, "since": iso(r.since)} for r in info.running
+        ],
+        "live": info.live,
         # only while the store cannot write: what the runtime is stuck on, and since when
         **({"store": plain(info.store_health)} if info.store_health is not None and not info.store_health.ok else {}),
     }
@@ -132,6 +139,7 @@ def run_text(info: RunInfo, detail: Detail | None = None) -> str:
         ("ended", iso(info.ended_at) or "-"),
         ("steps", f"{_steps(info, detail)}{' (states entered)' if machine else ''}"),
         ("waiting for", "; ".join(waiting) or "-"),
+        *running_fields(info),
         ("vars", compact(info.vars)),
         ("input", compact(info.input)),
     ]
@@ -150,6 +158,34 @@ def run_text(info: RunInfo, detail: Detail | None = None) -> str:
         fields.append(("store", f"{health.status.upper()}{since}: {health.reason}"))
     width = max(len(k) for k, _ in fields)
     return "\n".join(f"{k.ljust(width)}  {v}" for k, v in fields)
+
+
+def running_fields(info: RunInfo, now: float | None = None) -> list[tuple[str, str]]:
+    """``runs show``: the steps in flight of a run this process runs, or, for an unfinished
+    run another process runs, that what is shown is its last checkpoint."""
+    if info.status is not RunStatus.RUNNING:
+        return []  # a waiting run's checkpoint is all there is: it runs nothing
+    if info.live:
+        now = time.time() if now is None else now
+        steps = [f"step {r.step!r} (attempt {r.attempt}), since {when(r.since, now)}" for r in info.running]
+        return [("running", "; ".join(steps) or "-")]
+    return [
+        (
+            "as of",
+            f"its last checkpoint, {iso(info.updated_at)}: the process that runs it shows a step in flight "
+            "once the step ends (steps are stored with their outcome)",
+        )
+    ]
+
+
+def history_note(info: RunInfo) -> str | None:
+    """``runs history``: what the history of an unfinished run another process runs leaves out."""
+    if info.status is not RunStatus.RUNNING or info.live:
+        return None
+    return (
+        f"(history as of the run's last checkpoint, {iso(info.updated_at)}; a step in flight in the process "
+        "that runs it is stored, with its StepStarted, once it ends)"
+    )
 
 
 def event_text(event: AnyEvent) -> str:

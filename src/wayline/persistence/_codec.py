@@ -7,6 +7,8 @@ through `_legacy` (see there). The common case, current data, costs one decode.
 
 from __future__ import annotations
 
+import logging
+from collections.abc import Iterable
 from typing import Any
 
 import msgspec
@@ -15,23 +17,44 @@ from .._errors import PayloadError
 from ._legacy import upgrade_message, upgrade_record
 from ._records import FORMAT, AnyEvent, AnyInboxMessage, InboxMessage, RunRecord
 
+log = logging.getLogger("wayline.store")
+
 _encoder = msgspec.msgpack.Encoder()
 _record_decoder = msgspec.msgpack.Decoder(RunRecord)
 _events_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
 _any_decoder = msgspec.msgpack.Decoder()
 _inbox_decoder = msgspec.msgpack.Decoder(AnyInboxMessage)
 
+#: What encoding an unstorable value raises: a type msgspec does not know, an int out of
+#: range, and RecursionError for a value nested deeper than the interpreter's recursion
+#: limit or one that contains itself.
+ENCODE_ERRORS = (TypeError, ValueError, OverflowError, RecursionError)
+
+
+def _why(exc: BaseException) -> str:
+    if isinstance(exc, RecursionError):
+        return (
+            "it is nested too deeply or contains itself (a list or dict that holds itself, directly "
+            "or through others); flatten it or break the cycle"
+        )
+    return str(exc)
+
 
 def encode(value: Any, *, what: str = "value", run_id: str | None = None) -> bytes:
     """Encode anything storable; unencodable values raise `PayloadError` naming ``what``."""
     try:
         return _encoder.encode(value)
-    except (TypeError, ValueError, OverflowError) as exc:
-        raise PayloadError(what, str(exc), run_id=run_id) from exc
+    except ENCODE_ERRORS as exc:
+        raise PayloadError(what, _why(exc), run_id=run_id) from exc
 
 
-#: Encode without translating errors (TypeError, ValueError, OverflowError): for hot paths
-#: that build their `PayloadError` only when encoding fails.
+def payload_error(exc: BaseException, what: str, run_id: str | None = None) -> PayloadError:
+    """The `PayloadError` for one of `ENCODE_ERRORS` raised by `encode_raw`."""
+    return PayloadError(what, _why(exc), run_id=run_id)
+
+
+#: Encode without translating errors (`ENCODE_ERRORS`): for hot paths that build their
+#: `PayloadError` (`payload_error`) only when encoding fails.
 encode_raw = _encoder.encode
 
 
@@ -69,3 +92,41 @@ def decode_inbox(data: bytes) -> InboxMessage:
         return message
     except msgspec.ValidationError:
         return upgrade_message(data)
+
+
+#: Inbox rows already reported as undecodable (by where and seq), so each is logged once
+#: however often the inbox is read. Bounded: a flood of bad rows cannot grow it for ever.
+_reported: set[tuple[str, int]] = set()
+_REPORTED_MAX = 10_000
+
+
+def decode_inbox_rows(rows: Iterable[tuple[int, str, bytes]], where: str) -> list[tuple[int, str, InboxMessage]]:
+    """The inbox rows ``(seq, run_id, data)`` decoded; a row that cannot be decoded (written
+    by something other than wayline, or damaged) is set aside: skipped, and logged once.
+
+    One bad message must not stop the others: the poller that reads these delivers the
+    signals and callback answers of every run the process owns.
+    """
+    out: list[tuple[int, str, InboxMessage]] = []
+    for seq, run_id, data in rows:
+        try:
+            if not isinstance(run_id, str) or not isinstance(data, bytes):
+                raise TypeError(f"the row holds a {type(run_id).__name__} run id and {type(data).__name__} data")
+            out.append((seq, run_id, decode_inbox(data)))
+        except Exception as exc:  # anything a stranger's bytes can make the decoder raise
+            key = (where, seq)
+            if key not in _reported:
+                if len(_reported) >= _REPORTED_MAX:
+                    _reported.clear()
+                _reported.add(key)
+                log.error(
+                    "inbox message %s for run %r in %s cannot be read and is set aside (%s: %s); it was not "
+                    "written by wayline, or it is damaged. Other messages are delivered; the run ignores it, "
+                    "and it is deleted when the run ends",
+                    seq,
+                    run_id,
+                    where,
+                    type(exc).__name__,
+                    exc,
+                )
+    return out

@@ -12,7 +12,7 @@ from typing import Any
 
 from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
-from ._codec import decode_events, decode_inbox, decode_record, encode
+from ._codec import decode_events, decode_inbox_rows, decode_record, encode
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
@@ -136,7 +136,8 @@ class MemoryStore(SingleOwner):
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         self._check()
-        found = [(s, rid, decode_inbox(data)) for s, (rid, data) in sorted(self._inbox.items()) if s > seq]
+        rows = ((s, rid, data) for s, (rid, data) in sorted(self._inbox.items()) if s > seq)
+        found = decode_inbox_rows(rows, ":memory:")
         return found[:limit]
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
@@ -160,7 +161,8 @@ class MemoryStore(SingleOwner):
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         self._check()
-        return [(seq, decode_inbox(data)) for seq, (rid, data) in sorted(self._inbox.items()) if rid == run_id]
+        rows = ((s, rid, data) for s, (rid, data) in sorted(self._inbox.items()) if rid == run_id)
+        return [(s, m) for s, _, m in decode_inbox_rows(rows, ":memory:")]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         self._check()

@@ -27,11 +27,18 @@ from .._errors import (
     DatabaseMissingError,
     DatabaseUnreachableError,
     LeaseLostError,
-    PayloadError,
     StoreError,
 )
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
-from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
+from ._codec import (
+    ENCODE_ERRORS,
+    decode_events,
+    decode_inbox_rows,
+    decode_record,
+    encode,
+    encode_raw,
+    payload_error,
+)
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
@@ -60,7 +67,7 @@ T = TypeVar("T")
 def _encodable(value: Any) -> bool:
     try:
         encode_raw(value)
-    except (TypeError, ValueError, OverflowError):
+    except ENCODE_ERRORS:
         return False
     return True
 
@@ -302,9 +309,9 @@ class PostgresStore:
             snapshot = encode_raw(record)
             rows = encode_raw(list(events)) if events else None
             meta = search_terms(record)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except ENCODE_ERRORS as exc:
             what = "history" if _encodable(record) else "state"
-            raise PayloadError(f"{what} of run {run_id!r}", str(exc), run_id=run_id) from exc
+            raise payload_error(exc, f"{what} of run {run_id!r}", run_id) from exc
         assert self._loop is not None
         fut: asyncio.Future[None] = self._loop.create_future()
         leases = self._leases
@@ -403,10 +410,12 @@ class PostgresStore:
         return out
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
-        return [(seq, decode_inbox(data)) for seq, data in await self._fetch(GET_INBOX, run_id)]
+        rows = await self._fetch(GET_INBOX, run_id)
+        return [(s, m) for s, _, m in decode_inbox_rows(((s, run_id, d) for s, d in rows), self.display_url)]
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
-        return [(s, run_id, decode_inbox(data)) for s, run_id, data in await self._fetch(INBOX_SINCE, seq, limit)]
+        rows = await self._fetch(INBOX_SINCE, seq, limit)
+        return decode_inbox_rows(((s, r, d) for s, r, d in rows), self.display_url)
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = await self._fetch(DUE_RUNS, until, RunStatus.WAITING.value, limit)

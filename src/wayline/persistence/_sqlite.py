@@ -20,9 +20,17 @@ import aiosqlite
 import msgspec
 from opentelemetry.metrics import MeterProvider
 
-from .._errors import DatabaseCorruptError, PayloadError, StoreError
+from .._errors import DatabaseCorruptError, StoreError
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
-from ._codec import decode_events, decode_inbox, decode_record, encode, encode_raw
+from ._codec import (
+    ENCODE_ERRORS,
+    decode_events,
+    decode_inbox_rows,
+    decode_record,
+    encode,
+    encode_raw,
+    payload_error,
+)
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
@@ -77,7 +85,7 @@ def _space_left(path: str) -> str | None:
 def _encodable(value: Any) -> bool:
     try:
         encode_raw(value)
-    except (TypeError, ValueError, OverflowError):
+    except ENCODE_ERRORS:
         return False
     return True
 
@@ -221,10 +229,10 @@ class SQLiteStore(SingleOwner):
             snapshot = encode_raw(record)
             rows = encode_raw(list(events)) if events else None
             meta = search_terms(record)
-        except (TypeError, ValueError, OverflowError) as exc:
+        except ENCODE_ERRORS as exc:
             # The message is only built here: this runs for every step of every run.
             what = "history" if _encodable(record) else "state"
-            raise PayloadError(f"{what} of run {run_id!r}", str(exc), run_id=run_id) from exc
+            raise payload_error(exc, f"{what} of run {run_id!r}", run_id) from exc
         blobs = None
         # Only a snapshot or events above the offload size hold a value that may be: the
         # common checkpoint pays two length checks.
@@ -310,7 +318,7 @@ class SQLiteStore(SingleOwner):
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         rows = await self._fetch(INBOX_SINCE, (seq, limit))
-        return [(s, run_id, decode_inbox(data)) for s, run_id, data in rows]
+        return decode_inbox_rows(rows, self.path)
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = await self._fetch(DUE_RUNS, (until, RunStatus.WAITING.value, limit))
@@ -322,7 +330,7 @@ class SQLiteStore(SingleOwner):
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         rows = await self._fetch(INBOX_OF_RUN, (run_id,))
-        return [(seq, decode_inbox(data)) for seq, data in rows]
+        return [(s, message) for s, _, message in decode_inbox_rows(((s, run_id, d) for s, d in rows), self.path)]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(GET_RUN, (run_id,))

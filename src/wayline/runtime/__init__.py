@@ -14,7 +14,7 @@ from ._definitions import (
     activity as activity,
     workflow as workflow,
 )
-from ._handles import RunHandle as RunHandle, RunInfo as RunInfo
+from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
 from ._replay import (
@@ -54,6 +54,7 @@ __all__ = (
     "ScheduledRun",
     "StateMachine",
     "StateMachineAlias",
+    "StepAttemptInfo",
     "StepInfo",
     "TelemetryProviders",
     "WorkflowDef",

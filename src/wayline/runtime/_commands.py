@@ -10,6 +10,9 @@ from __future__ import annotations
 from collections.abc import Generator
 from typing import Any, Generic, TypeVar
 
+import msgspec
+
+from .._errors import SignalPayloadError
 from ._definitions import ActivityDef
 
 T = TypeVar("T")
@@ -69,6 +72,27 @@ class WaitSignal(Command[Any]):
     def __init__(self, name: str, timeout: float | None) -> None:
         self.name = name
         self.timeout = timeout
+
+
+class Decoded(Generic[T]):
+    """A command whose outcome is decoded as ``type`` (``ctx.wait_signal(name, T)``): msgspec's
+    conversion, as for a workflow's input. Not a command itself: it awaits ``command``."""
+
+    __slots__ = ("command", "run_id", "type")
+
+    def __init__(self, command: WaitSignal, type: type[T], run_id: str) -> None:
+        self.command = command
+        self.type = type
+        self.run_id = run_id
+
+    def __await__(self) -> Generator[Any, Any, T]:
+        payload = yield from self.command.__await__()
+        try:
+            converted: T = msgspec.convert(payload, self.type, strict=False)
+        except msgspec.ValidationError as exc:
+            expected = getattr(self.type, "__name__", None) or repr(self.type)
+            raise SignalPayloadError(self.run_id, self.command.name, expected, str(exc)) from None
+        return converted
 
 
 class OpenCallback(Command[tuple[int, str | None]]):

@@ -5,15 +5,16 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar
+from typing import Any, ParamSpec, TypeVar, overload
 
 from ..actors import Clock
-from ._commands import AwaitCallback, CloseCallback, Gather, OpenCallback, Sleep, Step, WaitSignal
+from ._commands import AwaitCallback, CloseCallback, Decoded, Gather, OpenCallback, Sleep, Step, WaitSignal
 from ._definitions import as_activity
 from ._metadata import RunMetadata
 
 P = ParamSpec("P")
 R = TypeVar("R")
+T = TypeVar("T")
 
 
 class RunContext:
@@ -120,8 +121,17 @@ class RunContext:
         tolerated = max(tolerated_failure_count, math.floor(len(steps) * tolerated_failure_percentage / 100))
         return Gather(steps, max_concurrency=max_concurrency, tolerated=tolerated)
 
-    def wait_signal(self, name: str, *, timeout: float | None = None) -> WaitSignal:
+    @overload
+    def wait_signal(self, name: str, *, timeout: float | None = None) -> WaitSignal: ...
+    @overload
+    def wait_signal(self, name: str, type: type[T], *, timeout: float | None = None) -> Decoded[T]: ...
+    def wait_signal(self, name: str, type: Any = None, *, timeout: float | None = None) -> WaitSignal | Decoded[Any]:
         """Wait for the next signal ``name`` sent with ``rt.signal``; returns its payload.
+
+        With ``type`` (``ctx.wait_signal("verdict", Verdict)``), the payload is decoded as that
+        type (msgspec, as a workflow's input: a Struct, a dataclass, ``date``, ``Decimal``...)
+        and type checkers know what it returns; a payload that does not match raises
+        `SignalPayloadError` here.
 
         Signals sent before the run waits are kept for it, in order. The wait is journaled:
         after a restart it returns the same payload. With ``timeout`` (seconds, a durable
@@ -129,7 +139,8 @@ class RunContext:
         """
         if timeout is not None and timeout < 0:
             raise ValueError("ctx.wait_signal timeout must be >= 0 seconds (or None to wait forever)")
-        return WaitSignal(name, timeout)
+        command = WaitSignal(name, timeout)
+        return command if type is None else Decoded(command, type, self.run_id)
 
     async def wait_for_callback(
         self,

@@ -2,15 +2,22 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextvars
+import copy
+import functools
 import inspect
+import os
 import random
 import typing
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
+from . import _checks as check
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._vars import VarsSchema
@@ -75,18 +82,53 @@ class RetryPolicy:
 NO_RETRY = RetryPolicy(max_attempts=1)
 
 
-class ActivityDef(Generic[P, R]):
-    """A step function declared with ``@activity``; calling it directly just runs it."""
+#: Threads that run sync (``def``) activities, per runtime, unless ``open_runtime`` is given
+#: ``activity_threads``. Python's own default for I/O work (`ThreadPoolExecutor`): blocking
+#: activities mostly wait on the network or a disk, so a few more threads than cores keep
+#: them moving, while CPU-bound ones gain nothing from more (the GIL); 32 at most bounds the
+#: memory and the load put on the services they call.
+DEFAULT_ACTIVITY_THREADS = min(32, (os.cpu_count() or 1) + 4)
 
-    def __init__(self, fn: Callable[P, Awaitable[R]], *, name: str, retry: RetryPolicy, timeout: float | None) -> None:
-        if not inspect.iscoroutinefunction(fn):
-            raise TypeError(f"@activity needs an async function, got {fn!r}")
+
+class _Unset:
+    """The default of an option that was not given (None means "no timeout")."""
+
+    def __repr__(self) -> str:
+        return "<unset>"
+
+
+UNSET: Any = _Unset()
+
+
+class ActivityDef(Generic[P, R]):
+    """A step function declared with ``@activity`` (``async def`` or plain ``def``); calling
+    it directly just runs it.
+
+    A plain ``def`` activity runs in the runtime's worker threads (``open_runtime(...,
+    activity_threads=N)``), with the same retries and timeouts as an async one. A thread
+    cannot be interrupted: when an attempt times out or its run is cancelled, the run goes on
+    at once and the thread's eventual result is discarded.
+
+    Attributes:
+        name: the step's name in the journal and history.
+        retry: its `RetryPolicy`; ``timeout``: seconds per attempt (None: no limit).
+        blocking: True for a plain ``def`` (it runs in a worker thread).
+    """
+
+    def __init__(
+        self, fn: Callable[P, Awaitable[R]] | Callable[P, R], *, name: str, retry: RetryPolicy, timeout: float | None
+    ) -> None:
+        if not callable(fn) or inspect.isclass(fn):
+            raise TypeError(f"@activity needs a function (async def or def), got {fn!r}")
+        if inspect.isasyncgenfunction(fn) or inspect.isgeneratorfunction(fn):
+            raise TypeError(f"@activity needs a function that returns its result, not a generator: {fn!r}")
         if timeout is not None and timeout <= 0:
             raise ValueError(f"activity {name!r}: timeout must be > 0 seconds, got {timeout}")
-        self.fn = fn
+        self.fn: Callable[..., Any] = fn
         self.name = name
         self.retry = retry
         self.timeout = timeout
+        self.blocking = not _is_async(fn)
         # What a journaled result is decoded back into on replay (a Struct, a tuple...).
         self.result_type: Any = _hint(fn, "return")
         self.__wrapped__ = fn
@@ -96,7 +138,65 @@ class ActivityDef(Generic[P, R]):
         return f"<activity {self.name!r}>"
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> Awaitable[R]:
-        return self.fn(*args, **kwargs)
+        return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+
+    def options(
+        self, *, retry: RetryPolicy | None = None, timeout: float | None = UNSET, name: str | None = None
+    ) -> ActivityDef[P, R]:
+        """This activity with other settings for one call site, e.g.
+        ``await ctx.run(charge.options(retry=RetryPolicy(max_attempts=5), timeout=30), order)``.
+
+        The options are keyword arguments of this method, not of the call, so they never
+        clash with the activity's own arguments. What is not given keeps the decorator's
+        setting; ``timeout=None`` removes the timeout.
+
+        Args:
+            retry: the retry policy of this call.
+            timeout: seconds one attempt of this call may run (None: no limit).
+            name: the step's name in the journal and history. Like any step name it must
+                stay the same for runs in flight to replay.
+
+        Raises:
+            InvalidArgumentError: an option of the wrong type or value.
+        """
+        call = f"{self.name}.options"
+        if retry is not None and not isinstance(retry, RetryPolicy):
+            check.refuse(call, "retry", f"must be a RetryPolicy, got {type(retry).__name__} {retry!r}")
+        if timeout is not UNSET:
+            check.number(call, "timeout", timeout)
+            if timeout is not None and timeout <= 0:
+                check.refuse(call, "timeout", f"must be > 0 seconds (or None for no limit), got {timeout!r}")
+        check.name(call, "name", name, optional=True)
+        other = copy.copy(self)
+        if retry is not None:
+            other.retry = retry
+        if timeout is not UNSET:
+            other.timeout = timeout
+        if name is not None:
+            other.name = name
+        return other
+
+    def start(self, threads: Executor | None, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Awaitable[Any]:
+        """One attempt: the coroutine of an async activity, or a sync one's call in ``threads``
+        (the loop's default executor if None), with `step_info()` working inside it."""
+        if not self.blocking:
+            return self.fn(*args, **kwargs)  # type: ignore[no-any-return]
+        return self._in_thread(threads, functools.partial(contextvars.copy_context().run, self.fn, *args, **kwargs))
+
+    @staticmethod
+    async def _in_thread(threads: Executor | None, call: Callable[[], Any]) -> Any:
+        result = await asyncio.get_running_loop().run_in_executor(threads, call)
+        if inspect.isawaitable(result):  # a plain function that returns a coroutine (a lambda)
+            result = await result
+        return result
+
+
+def _is_async(fn: Any) -> bool:
+    """An ``async def`` function (also through ``functools.partial``, a decorator that sets
+    ``__wrapped__``, or an object whose ``__call__`` is one)."""
+    target = inspect.unwrap(fn)
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - its coroutine-ness, not callability
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(call)
 
 
 class WorkflowDef(Generic[I, R]):
@@ -179,21 +279,39 @@ def _default_name(fn: Callable[..., Any]) -> str:
     return getattr(fn, "__qualname__", getattr(fn, "__name__", repr(fn)))
 
 
+class _ActivityDecorator(Protocol):
+    """What ``@activity(name=..., retry=..., timeout=...)`` returns: typed like bare ``@activity``."""
+
+    @overload
+    def __call__(self, fn: Callable[P, Coroutine[Any, Any, R]], /) -> ActivityDef[P, R]: ...
+    @overload
+    def __call__(self, fn: Callable[P, R], /) -> ActivityDef[P, R]: ...
+
+
+# Typing only: an async function's result type is what it returns, not its coroutine; a
+# plain function's is its return type. (Coroutine, not Awaitable, in the first overload: with
+# Awaitable, mypy finds both overloads match an async function and gives up with Any.)
 @overload
-def activity(fn: Callable[P, Awaitable[R]], /) -> ActivityDef[P, R]: ...
+def activity(fn: Callable[P, Coroutine[Any, Any, R]], /) -> ActivityDef[P, R]: ...
+@overload
+def activity(fn: Callable[P, R], /) -> ActivityDef[P, R]: ...
 @overload
 def activity(
     *, name: str | None = None, retry: RetryPolicy | None = None, timeout: float | None = None
-) -> Callable[[Callable[P, Awaitable[R]]], ActivityDef[P, R]]: ...
+) -> _ActivityDecorator: ...
 def activity(
-    fn: Callable[P, Awaitable[R]] | None = None,
+    fn: Callable[..., Any] | None = None,
     /,
     *,
     name: str | None = None,
     retry: RetryPolicy | None = None,
     timeout: float | None = None,
-) -> ActivityDef[P, R] | Callable[[Callable[P, Awaitable[R]]], ActivityDef[P, R]]:
+) -> ActivityDef[Any, Any] | _ActivityDecorator:
     """Declare a step: ``@activity`` or ``@activity(name=..., retry=..., timeout=...)``.
+
+    An ``async def`` runs on the event loop; a plain ``def`` (a blocking client, a file
+    operation) runs in the runtime's worker threads (see `ActivityDef`). Per-call settings:
+    ``ctx.run(fn.options(retry=..., timeout=..., name=...), *args)``.
 
     Args:
         name: the step's name in the journal and history (default: the function's qualname).
@@ -203,7 +321,7 @@ def activity(
             `ActivityTimeoutError` (retried like any error).
     """
 
-    def wrap(f: Callable[P, Awaitable[R]]) -> ActivityDef[P, R]:
+    def wrap(f: Callable[..., Any]) -> ActivityDef[Any, Any]:
         return ActivityDef(f, name=name or _default_name(f), retry=retry or NO_RETRY, timeout=timeout)
 
     return wrap(fn) if fn is not None else wrap
@@ -272,9 +390,9 @@ def workflow(
 
 
 def as_activity(fn: Any) -> ActivityDef[..., Any]:
-    """Accept a decorated activity or a plain async function (named by its qualname)."""
+    """Accept a decorated activity or a plain function, async or not (named by its qualname)."""
     if isinstance(fn, ActivityDef):
         return fn
-    if inspect.iscoroutinefunction(fn):
+    if callable(fn) and not inspect.isclass(fn):
         return ActivityDef(fn, name=_default_name(fn), retry=NO_RETRY, timeout=None)
-    raise TypeError(f"ctx.run needs an @activity or an async function, got {fn!r}")
+    raise TypeError(f"ctx.run needs an @activity or a function, got {fn!r}")

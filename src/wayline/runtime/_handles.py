@@ -24,6 +24,22 @@ class _Runtime(Protocol):
 
 
 @dataclass(frozen=True, slots=True)
+class StepAttemptInfo:
+    """A step attempt running now (`RunInfo.running`).
+
+    Attributes:
+        step: the step's name; ``index`` its position in the run's journal.
+        attempt: 1 for the first attempt, 2 for the first retry, ...
+        since: when the attempt started (epoch seconds, the runtime's clock).
+    """
+
+    step: str
+    index: int
+    attempt: int
+    since: float
+
+
+@dataclass(frozen=True, slots=True)
 class RunInfo:
     """A run as ``rt.describe`` and ``rt.list_runs`` report it."""
 
@@ -54,6 +70,14 @@ class RunInfo:
     #: The run's OpenTelemetry trace id (32 hex digits), kept with it since ``rt.start``; None
     #: if it never ran with an OpenTelemetry SDK configured. ``wayline runs trace`` prints it.
     trace_id: str | None = None
+    #: ``rt.describe`` only: the step attempts running now, oldest first. Known to the
+    #: runtime that runs the run (from its memory: an attempt is stored only once it ends),
+    #: so empty when ``live`` is False.
+    running: tuple[StepAttemptInfo, ...] = ()
+    #: ``rt.describe`` only: this runtime runs the run now, so ``running`` and ``vars`` are
+    #: current. False for a run another process runs: then all of it is as of the run's last
+    #: checkpoint (``updated_at``), and a step it may be running is not shown.
+    live: bool = False
 
     @classmethod
     def from_record(cls, rec: RunRecord, vars: dict[str, Any] | None = None) -> RunInfo:

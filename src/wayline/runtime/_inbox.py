@@ -11,6 +11,7 @@ here, and found again by the poller or after a restart) changes nothing the seco
 from __future__ import annotations
 
 import asyncio
+import logging
 from typing import Any, Protocol
 
 from .._errors import (
@@ -37,6 +38,8 @@ from ..persistence import (
 )
 from ._port import LiveRun
 from .run import Inbound
+
+log = logging.getLogger("wayline.inbox")
 
 
 class Mailboxes(Protocol):
@@ -208,7 +211,25 @@ class Inbox:
         if rows:
             last = rows[0][0] - 1
         while True:
-            for seq, run_id, message in await store.inbox_since(last):
+            try:
+                rows = await store.inbox_since(last)
+            except StoreError as exc:  # the store is out for a while: read again next time
+                log.warning("the inbox could not be read (%s); trying again in %gs", exc, interval)
+                rows = []
+            for seq, run_id, message in rows:
                 last = seq
-                await deliver(self._runs, run_id, seq, message)
+                try:
+                    await deliver(self._runs, run_id, seq, message)
+                except Exception as exc:
+                    # One message that cannot be delivered (its run cannot be loaded, say)
+                    # must not stop the others: set it aside, once; the run finds it in its
+                    # inbox when it next loads.
+                    log.error(
+                        "inbox message %s for run %r could not be delivered and is set aside (%s: %s); "
+                        "other runs' messages go on being delivered",
+                        seq,
+                        run_id,
+                        type(exc).__name__,
+                        exc,
+                    )
             await asyncio.sleep(interval)

@@ -14,12 +14,13 @@ from typing import Any
 from opentelemetry.metrics import MeterProvider
 from opentelemetry.trace import TracerProvider
 
+from .._errors import InvalidArgumentError
 from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
 from ..persistence import MemoryStore, PayloadLimits, SQLiteStore, Store, is_postgres_url, open_postgres_store
-from ._definitions import WorkflowDef
+from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._runtime import Runtime
 from ._versions import StateMachineAlias
-from .asl import StateMachine
+from .asl import ResourceError, StateMachine
 
 
 @asynccontextmanager
@@ -30,6 +31,7 @@ async def open_runtime(
     clock: Clock | None = None,
     supervisor: SupervisorSpec | None = None,
     max_concurrent_activities: int | None = None,
+    activity_threads: int = DEFAULT_ACTIVITY_THREADS,
     recover: bool = True,
     inbox_poll_interval: float | None = 0.1,
     passivate_after: float | None = None,
@@ -55,6 +57,9 @@ async def open_runtime(
         clock: the time source (``wayline.testing.VirtualClock`` in tests).
         supervisor: restart policy for crashed run actors.
         max_concurrent_activities: a cap on steps running at once across all runs.
+        activity_threads: the worker threads that run sync (``def``) activities; more
+            attempts than that wait for a thread. The default, ``min(32, CPUs + 4)``, is
+            Python's own for I/O-bound work, which blocking activities mostly are.
         recover: resume unfinished runs on entry (the default). ``False`` opens the database
             to inspect or start runs without resuming the ones already there.
         inbox_poll_interval: seconds between reads of the inbox for messages committed by
@@ -75,6 +80,13 @@ async def open_runtime(
             without a ``retention=`` of their own; None (the default) keeps them. An owning
             runtime purges older ones once a minute, in small batches (`Runtime.purge`).
     """
+    workflows = list(workflows)
+    if isinstance(activity_threads, bool) or not isinstance(activity_threads, int) or activity_threads < 1:
+        raise InvalidArgumentError("open_runtime", "activity_threads", f"must be an int >= 1, got {activity_threads!r}")
+    for machine in workflows:
+        # Before the database is touched: a machine that cannot run leaves no file behind.
+        if isinstance(machine, StateMachine) and (unbound := machine.unbound_resources()):
+            raise ResourceError(machine.name, unbound)
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore(payload_limits=payload_limits)
     elif is_postgres_url(store):
@@ -104,6 +116,7 @@ async def open_runtime(
                 workflows=workflows,
                 clock=the_clock,
                 max_concurrent_activities=max_concurrent_activities,
+                activity_threads=activity_threads,
                 passivate_after=passivate_after,
                 owner=recover,
                 tracer_provider=tracer_provider,

@@ -10,10 +10,11 @@ waits for and stops.
 from __future__ import annotations
 
 import asyncio
+from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from ..actors import ActorRef, Clock
-from ..persistence import RunRecord, Store
+from ..persistence import RunRecord, StepStarted, Store
 from ._telemetry import Telemetry
 from ._workflows import Workflow
 
@@ -36,6 +37,11 @@ class LiveRun(Protocol):
         """The body's vars as they are now (None before it has loaded)."""
         ...
 
+    def in_flight(self) -> list[StepStarted]:
+        """The step attempts running now, as the ``StepStarted`` events their checkpoint will
+        journal (empty before it has loaded)."""
+        ...
+
     def callback_refusal(self, digest: str) -> str | None:
         """Why the run does not accept a message for the token with this digest (None: it
         does); counting answers still in its mailbox."""
@@ -54,6 +60,11 @@ class RunPort(Protocol):
     @property
     def limiter(self) -> asyncio.Semaphore | None:
         """Held while an activity attempt runs (``max_concurrent_activities``), if set."""
+        ...
+
+    @property
+    def threads(self) -> Executor:
+        """The worker threads that run sync (``def``) activities."""
         ...
 
     @property

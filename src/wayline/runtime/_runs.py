@@ -12,6 +12,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable, Coroutine
+from concurrent.futures import Executor
 from typing import Any
 
 import msgspec
@@ -24,7 +25,17 @@ from .._errors import (
     WorkflowNotFoundError,
 )
 from ..actors import ActorRef, Clock, Supervisor
-from ..persistence import UNFINISHED, AnyEvent, ErrorInfo, RunFailed, RunRecord, RunStarted, RunStatus, Store
+from ..persistence import (
+    UNFINISHED,
+    AnyEvent,
+    ErrorInfo,
+    RunFailed,
+    RunRecord,
+    RunStarted,
+    RunStatus,
+    StepStarted,
+    Store,
+)
 from . import _inbox as inbox
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
@@ -50,10 +61,12 @@ class Runs:
         limiter: asyncio.Semaphore | None,
         passivate_after: float | None,
         owner: bool,
+        threads: Executor,
     ) -> None:
         self.store = store
         self.clock = clock
         self.limiter = limiter
+        self.threads = threads
         self.passivate_after = passivate_after
         self.telemetry = telemetry
         self._supervisor = supervisor
@@ -357,6 +370,9 @@ class _Restarting:
 
     def live_vars(self) -> dict[str, Any] | None:
         return None
+
+    def in_flight(self) -> list[StepStarted]:
+        return []
 
     def callback_refusal(self, digest: str) -> str | None:
         raise AssertionError("not loaded")

@@ -11,6 +11,7 @@ import asyncio
 import dataclasses
 import uuid
 from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
@@ -19,12 +20,14 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
-from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, Store
-from ._definitions import WorkflowDef
-from ._handles import RunHandle, RunInfo
+from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
+from . import _checks as check
+from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
+from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
 from ._metadata import check_metadata, check_tags
 from ._retention import DEFAULT_INTERVAL, Retention, plan, purge, retention_seconds
+from ._roundtrip import check_input
 from ._runs import Runs
 from ._schedule_handle import ScheduleHandle, ScheduleInfo, Schedules
 from ._schedule_spec import DEFAULT_CATCHUP_WINDOW, Duration, Instant, Overlap
@@ -55,6 +58,7 @@ class Runtime:
         workflows: Iterable[WorkflowDef[Any, Any] | StateMachine | StateMachineAlias],
         clock: Clock,
         max_concurrent_activities: int | None,
+        activity_threads: int = DEFAULT_ACTIVITY_THREADS,
         passivate_after: float | None = None,
         owner: bool = True,
         tracer_provider: TracerProvider | None = None,
@@ -67,6 +71,8 @@ class Runtime:
         self._registry = Registry(workflows)
         self._telemetry = Telemetry(tracer_provider, meter_provider, clock=clock, passivate_after=passivate_after)
         limiter = asyncio.Semaphore(max_concurrent_activities) if max_concurrent_activities else None
+        # Threads start only when a sync activity first needs one.
+        self._threads = ThreadPoolExecutor(activity_threads, thread_name_prefix="wayline-activity")
         self._runs = Runs(
             store,
             clock,
@@ -76,6 +82,7 @@ class Runtime:
             limiter=limiter,
             passivate_after=passivate_after,
             owner=owner,
+            threads=self._threads,
         )
         self._inbox = Inbox(store, clock, self._runs)
         self._poller: asyncio.Future[None] | None = None
@@ -109,6 +116,8 @@ class Runtime:
         if self._scheduler is not None:
             await self._scheduler.close()
         await self._runs.close()
+        # Not waited for: a thread cannot be interrupted, and a run's state is durable anyway.
+        self._threads.shutdown(wait=False, cancel_futures=True)
         for task in (self._poller, self._purger):
             if task is not None:
                 task.cancel()
@@ -181,18 +190,35 @@ class Runtime:
             WorkflowNotFoundError: the workflow was not passed to ``open_runtime``.
             VersionNotFoundError: ``version`` is not registered.
             RunConflictError: ``run_id`` exists as a run of another workflow.
-            PayloadError: ``input`` is not storable data.
+            PayloadError: ``input`` is not storable data, or would not come back as it was
+                passed (see `wayline.runtime` for what round-trips).
+            InvalidArgumentError: ``run_id`` or ``version`` is not a short printable string,
+                or ``input`` is given to a workflow that takes none.
             MetadataError: ``metadata`` or ``tags`` are not storable labels.
         """
         self._runs.check_open()
+        check.name("rt.start", "run_id", run_id, optional=True)
+        check.name("rt.start", "version", version, optional=True)
         target = self._registry.resolve(workflow, version=version)
         run_id = run_id or uuid.uuid4().hex
         labels = check_metadata(metadata, run_id=run_id)
         labelled = check_tags(tags, run_id=run_id)
         if isinstance(target, StateMachineAlias):
             wf = self._registry.lookup(target.machine, version=target.route(run_id))
+            check_input(wf.name, input, Any, run_id)
             await self._runs.create(wf, input, run_id, {**labels, ALIAS_KEY: target.name}, labelled)
         else:
+            if isinstance(target, WorkflowDef):
+                if not target.takes_input and input is not None:
+                    check.refuse(
+                        "rt.start",
+                        "input",
+                        f"was given ({type(input).__name__}), but workflow {target.name!r} takes none (its body "
+                        "is fn(ctx)); start it without input, or declare one: async def fn(ctx, input: T)",
+                    )
+                check_input(target.name, input, target.input_type, run_id)
+            else:
+                check_input(target.name, input, Any, run_id)
             await self._runs.create(target, input, run_id, labels, labelled)
         return RunHandle(self, run_id)
 
@@ -203,8 +229,10 @@ class Runtime:
         Raises:
             RunNotFoundError: no such run.
             RedriveError: the run did not fail, or is not a state machine run.
+            InvalidArgumentError: ``run_id`` is not a run id (a short printable string).
         """
         self._runs.check_open()
+        check.name("rt.redrive", "run_id", run_id)
         rec = await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFoundError(run_id)
@@ -266,6 +294,8 @@ class Runtime:
             PayloadError: ``input`` is not storable data.
         """
         self._runs.check_open()
+        check.name("rt.create_schedule", "schedule_id", schedule_id)
+        check.name("rt.create_schedule", "version", version, optional=True)
         return await self._schedules.create(
             schedule_id,
             workflow,
@@ -283,6 +313,7 @@ class Runtime:
 
     def get_schedule(self, schedule_id: str) -> ScheduleHandle:
         """A handle for an existing schedule (checked when used)."""
+        check.name("rt.get_schedule", "schedule_id", schedule_id)
         return ScheduleHandle(self._schedules, schedule_id)
 
     async def list_schedules(self) -> list[ScheduleInfo]:
@@ -293,24 +324,31 @@ class Runtime:
 
     def get_handle(self, run_id: str) -> RunHandle[Any]:
         """A handle for an existing run id (checked when used)."""
+        check.name("rt.get_handle", "run_id", run_id)
         return RunHandle(self, run_id)
 
     async def describe(self, run_id: str) -> RunInfo:
         """Status, vars, output or error, version and timestamps of a run, and whether the
         store can write now (``store_health``: while it cannot, runs wait instead of failing).
 
+        For a run this runtime runs (``live``), its vars as they are now and the step attempts
+        it has in flight (``running``: name, attempt, since when), from memory; for a run
+        another process runs, what its last checkpoint (``updated_at``) shows.
+
         Raises:
             RunNotFoundError: no such run.
         """
+        check.name("rt.describe", "run_id", run_id)
         rec = await self.store.get_run(run_id)
         if rec is None:
             raise RunNotFoundError(run_id)
         live = self._runs.live(run_id)
         if live is not None and not rec.status.finished:
-            # A live run: its current vars, not those of its last checkpoint.
+            # A live run: its current vars and steps in flight, not those of its last checkpoint.
             info = RunInfo.from_record(rec, vars=live.live_vars())
-        else:
-            info = RunInfo.from_record(rec)
+            running = tuple(StepAttemptInfo(e.step, e.index, e.attempt, e.ts) for e in live.in_flight())
+            return dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
+        info = RunInfo.from_record(rec)
         return dataclasses.replace(info, store_health=self.store.health())
 
     async def list_runs(
@@ -340,10 +378,17 @@ class Runtime:
             tag: only runs with this tag.
 
         Raises:
-            MetadataError: a filter that cannot be searched (a non-scalar value, a
-                ``wayline.`` key).
+            InvalidArgumentError: an unknown status, or an argument of the wrong type (it is
+                a `ValueError` too).
+            MetadataError: a metadata or tag filter that cannot be searched (a non-scalar
+                value, a ``wayline.`` key).
         """
-        statuses = _statuses(status)
+        call = "rt.list_runs"
+        check.name(call, "workflow", workflow, optional=True)
+        check.number(call, "since", since)
+        check.flag(call, "newest_first", newest_first)
+        check.count(call, "limit", limit)
+        statuses = _statuses(call, status)
         records = await self.store.list_runs(
             statuses=statuses,
             workflow=workflow,
@@ -385,19 +430,35 @@ class Runtime:
             cutoff = before.timestamp()
         else:
             cutoff = float(before)
-        statuses = _statuses(status)
+        statuses = _statuses("rt.purge", status)
         return await purge(self.store, before=cutoff, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
-    async def history(self, run_id: str) -> AsyncIterator[AnyEvent]:
-        """The run's events (`wayline.history`), oldest first.
+    async def history(self, run_id: str, *, running: bool = False) -> AsyncIterator[AnyEvent]:
+        """The run's stored events (`wayline.history`), oldest first: a history read while the
+        run goes on is a prefix of the one read after it ends.
+
+        With ``running=True``, for a run this runtime runs, the step attempts in flight come
+        last, as the `StepStarted` events their checkpoint will store with their outcome (an
+        attempt is stored only once it ends). Those are a glimpse, not a prefix: a step that
+        ends first is stored with its outcome before another's start.
 
         Raises:
             RunNotFoundError: no such run.
         """
+        check.name("rt.history", "run_id", run_id)
+        check.flag("rt.history", "running", running)
+        live = self._runs.live(run_id) if running else None
+        in_flight = live.in_flight() if live is not None else []  # before the read: none is missed
         if await self.store.get_run(run_id) is None:
             raise RunNotFoundError(run_id)
-        for event in await self.store.get_history(run_id):
+        stored = await self.store.get_history(run_id)
+        for event in stored:
             yield event
+        if in_flight:
+            done = {(e.index, e.attempt) for e in stored if type(e) is StepStarted}
+            for started in in_flight:
+                if (started.index, started.attempt) not in done:  # it ended during the read
+                    yield started
 
     def statistics(self) -> RuntimeStatistics:
         """What this runtime holds in memory right now: live runs, their mailboxes, and the
@@ -421,7 +482,10 @@ class Runtime:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has ended.
             PayloadError: ``payload`` is not storable data.
+            InvalidArgumentError: ``run_id`` or ``name`` is not a short printable string.
         """
+        check.name("rt.signal", "run_id", run_id)
+        check.name("rt.signal", "name", name)
         await self._inbox.signal(run_id, name, payload)
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
@@ -432,7 +496,10 @@ class Runtime:
         Raises:
             RunNotFoundError: no such run.
             RunAlreadyFinishedError: the run has already ended.
+            InvalidArgumentError: ``run_id`` is not a run id, or ``reason`` is not a string.
         """
+        check.name("rt.cancel", "run_id", run_id)
+        check.text("rt.cancel", "reason", reason)
         await self._inbox.cancel(run_id, reason)
 
     async def complete_callback(self, token: str, output: Any = None) -> None:
@@ -443,7 +510,9 @@ class Runtime:
             CallbackTokenError: no run waits on this token (malformed, never issued, already
                 completed or timed out, or its run has ended).
             PayloadError: ``output`` is not storable data.
+            InvalidArgumentError: ``token`` is not a string.
         """
+        check.token("rt.complete_callback", token)
         await self._inbox.complete(token, output)
 
     async def fail_callback(self, token: str, error: str, cause: str | None = None) -> None:
@@ -452,9 +521,15 @@ class Runtime:
 
         Raises:
             CallbackTokenError: as for `complete_callback`.
+            InvalidArgumentError: ``error`` is not a non-empty string (e.g. ``"Rejected"``),
+                or ``cause`` is not a string (it is a `ValueError` too).
         """
+        call = "rt.fail_callback"
+        check.token(call, token)
         if not isinstance(error, str) or not error:
-            raise ValueError("fail_callback needs an error name (a non-empty string, e.g. 'Rejected')")
+            check.refuse(call, "error", f"must be an error name (a non-empty string, e.g. 'Rejected'), got {error!r}")
+        check.name(call, "error", error)
+        check.text(call, "cause", cause)
         await self._inbox.fail(token, error, cause)
 
     async def heartbeat(self, token: str) -> None:
@@ -463,16 +538,20 @@ class Runtime:
 
         Raises:
             CallbackTokenError: as for `complete_callback`.
+            InvalidArgumentError: ``token`` is not a string.
         """
+        check.token("rt.heartbeat", token)
         await self._inbox.heartbeat(token)
 
 
-def _statuses(status: RunStatus | str | Sequence[RunStatus | str] | None) -> list[RunStatus] | None:
+def _statuses(call: str, status: RunStatus | str | Sequence[RunStatus | str] | None) -> list[RunStatus] | None:
     if status is None:
         return None
-    items = [status] if isinstance(status, (str, RunStatus)) else list(status)
+    items = [status] if isinstance(status, (str, RunStatus)) else status
+    if not isinstance(items, Sequence) or not all(isinstance(s, str) for s in items):
+        check.refuse(call, "status", f"must be a RunStatus, its name, or a list of them; got {status!r}")
     try:
-        return [RunStatus(str(s).upper()) for s in items]
+        return [RunStatus(s.upper()) for s in items]
     except ValueError:
         valid = ", ".join(s.value for s in RunStatus)
-        raise ValueError(f"unknown run status in {status!r}; use one of {valid}") from None
+        check.refuse(call, "status", f"{status!r} holds an unknown run status; use one of {valid}")

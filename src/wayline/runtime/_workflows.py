@@ -20,7 +20,7 @@ from .._errors import (
 )
 from ._definitions import WorkflowDef
 from ._versions import StateMachineAlias, newest, version_key
-from .asl import StateMachine
+from .asl import ResourceError, StateMachine
 
 
 class AslWorkflow:
@@ -60,6 +60,11 @@ class Registry:
         given = list({id(w): w for w in workflows}.values())  # the same object twice is one
         aliases = [w for w in given if isinstance(w, StateMachineAlias)]
         machines = [w for w in given if isinstance(w, StateMachine)]
+        for machine in machines:
+            # Refused here, not when a run reaches the Task: that would leave a FAILED run.
+            unbound = machine.unbound_resources()
+            if unbound:
+                raise ResourceError(machine.name, unbound)
         for wf in given:
             if isinstance(wf, WorkflowDef):
                 self._add(wf, wf)

@@ -31,6 +31,7 @@ from ._budget import ExpressionBudget as ExpressionBudget
 from ._errors import (
     AslDefinitionError as AslDefinitionError,
     ExpressionBudgetError as ExpressionBudgetError,
+    ResourceError as ResourceError,
     StatesError as StatesError,
 )
 from ._execute import execute as execute, prepare_redrive as prepare_redrive
@@ -44,6 +45,7 @@ __all__ = (
     "ExpressionBudget",
     "ExpressionBudgetError",
     "LocalHost",
+    "ResourceError",
     "StateMachine",
     "StatesError",
     "call_resource",

@@ -29,6 +29,24 @@ class AslDefinitionError(WaylineError, ValueError):
         super().__init__(head + ":\n  " + "\n  ".join(self.problems))
 
 
+class ResourceError(AslDefinitionError):
+    """A state machine's Task resources cannot run it: a Task's ``Resource`` has nothing bound
+    to it, or what is bound is not an async callable. Raised by ``StateMachine(...)`` (the
+    callables) and ``open_runtime`` (the bindings), before any run can fail on it.
+
+    Attributes:
+        machine: the machine's name.
+        problems: one message per problem, each naming the Task or resource and the fix.
+    """
+
+    def __init__(self, machine: str, problems: list[str] | tuple[str, ...]) -> None:
+        self.machine = machine
+        self.problems = tuple(problems)
+        count = len(self.problems)
+        head = f"state machine {machine!r} cannot run its Tasks ({count} problem{'s' if count != 1 else ''})"
+        Exception.__init__(self, head + ":\n  " + "\n  ".join(self.problems))
+
+
 class ExpressionBudgetError(WaylineError, ValueError):
     """An expression budget that cannot be used: a limit of
     :class:`~wayline.runtime.asl.ExpressionBudget` that is not a positive number, or a

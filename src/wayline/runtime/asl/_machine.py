@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import json
 from collections.abc import Awaitable, Callable, Iterator, Mapping
 from typing import Any, Literal
@@ -9,7 +10,7 @@ from typing import Any, Literal
 import anyio
 
 from ._budget import DEFAULT_MAX_LENGTH, ExpressionBudget
-from ._errors import AslDefinitionError, ExpressionBudgetError, StatesError
+from ._errors import AslDefinitionError, ExpressionBudgetError, ResourceError, StatesError
 from ._jsonata import is_expression
 from ._states import Program, State, compile_program
 
@@ -29,7 +30,8 @@ class StateMachine:
         name: The machine's name (``$$.StateMachine.Name``); defaults to
             ``"state-machine"``.
         resources: Task resources: an ARN or short name mapped to an async callable
-            ``fn(payload) -> result``. Used by :class:`LocalHost`; a runtime may use them too.
+            ``fn(payload) -> result``. Used by :class:`LocalHost` and the runtime; a runtime
+            refuses (at ``open_runtime``) a machine with a Task that has none bound.
         version: A version label for the definition.
         mode: ``"standard"`` checkpoints after every transition; ``"express"`` only when
             the run suspends (timers, callbacks, child runs) or finishes.
@@ -42,6 +44,7 @@ class StateMachine:
     Raises:
         AslDefinitionError: The definition is invalid; ``problems`` lists each problem with
             its path, e.g. ``/States/Charge/Next: no state named "Chrage"``.
+        ResourceError: a resource is not an async callable (a plain ``def``, say).
     """
 
     def __init__(
@@ -73,7 +76,7 @@ class StateMachine:
         self.definition: Mapping[str, Any] = definition  # type: ignore[assignment]
         self.program: Program = program
         self.name = name or "state-machine"
-        self.resources: dict[str, Resource] = dict(resources or {})
+        self.resources: dict[str, Resource] = _checked_resources(self.name, resources)
         self.version = version
         self.mode: Literal["standard", "express"] = mode
         self.max_payload_bytes = max_payload_bytes
@@ -142,12 +145,62 @@ class StateMachine:
             for st in walk(self.program)
         )
 
+    def unbound_resources(self) -> list[str]:
+        """One problem per Task whose ``Resource`` has no callable bound (its own, and those of
+        the machines its distributed Maps run); empty when every Task can run."""
+        problems: list[str] = []
+        for st in walk(self.program):
+            if st.type != "Task" or st.resource.startswith(START_EXECUTION) or self.resource(st.resource):
+                continue
+            problems.append(
+                f"Task {st.name!r}: no resource is bound to {st.resource!r}; pass it in "
+                f"StateMachine(..., resources={{{st.resource!r}: fn}}) with fn an async callable "
+                "(from the CLI: --resources MODULE:MAPPING)"
+            )
+        for machine in self.item_machines():
+            problems.extend(machine.unbound_resources())
+        return problems
+
     def resource(self, name: str) -> Resource | None:
         """The callable bound to a Task's ``Resource``, if any (see `find_resource`)."""
         return find_resource(self.resources, name)
 
     def __repr__(self) -> str:
         return f"StateMachine(name={self.name!r}, version={self.version!r}, mode={self.mode!r})"
+
+
+def _checked_resources(machine: str, resources: Mapping[str, Resource] | None) -> dict[str, Resource]:
+    """``resources`` as a dict, once each is known to be an async callable: a plain function
+    would only fail when a run reaches its Task (``object dict can't be used in 'await'``)."""
+    if resources is None:
+        return {}
+    if not isinstance(resources, Mapping):
+        problem = f"resources must be a mapping of resource name to async callable, not {resources!r}"
+        raise ResourceError(machine, [problem])
+    problems: list[str] = []
+    for name, fn in resources.items():
+        if not isinstance(name, str) or not name:
+            problems.append(f"resources[{name!r}]: a resource is named by its ARN or short name (a non-empty string)")
+        elif not callable(fn):
+            problems.append(f"resources[{name!r}]: {fn!r} is not callable; bind an async function")
+        elif not _is_async(fn):
+            label = getattr(fn, "__qualname__", None) or repr(fn)
+            problems.append(
+                f"resources[{name!r}]: {label} is a plain function; Task resources are awaited, so declare it "
+                f"`async def`, or wrap a blocking one: `async def f(payload): return await asyncio.to_thread("
+                f"{label}, payload)`"
+            )
+    if problems:
+        raise ResourceError(machine, problems)
+    return dict(resources)
+
+
+def _is_async(fn: Any) -> bool:
+    """An ``async def`` function (also through ``functools.partial``, a decorator that sets
+    ``__wrapped__``, or an object whose ``__call__`` is one)."""
+    target = inspect.unwrap(fn)
+    call = getattr(type(target), "__call__", None)  # noqa: B004 - its coroutine-ness, not callability
+    return inspect.iscoroutinefunction(target) or inspect.iscoroutinefunction(call)
 
 
 def walk(program: Program) -> Iterator[State]:

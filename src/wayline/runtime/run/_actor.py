@@ -19,7 +19,7 @@ from typing import Any
 
 from ..._errors import Cancelled, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
-from ...persistence import WAIT_FOR_STORE, RunRecord
+from ...persistence import WAIT_FOR_STORE, RunRecord, StepStarted
 from .._commands import Step
 from .._context import RunContext
 from .._metadata import RunMetadata, replayed_metadata
@@ -48,6 +48,7 @@ from ._effects import (
     StopAttempt,
     WakeTask,
 )
+from ._inflight import in_flight
 from ._messages import PASSIVATE, Raised, Returned, RunMessage, StepDone, TimerFired, Unstorable
 from ._restore import restore
 from ._state import RunState
@@ -96,6 +97,11 @@ class RunActor(Actor[RunMessage]):
     def live_vars(self) -> dict[str, Any] | None:
         state = self.state
         return None if state is None or state.finished else plain(state.ctx.vars)
+
+    def in_flight(self) -> list[StepStarted]:
+        """The step attempts running now (see `_inflight`)."""
+        state = self.state
+        return [] if state is None or state.finished else in_flight(state)
 
     def callback_refusal(self, digest: str) -> str | None:
         state = self.state
@@ -370,7 +376,7 @@ class RunActor(Actor[RunMessage]):
             try:
                 if act.timeout is not None:
                     timer = clock.call_at(clock.time() + act.timeout, partial(self._interrupt, "timeout"))
-                result = await act.fn(*step.args, **step.kwargs)
+                result = await act.start(port.threads, step.args, step.kwargs)
             finally:
                 if limiter is not None:
                     limiter.release()
@@ -435,7 +441,7 @@ class RunActor(Actor[RunMessage]):
                 timeout = step.activity.timeout
                 if timeout is not None:
                     self._set_timer(("step", index), port.clock.time() + timeout, TimerFired(index, attempt))
-                result = await step.activity.fn(*step.args, **step.kwargs)
+                result = await step.activity.start(port.threads, step.args, step.kwargs)
             finally:
                 if limiter is not None:
                     limiter.release()
