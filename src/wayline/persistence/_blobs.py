@@ -5,11 +5,13 @@ per step: 10 GB for a thousand steps. Instead every value above `PayloadLimits.o
 (a variable, the input, the output, a step's result, a signal's payload) is stored once in
 ``blobs`` under the SHA-256 of its encoding, and the snapshot or history event holds a small
 reference (`BLOB_KEY`). A value that has not changed since the run's last checkpoint is
-recognised by its encoding (compared, not hashed again). Every checkpoint that refers to a
-blob hands it over with an ``INSERT OR IGNORE``: the database writes nothing for a blob it
-holds (by this run or another), and a purge that deleted the blob a moment before, as the
-last run referring to it went, cannot leave a dangling reference. ``run_blobs`` records which
-runs refer to which blobs, so purging runs can delete the blobs no run refers to.
+recognised by its encoding (compared, not hashed again). The first checkpoint of a run that
+refers to a blob hands it over with an ``INSERT OR IGNORE`` (the database writes nothing for a
+blob it holds already, from any run) together with the run's ``run_blobs`` row; a purge deletes
+only blobs no ``run_blobs`` row refers to, so from then on the run's own row keeps the blob,
+and a purge that deleted it a moment before that first checkpoint committed finds it stored
+again by it. Batches commit in the order they are queued, so a later checkpoint of the run
+never commits before the one that carried the blob.
 
 Limits are checked on the same encodings: a value above `PayloadLimits.max_value_bytes`, or
 vars above `PayloadLimits.max_context_bytes` in total, raise `PayloadError` naming the
@@ -94,6 +96,11 @@ class Offloader:
         self._last: dict[str, dict[str, tuple[bytes, str]]] = {}  # run -> slot -> (encoding, digest)
         self._refs: dict[str, set[str]] = {}  # run -> digests its run_blobs rows hold
 
+    def tracks(self, run_id: str) -> bool:
+        """Whether the run held a large variable or input at its last checkpoint: its next
+        snapshot is then encoded through `prepare` alone (sizes -1), not also whole first."""
+        return bool(self._last.get(run_id))
+
     def run_ended(self, run_id: str) -> None:
         self._last.pop(run_id, None)
         self._refs.pop(run_id, None)
@@ -108,10 +115,11 @@ class Offloader:
             PayloadError: a value or the vars above their limit, naming it.
         """
         limits = self.limits
-        if snapshot_size <= limits.offload_bytes and events_size <= limits.offload_bytes:
+        if 0 <= snapshot_size <= limits.offload_bytes and 0 <= events_size <= limits.offload_bytes:
             return None
         run_id = record.run_id
         last = self._last.setdefault(run_id, {})
+        refs = self._refs.setdefault(run_id, set())
         out = Offload(record, list(events), [], [])
         seen: set[str] = set()
 
@@ -136,7 +144,8 @@ class Offloader:
                 last[slot] = (data, digest)
             if digest not in seen:
                 seen.add(digest)
-                out.blobs.append(Blob(digest, data))
+                if digest not in refs:  # the run's first reference to it carries it
+                    out.blobs.append(Blob(digest, data))
             return {BLOB_KEY: digest, "size": len(data)}
 
         new_vars: dict[str, Any] | None = None
@@ -169,7 +178,6 @@ class Offloader:
         out.events = [self._event(e, put, run_id) for e in events]
         if changes:
             out.record = msgspec.structs.replace(record, **changes)
-        refs = self._refs.setdefault(run_id, set())
         out.refs = [d for d in seen if d not in refs]
         refs.update(out.refs)
         return out
