@@ -172,10 +172,15 @@ class FaultInjectingStore:
         limit: int | None = 200,
         dry_run: bool = False,
     ) -> list[str]:
-        self._check()
-        return await self.inner.purge_runs(
-            before=before, statuses=statuses, workflow=workflow, limit=limit, dry_run=dry_run
-        )
+        if dry_run:  # a read
+            self._check()
+            return await self.inner.purge_runs(
+                before=before, statuses=statuses, workflow=workflow, limit=limit, dry_run=True
+            )
+        number = self._before()
+        done = await self.inner.purge_runs(before=before, statuses=statuses, workflow=workflow, limit=limit)
+        self._after(number)
+        return done
 
     # Worker and lease operations pass through: they are not the writes counted here.
 
