@@ -38,6 +38,21 @@ def _cpu_ratio(a: Outcome, b: Outcome) -> str:
     return f" (CPU per step {cpu_a:.0f} vs {cpu_b:.0f} us)" if cpu_a and cpu_b else ""
 
 
+def _verdict(ok: bool) -> str:
+    return "met" if ok else "NOT MET"
+
+
+#: DESIGN.md section 6, as restated in 2026-12.
+THROUGHPUT_TARGET = 0.35  # wayline/bare at 10,000 runs x 5 steps
+THROUGHPUT_TARGET_N = "10000"
+TRACED_TARGET = 0.9  # traced/untraced, as a share of the bound the SDK's own spans set
+SAMPLED_TARGET = 0.85  # traced/untraced with head sampling (10% of runs)
+WAITING_TARGET_BYTES = 3 * 1024  # a live waiting run, all in memory
+PASSIVATED_TARGET_BYTES = 100  # a passivated waiting run
+SIGNAL_TARGET_MS = 1.0
+RECOVERY_TARGET_S = 2.0  # 10,000 interrupted runs resumed
+
+
 def _tracing_targets(outcomes: list[Outcome], g: str) -> list[str]:
     """DESIGN section 6: traced/untraced >= 0.9 x the bound the SDK's own spans set (the
     ``otel-sdk-spans-only`` row: the same spans, made with no workflow); with head sampling
@@ -53,59 +68,94 @@ def _tracing_targets(outcomes: list[Outcome], g: str) -> list[str]:
     if t and t.value:
         ratio = t.value / u.value
         against = (
-            f"; the SDK's spans alone bound it at {bound:.2f}: {ratio / bound:.2f} of the bound (target >= 0.9)"
+            f"; the SDK's spans alone bound it at {bound:.2f}: {ratio / bound:.2f} of the bound "
+            f"(target >= {TRACED_TARGET}): {_verdict(ratio / bound >= TRACED_TARGET)}"
             if bound
             else ""
         )
         lines.append(f"tracing n={g}: traced/untraced throughput = {ratio:.2f}{_cpu_ratio(t, u)}{against}")
     if s and s.value:
+        ratio = s.value / u.value
         lines.append(
-            f"tracing n={g}: with 10% of runs sampled, traced/untraced = {s.value / u.value:.2f} "
-            f"(target >= 0.85){_cpu_ratio(s, u)}"
+            f"tracing n={g}: with 10% of runs sampled, traced/untraced = {ratio:.2f} "
+            f"(target >= {SAMPLED_TARGET}): {_verdict(ratio >= SAMPLED_TARGET)}{_cpu_ratio(s, u)}"
+        )
+    return lines
+
+
+def _throughput_targets(outcomes: list[Outcome], g: str) -> list[str]:
+    lines: list[str] = []
+    w, b = find(outcomes, "throughput", "wayline", g), find(outcomes, "throughput", "bare", g)
+    if w and b and w.value and b.value:
+        ratio = w.value / b.value
+        floor = find(outcomes, "throughput", "journal-no-io", g)
+        yardstick = f"; journal-no-io/bare = {floor.value / b.value:.2f}" if floor and floor.value else ""
+        no_gc = find(outcomes, "throughput", "wayline-gc-off", g)
+        if no_gc and no_gc.value:
+            yardstick += f"; wayline-gc-off/bare = {no_gc.value / b.value:.2f}{_cpu_ratio(no_gc, b)}"
+        if g == THROUGHPUT_TARGET_N:
+            verdict = f" (target >= {THROUGHPUT_TARGET}): {_verdict(ratio >= THROUGHPUT_TARGET)}"
+        else:
+            verdict = f" (the target is set at n={THROUGHPUT_TARGET_N})"
+        lines.append(f"throughput n={g}: wayline/bare = {ratio:.2f}{verdict}{_cpu_ratio(w, b)}{yardstick}")
+    for peer in ("dbos", "temporal"):
+        p = find(outcomes, "throughput", peer, g)
+        if not (w and p and w.value and p.value is not None):
+            continue
+        boxed = f" ({peer} time-boxed: partial run)" if "time-boxed" in (p.note or "") else ""
+        if p.value > 0:
+            lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x{boxed}")
+        else:
+            lines.append(f"throughput n={g}: {peer} finished no step in its time box")
+    wp, dp = find(outcomes, "throughput", "wayline-pg", g), find(outcomes, "throughput", "dbos-pg", g)
+    if wp and dp and wp.value and dp.value:
+        boxed = " (dbos-pg time-boxed: partial run)" if "time-boxed" in (dp.note or "") else ""
+        ratio = wp.value / dp.value
+        lines.append(
+            f"throughput n={g}: wayline-pg/dbos-pg = {ratio:.1f}x (target >= 100x): {_verdict(ratio >= 100)}{boxed}"
         )
     return lines
 
 
 def _targets(outcomes: list[Outcome]) -> list[str]:
-    """The DESIGN.md section 6 targets, checked against this invocation's figures."""
+    """The DESIGN.md section 6 targets (2026-12 restatement), checked against this
+    invocation's figures, each with "met" or "NOT MET"."""
     lines: list[str] = []
-    groups = sorted({o.scenario.group for o in outcomes if o.scenario.suite == "throughput"}, key=int)
-    for g in groups:
-        w, b = find(outcomes, "throughput", "wayline", g), find(outcomes, "throughput", "bare", g)
-        if w and b and w.value and b.value:
-            ratio = w.value / b.value
-            lines.append(f"throughput n={g}: wayline/bare = {ratio:.2f} (target >= 0.6)")
-        for peer in ("dbos", "temporal"):
-            p = find(outcomes, "throughput", peer, g)
-            if not (w and p and w.value and p.value is not None):
-                continue
-            boxed = f" ({peer} time-boxed: partial run)" if "time-boxed" in (p.note or "") else ""
-            if p.value > 0:
-                lines.append(f"throughput n={g}: wayline/{peer} = {w.value / p.value:.1f}x{boxed}")
-            else:
-                lines.append(f"throughput n={g}: {peer} finished no step in its time box")
-        wp, dp = find(outcomes, "throughput", "wayline-pg", g), find(outcomes, "throughput", "dbos-pg", g)
-        if wp and dp and wp.value and dp.value:
-            boxed = " (dbos-pg time-boxed: partial run)" if "time-boxed" in (dp.note or "") else ""
-            lines.append(f"throughput n={g}: wayline-pg/dbos-pg = {wp.value / dp.value:.1f}x (target >= 100x){boxed}")
+    for g in sorted({o.scenario.group for o in outcomes if o.scenario.suite == "throughput"}, key=int):
+        lines += _throughput_targets(outcomes, g)
     for g in sorted({o.scenario.group for o in outcomes if o.scenario.suite == "tracing"}, key=int):
         lines += _tracing_targets(outcomes, g)
-    w, f = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "fsync")
-    if w and f and w.value and f.value:
-        ratio = w.value / f.value
-        lines.append(f"sequential: wayline per-step/per-fsync = {ratio:.2f} (target <= 1.3)")
+    w, b = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "bare")
+    f = find(outcomes, "sequential", "fsync")
+    if w and b and w.value and b.value:
+        ratio = w.value / b.value
+        per_fsync = f" ({w.value / f.value:.2f} x one fsync)" if f and f.value else ""
+        lines.append(
+            f"sequential: wayline per-step/bare per-step = {ratio:.2f} (target <= 1.0): {_verdict(ratio <= 1.0)}"
+            f"{per_fsync}"
+        )
     w = find(outcomes, "signal", "wayline")
     if w and w.value is not None:
-        lines.append(f"signal: wayline p50 = {w.value:.3f} ms (target < 1 ms)")
+        ok = w.value < SIGNAL_TARGET_MS
+        lines.append(f"signal: wayline p50 = {w.value:.3f} ms (target < {SIGNAL_TARGET_MS:g} ms): {_verdict(ok)}")
     for o in outcomes:
         if o.scenario.suite == "mailbox" and o.scenario.system == "wayline" and o.value is not None:
             p = o.scenario.params
-            how = "passivated" if p.get("passivate") else "all in memory"
+            passivated = bool(p.get("passivate"))
+            how = "passivated" if passivated else "all in memory"
+            target = PASSIVATED_TARGET_BYTES if passivated else WAITING_TARGET_BYTES
             reload = f"; signal->result p50 {o.metrics['reload_ms']:.2f} ms" if "reload_ms" in o.metrics else ""
-            lines.append(f"mailbox n={p['n']:,} ({how}): {o.value:,.0f} bytes per waiting run (target < 1 KB){reload}")
-        if o.scenario.suite == "recovery" and o.scenario.system == "wayline" and o.value:
             lines.append(
-                f"recovery n={o.scenario.group}: wayline resumed in {o.value:.2f} s (target: 10,000 within 2 s)"
+                f"mailbox n={p['n']:,} ({how}): {o.value:,.0f} bytes per waiting run "
+                f"(target <= {target:,} B): {_verdict(o.value <= target)}{reload}"
+            )
+        if o.scenario.suite == "recovery" and o.scenario.system == "wayline" and o.value:
+            n = int(o.scenario.group)
+            # The target is 10,000 runs within 2 s; a smaller N is scaled, not judged as met.
+            verdict = _verdict(o.value <= RECOVERY_TARGET_S) if n >= 10_000 else "the target is set at n=10,000"
+            lines.append(
+                f"recovery n={o.scenario.group}: wayline resumed in {o.value:.2f} s "
+                f"(target: 10,000 within {RECOVERY_TARGET_S:g} s): {verdict}"
             )
     return lines
 

@@ -96,6 +96,11 @@ def _throughput(size: Size) -> list[Scenario]:
             # A yardstick: the per-step work of journaling a run, with no I/O at all (_floor.py).
             _throughput_row("journal-no-io", "_floor:throughput", n, size),
             _throughput_row("wayline", "_wayline:throughput", n, size, budget_s=size.pick(120.0, 20.0, 10.0)),
+            # A yardstick: wayline with the cyclic garbage collector off in its process, so the
+            # gap between the two rows is what collecting the live runs' objects costs.
+            _throughput_row(
+                "wayline-gc-off", "_wayline:throughput", n, size, budget_s=size.pick(120.0, 20.0, 10.0), gc_off=True
+            ),
             _throughput_row("dbos", "_dbos:throughput", n, size, budget_s=size.pick(30.0, 5.0, 2.0)),
             # The same two on one PostgreSQL server (a fresh database each; _pg.py).
             _throughput_row(

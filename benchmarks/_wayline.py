@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import random
 import time
 from typing import Any
@@ -158,6 +159,8 @@ async def throughput(params: Params) -> Metrics:
     n, k = int(params["n"]), int(params["k"])
     rng = random.Random(params["seed"])
     inputs = [rng.randrange(1 << 30) for _ in range(n)]
+    if params.get("gc_off"):
+        gc.disable()  # the wayline-gc-off yardstick: this child process only
     async with contextlib.AsyncExitStack() as stack:
         rt, wfs = await _open(params, stack)
         deadline = Deadline(float(params["budget_s"]))

@@ -304,3 +304,41 @@ async def test_a_stray_cancelled_error_is_a_crash_not_a_silent_exit() -> None:
         finally:
             sup.cancel_all()
     assert len(made) == 2
+
+
+class CrashySpec:
+    """A `ChildSpec`: builds Crashy actors, records crashes and the give-up."""
+
+    def __init__(self) -> None:
+        self.log: list[Any] = []
+        self.made: list[Crashy] = []
+        self.events: list[tuple[str, int]] = []
+
+    def build(self) -> Crashy:
+        actor = Crashy(len(self.made), self.log)
+        self.made.append(actor)
+        return actor
+
+    async def on_crash(self, exc: BaseException, restarts: int) -> None:
+        self.events.append(("crash", restarts))
+
+    async def on_give_up(self, exc: BaseException, restarts: int) -> None:
+        self.events.append(("give_up", restarts))
+
+
+async def test_a_child_spec_object_builds_restarts_and_gives_up() -> None:
+    spec = CrashySpec()
+    async with Supervisor(SupervisorSpec(intensity=1, period=60.0), FakeClock()) as sup:
+        ref = sup.spawn_child("c", spec)
+        assert await ref.ask("a") == (0, "a")
+        with pytest.raises(RuntimeError):
+            await ref.ask("crash")
+        assert await ref.ask("b") == (1, "b")  # rebuilt by the spec, same ref
+        with pytest.raises(RuntimeError):
+            await ref.ask("crash")  # the second crash within the period: given up
+        with pytest.raises(ActorStoppedError):
+            for _ in range(100):
+                ref.tell("after")
+                await asyncio.sleep(0)
+    assert spec.events == [("crash", 1), ("give_up", 1)]
+    assert len(spec.made) == 2

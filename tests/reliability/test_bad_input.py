@@ -16,7 +16,7 @@ import anyio
 import msgspec
 import pytest
 
-from wayline import PayloadError, RunContext, RunStatus, open_runtime, workflow
+from wayline import PayloadError, RetryPolicy, RunContext, RunFailed, RunStatus, open_runtime, workflow
 from wayline.errors import InvalidArgumentError
 
 WAYLINE = Path(sys.executable).with_name("wayline")
@@ -144,15 +144,16 @@ def test_cli_deep_payload_is_a_usage_error_not_an_internal_one(tmp_path: Path) -
         assert "nested too deeply" in proc.stderr + proc.stdout
 
 
-def _write_bad_row(db: str, run_id: str, data: bytes) -> None:
-    """Another process writes a row wayline never wrote into the inbox of the live database."""
+def _write_bad_row(db: str, run_id: str, data: bytes, count: int = 1) -> None:
+    """Another process writes rows wayline never wrote into the inbox of the live database."""
     script = (
         "import sqlite3, sys\n"
         "con = sqlite3.connect(sys.argv[1], timeout=30)\n"
-        "con.execute('INSERT INTO inbox (run_id, message) VALUES (?, ?)', (sys.argv[2], bytes.fromhex(sys.argv[3])))\n"
+        "row = (sys.argv[2], bytes.fromhex(sys.argv[3]))\n"
+        "con.executemany('INSERT INTO inbox (run_id, message) VALUES (?, ?)', [row] * int(sys.argv[4]))\n"
         "con.commit()\n"
     )
-    subprocess.run([sys.executable, "-c", script, db, run_id, data.hex()], check=True, timeout=60)
+    subprocess.run([sys.executable, "-c", script, db, run_id, data.hex(), str(count)], check=True, timeout=60)
 
 
 @pytest.mark.anyio
@@ -185,3 +186,70 @@ async def test_inbox_poller_survives_a_bad_row_from_another_process(
     assert len(set_aside) == 2, [r.getMessage() for r in set_aside]
     assert {"'one'", "'two'"} <= {w for r in set_aside for w in r.getMessage().split() if w.startswith("'")}
     assert sqlite3.connect(db).execute("SELECT count(*) FROM runs").fetchone() == (2,)
+
+
+@pytest.mark.anyio
+async def test_a_schedule_note_of_the_wrong_type_is_refused_and_the_schedule_stays_readable(tmp_path: Path) -> None:
+    async with open_runtime(tmp_path / "w.db", workflows=[waits]) as rt:
+        handle = await rt.create_schedule("s", waits, "x", every=3600)
+        for bad in (lambda: handle.pause(5), lambda: handle.resume(["no"])):  # type: ignore[arg-type]
+            with pytest.raises(InvalidArgumentError, match="note must be a string or None"):
+                await bad()
+        await handle.pause("maintenance")
+        info = await handle.describe()
+        assert info.paused and [s.schedule_id for s in await rt.list_schedules()] == ["s"]
+
+
+@pytest.mark.anyio
+async def test_the_poller_moves_past_more_bad_rows_than_it_reads_at_once(tmp_path: Path) -> None:
+    db = str(tmp_path / "w.db")
+    async with open_runtime(db, workflows=[waits], inbox_poll_interval=0.02) as rt:
+        run = await rt.start(waits, "one", run_id="one")
+        _write_bad_row(db, "one", b"\xc1", count=2500)  # the poller reads 1,000 rows at a time
+        proc = await asyncio.create_subprocess_exec(str(WAYLINE), "signal", "one", "go", '"through"', "--db", db)
+        assert await proc.wait() == 0
+        with anyio.fail_after(20):
+            assert await run.result() == "one:through"
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "argument"),
+    [
+        ({"max_attempts": "3"}, "max_attempts"),
+        ({"max_attempts": 2.5}, "max_attempts"),
+        ({"interval": None}, "interval"),
+        ({"backoff_rate": "2"}, "backoff_rate"),
+        ({"max_delay": "1m"}, "max_delay"),
+        ({"non_retryable": ValueError}, "non_retryable"),
+        ({"non_retryable": (42,)}, "non_retryable"),
+    ],
+)
+def test_a_retry_policy_of_the_wrong_types_is_refused(kwargs: dict[str, Any], argument: str) -> None:
+    with pytest.raises(InvalidArgumentError) as caught:
+        RetryPolicy(**kwargs)
+    assert caught.value.argument == argument
+    assert RetryPolicy(non_retryable=[ValueError, "Timeout"]).non_retryable == (ValueError, "Timeout")  # type: ignore[arg-type]
+
+
+@workflow(name="bad_wait")
+async def bad_wait(ctx: RunContext, name: Any) -> Any:
+    return await ctx.wait_signal(name)
+
+
+@workflow(name="bad_sleep")
+async def bad_sleep(ctx: RunContext, seconds: Any) -> None:
+    await ctx.sleep(seconds)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize(("wf", "value", "argument"), [(bad_wait, 5, "name"), (bad_sleep, "1h", "seconds")])
+async def test_bad_arguments_in_a_workflow_body_fail_the_run_precisely(
+    tmp_path: Path, wf: Any, value: Any, argument: str
+) -> None:
+    db = tmp_path / "w.db"
+    async with open_runtime(db, workflows=[wf]) as rt:
+        with pytest.raises(RunFailed) as caught:
+            await (await rt.start(wf, value, run_id="r")).result()
+    assert caught.value.error == "InvalidArgumentError" and f"{argument} must be" in (caught.value.cause or "")
+    async with open_runtime(db, workflows=[wf]) as rt:  # the run is still readable, and listed
+        assert [r.status for r in await rt.list_runs()] == [RunStatus.FAILED]

@@ -10,13 +10,16 @@ from ._actor import (
     run_actor as run_actor,
 )
 from ._clock import Clock as Clock, SystemClock as SystemClock, TimerHandle as TimerHandle
-from ._supervisor import Supervisor as Supervisor, SupervisorSpec as SupervisorSpec
+from ._supervisor import ChildSpec as ChildSpec, Supervisor as Supervisor, SupervisorSpec as SupervisorSpec
+from ._timers import SharedTimers as SharedTimers
 
 __all__ = (
     "Actor",
     "ActorRef",
     "ActorStoppedError",
+    "ChildSpec",
     "Clock",
+    "SharedTimers",
     "Supervisor",
     "SupervisorSpec",
     "SystemClock",

@@ -4,6 +4,12 @@ Nothing but the actor's own task touches its state, so every message is applied 
 with respect to every other message, without locks. A mailbox is a deque plus one future the
 idle actor waits on: cheaper than ``asyncio.Queue`` and enough for a single consumer, which
 matters at 100,000 live actors.
+
+An actor that sets ``parks = True`` holds a task only while it has work: when its mailbox is
+empty it parks (its task ends, its state stays), and the next message starts a new task for
+it, as Erlang processes and Akka actors share schedulers rather than each holding a thread.
+A waiting actor is then just its state and an empty mailbox: no task, coroutine frame,
+future or context, which is most of what a waiting run used to cost.
 """
 
 from __future__ import annotations
@@ -11,7 +17,7 @@ from __future__ import annotations
 import asyncio
 from collections import deque
 from collections.abc import Callable, Coroutine
-from typing import Any, Generic, TypeVar
+from typing import Any, Generic, Protocol, TypeVar
 
 from .._errors import WaylineError
 
@@ -36,6 +42,12 @@ class Actor(Generic[M]):
 
     ref: ActorRef[M]
 
+    #: Park when the mailbox is empty (end the task, keep the state) instead of waiting on it
+    #: in a task; the supervisor starts a task again at the next message. ``on_start`` still
+    #: runs once per incarnation and ``on_stop`` once at its end, not at each park.
+    parks: bool = False
+    _started: bool = False  # this incarnation's on_start has run (a parking actor resumes)
+
     async def on_start(self) -> None:
         """Called once per incarnation, before the first message."""
 
@@ -55,11 +67,22 @@ class Actor(Generic[M]):
         stops or a handler raises, then `on_stop`."""
         ref = self.ref
         error: BaseException | None = None
+        parked = False
         try:
-            await self.on_start()
+            if not self._started:
+                self._started = True
+                await self.on_start()
             mailbox = ref._mailbox
+            assert mailbox is not None, "an actor is started or resumed with a mailbox"
             while not ref._stopping:
                 if not mailbox:
+                    if self.parks:
+                        # Ending the task with the stop flag down is what parks the actor:
+                        # its supervisor keeps it, and the next tell starts a task again.
+                        parked = True
+                        ref._resting = self
+                        ref._mailbox = None
+                        return
                     # A plain future, not a coroutine: an idle actor waits holding no frame
                     # of ours but this one (with 100,000 live actors, frames are memory).
                     await ref._mail()
@@ -75,7 +98,22 @@ class Actor(Generic[M]):
             error = exc
             raise
         finally:
-            await self.on_stop(error)
+            if not parked:
+                await self.on_stop(error)
+
+    async def _stop_parked(self) -> None:
+        """End a parked incarnation that is being shut down, as a cancelled task ends one that
+        waits on its mailbox: `on_stop` with the cancellation, then the cancellation itself."""
+        error = asyncio.CancelledError()
+        await self.on_stop(error)
+        raise error
+
+
+class Parked(Protocol):
+    """What a parked actor's ref holds: the supervisor's record of it, which starts a task for
+    it again."""
+
+    def resume(self) -> None: ...
 
 
 class _Ask:
@@ -113,15 +151,22 @@ class ActorRef(Generic[M]):
     mailbox, so senders never hold a stale address.
     """
 
-    __slots__ = ("_hook", "_mailbox", "_stopped", "_stopping", "_waiter", "name")
+    __slots__ = ("_hook", "_mailbox", "_parked", "_resting", "_stopped", "_stopping", "_waiter", "name")
 
     def __init__(self, name: str) -> None:
         self.name = name
-        self._mailbox: deque[Any] = deque()  # told messages as they are, asks as _Ask
+        # Told messages as they are, asks as _Ask. A parked actor's empty mailbox is dropped
+        # (an empty deque is 760 bytes): the next message makes a new one.
+        self._mailbox: deque[Any] | None = deque()
         self._waiter: asyncio.Future[None] | None = None
         self._hook: Callable[[Any], None] | None = None
         self._stopping = False
         self._stopped = False
+        # Set while the actor is parked: what its next message wakes (see `Actor.parks`).
+        self._parked: Parked | None = None
+        # The parked incarnation itself, held by its ref alone while it has no task (so an
+        # ended one is freed by reference counting, with nothing else holding it).
+        self._resting: Actor[M] | None = None
 
     def __repr__(self) -> str:
         return f"<ActorRef {self.name!r}>"
@@ -132,11 +177,12 @@ class ActorRef(Generic[M]):
 
     @property
     def mailbox_depth(self) -> int:
-        return len(self._mailbox)
+        mailbox = self._mailbox
+        return 0 if mailbox is None else len(mailbox)
 
     def queued(self) -> list[Any]:
         """The messages waiting in the mailbox, oldest first (a snapshot)."""
-        return [message_of(item) for item in self._mailbox]
+        return [message_of(item) for item in self._mailbox or ()]
 
     def set_mail_hook(self, hook: Callable[[Any], None] | None) -> None:
         """Have ``hook(message)`` called as each message is queued (None: no more).
@@ -151,10 +197,17 @@ class ActorRef(Generic[M]):
         """Queue ``message``; returns at once."""
         if self._stopped:
             raise ActorStoppedError(self.name)
-        self._mailbox.append(message)
+        mailbox = self._mailbox
+        if mailbox is None:
+            mailbox = self._mailbox = deque()
+        mailbox.append(message)
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        parked = self._parked
+        if parked is not None:
+            self._parked = None
+            parked.resume()
         if self._hook is not None:
             self._hook(message)
 
@@ -163,10 +216,17 @@ class ActorRef(Generic[M]):
         if self._stopped:
             raise ActorStoppedError(self.name)
         reply: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
-        self._mailbox.append(_Ask(message, reply))
+        mailbox = self._mailbox
+        if mailbox is None:
+            mailbox = self._mailbox = deque()
+        mailbox.append(_Ask(message, reply))
         waiter = self._waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+        parked = self._parked
+        if parked is not None:
+            self._parked = None
+            parked.resume()
         if self._hook is not None:
             self._hook(message)
         return await reply
@@ -179,8 +239,10 @@ class ActorRef(Generic[M]):
     def _close(self, error: BaseException | None) -> None:
         """Mark stopped and fail every pending ask, so no caller waits forever."""
         self._stopped = True
-        while self._mailbox:
-            fail(self._mailbox.popleft(), ActorStoppedError(self.name), self.name)
+        self._parked = self._resting = None
+        mailbox = self._mailbox
+        while mailbox:
+            fail(mailbox.popleft(), ActorStoppedError(self.name), self.name)
 
 
 def run_actor(actor: Actor[Any]) -> Coroutine[Any, Any, None]:

@@ -9,7 +9,7 @@ are also the public `wayline.history` module, which is where users meet them.
 from typing import TYPE_CHECKING, Any
 
 from ._blobs import PayloadLimits as PayloadLimits
-from ._codec import decode_any as decode_any, encode as encode
+from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
@@ -152,6 +152,7 @@ __all__ = (
     "Store",
     "StoreHealth",
     "TimerWait",
+    "UnreadableMessage",
     "Wait",
     "WorkerInfo",
     "decode_any",

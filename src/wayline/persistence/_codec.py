@@ -100,9 +100,20 @@ _reported: set[tuple[str, int]] = set()
 _REPORTED_MAX = 10_000
 
 
-def decode_inbox_rows(rows: Iterable[tuple[int, str, bytes]], where: str) -> list[tuple[int, str, InboxMessage]]:
+class UnreadableMessage(InboxMessage, frozen=True):
+    """An inbox row that cannot be decoded, in place of its message (never stored): the
+    poller moves past it (a run never sees one)."""
+
+    reason: str = ""
+
+
+def decode_inbox_rows(
+    rows: Iterable[tuple[int, str, bytes]], where: str, *, placeholders: bool = False
+) -> list[tuple[int, str, InboxMessage]]:
     """The inbox rows ``(seq, run_id, data)`` decoded; a row that cannot be decoded (written
-    by something other than wayline, or damaged) is set aside: skipped, and logged once.
+    by something other than wayline, or damaged) is set aside: logged once, and skipped, or
+    with ``placeholders`` given as an `UnreadableMessage` (so a reader that goes by sequence
+    numbers moves past it, however many there are).
 
     One bad message must not stop the others: the poller that reads these delivers the
     signals and callback answers of every run the process owns.
@@ -114,6 +125,8 @@ def decode_inbox_rows(rows: Iterable[tuple[int, str, bytes]], where: str) -> lis
                 raise TypeError(f"the row holds a {type(run_id).__name__} run id and {type(data).__name__} data")
             out.append((seq, run_id, decode_inbox(data)))
         except Exception as exc:  # anything a stranger's bytes can make the decoder raise
+            if placeholders:
+                out.append((seq, str(run_id), UnreadableMessage(reason=f"{type(exc).__name__}: {exc}")))
             key = (where, seq)
             if key not in _reported:
                 if len(_reported) >= _REPORTED_MAX:

@@ -137,7 +137,7 @@ class MemoryStore(SingleOwner):
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         self._check()
         rows = ((s, rid, data) for s, (rid, data) in sorted(self._inbox.items()) if s > seq)
-        found = decode_inbox_rows(rows, ":memory:")
+        found = decode_inbox_rows(rows, ":memory:", placeholders=True)
         return found[:limit]
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:

@@ -415,7 +415,7 @@ class PostgresStore:
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         rows = await self._fetch(INBOX_SINCE, seq, limit)
-        return decode_inbox_rows(((s, r, d) for s, r, d in rows), self.display_url)
+        return decode_inbox_rows(((s, r, d) for s, r, d in rows), self.display_url, placeholders=True)
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = await self._fetch(DUE_RUNS, until, RunStatus.WAITING.value, limit)

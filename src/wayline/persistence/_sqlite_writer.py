@@ -20,6 +20,7 @@ from typing import Any, TypeVar
 
 from .._errors import DatabaseDeletedError, StoreError, StoreUnavailableError
 from ._metrics import CheckpointMetrics
+from ._records import RunStatus
 from ._sqlite_connect import retry_locked
 from ._sqlite_errors import outage, translate
 from ._sqlite_ownership import Identity, file_gone, readable_copy
@@ -31,6 +32,7 @@ from ._sqlite_sql import (
     RUN_WIDTH,
     UPSERT_RUN_HEAD,
     UPSERT_RUN_TAIL,
+    UPSERT_SNAPSHOT_TAIL,
     chunks,
     insert_rows,
     marks,
@@ -158,6 +160,10 @@ class WriterThread:
                 self._loop.call_soon_threadsafe(done, result, error)
             except RuntimeError:  # the loop is closed: nobody is waiting any more
                 pass
+            # Not held until the next job: a batch's rows and futures (thousands of runs'
+            # snapshots) would stay in memory for as long as the store is idle.
+            del job, fn, done
+            result = error = None
 
 
 class GroupCommit:
@@ -192,6 +198,12 @@ class GroupCommit:
         self.pending = 0  # writes queued or being written
         self._writer: WriterThread | None = None
         self._queue = Batch()
+        # Runs whose committed row is RUNNING with no wake time (what the writer thread last
+        # wrote for them: it is the only writer of the runs table). A checkpoint that keeps
+        # them so writes only the snapshot (`UPSERT_SNAPSHOT_TAIL`). Touched on the writer
+        # thread alone; a run leaves it when it waits or ends, so it holds the runs stepping.
+        self._stepping: set[str] = set()
+        self._written: list[tuple[Any, ...]] = []  # the runs rows of the open transaction
         self._loop: asyncio.AbstractEventLoop | None = None
         self._inflight = False  # a batch is being written by the writer thread
         self._flush_scheduled = False
@@ -289,6 +301,9 @@ class GroupCommit:
         def run() -> T:
             conn = self.conn
             assert conn is not None
+            # What ``fn`` writes is not known here: if it touches a run's row, a later
+            # checkpoint must not assume the row is as the last checkpoint left it.
+            self._stepping.clear()
             self._check_file()
             retry_locked(lambda: conn.execute("BEGIN IMMEDIATE"), self.busy_timeout)
             try:
@@ -447,10 +462,41 @@ class GroupCommit:
                 conn.execute(f"PRAGMA user_version = {int(version)}")
             conn.execute("COMMIT")
         except BaseException:
+            self._written = []  # rolled back: the rows are as they were
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
             raise
+        written, self._written = self._written, []
+        self._committed(written)
         return results
+
+    def _committed(self, rows: list[tuple[Any, ...]]) -> None:
+        """Note which runs' rows are now RUNNING with no wake time (see ``_stepping``)."""
+        stepping = self._stepping
+        running = RunStatus.RUNNING
+        for row in rows:
+            if row[2] == running and row[4] is None:  # a create's row has the status's value
+                stepping.add(row[0])
+            else:
+                stepping.discard(row[0])
+
+    def _split(self, rows: list[tuple[Any, ...]]) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+        """The checkpoint rows that must write every column, and those that keep a stepping
+        run stepping (only its snapshot changes). A run with two rows in one batch (a batch
+        held through an outage) writes both in full, in order."""
+        stepping = self._stepping
+        if not stepping:
+            return rows, []
+        running = RunStatus.RUNNING
+        full: list[tuple[Any, ...]] = []
+        snapshot_only: list[tuple[Any, ...]] = []
+        unique = len({row[0] for row in rows}) == len(rows)
+        for row in rows:
+            if unique and row[2] is running and row[4] is None and row[0] in stepping:
+                snapshot_only.append(row)
+            else:
+                full.append(row)
+        return full, snapshot_only
 
     def _insert(self, batch: Batch) -> list[Any]:
         """Apply a batch inside the open transaction. Returns the results of its creates
@@ -459,7 +505,7 @@ class GroupCommit:
         conn = self.conn
         assert conn is not None
         results: list[Any] = []
-        runs = batch.runs
+        runs, snapshot_only = self._split(batch.runs)
         history = batch.history
         if batch.creates:
             # A run exists if it is in the database or created earlier in this same batch.
@@ -482,6 +528,8 @@ class GroupCommit:
         if batch.refs:
             insert_rows(conn, INSERT_RUN_BLOB_HEAD, "", 2, batch.refs)
         insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, RUN_WIDTH, runs)
+        insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_SNAPSHOT_TAIL, RUN_WIDTH, snapshot_only)
+        self._written = runs + snapshot_only
         insert_rows(conn, INSERT_HISTORY_HEAD, "", 3, history)
         if batch.consumed:
             for chunk in chunks(batch.consumed, 10000):

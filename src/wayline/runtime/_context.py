@@ -8,6 +8,7 @@ from datetime import datetime
 from typing import Any, ParamSpec, TypeVar, overload
 
 from ..actors import Clock
+from . import _checks as check
 from ._commands import AwaitCallback, CloseCallback, Decoded, Gather, OpenCallback, Sleep, Step, WaitSignal
 from ._definitions import as_activity
 from ._metadata import RunMetadata
@@ -116,6 +117,7 @@ class RunContext:
         """
         act = as_activity(fn)
         steps = tuple(Step(act, (item,), {}) for item in items)
+        check.count("ctx.map", "max_concurrency", max_concurrency)
         if max_concurrency is not None and max_concurrency < 1:
             raise ValueError("ctx.map max_concurrency must be >= 1 (or None for no limit)")
         tolerated = max(tolerated_failure_count, math.floor(len(steps) * tolerated_failure_percentage / 100))
@@ -137,6 +139,8 @@ class RunContext:
         after a restart it returns the same payload. With ``timeout`` (seconds, a durable
         deadline) it raises `SignalTimeoutError`, which the workflow may catch.
         """
+        check.name("ctx.wait_signal", "name", name)  # it is journaled: a bad one is stored for good
+        check.number("ctx.wait_signal", "timeout", timeout)
         if timeout is not None and timeout < 0:
             raise ValueError("ctx.wait_signal timeout must be >= 0 seconds (or None to wait forever)")
         command = WaitSignal(name, timeout)
@@ -164,6 +168,7 @@ class RunContext:
         completes once; a later completion is rejected with `CallbackTokenError`.
         """
         for what, value in (("timeout", timeout), ("heartbeat_timeout", heartbeat_timeout)):
+            check.number("ctx.wait_for_callback", what, value)
             if value is not None and not value > 0:
                 raise ValueError(f"ctx.wait_for_callback {what} must be > 0 seconds (or None for no limit)")
         act = as_activity(fn)
@@ -179,10 +184,13 @@ class RunContext:
 
     def sleep(self, seconds: float) -> Sleep:
         """A durable timer: the run resumes after ``seconds``, even across a restart."""
+        check.number("ctx.sleep", "seconds", seconds, optional=False)
         return Sleep(self._clock.time() + max(0.0, seconds))
 
     def sleep_until(self, when: datetime) -> Sleep:
         """A durable timer until ``when`` (a timezone-aware datetime)."""
+        if not isinstance(when, datetime):
+            check.refuse("ctx.sleep_until", "when", f"must be a timezone-aware datetime, got {when!r}")
         if when.tzinfo is None:
             raise ValueError("ctx.sleep_until needs a timezone-aware datetime (e.g. tzinfo=UTC)")
         return Sleep(when.timestamp())

@@ -49,6 +49,19 @@ class RetryPolicy:
     non_retryable: tuple[type[BaseException] | str, ...] = ()
 
     def __post_init__(self) -> None:
+        call = "RetryPolicy"
+        check.count(call, "max_attempts", self.max_attempts, optional=False)
+        check.number(call, "interval", self.interval, optional=False)
+        check.number(call, "backoff_rate", self.backoff_rate, optional=False)
+        check.number(call, "max_delay", self.max_delay)
+        if isinstance(self.non_retryable, list):  # a list reads as naturally; kept as a tuple
+            object.__setattr__(self, "non_retryable", tuple(self.non_retryable))
+        if not isinstance(self.non_retryable, tuple) or not all(
+            isinstance(e, str) or (isinstance(e, type) and issubclass(e, BaseException)) for e in self.non_retryable
+        ):
+            check.refuse(
+                call, "non_retryable", f"must be a tuple of exception types or names, got {self.non_retryable!r}"
+            )
         if self.max_attempts < 1:
             raise ValueError(f"RetryPolicy.max_attempts must be >= 1, got {self.max_attempts}")
         if self.interval < 0 or self.backoff_rate < 1:

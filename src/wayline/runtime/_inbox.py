@@ -35,6 +35,7 @@ from ..persistence import (
     RunStatus,
     SignalMessage,
     Store,
+    UnreadableMessage,
 )
 from ._port import LiveRun
 from .run import Inbound
@@ -218,6 +219,8 @@ class Inbox:
                 rows = []
             for seq, run_id, message in rows:
                 last = seq
+                if type(message) is UnreadableMessage:
+                    continue  # set aside (and logged) by the store
                 try:
                     await deliver(self._runs, run_id, seq, message)
                 except Exception as exc:

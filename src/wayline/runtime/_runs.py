@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Callable, Coroutine
 from concurrent.futures import Executor
@@ -24,9 +25,10 @@ from .._errors import (
     RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ..actors import ActorRef, Clock, Supervisor
+from ..actors import ActorRef, Clock, SharedTimers, Supervisor
 from ..persistence import (
     UNFINISHED,
+    WAIT_FOR_STORE,
     AnyEvent,
     ErrorInfo,
     RunFailed,
@@ -46,6 +48,12 @@ from .run import DETACHED_KEY, PARENT_KEY, RunActor
 
 log = logging.getLogger("wayline")
 
+#: Unfinished runs loaded at once when a runtime recovers them: the next wave starts once
+#: these have loaded their snapshots. All at once, every run's reads, decoding and replay are
+#: in memory together, and the process keeps that peak (the allocator seldom hands it back):
+#: it more than doubled the memory a waiting run holds afterwards.
+RECOVERY_WAVE = 250
+
 
 class Runs:
     """The runs of one runtime (see the module docstring)."""
@@ -64,7 +72,10 @@ class Runs:
         threads: Executor,
     ) -> None:
         self.store = store
-        self.clock = clock
+        # The runs' clock: the runtime's, with their timers (waits, timeouts, backoffs,
+        # passivation) on one timer of it rather than one event-loop timer each.
+        self._timers = SharedTimers(clock)
+        self.clock: Clock = self._timers
         self.limiter = limiter
         self.threads = threads
         self.passivate_after = passivate_after
@@ -81,6 +92,12 @@ class Runs:
         self._wake_timer = WakeTimer(clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
+        # The context every task of every run starts in (a copy each time): the opener's, with
+        # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
+        # does. Given to the supervisor because a parked run's next task is started by
+        # whoever sends it a message, whose context variables must not leak into the run.
+        self._context = contextvars.copy_context()
+        self._context.run(WAIT_FOR_STORE.set, True)
         self.closed = False
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
@@ -211,9 +228,7 @@ class Runs:
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         child = _RunChild(self, record, reason)
-        self._refs[record.run_id] = self._supervisor.spawn(
-            record.run_id, child.build, on_crash=child.on_crash, on_give_up=child.on_give_up
-        )
+        self._refs[record.run_id] = self._supervisor.spawn_child(record.run_id, child, context=self._context)
 
     async def fail_crash_loop(self, run_id: str, exc: BaseException, restarts: int) -> None:
         self._refs.pop(run_id, None)
@@ -299,6 +314,7 @@ class Runs:
             self._passivated += found
             self.telemetry.passivated_found(found)
             self.background(self._wake_due())
+        wave: list[str] = []
         for rec in await self.store.list_runs(statuses=statuses):
             if rec.workflow not in self._registry:
                 log.error(
@@ -312,7 +328,25 @@ class Runs:
                 continue
             self.spawn(rec, "recovered after a process restart")
             count += 1
+            wave.append(rec.run_id)
+            if len(wave) >= RECOVERY_WAVE:
+                await self._until_loaded(wave)
+                wave.clear()
         return count
+
+    async def _until_loaded(self, wave: list[str]) -> None:
+        """Until every run of ``wave`` has loaded its snapshot, or stopped."""
+        i = 0
+        while i < len(wave):
+            actor = self._actors.get(wave[i])
+            if actor is None or actor.loaded:
+                i += 1
+            elif self.closed:
+                return
+            else:
+                # Its reads are on the store's threads; polling (a few hundred times for a
+                # wave) costs less than a notification from each of thousands of runs.
+                await asyncio.sleep(0.001)
 
     async def wake(self, run_id: str, reason: str) -> None:
         """Load a run that is not in memory (passivated), unless it has ended."""
@@ -348,6 +382,7 @@ class Runs:
         for run_id in list(self._waiters):
             self._resolve(run_id, None)
         self._wake_timer.cancel()
+        self._timers.close()
         for task in list(self._background):
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
@@ -379,8 +414,8 @@ class _Restarting:
 
 
 class _RunChild:
-    """How the supervisor builds (and rebuilds) one run's actor: one object per run rather
-    than three closures, since there can be 100,000 of them alive."""
+    """How the supervisor builds (and rebuilds) one run's actor (a `ChildSpec`): one object per
+    run rather than three callables, since there can be 100,000 of them alive."""
 
     __slots__ = ("crash", "reason", "record", "run_id", "runs")
 

@@ -18,7 +18,7 @@ import msgspec
 from .._errors import ScheduleConflictError, ScheduleExistsError, ScheduleNotFoundError, ScheduleSpecError
 from ..actors import Clock
 from ..persistence import RunStatus, ScheduleAction, ScheduleRecord, ScheduleStore, Store
-from . import _schedule_records as records
+from . import _checks as check, _schedule_records as records
 from ._schedule_spec import Duration, Instant, Overlap, Timetable, build_spec
 from ._schedules import ATTEMPTS, Scheduler
 from ._versions import StateMachineAlias
@@ -243,10 +243,12 @@ class ScheduleHandle:
     async def pause(self, note: str | None = None) -> None:
         """Stop firing until `resume`; ``note`` says why (``describe`` shows it). Fires that
         fall while it is paused are not run later. Triggers and backfills still run."""
+        check.text("ScheduleHandle.pause", "note", note)
         await self._schedules.modify(self.schedule_id, lambda rec, now: records.paused(rec, now, note))
 
     async def resume(self, note: str | None = None) -> None:
         """Fire again, from now on (fires that fell while paused are not caught up)."""
+        check.text("ScheduleHandle.resume", "note", note)
         await self._schedules.modify(self.schedule_id, lambda rec, now: records.resumed(rec, now, note))
 
     async def trigger(self, overlap: Overlap | None = None) -> str:

@@ -12,14 +12,13 @@ with the same idempotency key) when the supervisor restarts the run from its che
 from __future__ import annotations
 
 import asyncio
-from collections import deque
 from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
 from ..._errors import Cancelled, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
-from ...persistence import WAIT_FOR_STORE, RunRecord, StepStarted
+from ...persistence import RunRecord, StepStarted
 from .._commands import Step
 from .._context import RunContext
 from .._metadata import RunMetadata, replayed_metadata
@@ -56,7 +55,14 @@ from ._values import as_replayed, shaped
 
 
 class RunActor(Actor[RunMessage]):
-    """One incarnation of a live run. Built by the runtime's supervisor, again after a crash."""
+    """One incarnation of a live run. Built by the runtime's supervisor, again after a crash.
+
+    It parks (`Actor.parks`): a run holds a task only while it has work (a message to take, a
+    step running inline, a commit to wait for). A run that waits on a timer, a signal or a
+    callback is its state and an empty mailbox, and its next message gives it a task again.
+    """
+
+    parks = True
 
     def __init__(self, port: RunPort, run_id: str, record: RunRecord | None, reason: str | None) -> None:
         self.port = port
@@ -70,7 +76,7 @@ class RunActor(Actor[RunMessage]):
         self._interpreter: asyncio.Task[Any] | None = None
         self._input: Any = None
         self._segment: Segment | None = None
-        self._task: asyncio.Task[Any] | None = None  # this incarnation's task
+        self._task: asyncio.Task[Any] | None = None  # the task running an inline attempt
         self._inline = False  # an attempt runs inline in this task right now
         self._interrupted: str | None = None
         self._timers: dict[tuple[str, int], TimerHandle] = {}
@@ -113,8 +119,8 @@ class RunActor(Actor[RunMessage]):
     async def on_start(self) -> None:
         port = self.port
         store = port.store
-        self._task = asyncio.current_task()
-        WAIT_FOR_STORE.set(True)  # this run's writes wait out an outage of the store, as it does
+        # The port's context (every task of a run starts in a copy of it) has WAIT_FOR_STORE
+        # set: this run's writes wait out an outage of the store, as the run does.
         record = self._initial or await store.get_run(self.run_id)
         self._initial = None
         if record is None:  # deleted under us: nothing to run
@@ -176,7 +182,7 @@ class RunActor(Actor[RunMessage]):
             await asyncio.wait({interpreter})
         state = self.state
         if self._passivated and state is not None:
-            self.port.run_passivated(self.run_id, state.record.wake_at, max(state.seen, default=0))
+            self.port.run_passivated(self.run_id, state.record.wake_at, max(state.seen or (), default=0))
         if self._segment is not None:
             self._segment.close(error, self._passivated)
         if self._body is not None:
@@ -194,7 +200,18 @@ class RunActor(Actor[RunMessage]):
         if state is not None and interrupts(state, message):
             self._interrupt("cancel")
 
+    async def _ask(self, message: RunMessage) -> Reply:
+        """A request of the interpreter, answered once the actor has applied it."""
+        reply = await self.ref.ask(message)
+        assert isinstance(reply, Reply)
+        return reply
+
+    # --- performing effects ----------------------------------------------------------------
+
     async def receive(self, message: RunMessage) -> Reply | None:
+        """Decide ``message``, then perform the effects in order. What the body, an inline
+        attempt or a refused checkpoint leads to is decided at once and performed before the
+        rest. (One coroutine for both: a frame fewer for every run in memory.)"""
         state = self.state
         if state is None:
             return None
@@ -206,111 +223,97 @@ class RunActor(Actor[RunMessage]):
                 # Cancelled by something else than this run's cancel (a library): a crash,
                 # and the supervisor restarts the run from its checkpoint.
                 raise RuntimeError("a state machine's interpreter was cancelled, but not by its run")
-        state.now = self.port.clock.time()
+        port = self.port
+        state.now = port.clock.time()
+        # What is left to perform, last first (a list popped from its end is cheaper than a
+        # deque, which is 760 bytes even empty, made for every message).
+        todo = decide(state, message)[1]
+        todo.reverse()
+        reply: Reply | None = None
+        effect: Effect | None
+        follow: RunMessage | None
         self._busy = True
         try:
-            reply = await self._perform(decide(state, message)[1])
+            while todo:
+                effect = todo.pop()
+                kind = type(effect)
+                follow = None
+                if kind is Checkpoint:
+                    assert isinstance(effect, Checkpoint)
+                    if self._segment is not None:
+                        self._segment.checkpointed(effect.events, effect.record)
+                    try:
+                        done = (
+                            port.store.checkpoint(effect.record, effect.flush, effect.consumed)
+                            if effect.consumed
+                            else port.store.checkpoint(effect.record, effect.flush)
+                        )
+                    except PayloadError as exc:
+                        todo.clear()  # planned on this checkpoint: decided again below
+                        follow = Unstorable(exc, effect)
+                    else:
+                        await done  # nothing after a checkpoint happens before it is durable
+                elif kind is Resume:
+                    assert isinstance(effect, Resume) and self._body is not None
+                    follow = code.step(self._body, effect.value, effect.error, self._vars_guard)
+                elif kind is RunAttempt:
+                    assert isinstance(effect, RunAttempt)
+                    if effect.inline:
+                        follow = await self._attempt_inline(effect.index, effect.step, effect.attempt)
+                        if follow.error is not None and follow.reason is None and self._segment is not None:
+                            self._segment.attempt_raised(follow.index, follow.error)
+                    else:
+                        self._start_attempt(effect.index, effect.step, effect.attempt)
+                elif kind is SetTimer:
+                    assert isinstance(effect, SetTimer)
+                    self._set_timer(effect.key, effect.due, effect.message)
+                elif kind is CancelTimer:
+                    assert isinstance(effect, CancelTimer)
+                    handle = self._timers.pop(effect.key, None)
+                    if handle is not None:
+                        handle.cancel()
+                elif kind is StopAttempt:
+                    assert isinstance(effect, StopAttempt)
+                    task = self._attempts.pop(effect.index, None)
+                    if task is not None:
+                        task.cancel()
+                elif kind is Reply:
+                    assert isinstance(effect, Reply)
+                    reply = effect
+                    if effect.pending is not None:
+                        self._woken.setdefault(effect.pending, asyncio.get_running_loop().create_future())
+                elif kind is WakeTask:
+                    assert isinstance(effect, WakeTask)
+                    fut = self._woken.get(effect.index)
+                    if fut is not None and not fut.done():
+                        fut.set_result(None)
+                elif kind is Interrupt:
+                    assert isinstance(effect, Interrupt)
+                    self._interrupt(effect.reason)
+                elif kind is StartBody:
+                    self._start_interpreter()
+                elif kind is CancelChildren:
+                    assert isinstance(effect, CancelChildren)
+                    await port.cancel_children(state.record, effect.reason)
+                elif kind is Finished:
+                    assert isinstance(effect, Finished)
+                    self._finished = True
+                    port.run_finished(effect.record)
+                    self.stop()
+                elif kind is Passivated:
+                    self._passivated = True
+                    self.stop()
+                if follow is not None:
+                    state.now = port.clock.time()
+                    todo.extend(reversed(decide(state, follow)[1]))
+                # An error the body or an attempt raised holds this frame through its traceback
+                # (the frame it was caught in links back here): dropped now, the run is freed by
+                # reference counting once it ends, not left as cyclic garbage.
+                effect = follow = None
         finally:
             self._busy = False
         if state.passivate:
             self._arm_passivation(state)
-        return reply
-
-    async def _ask(self, message: RunMessage) -> Reply:
-        """A request of the interpreter, answered once the actor has applied it."""
-        reply = await self.ref.ask(message)
-        assert isinstance(reply, Reply)
-        return reply
-
-    # --- performing effects ----------------------------------------------------------------
-
-    async def _perform(self, effects: list[Effect]) -> Reply | None:
-        """Perform ``effects`` in order. What the body, an inline attempt or a refused
-        checkpoint leads to is decided at once and performed before the rest."""
-        state = self.state
-        assert state is not None
-        port = self.port
-        todo = deque(effects)
-        del effects  # the deque is the one list of what is left (see the end of the loop)
-        reply: Reply | None = None
-        effect: Effect | None
-        follow: RunMessage | None
-        while todo:
-            effect = todo.popleft()
-            kind = type(effect)
-            follow = None
-            if kind is Checkpoint:
-                assert isinstance(effect, Checkpoint)
-                if self._segment is not None:
-                    self._segment.checkpointed(effect.events, effect.record)
-                try:
-                    done = (
-                        port.store.checkpoint(effect.record, effect.flush, effect.consumed)
-                        if effect.consumed
-                        else port.store.checkpoint(effect.record, effect.flush)
-                    )
-                except PayloadError as exc:
-                    todo.clear()  # planned on this checkpoint: decided again below
-                    follow = Unstorable(exc, effect)
-                else:
-                    await done  # nothing after a checkpoint happens before it is durable
-            elif kind is Resume:
-                assert isinstance(effect, Resume) and self._body is not None
-                follow = code.step(self._body, effect.value, effect.error, self._vars_guard)
-            elif kind is RunAttempt:
-                assert isinstance(effect, RunAttempt)
-                if effect.inline:
-                    follow = await self._attempt_inline(effect.index, effect.step, effect.attempt)
-                    if follow.error is not None and follow.reason is None and self._segment is not None:
-                        self._segment.attempt_raised(follow.index, follow.error)
-                else:
-                    self._start_attempt(effect.index, effect.step, effect.attempt)
-            elif kind is SetTimer:
-                assert isinstance(effect, SetTimer)
-                self._set_timer(effect.key, effect.due, effect.message)
-            elif kind is CancelTimer:
-                assert isinstance(effect, CancelTimer)
-                handle = self._timers.pop(effect.key, None)
-                if handle is not None:
-                    handle.cancel()
-            elif kind is StopAttempt:
-                assert isinstance(effect, StopAttempt)
-                task = self._attempts.pop(effect.index, None)
-                if task is not None:
-                    task.cancel()
-            elif kind is Reply:
-                assert isinstance(effect, Reply)
-                reply = effect
-                if effect.pending is not None:
-                    self._woken.setdefault(effect.pending, asyncio.get_running_loop().create_future())
-            elif kind is WakeTask:
-                assert isinstance(effect, WakeTask)
-                fut = self._woken.get(effect.index)
-                if fut is not None and not fut.done():
-                    fut.set_result(None)
-            elif kind is Interrupt:
-                assert isinstance(effect, Interrupt)
-                self._interrupt(effect.reason)
-            elif kind is StartBody:
-                self._start_interpreter()
-            elif kind is CancelChildren:
-                assert isinstance(effect, CancelChildren)
-                await port.cancel_children(state.record, effect.reason)
-            elif kind is Finished:
-                assert isinstance(effect, Finished)
-                self._finished = True
-                port.run_finished(effect.record)
-                self.stop()
-            elif kind is Passivated:
-                self._passivated = True
-                self.stop()
-            if follow is not None:
-                state.now = port.clock.time()
-                todo.extendleft(reversed(decide(state, follow)[1]))
-            # An error the body or an attempt raised holds this frame through its traceback
-            # (the frame it was caught in links back here): dropped now, the run is freed by
-            # reference counting once it ends, not left as cyclic garbage.
-            effect = follow = None
         return reply
 
     def _set_timer(self, key: tuple[str, int], due: float, message: RunMessage) -> None:
@@ -363,7 +366,8 @@ class RunActor(Actor[RunMessage]):
         clock = port.clock
         limiter = port.limiter
         timer = None
-        task = self._task
+        # A parking run gets a new task after each park: the one to interrupt is this one.
+        task = self._task = asyncio.current_task()
         state = self.state
         assert state is not None
         self._interrupted = None

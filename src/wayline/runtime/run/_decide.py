@@ -189,9 +189,12 @@ def _raised(s: RunState, out: list[Effect], error: BaseException) -> None:
 
 def _inbound(s: RunState, out: list[Effect], seq: int, msg: Any) -> None:
     """A message from outside: applied once, whichever way (and however often) it came."""
-    if seq in s.seen:
+    seen = s.seen
+    if seen is None:
+        seen = s.seen = set()
+    elif seq in seen:
         return
-    s.seen.add(seq)
+    seen.add(seq)
     if isinstance(msg, CallbackMessage):
         resume(out, callbacks.arrived(s, out, seq, msg))
     elif type(msg) is SignalMessage:

@@ -25,6 +25,8 @@ from ...persistence import (
 )
 from .._commands import SLEEP_STEP
 
+_NO_PATCHES: frozenset[str] = frozenset()
+
 
 class StepEntry(msgspec.Struct, gc=False):
     """A step that ended: its result, or the error it failed with for good."""
@@ -107,7 +109,7 @@ class Journal:
         #: the run had got that far before this replay (`ctx.patched` asks).
         self.frontier = 0
         #: The changes ``ctx.patched`` took the new branch of (`Patched` events).
-        self.patches: set[str] = set()
+        self.patches: frozenset[str] | set[str] = _NO_PATCHES  # a set of its own at the first
         for ev in history:
             index = getattr(ev, "index", None)
             if index is not None and index >= self.frontier and type(ev) is not Patched:
@@ -132,7 +134,9 @@ class Journal:
                 self.entries[ev.index] = CallbackEntry(ev.step, error=ErrorInfo(ev.error, ev.cause))
             elif type(ev) is Patched:
                 # Asked before position `index` was taken: the positions before it were passed.
-                self.patches.add(ev.change)
+                patches: set[str] = self.patches if isinstance(self.patches, set) else set()
+                patches.add(ev.change)
+                self.patches = patches
                 self.frontier = max(self.frontier, ev.index)
 
     def __contains__(self, index: int) -> bool:

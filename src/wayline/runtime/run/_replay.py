@@ -53,7 +53,7 @@ def replay_body(
         todo.extend(decide(state, message)[1])
     steps = 0
     try:
-        # As `RunActor._perform`, minus the I/O: only the body's steps are performed, and what
+        # As `RunActor.receive`, minus the I/O: only the body's steps are performed, and what
         # the body did is decided at once, before the effects left.
         while todo and steps < MAX_STEPS:
             effect = todo.popleft()

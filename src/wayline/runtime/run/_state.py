@@ -69,7 +69,7 @@ class Group:
         self.results: list[Any] = [None] * size
         self.failures: list[ActivityError] = []
         self.remaining = remaining
-        self.queued: deque[int] = deque()
+        self.queued: deque[int] | None = None  # a gather's steps not started yet (made by it)
         self.running = 0
         self.tolerated = tolerated  # failures allowed before the group fails
 
@@ -203,7 +203,8 @@ class RunState:
         self.cancel_reason: str | None = None
         self.signals: dict[str, deque[tuple[int, Any]]] = {}  # delivered, not yet consumed
         self.signal_waiters: dict[str, int] = {}  # signal name -> position waiting on it
-        self.seen: set[int] = set()  # inbox messages already applied (restarts redeliver)
+        # Inbox messages already applied (restarts redeliver); made at the first one.
+        self.seen: set[int] | None = None
         self.callbacks: dict[int, Callback] = {}
         self.callback_digests: dict[str, int] = {}
         self.callback_early: dict[str, list[tuple[int, Any]]] = {}  # for a wait not reopened yet

@@ -9,6 +9,7 @@ messages. Every outcome is checkpointed before the body sees it.
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from ..._errors import ActivityError, ActivityTimeoutError, Cancelled, PayloadError, SignalTimeoutError
@@ -86,6 +87,7 @@ def open_group(s: RunState, out: list[Effect], cmd: Gather) -> Group:
     its concurrency limit)."""
     steps = cmd.steps
     group = Group([], single=False, tolerated=cmd.tolerated, max_concurrency=cmd.max_concurrency, size=len(steps))
+    queued = group.queued = deque()
     for slot, step in enumerate(steps):
         act = step.activity
         index = s.next_index
@@ -97,7 +99,7 @@ def open_group(s: RunState, out: list[Effect], cmd: Gather) -> Group:
             continue
         group.remaining += 1
         s.active[index] = Pending(step, group, slot, attempt=s.journal.attempts(index))
-        group.queued.append(index)
+        queued.append(index)
     pump(s, out, group)
     return group
 
@@ -122,8 +124,9 @@ def open_sleep(s: RunState, out: list[Effect], cmd: Sleep) -> Group:
 
 def pump(s: RunState, out: list[Effect], group: Group) -> None:
     limit = group.max_concurrency
-    while group.queued and (limit is None or group.running < limit):
-        index = group.queued.popleft()
+    queued = group.queued
+    while queued and (limit is None or group.running < limit):
+        index = queued.popleft()
         pending = s.active[index]
         group.running += 1
         restored = s.restored_waits.pop(index, None)
