@@ -406,6 +406,8 @@ def _listing(size: Size) -> list[Scenario]:
         )
         for n in sizes
     ]
+
+
 def _schedules(size: Size) -> list[Scenario]:
     """Fire lag at N schedules: spread over their period, and all at once (see _schedules)."""
     n = size.pick(1000, 1000, 20)

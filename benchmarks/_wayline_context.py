@@ -45,9 +45,7 @@ async def checkpoint_bytes(params: Params) -> Metrics:
     """Bytes written per step of a run holding a ``size``-byte variable, over ``steps`` steps."""
     size, steps, offload = int(params["size"]), int(params["steps"]), bool(params["offload"])
     room = size + MiB
-    limits = PayloadLimits(
-        max_value_bytes=room, max_context_bytes=room, offload_bytes=16 * 1024 if offload else room
-    )
+    limits = PayloadLimits(max_value_bytes=room, max_context_bytes=room, offload_bytes=16 * 1024 if offload else room)
     path = str(db_file(params, "context.db"))
     async with open_runtime(path, workflows=[big_var], payload_limits=limits) as rt:
         before, t0 = _written(), time.perf_counter()
