@@ -27,6 +27,7 @@ SUITES = (
     "capacity",
     "listing",
     "schedules",
+    "compose",
     "context",
 )
 
@@ -406,8 +407,6 @@ def _listing(size: Size) -> list[Scenario]:
         )
         for n in sizes
     ]
-
-
 def _schedules(size: Size) -> list[Scenario]:
     """Fire lag at N schedules: spread over their period, and all at once (see _schedules)."""
     n = size.pick(1000, 1000, 20)
@@ -431,6 +430,47 @@ def _schedules(size: Size) -> list[Scenario]:
                     also=(("p99_ms", "p99"), ("max_ms", "max"), ("fires", "fires")),
                 )
             )
+    return rows
+
+
+def _compose(size: Size) -> list[Scenario]:
+    """Update round trip against signal round trip; continue-as-new at scale (see _compose)."""
+    samples = size.pick(2000, 300, 5)
+    rows = [
+        Scenario(
+            suite="compose",
+            system="wayline",
+            func="_compose:roundtrip",
+            params={"kind": kind, "samples": samples},
+            metric="p50_ms",
+            unit="ms p50",
+            higher_is_better=False,
+            group="roundtrip",
+            baseline=kind == "signal",
+            timeout_s=size.pick(600.0, 120.0),
+            label=f"{kind} round trip, {samples} one at a time",
+            also=(("p99_ms", "p99"),),
+        )
+        for kind in ("signal", "update")
+    ]
+    iterations = size.pick(100_000, 5_000, 20)
+    rows += [
+        Scenario(
+            suite="compose",
+            system="wayline",
+            func="_compose:eternal",
+            params={"iterations": iterations, "mode": mode},
+            metric="iterations_per_s",
+            unit="iterations/s",
+            higher_is_better=True,
+            group="eternal",
+            baseline=mode == "one",
+            timeout_s=size.pick(1800.0, 300.0),
+            label=f"{iterations:,} iterations, {'one segment' if mode == 'one' else 'continue-as-new each'}",
+            also=(("history_events", "history events"), ("history_rows", "rows"), ("rss_growth_kb", "RSS growth KB")),
+        )
+        for mode in ("one", "continue")
+    ]
     return rows
 
 
@@ -485,6 +525,8 @@ def build(suite: str, size: Size | str) -> list[Scenario]:
         return _listing(size)
     if suite == "schedules":
         return _schedules(size)
+    if suite == "compose":
+        return _compose(size)
     if suite == "context":
         return _context(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

@@ -471,6 +471,23 @@ class Cancelled(BaseException):
         super().__init__(reason or "run cancelled")
 
 
+class ContinueAsNew(BaseException):
+    """Raised by ``ctx.continue_as_new(input)``: the run's current segment ends and the run
+    goes on, under the same run id, from the top of its body with ``input``, a fresh history
+    and a fresh journal.
+
+    A `BaseException` for the same reason as `Cancelled`: ``except Exception`` in workflow
+    code must not stop it. Do not catch it.
+
+    Attributes:
+        input: the input of the next segment.
+    """
+
+    def __init__(self, input: Any = None) -> None:
+        self.input = input
+        super().__init__("the run continues as new")
+
+
 class ActivityError(WaylineError):
     """A step failed for good (retries exhausted or a non-retryable error).
 
@@ -518,6 +535,56 @@ class SignalTimeoutError(WaylineError):
         self.timeout = timeout
         after = f" after {timeout:g}s" if timeout is not None else ""
         super().__init__(f"run {run_id!r}: no signal {name!r} arrived{after}")
+
+
+class UpdateRejectedError(WaylineError):
+    """``rt.update`` was refused: by the workflow's validator (nothing was written), or by
+    the run itself (``upd.reject(error)``, recorded: a retry with the same update id gets it
+    again).
+
+    Attributes:
+        run_id, name, update_id: the update.
+        error: the error name; ``cause`` the reason.
+    """
+
+    def __init__(self, run_id: str, name: str, update_id: str, error: str, cause: str | None) -> None:
+        self.run_id = run_id
+        self.name = name
+        self.update_id = update_id
+        self.error = error
+        self.cause = cause
+        why = f"{error}: {cause}" if cause else error
+        super().__init__(f"update {name!r} ({update_id}) of run {run_id!r} was rejected: {why}")
+
+
+class UpdateTimeoutError(WaylineError):
+    """``rt.update`` got no answer within its ``timeout``. The update was accepted and may
+    still be applied: call ``rt.update`` again with the same ``update_id`` for its answer."""
+
+    def __init__(self, run_id: str, name: str, update_id: str, timeout: float) -> None:
+        self.run_id = run_id
+        self.name = name
+        self.update_id = update_id
+        self.timeout = timeout
+        super().__init__(
+            f"update {name!r} of run {run_id!r} got no answer within {timeout:g}s; it was accepted and may still "
+            f"be applied: call rt.update again with update_id={update_id!r} to wait for its answer"
+        )
+
+
+class UpdateNotAnsweredError(WaylineError):
+    """The run ended without answering the update (it never reached ``ctx.wait_update`` for
+    it, or took it and never replied)."""
+
+    def __init__(self, run_id: str, name: str, update_id: str, status: str) -> None:
+        self.run_id = run_id
+        self.name = name
+        self.update_id = update_id
+        self.status = status
+        super().__init__(
+            f"run {run_id!r} ended ({status}) without answering update {name!r} ({update_id}); "
+            "only a run that waits with ctx.wait_update and replies answers updates"
+        )
 
 
 class RedriveError(WaylineError):

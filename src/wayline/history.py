@@ -11,6 +11,10 @@ from .persistence import (
     CallbackFailed as CallbackFailed,
     CallbackHeartbeat as CallbackHeartbeat,
     CallbackWaiting as CallbackWaiting,
+    ChildEnded as ChildEnded,
+    ChildMessaged as ChildMessaged,
+    ChildStarted as ChildStarted,
+    ContinuedAsNew as ContinuedAsNew,
     Custom as Custom,
     Event as Event,
     Patched as Patched,
@@ -26,6 +30,8 @@ from .persistence import (
     StepRetrying as StepRetrying,
     StepStarted as StepStarted,
     StepSucceeded as StepSucceeded,
+    UpdateAccepted as UpdateAccepted,
+    UpdateAnswered as UpdateAnswered,
 )
 
 __all__ = (
@@ -34,6 +40,10 @@ __all__ = (
     "CallbackFailed",
     "CallbackHeartbeat",
     "CallbackWaiting",
+    "ChildEnded",
+    "ChildMessaged",
+    "ChildStarted",
+    "ContinuedAsNew",
     "Custom",
     "Event",
     "Patched",
@@ -49,4 +59,6 @@ __all__ = (
     "StepRetrying",
     "StepStarted",
     "StepSucceeded",
+    "UpdateAccepted",
+    "UpdateAnswered",
 )

@@ -9,7 +9,7 @@ from typing import Any
 import anyio
 import pytest
 
-from wayline import RunContext, activity, open_runtime, workflow
+from wayline import RunContext, RunFailed, activity, open_runtime, workflow
 from wayline.history import Patched, StepSucceeded
 from wayline.testing import VirtualClock
 
@@ -145,3 +145,61 @@ def test_a_change_needs_an_id() -> None:
         ctx.patched("")
     with pytest.raises(RuntimeError, match="running workflow body"):
         ctx.patched("x")
+
+
+async def test_an_unguarded_step_where_the_run_was_waiting_fails_it_with_a_nondeterminism_error(
+    tmp_path: Path,
+) -> None:
+    # The run waits on "paid" at position #1; the new code puts a step there without
+    # ctx.patched. The run must not drop its wait and carry on with the new step (what
+    # `wayline replay` reports as a departure): it fails, naming both, and runs nothing new.
+    db = tmp_path / "w.db"
+    await _park(db, "old")
+    async with open_runtime(db, workflows=[checkout_unguarded], clock=VirtualClock()) as rt:
+        with anyio.fail_after(30), pytest.raises(RunFailed) as failed:
+            await rt.get_handle("old").result()
+    assert failed.value.error == "NonDeterminismError"
+    assert "step #1 was 'signal:paid'" in (failed.value.cause or "")
+    assert "asks for 'fee'" in (failed.value.cause or "")
+    assert calls == ["price:old"]  # the new step never ran
+
+
+@workflow(name="nap")
+async def nap_v1(ctx: RunContext, order: str) -> float:
+    total = await ctx.run(price, order)
+    await ctx.sleep(60)
+    return total
+
+
+@workflow(name="nap")
+async def nap_v2(ctx: RunContext, order: str) -> float:
+    total = await ctx.run(price, order)
+    if ctx.patched("fee"):
+        total += await ctx.run(fee, order)
+    await ctx.sleep(60)
+    return total
+
+
+@workflow(name="nap")
+async def nap_unguarded(ctx: RunContext, order: str) -> float:
+    total = await ctx.run(price, order)
+    total += await ctx.run(fee, order)
+    await ctx.sleep(60)
+    return total
+
+
+@pytest.mark.parametrize(("code", "expected"), [(nap_v2, 10.0), (nap_unguarded, None)])
+async def test_a_run_asleep_where_new_code_puts_a_step(tmp_path: Path, code: Any, expected: float | None) -> None:
+    db = tmp_path / "w.db"
+    async with open_runtime(db, workflows=[nap_v1], clock=VirtualClock()) as rt:
+        await rt.start(nap_v1, "old", run_id="old")
+        await rt.clock.sleep(1)  # asleep at position #1
+    async with open_runtime(db, workflows=[code], clock=VirtualClock()) as rt:
+        handle = rt.get_handle("old")
+        with anyio.fail_after(30):
+            if expected is not None:
+                assert await handle.result() == expected  # the old branch: its own sleep, kept
+            else:
+                with pytest.raises(RunFailed, match=r"step #1 was 'wayline.sleep'.*asks for 'fee'"):
+                    await handle.result()
+    assert calls == ["price:old"]

@@ -94,6 +94,32 @@ def decode_inbox(data: bytes) -> InboxMessage:
         return upgrade_message(data)
 
 
+def decode_history(rows: Any) -> list[AnyEvent]:
+    """A run's history from the rows of a history read: ``(0, seq, events)`` per history row,
+    then ``(1, 0, snapshot)``, whose tail comes last.
+
+    Only rows below the snapshot's ``history_seq`` are the run's history: a run continued as
+    new (``ctx.continue_as_new``) starts again from row 0 with a fresh history, and the rows of
+    its earlier segment that are not written over yet are left out.
+    """
+    found: list[tuple[int, bytes]] = []
+    record: RunRecord | None = None
+    for kind, seq, data in rows:
+        if kind == 0:
+            found.append((seq, data))
+        else:
+            record = decode_record(data)
+    out: list[AnyEvent] = []
+    # A run that never continued keeps every row (a create may write row 0 with seq 0 left).
+    limit = record.history_seq if record is not None and record.segment else None
+    for seq, data in found:
+        if limit is None or seq < limit:
+            out.extend(decode_events(data))
+    if record is not None:
+        out.extend(record.tail)
+    return out
+
+
 #: Inbox rows already reported as undecodable (by where and seq), so each is logged once
 #: however often the inbox is read. Bounded: a flood of bad rows cannot grow it for ever.
 _reported: set[tuple[str, int]] = set()

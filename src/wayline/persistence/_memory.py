@@ -12,7 +12,7 @@ from typing import Any
 
 from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
-from ._codec import decode_events, decode_inbox_rows, decode_record, encode
+from ._codec import decode_history, decode_inbox_rows, decode_record, encode
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
@@ -77,16 +77,21 @@ class MemoryStore(SingleOwner):
         self.payloads.prepare(record, list(events), len(snap), len(rows or b""))  # the limits
         if record.status.finished:
             self.payloads.run_ended(record.run_id)
-        return self._commit(record.run_id, snap, rows, tuple(consumed), record.status.finished)
+        return self._commit(record.run_id, snap, rows, tuple(consumed), record.status.finished, record.history_seq)
 
     async def _commit(
-        self, run_id: str, snap: bytes, rows: bytes | None, consumed: tuple[int, ...], finished: bool
+        self, run_id: str, snap: bytes, rows: bytes | None, consumed: tuple[int, ...], finished: bool, seq: int
     ) -> None:
         # Yield like a real commit would, so runs interleave the same way as on disk.
         await asyncio.sleep(0)
         self._runs[run_id] = snap
+        history = self._history.setdefault(run_id, [])
         if rows is not None:
-            self._history.setdefault(run_id, []).append(rows)
+            # Row seq - 1; a run continued as new writes from row 0 again, over the old rows.
+            if seq - 1 < len(history):
+                history[seq - 1] = rows
+            else:
+                history.append(rows)
         for seq in consumed:
             self._inbox.pop(seq, None)
         if finished:
@@ -171,13 +176,9 @@ class MemoryStore(SingleOwner):
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
         self._check()
-        out: list[AnyEvent] = []
-        for rows in self._history.get(run_id, ()):
-            out.extend(decode_events(rows))
         data = self._runs.get(run_id)
-        if data is not None:
-            out.extend(decode_record(data).tail)
-        return out
+        rows = [(0, seq, events) for seq, events in enumerate(self._history.get(run_id, ()))]
+        return decode_history([*rows, (1, 0, data)] if data is not None else rows)
 
     async def count_runs(self, statuses: Collection[RunStatus]) -> int:
         self._check()

@@ -32,7 +32,7 @@ from .._errors import (
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
 from ._codec import (
     ENCODE_ERRORS,
-    decode_events,
+    decode_history,
     decode_inbox_rows,
     decode_record,
     encode,
@@ -395,17 +395,14 @@ class PostgresStore:
         return await self._decode(run_id, rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
-        out: list[AnyEvent] = []
-        refs = False
+        rows = await self._fetch(GET_HISTORY, run_id)
         try:
-            for kind, _, data in await self._fetch(GET_HISTORY, run_id):
-                out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
-                refs = refs or has_refs(data)
+            out = decode_history(rows)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(
                 self.display_url, f"the history of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
-        if refs:
+        if any(has_refs(data) for _, _, data in rows):
             out = await hydrate(out, self._read_blobs, self.display_url, f"the history of run {run_id!r}")
         return out
 

@@ -69,7 +69,9 @@ ok AS (SELECT run_id FROM k_free UNION ALL SELECT run_id FROM k_fenced),
 k_hist AS (
     INSERT INTO wayline.history (run_id, seq, events)
     SELECT h.run_id, h.seq, h.events FROM unnest($18::text[], $19::int4[], $20::bytea[]) AS h(run_id, seq, events)
-    WHERE h.run_id IN (SELECT run_id FROM ok)),
+    WHERE h.run_id IN (SELECT run_id FROM ok)
+    -- over a row of an earlier segment of a run continued as new (see decode_history)
+    ON CONFLICT (run_id, seq) DO UPDATE SET events = excluded.events),
 gone AS (
     DELETE FROM wayline.inbox i
     WHERE i.run_id IN (SELECT run_id FROM ok) AND (i.seq = ANY($21::int8[]) OR i.run_id = ANY($22::text[]))),

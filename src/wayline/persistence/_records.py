@@ -127,7 +127,30 @@ class CallbackWait(Wait, tag="callback", frozen=True):
         return self.label
 
 
-AnyWait = TimerWait | RetryWait | SignalWait | CallbackWait
+class ChildWait(Wait, tag="child", frozen=True):
+    """A code workflow awaits the end of its child run ``run_id`` (``child.result()``)."""
+
+    kind: ClassVar[str] = "child"
+    run_id: str
+    workflow: str = ""
+
+    @property
+    def name(self) -> str:
+        return self.run_id
+
+
+class UpdateWait(Wait, tag="update", frozen=True):
+    """``ctx.wait_update(update)``: the run waits for an ``rt.update`` named ``update``."""
+
+    kind: ClassVar[str] = "update"
+    update: str
+
+    @property
+    def name(self) -> str:
+        return self.update
+
+
+AnyWait = TimerWait | RetryWait | SignalWait | CallbackWait | ChildWait | UpdateWait
 
 
 class CancelRequest(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):
@@ -278,6 +301,69 @@ class Patched(Event, tag="Patched", frozen=True):
     index: int
 
 
+class ChildStarted(Event, tag="ChildStarted", frozen=True):
+    """``ctx.start_workflow`` at journal position ``index`` started (or found) child run
+    ``run_id`` of ``workflow``; ``close`` is what happens to it if the parent ends first."""
+
+    index: int
+    workflow: str
+    run_id: str
+    close: str = "terminate"
+
+
+class ChildEnded(Event, tag="ChildEnded", frozen=True):
+    """``child.result()`` at journal position ``index`` took the end of child run ``run_id``:
+    its ``status`` (SUCCEEDED, FAILED, CANCELLED), ``output`` or ``error``/``cause``."""
+
+    index: int
+    run_id: str
+    status: str
+    output: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class ChildMessaged(Event, tag="ChildMessaged", frozen=True):
+    """``child.signal`` (``kind`` "signal", ``name`` the signal) or ``child.cancel`` (``kind``
+    "cancel") at journal position ``index`` reached child run ``run_id``'s inbox."""
+
+    index: int
+    run_id: str
+    kind: str
+    name: str | None = None
+
+
+class UpdateAccepted(Event, tag="UpdateAccepted", frozen=True):
+    """``ctx.wait_update`` at journal position ``index`` took update ``update_id`` named
+    ``name`` with ``payload``."""
+
+    index: int
+    update_id: str
+    name: str
+    payload: Any = None
+
+
+class UpdateAnswered(Event, tag="UpdateAnswered", frozen=True):
+    """``upd.reply`` (``result``) or ``upd.reject`` (``error``, ``cause``) at journal position
+    ``index`` answered update ``update_id``: what ``rt.update`` returns or raises, and returns
+    again to a caller that retries with the same update id."""
+
+    index: int
+    update_id: str
+    name: str
+    result: Any = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class ContinuedAsNew(Event, tag="ContinuedAsNew", frozen=True):
+    """The first event of a segment of a run that continued as new (``ctx.continue_as_new``):
+    segment number ``segment`` (1 for the first continuation), started with ``input``."""
+
+    segment: int
+    input: Any = None
+
+
 class Custom(Event, tag="Custom", frozen=True):
     """An event of a workflow kind the core does not model (ASL state events, signals...)."""
 
@@ -303,6 +389,12 @@ AnyEvent = (
     | CallbackCompleted
     | CallbackFailed
     | Patched
+    | ChildStarted
+    | ChildEnded
+    | ChildMessaged
+    | ContinuedAsNew
+    | UpdateAccepted
+    | UpdateAnswered
     | Custom
 )
 
@@ -325,9 +417,11 @@ class SignalMessage(InboxMessage, tag="signal", frozen=True):
 
 
 class CancelMessage(InboxMessage, tag="cancel", frozen=True):
-    """``rt.cancel(run_id, reason)``."""
+    """``rt.cancel(run_id, reason)``; ``terminate``: end the run cancelled at once, without
+    giving its body the cancellation to clean up (a parent's ``terminate`` close policy)."""
 
     reason: str | None = None
+    terminate: bool = False
 
 
 class CallbackMessage(InboxMessage, frozen=True):
@@ -353,7 +447,27 @@ class CallbackBeat(CallbackMessage, tag="callback.heartbeat", frozen=True):
     """``rt.heartbeat(token)``: the wait's heartbeat timeout starts again from ``ts``."""
 
 
-AnyInboxMessage = SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat
+class ChildDone(InboxMessage, tag="child.done", frozen=True):
+    """Child run ``run_id`` (started with ``ctx.start_workflow``) ended: its final
+    ``status``, ``output`` or ``error``. Sent to its parent's inbox."""
+
+    run_id: str
+    status: str
+    output: Any = None
+    error: ErrorInfo | None = None
+
+
+class UpdateMessage(InboxMessage, tag="update", frozen=True):
+    """``rt.update(run_id, name, payload, update_id=...)``: a request the run answers."""
+
+    update_id: str
+    name: str
+    payload: Any = None
+
+
+AnyInboxMessage = (
+    SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat | ChildDone | UpdateMessage
+)
 
 
 class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaults=True):
@@ -386,6 +500,7 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
     tail: tuple[AnyEvent, ...] = ()  # events not yet moved to the history table
     cancel: CancelRequest | None = None  # the cancel the run applied, if it was cancelled
+    segment: int = 0  # how many times the run has continued as new (ctx.continue_as_new)
     # No default to omit: every snapshot stores the format it was written in (0 would mean
     # one written before the field existed).
     format: int = 0

@@ -24,7 +24,7 @@ from .._errors import DatabaseCorruptError, StoreError
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
 from ._codec import (
     ENCODE_ERRORS,
-    decode_events,
+    decode_history,
     decode_inbox_rows,
     decode_record,
     encode,
@@ -346,15 +346,11 @@ class SQLiteStore(SingleOwner):
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
         rows = await self._fetch(GET_HISTORY, (run_id, run_id))
-        out: list[AnyEvent] = []
-        refs = False
         try:
-            for kind, _, data in rows:
-                out.extend(decode_events(data) if kind == 0 else decode_record(data).tail)
-                refs = refs or has_refs(data)
+            out = decode_history(rows)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self.path, f"the history of run {run_id!r} cannot be decoded: {exc}") from exc
-        if refs:
+        if any(has_refs(data) for _, _, data in rows):
             out = await hydrate(out, self._read_blobs, self.path, f"the history of run {run_id!r}")
         return out
 

@@ -27,6 +27,9 @@ INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
 # Blobs are content-addressed: one already stored (by this run or another) is the same value.
 INSERT_BLOB_HEAD = "INSERT OR IGNORE INTO blobs (digest, size, data) VALUES "
 INSERT_RUN_BLOB_HEAD = "INSERT OR IGNORE INTO run_blobs (run_id, digest) VALUES "
+# A row written where one is already replaces it: the rows of a run continued as new are
+# written from seq 0 again, over those of its earlier segment (see `decode_history`).
+INSERT_HISTORY_TAIL = " ON CONFLICT (run_id, seq) DO UPDATE SET events = excluded.events"
 # A message is stored only for a run that exists and has not finished, in the transaction that
 # stores it: the final checkpoint of a run deletes its messages, and none can come after.
 APPEND_INBOX = (

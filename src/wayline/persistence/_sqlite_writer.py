@@ -28,6 +28,7 @@ from ._sqlite_sql import (
     APPEND_INBOX,
     INSERT_BLOB_HEAD,
     INSERT_HISTORY_HEAD,
+    INSERT_HISTORY_TAIL,
     INSERT_RUN_BLOB_HEAD,
     RUN_WIDTH,
     UPSERT_RUN_HEAD,
@@ -530,7 +531,7 @@ class GroupCommit:
         insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, RUN_WIDTH, runs)
         insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_SNAPSHOT_TAIL, RUN_WIDTH, snapshot_only)
         self._written = runs + snapshot_only
-        insert_rows(conn, INSERT_HISTORY_HEAD, "", 3, history)
+        insert_rows(conn, INSERT_HISTORY_HEAD, INSERT_HISTORY_TAIL, 3, history)
         if batch.consumed:
             for chunk in chunks(batch.consumed, 10000):
                 conn.execute(f"DELETE FROM inbox WHERE seq IN ({marks(len(chunk))})", chunk)

@@ -6,6 +6,7 @@ run (its pure state machine and the actor that performs it), ``_runs``, ``_inbox
 ``_passivation`` are the runs of a runtime, ``_runtime`` is the public face of them all.
 """
 
+from ._child_handle import ChildHandle as ChildHandle
 from ._context import RunContext as RunContext
 from ._definitions import (
     ActivityDef as ActivityDef,
@@ -37,6 +38,7 @@ from .asl import ExpressionBudget as ExpressionBudget, StateMachine as StateMach
 
 __all__ = (
     "ActivityDef",
+    "ChildHandle",
     "ExpressionBudget",
     "JsonLogFormatter",
     "ReplayResult",

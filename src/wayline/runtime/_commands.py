@@ -127,3 +127,68 @@ class CloseCallback(Command[None]):
 
 
 CALLBACK_COMMANDS = (OpenCallback, AwaitCallback, CloseCallback)
+
+
+#: What happens to a child run still going when its parent ends (``parent_close=``):
+#: "terminate" ends it cancelled at once, "request_cancel" cancels it (its body gets the
+#: cancellation and may clean up), "abandon" leaves it running.
+PARENT_CLOSE = ("terminate", "request_cancel", "abandon")
+
+
+class StartChild(Command[tuple[int, str]]):
+    """Start (or, on replay, find) a child run of ``workflow`` as journal entry #index:
+    ``(index, child run id)``. ``run_id`` None: the parent's id and the position."""
+
+    __slots__ = ("close", "input", "run_id", "workflow")
+
+    def __init__(self, workflow: str, input: Any, run_id: str | None, close: str) -> None:
+        self.workflow = workflow
+        self.input = input
+        self.run_id = run_id
+        self.close = close
+
+
+class AwaitChild(Command[T]):
+    """Block until child run ``run_id`` ends: its output, or `RunFailed` / `RunCancelled`."""
+
+    __slots__ = ("run_id",)
+
+    def __init__(self, run_id: str) -> None:
+        self.run_id = run_id
+
+
+class MessageChild(Command[None]):
+    """Send child run ``run_id`` a signal (``kind`` "signal") or a cancel (``kind`` "cancel")."""
+
+    __slots__ = ("kind", "name", "payload", "run_id")
+
+    def __init__(self, run_id: str, kind: str, name: str | None, payload: Any) -> None:
+        self.run_id = run_id
+        self.kind = kind
+        self.name = name
+        self.payload = payload
+
+
+CHILD_COMMANDS = (StartChild, AwaitChild, MessageChild)
+
+
+class WaitUpdate(Command[tuple[str, Any]]):
+    """Wait for the next update called ``name`` (journaled): ``(update id, payload)``."""
+
+    __slots__ = ("name",)
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+
+
+class ReplyUpdate(Command[None]):
+    """Answer update ``update_id``: ``result``, or a rejection (``error`` set)."""
+
+    __slots__ = ("cause", "error", "name", "result", "update_id")
+
+    def __init__(self, update_id: str, name: str, result: Any, error: str | None, cause: str | None) -> None:
+        self.update_id = update_id
+        self.name = name
+        self.result = result
+        self.error = error
+        self.cause = cause

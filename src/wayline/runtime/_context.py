@@ -5,13 +5,28 @@ from __future__ import annotations
 import math
 from collections.abc import Awaitable, Callable, Iterable
 from datetime import datetime
-from typing import Any, ParamSpec, TypeVar, overload
+from typing import Any, NoReturn, ParamSpec, TypeVar, overload
 
+from .._errors import ContinueAsNew, InvalidArgumentError
 from ..actors import Clock
 from . import _checks as check
-from ._commands import AwaitCallback, CloseCallback, Decoded, Gather, OpenCallback, Sleep, Step, WaitSignal
+from ._child_handle import ChildHandle
+from ._commands import (
+    PARENT_CLOSE,
+    AwaitCallback,
+    CloseCallback,
+    Decoded,
+    Gather,
+    OpenCallback,
+    Sleep,
+    StartChild,
+    Step,
+    WaitSignal,
+    WaitUpdate,
+)
 from ._definitions import as_activity
 from ._metadata import RunMetadata
+from ._update import Update
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -194,3 +209,90 @@ class RunContext:
         if when.tzinfo is None:
             raise ValueError("ctx.sleep_until needs a timezone-aware datetime (e.g. tzinfo=UTC)")
         return Sleep(when.timestamp())
+
+    async def start_workflow(
+        self,
+        workflow: Any,
+        input: Any = None,
+        /,
+        *,
+        run_id: str | None = None,
+        parent_close: str = "terminate",
+    ) -> ChildHandle[Any]:
+        """Start a child run of ``workflow`` (a registered ``@workflow``, `StateMachine`, or
+        its name) with ``input``; returns its `ChildHandle` once the child exists.
+
+        The start is journaled: a parent restarted after a crash gets the same child back and
+        never starts a second one. ``run_id`` defaults to ``"<parent run id>/<position>"``;
+        a given one must be the same on every replay (derive it from ``ctx.run_id`` or the
+        input, not from the clock or randomness). The child's end reaches the parent through
+        its durable inbox, so the parent may leave memory while it waits.
+
+        ``parent_close`` says what happens to the child if the parent ends before it:
+        "terminate" (the default: it ends cancelled at once), "request_cancel" (it is
+        cancelled and its body may clean up) or "abandon" (it goes on).
+
+        Raises:
+            WorkflowNotFoundError: ``workflow`` is not registered in this runtime.
+            RunConflictError: ``run_id`` is a run of another workflow.
+        """
+        name = workflow if isinstance(workflow, str) else getattr(workflow, "name", None)
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError(
+                "ctx.start_workflow",
+                "workflow",
+                f"must be a @workflow, a StateMachine or a workflow name, got {workflow!r}",
+            )
+        if parent_close not in PARENT_CLOSE:
+            raise InvalidArgumentError(
+                "ctx.start_workflow", "parent_close", f"must be one of {PARENT_CLOSE}, got {parent_close!r}"
+            )
+        if run_id is not None and (not isinstance(run_id, str) or not run_id or run_id == self.run_id):
+            raise InvalidArgumentError(
+                "ctx.start_workflow", "run_id", f"must be a non-empty string other than the parent's, got {run_id!r}"
+            )
+        _, child = await StartChild(name, input, run_id, parent_close)
+        return ChildHandle(child, name)
+
+    async def run_workflow(
+        self,
+        workflow: Any,
+        input: Any = None,
+        /,
+        *,
+        run_id: str | None = None,
+        parent_close: str = "terminate",
+    ) -> Any:
+        """Start a child run (as `start_workflow`) and return its output once it ends.
+
+        Raises:
+            RunFailed: the child failed.
+            RunCancelled: the child was cancelled.
+        """
+        child = await self.start_workflow(workflow, input, run_id=run_id, parent_close=parent_close)
+        return await child.result()
+
+    def continue_as_new(self, input: Any = None, /) -> NoReturn:
+        """End this segment of the run and go on from the top of the body with ``input``:
+        the same run id, empty ``vars``, a fresh journal and history. Raises `ContinueAsNew`
+        (do not catch it).
+
+        For runs that never end (a loop over months of signals, a poller): each segment's
+        history stays as short as one iteration, so memory and storage stay flat. Signals
+        (and other inbox messages) the run has not consumed yet carry over to the next
+        segment; steps in flight, timers and callback tokens do not, and the children it
+        started get their ``parent_close`` policy as when a run ends.
+        """
+        raise ContinueAsNew(input)
+
+    async def wait_update(self, name: str) -> Update:
+        """Wait for the next ``rt.update(run_id, name, payload)``; returns the `Update`, which
+        the body answers with ``await upd.reply(value)`` or ``await upd.reject(error)``.
+
+        Updates sent before the run waits are kept for it, in order. Taking one is journaled
+        (a restart takes the same one again), and so is the answer.
+        """
+        if not isinstance(name, str) or not name:
+            raise InvalidArgumentError("ctx.wait_update", "name", f"must be a non-empty string, got {name!r}")
+        update_id, payload = await WaitUpdate(name)
+        return Update(update_id, name, payload)

@@ -10,7 +10,7 @@ import inspect
 import os
 import random
 import typing
-from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
 from datetime import timedelta
@@ -228,6 +228,7 @@ class WorkflowDef(Generic[I, R]):
         schedules: Sequence[Schedule] = (),
         vars: Any = None,
         retention: float | timedelta | None = None,
+        validators: Mapping[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -247,6 +248,7 @@ class WorkflowDef(Generic[I, R]):
         #: Seconds a finished run is kept before the background purge deletes it (None: the
         #: runtime's ``retention=``, which by default keeps runs forever).
         self.retention = retention_seconds(retention, f"workflow {name!r} retention")
+        self.validators = _check_validators(name, validators or {})
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -365,6 +367,7 @@ def workflow(
     schedules: Sequence[Schedule] = (),
     vars: Any = None,
     retention: float | timedelta | None = None,
+    validators: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -375,6 +378,7 @@ def workflow(
     schedules: Sequence[Schedule] = (),
     vars: Any = None,
     retention: float | timedelta | None = None,
+    validators: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -392,14 +396,36 @@ def workflow(
     the top after a crash; completed steps then return their journaled results, so only the
     names and order of its steps must stay stable. For type checkers, the input's annotation
     is what ``rt.start`` accepts and the return annotation is what ``handle.result()`` gives.
+
+    ``validators`` maps an update name to a plain function of the update's payload that
+    raises to refuse it: ``rt.update`` calls it before anything is written, and a refusal
+    raises `UpdateRejectedError` to the caller with the run untouched.
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
         return WorkflowDef(
-            f, name=name or _default_name(f), version=version, schedules=schedules, vars=vars, retention=retention
+            f,
+            name=name or _default_name(f),
+            version=version,
+            schedules=schedules,
+            vars=vars,
+            retention=retention,
+            validators=validators,
         )
 
     return wrap(fn) if fn is not None else wrap
+
+
+def _check_validators(name: str, validators: Mapping[str, Callable[[Any], Any]]) -> dict[str, Callable[[Any], Any]]:
+    for update, fn in validators.items():
+        if not isinstance(update, str) or not update:
+            raise TypeError(f"workflow {name!r}: validators are keyed by update name (a string), got {update!r}")
+        if not callable(fn) or inspect.iscoroutinefunction(fn):
+            raise TypeError(
+                f"workflow {name!r}: the validator of update {update!r} must be a plain (not async) function "
+                f"of the payload that raises to refuse it, got {fn!r}"
+            )
+    return dict(validators)
 
 
 def as_activity(fn: Any) -> ActivityDef[..., Any]:

@@ -1,6 +1,7 @@
 """The one way a message from outside reaches a run: the durable inbox, then the mailbox.
 
-Signals, cancel requests and callback answers (completions, failures, heartbeats) are all
+Signals, cancel requests, callback answers (completions, failures, heartbeats) and the ends
+of a code workflow's child runs are all
 committed to the run's inbox before the call that sends them returns; then they are told to
 the run's actor, or, if the run is not in memory, the run is loaded and reads its inbox. The
 checkpoint that applies a message deletes it in the same transaction, and a run applies each
@@ -101,11 +102,22 @@ async def deliver(runs: Mailboxes, run_id: str, seq: int, message: InboxMessage)
         await runs.wake(run_id, "woken by a message")
 
 
-async def cancel(store: Store, clock: Clock, runs: Mailboxes, run_id: str, reason: str | None) -> None:
+async def signal(store: Store, clock: Clock, runs: Mailboxes, run_id: str, name: str, payload: Any) -> None:
+    """Signal a run (see ``Runtime.signal``)."""
+    action = f"signal {name!r} to"
+    await check_unfinished(store, runs, run_id, action)
+    message = SignalMessage(name=name, payload=payload, ts=clock.time())
+    seq = await append(store, run_id, message, action)
+    await deliver(runs, run_id, seq, message)
+
+
+async def cancel(
+    store: Store, clock: Clock, runs: Mailboxes, run_id: str, reason: str | None, *, terminate: bool = False
+) -> None:
     """Cancel a run, and return once the run has applied the cancel (see ``Runtime.cancel``)."""
     await check_unfinished(store, runs, run_id, "cancel")
     # Committed before it is delivered: a crash from here on cannot lose the request.
-    message = CancelMessage(reason=reason, ts=clock.time())
+    message = CancelMessage(reason=reason, ts=clock.time(), terminate=terminate)
     seq = await append(store, run_id, message, "cancel")
     live = runs.live(run_id)
     if live is None:
@@ -131,11 +143,7 @@ class Inbox:
         self._claims: set[str] = set()  # final callback answers being committed right now
 
     async def signal(self, run_id: str, name: str, payload: Any) -> None:
-        action = f"signal {name!r} to"
-        await check_unfinished(self._store, self._runs, run_id, action)
-        message = SignalMessage(name=name, payload=payload, ts=self._clock.time())
-        seq = await append(self._store, run_id, message, action)
-        await deliver(self._runs, run_id, seq, message)
+        await signal(self._store, self._clock, self._runs, run_id, name, payload)
 
     async def cancel(self, run_id: str, reason: str | None) -> None:
         await cancel(self._store, self._clock, self._runs, run_id, reason)

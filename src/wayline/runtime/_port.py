@@ -3,8 +3,8 @@
 A run's actor talks to its owner through this interface, never through the owner's private
 members (as httpcore's connections report to their pool through callbacks): its store and
 clock, the limit on activities running at once, its workflow definition, notifications of
-its life (stopped, finished, passivated), and the child runs a state machine starts,
-waits for and stops.
+its life (stopped, finished, passivated), and the child runs it starts, waits for, signals
+and stops.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from concurrent.futures import Executor
 from typing import Any, Protocol
 
 from ..actors import ActorRef, Clock
-from ..persistence import RunRecord, StepStarted, Store
+from ..persistence import RunRecord, StepStarted, Store, UpdateAnswered
 from ._telemetry import Telemetry
 from ._workflows import Workflow
 
@@ -104,8 +104,30 @@ class RunPort(Protocol):
         """The final record of run ``run_id``, once it has ended."""
         ...
 
-    async def cancel_run(self, run_id: str, reason: str | None) -> None:
-        """Cancel run ``run_id`` (through its inbox, as ``rt.cancel`` does)."""
+    async def cancel_run(self, run_id: str, reason: str | None, *, terminate: bool = False) -> None:
+        """Cancel run ``run_id`` (through its inbox, as ``rt.cancel`` does); ``terminate``:
+        it ends at once, its body not given the cancellation."""
+        ...
+
+    def update_answered(self, run_id: str, event: UpdateAnswered) -> None:
+        """The run checkpointed the answer ``event`` to an update: hand it to the caller."""
+        ...
+
+    async def signal_run(self, run_id: str, name: str, payload: Any) -> None:
+        """Signal run ``run_id`` (through its inbox, as ``rt.signal`` does)."""
+        ...
+
+    async def watch_child(self, run_id: str) -> None:
+        """A parent waits for child run ``run_id``: if it has already ended, send its end to
+        the parent's inbox again (the notice may have been lost to a crash)."""
+        ...
+
+    async def notify_parent(self, child: RunRecord) -> None:
+        """``child`` (a code workflow's child run) has ended: send its end to its parent's inbox."""
+        ...
+
+    async def close_children(self, children: tuple[tuple[str, str], ...], reason: str) -> None:
+        """Apply a parent's close policy to each ``(child run id, policy)`` still going."""
         ...
 
     async def cancel_children(self, parent: RunRecord, reason: str | None) -> None:

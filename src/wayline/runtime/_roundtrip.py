@@ -18,9 +18,10 @@ from typing import Any
 import msgspec
 
 from .._errors import PayloadError
-from ..persistence import decode_any, encode
+from ..persistence import encode
 
 _SCALARS = (bool, int, float, str, type(None))
+_SCALAR_SET = frozenset(_SCALARS)
 _SEQUENCES = (list, tuple)
 
 
@@ -31,16 +32,18 @@ def check_input(workflow: str, value: Any, input_type: Any, run_id: str | None =
         PayloadError: ``value`` is not storable, does not match the annotation, or would come
             back as something else (the message names the place inside ``input``).
     """
-    if type(value) in _SCALARS and input_type is Any:
-        return
+    if input_type is Any and _plain(value):
+        return  # JSON-like data with nothing declared comes back as it is (what cannot be
+        # encoded at all, such as an int of 100 bits, is refused where the run is stored)
     what = f"input of workflow {workflow!r}"
-    back = decode_any(encode(value, what=what, run_id=run_id))
-    if input_type is not Any:
-        try:
-            back = msgspec.convert(back, input_type, strict=False)
-        except msgspec.ValidationError as exc:
-            problem = f"it does not match the workflow's annotation {_name(input_type)}: {exc}"
-            raise PayloadError(what, problem, run_id=run_id) from None
+    data = encode(value, what=what, run_id=run_id)
+    try:
+        back = _decoder(input_type).decode(data)
+    except msgspec.ValidationError as exc:
+        problem = f"it does not match the workflow's annotation {_name(input_type)}: {exc}"
+        raise PayloadError(what, problem, run_id=run_id) from None
+    if back == value and _plain(value):
+        return  # JSON-like data that came back equal (compared in C): the common case
     where = _difference(value, back, "input")
     if where is not None:
         path, was, became = where
@@ -54,10 +57,76 @@ def check_input(workflow: str, value: Any, input_type: Any, run_id: str | None =
         )
 
 
+#: A decoder per annotation, built once: a typed decode of the stored bytes is what the body
+#: gets (``strict=False``, as `wayline.runtime.run` shapes a stored input), and building the
+#: type's decoding plan on every ``rt.start`` would cost more than the decode.
+_decoders: dict[Any, msgspec.msgpack.Decoder[Any]] = {}
+
+
+def _decoder(input_type: Any) -> msgspec.msgpack.Decoder[Any]:
+    try:
+        return _decoders[input_type]
+    except KeyError:
+        pass
+    except TypeError:  # an unhashable annotation: not cached
+        return msgspec.msgpack.Decoder(input_type, strict=False)
+    if len(_decoders) > 1024:
+        _decoders.clear()
+    decoder = _decoders[input_type] = msgspec.msgpack.Decoder(input_type, strict=False)
+    return decoder
+
+
+def _plain(value: Any) -> bool:
+    """Only dicts, lists and scalars of exactly the builtin types (no subclasses: an IntEnum
+    equals its int, but would come back as the int). A loop, not recursion: it runs on every
+    ``rt.start``."""
+    scalars = _SCALAR_SET
+    stack = [value]
+    while stack:
+        item = stack.pop()
+        kind = type(item)
+        if kind is dict:
+            for key, inner in item.items():
+                if type(key) is not str:
+                    return False
+                if type(inner) not in scalars:
+                    stack.append(inner)
+        elif kind is list:
+            stack.extend(inner for inner in item if type(inner) not in scalars)
+        elif kind not in scalars:
+            return False
+    return True
+
+
 def _difference(was: Any, back: Any, path: str) -> tuple[str, Any, Any] | None:
-    """The first place where ``back`` is not ``was`` as data: (path, value, what came back)."""
-    if type(was) is type(back) and type(was) in _SCALARS:
-        return None if was == back or was != was else (path, was, back)  # NaN != NaN
+    """The first place where ``back`` is not ``was`` as data: (path, value, what came back).
+
+    The path is built only for a difference: this walks every input ``rt.start`` is given.
+    """
+    kind = type(was)
+    if kind is type(back):  # the common case, JSON-like data: exact types, no ABC checks
+        if kind in _SCALARS:
+            return None if was == back or was != was else (path, was, back)  # NaN != NaN
+        if kind is dict:
+            for key, value in was.items():
+                if key in back:
+                    other = back[key]
+                    if type(value) is type(other) and type(value) in _SCALARS and value == other:
+                        continue
+                    found = _difference(value, other, f"{path}[{key!r}]")
+                    if found is not None:
+                        return found
+            return None
+        if kind is list:
+            if len(was) != len(back):
+                return (path, was, back)
+            for i, (a, b) in enumerate(zip(was, back, strict=True)):
+                if type(a) is type(b) and type(a) in _SCALARS and a == b:
+                    continue
+                found = _difference(a, b, f"{path}[{i}]")
+                if found is not None:
+                    return found
+            return None
     if isinstance(was, bool) or isinstance(back, bool):
         return None if type(was) is type(back) and was == back else (path, was, back)
     if isinstance(was, int | float) and isinstance(back, int | float):

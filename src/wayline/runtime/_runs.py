@@ -30,6 +30,7 @@ from ..persistence import (
     UNFINISHED,
     WAIT_FOR_STORE,
     AnyEvent,
+    ChildDone,
     ErrorInfo,
     RunFailed,
     RunRecord,
@@ -37,14 +38,16 @@ from ..persistence import (
     RunStatus,
     StepStarted,
     Store,
+    UpdateAnswered,
 )
 from . import _inbox as inbox
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
+from ._updates import UpdateWaiters
 from ._workflows import AslWorkflow, Registry, Workflow
-from .run import DETACHED_KEY, PARENT_KEY, RunActor
+from .run import DETACHED_KEY, NOTIFY_KEY, PARENT_KEY, RunActor
 
 log = logging.getLogger("wayline")
 
@@ -99,6 +102,8 @@ class Runs:
         self._context = contextvars.copy_context()
         self._context.run(WAIT_FOR_STORE.set, True)
         self.closed = False
+        #: Callers of ``rt.update`` waiting for the answers of runs here.
+        self.updates = UpdateWaiters()
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
 
@@ -138,6 +143,8 @@ class Runs:
         self._refs.pop(record.run_id, None)
         self.telemetry.run_finished(record)
         self._resolve(record.run_id, record)
+        self.updates.run_ended(record)
+
         if self.finished_listener is not None:
             self.finished_listener(record)
 
@@ -157,8 +164,49 @@ class Runs:
     async def wait_run(self, run_id: str) -> RunRecord:
         return await self.wait_finished(run_id)
 
-    async def cancel_run(self, run_id: str, reason: str | None) -> None:
-        await inbox.cancel(self.store, self.clock, self, run_id, reason)
+    async def cancel_run(self, run_id: str, reason: str | None, *, terminate: bool = False) -> None:
+        await inbox.cancel(self.store, self.clock, self, run_id, reason, terminate=terminate)
+
+    def update_answered(self, run_id: str, event: UpdateAnswered) -> None:
+        self.updates.answered(run_id, event)
+
+    async def signal_run(self, run_id: str, name: str, payload: Any) -> None:
+        await inbox.signal(self.store, self.clock, self, run_id, name, payload)
+
+    async def watch_child(self, run_id: str) -> None:
+        try:
+            rec = await self.store.get_run(run_id)
+        except Exception:
+            log.exception("could not read child run %s for its parent", run_id, extra={"run_id": run_id})
+            return
+        if rec is not None and rec.status.finished:
+            await self.notify_parent(rec)
+
+    async def notify_parent(self, child: RunRecord) -> None:
+        """Send a code workflow's child's end to its parent's inbox (it may already have it:
+        the parent applies one and deletes the others). If this fails, the parent asks again
+        when it next opens its wait for the child (`watch_child`)."""
+        parent = child.metadata.get(PARENT_KEY)
+        if not isinstance(parent, str) or not child.metadata.get(NOTIFY_KEY):
+            return
+        message = ChildDone(
+            run_id=child.run_id, status=child.status.value, output=child.output, error=child.error, ts=self.clock.time()
+        )
+        try:
+            seq = await self.store.append_inbox(parent, message)
+            if seq is not None:  # None: the parent has ended, nobody waits
+                await inbox.deliver(self, parent, seq, message)
+        except Exception:
+            log.exception(
+                "could not tell run %s that its child %s ended", parent, child.run_id, extra={"run_id": parent}
+            )
+
+    async def close_children(self, children: tuple[tuple[str, str], ...], reason: str) -> None:
+        async def close(run_id: str, policy: str) -> None:
+            with contextlib.suppress(RunAlreadyFinishedError, RunNotFoundError):
+                await self.cancel_run(run_id, reason, terminate=policy == "terminate")
+
+        await asyncio.gather(*(close(run_id, policy) for run_id, policy in children))
 
     async def cancel_children(self, parent: RunRecord, reason: str | None) -> None:
         """Cancel the unfinished child runs a run waits for (a state machine's ``.sync``
@@ -250,6 +298,7 @@ class Runs:
             ended_at=now,
         )
         self.run_finished(failed)
+        await self.notify_parent(failed)
 
     async def rewrite(self, rec: RunRecord, event: AnyEvent, **changes: Any) -> RunRecord:
         """Commit a change to a run that no actor holds (failing a crash loop, a redrive): its

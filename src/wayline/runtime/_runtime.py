@@ -21,7 +21,7 @@ from opentelemetry.trace import TracerProvider
 from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
 from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
-from . import _checks as check
+from . import _checks as check, _updates as updates
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
@@ -487,6 +487,52 @@ class Runtime:
         check.name("rt.signal", "run_id", run_id)
         check.name("rt.signal", "name", name)
         await self._inbox.signal(run_id, name, payload)
+
+    async def update(
+        self,
+        run_id: str,
+        name: str,
+        payload: Any = None,
+        *,
+        timeout: float | None = None,  # noqa: ASYNC109 - on the runtime's clock (virtual in tests)
+        update_id: str | None = None,
+    ) -> Any:
+        """Send update ``name`` with ``payload`` to a run and return the run's answer.
+
+        The run takes it with ``upd = await ctx.wait_update(name)`` and answers with ``await
+        upd.reply(value)`` (returned here) or ``await upd.reject(error)`` (raised here as
+        `UpdateRejectedError`). A validator the workflow declares for ``name``
+        (``@workflow(validators={name: fn})``) runs first, here: if it raises, the update is
+        rejected and nothing is written. The answer is durable before it is returned.
+
+        Pass your own ``update_id`` to retry safely: after a timeout or a crash, calling
+        again with the same id returns the same answer (or waits for it), and the run takes
+        the update once.
+
+        Raises:
+            UpdateRejectedError: the validator or the run refused it.
+            UpdateTimeoutError: no answer within ``timeout`` seconds (it may still come:
+                retry with the same ``update_id``).
+            UpdateNotAnsweredError: the run ended without answering it.
+            RunNotFoundError: no such run.
+            RunAlreadyFinishedError: the run has ended (and never answered this update id).
+            PayloadError: ``payload`` is not storable data.
+        """
+        check.name("rt.update", "run_id", run_id)
+        check.name("rt.update", "name", name)
+        self._runs.check_open()
+        return await updates.update(
+            self.store,
+            self.clock,
+            self._runs,
+            self._registry,
+            self._runs.updates,
+            run_id,
+            name,
+            payload,
+            timeout=timeout,
+            update_id=update_id,
+        )
 
     async def cancel(self, run_id: str, reason: str | None = None) -> None:
         """Cancel a run: its waiting or running step is cancelled and the body gets

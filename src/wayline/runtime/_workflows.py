@@ -29,9 +29,12 @@ class AslWorkflow:
 
     kind = "asl"
 
-    def __init__(self, machine: StateMachine, machines: Mapping[str, StateMachine]) -> None:
+    def __init__(
+        self, machine: StateMachine, machines: Mapping[str, StateMachine], code: frozenset[str] = frozenset()
+    ) -> None:
         self.machine = machine
         self.machines = machines
+        self.code = code  # the code workflows registered beside it: a Task may start them too
         self.name = machine.name
         self.version = machine.version
         # Whether its runs can wait on child runs, which a cancel of the run must cancel too.
@@ -71,7 +74,8 @@ class Registry:
             elif not isinstance(wf, StateMachine | StateMachineAlias):
                 raise NotRegisteredError(wf, "workflow")
         # With the machines their distributed Maps run per item: those child runs are recovered by name.
-        for item in asl_workflows(machines):
+        code = frozenset(wf.name for wf in given if isinstance(wf, WorkflowDef))
+        for item in asl_workflows(machines, code):
             self._add(item, item.machine)
         for name, versions in self._versions.items():
             self._newest[name] = versions[newest(list(versions))]
@@ -177,10 +181,11 @@ class Registry:
         return alias
 
 
-def asl_workflows(machines: list[StateMachine]) -> list[AslWorkflow]:
+def asl_workflows(machines: list[StateMachine], code: frozenset[str] = frozenset()) -> list[AslWorkflow]:
     """The workflows of the registered ``machines`` (every version) and of the item machines
     their distributed Maps run (child runs must be recoverable by name). A Task that starts
-    another machine's execution starts the newest version of it.
+    another machine's execution starts the newest version of it; its StateMachineArn may
+    also name one of the registered code workflows ``code``.
 
     Raises:
         ChildMachineNotFoundError: a Task starts a literal StateMachineArn that is not registered.
@@ -202,10 +207,10 @@ def asl_workflows(machines: list[StateMachine]) -> list[AslWorkflow]:
         key = (machine.name, machine.version)
         if key in out:  # an item machine under the name of another machine
             raise WorkflowNotFoundError(machine.name, tuple(by_name), other_definition=True)
-        out[key] = AslWorkflow(machine, by_name)
+        out[key] = AslWorkflow(machine, by_name, code)
         pending.extend(machine.item_machines())
         for state, target in machine.child_targets():
-            if resolve_machine(by_name, target) is None:
+            if resolve_machine(by_name, target) is None and resolve_code(code, target) is None:
                 raise ChildMachineNotFoundError(machine.name, state, target, tuple(by_name))
     return list(out.values())
 
@@ -213,3 +218,11 @@ def asl_workflows(machines: list[StateMachine]) -> list[AslWorkflow]:
 def resolve_machine(machines: Mapping[str, StateMachine], target: str) -> StateMachine | None:
     """A registered machine by name, or by the name at the end of an ARN."""
     return machines.get(target) or machines.get(target.rsplit(":", 1)[-1])
+
+
+def resolve_code(code: frozenset[str], target: str) -> str | None:
+    """A registered code workflow's name, given as is or at the end of an ARN."""
+    if target in code:
+        return target
+    short = target.rsplit(":", 1)[-1]
+    return short if short in code else None

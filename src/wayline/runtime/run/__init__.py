@@ -10,10 +10,21 @@ replayed with no effect performed), ``_asl`` (the host a state machine runs on) 
 
 from ._actor import RunActor as RunActor
 from ._asl import DETACHED_KEY as DETACHED_KEY, PARENT_KEY as PARENT_KEY
+from ._children import NOTIFY_KEY as NOTIFY_KEY
 from ._decide import decide as decide
 from ._messages import Inbound as Inbound
 from ._replay import replay_body as replay_body
 from ._restore import restore as restore
 from ._state import RunState as RunState
 
-__all__ = ("DETACHED_KEY", "PARENT_KEY", "Inbound", "RunActor", "RunState", "decide", "replay_body", "restore")
+__all__ = (
+    "DETACHED_KEY",
+    "NOTIFY_KEY",
+    "PARENT_KEY",
+    "Inbound",
+    "RunActor",
+    "RunState",
+    "decide",
+    "replay_body",
+    "restore",
+)

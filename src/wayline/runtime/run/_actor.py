@@ -16,7 +16,16 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from ..._errors import Cancelled, PayloadError
+from opentelemetry import context as otel_context
+
+from ..._errors import (
+    Cancelled,
+    PayloadError,
+    RunAlreadyFinishedError,
+    RunConflictError,
+    RunNotFoundError,
+    WorkflowNotFoundError,
+)
 from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import RunRecord, StepStarted
 from .._commands import Step
@@ -30,25 +39,42 @@ from .._workflows import AslWorkflow
 from . import _code as code
 from ._asl import AslHost
 from ._callbacks import refusal
+from ._children import NOTIFY_KEY, child_metadata
 from ._decide import decide, interrupts
 from ._effects import (
+    AnswerUpdate,
     CancelChildren,
     CancelTimer,
     Checkpoint,
+    CloseChildren,
+    Continue,
     Effect,
     Finished,
     Interrupt,
+    MessageChildRun,
     Passivated,
     Reply,
     Resume,
     RunAttempt,
     SetTimer,
     StartBody,
+    StartChildRun,
     StopAttempt,
     WakeTask,
+    WatchChild,
 )
 from ._inflight import in_flight
-from ._messages import PASSIVATE, Raised, Returned, RunMessage, StepDone, TimerFired, Unstorable
+from ._messages import (
+    PASSIVATE,
+    ChildMessageDone,
+    ChildStartDone,
+    Raised,
+    Returned,
+    RunMessage,
+    StepDone,
+    TimerFired,
+    Unstorable,
+)
 from ._restore import restore
 from ._state import RunState
 from ._values import as_replayed, shaped
@@ -126,12 +152,20 @@ class RunActor(Actor[RunMessage]):
         if record is None:  # deleted under us: nothing to run
             self.stop()
             return
-        self._segment, record = port.telemetry.open_segment(record, self._reason)
+        await self._load(record, self._reason, self._reason is not None)
+        self.ref.set_mail_hook(self._on_mail)
+
+    async def _load(self, record: RunRecord, reason: str | None, read_inbox: bool) -> None:
+        """Build the run's state and its body (or interpreter host) from ``record``, and send
+        the run the messages it starts with."""
+        port = self.port
+        store = port.store
+        self._segment, record = port.telemetry.open_segment(record, reason)
         wf = port.workflow(record.workflow, self.run_id, record.version)  # the version it started with
         history = await store.get_history(self.run_id) if record.history_seq else list(record.tail)
         # A fresh run's messages all come through its mailbox (its ref exists before rt.start
         # returns); only a recovered or restarted run can have messages waiting in the store.
-        inbox = await store.get_inbox(self.run_id) if self._reason is not None else []
+        inbox = await store.get_inbox(self.run_id) if read_inbox else []
         clock = port.clock
         ctx = RunContext(self.run_id, record.workflow, record.version, clock)
         ctx.started_at = record.created_at
@@ -144,7 +178,7 @@ class RunActor(Actor[RunMessage]):
             history,
             inbox,
             ctx,
-            reason=self._reason,
+            reason=reason,
             direct=direct,
             passivate=port.passivate_after is not None,
             now=clock.time(),
@@ -158,9 +192,26 @@ class RunActor(Actor[RunMessage]):
             self._vars_guard = typed_vars(ctx, wf.vars_schema, self.run_id)
             self._body = wf.body(ctx, shaped(as_replayed(record.input), wf.input_type))
         self.state = state
-        self.ref.set_mail_hook(self._on_mail)
         for message in first:
             self.ref.tell(message)
+
+    async def _continue(self, record: RunRecord) -> None:
+        """The run continued as new (``record`` is durable): drop the segment that ended,
+        body, timers and all, and load the next one in this same actor."""
+        for handle in self._timers.values():
+            handle.cancel()
+        self._timers.clear()
+        for task in self._attempts.values():
+            task.cancel()
+        self._attempts.clear()
+        if self._segment is not None:
+            self._segment.close(None, False)
+        if self._body is not None:
+            self._body.close()
+        self._body = self._host = None
+        # Its inbox is read again: what the last segment left unconsumed carries over (the
+        # messages it had applied but not consumed are applied afresh by the next).
+        await self._load(record, None, True)
 
     async def on_stop(self, error: BaseException | None) -> None:
         self._stopping = True
@@ -295,10 +346,33 @@ class RunActor(Actor[RunMessage]):
                 elif kind is CancelChildren:
                     assert isinstance(effect, CancelChildren)
                     await port.cancel_children(state.record, effect.reason)
+                elif kind is StartChildRun:
+                    assert isinstance(effect, StartChildRun)
+                    follow = await self._start_child(effect)
+                elif kind is MessageChildRun:
+                    assert isinstance(effect, MessageChildRun)
+                    follow = await self._message_child(effect)
+                elif kind is WatchChild:
+                    assert isinstance(effect, WatchChild)
+                    await port.watch_child(effect.run_id)
+                elif kind is CloseChildren:
+                    assert isinstance(effect, CloseChildren)
+                    await port.close_children(effect.children, effect.reason)
+                elif kind is AnswerUpdate:
+                    assert isinstance(effect, AnswerUpdate)
+                    port.update_answered(self.run_id, effect.event)
+                elif kind is Continue:
+                    assert isinstance(effect, Continue)
+                    todo.clear()
+                    await self._continue(effect.record)
                 elif kind is Finished:
                     assert isinstance(effect, Finished)
                     self._finished = True
                     port.run_finished(effect.record)
+                    if effect.record.metadata.get(NOTIFY_KEY):
+                        # Its end is durable: now its parent's inbox (a crash in between is
+                        # made up for by the parent, which looks again when it waits).
+                        await port.notify_parent(effect.record)
                     self.stop()
                 elif kind is Passivated:
                     self._passivated = True
@@ -466,6 +540,41 @@ class RunActor(Actor[RunMessage]):
             self.ref.tell(message)
         except ActorStoppedError:
             pass
+
+    # --- child runs ----------------------------------------------------------------------------
+
+    async def _start_child(self, effect: StartChildRun) -> ChildStartDone:
+        """Start the child run (nothing if it exists: a replay after a crash finds it)."""
+        done = ChildStartDone(effect.index, effect.workflow, effect.run_id, effect.close)
+        segment = self._segment
+        # The child's root is a child of this run's root: the family is one trace.
+        joined = otel_context.attach(segment.root) if segment is not None else None
+        try:
+            await self.port.start_child(
+                effect.workflow, effect.input, run_id=effect.run_id, metadata=child_metadata(self.run_id)
+            )
+        except (RunConflictError, WorkflowNotFoundError, PayloadError) as exc:
+            done.error = exc
+        finally:
+            if joined is not None:
+                otel_context.detach(joined)
+        return done
+
+    async def _message_child(self, effect: MessageChildRun) -> ChildMessageDone:
+        done = ChildMessageDone(effect.index, effect.run_id, effect.kind, effect.name)
+        port = self.port
+        try:
+            if effect.kind == "signal":
+                assert effect.name is not None
+                await port.signal_run(effect.run_id, effect.name, effect.payload)
+            else:
+                try:
+                    await port.cancel_run(effect.run_id, effect.name)
+                except RunAlreadyFinishedError:
+                    pass  # nothing left to cancel
+        except (RunAlreadyFinishedError, RunNotFoundError) as exc:
+            done.error = exc
+        return done
 
     # --- a state machine's interpreter ---------------------------------------------------------
 

@@ -39,7 +39,7 @@ from .._metadata import child_metadata
 from .._port import RunPort
 from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
-from .._workflows import AslWorkflow, resolve_machine
+from .._workflows import AslWorkflow, resolve_code, resolve_machine
 from ..asl import StateMachine, StatesError, call_resource, execute
 from ._effects import Reply
 from ._messages import AslCheckpoint, AslNewToken, AslTokenTaken, AslWaitToken, RunMessage
@@ -63,6 +63,7 @@ class AslHost:
     ) -> None:
         self.machine = workflow.machine
         self.machines = workflow.machines
+        self.code = workflow.code
         self.ctx = ctx
         self.port = port
         self._ask = ask  # a request to the run's actor, answered once it is applied
@@ -148,26 +149,31 @@ class AslHost:
 
     # --- child runs ---------------------------------------------------------------------
 
-    def _child_machine(self, machine: str | StateMachine) -> StateMachine:
+    def _child_workflow(self, machine: str | StateMachine) -> str:
+        """The registered workflow a child execution runs: a state machine, or a code
+        workflow named by the StateMachineArn."""
         if isinstance(machine, StateMachine):
-            return machine
+            return machine.name
         target = resolve_machine(self.machines, machine)
-        if target is None:
-            known = ", ".join(repr(k) for k in sorted(self.machines)) or "none"
+        if target is not None:
+            return target.name
+        code = resolve_code(self.code, machine)
+        if code is None:
+            known = ", ".join(repr(k) for k in sorted({*self.machines, *self.code})) or "none"
             raise StatesError(
                 "States.Runtime",
-                f"no state machine named {machine!r} is registered (the name after the last ':' of "
+                f"no state machine or workflow named {machine!r} is registered (the name after the last ':' of "
                 f"StateMachineArn is looked up); pass it in open_runtime(..., workflows=[...]). "
                 f"Registered: {known}",
             )
-        return target
+        return code
 
     async def start_child(
         self, machine: str | StateMachine, input: Any, *, name: str, wait: bool = True, deadline: float | None = None
     ) -> Any:
         """Start the child run ``name`` (or find it: starting is idempotent on its id) and,
         if ``wait``, return its output once it ends, from the store if it already has."""
-        target = self._child_machine(machine)
+        target = self._child_workflow(machine)
         port = self.port
         # The parent's own metadata and tags (a correlation id) carry over to the child.
         metadata, tags = child_metadata(self.ctx.metadata, self.ctx.tags)
@@ -177,7 +183,7 @@ class AslHost:
         # A child run's root is a child of this run's root: the family is one trace.
         joined = otel_context.attach(self._segment.root) if self._segment is not None else None
         try:
-            await port.start_child(target.name, input, run_id=name, metadata=metadata, tags=tags)
+            await port.start_child(target, input, run_id=name, metadata=metadata, tags=tags)
         except RunConflictError as exc:
             raise StatesError("StepFunctions.ExecutionAlreadyExistsException", str(exc)) from None
         except WorkflowNotFoundError as exc:  # an unregistered StateMachine object

@@ -11,7 +11,7 @@ from __future__ import annotations
 from collections.abc import Coroutine
 from typing import Any
 
-from ..._errors import Cancelled, VarsError
+from ..._errors import Cancelled, ContinueAsNew, VarsError
 from .._vars import VarsGuard
 from ._messages import Raised, Returned, Yielded
 
@@ -30,8 +30,8 @@ def step(
     last that fitted).
 
     Raises:
-        BaseException: what escaped the body other than an `Exception` or `Cancelled` (a
-            crash of the run: the supervisor decides what happens next).
+        BaseException: what escaped the body other than an `Exception`, `Cancelled` or
+            `ContinueAsNew` (a crash of the run: the supervisor decides what happens next).
     """
     while True:
         try:
@@ -52,7 +52,7 @@ def step(
                     guard.rollback()
                     return Raised(exc)
             return Returned(stop.value)
-        except (Exception, Cancelled) as exc:
+        except (Exception, Cancelled, ContinueAsNew) as exc:
             if guard is not None:
                 try:
                     guard.check()

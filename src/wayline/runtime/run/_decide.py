@@ -12,25 +12,43 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-from ..._errors import Cancelled, NonDeterminismError, PayloadError
+from ..._errors import Cancelled, ContinueAsNew, NonDeterminismError, PayloadError
 from ...persistence import (
     CallbackMessage,
     CancelMessage,
     CancelRequest,
+    ChildDone,
+    ContinuedAsNew,
     Custom,
     ErrorInfo,
     RunCancelled,
     RunFailed,
+    RunRecord,
     RunStatus,
     RunSucceeded,
     SignalMessage,
+    UpdateMessage,
     encode,
 )
-from .._commands import AwaitCallback, CloseCallback, Gather, OpenCallback, Sleep, Step, WaitSignal
-from . import _callbacks as callbacks, _signals as signals, _steps as steps
+from .._commands import (
+    AwaitCallback,
+    AwaitChild,
+    CloseCallback,
+    Gather,
+    MessageChild,
+    OpenCallback,
+    ReplyUpdate,
+    Sleep,
+    StartChild,
+    Step,
+    WaitSignal,
+    WaitUpdate,
+)
+from . import _callbacks as callbacks, _children as children, _signals as signals, _steps as steps, _updates as updates
 from ._effects import (
     CancelChildren,
     Checkpoint,
+    Continue,
     Effect,
     Finished,
     Interrupt,
@@ -45,6 +63,8 @@ from ._messages import (
     AslTokenTaken,
     AslWaitToken,
     CallbackDue,
+    ChildMessageDone,
+    ChildStartDone,
     Inbound,
     Passivate,
     Raised,
@@ -84,6 +104,10 @@ def decide(s: RunState, message: RunMessage) -> tuple[RunState, list[Effect]]:
             resume(out, callbacks.due(s, out, message))
         case Start():
             _start(s, out)
+        case ChildStartDone():
+            resume(out, children.started(s, out, message))
+        case ChildMessageDone():
+            resume(out, children.messaged(s, out, message))
         case Passivate():
             if s.only_waiting():
                 # Everything it waits for is in its checkpoint (waits with due times, the inbox):
@@ -155,6 +179,16 @@ def _open(s: RunState, out: list[Effect], cmd: Any) -> Outcome | None:
         return callbacks.command(s, out, cmd)
     if kind is Step:
         return steps.open_step(s, out, cmd)
+    if kind is StartChild:
+        return children.open_start(s, out, cmd)
+    if kind is AwaitChild:
+        return children.open_await(s, out, cmd)
+    if kind is MessageChild:
+        return children.open_message(s, out, cmd)
+    if kind is WaitUpdate:
+        return updates.open_wait(s, out, cmd)
+    if kind is ReplyUpdate:
+        return updates.open_reply(s, out, cmd)
     if isinstance(cmd, Gather):
         group = steps.open_group(s, out, cmd)
     elif isinstance(cmd, Sleep):
@@ -181,8 +215,11 @@ def _open(s: RunState, out: list[Effect], cmd: Any) -> Outcome | None:
 def _raised(s: RunState, out: list[Effect], error: BaseException) -> None:
     if s.direct and s.cancel_requested and isinstance(error, asyncio.CancelledError):
         _end_direct_cancelled(s, out)  # the interpreter stopped for the cancel
-    elif isinstance(error, Cancelled):
-        finish(s, out, RunStatus.CANCELLED, None, None, reason=error.reason)
+    elif isinstance(error, ContinueAsNew) and s.cancel is None:
+        _continue_as_new(s, out, error.input)
+    elif isinstance(error, Cancelled | ContinueAsNew):
+        # A cancelled run that asks to go on (from its clean-up) ends cancelled all the same.
+        finish(s, out, RunStatus.CANCELLED, None, None, reason=getattr(error, "reason", None))
     else:
         finish(s, out, RunStatus.FAILED, None, failure(error))
 
@@ -200,10 +237,14 @@ def _inbound(s: RunState, out: list[Effect], seq: int, msg: Any) -> None:
     elif type(msg) is SignalMessage:
         resume(out, signals.delivered(s, out, seq, msg))
     elif type(msg) is CancelMessage:
-        _cancel(s, out, msg.reason, seq)
+        _cancel(s, out, msg.reason, seq, terminate=msg.terminate)
+    elif type(msg) is ChildDone:
+        resume(out, children.ended(s, out, seq, msg))
+    elif type(msg) is UpdateMessage:
+        resume(out, updates.delivered(s, out, seq, msg))
 
 
-def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int) -> None:
+def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int, *, terminate: bool = False) -> None:
     if s.cancel is not None:
         # A second request: the run is already cancelling; just consume the message.
         s.checkpoint(out, [], consumed=(seq,))
@@ -233,8 +274,62 @@ def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int) -> Non
     # From here the body may run compensation steps: they must run, not be interrupted.
     s.cancel_requested = False
     s.signal_waiters.clear()
+    children.drop_waits(s)
+    updates.drop_waits(s)
+    if terminate:
+        # Terminated (a parent's close policy): the body does not get to clean up.
+        s.consumed.append(seq)
+        finish(s, out, RunStatus.CANCELLED, None, None, reason=reason)
+        return
     s.checkpoint(out, [], consumed=(seq,))
     out.append(Resume(None, Cancelled(reason)))
+
+
+def _continue_as_new(s: RunState, out: list[Effect], input: Any) -> None:
+    """End this segment of the run and start the next: the same run id, ``input``, empty
+    vars, a fresh journal and history (`ContinuedAsNew` is its first event).
+
+    What carries over: the messages in the run's inbox it has not consumed (signals sent for a
+    later ``wait_signal``, and whatever else comes in through the inbox: the hook for events
+    once they arrive that way). Steps in flight, timers and callback tokens are dropped; the
+    children it started get their close policy, as when a run ends.
+    """
+    now = s.now
+    if not plain(input):
+        try:
+            encode(input, what="the input of ctx.continue_as_new", run_id=s.run_id)
+        except PayloadError as exc:
+            error = ErrorInfo("PayloadError", f"the input of ctx.continue_as_new cannot be stored: {exc}")
+            finish(s, out, RunStatus.FAILED, None, error)
+            return
+    for index in list(s.active):
+        steps.drop(s, out, index)
+    s.waits.clear()
+    callbacks.drop_all(s, out)
+    children.close(s, out, "continued as new")
+    rec = s.record
+    segment = rec.segment + 1
+    event = ContinuedAsNew(ts=now, segment=segment, input=input)
+    record = RunRecord(
+        run_id=rec.run_id,
+        workflow=rec.workflow,
+        version=rec.version,
+        status=RunStatus.RUNNING,
+        input=input,
+        created_at=rec.created_at,
+        updated_at=now,
+        trace=rec.trace,
+        metadata=rec.metadata,
+        tail=(event,),
+        segment=segment,
+    )
+    # history_seq 0: the rows of the segment that ends are no longer the run's history.
+    consumed, s.consumed = tuple(s.consumed), []
+    s.events.clear()
+    s.finished = True  # this state is done with: the actor loads the next segment
+    out.append(Checkpoint(record, rec, [], consumed, [event]))
+    s.record = record
+    out.append(Continue(record))
 
 
 def _end_direct_cancelled(s: RunState, out: list[Effect]) -> None:
@@ -276,6 +371,7 @@ def finish(
         steps.drop(s, out, index)
     s.waits.clear()
     callbacks.drop_all(s, out)
+    children.close(s, out, f"ended ({status.value})")
     s.finished = True
     s.checkpoint(out, [event], status, output=output, error=error, ended_at=now)
     out.append(Finished(s.record))

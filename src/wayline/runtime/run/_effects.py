@@ -12,7 +12,7 @@ from typing import Any
 
 import msgspec
 
-from ...persistence import AnyEvent, RunRecord
+from ...persistence import AnyEvent, RunRecord, UpdateAnswered
 from .._commands import Step
 from ._messages import RunMessage
 
@@ -97,6 +97,55 @@ class CancelChildren(msgspec.Struct, gc=False):
     reason: str | None
 
 
+class StartChildRun(msgspec.Struct):
+    """Start child run ``run_id`` of ``workflow`` (nothing if it exists) for the body's
+    ``ctx.start_workflow`` at journal position ``index``; the outcome comes back as
+    `ChildStartDone`."""
+
+    index: int
+    workflow: str
+    input: Any
+    run_id: str
+    close: str
+
+
+class MessageChildRun(msgspec.Struct):
+    """Send child run ``run_id`` a signal or a cancel (``kind``) for the body's
+    ``child.signal`` / ``child.cancel`` at ``index``; the outcome comes back as `ChildMessageDone`."""
+
+    index: int
+    run_id: str
+    kind: str
+    name: str | None
+    payload: Any
+
+
+class WatchChild(msgspec.Struct, gc=False):
+    """The body waits for child run ``run_id``: if it has already ended (its notice to this
+    run lost to a crash), have the notice sent again."""
+
+    run_id: str
+
+
+class CloseChildren(msgspec.Struct, gc=False):
+    """The run is ending: apply each unfinished child's close policy (``(run id, policy)``)."""
+
+    children: tuple[tuple[str, str], ...]
+    reason: str
+
+
+class AnswerUpdate(msgspec.Struct, gc=False):
+    """Hand the answer ``event`` (durable now) to whoever waits on ``rt.update`` for it."""
+
+    event: UpdateAnswered
+
+
+class Continue(msgspec.Struct, gc=False):
+    """The run continued as new: its next segment, ``record`` (durable now), starts afresh."""
+
+    record: RunRecord
+
+
 class Finished(msgspec.Struct, gc=False):
     """The run has ended (its final checkpoint is durable): tell the runtime, and stop."""
 
@@ -123,6 +172,12 @@ Effect = (
     | Reply
     | WakeTask
     | CancelChildren
+    | StartChildRun
+    | MessageChildRun
+    | WatchChild
+    | CloseChildren
+    | AnswerUpdate
+    | Continue
     | Finished
     | Passivated
     | ArmPassivation

@@ -11,17 +11,29 @@ from __future__ import annotations
 
 import msgspec
 
-from ..._errors import ActivityError, CallbackError, NonDeterminismError, SignalTimeoutError
+from ..._errors import ActivityError, CallbackError, NonDeterminismError, RunCancelled, RunFailed, SignalTimeoutError
 from ...persistence import (
     AnyEvent,
+    AnyWait,
     CallbackCompleted,
     CallbackFailed,
+    CallbackWait,
+    ChildEnded,
+    ChildMessaged,
+    ChildStarted,
+    ChildWait,
     ErrorInfo,
     Patched,
+    RetryWait,
     SignalReceived,
     SignalTimedOut,
+    SignalWait,
     StepFailed,
     StepSucceeded,
+    TimerWait,
+    UpdateAccepted,
+    UpdateAnswered,
+    UpdateWait,
 )
 from .._commands import SLEEP_STEP
 
@@ -57,7 +69,56 @@ class CallbackEntry(msgspec.Struct, gc=False):
     error: ErrorInfo | None = None
 
 
-Entry = StepEntry | SleepEntry | SignalEntry | CallbackEntry
+class ChildStartEntry(msgspec.Struct, gc=False):
+    """``ctx.start_workflow`` started child run ``run_id`` of ``workflow``."""
+
+    workflow: str
+    run_id: str = ""
+
+
+class ChildResultEntry(msgspec.Struct, gc=False):
+    """``child.result()`` took the end of child run ``run_id``."""
+
+    run_id: str
+    status: str = ""
+    output: object = None
+    error: str | None = None
+    cause: str | None = None
+
+
+class ChildMessageEntry(msgspec.Struct, gc=False):
+    """``child.signal`` / ``child.cancel`` reached child run ``run_id``."""
+
+    run_id: str
+    kind: str
+    name: str | None = None
+
+
+class UpdateEntry(msgspec.Struct, gc=False):
+    """``ctx.wait_update`` took update ``update_id`` with ``payload``."""
+
+    name: str
+    update_id: str = ""
+    payload: object = None
+
+
+class UpdateReplyEntry(msgspec.Struct, gc=False):
+    """``upd.reply`` / ``upd.reject`` answered update ``update_id``."""
+
+    update_id: str
+
+
+Entry = (
+    StepEntry
+    | SleepEntry
+    | SignalEntry
+    | CallbackEntry
+    | ChildStartEntry
+    | ChildResultEntry
+    | ChildMessageEntry
+    | UpdateEntry
+    | UpdateReplyEntry
+)
 
 
 def describe(entry: Entry) -> str:
@@ -71,7 +132,55 @@ def describe(entry: Entry) -> str:
             return f"signal:{name}"
         case CallbackEntry(step=step):
             return f"callback:{step}"
+        case ChildStartEntry(workflow=workflow):
+            return f"start_workflow:{workflow}"
+        case ChildResultEntry(run_id=run_id):
+            return f"child:{run_id}"
+        case ChildMessageEntry(run_id=run_id, kind="signal", name=name):
+            return f"signal {name} to child:{run_id}"
+        case ChildMessageEntry(run_id=run_id, kind=kind):
+            return f"{kind} child:{run_id}"
+        case UpdateEntry(name=name):
+            return f"update:{name}"
+        case UpdateReplyEntry(update_id=update_id):
+            return f"reply:{update_id}"
     raise AssertionError(entry)
+
+
+def wait_name(wait: AnyWait) -> str:
+    """A stored wait, named as `describe` names what a body awaits there."""
+    match wait:
+        case TimerWait():
+            return SLEEP_STEP
+        case RetryWait(activity=activity):
+            return activity
+        case SignalWait(signal=signal):
+            return f"signal:{signal}"
+        case CallbackWait(label=label):
+            return f"callback:{label}"
+        case ChildWait(run_id=run_id):
+            return f"child:{run_id}"
+        case UpdateWait(update=update):
+            return f"update:{update}"
+    raise AssertionError(wait)
+
+
+def check_wait(run_id: str, wait: AnyWait | None, requested: str) -> None:
+    """Check that the body awaits at a position what the run was waiting on there before it
+    left memory (a restart, passivation), if it was waiting there.
+
+    A position the run was still waiting on has no journal entry, so `Journal.take` cannot
+    see a body that now does something else there (a new step before the wait, another
+    signal); without this the run would drop the wait it had and go on with the new code
+    as if it had never waited, which ``wayline replay`` reports as a departure too.
+
+    Raises:
+        NonDeterminismError: it awaits something else there.
+    """
+    if wait is not None:
+        recorded = wait_name(wait)
+        if recorded != requested:
+            raise NonDeterminismError(run_id, wait.step, recorded, requested)
 
 
 def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
@@ -92,13 +201,30 @@ def outcome(entry: Entry, run_id: str) -> tuple[object, BaseException | None]:
             return result, None
         case CallbackEntry(step=step, error=ErrorInfo(error=error, cause=cause)):
             return None, CallbackError(step, error or "", cause)  # as above: always named
+        case ChildResultEntry():
+            return child_outcome(entry.run_id, entry.status, entry.output, entry.error, entry.cause)
+        case UpdateEntry(update_id=update_id, payload=payload):
+            return (update_id, payload), None
+        case ChildStartEntry() | ChildMessageEntry() | UpdateReplyEntry():
+            return None, None
     raise AssertionError(entry)
+
+
+def child_outcome(
+    run_id: str, status: str, output: object, error: str | None, cause: str | None
+) -> tuple[object, BaseException | None]:
+    """What ``child.result()`` gives back for a child that ended with ``status``."""
+    if status == "SUCCEEDED":
+        return output, None
+    if status == "CANCELLED":
+        return None, RunCancelled(run_id, cause)
+    return None, RunFailed(run_id, error, cause)
 
 
 class Journal:
     """The settled positions of one run, loaded from its history, taken as the body replays."""
 
-    __slots__ = ("entries", "failed_attempts", "frontier", "patches", "run_id")
+    __slots__ = ("entries", "failed_attempts", "frontier", "patches", "run_id", "updates")
 
     def __init__(self, run_id: str, history: list[AnyEvent]) -> None:
         self.run_id = run_id
@@ -110,6 +236,8 @@ class Journal:
         self.frontier = 0
         #: The changes ``ctx.patched`` took the new branch of (`Patched` events).
         self.patches: frozenset[str] | set[str] = _NO_PATCHES  # a set of its own at the first
+        #: The ids of the updates the run took (a second delivery of one is ignored).
+        self.updates: frozenset[str] | set[str] = _NO_PATCHES
         for ev in history:
             index = getattr(ev, "index", None)
             if index is not None and index >= self.frontier and type(ev) is not Patched:
@@ -132,6 +260,19 @@ class Journal:
                 self.entries[ev.index] = CallbackEntry(ev.step, ev.result)
             elif type(ev) is CallbackFailed:
                 self.entries[ev.index] = CallbackEntry(ev.step, error=ErrorInfo(ev.error, ev.cause))
+            elif type(ev) is ChildStarted:
+                self.entries[ev.index] = ChildStartEntry(ev.workflow, ev.run_id)
+            elif type(ev) is ChildEnded:
+                self.entries[ev.index] = ChildResultEntry(ev.run_id, ev.status, ev.output, ev.error, ev.cause)
+            elif type(ev) is ChildMessaged:
+                self.entries[ev.index] = ChildMessageEntry(ev.run_id, ev.kind, ev.name)
+            elif type(ev) is UpdateAccepted:
+                self.entries[ev.index] = UpdateEntry(ev.name, ev.update_id, ev.payload)
+                updates: set[str] = self.updates if isinstance(self.updates, set) else set()
+                updates.add(ev.update_id)
+                self.updates = updates
+            elif type(ev) is UpdateAnswered:
+                self.entries[ev.index] = UpdateReplyEntry(ev.update_id)
             elif type(ev) is Patched:
                 # Asked before position `index` was taken: the positions before it were passed.
                 patches: set[str] = self.patches if isinstance(self.patches, set) else set()

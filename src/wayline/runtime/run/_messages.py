@@ -92,6 +92,26 @@ class Unstorable(msgspec.Struct):
     checkpoint: Any
 
 
+class ChildStartDone(msgspec.Struct):
+    """The child run of the start at ``index`` exists now (``error``: it could not be started)."""
+
+    index: int
+    workflow: str
+    run_id: str
+    close: str
+    error: BaseException | None = None
+
+
+class ChildMessageDone(msgspec.Struct):
+    """The signal or cancel for a child at ``index`` is in its inbox (``error``: it is not)."""
+
+    index: int
+    run_id: str
+    kind: str
+    name: str | None
+    error: BaseException | None = None
+
+
 # --- a state machine run (its interpreter runs beside the mailbox and asks for these) --------
 
 
@@ -133,6 +153,8 @@ RunMessage = (
     | Returned
     | Raised
     | Unstorable
+    | ChildStartDone
+    | ChildMessageDone
     | AslCheckpoint
     | AslNewToken
     | AslWaitToken

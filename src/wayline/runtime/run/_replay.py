@@ -13,7 +13,7 @@ from typing import Any
 
 from ..._errors import NonDeterminismError
 from ...actors import SystemClock
-from ...persistence import AnyEvent, AnyWait, CallbackWait, RetryWait, RunRecord, SignalWait, TimerWait
+from ...persistence import AnyEvent, RunRecord
 from .._commands import SLEEP_STEP
 from .._context import RunContext
 from .._definitions import WorkflowDef
@@ -22,6 +22,7 @@ from .._vars import typed_vars
 from . import _code as code
 from ._decide import decide
 from ._effects import Effect, Finished, Resume
+from ._journal import wait_name
 from ._restore import restore
 from ._state import RunState
 from ._values import as_replayed, shaped
@@ -67,22 +68,8 @@ def replay_body(
     return ended, state.next_index, None if ended is not None else _departure(state, record)
 
 
-def _recorded(wait: AnyWait) -> str:
-    """A stored wait, named as the journal names what a body awaits (`_journal.describe`)."""
-    match wait:
-        case TimerWait():
-            return SLEEP_STEP
-        case RetryWait(activity=activity):
-            return activity
-        case SignalWait(signal=signal):
-            return f"signal:{signal}"
-        case CallbackWait(label=label):
-            return f"callback:{label}"
-    raise AssertionError(wait)
-
-
 def _requested(state: RunState, index: int) -> str | None:
-    """What the replayed body awaits at ``index``, named as `_recorded` names a wait."""
+    """What the replayed body awaits at ``index``, named as `wait_name` names a wait."""
     if state.inline_index == index and state.inline_step is not None:
         return state.inline_step.activity.name  # a step the body awaits alone
     pending = state.active.get(index)
@@ -91,7 +78,10 @@ def _requested(state: RunState, index: int) -> str | None:
             return pending.step.activity.name
         return f"signal:{pending.signal}" if pending.signal is not None else SLEEP_STEP
     callback = state.callbacks.get(index)
-    return f"callback:{callback.step}" if callback is not None else None
+    if callback is not None:
+        return f"callback:{callback.step}"
+    wait = state.waits.get(index)  # a child's end, an update
+    return wait_name(wait) if wait is not None else None
 
 
 def _departure(state: RunState, record: RunRecord) -> str | None:
@@ -104,7 +94,7 @@ def _departure(state: RunState, record: RunRecord) -> str | None:
     for wait in sorted(record.waits, key=lambda w: w.step):
         if wait.step < 0:
             continue  # a state machine's callback: not a body position
-        recorded, requested = _recorded(wait), _requested(state, wait.step)
+        recorded, requested = wait_name(wait), _requested(state, wait.step)
         if requested != recorded:
             now = requested if requested is not None else f"nothing (the code stops at #{state.next_index})"
             return str(NonDeterminismError(record.run_id, wait.step, recorded, now))

@@ -15,7 +15,7 @@ from ..._errors import Cancelled, NonDeterminismError
 from ...persistence import SignalMessage, SignalReceived, SignalWait
 from .._commands import WaitSignal
 from ._effects import CancelTimer, Effect, SetTimer
-from ._journal import SignalEntry, outcome
+from ._journal import SignalEntry, check_wait, outcome
 from ._messages import TimerFired
 from ._state import Group, Outcome, Pending, RunState
 
@@ -38,6 +38,8 @@ def open_wait(s: RunState, out: list[Effect], cmd: WaitSignal) -> Outcome | None
     cancel = s.cancel
     if cancel is not None and index == cancel.index:
         return None, Cancelled(cancel.reason)
+    # NonDeterminismError (the caller fails the run): it waited on something else here.
+    check_wait(s.run_id, s.restored_waits.get(index), f"signal:{cmd.name}")
     kept = s.signals.get(cmd.name)
     if kept:
         seq, payload = kept.popleft()

@@ -132,6 +132,41 @@ class Callback:
         )
 
 
+class Child:
+    """A child run the body started: its workflow, close policy, and whether its end has
+    been taken by a ``child.result()``."""
+
+    __slots__ = ("close", "ended", "workflow")
+
+    def __init__(self, workflow: str, close: str) -> None:
+        self.workflow = workflow
+        self.close = close
+        self.ended = False
+
+
+class Family:
+    """What a run keeps of its child runs and of the updates sent to it."""
+
+    __slots__ = ("child_early", "child_waiters", "children", "taken_updates", "update_waiters", "updates")
+
+    def __init__(self) -> None:
+        #: Child runs the body started, by run id.
+        self.children: dict[str, Child] = {}
+        self.child_waiters: dict[str, int] = {}  # child run id -> position awaiting its end
+        self.child_early: dict[str, tuple[int, Any]] = {}  # a child's end not awaited yet: (seq, ChildDone)
+        self.updates: dict[str, deque[tuple[int, Any]]] = {}  # delivered updates not taken yet, by name
+        self.update_waiters: dict[str, int] = {}  # update name -> position waiting on it
+        self.taken_updates: set[str] = set()  # ids of the updates taken since the run loaded
+
+
+def family(s: RunState) -> Family:
+    """The run's `Family`, made if it has none yet."""
+    f = s.family
+    if f is None:
+        f = s.family = Family()
+    return f
+
+
 def fresh_token(run_id: str) -> str:
     """A new unguessable callback token for ``run_id``."""
     return new_token(run_id)[0]
@@ -158,6 +193,7 @@ class RunState:
         "ctx",
         "direct",
         "events",
+        "family",
         "finished",
         "group",
         "inline_attempt",
@@ -211,6 +247,9 @@ class RunState:
         self.callback_journal: dict[int, CallbackEntry] = {}
         self.next_direct = -2  # a state machine's callbacks take negative positions
         self.patches: dict[str, bool] = {}  # ctx.patched answers given to the body so far
+        #: Child runs and updates: made by the first that the run meets (most runs never do,
+        #: and their containers would cost every run in memory half a kilobyte).
+        self.family: Family | None = None
         self.finished = False
         self.inline_index = -1  # the step attempt running in the run's own task, if any
         self.inline_step: Step[Any] | None = None
@@ -258,6 +297,7 @@ class RunState:
             metadata=self.ctx.metadata.data,
             tags=rec.tags,
             cancel=self.cancel,
+            segment=rec.segment,
             **changes,
         )
 

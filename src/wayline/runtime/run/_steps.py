@@ -28,7 +28,7 @@ from ...persistence import (
 from .._commands import SLEEP_STEP, Gather, Sleep, Step
 from ._callbacks import abandon_callback
 from ._effects import CancelTimer, Effect, Resume, RunAttempt, SetTimer, StopAttempt
-from ._journal import SleepEntry, StepEntry, outcome
+from ._journal import SleepEntry, StepEntry, check_wait, outcome
 from ._messages import StepDone, TimerFired
 from ._state import Group, Outcome, Pending, RunState
 from ._values import as_replayed, plain, shaped
@@ -70,6 +70,7 @@ def open_step(s: RunState, out: list[Effect], cmd: Step[Any]) -> Outcome | None:
     if cancel is not None and index == cancel.index:
         return None, Cancelled(cancel.reason)
     restored = s.restored_waits.pop(index, None)
+    check_wait(s.run_id, restored, act.name)  # NonDeterminismError: the caller fails the run
     if type(restored) is RetryWait and restored.due is not None:
         # Crashed during a retry backoff: wait out the rest of it, then retry.
         pending = Pending(cmd, None, 0, attempt=s.journal.attempts(index))
@@ -93,6 +94,7 @@ def open_group(s: RunState, out: list[Effect], cmd: Gather) -> Group:
         index = s.next_index
         s.next_index += 1
         entry = s.journal.take(index, StepEntry(act.name))
+        check_wait(s.run_id, s.restored_waits.get(index), act.name)
         group.indices.append(index)
         if isinstance(entry, StepEntry):
             settle(group, slot, shaped(entry.result, act.result_type), entry.error, act.name, entry.attempts)
@@ -112,6 +114,7 @@ def open_sleep(s: RunState, out: list[Effect], cmd: Sleep) -> Group:
     if s.journal.take(index, SleepEntry()) is not None:
         return group
     restored = s.restored_waits.get(index)
+    check_wait(s.run_id, restored, SLEEP_STEP)
     due = restored.due if restored is not None and restored.due is not None else cmd.until
     pending = Pending(None, group, 0)
     s.active[index] = pending
