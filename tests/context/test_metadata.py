@@ -14,6 +14,7 @@ from wayline.runtime import _metadata
 from wayline.runtime._schedules import FIRE_KEY, SCHEDULE_KEY, SCHEDULED_AT_KEY
 from wayline.runtime._versions import ALIAS_KEY
 from wayline.runtime.run import DETACHED_KEY, PARENT_KEY
+from wayline.runtime.run._children import NOTIFY_KEY
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -105,6 +106,7 @@ def test_reserved_keys_are_the_runtime_s_own() -> None:
     assert {
         PARENT_KEY,
         DETACHED_KEY,
+        NOTIFY_KEY,
         ALIAS_KEY,
         SCHEDULE_KEY,
         SCHEDULED_AT_KEY,
@@ -148,3 +150,22 @@ async def test_child_runs_inherit_and_are_found(db: str) -> None:
         assert child.tags == ("batch",)
         assert sorted(await listed(rt, metadata={"correlation_id": "k-7"})) == ["kid", "p"]
         assert await listed(rt, metadata={PARENT_KEY: "p"}) == ["kid"]
+
+
+@workflow(name="kid_code")
+async def kid_code(ctx: RunContext) -> dict[str, Any]:
+    return dict(ctx.metadata)
+
+
+@workflow(name="parent_code")
+async def parent_code(ctx: RunContext) -> dict[str, Any]:
+    ctx.metadata["stage"] = "fan-out"
+    return await ctx.run_workflow(kid_code, run_id=f"{ctx.run_id}/kid")  # type: ignore[no-any-return]
+
+
+async def test_code_child_workflows_inherit(db: str) -> None:
+    async with open_runtime(db, workflows=[parent_code, kid_code], clock=VirtualClock()) as rt:
+        seen = await (await rt.start(parent_code, run_id="pc", metadata={"correlation_id": "k-3"}, tags=["t"])).result()
+        assert seen["correlation_id"] == "k-3" and seen["stage"] == "fan-out" and seen[PARENT_KEY] == "pc"
+        assert (await rt.describe("pc/kid")).tags == ("t",)
+        assert sorted(await listed(rt, metadata={"correlation_id": "k-3"})) == ["pc", "pc/kid"]

@@ -30,7 +30,7 @@ from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import RunRecord, StepStarted
 from .._commands import Step
 from .._context import RunContext
-from .._metadata import RunMetadata, replayed_metadata
+from .._metadata import RunMetadata, child_metadata as inherit, replayed_metadata
 from .._port import RunPort
 from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
@@ -549,9 +549,14 @@ class RunActor(Actor[RunMessage]):
         segment = self._segment
         # The child's root is a child of this run's root: the family is one trace.
         joined = otel_context.attach(segment.root) if segment is not None else None
+        # The parent's own metadata and tags (a correlation id) carry over to the child.
+        state = self.state
+        assert state is not None
+        metadata, tags = inherit(state.ctx.metadata, state.ctx.tags)
+        metadata.update(child_metadata(self.run_id))
         try:
             await self.port.start_child(
-                effect.workflow, effect.input, run_id=effect.run_id, metadata=child_metadata(self.run_id)
+                effect.workflow, effect.input, run_id=effect.run_id, metadata=metadata, tags=tags
             )
         except (RunConflictError, WorkflowNotFoundError, PayloadError) as exc:
             done.error = exc
