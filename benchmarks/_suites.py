@@ -28,6 +28,7 @@ SUITES = (
     "listing",
     "schedules",
     "compose",
+    "context",
 )
 
 K = 5  # activities per run in the throughput workload
@@ -473,6 +474,31 @@ def _compose(size: Size) -> list[Scenario]:
     return rows
 
 
+def _context(size: Size) -> list[Scenario]:
+    """Bytes written per checkpoint of a run holding a 10 MiB variable: without offload (the
+    baseline: the snapshot carries it every step) and with it (stored once, referenced). The
+    run without offload takes fewer steps: each writes the whole variable again."""
+    var = size.pick(10 << 20, 10 << 20, 64 << 10)
+    rows = []
+    for offload, steps in ((False, size.pick(100, 20, 5)), (True, size.pick(1000, 100, 5))):
+        rows.append(
+            Scenario(
+                suite="context",
+                system="wayline",
+                func="_wayline_context:checkpoint_bytes",
+                params={"size": var, "steps": steps, "offload": offload},
+                metric="bytes_per_step",
+                unit="bytes written per step",
+                higher_is_better=False,
+                baseline=not offload,
+                timeout_s=size.pick(900.0, 300.0),
+                label=f"{'offload' if offload else 'no offload'}, {var >> 10:,} KiB var, {steps} steps",
+                also=(("total_mb", "MiB in all"), ("step_ms", "ms/step")),
+            )
+        )
+    return rows
+
+
 def build(suite: str, size: Size | str) -> list[Scenario]:
     """The scenarios of ``suite`` (or of every suite for ``all``) at ``size``:
     ``"full"``, ``"quick"`` or ``"smoke"``."""
@@ -501,4 +527,6 @@ def build(suite: str, size: Size | str) -> list[Scenario]:
         return _schedules(size)
     if suite == "compose":
         return _compose(size)
+    if suite == "context":
+        return _context(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

@@ -150,7 +150,7 @@ class WalDamagedError(DatabaseCorruptError):
             "the first bad frame and would drop them without a word, so the database was not opened and "
             "nothing was changed. Copy the database and its -wal file aside first; then restore both from "
             "a backup, or accept losing the transactions from the damage on by checkpointing what SQLite "
-            "can read: python -c \"import sqlite3; "
+            'can read: python -c "import sqlite3; '
             f"sqlite3.connect({path!r}).execute('PRAGMA wal_checkpoint(TRUNCATE)')\"",
             path=path,
         )
@@ -180,6 +180,31 @@ class PayloadError(WaylineError):
             "vars and signal payloads must be JSON-like data (dict, list, str, int, float, bool, "
             "None, bytes) or msgspec Structs"
         )
+
+
+class MetadataError(WaylineError, ValueError):
+    """Run metadata or tags that cannot be stored or searched: a key that is not a non-empty
+    string or that the runtime reserves, a value that is not a str, int, float or bool."""
+
+    def __init__(self, problem: str, *, run_id: str | None = None) -> None:
+        self.run_id = run_id
+        self.problem = problem
+        where = f" of run {run_id!r}" if run_id else ""
+        super().__init__(f"run metadata{where}: {problem}")
+
+
+class VarsError(WaylineError, TypeError):
+    """Typed ``ctx.vars`` (``@workflow(vars=...)``) that do not match their type: raised in the
+    workflow body at the ``await`` that would have checkpointed them (and failing the run if the
+    body does not catch it), or at ``@workflow`` for a type that cannot be used."""
+
+    def __init__(self, workflow: str, problem: str, *, field: str | None = None, run_id: str | None = None) -> None:
+        self.workflow = workflow
+        self.field = field
+        self.run_id = run_id
+        where = f" of run {run_id!r}" if run_id else ""
+        at = f" at field {field!r}" if field else ""
+        super().__init__(f"ctx.vars{where} (workflow {workflow!r}){at}: {problem}")
 
 
 class SignalPayloadError(PayloadError):

@@ -83,6 +83,27 @@ def parse_since(text: str, now: float | None = None) -> float:
     return moment.timestamp()
 
 
+def parse_where(items: list[str]) -> dict[str, Any]:
+    """``--where``: ``KEY=VALUE`` matches the string VALUE; ``KEY:=JSON`` a number or boolean."""
+    out: dict[str, Any] = {}
+    for item in items:
+        key, typed, raw = item.partition("=")
+        if not typed or not key or key == ":":
+            raise UsageError(f"--where {item!r} is not KEY=VALUE (or KEY:=JSON, e.g. amount:=5)")
+        if key.endswith(":"):
+            key = key[:-1]
+            try:
+                value = json.loads(raw)
+            except ValueError:
+                raise UsageError(f"--where {item!r}: {raw!r} is not JSON (write KEY=VALUE for a string)") from None
+            if not isinstance(value, (int, float, bool)):
+                raise UsageError(f"--where {item!r}: KEY:= takes a number or true/false; use KEY=VALUE for a string")
+        else:
+            value = raw
+        out[key] = value
+    return out
+
+
 def parse_statuses(text: str) -> list[RunStatus]:
     """``--status``: one status or a comma-separated list, in any case."""
     out = []

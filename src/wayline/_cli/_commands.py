@@ -28,7 +28,7 @@ from ..errors import AslDefinitionError
 from ..persistence import RunStatus, SQLiteStore, Store, is_postgres_url, open_postgres_store
 from ..runtime import Runtime, StateMachine, WorkflowDef, open_runtime
 from . import _output as out
-from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, read_text
+from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, parse_where, read_text
 from ._details import detail, details
 from ._errors import FAILED, OK, CliError, UsageError
 from ._progress import progress
@@ -95,14 +95,31 @@ def _note(text: str) -> None:
 # --- runs ------------------------------------------------------------------------------------
 
 
-async def runs_list(opts: Options, status: str | None, workflow: str | None, since: str | None, limit: int) -> int:
+async def runs_list(
+    opts: Options,
+    status: str | None,
+    workflow: str | None,
+    since: str | None,
+    limit: int,
+    where: list[str] | None = None,
+    tag: str | None = None,
+) -> int:
+    metadata = parse_where(where or [])
     statuses = parse_statuses(status) if status else None
     after = parse_since(since) if since else None
     if limit < 1:
         raise UsageError(f"--limit must be at least 1, got {limit}")
     async with _client(opts) as rt:
         # One more than shown: whether to say that more runs match, without reading them all.
-        runs = await rt.list_runs(status=statuses, workflow=workflow, since=after, newest_first=True, limit=limit + 1)
+        runs = await rt.list_runs(
+            status=statuses,
+            workflow=workflow,
+            since=after,
+            newest_first=True,
+            limit=limit + 1,
+            metadata=metadata or None,
+            tag=tag,
+        )
         newest = runs[:limit]
         found = await details(rt, [r.run_id for r in newest])
     if opts.json:
@@ -113,6 +130,28 @@ async def runs_list(opts: Options, status: str | None, workflow: str | None, sin
         print(out.runs_table(newest, found))
     if len(runs) > limit and not opts.json:
         _note(f"(the {limit} most recent matching runs; more match: raise --limit to see them)")
+    return OK
+
+
+async def runs_purge(opts: Options, before: str, status: str | None, workflow: str | None, dry_run: bool) -> int:
+    try:
+        cutoff = parse_since(before)
+    except UsageError:
+        raise UsageError(
+            f"--before {before!r} is neither a duration back from now (30s, 15m, 1h, 2d, 1w) nor an ISO 8601 "
+            "time (2026-11-22 or 2026-11-22T10:00:00Z)"
+        ) from None
+    statuses = parse_statuses(status) if status else None
+    if statuses is not None and any(not s.finished for s in statuses):
+        raise UsageError("--status takes finished statuses only: SUCCEEDED, FAILED, CANCELLED")
+    async with _client(opts) as rt:
+        count = await rt.purge(before=cutoff, status=statuses, workflow=workflow, dry_run=dry_run)
+    if opts.json:
+        out.emit_json({"purged": count, "dry_run": dry_run})
+    elif dry_run:
+        print(f"{count} runs would be purged (dry run: nothing deleted)")
+    else:
+        print(f"purged {count} runs")
     return OK
 
 

@@ -146,6 +146,21 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--workflow", metavar="W", help="only runs of workflow W")
     p.add_argument("--since", metavar="WHEN", help="only runs created since WHEN: 30m, 1h, 2d, or an ISO 8601 time")
     p.add_argument("--limit", type=int, default=100, metavar="N", help="at most N runs (default: 100)")
+    p.add_argument(
+        "--where",
+        action="append",
+        metavar="KEY=VALUE",
+        help="only runs whose metadata KEY is the string VALUE (KEY:=JSON for a number or boolean: amount:=5); "
+        "repeat to require several",
+    )
+    p.add_argument("--tag", metavar="T", help="only runs tagged T")
+    p = command(runs, "purge", "delete finished runs that ended before a time, with their history and stored values")
+    p.add_argument(
+        "--before", required=True, metavar="WHEN", help="runs that ended before WHEN: 30d (ago), or an ISO 8601 time"
+    )
+    p.add_argument("--status", metavar="S", help="only runs in status S (comma-separated; finished ones only)")
+    p.add_argument("--workflow", metavar="W", help="only runs of workflow W")
+    p.add_argument("--dry-run", action="store_true", help="count the runs that would go, delete nothing")
     p = command(runs, "show", "a run's status, workflow, timestamps, vars, what it waits for, output or error")
     p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
     p = command(runs, "history", "a run's events, oldest first")
@@ -296,8 +311,12 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
         or getattr(args, "asl_command", None)
         or getattr(args, "schedules_command", None),
     ):
+        case "runs", "purge":
+            return lambda: cmd.runs_purge(opts, args.before, args.status, args.workflow, args.dry_run)
         case "runs", "list":
-            return lambda: cmd.runs_list(opts, args.status, args.workflow, args.since, args.limit)
+            return lambda: cmd.runs_list(
+                opts, args.status, args.workflow, args.since, args.limit, args.where or [], args.tag
+            )
         case "runs", "show":
             return lambda: cmd.runs_show(opts, args.run_id)
         case "runs", "history":

@@ -57,6 +57,8 @@ def run_doc(info: RunInfo, detail: Detail | None = None) -> dict[str, Any]:
         "output": plain(info.output),
         "error": info.error,
         "cause": info.cause,
+        "metadata": plain(info.metadata),
+        "tags": list(info.tags),
         # The step attempts in flight, known only to the process that runs the run; from any
         # other (this command, mostly) the rest is as of the run's last checkpoint.
         "running": [
@@ -141,6 +143,10 @@ def run_text(info: RunInfo, detail: Detail | None = None) -> str:
         ("vars", compact(info.vars)),
         ("input", compact(info.input)),
     ]
+    if info.metadata:
+        fields.append(("metadata", compact(info.metadata)))
+    if info.tags:
+        fields.append(("tags", ", ".join(info.tags)))
     if info.status.value == "SUCCEEDED":
         fields.append(("output", compact(info.output)))
     if info.error is not None:

@@ -8,6 +8,7 @@ are also the public `wayline.history` module, which is where users meet them.
 
 from typing import TYPE_CHECKING, Any
 
+from ._blobs import PayloadLimits as PayloadLimits
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
@@ -137,6 +138,7 @@ __all__ = (
     "Lease",
     "MemoryStore",
     "Patched",
+    "PayloadLimits",
     "PostgresStore",
     "RetryWait",
     "RunCancelled",

@@ -15,8 +15,8 @@ import os
 import socket
 import time
 import uuid
-from collections.abc import Callable, Collection
-from typing import Literal, Protocol
+from collections.abc import Callable, Collection, Mapping
+from typing import Any, Literal, Protocol
 
 import msgspec
 
@@ -80,6 +80,8 @@ class _Readable(Protocol):
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]: ...
 
 

@@ -7,20 +7,29 @@ catch unencodable payloads and callers can never alias stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
+from typing import Any
 
 from .._errors import StoreError
+from ._blobs import Offloader, PayloadLimits
 from ._codec import decode_history, decode_inbox_rows, decode_record, encode
 from ._leases import SingleOwner
+from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_memory import MemorySchedules
+from ._search import filter_terms, matches
 from ._store import HEALTHY, StoreHealth
 
 
 class MemoryStore(SingleOwner):
-    """A `Store` that keeps encoded snapshots and history in dicts."""
+    """A `Store` that keeps encoded snapshots and history in dicts.
 
-    def __init__(self) -> None:
+    It checks `PayloadLimits` as the database stores do, but keeps large values in place:
+    memory has no snapshot to rewrite on disk.
+    """
+
+    def __init__(self, *, payload_limits: PayloadLimits | None = None) -> None:
+        self.payloads = Offloader(payload_limits)
         self._runs: dict[str, bytes] = {}
         self._history: dict[str, list[bytes]] = {}
         self._inbox: dict[int, tuple[str, bytes]] = {}
@@ -49,6 +58,7 @@ class MemoryStore(SingleOwner):
         self._check()
         snap = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
+        self.payloads.prepare(record, list(events), len(snap), len(rows or b""))  # the limits
         await asyncio.sleep(0)
         existing = self._runs.get(record.run_id)
         if existing is not None:
@@ -64,6 +74,9 @@ class MemoryStore(SingleOwner):
         self._check()
         snap = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
+        self.payloads.prepare(record, list(events), len(snap), len(rows or b""))  # the limits
+        if record.status.finished:
+            self.payloads.run_ended(record.run_id)
         return self._commit(record.run_id, snap, rows, tuple(consumed), record.status.finished, record.history_seq)
 
     async def _commit(
@@ -84,6 +97,36 @@ class MemoryStore(SingleOwner):
         if finished:
             for seq in [s for s, (rid, _) in self._inbox.items() if rid == run_id]:
                 del self._inbox[seq]
+
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        self._check()
+        chosen = check_statuses(statuses)
+        found = [
+            rec
+            for rec in map(decode_record, self._runs.values())
+            if rec.status.value in chosen
+            and (workflow is None or rec.workflow == workflow)
+            and rec.ended_at is not None
+            and rec.ended_at < before
+        ]
+        found.sort(key=lambda r: (r.created_at, r.run_id))
+        picked = [r.run_id for r in found[:limit]]
+        if not dry_run:
+            await asyncio.sleep(0)
+            for run_id in picked:
+                self._runs.pop(run_id, None)
+                self._history.pop(run_id, None)
+                for seq in [s for s, (rid, _) in self._inbox.items() if rid == run_id]:
+                    del self._inbox[seq]
+        return picked
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check()
@@ -149,11 +192,16 @@ class MemoryStore(SingleOwner):
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
         self._check()
+        filter_terms(metadata, tag)  # the same errors as the stores with an index
         out = []
         for data in self._runs.values():
             rec = decode_record(data)
+            if (metadata or tag is not None) and not matches(rec, metadata, tag):
+                continue
             if statuses is not None and rec.status not in statuses:
                 continue
             if workflow is not None and rec.workflow != workflow:

@@ -13,7 +13,7 @@ import asyncio
 import socket
 import time
 import uuid
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any, TypeVar
 from urllib.parse import urlsplit
 
@@ -29,6 +29,7 @@ from .._errors import (
     LeaseLostError,
     StoreError,
 )
+from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
 from ._codec import (
     ENCODE_ERRORS,
     decode_history,
@@ -54,8 +55,10 @@ from ._postgres_sql import (
     PRUNE_MARKERS,
 )
 from ._postgres_url import redact_url
+from ._purge import PG_CANDIDATES, PG_PURGE, check_statuses, ended_before
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_postgres import PgSchedules
+from ._search import filter_terms, search_terms
 from ._store import HEALTHY, StoreHealth
 
 T = TypeVar("T")
@@ -96,8 +99,10 @@ class PostgresStore:
         pool_size: int = 4,
         lease_seconds: float = 10.0,
         meter_provider: MeterProvider | None = None,
+        payload_limits: PayloadLimits | None = None,
     ) -> None:
         self.url = url
+        self.payloads = Offloader(payload_limits)
         self.display_url = redact_url(url)
         self.path = self.display_url  # what errors and the CLI name the database by
         self.reconnect_timeout = reconnect_timeout
@@ -270,12 +275,30 @@ class PostgresStore:
         self._check_open()
         snapshot = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
         rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
+        offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+        if offload is not None:
+            snapshot = encode_raw(offload.record)
+            rows = encode_raw(offload.events) if events else None
+            self._queue_blobs(record.run_id, offload)
         assert self._loop is not None
         fut: asyncio.Future[RunRecord | None] = self._loop.create_future()
-        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
+        meta = search_terms(record)
+        row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
         self._writer.queue.creates.append((row, rows, fut))
         self._writer.queued()
-        return await fut
+        existing = await fut
+        if existing is None:
+            return None
+        return await hydrate(existing, self._read_blobs, self.display_url, f"the snapshot of run {record.run_id!r}")
+
+    def _queue_blobs(self, run_id: str, offload: Offload) -> None:
+        batch = self._writer.queue
+        batch.blobs += [(b.digest, b.data) for b in offload.blobs]
+        batch.refs += [(run_id, d) for d in offload.refs]
+
+    async def _read_blobs(self, digests: list[str]) -> dict[str, bytes]:
+        rows = await self._fetch("SELECT digest, data FROM wayline.blobs WHERE digest = ANY($1::text[])", digests)
+        return {digest: data for digest, data in rows}
 
     def checkpoint(
         self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
@@ -285,6 +308,7 @@ class PostgresStore:
         try:
             snapshot = encode_raw(record)
             rows = encode_raw(list(events)) if events else None
+            meta = search_terms(record)
         except ENCODE_ERRORS as exc:
             what = "history" if _encodable(record) else "state"
             raise payload_error(exc, f"{what} of run {run_id!r}", run_id) from exc
@@ -296,6 +320,15 @@ class PostgresStore:
             # One of several workers commits only the runs it holds a lease on.
             fut.set_exception(LeaseLostError(run_id, leases.worker_id, -1))
             return fut
+        offload_bytes = self.payloads.limits.offload_bytes
+        if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
+            offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+            if offload is not None:
+                snapshot = encode_raw(offload.record)
+                rows = encode_raw(offload.events) if events else None
+                self._queue_blobs(run_id, offload)
+        if record.status.finished:
+            self.payloads.run_ended(run_id)
         batch = self._writer.queue
         if rows is not None:
             batch.history.append((run_id, record.history_seq - 1, rows))
@@ -304,10 +337,30 @@ class PostgresStore:
         if record.status.finished:
             batch.ended.append(run_id)
         wake_at = record.wake_at if record.waits else None
-        batch.runs.append((run_id, record.workflow, record.status.value, record.created_at, wake_at, snapshot, fence))
+        batch.runs.append(
+            (run_id, record.workflow, record.status.value, record.created_at, wake_at, snapshot, fence, meta)
+        )
         batch.waiters.append((run_id, fence, fut))
         self._writer.queued()
         return fut
+
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        chosen = check_statuses(statuses)
+        scan = None if limit is None else limit * 10  # past runs created in time that ended too late
+        rows = await self._fetch(PG_CANDIDATES, chosen, before, workflow, scan)
+        picked = [run_id for run_id, data in rows if ended_before(data, before)][:limit]
+        if dry_run or not picked:
+            return picked
+        done = await self._fetch(PG_PURGE, picked, chosen)
+        return list(done[0][0])
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check_open()
@@ -326,25 +379,32 @@ class PostgresStore:
 
         return await self._with_connection(go)
 
-    def _decode(self, run_id: str, data: bytes) -> RunRecord:
+    async def _decode(self, run_id: str, data: bytes) -> RunRecord:
         try:
-            return decode_record(data)
+            record = decode_record(data)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(
                 self.display_url, f"the snapshot of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
+        if has_refs(data):
+            record = await hydrate(record, self._read_blobs, self.display_url, f"the snapshot of run {run_id!r}")
+        return record
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(GET_RUN, run_id)
-        return self._decode(run_id, rows[0][0]) if rows else None
+        return await self._decode(run_id, rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
+        rows = await self._fetch(GET_HISTORY, run_id)
         try:
-            return decode_history(await self._fetch(GET_HISTORY, run_id))
+            out = decode_history(rows)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(
                 self.display_url, f"the history of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
+        if any(has_refs(data) for _, _, data in rows):
+            out = await hydrate(out, self._read_blobs, self.display_url, f"the history of run {run_id!r}")
+        return out
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         rows = await self._fetch(GET_INBOX, run_id)
@@ -374,29 +434,51 @@ class PostgresStore:
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
+        terms = filter_terms(metadata, tag)
         where: list[str] = []
         args: list[Any] = []
+        # With metadata or a tag, the first term's index range drives the listing, in order
+        # (run_metadata holds created_at); the other terms are primary-key probes.
+        table = "r" if terms else "wayline.runs"
+        order = "m" if terms else "wayline.runs"
+        for n, (key, value) in enumerate(terms):
+            args += [key, _json_term(value)]
+            k, v = f"${len(args) - 1}", f"${len(args)}::jsonb"
+            if n == 0:
+                where += [f"m.key = {k}", f"m.value = {v}"]
+            else:
+                where.append(
+                    f"EXISTS (SELECT 1 FROM wayline.run_metadata o WHERE o.key = {k} AND o.value = {v} "
+                    "AND o.created_at = m.created_at AND o.run_id = m.run_id)"
+                )
         if statuses is not None:
             args.append([s.value for s in statuses])
-            where.append(f"status = ANY(${len(args)}::text[])")
+            where.append(f"{table}.status = ANY(${len(args)}::text[])")
         if workflow is not None:
             args.append(workflow)
-            where.append(f"workflow = ${len(args)}")
+            where.append(f"{table}.workflow = ${len(args)}")
         if since is not None:
             args.append(since)
-            where.append(f"created_at >= ${len(args)}")
-        sql = "SELECT run_id, snapshot FROM wayline.runs"
+            where.append(f"{order}.created_at >= ${len(args)}")
+        sql = f"SELECT {table}.run_id, {table}.snapshot FROM wayline.runs"
+        if terms:
+            sql = "SELECT r.run_id, r.snapshot FROM wayline.run_metadata m JOIN wayline.runs r ON r.run_id = m.run_id"
         if where:
             sql += " WHERE " + " AND ".join(where)
-        sql += " ORDER BY created_at DESC, run_id DESC" if newest_first else " ORDER BY created_at, run_id"
+        if newest_first:
+            sql += f" ORDER BY {order}.created_at DESC, {order}.run_id DESC"
+        else:
+            sql += f" ORDER BY {order}.created_at, {order}.run_id"
         if limit is not None:
             args.append(limit)
             sql += f" LIMIT ${len(args)}"
         out = []
         for run_id, data in await self._fetch(sql, *args):
             try:
-                out.append(self._decode(run_id, data))
+                out.append(await self._decode(run_id, data))
             except DatabaseCorruptError:
                 continue  # one damaged row must not hide every other run (as in SQLite)
         return out
@@ -442,3 +524,8 @@ class PostgresStore:
         await sub.open()
         self._subscriptions.append(sub)
         return sub
+
+
+def _json_term(value: Any) -> str:
+    """A filter value as the index holds it: JSON, booleans as 0/1 (as SQLite's index)."""
+    return msgspec.json.encode(int(value) if isinstance(value, bool) else value).decode()

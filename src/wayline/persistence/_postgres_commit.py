@@ -61,9 +61,11 @@ def is_connection_error(exc: BaseException, conn: asyncpg.Connection | None) -> 
 class Batch:
     """The writes queued for one statement (rows kept flat, one future per caller)."""
 
-    __slots__ = ("appends", "consumed", "creates", "ended", "history", "runs", "size", "waiters")
+    __slots__ = ("appends", "blobs", "consumed", "creates", "ended", "history", "refs", "runs", "size", "waiters")
 
     def __init__(self) -> None:
+        self.blobs: list[tuple[str, bytes]] = []  # (digest, data): large values, stored once
+        self.refs: list[tuple[str, str]] = []  # (run_id, digest): a run refers to a blob
         # (run_id, workflow, status, created_at, wake_at, snapshot, fence or None)
         self.runs: list[tuple[Any, ...]] = []
         self.waiters: list[tuple[str, int | None, asyncio.Future[None]]] = []
@@ -316,6 +318,12 @@ class GroupCommit:
             batch.ended,
             [a[0] for a in batch.appends],
             [a[1] for a in batch.appends],
+            [r[6] for r in c_rows],
+            [r[7] for r in k_rows],
+            [b[0] for b in batch.blobs],
+            [b[1] for b in batch.blobs],
+            [r[0] for r in batch.refs],
+            [r[1] for r in batch.refs],
         ]
 
     @staticmethod

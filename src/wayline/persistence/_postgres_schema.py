@@ -75,6 +75,61 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 2: schedules (`_schedules_postgres`): one row per schedule, its next due time indexed.
     SCHEDULES,
+    # 3: search by metadata and tags (`_search`), as SQLite's migration 6: the row's ``meta``
+    # (``[metadata, tags]``) and a trigger that keeps the run_metadata index in step with it
+    # when it changes. Booleans are indexed as 0/1, as SQLite's json_each gives them.
+    (
+        "ALTER TABLE wayline.runs ADD COLUMN meta jsonb",
+        """CREATE TABLE wayline.run_metadata (
+            key        text NOT NULL,
+            value      jsonb NOT NULL,
+            created_at double precision NOT NULL,
+            run_id     text NOT NULL,
+            PRIMARY KEY (key, value, created_at, run_id)
+        )""",
+        "CREATE INDEX run_metadata_by_run ON wayline.run_metadata (run_id)",
+        """CREATE FUNCTION wayline.index_run_meta() RETURNS trigger LANGUAGE plpgsql AS $$
+        BEGIN
+            IF TG_OP <> 'INSERT' THEN
+                DELETE FROM wayline.run_metadata WHERE run_id = OLD.run_id;
+            END IF;
+            IF TG_OP <> 'DELETE' AND NEW.meta IS NOT NULL THEN
+                INSERT INTO wayline.run_metadata (key, value, created_at, run_id)
+                SELECT e.key,
+                       CASE jsonb_typeof(e.value) WHEN 'boolean' THEN to_jsonb((e.value #>> '{}')::boolean::int)
+                            ELSE e.value END,
+                       NEW.created_at, NEW.run_id
+                FROM jsonb_each(NEW.meta -> 0) e
+                WHERE jsonb_typeof(e.value) IN ('string', 'number', 'boolean') AND e.key <> ''
+                  AND left(e.key, 8) <> 'wayline.'
+                UNION
+                SELECT '', t.value, NEW.created_at, NEW.run_id FROM jsonb_array_elements(NEW.meta -> 1) t
+                WHERE jsonb_typeof(t.value) = 'string'
+                ON CONFLICT DO NOTHING;
+            END IF;
+            RETURN NULL;
+        END $$""",
+        "CREATE TRIGGER runs_meta_insert AFTER INSERT ON wayline.runs FOR EACH ROW "
+        "WHEN (NEW.meta IS NOT NULL) EXECUTE FUNCTION wayline.index_run_meta()",
+        "CREATE TRIGGER runs_meta_update AFTER UPDATE OF meta ON wayline.runs FOR EACH ROW "
+        "WHEN (OLD.meta IS DISTINCT FROM NEW.meta) EXECUTE FUNCTION wayline.index_run_meta()",
+        "CREATE TRIGGER runs_meta_delete AFTER DELETE ON wayline.runs FOR EACH ROW "
+        "WHEN (OLD.meta IS NOT NULL) EXECUTE FUNCTION wayline.index_run_meta()",
+    ),
+    # 4: large values out of the snapshot (`_blobs`), as SQLite's migration 7.
+    (
+        """CREATE TABLE wayline.blobs (
+            digest text PRIMARY KEY,
+            size   integer NOT NULL,
+            data   bytea NOT NULL
+        )""",
+        """CREATE TABLE wayline.run_blobs (
+            run_id text NOT NULL,
+            digest text NOT NULL,
+            PRIMARY KEY (run_id, digest)
+        )""",
+        "CREATE INDEX run_blobs_by_digest ON wayline.run_blobs (digest)",
+    ),
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

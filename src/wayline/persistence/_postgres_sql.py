@@ -21,15 +21,18 @@ REGISTER_LOCK = 0x5761_796C_696E_6503
 
 # Parameters: $1 writer id, $2 batch number, $3 owning worker id (NULL: none);
 # creates $4-$10; checkpoints $11-$17 (fence NULL: not fenced); history $18-$20;
-# consumed inbox seqs $21; finished runs $22; inbox appends $23-$24.
+# consumed inbox seqs $21; finished runs $22; inbox appends $23-$24; the ``meta`` of the
+# creates $25 and of the checkpoints $26 (the metadata index's source, see `_search`); new
+# blobs $27-$28 and a run's new references to blobs $29-$30 (see `_blobs`).
 BATCH = f"""
 WITH
 c_in AS (
-    SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], $9::bytea[], $10::bytea[])
-        AS t(run_id, workflow, status, created_at, wake_at, snapshot, events)),
+    SELECT * FROM unnest($4::text[], $5::text[], $6::text[], $7::float8[], $8::float8[], $9::bytea[], $10::bytea[],
+                         $25::jsonb[])
+        AS t(run_id, workflow, status, created_at, wake_at, snapshot, events, meta)),
 created AS (
-    INSERT INTO wayline.runs (run_id, workflow, status, created_at, wake_at, snapshot, owner, fence)
-    SELECT run_id, workflow, status, created_at, wake_at, snapshot,
+    INSERT INTO wayline.runs (run_id, workflow, status, created_at, wake_at, snapshot, meta, owner, fence)
+    SELECT run_id, workflow, status, created_at, wake_at, snapshot, meta,
            $3::text, CASE WHEN $3::text IS NULL THEN 0 ELSE 1 END  -- a worker owns the runs it creates
     FROM c_in
     ON CONFLICT (run_id) DO NOTHING
@@ -40,24 +43,24 @@ c_hist AS (
     WHERE c.events IS NOT NULL AND c.run_id IN (SELECT run_id FROM created)),
 k_in AS (
     SELECT * FROM unnest($11::text[], $12::text[], $13::text[], $14::float8[], $15::float8[], $16::bytea[],
-                         $17::int8[])
-        AS t(run_id, workflow, status, created_at, wake_at, snapshot, fence)),
+                         $17::int8[], $26::jsonb[])
+        AS t(run_id, workflow, status, created_at, wake_at, snapshot, fence, meta)),
 -- A registered worker commits only while its registration stands: a worker whose lease
 -- expired was deleted by the next claim or registration, which waits for this share lock, so
 -- a commit either lands before that worker's runs change hands or is refused.
 alive AS (SELECT 1 AS one FROM wayline.workers WHERE id = $3::text FOR KEY SHARE),
 k_free AS (
-    INSERT INTO wayline.runs (run_id, workflow, status, created_at, wake_at, snapshot)
-    SELECT run_id, workflow, status, created_at, wake_at, snapshot FROM k_in
+    INSERT INTO wayline.runs (run_id, workflow, status, created_at, wake_at, snapshot, meta)
+    SELECT run_id, workflow, status, created_at, wake_at, snapshot, meta FROM k_in
     WHERE fence IS NULL AND ($3::text IS NULL OR EXISTS (SELECT 1 FROM alive))
     ON CONFLICT (run_id) DO UPDATE
-        SET status = excluded.status, wake_at = excluded.wake_at, snapshot = excluded.snapshot
+        SET status = excluded.status, wake_at = excluded.wake_at, snapshot = excluded.snapshot, meta = excluded.meta
     RETURNING run_id),
 -- The fencing check: the row is updated only while this worker still owns the run with the
 -- counter it claimed. A concurrent claim that bumped the counter makes PostgreSQL re-check
 -- this condition on the new row version (READ COMMITTED), so a stale worker cannot slip in.
 k_fenced AS (
-    UPDATE wayline.runs r SET status = k.status, wake_at = k.wake_at, snapshot = k.snapshot
+    UPDATE wayline.runs r SET status = k.status, wake_at = k.wake_at, snapshot = k.snapshot, meta = k.meta
     FROM k_in k
     WHERE k.fence IS NOT NULL AND r.run_id = k.run_id AND r.owner = $3::text AND r.fence = k.fence
       AND EXISTS (SELECT 1 FROM alive)
@@ -87,6 +90,15 @@ app AS (
       AND a.run_id NOT IN (SELECT run_id FROM ok WHERE run_id = ANY($22::text[]))
     ORDER BY a.idx
     RETURNING seq, run_id),
+-- Content-addressed: a blob stored before (by any run, any worker) is the same value.
+blob_ins AS (
+    INSERT INTO wayline.blobs (digest, size, data)
+    SELECT d, length(b), b FROM unnest($27::text[], $28::bytea[]) AS t(d, b)
+    ON CONFLICT DO NOTHING),
+ref_ins AS (
+    INSERT INTO wayline.run_blobs (run_id, digest)
+    SELECT r, d FROM unnest($29::text[], $30::text[]) AS t(r, d)
+    ON CONFLICT DO NOTHING),
 note_inbox AS (SELECT pg_notify('wayline_inbox', run_id) FROM app),
 note_runs AS (SELECT pg_notify('wayline_runs', count(*)::text) FROM created HAVING count(*) > 0),
 -- The marker that makes a retry safe: committed with the batch, read back when the

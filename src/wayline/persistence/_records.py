@@ -171,9 +171,13 @@ class Event(msgspec.Struct, frozen=True, kw_only=True, tag_field="type", gc=Fals
 
 
 class RunStarted(Event, tag="RunStarted", frozen=True):
+    """The run was created; ``metadata`` is what it started with (a replay of its body
+    begins from it: ``ctx.metadata`` then reads as it did the first time)."""
+
     workflow: str
     version: str
     input: Any = None
+    metadata: dict[str, Any] = {}
 
 
 class RunResumed(Event, tag="RunResumed", frozen=True):
@@ -492,6 +496,7 @@ class RunRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_defaul
     inbox_seq: int = 0  # highest inbox message consumed
     trace: dict[str, str] = {}
     metadata: dict[str, Any] = {}
+    tags: tuple[str, ...] = ()  # labels a listing can filter on (``rt.list_runs(tag=...)``)
     state: Any = None  # workflow-kind specific state (the ASL interpreter's snapshot)
     tail: tuple[AnyEvent, ...] = ()  # events not yet moved to the history table
     cancel: CancelRequest | None = None  # the cancel the run applied, if it was cancelled

@@ -9,6 +9,17 @@ from __future__ import annotations
 
 from ._schedules_sqlite import MIGRATION as SCHEDULES
 
+# The index rows of a run's ``meta`` (``[metadata, tags]``): its scalar metadata entries
+# (booleans as 0/1, as json_each gives them) except the runtime's ``wayline.`` keys, and its tags
+# under the empty key.
+_INDEX_META = (
+    "INSERT OR IGNORE INTO run_metadata (key, value, created_at, run_id) "
+    "SELECT key, value, new.created_at, new.run_id FROM json_each(new.meta, '$[0]') "
+    "WHERE type IN ('text', 'integer', 'real', 'true', 'false') AND key <> '' AND substr(key, 1, 8) <> 'wayline.'; "
+    "INSERT OR IGNORE INTO run_metadata (key, value, created_at, run_id) "
+    "SELECT '', value, new.created_at, new.run_id FROM json_each(new.meta, '$[1]') WHERE type = 'text';"
+)
+
 MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # 1: runs (one row per run: indexed columns + the encoded snapshot) and history
     # (one row per checkpoint holding that checkpoint's encoded events).
@@ -58,7 +69,44 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 5: schedules (`_schedules_sqlite`): one row per schedule, its next due time indexed.
     SCHEDULES,
+    # 6: search by metadata and tags (`_search`): the row's ``meta`` column holds the run's
+    # metadata and tags as JSON, and triggers keep the run_metadata index in step with it, so a
+    # checkpoint that leaves them unchanged writes no index row. The index carries created_at,
+    # so a filtered listing reads it in listing order and stops at its limit. Runs written
+    # before this migration are indexed at their next checkpoint.
+    (
+        "ALTER TABLE runs ADD COLUMN meta TEXT",
+        """CREATE TABLE run_metadata (
+            key        TEXT NOT NULL,
+            value      NOT NULL,
+            created_at REAL NOT NULL,
+            run_id     TEXT NOT NULL,
+            PRIMARY KEY (key, value, created_at, run_id)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX run_metadata_by_run ON run_metadata (run_id)",
+        f"CREATE TRIGGER runs_meta_insert AFTER INSERT ON runs WHEN new.meta IS NOT NULL BEGIN {_INDEX_META} END",
+        "CREATE TRIGGER runs_meta_update AFTER UPDATE OF meta ON runs WHEN old.meta IS NOT new.meta BEGIN "
+        f"DELETE FROM run_metadata WHERE run_id = old.run_id; {_INDEX_META} END",
+        "CREATE TRIGGER runs_meta_delete AFTER DELETE ON runs WHEN old.meta IS NOT NULL BEGIN "
+        "DELETE FROM run_metadata WHERE run_id = old.run_id; END",
+    ),
+    # 7: large values out of the snapshot (`_blobs`): each stored once by the SHA-256 of its
+    # encoding; run_blobs says which runs refer to which blob, so a purge deletes the blobs
+    # that no run refers to any more.
+    (
+        """CREATE TABLE blobs (
+            digest TEXT PRIMARY KEY,
+            size   INTEGER NOT NULL,
+            data   BLOB NOT NULL
+        )""",
+        """CREATE TABLE run_blobs (
+            run_id TEXT NOT NULL,
+            digest TEXT NOT NULL,
+            PRIMARY KEY (run_id, digest)
+        ) WITHOUT ROWID""",
+        "CREATE INDEX run_blobs_by_digest ON run_blobs (digest)",
+    ),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-REQUIRED_TABLES = frozenset({"runs", "history", "inbox", "schedules"})
+REQUIRED_TABLES = frozenset({"runs", "history", "inbox", "schedules", "run_metadata", "blobs", "run_blobs"})

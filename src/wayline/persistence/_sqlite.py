@@ -9,10 +9,11 @@ connection, so they never wait behind a commit (WAL lets readers run beside the 
 from __future__ import annotations
 
 import logging
+import math
 import os
 import sqlite3
 import weakref
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -20,6 +21,7 @@ import msgspec
 from opentelemetry.metrics import MeterProvider
 
 from .._errors import DatabaseCorruptError, StoreError
+from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
 from ._codec import (
     ENCODE_ERRORS,
     decode_history,
@@ -31,8 +33,10 @@ from ._codec import (
 )
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
+from ._purge import check_statuses, sqlite_purge
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._schedules_sqlite import SQLiteSchedules
+from ._search import filter_terms, search_terms
 from ._sqlite_connect import Synchronous, open_write_connection
 from ._sqlite_errors import translate
 from ._sqlite_ownership import Ownership
@@ -43,10 +47,13 @@ from ._sqlite_sql import (
     INBOX_OF_RUN,
     INBOX_SINCE,
     NEXT_WAKE,
+    chunks,
     count_runs,
     list_runs,
+    marks,
+    term_reach,
 )
-from ._sqlite_writer import GroupCommit
+from ._sqlite_writer import BlobRows, GroupCommit
 from ._store import StoreHealth
 
 log = logging.getLogger("wayline.store")
@@ -98,6 +105,8 @@ class SQLiteStore(SingleOwner):
             first damaged frame on; this keeps it to what the last second wrote.
         meter_provider: where the group commit reports its latency and batch sizes
             (OpenTelemetry); the global provider by default, nothing if none is configured.
+        payload_limits: the largest a value and a run's vars may be, and from what size a
+            value is kept out of the snapshot in the blob table (`PayloadLimits`).
     """
 
     def __init__(
@@ -108,8 +117,10 @@ class SQLiteStore(SingleOwner):
         busy_timeout: float = 5.0,
         idle_checkpoint: float | None = 1.0,
         meter_provider: MeterProvider | None = None,
+        payload_limits: PayloadLimits | None = None,
     ) -> None:
         self.path = os.fspath(path)
+        self.payloads = Offloader(payload_limits)
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         provider = resolve_meter_provider(meter_provider)
@@ -197,9 +208,16 @@ class SQLiteStore(SingleOwner):
         run_id = record.run_id
         snapshot = encode(record, what=f"input of run {run_id!r}", run_id=run_id)
         rows = encode(list(events), what=f"history of run {run_id!r}", run_id=run_id) if events else None
-        row = (run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot)
-        existing = await self._writes.create(row, None if rows is None else (run_id, 0, rows))
-        return None if existing is None else decode_record(existing)
+        offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+        blobs = None
+        if offload is not None:
+            snapshot = encode_raw(offload.record)
+            rows = encode_raw(offload.events) if events else None
+            blobs = _blob_rows(run_id, offload)
+        meta = search_terms(record)
+        row = (run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
+        existing = await self._writes.create(row, None if rows is None else (run_id, 0, rows), blobs)
+        return None if existing is None else await self._decode(run_id, existing)
 
     def checkpoint(
         self, record: RunRecord, events: Sequence[AnyEvent], consumed: Sequence[int] = ()
@@ -207,21 +225,55 @@ class SQLiteStore(SingleOwner):
         # A plain function returning the commit future: with thousands of runs waiting on
         # commits, one coroutine frame fewer per waiting run is measurable GC work saved.
         run_id = record.run_id
+        blobs = None
         try:
-            snapshot = encode_raw(record)
-            rows = encode_raw(list(events)) if events else None
+            if self.payloads.tracks(run_id):
+                # A run holding a large value: each value is encoded once, by the offload.
+                offload = self.payloads.prepare(record, list(events), -1, -1)
+                assert offload is not None
+                snapshot = encode_raw(offload.record)
+                rows = encode_raw(offload.events) if events else None
+                blobs = _blob_rows(run_id, offload)
+            else:
+                snapshot = encode_raw(record)
+                rows = encode_raw(list(events)) if events else None
+                # Only a snapshot or events above the offload size hold a value that may be:
+                # the common checkpoint pays two length checks.
+                offload_bytes = self.payloads.limits.offload_bytes
+                if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
+                    offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+                    if offload is not None:
+                        snapshot = encode_raw(offload.record)
+                        rows = encode_raw(offload.events) if events else None
+                        blobs = _blob_rows(run_id, offload)
+            meta = search_terms(record)
         except ENCODE_ERRORS as exc:
             # The message is only built here: this runs for every step of every run.
             what = "history" if _encodable(record) else "state"
             raise payload_error(exc, f"{what} of run {run_id!r}", run_id) from exc
+        if record.status.finished:
+            self.payloads.run_ended(run_id)
         # The status member is a str; a run with no waits has no wake time (the common case).
         wake_at = record.wake_at if record.waits else None
         return self._writes.checkpoint(
-            (run_id, record.workflow, record.status, record.created_at, wake_at, snapshot),
+            (run_id, record.workflow, record.status, record.created_at, wake_at, snapshot, meta),
             None if rows is None else (run_id, record.history_seq - 1, rows),
             consumed,
             record.status.finished,
+            blobs,
         )
+
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        chosen = check_statuses(statuses)
+        return await self._writes.transact(lambda conn: sqlite_purge(conn, before, chosen, workflow, limit, dry_run))
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
@@ -240,11 +292,37 @@ class SQLiteStore(SingleOwner):
         finally:
             self._reads -= 1
 
-    def _decode(self, run_id: str, data: bytes) -> RunRecord:
+    async def _decode(self, run_id: str, data: bytes) -> RunRecord:
         try:
-            return decode_record(data)
+            record = decode_record(data)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self.path, f"the snapshot of run {run_id!r} cannot be decoded: {exc}") from exc
+        if has_refs(data):
+            record = await hydrate(record, self._read_blobs, self.path, f"the snapshot of run {run_id!r}")
+        return record
+
+    async def _rarest_first(
+        self, terms: list[tuple[str, Any]], newest_first: bool, since: float | None
+    ) -> list[tuple[str, Any]]:
+        """The terms, the one that the listing finds least often first (see `term_reach`)."""
+        reach: list[float] = []
+        for key, value in terms:
+            rows = await self._fetch(*term_reach(key, value, newest_first, since))
+            if not rows:
+                reach.append(-math.inf)  # fewer than a sample: the rarest there is
+            else:
+                reach.append(rows[0][0] if newest_first else -rows[0][0])
+        order = sorted(range(len(terms)), key=lambda i: reach[i])
+        return [terms[i] for i in order]
+
+    async def _read_blobs(self, digests: list[str]) -> dict[str, bytes]:
+        found: dict[str, bytes] = {}
+        for chunk in chunks(digests, 500):
+            for digest, data in await self._fetch(
+                f"SELECT digest, data FROM blobs WHERE digest IN ({marks(len(chunk))})", chunk
+            ):
+                found[digest] = data
+        return found
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         rows = await self._fetch(INBOX_SINCE, (seq, limit))
@@ -264,14 +342,17 @@ class SQLiteStore(SingleOwner):
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(GET_RUN, (run_id,))
-        return self._decode(run_id, rows[0][0]) if rows else None
+        return await self._decode(run_id, rows[0][0]) if rows else None
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
         rows = await self._fetch(GET_HISTORY, (run_id, run_id))
         try:
-            return decode_history(rows)
+            out = decode_history(rows)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self.path, f"the history of run {run_id!r} cannot be decoded: {exc}") from exc
+        if any(has_refs(data) for _, _, data in rows):
+            out = await hydrate(out, self._read_blobs, self.path, f"the history of run {run_id!r}")
+        return out
 
     async def count_runs(self, statuses: Collection[RunStatus]) -> int:
         rows = await self._fetch(*count_runs(statuses))
@@ -285,13 +366,24 @@ class SQLiteStore(SingleOwner):
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
+        terms = filter_terms(metadata, tag)
+        if len(terms) > 1:
+            terms = await self._rarest_first(terms, newest_first, since)
         out = []
-        for run_id, data in await self._fetch(*list_runs(statuses, workflow, since, newest_first, limit)):
+        for run_id, data in await self._fetch(*list_runs(statuses, workflow, since, newest_first, limit, terms)):
             try:
-                out.append(self._decode(run_id, data))
+                out.append(await self._decode(run_id, data))
             except DatabaseCorruptError as exc:
                 # One damaged row must not hide (or stop the recovery of) every other run;
                 # reading that run alone still raises.
                 log.error("%s; it is left out of the listing", exc, extra={"run_id": run_id})
         return out
+
+
+def _blob_rows(run_id: str, offload: Offload) -> BlobRows:
+    if not offload.blobs and not offload.refs:
+        return None
+    return [(b.digest, len(b.data), b.data) for b in offload.blobs], [(run_id, d) for d in offload.refs]

@@ -10,17 +10,23 @@ from typing import Any
 from ._records import UNFINISHED, RunStatus
 
 # One row per run: a create inserts it, a checkpoint replaces its mutable columns.
-UPSERT_RUN_HEAD = "INSERT INTO runs (run_id, workflow, status, created_at, wake_at, snapshot) VALUES "
+# ``meta`` feeds the metadata index through triggers (migration 6), which act only when it changes.
+UPSERT_RUN_HEAD = "INSERT INTO runs (run_id, workflow, status, created_at, wake_at, snapshot, meta) VALUES "
 UPSERT_RUN_TAIL = (
     " ON CONFLICT (run_id) DO UPDATE SET status = excluded.status, wake_at = excluded.wake_at, "
-    "snapshot = excluded.snapshot"
+    "snapshot = excluded.snapshot, meta = excluded.meta"
 )
 # A checkpoint of a run whose row is RUNNING with no wake time and stays so (a run stepping):
 # only its snapshot changes. Not naming status and wake_at spares the rewrite of the four
 # indexes on them, which SQLite does for every column named in SET, changed or not (about
 # half the writer's time per row, measured with 10,000 rows).
-UPSERT_SNAPSHOT_TAIL = " ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot"
+# ``meta`` too: a running run may set its metadata (its triggers act only when it changes).
+UPSERT_SNAPSHOT_TAIL = " ON CONFLICT (run_id) DO UPDATE SET snapshot = excluded.snapshot, meta = excluded.meta"
+RUN_WIDTH = 7
 INSERT_HISTORY_HEAD = "INSERT INTO history (run_id, seq, events) VALUES "
+# Blobs are content-addressed: one already stored (by this run or another) is the same value.
+INSERT_BLOB_HEAD = "INSERT OR IGNORE INTO blobs (digest, size, data) VALUES "
+INSERT_RUN_BLOB_HEAD = "INSERT OR IGNORE INTO run_blobs (run_id, digest) VALUES "
 # A row written where one is already replaces it: the rows of a run continued as new are
 # written from seq 0 again, over those of its earlier segment (see `decode_history`).
 INSERT_HISTORY_TAIL = " ON CONFLICT (run_id, seq) DO UPDATE SET events = excluded.events"
@@ -98,6 +104,7 @@ def list_runs(
     since: float | None,
     newest_first: bool,
     limit: int | None,
+    terms: list[tuple[str, Any]] | None = None,
 ) -> tuple[str, list[Any]]:
     """The query behind `Store.list_runs`, and its parameters.
 
@@ -106,6 +113,8 @@ def list_runs(
     listing order). Several statuses are one such scan per status, merged: an ``IN`` list
     would make SQLite sort every matching run.
     """
+    if terms:
+        return _list_by_terms(statuses, workflow, since, newest_first, limit, terms)
     order = " ORDER BY created_at DESC, run_id DESC" if newest_first else " ORDER BY created_at, run_id"
     chosen = [s.value for s in dict.fromkeys(statuses)] if statuses is not None else None
     others: list[str] = []
@@ -136,3 +145,76 @@ def list_runs(
     # The rows are picked without their snapshots (a sort would carry every matching
     # snapshot along), then only the chosen ones are read.
     return f"SELECT run_id, snapshot FROM runs WHERE rowid IN ({pick}){order}", params
+
+
+#: Entries read to estimate how rare a search term is where a listing starts.
+SAMPLE = 64
+
+
+def term_reach(key: str, value: Any, newest_first: bool, since: float | None) -> tuple[str, list[Any]]:
+    """How far (in creation time) a listing must go to see `SAMPLE` runs with this term.
+
+    A listing with several terms walks the rarest one's index range in listing order and
+    probes the others: walking a common one would probe a thousand entries for each match of
+    a rare one. The rarest term is the one whose first `SAMPLE` entries, from where the listing
+    starts, reach furthest: a read of `SAMPLE` index entries per term, whatever the table's
+    size, and measured where the page is. No row: fewer than `SAMPLE` runs have the term.
+    """
+    params: list[Any] = [key, _term_value(value)]
+    since_cond = ""
+    if since is not None:
+        since_cond = " AND created_at >= ?"
+        params.append(since)
+    order = "DESC" if newest_first else "ASC"
+    sql = (
+        f"SELECT created_at FROM run_metadata WHERE key = ? AND value = ?{since_cond} "
+        f"ORDER BY created_at {order}, run_id {order} LIMIT 1 OFFSET {SAMPLE - 1}"
+    )
+    return sql, params
+
+
+def _term_value(value: Any) -> Any:
+    return int(value) if isinstance(value, bool) else value  # json_each gives booleans as 0/1
+
+
+def _list_by_terms(
+    statuses: Collection[RunStatus] | None,
+    workflow: str | None,
+    since: float | None,
+    newest_first: bool,
+    limit: int | None,
+    terms: list[tuple[str, Any]],
+) -> tuple[str, list[Any]]:
+    """A listing filtered on metadata or tags: the first term's index range, read in listing
+    order (the index holds created_at), each other term one primary-key lookup per candidate,
+    the status and workflow checked on the run's row; it stops once ``limit`` runs match."""
+    (key, value), others = terms[0], terms[1:]
+    where = ["m.key = ?", "m.value = ?"]
+    params: list[Any] = [key, _term_value(value)]
+    if since is not None:
+        where.append("m.created_at >= ?")
+        params.append(since)
+    for other_key, other_value in others:
+        where.append(
+            "EXISTS (SELECT 1 FROM run_metadata o WHERE o.key = ? AND o.value = ? "
+            "AND o.created_at = m.created_at AND o.run_id = m.run_id)"
+        )
+        params += [other_key, _term_value(other_value)]
+    if statuses is not None:
+        chosen = [s.value for s in dict.fromkeys(statuses)]
+        if not chosen:
+            return "SELECT run_id, snapshot FROM runs WHERE 0", []
+        where.append(f"r.status IN ({marks(len(chosen))})")
+        params += chosen
+    if workflow is not None:
+        where.append("r.workflow = ?")
+        params.append(workflow)
+    direction = " DESC" if newest_first else ""
+    sql = (
+        "SELECT r.run_id, r.snapshot FROM run_metadata m JOIN runs r ON r.run_id = m.run_id"
+        f"{_where(where)} ORDER BY m.created_at{direction}, m.run_id{direction}"
+    )
+    if limit is not None:
+        sql += " LIMIT ?"
+        params.append(limit)
+    return sql, params

@@ -26,8 +26,11 @@ from ._sqlite_errors import outage, translate
 from ._sqlite_ownership import Identity, file_gone, readable_copy
 from ._sqlite_sql import (
     APPEND_INBOX,
+    INSERT_BLOB_HEAD,
     INSERT_HISTORY_HEAD,
     INSERT_HISTORY_TAIL,
+    INSERT_RUN_BLOB_HEAD,
+    RUN_WIDTH,
     UPSERT_RUN_HEAD,
     UPSERT_RUN_TAIL,
     UPSERT_SNAPSHOT_TAIL,
@@ -46,6 +49,8 @@ log = logging.getLogger("wayline.store")
 EAGER_BATCH = 2048
 
 HistoryRow = tuple[str, int, bytes]
+#: A write's new blobs (digest, size, data) and new references (run_id, digest), if any.
+BlobRows = tuple[list[tuple[str, int, bytes]], list[tuple[str, str]]] | None
 
 
 class Batch:
@@ -57,9 +62,11 @@ class Batch:
     caller with a result of its own, keep one entry each.
     """
 
-    __slots__ = ("appends", "consumed", "creates", "ended", "history", "runs", "size", "waiters")
+    __slots__ = ("appends", "blobs", "consumed", "creates", "ended", "history", "refs", "runs", "size", "waiters")
 
     def __init__(self) -> None:
+        self.blobs: list[tuple[str, int, bytes]] = []  # (digest, size, data): large values, stored once
+        self.refs: list[tuple[str, str]] = []  # (run_id, digest): a run refers to a blob
         self.runs: list[tuple[Any, ...]] = []  # checkpointed runs' rows
         self.history: list[HistoryRow] = []
         self.consumed: list[int] = []
@@ -85,6 +92,8 @@ class Batch:
         self.appends = [a for a in appends if a[2]]
         self.runs += later.runs
         self.history += later.history
+        self.blobs += later.blobs
+        self.refs += later.refs
         self.consumed += later.consumed
         self.ended += later.ended
         self.waiters += later.waiters
@@ -315,10 +324,15 @@ class GroupCommit:
         finally:
             self.pending -= 1
 
-    def create(self, row: tuple[Any, ...], history: HistoryRow | None) -> asyncio.Future[bytes | None]:
+    def create(
+        self, row: tuple[Any, ...], history: HistoryRow | None, blobs: BlobRows = None
+    ) -> asyncio.Future[bytes | None]:
         """Insert a run unless it exists; the future gets the existing snapshot, or None."""
         waits = WAIT_FOR_STORE.get()
         batch = self._batch(not waits)
+        if blobs is not None:
+            batch.blobs += blobs[0]
+            batch.refs += blobs[1]
         assert self._loop is not None
         fut: asyncio.Future[bytes | None] = self._loop.create_future()
         batch.creates.append((row, history, fut, waits))
@@ -326,11 +340,19 @@ class GroupCommit:
         return fut
 
     def checkpoint(
-        self, row: tuple[Any, ...], history: HistoryRow | None, consumed: Sequence[int], ended: bool
+        self,
+        row: tuple[Any, ...],
+        history: HistoryRow | None,
+        consumed: Sequence[int],
+        ended: bool,
+        blobs: BlobRows = None,
     ) -> asyncio.Future[None]:
         """Replace a run's row, add its history row, delete the consumed inbox messages (and
-        every message of a run that ``ended``)."""
+        every message of a run that ``ended``), store new blobs and the run's references."""
         batch = self._batch(False)
+        if blobs is not None:
+            batch.blobs += blobs[0]
+            batch.refs += blobs[1]
         if history is not None:
             batch.history.append(history)
         if consumed:
@@ -502,8 +524,12 @@ class GroupCommit:
                         started.append(events)
             runs = created + runs
             history = started + history
-        insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, 6, runs)
-        insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_SNAPSHOT_TAIL, 6, snapshot_only)
+        if batch.blobs:
+            insert_rows(conn, INSERT_BLOB_HEAD, "", 3, batch.blobs)
+        if batch.refs:
+            insert_rows(conn, INSERT_RUN_BLOB_HEAD, "", 2, batch.refs)
+        insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_RUN_TAIL, RUN_WIDTH, runs)
+        insert_rows(conn, UPSERT_RUN_HEAD, UPSERT_SNAPSHOT_TAIL, RUN_WIDTH, snapshot_only)
         self._written = runs + snapshot_only
         insert_rows(conn, INSERT_HISTORY_HEAD, INSERT_HISTORY_TAIL, 3, history)
         if batch.consumed:

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Collection, Sequence
+from collections.abc import Awaitable, Collection, Mapping, Sequence
 from contextvars import ContextVar
-from typing import Literal, Protocol, runtime_checkable
+from typing import Any, Literal, Protocol, runtime_checkable
 
 import msgspec
 
@@ -137,10 +137,38 @@ class Store(Protocol):
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
-        """Runs filtered by status, workflow name and creation time (``created_at >= since``),
-        oldest first (ordered by ``created_at``, then ``run_id``) or newest first; at most
-        ``limit`` of them, and only those are read."""
+        """Runs filtered by status, workflow name, creation time (``created_at >= since``),
+        metadata (every given key has the given value) and a tag, oldest first (ordered by
+        ``created_at``, then ``run_id``) or newest first; at most ``limit`` of them, and only
+        those are read. Metadata and tag filters are answered from the store's metadata
+        index (see `_search`).
+
+        Raises:
+            MetadataError: a metadata or tag filter that is not searchable.
+        """
+        ...
+
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        """Delete up to ``limit`` finished runs (of ``statuses``: every finished status by
+        default; of ``workflow``, if given) that ended before ``before`` (epoch seconds), oldest
+        first, in one transaction: each with its history, its inbox leftovers, its metadata
+        index rows, its references to blobs, and the blobs no run refers to any more (see
+        `_purge`). Returns the ids; with ``dry_run``, the ids it would delete, deleting nothing.
+
+        Raises:
+            ValueError: a status in ``statuses`` is not a finished one.
+        """
         ...
 
     # --- workers and leases (several workers on one database; see _leases.py) -----------

@@ -25,6 +25,7 @@ from ._commands import (
     WaitUpdate,
 )
 from ._definitions import as_activity
+from ._metadata import RunMetadata
 from ._update import Update
 
 P = ParamSpec("P")
@@ -40,15 +41,23 @@ class RunContext:
         workflow: the workflow's name; ``version`` its version.
         vars: the run's variables: any JSON-like values, checkpointed with every step and
             shown by ``rt.describe``. After a restart they hold their checkpointed values
-            once the body has replayed its journaled steps.
+            once the body has replayed its journaled steps. With ``@workflow(vars=T)`` they are
+            a ``T`` (made with its defaults), checked before every checkpoint (`VarsError`).
+        metadata: the run's metadata (`RunMetadata`): the entries given to ``rt.start`` or
+            inherited from a parent run, and the runtime's own (read-only). Entries set here
+            (str, int, float or bool values) are checkpointed with the next step and make
+            the run findable with ``rt.list_runs(metadata={...})``.
+        tags: the run's tags, as given to ``rt.start`` or inherited.
     """
 
     __slots__ = (
         "_clock",
         "_patched",
+        "metadata",
         "run_id",
         "saved_state",
         "started_at",
+        "tags",
         "vars",
         "version",
         "workflow",
@@ -58,7 +67,10 @@ class RunContext:
         self.run_id = run_id
         self.workflow = workflow
         self.version = version
-        self.vars: dict[str, Any] = {}
+        # Any: a dict, or an instance of the workflow's ``vars=`` type.
+        self.vars: Any = {}
+        self.metadata = RunMetadata({}, run_id)
+        self.tags: tuple[str, ...] = ()
         self._clock = clock
         self.started_at = 0.0  # when the run was created (epoch seconds)
         self.saved_state: Any = None  # a state machine's own checkpointed state

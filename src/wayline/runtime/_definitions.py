@@ -12,12 +12,15 @@ import typing
 from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
 from . import _checks as check
+from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
+from ._vars import VarsSchema
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -222,6 +225,8 @@ class WorkflowDef(Generic[I, R]):
         name: str,
         version: str,
         schedules: Sequence[Schedule] = (),
+        vars: Any = None,
+        retention: float | timedelta | None = None,
         validators: Mapping[str, Callable[[Any], Any]] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
@@ -237,6 +242,11 @@ class WorkflowDef(Generic[I, R]):
         self.name = name
         self.version = version
         self.schedules = _check_schedules(name, schedules)
+        #: The type of ``ctx.vars`` (``vars=``), None for a plain dict.
+        self.vars_schema = VarsSchema(name, vars) if vars is not None else None
+        #: Seconds a finished run is kept before the background purge deletes it (None: the
+        #: runtime's ``retention=``, which by default keeps runs forever).
+        self.retention = retention_seconds(retention, f"workflow {name!r} retention")
         self.validators = _check_validators(name, validators or {})
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
@@ -354,6 +364,8 @@ def workflow(
     name: str | None = None,
     version: str = "1",
     schedules: Sequence[Schedule] = (),
+    vars: Any = None,
+    retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
@@ -363,6 +375,8 @@ def workflow(
     name: str | None = None,
     version: str = "1",
     schedules: Sequence[Schedule] = (),
+    vars: Any = None,
+    retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
@@ -370,7 +384,12 @@ def workflow(
     ``version`` labels the code: several versions of one name may be registered side by side,
     each run resuming on its own (see `wayline.runtime.version_key` for which is newest).
     ``schedules`` declares `Schedule`s that start runs of it; an owning runtime makes the
-    stored schedules match them when it opens.
+    stored schedules match them when it opens. ``vars`` types ``ctx.vars``: a msgspec Struct,
+    dataclass or TypedDict whose fields all have defaults; the vars are checked before each
+    checkpoint and a field that does not fit raises `VarsError` naming it (see
+    `wayline.runtime._vars`). ``retention`` (seconds or a timedelta) is how long its
+    finished runs are kept before the runtime purges them (by default the runtime's
+    ``retention=``, which by default keeps them).
 
     The function takes a `RunContext` and optionally one input value. It is re-entered from
     the top after a crash; completed steps then return their journaled results, so only the
@@ -384,7 +403,13 @@ def workflow(
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
         return WorkflowDef(
-            f, name=name or _default_name(f), version=version, schedules=schedules, validators=validators
+            f,
+            name=name or _default_name(f),
+            version=version,
+            schedules=schedules,
+            vars=vars,
+            retention=retention,
+            validators=validators,
         )
 
     return wrap(fn) if fn is not None else wrap

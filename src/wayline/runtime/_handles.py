@@ -57,9 +57,12 @@ class RunInfo:
     ended_at: float | None
     steps: int
     waiting_for: tuple[str, ...]
-    #: What the runtime records about the run: ``parent_run_id`` for a child run of a state
-    #: machine, ``redrives``.
+    #: The run's metadata: the entries given to ``rt.start``, inherited or set with
+    #: ``ctx.metadata``, and what the runtime records (``parent_run_id`` for a child run of a
+    #: state machine, ``redrives``, ``schedule_id``...).
     metadata: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: The run's tags (``rt.start(..., tags=[...])``, inherited by the runs it starts).
+    tags: tuple[str, ...] = ()
     #: ``rt.describe`` only: whether the runtime's store can write now (``status`` ``"ok"``,
     #: or ``"degraded"`` / ``"failed"`` with ``cause``, ``reason`` and ``since``). While it
     #: cannot, runs wait where they are instead of failing. None in listings.
@@ -94,6 +97,7 @@ class RunInfo:
             steps=rec.steps,
             waiting_for=tuple(_waiting_for(w) for w in rec.waits),
             metadata=dict(rec.metadata),
+            tags=rec.tags,
             trace_id=trace_id(rec.trace) if rec.trace else None,
         )
 

@@ -8,6 +8,7 @@ import inspect
 import os
 from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
+from datetime import timedelta
 from typing import Any
 
 from opentelemetry.metrics import MeterProvider
@@ -15,7 +16,7 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import InvalidArgumentError
 from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
-from ..persistence import MemoryStore, SQLiteStore, Store, is_postgres_url, open_postgres_store
+from ..persistence import MemoryStore, PayloadLimits, SQLiteStore, Store, is_postgres_url, open_postgres_store
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._runtime import Runtime
 from ._versions import StateMachineAlias
@@ -36,6 +37,8 @@ async def open_runtime(
     passivate_after: float | None = None,
     tracer_provider: TracerProvider | None = None,
     meter_provider: MeterProvider | None = None,
+    payload_limits: PayloadLimits | None = None,
+    retention: float | timedelta | None = None,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), a PostgreSQL URL, ``":memory:"`` or a `Store`.
 
@@ -69,6 +72,13 @@ async def open_runtime(
         meter_provider: where runs and the SQLite store report metrics; the global provider
             by default, likewise checked once. (A `SQLiteStore` passed in as ``store`` takes
             its own ``meter_provider``.)
+        payload_limits: how large one stored value and a run's vars may be (256 KiB and 1 MiB
+            by default: `PayloadError` names what is too large), and from what size (16 KiB)
+            a value is stored once in the database's blob table instead of in every snapshot.
+            (A `Store` passed in as ``store`` takes its own ``payload_limits``.)
+        retention: how long finished runs are kept (seconds or a timedelta) for workflows
+            without a ``retention=`` of their own; None (the default) keeps them. An owning
+            runtime purges older ones once a minute, in small batches (`Runtime.purge`).
     """
     workflows = list(workflows)
     if isinstance(activity_threads, bool) or not isinstance(activity_threads, int) or activity_threads < 1:
@@ -78,11 +88,11 @@ async def open_runtime(
         if isinstance(machine, StateMachine) and (unbound := machine.unbound_resources()):
             raise ResourceError(machine.name, unbound)
     if isinstance(store, str) and store == ":memory:":
-        the_store: Store = MemoryStore()
+        the_store: Store = MemoryStore(payload_limits=payload_limits)
     elif is_postgres_url(store):
-        the_store = open_postgres_store(str(store), meter_provider=meter_provider)
+        the_store = open_postgres_store(str(store), meter_provider=meter_provider, payload_limits=payload_limits)
     elif isinstance(store, (str, os.PathLike)):
-        the_store = SQLiteStore(store, meter_provider=meter_provider)
+        the_store = SQLiteStore(store, meter_provider=meter_provider, payload_limits=payload_limits)
     else:
         the_store = store
     the_clock = clock or SystemClock()
@@ -111,6 +121,7 @@ async def open_runtime(
                 owner=recover,
                 tracer_provider=tracer_provider,
                 meter_provider=meter_provider,
+                retention=retention,
             )
             # Idle: no store write in flight and no sync activity at work in a thread.
             threads = rt._threads

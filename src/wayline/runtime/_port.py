@@ -93,8 +93,11 @@ class RunPort(Protocol):
         newer than inbox seq ``seen`` arrived meanwhile."""
         ...
 
-    async def start_child(self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any]) -> None:
-        """Start run ``run_id`` of ``workflow`` (nothing if it exists)."""
+    async def start_child(
+        self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any], tags: tuple[str, ...] = ()
+    ) -> None:
+        """Start run ``run_id`` of ``workflow`` with ``metadata`` and ``tags`` (nothing if it
+        exists). A child run inherits its parent's: see `wayline.runtime._metadata.child_metadata`."""
         ...
 
     async def wait_run(self, run_id: str) -> RunRecord:

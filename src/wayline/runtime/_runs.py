@@ -155,9 +155,11 @@ class Runs:
             self._wake_timer.schedule(wake_at, self._wake_timer_fired)
         self.background(wake_if_messages(self.store, run_id, seen, self.wake))
 
-    async def start_child(self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any]) -> None:
+    async def start_child(
+        self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any], tags: tuple[str, ...] = ()
+    ) -> None:
         self.check_open()
-        await self.create(self._registry.lookup(workflow), input, run_id, metadata)
+        await self.create(self._registry.lookup(workflow), input, run_id, metadata, tags)
 
     async def wait_run(self, run_id: str) -> RunRecord:
         return await self.wait_finished(run_id)
@@ -228,7 +230,14 @@ class Runs:
 
     # --- creating, spawning, ending ------------------------------------------------------------
 
-    async def create(self, wf: Workflow, input: Any, run_id: str, metadata: dict[str, Any] | None = None) -> None:
+    async def create(
+        self,
+        wf: Workflow,
+        input: Any,
+        run_id: str,
+        metadata: dict[str, Any] | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> None:
         """Create run ``run_id`` of ``wf`` durably and start it; nothing if it exists.
 
         Raises:
@@ -247,8 +256,9 @@ class Runs:
             input=input,
             created_at=now,
             updated_at=now,
-            tail=(RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input),),
+            tail=(RunStarted(ts=now, workflow=wf.name, version=wf.version, input=input, metadata=metadata or {}),),
             metadata=metadata or {},
+            tags=tags,
             trace=trace_context,
         )
         try:

@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import dataclasses
 import uuid
-from collections.abc import AsyncIterator, Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from datetime import datetime, timedelta
 from typing import Any, TypeVar, overload
 
 from opentelemetry.metrics import MeterProvider
@@ -23,6 +24,8 @@ from . import _checks as check, _updates as updates
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
+from ._metadata import check_metadata, check_tags
+from ._retention import DEFAULT_INTERVAL, Retention, plan, purge, retention_seconds
 from ._roundtrip import check_input
 from ._runs import Runs
 from ._schedule_handle import ScheduleHandle, ScheduleInfo, Schedules
@@ -60,6 +63,8 @@ class Runtime:
         owner: bool = True,
         tracer_provider: TracerProvider | None = None,
         meter_provider: MeterProvider | None = None,
+        retention: float | timedelta | None = None,
+        retention_interval: float = DEFAULT_INTERVAL,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -87,6 +92,9 @@ class Runtime:
         if self._scheduler is not None:
             self._runs.finished_listener = self._scheduler.run_finished
         self._schedules = Schedules(store, clock, self._registry, self._scheduler)
+        keep = plan(self._registry.newest(), retention_seconds(retention, "open_runtime retention"))
+        self._retention = Retention(store, clock, keep, retention_interval) if owner and keep else None
+        self._purger: asyncio.Future[None] | None = None
 
     # --- life (open_runtime) ---------------------------------------------------------------
 
@@ -100,6 +108,8 @@ class Runtime:
             self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval))
         if self._scheduler is not None:
             self._scheduler.start(inbox_poll_interval)
+        if self._retention is not None:
+            self._purger = asyncio.ensure_future(self._retention.run())
 
     async def _close(self) -> None:
         self._telemetry.close()
@@ -108,10 +118,11 @@ class Runtime:
         await self._runs.close()
         # Not waited for: a thread cannot be interrupted, and a run's state is durable anyway.
         self._threads.shutdown(wait=False, cancel_futures=True)
-        poller, self._poller = self._poller, None
-        if poller is not None:
-            poller.cancel()
-            await asyncio.gather(poller, return_exceptions=True)
+        for task in (self._poller, self._purger):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._poller = self._purger = None
 
     # --- starting runs ---------------------------------------------------------------------
 
@@ -125,10 +136,19 @@ class Runtime:
         *,
         run_id: str | None = None,
         version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
     ) -> RunHandle[T]: ...
     @overload
     async def start(
-        self, workflow: WorkflowDef[I, T], input: I, *, run_id: str | None = None, version: str | None = None
+        self,
+        workflow: WorkflowDef[I, T],
+        input: I,
+        *,
+        run_id: str | None = None,
+        version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
     ) -> RunHandle[T]: ...
     @overload
     async def start(
@@ -138,6 +158,8 @@ class Runtime:
         *,
         run_id: str | None = None,
         version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
     ) -> RunHandle[Any]: ...
     async def start(
         self,
@@ -146,6 +168,8 @@ class Runtime:
         *,
         run_id: str | None = None,
         version: str | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tags: Sequence[str] | None = None,
     ) -> RunHandle[Any]:
         """Start a run of ``workflow`` on ``input``, durably, and return its handle.
 
@@ -157,6 +181,11 @@ class Runtime:
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
         run starts and the handle refers to the existing one.
 
+        ``metadata`` (str keys; str, int, float or bool values, such as a correlation id) and
+        ``tags`` label the run: ``rt.list_runs(metadata=..., tag=...)`` and ``wayline runs list
+        --where k=v --tag t`` find it from an index, ``describe`` shows them, the workflow reads
+        and sets them as ``ctx.metadata``, and the runs it starts inherit them.
+
         Raises:
             WorkflowNotFoundError: the workflow was not passed to ``open_runtime``.
             VersionNotFoundError: ``version`` is not registered.
@@ -165,16 +194,19 @@ class Runtime:
                 passed (see `wayline.runtime` for what round-trips).
             InvalidArgumentError: ``run_id`` or ``version`` is not a short printable string,
                 or ``input`` is given to a workflow that takes none.
+            MetadataError: ``metadata`` or ``tags`` are not storable labels.
         """
         self._runs.check_open()
         check.name("rt.start", "run_id", run_id, optional=True)
         check.name("rt.start", "version", version, optional=True)
         target = self._registry.resolve(workflow, version=version)
         run_id = run_id or uuid.uuid4().hex
+        labels = check_metadata(metadata, run_id=run_id)
+        labelled = check_tags(tags, run_id=run_id)
         if isinstance(target, StateMachineAlias):
             wf = self._registry.lookup(target.machine, version=target.route(run_id))
             check_input(wf.name, input, Any, run_id)
-            await self._runs.create(wf, input, run_id, {ALIAS_KEY: target.name})
+            await self._runs.create(wf, input, run_id, {**labels, ALIAS_KEY: target.name}, labelled)
         else:
             if isinstance(target, WorkflowDef):
                 if not target.takes_input and input is not None:
@@ -187,7 +219,7 @@ class Runtime:
                 check_input(target.name, input, target.input_type, run_id)
             else:
                 check_input(target.name, input, Any, run_id)
-            await self._runs.create(target, input, run_id)
+            await self._runs.create(target, input, run_id, labels, labelled)
         return RunHandle(self, run_id)
 
     async def redrive(self, run_id: str) -> RunHandle[Any]:
@@ -327,8 +359,13 @@ class Runtime:
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunInfo]:
         """Runs, oldest first, optionally filtered.
+
+        Metadata and tag filters are answered from the store's metadata index: a page of the
+        runs of one customer among a million reads that page, not the million.
 
         Args:
             status: one status or several (names or `RunStatus` members).
@@ -336,30 +373,65 @@ class Runtime:
             since: only runs created at or after this time (epoch seconds).
             newest_first: order by creation time, the most recent first.
             limit: at most this many runs; only those are read from the store.
+            metadata: only runs whose metadata has every one of these entries (str, int,
+                float or bool values; numbers compare as numbers).
+            tag: only runs with this tag.
 
         Raises:
             InvalidArgumentError: an unknown status, or an argument of the wrong type (it is
                 a `ValueError` too).
+            MetadataError: a metadata or tag filter that cannot be searched (a non-scalar
+                value, a ``wayline.`` key).
         """
         call = "rt.list_runs"
         check.name(call, "workflow", workflow, optional=True)
         check.number(call, "since", since)
         check.flag(call, "newest_first", newest_first)
         check.count(call, "limit", limit)
-        statuses: list[RunStatus] | None = None
-        if status is not None:
-            items = [status] if isinstance(status, (str, RunStatus)) else status
-            if not isinstance(items, Sequence) or not all(isinstance(s, str) for s in items):
-                check.refuse(call, "status", f"must be a RunStatus, its name, or a list of them; got {status!r}")
-            try:
-                statuses = [RunStatus(s.upper()) for s in items]
-            except ValueError:
-                valid = ", ".join(s.value for s in RunStatus)
-                check.refuse(call, "status", f"{status!r} holds an unknown run status; use one of {valid}")
+        statuses = _statuses(call, status)
         records = await self.store.list_runs(
-            statuses=statuses, workflow=workflow, since=since, newest_first=newest_first, limit=limit
+            statuses=statuses,
+            workflow=workflow,
+            since=since,
+            newest_first=newest_first,
+            limit=limit,
+            metadata=metadata,
+            tag=tag,
         )
         return [RunInfo.from_record(r) for r in records]
+
+    async def purge(
+        self,
+        *,
+        before: datetime | float,
+        status: RunStatus | str | Sequence[RunStatus | str] | None = None,
+        workflow: str | None = None,
+        dry_run: bool = False,
+    ) -> int:
+        """Delete finished runs that ended before ``before``, with their history, inbox
+        leftovers, metadata and the stored values no other run refers to; returns how many.
+
+        Runs go in small transactions (200 at a time), so checkpoints go on meanwhile.
+        Workflows with ``retention=`` (or a runtime with ``retention=``) are purged this way
+        in the background.
+
+        Args:
+            before: a timezone-aware datetime, or epoch seconds.
+            status: only runs in this status (or these); every finished status by default.
+            workflow: only runs of this workflow.
+            dry_run: count the runs that would go, deleting nothing.
+
+        Raises:
+            ValueError: a status that is not a finished one, or a naive datetime.
+        """
+        if isinstance(before, datetime):
+            if before.tzinfo is None:
+                raise ValueError("rt.purge needs a timezone-aware datetime for before= (e.g. tzinfo=UTC)")
+            cutoff = before.timestamp()
+        else:
+            cutoff = float(before)
+        statuses = _statuses("rt.purge", status)
+        return await purge(self.store, before=cutoff, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def history(self, run_id: str, *, running: bool = False) -> AsyncIterator[AnyEvent]:
         """The run's stored events (`wayline.history`), oldest first: a history read while the
@@ -516,3 +588,16 @@ class Runtime:
         """
         check.token("rt.heartbeat", token)
         await self._inbox.heartbeat(token)
+
+
+def _statuses(call: str, status: RunStatus | str | Sequence[RunStatus | str] | None) -> list[RunStatus] | None:
+    if status is None:
+        return None
+    items = [status] if isinstance(status, (str, RunStatus)) else status
+    if not isinstance(items, Sequence) or not all(isinstance(s, str) for s in items):
+        check.refuse(call, "status", f"must be a RunStatus, its name, or a list of them; got {status!r}")
+    try:
+        return [RunStatus(s.upper()) for s in items]
+    except ValueError:
+        valid = ", ".join(s.value for s in RunStatus)
+        check.refuse(call, "status", f"{status!r} holds an unknown run status; use one of {valid}")

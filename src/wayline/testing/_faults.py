@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Collection, Sequence
-from typing import Literal
+from collections.abc import Awaitable, Collection, Mapping, Sequence
+from typing import Any, Literal
 
 from ..persistence import (
     CLAIMABLE,
@@ -149,11 +149,38 @@ class FaultInjectingStore:
         since: float | None = None,
         newest_first: bool = False,
         limit: int | None = None,
+        metadata: Mapping[str, Any] | None = None,
+        tag: str | None = None,
     ) -> list[RunRecord]:
         self._check()
         return await self.inner.list_runs(
-            statuses=statuses, workflow=workflow, since=since, newest_first=newest_first, limit=limit
+            statuses=statuses,
+            workflow=workflow,
+            since=since,
+            newest_first=newest_first,
+            limit=limit,
+            metadata=metadata,
+            tag=tag,
         )
+
+    async def purge_runs(
+        self,
+        *,
+        before: float,
+        statuses: Collection[RunStatus] | None = None,
+        workflow: str | None = None,
+        limit: int | None = 200,
+        dry_run: bool = False,
+    ) -> list[str]:
+        if dry_run:  # a read
+            self._check()
+            return await self.inner.purge_runs(
+                before=before, statuses=statuses, workflow=workflow, limit=limit, dry_run=True
+            )
+        number = self._before()
+        done = await self.inner.purge_runs(before=before, statuses=statuses, workflow=workflow, limit=limit)
+        self._after(number)
+        return done
 
     # Worker and lease operations pass through: they are not the writes counted here.
 

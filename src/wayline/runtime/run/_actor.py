@@ -21,9 +21,11 @@ from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import RunRecord, StepStarted
 from .._commands import Step
 from .._context import RunContext
+from .._metadata import RunMetadata, child_metadata as inherit, replayed_metadata
 from .._port import RunPort
 from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
+from .._vars import VarsGuard, plain, typed_vars
 from .._workflows import AslWorkflow
 from . import _code as code
 from ._asl import AslHost
@@ -86,6 +88,7 @@ class RunActor(Actor[RunMessage]):
         self.state: RunState | None = None  # set once the snapshot is loaded
         self._body: Coroutine[Any, Any, Any] | None = None  # a code workflow's body
         self._host: AslHost | None = None  # a state machine's host
+        self._vars_guard: VarsGuard | None = None  # typed vars: checked before each checkpoint
         self._interpreter: asyncio.Task[Any] | None = None
         self._input: Any = None
         self._segment: Segment | None = None
@@ -115,7 +118,7 @@ class RunActor(Actor[RunMessage]):
 
     def live_vars(self) -> dict[str, Any] | None:
         state = self.state
-        return None if state is None or state.finished else state.ctx.vars
+        return None if state is None or state.finished else plain(state.ctx.vars)
 
     def in_flight(self) -> list[StepStarted]:
         """The step attempts running now (see `_inflight`)."""
@@ -157,6 +160,8 @@ class RunActor(Actor[RunMessage]):
         ctx = RunContext(self.run_id, record.workflow, record.version, clock)
         ctx.started_at = record.created_at
         ctx.saved_state = record.state
+        ctx.metadata = RunMetadata(replayed_metadata(record, history), self.run_id)
+        ctx.tags = record.tags
         direct = isinstance(wf, AslWorkflow)
         state, first = restore(
             record,
@@ -174,6 +179,7 @@ class RunActor(Actor[RunMessage]):
             self._host = AslHost(wf, ctx, port, self._ask, self._wait_woken, self._segment)
             self._input = as_replayed(record.input)
         else:
+            self._vars_guard = typed_vars(ctx, wf.vars_schema, self.run_id)
             self._body = wf.body(ctx, shaped(as_replayed(record.input), wf.input_type))
         self.state = state
         for message in first:
@@ -290,7 +296,7 @@ class RunActor(Actor[RunMessage]):
                         await done  # nothing after a checkpoint happens before it is durable
                 elif kind is Resume:
                     assert isinstance(effect, Resume) and self._body is not None
-                    follow = code.step(self._body, effect.value, effect.error)
+                    follow = code.step(self._body, effect.value, effect.error, self._vars_guard)
                 elif kind is RunAttempt:
                     assert isinstance(effect, RunAttempt)
                     if effect.inline:
@@ -332,7 +338,7 @@ class RunActor(Actor[RunMessage]):
                     await port.cancel_children(state.record, effect.reason)
                 elif kind is StartChildRun:
                     assert isinstance(effect, StartChildRun)
-                    follow = await start_child(port, self.run_id, self._segment, effect)
+                    follow = await start_child(port, self.run_id, self._segment, effect, self._inherited())
                 elif kind is MessageChildRun:
                     assert isinstance(effect, MessageChildRun)
                     follow = await message_child(port, effect)
@@ -524,6 +530,12 @@ class RunActor(Actor[RunMessage]):
             self.ref.tell(message)
         except ActorStoppedError:
             pass
+
+    def _inherited(self) -> tuple[dict[str, Any], tuple[str, ...]]:
+        """The metadata and tags a child run takes over from this run (its correlation id)."""
+        state = self.state
+        assert state is not None
+        return inherit(state.ctx.metadata, state.ctx.tags)
 
     # --- a state machine's interpreter ---------------------------------------------------------
 

@@ -35,6 +35,7 @@ from ..._errors import (
 )
 from ...persistence import RunRecord, RunStatus, encode
 from .._context import RunContext
+from .._metadata import child_metadata
 from .._port import RunPort
 from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
@@ -174,13 +175,15 @@ class AslHost:
         if ``wait``, return its output once it ends, from the store if it already has."""
         target = self._child_workflow(machine)
         port = self.port
-        metadata: dict[str, Any] = {PARENT_KEY: self.ctx.run_id}
+        # The parent's own metadata and tags (a correlation id) carry over to the child.
+        metadata, tags = child_metadata(self.ctx.metadata, self.ctx.tags)
+        metadata[PARENT_KEY] = self.ctx.run_id
         if not wait:
             metadata[DETACHED_KEY] = True
         # A child run's root is a child of this run's root: the family is one trace.
         joined = otel_context.attach(self._segment.root) if self._segment is not None else None
         try:
-            await port.start_child(target, input, run_id=name, metadata=metadata)
+            await port.start_child(target, input, run_id=name, metadata=metadata, tags=tags)
         except RunConflictError as exc:
             raise StatesError("StepFunctions.ExecutionAlreadyExistsException", str(exc)) from None
         except WorkflowNotFoundError as exc:  # an unregistered StateMachine object

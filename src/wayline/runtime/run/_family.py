@@ -3,6 +3,8 @@ for): start one, send one a signal or a cancel. Each outcome goes back to `decid
 
 from __future__ import annotations
 
+from typing import Any
+
 from opentelemetry import context as otel_context
 
 from ..._errors import (
@@ -19,13 +21,26 @@ from ._effects import MessageChildRun, StartChildRun
 from ._messages import ChildMessageDone, ChildStartDone
 
 
-async def start_child(port: RunPort, parent: str, segment: Segment | None, effect: StartChildRun) -> ChildStartDone:
-    """Start the child run (nothing if it exists: a replay after a crash finds it)."""
+async def start_child(
+    port: RunPort,
+    parent: str,
+    segment: Segment | None,
+    effect: StartChildRun,
+    inherited: tuple[dict[str, Any], tuple[str, ...]] = ({}, ()),
+) -> ChildStartDone:
+    """Start the child run (nothing if it exists: a replay after a crash finds it).
+
+    ``inherited`` is the parent's metadata and tags as the child takes them over (a
+    correlation id carries down the family); the child's own parent entry is added here.
+    """
     done = ChildStartDone(effect.index, effect.workflow, effect.run_id, effect.close)
     # The child's root is a child of the parent's root: the family is one trace.
     joined = otel_context.attach(segment.root) if segment is not None else None
     try:
-        await port.start_child(effect.workflow, effect.input, run_id=effect.run_id, metadata=child_metadata(parent))
+        metadata = {**inherited[0], **child_metadata(parent)}
+        await port.start_child(
+            effect.workflow, effect.input, run_id=effect.run_id, metadata=metadata, tags=inherited[1]
+        )
     except (RunConflictError, WorkflowNotFoundError, PayloadError) as exc:
         done.error = exc
     finally:

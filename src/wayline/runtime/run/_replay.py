@@ -17,6 +17,8 @@ from ...persistence import AnyEvent, RunRecord
 from .._commands import SLEEP_STEP
 from .._context import RunContext
 from .._definitions import WorkflowDef
+from .._metadata import RunMetadata, replayed_metadata
+from .._vars import typed_vars
 from . import _code as code
 from ._decide import decide
 from ._effects import Effect, Finished, Resume
@@ -42,6 +44,9 @@ def replay_body(
     state, first = restore(
         record, history, [], ctx, reason="replay", direct=False, passivate=False, now=record.updated_at
     )
+    ctx.metadata = RunMetadata(replayed_metadata(record, history), record.run_id)
+    ctx.tags = record.tags
+    check = typed_vars(ctx, workflow.vars_schema, record.run_id)
     body = workflow.body(ctx, shaped(as_replayed(record.input), workflow.input_type))
     ended: RunRecord | None = None
     todo: deque[Effect] = deque()
@@ -55,7 +60,7 @@ def replay_body(
             effect = todo.popleft()
             if type(effect) is Resume:
                 steps += 1
-                todo.extendleft(reversed(decide(state, code.step(body, effect.value, effect.error))[1]))
+                todo.extendleft(reversed(decide(state, code.step(body, effect.value, effect.error, check))[1]))
             elif type(effect) is Finished:
                 ended = effect.record
     finally:

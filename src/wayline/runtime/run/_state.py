@@ -26,6 +26,7 @@ from ...persistence import (
 )
 from .._commands import Step
 from .._context import RunContext
+from .._vars import plain
 from ..asl import StatesError
 from ._effects import Checkpoint, Effect
 from ._journal import CallbackEntry, Journal
@@ -285,7 +286,7 @@ class RunState:
             version=rec.version,
             status=status,
             input=rec.input,
-            vars=self.ctx.vars,
+            vars=plain(self.ctx.vars),
             created_at=rec.created_at,
             updated_at=self.now,
             history_seq=seq,
@@ -294,7 +295,8 @@ class RunState:
             waits=tuple(self.waits.values()),
             tail=tail,
             trace=rec.trace,
-            metadata=rec.metadata,
+            metadata=self.ctx.metadata.data,
+            tags=rec.tags,
             cancel=self.cancel,
             segment=rec.segment,
             **changes,
