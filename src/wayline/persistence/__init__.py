@@ -10,6 +10,8 @@ from typing import TYPE_CHECKING, Any
 
 from ._blobs import PayloadLimits as PayloadLimits
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
+from ._crypto import KeyRing as KeyRing, Sealer as Sealer
+from ._secret import Secret as Secret, dec_hook as secret_dec_hook, ext_hook as secret_ext_hook
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
