@@ -11,7 +11,6 @@ from typing import TYPE_CHECKING, Any
 from ._blobs import PayloadLimits as PayloadLimits
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._crypto import KeyRing as KeyRing, Sealer as Sealer
-from ._secret import Secret as Secret, dec_hook as secret_dec_hook, ext_hook as secret_ext_hook
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
@@ -72,6 +71,7 @@ from ._records import (
     UpdateWait as UpdateWait,
     Wait as Wait,
 )
+from ._rotate import KeyRotation as KeyRotation
 from ._schedules import (
     OVERLAP_POLICIES as OVERLAP_POLICIES,
     ScheduleAction as ScheduleAction,
@@ -82,6 +82,7 @@ from ._schedules import (
     ScheduleStore as ScheduleStore,
     ScheduleWrite as ScheduleWrite,
 )
+from ._secret import Secret as Secret, dec_hook as secret_dec_hook, ext_hook as secret_ext_hook
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import WAIT_FOR_STORE as WAIT_FOR_STORE, Store as Store, StoreHealth as StoreHealth
 
@@ -137,6 +138,8 @@ __all__ = (
     "ErrorInfo",
     "Event",
     "InboxMessage",
+    "KeyRing",
+    "KeyRotation",
     "Lease",
     "MemoryStore",
     "Patched",
@@ -159,6 +162,8 @@ __all__ = (
     "ScheduleSpec",
     "ScheduleStore",
     "ScheduleWrite",
+    "Sealer",
+    "Secret",
     "SignalMessage",
     "SignalReceived",
     "SignalTimedOut",
@@ -179,4 +184,6 @@ __all__ = (
     "WorkerInfo",
     "decode_any",
     "encode",
+    "secret_dec_hook",
+    "secret_ext_hook",
 )

@@ -70,7 +70,9 @@ def parse_key(value: KeyInput, what: str) -> bytes:
                 raw = b""
         if not raw:
             try:
-                raw = base64.b64decode(text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text else None, validate=True)
+                raw = base64.b64decode(
+                    text + "=" * (-len(text) % 4), altchars=b"-_" if "-" in text or "_" in text else None, validate=True
+                )
             except (binascii.Error, ValueError):
                 raw = b""
     else:
@@ -78,8 +80,8 @@ def parse_key(value: KeyInput, what: str) -> bytes:
     if len(raw) != 32:
         raise EncryptionKeyError(
             f"{what} must be a 32-byte AES-256 key: 32 raw bytes, 64 hex characters or base64 text of 32 bytes "
-            f"(got {len(raw)} bytes). Make one with: python -c \"import os, base64; "
-            "print(base64.b64encode(os.urandom(32)).decode())\""
+            f'(got {len(raw)} bytes). Make one with: python -c "import os, base64; '
+            'print(base64.b64encode(os.urandom(32)).decode())"'
         )
     return raw
 
@@ -138,7 +140,9 @@ class KeyRing:
                 add(str(key_id), value, f"encryption_keys[{key_id!r}]")
         elif encryption_keys is not None:
             if isinstance(encryption_keys, (str, bytes)):
-                raise EncryptionKeyError("encryption_keys takes a mapping of id to key, or a list of keys; for one key use encryption_key=")
+                raise EncryptionKeyError(
+                    "encryption_keys takes a mapping of id to key, or a list of keys; for one key use encryption_key="
+                )
             for i, value in enumerate(encryption_keys):
                 add(None, value, f"encryption_keys[{i}]")
         if not found:
@@ -256,7 +260,9 @@ class Sealer:
         sealed = self._seal_value(value, run_id, field, None)
         return event if sealed is value else msgspec.structs.replace(event, **{attr: sealed})
 
-    def seal(self, record: RunRecord, events: Iterable[AnyEvent], *, cache: bool = True) -> tuple[RunRecord, list[AnyEvent]]:
+    def seal(
+        self, record: RunRecord, events: Iterable[AnyEvent], *, cache: bool = True
+    ) -> tuple[RunRecord, list[AnyEvent]]:
         """``record`` and ``events`` with every `Secret` encrypted (every value, with
         ``encrypt_payloads``), each bound to the run and its field.
 
@@ -272,7 +278,8 @@ class Sealer:
                 changes[attr] = new
         if record.vars:
             new_vars = {
-                k: self._seal_value(v, run_id, f"vars[{k!r}]", f"v:{k}" if cache else None) for k, v in record.vars.items()
+                k: self._seal_value(v, run_id, f"vars[{k!r}]", f"v:{k}" if cache else None)
+                for k, v in record.vars.items()
             }
             if any(new_vars[k] is not v for k, v in record.vars.items()):
                 changes["vars"] = new_vars
@@ -286,7 +293,7 @@ class Sealer:
     # --- opening ---------------------------------------------------------------------------
 
     def _decrypt(self, ext: msgspec.msgpack.Ext, run_id: str, field: str, seen: set[str] | None) -> bytes | None:
-        data = ext.data
+        data = bytes(ext.data)
         key_id = key_id_of(data)
         if seen is not None:
             seen.add(key_id)

@@ -7,7 +7,7 @@ catch unencodable payloads and callers can never alias stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from .._errors import StoreError
@@ -17,6 +17,7 @@ from ._crypto import KeyRing, Sealer, encode_sealed, may_hold_sealed
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._rotate import KeyRotation, rotate
 from ._schedules_memory import MemorySchedules
 from ._search import filter_terms, matches
 from ._store import HEALTHY, StoreHealth
@@ -136,9 +137,38 @@ class MemoryStore(SingleOwner):
                     del self._inbox[seq]
         return picked
 
+    async def rotate_keys(
+        self, *, batch_size: int = 100, progress: Callable[[KeyRotation], Any] | None = None
+    ) -> KeyRotation:
+        """Re-encrypt stored values with the current key (see `wayline.persistence._rotate`)."""
+        self._check()
+
+        async def read_runs(after: str, limit: int) -> list[tuple[str, bytes]]:
+            return sorted((r, d) for r, d in self._runs.items() if r > after)[:limit]
+
+        async def read_history(run_ids: list[str]) -> list[tuple[str, int, bytes]]:
+            return [(r, i, d) for r in run_ids for i, d in enumerate(self._history.get(r, ()))]
+
+        async def write(
+            snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+        ) -> tuple[int, int]:
+            n = m = 0
+            for run_id, old, new in snaps:
+                if self._runs.get(run_id) == old:
+                    self._runs[run_id], n = new, n + 1
+            for run_id, seq, old, new in hist:
+                rows = self._history.get(run_id)
+                if rows is not None and seq < len(rows) and rows[seq] == old:
+                    rows[seq], m = new, m + 1
+            return n, m
+
+        return await rotate(self.sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress)
+
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check()
-        data = encode_stored(self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id)
+        data = encode_stored(
+            self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id
+        )
         await asyncio.sleep(0)
         stored = self._runs.get(run_id)
         if stored is None or decode_record(stored).status.finished:

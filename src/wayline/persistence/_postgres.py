@@ -61,6 +61,7 @@ from ._postgres_sql import (
 from ._postgres_url import redact_url
 from ._purge import PG_CANDIDATES, PG_PURGE, check_statuses, ended_before
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._rotate import KeyRotation, rotate
 from ._schedules_postgres import PgSchedules
 from ._search import filter_terms, search_terms
 from ._store import HEALTHY, StoreHealth
@@ -352,7 +353,9 @@ class PostgresStore:
         self._writer.queued()
         return fut
 
-    def _encode_checkpoint(self, record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None, Offload | None]:
+    def _encode_checkpoint(
+        self, record: RunRecord, events: list[AnyEvent]
+    ) -> tuple[bytes, bytes | None, Offload | None]:
         snapshot = store_encode(record)
         rows = store_encode(events) if events else None
         offload_bytes = self.payloads.limits.offload_bytes
@@ -381,9 +384,57 @@ class PostgresStore:
         done = await self._fetch(PG_PURGE, picked, chosen)
         return list(done[0][0])
 
+    async def rotate_keys(
+        self, *, batch_size: int = 100, progress: Callable[[KeyRotation], Any] | None = None
+    ) -> KeyRotation:
+        """Re-encrypt stored values with the current key, ``batch_size`` runs at a time (see
+        `wayline.persistence._rotate`)."""
+        self._check_open()
+
+        async def read_runs(after: str, limit: int) -> list[Any]:
+            return await self._fetch(
+                "SELECT run_id, snapshot FROM wayline.runs WHERE run_id > $1 ORDER BY run_id LIMIT $2", after, limit
+            )
+
+        async def read_history(run_ids: list[str]) -> list[Any]:
+            return await self._fetch(
+                "SELECT run_id, seq, events FROM wayline.history WHERE run_id = ANY($1::text[])", run_ids
+            )
+
+        async def write(
+            snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+        ) -> tuple[int, int]:
+            async def go(conn: asyncpg.Connection) -> tuple[int, int]:
+                n = m = 0
+                async with conn.transaction():
+                    for run_id, old, new in snaps:
+                        done = await conn.execute(
+                            "UPDATE wayline.runs SET snapshot = $1 WHERE run_id = $2 AND snapshot = $3",
+                            new,
+                            run_id,
+                            old,
+                        )
+                        n += int(done.split()[-1])
+                    for run_id, seq, old, new in hist:
+                        done = await conn.execute(
+                            "UPDATE wayline.history SET events = $1 WHERE run_id = $2 AND seq = $3 AND events = $4",
+                            new,
+                            run_id,
+                            seq,
+                            old,
+                        )
+                        m += int(done.split()[-1])
+                return n, m
+
+            return await self._with_connection(go)
+
+        return await rotate(self.sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress)
+
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check_open()
-        data = encode_stored(self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id)
+        data = encode_stored(
+            self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id
+        )
         assert self._loop is not None
         fut: asyncio.Future[int | None] = self._loop.create_future()
         self._writer.queue.appends.append((run_id, data, fut))

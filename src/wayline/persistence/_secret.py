@@ -80,7 +80,7 @@ class Secret(Generic[T]):
                 "WAYLINE_ENCRYPTION_KEY) to reveal it",
                 key_id=key_id,
             )
-        return self._value  # type: ignore[return-value]
+        return self._value
 
     def __repr__(self) -> str:
         return "Secret('***')"
@@ -105,10 +105,11 @@ class Secret(Generic[T]):
         raise TypeError("a Secret cannot be pickled; pass secret.reveal() where it must leave the process")
 
 
-def key_id_of(data: bytes) -> str:
+def key_id_of(data: Any) -> str:
     """The key id in a sealed extension's data (``MAGIC``, length, id, nonce, ciphertext)."""
-    n = data[len(MAGIC)] if len(data) > len(MAGIC) else 0
-    return data[len(MAGIC) + 1 : len(MAGIC) + 1 + n].decode("utf-8", "replace")
+    raw = bytes(data)
+    n = raw[len(MAGIC)] if len(raw) > len(MAGIC) else 0
+    return raw[len(MAGIC) + 1 : len(MAGIC) + 1 + n].decode("utf-8", "replace")
 
 
 class Unsealed(Exception):

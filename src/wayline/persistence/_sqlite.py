@@ -13,7 +13,7 @@ import math
 import os
 import sqlite3
 import weakref
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
@@ -37,6 +37,7 @@ from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._rotate import KeyRotation, rotate
 from ._schedules_sqlite import SQLiteSchedules
 from ._search import filter_terms, search_terms
 from ._sqlite_connect import Synchronous, open_write_connection
@@ -283,8 +284,50 @@ class SQLiteStore(SingleOwner):
         chosen = check_statuses(statuses)
         return await self._writes.transact(lambda conn: sqlite_purge(conn, before, chosen, workflow, limit, dry_run))
 
+    async def rotate_keys(
+        self, *, batch_size: int = 100, progress: Callable[[KeyRotation], Any] | None = None
+    ) -> KeyRotation:
+        """Re-encrypt stored values with the current key, ``batch_size`` runs at a time (see
+        `wayline.persistence._rotate`)."""
+
+        async def read_runs(after: str, limit: int) -> list[Any]:
+            return await self._fetch(
+                "SELECT run_id, snapshot FROM runs WHERE run_id > ? ORDER BY run_id LIMIT ?", (after, limit)
+            )
+
+        async def read_history(run_ids: list[str]) -> list[Any]:
+            return await self._fetch(
+                f"SELECT run_id, seq, events FROM history WHERE run_id IN ({marks(len(run_ids))})", run_ids
+            )
+
+        def write(
+            conn: sqlite3.Connection, snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+        ) -> tuple[int, int]:
+            n = sum(
+                conn.execute(
+                    "UPDATE runs SET snapshot = ? WHERE run_id = ? AND snapshot = ?", (new, run_id, old)
+                ).rowcount
+                for run_id, old, new in snaps
+            )
+            m = sum(
+                conn.execute(
+                    "UPDATE history SET events = ? WHERE run_id = ? AND seq = ? AND events = ?", (new, run_id, seq, old)
+                ).rowcount
+                for run_id, seq, old, new in hist
+            )
+            return n, m
+
+        async def write_batch(
+            snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+        ) -> tuple[int, int]:
+            return await self._writes.transact(lambda conn: write(conn, snaps, hist))
+
+        return await rotate(self.sealer, read_runs, read_history, write_batch, batch_size=batch_size, progress=progress)
+
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
-        data = encode_stored(self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id)
+        data = encode_stored(
+            self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id
+        )
         return await self._writes.append(run_id, data)
 
     # --- reads ---------------------------------------------------------------------------
@@ -337,7 +380,9 @@ class SQLiteStore(SingleOwner):
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         rows = await self._fetch(INBOX_SINCE, (seq, limit))
-        return [(s, r, self.sealer.open_message(m, r)) for s, r, m in decode_inbox_rows(rows, self.path, placeholders=True)]
+        return [
+            (s, r, self.sealer.open_message(m, r)) for s, r, m in decode_inbox_rows(rows, self.path, placeholders=True)
+        ]
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = await self._fetch(DUE_RUNS, (until, RunStatus.WAITING.value, limit))

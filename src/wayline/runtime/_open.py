@@ -16,7 +16,16 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import InvalidArgumentError
 from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
-from ..persistence import KeyRing, MemoryStore, Sealer, PayloadLimits, SQLiteStore, Store, is_postgres_url, open_postgres_store
+from ..persistence import (
+    KeyRing,
+    MemoryStore,
+    PayloadLimits,
+    Sealer,
+    SQLiteStore,
+    Store,
+    is_postgres_url,
+    open_postgres_store,
+)
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._runtime import Runtime
 from ._versions import StateMachineAlias
@@ -115,7 +124,9 @@ async def open_runtime(
     if hasattr(the_store, "sealer"):
         the_store.sealer = sealer
     elif sealer.keys:
-        raise InvalidArgumentError("open_runtime", "encryption_key", f"the store {type(the_store).__name__} does not encrypt")
+        raise InvalidArgumentError(
+            "open_runtime", "encryption_key", f"the store {type(the_store).__name__} does not encrypt"
+        )
     the_clock = clock or SystemClock()
     await the_store.start()
     claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it

@@ -72,7 +72,9 @@ def _decoder(input_type: Any) -> msgspec.msgpack.Decoder[Any]:
         return msgspec.msgpack.Decoder(input_type, strict=False, ext_hook=secret_ext_hook, dec_hook=secret_dec_hook)
     if len(_decoders) > 1024:
         _decoders.clear()
-    decoder = _decoders[input_type] = msgspec.msgpack.Decoder(input_type, strict=False, ext_hook=secret_ext_hook, dec_hook=secret_dec_hook)
+    decoder = _decoders[input_type] = msgspec.msgpack.Decoder(
+        input_type, strict=False, ext_hook=secret_ext_hook, dec_hook=secret_dec_hook
+    )
     return decoder
 
 
