@@ -76,7 +76,7 @@ def parse_key(value: KeyInput, what: str) -> bytes:
             except (binascii.Error, ValueError):
                 raw = b""
     else:
-        raise EncryptionKeyError(f"{what} must be bytes or str (hex or base64), got {type(value).__name__}")
+        raise EncryptionKeyError(f"{what} must be a 32-byte key as bytes, or as hex or base64 text, got {type(value).__name__}")
     if len(raw) != 32:
         raise EncryptionKeyError(
             f"{what} must be a 32-byte AES-256 key: 32 raw bytes, 64 hex characters or base64 text of 32 bytes "
