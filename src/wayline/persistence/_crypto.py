@@ -76,7 +76,9 @@ def parse_key(value: KeyInput, what: str) -> bytes:
             except (binascii.Error, ValueError):
                 raw = b""
     else:
-        raise EncryptionKeyError(f"{what} must be a 32-byte key as bytes, or as hex or base64 text, got {type(value).__name__}")
+        raise EncryptionKeyError(
+            f"{what} must be a 32-byte key as bytes, or as hex or base64 text, got {type(value).__name__}"
+        )
     if len(raw) != 32:
         raise EncryptionKeyError(
             f"{what} must be a 32-byte AES-256 key: 32 raw bytes, 64 hex characters or base64 text of 32 bytes "
@@ -193,13 +195,17 @@ def _event_slot(event: AnyEvent) -> tuple[str, str] | None:
 class Sealer:
     """The encryption of one runtime's store: seals what it writes, opens what it reads."""
 
-    def __init__(self, keys: KeyRing, *, encrypt_payloads: bool = False) -> None:
+    def __init__(self, keys: KeyRing, *, encrypt_payloads: bool = False, strict: bool = False) -> None:
         if encrypt_payloads and not keys:
             raise EncryptionKeyError(
                 f"encrypt_payloads=True needs a key: pass open_runtime(encryption_key=...) or set {ENV_VAR}"
             )
         self.keys = keys
         self.payloads = encrypt_payloads
+        # The runtime that runs the runs refuses to load one holding a Secret it cannot open
+        # (`EncryptionKeyError`): the run stays in the database as it is until a runtime with
+        # the key takes it. A client (describe, the CLI) shows such a secret sealed instead.
+        self.strict = strict
         # run -> slot -> (plaintext encoding, its ciphertext): an unchanged variable keeps its
         # ciphertext, so a checkpoint does not encrypt it again and its offloaded blob is reused.
         self._cache: dict[str, dict[str, tuple[bytes, SealedPayload]]] = {}
@@ -318,23 +324,29 @@ class Sealer:
         if isinstance(value, SealedPayload):
             plain = self._decrypt(value.ext, run_id, field, seen)
             if plain is None:
-                key_id = key_id_of(value.ext.data)
-                raise EncryptionKeyError(
-                    f"its {field} was encrypted with key {key_id!r}, which this runtime was not given "
-                    f"(it has {self.keys.ids or 'none'}); open the runtime with that key "
-                    f"(open_runtime(encryption_key=...) or encryption_keys=..., or {ENV_VAR}). Nothing was changed",
-                    run_id=run_id,
-                    key_id=key_id,
-                )
+                raise self._missing(value.ext, run_id, field, "value")
             return decode_any(plain)
         if isinstance(value, Secret):
             if value._sealed is None:
                 return value
             plain = self._decrypt(value._sealed, run_id, field, seen)
             if plain is None:
-                return value  # stays sealed: stored again as it is, revealing it says which key
+                if self.strict:
+                    raise self._missing(value._sealed, run_id, field, "Secret")
+                return value  # a client's view: shown sealed, revealing it says which key
             return Secret(decode_any(plain))
         return _map(value, field, lambda v, f: self._open_value(v, run_id, f, seen))
+
+    def _missing(self, ext: msgspec.msgpack.Ext, run_id: str, field: str, what: str) -> EncryptionKeyError:
+        key_id = key_id_of(ext.data)
+        return EncryptionKeyError(
+            f"the {what} at {field} was encrypted with key {key_id!r}, which this runtime was not given "
+            f"(it has {self.keys.ids or 'none'}); open the runtime with that key "
+            f"(open_runtime(encryption_key=...) or encryption_keys=..., or {ENV_VAR}). Nothing was changed: "
+            "the run waits in the database as it is",
+            run_id=run_id,
+            key_id=key_id,
+        )
 
     def open_event(self, event: AnyEvent, run_id: str, seen: set[str] | None = None) -> AnyEvent:
         slot = _event_slot(event)

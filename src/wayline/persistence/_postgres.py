@@ -10,6 +10,7 @@ connection. Workers, leases and notifications are in `_postgres_leases`; the SQL
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 import uuid
@@ -67,6 +68,8 @@ from ._search import filter_terms, search_terms
 from ._store import HEALTHY, StoreHealth
 
 T = TypeVar("T")
+
+log = logging.getLogger("wayline.store")
 
 
 def _encodable(value: Any) -> bool:
@@ -557,8 +560,9 @@ class PostgresStore:
         for run_id, data in await self._fetch(sql, *args):
             try:
                 out.append(await self._decode(run_id, data))
-            except (DatabaseCorruptError, SecretDecryptError, EncryptionKeyError):
-                continue  # one damaged row must not hide every other run (as in SQLite)
+            except (DatabaseCorruptError, SecretDecryptError, EncryptionKeyError) as exc:
+                # One damaged row must not hide every other run (as in SQLite).
+                log.error("%s; it is left out of the listing", exc, extra={"run_id": run_id})
         return out
 
     # --- workers, leases, notifications ----------------------------------------------------

@@ -112,7 +112,9 @@ async def open_runtime(
             raise ResourceError(machine.name, unbound)
     if not isinstance(encrypt_payloads, bool):
         raise InvalidArgumentError("open_runtime", "encrypt_payloads", f"must be a bool, got {encrypt_payloads!r}")
-    sealer = Sealer(KeyRing.from_options(encryption_key, encryption_keys), encrypt_payloads=encrypt_payloads)
+    sealer = Sealer(
+        KeyRing.from_options(encryption_key, encryption_keys), encrypt_payloads=encrypt_payloads, strict=recover
+    )
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore(payload_limits=payload_limits)
     elif is_postgres_url(store):
