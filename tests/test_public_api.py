@@ -222,6 +222,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "ScheduleSpec",
         "ScheduleStore",
         "ScheduleWrite",
+        "SealedPayload",
         "Sealer",
         "Secret",
         "SignalMessage",

@@ -10,8 +10,7 @@ from typing import Any
 
 import msgspec
 
-from ..persistence import AnyEvent, Custom, RunStatus, Secret
-from ..persistence._secret import SealedPayload
+from ..persistence import AnyEvent, Custom, RunStatus, SealedPayload, Secret
 from ..runtime import RunInfo
 from ._details import Detail
 from ._time import iso, when

@@ -82,7 +82,12 @@ from ._schedules import (
     ScheduleStore as ScheduleStore,
     ScheduleWrite as ScheduleWrite,
 )
-from ._secret import Secret as Secret, dec_hook as secret_dec_hook, ext_hook as secret_ext_hook
+from ._secret import (
+    SealedPayload as SealedPayload,
+    Secret as Secret,
+    dec_hook as secret_dec_hook,
+    ext_hook as secret_ext_hook,
+)
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import WAIT_FOR_STORE as WAIT_FOR_STORE, Store as Store, StoreHealth as StoreHealth
 
@@ -162,6 +167,7 @@ __all__ = (
     "ScheduleSpec",
     "ScheduleStore",
     "ScheduleWrite",
+    "SealedPayload",
     "Sealer",
     "Secret",
     "SignalMessage",
