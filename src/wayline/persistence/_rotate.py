@@ -71,7 +71,7 @@ def _like(sealer: Sealer, encrypted_whole: bool) -> Sealer:
     """A sealer that writes values the way they were stored: a value that was encrypted whole
     stays so, even when the rotating runtime does not use ``encrypt_payloads``."""
     if encrypted_whole and not sealer.payloads:
-        return Sealer(sealer.keys, encrypt_payloads=True)
+        return Sealer(sealer.keys, encrypt_payloads=True, strict=True)
     return sealer
 
 
@@ -116,6 +116,8 @@ async def rotate(
             "rotating keys needs the new key: open the runtime with encryption_key=... (the new one) and the "
             "old keys in encryption_keys=..."
         )
+    # Strict: a secret under a key this runtime lacks is reported (failed), not written back.
+    sealer = Sealer(sealer.keys, encrypt_payloads=sealer.payloads, strict=True)
     out = KeyRotation(key_id=sealer.keys.current)
     after = ""
     while True:
