@@ -173,6 +173,10 @@ def ext_hook(code: int, data: memoryview) -> Any:
 def dec_hook(type_: Any, obj: Any) -> Any:
     """``msgspec.convert``'s hook: a `Secret` stays itself where ``Secret[...]`` is declared."""
     origin = getattr(type_, "__origin__", type_)
-    if origin is Secret and isinstance(obj, Secret):
+    if origin is Secret:
+        if isinstance(obj, Secret):
+            return obj
+        raise TypeError(f"expected a Secret, got {type(obj).__name__}")
+    if type_ is object:  # as msgspec does without a hook: anything is an object
         return obj
-    raise NotImplementedError(f"cannot convert {type(obj).__name__} to {type_!r}")
+    raise TypeError(f"unsupported type {type_!r}")
