@@ -111,14 +111,15 @@ async def rotate(
 ) -> KeyRotation:
     """Re-encrypt every stored run with ``sealer``'s current key, ``batch_size`` runs a batch
     (one read and one short write transaction each, so checkpoints go on in between)."""
-    if sealer.keys.current is None:
+    current = sealer.keys.current
+    if current is None:
         raise EncryptionKeyError(
             "rotating keys needs the new key: open the runtime with encryption_key=... (the new one) and the "
             "old keys in encryption_keys=..."
         )
     # Strict: a secret under a key this runtime lacks is reported (failed), not written back.
     sealer = Sealer(sealer.keys, encrypt_payloads=sealer.payloads, strict=True)
-    out = KeyRotation(key_id=sealer.keys.current)
+    out = KeyRotation(key_id=current)
     after = ""
     while True:
         rows = await read_runs(after, batch_size)

@@ -40,6 +40,7 @@ from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._rotate import KeyRotation, rotate
 from ._schedules_sqlite import SQLiteSchedules
 from ._search import filter_terms, search_terms
+from ._secret import Unsealed
 from ._sqlite_connect import Synchronous, open_write_connection
 from ._sqlite_errors import translate
 from ._sqlite_ownership import Ownership
@@ -233,8 +234,28 @@ class SQLiteStore(SingleOwner):
         # A plain function returning the commit future: with thousands of runs waiting on
         # commits, one coroutine frame fewer per waiting run is measurable GC work saved.
         run_id = record.run_id
+        blobs = None
         try:
-            snapshot, rows, blobs = encode_sealed(self.sealer, record, events, self._encode_checkpoint)
+            if self.sealer.payloads or self.payloads.tracks(run_id):
+                snapshot, rows, blobs = encode_sealed(self.sealer, record, events, self._encode_checkpoint)
+            else:
+                # The common checkpoint, inline (it runs for every step of every run): a record
+                # that holds a plaintext Secret raises `Unsealed` and takes the path above.
+                try:
+                    snapshot = store_encode(record)
+                    rows = store_encode(list(events)) if events else None
+                except Unsealed:
+                    snapshot, rows, blobs = encode_sealed(self.sealer, record, events, self._encode_checkpoint)
+                else:
+                    # Only a snapshot or events above the offload size hold a value that may be:
+                    # the common checkpoint pays two length checks.
+                    offload_bytes = self.payloads.limits.offload_bytes
+                    if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
+                        offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+                        if offload is not None:
+                            snapshot = store_encode(offload.record)
+                            rows = store_encode(offload.events) if events else None
+                            blobs = _blob_rows(run_id, offload)
             meta = search_terms(record)
         except ENCODE_ERRORS as exc:
             # The message is only built here: this runs for every step of every run.
@@ -242,6 +263,7 @@ class SQLiteStore(SingleOwner):
             raise payload_error(exc, f"{what} of run {run_id!r}", run_id) from exc
         if record.status.finished:
             self.payloads.run_ended(run_id)
+            self.sealer.run_ended(run_id)
         # The status member is a str; a run with no waits has no wake time (the common case).
         wake_at = record.wake_at if record.waits else None
         return self._writes.checkpoint(
