@@ -48,6 +48,7 @@ from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
 from ._postgres_leases import PgSubscription, WorkerLeases
+from ._postgres_rotate import pg_rotate
 from ._postgres_schema import migrate
 from ._postgres_sql import (
     COUNT_RUNS,
@@ -62,7 +63,7 @@ from ._postgres_sql import (
 from ._postgres_url import redact_url
 from ._purge import PG_CANDIDATES, PG_PURGE, check_statuses, ended_before
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
-from ._rotate import KeyRotation, rotate
+from ._rotate import KeyRotation
 from ._schedules_postgres import PgSchedules
 from ._search import filter_terms, search_terms
 from ._store import HEALTHY, StoreHealth
@@ -393,45 +394,7 @@ class PostgresStore:
         """Re-encrypt stored values with the current key, ``batch_size`` runs at a time (see
         `wayline.persistence._rotate`)."""
         self._check_open()
-
-        async def read_runs(after: str, limit: int) -> list[Any]:
-            return await self._fetch(
-                "SELECT run_id, snapshot FROM wayline.runs WHERE run_id > $1 ORDER BY run_id LIMIT $2", after, limit
-            )
-
-        async def read_history(run_ids: list[str]) -> list[Any]:
-            return await self._fetch(
-                "SELECT run_id, seq, events FROM wayline.history WHERE run_id = ANY($1::text[])", run_ids
-            )
-
-        async def write(
-            snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
-        ) -> tuple[int, int]:
-            async def go(conn: asyncpg.Connection) -> tuple[int, int]:
-                n = m = 0
-                async with conn.transaction():
-                    for run_id, old, new in snaps:
-                        done = await conn.execute(
-                            "UPDATE wayline.runs SET snapshot = $1 WHERE run_id = $2 AND snapshot = $3",
-                            new,
-                            run_id,
-                            old,
-                        )
-                        n += int(done.split()[-1])
-                    for run_id, seq, old, new in hist:
-                        done = await conn.execute(
-                            "UPDATE wayline.history SET events = $1 WHERE run_id = $2 AND seq = $3 AND events = $4",
-                            new,
-                            run_id,
-                            seq,
-                            old,
-                        )
-                        m += int(done.split()[-1])
-                return n, m
-
-            return await self._with_connection(go)
-
-        return await rotate(self.sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress)
+        return await pg_rotate(self.sealer, self._fetch, self._with_connection, batch_size, progress)
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check_open()
