@@ -255,3 +255,24 @@ def test_a_json_cli_document_shows_a_secret_as_its_mask(tmp_path: Path) -> None:
     proc = subprocess.run([str(WAYLINE), "runs", "show", "j1", "--json", "--db", path], capture_output=True, text=True)
     doc = json.loads(proc.stdout)
     assert doc["vars"]["card"] == "Secret('***')" and doc["input"]["card"] == "Secret('***')"
+
+
+@workflow(name="listener")
+async def listener(ctx: RunContext) -> Any:
+    return await ctx.wait_signal("go")
+
+
+async def test_encrypt_payloads_covers_messages_waiting_in_the_inbox(db: str) -> None:
+    opts: dict[str, Any] = {"workflows": [listener], "encryption_key": KEY, "encrypt_payloads": True}
+    clock = VirtualClock()
+    async with open_runtime(db, clock=clock, **opts) as rt:
+        await rt.start(listener, run_id="m1")
+        await clock.sleep(0.001)
+    async with open_runtime(db, clock=VirtualClock(), recover=False, **opts) as client:
+        await client.signal("m1", "go", {"note": "inbox-PLAINTEXT", "pin": Secret("pin-PLAINTEXT")})
+    at_rest = await stored(db)
+    assert b"PLAINTEXT" not in at_rest and MAGIC in at_rest
+    clock = VirtualClock()
+    async with open_runtime(db, clock=clock, **opts) as rt:
+        got = await rt.get_handle("m1").result()
+    assert got["note"] == "inbox-PLAINTEXT" and got["pin"].reveal() == "pin-PLAINTEXT"

@@ -391,7 +391,16 @@ class Sealer:
         return self._open_value(message, run_id, "inbox", None)
 
     def seal_message(self, message: Any, run_id: str) -> Any:
-        return self._seal_secrets(message, run_id, "inbox")
+        """An inbox message for ``run_id``: its Secrets sealed (as ``inbox.<attribute>...``),
+        and with ``encrypt_payloads`` its payload encrypted whole."""
+        if not self.payloads or not isinstance(message, msgspec.Struct):
+            return self._seal_secrets(message, run_id, "inbox")
+        changes = {}
+        for attr in ("payload", "output"):
+            value = getattr(message, attr, None)
+            if value is not None:
+                changes[attr] = self._seal_value(value, run_id, f"inbox.{attr}", None)
+        return msgspec.structs.replace(message, **changes) if changes else message
 
 
 def may_hold_sealed(data: bytes) -> bool:

@@ -17,7 +17,7 @@ from ._crypto import KeyRing, Sealer, encode_sealed, may_hold_sealed
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
-from ._rotate import KeyRotation, rotate
+from ._rotate import KeyRotation, Write, rotate
 from ._schedules_memory import MemorySchedules
 from ._search import filter_terms, matches
 from ._store import HEALTHY, StoreHealth
@@ -138,7 +138,11 @@ class MemoryStore(SingleOwner):
         return picked
 
     async def rotate_keys(
-        self, *, batch_size: int = 100, progress: Callable[[KeyRotation], Any] | None = None
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[KeyRotation], Any] | None = None,
+        wrap: Callable[[Write], Write] | None = None,
     ) -> KeyRotation:
         """Re-encrypt stored values with the current key (see `wayline.persistence._rotate`)."""
         self._check()
@@ -162,7 +166,9 @@ class MemoryStore(SingleOwner):
                     rows[seq], m = new, m + 1
             return n, m
 
-        return await rotate(self.sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress)
+        return await rotate(
+            self.sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress, wrap=wrap
+        )
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check()

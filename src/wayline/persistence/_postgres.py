@@ -63,7 +63,7 @@ from ._postgres_sql import (
 from ._postgres_url import redact_url
 from ._purge import PG_CANDIDATES, PG_PURGE, check_statuses, ended_before
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
-from ._rotate import KeyRotation
+from ._rotate import KeyRotation, Write
 from ._schedules_postgres import PgSchedules
 from ._search import filter_terms, search_terms
 from ._store import HEALTHY, StoreHealth
@@ -389,12 +389,16 @@ class PostgresStore:
         return list(done[0][0])
 
     async def rotate_keys(
-        self, *, batch_size: int = 100, progress: Callable[[KeyRotation], Any] | None = None
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[KeyRotation], Any] | None = None,
+        wrap: Callable[[Write], Write] | None = None,
     ) -> KeyRotation:
         """Re-encrypt stored values with the current key, ``batch_size`` runs at a time (see
         `wayline.persistence._rotate`)."""
         self._check_open()
-        return await pg_rotate(self.sealer, self._fetch, self._with_connection, batch_size, progress)
+        return await pg_rotate(self.sealer, self._fetch, self._with_connection, batch_size, progress, wrap)
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check_open()

@@ -8,7 +8,7 @@ from typing import Any
 import asyncpg
 
 from ._crypto import Sealer
-from ._rotate import KeyRotation, rotate
+from ._rotate import KeyRotation, Write, rotate
 
 _RUNS = "SELECT run_id, snapshot FROM wayline.runs WHERE run_id > $1 ORDER BY run_id LIMIT $2"
 _HISTORY = "SELECT run_id, seq, events FROM wayline.history WHERE run_id = ANY($1::text[])"
@@ -22,6 +22,7 @@ async def pg_rotate(
     with_connection: Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]],
     batch_size: int,
     progress: Callable[[KeyRotation], Any] | None,
+    wrap: Callable[[Write], Write] | None = None,
 ) -> KeyRotation:
     async def read_runs(after: str, limit: int) -> list[Any]:
         return await fetch(_RUNS, after, limit)
@@ -44,4 +45,4 @@ async def pg_rotate(
         done: tuple[int, int] = await with_connection(go)
         return done
 
-    return await rotate(sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress)
+    return await rotate(sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress, wrap=wrap)

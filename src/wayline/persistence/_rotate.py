@@ -108,9 +108,13 @@ async def rotate(
     *,
     batch_size: int = 100,
     progress: Callable[[KeyRotation], Any] | None = None,
+    wrap: Callable[[Write], Write] | None = None,
 ) -> KeyRotation:
     """Re-encrypt every stored run with ``sealer``'s current key, ``batch_size`` runs a batch
-    (one read and one short write transaction each, so checkpoints go on in between)."""
+    (one read and one short write transaction each, so checkpoints go on in between).
+    ``wrap`` wraps each batch's write (`wayline.testing.FaultInjectingStore` counts them)."""
+    if wrap is not None:
+        write = wrap(write)
     current = sealer.keys.current
     if current is None:
         raise EncryptionKeyError(

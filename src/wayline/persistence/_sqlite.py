@@ -37,7 +37,7 @@ from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
-from ._rotate import KeyRotation, rotate
+from ._rotate import KeyRotation, Write, rotate
 from ._schedules_sqlite import SQLiteSchedules
 from ._search import filter_terms, search_terms
 from ._secret import Unsealed
@@ -307,7 +307,11 @@ class SQLiteStore(SingleOwner):
         return await self._writes.transact(lambda conn: sqlite_purge(conn, before, chosen, workflow, limit, dry_run))
 
     async def rotate_keys(
-        self, *, batch_size: int = 100, progress: Callable[[KeyRotation], Any] | None = None
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[KeyRotation], Any] | None = None,
+        wrap: Callable[[Write], Write] | None = None,
     ) -> KeyRotation:
         """Re-encrypt stored values with the current key, ``batch_size`` runs at a time (see
         `wayline.persistence._rotate`)."""
@@ -344,7 +348,9 @@ class SQLiteStore(SingleOwner):
         ) -> tuple[int, int]:
             return await self._writes.transact(lambda conn: write(conn, snaps, hist))
 
-        return await rotate(self.sealer, read_runs, read_history, write_batch, batch_size=batch_size, progress=progress)
+        return await rotate(
+            self.sealer, read_runs, read_history, write_batch, batch_size=batch_size, progress=progress, wrap=wrap
+        )
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         data = encode_stored(

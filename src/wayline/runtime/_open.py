@@ -123,8 +123,11 @@ async def open_runtime(
         the_store = SQLiteStore(store, meter_provider=meter_provider, payload_limits=payload_limits)
     else:
         the_store = store
-    if hasattr(the_store, "sealer"):
-        the_store.sealer = sealer
+    keeper: Any = the_store
+    while not hasattr(keeper, "sealer") and hasattr(keeper, "inner"):
+        keeper = keeper.inner  # a wrapper (wayline.testing.FaultInjectingStore): the store inside
+    if hasattr(keeper, "sealer"):
+        keeper.sealer = sealer
     elif sealer.keys:
         raise InvalidArgumentError(
             "open_runtime", "encryption_key", f"the store {type(the_store).__name__} does not encrypt"
