@@ -27,7 +27,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._errors import EncryptionKeyError, SecretDecryptError
-from ._codec import decode_any, encode_raw
+from ._codec import ENCODE_ERRORS, decode_any, encode_raw, encode_stored, payload_error
 from ._records import (
     AnyEvent,
     CallbackCompleted,
@@ -401,6 +401,28 @@ class Sealer:
             if value is not None:
                 changes[attr] = self._seal_value(value, run_id, f"inbox.{attr}", None)
         return msgspec.structs.replace(message, **changes) if changes else message
+
+
+def encode_message(sealer: Sealer, message: Any, run_id: str) -> bytes:
+    """An inbox message as a store writes it: as it is in the common case (one encode, no walk
+    over the payload), its Secrets sealed if it holds any, its payload encrypted whole with
+    ``encrypt_payloads``.
+
+    Raises:
+        PayloadError: the message cannot be stored (a payload nested too deeply or holding
+            itself, a type msgspec does not know).
+    """
+    what = f"a message for run {run_id!r}"
+    if not sealer.payloads:
+        try:
+            return encode_stored(message, what=what, run_id=run_id)
+        except Unsealed:
+            pass
+    try:
+        sealed = sealer.seal_message(message, run_id)
+    except ENCODE_ERRORS as exc:
+        raise payload_error(exc, what, run_id) from exc
+    return encode_stored(sealed, what=what, run_id=run_id)
 
 
 def may_hold_sealed(data: bytes) -> bool:

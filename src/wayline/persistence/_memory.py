@@ -13,7 +13,7 @@ from typing import Any
 from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
 from ._codec import decode_history, decode_inbox_rows, decode_record, encode_stored
-from ._crypto import KeyRing, Sealer, encode_sealed, may_hold_sealed
+from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
@@ -172,9 +172,7 @@ class MemoryStore(SingleOwner):
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check()
-        data = encode_stored(
-            self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id
-        )
+        data = encode_message(self.sealer, message, run_id)
         await asyncio.sleep(0)
         stored = self._runs.get(run_id)
         if stored is None or decode_record(stored).status.finished:

@@ -43,7 +43,7 @@ from ._codec import (
     payload_error,
     store_encode,
 )
-from ._crypto import KeyRing, Sealer, encode_sealed, may_hold_sealed
+from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
@@ -402,9 +402,7 @@ class PostgresStore:
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check_open()
-        data = encode_stored(
-            self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id
-        )
+        data = encode_message(self.sealer, message, run_id)
         assert self._loop is not None
         fut: asyncio.Future[int | None] = self._loop.create_future()
         self._writer.queue.appends.append((run_id, data, fut))

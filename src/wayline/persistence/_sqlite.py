@@ -32,7 +32,7 @@ from ._codec import (
     payload_error,
     store_encode,
 )
-from ._crypto import KeyRing, Sealer, encode_sealed, may_hold_sealed
+from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
@@ -353,9 +353,7 @@ class SQLiteStore(SingleOwner):
         )
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
-        data = encode_stored(
-            self.sealer.seal_message(message, run_id), what=f"a message for run {run_id!r}", run_id=run_id
-        )
+        data = encode_message(self.sealer, message, run_id)
         return await self._writes.append(run_id, data)
 
     # --- reads ---------------------------------------------------------------------------
