@@ -95,6 +95,10 @@ class Runs:
         self._wake_timer = WakeTimer(clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
+        # Passivated runs that had taken in inbox messages, with the last seq they took in. A
+        # message up to it that reaches one of them again (the poller finds every message,
+        # those sent here too) is in its inbox already, or applied: it must not reload it.
+        self._took_in: dict[str, int] = {}
         # Runs listed for recovery whose wave has not come yet, with their listed records. A
         # message to one of them loads it at once (`wake`, from its current record) and takes
         # it off this list, so its wave does not load it a second time from the listed one.
@@ -123,6 +127,10 @@ class Runs:
             return None
         actor = self._actors.get(run_id)
         return actor if actor is not None else _Restarting(run_id, ref)
+
+    def took_in(self, run_id: str, seq: int) -> bool:
+        seen = self._took_in.get(run_id)
+        return seen is not None and seq <= seen
 
     def statistics(self) -> RuntimeStatistics:
         depths = [ref.mailbox_depth for ref in self._refs.values()]
@@ -154,6 +162,8 @@ class Runs:
 
     def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
         self._refs.pop(run_id, None)
+        if seen:
+            self._took_in[run_id] = seen
         self._passivated += 1
         if wake_at is not None:
             self._wake_timer.schedule(wake_at, self._wake_timer_fired)
@@ -279,6 +289,7 @@ class Runs:
             self.spawn(record, None)
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
+        self._took_in.pop(record.run_id, None)  # the new incarnation reads its inbox
         child = _RunChild(self, record, reason)
         self._refs[record.run_id] = self._supervisor.spawn_child(record.run_id, child, context=self._context)
 
