@@ -88,9 +88,9 @@ class RunPort(Protocol):
         """The run ended; ``record`` is its final, durable snapshot."""
         ...
 
-    def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
-        """The run left memory while waiting: wake it at ``wake_at``, or at once if a message
-        newer than inbox seq ``seen`` arrived meanwhile."""
+    def run_passivated(self, run_id: str, wake_at: float | None, seen: frozenset[int]) -> None:
+        """The run left memory while waiting, having taken in inbox seqs ``seen``: wake it at
+        ``wake_at``, or at once if a message newer than all of them arrived meanwhile."""
         ...
 
     async def start_child(

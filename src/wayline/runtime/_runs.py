@@ -95,6 +95,11 @@ class Runs:
         self._wake_timer = WakeTimer(clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
+        # Passivated runs that had taken in inbox messages, with the seqs they took in. One of
+        # them reaching the run again (the poller finds every message, those sent here too) is
+        # in its inbox already, or applied: it must not reload it. A set, not the highest seq:
+        # on PostgreSQL a lower seq can commit after a higher one, and that one must wake it.
+        self._took_in: dict[str, frozenset[int]] = {}
         # Runs listed for recovery whose wave has not come yet, with their listed records. A
         # message to one of them loads it at once (`wake`, from its current record) and takes
         # it off this list, so its wave does not load it a second time from the listed one.
@@ -124,6 +129,10 @@ class Runs:
         actor = self._actors.get(run_id)
         return actor if actor is not None else _Restarting(run_id, ref)
 
+    def took_in(self, run_id: str, seq: int) -> bool:
+        seen = self._took_in.get(run_id)
+        return seen is not None and seq in seen
+
     def statistics(self) -> RuntimeStatistics:
         depths = [ref.mailbox_depth for ref in self._refs.values()]
         return RuntimeStatistics(
@@ -152,12 +161,14 @@ class Runs:
         if self.finished_listener is not None:
             self.finished_listener(record)
 
-    def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
+    def run_passivated(self, run_id: str, wake_at: float | None, seen: frozenset[int]) -> None:
         self._refs.pop(run_id, None)
+        if seen:
+            self._took_in[run_id] = seen
         self._passivated += 1
         if wake_at is not None:
             self._wake_timer.schedule(wake_at, self._wake_timer_fired)
-        self.background(wake_if_messages(self.store, run_id, seen, self.wake))
+        self.background(wake_if_messages(self.store, run_id, max(seen, default=0), self.wake))
 
     async def start_child(
         self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any], tags: tuple[str, ...] = ()
@@ -279,6 +290,7 @@ class Runs:
             self.spawn(record, None)
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
+        self._took_in.pop(record.run_id, None)  # the new incarnation reads its inbox
         child = _RunChild(self, record, reason)
         self._refs[record.run_id] = self._supervisor.spawn_child(record.run_id, child, context=self._context)
 

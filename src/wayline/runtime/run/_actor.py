@@ -225,7 +225,7 @@ class RunActor(Actor[RunMessage]):
             await asyncio.wait({interpreter})
         state = self.state
         if self._passivated and state is not None:
-            self.port.run_passivated(self.run_id, state.record.wake_at, max(state.seen or (), default=0))
+            self.port.run_passivated(self.run_id, state.record.wake_at, frozenset(state.seen or ()))
         if self._segment is not None:
             self._segment.close(error, self._passivated)
         if self._body is not None:
