@@ -123,7 +123,12 @@ class RunActor(Actor[RunMessage]):
     def in_flight(self) -> list[StepStarted]:
         """The step attempts running now (see `_inflight`)."""
         state = self.state
-        return [] if state is None or state.finished else in_flight(state)
+        if state is None or state.finished:
+            return []
+        host = self._host
+        if host is not None:  # a state machine: its Task attempts, from the interpreter's host
+            return sorted(host.running.values(), key=lambda e: (e.ts, e.step))
+        return in_flight(state)
 
     def callback_refusal(self, digest: str) -> str | None:
         state = self.state

@@ -33,7 +33,7 @@ from ..._errors import (
     RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ...persistence import RunRecord, RunStatus, encode
+from ...persistence import RunRecord, RunStatus, StepStarted, encode
 from .._context import RunContext
 from .._metadata import child_metadata
 from .._port import RunPort
@@ -69,6 +69,9 @@ class AslHost:
         self._ask = ask  # a request to the run's actor, answered once it is applied
         self._woken = woken  # wait until the run's callback wait at a position has an outcome
         self._segment = segment
+        # The Task attempts running now, by step id: what `rt.describe` shows of a state
+        # machine's steps in flight. Memory only, as for code workflows: no write per attempt.
+        self.running: dict[str, StepStarted] = {}
 
     async def run(self, input: Any) -> Any:
         """Run the machine from the start, or from the snapshot the run saved last."""
@@ -115,12 +118,16 @@ class AslHost:
         ctx = self.ctx
         # step_info() inside a resource: the interpreter's step id is stable across a crash.
         token = _current_step.set(StepInfo(ctx.run_id, step, -1, attempt + 1, ctx.workflow))
+        # Shown as `step_info()` names it: the step id (a Map item's or Parallel branch's
+        # position included), index -1 (a state machine has no journal).
+        self.running[step] = StepStarted(ts=ctx.now(), step=step, index=-1, attempt=attempt + 1)
         try:
             if self._segment is None:
                 return await call_resource(fn, payload, timeout_seconds)
             with self._segment.task_attempt(state, step, attempt + 1, resource):
                 return await call_resource(fn, payload, timeout_seconds)
         finally:
+            del self.running[step]
             _current_step.reset(token)
 
     async def new_task_token(self, *, state: str, step: str) -> str:
