@@ -30,7 +30,7 @@ from .._workflows import AslWorkflow
 from . import _code as code
 from ._asl import AslHost
 from ._callbacks import refusal
-from ._children import NOTIFY_KEY
+from ._children import notifies_parent
 from ._decide import decide, interrupts
 from ._effects import (
     AnswerUpdate,
@@ -349,7 +349,7 @@ class RunActor(Actor[RunMessage]):
                     follow = await message_child(port, effect)
                 elif kind is WatchChild:
                     assert isinstance(effect, WatchChild)
-                    await port.watch_child(effect.run_id)
+                    await port.watch_child(effect.run_id, self.run_id)
                 elif kind is CloseChildren:
                     assert isinstance(effect, CloseChildren)
                     await port.close_children(effect.children, effect.reason)
@@ -364,7 +364,7 @@ class RunActor(Actor[RunMessage]):
                     assert isinstance(effect, Finished)
                     self._finished = True
                     port.run_finished(effect.record)
-                    if effect.record.metadata.get(NOTIFY_KEY):
+                    if notifies_parent(effect.record.metadata):
                         # Its end is durable: now its parent's inbox (a crash in between is
                         # made up for by the parent, which looks again when it waits).
                         await port.notify_parent(effect.record)

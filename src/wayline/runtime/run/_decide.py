@@ -59,8 +59,10 @@ from ._effects import (
 )
 from ._messages import (
     AslCheckpoint,
+    AslChildTaken,
     AslNewToken,
     AslTokenTaken,
+    AslWaitChild,
     AslWaitToken,
     CallbackDue,
     ChildMessageDone,
@@ -125,6 +127,10 @@ def decide(s: RunState, message: RunMessage) -> tuple[RunState, list[Effect]]:
             callbacks.wait_task_token(s, out, message)
         case AslTokenTaken(index=index):
             callbacks.task_token_taken(s, out, index)
+        case AslWaitChild():
+            children.task_wait(s, out, message)
+        case AslChildTaken():
+            children.task_taken(s, out, message)
     return s, out
 
 
