@@ -75,9 +75,10 @@ class RunPort(Protocol):
     @property
     def telemetry(self) -> Telemetry: ...
 
-    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+    def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
         """The registered workflow ``name``, in ``version`` if that is registered, else the
-        newest (``WorkflowNotFoundError`` if none is)."""
+        newest (``WorkflowNotFoundError`` if none is). With no ``run_id`` (not for a run that
+        resumes), a ``version`` that is not registered raises ``VersionNotFoundError``."""
         ...
 
     def run_stopped(self, run: LiveRun) -> None:

@@ -132,7 +132,7 @@ class Runs:
 
     # --- the port: what runs ask -------------------------------------------------------------
 
-    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+    def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
         return self._registry.lookup(name, run_id=run_id, version=version)
 
     def run_stopped(self, run: LiveRun) -> None:

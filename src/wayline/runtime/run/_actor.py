@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from ..._errors import Cancelled, PayloadError
+from ..._errors import Cancelled, ContinueAsNew, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import RunRecord, StepStarted
 from .._commands import Step
@@ -66,6 +66,7 @@ from ._messages import (
     Unstorable,
 )
 from ._restore import restore
+from ._segments import next_segment
 from ._state import RunState
 from ._values import as_replayed, shaped
 
@@ -302,6 +303,8 @@ class RunActor(Actor[RunMessage]):
                 elif kind is Resume:
                     assert isinstance(effect, Resume) and self._body is not None
                     follow = code.step(self._body, effect.value, effect.error, self._vars_guard)
+                    if type(follow) is Raised and type(follow.error) is ContinueAsNew:
+                        follow = next_segment(port, state.record, follow.error)
                 elif kind is RunAttempt:
                     assert isinstance(effect, RunAttempt)
                     if effect.inline:
