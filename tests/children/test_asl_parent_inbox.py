@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from _support import find_crash
+from _support import crashed_at_every_write
 from wayline import RunContext, StateMachine, activity, open_runtime, workflow
 from wayline.persistence import ChildDone, InboxMessage, SQLiteStore
 from wayline.testing import FaultInjectingStore, VirtualClock
@@ -109,22 +109,10 @@ async def test_an_asl_parent_and_its_code_child_through_a_crash_at_every_write(t
     clean = await run_once(counter)
     assert clean == {"n": 1022}
     clean_counts = Counter(executions)
-    writes = counter.writes
-    assert writes >= 8
-    for n in range(1, writes + 1):
-        for when in ("before", "after"):
-            executions.clear()
-            path = tmp_path / f"crash-{n}-{when}.db"
-            try:
-                await run_once(FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when))
-            except BaseException as exc:
-                if find_crash(exc) is None:
-                    raise
-            else:
-                pytest.fail(f"no crash at write {n} ({when})")
-            where = f"crash at write {n} ({when})"
-            assert await run_once(SQLiteStore(path)) == clean, where
-            assert await family_in(path) == (["mom", "the-kid"], []), where  # one child; its end taken
-            assert not clean_counts - executions, f"{where}: steps never ran"
-            extra = executions - clean_counts
-            assert max(extra.values(), default=0) <= 1, f"{where}: re-executed {extra}"
+    assert counter.writes >= 8
+    async for path, where in crashed_at_every_write(tmp_path, counter.writes, run_once, reset=executions.clear):
+        assert await run_once(SQLiteStore(path)) == clean, where
+        assert await family_in(path) == (["mom", "the-kid"], []), where  # one child; its end taken
+        assert not clean_counts - executions, f"{where}: steps never ran"
+        extra = executions - clean_counts
+        assert max(extra.values(), default=0) <= 1, f"{where}: re-executed {extra}"
