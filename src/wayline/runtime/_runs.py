@@ -95,6 +95,10 @@ class Runs:
         self._wake_timer = WakeTimer(clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
+        # Runs listed for recovery whose wave has not come yet, with their listed records. A
+        # message to one of them loads it at once (`wake`, from its current record) and takes
+        # it off this list, so its wave does not load it a second time from the listed one.
+        self._unrecovered: dict[str, RunRecord] = {}
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
         # does. Given to the supervisor because a parked run's next task is started by
@@ -370,7 +374,6 @@ class Runs:
 
     async def recover(self) -> int:
         """Restart every unfinished run in the store; returns how many."""
-        count = 0
         statuses = UNFINISHED
         if self.passivate_after is not None:
             # Waiting runs stay passivated: the waker reloads them when a timer is due, and a
@@ -380,7 +383,8 @@ class Runs:
             self._passivated += found
             self.telemetry.passivated_found(found)
             self.background(self._wake_due())
-        wave: list[str] = []
+        pending = self._unrecovered
+        listed: list[RunRecord] = []
         for rec in await self.store.list_runs(statuses=statuses):
             if rec.workflow not in self._registry:
                 log.error(
@@ -392,13 +396,25 @@ class Runs:
                     extra={"run_id": rec.run_id},
                 )
                 continue
-            self.spawn(rec, "recovered after a process restart")
-            count += 1
-            wave.append(rec.run_id)
-            if len(wave) >= RECOVERY_WAVE:
-                await self._until_loaded(wave)
-                wave.clear()
-        return count
+            pending[rec.run_id] = rec
+            listed.append(rec)
+        wave: list[str] = []
+        try:
+            for rec in listed:
+                # Still listed: nothing has loaded it meanwhile, so the listed record is still
+                # its current one (no actor here has held the run).
+                if pending.pop(rec.run_id, None) is None or rec.run_id in self._refs:
+                    continue
+                if self.closed:
+                    break
+                self.spawn(rec, "recovered after a process restart")
+                wave.append(rec.run_id)
+                if len(wave) >= RECOVERY_WAVE:
+                    await self._until_loaded(wave)
+                    wave.clear()
+        finally:
+            pending.clear()
+        return len(listed)
 
     async def _until_loaded(self, wave: list[str]) -> None:
         """Until every run of ``wave`` has loaded its snapshot, or stopped."""
@@ -418,10 +434,14 @@ class Runs:
         """Load a run that is not in memory (passivated), unless it has ended."""
         if run_id in self._refs or self.closed or not self._owner:
             return
+        # Listed for recovery and not loaded yet: loaded here and now, and taken off the list
+        # before anything is awaited, so its wave does not load it again from the listed
+        # record (two actors of one run, the second from a snapshot the first has moved past).
+        recovering = self._unrecovered.pop(run_id, None) is not None
         rec = await self.store.get_run(run_id)
         if rec is None or rec.status.finished or rec.workflow not in self._registry or run_id in self._refs:
             return
-        if self._passivated and reason.startswith("woken by"):
+        if self._passivated and reason.startswith("woken by") and not recovering:
             self._passivated -= 1
         self.spawn(rec, reason)
 

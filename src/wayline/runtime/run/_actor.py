@@ -205,6 +205,8 @@ class RunActor(Actor[RunMessage]):
         if self._body is not None:
             self._body.close()
         self._body = self._host = None
+        if self.state is not None:
+            self.state.ctx._patched = None  # the cycle of the segment that ended (see on_stop)
         # Its inbox is read again: what the last segment left unconsumed carries over (the
         # messages it had applied but not consumed are applied afresh by the next).
         await self._load(record, None, True)
@@ -235,8 +237,11 @@ class RunActor(Actor[RunMessage]):
         if self._body is not None:
             self._body.close()
         # An ended run is freed by reference counting, not left as cyclic garbage: the body,
-        # the interpreter and the tasks hold this actor through their frames and callbacks.
+        # the interpreter and the tasks hold this actor through their frames and callbacks,
+        # and the body's context holds the state (its patch check) that holds the context.
         self._body = self._host = self._interpreter = self._task = None
+        if state is not None:
+            state.ctx._patched = None
 
     # --- the mailbox ---------------------------------------------------------------------
 
