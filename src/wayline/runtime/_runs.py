@@ -47,7 +47,7 @@ from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
 from ._updates import UpdateWaiters
 from ._workflows import AslWorkflow, Registry, Workflow
-from .run import DETACHED_KEY, NOTIFY_KEY, PARENT_KEY, RunActor
+from .run import DETACHED_KEY, PARENT_KEY, RunActor, notifies_parent
 
 log = logging.getLogger("wayline")
 
@@ -145,7 +145,7 @@ class Runs:
 
     # --- the port: what runs ask -------------------------------------------------------------
 
-    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+    def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
         return self._registry.lookup(name, run_id=run_id, version=version)
 
     def run_stopped(self, run: LiveRun) -> None:
@@ -176,9 +176,6 @@ class Runs:
         self.check_open()
         await self.create(self._registry.lookup(workflow), input, run_id, metadata, tags)
 
-    async def wait_run(self, run_id: str) -> RunRecord:
-        return await self.wait_finished(run_id)
-
     async def cancel_run(self, run_id: str, reason: str | None, *, terminate: bool = False) -> None:
         await inbox.cancel(self.store, self.clock, self, run_id, reason, terminate=terminate)
 
@@ -188,22 +185,42 @@ class Runs:
     async def signal_run(self, run_id: str, name: str, payload: Any) -> None:
         await inbox.signal(self.store, self.clock, self, run_id, name, payload)
 
-    async def watch_child(self, run_id: str) -> None:
+    async def watch_child(self, run_id: str, parent: str) -> None:
         try:
             rec = await self.store.get_run(run_id)
         except Exception:
             log.exception("could not read child run %s for its parent", run_id, extra={"run_id": run_id})
             return
-        if rec is not None and rec.status.finished:
-            await self.notify_parent(rec)
+        if rec is None:
+            return
+        if rec.status.finished:
+            await self._send_end(parent, rec)
+        elif rec.metadata.get(PARENT_KEY) != parent:
+            # Another run's child (two parents gave one execution Name): its end is sent to
+            # its own parent; this one is told too. Not durable, nor need it be: a restarted
+            # parent watches again when it waits again.
+            self.background(self._relay_end(run_id, parent))
+
+    async def _relay_end(self, run_id: str, parent: str) -> None:
+        try:
+            rec = await self.wait_finished(run_id)
+        except RuntimeClosedError:
+            return
+        except (RunNotFoundError, WorkflowNotFoundError):
+            log.exception("run %s waits for run %s, which cannot end here", parent, run_id, extra={"run_id": parent})
+            return
+        await self._send_end(parent, rec)
 
     async def notify_parent(self, child: RunRecord) -> None:
-        """Send a code workflow's child's end to its parent's inbox (it may already have it:
-        the parent applies one and deletes the others). If this fails, the parent asks again
-        when it next opens its wait for the child (`watch_child`)."""
+        """Send a child's end to its parent's inbox (it may already have it: the parent applies
+        one and deletes the others), for a code workflow's child and for a state machine's
+        child that its parent waits for. If this fails, the parent asks again when it next
+        opens its wait for the child (`watch_child`)."""
         parent = child.metadata.get(PARENT_KEY)
-        if not isinstance(parent, str) or not child.metadata.get(NOTIFY_KEY):
-            return
+        if isinstance(parent, str) and notifies_parent(child.metadata):
+            await self._send_end(parent, child)
+
+    async def _send_end(self, parent: str, child: RunRecord) -> None:
         message = ChildDone(
             run_id=child.run_id, status=child.status.value, output=child.output, error=child.error, ts=self.clock.time()
         )
