@@ -496,6 +496,41 @@ def _context(size: Size) -> list[Scenario]:
                 also=(("total_mb", "MiB in all"), ("step_ms", "ms/step")),
             )
         )
+    # Encryption: throughput with encrypt_payloads=True against without (the ratio), and what
+    # one Secret costs to encrypt and decrypt.
+    runs, steps = size.pick(400, 100, 4), size.pick(5, 5, 2)
+    for encrypt in (False, True):
+        rows.append(
+            Scenario(
+                suite="context",
+                system="wayline",
+                func="_wayline_secrets:throughput",
+                params={"runs": runs, "steps": steps, "encrypt": encrypt},
+                metric="runs_per_s",
+                unit="runs/s",
+                higher_is_better=True,
+                group="encryption",
+                baseline=not encrypt,
+                timeout_s=size.pick(600.0, 300.0),
+                label=f"encrypt_payloads={encrypt}, {runs} runs x {steps} steps",
+                also=(("steps_per_s", "steps/s"),),
+            )
+        )
+    rows.append(
+        Scenario(
+            suite="context",
+            system="wayline",
+            func="_wayline_secrets:secret_costs",
+            params={"n": size.pick(20_000, 5_000, 50)},
+            metric="encrypt_us",
+            unit="µs to encrypt a Secret",
+            higher_is_better=False,
+            group="secret",
+            baseline=True,
+            label="one Secret in vars: seal, and open",
+            also=(("decrypt_us", "µs to decrypt"),),
+        )
+    )
     return rows
 
 

@@ -22,7 +22,7 @@ from ._errors import (
     StoreError as StoreError,
     WaylineError as WaylineError,
 )
-from .persistence import RunStatus as RunStatus
+from .persistence import RunStatus as RunStatus, Secret as Secret
 from .runtime import (
     RetryPolicy as RetryPolicy,
     RunContext as RunContext,
@@ -58,6 +58,7 @@ __all__ = (
     "RunStatus",
     "Runtime",
     "Schedule",
+    "Secret",
     "SignalTimeoutError",
     "StateMachine",
     "StatesError",

@@ -14,7 +14,7 @@ from .. import __version__
 from .._errors import InvalidArgumentError, PayloadError, WaylineError
 from ..persistence import OVERLAP_POLICIES
 from ..runtime import JsonLogFormatter, RunLogFilter
-from . import _commands as cmd, _replay as replay, _schedules as schedules
+from . import _commands as cmd, _keys as keys, _replay as replay, _schedules as schedules
 from ._errors import FAILED, INTERRUPTED, USAGE, CliError, error_ids, leaf_error, message_for
 from ._output import emit_error
 
@@ -214,6 +214,14 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("--definition", required=True, metavar="FILE", help="the run's state machine definition (ASL JSON)")
     p.add_argument("--resources", metavar="MODULE:MAPPING", help=_RESOURCES)
 
+    ks = group("keys", "encryption keys: re-encrypt stored secrets with the newest key", "keys_command")
+    p = command(
+        ks,
+        "rotate",
+        "re-encrypt every stored Secret (and encrypted payload) with the first key of $WAYLINE_ENCRYPTION_KEY "
+        "('new-id:NEWKEY,old-id:OLDKEY'), in small batches, while runs go on",
+    )
+    p.add_argument("--batch-size", type=int, default=100, metavar="N", help="runs per write transaction (default: 100)")
     sch = group("schedules", "list, show, pause, resume, trigger, backfill or delete schedules", "schedules_command")
     command(sch, "list", "every schedule: when it fires, its state, its next fire and last run")
     p = command(sch, "show", "a schedule: its definition, state, next fires, last runs and recent actions")
@@ -309,8 +317,11 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
         getattr(args, "runs_command", None)
         or getattr(args, "callback_command", None)
         or getattr(args, "asl_command", None)
-        or getattr(args, "schedules_command", None),
+        or getattr(args, "schedules_command", None)
+        or getattr(args, "keys_command", None),
     ):
+        case "keys", "rotate":
+            return lambda: keys.keys_rotate(opts, args.batch_size)
         case "runs", "purge":
             return lambda: cmd.runs_purge(opts, args.before, args.status, args.workflow, args.dry_run)
         case "runs", "list":

@@ -10,15 +10,22 @@ from typing import Any
 
 import msgspec
 
-from ..persistence import AnyEvent, Custom, RunStatus
+from ..persistence import AnyEvent, Custom, RunStatus, SealedPayload, Secret
 from ..runtime import RunInfo
 from ._details import Detail
 from ._time import iso, when
 
 
+def _shown(value: Any) -> Any:
+    if isinstance(value, (Secret, SealedPayload)):
+        return repr(value)  # Secret('***'): never its value
+    raise TypeError(f"Encoding objects of type {type(value).__name__} is unsupported")
+
+
 def plain(value: Any) -> Any:
-    """Stored data as JSON-ready builtins (msgspec Structs become dicts, bytes base64)."""
-    return msgspec.to_builtins(value)
+    """Stored data as JSON-ready builtins (msgspec Structs become dicts, bytes base64, a
+    Secret ``"Secret('***')"``)."""
+    return msgspec.to_builtins(value, enc_hook=_shown)
 
 
 def compact(value: Any, limit: int | None = None) -> str:

@@ -49,6 +49,10 @@ from ._runs import (
     UpdateRejectedError as UpdateRejectedError,
     UpdateTimeoutError as UpdateTimeoutError,
 )
+from ._secrets import (
+    EncryptionKeyError as EncryptionKeyError,
+    SecretDecryptError as SecretDecryptError,
+)
 from ._store import (
     DatabaseAuthError as DatabaseAuthError,
     DatabaseCorruptError as DatabaseCorruptError,

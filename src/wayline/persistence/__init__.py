@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any
 
 from ._blobs import PayloadLimits as PayloadLimits
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
+from ._crypto import KeyRing as KeyRing, Sealer as Sealer
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
@@ -70,6 +71,7 @@ from ._records import (
     UpdateWait as UpdateWait,
     Wait as Wait,
 )
+from ._rotate import KeyRotation as KeyRotation
 from ._schedules import (
     OVERLAP_POLICIES as OVERLAP_POLICIES,
     ScheduleAction as ScheduleAction,
@@ -79,6 +81,12 @@ from ._schedules import (
     ScheduleSpec as ScheduleSpec,
     ScheduleStore as ScheduleStore,
     ScheduleWrite as ScheduleWrite,
+)
+from ._secret import (
+    SealedPayload as SealedPayload,
+    Secret as Secret,
+    dec_hook as secret_dec_hook,
+    ext_hook as secret_ext_hook,
 )
 from ._sqlite import SQLiteStore as SQLiteStore
 from ._store import WAIT_FOR_STORE as WAIT_FOR_STORE, Store as Store, StoreHealth as StoreHealth
@@ -135,6 +143,8 @@ __all__ = (
     "ErrorInfo",
     "Event",
     "InboxMessage",
+    "KeyRing",
+    "KeyRotation",
     "Lease",
     "MemoryStore",
     "Patched",
@@ -157,6 +167,9 @@ __all__ = (
     "ScheduleSpec",
     "ScheduleStore",
     "ScheduleWrite",
+    "SealedPayload",
+    "Sealer",
+    "Secret",
     "SignalMessage",
     "SignalReceived",
     "SignalTimedOut",
@@ -177,4 +190,6 @@ __all__ = (
     "WorkerInfo",
     "decode_any",
     "encode",
+    "secret_dec_hook",
+    "secret_ext_hook",
 )

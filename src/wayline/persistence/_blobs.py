@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from .._errors import DatabaseCorruptError, PayloadError
-from ._codec import decode_any, encode_raw
+from ._codec import decode_any, store_encode
 from ._records import (
     AnyEvent,
     CallbackCompleted,
@@ -126,7 +126,7 @@ class Offloader:
         sizes: list[int] = []
 
         def put(slot: str, value: Any, what: str, remember: bool) -> Any:
-            data = encode_raw(value)
+            data = store_encode(value)
             sizes.append(len(data))
             if len(data) > limits.max_value_bytes:
                 raise PayloadError(

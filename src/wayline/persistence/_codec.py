@@ -16,14 +16,18 @@ import msgspec
 from .._errors import PayloadError
 from ._legacy import upgrade_message, upgrade_record
 from ._records import FORMAT, AnyEvent, AnyInboxMessage, InboxMessage, RunRecord
+from ._secret import ext_hook, store_hook, transient_hook
 
 log = logging.getLogger("wayline.store")
 
-_encoder = msgspec.msgpack.Encoder()
-_record_decoder = msgspec.msgpack.Decoder(RunRecord)
-_events_decoder = msgspec.msgpack.Decoder(list[AnyEvent])
-_any_decoder = msgspec.msgpack.Decoder()
-_inbox_decoder = msgspec.msgpack.Decoder(AnyInboxMessage)
+# Two encoders (see `._secret`): the transient one keeps a `Secret` in memory as itself, the
+# store's refuses a plaintext one (`Unsealed`) so that nothing writes it unencrypted.
+_encoder = msgspec.msgpack.Encoder(enc_hook=transient_hook)
+_store_encoder = msgspec.msgpack.Encoder(enc_hook=store_hook)
+_record_decoder = msgspec.msgpack.Decoder(RunRecord, ext_hook=ext_hook)
+_events_decoder = msgspec.msgpack.Decoder(list[AnyEvent], ext_hook=ext_hook)
+_any_decoder = msgspec.msgpack.Decoder(ext_hook=ext_hook)
+_inbox_decoder = msgspec.msgpack.Decoder(AnyInboxMessage, ext_hook=ext_hook)
 
 #: What encoding an unstorable value raises: a type msgspec does not know, an int out of
 #: range, and RecursionError for a value nested deeper than the interpreter's recursion
@@ -41,9 +45,19 @@ def _why(exc: BaseException) -> str:
 
 
 def encode(value: Any, *, what: str = "value", run_id: str | None = None) -> bytes:
-    """Encode anything storable; unencodable values raise `PayloadError` naming ``what``."""
+    """Encode anything storable; unencodable values raise `PayloadError` naming ``what``.
+
+    In memory only: a `Secret` is kept as its plaintext (stores write with `store_encode`)."""
     try:
         return _encoder.encode(value)
+    except ENCODE_ERRORS as exc:
+        raise PayloadError(what, _why(exc), run_id=run_id) from exc
+
+
+def encode_stored(value: Any, *, what: str = "value", run_id: str | None = None) -> bytes:
+    """`encode` for what a store writes: a plaintext `Secret` raises `Unsealed`."""
+    try:
+        return _store_encoder.encode(value)
     except ENCODE_ERRORS as exc:
         raise PayloadError(what, _why(exc), run_id=run_id) from exc
 
@@ -56,6 +70,10 @@ def payload_error(exc: BaseException, what: str, run_id: str | None = None) -> P
 #: Encode without translating errors (`ENCODE_ERRORS`): for hot paths that build their
 #: `PayloadError` (`payload_error`) only when encoding fails.
 encode_raw = _encoder.encode
+
+#: What a store writes with: like `encode_raw`, but a plaintext `Secret` raises `Unsealed`
+#: (the store seals the record, `Sealer.seal`, and encodes again).
+store_encode = _store_encoder.encode
 
 
 def decode_record(data: bytes) -> RunRecord:

@@ -7,15 +7,17 @@ catch unencodable payloads and callers can never alias stored state.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
-from ._codec import decode_history, decode_inbox_rows, decode_record, encode
+from ._codec import decode_history, decode_inbox_rows, decode_record, encode_stored
+from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._rotate import KeyRotation, Write, rotate
 from ._schedules_memory import MemorySchedules
 from ._search import filter_terms, matches
 from ._store import HEALTHY, StoreHealth
@@ -30,6 +32,7 @@ class MemoryStore(SingleOwner):
 
     def __init__(self, *, payload_limits: PayloadLimits | None = None) -> None:
         self.payloads = Offloader(payload_limits)
+        self.sealer = Sealer(KeyRing(()))  # the runtime's keys, once it sets them
         self._runs: dict[str, bytes] = {}
         self._history: dict[str, list[bytes]] = {}
         self._inbox: dict[int, tuple[str, bytes]] = {}
@@ -56,13 +59,11 @@ class MemoryStore(SingleOwner):
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         self._check()
-        snap = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
-        rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
-        self.payloads.prepare(record, list(events), len(snap), len(rows or b""))  # the limits
+        snap, rows = encode_sealed(self.sealer, record, events, self._encode)
         await asyncio.sleep(0)
         existing = self._runs.get(record.run_id)
         if existing is not None:
-            return decode_record(existing)
+            return self._decode(existing)
         self._runs[record.run_id] = snap
         self._history[record.run_id] = [rows] if rows is not None else []
         return None
@@ -72,12 +73,20 @@ class MemoryStore(SingleOwner):
     ) -> Awaitable[None]:
         # Encode now, at the call, as the Store contract requires (PayloadError raised here).
         self._check()
-        snap = encode(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
-        rows = encode(list(events), what=f"history of run {record.run_id!r}") if events else None
-        self.payloads.prepare(record, list(events), len(snap), len(rows or b""))  # the limits
+        snap, rows = encode_sealed(self.sealer, record, events, self._encode)
         if record.status.finished:
             self.payloads.run_ended(record.run_id)
         return self._commit(record.run_id, snap, rows, tuple(consumed), record.status.finished, record.history_seq)
+
+    def _encode(self, record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None]:
+        snap = encode_stored(record, what=f"state of run {record.run_id!r}", run_id=record.run_id)
+        rows = encode_stored(events, what=f"history of run {record.run_id!r}") if events else None
+        self.payloads.prepare(record, events, len(snap), len(rows or b""))  # the limits
+        return snap, rows
+
+    def _decode(self, data: bytes) -> RunRecord:
+        record = decode_record(data)
+        return self.sealer.open_record(record) if may_hold_sealed(data) else record
 
     async def _commit(
         self, run_id: str, snap: bytes, rows: bytes | None, consumed: tuple[int, ...], finished: bool, seq: int
@@ -128,9 +137,42 @@ class MemoryStore(SingleOwner):
                     del self._inbox[seq]
         return picked
 
+    async def rotate_keys(
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[KeyRotation], Any] | None = None,
+        wrap: Callable[[Write], Write] | None = None,
+    ) -> KeyRotation:
+        """Re-encrypt stored values with the current key (see `wayline.persistence._rotate`)."""
+        self._check()
+
+        async def read_runs(after: str, limit: int) -> list[tuple[str, bytes]]:
+            return sorted((r, d) for r, d in self._runs.items() if r > after)[:limit]
+
+        async def read_history(run_ids: list[str]) -> list[tuple[str, int, bytes]]:
+            return [(r, i, d) for r in run_ids for i, d in enumerate(self._history.get(r, ()))]
+
+        async def write(
+            snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+        ) -> tuple[int, int]:
+            n = m = 0
+            for run_id, old, new in snaps:
+                if self._runs.get(run_id) == old:
+                    self._runs[run_id], n = new, n + 1
+            for run_id, seq, old, new in hist:
+                rows = self._history.get(run_id)
+                if rows is not None and seq < len(rows) and rows[seq] == old:
+                    rows[seq], m = new, m + 1
+            return n, m
+
+        return await rotate(
+            self.sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress, wrap=wrap
+        )
+
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check()
-        data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
+        data = encode_message(self.sealer, message, run_id)
         await asyncio.sleep(0)
         stored = self._runs.get(run_id)
         if stored is None or decode_record(stored).status.finished:
@@ -143,7 +185,7 @@ class MemoryStore(SingleOwner):
         self._check()
         rows = ((s, rid, data) for s, (rid, data) in sorted(self._inbox.items()) if s > seq)
         found = decode_inbox_rows(rows, ":memory:", placeholders=True)
-        return found[:limit]
+        return [(s, r, self.sealer.open_message(m, r)) for s, r, m in found[:limit]]
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         self._check()
@@ -167,18 +209,19 @@ class MemoryStore(SingleOwner):
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         self._check()
         rows = ((s, rid, data) for s, (rid, data) in sorted(self._inbox.items()) if rid == run_id)
-        return [(s, m) for s, _, m in decode_inbox_rows(rows, ":memory:")]
+        return [(s, self.sealer.open_message(m, run_id)) for s, _, m in decode_inbox_rows(rows, ":memory:")]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         self._check()
         data = self._runs.get(run_id)
-        return None if data is None else decode_record(data)
+        return None if data is None else self._decode(data)
 
     async def get_history(self, run_id: str) -> list[AnyEvent]:
         self._check()
         data = self._runs.get(run_id)
         rows = [(0, seq, events) for seq, events in enumerate(self._history.get(run_id, ()))]
-        return decode_history([*rows, (1, 0, data)] if data is not None else rows)
+        events = decode_history([*rows, (1, 0, data)] if data is not None else rows)
+        return self.sealer.open_events(events, run_id)
 
     async def count_runs(self, statuses: Collection[RunStatus]) -> int:
         self._check()
@@ -199,7 +242,7 @@ class MemoryStore(SingleOwner):
         filter_terms(metadata, tag)  # the same errors as the stores with an index
         out = []
         for data in self._runs.values():
-            rec = decode_record(data)
+            rec = self._decode(data)
             if (metadata or tag is not None) and not matches(rec, metadata, tag):
                 continue
             if statuses is not None and rec.status not in statuses:

@@ -10,6 +10,7 @@ connection. Workers, leases and notifications are in `_postgres_leases`; the SQL
 from __future__ import annotations
 
 import asyncio
+import logging
 import socket
 import time
 import uuid
@@ -26,7 +27,9 @@ from .._errors import (
     DatabaseCorruptError,
     DatabaseMissingError,
     DatabaseUnreachableError,
+    EncryptionKeyError,
     LeaseLostError,
+    SecretDecryptError,
     StoreError,
 )
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
@@ -35,14 +38,17 @@ from ._codec import (
     decode_history,
     decode_inbox_rows,
     decode_record,
-    encode,
     encode_raw,
+    encode_stored,
     payload_error,
+    store_encode,
 )
+from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
 from ._postgres_leases import PgSubscription, WorkerLeases
+from ._postgres_rotate import pg_rotate
 from ._postgres_schema import migrate
 from ._postgres_sql import (
     COUNT_RUNS,
@@ -57,11 +63,14 @@ from ._postgres_sql import (
 from ._postgres_url import redact_url
 from ._purge import PG_CANDIDATES, PG_PURGE, check_statuses, ended_before
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._rotate import KeyRotation, Write
 from ._schedules_postgres import PgSchedules
 from ._search import filter_terms, search_terms
 from ._store import HEALTHY, StoreHealth
 
 T = TypeVar("T")
+
+log = logging.getLogger("wayline.store")
 
 
 def _encodable(value: Any) -> bool:
@@ -103,6 +112,8 @@ class PostgresStore:
     ) -> None:
         self.url = url
         self.payloads = Offloader(payload_limits)
+        #: The runtime's keys (`open_runtime(encryption_key=...)`): none until it sets them.
+        self.sealer = Sealer(KeyRing(()))
         self.display_url = redact_url(url)
         self.path = self.display_url  # what errors and the CLI name the database by
         self.reconnect_timeout = reconnect_timeout
@@ -273,13 +284,20 @@ class PostgresStore:
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         self._check_open()
-        snapshot = encode(record, what=f"input of run {record.run_id!r}", run_id=record.run_id)
-        rows = encode(list(events), what=f"history of run {record.run_id!r}", run_id=record.run_id) if events else None
-        offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+        run_id = record.run_id
+
+        def encode_all(record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None, Offload | None]:
+            snapshot = encode_stored(record, what=f"input of run {run_id!r}", run_id=run_id)
+            rows = encode_stored(events, what=f"history of run {run_id!r}", run_id=run_id) if events else None
+            offload = self.payloads.prepare(record, events, len(snapshot), len(rows or b""))
+            if offload is None:
+                return snapshot, rows, None
+            rows = store_encode(offload.events) if events else None
+            return store_encode(offload.record), rows, offload
+
+        snapshot, rows, offload = encode_sealed(self.sealer, record, events, encode_all)
         if offload is not None:
-            snapshot = encode_raw(offload.record)
-            rows = encode_raw(offload.events) if events else None
-            self._queue_blobs(record.run_id, offload)
+            self._queue_blobs(run_id, offload)
         assert self._loop is not None
         fut: asyncio.Future[RunRecord | None] = self._loop.create_future()
         meta = search_terms(record)
@@ -289,7 +307,8 @@ class PostgresStore:
         existing = await fut
         if existing is None:
             return None
-        return await hydrate(existing, self._read_blobs, self.display_url, f"the snapshot of run {record.run_id!r}")
+        found = await hydrate(existing, self._read_blobs, self.display_url, f"the snapshot of run {record.run_id!r}")
+        return self.sealer.open_record(found)
 
     def _queue_blobs(self, run_id: str, offload: Offload) -> None:
         batch = self._writer.queue
@@ -306,8 +325,7 @@ class PostgresStore:
         self._check_open()
         run_id = record.run_id
         try:
-            snapshot = encode_raw(record)
-            rows = encode_raw(list(events)) if events else None
+            snapshot, rows, offload = encode_sealed(self.sealer, record, events, self._encode_checkpoint)
             meta = search_terms(record)
         except ENCODE_ERRORS as exc:
             what = "history" if _encodable(record) else "state"
@@ -320,13 +338,8 @@ class PostgresStore:
             # One of several workers commits only the runs it holds a lease on.
             fut.set_exception(LeaseLostError(run_id, leases.worker_id, -1))
             return fut
-        offload_bytes = self.payloads.limits.offload_bytes
-        if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
-            offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
-            if offload is not None:
-                snapshot = encode_raw(offload.record)
-                rows = encode_raw(offload.events) if events else None
-                self._queue_blobs(run_id, offload)
+        if offload is not None:
+            self._queue_blobs(run_id, offload)
         if record.status.finished:
             self.payloads.run_ended(run_id)
         batch = self._writer.queue
@@ -343,6 +356,19 @@ class PostgresStore:
         batch.waiters.append((run_id, fence, fut))
         self._writer.queued()
         return fut
+
+    def _encode_checkpoint(
+        self, record: RunRecord, events: list[AnyEvent]
+    ) -> tuple[bytes, bytes | None, Offload | None]:
+        snapshot = store_encode(record)
+        rows = store_encode(events) if events else None
+        offload_bytes = self.payloads.limits.offload_bytes
+        if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
+            offload = self.payloads.prepare(record, events, len(snapshot), len(rows or b""))
+            if offload is not None:
+                rows = store_encode(offload.events) if events else None
+                return store_encode(offload.record), rows, offload
+        return snapshot, rows, None
 
     async def purge_runs(
         self,
@@ -362,9 +388,21 @@ class PostgresStore:
         done = await self._fetch(PG_PURGE, picked, chosen)
         return list(done[0][0])
 
+    async def rotate_keys(
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[KeyRotation], Any] | None = None,
+        wrap: Callable[[Write], Write] | None = None,
+    ) -> KeyRotation:
+        """Re-encrypt stored values with the current key, ``batch_size`` runs at a time (see
+        `wayline.persistence._rotate`)."""
+        self._check_open()
+        return await pg_rotate(self.sealer, self._fetch, self._with_connection, batch_size, progress, wrap)
+
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
         self._check_open()
-        data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
+        data = encode_message(self.sealer, message, run_id)
         assert self._loop is not None
         fut: asyncio.Future[int | None] = self._loop.create_future()
         self._writer.queue.appends.append((run_id, data, fut))
@@ -386,8 +424,11 @@ class PostgresStore:
             raise DatabaseCorruptError(
                 self.display_url, f"the snapshot of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
-        if has_refs(data):
+        refs = has_refs(data)
+        if refs:
             record = await hydrate(record, self._read_blobs, self.display_url, f"the snapshot of run {run_id!r}")
+        if refs or may_hold_sealed(data):
+            record = self.sealer.open_record(record)
         return record
 
     async def get_run(self, run_id: str) -> RunRecord | None:
@@ -402,17 +443,22 @@ class PostgresStore:
             raise DatabaseCorruptError(
                 self.display_url, f"the history of run {run_id!r} cannot be decoded: {exc}"
             ) from exc
-        if any(has_refs(data) for _, _, data in rows):
+        refs = any(has_refs(data) for _, _, data in rows)
+        if refs:
             out = await hydrate(out, self._read_blobs, self.display_url, f"the history of run {run_id!r}")
+        if refs or any(may_hold_sealed(data) for _, _, data in rows):
+            out = self.sealer.open_events(out, run_id)
         return out
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         rows = await self._fetch(GET_INBOX, run_id)
-        return [(s, m) for s, _, m in decode_inbox_rows(((s, run_id, d) for s, d in rows), self.display_url)]
+        found = decode_inbox_rows(((s, run_id, d) for s, d in rows), self.display_url)
+        return [(s, self.sealer.open_message(m, run_id)) for s, _, m in found]
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         rows = await self._fetch(INBOX_SINCE, seq, limit)
-        return decode_inbox_rows(((s, r, d) for s, r, d in rows), self.display_url, placeholders=True)
+        found = decode_inbox_rows(((s, r, d) for s, r, d in rows), self.display_url, placeholders=True)
+        return [(s, r, self.sealer.open_message(m, r)) for s, r, m in found]
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = await self._fetch(DUE_RUNS, until, RunStatus.WAITING.value, limit)
@@ -479,8 +525,9 @@ class PostgresStore:
         for run_id, data in await self._fetch(sql, *args):
             try:
                 out.append(await self._decode(run_id, data))
-            except DatabaseCorruptError:
-                continue  # one damaged row must not hide every other run (as in SQLite)
+            except (DatabaseCorruptError, SecretDecryptError, EncryptionKeyError) as exc:
+                # One damaged row must not hide every other run (as in SQLite).
+                log.error("%s; it is left out of the listing", exc, extra={"run_id": run_id})
         return out
 
     # --- workers, leases, notifications ----------------------------------------------------

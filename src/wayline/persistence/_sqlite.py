@@ -13,30 +13,34 @@ import math
 import os
 import sqlite3
 import weakref
-from collections.abc import Awaitable, Collection, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from typing import Any
 
 import aiosqlite
 import msgspec
 from opentelemetry.metrics import MeterProvider
 
-from .._errors import DatabaseCorruptError, StoreError
+from .._errors import DatabaseCorruptError, EncryptionKeyError, SecretDecryptError, StoreError
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
 from ._codec import (
     ENCODE_ERRORS,
     decode_history,
     decode_inbox_rows,
     decode_record,
-    encode,
     encode_raw,
+    encode_stored,
     payload_error,
+    store_encode,
 )
+from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
+from ._rotate import KeyRotation, Write, rotate
 from ._schedules_sqlite import SQLiteSchedules
 from ._search import filter_terms, search_terms
+from ._secret import Unsealed
 from ._sqlite_connect import Synchronous, open_write_connection
 from ._sqlite_errors import translate
 from ._sqlite_ownership import Ownership
@@ -121,6 +125,8 @@ class SQLiteStore(SingleOwner):
     ) -> None:
         self.path = os.fspath(path)
         self.payloads = Offloader(payload_limits)
+        #: The runtime's keys (`open_runtime(encryption_key=...)`): none until it sets them.
+        self.sealer = Sealer(KeyRing(()))
         self.synchronous = synchronous
         self.busy_timeout = busy_timeout
         provider = resolve_meter_provider(meter_provider)
@@ -206,14 +212,17 @@ class SQLiteStore(SingleOwner):
 
     async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
         run_id = record.run_id
-        snapshot = encode(record, what=f"input of run {run_id!r}", run_id=run_id)
-        rows = encode(list(events), what=f"history of run {run_id!r}", run_id=run_id) if events else None
-        offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
-        blobs = None
-        if offload is not None:
-            snapshot = encode_raw(offload.record)
-            rows = encode_raw(offload.events) if events else None
-            blobs = _blob_rows(run_id, offload)
+
+        def encode_all(record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None, BlobRows]:
+            snapshot = encode_stored(record, what=f"input of run {run_id!r}", run_id=run_id)
+            rows = encode_stored(events, what=f"history of run {run_id!r}", run_id=run_id) if events else None
+            offload = self.payloads.prepare(record, events, len(snapshot), len(rows or b""))
+            if offload is None:
+                return snapshot, rows, None
+            rows = store_encode(offload.events) if events else None
+            return store_encode(offload.record), rows, _blob_rows(run_id, offload)
+
+        snapshot, rows, blobs = encode_sealed(self.sealer, record, events, encode_all)
         meta = search_terms(record)
         row = (run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
         existing = await self._writes.create(row, None if rows is None else (run_id, 0, rows), blobs)
@@ -227,25 +236,26 @@ class SQLiteStore(SingleOwner):
         run_id = record.run_id
         blobs = None
         try:
-            if self.payloads.tracks(run_id):
-                # A run holding a large value: each value is encoded once, by the offload.
-                offload = self.payloads.prepare(record, list(events), -1, -1)
-                assert offload is not None
-                snapshot = encode_raw(offload.record)
-                rows = encode_raw(offload.events) if events else None
-                blobs = _blob_rows(run_id, offload)
+            if self.sealer.payloads or self.payloads.tracks(run_id):
+                snapshot, rows, blobs = encode_sealed(self.sealer, record, events, self._encode_checkpoint)
             else:
-                snapshot = encode_raw(record)
-                rows = encode_raw(list(events)) if events else None
-                # Only a snapshot or events above the offload size hold a value that may be:
-                # the common checkpoint pays two length checks.
-                offload_bytes = self.payloads.limits.offload_bytes
-                if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
-                    offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
-                    if offload is not None:
-                        snapshot = encode_raw(offload.record)
-                        rows = encode_raw(offload.events) if events else None
-                        blobs = _blob_rows(run_id, offload)
+                # The common checkpoint, inline (it runs for every step of every run): a record
+                # that holds a plaintext Secret raises `Unsealed` and takes the path above.
+                try:
+                    snapshot = store_encode(record)
+                    rows = store_encode(list(events)) if events else None
+                except Unsealed:
+                    snapshot, rows, blobs = encode_sealed(self.sealer, record, events, self._encode_checkpoint)
+                else:
+                    # Only a snapshot or events above the offload size hold a value that may be:
+                    # the common checkpoint pays two length checks.
+                    offload_bytes = self.payloads.limits.offload_bytes
+                    if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
+                        offload = self.payloads.prepare(record, list(events), len(snapshot), len(rows or b""))
+                        if offload is not None:
+                            snapshot = store_encode(offload.record)
+                            rows = store_encode(offload.events) if events else None
+                            blobs = _blob_rows(run_id, offload)
             meta = search_terms(record)
         except ENCODE_ERRORS as exc:
             # The message is only built here: this runs for every step of every run.
@@ -253,6 +263,7 @@ class SQLiteStore(SingleOwner):
             raise payload_error(exc, f"{what} of run {run_id!r}", run_id) from exc
         if record.status.finished:
             self.payloads.run_ended(run_id)
+            self.sealer.run_ended(run_id)
         # The status member is a str; a run with no waits has no wake time (the common case).
         wake_at = record.wake_at if record.waits else None
         return self._writes.checkpoint(
@@ -262,6 +273,26 @@ class SQLiteStore(SingleOwner):
             record.status.finished,
             blobs,
         )
+
+    def _encode_checkpoint(self, record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None, BlobRows]:
+        run_id = record.run_id
+        if self.payloads.tracks(run_id):
+            # A run holding a large value: each value is encoded once, by the offload.
+            offload = self.payloads.prepare(record, events, -1, -1)
+            assert offload is not None
+            rows = store_encode(offload.events) if events else None
+            return store_encode(offload.record), rows, _blob_rows(run_id, offload)
+        snapshot = store_encode(record)
+        rows = store_encode(events) if events else None
+        # Only a snapshot or events above the offload size hold a value that may be:
+        # the common checkpoint pays two length checks.
+        offload_bytes = self.payloads.limits.offload_bytes
+        if len(snapshot) > offload_bytes or (rows is not None and len(rows) > offload_bytes):
+            offload = self.payloads.prepare(record, events, len(snapshot), len(rows or b""))
+            if offload is not None:
+                rows = store_encode(offload.events) if events else None
+                return store_encode(offload.record), rows, _blob_rows(run_id, offload)
+        return snapshot, rows, None
 
     async def purge_runs(
         self,
@@ -275,8 +306,54 @@ class SQLiteStore(SingleOwner):
         chosen = check_statuses(statuses)
         return await self._writes.transact(lambda conn: sqlite_purge(conn, before, chosen, workflow, limit, dry_run))
 
+    async def rotate_keys(
+        self,
+        *,
+        batch_size: int = 100,
+        progress: Callable[[KeyRotation], Any] | None = None,
+        wrap: Callable[[Write], Write] | None = None,
+    ) -> KeyRotation:
+        """Re-encrypt stored values with the current key, ``batch_size`` runs at a time (see
+        `wayline.persistence._rotate`)."""
+
+        async def read_runs(after: str, limit: int) -> list[Any]:
+            return await self._fetch(
+                "SELECT run_id, snapshot FROM runs WHERE run_id > ? ORDER BY run_id LIMIT ?", (after, limit)
+            )
+
+        async def read_history(run_ids: list[str]) -> list[Any]:
+            return await self._fetch(
+                f"SELECT run_id, seq, events FROM history WHERE run_id IN ({marks(len(run_ids))})", run_ids
+            )
+
+        def write(
+            conn: sqlite3.Connection, snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+        ) -> tuple[int, int]:
+            n = sum(
+                conn.execute(
+                    "UPDATE runs SET snapshot = ? WHERE run_id = ? AND snapshot = ?", (new, run_id, old)
+                ).rowcount
+                for run_id, old, new in snaps
+            )
+            m = sum(
+                conn.execute(
+                    "UPDATE history SET events = ? WHERE run_id = ? AND seq = ? AND events = ?", (new, run_id, seq, old)
+                ).rowcount
+                for run_id, seq, old, new in hist
+            )
+            return n, m
+
+        async def write_batch(
+            snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+        ) -> tuple[int, int]:
+            return await self._writes.transact(lambda conn: write(conn, snaps, hist))
+
+        return await rotate(
+            self.sealer, read_runs, read_history, write_batch, batch_size=batch_size, progress=progress, wrap=wrap
+        )
+
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
-        data = encode(message, what=f"a message for run {run_id!r}", run_id=run_id)
+        data = encode_message(self.sealer, message, run_id)
         return await self._writes.append(run_id, data)
 
     # --- reads ---------------------------------------------------------------------------
@@ -297,8 +374,11 @@ class SQLiteStore(SingleOwner):
             record = decode_record(data)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self.path, f"the snapshot of run {run_id!r} cannot be decoded: {exc}") from exc
-        if has_refs(data):
+        refs = has_refs(data)
+        if refs:
             record = await hydrate(record, self._read_blobs, self.path, f"the snapshot of run {run_id!r}")
+        if refs or may_hold_sealed(data):
+            record = self.sealer.open_record(record)
         return record
 
     async def _rarest_first(
@@ -326,7 +406,9 @@ class SQLiteStore(SingleOwner):
 
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         rows = await self._fetch(INBOX_SINCE, (seq, limit))
-        return decode_inbox_rows(rows, self.path, placeholders=True)
+        return [
+            (s, r, self.sealer.open_message(m, r)) for s, r, m in decode_inbox_rows(rows, self.path, placeholders=True)
+        ]
 
     async def due_runs(self, until: float, limit: int = 1000) -> list[tuple[str, float]]:
         rows = await self._fetch(DUE_RUNS, (until, RunStatus.WAITING.value, limit))
@@ -338,7 +420,8 @@ class SQLiteStore(SingleOwner):
 
     async def get_inbox(self, run_id: str) -> list[tuple[int, InboxMessage]]:
         rows = await self._fetch(INBOX_OF_RUN, (run_id,))
-        return [(s, message) for s, _, message in decode_inbox_rows(((s, run_id, d) for s, d in rows), self.path)]
+        found = decode_inbox_rows(((s, run_id, d) for s, d in rows), self.path)
+        return [(s, self.sealer.open_message(message, run_id)) for s, _, message in found]
 
     async def get_run(self, run_id: str) -> RunRecord | None:
         rows = await self._fetch(GET_RUN, (run_id,))
@@ -350,8 +433,11 @@ class SQLiteStore(SingleOwner):
             out = decode_history(rows)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self.path, f"the history of run {run_id!r} cannot be decoded: {exc}") from exc
-        if any(has_refs(data) for _, _, data in rows):
+        refs = any(has_refs(data) for _, _, data in rows)
+        if refs:
             out = await hydrate(out, self._read_blobs, self.path, f"the history of run {run_id!r}")
+        if refs or any(may_hold_sealed(data) for _, _, data in rows):
+            out = self.sealer.open_events(out, run_id)
         return out
 
     async def count_runs(self, statuses: Collection[RunStatus]) -> int:
@@ -376,7 +462,7 @@ class SQLiteStore(SingleOwner):
         for run_id, data in await self._fetch(*list_runs(statuses, workflow, since, newest_first, limit, terms)):
             try:
                 out.append(await self._decode(run_id, data))
-            except DatabaseCorruptError as exc:
+            except (DatabaseCorruptError, SecretDecryptError, EncryptionKeyError) as exc:
                 # One damaged row must not hide (or stop the recovery of) every other run;
                 # reading that run alone still raises.
                 log.error("%s; it is left out of the listing", exc, extra={"run_id": run_id})

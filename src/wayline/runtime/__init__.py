@@ -16,6 +16,7 @@ from ._definitions import (
     workflow as workflow,
 )
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
+from ._keys import rotate_keys as rotate_keys
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
 from ._replay import (
@@ -64,6 +65,7 @@ __all__ = (
     "check_replay",
     "configure_telemetry",
     "open_runtime",
+    "rotate_keys",
     "step_info",
     "version_key",
     "workflow",

@@ -13,6 +13,7 @@ from typing import Any, Generic, TypeVar
 import msgspec
 
 from .._errors import SignalPayloadError
+from ..persistence import secret_dec_hook
 from ._definitions import ActivityDef
 
 T = TypeVar("T")
@@ -88,7 +89,7 @@ class Decoded(Generic[T]):
     def __await__(self) -> Generator[Any, Any, T]:
         payload = yield from self.command.__await__()
         try:
-            converted: T = msgspec.convert(payload, self.type, strict=False)
+            converted: T = msgspec.convert(payload, self.type, strict=False, dec_hook=secret_dec_hook)
         except msgspec.ValidationError as exc:
             expected = getattr(self.type, "__name__", None) or repr(self.type)
             raise SignalPayloadError(self.run_id, self.command.name, expected, str(exc)) from None

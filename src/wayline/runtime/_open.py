@@ -6,7 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import os
-from collections.abc import AsyncIterator, Iterable
+from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
 from typing import Any
@@ -16,7 +16,16 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import InvalidArgumentError
 from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
-from ..persistence import MemoryStore, PayloadLimits, SQLiteStore, Store, is_postgres_url, open_postgres_store
+from ..persistence import (
+    KeyRing,
+    MemoryStore,
+    PayloadLimits,
+    Sealer,
+    SQLiteStore,
+    Store,
+    is_postgres_url,
+    open_postgres_store,
+)
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._runtime import Runtime
 from ._versions import StateMachineAlias
@@ -39,6 +48,9 @@ async def open_runtime(
     meter_provider: MeterProvider | None = None,
     payload_limits: PayloadLimits | None = None,
     retention: float | timedelta | None = None,
+    encryption_key: bytes | str | None = None,
+    encryption_keys: Mapping[str, bytes | str] | Iterable[bytes | str] | None = None,
+    encrypt_payloads: bool = False,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), a PostgreSQL URL, ``":memory:"`` or a `Store`.
 
@@ -79,6 +91,17 @@ async def open_runtime(
         retention: how long finished runs are kept (seconds or a timedelta) for workflows
             without a ``retention=`` of their own; None (the default) keeps them. An owning
             runtime purges older ones once a minute, in small batches (`Runtime.purge`).
+        encryption_key: the 32-byte AES-256 key that encrypts `wayline.Secret` values (and,
+            with ``encrypt_payloads``, every stored value): bytes, or hex or base64 text,
+            optionally as ``"id:key"``. Without it, ``WAYLINE_ENCRYPTION_KEY`` (``"[id:]key"``,
+            several separated by commas, the first the current one). The keys belong to this
+            runtime: another runtime in the process may use others.
+        encryption_keys: older keys that still decrypt (a mapping of id to key, or a list):
+            give the new key as ``encryption_key`` and the old ones here, then
+            `Runtime.rotate_keys` re-encrypts what is stored with the new one.
+        encrypt_payloads: encrypt every stored input, output, variable, step result and
+            message payload, not only Secrets (like Temporal's payload codec); needs a key.
+            Run metadata and tags stay readable: they are the search index.
     """
     workflows = list(workflows)
     if isinstance(activity_threads, bool) or not isinstance(activity_threads, int) or activity_threads < 1:
@@ -87,6 +110,11 @@ async def open_runtime(
         # Before the database is touched: a machine that cannot run leaves no file behind.
         if isinstance(machine, StateMachine) and (unbound := machine.unbound_resources()):
             raise ResourceError(machine.name, unbound)
+    if not isinstance(encrypt_payloads, bool):
+        raise InvalidArgumentError("open_runtime", "encrypt_payloads", f"must be a bool, got {encrypt_payloads!r}")
+    sealer = Sealer(
+        KeyRing.from_options(encryption_key, encryption_keys), encrypt_payloads=encrypt_payloads, strict=recover
+    )
     if isinstance(store, str) and store == ":memory:":
         the_store: Store = MemoryStore(payload_limits=payload_limits)
     elif is_postgres_url(store):
@@ -95,6 +123,15 @@ async def open_runtime(
         the_store = SQLiteStore(store, meter_provider=meter_provider, payload_limits=payload_limits)
     else:
         the_store = store
+    keeper: Any = the_store
+    while not hasattr(keeper, "sealer") and hasattr(keeper, "inner"):
+        keeper = keeper.inner  # a wrapper (wayline.testing.FaultInjectingStore): the store inside
+    if hasattr(keeper, "sealer"):
+        keeper.sealer = sealer
+    elif sealer.keys:
+        raise InvalidArgumentError(
+            "open_runtime", "encryption_key", f"the store {type(the_store).__name__} does not encrypt"
+        )
     the_clock = clock or SystemClock()
     await the_store.start()
     claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it

@@ -18,7 +18,7 @@ from typing import Any
 import msgspec
 
 from .._errors import PayloadError
-from ..persistence import encode
+from ..persistence import encode, secret_dec_hook, secret_ext_hook
 
 _SCALARS = (bool, int, float, str, type(None))
 _SCALAR_SET = frozenset(_SCALARS)
@@ -69,10 +69,12 @@ def _decoder(input_type: Any) -> msgspec.msgpack.Decoder[Any]:
     except KeyError:
         pass
     except TypeError:  # an unhashable annotation: not cached
-        return msgspec.msgpack.Decoder(input_type, strict=False)
+        return msgspec.msgpack.Decoder(input_type, strict=False, ext_hook=secret_ext_hook, dec_hook=secret_dec_hook)
     if len(_decoders) > 1024:
         _decoders.clear()
-    decoder = _decoders[input_type] = msgspec.msgpack.Decoder(input_type, strict=False)
+    decoder = _decoders[input_type] = msgspec.msgpack.Decoder(
+        input_type, strict=False, ext_hook=secret_ext_hook, dec_hook=secret_dec_hook
+    )
     return decoder
 
 

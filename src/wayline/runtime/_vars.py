@@ -20,6 +20,7 @@ from typing import Any, is_typeddict
 import msgspec
 
 from .._errors import VarsError
+from ..persistence import Secret, secret_dec_hook
 
 _PATH = re.compile(r" - at `\$(?:\.)?(.*)`$")
 
@@ -28,7 +29,7 @@ def plain(value: Any) -> dict[str, Any]:
     """Vars as stored: a dict of JSON-like values (untyped vars are a dict already)."""
     if type(value) is dict:
         return value
-    out = msgspec.to_builtins(value)
+    out = msgspec.to_builtins(value, builtin_types=(Secret,))
     if not isinstance(out, dict):
         raise TypeError(f"ctx.vars must be a mapping or a struct, got {type(value).__name__}")
     return out
@@ -58,7 +59,7 @@ class VarsSchema:
     def initial(self) -> Any:
         """A fresh value for a new body: the type's defaults."""
         if is_typeddict(self.type):
-            return msgspec.convert({}, self.type)
+            return msgspec.convert({}, self.type, dec_hook=secret_dec_hook)
         return self.type()
 
     def check(self, value: Any, run_id: str | None = None) -> dict[str, Any]:
@@ -77,8 +78,8 @@ class VarsSchema:
                 run_id=run_id,
             )
         try:
-            data: dict[str, Any] = msgspec.to_builtins(value)
-            msgspec.convert(data, self.type)
+            data: dict[str, Any] = msgspec.to_builtins(value, builtin_types=(Secret,))
+            msgspec.convert(data, self.type, dec_hook=secret_dec_hook)
         except msgspec.ValidationError as exc:
             text = str(exc)
             match = _PATH.search(text)
@@ -108,7 +109,7 @@ class VarsGuard:
     def rollback(self) -> None:
         """The body ended with vars that do not fit: back to the last ones that did, so the
         final snapshot holds no wrong value."""
-        self._ctx.vars = msgspec.convert(self._last, self._schema.type)
+        self._ctx.vars = msgspec.convert(self._last, self._schema.type, dec_hook=secret_dec_hook)
 
 
 def plain_or_empty(value: Any) -> dict[str, Any]:

@@ -109,6 +109,22 @@ class FaultInjectingStore:
         self._after(number)
         return seq
 
+    async def rotate_keys(self, *, batch_size: int = 100, progress: Any = None) -> Any:
+        """The inner store's key rotation; each batch's write transaction counts as a write
+        (and crashes like any other)."""
+        self._check()
+
+        def wrap(write: Any) -> Any:
+            async def counted(snaps: Any, hist: Any) -> Any:
+                number = self._before()
+                done = await write(snaps, hist)
+                self._after(number)
+                return done
+
+            return counted
+
+        return await self.inner.rotate_keys(batch_size=batch_size, progress=progress, wrap=wrap)  # type: ignore[attr-defined]
+
     async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
         self._check()
         return await self.inner.inbox_since(seq, limit)

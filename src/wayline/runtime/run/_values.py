@@ -7,7 +7,7 @@ from typing import Any
 import msgspec
 
 from ..._errors import PayloadError
-from ...persistence import decode_any, encode
+from ...persistence import decode_any, encode, secret_dec_hook
 
 _PLAIN = (int, float, str, bool, bytes, type(None))
 
@@ -18,7 +18,7 @@ def shaped(value: Any, type_: Any) -> Any:
     if type_ is Any:
         return value
     try:
-        return msgspec.convert(value, type_, strict=False)
+        return msgspec.convert(value, type_, strict=False, dec_hook=secret_dec_hook)
     except (msgspec.ValidationError, TypeError):
         return value  # the annotation does not describe what was stored: give the data as is
 

@@ -1,0 +1,48 @@
+"""Key rotation on PostgreSQL: the reads and the compare-and-set writes (see `._rotate`)."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import asyncpg
+
+from ._crypto import Sealer
+from ._rotate import KeyRotation, Write, rotate
+
+_RUNS = "SELECT run_id, snapshot FROM wayline.runs WHERE run_id > $1 ORDER BY run_id LIMIT $2"
+_HISTORY = "SELECT run_id, seq, events FROM wayline.history WHERE run_id = ANY($1::text[])"
+_SET_RUN = "UPDATE wayline.runs SET snapshot = $1 WHERE run_id = $2 AND snapshot = $3"
+_SET_ROW = "UPDATE wayline.history SET events = $1 WHERE run_id = $2 AND seq = $3 AND events = $4"
+
+
+async def pg_rotate(
+    sealer: Sealer,
+    fetch: Callable[..., Awaitable[list[Any]]],
+    with_connection: Callable[[Callable[[asyncpg.Connection], Awaitable[Any]]], Awaitable[Any]],
+    batch_size: int,
+    progress: Callable[[KeyRotation], Any] | None,
+    wrap: Callable[[Write], Write] | None = None,
+) -> KeyRotation:
+    async def read_runs(after: str, limit: int) -> list[Any]:
+        return await fetch(_RUNS, after, limit)
+
+    async def read_history(run_ids: list[str]) -> list[Any]:
+        return await fetch(_HISTORY, run_ids)
+
+    async def write(
+        snaps: list[tuple[str, bytes, bytes]], hist: list[tuple[str, int, bytes, bytes]]
+    ) -> tuple[int, int]:
+        async def go(conn: asyncpg.Connection) -> tuple[int, int]:
+            n = m = 0
+            async with conn.transaction():
+                for run_id, old, new in snaps:
+                    n += int((await conn.execute(_SET_RUN, new, run_id, old)).split()[-1])
+                for run_id, seq, old, new in hist:
+                    m += int((await conn.execute(_SET_ROW, new, run_id, seq, old)).split()[-1])
+            return n, m
+
+        done: tuple[int, int] = await with_connection(go)
+        return done
+
+    return await rotate(sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress, wrap=wrap)
