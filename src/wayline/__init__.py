@@ -13,6 +13,7 @@ from ._errors import (
     CallbackError as CallbackError,
     CallbackTokenError as CallbackTokenError,
     Cancelled as Cancelled,
+    EventTimeoutError as EventTimeoutError,
     PayloadError as PayloadError,
     RunAlreadyFinishedError as RunAlreadyFinishedError,
     RunCancelled as RunCancelled,
@@ -24,6 +25,8 @@ from ._errors import (
 )
 from .persistence import RunStatus as RunStatus
 from .runtime import (
+    Event as Event,
+    EventSent as EventSent,
     RetryPolicy as RetryPolicy,
     RunContext as RunContext,
     RunHandle as RunHandle,
@@ -33,6 +36,7 @@ from .runtime import (
     StateMachine as StateMachine,
     StepInfo as StepInfo,
     activity as activity,
+    on_event as on_event,
     open_runtime as open_runtime,
     step_info as step_info,
     workflow as workflow,
@@ -46,6 +50,9 @@ __all__ = (
     "CallbackError",
     "CallbackTokenError",
     "Cancelled",
+    "Event",
+    "EventSent",
+    "EventTimeoutError",
     "PayloadError",
     "RetryPolicy",
     "RunAlreadyFinishedError",
@@ -65,6 +72,7 @@ __all__ = (
     "StoreError",
     "WaylineError",
     "activity",
+    "on_event",
     "open_runtime",
     "step_info",
     "workflow",

@@ -10,6 +10,16 @@ from typing import TYPE_CHECKING, Any
 
 from ._blobs import PayloadLimits as PayloadLimits
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
+from ._events import (
+    DEDUP_WINDOW as DEDUP_WINDOW,
+    Accepted as Accepted,
+    EventRecord as EventRecord,
+    EventStore as EventStore,
+    NewEvent as NewEvent,
+    encode_body as encode_body,
+    matches as matches_event,
+    wait_key as event_wait_key,
+)
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
@@ -108,9 +118,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = (
+    "DEDUP_WINDOW",
     "OVERLAP_POLICIES",
     "UNFINISHED",
     "WAIT_FOR_STORE",
+    "Accepted",
     "AnyEvent",
     "AnyInboxMessage",
     "AnyWait",
@@ -134,9 +146,12 @@ __all__ = (
     "Custom",
     "ErrorInfo",
     "Event",
+    "EventRecord",
+    "EventStore",
     "InboxMessage",
     "Lease",
     "MemoryStore",
+    "NewEvent",
     "Patched",
     "PayloadLimits",
     "PostgresStore",
@@ -177,4 +192,7 @@ __all__ = (
     "WorkerInfo",
     "decode_any",
     "encode",
+    "encode_body",
+    "event_wait_key",
+    "matches_event",
 )

@@ -13,6 +13,7 @@ from typing import Any
 from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
 from ._codec import decode_history, decode_inbox_rows, decode_record, encode
+from ._events_memory import MemoryEvents
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
@@ -36,6 +37,7 @@ class MemoryStore(SingleOwner):
         self._inbox_seq = 0
         self._closed = False
         self.schedules = MemorySchedules(self._check)
+        self.events = MemoryEvents(self._check)
 
     @property
     def pending(self) -> int:

@@ -39,6 +39,7 @@ from ._codec import (
     encode_raw,
     payload_error,
 )
+from ._events_postgres import PgEvents
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
@@ -127,6 +128,7 @@ class PostgresStore:
         self._open = False
         self._subscriptions: list[PgSubscription] = []
         self.schedules = PgSchedules(self._with_connection, self.display_url)
+        self.events = PgEvents(self._with_connection)
 
     # --- connections ---------------------------------------------------------------------
 

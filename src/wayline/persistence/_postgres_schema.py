@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import SchemaVersionError
+from ._events_postgres import MIGRATION as EVENTS
 from ._schedules_postgres import MIGRATION as SCHEDULES
 
 if TYPE_CHECKING:
@@ -130,6 +131,8 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX run_blobs_by_digest ON wayline.run_blobs (digest)",
     ),
+    # 5: events (`_events`), as SQLite's migration 8.
+    EVENTS,
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -31,6 +31,7 @@ from ._codec import (
     encode_raw,
     payload_error,
 )
+from ._events_sqlite import SQLiteEvents
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
@@ -130,6 +131,7 @@ class SQLiteStore(SingleOwner):
         self._reads = 0  # reads in flight
         self._ownership = Ownership(self.path)
         self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path)
+        self.events = SQLiteEvents(self._fetch, self._writes.transact)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))
 

@@ -15,6 +15,7 @@ from ._definitions import (
     activity as activity,
     workflow as workflow,
 )
+from ._events import EventSent as EventSent
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
@@ -33,12 +34,16 @@ from ._schedule_spec import Schedule as Schedule
 from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
+from ._triggers import Event as Event, EventTrigger as EventTrigger, on_event as on_event
 from ._versions import StateMachineAlias as StateMachineAlias, version_key as version_key
 from .asl import ExpressionBudget as ExpressionBudget, StateMachine as StateMachine
 
 __all__ = (
     "ActivityDef",
     "ChildHandle",
+    "Event",
+    "EventSent",
+    "EventTrigger",
     "ExpressionBudget",
     "JsonLogFormatter",
     "ReplayResult",
@@ -63,6 +68,7 @@ __all__ = (
     "activity",
     "check_replay",
     "configure_telemetry",
+    "on_event",
     "open_runtime",
     "step_info",
     "version_key",

@@ -20,6 +20,7 @@ from . import _checks as check
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
+from ._triggers import EventTrigger, check_triggers
 from ._vars import VarsSchema
 
 P = ParamSpec("P")
@@ -228,6 +229,7 @@ class WorkflowDef(Generic[I, R]):
         vars: Any = None,
         retention: float | timedelta | None = None,
         validators: Mapping[str, Callable[[Any], Any]] | None = None,
+        triggers: Sequence[EventTrigger] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -248,6 +250,8 @@ class WorkflowDef(Generic[I, R]):
         #: runtime's ``retention=``, which by default keeps runs forever).
         self.retention = retention_seconds(retention, f"workflow {name!r} retention")
         self.validators = _check_validators(name, validators or {})
+        #: The events that start its runs (``triggers=[on_event(...)]``).
+        self.triggers = check_triggers(f"@workflow {name!r}", triggers)
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -367,6 +371,7 @@ def workflow(
     vars: Any = None,
     retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
+    triggers: Sequence[EventTrigger] | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -378,6 +383,7 @@ def workflow(
     vars: Any = None,
     retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
+    triggers: Sequence[EventTrigger] | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -399,6 +405,9 @@ def workflow(
     ``validators`` maps an update name to a plain function of the update's payload that
     raises to refuse it: ``rt.update`` calls it before anything is written, and a refusal
     raises `UpdateRejectedError` to the caller with the run untouched.
+
+    ``triggers`` (``[on_event("order/created", where=...)]``) start a run for each matching
+    event ``rt.send_event`` accepts, with the `Event` as its input (see `on_event`).
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
@@ -410,6 +419,7 @@ def workflow(
             vars=vars,
             retention=retention,
             validators=validators,
+            triggers=triggers,
         )
 
     return wrap(fn) if fn is not None else wrap

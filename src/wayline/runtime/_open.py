@@ -16,7 +16,15 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import InvalidArgumentError
 from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
-from ..persistence import MemoryStore, PayloadLimits, SQLiteStore, Store, is_postgres_url, open_postgres_store
+from ..persistence import (
+    DEDUP_WINDOW,
+    MemoryStore,
+    PayloadLimits,
+    SQLiteStore,
+    Store,
+    is_postgres_url,
+    open_postgres_store,
+)
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._runtime import Runtime
 from ._versions import StateMachineAlias
@@ -39,6 +47,7 @@ async def open_runtime(
     meter_provider: MeterProvider | None = None,
     payload_limits: PayloadLimits | None = None,
     retention: float | timedelta | None = None,
+    event_dedup_window: float = DEDUP_WINDOW,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), a PostgreSQL URL, ``":memory:"`` or a `Store`.
 
@@ -79,6 +88,8 @@ async def open_runtime(
         retention: how long finished runs are kept (seconds or a timedelta) for workflows
             without a ``retention=`` of their own; None (the default) keeps them. An owning
             runtime purges older ones once a minute, in small batches (`Runtime.purge`).
+        event_dedup_window: seconds an event id is remembered: ``rt.send_event`` with an id
+            seen within it stores and starts nothing (24 hours by default).
     """
     workflows = list(workflows)
     if isinstance(activity_threads, bool) or not isinstance(activity_threads, int) or activity_threads < 1:
@@ -122,6 +133,7 @@ async def open_runtime(
                 tracer_provider=tracer_provider,
                 meter_provider=meter_provider,
                 retention=retention,
+                event_dedup_window=event_dedup_window,
             )
             # Idle: no store write in flight and no sync activity at work in a thread.
             threads = rt._threads

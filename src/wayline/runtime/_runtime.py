@@ -19,9 +19,11 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
-from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
+from ..persistence import DEDUP_WINDOW, AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
 from . import _checks as check, _updates as updates
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
+from ._events import Events
+from ._events_api import EventsApi
 from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
 from ._metadata import check_metadata, check_tags
@@ -42,7 +44,7 @@ T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - a workflow's input type
 
 
-class Runtime:
+class Runtime(EventsApi):
     """The embedded engine. Create it with `open_runtime`; all methods are coroutine-safe.
 
     Attributes:
@@ -65,6 +67,7 @@ class Runtime:
         meter_provider: MeterProvider | None = None,
         retention: float | timedelta | None = None,
         retention_interval: float = DEFAULT_INTERVAL,
+        event_dedup_window: float = DEDUP_WINDOW,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -85,6 +88,7 @@ class Runtime:
             threads=self._threads,
         )
         self._inbox = Inbox(store, clock, self._runs)
+        self._events = Events(store, clock, self._registry, self._runs, dedup_window=event_dedup_window, owner=owner)
         self._poller: asyncio.Future[None] | None = None
         # Only an owner fires schedules; a client (the CLI) changes them and the owner sees it.
         table = getattr(store, "schedules", None)
@@ -104,8 +108,11 @@ class Runtime:
             await self._scheduler.open()
         if recover:
             await self._runs.recover()
+            # Events a crash left undispatched start their runs and wake their waiters now.
+            await self._events.poll_once()
         if inbox_poll_interval is not None:
-            self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval))
+            also = self._events.poll_once if recover else None
+            self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval, also=also))
         if self._scheduler is not None:
             self._scheduler.start(inbox_poll_interval)
         if self._retention is not None:

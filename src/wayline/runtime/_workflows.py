@@ -19,6 +19,7 @@ from .._errors import (
     WorkflowNotFoundError,
 )
 from ._definitions import WorkflowDef
+from ._triggers import check_triggers
 from ._versions import StateMachineAlias, newest, version_key
 from .asl import ResourceError, StateMachine
 
@@ -39,6 +40,7 @@ class AslWorkflow:
         self.version = machine.version
         # Whether its runs can wait on child runs, which a cancel of the run must cancel too.
         self.waits_on_children = machine.waits_on_children
+        self.triggers = check_triggers(f"StateMachine {machine.name!r}", machine.triggers)
 
     def __repr__(self) -> str:
         return f"<state machine {self.name!r} v{self.version}>"

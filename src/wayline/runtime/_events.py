@@ -1,0 +1,201 @@
+"""Accepting events and dispatching them: the runs they start, the runs they wake.
+
+``rt.send_event`` commits the event (claiming its id, in one transaction) before anything
+else, then dispatches it: every registered workflow with a trigger that fires starts a run
+``"<workflow>@event:<seq>"`` with the event as its input, and every run whose
+``ctx.wait_for_event`` is indexed for it gets a wake-up in its durable inbox. Then the event
+is marked dispatched. A crash before that mark leaves it for `Events.poll_once`, which runs
+at open and on every beat of the inbox poller: both steps are idempotent (a run id starts
+one run; a wake-up is only a hint, the woken run reads the events table).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Mapping, Sequence
+from typing import Any, Protocol
+
+import msgspec
+
+from .._errors import RunAlreadyFinishedError, RunNotFoundError, StoreError
+from ..actors import Clock
+from ..persistence import DEDUP_WINDOW, EventRecord, EventStore, NewEvent, Store, encode_body
+from ..persistence._codec import ENCODE_ERRORS, payload_error
+from . import _checks as check
+from ._event_wait import WAKE
+from ._inbox import Mailboxes, signal
+from ._metadata import check_metadata
+from ._triggers import Event
+from ._workflows import Registry, Workflow
+
+log = logging.getLogger("wayline.events")
+
+
+class EventSent(msgspec.Struct, frozen=True, kw_only=True):
+    """What ``rt.send_event`` did with one event.
+
+    Attributes:
+        id: the event's id (the one given, or the one made up).
+        seq: its place in the database's order of events (for a duplicate: the earlier one's).
+        run_ids: the runs its triggers started (empty for a duplicate).
+        duplicate: an event with this id was accepted in the last ``dedup_window`` seconds
+            (24 hours by default); this one was not stored and started nothing.
+    """
+
+    id: str
+    seq: int
+    run_ids: tuple[str, ...] = ()
+    duplicate: bool = False
+
+
+class Starter(Protocol):
+    """How the dispatcher starts a triggered run (``Runs.create``)."""
+
+    async def create(
+        self,
+        wf: Workflow,
+        input: Any,
+        run_id: str,
+        metadata: dict[str, Any] | None = None,
+        tags: tuple[str, ...] = (),
+    ) -> None: ...
+
+
+class StartingMailboxes(Mailboxes, Starter, Protocol):
+    """The runs of a runtime, as the events reach them."""
+
+
+def as_event(record: EventRecord) -> Event:
+    return Event(
+        name=record.name,
+        data=record.data,
+        id=record.event_id,
+        ts=record.ts,
+        seq=record.seq,
+        metadata=record.metadata,
+    )
+
+
+def triggered_run_id(workflow: str, seq: int) -> str:
+    """The id of the run an event starts: one per workflow and event, whatever dispatches it."""
+    return f"{workflow}@event:{seq}"
+
+
+class Events:
+    """The events of one runtime: `send` (``rt.send_event``), and dispatch."""
+
+    def __init__(
+        self,
+        store: Store,
+        clock: Clock,
+        registry: Registry,
+        runs: StartingMailboxes,
+        *,
+        dedup_window: float = DEDUP_WINDOW,
+        owner: bool = True,
+    ) -> None:
+        table: EventStore | None = getattr(store, "events", None)
+        self._table = table
+        self._store = store
+        self._clock = clock
+        self._registry = registry
+        self._runs = runs
+        self._window = dedup_window
+        # A client (the CLI, a runtime opened with recover=False) wakes waiters but leaves
+        # events undispatched: the owning runtime's beat starts their runs with its workflows.
+        self._owner = owner
+        self._triggered = {
+            trigger.event for wf in registry.newest() for trigger in triggers_of(wf)
+        }  # names any trigger here listens to
+
+    @property
+    def table(self) -> EventStore:
+        if self._table is None:
+            raise StoreError(f"the store {type(self._store).__name__} keeps no events")
+        return self._table
+
+    def prepare(
+        self, call: str, name: Any, data: Any, id: Any, ts: Any, metadata: Mapping[str, Any] | None
+    ) -> NewEvent:
+        """One event checked and encoded, before anything is stored."""
+        check.name(call, "name", name)
+        check.name(call, "id", id, optional=True)
+        check.number(call, "ts", ts)
+        labels = check_metadata(metadata)
+        event_id = id if id is not None else uuid.uuid4().hex
+        try:
+            body = encode_body(data, labels)
+        except ENCODE_ERRORS as exc:
+            raise payload_error(exc, f"the data of event {name!r}") from exc
+        return NewEvent(name=name, event_id=event_id, ts=float(ts) if ts is not None else self._clock.time(), body=body)
+
+    async def send(self, events: Sequence[NewEvent]) -> list[EventSent]:
+        """Commit ``events`` (one transaction), then dispatch each new one."""
+        self._runs.check_open()
+        accepted = await self.table.append(events, now=self._clock.time(), window=self._window)
+        out = []
+        dispatched = []
+        for ev, acc in zip(events, accepted, strict=True):
+            if acc.duplicate:
+                out.append(EventSent(id=ev.event_id, seq=acc.seq, duplicate=True))
+                continue
+            record = await self.table.get(acc.seq)
+            run_ids = await self.dispatch(record) if record is not None else ()
+            if self._owner:
+                dispatched.append(acc.seq)
+            out.append(EventSent(id=ev.event_id, seq=acc.seq, run_ids=run_ids))
+        await self.table.mark_dispatched(dispatched)
+        return out
+
+    async def dispatch(self, record: EventRecord) -> tuple[str, ...]:
+        """Start the runs ``record`` triggers and wake the runs waiting for it (idempotent)."""
+        started: list[str] = []
+        if self._owner and record.name in self._triggered:
+            event = as_event(record)
+            for wf in self._registry.newest():
+                if any(_fires(wf, t, event) for t in triggers_of(wf)):
+                    run_id = triggered_run_id(wf.name, record.seq)
+                    metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
+                    await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata)
+                    started.append(run_id)
+        for run_id in await self.table.waiters(record.name, record.data):
+            try:
+                await signal(self._store, self._clock, self._runs, run_id, WAKE + record.name, record.seq)
+            except (RunAlreadyFinishedError, RunNotFoundError):
+                await self.table.remove_waits([run_id])
+        return tuple(started)
+
+    async def poll_once(self) -> None:
+        """Dispatch the events a crash (here or in another process) left undispatched."""
+        try:
+            pending = await self.table.undispatched()
+        except StoreError as exc:
+            log.warning("undispatched events could not be read (%s); trying again later", exc)
+            return
+        for record in pending:
+            try:
+                await self.dispatch(record)
+                await self.table.mark_dispatched([record.seq])
+            except StoreError as exc:
+                log.warning("event %s could not be dispatched yet (%s); trying again later", record.seq, exc)
+                return
+
+
+def triggers_of(wf: Workflow) -> tuple[Any, ...]:
+    return wf.triggers
+
+
+def _fires(wf: Workflow, trigger: Any, event: Event) -> bool:
+    try:
+        return bool(trigger.fires(event))
+    except Exception as exc:
+        log.error(
+            "the where= of %r on workflow %r raised %s: %s; event %s does not start it",
+            trigger,
+            wf.name,
+            type(exc).__name__,
+            exc,
+            event.seq,
+        )
+        return False
