@@ -97,13 +97,13 @@ async def test_send_events_commits_a_batch_and_dedups_inside_it(db: str) -> None
 
 async def test_bad_events_are_refused_before_anything_is_stored() -> None:
     async with open_runtime(":memory:", workflows=[audit], clock=VirtualClock()) as rt:
-        with pytest.raises(InvalidArgumentError, match="rt.send_event: name"):
+        with pytest.raises(InvalidArgumentError, match=r"rt\.send_event: name"):
             await rt.send_event("", {})
-        with pytest.raises(InvalidArgumentError, match="rt.send_event: id"):
+        with pytest.raises(InvalidArgumentError, match=r"rt\.send_event: id"):
             await rt.send_event("x", {}, id=5)  # type: ignore[arg-type]
         with pytest.raises(PayloadError, match="the data of event 'x'"):
             await rt.send_event("x", {"f": object()})
-        with pytest.raises(InvalidArgumentError, match="rt.send_events: events"):
+        with pytest.raises(InvalidArgumentError, match=r"rt\.send_events: events"):
             await rt.send_events([{"name": "x"}])  # type: ignore[list-item]
         assert await rt.list_events() == []
     with pytest.raises(InvalidArgumentError, match="on_event: where"):

@@ -22,6 +22,8 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from ._codec import ENCODE_ERRORS, payload_error
+
 #: How long an event id is remembered: the same id again within it starts nothing.
 DEDUP_WINDOW = 86400.0
 
@@ -71,9 +73,12 @@ _body_encoder = msgspec.msgpack.Encoder()
 _body_decoder = msgspec.msgpack.Decoder(tuple[Any, dict[str, Any]])
 
 
-def encode_body(data: Any, metadata: Mapping[str, Any]) -> bytes:
-    """``(data, metadata)`` as stored; raises msgspec's errors for unencodable data."""
-    return _body_encoder.encode((data, dict(metadata)))
+def encode_body(data: Any, metadata: Mapping[str, Any], what: str) -> bytes:
+    """``(data, metadata)`` as stored; `PayloadError` naming ``what`` if it is not storable."""
+    try:
+        return _body_encoder.encode((data, dict(metadata)))
+    except ENCODE_ERRORS as exc:
+        raise payload_error(exc, what) from exc
 
 
 def decode_body(body: bytes) -> tuple[Any, dict[str, Any]]:

@@ -21,7 +21,6 @@ import msgspec
 from .._errors import RunAlreadyFinishedError, RunNotFoundError, StoreError
 from ..actors import Clock
 from ..persistence import DEDUP_WINDOW, EventRecord, EventStore, NewEvent, Store, encode_body
-from ..persistence._codec import ENCODE_ERRORS, payload_error
 from . import _checks as check
 from ._event_wait import WAKE
 from ._inbox import Mailboxes, signal
@@ -124,10 +123,7 @@ class Events:
         check.number(call, "ts", ts)
         labels = check_metadata(metadata)
         event_id = id if id is not None else uuid.uuid4().hex
-        try:
-            body = encode_body(data, labels)
-        except ENCODE_ERRORS as exc:
-            raise payload_error(exc, f"the data of event {name!r}") from exc
+        body = encode_body(data, labels, f"the data of event {name!r}")
         return NewEvent(name=name, event_id=event_id, ts=float(ts) if ts is not None else self._clock.time(), body=body)
 
     async def send(self, events: Sequence[NewEvent]) -> list[EventSent]:
