@@ -25,6 +25,7 @@ from ._errors import (
 )
 from .persistence import RunStatus as RunStatus
 from .runtime import (
+    Concurrency as Concurrency,
     Event as Event,
     EventSent as EventSent,
     RetryPolicy as RetryPolicy,
@@ -50,6 +51,7 @@ __all__ = (
     "CallbackError",
     "CallbackTokenError",
     "Cancelled",
+    "Concurrency",
     "Event",
     "EventSent",
     "EventTimeoutError",

@@ -24,7 +24,7 @@ from ._definitions import (
     VersionNotFoundError as VersionNotFoundError,
     WorkflowNotFoundError as WorkflowNotFoundError,
 )
-from ._events import EventTimeoutError as EventTimeoutError
+from ._events import EventTimeoutError as EventTimeoutError, FlowSpecError as FlowSpecError
 from ._payloads import (
     MetadataError as MetadataError,
     PayloadError as PayloadError,

@@ -20,6 +20,7 @@ from ._events import (
     matches as matches_event,
     wait_key as event_wait_key,
 )
+from ._flow import FlowStore as FlowStore, Position as Position, QueuedRun as QueuedRun
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
@@ -148,13 +149,16 @@ __all__ = (
     "Event",
     "EventRecord",
     "EventStore",
+    "FlowStore",
     "InboxMessage",
     "Lease",
     "MemoryStore",
     "NewEvent",
     "Patched",
     "PayloadLimits",
+    "Position",
     "PostgresStore",
+    "QueuedRun",
     "RetryWait",
     "RunCancelled",
     "RunCrashed",

@@ -14,6 +14,7 @@ from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
 from ._codec import decode_history, decode_inbox_rows, decode_record, encode
 from ._events_memory import MemoryEvents
+from ._flow_memory import MemoryFlow
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
@@ -38,6 +39,7 @@ class MemoryStore(SingleOwner):
         self._closed = False
         self.schedules = MemorySchedules(self._check)
         self.events = MemoryEvents(self._check)
+        self.flow = MemoryFlow(self._check)
 
     @property
     def pending(self) -> int:

@@ -40,6 +40,7 @@ from ._codec import (
     payload_error,
 )
 from ._events_postgres import PgEvents
+from ._flow_postgres import PgFlow
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
@@ -129,6 +130,7 @@ class PostgresStore:
         self._subscriptions: list[PgSubscription] = []
         self.schedules = PgSchedules(self._with_connection, self.display_url)
         self.events = PgEvents(self._with_connection)
+        self.flow = PgFlow(self._with_connection)
 
     # --- connections ---------------------------------------------------------------------
 

@@ -16,6 +16,7 @@ from ._definitions import (
     workflow as workflow,
 )
 from ._events import EventSent as EventSent
+from ._flow_spec import Concurrency as Concurrency
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
@@ -41,6 +42,7 @@ from .asl import ExpressionBudget as ExpressionBudget, StateMachine as StateMach
 __all__ = (
     "ActivityDef",
     "ChildHandle",
+    "Concurrency",
     "Event",
     "EventSent",
     "EventTrigger",

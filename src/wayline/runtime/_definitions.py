@@ -17,6 +17,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
 from . import _checks as check
+from ._flow_spec import Concurrency, FlowSpec
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
@@ -230,6 +231,8 @@ class WorkflowDef(Generic[I, R]):
         retention: float | timedelta | None = None,
         validators: Mapping[str, Callable[[Any], Any]] | None = None,
         triggers: Sequence[EventTrigger] | None = None,
+        concurrency: Concurrency | None = None,
+        priority: Callable[[Any], int] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -252,6 +255,8 @@ class WorkflowDef(Generic[I, R]):
         self.validators = _check_validators(name, validators or {})
         #: The events that start its runs (``triggers=[on_event(...)]``).
         self.triggers = check_triggers(f"@workflow {name!r}", triggers)
+        #: Its flow control (``concurrency=``, ``priority=``), None without.
+        self.flow = FlowSpec(name, concurrency, priority) if concurrency is not None or priority is not None else None
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -372,6 +377,8 @@ def workflow(
     retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
     triggers: Sequence[EventTrigger] | None = None,
+    concurrency: Concurrency | None = None,
+    priority: Callable[[Any], int] | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -384,6 +391,8 @@ def workflow(
     retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
     triggers: Sequence[EventTrigger] | None = None,
+    concurrency: Concurrency | None = None,
+    priority: Callable[[Any], int] | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -408,6 +417,10 @@ def workflow(
 
     ``triggers`` (``[on_event("order/created", where=...)]``) start a run for each matching
     event ``rt.send_event`` accepts, with the `Event` as its input (see `on_event`).
+
+    ``concurrency`` (`Concurrency`) caps the runs executing at once, per key: the others are
+    QUEUED durably and start as slots free, highest ``priority`` first (a plain function of
+    the input, or the `Event`, returning an int in -100..100), then oldest first.
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
@@ -420,6 +433,8 @@ def workflow(
             retention=retention,
             validators=validators,
             triggers=triggers,
+            concurrency=concurrency,
+            priority=priority,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -58,6 +58,8 @@ class Starter(Protocol):
         run_id: str,
         metadata: dict[str, Any] | None = None,
         tags: tuple[str, ...] = (),
+        *,
+        subject: Any = None,
     ) -> None: ...
 
 
@@ -153,7 +155,7 @@ class Events:
                 if any(_fires(wf, t, event) for t in triggers_of(wf)):
                     run_id = triggered_run_id(wf.name, record.seq)
                     metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
-                    await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata)
+                    await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata, subject=event)
                     started.append(run_id)
         for run_id in await self.table.waiters(record.name, record.data):
             try:

@@ -30,8 +30,11 @@ from ..persistence import (
     UNFINISHED,
     WAIT_FOR_STORE,
     AnyEvent,
+    CancelMessage,
     ChildDone,
+    Custom,
     ErrorInfo,
+    RunCancelled,
     RunFailed,
     RunRecord,
     RunStarted,
@@ -41,6 +44,7 @@ from ..persistence import (
     UpdateAnswered,
 )
 from . import _inbox as inbox
+from ._flow import GROUP_KEY as FLOW_GROUP, Flow
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
 from ._statistics import RuntimeStatistics
@@ -106,6 +110,8 @@ class Runs:
         self.updates = UpdateWaiters()
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
+        #: Concurrency limits: the queues of QUEUED runs and the slots of running ones.
+        self.flow = Flow(store, self.start_admitted, owner=owner, specs=self._spec_of)
 
     # --- the table -------------------------------------------------------------------------
 
@@ -130,6 +136,10 @@ class Runs:
             passivated=self._passivated,
         )
 
+    def _spec_of(self, workflow: str) -> Any:
+        wf = self._registry.get(workflow)
+        return wf.flow if wf is not None else None
+
     # --- the port: what runs ask -------------------------------------------------------------
 
     def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
@@ -147,6 +157,8 @@ class Runs:
 
         if self.finished_listener is not None:
             self.finished_listener(record)
+        if FLOW_GROUP in record.metadata:
+            self.background(self.flow.finished(record))
 
     def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
         self._refs.pop(run_id, None)
@@ -237,22 +249,31 @@ class Runs:
         run_id: str,
         metadata: dict[str, Any] | None = None,
         tags: tuple[str, ...] = (),
+        *,
+        subject: Any = None,
     ) -> None:
-        """Create run ``run_id`` of ``wf`` durably and start it; nothing if it exists.
+        """Create run ``run_id`` of ``wf`` durably and start it; nothing if it exists. A
+        workflow with a concurrency limit has it created QUEUED and started as `Flow` admits
+        it (``subject``: what its key and priority functions are given; ``input`` if None).
 
         Raises:
             RunConflictError: ``run_id`` exists as a run of another workflow.
             PayloadError: ``input`` is not storable data.
+            FlowSpecError: the workflow's key or priority function failed for this input.
         """
         if run_id in self._refs:
             return
+        spec = wf.flow if self.flow.enabled else None
+        if spec is not None:
+            labels = self.flow.labels(spec, input if subject is None else subject, run_id)
+            metadata = {**(metadata or {}), **labels}
         now = self.clock.time()
         span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
             run_id=run_id,
             workflow=wf.name,
             version=wf.version,
-            status=RunStatus.RUNNING,
+            status=RunStatus.QUEUED if spec is not None else RunStatus.RUNNING,
             input=input,
             created_at=now,
             updated_at=now,
@@ -271,8 +292,26 @@ class Runs:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
             return
-        if run_id not in self._refs:
+        if spec is not None:
+            await self.flow.enqueue(record, spec)
+        elif run_id not in self._refs:
             self.spawn(record, None)
+
+    async def start_admitted(self, run_id: str) -> None:
+        """Start a run `Flow` admitted: a QUEUED one is rewritten RUNNING first."""
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status.finished:
+            await self.flow.finished_id(run_id)
+            return
+        if run_id in self._refs or self.closed:
+            return
+        if rec.status is RunStatus.QUEUED:
+            now = self.clock.time()
+            details = {k: v for k, v in rec.metadata.items() if k.startswith("wayline.flow_")}
+            event = Custom(ts=now, name="RunDequeued", details={**details, "queued_for": now - rec.created_at})
+            rec = await self.rewrite(rec, event, status=RunStatus.RUNNING)
+        if run_id not in self._refs:
+            self.spawn(rec, None)
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         child = _RunChild(self, record, reason)
@@ -404,9 +443,25 @@ class Runs:
         rec = await self.store.get_run(run_id)
         if rec is None or rec.status.finished or rec.workflow not in self._registry or run_id in self._refs:
             return
+        if rec.status is RunStatus.QUEUED:
+            await self._queued_message(rec)  # it starts when its queue admits it, not now
+            return
         if self._passivated and reason.startswith("woken by"):
             self._passivated -= 1
         self.spawn(rec, reason)
+
+    async def _queued_message(self, rec: RunRecord) -> None:
+        """A message came for a QUEUED run: a cancel ends it in its queue; anything else
+        waits in its inbox until it starts."""
+        inbox = await self.store.get_inbox(rec.run_id)
+        cancel = next((m for _, m in inbox if type(m) is CancelMessage), None)
+        if cancel is None or not await self.flow.dequeue(rec.run_id):
+            return  # no cancel, or admitted meanwhile: it applies the cancel when it starts
+        ended = await self.rewrite(
+            rec, RunCancelled(ts=self.clock.time(), reason=cancel.reason), status=RunStatus.CANCELLED,
+            ended_at=self.clock.time(),
+        )  # fmt: skip
+        self.run_finished(ended)
 
     def _wake_timer_fired(self) -> None:
         self._wake_timer.fired()

@@ -108,15 +108,22 @@ class Runtime(EventsApi):
             await self._scheduler.open()
         if recover:
             await self._runs.recover()
+            # Slots of runs that were executing are held again; queued runs are admitted.
+            await self._runs.flow.recover()
             # Events a crash left undispatched start their runs and wake their waiters now.
             await self._events.poll_once()
         if inbox_poll_interval is not None:
-            also = self._events.poll_once if recover else None
+            also = self._beat if recover else None
             self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval, also=also))
         if self._scheduler is not None:
             self._scheduler.start(inbox_poll_interval)
         if self._retention is not None:
             self._purger = asyncio.ensure_future(self._retention.run())
+
+    async def _beat(self) -> None:
+        """On each beat of the inbox poller: runs queued and events sent by other processes."""
+        await self._runs.flow.poll_once()
+        await self._events.poll_once()
 
     async def _close(self) -> None:
         self._telemetry.close()
@@ -356,6 +363,8 @@ class Runtime(EventsApi):
             running = tuple(StepAttemptInfo(e.step, e.index, e.attempt, e.ts) for e in live.in_flight())
             return dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
         info = RunInfo.from_record(rec)
+        if rec.status is RunStatus.QUEUED and (why := await self._runs.flow.why(run_id)) is not None:
+            info = dataclasses.replace(info, waiting_for=(why,))
         return dataclasses.replace(info, store_health=self.store.health())
 
     async def list_runs(

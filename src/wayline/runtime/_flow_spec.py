@@ -1,0 +1,116 @@
+"""`Concurrency`, and the ``priority=`` of a workflow: flow control as declared.
+
+Below the definitions (``@workflow(concurrency=..., priority=...)``): what a spec is, and
+the labels it gives one run (its group, key and priority), computed from the run's input
+(or, for a run an event started, the `Event`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._errors import FlowSpecError
+
+#: Priorities are ints in this range (higher starts first); outside it is an error, so that
+#: one workflow cannot starve every other by returning a huge number.
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+
+#: The group of ``scope="key"`` limits: every workflow using one key shares its slots.
+SHARED = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """At most ``limit`` runs of the workflow execute at once per key, across every worker
+    on the database; the others wait QUEUED (durably) and start in priority, then arrival
+    order, as slots free.
+
+    Attributes:
+        limit: runs at once per key (>= 1).
+        key: a plain function of the run's input (for a run started by an event, the
+            `Event`) whose result (made a string) is the key; None: one key for all runs.
+        scope: ``"workflow"``: the limit counts this workflow's runs; ``"key"``: the runs of
+            every workflow with a ``scope="key"`` limit and the same key share the slots.
+        count_waiting: a run keeps its slot while it waits (sleeps, waits for a signal or an
+            event). Only True is built: giving the slot back while waiting is refused.
+    """
+
+    limit: int
+    key: Callable[[Any], Any] | None = None
+    scope: Literal["workflow", "key"] = "workflow"
+    count_waiting: bool = True
+
+    def check(self, workflow: str) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise FlowSpecError(workflow, f"Concurrency limit must be an int >= 1, got {self.limit!r}")
+        if self.key is not None and (not callable(self.key) or inspect.iscoroutinefunction(self.key)):
+            raise FlowSpecError(workflow, f"Concurrency key must be a plain function of the input, got {self.key!r}")
+        if self.scope not in ("workflow", "key"):
+            raise FlowSpecError(workflow, f"Concurrency scope must be 'workflow' or 'key', got {self.scope!r}")
+        if self.count_waiting is not True:
+            raise FlowSpecError(
+                workflow,
+                "Concurrency(count_waiting=False) is not supported: a waiting run keeps its slot. Keep the "
+                "default, or split the waiting part into a child workflow without the limit",
+            )
+
+
+class FlowSpec:
+    """A workflow's flow control, checked: what `labels` gives each run."""
+
+    __slots__ = ("concurrency", "priority", "workflow")
+
+    def __init__(self, workflow: str, concurrency: Concurrency | None, priority: Callable[[Any], Any] | None) -> None:
+        if concurrency is not None:
+            if not isinstance(concurrency, Concurrency):
+                raise FlowSpecError(workflow, f"concurrency= takes Concurrency(limit, key=...), got {concurrency!r}")
+            concurrency.check(workflow)
+        if priority is not None and (not callable(priority) or inspect.iscoroutinefunction(priority)):
+            raise FlowSpecError(workflow, f"priority= must be a plain function of the input, got {priority!r}")
+        if priority is not None and concurrency is None:
+            raise FlowSpecError(
+                workflow, "priority= orders runs queued by a limit; declare concurrency=Concurrency(...) too"
+            )
+        self.workflow = workflow
+        self.concurrency = concurrency
+        self.priority = priority
+
+    def labels(self, subject: Any, run_id: str) -> tuple[str, str, int, int]:
+        """(group, key, priority, limit) of a run on ``subject``.
+
+        Raises:
+            FlowSpecError: the key or priority function raised, or the priority is not an int
+                in range.
+        """
+        spec = self.concurrency
+        assert spec is not None
+        group = self.workflow if spec.scope == "workflow" else SHARED
+        key = ""
+        if spec.key is not None:
+            try:
+                key = str(spec.key(subject))
+            except Exception as exc:
+                raise FlowSpecError(
+                    self.workflow, f"its Concurrency key raised {type(exc).__name__}: {exc}", run_id=run_id
+                ) from exc
+        priority = 0
+        if self.priority is not None:
+            try:
+                priority = self.priority(subject)
+            except Exception as exc:
+                raise FlowSpecError(
+                    self.workflow, f"its priority function raised {type(exc).__name__}: {exc}", run_id=run_id
+                ) from exc
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise FlowSpecError(self.workflow, f"priority must be an int, got {priority!r}", run_id=run_id)
+            if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+                raise FlowSpecError(
+                    self.workflow,
+                    f"priority {priority} is out of range: use {MIN_PRIORITY}..{MAX_PRIORITY} (higher starts first)",
+                    run_id=run_id,
+                )
+        return group, key, priority, spec.limit
