@@ -84,7 +84,8 @@ async def test_many_events_for_ten_keys_never_exceed_the_limit_per_key(db: str) 
         )
         assert all(len(s.run_ids) == 1 for s in sent)
         queued = await rt.list_runs(status=RunStatus.QUEUED)
-        assert len(queued) == n - 20  # two per key run at once, the rest wait durably
+        active = await rt.list_runs(status=[RunStatus.RUNNING, RunStatus.WAITING])
+        assert len(active) <= 20 and queued  # the rest wait durably, in the store
         why = (await rt.describe(queued[-1].run_id)).waiting_for[0]
         assert why.startswith("a slot: concurrency limit 2 for key 'c") and "2 running" in why
         for s in sent:

@@ -12,13 +12,16 @@ from ._blobs import PayloadLimits as PayloadLimits
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._events import (
     DEDUP_WINDOW as DEDUP_WINDOW,
+    WAKE as EVENT_WAKE,
     Accepted as Accepted,
     EventRecord as EventRecord,
     EventStore as EventStore,
     NewEvent as NewEvent,
     encode_body as encode_body,
+    event_payload as event_payload,
     matches as matches_event,
     wait_key as event_wait_key,
+    wake_message as event_wake_message,
 )
 from ._flow import FlowStore as FlowStore, Position as Position, QueuedRun as QueuedRun
 from ._leases import (
@@ -120,6 +123,7 @@ def __getattr__(name: str) -> Any:
 
 __all__ = (
     "DEDUP_WINDOW",
+    "EVENT_WAKE",
     "OVERLAP_POLICIES",
     "UNFINISHED",
     "WAIT_FOR_STORE",
@@ -197,6 +201,8 @@ __all__ = (
     "decode_any",
     "encode",
     "encode_body",
+    "event_payload",
     "event_wait_key",
+    "event_wake_message",
     "matches_event",
 )

@@ -23,6 +23,7 @@ from typing import Any, Protocol, runtime_checkable
 import msgspec
 
 from ._codec import ENCODE_ERRORS, payload_error
+from ._records import SignalMessage
 
 #: How long an event id is remembered: the same id again within it starts nothing.
 DEDUP_WINDOW = 86400.0
@@ -53,20 +54,50 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """An event to accept (its ``data`` and ``metadata`` already encoded, as ``body``)."""
+    """An event to accept (its ``data`` and ``metadata`` already encoded, as ``body``).
+
+    ``settled``: it starts no run (no trigger fires for it), so once the store has woken its
+    waiters it is dispatched; a store that wakes them in the accepting transaction stores it
+    dispatched then.
+    """
 
     name: str
     event_id: str
     ts: float
     body: bytes  # encode_body(data, metadata)
+    settled: bool = False
 
 
 class Accepted(msgspec.Struct, frozen=True, gc=False):
     """What `EventStore.append` did with one event: its seq, or the seq of the event that
-    claimed its id within the dedup window (``duplicate``)."""
+    claimed its id within the dedup window (``duplicate``).
+
+    ``woken``: the runs whose waits the event answers, each with the seq of the wake-up
+    committed to its inbox in the same transaction (deliver them); None when the store does
+    not do that (the runtime wakes them itself, `EventStore.take_waiters`).
+    """
 
     seq: int
     duplicate: bool = False
+    woken: tuple[tuple[str, int], ...] | None = None
+
+
+#: The signal a run waiting in ``ctx.wait_for_event(name)`` is woken by: ``WAKE + name``,
+#: with the event (as `event_payload` makes it) as its payload.
+WAKE = "wayline.event:"
+
+
+def event_payload(seq: int, name: str, event_id: str, ts: float, data: Any, metadata: dict[str, Any]) -> dict[str, Any]:
+    """An event as a waiting run receives it (the fields of ``wayline.Event``)."""
+    return {"name": name, "data": data, "id": event_id, "ts": ts, "seq": seq, "metadata": metadata}
+
+
+def wake_message(seq: int, ev: NewEvent, now: float) -> SignalMessage:
+    """The inbox message that wakes a run waiting for ``ev``, carrying it."""
+    data, metadata = decode_body(ev.body)
+    return SignalMessage(
+        name=WAKE + ev.name, payload=event_payload(seq, ev.name, ev.event_id, ev.ts, data, metadata), ts=now
+    )
 
 
 _body_encoder = msgspec.msgpack.Encoder()
@@ -187,6 +218,10 @@ class EventStore(Protocol):
 
     async def waiters(self, name: str, data: Any) -> list[str]:
         """The runs with a wait indexed for an event ``name`` with ``data``."""
+        ...
+
+    async def take_waiters(self, name: str, data: Any) -> list[str]:
+        """`waiters`, and their index rows deleted: each wait is answered by one wake-up."""
         ...
 
     async def remove_waits(self, run_ids: Collection[str]) -> None:

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
-from ._events import Accepted, EventRecord, NewEvent, record, values_at
+from ._events import Accepted, EventRecord, NewEvent, decode_body, record, values_at, wake_message
+from ._records import InboxMessage
 
 
 class MemoryEvents:
     """`EventStore` for `MemoryStore`."""
 
-    def __init__(self, check: Callable[[], None]) -> None:
+    def __init__(self, check: Callable[[], None], append: Callable[[str, InboxMessage], Awaitable[int | None]]) -> None:
         self._check = check
+        self._append = append  # the store's append_inbox
         self._rows: dict[int, tuple[str, str, float, float, bytes, bool]] = {}
         self._ids: dict[str, tuple[int, float]] = {}
         self._waits: set[tuple[str, str, str, str]] = set()  # (name, paths, values, run_id)
@@ -32,9 +34,18 @@ class MemoryEvents:
                 out.append(Accepted(claimed[0], True))
                 continue
             self._seq += 1
-            self._rows[self._seq] = (ev.name, ev.event_id, ev.ts, now, ev.body, False)
-            self._ids[ev.event_id] = (self._seq, now)
-            out.append(Accepted(self._seq))
+            seq = self._seq
+            self._rows[seq] = (ev.name, ev.event_id, ev.ts, now, ev.body, ev.settled)
+            self._ids[ev.event_id] = (seq, now)
+            woken = []
+            runs = self._take(ev.name, decode_body(ev.body)[0])
+            if runs:
+                message = wake_message(seq, ev, now)
+                for run_id in runs:
+                    inbox_seq = await self._append(run_id, message)
+                    if inbox_seq is not None:
+                        woken.append((run_id, inbox_seq))
+            out.append(Accepted(seq, woken=tuple(woken)))
         return out
 
     async def get(self, seq: int) -> EventRecord | None:
@@ -81,6 +92,20 @@ class MemoryEvents:
             if values is not None:
                 found += sorted(w[3] for w in self._waits if w[:3] == (name, path_set, values))
         return found
+
+    def _take(self, name: str, data: Any) -> list[str]:
+        found: list[str] = []
+        for path_set in sorted({w[1] for w in self._waits if w[0] == name}):
+            values = values_at(data, path_set)
+            if values is not None:
+                rows = sorted(w for w in self._waits if w[:3] == (name, path_set, values))
+                self._waits.difference_update(rows)
+                found += [w[3] for w in rows]
+        return found
+
+    async def take_waiters(self, name: str, data: Any) -> list[str]:
+        self._check()
+        return self._take(name, data)
 
     async def remove_waits(self, run_ids: Collection[str]) -> None:
         self._check()

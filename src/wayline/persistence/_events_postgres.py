@@ -76,6 +76,8 @@ class PgEvents:
                     if row is not None and row[1] >= now - window:
                         out.append(Accepted(int(row[0]), True))
                         continue
+                    # Not settled here: the runtime wakes its waiters after the commit, then
+                    # marks it dispatched (the inbox has its own ordering lock on PostgreSQL).
                     seq = await conn.fetchval(
                         "INSERT INTO wayline.events (name, event_id, ts, accepted_at, body) "
                         "VALUES ($1, $2, $3, $4, $5) RETURNING seq",
@@ -92,7 +94,7 @@ class PgEvents:
                         seq,
                         now,
                     )
-                    out.append(Accepted(int(seq)))
+                    out.append(Accepted(int(seq)))  # woken None: the runtime wakes them
             return out
 
         result: list[Accepted] = await self._with(go)
@@ -167,6 +169,23 @@ class PgEvents:
                 values,
             )
             found += [r[0] for r in rows]
+        return found
+
+    async def take_waiters(self, name: str, data: Any) -> list[str]:
+        found: list[str] = []
+        for (path_set,) in await self._fetch(
+            "SELECT DISTINCT paths FROM wayline.event_waits WHERE name = $1 ORDER BY paths", name
+        ):
+            values = values_at(data, path_set)
+            if values is None:
+                continue
+            rows = await self._fetch(
+                "DELETE FROM wayline.event_waits WHERE name = $1 AND paths = $2 AND vals = $3 RETURNING run_id",
+                name,
+                path_set,
+                values,
+            )
+            found += sorted(r[0] for r in rows)
         return found
 
     async def remove_waits(self, run_ids: Collection[str]) -> None:

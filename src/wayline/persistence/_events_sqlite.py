@@ -12,7 +12,9 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-from ._events import Accepted, EventRecord, NewEvent, record, values_at
+from ._codec import encode
+from ._events import Accepted, EventRecord, NewEvent, decode_body, record, values_at, wake_message
+from ._sqlite_sql import APPEND_INBOX
 
 T = TypeVar("T")
 
@@ -75,8 +77,8 @@ class SQLiteEvents:
                     out.append(Accepted(row[0], True))
                     continue
                 cursor = conn.execute(
-                    "INSERT INTO events (name, event_id, ts, accepted_at, body) VALUES (?, ?, ?, ?, ?)",
-                    (ev.name, ev.event_id, ev.ts, now, ev.body),
+                    "INSERT INTO events (name, event_id, ts, accepted_at, body, dispatched) VALUES (?, ?, ?, ?, ?, ?)",
+                    (ev.name, ev.event_id, ev.ts, now, ev.body, int(ev.settled)),
                 )
                 seq = cursor.lastrowid
                 assert seq is not None
@@ -84,7 +86,7 @@ class SQLiteEvents:
                     "INSERT OR REPLACE INTO event_ids (event_id, seq, accepted_at) VALUES (?, ?, ?)",
                     (ev.event_id, seq, now),
                 )
-                out.append(Accepted(seq))
+                out.append(Accepted(seq, woken=_wake(conn, seq, ev, now)))
             return out
 
         result: list[Accepted] = await self._transact(apply)
@@ -155,6 +157,13 @@ class SQLiteEvents:
             found += [r[0] for r in rows]
         return found
 
+    async def take_waiters(self, name: str, data: Any) -> list[str]:
+        def apply(conn: sqlite3.Connection) -> list[str]:
+            return _take(conn, name, data)
+
+        result: list[str] = await self._transact(apply)
+        return result
+
     async def remove_waits(self, run_ids: Collection[str]) -> None:
         if not run_ids:
             return
@@ -164,3 +173,34 @@ class SQLiteEvents:
             conn.execute(f"DELETE FROM event_waits WHERE run_id IN ({_marks(items)})", items)
 
         await self._transact(apply)
+
+
+def _take(conn: sqlite3.Connection, name: str, data: Any) -> list[str]:
+    """The runs waiting for an event ``name`` with ``data``, their index rows deleted."""
+    found: list[str] = []
+    for (path_set,) in conn.execute("SELECT DISTINCT paths FROM event_waits WHERE name = ?", (name,)).fetchall():
+        values = values_at(data, path_set)
+        if values is None:
+            continue
+        rows = conn.execute(
+            "DELETE FROM event_waits WHERE name = ? AND paths = ? AND vals = ? RETURNING run_id",
+            (name, path_set, values),
+        ).fetchall()
+        found += sorted(r[0] for r in rows)
+    return found
+
+
+def _wake(conn: sqlite3.Connection, seq: int, ev: NewEvent, now: float) -> tuple[tuple[str, int], ...]:
+    """Commit a wake-up carrying the event to the inbox of each run waiting for it, in the
+    transaction that accepts it (one commit for both)."""
+    data, _ = decode_body(ev.body)
+    runs = _take(conn, ev.name, data)
+    if not runs:
+        return ()
+    message = encode(wake_message(seq, ev, now), what=f"event {ev.name!r}")
+    woken = []
+    for run_id in runs:
+        cursor = conn.execute(APPEND_INBOX, (run_id, message, run_id))
+        if cursor.rowcount == 1 and cursor.lastrowid is not None:
+            woken.append((run_id, cursor.lastrowid))
+    return tuple(woken)

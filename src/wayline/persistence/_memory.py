@@ -38,7 +38,7 @@ class MemoryStore(SingleOwner):
         self._inbox_seq = 0
         self._closed = False
         self.schedules = MemorySchedules(self._check)
-        self.events = MemoryEvents(self._check)
+        self.events = MemoryEvents(self._check, self.append_inbox)
         self.flow = MemoryFlow(self._check)
 
     @property

@@ -17,13 +17,10 @@ from typing import Any
 import msgspec
 
 from .._errors import EventTimeoutError, SignalTimeoutError, StoreError
-from ..persistence import EventStore, event_wait_key, matches_event
+from ..persistence import EVENT_WAKE as WAKE, EventStore, event_wait_key, matches_event
 from ._commands import Step, WaitSignal
 from ._definitions import ActivityDef, RetryPolicy
 from ._triggers import Event
-
-#: The signal a run waiting in ``ctx.wait_for_event(name)`` is woken by: ``WAKE + name``.
-WAKE = "wayline.event:"
 
 #: Events read per page while looking for a match.
 PAGE = 200
@@ -106,8 +103,14 @@ async def wait(
         if found["event"] is None:
             remaining = None if deadline is None else max(0.0, deadline - found["now"])
             try:
-                await WaitSignal(WAKE + name, remaining)
-                continue
+                # The wake-up carries the event, and its index row is gone: it answers
+                # this wait unless an earlier wait took it or it matches another wait of
+                # the same name (then look again, which indexes this wait anew).
+                woke = await WaitSignal(WAKE + name, remaining)
+                if _answers(woke, match, taken):
+                    found = {"now": None, "event": woke}
+                else:
+                    continue
             except SignalTimeoutError:
                 found = await Step(step, (*args, list(taken), True), {})
                 if found["event"] is None:
@@ -115,3 +118,12 @@ async def wait(
         event = msgspec.convert(found["event"], Event)
         taken.append(event.seq)
         return event
+
+
+def _answers(payload: Any, match: Mapping[str, Any], taken: list[int]) -> bool:
+    return (
+        isinstance(payload, dict)
+        and isinstance(payload.get("seq"), int)
+        and payload["seq"] not in taken
+        and matches_event(payload.get("data"), match)
+    )

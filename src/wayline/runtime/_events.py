@@ -20,10 +20,19 @@ import msgspec
 
 from .._errors import RunAlreadyFinishedError, RunNotFoundError, StoreError
 from ..actors import Clock
-from ..persistence import DEDUP_WINDOW, EventRecord, EventStore, NewEvent, Store, encode_body
+from ..persistence import (
+    DEDUP_WINDOW,
+    EVENT_WAKE as WAKE,
+    EventRecord,
+    EventStore,
+    NewEvent,
+    Store,
+    encode_body,
+    event_payload,
+    event_wake_message as wake_message,
+)
 from . import _checks as check
-from ._event_wait import WAKE
-from ._inbox import Mailboxes, signal
+from ._inbox import Mailboxes, deliver, signal
 from ._metadata import check_metadata
 from ._triggers import Event
 from ._workflows import Registry, Workflow
@@ -129,25 +138,35 @@ class Events:
         return NewEvent(name=name, event_id=event_id, ts=float(ts) if ts is not None else self._clock.time(), body=body)
 
     async def send(self, events: Sequence[NewEvent]) -> list[EventSent]:
-        """Commit ``events`` (one transaction), then dispatch each new one."""
+        """Commit ``events`` (one transaction; on SQLite with the wake-ups of the runs waiting
+        for them), then dispatch each new one."""
         self._runs.check_open()
-        accepted = await self.table.append(events, now=self._clock.time(), window=self._window)
+        # An event no trigger here listens to is dispatched once its waiters are woken: an
+        # owner says so, so that the store can mark it in the accepting transaction.
+        events = [msgspec.structs.replace(ev, settled=self._owner and ev.name not in self._triggered) for ev in events]
+        now = self._clock.time()
+        accepted = await self.table.append(events, now=now, window=self._window)
         out = []
         dispatched = []
         for ev, acc in zip(events, accepted, strict=True):
             if acc.duplicate:
                 out.append(EventSent(id=ev.event_id, seq=acc.seq, duplicate=True))
                 continue
-            record = await self.table.get(acc.seq)
-            run_ids = await self.dispatch(record) if record is not None else ()
-            if self._owner:
-                dispatched.append(acc.seq)
+            for run_id, inbox_seq in acc.woken or ():
+                await deliver(self._runs, run_id, inbox_seq, wake_message(acc.seq, ev, now))
+            run_ids: tuple[str, ...] = ()
+            if not ev.settled or acc.woken is None:
+                record = await self.table.get(acc.seq)
+                run_ids = await self.dispatch(record, wake=acc.woken is None) if record is not None else ()
+                if self._owner:
+                    dispatched.append(acc.seq)
             out.append(EventSent(id=ev.event_id, seq=acc.seq, run_ids=run_ids))
         await self.table.mark_dispatched(dispatched)
         return out
 
-    async def dispatch(self, record: EventRecord) -> tuple[str, ...]:
-        """Start the runs ``record`` triggers and wake the runs waiting for it (idempotent)."""
+    async def dispatch(self, record: EventRecord, *, wake: bool = True) -> tuple[str, ...]:
+        """Start the runs ``record`` triggers and (``wake``) wake the runs waiting for it;
+        idempotent: a run id starts one run, and a wake-up answers one indexed wait."""
         started: list[str] = []
         if self._owner and record.name in self._triggered:
             event = as_event(record)
@@ -157,9 +176,14 @@ class Events:
                     metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
                     await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata, subject=event)
                     started.append(run_id)
-        for run_id in await self.table.waiters(record.name, record.data):
+        if not wake:
+            return tuple(started)
+        payload = event_payload(
+            record.seq, record.name, record.event_id, record.ts, record.data, record.metadata
+        )  # fmt: skip
+        for run_id in await self.table.take_waiters(record.name, record.data):
             try:
-                await signal(self._store, self._clock, self._runs, run_id, WAKE + record.name, record.seq)
+                await signal(self._store, self._clock, self._runs, run_id, WAKE + record.name, payload)
             except (RunAlreadyFinishedError, RunNotFoundError):
                 await self.table.remove_waits([run_id])
         return tuple(started)
