@@ -165,7 +165,8 @@ async def wake(params: Params) -> Metrics:
     async with open_runtime(db_file(params, "wake.db"), workflows=[listener]) as rt:
         await rt.start(listener, run_id="r")
         for i in range(samples + 1):
-            await asyncio.sleep(0.001)  # the run is parked on its wait (its look found nothing)
+            while rt.statistics().waiting_runs < 1:  # noqa: ASYNC110 - until the run waits, durably
+                await asyncio.sleep(0)
             fut = seen[i] = asyncio.get_running_loop().create_future()
             t0 = time.perf_counter()
             await rt.send_event("ping", {"i": i})
