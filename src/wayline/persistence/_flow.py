@@ -58,6 +58,10 @@ class FlowStore(Protocol):
         """Every run holding a slot."""
         ...
 
+    async def holders(self, group: str, key: str) -> list[str]:
+        """The runs holding the slots of ``group``/``key``."""
+        ...
+
     async def queues(self) -> list[tuple[str, str]]:
         """Every (group, key) with runs in its queue."""
         ...

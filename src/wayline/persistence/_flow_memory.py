@@ -58,6 +58,10 @@ class MemoryFlow:
         self._check()
         return sorted(self._slots.values(), key=lambda s: s.run_id)
 
+    async def holders(self, group: str, key: str) -> list[str]:
+        self._check()
+        return sorted(s.run_id for s in self._slots.values() if s.group == group and s.key == key)
+
     async def queues(self) -> list[tuple[str, str]]:
         self._check()
         return sorted({(q.group, q.key) for q in self._queue.values()})

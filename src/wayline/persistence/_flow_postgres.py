@@ -96,6 +96,12 @@ class PgFlow:
         rows = await self._fetch("SELECT run_id, grp, key FROM wayline.flow_slots ORDER BY run_id")
         return [QueuedRun(run_id=r[0], group=r[1], key=r[2]) for r in rows]
 
+    async def holders(self, group: str, key: str) -> list[str]:
+        rows = await self._fetch(
+            "SELECT run_id FROM wayline.flow_slots WHERE grp = $1 AND key = $2 ORDER BY run_id", group, key
+        )
+        return [r[0] for r in rows]
+
     async def queues(self) -> list[tuple[str, str]]:
         rows = await self._fetch("SELECT DISTINCT grp, key FROM wayline.flow_queue ORDER BY grp, key")
         return [(r[0], r[1]) for r in rows]

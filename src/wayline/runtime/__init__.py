@@ -16,7 +16,7 @@ from ._definitions import (
     workflow as workflow,
 )
 from ._events import EventSent as EventSent
-from ._flow_spec import Concurrency as Concurrency
+from ._flow_spec import Concurrency as Concurrency, Singleton as Singleton
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
@@ -61,6 +61,7 @@ __all__ = (
     "ScheduleHandle",
     "ScheduleInfo",
     "ScheduledRun",
+    "Singleton",
     "StateMachine",
     "StateMachineAlias",
     "StepAttemptInfo",

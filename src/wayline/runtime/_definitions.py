@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
 from . import _checks as check
-from ._flow_spec import Concurrency, FlowSpec
+from ._flow_spec import Concurrency, FlowSpec, Singleton, check_key_function
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
@@ -233,6 +233,9 @@ class WorkflowDef(Generic[I, R]):
         triggers: Sequence[EventTrigger] | None = None,
         concurrency: Concurrency | None = None,
         priority: Callable[[Any], int] | None = None,
+        singleton: Singleton | None = None,
+        idempotency_key: Callable[[Any], Any] | None = None,
+        on_failure: WorkflowDef[Any, Any] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -256,7 +259,15 @@ class WorkflowDef(Generic[I, R]):
         #: The events that start its runs (``triggers=[on_event(...)]``).
         self.triggers = check_triggers(f"@workflow {name!r}", triggers)
         #: Its flow control (``concurrency=``, ``priority=``), None without.
-        self.flow = FlowSpec(name, concurrency, priority) if concurrency is not None or priority is not None else None
+        controlled = concurrency is not None or priority is not None or singleton is not None
+        self.flow = FlowSpec(name, concurrency, priority, singleton) if controlled else None
+        check_key_function(name, "idempotency_key", idempotency_key)
+        #: Gives a run started without a run id (or by an event) the id ``<name>@key:<key>``.
+        self.idempotency_key = idempotency_key
+        if on_failure is not None and not isinstance(on_failure, WorkflowDef):
+            raise TypeError(f"workflow {name!r}: on_failure= takes a @workflow, got {on_failure!r}")
+        #: Started when a run of this workflow fails for good (register it too).
+        self.on_failure = on_failure
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -379,6 +390,9 @@ def workflow(
     triggers: Sequence[EventTrigger] | None = None,
     concurrency: Concurrency | None = None,
     priority: Callable[[Any], int] | None = None,
+    singleton: Singleton | None = None,
+    idempotency_key: Callable[[Any], Any] | None = None,
+    on_failure: WorkflowDef[Any, Any] | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -393,6 +407,9 @@ def workflow(
     triggers: Sequence[EventTrigger] | None = None,
     concurrency: Concurrency | None = None,
     priority: Callable[[Any], int] | None = None,
+    singleton: Singleton | None = None,
+    idempotency_key: Callable[[Any], Any] | None = None,
+    on_failure: WorkflowDef[Any, Any] | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -421,6 +438,11 @@ def workflow(
     ``concurrency`` (`Concurrency`) caps the runs executing at once, per key: the others are
     QUEUED durably and start as slots free, highest ``priority`` first (a plain function of
     the input, or the `Event`, returning an int in -100..100), then oldest first.
+    ``singleton`` (`Singleton`) allows one run per key at a time. ``idempotency_key`` (a plain
+    function of the input or `Event`) makes a run started without a run id, or by an event,
+    ``"<name>@key:<key>"``: one run per key while it is kept. ``on_failure`` (another
+    registered workflow) is started, as ``"<handler>@failure:<run id>"`` with ``{"run_id",
+    "workflow", "error", "cause", "input"}``, when a run fails for good.
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
@@ -435,6 +457,9 @@ def workflow(
             triggers=triggers,
             concurrency=concurrency,
             priority=priority,
+            singleton=singleton,
+            idempotency_key=idempotency_key,
+            on_failure=on_failure,
         )
 
     return wrap(fn) if fn is not None else wrap

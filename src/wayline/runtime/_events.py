@@ -32,6 +32,7 @@ from ..persistence import (
     event_wake_message as wake_message,
 )
 from . import _checks as check
+from ._flow_spec import idempotent_run_id
 from ._inbox import Mailboxes, deliver, signal
 from ._metadata import check_metadata
 from ._triggers import Event
@@ -172,7 +173,10 @@ class Events:
             event = as_event(record)
             for wf in self._registry.newest():
                 if any(_fires(wf, t, event) for t in triggers_of(wf)):
-                    run_id = triggered_run_id(wf.name, record.seq)
+                    key = getattr(wf, "idempotency_key", None)
+                    run_id = (
+                        triggered_run_id(wf.name, record.seq) if key is None else idempotent_run_id(wf.name, key, event)
+                    )
                     metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
                     await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata, subject=event)
                     started.append(run_id)

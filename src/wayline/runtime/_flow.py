@@ -43,7 +43,14 @@ class Flow:
     """
 
     def __init__(
-        self, store: Store, start: Callable[[str], Awaitable[None]], *, owner: bool, specs: Callable[[str], Any]
+        self,
+        store: Store,
+        start: Callable[[str], Awaitable[None]],
+        *,
+        owner: bool,
+        specs: Callable[[str], Any],
+        end_queued: Callable[[str, str], Awaitable[None]] | None = None,
+        cancel: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
         table: FlowStore | None = getattr(store, "flow", None)
         self._table = table
@@ -51,6 +58,8 @@ class Flow:
         self._start = start
         self._owner = owner
         self._specs = specs  # workflow name -> its FlowSpec (or None)
+        self._end_queued = end_queued  # ends a QUEUED run CANCELLED, with a reason (Singleton "skip")
+        self._cancel = cancel  # cancels a run (Singleton "cancel")
 
     @property
     def enabled(self) -> bool:
@@ -66,14 +75,32 @@ class Flow:
         assert self._table is not None
         entry = _entry(record, spec)
         await self._table.enqueue(entry)
-        if self._owner:
-            await self.admit(entry.group, entry.key)
+        if not self._owner:
+            return
+        admitted = await self.admit(entry.group, entry.key)
+        if spec.singleton is not None and record.run_id not in admitted:
+            await self._single(record.run_id, entry, spec.singleton.mode)
 
-    async def admit(self, group: str, key: str) -> None:
-        """Start the runs the free slots of ``group``/``key`` admit."""
+    async def _single(self, run_id: str, entry: QueuedRun, mode: str) -> None:
+        """A singleton's key is held: skip the new run, or cancel the holder for it."""
         assert self._table is not None
-        for run_id in await self._table.admit(group, key):
+        holders = [h for h in await self._table.holders(entry.group, entry.key) if h != run_id]
+        held = f"singleton key {entry.key!r} is held by run {holders[0]!r}" if holders else "its singleton key is held"
+        if mode == "skip":
+            if await self.dequeue(run_id) and self._end_queued is not None:
+                await self._end_queued(run_id, f"skipped: {held}")
+            return
+        for holder in holders:
+            if self._cancel is not None:
+                await self._cancel(holder, f"replaced by run {run_id!r} (singleton key {entry.key!r})")
+
+    async def admit(self, group: str, key: str) -> list[str]:
+        """Start the runs the free slots of ``group``/``key`` admit; their ids."""
+        assert self._table is not None
+        admitted = await self._table.admit(group, key)
+        for run_id in admitted:
             await self._start(run_id)
+        return admitted
 
     async def finished_id(self, run_id: str) -> None:
         """A run admitted or queued is gone or ended: give its slot back, admit the next."""

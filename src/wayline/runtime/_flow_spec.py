@@ -59,12 +59,49 @@ class Concurrency:
             )
 
 
+@dataclass(frozen=True, slots=True)
+class Singleton:
+    """One run per key at a time.
+
+    Attributes:
+        key: a plain function of the run's input (for a run started by an event, the
+            `Event`); None: one run of the workflow at a time.
+        mode: what a new run does while another of its key goes on: ``"skip"``: it ends
+            CANCELLED at once, never started (its error says which run held the key);
+            ``"cancel"``: the run going on is cancelled, and the new one starts once it ended.
+    """
+
+    key: Callable[[Any], Any] | None = None
+    mode: Literal["skip", "cancel"] = "skip"
+
+    def check(self, workflow: str) -> None:
+        if self.key is not None and (not callable(self.key) or inspect.iscoroutinefunction(self.key)):
+            raise FlowSpecError(workflow, f"Singleton key must be a plain function of the input, got {self.key!r}")
+        if self.mode not in ("skip", "cancel"):
+            raise FlowSpecError(workflow, f"Singleton mode must be 'skip' or 'cancel', got {self.mode!r}")
+
+
 class FlowSpec:
     """A workflow's flow control, checked: what `labels` gives each run."""
 
-    __slots__ = ("concurrency", "priority", "workflow")
+    __slots__ = ("concurrency", "priority", "singleton", "workflow")
 
-    def __init__(self, workflow: str, concurrency: Concurrency | None, priority: Callable[[Any], Any] | None) -> None:
+    def __init__(
+        self,
+        workflow: str,
+        concurrency: Concurrency | None,
+        priority: Callable[[Any], Any] | None,
+        singleton: Singleton | None = None,
+    ) -> None:
+        if singleton is not None:
+            if not isinstance(singleton, Singleton):
+                raise FlowSpecError(workflow, f"singleton= takes Singleton(key=..., mode=...), got {singleton!r}")
+            singleton.check(workflow)
+            if concurrency is not None:
+                raise FlowSpecError(
+                    workflow, "declare concurrency= or singleton=, not both (a singleton is a limit of one per key)"
+                )
+            concurrency = Concurrency(1, key=singleton.key)
         if concurrency is not None:
             if not isinstance(concurrency, Concurrency):
                 raise FlowSpecError(workflow, f"concurrency= takes Concurrency(limit, key=...), got {concurrency!r}")
@@ -78,6 +115,7 @@ class FlowSpec:
         self.workflow = workflow
         self.concurrency = concurrency
         self.priority = priority
+        self.singleton = singleton
 
     def labels(self, subject: Any, run_id: str) -> tuple[str, str, int, int]:
         """(group, key, priority, limit) of a run on ``subject``.
@@ -114,3 +152,24 @@ class FlowSpec:
                     run_id=run_id,
                 )
         return group, key, priority, spec.limit
+
+
+def idempotent_run_id(workflow: str, key: Callable[[Any], Any], subject: Any) -> str:
+    """The run id ``idempotency_key=`` gives a run on ``subject``: one run per key, for as
+    long as the run is kept.
+
+    Raises:
+        FlowSpecError: the key function raised, or returned None or an empty string.
+    """
+    try:
+        value = key(subject)
+    except Exception as exc:
+        raise FlowSpecError(workflow, f"its idempotency_key raised {type(exc).__name__}: {exc}") from exc
+    if value is None or value == "":
+        raise FlowSpecError(workflow, f"its idempotency_key returned {value!r}; return a non-empty str or number")
+    return f"{workflow}@key:{value}"
+
+
+def check_key_function(workflow: str, what: str, fn: Any) -> None:
+    if fn is not None and (not callable(fn) or inspect.iscoroutinefunction(fn)):
+        raise FlowSpecError(workflow, f"{what} must be a plain function of the input, got {fn!r}")

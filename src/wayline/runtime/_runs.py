@@ -43,7 +43,7 @@ from ..persistence import (
     Store,
     UpdateAnswered,
 )
-from . import _inbox as inbox
+from . import _failure as failure, _inbox as inbox
 from ._flow import GROUP_KEY as FLOW_GROUP, Flow
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
@@ -111,7 +111,14 @@ class Runs:
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
         #: Concurrency limits: the queues of QUEUED runs and the slots of running ones.
-        self.flow = Flow(store, self.start_admitted, owner=owner, specs=self._spec_of)
+        self.flow = Flow(
+            store,
+            self.start_admitted,
+            owner=owner,
+            specs=self._spec_of,
+            end_queued=self.end_queued,
+            cancel=self._cancel_quietly,
+        )
 
     # --- the table -------------------------------------------------------------------------
 
@@ -159,6 +166,8 @@ class Runs:
             self.finished_listener(record)
         if FLOW_GROUP in record.metadata:
             self.background(self.flow.finished(record))
+        if record.status is RunStatus.FAILED and getattr(self._registry.get(record.workflow), "on_failure", None):
+            self.background(self.start_failure_handler(record))
 
     def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
         self._refs.pop(run_id, None)
@@ -457,11 +466,30 @@ class Runs:
         cancel = next((m for _, m in inbox if type(m) is CancelMessage), None)
         if cancel is None or not await self.flow.dequeue(rec.run_id):
             return  # no cancel, or admitted meanwhile: it applies the cancel when it starts
+        await self.end_queued(rec.run_id, cancel.reason)
+
+    async def end_queued(self, run_id: str, reason: str | None) -> None:
+        """End a QUEUED run (out of its queue already) CANCELLED, never started."""
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status is not RunStatus.QUEUED:
+            return
+        now = self.clock.time()
         ended = await self.rewrite(
-            rec, RunCancelled(ts=self.clock.time(), reason=cancel.reason), status=RunStatus.CANCELLED,
-            ended_at=self.clock.time(),
-        )  # fmt: skip
+            rec,
+            RunCancelled(ts=now, reason=reason),
+            status=RunStatus.CANCELLED,
+            ended_at=now,
+            error=ErrorInfo("Cancelled", reason),
+        )
         self.run_finished(ended)
+
+    async def _cancel_quietly(self, run_id: str, reason: str) -> None:
+        with contextlib.suppress(RunAlreadyFinishedError, RunNotFoundError):
+            await self.cancel_run(run_id, reason)
+
+    async def start_failure_handler(self, failed: RunRecord) -> None:
+        """Start the ``on_failure=`` workflow of a run that failed for good (see `_failure`)."""
+        await failure.start_handler(self._registry, self.create, failed)
 
     def _wake_timer_fired(self) -> None:
         self._wake_timer.fired()

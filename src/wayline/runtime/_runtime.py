@@ -20,10 +20,11 @@ from opentelemetry.trace import TracerProvider
 from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
 from ..persistence import DEDUP_WINDOW, AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
-from . import _checks as check, _updates as updates
+from . import _checks as check, _failure as failure, _updates as updates
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._events import Events
 from ._events_api import EventsApi
+from ._flow_spec import idempotent_run_id
 from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
 from ._metadata import check_metadata, check_tags
@@ -110,6 +111,7 @@ class Runtime(EventsApi):
             await self._runs.recover()
             # Slots of runs that were executing are held again; queued runs are admitted.
             await self._runs.flow.recover()
+            await failure.recover_handlers(self.store, self._registry, self._runs.create, self.clock.time())
             # Events a crash left undispatched start their runs and wake their waiters now.
             await self._events.poll_once()
         if inbox_poll_interval is not None:
@@ -214,6 +216,8 @@ class Runtime(EventsApi):
         check.name("rt.start", "run_id", run_id, optional=True)
         check.name("rt.start", "version", version, optional=True)
         target = self._registry.resolve(workflow, version=version)
+        if run_id is None and isinstance(target, WorkflowDef) and target.idempotency_key is not None:
+            run_id = idempotent_run_id(target.name, target.idempotency_key, input)
         run_id = run_id or uuid.uuid4().hex
         labels = check_metadata(metadata, run_id=run_id)
         labelled = check_tags(tags, run_id=run_id)
@@ -404,7 +408,7 @@ class Runtime(EventsApi):
         check.number(call, "since", since)
         check.flag(call, "newest_first", newest_first)
         check.count(call, "limit", limit)
-        statuses = _statuses(call, status)
+        statuses = check.statuses(call, status)
         records = await self.store.list_runs(
             statuses=statuses,
             workflow=workflow,
@@ -446,7 +450,7 @@ class Runtime(EventsApi):
             cutoff = before.timestamp()
         else:
             cutoff = float(before)
-        statuses = _statuses("rt.purge", status)
+        statuses = check.statuses("rt.purge", status)
         return await purge(self.store, before=cutoff, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def history(self, run_id: str, *, running: bool = False) -> AsyncIterator[AnyEvent]:
@@ -604,16 +608,3 @@ class Runtime(EventsApi):
         """
         check.token("rt.heartbeat", token)
         await self._inbox.heartbeat(token)
-
-
-def _statuses(call: str, status: RunStatus | str | Sequence[RunStatus | str] | None) -> list[RunStatus] | None:
-    if status is None:
-        return None
-    items = [status] if isinstance(status, (str, RunStatus)) else status
-    if not isinstance(items, Sequence) or not all(isinstance(s, str) for s in items):
-        check.refuse(call, "status", f"must be a RunStatus, its name, or a list of them; got {status!r}")
-    try:
-        return [RunStatus(s.upper()) for s in items]
-    except ValueError:
-        valid = ", ".join(s.value for s in RunStatus)
-        check.refuse(call, "status", f"{status!r} holds an unknown run status; use one of {valid}")

@@ -43,6 +43,8 @@ class AslWorkflow:
         self.waits_on_children = machine.waits_on_children
         self.triggers = check_triggers(f"StateMachine {machine.name!r}", machine.triggers)
         self.flow: FlowSpec | None = None  # state machines take no flow control (yet)
+        self.idempotency_key = None
+        self.on_failure = None
 
     def __repr__(self) -> str:
         return f"<state machine {self.name!r} v{self.version}>"
