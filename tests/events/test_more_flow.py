@@ -12,6 +12,7 @@ import pytest
 from _support import idle
 from wayline import (
     Event,
+    RateLimit,
     RetryPolicy,
     RunCancelled,
     RunContext,
@@ -23,7 +24,7 @@ from wayline import (
     open_runtime,
     workflow,
 )
-from wayline.errors import FlowSpecError
+from wayline.errors import FlowSpecError, RateLimitedError
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -145,3 +146,33 @@ async def test_bad_specs_are_refused() -> None:
     async with open_runtime(":memory:", workflows=[bad], clock=VirtualClock()) as rt:
         with pytest.raises(FlowSpecError, match="idempotency_key returned None"):
             await rt.start(bad, 1)
+
+
+@workflow(name="notify", triggers=[on_event("alert")], rate_limit=RateLimit(2, 60, key=lambda e: e.data["user"]))
+async def notify(ctx: RunContext, event: Event) -> str:
+    return str(event.data["user"])
+
+
+@workflow(name="report", rate_limit=RateLimit(1, 10))
+async def report(ctx: RunContext, n: int) -> int:
+    return n
+
+
+async def test_a_rate_limit_drops_starts_beyond_it_and_says_so(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[notify, report], clock=clock) as rt:
+        sent = [await rt.send_event("alert", {"user": "ana"}) for _ in range(3)]
+        assert [len(s.run_ids) for s in sent] == [1, 1, 0]
+        assert sent[2].rate_limited == ("notify",)
+        other = await rt.send_event("alert", {"user": "bo"})  # another key: its own budget
+        assert len(other.run_ids) == 1 and other.rate_limited == ()
+        await rt.start(report, 1, run_id="r1")
+        with pytest.raises(RateLimitedError, match=r"run 'r2' was not started.*in 10s") as caught:
+            await rt.start(report, 2, run_id="r2")
+        assert caught.value.retry_after == 10
+        assert await rt.store.get_run("r2") is None  # nothing was stored
+        await rt.start(report, 1, run_id="r1")  # the same run again: not a new start, not refused
+        await clock.sleep(61)  # past both windows
+        assert await (await rt.start(report, 3, run_id="r3")).result() == 3
+        later = await rt.send_event("alert", {"user": "ana"})
+        assert len(later.run_ids) == 1

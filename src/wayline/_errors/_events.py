@@ -39,3 +39,25 @@ class FlowSpecError(WaylineError, ValueError):
         self.run_id = run_id
         where = f" (run {run_id!r})" if run_id else ""
         super().__init__(f"workflow {workflow!r}{where}: {problem}")
+
+
+class RateLimitedError(WaylineError):
+    """A run was not started: its workflow's `RateLimit` allowed no more starts for its key
+    in the current period (the start is dropped, not queued; try again after
+    ``retry_after`` seconds, or use a `Concurrency` limit to queue runs instead).
+
+    Attributes:
+        workflow: the workflow; ``key`` the rate limit's key; ``retry_after`` seconds until
+            one more start would be allowed; ``run_id`` the run that was not started.
+    """
+
+    def __init__(self, workflow: str, key: str, retry_after: float, run_id: str) -> None:
+        self.workflow = workflow
+        self.key = key
+        self.retry_after = retry_after
+        self.run_id = run_id
+        for_key = f" for key {key!r}" if key else ""
+        super().__init__(
+            f"workflow {workflow!r}: run {run_id!r} was not started: its rate limit{for_key} is reached; "
+            f"one more start is allowed in {retry_after:.3g}s"
+        )

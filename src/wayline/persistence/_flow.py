@@ -58,6 +58,13 @@ class FlowStore(Protocol):
         """Every run holding a slot."""
         ...
 
+    async def take_rate(self, group: str, key: str, limit: int, period: float, now: float, run_id: str) -> float | None:
+        """Count the start of run ``run_id`` for ``group``/``key`` if fewer than ``limit``
+        were counted in the ``period`` seconds before ``now`` (one transaction); None if
+        counted (or counted before: a run counts once), else the seconds until one more
+        would be."""
+        ...
+
     async def holders(self, group: str, key: str) -> list[str]:
         """The runs holding the slots of ``group``/``key``."""
         ...

@@ -18,6 +18,7 @@ class MemoryFlow:
         self._queue: dict[str, QueuedRun] = {}
         self._slots: dict[str, QueuedRun] = {}
         self._seq = 0
+        self._starts: dict[tuple[str, str], list[tuple[float, str]]] = {}
 
     def _order(self, group: str, key: str) -> list[QueuedRun]:
         found = [q for q in self._queue.values() if q.group == group and q.key == key]
@@ -57,6 +58,18 @@ class MemoryFlow:
     async def slots(self) -> list[QueuedRun]:
         self._check()
         return sorted(self._slots.values(), key=lambda s: s.run_id)
+
+    async def take_rate(self, group: str, key: str, limit: int, period: float, now: float, run_id: str) -> float | None:
+        self._check()
+        await asyncio.sleep(0)
+        starts = [s for s in self._starts.get((group, key), []) if s[0] > now - period]
+        self._starts[(group, key)] = starts
+        if any(s[1] == run_id for s in starts):
+            return None
+        if len(starts) >= limit:
+            return starts[-limit][0] + period - now
+        starts.append((now, run_id))
+        return None
 
     async def holders(self, group: str, key: str) -> list[str]:
         self._check()

@@ -31,6 +31,13 @@ MIGRATION = (
         key    text NOT NULL
     )""",
     "CREATE INDEX flow_slots_by_key ON wayline.flow_slots (grp, key)",
+    """CREATE TABLE wayline.flow_starts (
+        grp    text NOT NULL,
+        key    text NOT NULL,
+        ts     double precision NOT NULL,
+        run_id text NOT NULL UNIQUE
+    )""",
+    "CREATE INDEX flow_starts_by_key ON wayline.flow_starts (grp, key, ts)",
 )
 
 _LOCK = "SELECT pg_advisory_xact_lock(hashtext('wayline.flow:' || $1 || ':' || $2))"
@@ -95,6 +102,35 @@ class PgFlow:
     async def slots(self) -> list[QueuedRun]:
         rows = await self._fetch("SELECT run_id, grp, key FROM wayline.flow_slots ORDER BY run_id")
         return [QueuedRun(run_id=r[0], group=r[1], key=r[2]) for r in rows]
+
+    async def take_rate(self, group: str, key: str, limit: int, period: float, now: float, run_id: str) -> float | None:
+        async def go(conn: asyncpg.Connection) -> float | None:
+            async with conn.transaction():
+                await conn.execute(_LOCK, "rate:" + group, key)
+                await conn.execute(
+                    "DELETE FROM wayline.flow_starts WHERE grp = $1 AND key = $2 AND ts <= $3", group, key, now - period
+                )
+                if await conn.fetchval("SELECT 1 FROM wayline.flow_starts WHERE run_id = $1", run_id):
+                    return None
+                rows = await conn.fetch(
+                    "SELECT ts FROM wayline.flow_starts WHERE grp = $1 AND key = $2 ORDER BY ts DESC LIMIT $3",
+                    group,
+                    key,
+                    limit,
+                )
+                if len(rows) >= limit:
+                    return float(rows[-1][0]) + period - now
+                await conn.execute(
+                    "INSERT INTO wayline.flow_starts (grp, key, ts, run_id) VALUES ($1, $2, $3, $4)",
+                    group,
+                    key,
+                    now,
+                    run_id,
+                )
+                return None
+
+        result: float | None = await self._with(go)
+        return result
 
     async def holders(self, group: str, key: str) -> list[str]:
         rows = await self._fetch(

@@ -30,6 +30,13 @@ MIGRATION = (
         key    TEXT NOT NULL
     ) WITHOUT ROWID""",
     "CREATE INDEX flow_slots_by_key ON flow_slots (grp, key)",
+    """CREATE TABLE flow_starts (
+        grp    TEXT NOT NULL,
+        key    TEXT NOT NULL,
+        ts     REAL NOT NULL,
+        run_id TEXT NOT NULL UNIQUE
+    )""",
+    "CREATE INDEX flow_starts_by_key ON flow_starts (grp, key, ts)",
 )
 
 _HEAD = "SELECT run_id, lim FROM flow_queue WHERE grp = ? AND key = ? ORDER BY priority DESC, seq LIMIT 1"
@@ -88,6 +95,24 @@ class SQLiteFlow:
     async def slots(self) -> list[QueuedRun]:
         rows = await self._fetch("SELECT run_id, grp, key FROM flow_slots ORDER BY run_id", ())
         return [QueuedRun(run_id=r[0], group=r[1], key=r[2]) for r in rows]
+
+    async def take_rate(self, group: str, key: str, limit: int, period: float, now: float, run_id: str) -> float | None:
+        def apply(conn: sqlite3.Connection) -> float | None:
+            conn.execute("DELETE FROM flow_starts WHERE grp = ? AND key = ? AND ts <= ?", (group, key, now - period))
+            if conn.execute("SELECT 1 FROM flow_starts WHERE run_id = ?", (run_id,)).fetchone():
+                return None
+            rows = conn.execute(
+                "SELECT ts FROM flow_starts WHERE grp = ? AND key = ? ORDER BY ts DESC LIMIT ?", (group, key, limit)
+            ).fetchall()
+            if len(rows) >= limit:
+                return float(rows[-1][0]) + period - now
+            conn.execute(
+                "INSERT INTO flow_starts (grp, key, ts, run_id) VALUES (?, ?, ?, ?)", (group, key, now, run_id)
+            )
+            return None
+
+        result: float | None = await self._transact(apply)
+        return result
 
     async def holders(self, group: str, key: str) -> list[str]:
         rows = await self._fetch(

@@ -16,7 +16,7 @@ from ._definitions import (
     workflow as workflow,
 )
 from ._events import EventSent as EventSent
-from ._flow_spec import Concurrency as Concurrency, Singleton as Singleton
+from ._flow_spec import Concurrency as Concurrency, RateLimit as RateLimit, Singleton as Singleton
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
 from ._open import open_runtime as open_runtime
@@ -48,6 +48,7 @@ __all__ = (
     "EventTrigger",
     "ExpressionBudget",
     "JsonLogFormatter",
+    "RateLimit",
     "ReplayResult",
     "ReplayVerdict",
     "RetryPolicy",

@@ -17,7 +17,7 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
 from . import _checks as check
-from ._flow_spec import Concurrency, FlowSpec, Singleton, check_key_function
+from ._flow_spec import Concurrency, FlowSpec, RateLimit, Singleton, check_key_function
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
@@ -236,6 +236,7 @@ class WorkflowDef(Generic[I, R]):
         singleton: Singleton | None = None,
         idempotency_key: Callable[[Any], Any] | None = None,
         on_failure: WorkflowDef[Any, Any] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -259,8 +260,8 @@ class WorkflowDef(Generic[I, R]):
         #: The events that start its runs (``triggers=[on_event(...)]``).
         self.triggers = check_triggers(f"@workflow {name!r}", triggers)
         #: Its flow control (``concurrency=``, ``priority=``), None without.
-        controlled = concurrency is not None or priority is not None or singleton is not None
-        self.flow = FlowSpec(name, concurrency, priority, singleton) if controlled else None
+        controlled = any(x is not None for x in (concurrency, priority, singleton, rate_limit))
+        self.flow = FlowSpec(name, concurrency, priority, singleton, rate_limit) if controlled else None
         check_key_function(name, "idempotency_key", idempotency_key)
         #: Gives a run started without a run id (or by an event) the id ``<name>@key:<key>``.
         self.idempotency_key = idempotency_key
@@ -393,6 +394,7 @@ def workflow(
     singleton: Singleton | None = None,
     idempotency_key: Callable[[Any], Any] | None = None,
     on_failure: WorkflowDef[Any, Any] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -410,6 +412,7 @@ def workflow(
     singleton: Singleton | None = None,
     idempotency_key: Callable[[Any], Any] | None = None,
     on_failure: WorkflowDef[Any, Any] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -442,7 +445,8 @@ def workflow(
     function of the input or `Event`) makes a run started without a run id, or by an event,
     ``"<name>@key:<key>"``: one run per key while it is kept. ``on_failure`` (another
     registered workflow) is started, as ``"<handler>@failure:<run id>"`` with ``{"run_id",
-    "workflow", "error", "cause", "input"}``, when a run fails for good.
+    "workflow", "error", "cause", "input"}``, when a run fails for good. ``rate_limit``
+    (`RateLimit`) drops starts beyond a number per period and key (`RateLimitedError`).
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
@@ -460,6 +464,7 @@ def workflow(
             singleton=singleton,
             idempotency_key=idempotency_key,
             on_failure=on_failure,
+            rate_limit=rate_limit,
         )
 
     return wrap(fn) if fn is not None else wrap

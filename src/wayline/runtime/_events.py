@@ -18,7 +18,7 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .._errors import RunAlreadyFinishedError, RunNotFoundError, StoreError
+from .._errors import FlowSpecError, RateLimitedError, RunAlreadyFinishedError, RunNotFoundError, StoreError
 from ..actors import Clock
 from ..persistence import (
     DEDUP_WINDOW,
@@ -50,12 +50,15 @@ class EventSent(msgspec.Struct, frozen=True, kw_only=True):
         run_ids: the runs its triggers started (empty for a duplicate).
         duplicate: an event with this id was accepted in the last ``dedup_window`` seconds
             (24 hours by default); this one was not stored and started nothing.
+        rate_limited: the workflows whose trigger fired but whose `RateLimit` dropped the
+            start (no run of theirs started).
     """
 
     id: str
     seq: int
     run_ids: tuple[str, ...] = ()
     duplicate: bool = False
+    rate_limited: tuple[str, ...] = ()
 
 
 class Starter(Protocol):
@@ -116,6 +119,9 @@ class Events:
         # A client (the CLI, a runtime opened with recover=False) wakes waiters but leaves
         # events undispatched: the owning runtime's beat starts their runs with its workflows.
         self._owner = owner
+        # Events `send` is dispatching now: the beat leaves them alone (it would only repeat
+        # idempotent work, but a rate limit would see the start twice).
+        self._dispatching: set[int] = set()
         self._triggered = {
             trigger.event for wf in registry.newest() for trigger in triggers_of(wf)
         }  # names any trigger here listens to
@@ -147,6 +153,14 @@ class Events:
         events = [msgspec.structs.replace(ev, settled=self._owner and ev.name not in self._triggered) for ev in events]
         now = self._clock.time()
         accepted = await self.table.append(events, now=now, window=self._window)
+        mine = {acc.seq for acc in accepted if not acc.duplicate}
+        self._dispatching |= mine
+        try:
+            return await self._dispatch_sent(events, accepted, now)
+        finally:
+            self._dispatching -= mine
+
+    async def _dispatch_sent(self, events: Sequence[NewEvent], accepted: Sequence[Any], now: float) -> list[EventSent]:
         out = []
         dispatched = []
         for ev, acc in zip(events, accepted, strict=True):
@@ -156,32 +170,39 @@ class Events:
             for run_id, inbox_seq in acc.woken or ():
                 await deliver(self._runs, run_id, inbox_seq, wake_message(acc.seq, ev, now))
             run_ids: tuple[str, ...] = ()
+            limited: tuple[str, ...] = ()
             if not ev.settled or acc.woken is None:
                 record = await self.table.get(acc.seq)
-                run_ids = await self.dispatch(record, wake=acc.woken is None) if record is not None else ()
+                if record is not None:
+                    run_ids, limited = await self.dispatch(record, wake=acc.woken is None)
                 if self._owner:
                     dispatched.append(acc.seq)
-            out.append(EventSent(id=ev.event_id, seq=acc.seq, run_ids=run_ids))
+            out.append(EventSent(id=ev.event_id, seq=acc.seq, run_ids=run_ids, rate_limited=limited))
         await self.table.mark_dispatched(dispatched)
         return out
 
-    async def dispatch(self, record: EventRecord, *, wake: bool = True) -> tuple[str, ...]:
+    async def dispatch(self, record: EventRecord, *, wake: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
         """Start the runs ``record`` triggers and (``wake``) wake the runs waiting for it;
-        idempotent: a run id starts one run, and a wake-up answers one indexed wait."""
+        idempotent: a run id starts one run, and a wake-up answers one indexed wait. The
+        run ids started, and the workflows whose rate limit dropped their start.
+
+        A workflow whose key, priority or idempotency function fails for this event starts
+        no run; that is logged, and the other workflows' runs start.
+        """
         started: list[str] = []
+        limited: list[str] = []
         if self._owner and record.name in self._triggered:
             event = as_event(record)
             for wf in self._registry.newest():
                 if any(_fires(wf, t, event) for t in triggers_of(wf)):
-                    key = getattr(wf, "idempotency_key", None)
-                    run_id = (
-                        triggered_run_id(wf.name, record.seq) if key is None else idempotent_run_id(wf.name, key, event)
-                    )
-                    metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
-                    await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata, subject=event)
-                    started.append(run_id)
+                    try:
+                        started.append(await self._start(wf, record, event))
+                    except RateLimitedError:
+                        limited.append(wf.name)
+                    except FlowSpecError as exc:
+                        log.error("event %s starts no run of workflow %r: %s", record.seq, wf.name, exc)
         if not wake:
-            return tuple(started)
+            return tuple(started), tuple(limited)
         payload = event_payload(
             record.seq, record.name, record.event_id, record.ts, record.data, record.metadata
         )  # fmt: skip
@@ -190,7 +211,14 @@ class Events:
                 await signal(self._store, self._clock, self._runs, run_id, WAKE + record.name, payload)
             except (RunAlreadyFinishedError, RunNotFoundError):
                 await self.table.remove_waits([run_id])
-        return tuple(started)
+        return tuple(started), tuple(limited)
+
+    async def _start(self, wf: Workflow, record: EventRecord, event: Event) -> str:
+        key = getattr(wf, "idempotency_key", None)
+        run_id = triggered_run_id(wf.name, record.seq) if key is None else idempotent_run_id(wf.name, key, event)
+        metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
+        await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata, subject=event)
+        return run_id
 
     async def poll_once(self) -> None:
         """Dispatch the events a crash (here or in another process) left undispatched."""
@@ -200,6 +228,8 @@ class Events:
             log.warning("undispatched events could not be read (%s); trying again later", exc)
             return
         for record in pending:
+            if record.seq in self._dispatching:
+                continue
             try:
                 await self.dispatch(record)
                 await self.table.mark_dispatched([record.seq])

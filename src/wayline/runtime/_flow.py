@@ -19,7 +19,7 @@ import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
 
-from .._errors import StoreError
+from .._errors import RateLimitedError, StoreError
 from ..persistence import FlowStore, QueuedRun, RunRecord, RunStatus, Store
 from ._flow_spec import FlowSpec
 
@@ -49,6 +49,7 @@ class Flow:
         *,
         owner: bool,
         specs: Callable[[str], Any],
+        clock: Callable[[], float] = lambda: 0.0,
         end_queued: Callable[[str, str], Awaitable[None]] | None = None,
         cancel: Callable[[str, str], Awaitable[None]] | None = None,
     ) -> None:
@@ -58,6 +59,7 @@ class Flow:
         self._start = start
         self._owner = owner
         self._specs = specs  # workflow name -> its FlowSpec (or None)
+        self._clock = clock
         self._end_queued = end_queued  # ends a QUEUED run CANCELLED, with a reason (Singleton "skip")
         self._cancel = cancel  # cancels a run (Singleton "cancel")
 
@@ -69,6 +71,19 @@ class Flow:
         """The metadata a run under ``spec`` is created with (raises `FlowSpecError`)."""
         group, key, priority, _ = spec.labels(subject, run_id)
         return {GROUP_KEY: group, KEY_KEY: key, PRIORITY_KEY: priority}
+
+    async def take_rate(self, spec: FlowSpec, subject: Any, run_id: str) -> None:
+        """Count a start against the workflow's `RateLimit`.
+
+        Raises:
+            RateLimitedError: the limit is reached for the run's key (nothing was stored).
+        """
+        assert self._table is not None and spec.rate_limit is not None
+        limit = spec.rate_limit
+        key = spec.key_of(limit.key, subject, run_id, "RateLimit key")
+        wait = await self._table.take_rate(spec.workflow, key, limit.limit, limit.period, self._clock(), run_id)
+        if wait is not None:
+            raise RateLimitedError(spec.workflow, key, wait, run_id)
 
     async def enqueue(self, record: RunRecord, spec: FlowSpec) -> None:
         """Queue a QUEUED run just created, then admit its key's queue."""

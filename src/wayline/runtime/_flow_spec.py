@@ -81,10 +81,33 @@ class Singleton:
             raise FlowSpecError(workflow, f"Singleton mode must be 'skip' or 'cancel', got {self.mode!r}")
 
 
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``limit`` runs start per ``period`` seconds per key (a sliding window); a start
+    beyond it is dropped, and the caller learns it: ``rt.start`` raises `RateLimitedError`,
+    and ``rt.send_event`` lists the workflow in ``EventSent.rate_limited``.
+
+    Attributes:
+        limit: starts per period (>= 1); ``period``: seconds (> 0).
+        key: a plain function of the input (or the `Event`); None: one key for all runs.
+    """
+
+    limit: int
+    period: float
+    key: Callable[[Any], Any] | None = None
+
+    def check(self, workflow: str) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise FlowSpecError(workflow, f"RateLimit limit must be an int >= 1, got {self.limit!r}")
+        if isinstance(self.period, bool) or not isinstance(self.period, (int, float)) or not self.period > 0:
+            raise FlowSpecError(workflow, f"RateLimit period must be seconds > 0, got {self.period!r}")
+        check_key_function(workflow, "RateLimit key", self.key)
+
+
 class FlowSpec:
     """A workflow's flow control, checked: what `labels` gives each run."""
 
-    __slots__ = ("concurrency", "priority", "singleton", "workflow")
+    __slots__ = ("concurrency", "priority", "rate_limit", "singleton", "workflow")
 
     def __init__(
         self,
@@ -92,7 +115,14 @@ class FlowSpec:
         concurrency: Concurrency | None,
         priority: Callable[[Any], Any] | None,
         singleton: Singleton | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
+        if rate_limit is not None:
+            if not isinstance(rate_limit, RateLimit):
+                raise FlowSpecError(
+                    workflow, f"rate_limit= takes RateLimit(limit, period, key=...), got {rate_limit!r}"
+                )
+            rate_limit.check(workflow)
         if singleton is not None:
             if not isinstance(singleton, Singleton):
                 raise FlowSpecError(workflow, f"singleton= takes Singleton(key=..., mode=...), got {singleton!r}")
@@ -116,6 +146,16 @@ class FlowSpec:
         self.concurrency = concurrency
         self.priority = priority
         self.singleton = singleton
+        self.rate_limit = rate_limit
+
+    def key_of(self, fn: Callable[[Any], Any] | None, subject: Any, run_id: str, what: str) -> str:
+        """A key function's key for ``subject`` ("" without one); `FlowSpecError` if it raises."""
+        if fn is None:
+            return ""
+        try:
+            return str(fn(subject))
+        except Exception as exc:
+            raise FlowSpecError(self.workflow, f"its {what} raised {type(exc).__name__}: {exc}", run_id=run_id) from exc
 
     def labels(self, subject: Any, run_id: str) -> tuple[str, str, int, int]:
         """(group, key, priority, limit) of a run on ``subject``.

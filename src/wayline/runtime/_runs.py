@@ -116,6 +116,7 @@ class Runs:
             self.start_admitted,
             owner=owner,
             specs=self._spec_of,
+            clock=self.clock.time,
             end_queued=self.end_queued,
             cancel=self._cancel_quietly,
         )
@@ -273,6 +274,10 @@ class Runs:
         if run_id in self._refs:
             return
         spec = wf.flow if self.flow.enabled else None
+        if spec is not None and spec.rate_limit is not None:  # a run counts once, however often it is started
+            await self.flow.take_rate(spec, input if subject is None else subject, run_id)  # or RateLimitedError
+        if spec is not None and spec.concurrency is None:
+            spec = None  # a rate limit alone: the run starts at once
         if spec is not None:
             labels = self.flow.labels(spec, input if subject is None else subject, run_id)
             metadata = {**(metadata or {}), **labels}
