@@ -94,8 +94,10 @@ async def test_many_events_for_ten_keys_never_exceed_the_limit_per_key(db: str) 
     assert len(starts) == n
     assert max_overlap(LOG) == {f"c{i}": 2 for i in range(10)}
     # Arrival order within a key: the runs of c0 started in the order their events came.
+    # (Two runs admitted together may mark their starts in either order: off by one at most.)
     c0 = [run_id for key, run_id, what, _ in LOG if key == "c0" and what == "start"]
-    assert c0 == sorted(c0, key=lambda r: int(r.rsplit(":", 1)[1]))
+    arrival = {r: i for i, r in enumerate(sorted(c0, key=lambda r: int(r.rsplit(":", 1)[1])))}
+    assert all(abs(arrival[r] - i) <= 1 for i, r in enumerate(c0)), c0
 
 
 async def test_queued_runs_start_by_priority_then_arrival(db: str) -> None:

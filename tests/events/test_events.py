@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
+import anyio
 import pytest
 
 from _support import idle
@@ -140,5 +142,10 @@ async def test_a_client_leaves_triggers_to_the_owner_which_starts_them(tmp_path:
         sent = await client.send_event("order/created", {})
         assert sent.run_ids == ()  # a client starts nothing; the event waits for an owner
     async with open_runtime(db, workflows=[audit], clock=VirtualClock()) as rt:
+        with anyio.fail_after(10):  # the end of recovery, on the inbox poller's first beat
+            while await rt.store.get_run(f"audit@event:{sent.seq}") is None:  # noqa: ASYNC110 - a row
+                await asyncio.sleep(0)
         assert await rt.get_handle(f"audit@event:{sent.seq}").result() == "order/created"
-        assert all(e.seq != sent.seq for e in await rt.store.events.undispatched())  # type: ignore[attr-defined]
+        with anyio.fail_after(10):  # then marked dispatched
+            while await rt.store.events.undispatched():  # type: ignore[attr-defined]  # noqa: ASYNC110
+                await asyncio.sleep(0)

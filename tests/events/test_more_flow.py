@@ -39,7 +39,7 @@ async def started(rt: Any, run_id: str) -> None:
 
 @workflow(name="sync_skip", singleton=Singleton(key=lambda x: x["account"]))
 async def sync_skip(ctx: RunContext, job: dict[str, Any]) -> str:
-    await ctx.sleep(60)
+    await ctx.wait_signal("done")  # holds its key until told (a timer could pass under load)
     return str(job["n"])
 
 
@@ -81,8 +81,11 @@ async def test_singleton_skip_ends_the_new_run_while_the_key_is_held(db: str) ->
         skipped = await rt.start(sync_skip, {"account": "a", "n": 3}, run_id="s3")
         with pytest.raises(RunCancelled, match="skipped: singleton key 'a' is held by run 's1'"):
             await skipped.result()
+        for run_id in ("s1", "s2"):
+            await rt.signal(run_id, "done")
         assert await first.result() == "1" and await other.result() == "2"
         again = await rt.start(sync_skip, {"account": "a", "n": 4}, run_id="s4")  # the key is free now
+        await rt.signal("s4", "done")
         assert await again.result() == "4"
 
 
@@ -129,6 +132,7 @@ async def test_a_handler_a_crash_kept_from_starting_starts_at_the_next_open(tmp_
             await (await rt.start(fragile, 3, run_id="f3")).result()
         assert await rt.store.get_run("alert@failure:f3") is None
     async with open_runtime(db, workflows=[fragile, alert], clock=VirtualClock()) as rt:
+        await started(rt, "alert@failure:f3")  # by the end of recovery (the poller's first beat)
         assert await rt.get_handle("alert@failure:f3").result() == "fragile f3 failed: ValueError (3)"
 
 

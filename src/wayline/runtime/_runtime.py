@@ -100,6 +100,7 @@ class Runtime(EventsApi):
         keep = plan(self._registry.newest(), retention_seconds(retention, "open_runtime retention"))
         self._retention = Retention(store, clock, keep, retention_interval) if owner and keep else None
         self._purger: asyncio.Future[None] | None = None
+        self._flow_recovered = False
 
     # --- life (open_runtime) ---------------------------------------------------------------
 
@@ -109,21 +110,33 @@ class Runtime(EventsApi):
             await self._scheduler.open()
         if recover:
             await self._runs.recover()
-            # Slots of runs that were executing are held again; queued runs are admitted.
-            await self._runs.flow.recover()
-            await failure.recover_handlers(self.store, self._registry, self._runs.create, self.clock.time())
-            # Events a crash left undispatched start their runs and wake their waiters now.
-            await self._events.poll_once()
         if inbox_poll_interval is not None:
+            # The rest of the recovery is the poller's first beat, so that opening returns as
+            # soon as the runs are back (as before there were queues and events to look at).
             also = self._beat if recover else None
             self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval, also=also))
+        elif recover:
+            await self._recover_flow()
         if self._scheduler is not None:
             self._scheduler.start(inbox_poll_interval)
         if self._retention is not None:
             self._purger = asyncio.ensure_future(self._retention.run())
 
+    async def _recover_flow(self) -> None:
+        """What recovery does beyond the runs: the slots of runs that were executing are held
+        again and queued runs admitted, the on_failure runs a crash kept from starting start,
+        and events a crash left undispatched start their runs and wake their waiters."""
+        await self._runs.flow.recover()
+        await failure.recover_handlers(self.store, self._registry, self._runs.create, self.clock.time())
+        await self._events.poll_once()
+        self._flow_recovered = True
+
     async def _beat(self) -> None:
-        """On each beat of the inbox poller: runs queued and events sent by other processes."""
+        """On each beat of the inbox poller: the end of recovery first, then the runs queued
+        and the events sent by other processes."""
+        if not self._flow_recovered:
+            await self._recover_flow()
+            return
         await self._runs.flow.poll_once()
         await self._events.poll_once()
 
