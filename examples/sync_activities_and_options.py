@@ -38,6 +38,7 @@ class Approval(msgspec.Struct):
 
 
 failures = {"ledger": 1}  # the ledger is down for its first attempt
+export_started = threading.Event()
 slow_export = threading.Event()
 
 
@@ -53,6 +54,7 @@ def write_ledger(invoice: Invoice) -> str:
 @activity(name="export")
 def export(invoice: Invoice, *, timeout: float) -> str:
     """Its own keyword argument is called ``timeout``: per-call options do not clash with it."""
+    export_started.set()
     slow_export.wait(timeout)
     return f"exported {invoice.amount} (waited up to {timeout}s)"
 
@@ -74,9 +76,8 @@ async def main() -> None:
         async with open_runtime(Path(tmp) / "billing.db", workflows=[billing], activity_threads=4) as rt:
             invoice = Invoice("ada", Decimal("120.50"), date(2026, 12, 31))
             handle = await rt.start(billing, invoice, run_id="inv-1")
-            while not (running := (await rt.describe("inv-1")).running) or running[0].step != "export-eu":
-                await asyncio.sleep(0.01)  # until the export runs (it waits for slow_export)
-            step = running[0]
+            await asyncio.to_thread(export_started.wait)  # the export runs (it waits for slow_export)
+            (step,) = (await rt.describe("inv-1")).running
             print(f"running: step {step.step!r}, attempt {step.attempt}, for {time.time() - step.since:.1f}s")
             slow_export.set()
             await rt.signal("inv-1", "approval", Approval(by="grace", approved=True))

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import AsyncIterator, Awaitable, Callable
+from pathlib import Path
 from typing import Any
 
 from wayline.testing import SimulatedCrash
@@ -17,6 +19,48 @@ def find_crash(exc: BaseException) -> SimulatedCrash | None:
             if found is not None:
                 return found
     return None
+
+
+async def crashed_at_every_write(
+    folder: Path,
+    writes: int,
+    workload: Callable[[Any], Awaitable[Any]],
+    *,
+    reset: Callable[[], None] = lambda: None,
+) -> AsyncIterator[tuple[Path, str]]:
+    """For each of the ``writes`` store writes a clean ``workload(store)`` makes, and each side
+    of its commit: a fresh SQLite file on which the workload crashed at that write (fails the
+    test if it did not), and where ("crash at write 3 (after)"), for the test to restart on.
+    ``reset`` runs before each crashed workload (clearing counters of side effects)."""
+    from wayline.persistence import SQLiteStore
+    from wayline.testing import FaultInjectingStore
+
+    for n in range(1, writes + 1):
+        for when in ("before", "after"):
+            reset()
+            path = folder / f"crash-{n}-{when}.db"
+            try:
+                await workload(FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when))
+            except BaseException as exc:
+                if find_crash(exc) is None:
+                    raise
+            else:
+                import pytest
+
+                pytest.fail(f"no crash at write {n} ({when})")
+            yield path, f"crash at write {n} ({when})"
+
+
+def run_example(name: str, *, timeout: float = 120) -> list[str]:
+    """Run ``examples/<name>`` as a user would (``python examples/<name>``); the lines it
+    printed. Fails the test if it exits with an error."""
+    import subprocess
+    import sys
+
+    example = Path(__file__).resolve().parents[1] / "examples" / name
+    done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=timeout, check=False)
+    assert done.returncode == 0, done.stderr
+    return done.stdout.splitlines()
 
 
 def event_types(events: list[Any]) -> list[str]:

@@ -64,3 +64,10 @@ def test_a_venv_of_the_same_python_is_kept(tmp_path: Path) -> None:
     assert "rebuilding" not in proc.stdout
     assert (tmp_path / ".venv" / "bin" / "python").exists()
     assert "-m venv" not in proc.stdout  # installed already: straight to the demo
+
+
+def test_lint_checks_the_examples_too(tmp_path: Path) -> None:
+    _fake_python(tmp_path / ".venv", f'exec "{sys.executable}" "$@"')
+    proc = _make(tmp_path, "lint")
+    assert proc.returncode == 0, proc.stderr
+    assert "ruff check src tests benchmarks examples" in proc.stdout

@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from _support import find_crash
+from _support import crashed_at_every_write
 from wayline import RunContext, activity, open_runtime, workflow
 from wayline.persistence import SQLiteStore
 from wayline.testing import FaultInjectingStore, VirtualClock
@@ -62,30 +62,15 @@ async def test_a_parent_and_its_children_through_a_crash_at_every_write(tmp_path
     clean_counts = Counter(executions)
     assert clean == {"mine": 4, "other": 102, "last": 5}
     assert await kids_in(tmp_path / "clean.db") == ["the-run/2", "the-run/kid"]
-    writes = counter.writes
-    assert writes >= 12
-
-    for n in range(1, writes + 1):
-        for when in ("before", "after"):
-            executions.clear()
-            path = tmp_path / f"crash-{n}-{when}.db"
-            faulty = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
-            try:
-                await run_once(faulty)
-            except BaseException as exc:
-                if find_crash(exc) is None:
-                    raise
-            else:
-                pytest.fail(f"no crash at write {n} ({when})")
-            result = await run_once(SQLiteStore(path))
-            where = f"crash at write {n} ({when})"
-            assert result == clean, where
-            assert await kids_in(path) == ["the-run/2", "the-run/kid"], where  # never a second child
-            missing = clean_counts - executions
-            extra = executions - clean_counts
-            assert not missing, f"{where}: steps never ran: {missing}"
-            # Two children run beside their parent: at most one step of each in flight.
-            assert max(extra.values(), default=0) <= 1, f"{where}: re-executed {extra}"
+    assert counter.writes >= 12
+    async for path, where in crashed_at_every_write(tmp_path, counter.writes, run_once, reset=executions.clear):
+        assert await run_once(SQLiteStore(path)) == clean, where
+        assert await kids_in(path) == ["the-run/2", "the-run/kid"], where  # never a second child
+        missing = clean_counts - executions
+        extra = executions - clean_counts
+        assert not missing, f"{where}: steps never ran: {missing}"
+        # Two children run beside their parent: at most one step of each in flight.
+        assert max(extra.values(), default=0) <= 1, f"{where}: re-executed {extra}"
 
 
 @workflow(name="looper")
@@ -106,18 +91,7 @@ async def test_continue_as_new_through_a_crash_at_every_write(tmp_path: Path) ->
     clean = await once(counter)
     assert clean == {"n": 4, "sum": 10}
     assert dict(executions) == {"loop:0": 1, "loop:1": 1, "loop:2": 1, "loop:3": 1}
-    for n in range(1, counter.writes + 1):
-        for when in ("before", "after"):
-            executions.clear()
-            path = tmp_path / f"loop-{n}-{when}.db"
-            try:
-                await once(FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when))
-            except BaseException as exc:
-                if find_crash(exc) is None:
-                    raise
-            else:
-                pytest.fail(f"no crash at write {n} ({when})")
-            where = f"crash at write {n} ({when})"
-            assert await once(SQLiteStore(path)) == clean, where
-            assert set(executions) == {"loop:0", "loop:1", "loop:2", "loop:3"}, where
-            assert max(executions.values()) <= 2, f"{where}: re-executed {executions}"
+    async for path, where in crashed_at_every_write(tmp_path, counter.writes, once, reset=executions.clear):
+        assert await once(SQLiteStore(path)) == clean, where
+        assert set(executions) == {"loop:0", "loop:1", "loop:2", "loop:3"}, where
+        assert max(executions.values()) <= 2, f"{where}: re-executed {executions}"

@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "children_updates_eternal.py"
+from _support import run_example
 
 
 def test_the_children_updates_and_eternal_run_example_runs() -> None:
-    done = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    lines = run_example("children_updates_eternal.py")
+    assert lines == [
         "order: ['box(tea)', 'box(cup)'] {'total': 19.0}",
         "cart counts: [1, 2, 3, 4, 5, 6, 7]",
         "rejected by the run: item-6 is already in the cart",

@@ -8,6 +8,7 @@ from pathlib import Path
 import pytest
 
 from _postgres import fresh_database
+from _stores import store as store  # the store-level tests of the run context
 
 
 @pytest.fixture(params=["memory", "sqlite", "postgres"])

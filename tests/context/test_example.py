@@ -2,17 +2,12 @@
 
 from __future__ import annotations
 
-import subprocess
-import sys
-from pathlib import Path
-
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "run_context.py"
+from _support import run_example
 
 
 def test_the_run_context_example_runs() -> None:
-    done = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    assert done.stdout.splitlines() == [
+    lines = run_example("run_context.py")
+    assert lines == [
         "c1: [('o-0', 'shipped'), ('o-2', 'charged')]",
         "review: ['o-1']",
         "vars: {'amount': 250.0, 'receipt': 'receipt for 250.0'}",

@@ -12,7 +12,7 @@ from wayline import RunContext, RunStatus, StateMachine, activity, open_runtime,
 from wayline.errors import MetadataError
 from wayline.runtime import _metadata
 from wayline.runtime._schedules import FIRE_KEY, SCHEDULE_KEY, SCHEDULED_AT_KEY
-from wayline.runtime._versions import ALIAS_KEY
+from wayline.runtime._versions import ALIAS_KEY, PINNED_KEY
 from wayline.runtime.run import DETACHED_KEY, PARENT_KEY
 from wayline.runtime.run._children import NOTIFY_KEY
 from wayline.testing import VirtualClock
@@ -108,6 +108,7 @@ def test_reserved_keys_are_the_runtime_s_own() -> None:
         DETACHED_KEY,
         NOTIFY_KEY,
         ALIAS_KEY,
+        PINNED_KEY,
         SCHEDULE_KEY,
         SCHEDULED_AT_KEY,
         FIRE_KEY,

@@ -4,13 +4,11 @@ referenced from snapshots and history, deduplicated, read back whole."""
 from __future__ import annotations
 
 import sqlite3
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from _postgres import fresh_database
 from wayline import RunContext, RunFailed, activity, open_runtime, workflow
 from wayline.errors import PayloadError
 from wayline.persistence import (
@@ -27,27 +25,6 @@ from wayline.testing import VirtualClock
 pytestmark = pytest.mark.anyio
 
 BIG = {"doc": "x" * 40_000}  # above the 16 KiB offload size, below the 256 KiB limit
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "postgres":
-        from wayline.persistence import PostgresStore
-
-        with fresh_database() as url:
-            s: Store = PostgresStore(url)
-            await s.start()
-            try:
-                yield s
-            finally:
-                await s.close()
-        return
-    s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def blob_rows(store: Store) -> tuple[int, int]:

@@ -8,14 +8,12 @@ import json
 import os
 import sqlite3
 import sys
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import msgspec
 import pytest
 
-from _postgres import fresh_database
 from wayline import RunContext, activity, open_runtime, workflow
 from wayline.persistence import (
     MemoryStore,
@@ -32,27 +30,6 @@ pytestmark = pytest.mark.anyio
 
 SHARED = {"doc": "s" * 40_000}  # offloaded: one blob for every run that holds it
 OWN = {"doc": "o" * 40_000}
-
-
-@pytest.fixture(params=["memory", "sqlite", "postgres"])
-async def store(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Store]:
-    if request.param == "postgres":
-        from wayline.persistence import PostgresStore
-
-        with fresh_database() as url:
-            s: Store = PostgresStore(url)
-            await s.start()
-            try:
-                yield s
-            finally:
-                await s.close()
-        return
-    s = MemoryStore() if request.param == "memory" else SQLiteStore(tmp_path / "s.db")
-    await s.start()
-    try:
-        yield s
-    finally:
-        await s.close()
 
 
 async def count(store: Store, table: str) -> int:

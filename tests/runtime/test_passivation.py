@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import asyncio
 from pathlib import Path
 
 import pytest
 
 from wayline import RunCancelled, RunContext, RunStatus, activity, open_runtime, workflow
+from wayline.persistence import InboxMessage, SQLiteStore
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -87,4 +89,47 @@ async def test_a_signal_kept_for_a_later_wait_does_not_reload_the_run(db: str) -
         resumes = [e async for e in rt.history("t") if type(e).__name__ == "RunResumed"]
         assert resumes == []
         await rt.signal("t", "go", "now")
+        assert await handle.result() == ["now", "early"]
+
+
+class LatePoller(SQLiteStore):
+    """The inbox poller's reads after its first wait at a gate: its next read comes only
+    once the test opens it (on a loaded machine, real time passes while virtual hours do)."""
+
+    def __init__(self, path: Path) -> None:
+        super().__init__(path)
+        self.gate = asyncio.Event()
+        self.read = asyncio.Event()  # set after each read
+        self.polls = 0
+
+    async def inbox_since(self, seq: int, limit: int = 1000) -> list[tuple[int, str, InboxMessage]]:
+        if self.polls:
+            await self.gate.wait()
+        rows = await super().inbox_since(seq, limit)
+        self.polls += 1
+        self.read.set()
+        return rows
+
+
+async def test_the_poller_finding_a_kept_signal_again_does_not_reload_the_run(tmp_path: Path) -> None:
+    """The poller delivers every inbox message, those sent here too. A signal the run kept
+    for a later wait is still in its inbox when the run leaves memory: found again then, it
+    must not reload the run (it did: 'woken by a message' in the history)."""
+    clock = VirtualClock()
+    store = LatePoller(tmp_path / "p.db")
+    opened = open_runtime(store, workflows=[two_signals], clock=clock, passivate_after=60, inbox_poll_interval=0.001)
+    async with opened as rt:
+        handle = await rt.start(two_signals, run_id="t")
+        await rt.signal("t", "later", "early")
+        await clock.sleep(3600)
+        assert rt.statistics().live_runs == 0
+        assert store.polls == 1  # its read at startup, before the signal
+        store.gate.set()
+        for _ in range(2):  # it has read the signal again, and delivered it before its next read
+            store.read.clear()
+            await store.read.wait()
+        await clock.sleep(3600)
+        assert rt.statistics().live_runs == 0
+        assert [e async for e in rt.history("t") if type(e).__name__ == "RunResumed"] == []
+        await rt.signal("t", "go", "now")  # a new message still reloads it, and it has both
         assert await handle.result() == ["now", "early"]

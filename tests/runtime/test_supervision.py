@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from collections import Counter
 from collections.abc import Sequence
 from typing import Any
@@ -99,3 +100,41 @@ async def test_a_run_that_cannot_even_be_failed_does_not_take_the_runtime_down()
         await rt.clock.sleep(60)  # virtual: the victim's restarts and its giving up happen meanwhile
         assert (await rt.describe("victim")).status is RunStatus.RUNNING  # unwritable: stays as stored
         assert victim.run_id == "victim"
+
+@activity(name="hangs")
+async def hangs() -> None:
+    await asyncio.get_running_loop().create_future()  # never done: the run is mid-step
+
+
+@workflow(name="hanging")
+async def hanging(ctx: RunContext) -> None:
+    await ctx.run(hangs)
+
+
+async def test_a_loop_torn_down_under_the_runtime_is_not_a_crash(caplog: pytest.LogCaptureFixture) -> None:
+    """What asyncio.run (or a test runner whose test timed out) does when the loop's main
+    task dies: it cancels every task at once. The runs' tasks are cancelled by the teardown,
+    not by a library they awaited: no crash, no restart, nothing in the history."""
+    started = asyncio.Event()
+    hosted: list[Any] = []
+    runner = asyncio.all_tasks()  # the test runner's own tasks: not part of this teardown
+
+    async def host() -> None:
+        async with open_runtime(MemoryStore(), workflows=[hanging], clock=VirtualClock()) as rt:
+            hosted.append(rt)
+            await rt.start(hanging, run_id="h")
+            started.set()
+            await asyncio.get_running_loop().create_future()
+
+    task = asyncio.ensure_future(host())
+    await started.wait()
+    for _ in range(5):
+        await asyncio.sleep(0)  # the run is in its step
+    me = asyncio.current_task()
+    for other in asyncio.all_tasks() - runner:
+        if other is not me:
+            other.cancel()  # as asyncio.runners._cancel_all_tasks does
+    with pytest.raises(asyncio.CancelledError):
+        await task
+    crashes = [r.getMessage() for r in caplog.records if "crash" in r.getMessage()]
+    assert crashes == []

@@ -3,17 +3,12 @@
 from __future__ import annotations
 
 import re
-import subprocess
-import sys
-from pathlib import Path
 
-EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "schedules_and_versions.py"
+from _support import run_example
 
 
 def test_the_schedules_and_versions_example_runs() -> None:
-    done = subprocess.run([sys.executable, str(EXAMPLE)], capture_output=True, text=True, timeout=120, check=False)
-    assert done.returncode == 0, done.stderr
-    lines = done.stdout.splitlines()
+    lines = run_example("schedules_and_versions.py")
     assert lines[0] == "nightly: 7 runs started, next 2026-03-08 02:00:00+07:00"
     assert lines[1] == "weekly: 5 runs started, paused (quarter closing)"  # 1 fire + 4 backfilled Mondays
     assert lines[2] == "12 runs, the first nightly@2026-02-28T19:00:00Z"  # 02:00 in Hanoi

@@ -106,10 +106,12 @@ class ContinueAsNew(BaseException):
 
     Attributes:
         input: the input of the next segment.
+        version: the version the next segment runs (None: the run's own).
     """
 
-    def __init__(self, input: Any = None) -> None:
+    def __init__(self, input: Any = None, version: str | None = None) -> None:
         self.input = input
+        self.version = version
         super().__init__("the run continues as new")
 
 

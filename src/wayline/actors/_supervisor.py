@@ -213,7 +213,7 @@ class Supervisor:
         if task.cancelled():
             if child is None:
                 return
-            if self._cancelling or not self._running:
+            if self._cancelling or not self._running or self._torn_down():
                 self._close(child, None)
                 return
             # Nobody here cancelled it: a CancelledError escaped the actor (a library cancelled
@@ -252,6 +252,15 @@ class Supervisor:
         else:
             child.restarts += 1
             self._hook(self._restart_later(child, exc))
+
+    def _torn_down(self) -> bool:
+        """Whether the task that owns this block is being cancelled or is gone: the loop is
+        torn down under it (``asyncio.run`` cancels every task at once when its main task
+        dies, a test runner does the same when a test times out). The children's
+        cancellations then come from that teardown, before the block could cancel them
+        itself: not crashes to restart."""
+        host = self._host
+        return host is not None and (host.done() or host.cancelling() > 0)
 
     def _hook(self, coro: Awaitable[None]) -> None:
         task: asyncio.Task[None] = asyncio.ensure_future(coro)

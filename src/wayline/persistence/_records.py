@@ -365,10 +365,12 @@ class UpdateAnswered(Event, tag="UpdateAnswered", frozen=True):
 
 class ContinuedAsNew(Event, tag="ContinuedAsNew", frozen=True):
     """The first event of a segment of a run that continued as new (``ctx.continue_as_new``):
-    segment number ``segment`` (1 for the first continuation), started with ``input``."""
+    segment number ``segment`` (1 for the first continuation), started with ``input``, on
+    ``version`` ("" in segments stored before the version could change here: the run's own)."""
 
     segment: int
     input: Any = None
+    version: str = ""
 
 
 class Custom(Event, tag="Custom", frozen=True):

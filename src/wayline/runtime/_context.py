@@ -322,7 +322,7 @@ class RunContext:
         child = await self.start_workflow(workflow, input, run_id=run_id, parent_close=parent_close)
         return await child.result()
 
-    def continue_as_new(self, input: Any = None, /) -> NoReturn:
+    def continue_as_new(self, input: Any = None, /, *, version: str | None = None) -> NoReturn:
         """End this segment of the run and go on from the top of the body with ``input``:
         the same run id, empty ``vars``, a fresh journal and history. Raises `ContinueAsNew`
         (do not catch it).
@@ -332,8 +332,23 @@ class RunContext:
         (and other inbox messages) the run has not consumed yet carry over to the next
         segment; steps in flight, timers and callback tokens do not, and the children it
         started get their ``parent_close`` policy as when a run ends.
+
+        The next segment replays nothing of this one, so it runs the newest registered
+        version of the workflow, as a new run would: a long-lived run picks up new code at
+        its next continuation. A run pinned to its version (started with ``version=`` or
+        as ``"<name>:<version>"``, or by a schedule with ``version=``) keeps it. ``version``
+        overrides both: ``version=ctx.version`` stays, a label moves to that version.
+
+        A ``version`` that is not registered fails the run with `VersionNotFoundError`.
+
+        Raises:
+            InvalidArgumentError: ``version`` is not a non-empty string.
         """
-        raise ContinueAsNew(input)
+        if version is not None and (not isinstance(version, str) or not version):
+            raise InvalidArgumentError(
+                "ctx.continue_as_new", "version", f"must be a version label (a non-empty string), got {version!r}"
+            )
+        raise ContinueAsNew(input, version)
 
     async def wait_update(self, name: str) -> Update:
         """Wait for the next ``rt.update(run_id, name, payload)``; returns the `Update`, which

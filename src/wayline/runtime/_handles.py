@@ -28,7 +28,9 @@ class StepAttemptInfo:
     """A step attempt running now (`RunInfo.running`).
 
     Attributes:
-        step: the step's name; ``index`` its position in the run's journal.
+        step: the step's name; ``index`` its position in the run's journal. For a state
+            machine's Task: its step id (the state's name with the Map item or Parallel
+            branch leading to it, as `step_info()` gives it), and ``index`` -1.
         attempt: 1 for the first attempt, 2 for the first retry, ...
         since: when the attempt started (epoch seconds, the runtime's clock).
     """

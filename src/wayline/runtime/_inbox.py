@@ -60,6 +60,11 @@ class Mailboxes(Protocol):
         """Load the run (it left memory while waiting), if it has not ended."""
         ...
 
+    def took_in(self, run_id: str, seq: int) -> bool:
+        """Whether the run left memory having taken in message ``seq`` (a signal it keeps in
+        its inbox for a later wait, or one it applied)."""
+        ...
+
 
 async def check_unfinished(store: Store, runs: Mailboxes, run_id: str, action: str) -> None:
     """Raise unless the run exists and has not ended. A run in memory is known to be
@@ -94,6 +99,10 @@ async def deliver(runs: Mailboxes, run_id: str, seq: int, message: InboxMessage)
     """Hand committed message ``seq`` to the run: to its actor, or by loading it."""
     live = runs.live(run_id)
     if live is None:
+        if runs.took_in(run_id, seq):
+            # Found again by the poller after the run left memory with it: a signal kept for
+            # a later wait stays in the inbox, and must not reload the run each time.
+            return
         await runs.wake(run_id, "woken by a message")  # not in memory: it reads its inbox
         return
     try:

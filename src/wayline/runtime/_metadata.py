@@ -16,12 +16,22 @@ from .._errors import MetadataError
 from ..persistence import AnyEvent, RunRecord, RunStarted
 
 #: The runtime's own metadata keys: a child run (``parent_run_id``, ``detached``,
-#: ``notify_parent``), a version alias (``alias``), a schedule's fire (``schedule_id``,
+#: ``notify_parent``), a version alias (``alias``) or pin (``pinned``), a schedule's fire (``schedule_id``,
 #: ``scheduled_at``, ``fire``), redrives. Spelled out here rather than imported, so this
 #: module stays below the modules that set them (tests/runtime/test_metadata.py checks
 #: that the lists agree).
 RESERVED = frozenset(
-    {"parent_run_id", "detached", "notify_parent", "alias", "schedule_id", "scheduled_at", "fire", "redrives"}
+    {
+        "parent_run_id",
+        "detached",
+        "notify_parent",
+        "alias",
+        "pinned",
+        "schedule_id",
+        "scheduled_at",
+        "fire",
+        "redrives",
+    }
 )
 PRIVATE_PREFIX = "wayline."
 #: Bounds that keep the index small: a key, a string value, a tag.

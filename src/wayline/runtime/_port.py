@@ -75,9 +75,10 @@ class RunPort(Protocol):
     @property
     def telemetry(self) -> Telemetry: ...
 
-    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+    def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
         """The registered workflow ``name``, in ``version`` if that is registered, else the
-        newest (``WorkflowNotFoundError`` if none is)."""
+        newest (``WorkflowNotFoundError`` if none is). With no ``run_id`` (not for a run that
+        resumes), a ``version`` that is not registered raises ``VersionNotFoundError``."""
         ...
 
     def run_stopped(self, run: LiveRun) -> None:
@@ -88,9 +89,9 @@ class RunPort(Protocol):
         """The run ended; ``record`` is its final, durable snapshot."""
         ...
 
-    def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
-        """The run left memory while waiting: wake it at ``wake_at``, or at once if a message
-        newer than inbox seq ``seen`` arrived meanwhile."""
+    def run_passivated(self, run_id: str, wake_at: float | None, seen: frozenset[int]) -> None:
+        """The run left memory while waiting, having taken in inbox seqs ``seen``: wake it at
+        ``wake_at``, or at once if a message newer than all of them arrived meanwhile."""
         ...
 
     async def start_child(
@@ -98,10 +99,6 @@ class RunPort(Protocol):
     ) -> None:
         """Start run ``run_id`` of ``workflow`` with ``metadata`` and ``tags`` (nothing if it
         exists). A child run inherits its parent's: see `wayline.runtime._metadata.child_metadata`."""
-        ...
-
-    async def wait_run(self, run_id: str) -> RunRecord:
-        """The final record of run ``run_id``, once it has ended."""
         ...
 
     async def cancel_run(self, run_id: str, reason: str | None, *, terminate: bool = False) -> None:
@@ -117,9 +114,10 @@ class RunPort(Protocol):
         """Signal run ``run_id`` (through its inbox, as ``rt.signal`` does)."""
         ...
 
-    async def watch_child(self, run_id: str) -> None:
-        """A parent waits for child run ``run_id``: if it has already ended, send its end to
-        the parent's inbox again (the notice may have been lost to a crash)."""
+    async def watch_child(self, run_id: str, parent: str) -> None:
+        """Run ``parent`` waits for child run ``run_id``: if it has already ended, send its
+        end to the parent's inbox again (the notice may have been lost to a crash); if it is
+        another run's child, send its end to ``parent`` as well once it ends."""
         ...
 
     async def notify_parent(self, child: RunRecord) -> None:

@@ -51,7 +51,7 @@ from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
 from ._updates import UpdateWaiters
 from ._workflows import AslWorkflow, Registry, Workflow
-from .run import DETACHED_KEY, NOTIFY_KEY, PARENT_KEY, RunActor
+from .run import DETACHED_KEY, PARENT_KEY, RunActor, notifies_parent
 
 log = logging.getLogger("wayline")
 
@@ -99,6 +99,15 @@ class Runs:
         self._wake_timer = WakeTimer(clock)
         self._background: set[asyncio.Task[Any]] = set()
         self._passivated = 0
+        # Passivated runs that had taken in inbox messages, with the seqs they took in. One of
+        # them reaching the run again (the poller finds every message, those sent here too) is
+        # in its inbox already, or applied: it must not reload it. A set, not the highest seq:
+        # on PostgreSQL a lower seq can commit after a higher one, and that one must wake it.
+        self._took_in: dict[str, frozenset[int]] = {}
+        # Runs listed for recovery whose wave has not come yet, with their listed records. A
+        # message to one of them loads it at once (`wake`, from its current record) and takes
+        # it off this list, so its wave does not load it a second time from the listed one.
+        self._unrecovered: dict[str, RunRecord] = {}
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
         # does. Given to the supervisor because a parked run's next task is started by
@@ -134,6 +143,10 @@ class Runs:
         actor = self._actors.get(run_id)
         return actor if actor is not None else _Restarting(run_id, ref)
 
+    def took_in(self, run_id: str, seq: int) -> bool:
+        seen = self._took_in.get(run_id)
+        return seen is not None and seq in seen
+
     def statistics(self) -> RuntimeStatistics:
         depths = [ref.mailbox_depth for ref in self._refs.values()]
         return RuntimeStatistics(
@@ -150,7 +163,7 @@ class Runs:
 
     # --- the port: what runs ask -------------------------------------------------------------
 
-    def workflow(self, name: str, run_id: str, version: str | None = None) -> Workflow:
+    def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
         return self._registry.lookup(name, run_id=run_id, version=version)
 
     def run_stopped(self, run: LiveRun) -> None:
@@ -170,21 +183,20 @@ class Runs:
         if record.status is RunStatus.FAILED and getattr(self._registry.get(record.workflow), "on_failure", None):
             self.background(self.start_failure_handler(record))
 
-    def run_passivated(self, run_id: str, wake_at: float | None, seen: int) -> None:
+    def run_passivated(self, run_id: str, wake_at: float | None, seen: frozenset[int]) -> None:
         self._refs.pop(run_id, None)
+        if seen:
+            self._took_in[run_id] = seen
         self._passivated += 1
         if wake_at is not None:
             self._wake_timer.schedule(wake_at, self._wake_timer_fired)
-        self.background(wake_if_messages(self.store, run_id, seen, self.wake))
+        self.background(wake_if_messages(self.store, run_id, max(seen, default=0), self.wake))
 
     async def start_child(
         self, workflow: str, input: Any, *, run_id: str, metadata: dict[str, Any], tags: tuple[str, ...] = ()
     ) -> None:
         self.check_open()
         await self.create(self._registry.lookup(workflow), input, run_id, metadata, tags)
-
-    async def wait_run(self, run_id: str) -> RunRecord:
-        return await self.wait_finished(run_id)
 
     async def cancel_run(self, run_id: str, reason: str | None, *, terminate: bool = False) -> None:
         await inbox.cancel(self.store, self.clock, self, run_id, reason, terminate=terminate)
@@ -195,22 +207,42 @@ class Runs:
     async def signal_run(self, run_id: str, name: str, payload: Any) -> None:
         await inbox.signal(self.store, self.clock, self, run_id, name, payload)
 
-    async def watch_child(self, run_id: str) -> None:
+    async def watch_child(self, run_id: str, parent: str) -> None:
         try:
             rec = await self.store.get_run(run_id)
         except Exception:
             log.exception("could not read child run %s for its parent", run_id, extra={"run_id": run_id})
             return
-        if rec is not None and rec.status.finished:
-            await self.notify_parent(rec)
+        if rec is None:
+            return
+        if rec.status.finished:
+            await self._send_end(parent, rec)
+        elif rec.metadata.get(PARENT_KEY) != parent:
+            # Another run's child (two parents gave one execution Name): its end is sent to
+            # its own parent; this one is told too. Not durable, nor need it be: a restarted
+            # parent watches again when it waits again.
+            self.background(self._relay_end(run_id, parent))
+
+    async def _relay_end(self, run_id: str, parent: str) -> None:
+        try:
+            rec = await self.wait_finished(run_id)
+        except RuntimeClosedError:
+            return
+        except (RunNotFoundError, WorkflowNotFoundError):
+            log.exception("run %s waits for run %s, which cannot end here", parent, run_id, extra={"run_id": parent})
+            return
+        await self._send_end(parent, rec)
 
     async def notify_parent(self, child: RunRecord) -> None:
-        """Send a code workflow's child's end to its parent's inbox (it may already have it:
-        the parent applies one and deletes the others). If this fails, the parent asks again
-        when it next opens its wait for the child (`watch_child`)."""
+        """Send a child's end to its parent's inbox (it may already have it: the parent applies
+        one and deletes the others), for a code workflow's child and for a state machine's
+        child that its parent waits for. If this fails, the parent asks again when it next
+        opens its wait for the child (`watch_child`)."""
         parent = child.metadata.get(PARENT_KEY)
-        if not isinstance(parent, str) or not child.metadata.get(NOTIFY_KEY):
-            return
+        if isinstance(parent, str) and notifies_parent(child.metadata):
+            await self._send_end(parent, child)
+
+    async def _send_end(self, parent: str, child: RunRecord) -> None:
         message = ChildDone(
             run_id=child.run_id, status=child.status.value, output=child.output, error=child.error, ts=self.clock.time()
         )
@@ -328,6 +360,7 @@ class Runs:
             self.spawn(rec, None)
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
+        self._took_in.pop(record.run_id, None)  # the new incarnation reads its inbox
         child = _RunChild(self, record, reason)
         self._refs[record.run_id] = self._supervisor.spawn_child(record.run_id, child, context=self._context)
 
@@ -406,7 +439,6 @@ class Runs:
 
     async def recover(self) -> int:
         """Restart every unfinished run in the store; returns how many."""
-        count = 0
         statuses = UNFINISHED
         if self.passivate_after is not None:
             # Waiting runs stay passivated: the waker reloads them when a timer is due, and a
@@ -416,7 +448,8 @@ class Runs:
             self._passivated += found
             self.telemetry.passivated_found(found)
             self.background(self._wake_due())
-        wave: list[str] = []
+        pending = self._unrecovered
+        listed: list[RunRecord] = []
         for rec in await self.store.list_runs(statuses=statuses):
             if rec.workflow not in self._registry:
                 log.error(
@@ -428,13 +461,25 @@ class Runs:
                     extra={"run_id": rec.run_id},
                 )
                 continue
-            self.spawn(rec, "recovered after a process restart")
-            count += 1
-            wave.append(rec.run_id)
-            if len(wave) >= RECOVERY_WAVE:
-                await self._until_loaded(wave)
-                wave.clear()
-        return count
+            pending[rec.run_id] = rec
+            listed.append(rec)
+        wave: list[str] = []
+        try:
+            for rec in listed:
+                # Still listed: nothing has loaded it meanwhile, so the listed record is still
+                # its current one (no actor here has held the run).
+                if pending.pop(rec.run_id, None) is None or rec.run_id in self._refs:
+                    continue
+                if self.closed:
+                    break
+                self.spawn(rec, "recovered after a process restart")
+                wave.append(rec.run_id)
+                if len(wave) >= RECOVERY_WAVE:
+                    await self._until_loaded(wave)
+                    wave.clear()
+        finally:
+            pending.clear()
+        return len(listed)
 
     async def _until_loaded(self, wave: list[str]) -> None:
         """Until every run of ``wave`` has loaded its snapshot, or stopped."""
@@ -454,13 +499,17 @@ class Runs:
         """Load a run that is not in memory (passivated), unless it has ended."""
         if run_id in self._refs or self.closed or not self._owner:
             return
+        # Listed for recovery and not loaded yet: loaded here and now, and taken off the list
+        # before anything is awaited, so its wave does not load it again from the listed
+        # record (two actors of one run, the second from a snapshot the first has moved past).
+        recovering = self._unrecovered.pop(run_id, None) is not None
         rec = await self.store.get_run(run_id)
         if rec is None or rec.status.finished or rec.workflow not in self._registry or run_id in self._refs:
             return
         if rec.status is RunStatus.QUEUED:
             await self._queued_message(rec)  # it starts when its queue admits it, not now
             return
-        if self._passivated and reason.startswith("woken by"):
+        if self._passivated and reason.startswith("woken by") and not recovering:
             self._passivated -= 1
         self.spawn(rec, reason)
 

@@ -37,7 +37,7 @@ from ._schedules import Scheduler
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
 from ._threads import ActivityThreads
-from ._versions import ALIAS_KEY, StateMachineAlias
+from ._versions import ALIAS_KEY, PINNED_KEY, StateMachineAlias
 from ._workflows import AslWorkflow, Registry
 from .asl import StateMachine, prepare_redrive
 
@@ -205,7 +205,9 @@ class Runtime(EventsApi):
         The run takes the newest version registered under the workflow's name (see
         `wayline.runtime.version_key` for "newest"), unless ``version`` names one; a
         `StateMachineAlias` (or ``"<machine>:<alias>"``) picks the version by its weights, and
-        ``"<name>:<version>"`` names one too. The run keeps its version when it resumes.
+        ``"<name>:<version>"`` names one too. The run keeps its version when it resumes. A run
+        started on a version named here is pinned to it (``metadata["pinned"]``): it keeps it
+        when it continues as new, where others take the newest (see ``ctx.continue_as_new``).
 
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
         run starts and the handle refers to the existing one.
@@ -250,6 +252,8 @@ class Runtime(EventsApi):
                 check_input(target.name, input, target.input_type, run_id)
             else:
                 check_input(target.name, input, Any, run_id)
+            if version is not None or (isinstance(workflow, str) and workflow != target.name):
+                labels[PINNED_KEY] = True  # a version named by the caller: kept across continue-as-new
             await self._runs.create(target, input, run_id, labels, labelled)
         return RunHandle(self, run_id)
 

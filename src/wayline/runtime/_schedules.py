@@ -28,6 +28,7 @@ from ._definitions import WorkflowDef
 from ._schedule_pass import Pass, advance
 from ._schedule_records import declared_record, redeclared
 from ._schedule_spec import Schedule, Timetable
+from ._versions import PINNED_KEY
 from ._workflows import Registry, Workflow
 
 log = logging.getLogger("wayline.schedules")
@@ -262,7 +263,13 @@ class Scheduler:
                 self._awaiting.add(rec.schedule_id)
             wf = self._registry.lookup(rec.workflow, version=rec.version)
             for fire in p.starts:
-                metadata = {SCHEDULE_KEY: rec.schedule_id, SCHEDULED_AT_KEY: fire.at, FIRE_KEY: fire.kind}
+                metadata: dict[str, Any] = {
+                    SCHEDULE_KEY: rec.schedule_id,
+                    SCHEDULED_AT_KEY: fire.at,
+                    FIRE_KEY: fire.kind,
+                }
+                if rec.version is not None:
+                    metadata[PINNED_KEY] = True  # its runs keep that version across continue-as-new
                 starts.append(self._start(wf, rec, fire.run_id, metadata))
             cancels = p.cancels + (rec.cancelling if self._cancel_again else ())
             for run_id in dict.fromkeys(cancels):

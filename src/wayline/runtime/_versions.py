@@ -24,6 +24,9 @@ _PARTS = re.compile(r"(\d+)")
 
 #: The run metadata key naming the alias a run was started through.
 ALIAS_KEY = "alias"
+#: The run metadata key set (True) on a run started on a version its caller named: it keeps
+#: that version when it continues as new (see `wayline.runtime.run._segments`).
+PINNED_KEY = "pinned"
 
 
 def version_key(label: str) -> tuple[tuple[int, int | str], ...]:

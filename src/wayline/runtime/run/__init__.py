@@ -10,7 +10,7 @@ replayed with no effect performed), ``_asl`` (the host a state machine runs on) 
 
 from ._actor import RunActor as RunActor
 from ._asl import DETACHED_KEY as DETACHED_KEY, PARENT_KEY as PARENT_KEY
-from ._children import NOTIFY_KEY as NOTIFY_KEY
+from ._children import NOTIFY_KEY as NOTIFY_KEY, notifies_parent as notifies_parent
 from ._decide import decide as decide
 from ._messages import Inbound as Inbound
 from ._replay import replay_body as replay_body
@@ -25,6 +25,7 @@ __all__ = (
     "RunActor",
     "RunState",
     "decide",
+    "notifies_parent",
     "replay_body",
     "restore",
 )

@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from ..._errors import Cancelled, PayloadError
+from ..._errors import Cancelled, ContinueAsNew, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import RunRecord, StepStarted
 from .._commands import Step
@@ -30,7 +30,7 @@ from .._workflows import AslWorkflow
 from . import _code as code
 from ._asl import AslHost
 from ._callbacks import refusal
-from ._children import NOTIFY_KEY
+from ._children import notifies_parent
 from ._decide import decide, interrupts
 from ._effects import (
     AnswerUpdate,
@@ -66,6 +66,7 @@ from ._messages import (
     Unstorable,
 )
 from ._restore import restore
+from ._segments import next_segment
 from ._state import RunState
 from ._values import as_replayed, shaped
 
@@ -123,7 +124,12 @@ class RunActor(Actor[RunMessage]):
     def in_flight(self) -> list[StepStarted]:
         """The step attempts running now (see `_inflight`)."""
         state = self.state
-        return [] if state is None or state.finished else in_flight(state)
+        if state is None or state.finished:
+            return []
+        host = self._host
+        if host is not None:  # a state machine: its Task attempts, from the interpreter's host
+            return sorted(host.running.values(), key=lambda e: (e.ts, e.step))
+        return in_flight(state)
 
     def callback_refusal(self, digest: str) -> str | None:
         state = self.state
@@ -200,6 +206,8 @@ class RunActor(Actor[RunMessage]):
         if self._body is not None:
             self._body.close()
         self._body = self._host = None
+        if self.state is not None:
+            self.state.ctx._patched = None  # the cycle of the segment that ended (see on_stop)
         # Its inbox is read again: what the last segment left unconsumed carries over (the
         # messages it had applied but not consumed are applied afresh by the next).
         await self._load(record, None, True)
@@ -224,14 +232,17 @@ class RunActor(Actor[RunMessage]):
             await asyncio.wait({interpreter})
         state = self.state
         if self._passivated and state is not None:
-            self.port.run_passivated(self.run_id, state.record.wake_at, max(state.seen or (), default=0))
+            self.port.run_passivated(self.run_id, state.record.wake_at, frozenset(state.seen or ()))
         if self._segment is not None:
             self._segment.close(error, self._passivated)
         if self._body is not None:
             self._body.close()
         # An ended run is freed by reference counting, not left as cyclic garbage: the body,
-        # the interpreter and the tasks hold this actor through their frames and callbacks.
+        # the interpreter and the tasks hold this actor through their frames and callbacks,
+        # and the body's context holds the state (its patch check) that holds the context.
         self._body = self._host = self._interpreter = self._task = None
+        if state is not None:
+            state.ctx._patched = None
 
     # --- the mailbox ---------------------------------------------------------------------
 
@@ -298,6 +309,8 @@ class RunActor(Actor[RunMessage]):
                 elif kind is Resume:
                     assert isinstance(effect, Resume) and self._body is not None
                     follow = code.step(self._body, effect.value, effect.error, self._vars_guard)
+                    if type(follow) is Raised and type(follow.error) is ContinueAsNew:
+                        follow = next_segment(port, state.record, follow.error)
                 elif kind is RunAttempt:
                     assert isinstance(effect, RunAttempt)
                     if effect.inline:
@@ -345,7 +358,7 @@ class RunActor(Actor[RunMessage]):
                     follow = await message_child(port, effect)
                 elif kind is WatchChild:
                     assert isinstance(effect, WatchChild)
-                    await port.watch_child(effect.run_id)
+                    await port.watch_child(effect.run_id, self.run_id)
                 elif kind is CloseChildren:
                     assert isinstance(effect, CloseChildren)
                     await port.close_children(effect.children, effect.reason)
@@ -360,7 +373,7 @@ class RunActor(Actor[RunMessage]):
                     assert isinstance(effect, Finished)
                     self._finished = True
                     port.run_finished(effect.record)
-                    if effect.record.metadata.get(NOTIFY_KEY):
+                    if notifies_parent(effect.record.metadata):
                         # Its end is durable: now its parent's inbox (a crash in between is
                         # made up for by the parent, which looks again when it waits).
                         await port.notify_parent(effect.record)

@@ -12,7 +12,8 @@ workflows, nothing is replayed). Task calls happen at least once.
 Child executions (``states:startExecution``, ``.sync``, ``.sync:2``, and the items of a
 distributed Map) are runs of their own. A child's run id is the name the interpreter gives
 it, which is deterministic, so a parent restarted after a crash re-attaches to the same
-child instead of starting another.
+child instead of starting another. A child's end reaches a parent that waits for it through
+the parent's durable inbox, as a code workflow's child's end does (see `_children`).
 """
 
 from __future__ import annotations
@@ -30,10 +31,9 @@ from ..._errors import (
     RunAlreadyFinishedError,
     RunConflictError,
     RunNotFoundError,
-    RuntimeClosedError,
     WorkflowNotFoundError,
 )
-from ...persistence import RunRecord, RunStatus, encode
+from ...persistence import ChildDone, RunStatus, StepStarted, encode
 from .._context import RunContext
 from .._metadata import child_metadata
 from .._port import RunPort
@@ -42,7 +42,15 @@ from .._telemetry import Segment
 from .._workflows import AslWorkflow, resolve_code, resolve_machine
 from ..asl import StateMachine, StatesError, call_resource, execute
 from ._effects import Reply
-from ._messages import AslCheckpoint, AslNewToken, AslTokenTaken, AslWaitToken, RunMessage
+from ._messages import (
+    AslCheckpoint,
+    AslChildTaken,
+    AslNewToken,
+    AslTokenTaken,
+    AslWaitChild,
+    AslWaitToken,
+    RunMessage,
+)
 
 #: Metadata keys of a child run: the run that started it, and whether that run waits for it.
 PARENT_KEY = "parent_run_id"
@@ -69,6 +77,9 @@ class AslHost:
         self._ask = ask  # a request to the run's actor, answered once it is applied
         self._woken = woken  # wait until the run's callback wait at a position has an outcome
         self._segment = segment
+        # The Task attempts running now, by step id: what `rt.describe` shows of a state
+        # machine's steps in flight. Memory only, as for code workflows: no write per attempt.
+        self.running: dict[str, StepStarted] = {}
 
     async def run(self, input: Any) -> Any:
         """Run the machine from the start, or from the snapshot the run saved last."""
@@ -115,12 +126,16 @@ class AslHost:
         ctx = self.ctx
         # step_info() inside a resource: the interpreter's step id is stable across a crash.
         token = _current_step.set(StepInfo(ctx.run_id, step, -1, attempt + 1, ctx.workflow))
+        # Shown as `step_info()` names it: the step id (a Map item's or Parallel branch's
+        # position included), index -1 (a state machine has no journal).
+        self.running[step] = StepStarted(ts=ctx.now(), step=step, index=-1, attempt=attempt + 1)
         try:
             if self._segment is None:
                 return await call_resource(fn, payload, timeout_seconds)
             with self._segment.task_attempt(state, step, attempt + 1, resource):
                 return await call_resource(fn, payload, timeout_seconds)
         finally:
+            del self.running[step]
             _current_step.reset(token)
 
     async def new_task_token(self, *, state: str, step: str) -> str:
@@ -193,38 +208,41 @@ class AslHost:
                 otel_context.detach(joined)
         if not wait:
             return None
-        try:
-            if deadline is None:
-                rec = await port.wait_run(name)
-            else:
-                rec = await self._wait_until(name, deadline)
-        except RuntimeClosedError:
-            # The runtime is stopping this run with every other: it must end unrecorded (a
-            # failure here would be committed), and the next runtime resumes the wait.
-            raise asyncio.CancelledError from None
-        except (RunNotFoundError, WorkflowNotFoundError) as exc:  # deleted, or its machine unregistered since
-            raise StatesError("States.Runtime", str(exc)) from None
-        if rec.status is RunStatus.SUCCEEDED:
-            return rec.output
+        # Its end comes through this run's inbox, as a code workflow's child's does: durable,
+        # so a parent restarted after a crash finds it there (or asks the child again).
+        reply = await self._ask(AslWaitChild(name, target))
+        if reply.pending is not None:
+            stopped = not await self._woken_by(reply.pending, deadline)
+            reply = await self._ask(AslChildTaken(name, drop=stopped))
+            if reply.value is None:  # its deadline passed first
+                await self.stop_children([name], "its parent's Task timed out (TimeoutSeconds)")
+                raise StatesError("States.Timeout", f"The child execution {name!r} did not end by its deadline")
+        done: ChildDone = reply.value
+        if done.status == RunStatus.SUCCEEDED.value:
+            return done.output
         # Failed or cancelled ("Cancelled", with the reason as its cause): its error as recorded.
-        error = rec.error
+        error = done.error
         raise StatesError(error.error if error else "States.Runtime", error.cause if error else None)
 
-    async def _wait_until(self, name: str, deadline: float) -> RunRecord:
-        """The child run's final record, or ``States.Timeout`` (the child stopped) at ``deadline``."""
-        waiting = asyncio.ensure_future(self.port.wait_run(name))
+    async def _woken_by(self, index: int, deadline: float | None) -> bool:
+        """Wait for the child's end at wait ``index``: True once it has come, False if
+        ``deadline`` (host time) passed first."""
+        if deadline is None:
+            await self._woken(index)
+            return True
+        woken = asyncio.ensure_future(self._woken(index))
         clock = asyncio.ensure_future(self.port.clock.sleep(deadline - self.ctx.now()))
         try:
-            await asyncio.wait({waiting, clock}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({woken, clock}, return_when=asyncio.FIRST_COMPLETED)
         finally:
-            for fut in (waiting, clock):
+            for fut in (woken, clock):
                 if not fut.done():
                     fut.cancel()
-            await asyncio.gather(waiting, clock, return_exceptions=True)
-        if waiting.cancelled():
-            await self.stop_children([name], "its parent's Task timed out (TimeoutSeconds)")
-            raise StatesError("States.Timeout", f"The child execution {name!r} did not end by its deadline")
-        return waiting.result()
+            await asyncio.gather(woken, clock, return_exceptions=True)
+        if woken.cancelled() and not clock.cancelled():
+            return False
+        woken.result()  # a cancellation of this run's own wait (it is stopping) goes on up
+        return True
 
     async def stop_children(self, names: list[str], reason: str) -> None:
         port = self.port

@@ -10,6 +10,12 @@ arrives before the body awaits it is kept, as an early signal is. ``child.signal
 
 When the run ends, every child it started whose end it has not seen gets its close policy:
 "terminate", "request_cancel" or "abandon".
+
+A state machine's Task that waits for a child run (``.sync``, a distributed Map's item) takes
+the same route: its interpreter asks (`AslWaitChild`), the child's end arrives as a
+`ChildDone` in the inbox, wakes the Task (`WakeTask`), and is taken (`AslChildTaken`); the
+interpreter's next checkpoint, the one that records what the Task did with it, deletes the
+message. A crash before that leaves the message in the inbox for the restarted Task.
 """
 
 from __future__ import annotations
@@ -19,10 +25,10 @@ from typing import Any
 from ..._errors import Cancelled
 from ...persistence import ChildDone, ChildEnded, ChildMessaged, ChildStarted, ChildWait
 from .._commands import AwaitChild, MessageChild, StartChild
-from ._asl import PARENT_KEY
-from ._effects import CloseChildren, Effect, MessageChildRun, StartChildRun, WatchChild
+from ._asl import DETACHED_KEY, PARENT_KEY
+from ._effects import CloseChildren, Effect, MessageChildRun, Reply, StartChildRun, WakeTask, WatchChild
 from ._journal import ChildMessageEntry, ChildResultEntry, ChildStartEntry, check_wait, child_outcome, describe, outcome
-from ._messages import ChildMessageDone, ChildStartDone
+from ._messages import AslChildTaken, AslWaitChild, ChildMessageDone, ChildStartDone
 from ._state import Child, Outcome, RunState, family
 
 #: Metadata key of a child started by a code workflow: its end is sent to the parent's inbox.
@@ -131,6 +137,9 @@ def ended(s: RunState, out: list[Effect], seq: int, msg: ChildDone) -> Outcome |
     f = family(s)
     child = f.children.get(run_id)
     index = f.child_waiters.pop(run_id, None)
+    if s.direct:
+        _task_ended(s, out, seq, msg, index)
+        return None
     if index is None:
         if (child is not None and child.ended is not None) or run_id in f.child_early:
             s.checkpoint(out, [], consumed=(seq,))  # a second notice: nothing to do but delete it
@@ -141,6 +150,67 @@ def ended(s: RunState, out: list[Effect], seq: int, msg: ChildDone) -> Outcome |
     result = _take(s, index, seq, msg, child)
     s.checkpoint(out, [])
     return result
+
+
+def task_wait(s: RunState, out: list[Effect], msg: AslWaitChild) -> None:
+    """A state machine's Task waits for child run ``msg.run_id``: replied with its end if that
+    has come, or with the position to wait on (`Reply.pending`) until `WakeTask` names it."""
+    run_id = msg.run_id
+    f = family(s)
+    # "abandon": the close policies are a code workflow's; a state machine stops the children
+    # it waits for itself (a cancelled run, a failed Map, a Task's deadline).
+    f.children.setdefault(run_id, Child(msg.workflow, "abandon"))
+    if run_id in f.child_early:
+        out.append(_task_take(s, run_id))
+        return
+    index = s.next_direct
+    s.next_direct -= 1
+    f.child_waiters[run_id] = index
+    # Shown by `describe` from the interpreter's next checkpoint: no commit of its own, or a
+    # distributed Map's thousand items would wait for a thousand commits one after another.
+    s.waits[index] = ChildWait(step=index, run_id=run_id, workflow=msg.workflow)
+    out.append(Reply(pending=index))
+    out.append(WatchChild(run_id))  # an end already recorded (its notice lost to a crash) is sent again
+
+
+def task_taken(s: RunState, out: list[Effect], msg: AslChildTaken) -> None:
+    """The Task takes child run ``msg.run_id``'s end (or, ``drop``, stops waiting for it)."""
+    f = family(s)
+    index = f.child_waiters.pop(msg.run_id, None)
+    if index is not None:
+        s.waits.pop(index, None)
+    if msg.run_id in f.child_early:
+        out.append(_task_take(s, msg.run_id))
+    elif msg.drop:
+        out.append(Reply())
+    else:
+        out.append(Reply(error=RuntimeError(f"run {s.run_id!r}: child run {msg.run_id!r} has not ended")))
+
+
+def _task_ended(s: RunState, out: list[Effect], seq: int, msg: ChildDone, index: int | None) -> None:
+    """A state machine's child ended: kept for the Task that waits (woken) or will wait for it."""
+    run_id = msg.run_id
+    f = family(s)
+    child = f.children.get(run_id)
+    if run_id in f.child_early or (child is not None and child.ended is not None):
+        s.checkpoint(out, [], consumed=(seq,))  # a second notice: nothing to do but delete it
+        return
+    f.child_early[run_id] = (seq, msg)
+    if index is not None:
+        s.waits.pop(index, None)
+        out.append(WakeTask(index))
+
+
+def _task_take(s: RunState, run_id: str) -> Reply:
+    """The reply that hands child ``run_id``'s end to its Task; its inbox message is deleted
+    by the next checkpoint, which records what the Task made of it."""
+    seq, msg = family(s).child_early.pop(run_id)
+    child = s.family.children.get(run_id) if s.family is not None else None
+    if child is not None:
+        error = msg.error
+        child.ended = (msg.status, msg.output, error.error if error else None, error.cause if error else None)
+    s.consumed.append(seq)
+    return Reply(msg)
 
 
 def drop_waits(s: RunState) -> None:
@@ -192,3 +262,13 @@ def close(s: RunState, out: list[Effect], why: str) -> None:
 def child_metadata(parent: str) -> dict[str, Any]:
     """The metadata a code workflow's child run starts with."""
     return {PARENT_KEY: parent, NOTIFY_KEY: True}
+
+
+def notifies_parent(metadata: dict[str, Any]) -> bool:
+    """Whether a run's end is sent to its parent's inbox: a code workflow's child, and a
+    state machine's child that its parent waits for (not a detached ``startExecution``, whose
+    parent has gone on). Such a state machine child started before the inbox route existed
+    carries no `NOTIFY_KEY`, and is covered too."""
+    return isinstance(metadata.get(PARENT_KEY), str) and (
+        bool(metadata.get(NOTIFY_KEY)) or not metadata.get(DETACHED_KEY)
+    )

@@ -59,8 +59,10 @@ from ._effects import (
 )
 from ._messages import (
     AslCheckpoint,
+    AslChildTaken,
     AslNewToken,
     AslTokenTaken,
+    AslWaitChild,
     AslWaitToken,
     CallbackDue,
     ChildMessageDone,
@@ -125,6 +127,10 @@ def decide(s: RunState, message: RunMessage) -> tuple[RunState, list[Effect]]:
             callbacks.wait_task_token(s, out, message)
         case AslTokenTaken(index=index):
             callbacks.task_token_taken(s, out, index)
+        case AslWaitChild():
+            children.task_wait(s, out, message)
+        case AslChildTaken():
+            children.task_taken(s, out, message)
     return s, out
 
 
@@ -216,7 +222,7 @@ def _raised(s: RunState, out: list[Effect], error: BaseException) -> None:
     if s.direct and s.cancel_requested and isinstance(error, asyncio.CancelledError):
         _end_direct_cancelled(s, out)  # the interpreter stopped for the cancel
     elif isinstance(error, ContinueAsNew) and s.cancel is None:
-        _continue_as_new(s, out, error.input)
+        _continue_as_new(s, out, error.input, error.version)
     elif isinstance(error, Cancelled | ContinueAsNew):
         # A cancelled run that asks to go on (from its clean-up) ends cancelled all the same.
         finish(s, out, RunStatus.CANCELLED, None, None, reason=getattr(error, "reason", None))
@@ -285,9 +291,10 @@ def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int, *, ter
     out.append(Resume(None, Cancelled(reason)))
 
 
-def _continue_as_new(s: RunState, out: list[Effect], input: Any) -> None:
+def _continue_as_new(s: RunState, out: list[Effect], input: Any, version: str | None = None) -> None:
     """End this segment of the run and start the next: the same run id, ``input``, empty
-    vars, a fresh journal and history (`ContinuedAsNew` is its first event).
+    vars, a fresh journal and history (`ContinuedAsNew` is its first event), on ``version``
+    (None: the run's own; see `_segments` for which one the body asked for).
 
     What carries over: the messages in the run's inbox it has not consumed (signals sent for a
     later ``wait_signal``, and whatever else comes in through the inbox: the hook for events
@@ -309,11 +316,12 @@ def _continue_as_new(s: RunState, out: list[Effect], input: Any) -> None:
     children.close(s, out, "continued as new")
     rec = s.record
     segment = rec.segment + 1
-    event = ContinuedAsNew(ts=now, segment=segment, input=input)
+    version = version or rec.version
+    event = ContinuedAsNew(ts=now, segment=segment, input=input, version=version)
     record = RunRecord(
         run_id=rec.run_id,
         workflow=rec.workflow,
-        version=rec.version,
+        version=version,
         status=RunStatus.RUNNING,
         input=input,
         created_at=rec.created_at,

@@ -142,6 +142,23 @@ class AslTokenTaken(msgspec.Struct, gc=False):
     index: int
 
 
+class AslWaitChild(msgspec.Struct, gc=False):
+    """A Task waits for the end of its child run ``run_id`` (of ``workflow``), which comes
+    through this run's inbox as a code workflow's child's end does."""
+
+    run_id: str
+    workflow: str
+
+
+class AslChildTaken(msgspec.Struct, gc=False):
+    """The Task that waited for child run ``run_id`` takes its end (replied with the
+    `ChildDone`); ``drop``: it stops waiting (its deadline passed), replied with the end only
+    if it has come meanwhile."""
+
+    run_id: str
+    drop: bool = False
+
+
 RunMessage = (
     Start
     | Inbound
@@ -159,4 +176,6 @@ RunMessage = (
     | AslNewToken
     | AslWaitToken
     | AslTokenTaken
+    | AslWaitChild
+    | AslChildTaken
 )
