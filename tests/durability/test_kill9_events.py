@@ -97,7 +97,7 @@ async def test_events_and_queued_runs_survive_kill_9(tmp_path: Path, kill_after:
             assert sorted(r.run_id for r in runs) == sorted(f"job@event:{s}" for s in seqs)
             assert sorted(r.output for r in runs) == list(range(EVENTS))
             assert await client.list_runs(status=RunStatus.QUEUED) == []
-            while await client.store.flow.slots():  # type: ignore[attr-defined]  # noqa: ASYNC110
+            while await client.store.flow.slots():  # type: ignore[attr-defined]
                 # the last slot is given back just after its run's end is committed
                 assert time.monotonic() < deadline, "a slot is still held"
                 await asyncio.sleep(0.05)
