@@ -29,6 +29,7 @@ SUITES = (
     "schedules",
     "compose",
     "context",
+    "events",
 )
 
 K = 5  # activities per run in the throughput workload
@@ -407,6 +408,8 @@ def _listing(size: Size) -> list[Scenario]:
         )
         for n in sizes
     ]
+
+
 def _schedules(size: Size) -> list[Scenario]:
     """Fire lag at N schedules: spread over their period, and all at once (see _schedules)."""
     n = size.pick(1000, 1000, 20)
@@ -534,6 +537,82 @@ def _context(size: Size) -> list[Scenario]:
     return rows
 
 
+def _events(size: Size) -> list[Scenario]:
+    """Events accepted per second (one by one, in batches), runs started from events with and
+    without a concurrency key against DBOS queues, and send_event-to-wake latency (see _events)."""
+    n = size.pick(5000, 1000, 20)
+    rows = [
+        Scenario(
+            suite="events",
+            system="wayline",
+            func="_events:accept",
+            params={"n": n, "batch": batch},
+            metric="events_per_s",
+            unit="events/s",
+            higher_is_better=True,
+            group="accept",
+            baseline=batch == 1,
+            timeout_s=size.pick(900.0, 300.0),
+            label=f"{n:,} events accepted, {'one by one' if batch == 1 else f'in batches of {batch}'}",
+        )
+        for batch in (1, 100)
+    ]
+    runs = size.pick(2000, 500, 20)
+    for keys in (0, 10):
+        group = "runs-limit" if keys else "runs"
+        label = f"{runs:,} runs from events, " + (f"Concurrency(5) per key over {keys} keys" if keys else "no limit")
+        rows.append(
+            Scenario(
+                suite="events",
+                system="wayline",
+                func="_events:runs",
+                params={"n": runs, "keys": keys},
+                metric="runs_per_s",
+                unit="runs/s",
+                higher_is_better=True,
+                group=group,
+                timeout_s=size.pick(900.0, 300.0),
+                label=label,
+            )
+        )
+        rows.append(
+            Scenario(
+                suite="events",
+                system="dbos",
+                func="_events:dbos_runs",
+                params={"n": runs, "keys": keys, "budget_s": size.pick(60.0, 20.0, 10.0)},
+                metric="runs_per_s",
+                unit="runs/s",
+                higher_is_better=True,
+                group=group,
+                baseline=True,
+                requires=DBOS,
+                timeout_s=size.pick(300.0, 120.0),
+                label=label.replace("runs from events", "runs enqueued").replace(
+                    "Concurrency(5) per key", "partition_concurrency=5"
+                ),
+            )
+        )
+    samples = size.pick(2000, 300, 5)
+    rows.append(
+        Scenario(
+            suite="events",
+            system="wayline",
+            func="_events:wake",
+            params={"samples": samples},
+            metric="p50_ms",
+            unit="ms p50",
+            higher_is_better=False,
+            group="wake",
+            baseline=True,  # alone in its group: its figure is against the 2 ms target
+            timeout_s=size.pick(600.0, 120.0),
+            label=f"send_event to a waiting run's wake, {samples} one at a time (target < 2 ms)",
+            also=(("p99_ms", "p99"),),
+        )
+    )
+    return rows
+
+
 def build(suite: str, size: Size | str) -> list[Scenario]:
     """The scenarios of ``suite`` (or of every suite for ``all``) at ``size``:
     ``"full"``, ``"quick"`` or ``"smoke"``."""
@@ -564,4 +643,6 @@ def build(suite: str, size: Size | str) -> list[Scenario]:
         return _compose(size)
     if suite == "context":
         return _context(size)
+    if suite == "events":
+        return _events(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

@@ -14,7 +14,7 @@ from .. import __version__
 from .._errors import InvalidArgumentError, PayloadError, WaylineError
 from ..persistence import OVERLAP_POLICIES
 from ..runtime import JsonLogFormatter, RunLogFilter
-from . import _commands as cmd, _keys as keys, _replay as replay, _schedules as schedules
+from . import _commands as cmd, _events as events, _keys as keys, _replay as replay, _schedules as schedules
 from ._errors import FAILED, INTERRUPTED, USAGE, CliError, error_ids, leaf_error, message_for
 from ._output import emit_error
 
@@ -209,6 +209,23 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     p = command(cb, "heartbeat", "report that the work behind TOKEN is still alive")
     p.add_argument("token", metavar="TOKEN", help="the token the run handed out")
 
+    ev = group("events", "send events (they start triggered runs and wake waiting ones) or list them", "events_command")
+    p = command(ev, "send", "send an event: committed before the command returns; the worker starts its runs")
+    p.add_argument("name", metavar="NAME", help="the event's name, as triggers and waits name it (order/created)")
+    p.add_argument(
+        "--data", default="null", metavar="JSON", help="the event's data (default: null; @FILE reads a file)"
+    )
+    p.add_argument("--id", metavar="ID", help="the event's id: the same id within 24 hours is a duplicate")
+    p.add_argument(
+        "--metadata",
+        action="append",
+        metavar="KEY=VALUE",
+        help="an entry the runs it starts take as metadata (KEY:=JSON for a number or boolean); repeat for several",
+    )
+    p = command(ev, "list", "the most recent events, oldest first")
+    p.add_argument("--name", metavar="NAME", help="only events called NAME")
+    p.add_argument("--limit", type=int, default=20, metavar="N", help="at most N events (default: 20)")
+
     p = command(commands, "redrive", "restart a FAILED state machine run from the state that failed")
     p.add_argument("run_id", metavar="RUN_ID", help="the failed run")
     p.add_argument("--definition", required=True, metavar="FILE", help="the run's state machine definition (ASL JSON)")
@@ -318,7 +335,8 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
         or getattr(args, "callback_command", None)
         or getattr(args, "asl_command", None)
         or getattr(args, "schedules_command", None)
-        or getattr(args, "keys_command", None),
+        or getattr(args, "keys_command", None)
+        or getattr(args, "events_command", None),
     ):
         case "keys", "rotate":
             return lambda: keys.keys_rotate(opts, args.batch_size)
@@ -364,6 +382,10 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
             return lambda: schedules.schedules_backfill(opts, args.schedule_id, args.start, args.end, args.overlap)
         case "schedules", "delete":
             return lambda: schedules.schedules_delete(opts, args.schedule_id)
+        case "events", "send":
+            return lambda: events.events_send(opts, args.name, args.data, args.id, args.metadata or [])
+        case "events", "list":
+            return lambda: events.events_list(opts, args.name, args.limit)
         case "replay", _:
             return lambda: replay.replay(opts, args.workflow, args.run_id, args.status, args.all, args.any_version)
         case "asl", "run":

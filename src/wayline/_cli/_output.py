@@ -98,7 +98,9 @@ def _steps(info: RunInfo, detail: Detail | None) -> int:
 
 
 def _waiting(info: RunInfo, detail: Detail | None) -> list[str]:
-    return [w.text for w in detail.waits] if detail is not None else list(info.waiting_for)
+    if detail is not None and detail.waits:
+        return [w.text for w in detail.waits]
+    return list(info.waiting_for)  # and what a QUEUED run waits for (a slot), which no wait records
 
 
 def _detail(info: RunInfo, detail: Detail | None) -> str:

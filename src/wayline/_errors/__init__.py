@@ -24,6 +24,11 @@ from ._definitions import (
     VersionNotFoundError as VersionNotFoundError,
     WorkflowNotFoundError as WorkflowNotFoundError,
 )
+from ._events import (
+    EventTimeoutError as EventTimeoutError,
+    FlowSpecError as FlowSpecError,
+    RateLimitedError as RateLimitedError,
+)
 from ._payloads import (
     MetadataError as MetadataError,
     PayloadError as PayloadError,

@@ -11,6 +11,20 @@ from typing import TYPE_CHECKING, Any
 from ._blobs import PayloadLimits as PayloadLimits
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._crypto import KeyRing as KeyRing, Sealer as Sealer
+from ._events import (
+    DEDUP_WINDOW as DEDUP_WINDOW,
+    WAKE as EVENT_WAKE,
+    Accepted as Accepted,
+    EventRecord as EventRecord,
+    EventStore as EventStore,
+    NewEvent as NewEvent,
+    encode_body as encode_body,
+    event_payload as event_payload,
+    matches as matches_event,
+    wait_key as event_wait_key,
+    wake_message as event_wake_message,
+)
+from ._flow import FlowStore as FlowStore, Position as Position, QueuedRun as QueuedRun
 from ._leases import (
     CLAIMABLE as CLAIMABLE,
     Lease as Lease,
@@ -116,9 +130,12 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = (
+    "DEDUP_WINDOW",
+    "EVENT_WAKE",
     "OVERLAP_POLICIES",
     "UNFINISHED",
     "WAIT_FOR_STORE",
+    "Accepted",
     "AnyEvent",
     "AnyInboxMessage",
     "AnyWait",
@@ -142,14 +159,20 @@ __all__ = (
     "Custom",
     "ErrorInfo",
     "Event",
+    "EventRecord",
+    "EventStore",
+    "FlowStore",
     "InboxMessage",
     "KeyRing",
     "KeyRotation",
     "Lease",
     "MemoryStore",
+    "NewEvent",
     "Patched",
     "PayloadLimits",
+    "Position",
     "PostgresStore",
+    "QueuedRun",
     "RetryWait",
     "RunCancelled",
     "RunCrashed",
@@ -190,6 +213,11 @@ __all__ = (
     "WorkerInfo",
     "decode_any",
     "encode",
+    "encode_body",
+    "event_payload",
+    "event_wait_key",
+    "event_wake_message",
+    "matches_event",
     "secret_dec_hook",
     "secret_ext_hook",
 )

@@ -14,6 +14,8 @@ from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
 from ._codec import decode_history, decode_inbox_rows, decode_record, encode_stored
 from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
+from ._events_memory import MemoryEvents
+from ._flow_memory import MemoryFlow
 from ._leases import SingleOwner
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
@@ -39,6 +41,8 @@ class MemoryStore(SingleOwner):
         self._inbox_seq = 0
         self._closed = False
         self.schedules = MemorySchedules(self._check)
+        self.events = MemoryEvents(self._check, self.append_inbox)
+        self.flow = MemoryFlow(self._check)
 
     @property
     def pending(self) -> int:

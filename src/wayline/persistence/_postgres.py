@@ -44,6 +44,8 @@ from ._codec import (
     store_encode,
 )
 from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
+from ._events_postgres import PgEvents
+from ._flow_postgres import PgFlow
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
@@ -138,6 +140,8 @@ class PostgresStore:
         self._open = False
         self._subscriptions: list[PgSubscription] = []
         self.schedules = PgSchedules(self._with_connection, self.display_url)
+        self.events = PgEvents(self._with_connection)
+        self.flow = PgFlow(self._with_connection)
 
     # --- connections ---------------------------------------------------------------------
 

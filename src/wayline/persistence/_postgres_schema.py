@@ -12,6 +12,8 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import SchemaVersionError
+from ._events_postgres import MIGRATION as EVENTS
+from ._flow_postgres import MIGRATION as FLOW
 from ._schedules_postgres import MIGRATION as SCHEDULES
 
 if TYPE_CHECKING:
@@ -130,6 +132,8 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
         )""",
         "CREATE INDEX run_blobs_by_digest ON wayline.run_blobs (digest)",
     ),
+    # 5: events (`_events`) and flow control (`_flow`), as SQLite's migration 8.
+    (*EVENTS, *FLOW),
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

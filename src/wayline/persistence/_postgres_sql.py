@@ -7,9 +7,9 @@ statement starts, which the statement relies on in three places (each commented 
 
 from __future__ import annotations
 
-from ._records import UNFINISHED
+from ._records import ACCEPTING
 
-_UNFINISHED = "(" + ", ".join(f"'{s.value}'" for s in UNFINISHED) + ")"
+_UNFINISHED = "(" + ", ".join(f"'{s.value}'" for s in ACCEPTING) + ")"  # QUEUED too: see ACCEPTING
 
 #: Serializes inbox inserts across processes (taken only by batches that append messages):
 #: with it a message's seq is drawn and committed in order, so a reader that has seen seq N

@@ -30,6 +30,10 @@ class RunStatus(enum.StrEnum):
     SUCCEEDED = "SUCCEEDED"
     FAILED = "FAILED"
     CANCELLED = "CANCELLED"
+    #: Held back by its workflow's flow control (a concurrency limit): it starts when a slot
+    #: frees, in priority then arrival order. Not "unfinished" in the recovery sense: the
+    #: queue, not a restart, starts it.
+    QUEUED = "QUEUED"
 
     @property
     def finished(self) -> bool:
@@ -38,6 +42,9 @@ class RunStatus(enum.StrEnum):
 
 _FINISHED = frozenset({RunStatus.SUCCEEDED, RunStatus.FAILED, RunStatus.CANCELLED})
 UNFINISHED: tuple[RunStatus, ...] = (RunStatus.PENDING, RunStatus.RUNNING, RunStatus.WAITING)
+#: The statuses of runs that accept messages (and may be claimed): the unfinished ones, and
+#: QUEUED runs, which take their messages in when their queue admits them.
+ACCEPTING: tuple[RunStatus, ...] = (*UNFINISHED, RunStatus.QUEUED)
 
 
 class ErrorInfo(msgspec.Struct, frozen=True, gc=False, omit_defaults=True):

@@ -7,6 +7,8 @@ add a new one.
 
 from __future__ import annotations
 
+from ._events_sqlite import MIGRATION as EVENTS
+from ._flow_sqlite import MIGRATION as FLOW
 from ._schedules_sqlite import MIGRATION as SCHEDULES
 
 # The index rows of a run's ``meta`` (``[metadata, tags]``): its scalar metadata entries
@@ -106,7 +108,24 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
         ) WITHOUT ROWID""",
         "CREATE INDEX run_blobs_by_digest ON run_blobs (digest)",
     ),
+    # 8: events (`_events`): accepted events, the ids that deduplicate them, and the index
+    # of runs waiting for one; and flow control (`_flow`): queued runs and the slots of
+    # concurrency limits.
+    (*EVENTS, *FLOW),
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
-REQUIRED_TABLES = frozenset({"runs", "history", "inbox", "schedules", "run_metadata", "blobs", "run_blobs"})
+REQUIRED_TABLES = frozenset(
+    {
+        "runs",
+        "history",
+        "inbox",
+        "schedules",
+        "run_metadata",
+        "blobs",
+        "run_blobs",
+        "events",
+        "event_ids",
+        "event_waits",
+    }
+)

@@ -33,6 +33,8 @@ from ._codec import (
     store_encode,
 )
 from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
+from ._events_sqlite import SQLiteEvents
+from ._flow_sqlite import SQLiteFlow
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
@@ -136,6 +138,8 @@ class SQLiteStore(SingleOwner):
         self._reads = 0  # reads in flight
         self._ownership = Ownership(self.path)
         self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path)
+        self.events = SQLiteEvents(self._fetch, self._writes.transact)
+        self.flow = SQLiteFlow(self._fetch, self._writes.transact)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))
 

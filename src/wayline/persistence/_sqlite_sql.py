@@ -7,7 +7,7 @@ import sqlite3
 from collections.abc import Collection
 from typing import Any
 
-from ._records import UNFINISHED, RunStatus
+from ._records import ACCEPTING, RunStatus
 
 # One row per run: a create inserts it, a checkpoint replaces its mutable columns.
 # ``meta`` feeds the metadata index through triggers (migration 6), which act only when it changes.
@@ -35,7 +35,7 @@ INSERT_HISTORY_TAIL = " ON CONFLICT (run_id, seq) DO UPDATE SET events = exclude
 APPEND_INBOX = (
     "INSERT INTO inbox (run_id, message) SELECT ?, ? "
     "WHERE EXISTS (SELECT 1 FROM runs WHERE run_id = ? AND status IN ("
-    + ", ".join(f"'{status.value}'" for status in UNFINISHED)
+    + ", ".join(f"'{status.value}'" for status in ACCEPTING)
     + "))"
 )
 # The timer index. The unary + on status keeps SQLite off runs_by_status, which it would pick

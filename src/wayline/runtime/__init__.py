@@ -15,6 +15,8 @@ from ._definitions import (
     activity as activity,
     workflow as workflow,
 )
+from ._events import EventSent as EventSent
+from ._flow_spec import Concurrency as Concurrency, RateLimit as RateLimit, Singleton as Singleton
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
 from ._keys import rotate_keys as rotate_keys
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
@@ -34,14 +36,20 @@ from ._schedule_spec import Schedule as Schedule
 from ._statistics import RuntimeStatistics as RuntimeStatistics
 from ._stepinfo import StepInfo as StepInfo, step_info as step_info
 from ._telemetry import TelemetryProviders as TelemetryProviders, configure_telemetry as configure_telemetry
+from ._triggers import Event as Event, EventTrigger as EventTrigger, on_event as on_event
 from ._versions import StateMachineAlias as StateMachineAlias, version_key as version_key
 from .asl import ExpressionBudget as ExpressionBudget, StateMachine as StateMachine
 
 __all__ = (
     "ActivityDef",
     "ChildHandle",
+    "Concurrency",
+    "Event",
+    "EventSent",
+    "EventTrigger",
     "ExpressionBudget",
     "JsonLogFormatter",
+    "RateLimit",
     "ReplayResult",
     "ReplayVerdict",
     "RetryPolicy",
@@ -55,6 +63,7 @@ __all__ = (
     "ScheduleHandle",
     "ScheduleInfo",
     "ScheduledRun",
+    "Singleton",
     "StateMachine",
     "StateMachineAlias",
     "StepAttemptInfo",
@@ -64,6 +73,7 @@ __all__ = (
     "activity",
     "check_replay",
     "configure_telemetry",
+    "on_event",
     "open_runtime",
     "rotate_keys",
     "step_info",

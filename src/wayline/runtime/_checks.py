@@ -8,9 +8,11 @@ an `InvalidArgumentError` that names the call, the argument and what to pass ins
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any, NoReturn
 
 from .._errors import InvalidArgumentError
+from ..persistence import RunStatus
 
 #: Ids and names (run ids, signal names, versions, workflow names, error names): a key in
 #: indexes and in log lines, so a bound keeps both small; 255 is what most id schemes fit in.
@@ -92,3 +94,17 @@ def flag(call: str, argument: str, value: Any) -> None:
 def refuse(call: str, argument: str, problem: str) -> NoReturn:
     """Raise the `InvalidArgumentError` for ``argument`` of ``call``."""
     _refuse(call, argument, problem)
+
+
+def statuses(call: str, status: RunStatus | str | Sequence[RunStatus | str] | None) -> list[RunStatus] | None:
+    """``status=`` of a listing: one status or several, as members or names (any case)."""
+    if status is None:
+        return None
+    items = [status] if isinstance(status, (str, RunStatus)) else status
+    if not isinstance(items, Sequence) or not all(isinstance(s, str) for s in items):
+        refuse(call, "status", f"must be a RunStatus, its name, or a list of them; got {status!r}")
+    try:
+        return [RunStatus(s.upper()) for s in items]
+    except ValueError:
+        valid = ", ".join(s.value for s in RunStatus)
+        refuse(call, "status", f"{status!r} holds an unknown run status; use one of {valid}")

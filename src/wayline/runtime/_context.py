@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
 from datetime import datetime
 from typing import Any, NoReturn, ParamSpec, TypeVar, overload
 
@@ -25,7 +25,9 @@ from ._commands import (
     WaitUpdate,
 )
 from ._definitions import as_activity
+from ._event_wait import wait as wait_event
 from ._metadata import RunMetadata
+from ._triggers import Event
 from ._update import Update
 
 P = ParamSpec("P")
@@ -52,6 +54,8 @@ class RunContext:
 
     __slots__ = (
         "_clock",
+        "_events",
+        "_events_taken",
         "_patched",
         "metadata",
         "run_id",
@@ -76,6 +80,10 @@ class RunContext:
         self.saved_state: Any = None  # a state machine's own checkpointed state
         #: Answers `patched` from the run's state (bound when the run is restored).
         self._patched: Callable[[str], bool] | None = None
+        #: The store's events table (bound when the run is loaded), and the seqs of the
+        #: events this run's waits took (rebuilt as the body replays).
+        self._events: Any = None
+        self._events_taken: list[int] = []
 
     def now(self) -> float:
         """The runtime clock's time (epoch seconds); virtual under a `VirtualClock`."""
@@ -160,6 +168,48 @@ class RunContext:
             raise ValueError("ctx.wait_signal timeout must be >= 0 seconds (or None to wait forever)")
         command = WaitSignal(name, timeout)
         return command if type is None else Decoded(command, type, self.run_id)
+
+    async def wait_for_event(
+        self,
+        name: str,
+        *,
+        match: Mapping[str, Any] | None = None,
+        timeout: float | None = None,  # noqa: ASYNC109 - a durable deadline, not asyncio's
+    ) -> Event:
+        """Wait for an event ``name`` (sent with ``rt.send_event``) whose data holds every
+        value of ``match`` at its path (``{"order_id": oid}``, dotted paths for nested keys);
+        returns the `Event`.
+
+        It sees every matching event accepted since this run was created, including those
+        sent before the wait began: nothing is lost between the run's start and its wait.
+        Each event answers one wait of the run; a second wait gets the next matching event.
+        The wait is indexed by name and match values, so a run that left memory is woken
+        without loading every waiting run. Journaled: after a restart it returns the same
+        event. With ``timeout`` (seconds, a durable deadline) it raises `EventTimeoutError`,
+        which the workflow may catch.
+        """
+        call = "ctx.wait_for_event"
+        check.name(call, "name", name)
+        check.number(call, "timeout", timeout)
+        if timeout is not None and timeout < 0:
+            check.refuse(call, "timeout", f"must be >= 0 seconds (or None to wait forever), got {timeout!r}")
+        if match is not None and not isinstance(match, Mapping):
+            check.refuse(call, "match", f"must be a dict of path to value, got {match!r}")
+        for path, value in (match or {}).items():
+            if not isinstance(path, str) or not path:
+                check.refuse(call, "match", f"keys are paths into the event's data (strings), got {path!r}")
+            if not isinstance(value, (str, int, float, bool)) and value is not None:
+                check.refuse(call, "match", f"values are str, int, float, bool or None; {path!r} is {value!r}")
+        return await wait_event(
+            self._events,
+            self._clock.time,
+            run_id=self.run_id,
+            since=self.started_at,
+            taken=self._events_taken,
+            name=name,
+            match=match or {},
+            timeout=timeout,
+        )
 
     async def wait_for_callback(
         self,

@@ -17,9 +17,11 @@ from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
 from .._errors import ScheduleSpecError
 from . import _checks as check
+from ._flow_spec import Concurrency, FlowSpec, RateLimit, Singleton, check_key_function
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
+from ._triggers import EventTrigger, check_triggers
 from ._vars import VarsSchema
 
 P = ParamSpec("P")
@@ -228,6 +230,13 @@ class WorkflowDef(Generic[I, R]):
         vars: Any = None,
         retention: float | timedelta | None = None,
         validators: Mapping[str, Callable[[Any], Any]] | None = None,
+        triggers: Sequence[EventTrigger] | None = None,
+        concurrency: Concurrency | None = None,
+        priority: Callable[[Any], int] | None = None,
+        singleton: Singleton | None = None,
+        idempotency_key: Callable[[Any], Any] | None = None,
+        on_failure: WorkflowDef[Any, Any] | None = None,
+        rate_limit: RateLimit | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -248,6 +257,18 @@ class WorkflowDef(Generic[I, R]):
         #: runtime's ``retention=``, which by default keeps runs forever).
         self.retention = retention_seconds(retention, f"workflow {name!r} retention")
         self.validators = _check_validators(name, validators or {})
+        #: The events that start its runs (``triggers=[on_event(...)]``).
+        self.triggers = check_triggers(f"@workflow {name!r}", triggers)
+        #: Its flow control (``concurrency=``, ``priority=``), None without.
+        controlled = any(x is not None for x in (concurrency, priority, singleton, rate_limit))
+        self.flow = FlowSpec(name, concurrency, priority, singleton, rate_limit) if controlled else None
+        check_key_function(name, "idempotency_key", idempotency_key)
+        #: Gives a run started without a run id (or by an event) the id ``<name>@key:<key>``.
+        self.idempotency_key = idempotency_key
+        if on_failure is not None and not isinstance(on_failure, WorkflowDef):
+            raise TypeError(f"workflow {name!r}: on_failure= takes a @workflow, got {on_failure!r}")
+        #: Started when a run of this workflow fails for good (register it too).
+        self.on_failure = on_failure
         self.takes_input = len(params) == 2
         self.input_type: Any = _hint(fn, params[1].name) if self.takes_input else Any
         self.__wrapped__ = fn
@@ -367,6 +388,13 @@ def workflow(
     vars: Any = None,
     retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
+    triggers: Sequence[EventTrigger] | None = None,
+    concurrency: Concurrency | None = None,
+    priority: Callable[[Any], int] | None = None,
+    singleton: Singleton | None = None,
+    idempotency_key: Callable[[Any], Any] | None = None,
+    on_failure: WorkflowDef[Any, Any] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -378,6 +406,13 @@ def workflow(
     vars: Any = None,
     retention: float | timedelta | None = None,
     validators: Mapping[str, Callable[[Any], Any]] | None = None,
+    triggers: Sequence[EventTrigger] | None = None,
+    concurrency: Concurrency | None = None,
+    priority: Callable[[Any], int] | None = None,
+    singleton: Singleton | None = None,
+    idempotency_key: Callable[[Any], Any] | None = None,
+    on_failure: WorkflowDef[Any, Any] | None = None,
+    rate_limit: RateLimit | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -399,6 +434,19 @@ def workflow(
     ``validators`` maps an update name to a plain function of the update's payload that
     raises to refuse it: ``rt.update`` calls it before anything is written, and a refusal
     raises `UpdateRejectedError` to the caller with the run untouched.
+
+    ``triggers`` (``[on_event("order/created", where=...)]``) start a run for each matching
+    event ``rt.send_event`` accepts, with the `Event` as its input (see `on_event`).
+
+    ``concurrency`` (`Concurrency`) caps the runs executing at once, per key: the others are
+    QUEUED durably and start as slots free, highest ``priority`` first (a plain function of
+    the input, or the `Event`, returning an int in -100..100), then oldest first.
+    ``singleton`` (`Singleton`) allows one run per key at a time. ``idempotency_key`` (a plain
+    function of the input or `Event`) makes a run started without a run id, or by an event,
+    ``"<name>@key:<key>"``: one run per key while it is kept. ``on_failure`` (another
+    registered workflow) is started, as ``"<handler>@failure:<run id>"`` with ``{"run_id",
+    "workflow", "error", "cause", "input"}``, when a run fails for good. ``rate_limit``
+    (`RateLimit`) drops starts beyond a number per period and key (`RateLimitedError`).
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
@@ -410,6 +458,13 @@ def workflow(
             vars=vars,
             retention=retention,
             validators=validators,
+            triggers=triggers,
+            concurrency=concurrency,
+            priority=priority,
+            singleton=singleton,
+            idempotency_key=idempotency_key,
+            on_failure=on_failure,
+            rate_limit=rate_limit,
         )
 
     return wrap(fn) if fn is not None else wrap

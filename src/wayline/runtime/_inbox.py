@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from .._errors import (
@@ -217,11 +218,12 @@ class Inbox:
             return ended[2:].replace("its run", "the token's run", 1)
         return f"run {run_id!r} is not waiting on this token (it was never issued, or it was already used)"
 
-    async def poll(self, interval: float) -> None:
+    async def poll(self, interval: float, also: Callable[[], Awaitable[None]] | None = None) -> None:
         """Deliver the messages other processes (the CLI, other replicas) commit to the inbox.
 
         Messages sent through this runtime are found here too; a run applies each message
-        once, so both ways are safe.
+        once, so both ways are safe. ``also`` runs on every beat, after the messages (the
+        events a crash or another process left undispatched): one task, one rhythm.
         """
         store = self._store
         last = 0
@@ -252,4 +254,9 @@ class Inbox:
                         type(exc).__name__,
                         exc,
                     )
+            if also is not None:
+                try:
+                    await also()
+                except Exception:
+                    log.exception("a periodic inbox task failed; it runs again on the next beat")
             await asyncio.sleep(interval)

@@ -17,6 +17,7 @@ from opentelemetry.trace import TracerProvider
 from .._errors import InvalidArgumentError
 from ..actors import Clock, Supervisor, SupervisorSpec, SystemClock
 from ..persistence import (
+    DEDUP_WINDOW,
     KeyRing,
     MemoryStore,
     PayloadLimits,
@@ -51,6 +52,7 @@ async def open_runtime(
     encryption_key: bytes | str | None = None,
     encryption_keys: Mapping[str, bytes | str] | Iterable[bytes | str] | None = None,
     encrypt_payloads: bool = False,
+    event_dedup_window: float = DEDUP_WINDOW,
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), a PostgreSQL URL, ``":memory:"`` or a `Store`.
 
@@ -102,6 +104,8 @@ async def open_runtime(
         encrypt_payloads: encrypt every stored input, output, variable, step result and
             message payload, not only Secrets (like Temporal's payload codec); needs a key.
             Run metadata and tags stay readable: they are the search index.
+        event_dedup_window: seconds an event id is remembered: ``rt.send_event`` with an id
+            seen within it stores and starts nothing (24 hours by default).
     """
     workflows = list(workflows)
     if isinstance(activity_threads, bool) or not isinstance(activity_threads, int) or activity_threads < 1:
@@ -159,6 +163,7 @@ async def open_runtime(
                 tracer_provider=tracer_provider,
                 meter_provider=meter_provider,
                 retention=retention,
+                event_dedup_window=event_dedup_window,
             )
             # Idle: no store write in flight and no sync activity at work in a thread.
             threads = rt._threads

@@ -30,8 +30,11 @@ from ..persistence import (
     UNFINISHED,
     WAIT_FOR_STORE,
     AnyEvent,
+    CancelMessage,
     ChildDone,
+    Custom,
     ErrorInfo,
+    RunCancelled,
     RunFailed,
     RunRecord,
     RunStarted,
@@ -40,7 +43,8 @@ from ..persistence import (
     Store,
     UpdateAnswered,
 )
-from . import _inbox as inbox
+from . import _failure as failure, _inbox as inbox
+from ._flow import GROUP_KEY as FLOW_GROUP, Flow
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
 from ._statistics import RuntimeStatistics
@@ -115,6 +119,16 @@ class Runs:
         self.updates = UpdateWaiters()
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
+        #: Concurrency limits: the queues of QUEUED runs and the slots of running ones.
+        self.flow = Flow(
+            store,
+            self.start_admitted,
+            owner=owner,
+            specs=self._spec_of,
+            clock=self.clock.time,
+            end_queued=self.end_queued,
+            cancel=self._cancel_quietly,
+        )
 
     # --- the table -------------------------------------------------------------------------
 
@@ -143,6 +157,10 @@ class Runs:
             passivated=self._passivated,
         )
 
+    def _spec_of(self, workflow: str) -> Any:
+        wf = self._registry.get(workflow)
+        return wf.flow if wf is not None else None
+
     # --- the port: what runs ask -------------------------------------------------------------
 
     def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
@@ -160,6 +178,10 @@ class Runs:
 
         if self.finished_listener is not None:
             self.finished_listener(record)
+        if FLOW_GROUP in record.metadata:
+            self.background(self.flow.finished(record))
+        if record.status is RunStatus.FAILED and getattr(self._registry.get(record.workflow), "on_failure", None):
+            self.background(self.start_failure_handler(record))
 
     def run_passivated(self, run_id: str, wake_at: float | None, seen: frozenset[int]) -> None:
         self._refs.pop(run_id, None)
@@ -269,22 +291,35 @@ class Runs:
         run_id: str,
         metadata: dict[str, Any] | None = None,
         tags: tuple[str, ...] = (),
+        *,
+        subject: Any = None,
     ) -> None:
-        """Create run ``run_id`` of ``wf`` durably and start it; nothing if it exists.
+        """Create run ``run_id`` of ``wf`` durably and start it; nothing if it exists. A
+        workflow with a concurrency limit has it created QUEUED and started as `Flow` admits
+        it (``subject``: what its key and priority functions are given; ``input`` if None).
 
         Raises:
             RunConflictError: ``run_id`` exists as a run of another workflow.
             PayloadError: ``input`` is not storable data.
+            FlowSpecError: the workflow's key or priority function failed for this input.
         """
         if run_id in self._refs:
             return
+        spec = wf.flow if self.flow.enabled else None
+        if spec is not None and spec.rate_limit is not None:  # a run counts once, however often it is started
+            await self.flow.take_rate(spec, input if subject is None else subject, run_id)  # or RateLimitedError
+        if spec is not None and spec.concurrency is None:
+            spec = None  # a rate limit alone: the run starts at once
+        if spec is not None:
+            labels = self.flow.labels(spec, input if subject is None else subject, run_id)
+            metadata = {**(metadata or {}), **labels}
         now = self.clock.time()
         span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
             run_id=run_id,
             workflow=wf.name,
             version=wf.version,
-            status=RunStatus.RUNNING,
+            status=RunStatus.QUEUED if spec is not None else RunStatus.RUNNING,
             input=input,
             created_at=now,
             updated_at=now,
@@ -303,8 +338,26 @@ class Runs:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
             return
-        if run_id not in self._refs:
+        if spec is not None:
+            await self.flow.enqueue(record, spec)
+        elif run_id not in self._refs:
             self.spawn(record, None)
+
+    async def start_admitted(self, run_id: str) -> None:
+        """Start a run `Flow` admitted: a QUEUED one is rewritten RUNNING first."""
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status.finished:
+            await self.flow.finished_id(run_id)
+            return
+        if run_id in self._refs or self.closed:
+            return
+        if rec.status is RunStatus.QUEUED:
+            now = self.clock.time()
+            details = {k: v for k, v in rec.metadata.items() if k.startswith("wayline.flow_")}
+            event = Custom(ts=now, name="RunDequeued", details={**details, "queued_for": now - rec.created_at})
+            rec = await self.rewrite(rec, event, status=RunStatus.RUNNING)
+        if run_id not in self._refs:
+            self.spawn(rec, None)
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         self._took_in.pop(record.run_id, None)  # the new incarnation reads its inbox
@@ -453,9 +506,44 @@ class Runs:
         rec = await self.store.get_run(run_id)
         if rec is None or rec.status.finished or rec.workflow not in self._registry or run_id in self._refs:
             return
+        if rec.status is RunStatus.QUEUED:
+            await self._queued_message(rec)  # it starts when its queue admits it, not now
+            return
         if self._passivated and reason.startswith("woken by") and not recovering:
             self._passivated -= 1
         self.spawn(rec, reason)
+
+    async def _queued_message(self, rec: RunRecord) -> None:
+        """A message came for a QUEUED run: a cancel ends it in its queue; anything else
+        waits in its inbox until it starts."""
+        inbox = await self.store.get_inbox(rec.run_id)
+        cancel = next((m for _, m in inbox if type(m) is CancelMessage), None)
+        if cancel is None or not await self.flow.dequeue(rec.run_id):
+            return  # no cancel, or admitted meanwhile: it applies the cancel when it starts
+        await self.end_queued(rec.run_id, cancel.reason)
+
+    async def end_queued(self, run_id: str, reason: str | None) -> None:
+        """End a QUEUED run (out of its queue already) CANCELLED, never started."""
+        rec = await self.store.get_run(run_id)
+        if rec is None or rec.status is not RunStatus.QUEUED:
+            return
+        now = self.clock.time()
+        ended = await self.rewrite(
+            rec,
+            RunCancelled(ts=now, reason=reason),
+            status=RunStatus.CANCELLED,
+            ended_at=now,
+            error=ErrorInfo("Cancelled", reason),
+        )
+        self.run_finished(ended)
+
+    async def _cancel_quietly(self, run_id: str, reason: str) -> None:
+        with contextlib.suppress(RunAlreadyFinishedError, RunNotFoundError):
+            await self.cancel_run(run_id, reason)
+
+    async def start_failure_handler(self, failed: RunRecord) -> None:
+        """Start the ``on_failure=`` workflow of a run that failed for good (see `_failure`)."""
+        await failure.start_handler(self._registry, self.create, failed)
 
     def _wake_timer_fired(self) -> None:
         self._wake_timer.fired()

@@ -19,9 +19,12 @@ from opentelemetry.trace import TracerProvider
 
 from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
-from ..persistence import AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
-from . import _checks as check, _updates as updates
+from ..persistence import DEDUP_WINDOW, AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
+from . import _checks as check, _failure as failure, _updates as updates
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
+from ._events import Events
+from ._events_api import EventsApi
+from ._flow_spec import idempotent_run_id
 from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
 from ._metadata import check_metadata, check_tags
@@ -42,7 +45,7 @@ T = TypeVar("T")
 I = TypeVar("I")  # noqa: E741 - a workflow's input type
 
 
-class Runtime:
+class Runtime(EventsApi):
     """The embedded engine. Create it with `open_runtime`; all methods are coroutine-safe.
 
     Attributes:
@@ -65,6 +68,7 @@ class Runtime:
         meter_provider: MeterProvider | None = None,
         retention: float | timedelta | None = None,
         retention_interval: float = DEFAULT_INTERVAL,
+        event_dedup_window: float = DEDUP_WINDOW,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -85,6 +89,7 @@ class Runtime:
             threads=self._threads,
         )
         self._inbox = Inbox(store, clock, self._runs)
+        self._events = Events(store, clock, self._registry, self._runs, dedup_window=event_dedup_window, owner=owner)
         self._poller: asyncio.Future[None] | None = None
         # Only an owner fires schedules; a client (the CLI) changes them and the owner sees it.
         table = getattr(store, "schedules", None)
@@ -95,6 +100,7 @@ class Runtime:
         keep = plan(self._registry.newest(), retention_seconds(retention, "open_runtime retention"))
         self._retention = Retention(store, clock, keep, retention_interval) if owner and keep else None
         self._purger: asyncio.Future[None] | None = None
+        self._flow_recovered = False
 
     # --- life (open_runtime) ---------------------------------------------------------------
 
@@ -105,11 +111,34 @@ class Runtime:
         if recover:
             await self._runs.recover()
         if inbox_poll_interval is not None:
-            self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval))
+            # The rest of the recovery is the poller's first beat, so that opening returns as
+            # soon as the runs are back (as before there were queues and events to look at).
+            also = self._beat if recover else None
+            self._poller = asyncio.ensure_future(self._inbox.poll(inbox_poll_interval, also=also))
+        elif recover:
+            await self._recover_flow()
         if self._scheduler is not None:
             self._scheduler.start(inbox_poll_interval)
         if self._retention is not None:
             self._purger = asyncio.ensure_future(self._retention.run())
+
+    async def _recover_flow(self) -> None:
+        """What recovery does beyond the runs: the slots of runs that were executing are held
+        again and queued runs admitted, the on_failure runs a crash kept from starting start,
+        and events a crash left undispatched start their runs and wake their waiters."""
+        await self._runs.flow.recover()
+        await failure.recover_handlers(self.store, self._registry, self._runs.create, self.clock.time())
+        await self._events.poll_once()
+        self._flow_recovered = True
+
+    async def _beat(self) -> None:
+        """On each beat of the inbox poller: the end of recovery first, then the runs queued
+        and the events sent by other processes."""
+        if not self._flow_recovered:
+            await self._recover_flow()
+            return
+        await self._runs.flow.poll_once()
+        await self._events.poll_once()
 
     async def _close(self) -> None:
         self._telemetry.close()
@@ -202,6 +231,8 @@ class Runtime:
         check.name("rt.start", "run_id", run_id, optional=True)
         check.name("rt.start", "version", version, optional=True)
         target = self._registry.resolve(workflow, version=version)
+        if run_id is None and isinstance(target, WorkflowDef) and target.idempotency_key is not None:
+            run_id = idempotent_run_id(target.name, target.idempotency_key, input)
         run_id = run_id or uuid.uuid4().hex
         labels = check_metadata(metadata, run_id=run_id)
         labelled = check_tags(tags, run_id=run_id)
@@ -353,6 +384,8 @@ class Runtime:
             running = tuple(StepAttemptInfo(e.step, e.index, e.attempt, e.ts) for e in live.in_flight())
             return dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
         info = RunInfo.from_record(rec)
+        if rec.status is RunStatus.QUEUED and (why := await self._runs.flow.why(run_id)) is not None:
+            info = dataclasses.replace(info, waiting_for=(why,))
         return dataclasses.replace(info, store_health=self.store.health())
 
     async def list_runs(
@@ -392,7 +425,7 @@ class Runtime:
         check.number(call, "since", since)
         check.flag(call, "newest_first", newest_first)
         check.count(call, "limit", limit)
-        statuses = _statuses(call, status)
+        statuses = check.statuses(call, status)
         records = await self.store.list_runs(
             statuses=statuses,
             workflow=workflow,
@@ -434,7 +467,7 @@ class Runtime:
             cutoff = before.timestamp()
         else:
             cutoff = float(before)
-        statuses = _statuses("rt.purge", status)
+        statuses = check.statuses("rt.purge", status)
         return await purge(self.store, before=cutoff, statuses=statuses, workflow=workflow, dry_run=dry_run)
 
     async def history(self, run_id: str, *, running: bool = False) -> AsyncIterator[AnyEvent]:
@@ -592,16 +625,3 @@ class Runtime:
         """
         check.token("rt.heartbeat", token)
         await self._inbox.heartbeat(token)
-
-
-def _statuses(call: str, status: RunStatus | str | Sequence[RunStatus | str] | None) -> list[RunStatus] | None:
-    if status is None:
-        return None
-    items = [status] if isinstance(status, (str, RunStatus)) else status
-    if not isinstance(items, Sequence) or not all(isinstance(s, str) for s in items):
-        check.refuse(call, "status", f"must be a RunStatus, its name, or a list of them; got {status!r}")
-    try:
-        return [RunStatus(s.upper()) for s in items]
-    except ValueError:
-        valid = ", ".join(s.value for s in RunStatus)
-        check.refuse(call, "status", f"{status!r} holds an unknown run status; use one of {valid}")

@@ -19,6 +19,8 @@ from .._errors import (
     WorkflowNotFoundError,
 )
 from ._definitions import WorkflowDef
+from ._flow_spec import FlowSpec
+from ._triggers import check_triggers
 from ._versions import StateMachineAlias, newest, version_key
 from .asl import ResourceError, StateMachine
 
@@ -39,6 +41,10 @@ class AslWorkflow:
         self.version = machine.version
         # Whether its runs can wait on child runs, which a cancel of the run must cancel too.
         self.waits_on_children = machine.waits_on_children
+        self.triggers = check_triggers(f"StateMachine {machine.name!r}", machine.triggers)
+        self.flow: FlowSpec | None = None  # state machines take no flow control (yet)
+        self.idempotency_key = None
+        self.on_failure = None
 
     def __repr__(self) -> str:
         return f"<state machine {self.name!r} v{self.version}>"

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import inspect
 import json
-from collections.abc import Awaitable, Callable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Iterator, Mapping, Sequence
 from typing import Any, Literal
 
 import anyio
@@ -40,6 +40,8 @@ class StateMachine:
         expression_budget: Limits on each evaluation of a JSONata expression (time,
             nesting depth, size of the values it builds); see :class:`ExpressionBudget`.
             By default its ``max_length`` is at least four times ``max_payload_bytes``.
+        triggers: ``[on_event(name, where=...)]``: each matching event ``rt.send_event``
+            accepts starts a run, with the event (as a dict) as its input.
 
     Raises:
         AslDefinitionError: The definition is invalid; ``problems`` lists each problem with
@@ -57,6 +59,7 @@ class StateMachine:
         mode: Literal["standard", "express"] = "standard",
         max_payload_bytes: int = 262144,
         expression_budget: ExpressionBudget | None = None,
+        triggers: Sequence[Any] | None = None,
     ) -> None:
         if isinstance(definition, str):
             try:
@@ -85,6 +88,8 @@ class StateMachine:
             expression_budget = ExpressionBudget(max_length=max(DEFAULT_MAX_LENGTH, 4 * max_payload_bytes))
         self.expression_budget: ExpressionBudget = expression_budget
         self._items: dict[str, StateMachine] = {}
+        # ``[on_event(...)]``: events that start its runs (checked when a runtime registers it).
+        self.triggers: tuple[Any, ...] = tuple(triggers or ())
 
     def publish(self, version: str) -> StateMachine:
         """This machine as a published version: the same name, definition, resources and
@@ -101,6 +106,7 @@ class StateMachine:
             mode=self.mode,
             max_payload_bytes=self.max_payload_bytes,
             expression_budget=self.expression_budget,
+            triggers=self.triggers,
         )
 
     @property

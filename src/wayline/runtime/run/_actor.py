@@ -165,6 +165,7 @@ class RunActor(Actor[RunMessage]):
         clock = port.clock
         ctx = RunContext(self.run_id, record.workflow, record.version, clock)
         ctx.started_at = record.created_at
+        ctx._events = getattr(store, "events", None)
         ctx.saved_state = record.state
         ctx.metadata = RunMetadata(replayed_metadata(record, history), self.run_id)
         ctx.tags = record.tags

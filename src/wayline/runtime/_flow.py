@@ -1,0 +1,198 @@
+"""`Flow`: the runs a concurrency limit holds back, and when they start.
+
+A run of a workflow with ``concurrency=`` is created QUEUED, put in its key's queue in the
+store, and admitted at once if a slot is free (`FlowStore.admit`: the count of slots and the
+move to a slot are one transaction). An admitted run is rewritten RUNNING (a ``RunDequeued``
+history event says when and for which key) and started. A run gives its slot back when it
+ends, and the head of its queue is admitted then.
+
+Recovery (every path that recovers runs: `Runtime._open`, and each beat of the inbox
+poller): a slot whose run ended is given back; a slot whose run is still QUEUED (admitted,
+then a crash before its rewrite) starts it; a QUEUED run missing from the queue (a crash
+between its creation and its enqueue) is queued again; and every queue is offered its free
+slots. Runs that were executing hold their slots across a restart, so the limit holds then too.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from .._errors import RateLimitedError, StoreError
+from ..persistence import FlowStore, QueuedRun, RunRecord, RunStatus, Store
+from ._flow_spec import FlowSpec
+
+log = logging.getLogger("wayline.flow")
+
+#: Metadata keys of a run under flow control: its group and key (``wayline.`` keys are the
+#: runtime's own; describe shows them).
+GROUP_KEY = "wayline.flow_group"
+KEY_KEY = "wayline.flow_key"
+PRIORITY_KEY = "wayline.priority"
+
+
+class Flow:
+    """Flow control for the runs of one runtime.
+
+    Args:
+        store: the store (its ``flow`` table holds the queues and slots).
+        start: starts an admitted run (rewrites it RUNNING if it is QUEUED, and spawns it);
+            given by `Runs`.
+        owner: a client (recover=False) queues runs but leaves admission to the owner.
+    """
+
+    def __init__(
+        self,
+        store: Store,
+        start: Callable[[str], Awaitable[None]],
+        *,
+        owner: bool,
+        specs: Callable[[str], Any],
+        clock: Callable[[], float] = lambda: 0.0,
+        end_queued: Callable[[str, str], Awaitable[None]] | None = None,
+        cancel: Callable[[str, str], Awaitable[None]] | None = None,
+    ) -> None:
+        table: FlowStore | None = getattr(store, "flow", None)
+        self._table = table
+        self._store = store
+        self._start = start
+        self._owner = owner
+        self._specs = specs  # workflow name -> its FlowSpec (or None)
+        self._clock = clock
+        self._end_queued = end_queued  # ends a QUEUED run CANCELLED, with a reason (Singleton "skip")
+        self._cancel = cancel  # cancels a run (Singleton "cancel")
+
+    @property
+    def enabled(self) -> bool:
+        return self._table is not None
+
+    def labels(self, spec: FlowSpec, subject: Any, run_id: str) -> dict[str, Any]:
+        """The metadata a run under ``spec`` is created with (raises `FlowSpecError`)."""
+        group, key, priority, _ = spec.labels(subject, run_id)
+        return {GROUP_KEY: group, KEY_KEY: key, PRIORITY_KEY: priority}
+
+    async def take_rate(self, spec: FlowSpec, subject: Any, run_id: str) -> None:
+        """Count a start against the workflow's `RateLimit`.
+
+        Raises:
+            RateLimitedError: the limit is reached for the run's key (nothing was stored).
+        """
+        assert self._table is not None and spec.rate_limit is not None
+        limit = spec.rate_limit
+        key = spec.key_of(limit.key, subject, run_id, "RateLimit key")
+        wait = await self._table.take_rate(spec.workflow, key, limit.limit, limit.period, self._clock(), run_id)
+        if wait is not None:
+            raise RateLimitedError(spec.workflow, key, wait, run_id)
+
+    async def enqueue(self, record: RunRecord, spec: FlowSpec) -> None:
+        """Queue a QUEUED run just created, then admit its key's queue."""
+        assert self._table is not None
+        entry = _entry(record, spec)
+        await self._table.enqueue(entry)
+        if not self._owner:
+            return
+        admitted = await self.admit(entry.group, entry.key)
+        if spec.singleton is not None and record.run_id not in admitted:
+            await self._single(record.run_id, entry, spec.singleton.mode)
+
+    async def _single(self, run_id: str, entry: QueuedRun, mode: str) -> None:
+        """A singleton's key is held: skip the new run, or cancel the holder for it."""
+        assert self._table is not None
+        holders = [h for h in await self._table.holders(entry.group, entry.key) if h != run_id]
+        held = f"singleton key {entry.key!r} is held by run {holders[0]!r}" if holders else "its singleton key is held"
+        if mode == "skip":
+            if await self.dequeue(run_id) and self._end_queued is not None:
+                await self._end_queued(run_id, f"skipped: {held}")
+            return
+        for holder in holders:
+            if self._cancel is not None:
+                await self._cancel(holder, f"replaced by run {run_id!r} (singleton key {entry.key!r})")
+
+    async def admit(self, group: str, key: str) -> list[str]:
+        """Start the runs the free slots of ``group``/``key`` admit; their ids."""
+        assert self._table is not None
+        admitted = await self._table.admit(group, key)
+        for run_id in admitted:
+            await self._start(run_id)
+        return admitted
+
+    async def finished_id(self, run_id: str) -> None:
+        """A run admitted or queued is gone or ended: give its slot back, admit the next."""
+        if self._table is not None:
+            freed = await self._table.release(run_id)
+            if freed is not None and self._owner:
+                await self.admit(*freed)
+
+    async def finished(self, record: RunRecord) -> None:
+        """A run ended: give its slot back (or take it out of its queue) and admit the next."""
+        if self._table is None or GROUP_KEY not in record.metadata:
+            return
+        try:
+            freed = await self._table.release(record.run_id)
+            if freed is not None and self._owner:
+                await self.admit(*freed)
+        except StoreError as exc:  # the beat (`poll_once`) gives it back later
+            log.warning("the slot of run %s could not be given back yet (%s)", record.run_id, exc)
+
+    async def recover(self) -> None:
+        """Reconcile the slots and queues with the runs, then offer every queue its free
+        slots (at open, after the runs are recovered)."""
+        await self.poll_once(full=True)
+
+    async def poll_once(self, *, full: bool = False) -> None:
+        """Offer every queue its free slots (each beat of the inbox poller: runs a client
+        queued); ``full`` first reconciles the slots and queues with the runs."""
+        table = self._table
+        if table is None or not self._owner:
+            return
+        try:
+            if full:
+                await self._reconcile(table)
+            for group, key in await table.queues():
+                await self.admit(group, key)
+        except StoreError as exc:
+            log.warning("flow control could not look at its queues (%s); trying again later", exc)
+
+    async def _reconcile(self, table: FlowStore) -> None:
+        for slot in await table.slots():
+            rec = await self._store.get_run(slot.run_id)
+            if rec is None or rec.status.finished:
+                await table.release(slot.run_id)
+            elif rec.status is RunStatus.QUEUED:
+                await self._start(slot.run_id)  # admitted, then a crash before it started
+        for rec in await self._store.list_runs(statuses=[RunStatus.QUEUED]):
+            spec = self._specs(rec.workflow)
+            if spec is not None and spec.concurrency is not None and GROUP_KEY in rec.metadata:
+                await table.enqueue(_entry(rec, spec))  # a no-op for a run queued or in a slot
+
+    async def dequeue(self, run_id: str) -> bool:
+        """Take a QUEUED run out of its queue (it is cancelled before it started); whether
+        it was there."""
+        return self._table is not None and await self._table.release(run_id) is not None
+
+    async def why(self, run_id: str) -> str | None:
+        """Why a QUEUED run waits, for ``describe``."""
+        if self._table is None:
+            return None
+        pos = await self._table.position(run_id)
+        if pos is None:
+            return "a slot: admitted, starting"
+        e = pos.entry
+        key = f" for key {e.key!r}" if e.key else ""
+        return (
+            f"a slot: concurrency limit {e.limit}{key} reached ({pos.running} running, {pos.ahead} queued ahead, "
+            f"priority {e.priority})"
+        )
+
+
+def _entry(record: RunRecord, spec: FlowSpec) -> QueuedRun:
+    assert spec.concurrency is not None
+    meta = record.metadata
+    return QueuedRun(
+        run_id=record.run_id,
+        group=meta[GROUP_KEY],
+        key=meta[KEY_KEY],
+        priority=meta[PRIORITY_KEY],
+        limit=spec.concurrency.limit,
+    )

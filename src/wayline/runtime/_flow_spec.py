@@ -1,0 +1,215 @@
+"""`Concurrency`, and the ``priority=`` of a workflow: flow control as declared.
+
+Below the definitions (``@workflow(concurrency=..., priority=...)``): what a spec is, and
+the labels it gives one run (its group, key and priority), computed from the run's input
+(or, for a run an event started, the `Event`).
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any, Literal
+
+from .._errors import FlowSpecError
+
+#: Priorities are ints in this range (higher starts first); outside it is an error, so that
+#: one workflow cannot starve every other by returning a huge number.
+MIN_PRIORITY = -100
+MAX_PRIORITY = 100
+
+#: The group of ``scope="key"`` limits: every workflow using one key shares its slots.
+SHARED = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class Concurrency:
+    """At most ``limit`` runs of the workflow execute at once per key, across every worker
+    on the database; the others wait QUEUED (durably) and start in priority, then arrival
+    order, as slots free.
+
+    Attributes:
+        limit: runs at once per key (>= 1).
+        key: a plain function of the run's input (for a run started by an event, the
+            `Event`) whose result (made a string) is the key; None: one key for all runs.
+        scope: ``"workflow"``: the limit counts this workflow's runs; ``"key"``: the runs of
+            every workflow with a ``scope="key"`` limit and the same key share the slots.
+        count_waiting: a run keeps its slot while it waits (sleeps, waits for a signal or an
+            event). Only True is built: giving the slot back while waiting is refused.
+    """
+
+    limit: int
+    key: Callable[[Any], Any] | None = None
+    scope: Literal["workflow", "key"] = "workflow"
+    count_waiting: bool = True
+
+    def check(self, workflow: str) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise FlowSpecError(workflow, f"Concurrency limit must be an int >= 1, got {self.limit!r}")
+        if self.key is not None and (not callable(self.key) or inspect.iscoroutinefunction(self.key)):
+            raise FlowSpecError(workflow, f"Concurrency key must be a plain function of the input, got {self.key!r}")
+        if self.scope not in ("workflow", "key"):
+            raise FlowSpecError(workflow, f"Concurrency scope must be 'workflow' or 'key', got {self.scope!r}")
+        if self.count_waiting is not True:
+            raise FlowSpecError(
+                workflow,
+                "Concurrency(count_waiting=False) is not supported: a waiting run keeps its slot. Keep the "
+                "default, or split the waiting part into a child workflow without the limit",
+            )
+
+
+@dataclass(frozen=True, slots=True)
+class Singleton:
+    """One run per key at a time.
+
+    Attributes:
+        key: a plain function of the run's input (for a run started by an event, the
+            `Event`); None: one run of the workflow at a time.
+        mode: what a new run does while another of its key goes on: ``"skip"``: it ends
+            CANCELLED at once, never started (its error says which run held the key);
+            ``"cancel"``: the run going on is cancelled, and the new one starts once it ended.
+    """
+
+    key: Callable[[Any], Any] | None = None
+    mode: Literal["skip", "cancel"] = "skip"
+
+    def check(self, workflow: str) -> None:
+        if self.key is not None and (not callable(self.key) or inspect.iscoroutinefunction(self.key)):
+            raise FlowSpecError(workflow, f"Singleton key must be a plain function of the input, got {self.key!r}")
+        if self.mode not in ("skip", "cancel"):
+            raise FlowSpecError(workflow, f"Singleton mode must be 'skip' or 'cancel', got {self.mode!r}")
+
+
+@dataclass(frozen=True, slots=True)
+class RateLimit:
+    """At most ``limit`` runs start per ``period`` seconds per key (a sliding window); a start
+    beyond it is dropped, and the caller learns it: ``rt.start`` raises `RateLimitedError`,
+    and ``rt.send_event`` lists the workflow in ``EventSent.rate_limited``.
+
+    Attributes:
+        limit: starts per period (>= 1); ``period``: seconds (> 0).
+        key: a plain function of the input (or the `Event`); None: one key for all runs.
+    """
+
+    limit: int
+    period: float
+    key: Callable[[Any], Any] | None = None
+
+    def check(self, workflow: str) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise FlowSpecError(workflow, f"RateLimit limit must be an int >= 1, got {self.limit!r}")
+        if isinstance(self.period, bool) or not isinstance(self.period, (int, float)) or not self.period > 0:
+            raise FlowSpecError(workflow, f"RateLimit period must be seconds > 0, got {self.period!r}")
+        check_key_function(workflow, "RateLimit key", self.key)
+
+
+class FlowSpec:
+    """A workflow's flow control, checked: what `labels` gives each run."""
+
+    __slots__ = ("concurrency", "priority", "rate_limit", "singleton", "workflow")
+
+    def __init__(
+        self,
+        workflow: str,
+        concurrency: Concurrency | None,
+        priority: Callable[[Any], Any] | None,
+        singleton: Singleton | None = None,
+        rate_limit: RateLimit | None = None,
+    ) -> None:
+        if rate_limit is not None:
+            if not isinstance(rate_limit, RateLimit):
+                raise FlowSpecError(
+                    workflow, f"rate_limit= takes RateLimit(limit, period, key=...), got {rate_limit!r}"
+                )
+            rate_limit.check(workflow)
+        if singleton is not None:
+            if not isinstance(singleton, Singleton):
+                raise FlowSpecError(workflow, f"singleton= takes Singleton(key=..., mode=...), got {singleton!r}")
+            singleton.check(workflow)
+            if concurrency is not None:
+                raise FlowSpecError(
+                    workflow, "declare concurrency= or singleton=, not both (a singleton is a limit of one per key)"
+                )
+            concurrency = Concurrency(1, key=singleton.key)
+        if concurrency is not None:
+            if not isinstance(concurrency, Concurrency):
+                raise FlowSpecError(workflow, f"concurrency= takes Concurrency(limit, key=...), got {concurrency!r}")
+            concurrency.check(workflow)
+        if priority is not None and (not callable(priority) or inspect.iscoroutinefunction(priority)):
+            raise FlowSpecError(workflow, f"priority= must be a plain function of the input, got {priority!r}")
+        if priority is not None and concurrency is None:
+            raise FlowSpecError(
+                workflow, "priority= orders runs queued by a limit; declare concurrency=Concurrency(...) too"
+            )
+        self.workflow = workflow
+        self.concurrency = concurrency
+        self.priority = priority
+        self.singleton = singleton
+        self.rate_limit = rate_limit
+
+    def key_of(self, fn: Callable[[Any], Any] | None, subject: Any, run_id: str, what: str) -> str:
+        """A key function's key for ``subject`` ("" without one); `FlowSpecError` if it raises."""
+        if fn is None:
+            return ""
+        try:
+            return str(fn(subject))
+        except Exception as exc:
+            raise FlowSpecError(self.workflow, f"its {what} raised {type(exc).__name__}: {exc}", run_id=run_id) from exc
+
+    def labels(self, subject: Any, run_id: str) -> tuple[str, str, int, int]:
+        """(group, key, priority, limit) of a run on ``subject``.
+
+        Raises:
+            FlowSpecError: the key or priority function raised, or the priority is not an int
+                in range.
+        """
+        spec = self.concurrency
+        assert spec is not None
+        group = self.workflow if spec.scope == "workflow" else SHARED
+        key = ""
+        if spec.key is not None:
+            try:
+                key = str(spec.key(subject))
+            except Exception as exc:
+                raise FlowSpecError(
+                    self.workflow, f"its Concurrency key raised {type(exc).__name__}: {exc}", run_id=run_id
+                ) from exc
+        priority = 0
+        if self.priority is not None:
+            try:
+                priority = self.priority(subject)
+            except Exception as exc:
+                raise FlowSpecError(
+                    self.workflow, f"its priority function raised {type(exc).__name__}: {exc}", run_id=run_id
+                ) from exc
+            if isinstance(priority, bool) or not isinstance(priority, int):
+                raise FlowSpecError(self.workflow, f"priority must be an int, got {priority!r}", run_id=run_id)
+            if not MIN_PRIORITY <= priority <= MAX_PRIORITY:
+                raise FlowSpecError(
+                    self.workflow,
+                    f"priority {priority} is out of range: use {MIN_PRIORITY}..{MAX_PRIORITY} (higher starts first)",
+                    run_id=run_id,
+                )
+        return group, key, priority, spec.limit
+
+
+def idempotent_run_id(workflow: str, key: Callable[[Any], Any], subject: Any) -> str:
+    """The run id ``idempotency_key=`` gives a run on ``subject``: one run per key, for as
+    long as the run is kept.
+
+    Raises:
+        FlowSpecError: the key function raised, or returned None or an empty string.
+    """
+    try:
+        value = key(subject)
+    except Exception as exc:
+        raise FlowSpecError(workflow, f"its idempotency_key raised {type(exc).__name__}: {exc}") from exc
+    if value is None or value == "":
+        raise FlowSpecError(workflow, f"its idempotency_key returned {value!r}; return a non-empty str or number")
+    return f"{workflow}@key:{value}"
+
+
+def check_key_function(workflow: str, what: str, fn: Any) -> None:
+    if fn is not None and (not callable(fn) or inspect.iscoroutinefunction(fn)):
+        raise FlowSpecError(workflow, f"{what} must be a plain function of the input, got {fn!r}")

@@ -1,0 +1,37 @@
+"""The command line shows queued runs: `runs list --status QUEUED`, and `runs show` says why
+one waits."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+from wayline import open_runtime
+from wayline.testing import VirtualClock
+
+from .test_concurrency import one_at_a_time
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+async def _queue_two(db: str) -> None:
+    async with open_runtime(db, workflows=[one_at_a_time], clock=VirtualClock()) as rt:
+        for run_id in ("a", "b"):
+            await rt.start(one_at_a_time, {"name": run_id, "p": 0}, run_id=run_id)
+
+
+def test_the_cli_lists_queued_runs_and_says_why_one_waits(tmp_path: Path) -> None:
+    db = str(tmp_path / "q.db")
+    asyncio.run(_queue_two(db))
+    cli = [str(Path(sys.executable).with_name("wayline")), "--db", db]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    listed = subprocess.run(
+        [*cli, "--json", "runs", "list", "--status", "QUEUED"], capture_output=True, text=True, env=env, check=True
+    )
+    assert [r["run_id"] for r in json.loads(listed.stdout)] == ["b"]
+    shown = subprocess.run([*cli, "runs", "show", "b"], capture_output=True, text=True, env=env, check=True)
+    assert "waiting for  a slot: concurrency limit 1 reached (1 running, 0 queued ahead, priority 0)" in shown.stdout
