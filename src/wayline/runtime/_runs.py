@@ -400,6 +400,14 @@ class Runs:
         if run_id not in self._refs:
             self.spawn(rec, None)
 
+    async def go_on(self, record: RunRecord, reason: str) -> None:
+        """Have a run that was just rewritten RUNNING (a redrive) go on: here in a worker; a
+        client tells the workers through the run's inbox."""
+        if self._owner:
+            self.spawn(record, reason)
+        else:
+            await self.store.append_inbox(record.run_id, StartMessage(ts=self.clock.time()))
+
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         self._took_in.pop(record.run_id, None)  # the new incarnation reads its inbox
         child = _RunChild(self, record, reason)
