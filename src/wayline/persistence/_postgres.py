@@ -568,6 +568,10 @@ class PostgresStore:
         """The registered workers, with the runs each owns."""
         return await self._leases.list_workers()
 
+    async def run_owners(self, run_ids: Collection[str]) -> dict[str, str | None]:
+        """The worker that owns each of ``run_ids`` (see `Store.run_owners`)."""
+        return await self._leases.run_owners(run_ids)
+
     async def subscribe(self, listener: Listener) -> Subscription:
         """LISTEN for new inbox messages and new runs on a connection of its own (see `Store`)."""
         self._check_open()

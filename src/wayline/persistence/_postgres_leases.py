@@ -40,6 +40,7 @@ from ._postgres_sql import (
     RELEASE,
     RELEASE_ALL,
     RENEW,
+    RUN_OWNERS,
     UNREGISTER,
 )
 from ._records import RunStatus
@@ -237,6 +238,16 @@ class WorkerLeases:
             )
             for wid, host, pid, started, beat, until, runs in await self._run(go)
         ]
+
+    async def run_owners(self, run_ids: Collection[str]) -> dict[str, str | None]:
+        ids = list(run_ids)
+
+        async def go(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(RUN_OWNERS, ids))
+
+        owners: dict[str, str | None] = dict.fromkeys(ids)
+        owners.update((run_id, owner) for run_id, owner in await self._run(go))
+        return owners
 
 
 class PgSubscription:

@@ -201,8 +201,17 @@ WHERE r.run_id = $2 AND r.status IN {_UNFINISHED}
 RETURNING r.fence
 """
 RELEASE = "UPDATE wayline.runs SET owner = NULL WHERE owner = $1 AND run_id = ANY($2::text[])"
-LIST_WORKERS = """
+# A run keeps its owner column once it has finished (nothing more is committed for it): only
+# unfinished runs count as owned.
+LIST_WORKERS = f"""
 SELECT w.id, w.host, w.pid, extract(epoch FROM w.started_at), extract(epoch FROM w.heartbeat_at),
-       extract(epoch FROM w.lease_until), (SELECT count(*) FROM wayline.runs r WHERE r.owner = w.id)
+       extract(epoch FROM w.lease_until),
+       (SELECT count(*) FROM wayline.runs r WHERE r.owner = w.id AND r.status IN {_UNFINISHED})
 FROM wayline.workers w ORDER BY w.started_at, w.id
 """
+#: The owner of each of the given runs that is unfinished and owned (its lease may have lapsed:
+#: the next claim takes it; `LIST_WORKERS` shows whose lease did).
+RUN_OWNERS = (
+    f"SELECT run_id, owner FROM wayline.runs WHERE run_id = ANY($1::text[]) AND owner IS NOT NULL "
+    f"AND status IN {_UNFINISHED}"
+)
