@@ -109,3 +109,48 @@ async def test_store_run_owners(pg_url: str) -> None:
         await create(b, "free")  # b is not registered: a client's run
         owners = await b.run_owners(["mine", "free", "nope"])
         assert owners == {"mine": "a", "free": None, "nope": None}
+
+
+async def test_each_worker_reports_the_unfinished_runs_it_owns_as_a_gauge(pg_url: str) -> None:
+    from opentelemetry.sdk.metrics import MeterProvider
+    from opentelemetry.sdk.metrics.export import InMemoryMetricReader
+
+    from wayline.persistence import PostgresStore
+
+    def owned(reader: InMemoryMetricReader) -> dict[str, int]:
+        data = reader.get_metrics_data()
+        if data is None:  # nothing observed at all
+            return {}
+        return {
+            str(p.attributes["wayline.worker.id"]): int(p.value)
+            for rm in data.resource_metrics
+            for sm in rm.scope_metrics
+            for metric in sm.metrics
+            if metric.name == "wayline.worker.runs_owned"
+            for p in metric.data.data_points
+        }
+
+    readers = [InMemoryMetricReader(), InMemoryMetricReader()]
+    a, b = (PostgresStore(pg_url, meter_provider=MeterProvider(metric_readers=[r])) for r in readers)
+    async with stores(pg_url, 1) as (client,):
+        await a.start()
+        await b.start()
+        try:
+            assert owned(readers[0]) == {}  # not a worker yet: no series
+            await create(client, "c1", "c2", "c3")
+            await a.register_worker("a")
+            await b.register_worker("b")
+            await create(a, "a1")  # a worker owns the runs it creates
+            assert len(await a.claim_runs(2)) == 2
+            [lease] = await b.claim_runs(5)
+            assert (owned(readers[0]), owned(readers[1])) == ({"a": 3}, {"b": 1})
+            await a.checkpoint(finished("a1"), [])  # ended: no longer owned
+            assert owned(readers[0]) == {"a": 2}
+            await b.release_runs([lease.run_id])
+            assert owned(readers[1]) == {"b": 0}
+            # The gauge agrees with what the database says each worker owns.
+            assert {w.worker_id: w.runs for w in await client.list_workers()} == {"a": 2, "b": 0}
+        finally:
+            await a.close()
+            await b.close()
+

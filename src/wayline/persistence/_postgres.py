@@ -47,7 +47,7 @@ from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_se
 from ._events_postgres import PgEvents
 from ._flow_postgres import PgFlow
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
-from ._metrics import CheckpointMetrics, resolve_meter_provider
+from ._metrics import CheckpointMetrics, observe_worker, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
 from ._postgres_leases import PgSubscription, WorkerLeases
 from ._postgres_rotate import pg_rotate
@@ -126,6 +126,8 @@ class PostgresStore:
         metrics = CheckpointMetrics(provider) if provider is not None else None
         self.tag = uuid.uuid4().hex[:12]
         self._leases = WorkerLeases(self._with_connection, self.display_url, self.tag)
+        if provider is not None:
+            observe_worker(provider, self._leases.gauge_reader())
         self._writer = GroupCommit(
             lambda: self._connect("writer"),
             self.display_url,
@@ -359,6 +361,8 @@ class PostgresStore:
         )
         batch.waiters.append((run_id, fence, fut))
         self._writer.queued()
+        if fence is not None:
+            leases.watch_commit(fut, run_id, record.status.finished)
         return fut
 
     def _encode_checkpoint(
