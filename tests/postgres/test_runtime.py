@@ -149,6 +149,6 @@ async def test_a_second_worker_is_refused_and_a_client_is_not(pg_url: str) -> No
         with pytest.raises(DatabaseOwnedByWorkerError):
             async with open_runtime(pg_url, workflows=WORKFLOWS):
                 pass
-        async with open_runtime(pg_url, workflows=WORKFLOWS, recover=False) as client:
+        async with open_runtime(pg_url, workflows=WORKFLOWS, worker=False) as client:
             await client.signal("w", "go", "from a client")  # committed to the inbox, delivered by the worker
         assert await handle.result() == "from a client"
