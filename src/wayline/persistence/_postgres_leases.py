@@ -33,6 +33,7 @@ from ._postgres_sql import (
     CLAIM_RUN,
     CLAIM_RUNS,
     DELETE_DEAD_AT_REGISTER,
+    DELETE_EXPIRED,
     DELETE_WORKER,
     LIST_WORKERS,
     LIVE_WORKERS,
@@ -238,7 +239,9 @@ class WorkerLeases:
             return Lease(run_id, self.held[run_id])
 
         async def go(conn: asyncpg.Connection) -> Any:
-            return await conn.fetchval(CLAIM_RUN, wid, run_id)
+            async with conn.transaction():
+                await conn.execute(DELETE_EXPIRED)
+                return await conn.fetchval(CLAIM_RUN, wid, run_id)
 
         fence = await self._run(go)
         if fence is None:
