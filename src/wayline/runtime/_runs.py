@@ -19,11 +19,14 @@ from typing import Any
 import msgspec
 
 from .._errors import (
+    DatabaseCorruptError,
+    EncryptionKeyError,
     LeaseLostError,
     RunAlreadyFinishedError,
     RunConflictError,
     RunNotFoundError,
     RuntimeClosedError,
+    SecretDecryptError,
     WorkflowNotFoundError,
 )
 from ..actors import ActorRef, Clock, SharedTimers, Supervisor
@@ -118,6 +121,7 @@ class Runs:
         # message to one of them loads it at once (`wake`, from its current record) and takes
         # it off this list, so its wave does not load it a second time from the listed one.
         self._unrecovered: dict[str, RunRecord] = {}
+        self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
         # does. Given to the supervisor because a parked run's next task is started by
@@ -365,9 +369,11 @@ class Runs:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
             return
         if spec is not None:
-            await self.flow.enqueue(record, spec)
             if self.shared and self._owner:
-                await self.store.release_runs([run_id])  # a QUEUED run is held by no worker
+                # A QUEUED run is held by no worker (given up before its queue can admit it):
+                # the worker whose admission takes its slot claims it (`start_admitted`).
+                await self.store.release_runs([run_id])
+            await self.flow.enqueue(record, spec)
         elif not self._owner or run_id in self._refs:
             return
         elif self.shared and self.max_runs is not None and len(self._refs) >= self.max_runs:
@@ -393,6 +399,14 @@ class Runs:
             rec = await self.rewrite(rec, event, status=RunStatus.RUNNING)
         if run_id not in self._refs:
             self.spawn(rec, None)
+
+    async def go_on(self, record: RunRecord, reason: str) -> None:
+        """Have a run that was just rewritten RUNNING (a redrive) go on: here in a worker; a
+        client tells the workers through the run's inbox."""
+        if self._owner:
+            self.spawn(record, reason)
+        else:
+            await self.store.append_inbox(record.run_id, StartMessage(ts=self.clock.time()))
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         self._took_in.pop(record.run_id, None)  # the new incarnation reads its inbox
@@ -605,7 +619,7 @@ class Runs:
         loaded: list[str] = []
         give_back: list[str] = []
         if records is None:
-            records = await asyncio.gather(*(self.store.get_run(run_id) for run_id in run_ids))
+            records = await asyncio.gather(*(self._read_claimed(run_id) for run_id in run_ids))
         for run_id, rec in zip(run_ids, records, strict=True):
             if run_id in self._refs:
                 continue
@@ -625,6 +639,17 @@ class Runs:
         if give_back and not self.closed:
             await self.store.release_runs(give_back)
         return loaded
+
+    async def _read_claimed(self, run_id: str) -> RunRecord | None:
+        """A claimed run's record; None (it is given back) if this worker cannot read it: a
+        damaged snapshot, or a Secret sealed with a key it was not given. Logged once per run."""
+        try:
+            return await self.store.get_run(run_id)
+        except (DatabaseCorruptError, EncryptionKeyError, SecretDecryptError) as exc:
+            if run_id not in self._unreadable:
+                self._unreadable.add(run_id)
+                log.error("%s; this worker leaves the run to others", exc, extra={"run_id": run_id})
+            return None
 
     async def claim_some(self, reason: str, limit: int | None = None) -> int:
         """Claim and load unowned and orphaned runs (of workers whose lease expired), up to
