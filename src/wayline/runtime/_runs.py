@@ -123,6 +123,7 @@ class Runs:
         self._unrecovered: dict[str, RunRecord] = {}
         self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
         self._releasing: dict[str, asyncio.Future[None]] = {}  # passivated runs being given up
+        self._waking: dict[str, asyncio.Future[None]] = {}  # runs being woken (shared database)
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
         # does. Given to the supervisor because a parked run's next task is started by
@@ -580,7 +581,17 @@ class Runs:
         if run_id in self._refs or self.closed or not self._owner:
             return
         if self.shared:
-            await self._wake_shared(run_id, reason)
+            # One at a time per run (a message is often delivered twice: by its sender and by
+            # the poller on its notification): a second wake that gave up a QUEUED run while
+            # the first was ending it would take the run from under the first.
+            while (busy := self._waking.get(run_id)) is not None:
+                await asyncio.shield(busy)
+            done = self._waking[run_id] = asyncio.get_running_loop().create_future()
+            try:
+                await self._wake_shared(run_id, reason)
+            finally:
+                del self._waking[run_id]
+                done.set_result(None)
             return
         # Listed for recovery and not loaded yet: loaded here and now, and taken off the list
         # before anything is awaited, so its wave does not load it again from the listed
