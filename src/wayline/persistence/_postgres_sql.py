@@ -198,8 +198,10 @@ RETURNING r.run_id, r.fence
 # refuses ("ModifyTable should not be called during EvalPlanQual"); CLAIM_RUNS locks its rows
 # with SKIP LOCKED first, so it never re-checks one.
 DELETE_EXPIRED = "DELETE FROM wayline.workers WHERE lease_until < now()"
+# A run this worker owns already keeps its fence: two claims of one run at once by one worker
+# (a message delivered by its sender and by the poller) must both get the lease it commits with.
 CLAIM_RUN = f"""
-UPDATE wayline.runs r SET owner = $1, fence = r.fence + 1
+UPDATE wayline.runs r SET owner = $1, fence = CASE WHEN r.owner = $1 THEN r.fence ELSE r.fence + 1 END
 WHERE r.run_id = $2 AND r.status IN {_UNFINISHED}
   AND (r.owner IS NULL OR r.owner = $1 OR NOT EXISTS (SELECT 1 FROM wayline.workers w WHERE w.id = r.owner))
 RETURNING r.fence
