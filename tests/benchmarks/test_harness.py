@@ -82,15 +82,15 @@ def test_ratios_divide_by_the_baseline_of_the_same_group() -> None:
     assert "skipped: temporalio not installed" in table
 
 
-def test_failover_counts_the_victims_runs_from_the_kill_to_their_first_step_elsewhere() -> None:
+def test_failover_counts_the_victims_runs_from_the_kill_to_their_next_step() -> None:
     victim, survivor = 101, 202
-    results = [
-        [[victim, 0.0], [victim, 1.0], [survivor, 5.0], [survivor, 6.0]],  # moved: resumed 3.0 s after
-        [[victim, 0.5], [survivor, 4.0]],  # moved: 2.0 s
-        [[survivor, 0.5], [survivor, 2.5]],  # the survivor's own: on at once, not a failover
-        [[victim, 0.2], [victim, 0.4]],  # ended before the kill
-    ]
-    moved, after_kill = _resumes(results, victim, killed_at=2.0)
+    results = {
+        "a": [[victim, 0.0], [victim, 1.0], [survivor, 5.0], [survivor, 6.0]],  # the victim's: on 3.0 s after
+        "b": [[survivor, 4.0], [survivor, 4.5]],  # the victim's, no step begun before the kill: 2.0 s
+        "c": [[survivor, 0.5], [survivor, 2.5]],  # the survivor's own: on at once, not a failover
+        "d": [[victim, 0.2], [victim, 0.4]],  # ended before the kill
+    }
+    moved, after_kill = _resumes(results, {"a", "b"}, killed_at=2.0)
     assert sorted(moved) == [2.0, 3.0]
     assert sorted(after_kill) == [0.5, 2.0, 3.0]
 
