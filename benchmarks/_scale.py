@@ -37,7 +37,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 from . import _wayline
-from ._common import Metrics, NotReady, Params
+from ._common import Metrics, NotReady, Params, cpu_seconds
 
 #: How often the client asks the store how many runs have ended.
 POLL_S = 0.01
@@ -198,16 +198,53 @@ async def _until_ended(rt: Any, n: int, timeout_s: float) -> float:
     ended = [s for s in RunStatus if s.finished]
     loop = asyncio.get_running_loop()
     give_up = loop.time() + timeout_s
-    while await rt.store.count_runs(ended) < n:
+    while (done := await rt.store.count_runs(ended)) < n:
         if loop.time() > give_up:
-            raise TimeoutError(f"runs not all ended after {timeout_s:.0f}s")
+            raise TimeoutError(f"{done} of {n} runs ended after {timeout_s:.0f}s")
         await asyncio.sleep(POLL_S)
     return time.perf_counter()
+
+
+class _ServerCpu:
+    """CPU time of the PostgreSQL backends serving one database, from /proc: only where the
+    server runs on this machine (else ``seconds`` is None). Its background processes (WAL
+    writer, checkpointer) serve every database and are left out."""
+
+    def __init__(self, conn: Any) -> None:
+        self._conn = conn
+        self._tick = os.sysconf("SC_CLK_TCK")
+
+    async def seconds(self) -> dict[int, float] | None:
+        pids = [r[0] for r in await self._conn.fetch(_BACKENDS)]
+        found = {pid: t for pid in pids if (t := _proc_cpu(pid, self._tick)) is not None}
+        return found or None
+
+
+def _proc_cpu(pid: int, tick: int) -> float | None:
+    """User + system CPU seconds of process ``pid`` (None: not on this machine, or gone)."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return None
+    return (int(fields[11]) + int(fields[12])) / tick  # utime, stime
+
+
+_BACKENDS = "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND pid <> pg_backend_pid()"
+
+
+def _spent(before: dict[int, float] | None, after: dict[int, float] | None) -> float | None:
+    """CPU seconds the backends alive at both readings spent in between."""
+    if not before or not after:
+        return None
+    return sum(after[pid] - before[pid] for pid in after.keys() & before.keys())
 
 
 async def throughput(params: Params) -> Metrics:
     """``workers`` worker processes run ``n`` runs of ``k`` steps that a client started."""
     import random
+
+    import asyncpg
 
     from ._pg import fresh_database
 
@@ -221,12 +258,18 @@ async def throughput(params: Params) -> Metrics:
         # The client opens first: it migrates the fresh database before any worker opens it.
         rt = await stack.enter_async_context(wl.open_runtime(url, workflows=wfs.all, worker=False))
         workers = await stack.enter_async_context(_workers(count, url, 10.0, "steps"))
+        conn = await asyncpg.connect(url, timeout=10)
+        stack.push_async_callback(conn.close)
+        server = _ServerCpu(conn)
         before = [await w.stats() for w in workers]
+        server_before, client_before = await server.seconds(), cpu_seconds()
         t0 = time.perf_counter()
         handles = await asyncio.gather(*(rt.start(wfs.steps, [inputs[i], k], run_id=f"r{i}") for i in range(n)))
         started = time.perf_counter() - t0
-        ended = await _until_ended(rt, n, float(params.get("timeout_s", 600.0)))
+        ended = await _until_ended(rt, n, float(params.get("wait_s", 300.0)))
+        client_cpu = cpu_seconds() - client_before
         after = [await w.stats() for w in workers]
+        server_cpu = _spent(server_before, await server.seconds())
         results = [await h.result() for h in handles]  # not timed: every run must have its own result
         if results != inputs:
             raise RuntimeError("runs returned wrong results")
@@ -235,17 +278,24 @@ async def throughput(params: Params) -> Metrics:
     executed = [int(a["executed"] - b["executed"]) for a, b in zip(after, before, strict=True)]
     cpu = sum(a["cpu_s"] - b["cpu_s"] for a, b in zip(after, before, strict=True))
     cores = os.cpu_count() or 0
-    return {
+    metrics: Metrics = {
         "steps_per_s": steps / elapsed,
         "cpu_us_per_step": cpu / steps * 1e6,
+        "client_cpu_us_per_step": client_cpu / steps * 1e6,
         "seconds": elapsed,
         "steps": steps,
-        "note": (
-            f"{count} worker process(es), a client starting {n} runs ({started:.2f}s to start them all); "
-            f"steps per worker {'/'.join(map(str, executed))}; {cores} cores shared with the client and "
-            "the PostgreSQL server"
-        ),
     }
+    busy = cpu + client_cpu
+    if server_cpu is not None:
+        metrics["server_cpu_us_per_step"] = server_cpu / steps * 1e6
+        busy += server_cpu
+    metrics["cores_busy"] = busy / elapsed  # of os.cpu_count(), others' work on the machine aside
+    metrics["note"] = (
+        f"{count} worker process(es), a client starting {n} runs ({started:.2f}s to start them all); "
+        f"steps per worker {'/'.join(map(str, executed))}; workers + client"
+        f"{' + server backends' if server_cpu is not None else ''} kept {busy / elapsed:.2f} of {cores} cores busy"
+    )
+    return metrics
 
 
 def _resumes(

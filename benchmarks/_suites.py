@@ -624,7 +624,8 @@ def _scale(size: Size) -> list[Scenario]:
             suite="scale",
             system=f"wayline-pg-{workers}w",
             func="_scale:throughput",
-            params={"n": n, "k": K, "workers": workers},
+            # wait_s: a run that never ends fails the row then, not at the child's timeout.
+            params={"n": n, "k": K, "workers": workers, "wait_s": size.pick(300.0, 120.0, 60.0)},
             metric="steps_per_s",
             unit="steps/s",
             higher_is_better=True,
