@@ -625,7 +625,7 @@ def _scale(size: Size) -> list[Scenario]:
             system=f"wayline-pg-{workers}w",
             func="_scale:throughput",
             # wait_s: a run that never ends fails the row then, not at the child's timeout.
-            params={"n": n, "k": K, "workers": workers, "wait_s": size.pick(300.0, 120.0, 60.0)},
+            params={"n": n, "k": K, "workers": workers, "wait_s": size.pick(120.0, 60.0, 60.0)},
             metric="steps_per_s",
             unit="steps/s",
             higher_is_better=True,
@@ -634,7 +634,12 @@ def _scale(size: Size) -> list[Scenario]:
             requires=PG,
             timeout_s=size.pick(600.0, 180.0),
             label=f"{workers} worker process{'es' if workers > 1 else ''}, n={n} k={K}",
-            also=(("cpu_us_per_step", "workers' CPU us/step"),),
+            also=(
+                ("cpu_us_per_step", "workers' CPU us/step"),
+                ("client_cpu_us_per_step", "client's"),
+                ("server_cpu_us_per_step", "server's"),
+                ("cores_busy", "cores busy"),
+            ),
         )
         for workers in (1, 2, 4)
     ]
