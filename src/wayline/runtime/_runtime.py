@@ -310,7 +310,7 @@ class Runtime(EventsApi):
         redriven = await self._runs.rewrite(
             rec, event, status=RunStatus.RUNNING, output=None, error=None, ended_at=None, state=state, metadata=metadata
         )
-        self._runs.spawn(redriven, "redriven")
+        await self._runs.go_on(redriven, "redriven")
         return RunHandle(self, run_id)
 
     # --- schedules ---------------------------------------------------------------------------
