@@ -209,9 +209,15 @@ class Sealer:
         # run -> slot -> (plaintext encoding, its ciphertext): an unchanged variable keeps its
         # ciphertext, so a checkpoint does not encrypt it again and its offloaded blob is reused.
         self._cache: dict[str, dict[str, tuple[bytes, SealedPayload]]] = {}
+        # run -> id(event) -> (event, its sealed form): an event rides in the snapshot's tail
+        # at every checkpoint until the tail moves to the history table (and is written there
+        # once more); it is sealed once. Events are frozen, and the entry holds the event, so
+        # its id names no other object while the entry lives. Only the current tail is kept.
+        self._events: dict[str, dict[int, tuple[AnyEvent, AnyEvent]]] = {}
 
     def run_ended(self, run_id: str) -> None:
         self._cache.pop(run_id, None)
+        self._events.pop(run_id, None)
 
     # --- sealing ---------------------------------------------------------------------------
 
@@ -289,12 +295,41 @@ class Sealer:
             }
             if any(new_vars[k] is not v for k, v in record.vars.items()):
                 changes["vars"] = new_vars
-        if record.tail:
-            tail = tuple(self.seal_event(e, run_id) for e in record.tail)
-            if any(a is not b for a, b in zip(tail, record.tail, strict=True)):
-                changes["tail"] = tail
+        if not cache:
+            seal_event = self.seal_event
+            tail = tuple(seal_event(e, run_id) for e in record.tail)
+            sealed_events = [seal_event(e, run_id) for e in events]
+        else:
+            tail, sealed_events = self._seal_tail(run_id, record.tail, events)
+        if any(a is not b for a, b in zip(tail, record.tail, strict=True)):
+            changes["tail"] = tail
         out = msgspec.structs.replace(record, **changes) if changes else record
-        return out, [self.seal_event(e, run_id) for e in events]
+        return out, sealed_events
+
+    def _seal_tail(
+        self, run_id: str, tail: tuple[AnyEvent, ...], events: Iterable[AnyEvent]
+    ) -> tuple[tuple[AnyEvent, ...], list[AnyEvent]]:
+        """``tail`` and ``events`` sealed, each event sealed once while it stays in the tail
+        (``events`` are the new ones, in the tail too, or the tail moving to the history)."""
+        before = self._events.pop(run_id, None) or {}
+        kept: dict[int, tuple[AnyEvent, AnyEvent]] = {}
+
+        def sealed(event: AnyEvent) -> AnyEvent:
+            hit = before.get(id(event))
+            if hit is None or hit[0] is not event:
+                hit = kept.get(id(event))
+                if hit is None or hit[0] is not event:
+                    hit = (event, self.seal_event(event, run_id))
+            return hit[1]
+
+        out = []
+        for event in tail:
+            sealed_event = sealed(event)
+            kept[id(event)] = (event, sealed_event)
+            out.append(sealed_event)
+        if kept:
+            self._events[run_id] = kept
+        return tuple(out), [sealed(e) for e in events]
 
     # --- opening ---------------------------------------------------------------------------
 
