@@ -331,6 +331,25 @@ class Sealer:
             self._events[run_id] = kept
         return tuple(out), [sealed(e) for e in events]
 
+    def seal_loose(self, value: Any, field: str) -> Any:
+        """A value stored outside any run (an event's data, a schedule's input), sealed as a
+        run's values are: its Secrets, or with ``encrypt_payloads`` the whole value, bound to
+        ``field`` (which names what holds it, e.g. ``data of event 'paid' (id 'e1')``).
+
+        Raises:
+            EncryptionKeyError: a Secret to store and no key.
+        """
+        return self._seal_value(value, "", field, None)
+
+    def open_loose(self, value: Any, field: str) -> Any:
+        """`seal_loose`'s value, opened and checked against ``field``.
+
+        Raises:
+            SecretDecryptError: a ciphertext altered, or moved from another value.
+            EncryptionKeyError: a value encrypted whole under a key this runtime lacks.
+        """
+        return self._open_value(value, "", field, None)
+
     # --- opening ---------------------------------------------------------------------------
 
     def _decrypt(self, ext: msgspec.msgpack.Ext, run_id: str, field: str, seen: set[str] | None) -> bytes | None:

@@ -10,7 +10,8 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._events import Accepted, EventRecord, NewEvent, record, values_at
+from ._crypto import Sealer
+from ._events import Accepted, EventRecord, NewEvent, record, seal_body, values_at
 
 if TYPE_CHECKING:
     import asyncpg
@@ -51,8 +52,9 @@ WithConnection = Callable[[Callable[["asyncpg.Connection"], Awaitable[Any]]], Aw
 class PgEvents:
     """`EventStore` for `PostgresStore`."""
 
-    def __init__(self, with_connection: WithConnection) -> None:
+    def __init__(self, with_connection: WithConnection, sealer: Callable[[], Sealer]) -> None:
         self._with = with_connection
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
         async def go(conn: asyncpg.Connection) -> list[Any]:
@@ -62,13 +64,18 @@ class PgEvents:
         return rows
 
     async def _records(self, sql: str, *args: Any) -> list[EventRecord]:
-        return [record(*row) for row in await self._fetch(sql, *args)]
+        sealer = self._sealer()
+        return [record(sealer, *row) for row in await self._fetch(sql, *args)]
 
     async def append(self, events: Sequence[NewEvent], *, now: float, window: float) -> list[Accepted]:
+        # Encrypted before the transaction: a Secret without a key stores nothing.
+        sealer = self._sealer()
+        bodies = [seal_body(sealer, ev) for ev in events]
+
         async def go(conn: asyncpg.Connection) -> list[Accepted]:
             out = []
             async with conn.transaction():
-                for ev in events:
+                for ev, body in zip(events, bodies, strict=True):
                     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", ev.event_id)
                     row = await conn.fetchrow(
                         "SELECT seq, accepted_at FROM wayline.event_ids WHERE event_id = $1", ev.event_id
@@ -85,7 +92,7 @@ class PgEvents:
                         ev.event_id,
                         ev.ts,
                         now,
-                        ev.body,
+                        body,
                     )
                     await conn.execute(
                         "INSERT INTO wayline.event_ids (event_id, seq, accepted_at) VALUES ($1, $2, $3) "

@@ -137,8 +137,8 @@ class SQLiteStore(SingleOwner):
         self._reader: aiosqlite.Connection | None = None
         self._reads = 0  # reads in flight
         self._ownership = Ownership(self.path)
-        self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path)
-        self.events = SQLiteEvents(self._fetch, self._writes.transact)
+        self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path, lambda: self.sealer)
+        self.events = SQLiteEvents(self._fetch, self._writes.transact, lambda: self.sealer)
         self.flow = SQLiteFlow(self._fetch, self._writes.transact)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))

@@ -26,6 +26,7 @@ from ..persistence import (
     EventRecord,
     EventStore,
     NewEvent,
+    Secret,
     Store,
     encode_body,
     event_payload,
@@ -217,7 +218,9 @@ class Events:
         key = getattr(wf, "idempotency_key", None)
         run_id = triggered_run_id(wf.name, record.seq) if key is None else idempotent_run_id(wf.name, key, event)
         metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
-        await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata, subject=event)
+        # A Secret in the data stays one: the run's input seals it as any input's.
+        data = msgspec.to_builtins(event, builtin_types=(Secret,))
+        await self._runs.create(wf, data, run_id, metadata, subject=event)
         return run_id
 
     async def poll_once(self) -> None:
