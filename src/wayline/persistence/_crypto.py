@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import operator
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -209,15 +210,15 @@ class Sealer:
         # run -> slot -> (plaintext encoding, its ciphertext): an unchanged variable keeps its
         # ciphertext, so a checkpoint does not encrypt it again and its offloaded blob is reused.
         self._cache: dict[str, dict[str, tuple[bytes, SealedPayload]]] = {}
-        # run -> id(event) -> (event, its sealed form): an event rides in the snapshot's tail
-        # at every checkpoint until the tail moves to the history table (and is written there
-        # once more); it is sealed once. Events are frozen, and the entry holds the event, so
-        # its id names no other object while the entry lives. Only the current tail is kept.
-        self._events: dict[str, dict[int, tuple[AnyEvent, AnyEvent]]] = {}
+        # run -> (its tail as last sealed, the sealed tail): an event rides in the snapshot's
+        # tail at every checkpoint until the tail moves to the history table (and is written
+        # there once more); it is sealed once. Reuse goes by the identity of the (frozen) event
+        # objects, which the entry holds alive: an equal but distinct event is sealed afresh.
+        self._tails: dict[str, tuple[tuple[AnyEvent, ...], tuple[AnyEvent, ...]]] = {}
 
     def run_ended(self, run_id: str) -> None:
         self._cache.pop(run_id, None)
-        self._events.pop(run_id, None)
+        self._tails.pop(run_id, None)
 
     # --- sealing ---------------------------------------------------------------------------
 
@@ -309,27 +310,32 @@ class Sealer:
     def _seal_tail(
         self, run_id: str, tail: tuple[AnyEvent, ...], events: Iterable[AnyEvent]
     ) -> tuple[tuple[AnyEvent, ...], list[AnyEvent]]:
-        """``tail`` and ``events`` sealed, each event sealed once while it stays in the tail
-        (``events`` are the new ones, in the tail too, or the tail moving to the history)."""
-        before = self._events.pop(run_id, None) or {}
-        kept: dict[int, tuple[AnyEvent, AnyEvent]] = {}
+        """``tail`` and ``events`` sealed, each event sealed once while it stays in the tail.
 
-        def sealed(event: AnyEvent) -> AnyEvent:
-            hit = before.get(id(event))
-            if hit is None or hit[0] is not event:
-                hit = kept.get(id(event))
-                if hit is None or hit[0] is not event:
-                    hit = (event, self.seal_event(event, run_id))
-            return hit[1]
+        A tail only grows (the new events appended) until it moves to the history whole, so
+        the last tail sealed is a prefix of this one, object for object, and its sealed form
+        is reused as it is; ``events`` are the new tail's last events, or the last tail (and
+        more) moving to the history.
+        """
+        known = self._tails.pop(run_id, None)
+        out = self._extend(known, tail, run_id)
+        if tail:
+            self._tails[run_id] = (tail, out)
+        items = events if isinstance(events, (list, tuple)) else list(events)
+        k, n = len(items), len(tail)
+        if k <= n and all(map(operator.is_, items, tail[n - k :])):
+            return out, list(out[n - k :])
+        return out, list(self._extend(known, tuple(items), run_id))
 
-        out = []
-        for event in tail:
-            sealed_event = sealed(event)
-            kept[id(event)] = (event, sealed_event)
-            out.append(sealed_event)
-        if kept:
-            self._events[run_id] = kept
-        return tuple(out), [sealed(e) for e in events]
+    def _extend(
+        self, known: tuple[tuple[AnyEvent, ...], tuple[AnyEvent, ...]] | None, items: tuple[AnyEvent, ...], run_id: str
+    ) -> tuple[AnyEvent, ...]:
+        """``items`` sealed, reusing ``known`` (events and their sealed forms) if ``items``
+        starts with those very events."""
+        head: tuple[AnyEvent, ...] = ()
+        if known is not None and len(items) >= len(known[0]) and all(map(operator.is_, items, known[0])):
+            head, items = known[1], items[len(known[0]) :]
+        return head + tuple(self.seal_event(e, run_id) for e in items)
 
     def seal_loose(self, value: Any, field: str) -> Any:
         """A value stored outside any run (an event's data, a schedule's input), sealed as a
