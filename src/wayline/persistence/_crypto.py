@@ -347,14 +347,14 @@ class Sealer:
         """
         return self._seal_value(value, "", field, None)
 
-    def open_loose(self, value: Any, field: str) -> Any:
+    def open_loose(self, value: Any, field: str, seen: set[str] | None = None) -> Any:
         """`seal_loose`'s value, opened and checked against ``field``.
 
         Raises:
             SecretDecryptError: a ciphertext altered, or moved from another value.
             EncryptionKeyError: a value encrypted whole under a key this runtime lacks.
         """
-        return self._open_value(value, "", field, None)
+        return self._open_value(value, "", field, seen)
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -446,9 +446,9 @@ class Sealer:
     def open_events(self, events: list[AnyEvent], run_id: str, seen: set[str] | None = None) -> list[AnyEvent]:
         return [self.open_event(e, run_id, seen) for e in events]
 
-    def open_message(self, message: Any, run_id: str) -> Any:
+    def open_message(self, message: Any, run_id: str, seen: set[str] | None = None) -> Any:
         """An inbox message: its payload sealed as ``inbox`` (see `seal_message`)."""
-        return self._open_value(message, run_id, "inbox", None)
+        return self._open_value(message, run_id, "inbox", seen)
 
     def seal_message(self, message: Any, run_id: str) -> Any:
         """An inbox message for ``run_id``: its Secrets sealed (as ``inbox.<attribute>...``),

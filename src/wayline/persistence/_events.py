@@ -119,7 +119,7 @@ def decode_body(body: bytes) -> tuple[Any, dict[str, Any]]:
     return data, metadata
 
 
-def _data_field(name: str, event_id: str) -> str:
+def data_field(name: str, event_id: str) -> str:
     """What an event's encrypted data is bound to (its associated data): the event's name and
     id, so that a ciphertext moved to another event does not open."""
     return f"data of event {name!r} (id {event_id!r})"
@@ -134,7 +134,7 @@ def seal_body(sealer: Sealer, ev: NewEvent) -> bytes:
         EncryptionKeyError: a Secret in the data and no key (nothing is stored).
     """
     data, metadata = decode_body(ev.body)
-    sealed = sealer.seal_loose(data, _data_field(ev.name, ev.event_id))
+    sealed = sealer.seal_loose(data, data_field(ev.name, ev.event_id))
     return ev.body if sealed is data else store_encode((sealed, metadata))
 
 
@@ -158,7 +158,7 @@ def record(
     body = bytes(body)
     data, metadata = decode_body(body)
     if may_hold_sealed(body):
-        data = sealer.open_loose(data, _data_field(name, event_id))
+        data = sealer.open_loose(data, data_field(name, event_id))
     return EventRecord(
         seq=seq,
         name=name,

@@ -132,7 +132,7 @@ class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_d
 _decoder = msgspec.msgpack.Decoder(ScheduleRecord, ext_hook=ext_hook)
 
 
-def _input_field(schedule_id: str) -> str:
+def input_field(schedule_id: str) -> str:
     """What a schedule's encrypted input is bound to (its associated data)."""
     return f"input of schedule {schedule_id!r}"
 
@@ -145,10 +145,15 @@ def encode_schedule(sealer: Sealer, record: ScheduleRecord) -> bytes:
         EncryptionKeyError: a Secret in the input and no key (nothing is stored).
     """
     if record.input is not None:
-        sealed = sealer.seal_loose(record.input, _input_field(record.schedule_id))
+        sealed = sealer.seal_loose(record.input, input_field(record.schedule_id))
         if sealed is not record.input:
             record = msgspec.structs.replace(record, input=sealed)
     return store_encode(record)
+
+
+def decode_stored_schedule(data: bytes) -> ScheduleRecord:
+    """A stored schedule as it is stored (its input still encrypted, if it was)."""
+    return _decoder.decode(data)
 
 
 def decode_schedule(sealer: Sealer, data: bytes) -> ScheduleRecord:
@@ -159,9 +164,9 @@ def decode_schedule(sealer: Sealer, data: bytes) -> ScheduleRecord:
         SecretDecryptError: the input's ciphertext was altered or moved from elsewhere.
         EncryptionKeyError: the input was encrypted whole under a key this runtime lacks.
     """
-    record = _decoder.decode(data)
+    record = decode_stored_schedule(data)
     if record.input is not None and may_hold_sealed(data):
-        opened = sealer.open_loose(record.input, _input_field(record.schedule_id))
+        opened = sealer.open_loose(record.input, input_field(record.schedule_id))
         if opened is not record.input:
             record = msgspec.structs.replace(record, input=opened)
     return record
