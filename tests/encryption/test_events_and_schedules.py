@@ -5,7 +5,10 @@ plaintext; a ciphertext moved to another event is refused precisely."""
 
 from __future__ import annotations
 
+import os
 import sqlite3
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +29,7 @@ KEY = bytes(range(32))
 CARD = "card-PLAINTEXT-5c1e"
 ADDRESS = "7 Open Lane"  # not a secret: encrypted only with encrypt_payloads
 SEEN: list[Any] = []
+WAYLINE = Path(sys.executable).with_name("wayline")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -85,6 +89,32 @@ async def test_event_data_is_encrypted_at_rest_and_reaches_its_runs(db: str, pay
     # The Secret always; with encrypt_payloads the whole data too (the address).
     assert CARD.encode() not in at_rest and MAGIC in at_rest
     assert (ADDRESS.encode() in at_rest) is not payloads
+
+    # The CLI (a client, here with the key) lists the event with its secret masked.
+    env = {**os.environ, "WAYLINE_ENCRYPTION_KEY": KEY.hex()}
+    shown = ""
+    for fmt in ((), ("--json",)):
+        proc = subprocess.run(  # noqa: ASYNC221 (the runtime is closed: nothing to block)
+            [str(WAYLINE), "events", "list", *fmt, "--db", db], capture_output=True, text=True, env=env, timeout=60
+        )
+        assert proc.returncode == 0, proc.stderr
+        shown += proc.stdout + proc.stderr
+    assert "order/paid" in shown and "***" in shown and "PLAINTEXT" not in shown
+
+
+async def test_a_secret_in_event_data_reaches_its_runs_on_the_memory_store() -> None:
+    SEEN.clear()
+    async with open_runtime(
+        ":memory:", workflows=[on_paid, await_paid], clock=VirtualClock(), encryption_key=KEY
+    ) as rt:
+        waiting = await rt.start(await_paid, "o-3", run_id="w3")
+        await parked(rt)
+        sent = await rt.send_event("order/paid", paid("o-3"), id="pay-3")
+        assert await waiting.result() == len(CARD)
+        assert await rt.get_handle(sent.run_ids[0]).result() == len(CARD)
+        assert SEEN == [(CARD, ADDRESS)] * 2
+        (listed,) = await rt.list_events()
+        assert listed.data["card"].reveal() == CARD
 
 
 async def test_a_secret_in_event_data_without_a_key_is_refused_and_nothing_is_stored(db: str) -> None:
