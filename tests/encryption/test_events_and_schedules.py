@@ -165,3 +165,27 @@ async def test_event_data_moved_to_another_event_is_refused(tmp_path: Path) -> N
     async with open_runtime(db, clock=VirtualClock(), encryption_key=KEY, recover=False) as rt:
         with pytest.raises(SecretDecryptError, match=r"data of event 'order/paid' \(id 'b'\)\['card'\]"):
             await rt.list_events()
+
+
+async def test_an_undispatched_event_under_a_missing_key_waits_for_it_and_is_said_once(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    db = str(tmp_path / "wayline.db")
+    # A client sends it: it stays undispatched until an owning runtime dispatches it.
+    async with open_runtime(db, workflows=[on_paid], clock=VirtualClock(), encryption_key=KEY, recover=False) as rt:
+        await rt.send_event("order/paid", paid("o-5"), id="pay-5")
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[on_paid], clock=clock, encryption_key=bytes(range(1, 33))) as rt:
+        for _ in range(5):
+            await clock.sleep(10)  # several beats of the poller
+        assert await rt.list_runs() == []
+    said = [r for r in caplog.records if "undispatched events cannot be read" in r.getMessage()]
+    assert len(said) == 1 and "(id 'pay-5')['card']" in said[0].getMessage()
+    assert "stays in the database as it is" in said[0].getMessage()
+    SEEN.clear()
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[on_paid], clock=clock, encryption_key=KEY) as rt:
+        await clock.sleep(10)
+        (run,) = await rt.list_runs()
+        assert await rt.get_handle(run.run_id).result() == len(CARD)
+    assert SEEN == [(CARD, ADDRESS)]

@@ -403,7 +403,7 @@ class Sealer:
             f"the {what} at {field} was encrypted with key {key_id!r}, which this runtime was not given "
             f"(it has {self.keys.ids or 'none'}); open the runtime with that key "
             f"(open_runtime(encryption_key=...) or encryption_keys=..., or {ENV_VAR}). Nothing was changed: "
-            "the run waits in the database as it is",
+            + ("the run waits in the database as it is" if run_id else "it stays in the database as it is"),
             run_id=run_id,
             key_id=key_id,
         )
