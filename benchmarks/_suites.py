@@ -517,7 +517,7 @@ def _context(size: Size) -> list[Scenario]:
                 baseline=not encrypt,
                 timeout_s=size.pick(600.0, 300.0),
                 label=f"encrypt_payloads={encrypt}, {runs} runs x {steps} steps",
-                also=(("steps_per_s", "steps/s"),),
+                also=(("steps_per_s", "steps/s"), ("cpu_us_per_step", "CPU µs/step")),
             )
         )
     rows.append(

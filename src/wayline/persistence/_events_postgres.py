@@ -7,11 +7,12 @@ lock on its hash, so two workers accepting the same id at the same moment store 
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._events import Accepted, EventRecord, NewEvent, record, values_at
-from ._postgres_part import PgPart
+from ._crypto import Sealer
+from ._events import Accepted, EventRecord, NewEvent, record, seal_body, values_at
+from ._postgres_part import PgPart, WithConnection
 
 if TYPE_CHECKING:
     import asyncpg
@@ -55,14 +56,23 @@ _TAKE = "DELETE FROM wayline.event_waits WHERE name = $1 AND paths = $2 AND vals
 class PgEvents(PgPart):
     """`EventStore` for `PostgresStore`."""
 
+    def __init__(self, with_connection: WithConnection, sealer: Callable[[], Sealer]) -> None:
+        super().__init__(with_connection)
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
+
     async def _records(self, sql: str, *args: Any) -> list[EventRecord]:
-        return [record(*row) for row in await self._fetch(sql, *args)]
+        sealer = self._sealer()
+        return [record(sealer, *row) for row in await self._fetch(sql, *args)]
 
     async def append(self, events: Sequence[NewEvent], *, now: float, window: float) -> list[Accepted]:
+        # Encrypted before the transaction: a Secret without a key stores nothing.
+        sealer = self._sealer()
+        bodies = [seal_body(sealer, ev) for ev in events]
+
         async def go(conn: asyncpg.Connection) -> list[Accepted]:
             out = []
             async with conn.transaction():
-                for ev in events:
+                for ev, body in zip(events, bodies, strict=True):
                     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", ev.event_id)
                     row = await conn.fetchrow(
                         "SELECT seq, accepted_at FROM wayline.event_ids WHERE event_id = $1", ev.event_id
@@ -79,7 +89,7 @@ class PgEvents(PgPart):
                         ev.event_id,
                         ev.ts,
                         now,
-                        ev.body,
+                        body,
                     )
                     await conn.execute(
                         "INSERT INTO wayline.event_ids (event_id, seq, accepted_at) VALUES ($1, $2, $3) "
