@@ -147,10 +147,10 @@ async def test_event_data_encrypted_whole_needs_its_key_to_be_read(tmp_path: Pat
     db = str(tmp_path / "wayline.db")
     async with open_runtime(db, clock=VirtualClock(), encryption_key=KEY, encrypt_payloads=True) as rt:
         await rt.send_event("order/paid", {"address": ADDRESS}, id="pay-2")
-    async with open_runtime(db, clock=VirtualClock(), recover=False) as rt:
+    async with open_runtime(db, clock=VirtualClock(), worker=False) as rt:
         with pytest.raises(EncryptionKeyError, match=r"data of event 'order/paid' \(id 'pay-2'\).*encrypted with key"):
             await rt.list_events()
-    async with open_runtime(db, clock=VirtualClock(), encryption_key=KEY, recover=False) as rt:
+    async with open_runtime(db, clock=VirtualClock(), encryption_key=KEY, worker=False) as rt:
         assert [e.data for e in await rt.list_events()] == [{"address": ADDRESS}]
 
 
@@ -162,7 +162,7 @@ async def test_event_data_moved_to_another_event_is_refused(tmp_path: Path) -> N
     with sqlite3.connect(db) as conn:
         (body,) = conn.execute("SELECT body FROM events WHERE event_id = 'a'").fetchone()
         conn.execute("UPDATE events SET body = ? WHERE event_id = 'b'", (body,))
-    async with open_runtime(db, clock=VirtualClock(), encryption_key=KEY, recover=False) as rt:
+    async with open_runtime(db, clock=VirtualClock(), encryption_key=KEY, worker=False) as rt:
         with pytest.raises(SecretDecryptError, match=r"data of event 'order/paid' \(id 'b'\)\['card'\]"):
             await rt.list_events()
 
@@ -172,7 +172,7 @@ async def test_an_undispatched_event_under_a_missing_key_waits_for_it_and_is_sai
 ) -> None:
     db = str(tmp_path / "wayline.db")
     # A client sends it: it stays undispatched until an owning runtime dispatches it.
-    async with open_runtime(db, workflows=[on_paid], clock=VirtualClock(), encryption_key=KEY, recover=False) as rt:
+    async with open_runtime(db, workflows=[on_paid], clock=VirtualClock(), encryption_key=KEY, worker=False) as rt:
         await rt.send_event("order/paid", paid("o-5"), id="pay-5")
     clock = VirtualClock()
     async with open_runtime(db, workflows=[on_paid], clock=clock, encryption_key=bytes(range(1, 33))) as rt:

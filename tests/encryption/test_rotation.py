@@ -190,13 +190,13 @@ async def test_rotation_reencrypts_inbox_messages_events_and_schedule_inputs(db:
         await rt.create_schedule("secret-input", "receiver", {"token": Secret("schedule-token")}, every=365 * 86400)
     # A client signals the run: the message waits in its inbox, under the old key.
     async with open_runtime(
-        db, workflows=[receiver], clock=VirtualClock(), encryption_key=OLD, encrypt_payloads=payloads, recover=False
+        db, workflows=[receiver], clock=VirtualClock(), encryption_key=OLD, encrypt_payloads=payloads, worker=False
     ) as rt:
         await rt.signal("rx", "token", {"token": Secret("signal-token")})
     assert key_ids_in(await stored(db), "old", "new") == {"old"}
 
     async with open_runtime(
-        db, workflows=[receiver], clock=VirtualClock(), encryption_key=NEW, encryption_keys=[OLD], recover=False
+        db, workflows=[receiver], clock=VirtualClock(), encryption_key=NEW, encryption_keys=[OLD], worker=False
     ) as rt:
         rotation = await rotate_keys(rt, batch_size=2)
     assert not rotation.failed
@@ -219,7 +219,7 @@ async def test_rotation_without_the_old_key_names_the_event_and_schedule_it_left
     async with open_runtime(db, workflows=[receiver], clock=VirtualClock(), encryption_key=OLD) as rt:
         await rt.send_event("card/added", {"token": Secret("event-token")}, id="ev-2")
         await rt.create_schedule("kept", receiver, {"token": Secret("s")}, every=365 * 86400)
-    async with open_runtime(db, workflows=[receiver], clock=VirtualClock(), encryption_key=NEW, recover=False) as rt:
+    async with open_runtime(db, workflows=[receiver], clock=VirtualClock(), encryption_key=NEW, worker=False) as rt:
         rotation = await rotate_keys(rt)
     reasons = sorted(why for run_id, why in rotation.failed if run_id == "")
     assert len(reasons) == 2

@@ -113,10 +113,14 @@ class WorkerLeases:
                 lease_until=float(until),
             )
 
-        info: WorkerInfo = await self._run(go)
-        self.worker_id, self.exclusive, self.lease_seconds = wid, exclusive, lease_seconds
+        # Forgotten before the registration gives the runs up, not after: a claim committed
+        # after that release and noted here meanwhile must stay noted (the run is this
+        # worker's in the database; forgetting it would refuse its commits while no other
+        # worker may claim it from a live owner).
         self.held.clear()
         self.finished.clear()
+        info: WorkerInfo = await self._run(go)
+        self.worker_id, self.exclusive, self.lease_seconds = wid, exclusive, lease_seconds
         self.lost_everything = False
         return info
 

@@ -192,6 +192,9 @@ class Runs:
         cut off past it) and another worker owns the run now. It leaves memory here; whoever
         waits for it here goes on waiting, reading the store."""
         self._refs.pop(run_id, None)
+        # Given up in the database too, in case it still names this worker (then no other
+        # worker could claim it from a live owner); a no-op if another worker holds it.
+        self.background(self._release(run_id))
         log.error("run %s dropped from this worker: %s", run_id, error, extra={"run_id": run_id})
 
     def run_finished(self, record: RunRecord) -> None:
