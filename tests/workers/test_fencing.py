@@ -1,0 +1,70 @@
+"""A worker paused with SIGSTOP past its lease while it holds runs: another worker takes them
+over; resumed with SIGCONT, the paused worker's stale commits are refused (it drops the runs
+and says so in its log) and every run's result is the one an uninterrupted run gives."""
+
+from __future__ import annotations
+
+import asyncio
+import re
+import sys
+import time
+
+import pytest
+
+from wayline import open_runtime
+
+from ._harness import Execution, Procs, reading, ready, within
+from .worker_proc import WORKFLOWS, chain, chain_result
+
+pytestmark = [
+    pytest.mark.anyio,
+    pytest.mark.slow,
+    pytest.mark.skipif(sys.platform == "win32", reason="SIGSTOP is POSIX"),
+]
+
+LEASE = 1.0
+
+
+async def test_a_worker_paused_past_its_lease_loses_its_runs_and_its_stale_commits_are_refused(
+    pg_url: str, procs: Procs
+) -> None:
+    runs, steps, ms = 10, 30, 30
+    workers = [procs.worker(pg_url, pg_url, f"w{i}", lease=LEASE) for i in range(2)]
+    await ready(*workers)
+    async with reading(pg_url) as executions, open_runtime(pg_url, workflows=WORKFLOWS, worker=False) as client:
+        handles = [await client.start(chain, [i, steps, ms], run_id=f"r{i}") for i in range(runs)]
+        rows = await executions.until(
+            lambda rows: len({row.run_id for row in rows}) == runs, what="every run under way"
+        )
+        held = {w.name: {r.run_id for r in rows if r.worker_id == w.name} for w in workers}
+        paused = max(workers, key=lambda w: len(held[w.name]))
+        other = next(w for w in workers if w is not paused)
+        paused.pause()
+        paused_at = time.time()
+
+        def taken_over(rows: list[Execution]) -> bool:
+            return any(
+                r.worker_id == other.name and r.started > paused_at for r in rows if r.run_id in held[paused.name]
+            )
+
+        rows = await executions.until(taken_over, within=30, what="the paused worker's runs taken over")
+        taken = {r.run_id for r in rows if r.worker_id == other.name and r.run_id in held[paused.name]}
+        paused.resume()
+        results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
+        assert results == [chain_result(i, steps) for i in range(runs)]
+        for i in range(runs):
+            assert (await client.describe(f"r{i}")).status.value == "SUCCEEDED"
+
+        # The resumed worker ran into its lost lease: it dropped the runs it no longer owns,
+        # saying so, rather than committing over the new owner's history.
+        def dropped(log: str) -> set[str]:
+            return {
+                run
+                for run in taken
+                for line in log.splitlines()
+                if "dropped" in line and re.search(rf"\b{run}\b", line)
+            }
+
+        named = dropped(await paused.logged(dropped, within=30, what="a 'dropped' line naming a run taken over"))
+    assert paused.alive() and other.alive(), [paused.describe(), other.describe()]
+    print(f"\n{paused.name} paused holding {len(held[paused.name])} runs; {len(taken)} taken over; dropped {named}")
