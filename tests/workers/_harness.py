@@ -178,6 +178,12 @@ class Executions:
             else:
                 self._conn.close()
 
+    async def fetch(self, sql: str) -> list[tuple[Any, ...]]:
+        """Rows of any query on the test's database (the runtime's tables included)."""
+        if self.postgres:
+            return [tuple(r) for r in await self._conn.fetch(sql)]
+        return list(self._conn.execute(sql).fetchall())
+
     async def rows(self) -> list[Execution]:
         if self.postgres:
             return [Execution(*r) for r in await self._conn.fetch(SELECT)]

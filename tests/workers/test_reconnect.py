@@ -23,6 +23,7 @@ from .worker_proc import WORKFLOWS, chain, chain_result
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
 
+TAGS = "SELECT id, tag FROM wayline.workers"  # a worker's sessions are named "wayline <role> <tag>"
 TERMINATE = (
     "SELECT application_name, pg_terminate_backend(pid) FROM pg_stat_activity "
     "WHERE datname = $1 AND application_name LIKE 'wayline %'"
@@ -38,16 +39,18 @@ async def test_workers_reconnect_after_the_server_ends_their_sessions_mid_run(pg
     await ready(*workers)
     async with reading(pg_url) as executions, open_runtime(pg_url, workflows=WORKFLOWS, worker=False) as client:
         handles = await asyncio.gather(*(client.start(chain, [i, steps, ms], run_id=f"r{i}") for i in range(runs)))
+        tags = dict(await executions.fetch(TAGS))
+        assert sorted(tags) == ["w0", "w1"]
         ended = []
         for share in (4, 2):  # at a quarter of the steps, then at half
             await executions.until(lambda rows, share=share: len(rows) >= runs * steps // share, what="progress")
             killed = await admin(TERMINATE, database)
-            ended.append(sorted(str(row[0]) for row in killed))  # type: ignore[attr-defined]
+            ended.append([str(row[0]) for row in killed])  # type: ignore[attr-defined]
         results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
         assert results == [chain_result(i, steps) for i in range(runs)]
         rows = await executions.rows()
-    for names in ended:
-        assert len(names) >= 2 * len(workers), names  # each worker had sessions to lose, more than one
+    for names in ended:  # every worker lost its sessions, each time
+        assert all(any(name.endswith(" " + tag) for name in names) for tag in tags.values()), (names, tags)
     assert all(w.alive() for w in workers), [w.describe() for w in workers]
     assert set(by_step(rows)) == {(f"r{i}", s) for i in range(runs) for s in range(steps)}
     assert concurrent_on_two_workers(rows) == []
