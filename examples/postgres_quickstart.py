@@ -30,7 +30,7 @@ async def main(url: str) -> None:
     async with open_runtime(url, workflows=[pg_order]) as worker:  # the database's worker
         run_id = f"pg-order-{uuid.uuid4().hex[:8]}"
         handle = await worker.start(pg_order, {"sku": "LAMP-01"}, run_id=run_id)
-        async with open_runtime(url, recover=False) as client:  # a client beside the worker
+        async with open_runtime(url, worker=False) as client:  # a client beside the worker
             await client.signal(run_id, "approve", True)  # committed, then delivered by the worker
         print(await handle.result())
         for w in await worker.store.list_workers():

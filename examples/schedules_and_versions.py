@@ -79,7 +79,7 @@ async def versions(db: Path) -> None:
         await rt.start(checkout_v1, "o-1", run_id="o-1")  # in flight when the new code ships
         await rt.clock.sleep(1)
     # Before deploying: replay the runs in flight against the new code, running nothing.
-    async with open_runtime(db, recover=False) as rt:
+    async with open_runtime(db, worker=False) as rt:
         print("replay:", [(r.run_id, r.verdict.value) for r in await check_replay(rt.store, checkout_v2)])
     async with open_runtime(db, workflows=[checkout_v2], clock=VirtualClock()) as rt:
         await rt.start(checkout_v2, "o-2", run_id="o-2")

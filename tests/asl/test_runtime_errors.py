@@ -39,7 +39,7 @@ async def test_a_fail_state_without_error_reports_null_everywhere(tmp_path: Path
         assert (failed.value.error, failed.value.cause) == (None, "no reason given")
         assert str(failed.value) == "run 'c' failed: no reason given"
     # Read back from the file by a new runtime: the stored record and event say null.
-    async with open_runtime(db, workflows=[empty, cause], recover=False) as rt:
+    async with open_runtime(db, workflows=[empty, cause], worker=False) as rt:
         info = await rt.describe("e")
         assert (info.error, info.cause) == (None, None)
         events = [e async for e in rt.history("e") if isinstance(e, RunFailedEvent)]

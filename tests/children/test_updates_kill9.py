@@ -53,7 +53,7 @@ async def test_updates_racing_kill_9_are_answered_once(tmp_path: Path, seed: int
     answers: list[int] = []
     worker = spawn(db, side)
     try:
-        async with open_runtime(db, workflows=[], recover=False, inbox_poll_interval=None) as client:
+        async with open_runtime(db, workflows=[], worker=False, inbox_poll_interval=None) as client:
             for i in range(ROUNDS):
                 update_id = f"add-{i}"
                 call = asyncio.ensure_future(client.update("cart", "add", f"sku{i}", timeout=3, update_id=update_id))

@@ -3,15 +3,12 @@ worker or (with --wait) run by the command itself, on a real database in real pr
 
 from __future__ import annotations
 
-import asyncio
 import json
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
-
-from wayline import open_runtime
 
 from .conftest import Cli
 
@@ -144,20 +141,56 @@ def test_start_errors_name_what_is_wrong(here: Cli, args: tuple[str, ...], code:
     assert not Path(here.db).exists() or code == 1  # a refused command line creates nothing
 
 
-def test_start_refuses_a_run_id_of_another_workflow_and_a_database_a_worker_runs(here: Cli) -> None:
+def test_start_refuses_a_run_id_of_another_workflow(here: Cli) -> None:
     assert here("start", "flows:tick", "--run-id", "x").code == 0
     res = here("start", "flows:greeting", "--input", '"Cy"', "--run-id", "x")
     assert res.code == 1
     assert "run 'x' already exists as workflow 'tick', not 'greeting'" in res.err
 
-    async def while_a_worker_runs() -> list[str]:
-        async with open_runtime(here.db, workflows=[], inbox_poll_interval=None):  # holds the owner lock
-            proc = await asyncio.create_subprocess_exec(
-                *here.argv("start", "flows:tick"), cwd=here.cwd, stderr=asyncio.subprocess.PIPE
-            )
-            _, err = await proc.communicate()
-            return [str(proc.returncode), err.decode()]
 
-    code, err = asyncio.run(while_a_worker_runs())
-    assert code == "1"
-    assert "is run by another process" in err and "rt.start" in err
+WAITING_WORKER = """
+import asyncio
+import sys
+
+import flows
+from wayline import RunNotFoundError, open_runtime
+
+
+async def main(db, run_id):
+    async with open_runtime(db, workflows=[flows.greeting], inbox_poll_interval=0.02) as rt:
+        print("ready", flush=True)
+        while True:
+            try:
+                print(await rt.get_handle(run_id).result(), flush=True)
+                return
+            except RunNotFoundError:
+                await asyncio.sleep(0.02)
+
+
+asyncio.run(main(*sys.argv[1:]))
+"""
+
+
+def test_start_beside_a_running_worker_is_taken_by_it_at_once(here: Cli) -> None:
+    """The command is a client: the worker holding the database runs the run (it does not
+    wait for its next start), and nothing of it runs in the command."""
+    (here.cwd / "waiting_worker.py").write_text(WAITING_WORKER)
+    worker = subprocess.Popen(
+        [sys.executable, "waiting_worker.py", here.db, "w-1"],
+        cwd=here.cwd,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert worker.stdout is not None
+        assert worker.stdout.readline().strip() == "ready"
+        res = here("start", "flows:greeting", "--input", '"Dee"', "--run-id", "w-1")
+        assert res.code == 0, res.err
+        out, err = worker.communicate(timeout=30)
+    finally:
+        if worker.poll() is None:
+            worker.kill()
+            worker.wait()
+    assert out.strip() == "hello Dee", err
+    assert _greeted(here) == ["Dee"]

@@ -1,6 +1,6 @@
 """The other process of the chaos test: python chaos_sender.py DB TOKENS_FILE RUNS.
 
-Started once the database exists. A client of it (``recover=False``) that sends every code run its "ping" signal and
+Started once the database exists. A client of it (``worker=False``) that sends every code run its "ping" signal and
 answers one callback token of every run, whether or not a worker is alive at that moment:
 what it sends is committed to the inbox before the call returns. It prints ACCEPTED with each
 message the runtime accepted (the call returned), and DONE once every run has both.
@@ -34,7 +34,7 @@ async def main(db: str, tokens_file: str, runs: int) -> None:
     to_signal = {name for name in names if name.startswith("code")}
     to_answer = set(names)
     tried: set[str] = set()
-    async with open_runtime(db, recover=False, inbox_poll_interval=None) as rt:
+    async with open_runtime(db, worker=False, inbox_poll_interval=None) as rt:
         while to_signal or to_answer:
             for name in sorted(to_signal):
                 payload = f"ping-{name}"

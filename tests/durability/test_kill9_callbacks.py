@@ -49,7 +49,7 @@ async def test_callbacks_survive_kill_9_of_the_worker(tmp_path: Path, mode: str)
     db, tokens_file = tmp_path / "cb.db", tmp_path / "tokens.txt"
     worker = spawn(db, tokens_file)
     try:
-        async with open_runtime(db, workflows=[], recover=False, inbox_poll_interval=None) as client:
+        async with open_runtime(db, workflows=[], worker=False, inbox_poll_interval=None) as client:
             for i in range(5):
                 await wait_for(lambda i=i: i in tokens(tokens_file), f"the token of round {i}")
                 if mode == "answer-while-down" and i in (1, 3):

@@ -68,7 +68,7 @@ async def test_events_and_queued_runs_survive_kill_9(tmp_path: Path, kill_after:
     worker = spawn(db)
     killed_at = 0.0
     try:
-        async with open_runtime(db, recover=False, inbox_poll_interval=None) as client:
+        async with open_runtime(db, worker=False, inbox_poll_interval=None) as client:
             seqs = []
             for i in range(EVENTS):
                 data = {"k": f"k{i % 3}", "n": i, "side": str(side)}

@@ -47,7 +47,7 @@ async def test_signals_survive_kill_9_of_the_worker(tmp_path: Path, kill_after: 
     db, side = tmp_path / "s.db", tmp_path / "side.txt"
     worker = spawn(db, side)
     try:
-        async with open_runtime(db, workflows=[], recover=False, inbox_poll_interval=None) as client:
+        async with open_runtime(db, workflows=[], worker=False, inbox_poll_interval=None) as client:
             await wait_for(db.exists, "the worker's database")
             for i in range(10):
                 while True:  # the run exists once the worker has started it

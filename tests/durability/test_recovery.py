@@ -148,7 +148,7 @@ async def test_recover_false_leaves_unfinished_runs_alone(tmp_path: Path) -> Non
         await rt.start(gated, 3, run_id="g")
         await idle(rt)  # its step runs, and waits at the gate
     GATE["open"] = True
-    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock(), recover=False) as rt:
+    async with open_runtime(path, workflows=WORKFLOWS, clock=VirtualClock(), worker=False) as rt:
         await idle(rt)  # a run it resumed (it must not) would have run its step by now
         info = await rt.describe("g")
         assert info.status is RunStatus.RUNNING

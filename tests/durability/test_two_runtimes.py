@@ -81,7 +81,7 @@ async def test_one_owner_at_a_time_and_inspectors_are_welcome(tmp_path: Path) ->
                 pass
         assert str(path) in str(info.value)
         # a client that does not recover (a CLI, a dashboard) may open it alongside
-        async with open_runtime(path, workflows=[two_steps], recover=False) as inspector:
+        async with open_runtime(path, workflows=[two_steps], worker=False) as inspector:
             assert (await inspector.describe("r")).status.value == "RUNNING"
         GATE["go"].set()
         with anyio.fail_after(5):

@@ -130,17 +130,17 @@ async def test_encrypt_payloads_encrypts_every_stored_value(db: str) -> None:
 
     # Without the key: a precise error naming the run and the key, and nothing changed.
     before = await stored(db)
-    async with open_runtime(db, workflows=[plainly], clock=VirtualClock(), recover=False) as rt:
+    async with open_runtime(db, workflows=[plainly], clock=VirtualClock(), worker=False) as rt:
         with pytest.raises(
             EncryptionKeyError, match=r"run 'e1'.*encrypted with key 'k[0-9a-f]{8}'.*Nothing was changed"
         ):
             await rt.describe("e1")
     # With another key under another id: the same.
-    async with open_runtime(db, workflows=[plainly], clock=VirtualClock(), encryption_key=OTHER, recover=False) as rt:
+    async with open_runtime(db, workflows=[plainly], clock=VirtualClock(), encryption_key=OTHER, worker=False) as rt:
         with pytest.raises(EncryptionKeyError, match="run 'e1'"):
             await rt.get_handle("e1").result()
     assert await stored(db) == before
-    async with open_runtime(db, workflows=[plainly], clock=VirtualClock(), encryption_key=KEY, recover=False) as rt:
+    async with open_runtime(db, workflows=[plainly], clock=VirtualClock(), encryption_key=KEY, worker=False) as rt:
         assert await rt.get_handle("e1").result() == {"receipt": "receipt-for-" + ADDRESS}
 
 
@@ -162,7 +162,7 @@ async def test_a_run_without_its_key_waits_and_loses_nothing(db: str, caplog: py
         assert info.value.run_id == "w1" and info.value.key_id == "k1"
         with pytest.raises(EncryptionKeyError, match="key 'k1'"):
             await rt.signal("w1", "confirm")
-    async with open_runtime(db, workflows=[checkout], clock=VirtualClock(), recover=False) as client:
+    async with open_runtime(db, workflows=[checkout], clock=VirtualClock(), worker=False) as client:
         info2 = await client.describe("w1")
         assert repr(info2.vars["card"]) == "Secret('***')"
         with pytest.raises(EncryptionKeyError, match="key 'k1'"):
@@ -229,7 +229,7 @@ async def test_a_tampered_or_moved_ciphertext_is_refused_and_left_as_it_was(db: 
     snap_b = decode_record(await _read_snapshot(db, "b"))
     moved = store_encode(msgspec.structs.replace(snap_b, vars={**snap_b.vars, "card": card}))
     await _write_snapshot(db, "b", moved)
-    async with open_runtime(db, workflows=[checkout], clock=VirtualClock(), encryption_key=KEY, recover=False) as rt:
+    async with open_runtime(db, workflows=[checkout], clock=VirtualClock(), encryption_key=KEY, worker=False) as rt:
         with pytest.raises(SecretDecryptError, match=r"run 'a'.*vars\['card'\].*altered") as info:
             await rt.describe("a")
         assert info.value.run_id == "a" and info.value.field == "vars['card']"
@@ -268,7 +268,7 @@ async def test_encrypt_payloads_covers_messages_waiting_in_the_inbox(db: str) ->
     async with open_runtime(db, clock=clock, **opts) as rt:
         await rt.start(listener, run_id="m1")
         await clock.sleep(0.001)
-    async with open_runtime(db, clock=VirtualClock(), recover=False, **opts) as client:
+    async with open_runtime(db, clock=VirtualClock(), worker=False, **opts) as client:
         await client.signal("m1", "go", {"note": "inbox-PLAINTEXT", "pin": Secret("pin-PLAINTEXT")})
     at_rest = await stored(db)
     assert b"PLAINTEXT" not in at_rest and MAGIC in at_rest

@@ -112,14 +112,14 @@ async def test_rotation_reencrypts_everything_while_runs_checkpoint(db: str) -> 
 async def test_rotation_without_the_old_key_reports_the_runs_it_left(db: str) -> None:
     await _start_all(db)
     before = await stored(db)
-    async with open_runtime(db, workflows=[holder], clock=VirtualClock(), encryption_key=NEW, recover=False) as rt:
+    async with open_runtime(db, workflows=[holder], clock=VirtualClock(), encryption_key=NEW, worker=False) as rt:
         rotation = await rotate_keys(rt, batch_size=7)
     assert rotation.snapshots == 0 and len({r for r, _ in rotation.failed}) == RUNS
     assert "key 'old'" in rotation.failed[0][1]
     assert key_ids_in(await stored(db), "old", "new") == {"old"}
     if not db.startswith("postgresql"):
         assert await stored(db) == before or key_ids_in(await stored(db), "new") == set()  # rows untouched
-    async with open_runtime(db, workflows=[holder], clock=VirtualClock(), encryption_key=OLD, recover=False) as rt:
+    async with open_runtime(db, workflows=[holder], clock=VirtualClock(), encryption_key=OLD, worker=False) as rt:
         assert (await rt.describe("r020")).vars["token"].reveal() == token(20)
 
 
@@ -158,7 +158,7 @@ async def test_values_encrypted_whole_stay_encrypted_whoever_rotates_them(db: st
         await clock.sleep(0.001)
     # Rotated by a runtime (here a client) that does not itself use encrypt_payloads.
     async with open_runtime(
-        db, workflows=[addressed], clock=VirtualClock(), encryption_key=NEW, encryption_keys=[OLD], recover=False
+        db, workflows=[addressed], clock=VirtualClock(), encryption_key=NEW, encryption_keys=[OLD], worker=False
     ) as rt:
         rotation = await rotate_keys(rt)
     assert rotation.snapshots == 1 and not rotation.failed

@@ -138,7 +138,7 @@ async def test_a_state_machine_is_triggered_the_same_way(db: str) -> None:
 
 async def test_a_client_leaves_triggers_to_the_owner_which_starts_them(tmp_path: Any) -> None:
     db = str(tmp_path / "w.db")
-    async with open_runtime(db, workflows=[audit], clock=VirtualClock(), recover=False) as client:
+    async with open_runtime(db, workflows=[audit], clock=VirtualClock(), worker=False) as client:
         sent = await client.send_event("order/created", {})
         assert sent.run_ids == ()  # a client starts nothing; the event waits for an owner
     async with open_runtime(db, workflows=[audit], clock=VirtualClock()) as rt:

@@ -18,7 +18,6 @@ from wayline import (
     open_runtime,
     workflow,
 )
-from wayline._errors import DatabaseOwnedByWorkerError
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -143,12 +142,14 @@ async def test_passivated_runs_come_back_for_a_message_and_a_cancel(pg_url: str)
             await cancelled.result()
 
 
-async def test_a_second_worker_is_refused_and_a_client_is_not(pg_url: str) -> None:
-    async with open_runtime(pg_url, workflows=WORKFLOWS) as worker:
+async def test_a_second_worker_shares_the_database_and_a_client_runs_nothing(pg_url: str) -> None:
+    async with open_runtime(pg_url, workflows=WORKFLOWS, worker_id="one") as worker:
         handle = await worker.start(waiter, run_id="w")
-        with pytest.raises(DatabaseOwnedByWorkerError):
-            async with open_runtime(pg_url, workflows=WORKFLOWS):
-                pass
-        async with open_runtime(pg_url, workflows=WORKFLOWS, recover=False) as client:
-            await client.signal("w", "go", "from a client")  # committed to the inbox, delivered by the worker
+        async with open_runtime(pg_url, workflows=WORKFLOWS, worker_id="two") as second:
+            assert {w.worker_id for w in await worker.store.list_workers()} == {"one", "two"}
+            assert second.worker_id == "two"
+            async with open_runtime(pg_url, workflows=WORKFLOWS, worker=False) as client:
+                assert client.worker_id is None
+                await client.signal("w", "go", "from a client")  # committed, then delivered by its worker
+                assert await client.get_handle("w").result() == "from a client"
         assert await handle.result() == "from a client"

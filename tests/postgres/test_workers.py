@@ -162,7 +162,7 @@ async def test_exclusive_worker_keeps_others_out_until_its_lease_expires(pg_url:
         await a.checkpoint(rec("u", seq=2, vars={"by": "a"}), [])
         with pytest.raises(DatabaseOwnedByWorkerError) as info:
             await b.register_worker("b", exclusive=True)
-        assert info.value.worker_id == "a" and "recover=False" in str(info.value)
+        assert info.value.worker_id == "a" and "worker=False" in str(info.value)
         with pytest.raises(DatabaseOwnedByWorkerError):
             await c.register_worker("c")  # not even a shared worker beside an exclusive one
         await expire(a)

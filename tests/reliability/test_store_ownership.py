@@ -16,8 +16,8 @@ from wayline import open_runtime
 from wayline._errors import DatabaseLinkedError, DatabaseOwnedError, DatabaseReadOnlyError
 
 
-async def open_and_close(path: Path, *, recover: bool = True) -> None:
-    async with open_runtime(path, recover=recover, inbox_poll_interval=None):
+async def open_and_close(path: Path, *, worker: bool = True) -> None:
+    async with open_runtime(path, worker=worker, inbox_poll_interval=None):
         pass
 
 
@@ -42,7 +42,7 @@ def test_a_second_name_for_the_database_is_refused_as_owner_and_as_client(tmp_pa
         os.link(db, alias)  # the same file, under a name whose -wal would be another file
         for recover in (True, False):
             with pytest.raises(DatabaseLinkedError) as info:
-                asyncio.run(open_and_close(alias, recover=recover))
+                asyncio.run(open_and_close(alias, worker=recover))
             assert "2 hard links" in str(info.value) and "-wal" in str(info.value)
         shown = wayline_cli("--db", str(alias), "runs", "list")
         assert shown.returncode == 1 and "hard links" in shown.stderr, shown.stderr
@@ -110,7 +110,7 @@ def test_a_read_only_filesystem_is_named_as_such(small_disk: Path) -> None:
     subprocess.run(["mount", "-o", "remount,ro", str(small_disk)], check=True)
     for recover in (True, False):
         with pytest.raises(DatabaseReadOnlyError) as info:
-            asyncio.run(open_and_close(db, recover=recover))
+            asyncio.run(open_and_close(db, worker=recover))
         assert "is read-only" in str(info.value) and "mounted read-only" in str(info.value)
         assert "remount the filesystem read-write" in str(info.value)
     shown = wayline_cli("--db", str(db), "runs", "list")

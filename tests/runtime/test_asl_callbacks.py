@@ -130,7 +130,7 @@ async def test_a_task_token_completed_while_the_worker_is_down(tmp_path: Path) -
         token = await next_token()
         await idle(rt)
         assert (await rt.describe("d")).status is RunStatus.WAITING
-    async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as cli:
+    async with open_runtime(path, workflows=[], worker=False, inbox_poll_interval=None) as cli:
         await cli.complete_callback(token, "approved offline")
     async with open_runtime(path, workflows=[sm], clock=VirtualClock()) as rt:
         assert (await rt.get_handle("d").result())["approval"] == "approved offline"

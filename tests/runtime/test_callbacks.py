@@ -340,7 +340,7 @@ async def test_a_callback_completed_while_the_process_is_down_is_applied_on_rest
         token = await next_token()
         await waiting(rt, "d")
     # The worker is gone; an operator (the CLI: a runtime that does not own the runs) answers.
-    async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as cli:
+    async with open_runtime(path, workflows=[], worker=False, inbox_poll_interval=None) as cli:
         await cli.complete_callback(token, "answered offline")
         with pytest.raises(CallbackTokenError, match="already been completed"):
             await cli.complete_callback(token, "twice")
@@ -354,7 +354,7 @@ async def test_a_completion_from_another_process_reaches_the_live_run(tmp_path: 
     async with open_runtime(path, workflows=WORKFLOWS, inbox_poll_interval=0.01) as owner:
         handle = await owner.start(approval, "o", run_id="x")
         token = await next_token()  # the wait is durable before its sender runs
-        async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as other:
+        async with open_runtime(path, workflows=[], worker=False, inbox_poll_interval=None) as other:
             await other.complete_callback(token, "from afar")
         with anyio.fail_after(5):
             assert await handle.result() == "from afar"

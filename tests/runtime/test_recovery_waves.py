@@ -109,7 +109,7 @@ async def test_a_message_to_a_run_of_a_later_wave_is_neither_lost_nor_applied_tw
         await parked(rt, runs=len(fillers) + 2)  # the child exists and waits for "go"
     # Listed oldest first: the parent, the fillers, then the child. The parent's "send" is in
     # its inbox at the restart, so the parent signals the child during the first wave.
-    async with open_runtime(store, workflows=flows, recover=False) as client:
+    async with open_runtime(store, workflows=flows, worker=False) as client:
         await client.signal("a-parent", "send")
     async with open_runtime(store, workflows=flows) as rt:
         assert await rt.get_handle("a-parent").result() == "went"

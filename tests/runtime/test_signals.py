@@ -123,7 +123,7 @@ async def test_a_signal_accepted_before_a_crash_is_delivered_after_restart(tmp_p
     store = FaultInjectingStore(SQLiteStore(path), crash_at=1, when=when)
     accepted = False
     with pytest.raises((SimulatedCrash, BaseExceptionGroup)):
-        async with open_runtime(store, workflows=[collect], clock=VirtualClock(), recover=False) as rt:
+        async with open_runtime(store, workflows=[collect], clock=VirtualClock(), worker=False) as rt:
             await rt.signal("k", "item", "payload")
             accepted = True
     assert not accepted
@@ -140,7 +140,7 @@ async def test_a_signal_committed_by_another_process_reaches_the_live_run(tmp_pa
     async with open_runtime(path, workflows=[collect], inbox_poll_interval=0.01) as owner:
         handle = await owner.start(collect, 1, run_id="x")
         await wait_until_waiting(owner, "x")
-        async with open_runtime(path, workflows=[], recover=False, inbox_poll_interval=None) as other:
+        async with open_runtime(path, workflows=[], worker=False, inbox_poll_interval=None) as other:
             await other.signal("x", "item", "from afar")
         with anyio.fail_after(5):
             assert await handle.result() == ["from afar"]

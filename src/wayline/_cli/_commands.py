@@ -1,7 +1,7 @@
 """The commands. Each takes the common options and its own arguments and returns an exit code.
 
 A command that only reads runs or sends them messages opens the database as a client
-(``recover=False``, no inbox polling): it claims no ownership, so it works beside the worker
+(``worker=False``, no inbox polling): it claims no ownership, so it works beside the worker
 that runs the runs, and its messages reach them through the durable inbox. A command that
 runs a state machine (``asl run``, ``redrive``) becomes the database's owner for as long as
 it runs.
@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import inspect
 import json
 import os
 import shlex
@@ -71,7 +70,7 @@ def _store(opts: Options, *, existing: bool) -> Store:
 @contextlib.asynccontextmanager
 async def _client(opts: Options) -> AsyncIterator[Runtime]:
     store = _store(opts, existing=True)
-    async with open_runtime(store, recover=False, inbox_poll_interval=None) as rt:
+    async with open_runtime(store, worker=False, inbox_poll_interval=None) as rt:
         yield rt
 
 
@@ -80,7 +79,7 @@ async def _owner(opts: Options, workflow: WorkflowDef[Any, Any] | StateMachine) 
     # Owner: it resumes this workflow's interrupted runs too, and polls the inbox so that
     # signals and callbacks sent by other `wayline` processes reach its runs.
     store = _store(opts, existing=False)
-    async with open_runtime(store, workflows=[workflow], recover=True, inbox_poll_interval=0.1) as rt:
+    async with open_runtime(store, workflows=[workflow], worker=True, inbox_poll_interval=0.1) as rt:
         yield rt
 
 
@@ -310,21 +309,13 @@ async def start(opts: Options, target: str, input_text: str | None, run_id: str 
 async def _commit(
     opts: Options, workflow: WorkflowDef[Any, Any] | StateMachine, payload: Any, run_id: str, here: str
 ) -> int:
-    """Commit the run and leave it for a worker: nothing of it runs in this process.
-
-    The database's owner lock is taken (not its unfinished runs) so that no worker is running
-    it: one would not see a run committed behind its back before its next start.
-    """
+    """Commit the run and leave it for a worker: nothing of it runs in this process (a
+    client: the run is committed with the message that brings it to a worker)."""
     store = _store(opts, existing=False)
-    async with open_runtime(store, workflows=[workflow], recover=False, inbox_poll_interval=None) as rt:
-        claimed = store.claim_ownership()  # type: ignore[attr-defined]
-        if inspect.isawaitable(claimed):  # the PostgreSQL store registers as the worker
-            await claimed
+    async with open_runtime(store, workflows=[workflow], worker=False, inbox_poll_interval=None) as rt:
         existing = await rt.store.get_run(run_id)
         if existing is None:
             await rt.start(workflow, payload, run_id=run_id)
-            # Nothing awaited from here to the runtime's close, which stops the run's actor
-            # before it takes its first step: the run starts in a worker, not here.
         elif existing.workflow != workflow.name:
             raise RunConflictError(run_id, existing.workflow, workflow.name)
     status = existing.status.value if existing is not None else RunStatus.RUNNING.value
@@ -344,8 +335,8 @@ async def _commit(
         print(run_id)
         _note(
             f"run {run_id} of workflow {workflow.name!r} is committed, and nothing of it ran here. A worker that "
-            f"registers {workflow.name!r} runs it when it opens the database (open_runtime resumes unfinished "
-            f"runs); or run it here: `{here}`"
+            f"registers {workflow.name!r} runs it: a running one takes it at once, otherwise the next to open the "
+            f"database; or run it here: `{here}`"
         )
     return OK
 

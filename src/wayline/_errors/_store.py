@@ -32,7 +32,7 @@ class DatabaseOwnedError(DatabaseLockedError):
             self,
             f"database {path!r} is already run by another runtime (in this or another process); "
             "two runtimes would run the same steps twice. Stop the other one, or open this one "
-            "with open_runtime(..., recover=False) to use the database as a client",
+            "with open_runtime(..., worker=False) to use the database as a client",
             path=path,
         )
 
@@ -211,7 +211,7 @@ class DatabaseOwnedByWorkerError(DatabaseOwnedError):
             f"PostgreSQL database {url} is already run by worker {worker_id!r} (host {host!r}, pid {pid}); "
             "until the runtime runs several workers on one database, two would run the same steps twice. "
             f"Stop that worker, wait for its lease to expire ({seconds_left:.1f}s left if it is dead), or "
-            "open this runtime with open_runtime(..., recover=False) to use the database as a client",
+            "open this runtime with open_runtime(..., worker=False) to use the database as a client",
             path=url,
         )
 

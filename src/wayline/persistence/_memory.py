@@ -61,15 +61,21 @@ class MemoryStore(SingleOwner):
         if self._closed:
             raise StoreError("the in-memory store is closed")
 
-    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+    async def create_run(
+        self, record: RunRecord, events: Sequence[AnyEvent], message: InboxMessage | None = None
+    ) -> RunRecord | None:
         self._check()
         snap, rows = encode_sealed(self.sealer, record, events, self._encode)
+        data = None if message is None else encode_message(self.sealer, message, record.run_id)
         await asyncio.sleep(0)
         existing = self._runs.get(record.run_id)
         if existing is not None:
             return self._decode(existing)
         self._runs[record.run_id] = snap
         self._history[record.run_id] = [rows] if rows is not None else []
+        if data is not None:
+            self._inbox_seq += 1
+            self._inbox[self._inbox_seq] = (record.run_id, data)
         return None
 
     def checkpoint(

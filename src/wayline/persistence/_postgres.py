@@ -101,6 +101,9 @@ class PostgresStore:
         meter_provider: where the group commit reports latency and batch sizes.
     """
 
+    #: Several worker processes may share this store's database (see `open_runtime`'s ``worker``).
+    shared = True
+
     def __init__(
         self,
         url: str,
@@ -286,7 +289,9 @@ class PostgresStore:
         if not self._open:
             raise StoreError(f"PostgreSQL store {self.display_url} is closed", path=self.display_url)
 
-    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+    async def create_run(
+        self, record: RunRecord, events: Sequence[AnyEvent], message: InboxMessage | None = None
+    ) -> RunRecord | None:
         self._check_open()
         run_id = record.run_id
 
@@ -307,6 +312,14 @@ class PostgresStore:
         meta = search_terms(record)
         row = (record.run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
         self._writer.queue.creates.append((row, rows, fut))
+        if message is not None:
+            # In the same batch, so the same transaction (BATCH stores a message for a run the
+            # batch creates): a worker is told of the run by its inbox's notification.
+            appended: asyncio.Future[int | None] = self._loop.create_future()
+            appended.add_done_callback(lambda f: f.cancelled() or f.exception())
+            self._writer.queue.appends.append((run_id, encode_message(self.sealer, message, run_id), appended))
+            self._writer.queue.size += 1
+            self._writer.pending += 1
         self._writer.queued()
         existing = await fut
         if existing is None:

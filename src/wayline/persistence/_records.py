@@ -474,8 +474,21 @@ class UpdateMessage(InboxMessage, tag="update", frozen=True):
     payload: Any = None
 
 
+class StartMessage(InboxMessage, tag="start", frozen=True):
+    """A run was created by a client (``open_runtime(..., worker=False)``), which runs
+    nothing: committed with the run, it tells the workers to load it (the inbox is what they
+    watch). The run consumes it and nothing else changes."""
+
+
 AnyInboxMessage = (
-    SignalMessage | CancelMessage | CallbackCompletion | CallbackFailure | CallbackBeat | ChildDone | UpdateMessage
+    SignalMessage
+    | CancelMessage
+    | CallbackCompletion
+    | CallbackFailure
+    | CallbackBeat
+    | ChildDone
+    | UpdateMessage
+    | StartMessage
 )
 
 

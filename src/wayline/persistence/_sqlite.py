@@ -214,7 +214,9 @@ class SQLiteStore(SingleOwner):
 
     # --- writes --------------------------------------------------------------------------
 
-    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+    async def create_run(
+        self, record: RunRecord, events: Sequence[AnyEvent], message: InboxMessage | None = None
+    ) -> RunRecord | None:
         run_id = record.run_id
 
         def encode_all(record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None, BlobRows]:
@@ -229,7 +231,8 @@ class SQLiteStore(SingleOwner):
         snapshot, rows, blobs = encode_sealed(self.sealer, record, events, encode_all)
         meta = search_terms(record)
         row = (run_id, record.workflow, record.status.value, record.created_at, record.wake_at, snapshot, meta)
-        existing = await self._writes.create(row, None if rows is None else (run_id, 0, rows), blobs)
+        data = None if message is None else encode_message(self.sealer, message, run_id)
+        existing = await self._writes.create(row, None if rows is None else (run_id, 0, rows), blobs, data)
         return None if existing is None else await self._decode(run_id, existing)
 
     def checkpoint(

@@ -325,9 +325,11 @@ class GroupCommit:
             self.pending -= 1
 
     def create(
-        self, row: tuple[Any, ...], history: HistoryRow | None, blobs: BlobRows = None
+        self, row: tuple[Any, ...], history: HistoryRow | None, blobs: BlobRows = None, message: bytes | None = None
     ) -> asyncio.Future[bytes | None]:
-        """Insert a run unless it exists; the future gets the existing snapshot, or None."""
+        """Insert a run unless it exists; the future gets the existing snapshot, or None.
+        ``message`` (encoded) goes to the run's inbox in the same batch, so the same
+        transaction (creates are applied first)."""
         waits = WAIT_FOR_STORE.get()
         batch = self._batch(not waits)
         if blobs is not None:
@@ -336,6 +338,13 @@ class GroupCommit:
         assert self._loop is not None
         fut: asyncio.Future[bytes | None] = self._loop.create_future()
         batch.creates.append((row, history, fut, waits))
+        if message is not None:
+            appended: asyncio.Future[int | None] = self._loop.create_future()
+            # Its outcome is the create's (one transaction): nobody awaits it.
+            appended.add_done_callback(lambda f: f.cancelled() or f.exception())
+            batch.appends.append(((row[0], message), appended, waits))
+            batch.size += 1  # counted here: `_queued` below must not flush between the two
+            self.pending += 1
         self._queued()
         return fut
 

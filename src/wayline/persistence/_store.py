@@ -82,8 +82,12 @@ class Store(Protocol):
         """Finish queued writes and release resources."""
         ...
 
-    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
-        """Insert a new run durably; if ``record.run_id`` exists, return the stored one instead."""
+    async def create_run(
+        self, record: RunRecord, events: Sequence[AnyEvent], message: InboxMessage | None = None
+    ) -> RunRecord | None:
+        """Insert a new run durably; if ``record.run_id`` exists, return the stored one instead.
+        ``message`` is appended to the new run's inbox in the same transaction (a client's
+        `StartMessage`: no run is left created with nothing to tell a worker about it)."""
         ...
 
     def checkpoint(

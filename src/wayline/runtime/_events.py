@@ -116,7 +116,7 @@ class Events:
         self._registry = registry
         self._runs = runs
         self._window = dedup_window
-        # A client (the CLI, a runtime opened with recover=False) wakes waiters but leaves
+        # A client (the CLI, a runtime opened with worker=False) wakes waiters but leaves
         # events undispatched: the owning runtime's beat starts their runs with its workflows.
         self._owner = owner
         # Events `send` is dispatching now: the beat leaves them alone (it would only repeat

@@ -39,7 +39,7 @@ class Flow:
         store: the store (its ``flow`` table holds the queues and slots).
         start: starts an admitted run (rewrites it RUNNING if it is QUEUED, and spawns it);
             given by `Runs`.
-        owner: a client (recover=False) queues runs but leaves admission to the owner.
+        owner: a client (worker=False) queues runs but leaves admission to the owner.
     """
 
     def __init__(

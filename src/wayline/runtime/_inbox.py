@@ -12,6 +12,7 @@ here, and found again by the poller or after a restart) changes nothing the seco
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
@@ -151,6 +152,12 @@ class Inbox:
         self._clock = clock
         self._runs = runs
         self._claims: set[str] = set()  # final callback answers being committed right now
+        self._poked = asyncio.Event()  # a message was committed somewhere: read the inbox now
+
+    def poke(self) -> None:
+        """Have the poller read the inbox now rather than at its next beat (the store
+        notified a commit: another worker's or a client's message, or a client's new run)."""
+        self._poked.set()
 
     async def signal(self, run_id: str, name: str, payload: Any) -> None:
         await signal(self._store, self._clock, self._runs, run_id, name, payload)
@@ -259,4 +266,7 @@ class Inbox:
                     await also()
                 except Exception:
                     log.exception("a periodic inbox task failed; it runs again on the next beat")
-            await asyncio.sleep(interval)
+            if not self._poked.is_set():
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._poked.wait(), interval)
+            self._poked.clear()

@@ -6,6 +6,7 @@ import asyncio
 import contextlib
 import inspect
 import os
+import warnings
 from collections.abc import AsyncIterator, Iterable, Mapping
 from contextlib import asynccontextmanager
 from datetime import timedelta
@@ -42,7 +43,11 @@ async def open_runtime(
     supervisor: SupervisorSpec | None = None,
     max_concurrent_activities: int | None = None,
     activity_threads: int = DEFAULT_ACTIVITY_THREADS,
-    recover: bool = True,
+    worker: bool = True,
+    worker_id: str | None = None,
+    lease_seconds: float | None = None,
+    max_runs: int | None = None,
+    recover: bool | None = None,
     inbox_poll_interval: float | None = 0.1,
     passivate_after: float | None = None,
     tracer_provider: TracerProvider | None = None,
@@ -56,9 +61,10 @@ async def open_runtime(
 ) -> AsyncIterator[Runtime]:
     """Open the runtime on a SQLite file (default), a PostgreSQL URL, ``":memory:"`` or a `Store`.
 
-    On entry, every unfinished run in the store is recovered from its last checkpoint. On
-    exit, live runs stop where they are; their state is durable and the next
-    ``open_runtime`` on the same database resumes them.
+    A worker (the default) executes runs: on entry it recovers the unfinished runs from their
+    last checkpoints (on PostgreSQL, those no other live worker holds). On exit, live runs
+    stop where they are; their state is durable and the next worker goes on with them. A
+    client (``worker=False``) executes nothing: the runs it starts are committed for a worker.
 
     Args:
         store: a database path, a ``postgresql://user@host/db`` URL (the PostgreSQL store;
@@ -74,8 +80,22 @@ async def open_runtime(
         activity_threads: the worker threads that run sync (``def``) activities; more
             attempts than that wait for a thread. The default, ``min(32, CPUs + 4)``, is
             Python's own for I/O-bound work, which blocking activities mostly are.
-        recover: resume unfinished runs on entry (the default). ``False`` opens the database
-            to inspect or start runs without resuming the ones already there.
+        worker: execute runs (the default). On SQLite the one process that holds the
+            database executes its runs (a second worker gets `DatabaseOwnedError`); on
+            PostgreSQL any number of worker processes, on any hosts, share them: each
+            registers with a lease, runs what it starts and claims the runs nobody holds (a
+            stopped worker's, once its lease expired). ``False``: a client, which never
+            executes a run: `Runtime.start` commits the run and a worker takes it within
+            milliseconds; signals, cancels and callbacks are committed for the run's worker;
+            ``handle.result()`` reads the run's end from the database.
+        worker_id: this worker's id on PostgreSQL (``host:pid:random`` by default); shown by
+            ``wayline workers list``.
+        lease_seconds: how long a PostgreSQL worker's lease lasts without renewal (renewed
+            every third of it): how soon the runs of a killed or paused worker move on (the
+            store's own ``lease_seconds``, 10 by default).
+        max_runs: at most this many runs in memory on this PostgreSQL worker; the runs it
+            starts beyond that are left for the others to claim.
+        recover: deprecated: use ``worker``.
         inbox_poll_interval: seconds between reads of the inbox for messages committed by
             other processes (``wayline`` CLI, other replicas); ``None`` to not look.
         passivate_after: seconds a run may wait (on timers or signals only) before it leaves
@@ -107,6 +127,23 @@ async def open_runtime(
         event_dedup_window: seconds an event id is remembered: ``rt.send_event`` with an id
             seen within it stores and starts nothing (24 hours by default).
     """
+    if recover is not None:
+        warnings.warn(
+            "open_runtime(recover=...) is deprecated: use worker=True (execute runs) or worker=False "
+            "(a client that only starts, signals and reads runs)",
+            DeprecationWarning,
+            stacklevel=3,  # through the contextmanager's __aenter__
+        )
+        worker = recover
+    if not isinstance(worker, bool):
+        raise InvalidArgumentError("open_runtime", "worker", f"must be a bool, got {worker!r}")
+    if lease_seconds is not None and (
+        isinstance(lease_seconds, bool) or not isinstance(lease_seconds, (int, float)) or not lease_seconds > 0
+    ):
+        raise InvalidArgumentError("open_runtime", "lease_seconds", f"must be a number > 0, got {lease_seconds!r}")
+    if max_runs is not None and (isinstance(max_runs, bool) or not isinstance(max_runs, int) or max_runs < 1):
+        raise InvalidArgumentError("open_runtime", "max_runs", f"must be an int >= 1 or None, got {max_runs!r}")
+    recover = worker
     workflows = list(workflows)
     if isinstance(activity_threads, bool) or not isinstance(activity_threads, int) or activity_threads < 1:
         raise InvalidArgumentError("open_runtime", "activity_threads", f"must be an int >= 1, got {activity_threads!r}")
@@ -138,8 +175,19 @@ async def open_runtime(
         )
     the_clock = clock or SystemClock()
     await the_store.start()
+    # A store several workers share (PostgreSQL): each worker registers (in `Runtime._open`);
+    # one with a single owner (SQLite) is claimed by its worker.
+    shared = recover and bool(getattr(the_store, "shared", False))
+    if max_runs is not None and not shared:
+        await the_store.close()
+        raise InvalidArgumentError(
+            "open_runtime",
+            "max_runs",
+            "limits a worker among several on a PostgreSQL database, where the others take what it leaves; "
+            f"with {type(the_store).__name__} this worker is the only one, so the runs beyond it would never run",
+        )
     claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it
-    if recover and claim is not None:
+    if recover and claim is not None and not shared:
         try:
             claimed = claim()
             if inspect.isawaitable(claimed):  # PostgreSQL registers its worker over the network
@@ -164,12 +212,15 @@ async def open_runtime(
                 meter_provider=meter_provider,
                 retention=retention,
                 event_dedup_window=event_dedup_window,
+                shared=shared,
+                max_runs=max_runs,
+                lease_seconds=float(lease_seconds or getattr(the_store, "lease_seconds", None) or 10.0),
             )
             # Idle: no store write in flight and no sync activity at work in a thread.
             threads = rt._threads
             driver = asyncio.ensure_future(the_clock.drive(lambda: the_store.pending == 0 and not threads.busy))
             try:
-                await rt._open(recover=recover, inbox_poll_interval=inbox_poll_interval)
+                await rt._open(recover=recover, inbox_poll_interval=inbox_poll_interval, worker_id=worker_id)
                 yield rt
             finally:
                 await rt._close()

@@ -89,6 +89,10 @@ class RunPort(Protocol):
         """The run ended; ``record`` is its final, durable snapshot."""
         ...
 
+    def run_dropped(self, run_id: str, error: BaseException) -> None:
+        """A checkpoint of the run was refused (`LeaseLostError`): another worker owns it now."""
+        ...
+
     def run_passivated(self, run_id: str, wake_at: float | None, seen: frozenset[int]) -> None:
         """The run left memory while waiting, having taken in inbox seqs ``seen``: wake it at
         ``wake_at``, or at once if a message newer than all of them arrived meanwhile."""

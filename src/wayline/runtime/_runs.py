@@ -19,10 +19,14 @@ from typing import Any
 import msgspec
 
 from .._errors import (
+    DatabaseCorruptError,
+    EncryptionKeyError,
+    LeaseLostError,
     RunAlreadyFinishedError,
     RunConflictError,
     RunNotFoundError,
     RuntimeClosedError,
+    SecretDecryptError,
     WorkflowNotFoundError,
 )
 from ..actors import ActorRef, Clock, SharedTimers, Supervisor
@@ -39,6 +43,7 @@ from ..persistence import (
     RunRecord,
     RunStarted,
     RunStatus,
+    StartMessage,
     StepStarted,
     Store,
     UpdateAnswered,
@@ -77,6 +82,8 @@ class Runs:
         passivate_after: float | None,
         owner: bool,
         threads: Executor,
+        shared: bool = False,
+        max_runs: int | None = None,
     ) -> None:
         self.store = store
         # The runs' clock: the runtime's, with their timers (waits, timeouts, backoffs,
@@ -89,7 +96,13 @@ class Runs:
         self.telemetry = telemetry
         self._supervisor = supervisor
         self._registry = registry
-        self._owner = owner  # runs runs (recover=True), not just a client of the database
+        self._owner = owner  # runs runs (a worker), not just a client of the database
+        # One of several workers on one database (PostgreSQL): a run is loaded only once this
+        # worker holds its lease (`claim`), and given back when it leaves memory.
+        self.shared = shared
+        self.max_runs = max_runs
+        #: Polling interval of `wait_finished` for a run another process runs.
+        self.poll_interval = 0.5
         self._refs: dict[str, ActorRef[Any]] = {}  # runs in memory, by run id (across restarts)
         self._actors: dict[str, RunActor] = {}  # the current incarnation of each
         # Callers of RunHandle.result(), resolved with the final record by the run's actor
@@ -108,6 +121,7 @@ class Runs:
         # message to one of them loads it at once (`wake`, from its current record) and takes
         # it off this list, so its wave does not load it a second time from the listed one.
         self._unrecovered: dict[str, RunRecord] = {}
+        self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
         # does. Given to the supervisor because a parked run's next task is started by
@@ -170,6 +184,13 @@ class Runs:
         if self._actors.get(run.run_id) is run:
             del self._actors[run.run_id]
 
+    def run_dropped(self, run_id: str, error: BaseException) -> None:
+        """A checkpoint of the run was refused: this worker lost its lease (it was paused or
+        cut off past it) and another worker owns the run now. It leaves memory here; whoever
+        waits for it here goes on waiting, reading the store."""
+        self._refs.pop(run_id, None)
+        log.error("run %s dropped from this worker: %s", run_id, error, extra={"run_id": run_id})
+
     def run_finished(self, record: RunRecord) -> None:
         self._refs.pop(record.run_id, None)
         self.telemetry.run_finished(record)
@@ -188,6 +209,10 @@ class Runs:
         if seen:
             self._took_in[run_id] = seen
         self._passivated += 1
+        if self.shared:
+            # Out of memory, out of this worker's hands: whichever worker gets its message or
+            # its timer claims it.
+            self.background(self.store.release_runs([run_id]))
         if wake_at is not None:
             self._wake_timer.schedule(wake_at, self._wake_timer_fired)
         self.background(wake_if_messages(self.store, run_id, max(seen, default=0), self.wake))
@@ -329,7 +354,12 @@ class Runs:
             trace=trace_context,
         )
         try:
-            existing = await self.store.create_run(record, [])
+            if self._owner:
+                existing = await self.store.create_run(record, [])
+            else:
+                # A client runs nothing: the run and the message that brings it to a worker
+                # commit together (the workers watch the inbox).
+                existing = await self.store.create_run(record, [], StartMessage(ts=now))
         except BaseException as exc:
             self.telemetry.start_failed(span, exc)
             raise
@@ -339,8 +369,17 @@ class Runs:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
             return
         if spec is not None:
+            if self.shared and self._owner:
+                # A QUEUED run is held by no worker (given up before its queue can admit it):
+                # the worker whose admission takes its slot claims it (`start_admitted`).
+                await self.store.release_runs([run_id])
             await self.flow.enqueue(record, spec)
-        elif run_id not in self._refs:
+        elif not self._owner or run_id in self._refs:
+            return
+        elif self.shared and self.max_runs is not None and len(self._refs) >= self.max_runs:
+            # At its limit: another worker claims it (its sweep finds unowned runs).
+            await self.store.release_runs([run_id])
+        else:
             self.spawn(record, None)
 
     async def start_admitted(self, run_id: str) -> None:
@@ -351,6 +390,8 @@ class Runs:
             return
         if run_id in self._refs or self.closed:
             return
+        if self.shared and await self.store.claim_run(run_id) is None:
+            return  # a live worker holds it: it was started there
         if rec.status is RunStatus.QUEUED:
             now = self.clock.time()
             details = {k: v for k, v in rec.metadata.items() if k.startswith("wayline.flow_")}
@@ -358,6 +399,14 @@ class Runs:
             rec = await self.rewrite(rec, event, status=RunStatus.RUNNING)
         if run_id not in self._refs:
             self.spawn(rec, None)
+
+    async def go_on(self, record: RunRecord, reason: str) -> None:
+        """Have a run that was just rewritten RUNNING (a redrive) go on: here in a worker; a
+        client tells the workers through the run's inbox."""
+        if self._owner:
+            self.spawn(record, reason)
+        else:
+            await self.store.append_inbox(record.run_id, StartMessage(ts=self.clock.time()))
 
     def spawn(self, record: RunRecord, reason: str | None) -> None:
         self._took_in.pop(record.run_id, None)  # the new incarnation reads its inbox
@@ -392,6 +441,9 @@ class Runs:
         new = msgspec.structs.replace(
             rec, updated_at=event.ts, waits=(), tail=(), history_seq=rec.history_seq + 1, **changes
         )
+        # A worker commits only the runs it holds (this one is held already if it ran here).
+        if self.shared and self._owner and await self.store.claim_run(rec.run_id) is None:
+            raise LeaseLostError(rec.run_id, str(getattr(self.store, "worker_id", None)), -1)
         await self.store.checkpoint(new, [*rec.tail, event])
         return new
 
@@ -412,13 +464,16 @@ class Runs:
             WorkflowNotFoundError: the run's workflow is not registered here (it cannot end).
             RuntimeClosedError: the runtime closed first.
         """
+        # Other processes may run it: a client runs nothing, and one of several workers only
+        # its share. Then its end is read from the store, at growing intervals.
+        elsewhere = not self._owner or self.shared
         if run_id not in self._refs:
             rec = await self.store.get_run(run_id)
             if rec is None:
                 raise RunNotFoundError(run_id)
             if rec.status.finished:
                 return rec
-            if rec.workflow not in self._registry:
+            if rec.workflow not in self._registry and not elsewhere:
                 # Nothing here can run it, so waiting would never end.
                 raise WorkflowNotFoundError(rec.workflow, self._registry.names(), run_id=run_id)
         self.check_open()
@@ -426,11 +481,24 @@ class Runs:
         waiters = self._waiters.setdefault(run_id, [])
         waiters.append(fut)
         try:
+            delay = 0.005
+            while elsewhere and not fut.done():
+                await asyncio.wait((fut,), timeout=delay)
+                if fut.done():
+                    break
+                if run_id not in self._refs:
+                    rec = await self.store.get_run(run_id)
+                    if rec is not None and rec.status.finished:
+                        return rec
+                delay = min(delay * 2, self.poll_interval)
             done = await fut
         except asyncio.CancelledError:
             if fut in waiters:
                 waiters.remove(fut)
             raise
+        finally:
+            if fut in waiters and not fut.done():
+                waiters.remove(fut)
         if done is None:
             raise RuntimeClosedError()
         return done
@@ -438,7 +506,18 @@ class Runs:
     # --- recovery and passivation ----------------------------------------------------------------
 
     async def recover(self) -> int:
-        """Restart every unfinished run in the store; returns how many."""
+        """Restart every unfinished run in the store; returns how many. One of several
+        workers takes the runs no live worker holds, in waves, up to ``max_runs``."""
+        if self.shared:
+            if self.passivate_after is not None:
+                self.background(self._wake_due())
+            total = 0
+            while not self.closed:
+                n = await self.claim_some("recovered: claimed after its worker stopped")
+                total += n
+                if n == 0 or (self.max_runs is not None and len(self._refs) >= self.max_runs):
+                    break
+            return total
         statuses = UNFINISHED
         if self.passivate_after is not None:
             # Waiting runs stay passivated: the waker reloads them when a timer is due, and a
@@ -499,6 +578,9 @@ class Runs:
         """Load a run that is not in memory (passivated), unless it has ended."""
         if run_id in self._refs or self.closed or not self._owner:
             return
+        if self.shared:
+            await self._wake_shared(run_id, reason)
+            return
         # Listed for recovery and not loaded yet: loaded here and now, and taken off the list
         # before anything is awaited, so its wave does not load it again from the listed
         # record (two actors of one run, the second from a snapshot the first has moved past).
@@ -512,6 +594,81 @@ class Runs:
         if self._passivated and reason.startswith("woken by") and not recovering:
             self._passivated -= 1
         self.spawn(rec, reason)
+
+    async def _wake_shared(self, run_id: str, reason: str) -> None:
+        """`wake` on a database several workers share: the run is loaded only if this worker
+        can claim it (nobody holds it, or its holder's lease expired), and not past
+        ``max_runs`` (then another worker's sweep takes it)."""
+        if self.max_runs is not None and len(self._refs) >= self.max_runs:
+            return
+        # The claim first (one statement; it fails for a finished run, or one a live worker
+        # holds: most messages a worker sees are for its peers' runs), then the record.
+        if await self.store.claim_run(run_id) is None or run_id in self._refs:
+            return
+        rec = await self.store.get_run(run_id)
+        if rec is not None and rec.status is RunStatus.QUEUED:
+            await self._queued_message(rec)  # it starts when its queue admits it, not now
+            await self.store.release_runs([run_id])
+            return
+        await self.adopt([run_id], reason, [rec])
+
+    async def adopt(self, run_ids: list[str], reason: str, records: list[RunRecord | None] | None = None) -> list[str]:
+        """Load runs this worker has just claimed (a sweep, a wake), read under the claim
+        unless ``records`` were; the ids loaded. One that ended, is QUEUED or cannot run here
+        is given back."""
+        loaded: list[str] = []
+        give_back: list[str] = []
+        if records is None:
+            records = await asyncio.gather(*(self._read_claimed(run_id) for run_id in run_ids))
+        for run_id, rec in zip(run_ids, records, strict=True):
+            if run_id in self._refs:
+                continue
+            if (
+                self.closed
+                or rec is None
+                or rec.status.finished
+                or rec.status is RunStatus.QUEUED
+                or rec.workflow not in self._registry
+            ):
+                give_back.append(run_id)
+                continue
+            if self._passivated and rec.status is RunStatus.WAITING:
+                self._passivated -= 1
+            self.spawn(rec, reason)
+            loaded.append(run_id)
+        if give_back and not self.closed:
+            await self.store.release_runs(give_back)
+        return loaded
+
+    async def _read_claimed(self, run_id: str) -> RunRecord | None:
+        """A claimed run's record; None (it is given back) if this worker cannot read it: a
+        damaged snapshot, or a Secret sealed with a key it was not given. Logged once per run."""
+        try:
+            return await self.store.get_run(run_id)
+        except (DatabaseCorruptError, EncryptionKeyError, SecretDecryptError) as exc:
+            if run_id not in self._unreadable:
+                self._unreadable.add(run_id)
+                log.error("%s; this worker leaves the run to others", exc, extra={"run_id": run_id})
+            return None
+
+    async def claim_some(self, reason: str, limit: int | None = None) -> int:
+        """Claim and load unowned and orphaned runs (of workers whose lease expired), up to
+        ``max_runs`` in memory; how many were loaded. Waiting runs are claimed too unless
+        runs passivate (then their message or timer brings them back)."""
+        room = RECOVERY_WAVE if self.max_runs is None else self.max_runs - len(self._refs)
+        if limit is not None:
+            room = min(room, limit)
+        if room <= 0 or self.closed:
+            return 0
+        statuses = [RunStatus.PENDING, RunStatus.RUNNING]
+        if self.passivate_after is None:
+            statuses.append(RunStatus.WAITING)
+        leases = await self.store.claim_runs(room, statuses)
+        if not leases:
+            return 0
+        loaded = await self.adopt([lease.run_id for lease in leases], reason)
+        await self._until_loaded(loaded)
+        return len(loaded)
 
     async def _queued_message(self, rec: RunRecord) -> None:
         """A message came for a QUEUED run: a cancel ends it in its queue; anything else
@@ -548,6 +705,10 @@ class Runs:
     def _wake_timer_fired(self) -> None:
         self._wake_timer.fired()
         self.background(self._wake_due())
+
+    async def wake_due_now(self) -> None:
+        """Reload the passivated runs whose timer is due (the sweep of a shared database)."""
+        await wake_due(self.store, self.clock.time(), self.wake)
 
     async def _wake_due(self) -> None:
         """Reload every passivated run whose timer is due, then wait for the next one."""

@@ -21,6 +21,7 @@ from .._errors import RedriveError, RunNotFoundError
 from ..actors import Clock, Supervisor
 from ..persistence import DEDUP_WINDOW, AnyEvent, Custom, RunRecord, RunStatus, StepStarted, Store
 from . import _checks as check, _failure as failure, _updates as updates
+from ._cluster import Cluster
 from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._events import Events
 from ._events_api import EventsApi
@@ -69,6 +70,9 @@ class Runtime(EventsApi):
         retention: float | timedelta | None = None,
         retention_interval: float = DEFAULT_INTERVAL,
         event_dedup_window: float = DEDUP_WINDOW,
+        shared: bool = False,
+        max_runs: int | None = None,
+        lease_seconds: float = 10.0,
     ) -> None:
         self.store = store
         self.clock = clock
@@ -87,8 +91,14 @@ class Runtime(EventsApi):
             passivate_after=passivate_after,
             owner=owner,
             threads=self._threads,
+            shared=shared and owner,
+            max_runs=max_runs,
         )
         self._inbox = Inbox(store, clock, self._runs)
+        # One of several workers on a shared database (PostgreSQL): leases, sweeps, notifications.
+        self._cluster = (
+            Cluster(store, self._runs, self._inbox.poke, lease_seconds=lease_seconds) if shared and owner else None
+        )
         self._events = Events(store, clock, self._registry, self._runs, dedup_window=event_dedup_window, owner=owner)
         self._poller: asyncio.Future[None] | None = None
         # Only an owner fires schedules; a client (the CLI) changes them and the owner sees it.
@@ -104,8 +114,16 @@ class Runtime(EventsApi):
 
     # --- life (open_runtime) ---------------------------------------------------------------
 
-    async def _open(self, *, recover: bool, inbox_poll_interval: float | None) -> None:
+    @property
+    def worker_id(self) -> str | None:
+        """This worker's id among the workers of a shared (PostgreSQL) database; None for a
+        client (``worker=False``) and for the one worker of a SQLite database."""
+        return None if self._cluster is None else self._cluster.worker_id
+
+    async def _open(self, *, recover: bool, inbox_poll_interval: float | None, worker_id: str | None = None) -> None:
         self._telemetry.watch(self)
+        if self._cluster is not None:
+            await self._cluster.register(worker_id)
         if self._scheduler is not None:
             await self._scheduler.open()
         if recover:
@@ -121,6 +139,8 @@ class Runtime(EventsApi):
             self._scheduler.start(inbox_poll_interval)
         if self._retention is not None:
             self._purger = asyncio.ensure_future(self._retention.run())
+        if self._cluster is not None:
+            self._cluster.start()
 
     async def _recover_flow(self) -> None:
         """What recovery does beyond the runs: the slots of runs that were executing are held
@@ -142,6 +162,8 @@ class Runtime(EventsApi):
 
     async def _close(self) -> None:
         self._telemetry.close()
+        if self._cluster is not None:
+            await self._cluster.close()
         if self._scheduler is not None:
             await self._scheduler.close()
         await self._runs.close()
@@ -288,7 +310,7 @@ class Runtime(EventsApi):
         redriven = await self._runs.rewrite(
             rec, event, status=RunStatus.RUNNING, output=None, error=None, ended_at=None, state=state, metadata=metadata
         )
-        self._runs.spawn(redriven, "redriven")
+        await self._runs.go_on(redriven, "redriven")
         return RunHandle(self, run_id)
 
     # --- schedules ---------------------------------------------------------------------------

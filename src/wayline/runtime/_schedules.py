@@ -9,7 +9,7 @@ made from the schedule id and the fire time. A runtime that loses a compare-and-
 process changed the schedule) reads it again and decides again, so one fire is decided once
 across processes, and its run, whatever happens, is started under one id: the store decides.
 
-Only an owning runtime (``open_runtime(recover=True)``) fires schedules; clients (the CLI)
+Only an owning runtime (``open_runtime(worker=True)``) fires schedules; clients (the CLI)
 change them, and the owner finds the change by its next look at the store (``poll_interval``),
 or at once when the change is made through it.
 """

@@ -78,6 +78,11 @@ class FaultInjectingStore:
     async def start(self) -> None:
         await self.inner.start()
 
+    @property
+    def shared(self) -> bool:
+        """Whether the wrapped store's database is shared by several workers."""
+        return bool(getattr(self.inner, "shared", False))
+
     async def claim_ownership(self) -> None:
         claim = getattr(self.inner, "claim_ownership", None)
         if claim is not None:
@@ -91,9 +96,11 @@ class FaultInjectingStore:
     def health(self) -> StoreHealth:
         return self.inner.health()
 
-    async def create_run(self, record: RunRecord, events: Sequence[AnyEvent]) -> RunRecord | None:
+    async def create_run(
+        self, record: RunRecord, events: Sequence[AnyEvent], message: InboxMessage | None = None
+    ) -> RunRecord | None:
         number = self._before()
-        result = await self.inner.create_run(record, events)
+        result = await self.inner.create_run(record, events, message)
         self._after(number)
         return result
 

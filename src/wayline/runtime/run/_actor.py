@@ -16,7 +16,7 @@ from collections.abc import Coroutine
 from functools import partial
 from typing import Any
 
-from ..._errors import Cancelled, ContinueAsNew, PayloadError
+from ..._errors import Cancelled, ContinueAsNew, LeaseLostError, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
 from ...persistence import RunRecord, StepStarted
 from .._commands import Step
@@ -101,6 +101,7 @@ class RunActor(Actor[RunMessage]):
         self._woken: dict[int, asyncio.Future[None]] = {}  # interpreter tasks waiting on callbacks
         self._passivate_timer: TimerHandle | None = None
         self._passivated = False
+        self._dropped = False
         self._finished = False
         self._stopping = False
         self._busy = False  # a message is being performed
@@ -234,7 +235,9 @@ class RunActor(Actor[RunMessage]):
         if self._passivated and state is not None:
             self.port.run_passivated(self.run_id, state.record.wake_at, frozenset(state.seen or ()))
         if self._segment is not None:
-            self._segment.close(error, self._passivated)
+            # A dropped run goes on on another worker: its trace segment ends as a passivated
+            # one does, not as the run's end.
+            self._segment.close(error, self._passivated or self._dropped)
         if self._body is not None:
             self._body.close()
         # An ended run is freed by reference counting, not left as cyclic garbage: the body,
@@ -305,7 +308,15 @@ class RunActor(Actor[RunMessage]):
                         todo.clear()  # planned on this checkpoint: decided again below
                         follow = Unstorable(exc, effect)
                     else:
-                        await done  # nothing after a checkpoint happens before it is durable
+                        try:
+                            await done  # nothing after a checkpoint happens before it is durable
+                        except LeaseLostError as exc:
+                            # Another worker owns the run now and goes on from its last
+                            # commit: this incarnation stops here, without a restart.
+                            todo.clear()
+                            self._dropped = True
+                            port.run_dropped(self.run_id, exc)
+                            self.stop()
                 elif kind is Resume:
                     assert isinstance(effect, Resume) and self._body is not None
                     follow = code.step(self._body, effect.value, effect.error, self._vars_guard)

@@ -27,6 +27,7 @@ from ...persistence import (
     RunStatus,
     RunSucceeded,
     SignalMessage,
+    StartMessage,
     UpdateMessage,
     encode,
 )
@@ -248,6 +249,8 @@ def _inbound(s: RunState, out: list[Effect], seq: int, msg: Any) -> None:
         resume(out, children.ended(s, out, seq, msg))
     elif type(msg) is UpdateMessage:
         resume(out, updates.delivered(s, out, seq, msg))
+    elif type(msg) is StartMessage:
+        s.consumed.append(seq)  # it brought the run to a worker: deleted by the next checkpoint
 
 
 def _cancel(s: RunState, out: list[Effect], reason: str | None, seq: int, *, terminate: bool = False) -> None:
