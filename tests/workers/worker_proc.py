@@ -4,7 +4,7 @@
     python worker_proc.py client STORE RECORD WORKFLOW RUN_ID INPUT_JSON [--then exit|kill|stay]
 
 ``worker`` opens ``open_runtime(STORE, worker=True, worker_id=WORKER_ID, lease_seconds=...)``,
-prints ``ready <worker id>`` and stays up until SIGTERM (then prints ``stopped``) or until it is
+prints ``ready <worker id>`` (its registered id on PostgreSQL) and stays up until SIGTERM (then prints ``stopped``) or until it is
 killed. Its log (the runtime's "dropped" lines among others) goes to stderr.
 
 ``client`` opens ``open_runtime(STORE, worker=False)``, starts one run, prints ``started`` and
@@ -142,7 +142,8 @@ async def serve(args: argparse.Namespace) -> None:
             lease_seconds=args.lease_seconds,
             max_runs=args.max_runs,
         ) as rt:
-            print(f"ready {rt.worker_id}", flush=True)
+            # The one worker of a SQLite database has no registered id (None).
+            print(f"ready {rt.worker_id or args.worker_id}", flush=True)
             await stop.wait()
     finally:
         await RECORDER.close()
