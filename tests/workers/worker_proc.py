@@ -4,8 +4,9 @@
     python worker_proc.py client STORE RECORD WORKFLOW RUN_ID INPUT_JSON [--then exit|kill|stay]
 
 ``worker`` opens ``open_runtime(STORE, worker=True, worker_id=WORKER_ID, lease_seconds=...)``,
-prints ``ready <worker id>`` (its registered id on PostgreSQL) and stays up until SIGTERM (then prints ``stopped``) or until it is
-killed. Its log (the runtime's "dropped" lines among others) goes to stderr.
+prints ``ready <worker id>`` (its registered id on PostgreSQL) and stays up until SIGTERM (then
+prints ``stopped``) or until it is killed. Its log (the runtime's "dropped" lines among others)
+goes to stderr.
 
 ``client`` opens ``open_runtime(STORE, worker=False)``, starts one run, prints ``started`` and
 then exits at once (``exit``), kills itself with SIGKILL right after ``rt.start`` returned
