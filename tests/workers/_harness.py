@@ -234,6 +234,14 @@ def workers_of(rows: Iterable[Execution], run_id: str) -> set[str]:
     return {row.worker_id for row in rows if row.run_id == run_id}
 
 
+async def step_results(rt: Any, run_id: str) -> list[Any]:
+    """The results of a run's steps as its history stores them, in order (one per step
+    when every commit came from the run's owner of the time)."""
+    from wayline.persistence import StepSucceeded
+
+    return [event.result async for event in rt.history(run_id) if isinstance(event, StepSucceeded)]
+
+
 async def within(awaitable: Awaitable[Any], seconds: float, what: str) -> Any:
     try:
         return await asyncio.wait_for(awaitable, timeout=seconds)

@@ -14,8 +14,18 @@ import pytest
 
 from wayline import open_runtime
 
-from ._harness import Execution, Proc, Procs, by_step, concurrent_on_two_workers, reading, ready, within
-from .worker_proc import WORKFLOWS, chain, chain_result
+from ._harness import (
+    Execution,
+    Proc,
+    Procs,
+    by_step,
+    concurrent_on_two_workers,
+    reading,
+    ready,
+    step_results,
+    within,
+)
+from .worker_proc import WORKFLOWS, chain, chain_result, chain_steps
 
 pytestmark = [
     pytest.mark.anyio,
@@ -59,6 +69,8 @@ async def test_three_workers_300_runs_one_killed_mid_run(pg_url: str, procs: Pro
         results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
         assert results == [chain_result(i, steps) for i in range(runs)]
         rows = await executions.rows()
+        for run in held[victim.name]:  # the runs taken over: one stored result per step
+            assert await step_results(client, run) == chain_steps(int(run[1:]), steps), run
     survivors = [w for w in workers if w is not victim]
     assert all(w.alive() for w in survivors), [w.describe() for w in survivors]
     assert concurrent_on_two_workers(rows) == []

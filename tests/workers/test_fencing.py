@@ -13,8 +13,8 @@ import pytest
 
 from wayline import open_runtime
 
-from ._harness import Execution, Procs, reading, ready, within
-from .worker_proc import WORKFLOWS, chain, chain_result
+from ._harness import Execution, Procs, reading, ready, step_results, within
+from .worker_proc import WORKFLOWS, chain, chain_result, chain_steps
 
 pytestmark = [
     pytest.mark.anyio,
@@ -41,19 +41,24 @@ async def test_a_worker_paused_past_its_lease_loses_its_runs_and_its_stale_commi
         other = next(w for w in workers if w is not paused)
         paused.pause()
         paused_at = time.time()
+        # Its runs not at their last step when it stopped: all of them change hands.
+        rows = await executions.rows()
+        unfinished = {run for run in held[paused.name] if sum(r.run_id == run for r in rows) < steps}
+        assert unfinished, "the pause must land mid-run"
 
         def taken_over(rows: list[Execution]) -> bool:
-            return any(
-                r.worker_id == other.name and r.started > paused_at for r in rows if r.run_id in held[paused.name]
-            )
+            after = {r.run_id for r in rows if r.worker_id == other.name and r.started > paused_at}
+            return unfinished <= after
 
         rows = await executions.until(taken_over, within=30, what="the paused worker's runs taken over")
-        taken = {r.run_id for r in rows if r.worker_id == other.name and r.run_id in held[paused.name]}
+        taken = unfinished
         paused.resume()
         results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
         assert results == [chain_result(i, steps) for i in range(runs)]
         for i in range(runs):
             assert (await client.describe(f"r{i}")).status.value == "SUCCEEDED"
+            # One stored result per step: no stale commit of the paused worker got in.
+            assert await step_results(client, f"r{i}") == chain_steps(i, steps), f"r{i}"
 
         # The resumed worker ran into its lost lease: it dropped the runs it no longer owns,
         # saying so, rather than committing over the new owner's history.

@@ -86,10 +86,16 @@ def next_value(acc: int, step: int) -> int:
 
 
 def chain_result(seed: int, steps: int) -> int:
-    acc = seed
+    return chain_steps(seed, steps)[-1] if steps else seed
+
+
+def chain_steps(seed: int, steps: int) -> list[int]:
+    """The result of each of a chain's steps, in order."""
+    out, acc = [], seed
     for i in range(steps):
         acc = next_value(acc, i)
-    return acc
+        out.append(acc)
+    return out
 
 
 @activity(name="recorded_step")
