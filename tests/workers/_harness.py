@@ -242,6 +242,26 @@ async def step_results(rt: Any, run_id: str) -> list[Any]:
     return [event.result async for event in rt.history(run_id) if isinstance(event, StepSucceeded)]
 
 
+UNFINISHED = (
+    "SELECT run_id, status, owner, fence FROM wayline.runs "
+    "WHERE status NOT IN ('SUCCEEDED', 'FAILED', 'CANCELLED') ORDER BY run_id"
+)
+
+
+async def all_results(
+    handles: Sequence[Any], seconds: float, executions: Executions, workers: Sequence[Proc]
+) -> list[Any]:
+    """Every run's result (``handle.result()``), in order. If that takes ``seconds``, fails the
+    test with what explains it: the unfinished runs (status, owner, fence) as the
+    PostgreSQL database holds them, and the workers' logs."""
+    try:
+        return await asyncio.wait_for(asyncio.gather(*(h.result() for h in handles)), timeout=seconds)
+    except TimeoutError:
+        stuck = await executions.fetch(UNFINISHED)
+        logs = "\n".join(w.describe() for w in workers)
+        pytest.fail(f"runs unfinished after {seconds}s (run, status, owner, fence): {stuck}\n{logs}")
+
+
 async def within(awaitable: Awaitable[Any], seconds: float, what: str) -> Any:
     try:
         return await asyncio.wait_for(awaitable, timeout=seconds)

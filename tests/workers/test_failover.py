@@ -18,12 +18,12 @@ from ._harness import (
     Execution,
     Proc,
     Procs,
+    all_results,
     by_step,
     concurrent_on_two_workers,
     reading,
     ready,
     step_results,
-    within,
 )
 from .worker_proc import WORKFLOWS, chain, chain_result, chain_steps
 
@@ -66,7 +66,7 @@ async def test_three_workers_300_runs_one_killed_mid_run(pg_url: str, procs: Pro
         victim = max(workers, key=lambda w: len(held.get(w.name, ())))
         assert held.get(victim.name), f"no worker holds a run mid-way: the kill would not land mid-run ({held})"
         victim.kill9()
-        results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
+        results = await all_results(handles, 60, executions, workers)
         assert results == [chain_result(i, steps) for i in range(runs)]
         rows = await executions.rows()
         for run in held[victim.name]:  # the runs taken over: one stored result per step
@@ -113,7 +113,7 @@ async def test_a_killed_workers_runs_resume_elsewhere_within_the_lease_and_a_sec
             return all(any(r.run_id == run and r.worker_id != victim.name for r in rows) for run in orphans)
 
         rows = await executions.until(resumed, within=30, what="the killed worker's runs resumed elsewhere")
-        results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
+        results = await all_results(handles, 60, executions, workers)
     assert results == [chain_result(i, steps) for i in range(runs)]
     resumed_at = [
         min(r.started for r in rows if r.run_id == run and r.worker_id != victim.name and r.started >= killed_at)

@@ -4,7 +4,6 @@ and says so in its log) and every run's result is the one an uninterrupted run g
 
 from __future__ import annotations
 
-import asyncio
 import re
 import sys
 import time
@@ -13,7 +12,7 @@ import pytest
 
 from wayline import open_runtime
 
-from ._harness import Execution, Procs, reading, ready, step_results, within
+from ._harness import Execution, Procs, all_results, reading, ready, step_results
 from .worker_proc import WORKFLOWS, chain, chain_result, chain_steps
 
 pytestmark = [
@@ -53,7 +52,7 @@ async def test_a_worker_paused_past_its_lease_loses_its_runs_and_its_stale_commi
         rows = await executions.until(taken_over, within=30, what="the paused worker's runs taken over")
         taken = unfinished
         paused.resume()
-        results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
+        results = await all_results(handles, 60, executions, workers)
         assert results == [chain_result(i, steps) for i in range(runs)]
         for i in range(runs):
             assert (await client.describe(f"r{i}")).status.value == "SUCCEEDED"

@@ -2,14 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
 from collections import Counter
 
 import pytest
 
 from wayline import open_runtime
 
-from ._harness import Procs, by_step, reading, ready, within
+from ._harness import Procs, all_results, by_step, reading, ready
 from .worker_proc import WORKFLOWS, waiter, waiter_result
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -27,7 +26,7 @@ async def test_a_signal_from_a_client_reaches_runs_owned_by_other_workers(pg_url
         assert set(owner.values()) == {"w0", "w1"}, owner
         for i in range(runs):
             await client.signal(f"s{i}", "go", f"payload {i}")
-        results = await within(asyncio.gather(*(h.result() for h in handles)), 30, "every run's result")
+        results = await all_results(handles, 30, executions, workers)
         assert results == [waiter_result(i, f"payload {i}") for i in range(runs)]
         rows = await executions.rows()
     # Each step ran once, both on the run's owner: the signal went to it, not to a new owner.

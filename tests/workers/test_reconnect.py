@@ -18,7 +18,7 @@ import pytest
 from _postgres import admin
 from wayline import open_runtime
 
-from ._harness import Procs, by_step, concurrent_on_two_workers, reading, ready, within
+from ._harness import Procs, all_results, by_step, concurrent_on_two_workers, reading, ready
 from .worker_proc import WORKFLOWS, chain, chain_result
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -46,7 +46,7 @@ async def test_workers_reconnect_after_the_server_ends_their_sessions_mid_run(pg
             await executions.until(lambda rows, share=share: len(rows) >= runs * steps // share, what="progress")
             killed = await admin(TERMINATE, database)
             ended.append([str(row[0]) for row in killed])  # type: ignore[attr-defined]
-        results = await within(asyncio.gather(*(h.result() for h in handles)), 60, "every run's result")
+        results = await all_results(handles, 60, executions, workers)
         assert results == [chain_result(i, steps) for i in range(runs)]
         rows = await executions.rows()
     for names in ended:  # every worker lost its sessions, each time
