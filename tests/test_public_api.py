@@ -255,6 +255,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "SignalReceived",
         "SignalTimedOut",
         "SignalWait",
+        "StartMessage",
         "StepFailed",
         "StepRetrying",
         "StepStarted",

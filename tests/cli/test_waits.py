@@ -118,7 +118,7 @@ def test_list_counts_the_states_a_state_machine_entered(waiting: Cli) -> None:
     assert rows["sleepy"]["steps"] == 0
     table = waiting("runs", "list").out.splitlines()
     (quick,) = [line for line in table if line.startswith("quick ")]
-    assert quick.split()[5] == "3"  # the STEPS column
+    assert quick.split()[6] == "3"  # the STEPS column (after OWNER, "-" for a finished run)
     (pause,) = [line for line in table if line.startswith("pause ")]
     assert "waiting for Wait state 'Pause', until" in pause
     shown = waiting("runs", "show", "quick").out

@@ -274,6 +274,7 @@ async def test_worker_and_lease_methods_answer_on_every_store(store: Store) -> N
     await store.create_run(rec("a", created=1.0), [])
     await store.create_run(rec("w", created=2.0, status=RunStatus.WAITING), [])
     await store.create_run(rec("done", created=3.0, status=RunStatus.SUCCEEDED, ended_at=3.0), [])
+    assert await store.run_owners(["a", "w"]) == {"a": None, "w": None}  # no worker yet
     info = await store.register_worker("me", lease_seconds=30)
     assert info.worker_id == "me" and info.lease_until > info.heartbeat_at
     assert [lease.run_id for lease in await store.claim_runs(10)] == ["a"]  # PENDING and RUNNING
@@ -289,5 +290,7 @@ async def test_worker_and_lease_methods_answer_on_every_store(store: Store) -> N
     await store.release_runs(["a"])
     assert [lease.run_id for lease in await store.claim_runs(10)] == ["a"]  # claimable again
     assert [(w.worker_id, w.runs) for w in await store.list_workers()] == [("me", 2)]
+    owners = await store.run_owners(["a", "w", "done", "missing"])
+    assert owners == {"a": "me", "w": "me", "done": None, "missing": None}  # only unfinished runs are owned
     subscription = await store.subscribe(lambda topic, key: None)
     await subscription.close()

@@ -30,6 +30,7 @@ from . import _output as out
 from ._args import load_resources, load_workflow, parse_json, parse_since, parse_statuses, parse_where, read_text
 from ._details import detail, details
 from ._errors import FAILED, OK, CliError, UsageError
+from ._owners import run_owners
 from ._progress import progress
 
 # How often a command that waits on a run it does not run itself reads the run's status.
@@ -121,12 +122,13 @@ async def runs_list(
         )
         newest = runs[:limit]
         found = await details(rt, [r.run_id for r in newest])
+        owners = await run_owners(rt.store, newest)
     if opts.json:
-        out.emit_json([out.run_doc(r, found[r.run_id]) for r in newest])
+        out.emit_json([out.run_doc(r, found[r.run_id], owners[r.run_id]) for r in newest])
     elif not newest:
         print("no runs match")
     else:
-        print(out.runs_table(newest, found))
+        print(out.runs_table(newest, found, owners))
     if len(runs) > limit and not opts.json:
         _note(f"(the {limit} most recent matching runs; more match: raise --limit to see them)")
     return OK
@@ -158,10 +160,11 @@ async def runs_show(opts: Options, run_id: str) -> int:
     async with _client(opts) as rt:
         info = await rt.describe(run_id)
         more = await detail(rt, await rt.store.get_run(run_id))
+        owner = (await run_owners(rt.store, [info]))[run_id]
     if opts.json:
-        out.emit_json(out.run_doc(info, more))
+        out.emit_json(out.run_doc(info, more, owner))
     else:
-        print(out.run_text(info, more))
+        print(out.run_text(info, more, owner))
     return OK
 
 

@@ -14,7 +14,14 @@ from .. import __version__
 from .._errors import InvalidArgumentError, PayloadError, WaylineError
 from ..persistence import OVERLAP_POLICIES
 from ..runtime import JsonLogFormatter, RunLogFilter
-from . import _commands as cmd, _events as events, _keys as keys, _replay as replay, _schedules as schedules
+from . import (
+    _commands as cmd,
+    _events as events,
+    _keys as keys,
+    _replay as replay,
+    _schedules as schedules,
+    _workers as workers,
+)
 from ._errors import FAILED, INTERRUPTED, USAGE, CliError, error_ids, leaf_error, message_for
 from ._output import emit_error
 
@@ -178,6 +185,19 @@ def build_parser(*, json_errors: bool = False) -> argparse.ArgumentParser:
     p.add_argument("run_id", metavar="RUN_ID", help=_RUN_ID)
     p.add_argument("--timeout", type=float, metavar="SECONDS", help="give up after SECONDS (exit 1)")
 
+    wk = group("workers", "the workers that run the database's runs", "workers_command")
+    p = command(
+        wk,
+        "list",
+        "the workers: on PostgreSQL each registered worker with its host, pid, the unfinished runs it owns, "
+        "its last heartbeat and how long its lease has left (a worker whose lease expired is dead or paused: "
+        "the others take its runs); on SQLite the one process that owns the database, if any",
+    )
+    p.epilog = (
+        "Ages are by this host's clock against times the database server stamped. On SQLite the owner is read "
+        "from /proc/locks (Linux): a process in another PID namespace (container) is not seen. " + _COMMON_NOTE
+    )
+
     p = command(commands, "start", "start a run of a code workflow (an @workflow in a Python module)")
     p.add_argument("workflow", metavar="MODULE:WORKFLOW", help="where the workflow is, e.g. my_app.flows:order")
     p.add_argument("--input", metavar="JSON", help="the run's input (required if the workflow takes one)")
@@ -336,8 +356,11 @@ def _dispatch(args: argparse.Namespace, opts: cmd.Options) -> Callable[[], Corou
         or getattr(args, "asl_command", None)
         or getattr(args, "schedules_command", None)
         or getattr(args, "keys_command", None)
-        or getattr(args, "events_command", None),
+        or getattr(args, "events_command", None)
+        or getattr(args, "workers_command", None),
     ):
+        case "workers", "list":
+            return lambda: workers.workers_list(opts)
         case "keys", "rotate":
             return lambda: keys.keys_rotate(opts, args.batch_size)
         case "runs", "purge":

@@ -46,8 +46,9 @@ def emit_error(kind: str, message: str, code: int, ids: dict[str, Any] | None = 
     emit_json({"error": {"type": kind, "message": message, "exit_status": code, **(ids or {})}})
 
 
-def run_doc(info: RunInfo, detail: Detail | None = None) -> dict[str, Any]:
-    """A run for ``--json``; with its `Detail`, the waits are objects with their deadlines."""
+def run_doc(info: RunInfo, detail: Detail | None = None, owner: str | None = None) -> dict[str, Any]:
+    """A run for ``--json``; with its `Detail`, the waits are objects with their deadlines;
+    ``owner`` is the worker that runs it (see `_owners.run_owners`)."""
     waiting: list[Any] = [w.doc() for w in detail.waits] if detail is not None else list(info.waiting_for)
     return {
         "run_id": info.run_id,
@@ -72,6 +73,7 @@ def run_doc(info: RunInfo, detail: Detail | None = None) -> dict[str, Any]:
             {"step": r.step, "index": r.index, "attempt": r.attempt, "since": iso(r.since)} for r in info.running
         ],
         "live": info.live,
+        "owner": owner,
         # only while the store cannot write: what the runtime is stuck on, and since when
         **({"store": plain(info.store_health)} if info.store_health is not None and not info.store_health.ok else {}),
     }
@@ -112,14 +114,19 @@ def _detail(info: RunInfo, detail: Detail | None) -> str:
     return ""
 
 
-def runs_table(runs: Sequence[RunInfo], details: dict[str, Detail] | None = None) -> str:
-    """``runs list``: one run per line. STEPS counts a state machine's states entered."""
+def runs_table(
+    runs: Sequence[RunInfo], details: dict[str, Detail] | None = None, owners: dict[str, str | None] | None = None
+) -> str:
+    """``runs list``: one run per line. STEPS counts a state machine's states entered; OWNER
+    names the worker that runs an unfinished run (``-``: none, or finished)."""
     found = details or {}
+    owned = owners or {}
     rows = [
         [
             r.run_id,
             f"{r.workflow}@{r.version}",
             r.status.value,
+            owned.get(r.run_id) or "-",
             iso(r.created_at) or "",
             iso(r.updated_at) or "",
             str(_steps(r, found.get(r.run_id))),
@@ -127,7 +134,7 @@ def runs_table(runs: Sequence[RunInfo], details: dict[str, Detail] | None = None
         ]
         for r in runs
     ]
-    return table(["RUN ID", "WORKFLOW", "STATUS", "CREATED", "UPDATED", "STEPS", "DETAIL"], rows)
+    return table(["RUN ID", "WORKFLOW", "STATUS", "OWNER", "CREATED", "UPDATED", "STEPS", "DETAIL"], rows)
 
 
 def _short(text: str, limit: int) -> str:
@@ -135,7 +142,7 @@ def _short(text: str, limit: int) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
-def run_text(info: RunInfo, detail: Detail | None = None) -> str:
+def run_text(info: RunInfo, detail: Detail | None = None, owner: str | None = None) -> str:
     """``runs show``: one field per line, values that are data written as JSON."""
     machine = detail is not None and detail.state_machine
     waiting = _waiting(info, detail) if not info.status.finished else []
@@ -148,6 +155,7 @@ def run_text(info: RunInfo, detail: Detail | None = None) -> str:
         ("ended", iso(info.ended_at) or "-"),
         ("steps", f"{_steps(info, detail)}{' (states entered)' if machine else ''}"),
         ("waiting for", "; ".join(waiting) or "-"),
+        *([] if info.status.finished else [("owner", owner or "none (the next worker that looks for work claims it)")]),
         *running_fields(info),
         ("vars", compact(info.vars)),
         ("input", compact(info.input)),

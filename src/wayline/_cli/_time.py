@@ -29,3 +29,10 @@ def _span(seconds: float) -> str:
     if hours < 48:
         return f"{hours}h {minutes:02d}m"
     return f"{hours // 24}d {hours % 24}h"
+
+
+def relative(ts: float, now: float) -> str:
+    """``in 8s`` or ``3s ago``: how far ``ts`` is from ``now``."""
+    left = ts - now
+    span = _span(abs(left))
+    return f"in {span}" if left >= 0 else f"{span} ago"

@@ -20,7 +20,7 @@ from typing import Any, Literal, Protocol
 
 import msgspec
 
-from ._records import UNFINISHED, RunRecord, RunStatus
+from ._records import ACCEPTING, UNFINISHED, RunRecord, RunStatus
 
 #: What a claim sweep takes by default: runs that should be executing. WAITING runs are
 #: claimed one at a time (`claim_run`) by the worker that gets their message or timer.
@@ -146,6 +146,19 @@ class SingleOwner:
         """This store's registration, if any (with the runs it has claimed)."""
         workers, claimed = self._single_state()
         return [msgspec.structs.replace(w, runs=len(claimed)) for w in workers.values()]
+
+    async def run_owners(self: _Readable, run_ids: Collection[str]) -> dict[str, str | None]:
+        """This store's worker for each unfinished run of ``run_ids`` (the one owner holds
+        them all), if this store registered as the worker; else None for every run."""
+        workers, _ = SingleOwner._single_state(self)  # type: ignore[arg-type]
+        owner = next(iter(workers), None)
+        out: dict[str, str | None] = dict.fromkeys(run_ids)
+        if owner is not None:
+            for run_id in out:
+                rec = await self.get_run(run_id)
+                if rec is not None and rec.status in ACCEPTING:
+                    out[run_id] = owner
+        return out
 
     async def subscribe(self, listener: Listener) -> Subscription:
         """A subscription that never fires: with one owner, the writes of other processes

@@ -81,3 +81,23 @@ def observe_health(provider: MeterProvider, health: Callable[[], Callable[[], St
         unit="{write}",
         description="Checkpoints and other writes held back while the store cannot write, retried with backoff",
     )
+
+
+def observe_worker(provider: MeterProvider, owned: Callable[[], tuple[str, int] | None]) -> None:
+    """Report the unfinished runs a registered worker holds as the gauge
+    ``wayline.worker.runs_owned``, with the worker id as its one attribute (one series per
+    worker process, whatever the number of runs). ``owned`` returns (worker id, count), or
+    None while the store is not a registered worker (or is gone: it must not be kept alive
+    by the provider, which outlives it)."""
+    meter = provider.get_meter("wayline")
+
+    def read(options: CallbackOptions) -> Iterable[Observation]:
+        now = owned()
+        return [] if now is None else [Observation(now[1], {"wayline.worker.id": now[0]})]
+
+    meter.create_observable_gauge(
+        "wayline.worker.runs_owned",
+        callbacks=[read],
+        unit="{run}",
+        description="Unfinished runs this worker holds the lease of (PostgreSQL; a SQLite worker runs them all)",
+    )

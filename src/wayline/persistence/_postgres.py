@@ -47,7 +47,7 @@ from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_se
 from ._events_postgres import PgEvents
 from ._flow_postgres import PgFlow
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
-from ._metrics import CheckpointMetrics, resolve_meter_provider
+from ._metrics import CheckpointMetrics, observe_worker, resolve_meter_provider
 from ._postgres_commit import GroupCommit, is_connection_error
 from ._postgres_leases import PgSubscription, WorkerLeases
 from ._postgres_rotate import pg_rotate
@@ -129,6 +129,8 @@ class PostgresStore:
         metrics = CheckpointMetrics(provider) if provider is not None else None
         self.tag = uuid.uuid4().hex[:12]
         self._leases = WorkerLeases(self._with_connection, self.display_url, self.tag)
+        if provider is not None:
+            observe_worker(provider, self._leases.gauge_reader())
         self._writer = GroupCommit(
             lambda: self._connect("writer"),
             self.display_url,
@@ -372,6 +374,8 @@ class PostgresStore:
         )
         batch.waiters.append((run_id, fence, fut))
         self._writer.queued()
+        if fence is not None:
+            leases.watch_commit(fut, run_id, record.status.finished)
         return fut
 
     def _encode_checkpoint(
@@ -580,6 +584,10 @@ class PostgresStore:
     async def list_workers(self) -> list[WorkerInfo]:
         """The registered workers, with the runs each owns."""
         return await self._leases.list_workers()
+
+    async def run_owners(self, run_ids: Collection[str]) -> dict[str, str | None]:
+        """The worker that owns each of ``run_ids`` (see `Store.run_owners`)."""
+        return await self._leases.run_owners(run_ids)
 
     async def subscribe(self, listener: Listener) -> Subscription:
         """LISTEN for new inbox messages and new runs on a connection of its own (see `Store`)."""

@@ -55,7 +55,14 @@ def is_connection_error(exc: BaseException, conn: asyncpg.Connection | None) -> 
         state = getattr(exc, "sqlstate", "") or ""
         if state.startswith("08") or state.startswith("57P"):
             return True
-    return conn is not None and conn.is_closed()
+    if conn is None:
+        return False
+    try:
+        return conn.is_closed()
+    except asyncpg.InterfaceError:
+        # A pooled connection already released (the error came out of `pool.acquire()`'s
+        # block): it cannot be asked, and the error above is not one of a lost connection.
+        return False
 
 
 class Batch:

@@ -21,6 +21,7 @@ import contextlib
 import logging
 import os
 import socket
+import weakref
 from collections.abc import Awaitable, Callable, Collection
 from typing import Any, TypeVar
 
@@ -32,6 +33,7 @@ from ._postgres_sql import (
     CLAIM_RUN,
     CLAIM_RUNS,
     DELETE_DEAD_AT_REGISTER,
+    DELETE_EXPIRED,
     DELETE_WORKER,
     LIST_WORKERS,
     LIVE_WORKERS,
@@ -40,6 +42,7 @@ from ._postgres_sql import (
     RELEASE,
     RELEASE_ALL,
     RENEW,
+    RUN_OWNERS,
     UNREGISTER,
 )
 from ._records import RunStatus
@@ -77,6 +80,9 @@ class WorkerLeases:
         self.exclusive = False
         self.lease_seconds = 10.0
         self.held: dict[str, int] = {}  # run_id -> fence at the claim
+        # Held runs whose last commit finished them: still held (a redrive commits again under
+        # the same lease), no longer counted as owned (see `owned`).
+        self.finished: set[str] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self.lost_everything = False
 
@@ -110,6 +116,7 @@ class WorkerLeases:
         info: WorkerInfo = await self._run(go)
         self.worker_id, self.exclusive, self.lease_seconds = wid, exclusive, lease_seconds
         self.held.clear()
+        self.finished.clear()
         self.lost_everything = False
         return info
 
@@ -128,6 +135,7 @@ class WorkerLeases:
         # we held may have changed hands. Register again (the runs still in our name are
         # released by it), unless an exclusive registration now stands in the way.
         lost = list(self.held)
+        self.finished.clear()
         log.error(
             "worker %r lost its lease (it was not renewed within %gs) and with it %d run(s); "
             "their checkpoints from this worker are refused",
@@ -142,6 +150,40 @@ class WorkerLeases:
             self.lost_everything = True
             log.error("worker %r cannot register again: %s", wid, exc)
         return lost
+
+    def owned(self) -> int:
+        """The unfinished runs this worker holds, as this process knows them (no query: the
+        `wayline.worker.runs_owned` gauge reads it at each collection)."""
+        if not self.finished:
+            return len(self.held)
+        return sum(1 for run_id in self.held if run_id not in self.finished)
+
+    def watch_commit(self, fut: asyncio.Future[None], run_id: str, finished: bool) -> None:
+        """Count a checkpoint of a held run once it commits (``finished``: it ends the run);
+        a refused one changes nothing (it raises to its caller)."""
+
+        def done(f: asyncio.Future[None]) -> None:
+            if f.cancelled() or f.exception() is not None or run_id not in self.held:
+                return
+            if finished:
+                self.finished.add(run_id)
+            else:
+                self.finished.discard(run_id)
+
+        fut.add_done_callback(done)
+
+    def gauge_reader(self) -> Callable[[], tuple[str, int] | None]:
+        """(worker id, `owned`) for the gauge, None while unregistered; it holds this object
+        weakly (a meter provider outlives the stores it observes)."""
+        ref = weakref.ref(self)
+
+        def read() -> tuple[str, int] | None:
+            leases = ref()
+            if leases is None or leases.worker_id is None:
+                return None
+            return leases.worker_id, leases.owned()
+
+        return read
 
     def start_heartbeat(self) -> None:
         if self._heartbeat is None:
@@ -171,6 +213,7 @@ class WorkerLeases:
             await self._run(go)
         self.worker_id = None
         self.held.clear()
+        self.finished.clear()
 
     def _require(self) -> str:
         if self.worker_id is None:
@@ -187,6 +230,7 @@ class WorkerLeases:
         out = [Lease(run_id, int(fence)) for run_id, fence in rows]
         for lease in out:
             self.held[lease.run_id] = lease.fence
+            self.finished.discard(lease.run_id)
         return out
 
     async def claim_run(self, run_id: str) -> Lease | None:
@@ -195,7 +239,9 @@ class WorkerLeases:
             return Lease(run_id, self.held[run_id])
 
         async def go(conn: asyncpg.Connection) -> Any:
-            return await conn.fetchval(CLAIM_RUN, wid, run_id)
+            async with conn.transaction():
+                await conn.execute(DELETE_EXPIRED)
+                return await conn.fetchval(CLAIM_RUN, wid, run_id)
 
         fence = await self._run(go)
         if fence is None:
@@ -210,6 +256,7 @@ class WorkerLeases:
         ids = list(run_ids)
         for run_id in ids:
             self.held.pop(run_id, None)
+            self.finished.discard(run_id)
 
         async def go(conn: asyncpg.Connection) -> None:
             await conn.execute(RELEASE, wid, ids)
@@ -237,6 +284,16 @@ class WorkerLeases:
             )
             for wid, host, pid, started, beat, until, runs in await self._run(go)
         ]
+
+    async def run_owners(self, run_ids: Collection[str]) -> dict[str, str | None]:
+        ids = list(run_ids)
+
+        async def go(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(RUN_OWNERS, ids))
+
+        owners: dict[str, str | None] = dict.fromkeys(ids)
+        owners.update((run_id, owner) for run_id, owner in await self._run(go))
+        return owners
 
 
 class PgSubscription:

@@ -192,17 +192,32 @@ cand AS (
 UPDATE wayline.runs r SET owner = $1, fence = r.fence + 1 FROM cand WHERE r.run_id = cand.run_id
 RETURNING r.run_id, r.fence
 """
+# One run, in two statements of one transaction: the expired workers are deleted first, then
+# the run is taken if its owner is gone. As one statement (the DELETE in a CTE), a claim that
+# finds the row updated by a concurrent claim re-checks it (EvalPlanQual) and PostgreSQL
+# refuses ("ModifyTable should not be called during EvalPlanQual"); CLAIM_RUNS locks its rows
+# with SKIP LOCKED first, so it never re-checks one.
+DELETE_EXPIRED = "DELETE FROM wayline.workers WHERE lease_until < now()"
+# A run this worker owns already keeps its fence: two claims of one run at once by one worker
+# (a message delivered by its sender and by the poller) must both get the lease it commits with.
 CLAIM_RUN = f"""
-WITH dead AS (DELETE FROM wayline.workers WHERE lease_until < now() RETURNING id)
-UPDATE wayline.runs r SET owner = $1, fence = r.fence + 1
+UPDATE wayline.runs r SET owner = $1, fence = CASE WHEN r.owner = $1 THEN r.fence ELSE r.fence + 1 END
 WHERE r.run_id = $2 AND r.status IN {_UNFINISHED}
-  AND (r.owner IS NULL OR r.owner = $1 OR r.owner IN (SELECT id FROM dead)
-       OR NOT EXISTS (SELECT 1 FROM wayline.workers w WHERE w.id = r.owner))
+  AND (r.owner IS NULL OR r.owner = $1 OR NOT EXISTS (SELECT 1 FROM wayline.workers w WHERE w.id = r.owner))
 RETURNING r.fence
 """
 RELEASE = "UPDATE wayline.runs SET owner = NULL WHERE owner = $1 AND run_id = ANY($2::text[])"
-LIST_WORKERS = """
+# A run keeps its owner column once it has finished (nothing more is committed for it): only
+# unfinished runs count as owned.
+LIST_WORKERS = f"""
 SELECT w.id, w.host, w.pid, extract(epoch FROM w.started_at), extract(epoch FROM w.heartbeat_at),
-       extract(epoch FROM w.lease_until), (SELECT count(*) FROM wayline.runs r WHERE r.owner = w.id)
+       extract(epoch FROM w.lease_until),
+       (SELECT count(*) FROM wayline.runs r WHERE r.owner = w.id AND r.status IN {_UNFINISHED})
 FROM wayline.workers w ORDER BY w.started_at, w.id
 """
+#: The owner of each of the given runs that is unfinished and owned (its lease may have lapsed:
+#: the next claim takes it; `LIST_WORKERS` shows whose lease did).
+RUN_OWNERS = (
+    f"SELECT run_id, owner FROM wayline.runs WHERE run_id = ANY($1::text[]) AND owner IS NOT NULL "
+    f"AND status IN {_UNFINISHED}"
+)

@@ -45,7 +45,7 @@ from ._search import filter_terms, search_terms
 from ._secret import Unsealed
 from ._sqlite_connect import Synchronous, open_write_connection
 from ._sqlite_errors import translate
-from ._sqlite_ownership import Ownership
+from ._sqlite_ownership import Ownership, lock_holder
 from ._sqlite_sql import (
     DUE_RUNS,
     GET_HISTORY,
@@ -190,6 +190,15 @@ class SQLiteStore(SingleOwner):
             DatabaseOwnedError: another runtime holds it.
         """
         self._ownership.claim()
+
+    def owner_pid(self) -> int | None:
+        """The pid of the process (on this host) that owns this database, None if none does;
+        the store need not be open (see `._sqlite_ownership.lock_holder`).
+
+        Raises:
+            OSError: the file cannot be read, or the platform cannot tell (not Linux).
+        """
+        return lock_holder(self.path)
 
     async def close(self) -> None:
         """Commit what is queued and close.

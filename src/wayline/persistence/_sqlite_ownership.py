@@ -182,3 +182,30 @@ def readable_copy(path: str) -> str | None:
         except OSError:
             continue
     return None
+
+
+def lock_holder(path: str) -> int | None:
+    """The pid of the process that owns the database at ``path`` (holds its flock), or None
+    if no process does.
+
+    Read from ``/proc/locks``, so nothing is locked to find out (a probe with flock would make
+    a worker starting at that moment fail with `DatabaseOwnedError`). The kernel lists there
+    the locks of processes in the reader's PID namespace: a process in another container that
+    shares the file is not seen.
+
+    Raises:
+        OSError: ``path`` cannot be read, or ``/proc/locks`` does not exist (not Linux): who
+            holds the lock cannot be told.
+    """
+    st = os.stat(path)
+    # Lines like "3: FLOCK  ADVISORY  WRITE 1234 fd:01:5678 0 EOF"; the devices are in hex.
+    # A waiter's line reads "3: -> FLOCK ..." and is not a holder.
+    wanted = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    with open("/proc/locks", encoding="ascii", errors="replace") as locks:
+        for line in locks:
+            fields = line.split()
+            if len(fields) >= 6 and fields[1] == "FLOCK" and fields[3] == "WRITE" and fields[5] == wanted:
+                pid = int(fields[4])
+                if pid > 0:
+                    return pid
+    return None

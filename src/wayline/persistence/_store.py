@@ -214,6 +214,12 @@ class Store(Protocol):
         """The registered workers, with the number of runs each owns."""
         ...
 
+    async def run_owners(self, run_ids: Collection[str]) -> dict[str, str | None]:
+        """The id of the worker that owns each of ``run_ids``: None for a run that has finished,
+        does not exist or is owned by no worker (it is claimed when one looks for work). An
+        owner whose lease has lapsed is still named until another worker claims the run."""
+        ...
+
     async def subscribe(self, listener: Listener) -> Subscription:
         """Call ``listener`` when a message is committed for a run (``"inbox"``, run id) or runs
         are created (``"runs"``, count), from any process. Stores without a notification

@@ -16,8 +16,7 @@ import logging
 from typing import Any
 
 from .._errors import StoreError
-from ..persistence import Store
-from ..persistence._leases import Subscription, Topic
+from ..persistence import Store, Subscription
 from ._runs import Runs
 
 log = logging.getLogger("wayline.workers")
@@ -58,7 +57,7 @@ class Cluster:
         """Begin sweeping (after recovery, which is the first sweep)."""
         self._tasks.append(asyncio.ensure_future(self._sweep()))
 
-    def _notified(self, topic: Topic, what: str) -> None:
+    def _notified(self, topic: str, what: str) -> None:
         if topic == "inbox":
             self._poke()
         elif topic == "resync":  # notifications were lost while reconnecting: look at everything

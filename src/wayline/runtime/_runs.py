@@ -122,6 +122,8 @@ class Runs:
         # it off this list, so its wave does not load it a second time from the listed one.
         self._unrecovered: dict[str, RunRecord] = {}
         self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
+        self._releasing: dict[str, asyncio.Future[None]] = {}  # passivated runs being given up
+        self._waking: dict[str, asyncio.Future[None]] = {}  # runs being woken (shared database)
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
         # does. Given to the supervisor because a parked run's next task is started by
@@ -211,8 +213,8 @@ class Runs:
         self._passivated += 1
         if self.shared:
             # Out of memory, out of this worker's hands: whichever worker gets its message or
-            # its timer claims it.
-            self.background(self.store.release_runs([run_id]))
+            # its timer claims it (this one too, once the release is done: see `_wake_shared`).
+            self._releasing[run_id] = asyncio.ensure_future(self._release(run_id))
         if wake_at is not None:
             self._wake_timer.schedule(wake_at, self._wake_timer_fired)
         self.background(wake_if_messages(self.store, run_id, max(seen, default=0), self.wake))
@@ -579,7 +581,17 @@ class Runs:
         if run_id in self._refs or self.closed or not self._owner:
             return
         if self.shared:
-            await self._wake_shared(run_id, reason)
+            # One at a time per run (a message is often delivered twice: by its sender and by
+            # the poller on its notification): a second wake that gave up a QUEUED run while
+            # the first was ending it would take the run from under the first.
+            while (busy := self._waking.get(run_id)) is not None:
+                await asyncio.shield(busy)
+            done = self._waking[run_id] = asyncio.get_running_loop().create_future()
+            try:
+                await self._wake_shared(run_id, reason)
+            finally:
+                del self._waking[run_id]
+                done.set_result(None)
             return
         # Listed for recovery and not loaded yet: loaded here and now, and taken off the list
         # before anything is awaited, so its wave does not load it again from the listed
@@ -595,12 +607,25 @@ class Runs:
             self._passivated -= 1
         self.spawn(rec, reason)
 
+    async def _release(self, run_id: str) -> None:
+        try:
+            await self.store.release_runs([run_id])
+        except Exception as exc:  # its lease lapses with this worker's, or the next claim takes it
+            log.warning("run %s could not be released: %s", run_id, exc, extra={"run_id": run_id})
+        finally:
+            self._releasing.pop(run_id, None)
+
     async def _wake_shared(self, run_id: str, reason: str) -> None:
         """`wake` on a database several workers share: the run is loaded only if this worker
         can claim it (nobody holds it, or its holder's lease expired), and not past
         ``max_runs`` (then another worker's sweep takes it)."""
         if self.max_runs is not None and len(self._refs) >= self.max_runs:
             return
+        releasing = self._releasing.get(run_id)
+        if releasing is not None:
+            # Passivated here a moment ago: claimed again only once given up, or the release
+            # would take the run from under its new incarnation.
+            await asyncio.shield(releasing)
         # The claim first (one statement; it fails for a finished run, or one a live worker
         # holds: most messages a worker sees are for its peers' runs), then the record.
         if await self.store.claim_run(run_id) is None or run_id in self._refs:
@@ -730,7 +755,9 @@ class Runs:
             self._resolve(run_id, None)
         self._wake_timer.cancel()
         self._timers.close()
-        for task in list(self._background):
+        # Releases of passivated runs too: closing the store unregisters this worker, which
+        # gives up every run it still holds.
+        for task in [*self._background, *self._releasing.values()]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task

@@ -233,6 +233,10 @@ class FaultInjectingStore:
         self._check()
         return await self.inner.list_workers()
 
+    async def run_owners(self, run_ids: Collection[str]) -> dict[str, str | None]:
+        self._check()
+        return await self.inner.run_owners(run_ids)
+
     async def subscribe(self, listener: Listener) -> Subscription:
         self._check()
         return await self.inner.subscribe(listener)
