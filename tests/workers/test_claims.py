@@ -1,9 +1,14 @@
-"""The store calls under the worker tests' failures, each made to happen every time.
+"""The store calls under failures the real-process tests of this directory ran into, each
+made to happen every time.
 
-Found by the real-process tests of this directory (a run left RUNNING, owned by a live worker
-that no longer runs it; inbox messages "set aside" with an asyncpg InterfaceError), narrowed
-here to the store. Marked xfail (strict) until the runtime is fixed: the marker must go with
-the fix.
+- Two claims of one run at once by one worker (a run woken twice, by NOTIFY and by the
+  poller) bumped its fence twice: the worker's checkpoint under the older fence was refused,
+  the run dropped, and it stayed RUNNING, owned by a live worker that did not run it.
+- A claim that waited for another transaction's change of the run's row re-ran the CTE that
+  deletes expired workers (EvalPlanQual): "ModifyTable should not be called during
+  EvalPlanQual".
+- A PostgreSQL error that is not a lost connection came out of a pooled read as asyncpg's
+  InterfaceError ("connection has been released back to the pool"), not a StoreError.
 """
 
 from __future__ import annotations
@@ -39,13 +44,6 @@ async def stores(url: str, n: int) -> AsyncIterator[list[Any]]:
             await s.close()
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: CLAIM_RUN admits owner = $1 and bumps the fence again, and WorkerLeases.claim_run "
-    "checks `held` only before its statement, so two claims of one run at once (a run woken twice, by "
-    "NOTIFY and by the poller) leave the worker with two fences: its checkpoint under the older one is "
-    "refused, the run dropped, and it stays RUNNING, owned by a live worker that does not run it",
-)
 async def test_two_claims_of_one_run_at_once_by_one_worker_give_it_one_lease(pg_url: str) -> None:
     async with stores(pg_url, 2) as (client, a):
         await a.register_worker("a")
@@ -56,14 +54,6 @@ async def test_two_claims_of_one_run_at_once_by_one_worker_give_it_one_lease(pg_
         await a.checkpoint(rec("r", 2), [StepSucceeded(ts=2.0, step="s", index=1, attempt=1, result=1)])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: CLAIM_RUN's data-modifying CTE (WITH dead AS (DELETE ...)) is read again when the "
-    "UPDATE waits for a row another transaction changed (EvalPlanQual): PostgreSQL raises 'ModifyTable "
-    "should not be called during EvalPlanQual'; and PostgresStore._with_connection then calls "
-    "conn.is_closed() on a connection already released to the pool, which raises asyncpg's InterfaceError "
-    "in place of a StoreError",
-)
 async def test_a_claim_that_waits_for_another_workers_claim_of_the_run_loses_it(pg_url: str) -> None:
     import asyncpg
 
@@ -88,12 +78,6 @@ async def test_a_claim_that_waits_for_another_workers_claim_of_the_run_loses_it(
         assert await claim is None  # a live worker holds it now
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: PostgresStore._with_connection calls conn.is_closed() after the pooled connection "
-    "was released, so any PostgreSQL error that is not a lost connection surfaces as asyncpg's "
-    "InterfaceError ('connection has been released back to the pool') instead of a StoreError",
-)
 async def test_a_postgres_error_on_a_read_is_a_store_error(pg_url: str) -> None:
     async with stores(pg_url, 1) as (store,):
         with pytest.raises(StoreError):
