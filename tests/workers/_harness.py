@@ -103,6 +103,17 @@ class Proc:
         self.proc.wait(timeout=30)
 
 
+def trouble(procs: Iterable[Proc]) -> list[str]:
+    """Log lines no scenario here should cause: a traceback, or an inbox message set aside
+    (a message that could not be delivered: a store call that failed for no good reason)."""
+    return [
+        f"{proc.name}: {line}"
+        for proc in procs
+        for line in proc.log().splitlines()
+        if "Traceback" in line or "set aside" in line
+    ]
+
+
 class Procs:
     """The processes one test started; all of them are gone when the test ends."""
 

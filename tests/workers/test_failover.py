@@ -24,6 +24,7 @@ from ._harness import (
     reading,
     ready,
     step_results,
+    trouble,
 )
 from .worker_proc import WORKFLOWS, chain, chain_result, chain_steps
 
@@ -77,6 +78,7 @@ async def test_three_workers_300_runs_one_killed_mid_run(pg_url: str, procs: Pro
     survivors = [w for w in workers if w is not victim]
     assert all(w.alive() for w in survivors), [w.describe() for w in survivors]
     assert concurrent_on_two_workers(rows) == []
+    assert trouble(workers) == []
     groups = by_step(rows)
     assert set(groups) == {(f"r{i:03}", s) for i in range(runs) for s in range(steps)}
     # A step runs again only where the killed worker may have run it without its checkpoint
@@ -128,3 +130,4 @@ async def test_a_killed_workers_runs_resume_elsewhere_within_the_lease_and_a_sec
     # itself is the benchmarks' to report).
     assert failover <= 2 * (LEASE + 1.0), failover
     assert concurrent_on_two_workers(rows) == []
+    assert trouble(workers) == []

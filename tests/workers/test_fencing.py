@@ -12,7 +12,7 @@ import pytest
 
 from wayline import open_runtime
 
-from ._harness import Execution, Procs, all_results, reading, ready, step_results
+from ._harness import Execution, Procs, all_results, reading, ready, step_results, trouble
 from .worker_proc import WORKFLOWS, chain, chain_result, chain_steps
 
 pytestmark = [
@@ -71,4 +71,5 @@ async def test_a_worker_paused_past_its_lease_loses_its_runs_and_its_stale_commi
 
         named = dropped(await paused.logged(dropped, within=30, what="a 'dropped' line naming a run taken over"))
     assert paused.alive() and other.alive(), [paused.describe(), other.describe()]
+    assert trouble(workers) == []
     print(f"\n{paused.name} paused holding {len(held[paused.name])} runs; {len(taken)} taken over; dropped {named}")

@@ -8,7 +8,7 @@ import pytest
 
 from wayline import open_runtime
 
-from ._harness import Procs, all_results, by_step, reading, ready
+from ._harness import Procs, all_results, by_step, reading, ready, trouble
 from .worker_proc import WORKFLOWS, waiter, waiter_result
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -30,6 +30,7 @@ async def test_a_signal_from_a_client_reaches_runs_owned_by_other_workers(pg_url
         assert results == [waiter_result(i, f"payload {i}") for i in range(runs)]
         rows = await executions.rows()
     # Each step ran once, both on the run's owner: the signal went to it, not to a new owner.
+    assert trouble(workers) == []
     groups = by_step(rows)
     assert sorted(groups) == sorted((f"s{i}", step) for i in range(runs) for step in (0, 1))
     assert all(len(group) == 1 and group[0].worker_id == owner[run] for (run, _), group in groups.items()), groups

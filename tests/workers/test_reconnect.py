@@ -18,7 +18,7 @@ import pytest
 from _postgres import admin
 from wayline import open_runtime
 
-from ._harness import Procs, all_results, by_step, concurrent_on_two_workers, reading, ready
+from ._harness import Procs, all_results, by_step, concurrent_on_two_workers, reading, ready, trouble
 from .worker_proc import WORKFLOWS, chain, chain_result
 
 pytestmark = [pytest.mark.anyio, pytest.mark.slow]
@@ -54,5 +54,6 @@ async def test_workers_reconnect_after_the_server_ends_their_sessions_mid_run(pg
     assert all(w.alive() for w in workers), [w.describe() for w in workers]
     assert set(by_step(rows)) == {(f"r{i}", s) for i in range(runs) for s in range(steps)}
     assert concurrent_on_two_workers(rows) == []
+    assert trouble(workers) == []
     again = sum(len(group) - 1 for group in by_step(rows).values())
     print(f"\nsessions ended: {[len(n) for n in ended]}; steps run again: {again}")
