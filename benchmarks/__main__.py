@@ -117,6 +117,52 @@ def _throughput_targets(outcomes: list[Outcome], g: str) -> list[str]:
     return lines
 
 
+SCALE_TARGET = 1.6  # 2 workers / 1 worker, where the server has a core to spare
+FAILOVER_MARGIN_S = 1.0  # a killed worker's runs resume elsewhere within lease + this
+
+
+def _cores() -> str:
+    """How many cores this machine has, and whether the PostgreSQL server is on it."""
+    from urllib.parse import urlsplit
+
+    from ._pg import SERVER
+
+    local = urlsplit(SERVER).hostname in (None, "", "127.0.0.1", "localhost", "::1")  # None: a Unix socket
+    where = "shared by the workers, the client and the PostgreSQL server" if local else "the server is elsewhere"
+    return f"{os.cpu_count()} cores, {where}"
+
+
+def _scale_targets(outcomes: list[Outcome]) -> list[str]:
+    """Issue 15: 2 workers >= 1.6 x one where the server has a core to spare; wayline on
+    PostgreSQL >= 100 x DBOS on PostgreSQL; a killed worker's runs resume within lease + 1 s."""
+    lines: list[str] = []
+    one = find(outcomes, "scale", "wayline-pg-1w", "workers")
+    if one and one.value:
+        for count in (2, 4):
+            w = find(outcomes, "scale", f"wayline-pg-{count}w", "workers")
+            if w and w.value:
+                ratio = w.value / one.value
+                verdict = f" (target >= {SCALE_TARGET}): {_verdict(ratio >= SCALE_TARGET)}" if count == 2 else ""
+                lines.append(f"scale: {count} workers / 1 = {ratio:.2f}{verdict}{_cpu_ratio(w, one)}; {_cores()}")
+        d = find(outcomes, "scale", "dbos-pg", "workers")
+        if d and d.value:
+            boxed = " (dbos-pg time-boxed: partial run)" if "time-boxed" in (d.note or "") else ""
+            ratio = one.value / d.value
+            lines.append(
+                f"scale: 1 worker process / dbos-pg = {ratio:.1f}x (target >= 100x): {_verdict(ratio >= 100)}{boxed}"
+            )
+    for o in outcomes:
+        if o.scenario.suite == "scale" and o.scenario.system == "wayline-pg-failover" and o.value is not None:
+            lease = float(o.scenario.params["lease"])
+            limit = lease + FAILOVER_MARGIN_S
+            lines.append(
+                f"failover, {o.scenario.params['n']} runs: the last of the killed worker's runs resumed "
+                f"{o.value:.2f}s after the kill (target <= lease + {FAILOVER_MARGIN_S:g}s = {limit:g}s): "
+                f"{_verdict(o.value <= limit)}"
+            )
+    return lines
+
+
 def _targets(outcomes: list[Outcome]) -> list[str]:
     """The DESIGN.md section 6 targets (2026-12 restatement), checked against this
     invocation's figures, each with "met" or "NOT MET"."""
@@ -125,6 +171,7 @@ def _targets(outcomes: list[Outcome]) -> list[str]:
         lines += _throughput_targets(outcomes, g)
     for g in sorted({o.scenario.group for o in outcomes if o.scenario.suite == "tracing"}, key=int):
         lines += _tracing_targets(outcomes, g)
+    lines += _scale_targets(outcomes)
     w, b = find(outcomes, "sequential", "wayline"), find(outcomes, "sequential", "bare")
     f = find(outcomes, "sequential", "fsync")
     if w and b and w.value and b.value:

@@ -10,7 +10,7 @@ capped, and their row says so.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TypeVar
 
 from ._harness import Scenario
@@ -30,6 +30,7 @@ SUITES = (
     "compose",
     "context",
     "events",
+    "scale",
 )
 
 K = 5  # activities per run in the throughput workload
@@ -516,7 +517,7 @@ def _context(size: Size) -> list[Scenario]:
                 baseline=not encrypt,
                 timeout_s=size.pick(600.0, 300.0),
                 label=f"encrypt_payloads={encrypt}, {runs} runs x {steps} steps",
-                also=(("steps_per_s", "steps/s"),),
+                also=(("steps_per_s", "steps/s"), ("cpu_us_per_step", "CPU µs/step")),
             )
         )
     rows.append(
@@ -613,6 +614,61 @@ def _events(size: Size) -> list[Scenario]:
     return rows
 
 
+def _scale(size: Size) -> list[Scenario]:
+    """Steps/s with 1, 2 and 4 worker processes on one PostgreSQL database (a client starts the
+    runs), against the throughput suite's dbos-pg row at the same N on the same server; and the
+    failover of a killed worker's runs to the other of two (see _scale)."""
+    n = size.pick(2000, 500, 10)
+    rows = [
+        Scenario(
+            suite="scale",
+            system=f"wayline-pg-{workers}w",
+            func="_scale:throughput",
+            # wait_s: a run that never ends fails the row then, not at the child's timeout.
+            params={"n": n, "k": K, "workers": workers, "wait_s": size.pick(120.0, 60.0, 60.0)},
+            metric="steps_per_s",
+            unit="steps/s",
+            higher_is_better=True,
+            group="workers",
+            baseline=workers == 1,
+            requires=PG,
+            timeout_s=size.pick(600.0, 180.0),
+            label=f"{workers} worker process{'es' if workers > 1 else ''}, n={n} k={K}",
+            also=(
+                ("cpu_us_per_step", "workers' CPU us/step"),
+                ("client_cpu_us_per_step", "client's"),
+                ("server_cpu_us_per_step", "server's"),
+                ("cores_busy", "cores busy"),
+            ),
+        )
+        for workers in (1, 2, 4)
+    ]
+    # The throughput suite's own dbos-pg row (a fresh database on the same server), in this group.
+    dbos = _throughput_row("dbos-pg", "_dbos:throughput", n, size, budget_s=size.pick(30.0, 5.0, 2.0), store="postgres")
+    rows.append(replace(dbos, suite="scale", group="workers", label=f"one process, n={n} k={K}"))
+    # A short lease, so that the figure is mostly the failover's own work; smoke's is shorter still.
+    lease = size.pick(3.0, 3.0, 1.0)
+    for runs in size.pick((100, 1000), (100,), (6,)):
+        rows.append(
+            Scenario(
+                suite="scale",
+                system="wayline-pg-failover",
+                func="_scale:failover",
+                params={"n": runs, "lease": lease, "steps": size.pick(20, 20, 8), "pause": size.pick(0.25, 0.25, 0.1)},
+                metric="failover_s",
+                unit="s from kill to the last run resumed",
+                higher_is_better=False,
+                group=f"failover-{runs}",
+                baseline=True,  # alone in its group: its figure is against lease + 1 s
+                requires=PG,
+                timeout_s=size.pick(600.0, 180.0),
+                label=f"2 workers, {runs} runs, lease {lease:g}s, one SIGKILLed",
+                also=(("p50_s", "p50"), ("moved", "runs moved"), ("all_resumed_s", "every run resumed in")),
+            )
+        )
+    return rows
+
+
 def build(suite: str, size: Size | str) -> list[Scenario]:
     """The scenarios of ``suite`` (or of every suite for ``all``) at ``size``:
     ``"full"``, ``"quick"`` or ``"smoke"``."""
@@ -645,4 +701,6 @@ def build(suite: str, size: Size | str) -> list[Scenario]:
         return _context(size)
     if suite == "events":
         return _events(size)
+    if suite == "scale":
+        return _scale(size)
     raise ValueError(f"unknown suite {suite!r}; choose from {', '.join((*SUITES, 'all'))}")

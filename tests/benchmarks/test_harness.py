@@ -11,6 +11,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -31,6 +32,7 @@ from benchmarks._harness import (  # noqa: E402
     format_table,
     run_scenario,
 )
+from benchmarks._scale import _resumes  # noqa: E402
 from benchmarks._suites import SUITES, build  # noqa: E402
 
 ACCEPTED_WITHOUT_NUMBER = {"skipped", "not ready"}
@@ -78,6 +80,49 @@ def test_ratios_divide_by_the_baseline_of_the_same_group() -> None:
     assert "baseline" in table
     assert "0.6x" in table
     assert "skipped: temporalio not installed" in table
+
+
+def test_failover_counts_the_victims_runs_from_the_kill_to_their_next_step() -> None:
+    victim, survivor = 101, 202
+    results = {
+        "a": [[victim, 0.0], [victim, 1.0], [survivor, 5.0], [survivor, 6.0]],  # the victim's: on 3.0 s after
+        "b": [[survivor, 4.0], [survivor, 4.5]],  # the victim's, no step begun before the kill: 2.0 s
+        "c": [[survivor, 0.5], [survivor, 2.5]],  # the survivor's own: on at once, not a failover
+        "d": [[victim, 0.2], [victim, 0.4]],  # ended before the kill
+    }
+    moved, after_kill = _resumes(results, {"a", "b"}, killed_at=2.0)
+    assert sorted(moved) == [2.0, 3.0]
+    assert sorted(after_kill) == [0.5, 2.0, 3.0]
+
+
+def test_scale_summary_gives_the_worker_ratios_the_dbos_ratio_and_the_failover_against_the_lease() -> None:
+    from benchmarks.__main__ import _targets
+
+    def row(system: str, value: float, **kw: object) -> Outcome:
+        scenario = _scenario(system, **{"suite": "scale", "group": "workers", **kw})
+        return Outcome(scenario, "ok", metrics={scenario.metric: value})
+
+    outcomes = [
+        row("wayline-pg-1w", 1000.0, baseline=True),
+        row("wayline-pg-2w", 1500.0),
+        row("wayline-pg-4w", 2200.0),
+        row("dbos-pg", 5.0),
+        row(
+            "wayline-pg-failover",
+            4.5,
+            group="failover-100",
+            baseline=True,
+            metric="failover_s",
+            params={"n": 100, "lease": 3.0},
+        ),
+    ]
+    lines = "\n".join(_targets(outcomes))
+    assert "scale: 2 workers / 1 = 1.50 (target >= 1.6): NOT MET" in lines
+    assert "scale: 4 workers / 1 = 2.20;" in lines
+    assert f"{os.cpu_count()} cores" in lines
+    assert "1 worker process / dbos-pg = 200.0x (target >= 100x): met" in lines
+    assert "failover, 100 runs: the last of the killed worker's runs resumed 4.50s after the kill" in lines
+    assert "(target <= lease + 1s = 4s): NOT MET" in lines
 
 
 def test_missing_peer_is_skipped_without_starting_a_child() -> None:

@@ -28,6 +28,8 @@ async def postgres_bytes(url: str) -> bytes:
             ("history", "events"),
             ("inbox", "message"),
             ("blobs", "data"),
+            ("events", "body"),
+            ("schedules", "record"),
         ):
             for row in await conn.fetch(f"SELECT {column} FROM wayline.{table}"):
                 out += bytes(row[0])

@@ -169,3 +169,60 @@ async def test_values_encrypted_whole_stay_encrypted_whoever_rotates_them(db: st
         await clock.sleep(0.001)
         await rt.signal("a1", "go")
         assert await rt.get_handle("a1").result() == "shipped to 1 PLAINTEXT Road"
+
+
+@workflow(name="receiver")
+async def receiver(ctx: RunContext, _: None) -> int:
+    got = await ctx.wait_signal("token")
+    value: int = len(got["token"].reveal())
+    return value
+
+
+@pytest.mark.parametrize("payloads", [False, True])
+async def test_rotation_reencrypts_inbox_messages_events_and_schedule_inputs(db: str, payloads: bool) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[receiver], clock=clock, encryption_key=OLD, encrypt_payloads=payloads) as rt:
+        await rt.start(receiver, None, run_id="rx")
+        await clock.sleep(0.001)
+        await rt.send_event("card/added", {"token": Secret("event-token")}, id="ev-1")
+        schedule = await rt.create_schedule("yearly", receiver, None, every=365 * 86400)
+        await schedule.pause()
+        await rt.create_schedule("secret-input", "receiver", {"token": Secret("schedule-token")}, every=365 * 86400)
+    # A client signals the run: the message waits in its inbox, under the old key.
+    async with open_runtime(
+        db, workflows=[receiver], clock=VirtualClock(), encryption_key=OLD, encrypt_payloads=payloads, recover=False
+    ) as rt:
+        await rt.signal("rx", "token", {"token": Secret("signal-token")})
+    assert key_ids_in(await stored(db), "old", "new") == {"old"}
+
+    async with open_runtime(
+        db, workflows=[receiver], clock=VirtualClock(), encryption_key=NEW, encryption_keys=[OLD], recover=False
+    ) as rt:
+        rotation = await rotate_keys(rt, batch_size=2)
+    assert not rotation.failed
+    assert (rotation.inbox_messages, rotation.events, rotation.schedules) == (1, 1, 1)
+    assert key_ids_in(await stored(db), "old", "new") == {"new"}
+
+    # Only the new key from now on: the event, the schedule and the message all read.
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[receiver], clock=clock, encryption_key=NEW) as rt:
+        (event,) = await rt.list_events()
+        assert event.data["token"].reveal() == "event-token"
+        info = await rt.get_schedule("secret-input").describe()
+        assert info.input["token"].reveal() == "schedule-token"
+        assert await rt.get_handle("rx").result() == len("signal-token")
+        again = await rotate_keys(rt)
+        assert (again.inbox_messages, again.events, again.schedules, again.failed) == (0, 0, 0, [])
+
+
+async def test_rotation_without_the_old_key_names_the_event_and_schedule_it_left(db: str) -> None:
+    async with open_runtime(db, workflows=[receiver], clock=VirtualClock(), encryption_key=OLD) as rt:
+        await rt.send_event("card/added", {"token": Secret("event-token")}, id="ev-2")
+        await rt.create_schedule("kept", receiver, {"token": Secret("s")}, every=365 * 86400)
+    async with open_runtime(db, workflows=[receiver], clock=VirtualClock(), encryption_key=NEW, recover=False) as rt:
+        rotation = await rotate_keys(rt)
+    reasons = sorted(why for run_id, why in rotation.failed if run_id == "")
+    assert len(reasons) == 2
+    assert reasons[0].startswith("event 1 ('card/added', id 'ev-2'): ") and "key 'old'" in reasons[0]
+    assert reasons[1].startswith("schedule 'kept': ") and "key 'old'" in reasons[1]
+    assert key_ids_in(await stored(db), "old", "new") == {"old"}

@@ -18,6 +18,10 @@ from ._errors import FAILED, OK, CliError
 ENV_VAR = "WAYLINE_ENCRYPTION_KEY"
 
 
+def _rows(done: KeyRotation) -> int:
+    return done.snapshots + done.history_rows + done.inbox_messages + done.events + done.schedules
+
+
 async def keys_rotate(opts: Options, batch_size: int) -> int:
     if not os.environ.get(ENV_VAR, "").strip():
         raise CliError(
@@ -28,7 +32,7 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
     def report(done: KeyRotation) -> None:
         if not opts.json:
             print(
-                f"\r{done.runs} runs looked at, {done.snapshots + done.history_rows} rows re-encrypted",
+                f"\r{done.runs} runs looked at, {_rows(done)} rows re-encrypted",
                 end="",
                 file=sys.stderr,
             )
@@ -42,6 +46,9 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
                 "runs": result.runs,
                 "snapshots": result.snapshots,
                 "history_rows": result.history_rows,
+                "inbox_messages": result.inbox_messages,
+                "events": result.events,
+                "schedules": result.schedules,
                 "raced": result.raced,
                 "failed": [{"run_id": r, "reason": why} for r, why in result.failed],
             }
@@ -51,8 +58,14 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
         print(
             f"re-encrypted {result.snapshots} snapshots and {result.history_rows} history rows of {result.runs} runs "
             f"with key {result.key_id!r}"
+            + (
+                f", and {result.inbox_messages} inbox messages, {result.events} events' data and "
+                f"{result.schedules} schedules' inputs"
+                if result.inbox_messages or result.events or result.schedules
+                else ""
+            )
             + (f" ({result.raced} rows were written by their run meanwhile, with that key)" if result.raced else "")
         )
         for run_id, why in result.failed:
-            print(f"not re-encrypted: run {run_id}: {why}", file=sys.stderr)
+            print(f"not re-encrypted: run {run_id}: {why}" if run_id else f"not re-encrypted: {why}", file=sys.stderr)
     return FAILED if result.failed else OK

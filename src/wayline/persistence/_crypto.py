@@ -18,6 +18,7 @@ from __future__ import annotations
 import base64
 import binascii
 import hashlib
+import operator
 import os
 from collections.abc import Callable, Iterable, Mapping, Sequence
 from typing import Any, TypeVar
@@ -209,9 +210,15 @@ class Sealer:
         # run -> slot -> (plaintext encoding, its ciphertext): an unchanged variable keeps its
         # ciphertext, so a checkpoint does not encrypt it again and its offloaded blob is reused.
         self._cache: dict[str, dict[str, tuple[bytes, SealedPayload]]] = {}
+        # run -> (its tail as last sealed, the sealed tail): an event rides in the snapshot's
+        # tail at every checkpoint until the tail moves to the history table (and is written
+        # there once more); it is sealed once. Reuse goes by the identity of the (frozen) event
+        # objects, which the entry holds alive: an equal but distinct event is sealed afresh.
+        self._tails: dict[str, tuple[tuple[AnyEvent, ...], tuple[AnyEvent, ...]]] = {}
 
     def run_ended(self, run_id: str) -> None:
         self._cache.pop(run_id, None)
+        self._tails.pop(run_id, None)
 
     # --- sealing ---------------------------------------------------------------------------
 
@@ -289,12 +296,65 @@ class Sealer:
             }
             if any(new_vars[k] is not v for k, v in record.vars.items()):
                 changes["vars"] = new_vars
-        if record.tail:
-            tail = tuple(self.seal_event(e, run_id) for e in record.tail)
-            if any(a is not b for a, b in zip(tail, record.tail, strict=True)):
-                changes["tail"] = tail
+        if not cache:
+            seal_event = self.seal_event
+            tail = tuple(seal_event(e, run_id) for e in record.tail)
+            sealed_events = [seal_event(e, run_id) for e in events]
+        else:
+            tail, sealed_events = self._seal_tail(run_id, record.tail, events)
+        if any(a is not b for a, b in zip(tail, record.tail, strict=True)):
+            changes["tail"] = tail
         out = msgspec.structs.replace(record, **changes) if changes else record
-        return out, [self.seal_event(e, run_id) for e in events]
+        return out, sealed_events
+
+    def _seal_tail(
+        self, run_id: str, tail: tuple[AnyEvent, ...], events: Iterable[AnyEvent]
+    ) -> tuple[tuple[AnyEvent, ...], list[AnyEvent]]:
+        """``tail`` and ``events`` sealed, each event sealed once while it stays in the tail.
+
+        A tail only grows (the new events appended) until it moves to the history whole, so
+        the last tail sealed is a prefix of this one, object for object, and its sealed form
+        is reused as it is; ``events`` are the new tail's last events, or the last tail (and
+        more) moving to the history.
+        """
+        known = self._tails.pop(run_id, None)
+        out = self._extend(known, tail, run_id)
+        if tail:
+            self._tails[run_id] = (tail, out)
+        items = events if isinstance(events, (list, tuple)) else list(events)
+        k, n = len(items), len(tail)
+        if k <= n and all(map(operator.is_, items, tail[n - k :])):
+            return out, list(out[n - k :])
+        return out, list(self._extend(known, tuple(items), run_id))
+
+    def _extend(
+        self, known: tuple[tuple[AnyEvent, ...], tuple[AnyEvent, ...]] | None, items: tuple[AnyEvent, ...], run_id: str
+    ) -> tuple[AnyEvent, ...]:
+        """``items`` sealed, reusing ``known`` (events and their sealed forms) if ``items``
+        starts with those very events."""
+        head: tuple[AnyEvent, ...] = ()
+        if known is not None and len(items) >= len(known[0]) and all(map(operator.is_, items, known[0])):
+            head, items = known[1], items[len(known[0]) :]
+        return head + tuple(self.seal_event(e, run_id) for e in items)
+
+    def seal_loose(self, value: Any, field: str) -> Any:
+        """A value stored outside any run (an event's data, a schedule's input), sealed as a
+        run's values are: its Secrets, or with ``encrypt_payloads`` the whole value, bound to
+        ``field`` (which names what holds it, e.g. ``data of event 'paid' (id 'e1')``).
+
+        Raises:
+            EncryptionKeyError: a Secret to store and no key.
+        """
+        return self._seal_value(value, "", field, None)
+
+    def open_loose(self, value: Any, field: str, seen: set[str] | None = None) -> Any:
+        """`seal_loose`'s value, opened and checked against ``field``.
+
+        Raises:
+            SecretDecryptError: a ciphertext altered, or moved from another value.
+            EncryptionKeyError: a value encrypted whole under a key this runtime lacks.
+        """
+        return self._open_value(value, "", field, seen)
 
     # --- opening ---------------------------------------------------------------------------
 
@@ -343,7 +403,7 @@ class Sealer:
             f"the {what} at {field} was encrypted with key {key_id!r}, which this runtime was not given "
             f"(it has {self.keys.ids or 'none'}); open the runtime with that key "
             f"(open_runtime(encryption_key=...) or encryption_keys=..., or {ENV_VAR}). Nothing was changed: "
-            "the run waits in the database as it is",
+            + ("the run waits in the database as it is" if run_id else "it stays in the database as it is"),
             run_id=run_id,
             key_id=key_id,
         )
@@ -386,9 +446,9 @@ class Sealer:
     def open_events(self, events: list[AnyEvent], run_id: str, seen: set[str] | None = None) -> list[AnyEvent]:
         return [self.open_event(e, run_id, seen) for e in events]
 
-    def open_message(self, message: Any, run_id: str) -> Any:
+    def open_message(self, message: Any, run_id: str, seen: set[str] | None = None) -> Any:
         """An inbox message: its payload sealed as ``inbox`` (see `seal_message`)."""
-        return self._open_value(message, run_id, "inbox", None)
+        return self._open_value(message, run_id, "inbox", seen)
 
     def seal_message(self, message: Any, run_id: str) -> Any:
         """An inbox message for ``run_id``: its Secrets sealed (as ``inbox.<attribute>...``),

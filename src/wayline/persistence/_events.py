@@ -22,8 +22,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
-from ._codec import ENCODE_ERRORS, payload_error
+from ._codec import ENCODE_ERRORS, encode_raw, payload_error, store_encode
+from ._crypto import Sealer, may_hold_sealed
 from ._records import SignalMessage
+from ._secret import ext_hook
 
 #: How long an event id is remembered: the same id again within it starts nothing.
 DEDUP_WINDOW = 86400.0
@@ -100,14 +102,14 @@ def wake_message(seq: int, ev: NewEvent, now: float) -> SignalMessage:
     )
 
 
-_body_encoder = msgspec.msgpack.Encoder()
-_body_decoder = msgspec.msgpack.Decoder(tuple[Any, dict[str, Any]])
+_body_decoder = msgspec.msgpack.Decoder(tuple[Any, dict[str, Any]], ext_hook=ext_hook)
 
 
 def encode_body(data: Any, metadata: Mapping[str, Any], what: str) -> bytes:
-    """``(data, metadata)`` as stored; `PayloadError` naming ``what`` if it is not storable."""
+    """``(data, metadata)`` in memory (a `Secret` in ``data`` still plaintext: the store seals
+    it, `seal_body`); `PayloadError` naming ``what`` if it is not storable."""
     try:
-        return _body_encoder.encode((data, dict(metadata)))
+        return encode_raw((data, dict(metadata)))
     except ENCODE_ERRORS as exc:
         raise payload_error(exc, what) from exc
 
@@ -117,10 +119,46 @@ def decode_body(body: bytes) -> tuple[Any, dict[str, Any]]:
     return data, metadata
 
 
+def data_field(name: str, event_id: str) -> str:
+    """What an event's encrypted data is bound to (its associated data): the event's name and
+    id, so that a ciphertext moved to another event does not open."""
+    return f"data of event {name!r} (id {event_id!r})"
+
+
+def seal_body(sealer: Sealer, ev: NewEvent) -> bytes:
+    """``ev``'s body as a store writes it: the Secrets in its data encrypted, or with
+    ``encrypt_payloads`` the whole data; the metadata stays as it is (a run it starts takes it
+    over as its searchable metadata). The body itself when there is nothing to encrypt.
+
+    Raises:
+        EncryptionKeyError: a Secret in the data and no key (nothing is stored).
+    """
+    data, metadata = decode_body(ev.body)
+    sealed = sealer.seal_loose(data, data_field(ev.name, ev.event_id))
+    return ev.body if sealed is data else store_encode((sealed, metadata))
+
+
 def record(
-    seq: int, name: str, event_id: str, ts: float, accepted_at: float, body: bytes, dispatched: bool
+    sealer: Sealer,
+    seq: int,
+    name: str,
+    event_id: str,
+    ts: float,
+    accepted_at: float,
+    body: bytes,
+    dispatched: bool,
 ) -> EventRecord:
-    data, metadata = decode_body(bytes(body))
+    """A stored event row, its data decrypted (and checked against the event) if it was
+    encrypted.
+
+    Raises:
+        SecretDecryptError: the data's ciphertext was altered or moved from another event.
+        EncryptionKeyError: the data was encrypted whole under a key this runtime lacks.
+    """
+    body = bytes(body)
+    data, metadata = decode_body(body)
+    if may_hold_sealed(body):
+        data = sealer.open_loose(data, data_field(name, event_id))
     return EventRecord(
         seq=seq,
         name=name,

@@ -6,15 +6,22 @@ import asyncio
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
-from ._events import Accepted, EventRecord, NewEvent, decode_body, record, values_at, wake_message
+from ._crypto import Sealer
+from ._events import Accepted, EventRecord, NewEvent, decode_body, record, seal_body, values_at, wake_message
 from ._records import InboxMessage
 
 
 class MemoryEvents:
     """`EventStore` for `MemoryStore`."""
 
-    def __init__(self, check: Callable[[], None], append: Callable[[str, InboxMessage], Awaitable[int | None]]) -> None:
+    def __init__(
+        self,
+        check: Callable[[], None],
+        append: Callable[[str, InboxMessage], Awaitable[int | None]],
+        sealer: Callable[[], Sealer],
+    ) -> None:
         self._check = check
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
         self._append = append  # the store's append_inbox
         self._rows: dict[int, tuple[str, str, float, float, bytes, bool]] = {}
         self._ids: dict[str, tuple[int, float]] = {}
@@ -22,20 +29,21 @@ class MemoryEvents:
         self._seq = 0
 
     def _record(self, seq: int) -> EventRecord:
-        return record(seq, *self._rows[seq])
+        return record(self._sealer(), seq, *self._rows[seq])
 
     async def append(self, events: Sequence[NewEvent], *, now: float, window: float) -> list[Accepted]:
         self._check()
+        bodies = [seal_body(self._sealer(), ev) for ev in events]  # as the other stores write them
         await asyncio.sleep(0)  # as a commit would
         out = []
-        for ev in events:
+        for ev, body in zip(events, bodies, strict=True):
             claimed = self._ids.get(ev.event_id)
             if claimed is not None and claimed[1] >= now - window:
                 out.append(Accepted(claimed[0], True))
                 continue
             self._seq += 1
             seq = self._seq
-            self._rows[seq] = (ev.name, ev.event_id, ev.ts, now, ev.body, ev.settled)
+            self._rows[seq] = (ev.name, ev.event_id, ev.ts, now, body, ev.settled)
             self._ids[ev.event_id] = (seq, now)
             woken = []
             runs = self._take(ev.name, decode_body(ev.body)[0])

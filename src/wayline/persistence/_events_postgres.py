@@ -7,10 +7,12 @@ lock on its hash, so two workers accepting the same id at the same moment store 
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ._events import Accepted, EventRecord, NewEvent, record, values_at
+from ._crypto import Sealer
+from ._events import Accepted, EventRecord, NewEvent, record, seal_body, values_at
+from ._postgres_part import PgPart, WithConnection
 
 if TYPE_CHECKING:
     import asyncpg
@@ -45,30 +47,32 @@ MIGRATION = (
 
 _COLUMNS = "seq, name, event_id, ts, accepted_at, body, dispatched"
 
-WithConnection = Callable[[Callable[["asyncpg.Connection"], Awaitable[Any]]], Awaitable[Any]]
+# The runs of one (name, path set, values) entry of the wait index: looked at, or taken
+# (deleted, so that each wait is answered by one wake-up).
+_WAITING = "SELECT run_id FROM wayline.event_waits WHERE name = $1 AND paths = $2 AND vals = $3"
+_TAKE = "DELETE FROM wayline.event_waits WHERE name = $1 AND paths = $2 AND vals = $3 RETURNING run_id"
 
 
-class PgEvents:
+class PgEvents(PgPart):
     """`EventStore` for `PostgresStore`."""
 
-    def __init__(self, with_connection: WithConnection) -> None:
-        self._with = with_connection
-
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        async def go(conn: asyncpg.Connection) -> list[Any]:
-            return list(await conn.fetch(sql, *args))
-
-        rows: list[Any] = await self._with(go)
-        return rows
+    def __init__(self, with_connection: WithConnection, sealer: Callable[[], Sealer]) -> None:
+        super().__init__(with_connection)
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
 
     async def _records(self, sql: str, *args: Any) -> list[EventRecord]:
-        return [record(*row) for row in await self._fetch(sql, *args)]
+        sealer = self._sealer()
+        return [record(sealer, *row) for row in await self._fetch(sql, *args)]
 
     async def append(self, events: Sequence[NewEvent], *, now: float, window: float) -> list[Accepted]:
+        # Encrypted before the transaction: a Secret without a key stores nothing.
+        sealer = self._sealer()
+        bodies = [seal_body(sealer, ev) for ev in events]
+
         async def go(conn: asyncpg.Connection) -> list[Accepted]:
             out = []
             async with conn.transaction():
-                for ev in events:
+                for ev, body in zip(events, bodies, strict=True):
                     await conn.execute("SELECT pg_advisory_xact_lock(hashtext($1))", ev.event_id)
                     row = await conn.fetchrow(
                         "SELECT seq, accepted_at FROM wayline.event_ids WHERE event_id = $1", ev.event_id
@@ -85,7 +89,7 @@ class PgEvents:
                         ev.event_id,
                         ev.ts,
                         now,
-                        ev.body,
+                        body,
                     )
                     await conn.execute(
                         "INSERT INTO wayline.event_ids (event_id, seq, accepted_at) VALUES ($1, $2, $3) "
@@ -155,37 +159,22 @@ class PgEvents:
         )
 
     async def waiters(self, name: str, data: Any) -> list[str]:
-        found: list[str] = []
-        for (path_set,) in await self._fetch(
-            "SELECT DISTINCT paths FROM wayline.event_waits WHERE name = $1 ORDER BY paths", name
-        ):
-            values = values_at(data, path_set)
-            if values is None:
-                continue
-            rows = await self._fetch(
-                "SELECT run_id FROM wayline.event_waits WHERE name = $1 AND paths = $2 AND vals = $3 ORDER BY run_id",
-                name,
-                path_set,
-                values,
-            )
-            found += [r[0] for r in rows]
-        return found
+        return await self._matching(_WAITING, name, data)
 
     async def take_waiters(self, name: str, data: Any) -> list[str]:
+        return await self._matching(_TAKE, name, data)
+
+    async def _matching(self, sql: str, name: str, data: Any) -> list[str]:
+        """The runs ``sql`` returns for each path set waited on for ``name`` whose values in
+        ``data`` are there: path sets in order, each one's runs sorted by id (in code, as the
+        other stores sort them: a DELETE's RETURNING has no order)."""
         found: list[str] = []
         for (path_set,) in await self._fetch(
             "SELECT DISTINCT paths FROM wayline.event_waits WHERE name = $1 ORDER BY paths", name
         ):
             values = values_at(data, path_set)
-            if values is None:
-                continue
-            rows = await self._fetch(
-                "DELETE FROM wayline.event_waits WHERE name = $1 AND paths = $2 AND vals = $3 RETURNING run_id",
-                name,
-                path_set,
-                values,
-            )
-            found += sorted(r[0] for r in rows)
+            if values is not None:
+                found += sorted(r[0] for r in await self._fetch(sql, name, path_set, values))
         return found
 
     async def remove_waits(self, run_ids: Collection[str]) -> None:

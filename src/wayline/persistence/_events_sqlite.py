@@ -12,8 +12,8 @@ import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any, TypeVar
 
-from ._codec import encode
-from ._events import Accepted, EventRecord, NewEvent, decode_body, record, values_at, wake_message
+from ._crypto import Sealer, encode_message
+from ._events import Accepted, EventRecord, NewEvent, decode_body, record, seal_body, values_at, wake_message
 from ._sqlite_sql import APPEND_INBOX
 
 T = TypeVar("T")
@@ -59,17 +59,23 @@ def _marks(items: Collection[Any]) -> str:
 class SQLiteEvents:
     """`EventStore` for `SQLiteStore`."""
 
-    def __init__(self, fetch: Fetch, transact: Transact[Any]) -> None:
+    def __init__(self, fetch: Fetch, transact: Transact[Any], sealer: Callable[[], Sealer]) -> None:
         self._fetch = fetch
         self._transact = transact
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
 
     async def _records(self, sql: str, params: Sequence[Any]) -> list[EventRecord]:
-        return [record(*row) for row in await self._fetch(sql, params)]
+        sealer = self._sealer()
+        return [record(sealer, *row) for row in await self._fetch(sql, params)]
 
     async def append(self, events: Sequence[NewEvent], *, now: float, window: float) -> list[Accepted]:
+        sealer = self._sealer()
+        # Encrypted before the transaction: a Secret without a key stores nothing.
+        bodies = [seal_body(sealer, ev) for ev in events]
+
         def apply(conn: sqlite3.Connection) -> list[Accepted]:
             out = []
-            for ev in events:
+            for ev, body in zip(events, bodies, strict=True):
                 row = conn.execute(
                     "SELECT seq, accepted_at FROM event_ids WHERE event_id = ?", (ev.event_id,)
                 ).fetchone()
@@ -78,7 +84,7 @@ class SQLiteEvents:
                     continue
                 cursor = conn.execute(
                     "INSERT INTO events (name, event_id, ts, accepted_at, body, dispatched) VALUES (?, ?, ?, ?, ?, ?)",
-                    (ev.name, ev.event_id, ev.ts, now, ev.body, int(ev.settled)),
+                    (ev.name, ev.event_id, ev.ts, now, body, int(ev.settled)),
                 )
                 seq = cursor.lastrowid
                 assert seq is not None
@@ -86,7 +92,7 @@ class SQLiteEvents:
                     "INSERT OR REPLACE INTO event_ids (event_id, seq, accepted_at) VALUES (?, ?, ?)",
                     (ev.event_id, seq, now),
                 )
-                out.append(Accepted(seq, woken=_wake(conn, seq, ev, now)))
+                out.append(Accepted(seq, woken=_wake(conn, sealer, seq, ev, now)))
             return out
 
         result: list[Accepted] = await self._transact(apply)
@@ -190,16 +196,18 @@ def _take(conn: sqlite3.Connection, name: str, data: Any) -> list[str]:
     return found
 
 
-def _wake(conn: sqlite3.Connection, seq: int, ev: NewEvent, now: float) -> tuple[tuple[str, int], ...]:
+def _wake(conn: sqlite3.Connection, sealer: Sealer, seq: int, ev: NewEvent, now: float) -> tuple[tuple[str, int], ...]:
     """Commit a wake-up carrying the event to the inbox of each run waiting for it, in the
-    transaction that accepts it (one commit for both)."""
+    transaction that accepts it (one commit for both); sealed as any message to that run is
+    (its Secrets, or with ``encrypt_payloads`` its payload, bound to the run)."""
     data, _ = decode_body(ev.body)
     runs = _take(conn, ev.name, data)
     if not runs:
         return ()
-    message = encode(wake_message(seq, ev, now), what=f"event {ev.name!r}")
+    wake = wake_message(seq, ev, now)
     woken = []
     for run_id in runs:
+        message = encode_message(sealer, wake, run_id)
         cursor = conn.execute(APPEND_INBOX, (run_id, message, run_id))
         if cursor.rowcount == 1 and cursor.lastrowid is not None:
             woken.append((run_id, cursor.lastrowid))

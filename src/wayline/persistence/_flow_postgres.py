@@ -7,10 +7,10 @@ workers admitting for one key at the same moment count the slots one after the o
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from ._flow import Position, QueuedRun
+from ._postgres_part import PgPart
 
 if TYPE_CHECKING:
     import asyncpg
@@ -44,21 +44,9 @@ _LOCK = "SELECT pg_advisory_xact_lock(hashtext('wayline.flow:' || $1 || ':' || $
 _HEAD = "SELECT run_id, lim FROM wayline.flow_queue WHERE grp = $1 AND key = $2 ORDER BY priority DESC, seq LIMIT 1"
 _HELD = "SELECT COUNT(*) FROM wayline.flow_slots WHERE grp = $1 AND key = $2"
 
-WithConnection = Callable[[Callable[["asyncpg.Connection"], Awaitable[Any]]], Awaitable[Any]]
 
-
-class PgFlow:
+class PgFlow(PgPart):
     """`FlowStore` for `PostgresStore`."""
-
-    def __init__(self, with_connection: WithConnection) -> None:
-        self._with = with_connection
-
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        async def go(conn: asyncpg.Connection) -> list[Any]:
-            return list(await conn.fetch(sql, *args))
-
-        rows: list[Any] = await self._with(go)
-        return rows
 
     async def enqueue(self, entry: QueuedRun) -> None:
         await self._fetch(

@@ -40,8 +40,8 @@ class MemoryStore(SingleOwner):
         self._inbox: dict[int, tuple[str, bytes]] = {}
         self._inbox_seq = 0
         self._closed = False
-        self.schedules = MemorySchedules(self._check)
-        self.events = MemoryEvents(self._check, self.append_inbox)
+        self.schedules = MemorySchedules(self._check, lambda: self.sealer)
+        self.events = MemoryEvents(self._check, self.append_inbox, lambda: self.sealer)
         self.flow = MemoryFlow(self._check)
 
     @property

@@ -144,8 +144,8 @@ class PostgresStore:
         self._reads = 0
         self._open = False
         self._subscriptions: list[PgSubscription] = []
-        self.schedules = PgSchedules(self._with_connection, self.display_url)
-        self.events = PgEvents(self._with_connection)
+        self.schedules = PgSchedules(self._with_connection, self.display_url, lambda: self.sealer)
+        self.events = PgEvents(self._with_connection, lambda: self.sealer)
         self.flow = PgFlow(self._with_connection)
 
     # --- connections ---------------------------------------------------------------------

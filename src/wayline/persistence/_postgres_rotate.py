@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any
 
 import asyncpg
 
 from ._crypto import Sealer
-from ._rotate import KeyRotation, Write, rotate
+from ._rotate import KeyRotation, Write, loose_rows, rotate
 
 _RUNS = "SELECT run_id, snapshot FROM wayline.runs WHERE run_id > $1 ORDER BY run_id LIMIT $2"
 _HISTORY = "SELECT run_id, seq, events FROM wayline.history WHERE run_id = ANY($1::text[])"
@@ -45,4 +45,21 @@ async def pg_rotate(
         done: tuple[int, int] = await with_connection(go)
         return done
 
-    return await rotate(sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress, wrap=wrap)
+    async def read_sql(sql: str, params: Sequence[Any]) -> list[Any]:
+        return await fetch(sql, *params)
+
+    async def write_sql(sql: str, params: list[tuple[Any, ...]]) -> int:
+        async def go(conn: asyncpg.Connection) -> int:
+            n = 0
+            async with conn.transaction():
+                for p in params:
+                    n += int((await conn.execute(sql, *p)).split()[-1])
+            return n
+
+        written: int = await with_connection(go)
+        return written
+
+    rows = loose_rows(read_sql, write_sql, schema="wayline.", mark=lambda i: f"${i}")
+    return await rotate(
+        sealer, read_runs, read_history, write, batch_size=batch_size, progress=progress, wrap=wrap, rows=rows
+    )

@@ -9,9 +9,12 @@ it), so losing that race loses nothing; the run's next checkpoint, or the next r
 it. Rows that cannot be opened (a key the runtime lacks, a damaged ciphertext) are counted and
 left as they were.
 
+Then, the same way (a batch read, then a compare-and-set write of the rows that need it), the
+rows stored outside any run's snapshot and history: inbox messages, events' data and
+schedules' inputs (`Rows`).
+
 Not rotated: values offloaded to the blob table (`._blobs`) under ``encrypt_payloads=True``
-(they keep their key until their run writes them again; keep the old key until such runs end)
-and inbox messages (delivered and deleted within moments).
+(they keep their key until their run writes them again; keep the old key until such runs end).
 """
 
 from __future__ import annotations
@@ -22,9 +25,11 @@ from typing import Any
 import msgspec
 
 from .._errors import EncryptionKeyError, SecretDecryptError
-from ._codec import decode_events, decode_record, store_encode
+from ._codec import decode_events, decode_inbox, decode_record, store_encode
 from ._crypto import Sealer, may_hold_sealed
+from ._events import data_field, decode_body
 from ._records import AnyEvent, RunRecord
+from ._schedules import decode_stored_schedule, input_field
 from ._secret import SealedPayload
 
 
@@ -36,14 +41,22 @@ class KeyRotation(msgspec.Struct, kw_only=True):
         runs: runs looked at.
         snapshots: snapshots re-encrypted.
         history_rows: history rows re-encrypted.
-        raced: rows a run's own checkpoint wrote meanwhile (already under the current key).
-        failed: ``(run_id, reason)`` for rows left as they were.
+        inbox_messages: inbox messages re-encrypted.
+        events: events whose data was re-encrypted.
+        schedules: schedules whose input was re-encrypted.
+        raced: rows a run's own checkpoint (or a schedule's fire, or a consumed message) wrote
+            or deleted meanwhile (what it wrote is under the current key).
+        failed: ``(run_id, reason)`` for rows left as they were (the run id empty for an
+            event or a schedule, which the reason names).
     """
 
     key_id: str
     runs: int = 0
     snapshots: int = 0
     history_rows: int = 0
+    inbox_messages: int = 0
+    events: int = 0
+    schedules: int = 0
     raced: int = 0
     failed: list[tuple[str, str]] = []
 
@@ -100,6 +113,150 @@ def reseal_events(sealer: Sealer, run_id: str, data: bytes) -> bytes | None:
     return store_encode([using.seal_event(e, run_id) for e in opened])
 
 
+def reseal_message(sealer: Sealer, run_id: str, data: bytes) -> bytes | None:
+    """An inbox message re-encrypted with the current key; None when nothing needs it."""
+    if not may_hold_sealed(data):
+        return None
+    message = decode_inbox(data)
+    seen: set[str] = set()
+    opened = sealer.open_message(message, run_id, seen)
+    if not seen - {sealer.keys.current}:
+        return None
+    whole = any(isinstance(getattr(message, a, None), SealedPayload) for a in ("payload", "output"))
+    return store_encode(_like(sealer, whole).seal_message(opened, run_id))
+
+
+def reseal_event_body(sealer: Sealer, name: str, event_id: str, body: bytes) -> bytes | None:
+    """An event's stored body, its data re-encrypted with the current key; None when nothing
+    needs it."""
+    if not may_hold_sealed(body):
+        return None
+    data, metadata = decode_body(body)
+    field = data_field(name, event_id)
+    seen: set[str] = set()
+    opened = sealer.open_loose(data, field, seen)
+    if not seen - {sealer.keys.current}:
+        return None
+    return store_encode((_like(sealer, isinstance(data, SealedPayload)).seal_loose(opened, field), metadata))
+
+
+def reseal_schedule(sealer: Sealer, data: bytes) -> bytes | None:
+    """A stored schedule, its input re-encrypted with the current key; None when nothing
+    needs it."""
+    if not may_hold_sealed(data):
+        return None
+    record = decode_stored_schedule(data)
+    field = input_field(record.schedule_id)
+    seen: set[str] = set()
+    opened = sealer.open_loose(record.input, field, seen)
+    if not seen - {sealer.keys.current}:
+        return None
+    sealed = _like(sealer, isinstance(record.input, SealedPayload)).seal_loose(opened, field)
+    return store_encode(msgspec.structs.replace(record, input=sealed))
+
+
+#: One row of `Rows`: its key, its data, (run id or "", what it is), and its data re-encrypted.
+LooseRow = tuple[Any, bytes, tuple[str, str], Callable[[Sealer], bytes | None]]
+
+
+class Rows(msgspec.Struct, frozen=True):
+    """A table of rows kept outside the runs' snapshots and history, for `rotate`.
+
+    Attributes:
+        counter: the `KeyRotation` attribute that counts the rows rotated.
+        read: ``(after key, limit)`` -> ``[(key, data, (run_id, what), reseal)]`` in key
+            order, where ``reseal(sealer)`` is the row's data re-encrypted (or None), and
+            ``run_id`` (or "") and ``what`` name the row in `KeyRotation.failed`.
+        write: ``[(key, old, new)]`` -> rows written (compare-and-set on ``old``).
+        start: a key before the first.
+    """
+
+    counter: str
+    read: Callable[[Any, int], Awaitable[Sequence[LooseRow]]]
+    write: Callable[[list[tuple[Any, bytes, bytes]]], Awaitable[int]]
+    start: Any
+
+
+#: ``(sql, params)`` -> rows read.
+ReadSQL = Callable[[str, Sequence[Any]], Awaitable[Sequence[Any]]]
+#: ``(sql, [params...])`` -> rows changed, the statement run once per params in one transaction.
+WriteSQL = Callable[[str, list[tuple[Any, ...]]], Awaitable[int]]
+
+
+def loose_rows(read: ReadSQL, write: WriteSQL, *, schema: str = "", mark: Callable[[int], str]) -> list[Rows]:
+    """The inbox, events and schedules tables as `Rows`, in a store's SQL (``schema`` the
+    tables' prefix, ``mark(i)`` its i-th parameter marker)."""
+    m1, m2, m3 = mark(1), mark(2), mark(3)
+    counter_table = {"inbox_messages": "inbox", "events": "events", "schedules": "schedules"}
+
+    def table(
+        counter: str, select: str, key: str, column: str, start: Any, row: Callable[[Any], tuple[Any, ...]]
+    ) -> Rows:
+        sql = f"{select} FROM {schema}{counter_table[counter]} WHERE {key} > {m1} ORDER BY {key} LIMIT {m2}"
+        update = f"UPDATE {schema}{counter_table[counter]} SET {column} = {m1} WHERE {key} = {m2} AND {column} = {m3}"
+
+        async def read_rows(after: Any, limit: int) -> list[LooseRow]:
+            return [row(r) for r in await read(sql, (after, limit))]
+
+        async def write_rows(changes: list[tuple[Any, bytes, bytes]]) -> int:
+            return await write(update, [(new, key, old) for key, old, new in changes])
+
+        return Rows(counter, read_rows, write_rows, start)
+
+    def inbox(r: Any) -> LooseRow:
+        seq, run_id, data = r[0], r[1], bytes(r[2])
+        return seq, data, (run_id, f"inbox message {seq}"), lambda s: reseal_message(s, run_id, data)
+
+    def event(r: Any) -> LooseRow:
+        seq, name, event_id, body = r[0], r[1], r[2], bytes(r[3])
+        return (
+            seq,
+            body,
+            ("", f"event {seq} ({name!r}, id {event_id!r})"),
+            lambda s: reseal_event_body(s, name, event_id, body),
+        )
+
+    def schedule(r: Any) -> LooseRow:
+        schedule_id, data = r[0], bytes(r[1])
+        return schedule_id, data, ("", f"schedule {schedule_id!r}"), lambda s: reseal_schedule(s, data)
+
+    return [
+        table("inbox_messages", "SELECT seq, run_id, message", "seq", "message", 0, inbox),
+        table("events", "SELECT seq, name, event_id, body", "seq", "body", 0, event),
+        table("schedules", "SELECT schedule_id, record", "schedule_id", "record", "", schedule),
+    ]
+
+
+async def _rotate_rows(
+    sealer: Sealer,
+    rows: Rows,
+    out: KeyRotation,
+    batch_size: int,
+    progress: Callable[[KeyRotation], Any] | None,
+) -> None:
+    after = rows.start
+    while True:
+        batch = await rows.read(after, batch_size)
+        if not batch:
+            return
+        after = batch[-1][0]
+        changes: list[tuple[Any, bytes, bytes]] = []
+        for key, data, (run_id, what), reseal in batch:
+            try:
+                new = reseal(sealer)
+            except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
+                out.failed.append((run_id, f"{what}: {exc}"))
+                continue
+            if new is not None:
+                changes.append((key, data, new))
+        if changes:
+            written = await rows.write(changes)
+            out.raced += len(changes) - written
+            setattr(out, rows.counter, getattr(out, rows.counter) + written)
+            if progress is not None:
+                progress(out)
+
+
 async def rotate(
     sealer: Sealer,
     read_runs: ReadRuns,
@@ -109,6 +266,7 @@ async def rotate(
     batch_size: int = 100,
     progress: Callable[[KeyRotation], Any] | None = None,
     wrap: Callable[[Write], Write] | None = None,
+    rows: Sequence[Rows] = (),
 ) -> KeyRotation:
     """Re-encrypt every stored run with ``sealer``'s current key, ``batch_size`` runs a batch
     (one read and one short write transaction each, so checkpoints go on in between).
@@ -126,13 +284,13 @@ async def rotate(
     out = KeyRotation(key_id=current)
     after = ""
     while True:
-        rows = await read_runs(after, batch_size)
-        if not rows:
-            return out
-        after = rows[-1][0]
-        out.runs += len(rows)
+        found = await read_runs(after, batch_size)
+        if not found:
+            break
+        after = found[-1][0]
+        out.runs += len(found)
         snaps: list[tuple[str, bytes, bytes]] = []
-        for run_id, data in rows:
+        for run_id, data in found:
             try:
                 new = reseal_snapshot(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -141,7 +299,7 @@ async def rotate(
             if new is not None:
                 snaps.append((run_id, data, new))
         hist: list[tuple[str, int, bytes, bytes]] = []
-        for run_id, seq, data in await read_history([r for r, _ in rows]):
+        for run_id, seq, data in await read_history([r for r, _ in found]):
             try:
                 new = reseal_events(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -156,3 +314,6 @@ async def rotate(
             out.history_rows += n_hist
         if progress is not None:
             progress(out)
+    for table in rows:
+        await _rotate_rows(sealer, table, out, batch_size, progress)
+    return out

@@ -15,6 +15,10 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from ._codec import store_encode
+from ._crypto import Sealer, may_hold_sealed
+from ._secret import ext_hook
+
 #: Fires decided by `overlap` policies (Temporal's names).
 OVERLAP_POLICIES = ("skip", "buffer_one", "buffer_all", "cancel_other", "terminate_other", "allow_all")
 
@@ -125,16 +129,47 @@ class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_d
     due_at: float | None = None
 
 
-_encoder = msgspec.msgpack.Encoder()
-_decoder = msgspec.msgpack.Decoder(ScheduleRecord)
+_decoder = msgspec.msgpack.Decoder(ScheduleRecord, ext_hook=ext_hook)
 
 
-def encode_schedule(record: ScheduleRecord) -> bytes:
-    return _encoder.encode(record)
+def input_field(schedule_id: str) -> str:
+    """What a schedule's encrypted input is bound to (its associated data)."""
+    return f"input of schedule {schedule_id!r}"
 
 
-def decode_schedule(data: bytes) -> ScheduleRecord:
+def encode_schedule(sealer: Sealer, record: ScheduleRecord) -> bytes:
+    """``record`` as stored: the Secrets in its input encrypted, or with ``encrypt_payloads``
+    the whole input, bound to the schedule.
+
+    Raises:
+        EncryptionKeyError: a Secret in the input and no key (nothing is stored).
+    """
+    if record.input is not None:
+        sealed = sealer.seal_loose(record.input, input_field(record.schedule_id))
+        if sealed is not record.input:
+            record = msgspec.structs.replace(record, input=sealed)
+    return store_encode(record)
+
+
+def decode_stored_schedule(data: bytes) -> ScheduleRecord:
+    """A stored schedule as it is stored (its input still encrypted, if it was)."""
     return _decoder.decode(data)
+
+
+def decode_schedule(sealer: Sealer, data: bytes) -> ScheduleRecord:
+    """A stored schedule, its input decrypted and checked against the schedule.
+
+    Raises:
+        msgspec.DecodeError: ``data`` is not a schedule.
+        SecretDecryptError: the input's ciphertext was altered or moved from elsewhere.
+        EncryptionKeyError: the input was encrypted whole under a key this runtime lacks.
+    """
+    record = decode_stored_schedule(data)
+    if record.input is not None and may_hold_sealed(data):
+        opened = sealer.open_loose(record.input, input_field(record.schedule_id))
+        if opened is not record.input:
+            record = msgspec.structs.replace(record, input=opened)
+    return record
 
 
 #: One compare-and-swap write: the new record, and the revision the stored one must have

@@ -5,23 +5,25 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Callable, Collection, Sequence
 
+from ._crypto import Sealer
 from ._schedules import ScheduleRecord, ScheduleWrite, decode_schedule, encode_schedule
 
 
 class MemorySchedules:
     """`ScheduleStore` for `MemoryStore`: records kept encoded, so no caller aliases them."""
 
-    def __init__(self, check: Callable[[], None]) -> None:
+    def __init__(self, check: Callable[[], None], sealer: Callable[[], Sealer]) -> None:
         self._check = check  # raises if the store is closed
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
         self._rows: dict[str, bytes] = {}
 
     def _records(self) -> list[ScheduleRecord]:
-        return [decode_schedule(self._rows[k]) for k in sorted(self._rows)]
+        return [decode_schedule(self._sealer(), self._rows[k]) for k in sorted(self._rows)]
 
     async def get(self, schedule_id: str) -> ScheduleRecord | None:
         self._check()
         data = self._rows.get(schedule_id)
-        return None if data is None else decode_schedule(data)
+        return None if data is None else decode_schedule(self._sealer(), data)
 
     async def all(self) -> list[ScheduleRecord]:
         self._check()
@@ -40,7 +42,7 @@ class MemorySchedules:
 
     async def put(self, writes: Sequence[ScheduleWrite]) -> list[bool]:
         self._check()
-        encoded = [(rec, expected, encode_schedule(rec)) for rec, expected in writes]
+        encoded = [(rec, expected, encode_schedule(self._sealer(), rec)) for rec, expected in writes]
         await asyncio.sleep(0)  # as a commit would
         done = []
         for rec, expected, data in encoded:
@@ -48,7 +50,7 @@ class MemorySchedules:
             if expected is None:
                 ok = stored is None
             else:
-                ok = stored is not None and decode_schedule(stored).revision == expected
+                ok = stored is not None and decode_schedule(self._sealer(), stored).revision == expected
             if ok:
                 self._rows[rec.schedule_id] = data
             done.append(ok)
@@ -58,7 +60,7 @@ class MemorySchedules:
         self._check()
         await asyncio.sleep(0)
         stored = self._rows.get(schedule_id)
-        if stored is None or decode_schedule(stored).revision != expected:
+        if stored is None or decode_schedule(self._sealer(), stored).revision != expected:
             return False
         del self._rows[schedule_id]
         return True

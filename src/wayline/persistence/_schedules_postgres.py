@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import msgspec
 
 from .._errors import DatabaseCorruptError
+from ._crypto import Sealer
 from ._schedules import ScheduleRecord, ScheduleWrite, decode_schedule, encode_schedule
 
 if TYPE_CHECKING:
@@ -64,8 +65,9 @@ class PgSchedules:
         url: the database as errors name it.
     """
 
-    def __init__(self, with_connection: WithConnection, url: str) -> None:
+    def __init__(self, with_connection: WithConnection, url: str, sealer: Callable[[], Sealer]) -> None:
         self._with = with_connection
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
         self._url = url
 
     async def _fetch(self, sql: str, *args: Any) -> list[Any]:
@@ -77,7 +79,7 @@ class PgSchedules:
 
     def _decode(self, schedule_id: str, data: bytes) -> ScheduleRecord:
         try:
-            return decode_schedule(data)
+            return decode_schedule(self._sealer(), data)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self._url, f"schedule {schedule_id!r} cannot be decoded: {exc}") from exc
 
@@ -109,7 +111,7 @@ class PgSchedules:
     async def put(self, writes: Sequence[ScheduleWrite]) -> list[bool]:
         if not writes:
             return []
-        data = [encode_schedule(rec) for rec, _ in writes]
+        data = [encode_schedule(self._sealer(), rec) for rec, _ in writes]
         columns = (
             [rec.schedule_id for rec, _ in writes],
             [rec.workflow for rec, _ in writes],

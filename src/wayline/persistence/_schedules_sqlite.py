@@ -14,6 +14,7 @@ from typing import Any, TypeVar
 import msgspec
 
 from .._errors import DatabaseCorruptError
+from ._crypto import Sealer
 from ._schedules import ScheduleRecord, ScheduleWrite, decode_schedule, encode_schedule
 
 T = TypeVar("T")
@@ -56,14 +57,15 @@ class SQLiteSchedules:
         path: the database, for errors.
     """
 
-    def __init__(self, fetch: Fetch, transact: Transact[Any], path: str) -> None:
+    def __init__(self, fetch: Fetch, transact: Transact[Any], path: str, sealer: Callable[[], Sealer]) -> None:
         self._fetch = fetch
+        self._sealer = sealer  # the store's, which the runtime sets after the store is made
         self._transact = transact
         self._path = path
 
     def _decode(self, schedule_id: str, data: bytes) -> ScheduleRecord:
         try:
-            return decode_schedule(data)
+            return decode_schedule(self._sealer(), data)
         except msgspec.DecodeError as exc:
             raise DatabaseCorruptError(self._path, f"schedule {schedule_id!r} cannot be decoded: {exc}") from exc
 
@@ -95,7 +97,7 @@ class SQLiteSchedules:
         return rows[0][0] if rows else None
 
     async def put(self, writes: Sequence[ScheduleWrite]) -> list[bool]:
-        rows = [(rec, expected, encode_schedule(rec)) for rec, expected in writes]
+        rows = [(rec, expected, encode_schedule(self._sealer(), rec)) for rec, expected in writes]
 
         def apply(conn: sqlite3.Connection) -> list[bool]:
             done = []

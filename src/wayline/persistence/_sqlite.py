@@ -39,7 +39,7 @@ from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
-from ._rotate import KeyRotation, Write, rotate
+from ._rotate import KeyRotation, Write, loose_rows, rotate
 from ._schedules_sqlite import SQLiteSchedules
 from ._search import filter_terms, search_terms
 from ._secret import Unsealed
@@ -137,8 +137,8 @@ class SQLiteStore(SingleOwner):
         self._reader: aiosqlite.Connection | None = None
         self._reads = 0  # reads in flight
         self._ownership = Ownership(self.path)
-        self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path)
-        self.events = SQLiteEvents(self._fetch, self._writes.transact)
+        self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path, lambda: self.sealer)
+        self.events = SQLiteEvents(self._fetch, self._writes.transact, lambda: self.sealer)
         self.flow = SQLiteFlow(self._fetch, self._writes.transact)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))
@@ -364,8 +364,22 @@ class SQLiteStore(SingleOwner):
         ) -> tuple[int, int]:
             return await self._writes.transact(lambda conn: write(conn, snaps, hist))
 
+        async def write_rows(sql: str, params: list[tuple[Any, ...]]) -> int:
+            def apply(conn: sqlite3.Connection) -> int:
+                return sum(conn.execute(sql, p).rowcount for p in params)
+
+            written: int = await self._writes.transact(apply)
+            return written
+
         return await rotate(
-            self.sealer, read_runs, read_history, write_batch, batch_size=batch_size, progress=progress, wrap=wrap
+            self.sealer,
+            read_runs,
+            read_history,
+            write_batch,
+            batch_size=batch_size,
+            progress=progress,
+            wrap=wrap,
+            rows=loose_rows(self._fetch, write_rows, mark=lambda i: "?"),
         )
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:

@@ -18,7 +18,15 @@ from typing import Any, Protocol
 
 import msgspec
 
-from .._errors import FlowSpecError, RateLimitedError, RunAlreadyFinishedError, RunNotFoundError, StoreError
+from .._errors import (
+    EncryptionKeyError,
+    FlowSpecError,
+    RateLimitedError,
+    RunAlreadyFinishedError,
+    RunNotFoundError,
+    SecretDecryptError,
+    StoreError,
+)
 from ..actors import Clock
 from ..persistence import (
     DEDUP_WINDOW,
@@ -26,6 +34,7 @@ from ..persistence import (
     EventRecord,
     EventStore,
     NewEvent,
+    Secret,
     Store,
     encode_body,
     event_payload,
@@ -122,6 +131,7 @@ class Events:
         # Events `send` is dispatching now: the beat leaves them alone (it would only repeat
         # idempotent work, but a rate limit would see the start twice).
         self._dispatching: set[int] = set()
+        self._unreadable: set[str] = set()  # why undispatched events could not be read, as logged
         self._triggered = {
             trigger.event for wf in registry.newest() for trigger in triggers_of(wf)
         }  # names any trigger here listens to
@@ -217,7 +227,9 @@ class Events:
         key = getattr(wf, "idempotency_key", None)
         run_id = triggered_run_id(wf.name, record.seq) if key is None else idempotent_run_id(wf.name, key, event)
         metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
-        await self._runs.create(wf, msgspec.to_builtins(event), run_id, metadata, subject=event)
+        # A Secret in the data stays one: the run's input seals it as any input's.
+        data = msgspec.to_builtins(event, builtin_types=(Secret,))
+        await self._runs.create(wf, data, run_id, metadata, subject=event)
         return run_id
 
     async def poll_once(self) -> None:
@@ -226,6 +238,13 @@ class Events:
             pending = await self.table.undispatched()
         except StoreError as exc:
             log.warning("undispatched events could not be read (%s); trying again later", exc)
+            return
+        except (EncryptionKeyError, SecretDecryptError) as exc:
+            # An event encrypted under a key this runtime lacks: it waits, undispatched, for a
+            # runtime with the key. Said once, not at every beat.
+            if str(exc) not in self._unreadable:
+                self._unreadable.add(str(exc))
+                log.error("undispatched events cannot be read, so their runs do not start: %s", exc)
             return
         for record in pending:
             if record.seq in self._dispatching:

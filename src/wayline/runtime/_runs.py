@@ -124,6 +124,7 @@ class Runs:
         self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
         self._releasing: dict[str, asyncio.Future[None]] = {}  # passivated runs being given up
         self._waking: dict[str, asyncio.Future[None]] = {}  # runs being woken (shared database)
+        self._finishing: set[str] = set()  # ended here, giving their flow slot back
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
         # does. Given to the supervisor because a parked run's next task is started by
@@ -196,15 +197,26 @@ class Runs:
     def run_finished(self, record: RunRecord) -> None:
         self._refs.pop(record.run_id, None)
         self.telemetry.run_finished(record)
-        self._resolve(record.run_id, record)
+        if FLOW_GROUP in record.metadata:
+            # Its waiters learn of its end once its slot is given back: a caller that starts
+            # the next run of its key after ``result()`` must find the key free.
+            self._finishing.add(record.run_id)
+            self.background(self._give_slot_back(record))
+        else:
+            self._resolve(record.run_id, record)
         self.updates.run_ended(record)
 
         if self.finished_listener is not None:
             self.finished_listener(record)
-        if FLOW_GROUP in record.metadata:
-            self.background(self.flow.finished(record))
         if record.status is RunStatus.FAILED and getattr(self._registry.get(record.workflow), "on_failure", None):
             self.background(self.start_failure_handler(record))
+
+    async def _give_slot_back(self, record: RunRecord) -> None:
+        try:
+            await self.flow.finished(record)
+        finally:
+            self._finishing.discard(record.run_id)
+            self._resolve(record.run_id, record)
 
     def run_passivated(self, run_id: str, wake_at: float | None, seen: frozenset[int]) -> None:
         self._refs.pop(run_id, None)
@@ -469,7 +481,7 @@ class Runs:
         # Other processes may run it: a client runs nothing, and one of several workers only
         # its share. Then its end is read from the store, at growing intervals.
         elsewhere = not self._owner or self.shared
-        if run_id not in self._refs:
+        if run_id not in self._refs and run_id not in self._finishing:
             rec = await self.store.get_run(run_id)
             if rec is None:
                 raise RunNotFoundError(run_id)
@@ -488,7 +500,7 @@ class Runs:
                 await asyncio.wait((fut,), timeout=delay)
                 if fut.done():
                     break
-                if run_id not in self._refs:
+                if run_id not in self._refs and run_id not in self._finishing:
                     rec = await self.store.get_run(run_id)
                     if rec is not None and rec.status.finished:
                         return rec

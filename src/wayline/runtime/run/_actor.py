@@ -152,7 +152,9 @@ class RunActor(Actor[RunMessage]):
         await self._load(record, self._reason, self._reason is not None)
         self.ref.set_mail_hook(self._on_mail)
 
-    async def _load(self, record: RunRecord, reason: str | None, read_inbox: bool) -> None:
+    async def _load(
+        self, record: RunRecord, reason: str | None, read_inbox: bool, applied: set[int] | None = None
+    ) -> None:
         """Build the run's state and its body (or interpreter host) from ``record``, and send
         the run the messages it starts with."""
         port = self.port
@@ -189,6 +191,11 @@ class RunActor(Actor[RunMessage]):
         else:
             self._vars_guard = typed_vars(ctx, wf.vars_schema, self.run_id)
             self._body = wf.body(ctx, shaped(as_replayed(record.input), wf.input_type))
+        if applied:
+            # The messages the last segment applied and consumed (gone from the inbox): one
+            # of them delivered again (the poller read it before its consume committed) must
+            # not be applied a second time by this segment.
+            state.seen = applied - {seq for seq, _ in inbox}
         self.state = state
         for message in first:
             self.ref.tell(message)
@@ -207,11 +214,13 @@ class RunActor(Actor[RunMessage]):
         if self._body is not None:
             self._body.close()
         self._body = self._host = None
+        applied = None
         if self.state is not None:
             self.state.ctx._patched = None  # the cycle of the segment that ended (see on_stop)
+            applied = self.state.seen
         # Its inbox is read again: what the last segment left unconsumed carries over (the
         # messages it had applied but not consumed are applied afresh by the next).
-        await self._load(record, None, True)
+        await self._load(record, None, True, applied)
 
     async def on_stop(self, error: BaseException | None) -> None:
         self._stopping = True
