@@ -136,5 +136,5 @@ async def test_max_runs_needs_a_shared_database_and_recover_is_deprecated() -> N
         async with open_runtime(":memory:", lease_seconds=0):
             pass
     with pytest.warns(DeprecationWarning, match="worker="):
-        async with open_runtime(":memory:", worker=False) as rt:
+        async with open_runtime(":memory:", recover=False) as rt:
             assert rt.worker_id is None

@@ -9,6 +9,9 @@ made to happen every time.
   EvalPlanQual".
 - A PostgreSQL error that is not a lost connection came out of a pooled read as asyncpg's
   InterfaceError ("connection has been released back to the pool"), not a StoreError.
+- A worker registering again (its lease had lapsed) forgot, after giving its runs up, a claim
+  committed in between: the database named it the owner, its commits were refused, and no
+  other worker could claim the run from a live owner.
 """
 
 from __future__ import annotations
@@ -84,15 +87,6 @@ async def test_a_postgres_error_on_a_read_is_a_store_error(pg_url: str) -> None:
             await store.get_run("a\x00b")  # PostgreSQL text cannot hold NUL: 22021
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="runtime bug: WorkerLeases.register clears `held` after its transaction, so a claim that commits "
-    "after the registration's RELEASE_ALL but resumes before its held.clear() is forgotten: the database "
-    "says the worker owns the run, the worker's checkpoints are refused (fence -1), the runtime drops the "
-    "run and no other worker may claim it (its owner is live): it stays RUNNING for good. Seen in "
-    "test_three_workers_300_runs_one_killed_mid_run under load, where a worker lost its lease and "
-    "registered again while its sweep was claiming",
-)
 async def test_a_claim_during_registering_again_is_a_claim_the_worker_keeps(pg_url: str) -> None:
     async with stores(pg_url, 2) as (client, a):
         await a.register_worker("a", lease_seconds=30)

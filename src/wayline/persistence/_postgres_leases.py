@@ -80,6 +80,10 @@ class WorkerLeases:
         self.exclusive = False
         self.lease_seconds = 10.0
         self.held: dict[str, int] = {}  # run_id -> fence at the claim
+        # Registrations begun, and under way: a claim that overlaps one claims again after it
+        # (the registration gives up this worker's runs, before or after the claim commits).
+        self.registrations = 0
+        self.registering = 0
         # Held runs whose last commit finished them: still held (a redrive commits again under
         # the same lease), no longer counted as owned (see `owned`).
         self.finished: set[str] = set()
@@ -119,7 +123,12 @@ class WorkerLeases:
         # worker may claim it from a live owner).
         self.held.clear()
         self.finished.clear()
-        info: WorkerInfo = await self._run(go)
+        self.registrations += 1
+        self.registering += 1
+        try:
+            info: WorkerInfo = await self._run(go)
+        finally:
+            self.registering -= 1
         self.worker_id, self.exclusive, self.lease_seconds = wid, exclusive, lease_seconds
         self.lost_everything = False
         return info
@@ -230,12 +239,24 @@ class WorkerLeases:
         async def go(conn: asyncpg.Connection) -> list[Any]:
             return list(await conn.fetch(CLAIM_RUNS, wid, [s.value for s in statuses], limit))
 
+        await self._settled()
+        registration = self.registrations
         rows = await self._run(go)
         out = [Lease(run_id, int(fence)) for run_id, fence in rows]
+        if registration != self.registrations or self.registering:
+            # Registered again meanwhile, which gave up this worker's runs, perhaps these:
+            # each is claimed again, to hold what the database says (see `claim_run`).
+            again = [await self.claim_run(lease.run_id) for lease in out]
+            return [lease for lease in again if lease is not None]
         for lease in out:
             self.held[lease.run_id] = lease.fence
             self.finished.discard(lease.run_id)
         return out
+
+    async def _settled(self) -> None:
+        """Until no registration of this worker is under way."""
+        while self.registering:  # noqa: ASYNC110 - rare (a lapsed lease) and short
+            await asyncio.sleep(0.005)
 
     async def claim_run(self, run_id: str) -> Lease | None:
         wid = self._require()
@@ -247,9 +268,17 @@ class WorkerLeases:
                 await conn.execute(DELETE_EXPIRED)
                 return await conn.fetchval(CLAIM_RUN, wid, run_id)
 
-        fence = await self._run(go)
-        if fence is None:
-            return None
+        while True:
+            await self._settled()
+            registration = self.registrations
+            fence = await self._run(go)
+            if fence is None:
+                return None
+            if registration == self.registrations and not self.registering:
+                break
+            # Registered again while claiming: that registration gave up this worker's runs,
+            # before or after this claim committed. Claimed again, the fence is the database's
+            # (kept if the run is still this worker's, the next one if it was given up).
         self.held[run_id] = int(fence)
         return Lease(run_id, int(fence))
 
