@@ -185,12 +185,19 @@ class PostgresStore:
             attempt = 0
             while True:
                 conn: Any = None
+                lost = False
                 try:
                     async with pool.acquire() as conn:
                         try:
                             return await fn(conn)
                         except asyncpg.InternalClientError:
                             conn.terminate()  # while still held: the pool replaces it, never reuses it
+                            raise
+                        except Exception:
+                            # Asked now, while the connection is still held (once released to
+                            # the pool it cannot be asked): a statement or a transaction's end
+                            # on a connection the server closed fails in several ways.
+                            lost = conn.is_closed()
                             raise
                 except StoreError:
                     raise
@@ -201,7 +208,7 @@ class PostgresStore:
                     asyncpg.InterfaceError,
                     asyncpg.InternalClientError,
                 ) as exc:
-                    if not is_connection_error(exc, conn):
+                    if not (lost or is_connection_error(exc, None)):
                         raise self._translate_connect(exc) from exc
                     now = time.monotonic()
                     deadline = deadline if deadline is not None else now + self.reconnect_timeout

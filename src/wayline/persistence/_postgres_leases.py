@@ -237,7 +237,9 @@ class WorkerLeases:
         wid = self._require()
 
         async def go(conn: asyncpg.Connection) -> list[Any]:
-            return list(await conn.fetch(CLAIM_RUNS, wid, [s.value for s in statuses], limit))
+            async with conn.transaction():  # the expired workers first, as for `claim_run`
+                await conn.execute(DELETE_EXPIRED)
+                return list(await conn.fetch(CLAIM_RUNS, wid, [s.value for s in statuses], limit))
 
         await self._settled()
         registration = self.registrations

@@ -175,17 +175,17 @@ RENEW = (
 UNREGISTER = (
     "WITH freed AS (UPDATE wayline.runs SET owner = NULL WHERE owner = $1) DELETE FROM wayline.workers WHERE id = $1"
 )
-# Claims first remove workers whose lease has expired. The DELETE locks a worker's row, so a
-# renewal that commits first is seen (and the worker kept); one that comes after finds its
-# row gone and knows it lost everything. Runs owned by such a worker are then orphans; `dead`
-# lists the workers this statement removed (its snapshot still sees their rows).
+# Claims first remove workers whose lease has expired (`DELETE_EXPIRED`, a statement of its own
+# in the claim's transaction). The DELETE locks a worker's row, so a renewal that commits first
+# is seen (and the worker kept); one that comes after finds its row gone and knows it lost
+# everything. Runs owned by such a worker are then orphans: the claim's own statement sees the
+# delete. (As a CTE of the claim, the delete is re-run when the claim re-checks a row changed
+# under it, and PostgreSQL refuses: "ModifyTable should not be called during EvalPlanQual".)
 CLAIM_RUNS = """
-WITH dead AS (DELETE FROM wayline.workers WHERE lease_until < now() RETURNING id),
-cand AS (
+WITH cand AS (
     SELECT r.run_id FROM wayline.runs r
     WHERE r.status = ANY($2::text[])
-      AND (r.owner IS NULL OR r.owner IN (SELECT id FROM dead)
-           OR NOT EXISTS (SELECT 1 FROM wayline.workers w WHERE w.id = r.owner))
+      AND (r.owner IS NULL OR NOT EXISTS (SELECT 1 FROM wayline.workers w WHERE w.id = r.owner))
     ORDER BY r.created_at, r.run_id
     LIMIT $3
     FOR UPDATE OF r SKIP LOCKED)
