@@ -197,7 +197,10 @@ class PostgresStore:
                             # Asked now, while the connection is still held (once released to
                             # the pool it cannot be asked): a statement or a transaction's end
                             # on a connection the server closed fails in several ways.
-                            lost = conn.is_closed()
+                            try:
+                                lost = conn.is_closed()
+                            except asyncpg.InterfaceError:
+                                lost = True  # detached from its connection: the pool saw it go
                             raise
                 except StoreError:
                     raise

@@ -85,12 +85,14 @@ class Cluster:
 
     async def _sweep(self) -> None:
         runs = self._runs
+        shares = runs.shares
+        assert shares is not None  # a cluster's runs are shared
         while not runs.closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_now.wait(), self.sweep_interval)
             self._sweep_now.clear()
             try:
-                while await runs.claim_some("claimed: its worker stopped, or gave it up") > 0:
+                while await shares.claim_some("claimed: its worker stopped, or gave it up") > 0:
                     pass
                 if runs.passivate_after is not None:
                     await runs.wake_due_now()  # timers of runs a dead worker had passivated

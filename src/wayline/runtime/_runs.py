@@ -19,14 +19,11 @@ from typing import Any
 import msgspec
 
 from .._errors import (
-    DatabaseCorruptError,
-    EncryptionKeyError,
     LeaseLostError,
     RunAlreadyFinishedError,
     RunConflictError,
     RunNotFoundError,
     RuntimeClosedError,
-    SecretDecryptError,
     WorkflowNotFoundError,
 )
 from ..actors import ActorRef, Clock, SharedTimers, Supervisor
@@ -52,6 +49,7 @@ from . import _failure as failure, _inbox as inbox
 from ._flow import GROUP_KEY as FLOW_GROUP, Flow
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
+from ._shares import Shares
 from ._statistics import RuntimeStatistics
 from ._telemetry import Telemetry
 from ._updates import UpdateWaiters
@@ -101,6 +99,7 @@ class Runs:
         # worker holds its lease (`claim`), and given back when it leaves memory.
         self.shared = shared
         self.max_runs = max_runs
+        self.shares = Shares(self) if shared else None
         #: Polling interval of `wait_finished` for a run another process runs.
         self.poll_interval = 0.5
         self._refs: dict[str, ActorRef[Any]] = {}  # runs in memory, by run id (across restarts)
@@ -121,9 +120,6 @@ class Runs:
         # message to one of them loads it at once (`wake`, from its current record) and takes
         # it off this list, so its wave does not load it a second time from the listed one.
         self._unrecovered: dict[str, RunRecord] = {}
-        self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
-        self._releasing: dict[str, asyncio.Future[None]] = {}  # passivated runs being given up
-        self._waking: dict[str, asyncio.Future[None]] = {}  # runs being woken (shared database)
         self._finishing: set[str] = set()  # ended here, giving their flow slot back
         # The context every task of every run starts in (a copy each time): the opener's, with
         # WAIT_FOR_STORE set, so a run's writes wait out an outage of the store as the run
@@ -194,7 +190,8 @@ class Runs:
         self._refs.pop(run_id, None)
         # Given up in the database too, in case it still names this worker (then no other
         # worker could claim it from a live owner); a no-op if another worker holds it.
-        self.background(self._release(run_id))
+        if self.shares is not None:
+            self.background(self.shares.release(run_id))
         log.error("run %s dropped from this worker: %s", run_id, error, extra={"run_id": run_id})
 
     def run_finished(self, record: RunRecord) -> None:
@@ -226,10 +223,10 @@ class Runs:
         if seen:
             self._took_in[run_id] = seen
         self._passivated += 1
-        if self.shared:
+        if self.shares is not None:
             # Out of memory, out of this worker's hands: whichever worker gets its message or
-            # its timer claims it (this one too, once the release is done: see `_wake_shared`).
-            self._releasing[run_id] = asyncio.ensure_future(self._release(run_id))
+            # its timer claims it (this one too, once the release is done).
+            self.shares.passivated(run_id)
         if wake_at is not None:
             self._wake_timer.schedule(wake_at, self._wake_timer_fired)
         self.background(wake_if_messages(self.store, run_id, max(seen, default=0), self.wake))
@@ -525,16 +522,10 @@ class Runs:
     async def recover(self) -> int:
         """Restart every unfinished run in the store; returns how many. One of several
         workers takes the runs no live worker holds, in waves, up to ``max_runs``."""
-        if self.shared:
+        if self.shares is not None:
             if self.passivate_after is not None:
                 self.background(self._wake_due())
-            total = 0
-            while not self.closed:
-                n = await self.claim_some("recovered: claimed after its worker stopped")
-                total += n
-                if n == 0 or (self.max_runs is not None and len(self._refs) >= self.max_runs):
-                    break
-            return total
+            return await self.shares.recover()
         statuses = UNFINISHED
         if self.passivate_after is not None:
             # Waiting runs stay passivated: the waker reloads them when a timer is due, and a
@@ -595,18 +586,8 @@ class Runs:
         """Load a run that is not in memory (passivated), unless it has ended."""
         if run_id in self._refs or self.closed or not self._owner:
             return
-        if self.shared:
-            # One at a time per run (a message is often delivered twice: by its sender and by
-            # the poller on its notification): a second wake that gave up a QUEUED run while
-            # the first was ending it would take the run from under the first.
-            while (busy := self._waking.get(run_id)) is not None:
-                await asyncio.shield(busy)
-            done = self._waking[run_id] = asyncio.get_running_loop().create_future()
-            try:
-                await self._wake_shared(run_id, reason)
-            finally:
-                del self._waking[run_id]
-                done.set_result(None)
+        if self.shares is not None:
+            await self.shares.wake(run_id, reason)
             return
         # Listed for recovery and not loaded yet: loaded here and now, and taken off the list
         # before anything is awaited, so its wave does not load it again from the listed
@@ -621,94 +602,6 @@ class Runs:
         if self._passivated and reason.startswith("woken by") and not recovering:
             self._passivated -= 1
         self.spawn(rec, reason)
-
-    async def _release(self, run_id: str) -> None:
-        try:
-            await self.store.release_runs([run_id])
-        except Exception as exc:  # its lease lapses with this worker's, or the next claim takes it
-            log.warning("run %s could not be released: %s", run_id, exc, extra={"run_id": run_id})
-        finally:
-            self._releasing.pop(run_id, None)
-
-    async def _wake_shared(self, run_id: str, reason: str) -> None:
-        """`wake` on a database several workers share: the run is loaded only if this worker
-        can claim it (nobody holds it, or its holder's lease expired), and not past
-        ``max_runs`` (then another worker's sweep takes it)."""
-        if self.max_runs is not None and len(self._refs) >= self.max_runs:
-            return
-        releasing = self._releasing.get(run_id)
-        if releasing is not None:
-            # Passivated here a moment ago: claimed again only once given up, or the release
-            # would take the run from under its new incarnation.
-            await asyncio.shield(releasing)
-        # The claim first (one statement; it fails for a finished run, or one a live worker
-        # holds: most messages a worker sees are for its peers' runs), then the record.
-        if await self.store.claim_run(run_id) is None or run_id in self._refs:
-            return
-        rec = await self.store.get_run(run_id)
-        if rec is not None and rec.status is RunStatus.QUEUED:
-            await self._queued_message(rec)  # it starts when its queue admits it, not now
-            await self.store.release_runs([run_id])
-            return
-        await self.adopt([run_id], reason, [rec])
-
-    async def adopt(self, run_ids: list[str], reason: str, records: list[RunRecord | None] | None = None) -> list[str]:
-        """Load runs this worker has just claimed (a sweep, a wake), read under the claim
-        unless ``records`` were; the ids loaded. One that ended, is QUEUED or cannot run here
-        is given back."""
-        loaded: list[str] = []
-        give_back: list[str] = []
-        if records is None:
-            records = await asyncio.gather(*(self._read_claimed(run_id) for run_id in run_ids))
-        for run_id, rec in zip(run_ids, records, strict=True):
-            if run_id in self._refs:
-                continue
-            if (
-                self.closed
-                or rec is None
-                or rec.status.finished
-                or rec.status is RunStatus.QUEUED
-                or rec.workflow not in self._registry
-            ):
-                give_back.append(run_id)
-                continue
-            if self._passivated and rec.status is RunStatus.WAITING:
-                self._passivated -= 1
-            self.spawn(rec, reason)
-            loaded.append(run_id)
-        if give_back and not self.closed:
-            await self.store.release_runs(give_back)
-        return loaded
-
-    async def _read_claimed(self, run_id: str) -> RunRecord | None:
-        """A claimed run's record; None (it is given back) if this worker cannot read it: a
-        damaged snapshot, or a Secret sealed with a key it was not given. Logged once per run."""
-        try:
-            return await self.store.get_run(run_id)
-        except (DatabaseCorruptError, EncryptionKeyError, SecretDecryptError) as exc:
-            if run_id not in self._unreadable:
-                self._unreadable.add(run_id)
-                log.error("%s; this worker leaves the run to others", exc, extra={"run_id": run_id})
-            return None
-
-    async def claim_some(self, reason: str, limit: int | None = None) -> int:
-        """Claim and load unowned and orphaned runs (of workers whose lease expired), up to
-        ``max_runs`` in memory; how many were loaded. Waiting runs are claimed too unless
-        runs passivate (then their message or timer brings them back)."""
-        room = RECOVERY_WAVE if self.max_runs is None else self.max_runs - len(self._refs)
-        if limit is not None:
-            room = min(room, limit)
-        if room <= 0 or self.closed:
-            return 0
-        statuses = [RunStatus.PENDING, RunStatus.RUNNING]
-        if self.passivate_after is None:
-            statuses.append(RunStatus.WAITING)
-        leases = await self.store.claim_runs(room, statuses)
-        if not leases:
-            return 0
-        loaded = await self.adopt([lease.run_id for lease in leases], reason)
-        await self._until_loaded(loaded)
-        return len(loaded)
 
     async def _queued_message(self, rec: RunRecord) -> None:
         """A message came for a QUEUED run: a cancel ends it in its queue; anything else
@@ -772,7 +665,8 @@ class Runs:
         self._timers.close()
         # Releases of passivated runs too: closing the store unregisters this worker, which
         # gives up every run it still holds.
-        for task in [*self._background, *self._releasing.values()]:
+        releasing = [] if self.shares is None else self.shares.releasing()
+        for task in [*self._background, *releasing]:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError, Exception):
                 await task
