@@ -13,7 +13,8 @@ import contextlib
 import os
 import socket
 import uuid
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 import pytest
@@ -79,3 +80,18 @@ def fresh_database(prefix: str = "wayline_test") -> Iterator[str]:
         yield url_for(name)
     finally:
         _admin_sync(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@contextlib.asynccontextmanager
+async def pg_stores(url: str, n: int) -> AsyncIterator[list[Any]]:
+    """``n`` started `PostgresStore`s on ``url``: to the database, ``n`` worker processes."""
+    from wayline.persistence import PostgresStore
+
+    opened = [PostgresStore(url) for _ in range(n)]
+    for s in opened:
+        await s.start()
+    try:
+        yield opened
+    finally:
+        for s in opened:
+            await s.close()

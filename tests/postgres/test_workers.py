@@ -8,13 +8,12 @@ to the others, without waiting for it.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import sys
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
 
+from _postgres import pg_stores
 from wayline._errors import DatabaseOwnedByWorkerError, LeaseLostError
 from wayline.persistence import RunRecord, RunStarted, RunStatus, SignalMessage, StepSucceeded
 
@@ -28,20 +27,6 @@ def rec(run_id: str, seq: int = 1, **kw: Any) -> RunRecord:
 
 def stepped(i: int) -> list[Any]:
     return [StepSucceeded(ts=float(i), step=f"s{i}", index=i, attempt=1, result=i)]
-
-
-@contextlib.asynccontextmanager
-async def stores(url: str, n: int) -> AsyncIterator[list[Any]]:
-    from wayline.persistence import PostgresStore
-
-    opened = [PostgresStore(url) for _ in range(n)]
-    for s in opened:
-        await s.start()
-    try:
-        yield opened
-    finally:
-        for s in opened:
-            await s.close()
 
 
 async def expire(store: Any) -> None:
@@ -63,7 +48,7 @@ async def create(store: Any, *ids: str) -> None:
 
 
 async def test_two_workers_claim_disjoint_sets_of_runs(pg_url: str) -> None:
-    async with stores(pg_url, 3) as (client, a, b):
+    async with pg_stores(pg_url, 3) as (client, a, b):
         await create(client, *(f"r{i:02}" for i in range(30)))
         await a.register_worker("a")
         await b.register_worker("b")
@@ -78,7 +63,7 @@ async def test_two_workers_claim_disjoint_sets_of_runs(pg_url: str) -> None:
 
 
 async def test_a_run_owned_by_a_live_worker_cannot_be_claimed(pg_url: str) -> None:
-    async with stores(pg_url, 2) as (a, b):
+    async with pg_stores(pg_url, 2) as (a, b):
         await a.register_worker("a")
         await b.register_worker("b")
         await create(a, "mine")  # a worker that creates a run owns it
@@ -88,7 +73,7 @@ async def test_a_run_owned_by_a_live_worker_cannot_be_claimed(pg_url: str) -> No
 
 
 async def test_expired_lease_run_taken_over_and_the_stale_commit_refused(pg_url: str) -> None:
-    async with stores(pg_url, 2) as (a, b):
+    async with pg_stores(pg_url, 2) as (a, b):
         await a.register_worker("a", lease_seconds=30)
         await b.register_worker("b", lease_seconds=30)
         await create(a, "r")
@@ -112,7 +97,7 @@ async def test_expired_lease_run_taken_over_and_the_stale_commit_refused(pg_url:
 async def test_only_the_stale_runs_write_is_refused_in_a_group_commit(pg_url: str) -> None:
     from wayline.persistence import PostgresStore
 
-    async with stores(pg_url, 1) as (old,):
+    async with pg_stores(pg_url, 1) as (old,):
         await old.register_worker("w")
         await create(old, "taken", "other")
         # The same worker id starts again elsewhere (the old process is paused): the new
@@ -140,7 +125,7 @@ async def test_only_the_stale_runs_write_is_refused_in_a_group_commit(pg_url: st
 
 
 async def test_a_worker_commits_only_runs_it_holds(pg_url: str) -> None:
-    async with stores(pg_url, 2) as (client, a):
+    async with pg_stores(pg_url, 2) as (client, a):
         await create(client, "unclaimed")
         await a.register_worker("a")
         with pytest.raises(LeaseLostError):
@@ -155,7 +140,7 @@ async def test_a_worker_commits_only_runs_it_holds(pg_url: str) -> None:
 
 
 async def test_exclusive_worker_keeps_others_out_until_its_lease_expires(pg_url: str) -> None:
-    async with stores(pg_url, 3) as (a, b, c):
+    async with pg_stores(pg_url, 3) as (a, b, c):
         await a.register_worker("a", exclusive=True)
         await create(a, "r")
         await create(c, "u")  # a client's run: the exclusive worker commits it unfenced...
@@ -179,7 +164,7 @@ async def test_exclusive_worker_keeps_others_out_until_its_lease_expires(pg_url:
 
 
 async def test_closing_a_worker_frees_its_runs_at_once(pg_url: str) -> None:
-    async with stores(pg_url, 1) as (b,):
+    async with pg_stores(pg_url, 1) as (b,):
         from wayline.persistence import PostgresStore
 
         a = PostgresStore(pg_url)
@@ -195,7 +180,7 @@ async def test_closing_a_worker_frees_its_runs_at_once(pg_url: str) -> None:
 async def test_notifications_reach_a_subscriber_and_survive_a_lost_connection(pg_url: str) -> None:
     from _postgres import admin
 
-    async with stores(pg_url, 2) as (owner, client):
+    async with pg_stores(pg_url, 2) as (owner, client):
         heard: list[tuple[str, str]] = []
         changed = asyncio.Event()
 
@@ -251,9 +236,7 @@ async def test_a_worker_killed_with_sigkill_does_not_hold_the_database(pg_url: s
 
     from _postgres import ADMIN_URL
 
-    proc = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", _HOLDER, pg_url, stdout=asyncio.subprocess.PIPE
-    )
+    proc = await asyncio.create_subprocess_exec(sys.executable, "-c", _HOLDER, pg_url, stdout=asyncio.subprocess.PIPE)
     try:
         assert proc.stdout is not None
         tag = (await asyncio.wait_for(proc.stdout.readline(), timeout=30)).decode().strip()
@@ -263,7 +246,7 @@ async def test_a_worker_killed_with_sigkill_does_not_hold_the_database(pg_url: s
             await conn.execute("UPDATE wayline.workers SET host = 'another-host' WHERE id = 'a'")
         finally:
             await conn.close()
-        async with stores(pg_url, 1) as (b,):
+        async with pg_stores(pg_url, 1) as (b,):
             with pytest.raises(DatabaseOwnedByWorkerError):  # alive: it keeps the database
                 await b.register_worker("b", exclusive=True)
             proc.kill()  # SIGKILL: its lease stays, its sessions end with it
@@ -301,7 +284,7 @@ async def test_an_owner_renews_its_lease_in_the_background(pg_url: str) -> None:
                 seen.add((await owner.list_workers())[0].heartbeat_at)
                 await asyncio.sleep(0.02)
         assert max(seen) - min(seen) > 1.5
-        async with stores(pg_url, 1) as (other,):
+        async with pg_stores(pg_url, 1) as (other,):
             with pytest.raises(DatabaseOwnedByWorkerError):
                 await other.register_worker("other", exclusive=True)
     finally:
@@ -311,7 +294,7 @@ async def test_an_owner_renews_its_lease_in_the_background(pg_url: str) -> None:
 async def test_a_worker_whose_process_on_this_host_is_dead_is_removed_at_once(pg_url: str) -> None:
     import subprocess
 
-    async with stores(pg_url, 2) as (a, b):
+    async with pg_stores(pg_url, 2) as (a, b):
         await a.register_worker("a", lease_seconds=3600, exclusive=True)
         # a's row as a process of this host that has exited would leave it (its sessions may
         # still be closing): a real pid, of a process that is gone.

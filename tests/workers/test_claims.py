@@ -17,12 +17,10 @@ made to happen every time.
 from __future__ import annotations
 
 import asyncio
-import contextlib
-from collections.abc import AsyncIterator
-from typing import Any
 
 import pytest
 
+from _postgres import pg_stores
 from wayline._errors import StoreError
 from wayline.persistence import RunRecord, RunStarted, RunStatus, StepSucceeded
 
@@ -33,22 +31,8 @@ def rec(run_id: str, seq: int) -> RunRecord:
     return RunRecord(run_id=run_id, workflow="wf", created_at=1.0, history_seq=seq, status=RunStatus.RUNNING)
 
 
-@contextlib.asynccontextmanager
-async def stores(url: str, n: int) -> AsyncIterator[list[Any]]:
-    from wayline.persistence import PostgresStore
-
-    opened = [PostgresStore(url) for _ in range(n)]
-    for s in opened:
-        await s.start()
-    try:
-        yield opened
-    finally:
-        for s in opened:
-            await s.close()
-
-
 async def test_two_claims_of_one_run_at_once_by_one_worker_give_it_one_lease(pg_url: str) -> None:
-    async with stores(pg_url, 2) as (client, a):
+    async with pg_stores(pg_url, 2) as (client, a):
         await a.register_worker("a")
         await client.create_run(rec("r", 1), [RunStarted(ts=1.0, workflow="wf", version="1")])  # nobody's yet
         first, second = await asyncio.gather(a.claim_run("r"), a.claim_run("r"))
@@ -60,7 +44,7 @@ async def test_two_claims_of_one_run_at_once_by_one_worker_give_it_one_lease(pg_
 async def test_a_claim_that_waits_for_another_workers_claim_of_the_run_loses_it(pg_url: str) -> None:
     import asyncpg
 
-    async with stores(pg_url, 3) as (client, a, b):
+    async with pg_stores(pg_url, 3) as (client, a, b):
         await a.register_worker("a")
         await b.register_worker("b")
         await client.create_run(rec("r", 1), [RunStarted(ts=1.0, workflow="wf", version="1")])
@@ -82,13 +66,13 @@ async def test_a_claim_that_waits_for_another_workers_claim_of_the_run_loses_it(
 
 
 async def test_a_postgres_error_on_a_read_is_a_store_error(pg_url: str) -> None:
-    async with stores(pg_url, 1) as (store,):
+    async with pg_stores(pg_url, 1) as (store,):
         with pytest.raises(StoreError):
             await store.get_run("a\x00b")  # PostgreSQL text cannot hold NUL: 22021
 
 
 async def test_a_claim_during_registering_again_is_a_claim_the_worker_keeps(pg_url: str) -> None:
-    async with stores(pg_url, 2) as (client, a):
+    async with pg_stores(pg_url, 2) as (client, a):
         await a.register_worker("a", lease_seconds=30)
         for i in range(30):  # the two statements race: one of several orders strands the run
             run_id = f"r{i}"

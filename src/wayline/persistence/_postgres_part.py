@@ -1,4 +1,4 @@
-"""What the PostgreSQL store's table groups (events, flow control) share: the store's
+"""What the PostgreSQL store's table groups (events, flow control, schedules) share: the store's
 connection helper, and one query through it.
 
 A part never holds a connection of its own: ``with_connection`` runs a function on a pooled

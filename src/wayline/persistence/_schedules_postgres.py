@@ -9,13 +9,14 @@ write is looked at that way).
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import msgspec
 
 from .._errors import DatabaseCorruptError
 from ._crypto import Sealer
+from ._postgres_part import PgPart, WithConnection
 from ._schedules import ScheduleRecord, ScheduleWrite, decode_schedule, encode_schedule
 
 if TYPE_CHECKING:
@@ -53,10 +54,8 @@ upd AS (
 SELECT schedule_id FROM ins UNION ALL SELECT schedule_id FROM upd
 """
 
-WithConnection = Callable[[Callable[["asyncpg.Connection"], Awaitable[Any]]], Awaitable[Any]]
 
-
-class PgSchedules:
+class PgSchedules(PgPart):
     """`ScheduleStore` for `PostgresStore`.
 
     Args:
@@ -66,16 +65,9 @@ class PgSchedules:
     """
 
     def __init__(self, with_connection: WithConnection, url: str, sealer: Callable[[], Sealer]) -> None:
-        self._with = with_connection
+        super().__init__(with_connection)
         self._sealer = sealer  # the store's, which the runtime sets after the store is made
         self._url = url
-
-    async def _fetch(self, sql: str, *args: Any) -> list[Any]:
-        async def go(conn: asyncpg.Connection) -> list[Any]:
-            return list(await conn.fetch(sql, *args))
-
-        rows: list[Any] = await self._with(go)
-        return rows
 
     def _decode(self, schedule_id: str, data: bytes) -> ScheduleRecord:
         try:
