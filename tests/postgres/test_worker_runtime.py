@@ -138,3 +138,35 @@ async def test_max_runs_needs_a_shared_database_and_recover_is_deprecated() -> N
     with pytest.warns(DeprecationWarning, match="worker="):
         async with open_runtime(":memory:", recover=False) as rt:
             assert rt.worker_id is None
+
+
+ticks: list[str] = []
+
+
+@activity(name="tick_once")
+async def tick_once(run_id: str) -> None:
+    ticks.append(run_id)
+
+
+@workflow(name="ticker")
+async def ticker(ctx: RunContext) -> None:
+    await ctx.run(tick_once, ctx.run_id)
+
+
+async def test_two_workers_fire_each_schedule_fire_once_and_run_it_once(pg_url: str) -> None:
+    """Both workers run the scheduler on one database: every fire starts one run (its id is
+    the fire's), and that run's step runs on one worker only."""
+    ticks.clear()
+    async with (
+        open_runtime(pg_url, workflows=[ticker], worker_id="a") as a,
+        open_runtime(pg_url, workflows=[ticker], worker_id="b") as b,
+    ):
+        await a.create_schedule("every-second", ticker, every=1)
+        for _ in range(200):  # about four fires
+            if len(set(ticks)) >= 4:
+                break
+            await asyncio.sleep(0.05)
+        runs = [r.run_id for r in await b.list_runs(workflow="ticker")]
+    assert len(set(ticks)) >= 4, ticks
+    assert sorted(ticks) == sorted(set(ticks)), "a fire's run ran its step twice"
+    assert set(ticks) <= set(runs) and all(r.startswith("every-second@") for r in runs)
