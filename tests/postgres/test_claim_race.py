@@ -7,13 +7,15 @@ import asyncio
 
 import pytest
 
-from .test_workers import create, stores
+from _postgres import pg_stores
+
+from .test_workers import create
 
 pytestmark = pytest.mark.anyio
 
 
 async def test_concurrent_claims_of_one_run_give_it_to_exactly_one_worker(pg_url: str) -> None:
-    async with stores(pg_url, 3) as (client, a, b):
+    async with pg_stores(pg_url, 3) as (client, a, b):
         ids = [f"r{i:02}" for i in range(30)]
         await create(client, *ids)
         await a.register_worker("a")

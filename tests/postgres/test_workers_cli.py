@@ -14,9 +14,10 @@ from typing import Any
 
 import pytest
 
+from _postgres import pg_stores
 from wayline.persistence import RunRecord, RunStarted, RunStatus, StepSucceeded
 
-from .test_workers import create, expire, rec, stores
+from .test_workers import create, expire, rec
 
 pytestmark = pytest.mark.anyio
 
@@ -41,7 +42,7 @@ def finished(run_id: str) -> RunRecord:
 
 
 async def test_workers_list_counts_the_runs_each_worker_owns(pg_url: str) -> None:
-    async with stores(pg_url, 3) as (client, a, b):
+    async with pg_stores(pg_url, 3) as (client, a, b):
         await create(client, *(f"r{i}" for i in range(5)))  # a client's runs: no owner yet
         await a.register_worker("worker-a", lease_seconds=30)
         await b.register_worker("worker-b", lease_seconds=30)
@@ -75,7 +76,7 @@ async def test_workers_list_counts_the_runs_each_worker_owns(pg_url: str) -> Non
 
 
 async def test_an_expired_worker_is_shown_as_such_and_its_runs_move_on_a_claim(pg_url: str) -> None:
-    async with stores(pg_url, 2) as (a, b):
+    async with pg_stores(pg_url, 2) as (a, b):
         await a.register_worker("paused", lease_seconds=30)
         await b.register_worker("alive", lease_seconds=30)
         await create(a, "x")  # a worker owns the runs it creates
@@ -93,7 +94,7 @@ async def test_an_expired_worker_is_shown_as_such_and_its_runs_move_on_a_claim(p
 
 
 async def test_no_workers_is_said(pg_url: str) -> None:
-    async with stores(pg_url, 1) as (client,):
+    async with pg_stores(pg_url, 1) as (client,):
         await client.create_run(rec("lone"), [RunStarted(ts=1.0, workflow="wf", version="1")])
     done = await asyncio.to_thread(wayline, "workers", "list", "--db", pg_url)
     assert done.returncode == 0, done.stderr
@@ -103,7 +104,7 @@ async def test_no_workers_is_said(pg_url: str) -> None:
 
 
 async def test_store_run_owners(pg_url: str) -> None:
-    async with stores(pg_url, 2) as (a, b):
+    async with pg_stores(pg_url, 2) as (a, b):
         await a.register_worker("a")
         await create(a, "mine")
         await create(b, "free")  # b is not registered: a client's run
@@ -132,7 +133,7 @@ async def test_each_worker_reports_the_unfinished_runs_it_owns_as_a_gauge(pg_url
 
     readers = [InMemoryMetricReader(), InMemoryMetricReader()]
     a, b = (PostgresStore(pg_url, meter_provider=MeterProvider(metric_readers=[r])) for r in readers)
-    async with stores(pg_url, 1) as (client,):
+    async with pg_stores(pg_url, 1) as (client,):
         await a.start()
         await b.start()
         try:
@@ -153,4 +154,3 @@ async def test_each_worker_reports_the_unfinished_runs_it_owns_as_a_gauge(pg_url
         finally:
             await a.close()
             await b.close()
-
