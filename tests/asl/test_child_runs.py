@@ -332,9 +332,17 @@ async def test_a_crash_at_any_write_resumes_without_rerunning_finished_children(
         calls.clear()
         path = tmp_path / f"crash-{when}-{n}.db"
         store = FaultInjectingStore(SQLiteStore(path), crash_at=n, when=when)
-        with pytest.raises((SimulatedCrash, BaseExceptionGroup)):
+        try:
             async with open_runtime(store, workflows=list(nested()), clock=VirtualClock()) as rt:
                 await (await rt.start("parent", data, run_id="p")).result()
+        except (SimulatedCrash, BaseExceptionGroup):
+            pass
+        else:
+            # How many writes the run makes varies with timing (36 mostly, 38 or 40 under load,
+            # measured by counting them in the clean run), so a later n may not be reached this
+            # time; every write that is reached crashes.
+            assert store.writes < n, (n, when, store.writes)
+            continue
         before = Counter(calls)
         # What the crash left finished: those children must not run again.
         inspect = SQLiteStore(path)
