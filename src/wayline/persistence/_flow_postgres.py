@@ -49,16 +49,24 @@ class PgFlow(PgPart):
     """`FlowStore` for `PostgresStore`."""
 
     async def enqueue(self, entry: QueuedRun) -> None:
-        await self._fetch(
-            "INSERT INTO wayline.flow_queue (run_id, grp, key, priority, lim) "
-            "SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM wayline.flow_slots WHERE run_id = $1) "
-            "ON CONFLICT (run_id) DO NOTHING",
-            entry.run_id,
-            entry.group,
-            entry.key,
-            entry.priority,
-            entry.limit,
-        )
+        async def go(conn: asyncpg.Connection) -> None:
+            # Under the key's lock, as admission is: a run being admitted (moved from the queue
+            # to a slot) is seen in its slot once that commits, not queued again beside it (the
+            # reconciliation at open enqueues every QUEUED run it listed a moment before).
+            async with conn.transaction():
+                await conn.execute(_LOCK, entry.group, entry.key)
+                await conn.execute(
+                    "INSERT INTO wayline.flow_queue (run_id, grp, key, priority, lim) "
+                    "SELECT $1, $2, $3, $4, $5 WHERE NOT EXISTS (SELECT 1 FROM wayline.flow_slots WHERE run_id = $1) "
+                    "ON CONFLICT (run_id) DO NOTHING",
+                    entry.run_id,
+                    entry.group,
+                    entry.key,
+                    entry.priority,
+                    entry.limit,
+                )
+
+        await self._with(go)
 
     async def admit(self, group: str, key: str) -> list[str]:
         async def go(conn: asyncpg.Connection) -> list[str]:
