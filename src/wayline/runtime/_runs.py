@@ -455,11 +455,25 @@ class Runs:
         new = msgspec.structs.replace(
             rec, updated_at=event.ts, waits=(), tail=(), history_seq=rec.history_seq + 1, **changes
         )
+        if not (self.shared and self._owner):
+            await self.store.checkpoint(new, [*rec.tail, event])
+            return new
         # A worker commits only the runs it holds (this one is held already if it ran here).
-        if self.shared and self._owner and await self.store.claim_run(rec.run_id) is None:
-            raise LeaseLostError(rec.run_id, str(getattr(self.store, "worker_id", None)), -1)
-        await self.store.checkpoint(new, [*rec.tail, event])
-        return new
+        # A refusal can come from this worker's own release in flight (a QUEUED run is given
+        # back as it is queued, while the poller's admission may already start it): the run
+        # is then unowned, and claimed again from the database.
+        for attempt in range(3):
+            if await self.store.claim_run(rec.run_id) is None:
+                raise LeaseLostError(rec.run_id, str(getattr(self.store, "worker_id", None)), -1)
+            try:
+                await self.store.checkpoint(new, [*rec.tail, event])
+            except LeaseLostError:
+                if attempt == 2:
+                    raise
+                await self.store.release_runs([rec.run_id])  # forgets the stale lease here
+                continue
+            return new
+        raise AssertionError("unreachable")
 
     # --- waiting for a run's end ---------------------------------------------------------------
 
