@@ -97,9 +97,8 @@ class Runs:
         self._owner = owner  # runs runs (a worker), not just a client of the database
         # One of several workers on one database (PostgreSQL): a run is loaded only once this
         # worker holds its lease (`claim`), and given back when it leaves memory.
-        self.shared = shared
         self.max_runs = max_runs
-        self.shares = Shares(self) if shared else None
+        self.shares = Shares(self) if shared and owner else None
         #: Polling interval of `wait_finished` for a run another process runs.
         self.poll_interval = 0.5
         self._refs: dict[str, ActorRef[Any]] = {}  # runs in memory, by run id (across restarts)
@@ -383,14 +382,14 @@ class Runs:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
             return
         if spec is not None:
-            if self.shared and self._owner:
+            if self.shares is not None:
                 # A QUEUED run is held by no worker (given up before its queue can admit it):
                 # the worker whose admission takes its slot claims it (`start_admitted`).
                 await self.store.release_runs([run_id])
             await self.flow.enqueue(record, spec)
         elif not self._owner or run_id in self._refs:
             return
-        elif self.shared and self.max_runs is not None and len(self._refs) >= self.max_runs:
+        elif self.shares is not None and self.max_runs is not None and len(self._refs) >= self.max_runs:
             # At its limit: another worker claims it (its sweep finds unowned runs).
             await self.store.release_runs([run_id])
         else:
@@ -404,7 +403,7 @@ class Runs:
             return
         if run_id in self._refs or self.closed:
             return
-        if self.shared and await self.store.claim_run(run_id) is None:
+        if self.shares is not None and await self.store.claim_run(run_id) is None:
             return  # a live worker holds it: it was started there
         if rec.status is RunStatus.QUEUED:
             now = self.clock.time()
@@ -455,25 +454,25 @@ class Runs:
         new = msgspec.structs.replace(
             rec, updated_at=event.ts, waits=(), tail=(), history_seq=rec.history_seq + 1, **changes
         )
-        if not (self.shared and self._owner):
+        if self.shares is None:
             await self.store.checkpoint(new, [*rec.tail, event])
             return new
         # A worker commits only the runs it holds (this one is held already if it ran here).
         # A refusal can come from this worker's own release in flight (a QUEUED run is given
         # back as it is queued, while the poller's admission may already start it): the run
         # is then unowned, and claimed again from the database.
-        for attempt in range(3):
+        attempts = 3
+        while True:
             if await self.store.claim_run(rec.run_id) is None:
                 raise LeaseLostError(rec.run_id, str(getattr(self.store, "worker_id", None)), -1)
             try:
                 await self.store.checkpoint(new, [*rec.tail, event])
+                return new
             except LeaseLostError:
-                if attempt == 2:
+                attempts -= 1
+                if not attempts:
                     raise
                 await self.store.release_runs([rec.run_id])  # forgets the stale lease here
-                continue
-            return new
-        raise AssertionError("unreachable")
 
     # --- waiting for a run's end ---------------------------------------------------------------
 
@@ -494,7 +493,7 @@ class Runs:
         """
         # Other processes may run it: a client runs nothing, and one of several workers only
         # its share. Then its end is read from the store, at growing intervals.
-        elsewhere = not self._owner or self.shared
+        elsewhere = not self._owner or self.shares is not None
         if run_id not in self._refs and run_id not in self._finishing:
             rec = await self.store.get_run(run_id)
             if rec is None:
