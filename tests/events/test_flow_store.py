@@ -78,3 +78,20 @@ async def test_two_admitters_never_exceed_the_limit(kind: str, tmp_path: Path) -
         assert all(int(r[1:]) % 3 == 2 for r in first)
         pos = await a.flow.position("nope")
         assert pos is None and await a.flow.queues() == []
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+async def test_a_withdrawal_takes_a_run_out_of_its_queue_never_out_of_a_slot(kind: str, tmp_path: Path) -> None:
+    # The race a singleton "skip" lost: the poller's admission (store b) moved the new run into
+    # the slot before its creator's own admission, which found nothing to admit and withdrew
+    # the run; a release there gave the slot away and two runs of one key ran.
+    async with two_stores(kind, tmp_path) as (a, b):
+        await a.flow.enqueue(QueuedRun(run_id="s1", group="g", key="k", limit=1))
+        await a.flow.enqueue(QueuedRun(run_id="s2", group="g", key="k", limit=1))
+        assert await b.flow.admit("g", "k") == ["s1"]
+        assert await a.flow.withdraw("s1") is False  # admitted: it keeps its slot
+        assert await a.flow.holders("g", "k") == ["s1"]
+        assert await a.flow.withdraw("s2") is True
+        assert await a.flow.withdraw("s2") is False  # once
+        assert await a.flow.queues() == []
+        assert await a.flow.admit("g", "k") == []  # the slot is still held

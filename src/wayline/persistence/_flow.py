@@ -54,6 +54,12 @@ class FlowStore(Protocol):
         """Give back the run's slot, or take it out of its queue; its (group, key) if it had either."""
         ...
 
+    async def withdraw(self, run_id: str) -> bool:
+        """Take the run out of its queue, never out of a slot: whether it was queued. A run
+        admitted meanwhile (by another admission: the poller's, another worker's) keeps its
+        slot and starts."""
+        ...
+
     async def slots(self) -> list[QueuedRun]:
         """Every run holding a slot."""
         ...

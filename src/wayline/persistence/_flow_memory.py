@@ -55,6 +55,11 @@ class MemoryFlow:
         entry = self._slots.pop(run_id, None) or self._queue.pop(run_id, None)
         return None if entry is None else (entry.group, entry.key)
 
+    async def withdraw(self, run_id: str) -> bool:
+        self._check()
+        await asyncio.sleep(0)
+        return self._queue.pop(run_id, None) is not None
+
     async def slots(self) -> list[QueuedRun]:
         self._check()
         return sorted(self._slots.values(), key=lambda s: s.run_id)

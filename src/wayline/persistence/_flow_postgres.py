@@ -95,6 +95,10 @@ class PgFlow(PgPart):
                 return (rows[0][0], rows[0][1])
         return None
 
+    async def withdraw(self, run_id: str) -> bool:
+        rows = await self._fetch("DELETE FROM wayline.flow_queue WHERE run_id = $1 RETURNING run_id", run_id)
+        return bool(rows)
+
     async def slots(self) -> list[QueuedRun]:
         rows = await self._fetch("SELECT run_id, grp, key FROM wayline.flow_slots ORDER BY run_id")
         return [QueuedRun(run_id=r[0], group=r[1], key=r[2]) for r in rows]

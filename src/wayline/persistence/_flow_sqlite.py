@@ -92,6 +92,13 @@ class SQLiteFlow:
         result: tuple[str, str] | None = await self._transact(apply)
         return result
 
+    async def withdraw(self, run_id: str) -> bool:
+        def apply(conn: sqlite3.Connection) -> bool:
+            return conn.execute("DELETE FROM flow_queue WHERE run_id = ?", (run_id,)).rowcount > 0
+
+        result: bool = await self._transact(apply)
+        return result
+
     async def slots(self) -> list[QueuedRun]:
         rows = await self._fetch("SELECT run_id, grp, key FROM flow_slots ORDER BY run_id", ())
         return [QueuedRun(run_id=r[0], group=r[1], key=r[2]) for r in rows]

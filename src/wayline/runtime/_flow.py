@@ -168,8 +168,10 @@ class Flow:
 
     async def dequeue(self, run_id: str) -> bool:
         """Take a QUEUED run out of its queue (it is cancelled before it started); whether
-        it was there."""
-        return self._table is not None and await self._table.release(run_id) is not None
+        it was there. A run admitted meanwhile keeps its slot: another admission (the
+        poller's reconciliation, another worker's) may have taken it there between this
+        worker's enqueue and its own admission, and it starts."""
+        return self._table is not None and await self._table.withdraw(run_id)
 
     async def why(self, run_id: str) -> str | None:
         """Why a QUEUED run waits, for ``describe``."""
