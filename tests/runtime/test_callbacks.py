@@ -492,3 +492,48 @@ async def test_an_earlier_token_still_completes_and_is_then_used_up(tmp_path: Pa
             await rt.complete_callback(first, "again")
         with pytest.raises(CallbackTokenError, match="has ended"):
             await rt.complete_callback(second, "the other one")
+
+
+class _ReadsPaused(SQLiteStore):
+    """A client's store whose next read, once armed, returns only after ``armed`` did."""
+
+    armed: Any = None
+
+    async def _after(self, value: Any) -> Any:
+        if self.armed is not None:
+            go, self.armed = self.armed, None
+            await go()
+        return value
+
+    async def get_run(self, run_id: str) -> Any:
+        return await self._after(await super().get_run(run_id))
+
+    async def get_inbox(self, run_id: str) -> Any:
+        return await self._after(await super().get_inbox(run_id))
+
+
+async def test_a_used_token_is_refused_when_the_run_applies_it_between_the_clients_reads(tmp_path: Path) -> None:
+    # Seen in CI (tests/durability/test_kill9_callbacks.py): a client checks a token against
+    # the run and its inbox in two reads; the worker applying the first answer between them
+    # took the message out of one before the other was read, and a used token was accepted.
+    path = tmp_path / "reads.db"
+    # The worker looks at its inbox every 0.3 s: the answer is applied while the client waits
+    # between its reads, not before the first.
+    async with open_runtime(path, workflows=WORKFLOWS, inbox_poll_interval=0.3) as rt:
+        handle = await rt.start(two_callbacks, run_id="r")
+        first = await next_token()
+        await waiting(rt, "r")
+        client_store = _ReadsPaused(path)
+        async with open_runtime(client_store, workflows=[], worker=False, inbox_poll_interval=None) as client:
+            await client.complete_callback(first, "yes")
+
+            async def applied() -> None:  # the worker applies the answer meanwhile (and waits again)
+                with anyio.fail_after(10):
+                    await next_token(2)
+
+            client_store.armed = applied
+            with pytest.raises(CallbackTokenError, match="already been completed"):
+                await client.complete_callback(first, "again")
+            assert client_store.armed is None  # the pause happened between the two reads
+            await client.complete_callback(await next_token(2), "two")
+        assert await handle.result() == ["yes", "two"]

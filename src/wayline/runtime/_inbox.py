@@ -207,11 +207,15 @@ class Inbox:
     async def _stored_refusal(self, run_id: str, digest: str) -> str | None:
         """Why a run not in memory here does not accept token ``digest`` (None if it does)."""
         store = self._store
+        # The inbox before the run: a run takes a message out of its inbox in the commit that
+        # applies it, so an answer is seen in one or the other. Read the other way round, an
+        # answer applied between the two reads was in neither, and a used token was accepted.
+        inbox = await store.get_inbox(run_id)
         rec = await store.get_run(run_id)
         if rec is None:
             return f"its run {run_id!r} does not exist"
         if not rec.status.finished and any(type(w) is CallbackWait and digest in w.digests for w in rec.waits):
-            for _, msg in await store.get_inbox(run_id):
+            for _, msg in inbox:
                 if isinstance(msg, CallbackMessage) and msg.digest == digest and type(msg) is not CallbackBeat:
                     return "this token's callback has already been completed (the run has not applied it yet)"
             return None
