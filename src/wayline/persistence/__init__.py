@@ -9,6 +9,15 @@ are also the public `wayline.history` module, which is where users meet them.
 from typing import TYPE_CHECKING, Any
 
 from ._blobs import PayloadLimits as PayloadLimits
+from ._cancel_keys import (
+    NOT_FOUND as PATH_NOT_FOUND,
+    CancelCandidate as CancelCandidate,
+    CancelKey as CancelKey,
+    CancelKeyStore as CancelKeyStore,
+    cancel_key as cancel_key,
+    candidate as cancel_candidate,
+    path_value as path_value,
+)
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._crypto import KeyRing as KeyRing, Sealer as Sealer
 from ._events import (
@@ -134,6 +143,7 @@ __all__ = (
     "DEDUP_WINDOW",
     "EVENT_WAKE",
     "OVERLAP_POLICIES",
+    "PATH_NOT_FOUND",
     "UNFINISHED",
     "WAIT_FOR_STORE",
     "Accepted",
@@ -149,6 +159,9 @@ __all__ = (
     "CallbackMessage",
     "CallbackWait",
     "CallbackWaiting",
+    "CancelCandidate",
+    "CancelKey",
+    "CancelKeyStore",
     "CancelMessage",
     "CancelRequest",
     "ChildDone",
@@ -213,6 +226,8 @@ __all__ = (
     "UpdateWait",
     "Wait",
     "WorkerInfo",
+    "cancel_candidate",
+    "cancel_key",
     "decode_any",
     "encode",
     "encode_body",
@@ -220,6 +235,7 @@ __all__ = (
     "event_wait_key",
     "event_wake_message",
     "matches_event",
+    "path_value",
     "secret_dec_hook",
     "secret_ext_hook",
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
+from ._cancel_keys import MemoryCancelKeys
 from ._codec import decode_history, decode_inbox_rows, decode_record, encode_stored
 from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._events_memory import MemoryEvents
@@ -43,6 +44,7 @@ class MemoryStore(SingleOwner):
         self.schedules = MemorySchedules(self._check, lambda: self.sealer)
         self.events = MemoryEvents(self._check, self.append_inbox, lambda: self.sealer)
         self.flow = MemoryFlow(self._check)
+        self.cancel_keys = MemoryCancelKeys(self._check)
 
     @property
     def pending(self) -> int:
@@ -140,6 +142,7 @@ class MemoryStore(SingleOwner):
         picked = [r.run_id for r in found[:limit]]
         if not dry_run:
             await asyncio.sleep(0)
+            self.cancel_keys.forget(picked)
             for run_id in picked:
                 self._runs.pop(run_id, None)
                 self._history.pop(run_id, None)

@@ -1,0 +1,148 @@
+"""The cancel-key index (`_cancel_keys`) in the SQLite store (migration 9) and in the
+PostgreSQL store (migration 6): one table, keyed for the dispatcher's lookup (event name,
+then paths, values, workflow), with a second index by run for removal."""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Awaitable, Callable, Collection, Sequence
+from typing import TYPE_CHECKING, Any
+
+from ._cancel_keys import CancelCandidate, CancelKey, batches
+from ._postgres_part import PgPart, WithConnection
+
+if TYPE_CHECKING:
+    import asyncpg
+
+#: The table, as SQLite's migration 9 creates it.
+SQLITE_MIGRATION = (
+    """CREATE TABLE cancel_keys (
+        name     TEXT NOT NULL,
+        paths    TEXT NOT NULL,
+        vals     TEXT NOT NULL,
+        workflow TEXT NOT NULL,
+        run_id   TEXT NOT NULL,
+        PRIMARY KEY (name, paths, vals, workflow, run_id)
+    ) WITHOUT ROWID""",
+    "CREATE INDEX cancel_keys_by_run ON cancel_keys (run_id)",
+)
+
+#: The table, as PostgreSQL's migration 6 creates it.
+PG_MIGRATION = (
+    """CREATE TABLE wayline.cancel_keys (
+        name     text NOT NULL,
+        paths    text NOT NULL,
+        vals     text NOT NULL,
+        workflow text NOT NULL,
+        run_id   text NOT NULL,
+        PRIMARY KEY (name, paths, vals, workflow, run_id)
+    )""",
+    "CREATE INDEX cancel_keys_by_run ON wayline.cancel_keys (run_id)",
+)
+
+Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
+Transact = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
+
+
+def _marks(count: int) -> str:
+    return ", ".join("?" * count)
+
+
+def sqlite_forget(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
+    """Delete the rows of purged runs, inside the purge's transaction."""
+    conn.execute(f"DELETE FROM cancel_keys WHERE run_id IN ({_marks(len(run_ids))})", list(run_ids))
+
+
+class SQLiteCancelKeys:
+    """`CancelKeyStore` for `SQLiteStore`."""
+
+    def __init__(self, fetch: Fetch, transact: Transact) -> None:
+        self._fetch = fetch
+        self._transact = transact
+
+    async def set_cancel_keys(self, run_id: str, workflow: str, keys: Collection[CancelKey]) -> None:
+        rows = [(k.name, k.paths, k.vals, workflow, run_id) for k in keys]
+
+        def apply(conn: sqlite3.Connection) -> None:
+            conn.execute("DELETE FROM cancel_keys WHERE run_id = ? AND workflow = ?", (run_id, workflow))
+            conn.executemany(
+                "INSERT OR IGNORE INTO cancel_keys (name, paths, vals, workflow, run_id) VALUES (?, ?, ?, ?, ?)", rows
+            )
+
+        await self._transact(apply)
+
+    async def cancel_targets(self, name: str, candidates: Collection[CancelCandidate]) -> list[str]:
+        found: set[str] = set()
+        for batch in batches(candidates):
+            # One equality lookup on the primary key per candidate, OR-ed: SQLite plans it as
+            # a union of index range scans.
+            terms = " OR ".join("(paths = ? AND vals = ? AND workflow = ?)" for _ in batch)
+            params: list[Any] = [name]
+            for c in batch:
+                params += [c.paths, c.vals, c.workflow]
+            rows = await self._fetch(f"SELECT run_id FROM cancel_keys WHERE name = ? AND ({terms})", params)
+            found.update(r[0] for r in rows)
+        return sorted(found)
+
+    async def remove_cancel_keys(self, run_ids: Collection[str], workflow: str | None = None) -> None:
+        if not run_ids:
+            return
+        items = list(run_ids)
+
+        def apply(conn: sqlite3.Connection) -> None:
+            if workflow is None:
+                sqlite_forget(conn, items)
+            else:
+                conn.execute(
+                    f"DELETE FROM cancel_keys WHERE workflow = ? AND run_id IN ({_marks(len(items))})",
+                    [workflow, *items],
+                )
+
+        await self._transact(apply)
+
+
+class PgCancelKeys(PgPart):
+    """`CancelKeyStore` for `PostgresStore`, shared by every worker on the database."""
+
+    def __init__(self, with_connection: WithConnection) -> None:
+        super().__init__(with_connection)
+
+    async def set_cancel_keys(self, run_id: str, workflow: str, keys: Collection[CancelKey]) -> None:
+        async def go(conn: asyncpg.Connection) -> None:
+            async with conn.transaction():
+                await conn.execute(
+                    "DELETE FROM wayline.cancel_keys WHERE run_id = $1 AND workflow = $2", run_id, workflow
+                )
+                if keys:
+                    await conn.executemany(
+                        "INSERT INTO wayline.cancel_keys (name, paths, vals, workflow, run_id) "
+                        "VALUES ($1, $2, $3, $4, $5) ON CONFLICT DO NOTHING",
+                        [(k.name, k.paths, k.vals, workflow, run_id) for k in keys],
+                    )
+
+        await self._with(go)
+
+    async def cancel_targets(self, name: str, candidates: Collection[CancelCandidate]) -> list[str]:
+        found: set[str] = set()
+        for batch in batches(candidates):
+            rows = await self._fetch(
+                "SELECT DISTINCT k.run_id FROM wayline.cancel_keys k "
+                "JOIN unnest($2::text[], $3::text[], $4::text[]) AS c(paths, vals, workflow) "
+                "ON k.paths = c.paths AND k.vals = c.vals AND k.workflow = c.workflow "
+                "WHERE k.name = $1",
+                name,
+                [c.paths for c in batch],
+                [c.vals for c in batch],
+                [c.workflow for c in batch],
+            )
+            found.update(r[0] for r in rows)
+        return sorted(found)
+
+    async def remove_cancel_keys(self, run_ids: Collection[str], workflow: str | None = None) -> None:
+        if run_ids:
+            await self._fetch(
+                "DELETE FROM wayline.cancel_keys "
+                "WHERE run_id = ANY($1::text[]) AND ($2::text IS NULL OR workflow = $2)",
+                list(run_ids),
+                workflow,
+            )
