@@ -1,0 +1,230 @@
+"""``@workflow(cancel_on=[on_event(name, match=...)])``: the runs an event cancels.
+
+Matching is data, so that it is indexed rather than evaluated run by run. When a run of such
+a workflow is created, `CancelIndex` takes, for each ``cancel_on`` entry, the values its
+``match`` reads from the run's input (for a run an event started: that event's data) and
+stores them as the run's *cancel keys* (`wayline.persistence._cancel_keys`), before the run
+itself. An entry whose path the input does not have (or whose function returns None) gives
+no key: that event cannot cancel the run. When an event is dispatched, `Canceller` computes,
+for each entry of each workflow listening to its name whose ``where`` lets it through, the
+event's values at the entry's paths, and finds the runs with those keys in one indexed
+query. Each is cancelled as ``rt.cancel`` does it: through its durable inbox, so a
+passivated run, a QUEUED one (it ends CANCELLED, never started) or one another worker owns
+gets it the same way.
+
+Dispatch is idempotent (a second cancel of an ended run finds it ended), and it is the same
+dispatch that a crash leaves to `Events.poll_once`, so a cancel happens even if the process
+dies right after ``send_event`` returned. An event never cancels a run it started itself (a
+dispatch repeated after a crash would otherwise find it), and an event accepted before a run
+was created does not cancel it: keys are only compared with events dispatched after they
+were written.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from typing import Any
+
+from .._errors import FlowSpecError, RunAlreadyFinishedError, RunNotFoundError, StoreError
+from ..actors import Clock
+from ..persistence import (
+    PATH_NOT_FOUND,
+    CancelCandidate,
+    CancelKey,
+    CancelKeyStore,
+    EventRecord,
+    RunRecord,
+    Store,
+    cancel_candidate,
+    cancel_key,
+    path_value,
+)
+from ._inbox import Mailboxes, cancel
+from ._triggers import Event, EventTrigger
+from ._workflows import Registry, Workflow
+
+log = logging.getLogger("wayline.events")
+
+
+def cancel_entries(wf: Workflow | None) -> tuple[EventTrigger, ...]:
+    """``wf``'s ``cancel_on`` entries (none for an unknown workflow)."""
+    entries: tuple[EventTrigger, ...] = getattr(wf, "cancel_on", ())
+    return entries
+
+
+def source_of(input: Any, subject: Any) -> Any:
+    """What ``match`` reads in a run's input: the data of the event that started it, or
+    the input itself."""
+    for given in (subject, input):
+        if isinstance(given, Event):
+            return given.data
+    return input
+
+
+def _stored_source(record: RunRecord) -> Any:
+    """`source_of` for a stored run: one an event started has that event (as a dict) as its
+    input, and names it in its metadata."""
+    data = record.input
+    if (
+        isinstance(data, dict)
+        and "wayline.event_id" in record.metadata
+        and data.get("id") == record.metadata.get("wayline.event_id")
+    ):
+        return data.get("data")
+    return data
+
+
+def keys_of(wf: Workflow, source: Any, run_id: str) -> list[CancelKey]:
+    """The cancel keys of a run of ``wf`` whose input (or event data) is ``source``.
+
+    Raises:
+        FlowSpecError: a ``match`` function raised for this input.
+    """
+    keys = []
+    for entry in cancel_entries(wf):
+        wanted: dict[str, Any] = {}
+        for path, source_path in (entry.match or {}).items():
+            value = _value(wf, entry, path, source_path, source, run_id)
+            if value is PATH_NOT_FOUND:
+                break
+            wanted[path] = value
+        else:
+            keys.append(cancel_key(entry.event, wanted))
+    return keys
+
+
+def _value(
+    wf: Workflow, entry: EventTrigger, path: str, source_path: str | Callable[[Any], Any], source: Any, run_id: str
+) -> Any:
+    if isinstance(source_path, str):
+        return path_value(source, source_path)
+    try:
+        value = source_path(source)
+    except Exception as exc:
+        raise FlowSpecError(
+            wf.name,
+            f"the match= function for {path!r} of cancel_on {entry!r} raised {type(exc).__name__}: {exc} "
+            "(return None for an input that no such event should cancel)",
+            run_id=run_id,
+        ) from exc
+    return PATH_NOT_FOUND if value is None else value
+
+
+class CancelIndex:
+    """The cancel keys of the runs a runtime creates: written before each run of a workflow
+    with ``cancel_on``, removed when it ends."""
+
+    def __init__(self, store: Store) -> None:
+        self._table: CancelKeyStore | None = getattr(store, "cancel_keys", None)
+
+    def _need(self, wf: Workflow) -> CancelKeyStore:
+        if self._table is None:
+            raise StoreError(f"workflow {wf.name!r} declares cancel_on=, and this store keeps no cancel keys")
+        return self._table
+
+    async def index(self, wf: Workflow, input: Any, subject: Any, run_id: str) -> None:
+        """Write the keys of run ``run_id`` of ``wf`` (about to be created).
+
+        Raises:
+            FlowSpecError: a ``match`` function raised for this input.
+        """
+        if cancel_entries(wf):
+            keys = keys_of(wf, source_of(input, subject), run_id)
+            await self._need(wf).set_cancel_keys(run_id, wf.name, keys)
+
+    async def created(self, wf: Workflow, run_id: str, existing: RunRecord | None) -> None:
+        """After the run's creation: if ``run_id`` existed already, the keys just written
+        are replaced by the existing run's own (or removed, if it is another workflow's or
+        has ended)."""
+        if existing is None or not cancel_entries(wf):
+            return
+        table = self._need(wf)
+        if existing.workflow != wf.name or existing.status.finished:
+            await table.remove_cancel_keys([run_id], wf.name)
+            return
+        with_input = keys_of(wf, _stored_source(existing), run_id)
+        await table.set_cancel_keys(run_id, wf.name, with_input)
+
+    async def ended(self, record: RunRecord, wf: Workflow | None) -> None:
+        """Forget the keys of a run that ended (of a workflow with ``cancel_on``)."""
+        if wf is None or not cancel_entries(wf) or self._table is None:
+            return
+        try:
+            await self._table.remove_cancel_keys([record.run_id])
+        except StoreError as exc:  # left behind: the next cancel finds the run ended, and removes them
+            log.warning("the cancel keys of run %s were not removed (%s)", record.run_id, exc)
+
+
+class Canceller:
+    """The cancelling side: which event names cancel runs here, and `cancel_for`."""
+
+    def __init__(self, store: Store, clock: Clock, registry: Registry, runs: Mailboxes) -> None:
+        self._store = store
+        self._clock = clock
+        self._runs = runs
+        self._table: CancelKeyStore | None = getattr(store, "cancel_keys", None)
+        # Event name -> (workflow, entry, the entry's event paths as the index has them).
+        self._listening: dict[str, list[tuple[str, EventTrigger, str]]] = {}
+        for wf in registry.newest():
+            for entry in cancel_entries(wf):
+                paths = cancel_key(entry.event, dict.fromkeys(entry.match or {})).paths
+                self._listening.setdefault(entry.event, []).append((wf.name, entry, paths))
+
+    @property
+    def names(self) -> frozenset[str]:
+        """The event names some ``cancel_on`` here listens to."""
+        return frozenset(self._listening)
+
+    def _candidates(self, record: EventRecord, event: Event) -> list[CancelCandidate]:
+        found = []
+        for workflow, entry, paths in self._listening.get(record.name, ()):
+            try:
+                if not entry.fires(event):
+                    continue
+            except Exception as exc:
+                log.error(
+                    "the where= of cancel_on %r on workflow %r raised %s: %s; event %s cancels none of its runs",
+                    entry,
+                    workflow,
+                    type(exc).__name__,
+                    exc,
+                    record.seq,
+                )
+                continue
+            offered = cancel_candidate(workflow, paths, record.data)
+            if offered is not None:
+                found.append(offered)
+        return found
+
+    async def cancel_for(self, record: EventRecord, event: Event) -> tuple[str, ...]:
+        """Cancel the unfinished runs ``record`` matches; the ids of those it cancelled."""
+        candidates = self._candidates(record, event)
+        if not candidates or self._table is None:
+            return ()
+        run_ids = await self._table.cancel_targets(record.name, candidates)
+        if not run_ids:
+            return ()
+        reason = f"cancelled by event {record.name!r} (id {record.event_id})"
+        done = await asyncio.gather(*(self._cancel(run_id, record, reason) for run_id in run_ids))
+        return tuple(run_id for run_id, ok in zip(run_ids, done, strict=True) if ok)
+
+    async def _cancel(self, run_id: str, record: EventRecord, reason: str) -> bool:
+        assert self._table is not None
+        rec = await self._store.get_run(run_id)
+        if rec is None:
+            return False  # being created (its keys are written first), or its creation crashed
+        if rec.status.finished:
+            await self._table.remove_cancel_keys([run_id])
+            return False
+        if rec.metadata.get("wayline.event_id") == record.event_id and rec.created_at >= record.accepted_at:
+            return False  # this event started it (an id reused after the dedup window is another event)
+        try:
+            await cancel(self._store, self._clock, self._runs, run_id, reason)
+        except RunAlreadyFinishedError:
+            await self._table.remove_cancel_keys([run_id])
+            return False
+        except RunNotFoundError:  # purged meanwhile
+            return False
+        return True
