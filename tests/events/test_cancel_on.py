@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import sys
 from pathlib import Path
 from typing import Any
 
 import anyio
 import pytest
 
+from _postgres import fresh_database
 from _support import idle
 from wayline import (
     Concurrency,
@@ -26,6 +30,9 @@ from wayline.persistence import CancelCandidate, StepStarted, cancel_key
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
+
+WORKER = Path(__file__).with_name("cancel_on_worker.py")
+ROOT = Path(__file__).resolve().parents[2]
 
 STEPS: list[str] = []
 
@@ -268,3 +275,45 @@ async def test_a_cancel_left_undispatched_happens_when_the_worker_opens(tmp_path
             while await status(rt, "k-1") is not RunStatus.CANCELLED:  # noqa: ASYNC110 - a row
                 await asyncio.sleep(0.01)
         assert (await rt.describe("k-1")).cause == reason("order/cancelled", "evt-k")
+
+
+async def test_an_event_sent_to_one_worker_cancels_a_run_another_worker_holds() -> None:
+    with fresh_database() as url:
+        async with (
+            open_runtime(url, workflows=[order], worker_id="a") as a,
+            open_runtime(url, workflows=[order], worker_id="b") as b,
+        ):
+            handle = await a.start(order, {"order_id": "x-1"}, run_id="x-1")
+            with anyio.fail_after(10):
+                while await status(a, "x-1") is not RunStatus.WAITING:  # noqa: ASYNC110 - a row
+                    await asyncio.sleep(0.02)
+            assert "x-1" in a._runs._refs and "x-1" not in b._runs._refs
+            sent = await b.send_event("order/cancelled", {"order_id": "x-1"}, id="evt-x")
+            assert sent.cancelled_run_ids == ("x-1",)  # committed to its inbox; `a` applies it
+            with anyio.fail_after(10), pytest.raises(Exception, match="cancelled by event"):
+                await handle.result()
+            assert (await b.describe("x-1")).cause == reason("order/cancelled", "evt-x")
+            assert "x-1" not in b._runs._refs
+
+
+@workflow(name="held", cancel_on=[on_event("order/cancelled", match="order_id")])
+async def held(ctx: RunContext, order: dict[str, Any]) -> str:
+    await ctx.sleep(3600)
+    return "done"
+
+
+@pytest.mark.timeout(120)
+async def test_a_cancel_happens_after_kill_9_between_the_commit_and_the_dispatch(tmp_path: Path) -> None:
+    db = tmp_path / "k.db"
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    with anyio.fail_after(60):
+        proc = await anyio.run_process([sys.executable, str(WORKER), str(db)], check=False, env=env)
+    assert proc.returncode == -signal.SIGKILL, proc.stderr.decode()
+    assert proc.stdout.decode().strip() == "sending"
+    async with open_runtime(db, workflows=[held], clock=VirtualClock()) as rt:
+        stored = await rt.list_events(name="order/cancelled")
+        assert [e.id for e in stored] == ["evt-kill"]  # committed before the process died
+        with anyio.fail_after(10):
+            while await status(rt, "held") is not RunStatus.CANCELLED:  # noqa: ASYNC110 - a row
+                await asyncio.sleep(0.01)
+        assert (await rt.describe("held")).cause == reason("order/cancelled", "evt-kill")
