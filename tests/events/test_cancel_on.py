@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+import subprocess
 import sys
 from pathlib import Path
 from typing import Any
@@ -317,3 +318,16 @@ async def test_a_cancel_happens_after_kill_9_between_the_commit_and_the_dispatch
             while await status(rt, "held") is not RunStatus.CANCELLED:  # noqa: ASYNC110 - a row
                 await asyncio.sleep(0.01)
         assert (await rt.describe("held")).cause == reason("order/cancelled", "evt-kill")
+
+
+def test_the_cancel_on_example_runs() -> None:
+    example = ROOT / "examples" / "cancel_on.py"
+    done = subprocess.run([sys.executable, str(example)], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == [
+        "a test cancel cancels 0 runs",
+        "cancelled: ('fulfil@event:2', 'invoice-o-2')",
+        "CANCELLED - cancelled by event 'order/cancelled' (id cancel-7)",
+        "invoice: run 'invoice-o-2' was cancelled: cancelled by event 'order/cancelled' (id cancel-7)",
+        "o-1: shipped",
+    ]
