@@ -1,12 +1,15 @@
 """Accepting events and dispatching them: the runs they start, the runs they wake.
 
 ``rt.send_event`` commits the event (claiming its id, in one transaction) before anything
-else, then dispatches it: every registered workflow with a trigger that fires starts a run
+else, then dispatches it: the unfinished runs whose ``cancel_on`` it matches are cancelled
+(`_cancel_on`, before anything starts, so it never cancels a run it starts), every
+registered workflow with a trigger that fires starts a run
 ``"<workflow>@event:<seq>"`` with the event as its input, and every run whose
 ``ctx.wait_for_event`` is indexed for it gets a wake-up in its durable inbox. Then the event
 is marked dispatched. A crash before that mark leaves it for `Events.poll_once`, which runs
-at open and on every beat of the inbox poller: both steps are idempotent (a run id starts
-one run; a wake-up is only a hint, the woken run reads the events table).
+at open and on every beat of the inbox poller: every step is idempotent (a cancel finds an
+ended run ended; a run id starts one run; a wake-up is only a hint, the woken run reads the
+events table).
 """
 
 from __future__ import annotations

@@ -1,7 +1,8 @@
 """`Event`, and `on_event`: the trigger a workflow declares to be started by events.
 
-Below the definitions (``@workflow`` and `StateMachine` take ``triggers=``) and above
-nothing of the runtime's: what a trigger is, and whether an event fires it.
+Below the definitions (``@workflow`` and `StateMachine` take ``triggers=`` and
+``cancel_on=``) and above nothing of the runtime's: what a trigger (or cancel-on entry) is,
+and whether an event fires it.
 """
 
 from __future__ import annotations
