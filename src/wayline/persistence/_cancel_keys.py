@@ -87,8 +87,8 @@ class CancelKeyStore(Protocol):
         ...
 
 
-#: Candidates per query: a bound on the statement's size (each is three parameters).
-CANDIDATES_PER_QUERY = 300
+#: Candidates per query: a bound on the statement's size (each is four parameters).
+CANDIDATES_PER_QUERY = 200
 
 
 def batches(candidates: Collection[CancelCandidate]) -> list[list[CancelCandidate]]:
@@ -97,29 +97,47 @@ def batches(candidates: Collection[CancelCandidate]) -> list[list[CancelCandidat
 
 
 class MemoryCancelKeys:
-    """`CancelKeyStore` for `MemoryStore`: rows in a set."""
+    """`CancelKeyStore` for `MemoryStore`: the runs of each key, and the keys of each run
+    (so that writing or removing one run's keys costs what it has, not what all runs have)."""
 
     def __init__(self, check: Callable[[], None]) -> None:
         self._check = check
-        self._rows: set[tuple[str, str, str, str, str]] = set()  # (name, paths, vals, workflow, run_id)
+        self._runs: dict[tuple[str, str, str, str], set[str]] = {}  # (name, paths, vals, workflow) -> runs
+        self._keys: dict[str, set[tuple[str, str, str, str]]] = {}  # run -> its keys
+
+    def _drop(self, run_id: str, workflow: str | None) -> None:
+        keys = self._keys.get(run_id, set())
+        for key in [k for k in keys if workflow is None or k[3] == workflow]:
+            keys.discard(key)
+            runs = self._runs[key]
+            runs.discard(run_id)
+            if not runs:
+                del self._runs[key]
+        if not keys:
+            self._keys.pop(run_id, None)
 
     async def set_cancel_keys(self, run_id: str, workflow: str, keys: Collection[CancelKey]) -> None:
         self._check()
         await asyncio.sleep(0)  # as a commit would
-        self._rows = {r for r in self._rows if not (r[4] == run_id and r[3] == workflow)}
-        self._rows.update((k.name, k.paths, k.vals, workflow, run_id) for k in keys)
+        self._drop(run_id, workflow)
+        for k in keys:
+            key = (k.name, k.paths, k.vals, workflow)
+            self._runs.setdefault(key, set()).add(run_id)
+            self._keys.setdefault(run_id, set()).add(key)
 
     async def cancel_targets(self, name: str, candidates: Collection[CancelCandidate]) -> list[str]:
         self._check()
-        wanted = {(name, c.paths, c.vals, c.workflow) for c in candidates}
-        return sorted({r[4] for r in self._rows if r[:4] in wanted})
+        found: set[str] = set()
+        for c in candidates:
+            found |= self._runs.get((name, c.paths, c.vals, c.workflow), set())
+        return sorted(found)
 
     async def remove_cancel_keys(self, run_ids: Collection[str], workflow: str | None = None) -> None:
         self._check()
-        ids = set(run_ids)
-        self._rows = {r for r in self._rows if not (r[4] in ids and (workflow is None or r[3] == workflow))}
+        for run_id in run_ids:
+            self._drop(run_id, workflow)
 
     def forget(self, run_ids: Collection[str]) -> None:
         """Drop the rows of purged runs (the memory store's purge, in its own step)."""
-        ids = set(run_ids)
-        self._rows = {r for r in self._rows if r[4] not in ids}
+        for run_id in run_ids:
+            self._drop(run_id, None)

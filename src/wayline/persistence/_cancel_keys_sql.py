@@ -74,13 +74,14 @@ class SQLiteCancelKeys:
     async def cancel_targets(self, name: str, candidates: Collection[CancelCandidate]) -> list[str]:
         found: set[str] = set()
         for batch in batches(candidates):
-            # One equality lookup on the primary key per candidate, OR-ed: SQLite plans it as
-            # a union of index range scans.
-            terms = " OR ".join("(paths = ? AND vals = ? AND workflow = ?)" for _ in batch)
-            params: list[Any] = [name]
+            # One equality lookup on the whole primary key per candidate, OR-ed (each term
+            # names the event too: then SQLite plans a union of key lookups, even on a
+            # database never ANALYZEd, rather than a scan of every key of the name).
+            terms = " OR ".join("(name = ? AND paths = ? AND vals = ? AND workflow = ?)" for _ in batch)
+            params: list[Any] = []
             for c in batch:
-                params += [c.paths, c.vals, c.workflow]
-            rows = await self._fetch(f"SELECT run_id FROM cancel_keys WHERE name = ? AND ({terms})", params)
+                params += [name, c.paths, c.vals, c.workflow]
+            rows = await self._fetch(f"SELECT run_id FROM cancel_keys WHERE {terms}", params)
             found.update(r[0] for r in rows)
         return sorted(found)
 
