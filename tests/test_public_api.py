@@ -188,6 +188,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "run_actor",
     ),
     "wayline.persistence": (
+        "CANCEL_KEYS_ENTRY",
         "DEDUP_WINDOW",
         "EVENT_WAKE",
         "OVERLAP_POLICIES",
@@ -279,6 +280,7 @@ EXPECTED: dict[str, tuple[str, ...]] = {
         "decode_any",
         "encode",
         "encode_body",
+        "encode_cancel_keys",
         "event_payload",
         "event_wait_key",
         "event_wake_message",

@@ -27,7 +27,7 @@ from wayline import (
     workflow,
 )
 from wayline.errors import FlowSpecError, InvalidArgumentError
-from wayline.persistence import CancelCandidate, StepStarted, cancel_key
+from wayline.persistence import CANCEL_KEYS_ENTRY, CancelCandidate, StepStarted, cancel_key, encode_cancel_keys
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -79,8 +79,7 @@ async def test_a_matching_event_cancels_a_waiting_run_and_another_does_not(db: s
         assert await status(rt, "o-2") is RunStatus.WAITING
         with pytest.raises(Exception, match="cancelled by event 'order/cancelled'"):
             await first.result()
-        await idle(rt)
-        # The ended run's keys are gone; the other's stay.
+        # The ended run's keys are gone (with its end); the other's stay.
         table = rt.store.cancel_keys  # type: ignore[attr-defined]
         key1, key2 = (cancel_key("order/cancelled", {"order_id": o}) for o in ("o-1", "o-2"))
         found = await table.cancel_targets(
@@ -243,21 +242,46 @@ async def test_a_state_machine_run_is_cancelled_the_same_way(db: str) -> None:
         assert not (await status(rt, "t-2")).finished
 
 
-async def test_keys_go_with_purged_runs(db: str) -> None:
-    clock = VirtualClock()
-    async with open_runtime(db, workflows=[order], clock=clock) as rt:
-        await rt.start(order, {"order_id": "gone"}, run_id="gone")
-        await idle(rt)
-        await rt.cancel("gone")
-        await idle(rt)
+FAILURES: list[str] = []
+
+
+async def check_once(payload: Any) -> Any:
+    if not FAILURES:
+        FAILURES.append("failed")
+        raise ValueError("the first attempt fails")
+    return payload
+
+
+FLAKY = {
+    "StartAt": "Check",
+    "States": {
+        "Check": {"Type": "Task", "Resource": "check", "Next": "Hold"},
+        "Hold": {"Type": "Wait", "Seconds": 3600, "End": True},
+    },
+}
+
+
+async def test_keys_go_with_the_run_s_end_and_come_back_with_a_redrive(db: str) -> None:
+    key = cancel_key("order/cancelled", {"order_id": "back"})
+    candidates = [CancelCandidate("flaky", key.paths, key.vals)]
+    FAILURES.clear()
+    cancel_on = [on_event("order/cancelled", match="order_id")]
+    flaky = StateMachine(FLAKY, name="flaky", resources={"check": check_once}, cancel_on=cancel_on)
+    async with open_runtime(db, workflows=[flaky], clock=VirtualClock()) as rt:
         table = rt.store.cancel_keys  # type: ignore[attr-defined]
-        key = cancel_key("order/cancelled", {"order_id": "gone"})
-        candidates = [CancelCandidate("order", key.paths, key.vals)]
-        assert await table.cancel_targets("order/cancelled", candidates) == []  # removed at its end
-        await table.set_cancel_keys("gone", "order", [key])  # as if that removal had been lost
-        await clock.sleep(10)
-        assert await rt.purge(before=clock.time()) == 1
-        assert await table.cancel_targets("order/cancelled", candidates) == []
+        handle = await rt.start(flaky, {"order_id": "back"}, run_id="back")
+        info = await rt.describe("back")
+        assert info.metadata[CANCEL_KEYS_ENTRY] == encode_cancel_keys([key])
+        with pytest.raises(Exception, match="first attempt fails"):
+            await handle.result()
+        assert await table.cancel_targets("order/cancelled", candidates) == []  # gone with its end
+        await rt.redrive("back")
+        assert await table.cancel_targets("order/cancelled", candidates) == ["back"]
+        await idle(rt)
+        sent = await rt.send_event("order/cancelled", {"order_id": "back"})
+        assert sent.cancelled_run_ids == ("back",)
+        with pytest.raises(Exception, match="cancelled by event"):
+            await rt.get_handle("back").result()
 
 
 async def test_a_cancel_left_undispatched_happens_when_the_worker_opens(tmp_path: Path) -> None:

@@ -1,5 +1,6 @@
-"""The cancel-key index as each store keeps it: written per run and workflow, found by
-candidate in one indexed query, removed per run (and per workflow)."""
+"""The cancel-key index as each store keeps it: indexed from a run's metadata in the write
+that creates (or redrives) the run, dropped in the one that ends it or purges it, and found
+by candidate in one indexed query."""
 
 from __future__ import annotations
 
@@ -7,9 +8,22 @@ import sqlite3
 from pathlib import Path
 from typing import Any
 
+import msgspec
 import pytest
 
-from wayline.persistence import CancelCandidate, CancelKeyStore, SQLiteStore, Store, cancel_candidate, cancel_key
+from wayline.persistence import (
+    CANCEL_KEYS_ENTRY,
+    CancelCandidate,
+    CancelKey,
+    CancelKeyStore,
+    RunRecord,
+    RunStatus,
+    SQLiteStore,
+    Store,
+    cancel_candidate,
+    cancel_key,
+    encode_cancel_keys,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -22,17 +36,24 @@ def table(store: Store) -> Any:
     return keys
 
 
-def offer(workflow: str, key: Any) -> CancelCandidate:
+def offer(workflow: str, key: CancelKey) -> CancelCandidate:
     return CancelCandidate(workflow, key.paths, key.vals)
 
 
-async def test_keys_are_found_by_candidate_replaced_and_removed(store: Store) -> None:
+def run(run_id: str, workflow: str, *keys: CancelKey, status: RunStatus = RunStatus.RUNNING) -> RunRecord:
+    metadata = {"corr": "c", CANCEL_KEYS_ENTRY: encode_cancel_keys(keys)} if keys else {}
+    return RunRecord(run_id=run_id, workflow=workflow, status=status, created_at=1.0, metadata=metadata)
+
+
+async def test_keys_follow_the_runs_rows(store: Store) -> None:
     keys = table(store)
     by_order = {o: cancel_key(NAME, {"order_id": o}) for o in ("o-1", "o-2")}
     every = cancel_key(NAME, {})
-    await keys.set_cancel_keys("a", "order", [by_order["o-1"]])
-    await keys.set_cancel_keys("b", "order", [by_order["o-2"], every])
-    await keys.set_cancel_keys("c", "refund", [by_order["o-1"]])
+    a = run("a", "order", by_order["o-1"])
+    await store.create_run(a, [])
+    await store.create_run(run("b", "order", by_order["o-2"], every), [])
+    await store.create_run(run("c", "refund", by_order["o-1"]), [])
+    await store.create_run(run("d", "order"), [])  # no keys
     assert await keys.cancel_targets(NAME, [offer("order", by_order["o-1"])]) == ["a"]
     # An event offers its values at each workflow's paths; the runs of all match, each once.
     event = {"order_id": "o-1"}
@@ -40,30 +61,49 @@ async def test_keys_are_found_by_candidate_replaced_and_removed(store: Store) ->
     assert await keys.cancel_targets(NAME, [o for o in offers if o is not None]) == ["a", "b", "c"]
     assert cancel_candidate("order", by_order["o-1"].paths, {"other": 1}) is None  # it lacks the path
     assert await keys.cancel_targets("other/name", [offer("order", by_order["o-1"])]) == []
-    # Written again: replaced (for that workflow only).
-    await keys.set_cancel_keys("a", "order", [by_order["o-2"]])
+    # Created again: the existing run keeps its own keys.
+    await store.create_run(run("a", "order", by_order["o-2"]), [])
+    assert await keys.cancel_targets(NAME, [offer("order", by_order["o-2"])]) == ["b"]
+    # Checkpoints keep them; the one that ends the run drops them; a redrive brings them back.
+    waiting = msgspec.structs.replace(a, status=RunStatus.WAITING, history_seq=1)
+    await store.checkpoint(waiting, [])
+    assert await keys.cancel_targets(NAME, [offer("order", by_order["o-1"])]) == ["a"]
+    ended = msgspec.structs.replace(waiting, status=RunStatus.CANCELLED, history_seq=2)
+    await store.checkpoint(ended, [])
     assert await keys.cancel_targets(NAME, [offer("order", by_order["o-1"])]) == []
-    assert await keys.cancel_targets(NAME, [offer("order", by_order["o-2"])]) == ["a", "b"]
+    assert await keys.cancel_targets(NAME, [offer("refund", by_order["o-1"])]) == ["c"]
+    redriven = msgspec.structs.replace(ended, status=RunStatus.RUNNING, history_seq=3)
+    await store.checkpoint(redriven, [])
+    assert await keys.cancel_targets(NAME, [offer("order", by_order["o-1"])]) == ["a"]
     await keys.remove_cancel_keys(["a", "c"], "refund")
     assert await keys.cancel_targets(NAME, [offer("refund", by_order["o-1"])]) == []
-    assert await keys.cancel_targets(NAME, [offer("order", by_order["o-2"])]) == ["a", "b"]
+    assert await keys.cancel_targets(NAME, [offer("order", by_order["o-1"])]) == ["a"]
     await keys.remove_cancel_keys(["a", "b"])
     assert await keys.cancel_targets(NAME, [offer("order", by_order["o-2"]), offer("order", every)]) == []
 
 
+async def test_a_purge_takes_the_keys_of_the_runs_it_removes(store: Store) -> None:
+    key = cancel_key(NAME, {"order_id": "p"})
+    ended = run("p", "order", key, status=RunStatus.SUCCEEDED)
+    await store.create_run(msgspec.structs.replace(ended, status=RunStatus.RUNNING), [])
+    assert await table(store).cancel_targets(NAME, [offer("order", key)]) == ["p"]
+    await store.checkpoint(msgspec.structs.replace(ended, ended_at=2.0, history_seq=1), [])
+    assert await store.purge_runs(before=10.0) == ["p"]
+    assert await table(store).cancel_targets(NAME, [offer("order", key)]) == []
+
+
 async def test_many_candidates_are_asked_in_batches(store: Store) -> None:
-    keys = table(store)
     for i in range(450):
-        await keys.set_cancel_keys(f"r{i}", "w", [cancel_key(NAME, {"n": i})])
+        await store.create_run(run(f"r{i}", "w", cancel_key(NAME, {"n": i})), [])
     offers = [offer("w", cancel_key(NAME, {"n": i})) for i in range(0, 450, 2)] * 2
-    assert await keys.cancel_targets(NAME, offers) == sorted(f"r{i}" for i in range(0, 450, 2))
+    assert await table(store).cancel_targets(NAME, offers) == sorted(f"r{i}" for i in range(0, 450, 2))
 
 
 async def test_sqlite_looks_keys_up_by_the_whole_primary_key(tmp_path: Path) -> None:
     store = SQLiteStore(tmp_path / "k.db")
     await store.start()
     try:
-        await store.cancel_keys.set_cancel_keys("r", "w", [cancel_key(NAME, {"n": 1})])
+        await store.create_run(run("r", "w", cancel_key(NAME, {"n": 1})), [])
     finally:
         await store.close()
     asked: list[tuple[str, Any]] = []

@@ -10,12 +10,14 @@ from typing import TYPE_CHECKING, Any
 
 from ._blobs import PayloadLimits as PayloadLimits
 from ._cancel_keys import (
+    META_KEY as CANCEL_KEYS_ENTRY,
     NOT_FOUND as PATH_NOT_FOUND,
     CancelCandidate as CancelCandidate,
     CancelKey as CancelKey,
     CancelKeyStore as CancelKeyStore,
     cancel_key as cancel_key,
     candidate as cancel_candidate,
+    encode_keys as encode_cancel_keys,
     path_value as path_value,
 )
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
@@ -140,6 +142,7 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = (
+    "CANCEL_KEYS_ENTRY",
     "DEDUP_WINDOW",
     "EVENT_WAKE",
     "OVERLAP_POLICIES",
@@ -231,6 +234,7 @@ __all__ = (
     "decode_any",
     "encode",
     "encode_body",
+    "encode_cancel_keys",
     "event_payload",
     "event_wait_key",
     "event_wake_message",

@@ -3,24 +3,27 @@
 When a run of a workflow with ``cancel_on`` is created, the runtime works out, for each of
 its cancel-on entries, the event name, the event paths the entry compares (canonical JSON of
 the sorted paths, as the event-wait index has them) and the values the run wants there (taken
-from its input, canonical JSON in path order), and stores one row per entry: its *cancel
-keys*. An accepted event is then looked up in one indexed query: the runtime knows, from its
-workflows, which (workflow, paths) pairs listen to the event's name, computes the event's
-values at each, and asks for the runs with those keys, without loading any run.
-
-A run's rows are written before the run itself (a crash in between leaves rows for a run
-that does not exist, which cancel nothing and go with the next rows written for that id), and
-removed when the run ends or is purged. A row of a run that has ended meanwhile is removed
-by the dispatcher when its cancel finds the run finished.
+from its input, canonical JSON in path order): its *cancel keys*. They travel in the run's
+metadata (entry ``wayline.cancel_keys``, `encode_keys`), so they are written with the run
+itself, and the store indexes them from there: in the transaction that creates the run (or
+redrives it), and removes them in the one that finishes it or purges it (on SQLite and
+PostgreSQL by triggers on the runs table). An accepted event is then looked up in one indexed
+query: the runtime knows, from its workflows, which (workflow, paths) pairs listen to the
+event's name, computes the event's values at each, and asks for the runs with those keys,
+without loading any run.
 """
 
 from __future__ import annotations
 
-import asyncio
-from collections.abc import Callable, Collection, Mapping
+import json
+from collections.abc import Callable, Collection, Mapping, Sequence
 from typing import Any, NamedTuple, Protocol, runtime_checkable
 
 from ._events import lookup, values_at, wait_key
+from ._records import RunRecord
+
+#: The metadata entry that carries a run's cancel keys (`encode_keys`).
+META_KEY = "wayline.cancel_keys"
 
 #: What `path_value` gives for a path the data does not have.
 NOT_FOUND = lookup(None, "missing")
@@ -68,14 +71,27 @@ def candidate(workflow: str, paths: str, data: Any) -> CancelCandidate | None:
     return None if vals is None else CancelCandidate(workflow, paths, vals)
 
 
+def encode_keys(keys: Sequence[CancelKey]) -> str:
+    """Keys as the ``wayline.cancel_keys`` metadata entry holds them: a JSON list of
+    ``[name, paths, vals]`` (a string: metadata values are scalars)."""
+    return json.dumps([list(k) for k in keys], separators=(",", ":"))
+
+
+def keys_of_record(record: RunRecord) -> list[CancelKey]:
+    """The cancel keys a run's record carries (none if its metadata has no valid entry)."""
+    raw = record.metadata.get(META_KEY)
+    if not isinstance(raw, str):
+        return []
+    try:
+        return [CancelKey(*map(str, k)) for k in json.loads(raw) if isinstance(k, list) and len(k) == 3]
+    except (ValueError, TypeError):
+        return []
+
+
 @runtime_checkable
 class CancelKeyStore(Protocol):
-    """Where a store keeps the cancel keys of runs (``store.cancel_keys``)."""
-
-    async def set_cancel_keys(self, run_id: str, workflow: str, keys: Collection[CancelKey]) -> None:
-        """Make ``keys`` the cancel keys of ``run_id`` as a run of ``workflow``, replacing
-        the ones it had for that workflow (one transaction)."""
-        ...
+    """Where a store keeps the cancel keys of runs (``store.cancel_keys``); it indexes them
+    from the runs' metadata as the runs are written."""
 
     async def cancel_targets(self, name: str, candidates: Collection[CancelCandidate]) -> list[str]:
         """The runs (sorted, each once) with a key for event ``name`` that one of
@@ -116,14 +132,16 @@ class MemoryCancelKeys:
         if not keys:
             self._keys.pop(run_id, None)
 
-    async def set_cancel_keys(self, run_id: str, workflow: str, keys: Collection[CancelKey]) -> None:
-        self._check()
-        await asyncio.sleep(0)  # as a commit would
-        self._drop(run_id, workflow)
-        for k in keys:
-            key = (k.name, k.paths, k.vals, workflow)
-            self._runs.setdefault(key, set()).add(run_id)
-            self._keys.setdefault(run_id, set()).add(key)
+    def written(self, record: RunRecord, created: bool) -> None:
+        """Keep the index in step with a run just written (as the other stores' triggers
+        do): its keys indexed when it is created or redriven, removed when it finishes."""
+        if record.status.finished:
+            self._drop(record.run_id, None)
+        elif (created or record.run_id not in self._keys) and META_KEY in record.metadata:
+            for k in keys_of_record(record):
+                key = (k.name, k.paths, k.vals, record.workflow)
+                self._runs.setdefault(key, set()).add(record.run_id)
+                self._keys.setdefault(record.run_id, set()).add(key)
 
     async def cancel_targets(self, name: str, candidates: Collection[CancelCandidate]) -> list[str]:
         self._check()

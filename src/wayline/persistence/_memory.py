@@ -75,6 +75,7 @@ class MemoryStore(SingleOwner):
             return self._decode(existing)
         self._runs[record.run_id] = snap
         self._history[record.run_id] = [rows] if rows is not None else []
+        self.cancel_keys.written(record, True)
         if data is not None:
             self._inbox_seq += 1
             self._inbox[self._inbox_seq] = (record.run_id, data)
@@ -88,6 +89,7 @@ class MemoryStore(SingleOwner):
         snap, rows = encode_sealed(self.sealer, record, events, self._encode)
         if record.status.finished:
             self.payloads.run_ended(record.run_id)
+        self.cancel_keys.written(record, False)
         return self._commit(record.run_id, snap, rows, tuple(consumed), record.status.finished, record.history_seq)
 
     def _encode(self, record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None]:

@@ -1,10 +1,11 @@
 """``@workflow(cancel_on=[on_event(name, match=...)])``: the runs an event cancels.
 
 Matching is data, so that it is indexed rather than evaluated run by run. When a run of such
-a workflow is created, `CancelIndex` takes, for each ``cancel_on`` entry, the values its
-``match`` reads from the run's input (for a run an event started: that event's data) and
-stores them as the run's *cancel keys* (`wayline.persistence._cancel_keys`), before the run
-itself. An entry whose path the input does not have (or whose function returns None) gives
+a workflow is created, `cancel_metadata` takes, for each ``cancel_on`` entry, the values its
+``match`` reads from the run's input (for a run an event started: that event's data): the
+run's *cancel keys*, carried in its metadata (``wayline.cancel_keys``) so that the store
+indexes them in the transaction that creates the run, and drops them in the one that ends it
+(`wayline.persistence._cancel_keys`). An entry whose path the input does not have (or whose function returns None) gives
 no key: that event cannot cancel the run. When an event is dispatched, `Canceller` computes,
 for each entry of each workflow listening to its name whose ``where`` lets it through, the
 event's values at the entry's paths, and finds the runs with those keys in one indexed
@@ -27,18 +28,19 @@ import logging
 from collections.abc import Callable
 from typing import Any
 
-from .._errors import FlowSpecError, RunAlreadyFinishedError, RunNotFoundError, StoreError
+from .._errors import FlowSpecError, RunAlreadyFinishedError, RunNotFoundError
 from ..actors import Clock
 from ..persistence import (
+    CANCEL_KEYS_ENTRY,
     PATH_NOT_FOUND,
     CancelCandidate,
     CancelKey,
     CancelKeyStore,
     EventRecord,
-    RunRecord,
     Store,
     cancel_candidate,
     cancel_key,
+    encode_cancel_keys,
     path_value,
 )
 from ._inbox import Mailboxes, cancel
@@ -61,19 +63,6 @@ def source_of(input: Any, subject: Any) -> Any:
         if isinstance(given, Event):
             return given.data
     return input
-
-
-def _stored_source(record: RunRecord) -> Any:
-    """`source_of` for a stored run: one an event started has that event (as a dict) as its
-    input, and names it in its metadata."""
-    data = record.input
-    if (
-        isinstance(data, dict)
-        and "wayline.event_id" in record.metadata
-        and data.get("id") == record.metadata.get("wayline.event_id")
-    ):
-        return data.get("data")
-    return data
 
 
 def keys_of(wf: Workflow, source: Any, run_id: str) -> list[CancelKey]:
@@ -112,49 +101,18 @@ def _value(
     return PATH_NOT_FOUND if value is None else value
 
 
-class CancelIndex:
-    """The cancel keys of the runs a runtime creates: written before each run of a workflow
-    with ``cancel_on``, removed when it ends."""
+def cancel_metadata(wf: Workflow, input: Any, subject: Any, run_id: str) -> dict[str, str]:
+    """The metadata entry that carries the cancel keys of a new run of ``wf`` (none if its
+    workflow has no ``cancel_on``, or no entry applies to its input): the store indexes them
+    from there in the transaction that creates the run.
 
-    def __init__(self, store: Store) -> None:
-        self._table: CancelKeyStore | None = getattr(store, "cancel_keys", None)
-
-    def _need(self, wf: Workflow) -> CancelKeyStore:
-        if self._table is None:
-            raise StoreError(f"workflow {wf.name!r} declares cancel_on=, and this store keeps no cancel keys")
-        return self._table
-
-    async def index(self, wf: Workflow, input: Any, subject: Any, run_id: str) -> None:
-        """Write the keys of run ``run_id`` of ``wf`` (about to be created).
-
-        Raises:
-            FlowSpecError: a ``match`` function raised for this input.
-        """
-        if cancel_entries(wf):
-            keys = keys_of(wf, source_of(input, subject), run_id)
-            await self._need(wf).set_cancel_keys(run_id, wf.name, keys)
-
-    async def created(self, wf: Workflow, run_id: str, existing: RunRecord | None) -> None:
-        """After the run's creation: if ``run_id`` existed already, the keys just written
-        are replaced by the existing run's own (or removed, if it is another workflow's or
-        has ended)."""
-        if existing is None or not cancel_entries(wf):
-            return
-        table = self._need(wf)
-        if existing.workflow != wf.name or existing.status.finished:
-            await table.remove_cancel_keys([run_id], wf.name)
-            return
-        with_input = keys_of(wf, _stored_source(existing), run_id)
-        await table.set_cancel_keys(run_id, wf.name, with_input)
-
-    async def ended(self, record: RunRecord, wf: Workflow | None) -> None:
-        """Forget the keys of a run that ended (of a workflow with ``cancel_on``)."""
-        if wf is None or not cancel_entries(wf) or self._table is None:
-            return
-        try:
-            await self._table.remove_cancel_keys([record.run_id])
-        except StoreError as exc:  # left behind: the next cancel finds the run ended, and removes them
-            log.warning("the cancel keys of run %s were not removed (%s)", record.run_id, exc)
+    Raises:
+        FlowSpecError: a ``match`` function raised for this input.
+    """
+    if not cancel_entries(wf):
+        return {}
+    keys = keys_of(wf, source_of(input, subject), run_id)
+    return {CANCEL_KEYS_ENTRY: encode_cancel_keys(keys)} if keys else {}
 
 
 class Canceller:

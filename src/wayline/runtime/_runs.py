@@ -46,7 +46,7 @@ from ..persistence import (
     UpdateAnswered,
 )
 from . import _failure as failure, _inbox as inbox
-from ._cancel_on import CancelIndex, cancel_entries
+from ._cancel_on import cancel_metadata
 from ._flow import GROUP_KEY as FLOW_GROUP, Flow
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
@@ -132,8 +132,6 @@ class Runs:
         self.updates = UpdateWaiters()
         #: Told of every run that ends here (the scheduler starts buffered fires then).
         self.finished_listener: Callable[[RunRecord], None] | None = None
-        #: The cancel keys of runs of workflows with ``cancel_on=``.
-        self.cancel_index = CancelIndex(store)
         #: Concurrency limits: the queues of QUEUED runs and the slots of running ones.
         self.flow = Flow(
             store,
@@ -207,9 +205,6 @@ class Runs:
         else:
             self._resolve(record.run_id, record)
         self.updates.run_ended(record)
-        ended = self._registry.get(record.workflow)
-        if cancel_entries(ended):
-            self.background(self.cancel_index.ended(record, ended))
 
         if self.finished_listener is not None:
             self.finished_listener(record)
@@ -357,8 +352,10 @@ class Runs:
         if spec is not None:
             labels = self.flow.labels(spec, input if subject is None else subject, run_id)
             metadata = {**(metadata or {}), **labels}
-        # Its cancel keys first: a crash before the run is stored leaves keys of no run.
-        await self.cancel_index.index(wf, input, subject, run_id)
+        # Its cancel keys travel in its metadata: indexed by the store with the run itself.
+        cancel_keys = cancel_metadata(wf, input, subject, run_id)
+        if cancel_keys:
+            metadata = {**(metadata or {}), **cancel_keys}
         now = self.clock.time()
         span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
@@ -385,7 +382,6 @@ class Runs:
             self.telemetry.start_failed(span, exc)
             raise
         self.telemetry.run_created(span, run_id, wf.name, existing)
-        await self.cancel_index.created(wf, run_id, existing)
         if existing is not None:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
