@@ -199,6 +199,22 @@ async def test_runs_without_the_path_and_events_before_the_run_are_not_cancelled
         assert await status(rt, "anon") is RunStatus.WAITING
 
 
+async def test_an_event_dispatched_late_does_not_cancel_a_run_created_after_it_was_accepted(tmp_path: Path) -> None:
+    db = str(tmp_path / "late.db")
+    start = VirtualClock().time()
+    async with open_runtime(db, workflows=[order], clock=VirtualClock(start + 100)) as rt:
+        await rt.start(order, {"order_id": "n-1"}, run_id="n-1")
+        await idle(rt)
+    # Accepted (by a client, so not dispatched) at a time before the run was created.
+    async with open_runtime(db, workflows=[order], clock=VirtualClock(start), worker=False) as client:
+        await client.send_event("order/cancelled", {"order_id": "n-1"}, id="evt-early")
+    async with open_runtime(db, workflows=[order], clock=VirtualClock(start + 200)) as rt:
+        with anyio.fail_after(10):  # dispatched at open
+            while await rt.store.events.undispatched():  # type: ignore[attr-defined]  # noqa: ASYNC110
+                await asyncio.sleep(0.01)
+        assert await rt.get_handle("n-1").result() == "shipped"  # not cancelled
+
+
 async def test_a_match_function_that_raises_refuses_the_start_with_its_reason() -> None:
     @workflow(name="fussy", cancel_on=[on_event("x", match={"k": lambda i: i["missing"]})])
     async def fussy(ctx: RunContext, i: dict[str, Any]) -> None:

@@ -17,8 +17,9 @@ Dispatch is idempotent (a second cancel of an ended run finds it ended), and it 
 dispatch that a crash leaves to `Events.poll_once`, so a cancel happens even if the process
 dies right after ``send_event`` returned. An event never cancels a run it started itself (a
 dispatch repeated after a crash would otherwise find it), and an event accepted before a run
-was created does not cancel it: keys are only compared with events dispatched after they
-were written.
+was created does not cancel it, even when its dispatch comes later (a client's event, or one
+a crash left undispatched): the run's creation time is compared with the event's acceptance
+time.
 """
 
 from __future__ import annotations
@@ -176,6 +177,8 @@ class Canceller:
         if rec.status.finished:
             await self._table.remove_cancel_keys([run_id])
             return False
+        if rec.created_at > record.accepted_at:
+            return False  # created after the event was accepted: a late dispatch does not reach it
         if rec.metadata.get("wayline.event_id") == record.event_id and rec.created_at >= record.accepted_at:
             return False  # this event started it (an id reused after the dedup window is another event)
         try:
