@@ -98,10 +98,6 @@ class CancelKeyStore(Protocol):
         ``candidates`` matches (same workflow, paths and values)."""
         ...
 
-    async def remove_cancel_keys(self, run_ids: Collection[str], workflow: str | None = None) -> None:
-        """Forget the cancel keys of ``run_ids`` (only those for ``workflow``, if given)."""
-        ...
-
 
 #: Candidates per query: a bound on the statement's size (each is four parameters).
 CANDIDATES_PER_QUERY = 200
@@ -114,29 +110,25 @@ def batches(candidates: Collection[CancelCandidate]) -> list[list[CancelCandidat
 
 class MemoryCancelKeys:
     """`CancelKeyStore` for `MemoryStore`: the runs of each key, and the keys of each run
-    (so that writing or removing one run's keys costs what it has, not what all runs have)."""
+    (so that indexing or dropping one run's keys costs what it has, not what all runs have)."""
 
     def __init__(self, check: Callable[[], None]) -> None:
         self._check = check
         self._runs: dict[tuple[str, str, str, str], set[str]] = {}  # (name, paths, vals, workflow) -> runs
         self._keys: dict[str, set[tuple[str, str, str, str]]] = {}  # run -> its keys
 
-    def _drop(self, run_id: str, workflow: str | None) -> None:
-        keys = self._keys.get(run_id, set())
-        for key in [k for k in keys if workflow is None or k[3] == workflow]:
-            keys.discard(key)
+    def _drop(self, run_id: str) -> None:
+        for key in self._keys.pop(run_id, ()):
             runs = self._runs[key]
             runs.discard(run_id)
             if not runs:
                 del self._runs[key]
-        if not keys:
-            self._keys.pop(run_id, None)
 
     def written(self, record: RunRecord, created: bool) -> None:
         """Keep the index in step with a run just written (as the other stores' triggers
         do): its keys indexed when it is created or redriven, removed when it finishes."""
         if record.status.finished:
-            self._drop(record.run_id, None)
+            self._drop(record.run_id)
         elif (created or record.run_id not in self._keys) and META_KEY in record.metadata:
             for k in keys_of_record(record):
                 key = (k.name, k.paths, k.vals, record.workflow)
@@ -150,12 +142,7 @@ class MemoryCancelKeys:
             found |= self._runs.get((name, c.paths, c.vals, c.workflow), set())
         return sorted(found)
 
-    async def remove_cancel_keys(self, run_ids: Collection[str], workflow: str | None = None) -> None:
-        self._check()
-        for run_id in run_ids:
-            self._drop(run_id, workflow)
-
     def forget(self, run_ids: Collection[str]) -> None:
         """Drop the rows of purged runs (the memory store's purge, in its own step)."""
         for run_id in run_ids:
-            self._drop(run_id, None)
+            self._drop(run_id)

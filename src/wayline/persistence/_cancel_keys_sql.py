@@ -5,7 +5,6 @@ runs' rows by triggers."""
 
 from __future__ import annotations
 
-import sqlite3
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from typing import Any
 
@@ -75,24 +74,13 @@ PG_MIGRATION = (
 )
 
 Fetch = Callable[[str, Sequence[Any]], Awaitable[list[Any]]]
-Transact = Callable[[Callable[[sqlite3.Connection], Any]], Awaitable[Any]]
-
-
-def _marks(count: int) -> str:
-    return ", ".join("?" * count)
-
-
-def sqlite_forget(conn: sqlite3.Connection, run_ids: Sequence[str]) -> None:
-    """Delete the rows of purged runs, inside the purge's transaction."""
-    conn.execute(f"DELETE FROM cancel_keys WHERE run_id IN ({_marks(len(run_ids))})", list(run_ids))
 
 
 class SQLiteCancelKeys:
     """`CancelKeyStore` for `SQLiteStore`."""
 
-    def __init__(self, fetch: Fetch, transact: Transact) -> None:
+    def __init__(self, fetch: Fetch) -> None:
         self._fetch = fetch
-        self._transact = transact
 
     async def cancel_targets(self, name: str, candidates: Collection[CancelCandidate]) -> list[str]:
         found: set[str] = set()
@@ -107,22 +95,6 @@ class SQLiteCancelKeys:
             rows = await self._fetch(f"SELECT run_id FROM cancel_keys WHERE {terms}", params)
             found.update(r[0] for r in rows)
         return sorted(found)
-
-    async def remove_cancel_keys(self, run_ids: Collection[str], workflow: str | None = None) -> None:
-        if not run_ids:
-            return
-        items = list(run_ids)
-
-        def apply(conn: sqlite3.Connection) -> None:
-            if workflow is None:
-                sqlite_forget(conn, items)
-            else:
-                conn.execute(
-                    f"DELETE FROM cancel_keys WHERE workflow = ? AND run_id IN ({_marks(len(items))})",
-                    [workflow, *items],
-                )
-
-        await self._transact(apply)
 
 
 class PgCancelKeys(PgPart):
@@ -146,12 +118,3 @@ class PgCancelKeys(PgPart):
             )
             found.update(r[0] for r in rows)
         return sorted(found)
-
-    async def remove_cancel_keys(self, run_ids: Collection[str], workflow: str | None = None) -> None:
-        if run_ids:
-            await self._fetch(
-                "DELETE FROM wayline.cancel_keys "
-                "WHERE run_id = ANY($1::text[]) AND ($2::text IS NULL OR workflow = $2)",
-                list(run_ids),
-                workflow,
-            )

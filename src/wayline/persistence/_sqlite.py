@@ -141,7 +141,7 @@ class SQLiteStore(SingleOwner):
         self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path, lambda: self.sealer)
         self.events = SQLiteEvents(self._fetch, self._writes.transact, lambda: self.sealer)
         self.flow = SQLiteFlow(self._fetch, self._writes.transact)
-        self.cancel_keys = SQLiteCancelKeys(self._fetch, self._writes.transact)
+        self.cancel_keys = SQLiteCancelKeys(self._fetch)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))
 

@@ -166,26 +166,22 @@ class Canceller:
         if not run_ids:
             return ()
         reason = f"cancelled by event {record.name!r} (id {record.event_id})"
-        done = await asyncio.gather(*(self._cancel(run_id, record, reason) for run_id in run_ids))
-        return tuple(run_id for run_id, ok in zip(run_ids, done, strict=True) if ok)
+        # Side by side (each waits until its run has taken the cancel in); a failure (the
+        # store) stops the others and leaves the event undispatched, to be dispatched again.
+        async with asyncio.TaskGroup() as group:
+            tasks = [group.create_task(self._cancel(run_id, record, reason)) for run_id in run_ids]
+        return tuple(run_id for run_id, task in zip(run_ids, tasks, strict=True) if task.result())
 
     async def _cancel(self, run_id: str, record: EventRecord, reason: str) -> bool:
-        assert self._table is not None
         rec = await self._store.get_run(run_id)
-        if rec is None:
-            return False  # being created (its keys are written first), or its creation crashed
-        if rec.status.finished:
-            await self._table.remove_cancel_keys([run_id])
-            return False
+        if rec is None or rec.status.finished:
+            return False  # purged, or ended, since its keys were read
         if rec.created_at > record.accepted_at:
             return False  # created after the event was accepted: a late dispatch does not reach it
         if rec.metadata.get("wayline.event_id") == record.event_id and rec.created_at >= record.accepted_at:
             return False  # this event started it (an id reused after the dedup window is another event)
         try:
             await cancel(self._store, self._clock, self._runs, run_id, reason)
-        except RunAlreadyFinishedError:
-            await self._table.remove_cancel_keys([run_id])
-            return False
-        except RunNotFoundError:  # purged meanwhile
-            return False
+        except (RunAlreadyFinishedError, RunNotFoundError):
+            return False  # ended (or purged) meanwhile
         return True
