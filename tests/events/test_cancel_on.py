@@ -220,10 +220,13 @@ async def test_a_match_function_that_raises_refuses_the_start_with_its_reason() 
     async def fussy(ctx: RunContext, i: dict[str, Any]) -> None:
         return None
 
-    async with open_runtime(":memory:", workflows=[fussy], clock=VirtualClock()) as rt:
+    async with open_runtime(":memory:", workflows=[fussy, order], clock=VirtualClock()) as rt:
         with pytest.raises(FlowSpecError, match=r"workflow 'fussy' \(run 'f'\): the match= function for 'k'"):
             await rt.start(fussy, {}, run_id="f")
         assert await rt.store.get_run("f") is None
+        with pytest.raises(FlowSpecError, match="at most 1024 with the paths"):
+            await rt.start(order, {"order_id": "x" * 2000}, run_id="big")
+        assert await rt.store.get_run("big") is None
 
 
 def test_bad_cancel_on_declarations_are_refused_precisely() -> None:

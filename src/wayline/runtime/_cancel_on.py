@@ -50,6 +50,10 @@ from ._workflows import Registry, Workflow
 
 log = logging.getLogger("wayline.events")
 
+#: The largest cancel key (paths and values, as JSON): an index row must stay small (and
+#: PostgreSQL refuses index rows above about 2.7 kB).
+MAX_KEY_SIZE = 1024
+
 
 def cancel_entries(wf: Workflow | None) -> tuple[EventTrigger, ...]:
     """``wf``'s ``cancel_on`` entries (none for an unknown workflow)."""
@@ -70,7 +74,8 @@ def keys_of(wf: Workflow, source: Any, run_id: str) -> list[CancelKey]:
     """The cancel keys of a run of ``wf`` whose input (or event data) is ``source``.
 
     Raises:
-        FlowSpecError: a ``match`` function raised for this input.
+        FlowSpecError: a ``match`` function raised for this input, or the values are too
+            large to index.
     """
     keys = []
     for entry in cancel_entries(wf):
@@ -81,7 +86,16 @@ def keys_of(wf: Workflow, source: Any, run_id: str) -> list[CancelKey]:
                 break
             wanted[path] = value
         else:
-            keys.append(cancel_key(entry.event, wanted))
+            key = cancel_key(entry.event, wanted)
+            if len(key.paths) + len(key.vals) > MAX_KEY_SIZE:
+                raise FlowSpecError(
+                    wf.name,
+                    f"cancel_on {entry!r}: the values its match reads from this input take "
+                    f"{len(key.vals)} characters as JSON; at most {MAX_KEY_SIZE} with the paths "
+                    "(match on ids, not on whole documents)",
+                    run_id=run_id,
+                )
+            keys.append(key)
     return keys
 
 
