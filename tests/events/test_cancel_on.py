@@ -227,6 +227,10 @@ async def test_a_match_function_that_raises_refuses_the_start_with_its_reason() 
         with pytest.raises(FlowSpecError, match="at most 1024 with the paths"):
             await rt.start(order, {"order_id": "x" * 2000}, run_id="big")
         assert await rt.store.get_run("big") is None
+    bad = StateMachine(MACHINE, name="m", cancel_on=["x"])  # checked when a runtime registers it
+    with pytest.raises(InvalidArgumentError, match=r"StateMachine 'm'.*cancel_on.*on_event\(name, match=...\)"):
+        async with open_runtime(":memory:", workflows=[bad]):
+            pass
 
 
 def test_bad_cancel_on_declarations_are_refused_precisely() -> None:
