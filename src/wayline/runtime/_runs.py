@@ -344,6 +344,12 @@ class Runs:
         """
         if run_id in self._refs:
             return
+        # Its cancel keys travel in its metadata, indexed by the store with the run itself
+        # (worked out first: a match function that fails refuses the start before a rate
+        # limit counts it).
+        cancel_keys = cancel_metadata(wf, input, subject, run_id)
+        if cancel_keys:
+            metadata = {**(metadata or {}), **cancel_keys}
         spec = wf.flow if self.flow.enabled else None
         if spec is not None and spec.rate_limit is not None:  # a run counts once, however often it is started
             await self.flow.take_rate(spec, input if subject is None else subject, run_id)  # or RateLimitedError
@@ -352,10 +358,6 @@ class Runs:
         if spec is not None:
             labels = self.flow.labels(spec, input if subject is None else subject, run_id)
             metadata = {**(metadata or {}), **labels}
-        # Its cancel keys travel in its metadata: indexed by the store with the run itself.
-        cancel_keys = cancel_metadata(wf, input, subject, run_id)
-        if cancel_keys:
-            metadata = {**(metadata or {}), **cancel_keys}
         now = self.clock.time()
         span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
