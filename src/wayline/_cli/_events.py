@@ -40,7 +40,10 @@ async def events_send(opts: Options, name: str, data: str, event_id: str | None,
     if sent.duplicate:
         print(f"event {sent.id} is a duplicate of event #{sent.seq}: nothing was stored or started")
     else:
-        print(f"event #{sent.seq} {name} accepted (id {sent.id}); the worker starts the runs it triggers")
+        print(
+            f"event #{sent.seq} {name} accepted (id {sent.id}); the worker starts the runs it triggers "
+            "and cancels the runs its cancel_on matches"
+        )
     return OK
 
 

@@ -9,6 +9,17 @@ are also the public `wayline.history` module, which is where users meet them.
 from typing import TYPE_CHECKING, Any
 
 from ._blobs import PayloadLimits as PayloadLimits
+from ._cancel_keys import (
+    META_KEY as CANCEL_KEYS_ENTRY,
+    NOT_FOUND as PATH_NOT_FOUND,
+    CancelCandidate as CancelCandidate,
+    CancelKey as CancelKey,
+    CancelKeyStore as CancelKeyStore,
+    cancel_key as cancel_key,
+    candidate as cancel_candidate,
+    encode_keys as encode_cancel_keys,
+    path_value as path_value,
+)
 from ._codec import UnreadableMessage as UnreadableMessage, decode_any as decode_any, encode as encode
 from ._crypto import KeyRing as KeyRing, Sealer as Sealer
 from ._events import (
@@ -131,9 +142,11 @@ def __getattr__(name: str) -> Any:
 
 
 __all__ = (
+    "CANCEL_KEYS_ENTRY",
     "DEDUP_WINDOW",
     "EVENT_WAKE",
     "OVERLAP_POLICIES",
+    "PATH_NOT_FOUND",
     "UNFINISHED",
     "WAIT_FOR_STORE",
     "Accepted",
@@ -149,6 +162,9 @@ __all__ = (
     "CallbackMessage",
     "CallbackWait",
     "CallbackWaiting",
+    "CancelCandidate",
+    "CancelKey",
+    "CancelKeyStore",
     "CancelMessage",
     "CancelRequest",
     "ChildDone",
@@ -213,13 +229,17 @@ __all__ = (
     "UpdateWait",
     "Wait",
     "WorkerInfo",
+    "cancel_candidate",
+    "cancel_key",
     "decode_any",
     "encode",
     "encode_body",
+    "encode_cancel_keys",
     "event_payload",
     "event_wait_key",
     "event_wake_message",
     "matches_event",
+    "path_value",
     "secret_dec_hook",
     "secret_ext_hook",
 )

@@ -12,6 +12,7 @@ from typing import Any
 
 from .._errors import StoreError
 from ._blobs import Offloader, PayloadLimits
+from ._cancel_keys import MemoryCancelKeys
 from ._codec import decode_history, decode_inbox_rows, decode_record, encode_stored
 from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_sealed
 from ._events_memory import MemoryEvents
@@ -43,6 +44,7 @@ class MemoryStore(SingleOwner):
         self.schedules = MemorySchedules(self._check, lambda: self.sealer)
         self.events = MemoryEvents(self._check, self.append_inbox, lambda: self.sealer)
         self.flow = MemoryFlow(self._check)
+        self.cancel_keys = MemoryCancelKeys(self._check)
 
     @property
     def pending(self) -> int:
@@ -73,6 +75,7 @@ class MemoryStore(SingleOwner):
             return self._decode(existing)
         self._runs[record.run_id] = snap
         self._history[record.run_id] = [rows] if rows is not None else []
+        self.cancel_keys.written(record, True)
         if data is not None:
             self._inbox_seq += 1
             self._inbox[self._inbox_seq] = (record.run_id, data)
@@ -86,6 +89,7 @@ class MemoryStore(SingleOwner):
         snap, rows = encode_sealed(self.sealer, record, events, self._encode)
         if record.status.finished:
             self.payloads.run_ended(record.run_id)
+        self.cancel_keys.written(record, False)
         return self._commit(record.run_id, snap, rows, tuple(consumed), record.status.finished, record.history_seq)
 
     def _encode(self, record: RunRecord, events: list[AnyEvent]) -> tuple[bytes, bytes | None]:
@@ -140,6 +144,7 @@ class MemoryStore(SingleOwner):
         picked = [r.run_id for r in found[:limit]]
         if not dry_run:
             await asyncio.sleep(0)
+            self.cancel_keys.forget(picked)
             for run_id in picked:
                 self._runs.pop(run_id, None)
                 self._history.pop(run_id, None)

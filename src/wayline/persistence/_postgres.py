@@ -33,6 +33,7 @@ from .._errors import (
     StoreError,
 )
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
+from ._cancel_keys_sql import PgCancelKeys
 from ._codec import (
     ENCODE_ERRORS,
     decode_history,
@@ -147,6 +148,7 @@ class PostgresStore:
         self.schedules = PgSchedules(self._with_connection, self.display_url, lambda: self.sealer)
         self.events = PgEvents(self._with_connection, lambda: self.sealer)
         self.flow = PgFlow(self._with_connection)
+        self.cancel_keys = PgCancelKeys(self._with_connection)
 
     # --- connections ---------------------------------------------------------------------
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 
 from .._errors import SchemaVersionError
+from ._cancel_keys_sql import PG_MIGRATION as CANCEL_KEYS
 from ._events_postgres import MIGRATION as EVENTS
 from ._flow_postgres import MIGRATION as FLOW
 from ._schedules_postgres import MIGRATION as SCHEDULES
@@ -134,6 +135,8 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 5: events (`_events`) and flow control (`_flow`), as SQLite's migration 8.
     (*EVENTS, *FLOW),
+    # 6: the runs an event may cancel (`_cancel_keys`), as SQLite's migration 9.
+    CANCEL_KEYS,
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

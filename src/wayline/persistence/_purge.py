@@ -1,11 +1,12 @@
 """Purging finished runs: what a purge deletes, in one transaction per batch.
 
 A purged run goes with everything that is only its own: its row (and with it, by trigger,
-its metadata index rows), its history, inbox messages left for it, its references to blobs,
-and the blobs that no run refers to any more. Callback tokens are not stored apart (a run's
-snapshot holds their digests), so they go with the run. Runs are chosen among the finished
-ones by creation time (indexed), then kept only if they *ended* before the cutoff (a run
-ends after it is created, so the index range holds every run that qualifies).
+its metadata index rows), its history, inbox messages left for it, its cancel keys
+(`_cancel_keys`), its references to blobs, and the blobs that no run refers to any more.
+Callback tokens are not stored apart (a run's snapshot holds their digests), so they go with
+the run. Runs are chosen among the finished ones by creation time (indexed), then kept only
+if they *ended* before the cutoff (a run ends after it is created, so the index range holds
+every run that qualifies).
 """
 
 from __future__ import annotations
@@ -74,6 +75,7 @@ def sqlite_purge(
         conn.execute(f"DELETE FROM run_blobs WHERE run_id IN ({ids})", chunk)
         conn.execute(f"DELETE FROM history WHERE run_id IN ({ids})", chunk)
         conn.execute(f"DELETE FROM inbox WHERE run_id IN ({ids})", chunk)
+        conn.execute(f"DELETE FROM cancel_keys WHERE run_id IN ({ids})", chunk)
         conn.execute(f"DELETE FROM runs WHERE run_id IN ({ids})", chunk)
     for chunk in chunks(sorted(digests), 500):
         conn.execute(
@@ -95,6 +97,7 @@ WITH
 gone_runs AS (DELETE FROM wayline.runs WHERE run_id = ANY($1::text[]) AND status = ANY($2::text[]) RETURNING run_id),
 gone_hist AS (DELETE FROM wayline.history WHERE run_id IN (SELECT run_id FROM gone_runs)),
 gone_inbox AS (DELETE FROM wayline.inbox WHERE run_id IN (SELECT run_id FROM gone_runs)),
+gone_cancel AS (DELETE FROM wayline.cancel_keys WHERE run_id IN (SELECT run_id FROM gone_runs)),
 gone_refs AS (DELETE FROM wayline.run_blobs WHERE run_id IN (SELECT run_id FROM gone_runs) RETURNING digest),
 gone_blobs AS (
     DELETE FROM wayline.blobs b WHERE b.digest IN (SELECT digest FROM gone_refs)

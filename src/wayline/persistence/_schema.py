@@ -7,6 +7,7 @@ add a new one.
 
 from __future__ import annotations
 
+from ._cancel_keys_sql import SQLITE_MIGRATION as CANCEL_KEYS
 from ._events_sqlite import MIGRATION as EVENTS
 from ._flow_sqlite import MIGRATION as FLOW
 from ._schedules_sqlite import MIGRATION as SCHEDULES
@@ -112,6 +113,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # of runs waiting for one; and flow control (`_flow`): queued runs and the slots of
     # concurrency limits.
     (*EVENTS, *FLOW),
+    # 9: the runs an event may cancel (`_cancel_keys`: ``@workflow(cancel_on=...)``).
+    CANCEL_KEYS,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)
@@ -127,5 +130,6 @@ REQUIRED_TABLES = frozenset(
         "events",
         "event_ids",
         "event_waits",
+        "cancel_keys",
     }
 )

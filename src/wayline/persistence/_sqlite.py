@@ -22,6 +22,7 @@ from opentelemetry.metrics import MeterProvider
 
 from .._errors import DatabaseCorruptError, EncryptionKeyError, SecretDecryptError, StoreError
 from ._blobs import Offload, Offloader, PayloadLimits, has_refs, hydrate
+from ._cancel_keys_sql import SQLiteCancelKeys
 from ._codec import (
     ENCODE_ERRORS,
     decode_history,
@@ -140,6 +141,7 @@ class SQLiteStore(SingleOwner):
         self.schedules = SQLiteSchedules(self._fetch, self._writes.transact, self.path, lambda: self.sealer)
         self.events = SQLiteEvents(self._fetch, self._writes.transact, lambda: self.sealer)
         self.flow = SQLiteFlow(self._fetch, self._writes.transact)
+        self.cancel_keys = SQLiteCancelKeys(self._fetch)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))
 

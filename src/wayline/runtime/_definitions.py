@@ -21,7 +21,7 @@ from ._flow_spec import Concurrency, FlowSpec, RateLimit, Singleton, check_key_f
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
-from ._triggers import EventTrigger, check_triggers
+from ._triggers import EventTrigger, check_cancel_on, check_triggers
 from ._vars import VarsSchema
 
 P = ParamSpec("P")
@@ -237,6 +237,7 @@ class WorkflowDef(Generic[I, R]):
         idempotency_key: Callable[[Any], Any] | None = None,
         on_failure: WorkflowDef[Any, Any] | None = None,
         rate_limit: RateLimit | None = None,
+        cancel_on: Sequence[EventTrigger] | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -259,6 +260,8 @@ class WorkflowDef(Generic[I, R]):
         self.validators = _check_validators(name, validators or {})
         #: The events that start its runs (``triggers=[on_event(...)]``).
         self.triggers = check_triggers(f"@workflow {name!r}", triggers)
+        #: The events that cancel its unfinished runs (``cancel_on=[on_event(..., match=...)]``).
+        self.cancel_on = check_cancel_on(f"@workflow {name!r}", cancel_on)
         #: Its flow control (``concurrency=``, ``priority=``), None without.
         controlled = any(x is not None for x in (concurrency, priority, singleton, rate_limit))
         self.flow = FlowSpec(name, concurrency, priority, singleton, rate_limit) if controlled else None
@@ -395,6 +398,7 @@ def workflow(
     idempotency_key: Callable[[Any], Any] | None = None,
     on_failure: WorkflowDef[Any, Any] | None = None,
     rate_limit: RateLimit | None = None,
+    cancel_on: Sequence[EventTrigger] | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -413,6 +417,7 @@ def workflow(
     idempotency_key: Callable[[Any], Any] | None = None,
     on_failure: WorkflowDef[Any, Any] | None = None,
     rate_limit: RateLimit | None = None,
+    cancel_on: Sequence[EventTrigger] | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -447,6 +452,11 @@ def workflow(
     registered workflow) is started, as ``"<handler>@failure:<run id>"`` with ``{"run_id",
     "workflow", "error", "cause", "input"}``, when a run fails for good. ``rate_limit``
     (`RateLimit`) drops starts beyond a number per period and key (`RateLimitedError`).
+
+    ``cancel_on`` (``[on_event("order/cancelled", match="order_id")]``) cancels the
+    unfinished runs whose input ``match`` relates to an event ``rt.send_event`` accepts (see
+    `on_event`): a QUEUED run ends CANCELLED without starting, any other as ``rt.cancel``
+    ends it, with the reason ``"cancelled by event '<name>' (id <id>)"``.
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
@@ -465,6 +475,7 @@ def workflow(
             idempotency_key=idempotency_key,
             on_failure=on_failure,
             rate_limit=rate_limit,
+            cancel_on=cancel_on,
         )
 
     return wrap(fn) if fn is not None else wrap

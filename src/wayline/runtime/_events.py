@@ -1,12 +1,15 @@
 """Accepting events and dispatching them: the runs they start, the runs they wake.
 
 ``rt.send_event`` commits the event (claiming its id, in one transaction) before anything
-else, then dispatches it: every registered workflow with a trigger that fires starts a run
+else, then dispatches it: the unfinished runs whose ``cancel_on`` it matches are cancelled
+(`_cancel_on`, before anything starts, so it never cancels a run it starts), every
+registered workflow with a trigger that fires starts a run
 ``"<workflow>@event:<seq>"`` with the event as its input, and every run whose
 ``ctx.wait_for_event`` is indexed for it gets a wake-up in its durable inbox. Then the event
 is marked dispatched. A crash before that mark leaves it for `Events.poll_once`, which runs
-at open and on every beat of the inbox poller: both steps are idempotent (a run id starts
-one run; a wake-up is only a hint, the woken run reads the events table).
+at open and on every beat of the inbox poller: every step is idempotent (a cancel finds an
+ended run ended; a run id starts one run; a wake-up is only a hint, the woken run reads the
+events table).
 """
 
 from __future__ import annotations
@@ -14,7 +17,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Mapping, Sequence
-from typing import Any, Protocol
+from typing import Any, NamedTuple, Protocol
 
 import msgspec
 
@@ -41,6 +44,7 @@ from ..persistence import (
     event_wake_message as wake_message,
 )
 from . import _checks as check
+from ._cancel_on import Canceller
 from ._flow_spec import idempotent_run_id
 from ._inbox import Mailboxes, deliver, signal
 from ._metadata import check_metadata
@@ -61,6 +65,9 @@ class EventSent(msgspec.Struct, frozen=True, kw_only=True):
             (24 hours by default); this one was not stored and started nothing.
         rate_limited: the workflows whose trigger fired but whose `RateLimit` dropped the
             start (no run of theirs started).
+        cancelled_run_ids: the runs it cancelled (``@workflow(cancel_on=...)``), each having
+            taken the cancel in (a QUEUED one: ended). Empty when a client (a runtime opened
+            with ``worker=False``) sent it: a worker cancels them, as it starts its runs.
     """
 
     id: str
@@ -68,6 +75,7 @@ class EventSent(msgspec.Struct, frozen=True, kw_only=True):
     run_ids: tuple[str, ...] = ()
     duplicate: bool = False
     rate_limited: tuple[str, ...] = ()
+    cancelled_run_ids: tuple[str, ...] = ()
 
 
 class Starter(Protocol):
@@ -98,6 +106,15 @@ def as_event(record: EventRecord) -> Event:
         seq=record.seq,
         metadata=record.metadata,
     )
+
+
+class Dispatched(NamedTuple):
+    """What dispatching an event did: the runs it started, the workflows whose rate limit
+    dropped a start, the runs it cancelled."""
+
+    started: tuple[str, ...] = ()
+    limited: tuple[str, ...] = ()
+    cancelled: tuple[str, ...] = ()
 
 
 def triggered_run_id(workflow: str, seq: int) -> str:
@@ -132,9 +149,11 @@ class Events:
         # idempotent work, but a rate limit would see the start twice).
         self._dispatching: set[int] = set()
         self._unreadable: set[str] = set()  # why undispatched events could not be read, as logged
-        self._triggered = {
-            trigger.event for wf in registry.newest() for trigger in triggers_of(wf)
-        }  # names any trigger here listens to
+        self._canceller = Canceller(store, clock, registry, runs)
+        # Names any trigger or cancel_on here listens to: their events are dispatched by the
+        # owner, not settled when accepted.
+        self._triggered = {trigger.event for wf in registry.newest() for trigger in triggers_of(wf)}
+        self._triggered |= self._canceller.names
 
     @property
     def table(self) -> EventStore:
@@ -179,30 +198,42 @@ class Events:
                 continue
             for run_id, inbox_seq in acc.woken or ():
                 await deliver(self._runs, run_id, inbox_seq, wake_message(acc.seq, ev, now))
-            run_ids: tuple[str, ...] = ()
-            limited: tuple[str, ...] = ()
+            done = Dispatched()
             if not ev.settled or acc.woken is None:
                 record = await self.table.get(acc.seq)
                 if record is not None:
-                    run_ids, limited = await self.dispatch(record, wake=acc.woken is None)
+                    done = await self.dispatch(record, wake=acc.woken is None)
                 if self._owner:
                     dispatched.append(acc.seq)
-            out.append(EventSent(id=ev.event_id, seq=acc.seq, run_ids=run_ids, rate_limited=limited))
+            out.append(
+                EventSent(
+                    id=ev.event_id,
+                    seq=acc.seq,
+                    run_ids=done.started,
+                    rate_limited=done.limited,
+                    cancelled_run_ids=done.cancelled,
+                )
+            )
         await self.table.mark_dispatched(dispatched)
         return out
 
-    async def dispatch(self, record: EventRecord, *, wake: bool = True) -> tuple[tuple[str, ...], tuple[str, ...]]:
-        """Start the runs ``record`` triggers and (``wake``) wake the runs waiting for it;
-        idempotent: a run id starts one run, and a wake-up answers one indexed wait. The
-        run ids started, and the workflows whose rate limit dropped their start.
+    async def dispatch(self, record: EventRecord, *, wake: bool = True) -> Dispatched:
+        """Cancel the runs ``record`` matches in their ``cancel_on``, start the runs it
+        triggers and (``wake``) wake the runs waiting for it; idempotent: a cancel finds an
+        ended run ended, a run id starts one run, and a wake-up answers one indexed wait.
+
+        Runs are cancelled before any is started: an event does not cancel the runs it
+        starts.
 
         A workflow whose key, priority or idempotency function fails for this event starts
         no run; that is logged, and the other workflows' runs start.
         """
         started: list[str] = []
         limited: list[str] = []
+        cancelled: tuple[str, ...] = ()
         if self._owner and record.name in self._triggered:
             event = as_event(record)
+            cancelled = await self._canceller.cancel_for(record, event)
             for wf in self._registry.newest():
                 if any(_fires(wf, t, event) for t in triggers_of(wf)):
                     try:
@@ -211,8 +242,9 @@ class Events:
                         limited.append(wf.name)
                     except FlowSpecError as exc:
                         log.error("event %s starts no run of workflow %r: %s", record.seq, wf.name, exc)
+        done = Dispatched(tuple(started), tuple(limited), cancelled)
         if not wake:
-            return tuple(started), tuple(limited)
+            return done
         payload = event_payload(
             record.seq, record.name, record.event_id, record.ts, record.data, record.metadata
         )  # fmt: skip
@@ -221,7 +253,7 @@ class Events:
                 await signal(self._store, self._clock, self._runs, run_id, WAKE + record.name, payload)
             except (RunAlreadyFinishedError, RunNotFoundError):
                 await self.table.remove_waits([run_id])
-        return tuple(started), tuple(limited)
+        return done
 
     async def _start(self, wf: Workflow, record: EventRecord, event: Event) -> str:
         key = getattr(wf, "idempotency_key", None)

@@ -46,6 +46,7 @@ from ..persistence import (
     UpdateAnswered,
 )
 from . import _failure as failure, _inbox as inbox
+from ._cancel_on import cancel_metadata
 from ._flow import GROUP_KEY as FLOW_GROUP, Flow
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
@@ -343,6 +344,12 @@ class Runs:
         """
         if run_id in self._refs:
             return
+        # Its cancel keys travel in its metadata, indexed by the store with the run itself
+        # (worked out first: a match function that fails refuses the start before a rate
+        # limit counts it).
+        cancel_keys = cancel_metadata(wf, input, subject, run_id)
+        if cancel_keys:
+            metadata = {**(metadata or {}), **cancel_keys}
         spec = wf.flow if self.flow.enabled else None
         if spec is not None and spec.rate_limit is not None:  # a run counts once, however often it is started
             await self.flow.take_rate(spec, input if subject is None else subject, run_id)  # or RateLimitedError

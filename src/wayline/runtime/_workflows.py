@@ -20,7 +20,7 @@ from .._errors import (
 )
 from ._definitions import WorkflowDef
 from ._flow_spec import FlowSpec
-from ._triggers import check_triggers
+from ._triggers import check_cancel_on, check_triggers
 from ._versions import StateMachineAlias, newest, version_key
 from .asl import ResourceError, StateMachine
 
@@ -42,6 +42,7 @@ class AslWorkflow:
         # Whether its runs can wait on child runs, which a cancel of the run must cancel too.
         self.waits_on_children = machine.waits_on_children
         self.triggers = check_triggers(f"StateMachine {machine.name!r}", machine.triggers)
+        self.cancel_on = check_cancel_on(f"StateMachine {machine.name!r}", machine.cancel_on)
         self.flow: FlowSpec | None = None  # state machines take no flow control (yet)
         self.idempotency_key = None
         self.on_failure = None

@@ -42,6 +42,8 @@ class StateMachine:
             By default its ``max_length`` is at least four times ``max_payload_bytes``.
         triggers: ``[on_event(name, where=...)]``: each matching event ``rt.send_event``
             accepts starts a run, with the event (as a dict) as its input.
+        cancel_on: ``[on_event(name, match=...)]``: each matching event cancels the
+            unfinished runs its ``match`` relates it to (see ``wayline.on_event``).
 
     Raises:
         AslDefinitionError: The definition is invalid; ``problems`` lists each problem with
@@ -60,6 +62,7 @@ class StateMachine:
         max_payload_bytes: int = 262144,
         expression_budget: ExpressionBudget | None = None,
         triggers: Sequence[Any] | None = None,
+        cancel_on: Sequence[Any] | None = None,
     ) -> None:
         if isinstance(definition, str):
             try:
@@ -90,6 +93,8 @@ class StateMachine:
         self._items: dict[str, StateMachine] = {}
         # ``[on_event(...)]``: events that start its runs (checked when a runtime registers it).
         self.triggers: tuple[Any, ...] = tuple(triggers or ())
+        # ``[on_event(..., match=...)]``: events that cancel its runs (checked likewise).
+        self.cancel_on: tuple[Any, ...] = tuple(cancel_on or ())
 
     def publish(self, version: str) -> StateMachine:
         """This machine as a published version: the same name, definition, resources and
@@ -107,6 +112,7 @@ class StateMachine:
             max_payload_bytes=self.max_payload_bytes,
             expression_budget=self.expression_budget,
             triggers=self.triggers,
+            cancel_on=self.cancel_on,
         )
 
     @property
