@@ -19,7 +19,7 @@ ENV_VAR = "WAYLINE_ENCRYPTION_KEY"
 
 
 def _rows(done: KeyRotation) -> int:
-    return done.snapshots + done.history_rows + done.inbox_messages + done.events + done.schedules
+    return done.snapshots + done.history_rows + done.inbox_messages + done.events + done.schedules + done.blobs
 
 
 async def keys_rotate(opts: Options, batch_size: int) -> int:
@@ -49,6 +49,7 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
                 "inbox_messages": result.inbox_messages,
                 "events": result.events,
                 "schedules": result.schedules,
+                "blobs": result.blobs,
                 "raced": result.raced,
                 "failed": [{"run_id": r, "reason": why} for r, why in result.failed],
             }
@@ -64,6 +65,7 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
                 if result.inbox_messages or result.events or result.schedules
                 else ""
             )
+            + (f", and {result.blobs} large values in the blob table" if result.blobs else "")
             + (f" ({result.raced} rows were written by their run meanwhile, with that key)" if result.raced else "")
         )
         for run_id, why in result.failed:

@@ -13,8 +13,18 @@ Then, the same way (a batch read, then a compare-and-set write of the rows that 
 rows stored outside any run's snapshot and history: inbox messages, events' data and
 schedules' inputs (`Rows`).
 
-Not rotated: values offloaded to the blob table (`._blobs`) under ``encrypt_payloads=True``
-(they keep their key until their run writes them again; keep the old key until such runs end).
+Values offloaded to the blob table (`._blobs`) are rotated with their run's batch, after its
+snapshots and history rows: a blob holds a value sealed for one slot of one run (its
+associated data names the run and the field), so the slot that refers to it (``vars['k']``,
+``input``, ``result of step #3``...) says how to open it and seal it again. A blob keeps its
+address: the digest was taken over the encoding first stored and from then on only names the
+blob (nothing checks it against the data), so the references in snapshots and history, and
+``run_blobs``, stay as they are, and the rewrite is a compare-and-set on the blob's bytes like
+the others. Dedup is not lost by it: an encrypted value is never shared between runs (its
+associated data binds it to one), and a run that checkpoints the same ciphertext again (its
+sealer's cache) finds the blob stored under the same digest, now holding the same value under
+the new key. Each batch commits on its own, so a rotation that stops half-way leaves every blob
+under either key, readable with both, and running it again finishes the rest.
 """
 
 from __future__ import annotations
@@ -25,8 +35,9 @@ from typing import Any
 import msgspec
 
 from .._errors import EncryptionKeyError, SecretDecryptError
-from ._codec import decode_events, decode_inbox, decode_record, store_encode
-from ._crypto import Sealer, may_hold_sealed
+from ._blobs import BLOB_KEY, has_refs, is_blob_ref
+from ._codec import decode_any, decode_events, decode_inbox, decode_record, store_encode
+from ._crypto import Sealer, event_slot, may_hold_sealed
 from ._events import data_field, decode_body
 from ._records import AnyEvent, RunRecord
 from ._schedules import decode_stored_schedule, input_field
@@ -44,6 +55,7 @@ class KeyRotation(msgspec.Struct, kw_only=True):
         inbox_messages: inbox messages re-encrypted.
         events: events whose data was re-encrypted.
         schedules: schedules whose input was re-encrypted.
+        blobs: large values in the blob table re-encrypted.
         raced: rows a run's own checkpoint (or a schedule's fire, or a consumed message) wrote
             or deleted meanwhile (what it wrote is under the current key).
         failed: ``(run_id, reason)`` for rows left as they were (the run id empty for an
@@ -57,6 +69,7 @@ class KeyRotation(msgspec.Struct, kw_only=True):
     inbox_messages: int = 0
     events: int = 0
     schedules: int = 0
+    blobs: int = 0
     raced: int = 0
     failed: list[tuple[str, str]] = []
 
@@ -153,6 +166,77 @@ def reseal_schedule(sealer: Sealer, data: bytes) -> bytes | None:
         return None
     sealed = _like(sealer, isinstance(record.input, SealedPayload)).seal_loose(opened, field)
     return store_encode(msgspec.structs.replace(record, input=sealed))
+
+
+def _blob_ref(value: Any) -> str | None:
+    return value[BLOB_KEY] if is_blob_ref(value) else None
+
+
+def blob_slots(
+    run_id: str, record: RunRecord | None, events: Sequence[AnyEvent], out: dict[str, tuple[str, str]]
+) -> None:
+    """Add to ``out`` each blob that ``record`` or ``events`` of run ``run_id`` refer to, with
+    ``(run_id, field)``: the slot whose value it holds (offloading replaces a slot's value
+    whole, after sealing, so a reference is always a slot's value itself)."""
+    slots: list[tuple[Any, str]] = []
+    if record is not None:
+        slots += [(record.input, "input"), (record.output, "output"), (record.state, "state")]
+        slots += [(v, f"vars[{k!r}]") for k, v in record.vars.items()]
+        events = [*record.tail, *events]
+    for event in events:
+        slot = event_slot(event)
+        if slot is not None:
+            slots.append((getattr(event, slot[0]), slot[1]))
+    for value, field in slots:
+        digest = _blob_ref(value)
+        if digest is not None:
+            out.setdefault(digest, (run_id, field))
+
+
+def reseal_blob(sealer: Sealer, run_id: str, field: str, data: bytes) -> bytes | None:
+    """A blob holding the value of ``field`` of run ``run_id``, re-encrypted with the current
+    key; None when nothing needs it."""
+    if not may_hold_sealed(data):
+        return None
+    value = decode_any(data)
+    seen: set[str] = set()
+    opened = sealer.open_value(value, run_id, field, seen)
+    if not seen - {sealer.keys.current}:
+        return None
+    return store_encode(_like(sealer, isinstance(value, SealedPayload)).seal_value(opened, run_id, field))
+
+
+class BlobTable(msgspec.Struct, frozen=True):
+    """A store's blob table, for `rotate`.
+
+    Attributes:
+        read: digests -> ``{digest: data}`` of those stored.
+        write: ``[(digest, old, new)]`` -> blobs written (compare-and-set on ``old``).
+    """
+
+    read: Callable[[list[str]], Awaitable[dict[str, bytes]]]
+    write: Callable[[list[tuple[str, bytes, bytes]]], Awaitable[int]]
+
+
+async def _rotate_blobs(sealer: Sealer, blobs: BlobTable, slots: dict[str, tuple[str, str]], out: KeyRotation) -> None:
+    if not slots:
+        return
+    found = await blobs.read(sorted(slots))
+    changes: list[tuple[str, bytes, bytes]] = []
+    for digest, data in sorted(found.items()):
+        run_id, field = slots[digest]
+        data = bytes(data)
+        try:
+            new = reseal_blob(sealer, run_id, field, data)
+        except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
+            out.failed.append((run_id, f"blob {digest[:12]} ({field}): {exc}"))
+            continue
+        if new is not None:
+            changes.append((digest, data, new))
+    if changes:
+        written = await blobs.write(changes)
+        out.raced += len(changes) - written
+        out.blobs += written
 
 
 #: One row of `Rows`: its key, its data, (run id or "", what it is), and its data re-encrypted.
@@ -267,9 +351,11 @@ async def rotate(
     progress: Callable[[KeyRotation], Any] | None = None,
     wrap: Callable[[Write], Write] | None = None,
     rows: Sequence[Rows] = (),
+    blobs: BlobTable | None = None,
 ) -> KeyRotation:
     """Re-encrypt every stored run with ``sealer``'s current key, ``batch_size`` runs a batch
-    (one read and one short write transaction each, so checkpoints go on in between).
+    (one read and one short write transaction each, so checkpoints go on in between), with
+    the blobs the batch's runs refer to (``blobs``: a store that offloads large values).
     ``wrap`` wraps each batch's write (`wayline.testing.FaultInjectingStore` counts them)."""
     if wrap is not None:
         write = wrap(write)
@@ -289,8 +375,11 @@ async def rotate(
             break
         after = found[-1][0]
         out.runs += len(found)
+        slots: dict[str, tuple[str, str]] = {}
         snaps: list[tuple[str, bytes, bytes]] = []
         for run_id, data in found:
+            if blobs is not None and has_refs(data):
+                _collect(run_id, data, None, slots, out)
             try:
                 new = reseal_snapshot(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -300,6 +389,8 @@ async def rotate(
                 snaps.append((run_id, data, new))
         hist: list[tuple[str, int, bytes, bytes]] = []
         for run_id, seq, data in await read_history([r for r, _ in found]):
+            if blobs is not None and has_refs(data):
+                _collect(run_id, data, seq, slots, out)
             try:
                 new = reseal_events(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -312,8 +403,22 @@ async def rotate(
             out.raced += len(snaps) - n_snaps + len(hist) - n_hist
             out.snapshots += n_snaps
             out.history_rows += n_hist
+        if blobs is not None:
+            await _rotate_blobs(sealer, blobs, slots, out)
         if progress is not None:
             progress(out)
     for table in rows:
         await _rotate_rows(sealer, table, out, batch_size, progress)
     return out
+
+
+def _collect(run_id: str, data: bytes, seq: int | None, slots: dict[str, tuple[str, str]], out: KeyRotation) -> None:
+    """The blob references of a stored snapshot (``seq`` None) or history row (one that does
+    not decode is reported by its own reseal)."""
+    try:
+        if seq is None:
+            blob_slots(run_id, decode_record(data), (), slots)
+        else:
+            blob_slots(run_id, None, decode_events(data), slots)
+    except msgspec.DecodeError:
+        pass
