@@ -218,6 +218,22 @@ class BlobTable(msgspec.Struct, frozen=True):
     write: Callable[[list[tuple[str, bytes, bytes]]], Awaitable[int]]
 
 
+def _wrapped(blobs: BlobTable, wrap: Callable[[Write], Write]) -> BlobTable:
+    """``blobs`` with its writes wrapped as a batch's are (a fault-injecting store counts
+    them, and crashes at them, like any other write): the blob rows ride as the snapshots."""
+    write_blobs = blobs.write
+
+    async def as_batch(rows: list[tuple[str, bytes, bytes]], _: list[tuple[str, int, bytes, bytes]]) -> tuple[int, int]:
+        return await write_blobs(rows), 0
+
+    wrapped = wrap(as_batch)
+
+    async def write(changes: list[tuple[str, bytes, bytes]]) -> int:
+        return (await wrapped(changes, []))[0]
+
+    return BlobTable(blobs.read, write)
+
+
 async def _rotate_blobs(sealer: Sealer, blobs: BlobTable, slots: dict[str, tuple[str, str]], out: KeyRotation) -> None:
     if not slots:
         return
@@ -359,6 +375,8 @@ async def rotate(
     ``wrap`` wraps each batch's write (`wayline.testing.FaultInjectingStore` counts them)."""
     if wrap is not None:
         write = wrap(write)
+        if blobs is not None:
+            blobs = _wrapped(blobs, wrap)
     current = sealer.keys.current
     if current is None:
         raise EncryptionKeyError(
