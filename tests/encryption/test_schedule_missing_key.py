@@ -4,7 +4,12 @@ unreadable, every other schedule fires; a runtime with the key fires it again.""
 
 from __future__ import annotations
 
+import asyncio
+import json
 import logging
+import os
+import subprocess
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -23,6 +28,7 @@ OLD = "old:" + bytes(range(32)).hex()
 OTHER = "other:" + bytes(range(50, 82)).hex()
 CARD = "card-PLAINTEXT-77"
 SEEN: list[Any] = []
+WAYLINE = Path(sys.executable).with_name("wayline")
 
 
 @pytest.fixture(params=["sqlite", "postgres"])
@@ -99,3 +105,32 @@ async def test_a_schedule_under_a_missing_key_is_skipped_and_the_rest_fire(
         assert CARD in SEEN
         info = await rt.get_schedule("locked").describe()
         assert info.unreadable is None and info.input == {"card": Secret(CARD)}
+
+
+def test_the_cli_lists_and_shows_a_schedule_under_a_missing_key(tmp_path: Path) -> None:
+    db = str(tmp_path / "cli.db")
+
+    async def create() -> None:
+        async with open_runtime(
+            db, workflows=[monthly_bill], clock=VirtualClock(), encryption_key=OLD, encrypt_payloads=True, worker=False
+        ) as rt:
+            await rt.create_schedule("locked", monthly_bill, {"card": Secret(CARD)}, every=60)
+            await rt.create_schedule("plain", monthly_bill, None, every=60)
+
+    asyncio.run(create())
+    env = {**os.environ, "WAYLINE_ENCRYPTION_KEY": OTHER}
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        argv = [str(WAYLINE), "schedules", *args, "--db", db]
+        return subprocess.run(argv, capture_output=True, text=True, env=env, timeout=60)
+
+    listed = cli("list")
+    assert listed.returncode == 0, listed.stderr
+    rows = {line.split()[0]: line for line in listed.stdout.splitlines()[1:]}
+    assert "unreadable input" in rows["locked"] and "active" in rows["plain"]
+    shown = cli("show", "locked")
+    assert shown.returncode == 0, shown.stderr
+    assert "input      unreadable: " in shown.stdout and "key 'old'" in shown.stdout
+    as_json = json.loads(cli("show", "locked", "--json").stdout)
+    assert as_json["input"] is None and "key 'old'" in as_json["unreadable"]
+    assert CARD not in listed.stdout + shown.stdout

@@ -24,7 +24,10 @@ the others. Dedup is not lost by it: an encrypted value is never shared between 
 associated data binds it to one), and a run that checkpoints the same ciphertext again (its
 sealer's cache) finds the blob stored under the same digest, now holding the same value under
 the new key. Each batch commits on its own, so a rotation that stops half-way leaves every blob
-under either key, readable with both, and running it again finishes the rest.
+under either key, readable with both, and running it again finishes the rest. A blob that no
+snapshot or history row refers to any more (an earlier value of a variable, kept by its
+``run_blobs`` row until the run is purged) is not found this way and keeps its key: nothing
+reads it, and the run's purge deletes it.
 """
 
 from __future__ import annotations
