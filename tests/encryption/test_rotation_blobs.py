@@ -4,6 +4,7 @@ SQLite and PostgreSQL."""
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -219,10 +220,10 @@ async def test_blob_rotation_with_a_crash_at_every_write(tmp_path: Path) -> None
                 await clock.sleep(0.001)
                 again = await rotate_keys(rt)
                 assert not again.failed, (when, n, again.failed)
-            # Every blob a snapshot or history row refers to is under the new key. (A blob the
-            # run wrote before the crash and replaced after the restart, sealed afresh, is
-            # referred to by nothing: it keeps its key until the run is purged.)
+            # Every blob is under the new key: those a snapshot or history row refers to, and
+            # those the run wrote before the crash and replaced after the restart.
             assert set(_referenced_blob_keys(path).values()) == {"new"}, (when, n)
+            assert set(await _blob_keys(path)) == {"new"}, (when, n)
             # The old key is gone: both runs read back whole and finish.
             clock = VirtualClock()
             async with open_runtime(
@@ -234,3 +235,41 @@ async def test_blob_rotation_with_a_crash_at_every_write(tmp_path: Path) -> None
                     await rt.signal(f"b{i:02d}", "go")
                 for i in range(2):
                     assert await rt.get_handle(f"b{i:02d}").result() == expected(i), (when, n)
+
+
+@workflow(name="changing")
+async def changing(ctx: RunContext, seed: str) -> int:
+    big = (seed * (BIG // len(seed) + 1))[:BIG]
+    ctx.vars["big"] = big
+    ctx.vars["gone"] = big.upper()
+    await ctx.run(blob_report, seed)  # a checkpoint: both stored
+    ctx.vars["big"] = big.lower()  # the first value is referred to by nothing now
+    del ctx.vars["gone"]  # nor is this one, and nothing says which field it was
+    await ctx.wait_signal("go")
+    return len(ctx.vars["big"])
+
+
+async def test_earlier_values_no_snapshot_refers_to_are_rotated_when_their_field_is_known(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[changing], clock=clock, encryption_key=OLD, encrypt_payloads=True) as rt:
+        for i in range(3):
+            await rt.start(changing, seed(i), run_id=f"c{i}")
+        await clock.sleep(0.001)
+    before = await _blob_keys(db)
+    assert set(before) == {"old"}
+    async with open_runtime(
+        db, workflows=[changing], clock=VirtualClock(), encryption_key=NEW, encryption_keys=[OLD], worker=False
+    ) as rt:
+        rotation = await rotate_keys(rt, batch_size=2)
+    assert not rotation.failed
+    # Per run: the step's result, the variable now and before (its field still known), and
+    # the deleted variable's value, left (its field is not known), counted.
+    assert rotation.stale_blobs == 3 and rotation.blobs == len(before) - 3
+    assert Counter(await _blob_keys(db)) == {"new": len(before) - 3, "old": 3}
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[changing], clock=clock, encryption_key=NEW, encrypt_payloads=True) as rt:
+        await clock.sleep(0.001)
+        for i in range(3):
+            await rt.signal(f"c{i}", "go")
+        for i in range(3):
+            assert await rt.get_handle(f"c{i}").result() == BIG

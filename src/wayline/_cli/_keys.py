@@ -50,6 +50,7 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
                 "events": result.events,
                 "schedules": result.schedules,
                 "blobs": result.blobs,
+                "stale_blobs": result.stale_blobs,
                 "raced": result.raced,
                 "failed": [{"run_id": r, "reason": why} for r, why in result.failed],
             }
@@ -66,6 +67,11 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
                 else ""
             )
             + (f", and {result.blobs} large values in the blob table" if result.blobs else "")
+            + (
+                f" ({result.stale_blobs} earlier values of deleted variables keep their key until their run is purged)"
+                if result.stale_blobs
+                else ""
+            )
             + (f" ({result.raced} rows were written by their run meanwhile, with that key)" if result.raced else "")
         )
         for run_id, why in result.failed:

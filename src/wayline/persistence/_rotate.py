@@ -24,10 +24,15 @@ the others. Dedup is not lost by it: an encrypted value is never shared between 
 associated data binds it to one), and a run that checkpoints the same ciphertext again (its
 sealer's cache) finds the blob stored under the same digest, now holding the same value under
 the new key. Each batch commits on its own, so a rotation that stops half-way leaves every blob
-under either key, readable with both, and running it again finishes the rest. A blob that no
-snapshot or history row refers to any more (an earlier value of a variable, kept by its
-``run_blobs`` row until the run is purged) is not found this way and keeps its key: nothing
-reads it, and the run's purge deletes it.
+under either key, readable with both, and running it again finishes the rest.
+
+A blob that no snapshot or history row refers to any more (an earlier value of a variable, or
+of an event of the tail sealed again after a restart, kept by its ``run_blobs`` row until the
+run is purged) is rotated too, so that nothing stays readable with a retired key. Its field is
+written nowhere, so each field of its run (each variable, ``input``, each event's value) is
+tried in turn: the associated data opens with the right one only. One whose variable is gone
+is left as it is and counted (`KeyRotation.stale_blobs`): nothing reads it, and its run's
+purge deletes it.
 """
 
 from __future__ import annotations
@@ -59,6 +64,9 @@ class KeyRotation(msgspec.Struct, kw_only=True):
         events: events whose data was re-encrypted.
         schedules: schedules whose input was re-encrypted.
         blobs: large values in the blob table re-encrypted.
+        stale_blobs: blobs under another key that nothing refers to any more and whose field
+            could not be told (a variable since deleted): left as they were, deleted with
+            their run by a purge.
         raced: rows a run's own checkpoint (or a schedule's fire, or a consumed message) wrote
             or deleted meanwhile (what it wrote is under the current key).
         failed: ``(run_id, reason)`` for rows left as they were (the run id empty for an
@@ -73,6 +81,7 @@ class KeyRotation(msgspec.Struct, kw_only=True):
     events: int = 0
     schedules: int = 0
     blobs: int = 0
+    stale_blobs: int = 0
     raced: int = 0
     failed: list[tuple[str, str]] = []
 
@@ -175,12 +184,8 @@ def _blob_ref(value: Any) -> str | None:
     return value[BLOB_KEY] if is_blob_ref(value) else None
 
 
-def blob_slots(
-    run_id: str, record: RunRecord | None, events: Sequence[AnyEvent], out: dict[str, tuple[str, str]]
-) -> None:
-    """Add to ``out`` each blob that ``record`` or ``events`` of run ``run_id`` refer to, with
-    ``(run_id, field)``: the slot whose value it holds (offloading replaces a slot's value
-    whole, after sealing, so a reference is always a slot's value itself)."""
+def _slots(record: RunRecord | None, events: Sequence[AnyEvent]) -> list[tuple[Any, str]]:
+    """The values of ``record`` and ``events`` that a store may offload, with their fields."""
     slots: list[tuple[Any, str]] = []
     if record is not None:
         slots += [(record.input, "input"), (record.output, "output"), (record.state, "state")]
@@ -190,10 +195,29 @@ def blob_slots(
         slot = event_slot(event)
         if slot is not None:
             slots.append((getattr(event, slot[0]), slot[1]))
-    for value, field in slots:
+    return slots
+
+
+def blob_slots(
+    run_id: str, record: RunRecord | None, events: Sequence[AnyEvent], out: dict[str, tuple[str, str]]
+) -> None:
+    """Add to ``out`` each blob that ``record`` or ``events`` of run ``run_id`` refer to, with
+    ``(run_id, field)``: the slot whose value it holds (offloading replaces a slot's value
+    whole, after sealing, so a reference is always a slot's value itself)."""
+    for value, field in _slots(record, events):
         digest = _blob_ref(value)
         if digest is not None:
             out.setdefault(digest, (run_id, field))
+
+
+def _fields(snapshot: bytes, history: Sequence[bytes]) -> list[str]:
+    """Every field of a stored run (its snapshot and history rows), each once, variables first."""
+    try:
+        events = [e for data in history for e in decode_events(data)]
+        found = _slots(decode_record(snapshot), events)
+    except msgspec.DecodeError:
+        return []
+    return list(dict.fromkeys(field for _, field in found))
 
 
 def reseal_blob(sealer: Sealer, run_id: str, field: str, data: bytes) -> bytes | None:
@@ -209,16 +233,33 @@ def reseal_blob(sealer: Sealer, run_id: str, field: str, data: bytes) -> bytes |
     return store_encode(_like(sealer, isinstance(value, SealedPayload)).seal_value(opened, run_id, field))
 
 
+def reseal_stale_blob(sealer: Sealer, run_id: str, fields: Sequence[str], data: bytes) -> bytes | None:
+    """A blob of run ``run_id`` that nothing refers to, re-encrypted with the current key for
+    the first of ``fields`` it opens with; None when nothing needs it.
+
+    Raises:
+        LookupError: it opens with none of them.
+    """
+    for field in fields:
+        try:
+            return reseal_blob(sealer, run_id, field, data)
+        except SecretDecryptError:
+            continue
+    raise LookupError(run_id)
+
+
 class BlobTable(msgspec.Struct, frozen=True):
     """A store's blob table, for `rotate`.
 
     Attributes:
         read: digests -> ``{digest: data}`` of those stored.
         write: ``[(digest, old, new)]`` -> blobs written (compare-and-set on ``old``).
+        refs: run ids -> ``[(run_id, digest)]``, their ``run_blobs`` rows.
     """
 
     read: Callable[[list[str]], Awaitable[dict[str, bytes]]]
     write: Callable[[list[tuple[str, bytes, bytes]]], Awaitable[int]]
+    refs: Callable[[list[str]], Awaitable[Sequence[tuple[str, str]]]]
 
 
 def _wrapped(blobs: BlobTable, wrap: Callable[[Write], Write]) -> BlobTable:
@@ -234,19 +275,45 @@ def _wrapped(blobs: BlobTable, wrap: Callable[[Write], Write]) -> BlobTable:
     async def write(changes: list[tuple[str, bytes, bytes]]) -> int:
         return (await wrapped(changes, []))[0]
 
-    return BlobTable(blobs.read, write)
+    return BlobTable(blobs.read, write, blobs.refs)
 
 
-async def _rotate_blobs(sealer: Sealer, blobs: BlobTable, slots: dict[str, tuple[str, str]], out: KeyRotation) -> None:
-    if not slots:
+async def _rotate_blobs(
+    sealer: Sealer,
+    blobs: BlobTable,
+    snapshots: dict[str, bytes],
+    history: dict[str, list[bytes]],
+    slots: dict[str, tuple[str, str]],
+    out: KeyRotation,
+) -> None:
+    """Rotate the blobs of one batch of runs (``snapshots``, ``history``): those ``slots``
+    says their snapshots and history refer to, and the others their ``run_blobs`` rows hold."""
+    # The blobs the batch's runs hold that nothing of theirs refers to any more.
+    stale: dict[str, str] = {}
+    for run_id, digest in await blobs.refs(sorted(snapshots)):
+        if digest not in slots:
+            stale.setdefault(digest, run_id)
+    if not slots and not stale:
         return
-    found = await blobs.read(sorted(slots))
+    fields: dict[str, list[str]] = {}
+    found = await blobs.read(sorted({*slots, *stale}))
     changes: list[tuple[str, bytes, bytes]] = []
     for digest, data in sorted(found.items()):
-        run_id, field = slots[digest]
         data = bytes(data)
         try:
-            new = reseal_blob(sealer, run_id, field, data)
+            if digest in slots:
+                run_id, field = slots[digest]
+                new = reseal_blob(sealer, run_id, field, data)
+            else:
+                run_id, field = stale[digest], "an earlier value"
+                if not may_hold_sealed(data):
+                    continue
+                if run_id not in fields:
+                    fields[run_id] = _fields(snapshots[run_id], history.get(run_id, ()))
+                new = reseal_stale_blob(sealer, run_id, fields[run_id], data)
+        except LookupError:
+            out.stale_blobs += 1
+            continue
         except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
             out.failed.append((run_id, f"blob {digest[:12]} ({field}): {exc}"))
             continue
@@ -397,10 +464,11 @@ async def rotate(
         after = found[-1][0]
         out.runs += len(found)
         slots: dict[str, tuple[str, str]] = {}
+        history: dict[str, list[bytes]] = {}
         snaps: list[tuple[str, bytes, bytes]] = []
         for run_id, data in found:
             if blobs is not None and has_refs(data):
-                _collect(run_id, data, None, slots, out)
+                _collect(run_id, data, None, slots)
             try:
                 new = reseal_snapshot(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -410,8 +478,9 @@ async def rotate(
                 snaps.append((run_id, data, new))
         hist: list[tuple[str, int, bytes, bytes]] = []
         for run_id, seq, data in await read_history([r for r, _ in found]):
+            history.setdefault(run_id, []).append(data)
             if blobs is not None and has_refs(data):
-                _collect(run_id, data, seq, slots, out)
+                _collect(run_id, data, seq, slots)
             try:
                 new = reseal_events(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -425,7 +494,7 @@ async def rotate(
             out.snapshots += n_snaps
             out.history_rows += n_hist
         if blobs is not None:
-            await _rotate_blobs(sealer, blobs, slots, out)
+            await _rotate_blobs(sealer, blobs, dict(found), history, slots, out)
         if progress is not None:
             progress(out)
     for table in rows:
@@ -433,7 +502,7 @@ async def rotate(
     return out
 
 
-def _collect(run_id: str, data: bytes, seq: int | None, slots: dict[str, tuple[str, str]], out: KeyRotation) -> None:
+def _collect(run_id: str, data: bytes, seq: int | None, slots: dict[str, tuple[str, str]]) -> None:
     """The blob references of a stored snapshot (``seq`` None) or history row (one that does
     not decode is reported by its own reseal)."""
     try:

@@ -371,6 +371,11 @@ class SQLiteStore(SingleOwner):
             written: int = await self._writes.transact(apply)
             return written
 
+        async def read_refs(run_ids: list[str]) -> list[Any]:
+            return await self._fetch(
+                f"SELECT run_id, digest FROM run_blobs WHERE run_id IN ({marks(len(run_ids))})", run_ids
+            )
+
         async def write_blobs(changes: list[tuple[str, bytes, bytes]]) -> int:
             return await write_rows(
                 "UPDATE blobs SET data = ?, size = ? WHERE digest = ? AND data = ?",
@@ -386,7 +391,7 @@ class SQLiteStore(SingleOwner):
             progress=progress,
             wrap=wrap,
             rows=loose_rows(self._fetch, write_rows, mark=lambda i: "?"),
-            blobs=BlobTable(self._read_blobs, write_blobs),
+            blobs=BlobTable(self._read_blobs, write_blobs, read_refs),
         )
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:
