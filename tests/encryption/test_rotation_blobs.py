@@ -266,6 +266,12 @@ async def test_earlier_values_no_snapshot_refers_to_are_rotated_when_their_field
     # the deleted variable's value, left (its field is not known), counted.
     assert rotation.stale_blobs == 3 and rotation.blobs == len(before) - 3
     assert Counter(await _blob_keys(db)) == {"new": len(before) - 3, "old": 3}
+    # The whole of a new rotation is the three it cannot tell.
+    async with open_runtime(
+        db, workflows=[changing], clock=VirtualClock(), encryption_key=NEW, encryption_keys=[OLD], worker=False
+    ) as rt:
+        again = await rotate_keys(rt)
+    assert (again.blobs, again.stale_blobs, again.failed) == (0, 3, [])
     clock = VirtualClock()
     async with open_runtime(db, workflows=[changing], clock=clock, encryption_key=NEW, encrypt_payloads=True) as rt:
         await clock.sleep(0.001)

@@ -49,7 +49,7 @@ from ._crypto import Sealer, event_slot, may_hold_sealed
 from ._events import data_field, decode_body
 from ._records import AnyEvent, RunRecord
 from ._schedules import decode_stored_schedule, input_field
-from ._secret import SealedPayload
+from ._secret import MAGIC, SealedPayload
 
 
 class KeyRotation(msgspec.Struct, kw_only=True):
@@ -240,6 +240,9 @@ def reseal_stale_blob(sealer: Sealer, run_id: str, fields: Sequence[str], data: 
     Raises:
         LookupError: it opens with none of them.
     """
+    current = (sealer.keys.current or "").encode()
+    if data.count(MAGIC) == data.count(MAGIC + bytes((len(current),)) + current):
+        return None  # every value in it is under the current key already (its field unknown or not)
     for field in fields:
         try:
             return reseal_blob(sealer, run_id, field, data)
