@@ -179,7 +179,8 @@ async def test_an_undispatched_event_under_a_missing_key_waits_for_it_and_is_sai
         for _ in range(5):
             await clock.sleep(10)  # several beats of the poller
         assert await rt.list_runs() == []
-    said = [r for r in caplog.records if "undispatched events cannot be read" in r.getMessage()]
+    said_here = "undispatched event 1 ('order/paid', id 'pay-5') cannot be read"
+    said = [r for r in caplog.records if said_here in r.getMessage()]
     assert len(said) == 1 and "(id 'pay-5')['card']" in said[0].getMessage()
     assert "stays in the database as it is" in said[0].getMessage()
     SEEN.clear()

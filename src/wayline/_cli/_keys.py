@@ -19,7 +19,7 @@ ENV_VAR = "WAYLINE_ENCRYPTION_KEY"
 
 
 def _rows(done: KeyRotation) -> int:
-    return done.snapshots + done.history_rows + done.inbox_messages + done.events + done.schedules
+    return done.snapshots + done.history_rows + done.inbox_messages + done.events + done.schedules + done.blobs
 
 
 async def keys_rotate(opts: Options, batch_size: int) -> int:
@@ -49,6 +49,8 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
                 "inbox_messages": result.inbox_messages,
                 "events": result.events,
                 "schedules": result.schedules,
+                "blobs": result.blobs,
+                "stale_blobs": result.stale_blobs,
                 "raced": result.raced,
                 "failed": [{"run_id": r, "reason": why} for r, why in result.failed],
             }
@@ -62,6 +64,12 @@ async def keys_rotate(opts: Options, batch_size: int) -> int:
                 f", and {result.inbox_messages} inbox messages, {result.events} events' data and "
                 f"{result.schedules} schedules' inputs"
                 if result.inbox_messages or result.events or result.schedules
+                else ""
+            )
+            + (f", and {result.blobs} large values in the blob table" if result.blobs else "")
+            + (
+                f" ({result.stale_blobs} earlier values of deleted variables keep their key until their run is purged)"
+                if result.stale_blobs
                 else ""
             )
             + (f" ({result.raced} rows were written by their run meanwhile, with that key)" if result.raced else "")

@@ -41,6 +41,7 @@ def _doc(info: ScheduleInfo) -> dict[str, Any]:
         "paused": info.paused,
         "note": info.note,
         "declared": info.declared,
+        "unreadable": info.unreadable,
         "next_fires": [iso(t) for t in info.next_fires],
         "running": list(info.running),
         "buffered": [iso(t) for t in info.buffered],
@@ -69,6 +70,8 @@ def _doc(info: ScheduleInfo) -> dict[str, Any]:
 
 
 def _state(info: ScheduleInfo) -> str:
+    if info.unreadable is not None:
+        return "unreadable input"
     return f"paused: {info.note}" if info.paused and info.note else "paused" if info.paused else "active"
 
 
@@ -112,7 +115,9 @@ async def schedules_show(opts: Options, schedule_id: str) -> int:
         f"when       {_spec(info)}" + (f", jitter {info.jitter:g}s" if info.jitter else ""),
         f"overlap    {info.overlap}, catch-up window {info.catchup_window:g}s",
         f"state      {_state(info)}",
-        f"input      {out.compact(info.input, 200)}",
+        f"input      {out.compact(info.input, 200)}"
+        if info.unreadable is None
+        else f"input      unreadable: {info.unreadable}",
         f"fired      {info.started} started, {info.skipped} skipped, {info.missed} missed",
     ]
     if info.start_at is not None or info.end_at is not None:

@@ -13,6 +13,10 @@ and a purge that deleted it a moment before that first checkpoint committed find
 again by it. Batches commit in the order they are queued, so a later checkpoint of the run
 never commits before the one that carried the blob.
 
+Under encryption a blob holds its value already sealed (sealing comes first), and key rotation
+rewrites it in place (`._rotate`): from then on its digest names it without being the hash of
+its bytes, which nothing relies on.
+
 Limits are checked on the same encodings: a value above `PayloadLimits.max_value_bytes`, or
 vars above `PayloadLimits.max_context_bytes` in total, raise `PayloadError` naming the
 variable or the step, before anything is written.
@@ -199,6 +203,11 @@ class Offloader:
                 return event
         replaced = put("event", value, what, False)
         return event if replaced is value else msgspec.structs.replace(event, **{field: replaced})
+
+
+def is_blob_ref(value: Any) -> bool:
+    """Whether ``value`` is a reference to a blob (a slot's value, offloaded)."""
+    return type(value) is dict and isinstance(value.get(BLOB_KEY), str)
 
 
 def has_refs(data: bytes) -> bool:

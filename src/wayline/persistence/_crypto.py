@@ -28,6 +28,7 @@ from cryptography.exceptions import InvalidTag
 from cryptography.hazmat.primitives.ciphers.aead import AESGCM
 
 from .._errors import EncryptionKeyError, SecretDecryptError
+from ._blobs import is_blob_ref
 from ._codec import ENCODE_ERRORS, decode_any, encode_raw, encode_stored, payload_error
 from ._records import (
     AnyEvent,
@@ -169,7 +170,7 @@ def _aad(code: int, key_id: str, run_id: str, field: str) -> bytes:
     return _aad_encoder.encode(("wayline", 1, code, key_id, run_id, field))
 
 
-def _event_slot(event: AnyEvent) -> tuple[str, str] | None:
+def event_slot(event: AnyEvent) -> tuple[str, str] | None:
     """The attribute of an event that holds a user value, and its field name."""
     match event:
         case StepSucceeded():
@@ -251,7 +252,10 @@ class Sealer:
     def _seal_value(self, value: Any, run_id: str, field: str, slot: str | None) -> Any:
         if not self.payloads:
             return self._seal_secrets(value, run_id, field)
-        if value is None or isinstance(value, SealedPayload):
+        if value is None or isinstance(value, SealedPayload) or is_blob_ref(value):
+            # A reference to an offloaded value is met only by key rotation, which seals a
+            # stored record again: values are offloaded after they are sealed, so the blob
+            # holds the value sealed, and the reference must stay readable as it is.
             return value
         data = encode_raw(value)  # a Secret inside stays plaintext: the whole is encrypted
         if slot is not None:
@@ -265,7 +269,7 @@ class Sealer:
         return sealed
 
     def seal_event(self, event: AnyEvent, run_id: str) -> AnyEvent:
-        slot = _event_slot(event)
+        slot = event_slot(event)
         if slot is None:
             return event
         attr, field = slot
@@ -356,6 +360,15 @@ class Sealer:
         """
         return self._open_value(value, "", field, seen)
 
+    def seal_value(self, value: Any, run_id: str, field: str) -> Any:
+        """One value of run ``run_id`` (its slot ``field``: ``input``, ``vars['k']``, ``result
+        of step #3``...) sealed as `seal` seals it, without the cache (key rotation)."""
+        return self._seal_value(value, run_id, field, None)
+
+    def open_value(self, value: Any, run_id: str, field: str, seen: set[str] | None = None) -> Any:
+        """`seal_value`'s value, opened and checked against its run and ``field``."""
+        return self._open_value(value, run_id, field, seen)
+
     # --- opening ---------------------------------------------------------------------------
 
     def _decrypt(self, ext: msgspec.msgpack.Ext, run_id: str, field: str, seen: set[str] | None) -> bytes | None:
@@ -409,7 +422,7 @@ class Sealer:
         )
 
     def open_event(self, event: AnyEvent, run_id: str, seen: set[str] | None = None) -> AnyEvent:
-        slot = _event_slot(event)
+        slot = event_slot(event)
         if slot is None:
             return event
         attr, field = slot

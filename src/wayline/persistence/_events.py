@@ -22,6 +22,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from .._errors import EncryptionKeyError, SecretDecryptError
 from ._codec import ENCODE_ERRORS, encode_raw, payload_error, store_encode
 from ._crypto import Sealer, may_hold_sealed
 from ._records import SignalMessage
@@ -43,6 +44,9 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
         data: its payload.
         metadata: entries the runs it starts take over (a correlation id).
         dispatched: its triggers have started their runs and its waiters were woken.
+        unreadable: set only by `EventStore.undispatched`: why its data could not be
+            decrypted there (a key the reader lacks, a damaged ciphertext), naming the event
+            and the key; ``data`` is then as stored (encrypted).
     """
 
     seq: int
@@ -53,6 +57,7 @@ class EventRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     data: Any = None
     metadata: dict[str, Any] = {}
     dispatched: bool = False
+    unreadable: str | None = None
 
 
 class NewEvent(msgspec.Struct, frozen=True, kw_only=True, gc=False):
@@ -147,6 +152,8 @@ def record(
     accepted_at: float,
     body: bytes,
     dispatched: bool,
+    *,
+    tolerant: bool = False,
 ) -> EventRecord:
     """A stored event row, its data decrypted (and checked against the event) if it was
     encrypted.
@@ -154,11 +161,19 @@ def record(
     Raises:
         SecretDecryptError: the data's ciphertext was altered or moved from another event.
         EncryptionKeyError: the data was encrypted whole under a key this runtime lacks.
+        Neither with ``tolerant``: the record then has its data as stored, and says why in
+        `EventRecord.unreadable`.
     """
     body = bytes(body)
     data, metadata = decode_body(body)
+    unreadable = None
     if may_hold_sealed(body):
-        data = sealer.open_loose(data, data_field(name, event_id))
+        try:
+            data = sealer.open_loose(data, data_field(name, event_id))
+        except (EncryptionKeyError, SecretDecryptError) as exc:
+            if not tolerant:
+                raise
+            unreadable = str(exc)
     return EventRecord(
         seq=seq,
         name=name,
@@ -168,6 +183,7 @@ def record(
         data=data,
         metadata=metadata,
         dispatched=bool(dispatched),
+        unreadable=unreadable,
     )
 
 
@@ -238,8 +254,9 @@ class EventStore(Protocol):
         """Events (of ``name``) with seq above ``after``, in seq order (or newest first)."""
         ...
 
-    async def undispatched(self, limit: int = 100) -> list[EventRecord]:
-        """Events not yet dispatched, oldest first."""
+    async def undispatched(self, limit: int = 100, after: int = 0) -> list[EventRecord]:
+        """Events not yet dispatched with seq above ``after``, oldest first; one whose data
+        cannot be decrypted here is among them, with `EventRecord.unreadable` set."""
         ...
 
     async def mark_dispatched(self, seqs: Collection[int]) -> None: ...

@@ -69,9 +69,10 @@ class MemoryEvents:
             seqs.reverse()
         return [self._record(s) for s in seqs[:limit]]
 
-    async def undispatched(self, limit: int = 100) -> list[EventRecord]:
+    async def undispatched(self, limit: int = 100, after: int = 0) -> list[EventRecord]:
         self._check()
-        return [self._record(s) for s in sorted(self._rows) if not self._rows[s][5]][:limit]
+        seqs = [s for s in sorted(self._rows) if s > after and not self._rows[s][5]][:limit]
+        return [record(self._sealer(), s, *self._rows[s], tolerant=True) for s in seqs]
 
     async def mark_dispatched(self, seqs: Collection[int]) -> None:
         self._check()

@@ -120,10 +120,14 @@ class PgEvents(PgPart):
             limit,
         )
 
-    async def undispatched(self, limit: int = 100) -> list[EventRecord]:
-        return await self._records(
-            f"SELECT {_COLUMNS} FROM wayline.events WHERE NOT dispatched ORDER BY seq LIMIT $1", limit
+    async def undispatched(self, limit: int = 100, after: int = 0) -> list[EventRecord]:
+        sealer = self._sealer()
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM wayline.events WHERE NOT dispatched AND seq > $1 ORDER BY seq LIMIT $2",
+            after,
+            limit,
         )
+        return [record(sealer, *row, tolerant=True) for row in rows]
 
     async def mark_dispatched(self, seqs: Collection[int]) -> None:
         if seqs:

@@ -111,8 +111,12 @@ class SQLiteEvents:
             f"SELECT {_COLUMNS} FROM events WHERE {where} ORDER BY seq {order} LIMIT ?", (*params, limit)
         )
 
-    async def undispatched(self, limit: int = 100) -> list[EventRecord]:
-        return await self._records(f"SELECT {_COLUMNS} FROM events WHERE dispatched = 0 ORDER BY seq LIMIT ?", (limit,))
+    async def undispatched(self, limit: int = 100, after: int = 0) -> list[EventRecord]:
+        sealer = self._sealer()
+        rows = await self._fetch(
+            f"SELECT {_COLUMNS} FROM events WHERE dispatched = 0 AND seq > ? ORDER BY seq LIMIT ?", (after, limit)
+        )
+        return [record(sealer, *row, tolerant=True) for row in rows]
 
     async def mark_dispatched(self, seqs: Collection[int]) -> None:
         if not seqs:

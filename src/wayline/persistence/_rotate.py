@@ -13,8 +13,26 @@ Then, the same way (a batch read, then a compare-and-set write of the rows that 
 rows stored outside any run's snapshot and history: inbox messages, events' data and
 schedules' inputs (`Rows`).
 
-Not rotated: values offloaded to the blob table (`._blobs`) under ``encrypt_payloads=True``
-(they keep their key until their run writes them again; keep the old key until such runs end).
+Values offloaded to the blob table (`._blobs`) are rotated with their run's batch, after its
+snapshots and history rows: a blob holds a value sealed for one slot of one run (its
+associated data names the run and the field), so the slot that refers to it (``vars['k']``,
+``input``, ``result of step #3``...) says how to open it and seal it again. A blob keeps its
+address: the digest was taken over the encoding first stored and from then on only names the
+blob (nothing checks it against the data), so the references in snapshots and history, and
+``run_blobs``, stay as they are, and the rewrite is a compare-and-set on the blob's bytes like
+the others. Dedup is not lost by it: an encrypted value is never shared between runs (its
+associated data binds it to one), and a run that checkpoints the same ciphertext again (its
+sealer's cache) finds the blob stored under the same digest, now holding the same value under
+the new key. Each batch commits on its own, so a rotation that stops half-way leaves every blob
+under either key, readable with both, and running it again finishes the rest.
+
+A blob that no snapshot or history row refers to any more (an earlier value of a variable, or
+of an event of the tail sealed again after a restart, kept by its ``run_blobs`` row until the
+run is purged) is rotated too, so that nothing stays readable with a retired key. Its field is
+written nowhere, so each field of its run (each variable, ``input``, each event's value) is
+tried in turn: the associated data opens with the right one only. One whose variable is gone
+is left as it is and counted (`KeyRotation.stale_blobs`): nothing reads it, and its run's
+purge deletes it.
 """
 
 from __future__ import annotations
@@ -25,12 +43,13 @@ from typing import Any
 import msgspec
 
 from .._errors import EncryptionKeyError, SecretDecryptError
-from ._codec import decode_events, decode_inbox, decode_record, store_encode
-from ._crypto import Sealer, may_hold_sealed
+from ._blobs import BLOB_KEY, has_refs, is_blob_ref
+from ._codec import decode_any, decode_events, decode_inbox, decode_record, store_encode
+from ._crypto import Sealer, event_slot, may_hold_sealed
 from ._events import data_field, decode_body
 from ._records import AnyEvent, RunRecord
 from ._schedules import decode_stored_schedule, input_field
-from ._secret import SealedPayload
+from ._secret import MAGIC, SealedPayload
 
 
 class KeyRotation(msgspec.Struct, kw_only=True):
@@ -44,6 +63,10 @@ class KeyRotation(msgspec.Struct, kw_only=True):
         inbox_messages: inbox messages re-encrypted.
         events: events whose data was re-encrypted.
         schedules: schedules whose input was re-encrypted.
+        blobs: large values in the blob table re-encrypted.
+        stale_blobs: blobs under another key that nothing refers to any more and whose field
+            could not be told (a variable since deleted): left as they were, deleted with
+            their run by a purge.
         raced: rows a run's own checkpoint (or a schedule's fire, or a consumed message) wrote
             or deleted meanwhile (what it wrote is under the current key).
         failed: ``(run_id, reason)`` for rows left as they were (the run id empty for an
@@ -57,6 +80,8 @@ class KeyRotation(msgspec.Struct, kw_only=True):
     inbox_messages: int = 0
     events: int = 0
     schedules: int = 0
+    blobs: int = 0
+    stale_blobs: int = 0
     raced: int = 0
     failed: list[tuple[str, str]] = []
 
@@ -153,6 +178,154 @@ def reseal_schedule(sealer: Sealer, data: bytes) -> bytes | None:
         return None
     sealed = _like(sealer, isinstance(record.input, SealedPayload)).seal_loose(opened, field)
     return store_encode(msgspec.structs.replace(record, input=sealed))
+
+
+def _blob_ref(value: Any) -> str | None:
+    return value[BLOB_KEY] if is_blob_ref(value) else None
+
+
+def _slots(record: RunRecord | None, events: Sequence[AnyEvent]) -> list[tuple[Any, str]]:
+    """The values of ``record`` and ``events`` that a store may offload, with their fields."""
+    slots: list[tuple[Any, str]] = []
+    if record is not None:
+        slots += [(record.input, "input"), (record.output, "output"), (record.state, "state")]
+        slots += [(v, f"vars[{k!r}]") for k, v in record.vars.items()]
+        events = [*record.tail, *events]
+    for event in events:
+        slot = event_slot(event)
+        if slot is not None:
+            slots.append((getattr(event, slot[0]), slot[1]))
+    return slots
+
+
+def blob_slots(
+    run_id: str, record: RunRecord | None, events: Sequence[AnyEvent], out: dict[str, tuple[str, str]]
+) -> None:
+    """Add to ``out`` each blob that ``record`` or ``events`` of run ``run_id`` refer to, with
+    ``(run_id, field)``: the slot whose value it holds (offloading replaces a slot's value
+    whole, after sealing, so a reference is always a slot's value itself)."""
+    for value, field in _slots(record, events):
+        digest = _blob_ref(value)
+        if digest is not None:
+            out.setdefault(digest, (run_id, field))
+
+
+def _fields(snapshot: bytes, history: Sequence[bytes]) -> list[str]:
+    """Every field of a stored run (its snapshot and history rows), each once, variables first."""
+    try:
+        events = [e for data in history for e in decode_events(data)]
+        found = _slots(decode_record(snapshot), events)
+    except msgspec.DecodeError:
+        return []
+    return list(dict.fromkeys(field for _, field in found))
+
+
+def reseal_blob(sealer: Sealer, run_id: str, field: str, data: bytes) -> bytes | None:
+    """A blob holding the value of ``field`` of run ``run_id``, re-encrypted with the current
+    key; None when nothing needs it."""
+    if not may_hold_sealed(data):
+        return None
+    value = decode_any(data)
+    seen: set[str] = set()
+    opened = sealer.open_value(value, run_id, field, seen)
+    if not seen - {sealer.keys.current}:
+        return None
+    return store_encode(_like(sealer, isinstance(value, SealedPayload)).seal_value(opened, run_id, field))
+
+
+def reseal_stale_blob(sealer: Sealer, run_id: str, fields: Sequence[str], data: bytes) -> bytes | None:
+    """A blob of run ``run_id`` that nothing refers to, re-encrypted with the current key for
+    the first of ``fields`` it opens with; None when nothing needs it.
+
+    Raises:
+        LookupError: it opens with none of them.
+    """
+    current = (sealer.keys.current or "").encode()
+    if data.count(MAGIC) == data.count(MAGIC + bytes((len(current),)) + current):
+        return None  # every value in it is under the current key already (its field unknown or not)
+    for field in fields:
+        try:
+            return reseal_blob(sealer, run_id, field, data)
+        except SecretDecryptError:
+            continue
+    raise LookupError(run_id)
+
+
+class BlobTable(msgspec.Struct, frozen=True):
+    """A store's blob table, for `rotate`.
+
+    Attributes:
+        read: digests -> ``{digest: data}`` of those stored.
+        write: ``[(digest, old, new)]`` -> blobs written (compare-and-set on ``old``).
+        refs: run ids -> ``[(run_id, digest)]``, their ``run_blobs`` rows.
+    """
+
+    read: Callable[[list[str]], Awaitable[dict[str, bytes]]]
+    write: Callable[[list[tuple[str, bytes, bytes]]], Awaitable[int]]
+    refs: Callable[[list[str]], Awaitable[Sequence[tuple[str, str]]]]
+
+
+def _wrapped(blobs: BlobTable, wrap: Callable[[Write], Write]) -> BlobTable:
+    """``blobs`` with its writes wrapped as a batch's are (a fault-injecting store counts
+    them, and crashes at them, like any other write): the blob rows ride as the snapshots."""
+    write_blobs = blobs.write
+
+    async def as_batch(rows: list[tuple[str, bytes, bytes]], _: list[tuple[str, int, bytes, bytes]]) -> tuple[int, int]:
+        return await write_blobs(rows), 0
+
+    wrapped = wrap(as_batch)
+
+    async def write(changes: list[tuple[str, bytes, bytes]]) -> int:
+        return (await wrapped(changes, []))[0]
+
+    return BlobTable(blobs.read, write, blobs.refs)
+
+
+async def _rotate_blobs(
+    sealer: Sealer,
+    blobs: BlobTable,
+    snapshots: dict[str, bytes],
+    history: dict[str, list[bytes]],
+    slots: dict[str, tuple[str, str]],
+    out: KeyRotation,
+) -> None:
+    """Rotate the blobs of one batch of runs (``snapshots``, ``history``): those ``slots``
+    says their snapshots and history refer to, and the others their ``run_blobs`` rows hold."""
+    # The blobs the batch's runs hold that nothing of theirs refers to any more.
+    stale: dict[str, str] = {}
+    for run_id, digest in await blobs.refs(sorted(snapshots)):
+        if digest not in slots:
+            stale.setdefault(digest, run_id)
+    if not slots and not stale:
+        return
+    fields: dict[str, list[str]] = {}
+    found = await blobs.read(sorted({*slots, *stale}))
+    changes: list[tuple[str, bytes, bytes]] = []
+    for digest, data in sorted(found.items()):
+        data = bytes(data)
+        try:
+            if digest in slots:
+                run_id, field = slots[digest]
+                new = reseal_blob(sealer, run_id, field, data)
+            else:
+                run_id, field = stale[digest], "an earlier value"
+                if not may_hold_sealed(data):
+                    continue
+                if run_id not in fields:
+                    fields[run_id] = _fields(snapshots[run_id], history.get(run_id, ()))
+                new = reseal_stale_blob(sealer, run_id, fields[run_id], data)
+        except LookupError:
+            out.stale_blobs += 1
+            continue
+        except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
+            out.failed.append((run_id, f"blob {digest[:12]} ({field}): {exc}"))
+            continue
+        if new is not None:
+            changes.append((digest, data, new))
+    if changes:
+        written = await blobs.write(changes)
+        out.raced += len(changes) - written
+        out.blobs += written
 
 
 #: One row of `Rows`: its key, its data, (run id or "", what it is), and its data re-encrypted.
@@ -267,12 +440,16 @@ async def rotate(
     progress: Callable[[KeyRotation], Any] | None = None,
     wrap: Callable[[Write], Write] | None = None,
     rows: Sequence[Rows] = (),
+    blobs: BlobTable | None = None,
 ) -> KeyRotation:
     """Re-encrypt every stored run with ``sealer``'s current key, ``batch_size`` runs a batch
-    (one read and one short write transaction each, so checkpoints go on in between).
+    (one read and one short write transaction each, so checkpoints go on in between), with
+    the blobs the batch's runs refer to (``blobs``: a store that offloads large values).
     ``wrap`` wraps each batch's write (`wayline.testing.FaultInjectingStore` counts them)."""
     if wrap is not None:
         write = wrap(write)
+        if blobs is not None:
+            blobs = _wrapped(blobs, wrap)
     current = sealer.keys.current
     if current is None:
         raise EncryptionKeyError(
@@ -289,8 +466,12 @@ async def rotate(
             break
         after = found[-1][0]
         out.runs += len(found)
+        slots: dict[str, tuple[str, str]] = {}
+        history: dict[str, list[bytes]] = {}
         snaps: list[tuple[str, bytes, bytes]] = []
         for run_id, data in found:
+            if blobs is not None and has_refs(data):
+                _collect(run_id, data, None, slots)
             try:
                 new = reseal_snapshot(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -300,6 +481,9 @@ async def rotate(
                 snaps.append((run_id, data, new))
         hist: list[tuple[str, int, bytes, bytes]] = []
         for run_id, seq, data in await read_history([r for r, _ in found]):
+            history.setdefault(run_id, []).append(data)
+            if blobs is not None and has_refs(data):
+                _collect(run_id, data, seq, slots)
             try:
                 new = reseal_events(sealer, run_id, data)
             except (SecretDecryptError, EncryptionKeyError, msgspec.DecodeError) as exc:
@@ -312,8 +496,22 @@ async def rotate(
             out.raced += len(snaps) - n_snaps + len(hist) - n_hist
             out.snapshots += n_snaps
             out.history_rows += n_hist
+        if blobs is not None:
+            await _rotate_blobs(sealer, blobs, dict(found), history, slots, out)
         if progress is not None:
             progress(out)
     for table in rows:
         await _rotate_rows(sealer, table, out, batch_size, progress)
     return out
+
+
+def _collect(run_id: str, data: bytes, seq: int | None, slots: dict[str, tuple[str, str]]) -> None:
+    """The blob references of a stored snapshot (``seq`` None) or history row (one that does
+    not decode is reported by its own reseal)."""
+    try:
+        if seq is None:
+            blob_slots(run_id, decode_record(data), (), slots)
+        else:
+            blob_slots(run_id, None, decode_events(data), slots)
+    except msgspec.DecodeError:
+        pass

@@ -15,6 +15,7 @@ from typing import Any, Protocol, runtime_checkable
 
 import msgspec
 
+from .._errors import EncryptionKeyError, SecretDecryptError
 from ._codec import store_encode
 from ._crypto import Sealer, may_hold_sealed
 from ._secret import ext_hook
@@ -100,6 +101,9 @@ class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_d
         running: runs it started that count for its overlap policy, until seen ended.
         cancelling: runs it cancelled (``cancel_other``/``terminate_other``), until seen ended.
         due_at: when a runtime must next look at it; None when nothing will happen by itself.
+        unreadable: never stored: set when it is read, if its input could not be decrypted
+            (a key the reader lacks, a damaged ciphertext), to the reason naming the key. The
+            input is then left as stored (encrypted), and the schedule does not fire there.
     """
 
     schedule_id: str
@@ -127,6 +131,7 @@ class ScheduleRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False, omit_d
     updated_at: float = 0.0
     revision: int = 0
     due_at: float | None = None
+    unreadable: str | None = None
 
 
 _decoder = msgspec.msgpack.Decoder(ScheduleRecord, ext_hook=ext_hook)
@@ -144,6 +149,8 @@ def encode_schedule(sealer: Sealer, record: ScheduleRecord) -> bytes:
     Raises:
         EncryptionKeyError: a Secret in the input and no key (nothing is stored).
     """
+    if record.unreadable is not None:  # read, not stored: its input is stored as it was read
+        record = msgspec.structs.replace(record, unreadable=None)
     if record.input is not None:
         sealed = sealer.seal_loose(record.input, input_field(record.schedule_id))
         if sealed is not record.input:
@@ -159,14 +166,20 @@ def decode_stored_schedule(data: bytes) -> ScheduleRecord:
 def decode_schedule(sealer: Sealer, data: bytes) -> ScheduleRecord:
     """A stored schedule, its input decrypted and checked against the schedule.
 
+    An input that cannot be decrypted (encrypted under a key ``sealer`` lacks, or altered or
+    moved from elsewhere) does not make the schedule unreadable as a whole: it is returned as
+    stored, with `ScheduleRecord.unreadable` saying why, so that one such schedule stops
+    neither a runtime's opening nor its other schedules.
+
     Raises:
         msgspec.DecodeError: ``data`` is not a schedule.
-        SecretDecryptError: the input's ciphertext was altered or moved from elsewhere.
-        EncryptionKeyError: the input was encrypted whole under a key this runtime lacks.
     """
     record = decode_stored_schedule(data)
     if record.input is not None and may_hold_sealed(data):
-        opened = sealer.open_loose(record.input, input_field(record.schedule_id))
+        try:
+            opened = sealer.open_loose(record.input, input_field(record.schedule_id))
+        except (EncryptionKeyError, SecretDecryptError) as exc:
+            return msgspec.structs.replace(record, unreadable=str(exc))
         if opened is not record.input:
             record = msgspec.structs.replace(record, input=opened)
     return record

@@ -40,7 +40,7 @@ from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
 from ._purge import check_statuses, sqlite_purge
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
-from ._rotate import KeyRotation, Write, loose_rows, rotate
+from ._rotate import BlobTable, KeyRotation, Write, loose_rows, rotate
 from ._schedules_sqlite import SQLiteSchedules
 from ._search import filter_terms, search_terms
 from ._secret import Unsealed
@@ -373,6 +373,17 @@ class SQLiteStore(SingleOwner):
             written: int = await self._writes.transact(apply)
             return written
 
+        async def read_refs(run_ids: list[str]) -> list[Any]:
+            return await self._fetch(
+                f"SELECT run_id, digest FROM run_blobs WHERE run_id IN ({marks(len(run_ids))})", run_ids
+            )
+
+        async def write_blobs(changes: list[tuple[str, bytes, bytes]]) -> int:
+            return await write_rows(
+                "UPDATE blobs SET data = ?, size = ? WHERE digest = ? AND data = ?",
+                [(new, len(new), digest, old) for digest, old, new in changes],
+            )
+
         return await rotate(
             self.sealer,
             read_runs,
@@ -382,6 +393,7 @@ class SQLiteStore(SingleOwner):
             progress=progress,
             wrap=wrap,
             rows=loose_rows(self._fetch, write_rows, mark=lambda i: "?"),
+            blobs=BlobTable(self._read_blobs, write_blobs, read_refs),
         )
 
     async def append_inbox(self, run_id: str, message: InboxMessage) -> int | None:

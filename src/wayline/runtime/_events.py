@@ -22,12 +22,10 @@ from typing import Any, NamedTuple, Protocol
 import msgspec
 
 from .._errors import (
-    EncryptionKeyError,
     FlowSpecError,
     RateLimitedError,
     RunAlreadyFinishedError,
     RunNotFoundError,
-    SecretDecryptError,
     StoreError,
 )
 from ..actors import Clock
@@ -52,6 +50,8 @@ from ._triggers import Event
 from ._workflows import Registry, Workflow
 
 log = logging.getLogger("wayline.events")
+#: Undispatched events read per query by the beat (`Events.poll_once`).
+POLL_PAGE = 100
 
 
 class EventSent(msgspec.Struct, frozen=True, kw_only=True):
@@ -148,7 +148,7 @@ class Events:
         # Events `send` is dispatching now: the beat leaves them alone (it would only repeat
         # idempotent work, but a rate limit would see the start twice).
         self._dispatching: set[int] = set()
-        self._unreadable: set[str] = set()  # why undispatched events could not be read, as logged
+        self._unreadable: set[int] = set()  # undispatched events that could not be read, as logged
         self._canceller = Canceller(store, clock, registry, runs)
         # Names any trigger or cancel_on here listens to: their events are dispatched by the
         # owner, not settled when accepted.
@@ -265,28 +265,43 @@ class Events:
         return run_id
 
     async def poll_once(self) -> None:
-        """Dispatch the events a crash (here or in another process) left undispatched."""
-        try:
-            pending = await self.table.undispatched()
-        except StoreError as exc:
-            log.warning("undispatched events could not be read (%s); trying again later", exc)
-            return
-        except (EncryptionKeyError, SecretDecryptError) as exc:
-            # An event encrypted under a key this runtime lacks: it waits, undispatched, for a
-            # runtime with the key. Said once, not at every beat.
-            if str(exc) not in self._unreadable:
-                self._unreadable.add(str(exc))
-                log.error("undispatched events cannot be read, so their runs do not start: %s", exc)
-            return
-        for record in pending:
-            if record.seq in self._dispatching:
-                continue
+        """Dispatch the events a crash (here or in another process) left undispatched.
+
+        One whose data this runtime cannot decrypt (a key it lacks, a damaged ciphertext) is
+        passed over, said once, and left undispatched for a runtime with the key; the events
+        after it are dispatched all the same (read in pages past it).
+        """
+        after = 0
+        while True:
             try:
-                await self.dispatch(record)
-                await self.table.mark_dispatched([record.seq])
+                pending = await self.table.undispatched(limit=POLL_PAGE, after=after)
             except StoreError as exc:
-                log.warning("event %s could not be dispatched yet (%s); trying again later", record.seq, exc)
+                log.warning("undispatched events could not be read (%s); trying again later", exc)
                 return
+            for record in pending:
+                if record.unreadable is not None:
+                    if record.seq not in self._unreadable:
+                        self._unreadable.add(record.seq)
+                        log.error(
+                            "undispatched event %s (%r, id %r) cannot be read here, so its runs do not start "
+                            "(the other events are dispatched): %s",
+                            record.seq,
+                            record.name,
+                            record.event_id,
+                            record.unreadable,
+                        )
+                    continue
+                if record.seq in self._dispatching:
+                    continue
+                try:
+                    await self.dispatch(record)
+                    await self.table.mark_dispatched([record.seq])
+                except StoreError as exc:
+                    log.warning("event %s could not be dispatched yet (%s); trying again later", record.seq, exc)
+                    return
+            if len(pending) < POLL_PAGE:
+                return
+            after = pending[-1].seq
 
 
 def triggers_of(wf: Workflow) -> tuple[Any, ...]:

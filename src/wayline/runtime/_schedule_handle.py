@@ -53,6 +53,9 @@ class ScheduleInfo:
         started, skipped, missed: how many fires it started, skipped (overlap policy, full
             buffer) and missed (older than the catch-up window when processed).
         declared: it comes from ``@workflow(schedules=...)`` and follows the code.
+        unreadable: None, or why its input cannot be decrypted with this runtime's keys
+            (naming the key): ``input`` is then None (it stays in the store as it is), and a
+            runtime without that key does not fire it.
     """
 
     schedule_id: str
@@ -80,6 +83,7 @@ class ScheduleInfo:
     created_at: float
     updated_at: float
     last_runs: tuple[ScheduledRun, ...] = dataclasses.field(default=())
+    unreadable: str | None = None
 
     @classmethod
     def from_record(cls, rec: ScheduleRecord, now: float, last_runs: tuple[ScheduledRun, ...] = ()) -> ScheduleInfo:
@@ -92,7 +96,7 @@ class ScheduleInfo:
             schedule_id=rec.schedule_id,
             workflow=rec.workflow,
             version=rec.version,
-            input=rec.input,
+            input=None if rec.unreadable is not None else rec.input,
             cron=spec.cron,
             every=spec.every,
             tz=spec.tz,
@@ -114,6 +118,7 @@ class ScheduleInfo:
             created_at=rec.created_at,
             updated_at=rec.updated_at,
             last_runs=last_runs,
+            unreadable=rec.unreadable,
         )
 
 

@@ -19,6 +19,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
+from collections.abc import Collection
 from typing import Any, Protocol
 
 from .._errors import RunAlreadyFinishedError, RunNotFoundError, ScheduleExistsError, StoreError, WaylineError
@@ -85,6 +87,11 @@ class Scheduler:
         self._cancel_again = True  # the first pass repeats the cancels of runs still cancelling
         self._closed = False
         self._fatal: BaseException | None = None
+        # Schedules the last pass found due and left (their input unreadable here, their
+        # version not registered here): the timer is set past them, not on them (a due time
+        # in the past would wake the next pass at once, and the next...).
+        self._skipped: set[str] = set()
+        self._said: set[tuple[str, str]] = set()  # (schedule id, why it is skipped), as logged
 
     # --- life ------------------------------------------------------------------------------
 
@@ -159,7 +166,7 @@ class Scheduler:
         while True:
             await asyncio.sleep(interval)
             try:
-                due = await self.store.next_due(self._registry.names())
+                due = await self._next_due(self._registry.names())
             except StoreError as exc:
                 log.warning("could not read the schedules' due times: %s", exc)
                 continue
@@ -187,6 +194,7 @@ class Scheduler:
         decisions, start and cancel the runs decided, and set the timer for the next."""
         async with self._lock:
             names = self._registry.names()
+            self._skipped = set()
             while True:
                 now = self._clock.time()
                 records = await self.store.due(now, names, limit=BATCH)
@@ -201,7 +209,18 @@ class Scheduler:
                 if len(records) < BATCH:
                     break
             self._cancel_again = False
-            self._set_timer(await self.store.next_due(names))
+            self._set_timer(await self._next_due(names))
+
+    async def _next_due(self, names: Collection[str]) -> float | None:
+        """The earliest due time of the schedules of ``names``, but for those the last pass
+        skipped (still due, they are looked at again by every pass, and by none sooner)."""
+        due = await self.store.next_due(names)
+        if due is None or not self._skipped or due > self._clock.time():
+            return due
+        for rec in await self.store.due(math.inf, names, limit=len(self._skipped) + 1):
+            if rec.schedule_id not in self._skipped:
+                return rec.due_at
+        return None
 
     async def _decide(self, records: list[ScheduleRecord], now: float) -> None:
         todo = [r for r in records if self._runnable(r)]
@@ -220,18 +239,26 @@ class Scheduler:
             log.warning("schedules %s kept changing during a pass; they are decided at the next one", ids)
 
     def _runnable(self, rec: ScheduleRecord) -> bool:
-        """Whether this runtime can start the schedule's runs (its workflow and version)."""
+        """Whether this runtime can start the schedule's runs (its workflow and version, its
+        input readable with this runtime's keys). One it cannot is left as it is, due, for a
+        runtime that can, and said once."""
         if rec.workflow not in self._registry:
             return False
-        if rec.version is not None and rec.version not in self._registry.versions(rec.workflow):
-            log.error(
-                "schedule %s starts version %r of workflow %r, which is not registered here; it waits",
-                rec.schedule_id,
-                rec.version,
-                rec.workflow,
+        why = None
+        if rec.unreadable is not None:
+            why = f"its input cannot be decrypted here, so it is not fired here: {rec.unreadable}"
+        elif rec.version is not None and rec.version not in self._registry.versions(rec.workflow):
+            why = (
+                f"it starts version {rec.version!r} of workflow {rec.workflow!r}, which is not registered here; "
+                "it waits"
             )
-            return False
-        return True
+        if why is None:
+            return True
+        self._skipped.add(rec.schedule_id)
+        if (rec.schedule_id, why) not in self._said:
+            self._said.add((rec.schedule_id, why))
+            log.error("schedule %s: %s", rec.schedule_id, why)
+        return False
 
     async def _ended(self, rec: ScheduleRecord) -> set[str]:
         """Which runs the schedule counts as going have ended (or never existed)."""
