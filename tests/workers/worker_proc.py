@@ -32,7 +32,7 @@ import sys
 import time
 from typing import Any
 
-from wayline import RunContext, activity, open_runtime, workflow
+from wayline import Concurrency, Event, RunContext, activity, on_event, open_runtime, workflow
 
 EXECUTIONS_DDL = (
     "CREATE TABLE executions (run_id text NOT NULL, step integer NOT NULL, "
@@ -130,8 +130,24 @@ def waiter_result(seed: int, payload: Any) -> list[Any]:
     return [payload, chain_result(seed, 2)]
 
 
-WORKFLOWS = [chain, waiter]
-BY_NAME = {"chain": chain, "waiter": waiter}
+#: Runs of `limited` executing at once per key, across every worker (test_flow.py checks it).
+LIMIT = 2
+
+
+@workflow(
+    name="limited",
+    triggers=[on_event("job")],
+    concurrency=Concurrency(LIMIT, key=lambda event: event.data["key"]),
+)
+async def limited(ctx: RunContext, event: Event) -> int:
+    """Started by a ``job`` event ``{"key": k, "n": n, "ms": ms}``: one recorded step of ``ms``
+    milliseconds, recorded as step ``k`` (its key: the test checks the overlaps per key)."""
+    data = event.data
+    return await ctx.run(recorded_step, ctx.run_id, int(data["key"]), int(data["n"]), float(data["ms"]))
+
+
+WORKFLOWS = [chain, waiter, limited]
+BY_NAME = {"chain": chain, "waiter": waiter, "limited": limited}
 
 
 async def serve(args: argparse.Namespace) -> None:
