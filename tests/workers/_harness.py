@@ -130,10 +130,13 @@ class Procs:
         lease: float = 1.0,
         loop: str = "asyncio",
         max_runs: int | None = None,
+        workflows: Sequence[str] | None = None,
     ) -> Proc:
         args = ["worker", store, record, worker_id, str(lease), "--loop", loop]
         if max_runs is not None:
             args += ["--max-runs", str(max_runs)]
+        if workflows is not None:
+            args += ["--workflows", ",".join(workflows)]
         return self._add(Proc(worker_id, args, self.folder))
 
     def client(self, store: str, record: str, workflow: str, run_id: str, input: str, *, then: str) -> Proc:

@@ -1,10 +1,12 @@
 """A real worker (or client) process for the tests in this directory.
 
     python worker_proc.py worker STORE RECORD WORKER_ID LEASE_SECONDS [--loop uvloop] [--max-runs N]
+        [--workflows NAME,NAME]
     python worker_proc.py client STORE RECORD WORKFLOW RUN_ID INPUT_JSON [--then exit|kill|stay]
 
 ``worker`` opens ``open_runtime(STORE, worker=True, worker_id=WORKER_ID, lease_seconds=...)``,
-prints ``ready <worker id>`` (its registered id on PostgreSQL) and stays up until SIGTERM (then
+registering the workflows named by ``--workflows`` (all of them by default), prints
+``ready <worker id>`` (its registered id on PostgreSQL) and stays up until SIGTERM (then
 prints ``stopped``) or until it is killed. Its log (the runtime's "dropped" lines among others)
 goes to stderr.
 
@@ -159,7 +161,7 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         async with open_runtime(
             args.store,
-            workflows=WORKFLOWS,
+            workflows=[BY_NAME[name] for name in args.workflows.split(",")] if args.workflows else WORKFLOWS,
             worker=True,
             worker_id=args.worker_id,
             lease_seconds=args.lease_seconds,
@@ -201,6 +203,7 @@ def main(argv: list[str]) -> None:
     worker.add_argument("lease_seconds", type=float)
     worker.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     worker.add_argument("--max-runs", type=int, default=None)
+    worker.add_argument("--workflows", default=None)
     client = modes.add_parser("client")
     client.add_argument("store")
     client.add_argument("record")

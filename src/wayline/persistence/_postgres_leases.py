@@ -43,6 +43,7 @@ from ._postgres_sql import (
     RELEASE_ALL,
     RENEW,
     RUN_OWNERS,
+    UNCLAIMED_WORKFLOWS,
     UNREGISTER,
 )
 from ._records import RunStatus
@@ -233,13 +234,16 @@ class WorkerLeases:
             raise RuntimeError("register_worker must come before claims")
         return self.worker_id
 
-    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
+    async def claim_runs(
+        self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE, workflows: Collection[str] | None = None
+    ) -> list[Lease]:
         wid = self._require()
+        names = None if workflows is None else list(workflows)
 
         async def go(conn: asyncpg.Connection) -> list[Any]:
             async with conn.transaction():  # the expired workers first, as for `claim_run`
                 await conn.execute(DELETE_EXPIRED)
-                return list(await conn.fetch(CLAIM_RUNS, wid, [s.value for s in statuses], limit))
+                return list(await conn.fetch(CLAIM_RUNS, wid, [s.value for s in statuses], limit, names))
 
         await self._settled()
         registration = self.registrations
@@ -254,6 +258,12 @@ class WorkerLeases:
             self.held[lease.run_id] = lease.fence
             self.finished.discard(lease.run_id)
         return out
+
+    async def unclaimed_workflows(self, statuses: Collection[RunStatus], registered: Collection[str]) -> list[str]:
+        async def go(conn: asyncpg.Connection) -> list[Any]:
+            return list(await conn.fetch(UNCLAIMED_WORKFLOWS, [s.value for s in statuses], list(registered)))
+
+        return [row[0] for row in await self._run(go)]
 
     async def _settled(self) -> None:
         """Until no registration of this worker is under way."""

@@ -23,6 +23,8 @@ log = logging.getLogger("wayline.workers")
 
 #: The sweep's period at most: a run given up by a worker at its limit waits no longer.
 SWEEP_MAX = 0.5
+#: How often a sweep looks for runs of workflows this worker does not have (to say so).
+UNCLAIMED_EVERY = 10.0
 
 
 class Cluster:
@@ -87,6 +89,8 @@ class Cluster:
         runs = self._runs
         shares = runs.shares
         assert shares is not None  # a cluster's runs are shared
+        loop = asyncio.get_running_loop()
+        looked = loop.time()  # at recovery
         while not runs.closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_now.wait(), self.sweep_interval)
@@ -96,6 +100,9 @@ class Cluster:
                     pass
                 if runs.passivate_after is not None:
                     await runs.wake_due_now()  # timers of runs a dead worker had passivated
+                if loop.time() - looked >= UNCLAIMED_EVERY:
+                    looked = loop.time()
+                    await shares.unclaimed()
             except StoreError as exc:
                 log.warning("the sweep for unowned runs failed (%s); it runs again in %gs", exc, self.sweep_interval)
             except Exception:

@@ -47,6 +47,7 @@ class Shares:
         self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
         self._releasing: dict[str, asyncio.Future[None]] = {}  # passivated runs being given up
         self._waking: dict[str, asyncio.Future[None]] = {}  # runs being woken
+        self._unknown: set[str] = set()  # workflows not registered here whose runs wait (logged)
 
     def passivated(self, run_id: str) -> None:
         """Give back a run that left memory while waiting (in the background)."""
@@ -60,6 +61,7 @@ class Shares:
         """Claim and load the runs no live worker holds, in waves, up to ``max_runs``."""
         runs = self._runs
         total = 0
+        await self.unclaimed()
         while not runs.closed:
             n = await self.claim_some("recovered: claimed after its worker stopped")
             total += n
@@ -126,13 +128,11 @@ class Shares:
         for run_id, rec in zip(run_ids, records, strict=True):
             if run_id in runs._refs:
                 continue
-            if (
-                runs.closed
-                or rec is None
-                or rec.status.finished
-                or rec.status is RunStatus.QUEUED
-                or rec.workflow not in runs._registry
-            ):
+            if runs.closed or rec is None or rec.status.finished or rec.status is RunStatus.QUEUED:
+                give_back.append(run_id)
+                continue
+            if rec.workflow not in runs._registry:  # woken by a message: another worker's to run
+                self._say_unknown(rec.workflow)
                 give_back.append(run_id)
                 continue
             if runs._passivated and rec.status is RunStatus.WAITING:
@@ -155,6 +155,31 @@ class Shares:
                 log.error("%s; this worker leaves the run to others", exc, extra={"run_id": run_id})
             return None
 
+    def _statuses(self) -> list[RunStatus]:
+        """The statuses of the runs a sweep claims: waiting runs too unless runs passivate
+        (then their message or timer brings them back)."""
+        statuses = [RunStatus.PENDING, RunStatus.RUNNING]
+        if self._runs.passivate_after is None:
+            statuses.append(RunStatus.WAITING)
+        return statuses
+
+    async def unclaimed(self) -> None:
+        """Log, once per workflow, that runs of a workflow not registered here wait for a
+        worker that has it (this worker's sweeps leave them alone)."""
+        runs = self._runs
+        for name in await runs.store.unclaimed_workflows(self._statuses(), runs._registry.names()):
+            self._say_unknown(name)
+
+    def _say_unknown(self, name: str) -> None:
+        if name not in self._unknown:
+            self._unknown.add(name)
+            log.warning(
+                "runs of workflow %r wait for a worker that registers it; this worker (with %s) "
+                "leaves them to such a worker",
+                name,
+                ", ".join(repr(n) for n in self._runs._registry.names()) or "no workflows",
+            )
+
     async def claim_some(self, reason: str, limit: int | None = None) -> int:
         """Claim and load unowned and orphaned runs (of workers whose lease expired), up to
         ``max_runs`` in memory; how many were loaded. Waiting runs are claimed too unless
@@ -165,10 +190,9 @@ class Shares:
             room = min(room, limit)
         if room <= 0 or runs.closed:
             return 0
-        statuses = [RunStatus.PENDING, RunStatus.RUNNING]
-        if runs.passivate_after is None:
-            statuses.append(RunStatus.WAITING)
-        leases = await runs.store.claim_runs(room, statuses)
+        # Only runs of the workflows registered here: another's would be claimed and given
+        # back at every sweep (`unclaimed` says once that they wait for another worker).
+        leases = await runs.store.claim_runs(room, self._statuses(), workflows=runs._registry.names())
         if not leases:
             return 0
         loaded = await self.adopt([lease.run_id for lease in leases], reason)
