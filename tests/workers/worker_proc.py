@@ -1,7 +1,7 @@
 """A real worker (or client) process for the tests in this directory.
 
     python worker_proc.py worker STORE RECORD WORKER_ID LEASE_SECONDS [--loop uvloop] [--max-runs N]
-        [--workflows NAME,NAME]
+        [--workflows NAME,NAME] [--passivate-after SECONDS]
     python worker_proc.py client STORE RECORD WORKFLOW RUN_ID INPUT_JSON [--then exit|kill|stay]
 
 ``worker`` opens ``open_runtime(STORE, worker=True, worker_id=WORKER_ID, lease_seconds=...)``,
@@ -166,6 +166,7 @@ async def serve(args: argparse.Namespace) -> None:
             worker_id=args.worker_id,
             lease_seconds=args.lease_seconds,
             max_runs=args.max_runs,
+            passivate_after=args.passivate_after,
         ) as rt:
             # The one worker of a SQLite database has no registered id (None).
             print(f"ready {rt.worker_id or args.worker_id}", flush=True)
@@ -204,6 +205,7 @@ def main(argv: list[str]) -> None:
     worker.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     worker.add_argument("--max-runs", type=int, default=None)
     worker.add_argument("--workflows", default=None)
+    worker.add_argument("--passivate-after", type=float, default=None)
     client = modes.add_parser("client")
     client.add_argument("store")
     client.add_argument("record")

@@ -96,6 +96,7 @@ class Cluster:
                 await asyncio.wait_for(self._sweep_now.wait(), self.sweep_interval)
             self._sweep_now.clear()
             try:
+                await shares.wake_deferred()  # runs with messages first: they were due already
                 while await shares.claim_some("claimed: its worker stopped, or gave it up") > 0:
                     pass
                 if runs.passivate_after is not None:

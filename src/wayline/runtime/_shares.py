@@ -48,6 +48,9 @@ class Shares:
         self._releasing: dict[str, asyncio.Future[None]] = {}  # passivated runs being given up
         self._waking: dict[str, asyncio.Future[None]] = {}  # runs being woken
         self._unknown: set[str] = set()  # workflows not registered here whose runs wait (logged)
+        # Runs a message woke while this worker was at its ``max_runs``, with the reason: the
+        # sweep wakes them again once there is room (see `wake_deferred`).
+        self._deferred: dict[str, str] = {}
 
     def passivated(self, run_id: str) -> None:
         """Give back a run that left memory while waiting (in the background)."""
@@ -83,6 +86,19 @@ class Shares:
             del self._waking[run_id]
             done.set_result(None)
 
+    def _full(self) -> bool:
+        runs = self._runs
+        return runs.max_runs is not None and len(runs._refs) >= runs.max_runs
+
+    async def wake_deferred(self) -> None:
+        """Wake the runs a message woke while this worker was full, while it has room (each
+        sweep). One another worker took meanwhile, or that ended, is not claimed here."""
+        for run_id, reason in list(self._deferred.items()):
+            if self._full() or self._runs.closed:
+                return
+            del self._deferred[run_id]
+            await self.wake(run_id, reason)
+
     async def release(self, run_id: str) -> None:
         """Give the run back in the database: any worker may claim it (logged if this fails:
         its lease then lapses with this worker's, or the next claim by this worker keeps it)."""
@@ -98,8 +114,13 @@ class Shares:
         can claim it (nobody holds it, or its holder's lease expired), and not past
         ``max_runs`` (then another worker's sweep takes it)."""
         runs = self._runs
-        if runs.max_runs is not None and len(runs._refs) >= runs.max_runs:
+        if self._full():
+            # Another worker with room may take it now; if none does (all full, or this
+            # worker still held the run, passivated a moment ago, when they tried), nothing
+            # else would: the message has been delivered, and a sweep claims no waiting run.
+            self._deferred[run_id] = reason
             return
+        self._deferred.pop(run_id, None)
         releasing = self._releasing.get(run_id)
         if releasing is not None:
             # Passivated here a moment ago: claimed again only once given up, or the release
