@@ -128,7 +128,9 @@ class PostgresStore:
         provider = resolve_meter_provider(meter_provider)
         metrics = CheckpointMetrics(provider) if provider is not None else None
         self.tag = uuid.uuid4().hex[:12]
-        self._leases = WorkerLeases(self._with_connection, self.display_url, self.tag)
+        self._leases = WorkerLeases(
+            self._with_connection, self.display_url, self.tag, connect=lambda: self._connect("lease")
+        )
         if provider is not None:
             observe_worker(provider, self._leases.gauge_reader())
         self._writer = GroupCommit(

@@ -23,6 +23,9 @@ log = logging.getLogger("wayline.workers")
 
 #: The sweep's period at most: a run given up by a worker at its limit waits no longer.
 SWEEP_MAX = 0.5
+#: A renewal later than this share of the lease after the one before is logged (renewals are
+#: a third of the lease apart when nothing holds them up).
+LATE = 0.6
 #: How often a sweep looks for runs of workflows this worker does not have (to say so).
 UNCLAIMED_EVERY = 10.0
 
@@ -47,6 +50,8 @@ class Cluster:
         self._sweep_now = asyncio.Event()
         self._tasks: list[asyncio.Future[None]] = []
         self._subscription: Subscription | None = None
+        #: The longest time between two renewals of the lease so far (seconds).
+        self.longest_gap = 0.0
 
     async def register(self, worker_id: str | None) -> str:
         info = await self._store.register_worker(worker_id, lease_seconds=self.lease_seconds, exclusive=False)
@@ -69,13 +74,31 @@ class Cluster:
         # a StartMessage, so only the periodic sweep looks for unowned ones.
 
     async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
+            due = loop.time() + self.lease_seconds / 3
             await asyncio.sleep(self.lease_seconds / 3)
+            woke = loop.time()
             try:
                 lost = await self._store.renew_worker()
             except Exception as exc:  # the store retries on its own; try again next beat
                 log.warning("worker %r could not renew its lease: %s", self.worker_id, exc)
                 continue
+            now = loop.time()
+            gap, renewed = now - renewed, now
+            self.longest_gap = max(self.longest_gap, gap)
+            if gap > self.lease_seconds * LATE:
+                log.warning(
+                    "worker %r renewed its lease %.2fs after the previous renewal (lease %gs; the beat "
+                    "woke %.2fs late, the renewal took %.2fs): its event loop or the store was busy; "
+                    "past the lease its runs go to other workers",
+                    self.worker_id,
+                    gap,
+                    self.lease_seconds,
+                    woke - due,
+                    now - woke,
+                )
             if lost:
                 # Their next checkpoints are refused (and the runs dropped): the new owners
                 # go on from their last commits.
