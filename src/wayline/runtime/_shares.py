@@ -153,7 +153,7 @@ class Shares:
                 give_back.append(run_id)
                 continue
             if rec.workflow not in runs._registry:  # woken by a message: another worker's to run
-                self._say_unknown(rec.workflow)
+                self.unknown(rec.workflow)
                 give_back.append(run_id)
                 continue
             if runs._passivated and rec.status is RunStatus.WAITING:
@@ -189,9 +189,10 @@ class Shares:
         worker that has it (this worker's sweeps leave them alone)."""
         runs = self._runs
         for name in await runs.store.unclaimed_workflows(self._statuses(), runs._registry.names()):
-            self._say_unknown(name)
+            self.unknown(name)
 
-    def _say_unknown(self, name: str) -> None:
+    def unknown(self, name: str) -> None:
+        """Say once that runs of workflow ``name`` (not registered here) wait for another worker."""
         if name not in self._unknown:
             self._unknown.add(name)
             log.warning(
