@@ -50,8 +50,6 @@ class Cluster:
         self._sweep_now = asyncio.Event()
         self._tasks: list[asyncio.Future[None]] = []
         self._subscription: Subscription | None = None
-        #: The longest time between two renewals of the lease so far (seconds).
-        self.longest_gap = 0.0
 
     async def register(self, worker_id: str | None) -> str:
         info = await self._store.register_worker(worker_id, lease_seconds=self.lease_seconds, exclusive=False)
@@ -87,7 +85,6 @@ class Cluster:
                 continue
             now = loop.time()
             gap, renewed = now - renewed, now
-            self.longest_gap = max(self.longest_gap, gap)
             if gap > self.lease_seconds * LATE:
                 log.warning(
                     "worker %r renewed its lease %.2fs after the previous renewal (lease %gs; the beat "

@@ -19,6 +19,10 @@ log = logging.getLogger("wayline")
 
 #: Runs claimed at once by a sweep (and by recovery), as `_runs.RECOVERY_WAVE` loads them.
 CLAIM_WAVE = 250
+#: Wakes a full worker remembers at most (the newest). A full worker sees every message, most
+#: of them for runs its peers hold, and each remembered wake costs a claim once it has room;
+#: one forgotten (only past this many) waits for the next message for its run, or a restart.
+DEFERRED_MAX = 1000
 
 
 class Runs(Protocol):
@@ -118,7 +122,10 @@ class Shares:
             # Another worker with room may take it now; if none does (all full, or this
             # worker still held the run, passivated a moment ago, when they tried), nothing
             # else would: the message has been delivered, and a sweep claims no waiting run.
+            self._deferred.pop(run_id, None)  # the newest last
             self._deferred[run_id] = reason
+            if len(self._deferred) > DEFERRED_MAX:
+                del self._deferred[next(iter(self._deferred))]
             return
         self._deferred.pop(run_id, None)
         releasing = self._releasing.get(run_id)
