@@ -84,6 +84,7 @@ class WorkerLeases:
         self._connect = connect
         self._own: asyncpg.Connection | None = None  # the renewals' connection, once opened
         self._own_lock = asyncio.Lock()
+        self._own_failed = -float("inf")  # when it last failed (loop time): the pool for a lease then
         self._url = url
         self._tag = tag  # in the application_name of every connection of this store
         self.worker_id: str | None = None
@@ -178,7 +179,10 @@ class WorkerLeases:
         """``go`` on the renewals' own connection (opened on first use, again after it is
         lost); on the pool if there is none, if it is in use, or if it fails (the pool
         retries a lost connection until the store's reconnect timeout)."""
-        if self._connect is not None and not self._own_lock.locked():
+        now = asyncio.get_running_loop().time()
+        # After a failure the pool for a lease's time: a connection attempt to a server that
+        # does not answer would hold up every renewal for the connect timeout first.
+        if self._connect is not None and not self._own_lock.locked() and now - self._own_failed > self.lease_seconds:
             async with self._own_lock:
                 try:
                     if self._own is None or self._own.is_closed():
@@ -186,6 +190,7 @@ class WorkerLeases:
                     return await go(self._own)
                 except Exception as exc:  # lost, or cannot connect now: the pool's retries
                     log.info("the lease renewal's own connection failed (%s); renewing through the pool", exc)
+                    self._own_failed = now
                     await self._close_own()
         result: T = await self._run(go)
         return result
