@@ -95,3 +95,19 @@ async def test_a_withdrawal_takes_a_run_out_of_its_queue_never_out_of_a_slot(kin
         assert await a.flow.withdraw("s2") is False  # once
         assert await a.flow.queues() == []
         assert await a.flow.admit("g", "k") == []  # the slot is still held
+
+
+@pytest.mark.parametrize("kind", ["memory", "sqlite", "postgres"])
+async def test_stalled_are_the_runs_in_a_slot_still_queued(kind: str, tmp_path: Path) -> None:
+    from wayline.persistence import RunRecord, RunStatus
+
+    async with two_stores(kind, tmp_path) as (a, _):
+        for i, status in enumerate([RunStatus.QUEUED, RunStatus.QUEUED, RunStatus.RUNNING, RunStatus.QUEUED]):
+            await a.create_run(RunRecord(run_id=f"r{i}", workflow="wf", created_at=1.0, status=status), [])
+            await a.flow.enqueue(QueuedRun(run_id=f"r{i}", group="g", key="k", limit=3))
+        assert await a.flow.stalled() == []  # queued, not admitted
+        assert await a.flow.admit("g", "k") == ["r0", "r1", "r2"]
+        # r2 holds its slot RUNNING (started); r3 waits in the queue; r0 and r1 never started.
+        assert await a.flow.stalled() == ["r0", "r1"]
+        await a.flow.release("r0")
+        assert await a.flow.stalled() == ["r1"]

@@ -294,3 +294,18 @@ async def test_worker_and_lease_methods_answer_on_every_store(store: Store) -> N
     assert owners == {"a": "me", "w": "me", "done": None, "missing": None}  # only unfinished runs are owned
     subscription = await store.subscribe(lambda topic, key: None)
     await subscription.close()
+
+
+async def test_claims_of_a_worker_take_only_the_workflows_it_has(store: Store) -> None:
+    await store.create_run(rec("a", workflow="mine", created=1.0), [])
+    await store.create_run(rec("b", workflow="theirs", created=2.0), [])
+    await store.create_run(rec("c", workflow="other", created=3.0, status=RunStatus.WAITING), [])
+    await store.register_worker("me", lease_seconds=30)
+    running = (RunStatus.PENDING, RunStatus.RUNNING)
+    assert await store.unclaimed_workflows(running, ["mine"]) == ["theirs"]
+    assert await store.unclaimed_workflows([*running, RunStatus.WAITING], ["mine"]) == ["other", "theirs"]
+    assert [lease.run_id for lease in await store.claim_runs(10, workflows=["mine", "absent"])] == ["a"]
+    assert await store.claim_runs(10, workflows=["mine"]) == []
+    assert await store.unclaimed_workflows(running, []) == ["theirs"]  # "mine" is held now
+    assert [lease.run_id for lease in await store.claim_runs(10)] == ["b"]  # any workflow
+    assert await store.unclaimed_workflows(running, []) == []

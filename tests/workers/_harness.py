@@ -130,10 +130,16 @@ class Procs:
         lease: float = 1.0,
         loop: str = "asyncio",
         max_runs: int | None = None,
+        workflows: Sequence[str] | None = None,
+        passivate_after: float | None = None,
     ) -> Proc:
         args = ["worker", store, record, worker_id, str(lease), "--loop", loop]
         if max_runs is not None:
             args += ["--max-runs", str(max_runs)]
+        if workflows is not None:
+            args += ["--workflows", ",".join(workflows)]
+        if passivate_after is not None:
+            args += ["--passivate-after", str(passivate_after)]
         return self._add(Proc(worker_id, args, self.folder))
 
     def client(self, store: str, record: str, workflow: str, run_id: str, input: str, *, then: str) -> Proc:

@@ -9,6 +9,9 @@ made to happen every time.
   EvalPlanQual".
 - A PostgreSQL error that is not a lost connection came out of a pooled read as asyncpg's
   InterfaceError ("connection has been released back to the pool"), not a StoreError.
+- A worker loading hundreds of runs had every pooled connection busy reading them, and its
+  lease's renewal waited behind those reads (0.3 to 0.6 s of a 1 s lease, measured with 2,000
+  runs started at once): the renewal has its own connection now.
 - A worker registering again (its lease had lapsed) forgot, after giving its runs up, a claim
   committed in between: the database named it the owner, its commits were refused, and no
   other worker could claim the run from a live owner.
@@ -85,3 +88,31 @@ async def test_a_claim_during_registering_again_is_a_claim_the_worker_keeps(pg_u
             # The database says the worker owns it: its commits go through.
             assert lease is not None and (await client.run_owners([run_id])).get(run_id) == "a"
             await a.checkpoint(rec(run_id, 2), [StepSucceeded(ts=2.0, step="s", index=1, attempt=1, result=1)])
+
+
+async def test_a_lease_renewal_does_not_wait_for_a_busy_pool(pg_url: str) -> None:
+    import asyncpg
+
+    from wayline.persistence import PostgresStore
+
+    store = PostgresStore(pg_url, pool_size=1)
+    await store.start()
+    try:
+        async with pg_stores(pg_url, 1) as (client,):
+            await store.register_worker("a", lease_seconds=30)
+            await client.create_run(rec("r", 1), [RunStarted(ts=1.0, workflow="wf", version="1")])
+            blocker = await asyncpg.connect(pg_url)
+            try:
+                async with blocker.transaction():
+                    await blocker.execute("SELECT 1 FROM wayline.runs WHERE run_id = 'r' FOR UPDATE")
+                    claim = asyncio.ensure_future(store.claim_run("r"))  # holds the pool's one connection
+                    await asyncio.sleep(0.2)
+                    assert not claim.done()
+                    async with asyncio.timeout(10):  # a renewal through the pool waits for the claim
+                        assert await store.renew_worker() == []
+                    assert not claim.done()
+            finally:
+                await blocker.close()
+            assert await claim is not None
+    finally:
+        await store.close()

@@ -1,10 +1,12 @@
 """A real worker (or client) process for the tests in this directory.
 
     python worker_proc.py worker STORE RECORD WORKER_ID LEASE_SECONDS [--loop uvloop] [--max-runs N]
+        [--workflows NAME,NAME] [--passivate-after SECONDS]
     python worker_proc.py client STORE RECORD WORKFLOW RUN_ID INPUT_JSON [--then exit|kill|stay]
 
 ``worker`` opens ``open_runtime(STORE, worker=True, worker_id=WORKER_ID, lease_seconds=...)``,
-prints ``ready <worker id>`` (its registered id on PostgreSQL) and stays up until SIGTERM (then
+registering the workflows named by ``--workflows`` (all of them by default), prints
+``ready <worker id>`` (its registered id on PostgreSQL) and stays up until SIGTERM (then
 prints ``stopped``) or until it is killed. Its log (the runtime's "dropped" lines among others)
 goes to stderr.
 
@@ -32,7 +34,7 @@ import sys
 import time
 from typing import Any
 
-from wayline import RunContext, activity, open_runtime, workflow
+from wayline import Concurrency, Event, RunContext, activity, on_event, open_runtime, workflow
 
 EXECUTIONS_DDL = (
     "CREATE TABLE executions (run_id text NOT NULL, step integer NOT NULL, "
@@ -130,8 +132,24 @@ def waiter_result(seed: int, payload: Any) -> list[Any]:
     return [payload, chain_result(seed, 2)]
 
 
-WORKFLOWS = [chain, waiter]
-BY_NAME = {"chain": chain, "waiter": waiter}
+#: Runs of `limited` executing at once per key, across every worker (test_flow.py checks it).
+LIMIT = 2
+
+
+@workflow(
+    name="limited",
+    triggers=[on_event("job")],
+    concurrency=Concurrency(LIMIT, key=lambda event: event.data["key"]),
+)
+async def limited(ctx: RunContext, event: Event) -> int:
+    """Started by a ``job`` event ``{"key": k, "n": n, "ms": ms}``: one recorded step of ``ms``
+    milliseconds, recorded as step ``k`` (its key: the test checks the overlaps per key)."""
+    data = event.data
+    return await ctx.run(recorded_step, ctx.run_id, int(data["key"]), int(data["n"]), float(data["ms"]))
+
+
+WORKFLOWS = [chain, waiter, limited]
+BY_NAME = {"chain": chain, "waiter": waiter, "limited": limited}
 
 
 async def serve(args: argparse.Namespace) -> None:
@@ -143,11 +161,12 @@ async def serve(args: argparse.Namespace) -> None:
     try:
         async with open_runtime(
             args.store,
-            workflows=WORKFLOWS,
+            workflows=[BY_NAME[name] for name in args.workflows.split(",")] if args.workflows else WORKFLOWS,
             worker=True,
             worker_id=args.worker_id,
             lease_seconds=args.lease_seconds,
             max_runs=args.max_runs,
+            passivate_after=args.passivate_after,
         ) as rt:
             # The one worker of a SQLite database has no registered id (None).
             print(f"ready {rt.worker_id or args.worker_id}", flush=True)
@@ -185,6 +204,8 @@ def main(argv: list[str]) -> None:
     worker.add_argument("lease_seconds", type=float)
     worker.add_argument("--loop", choices=["asyncio", "uvloop"], default="asyncio")
     worker.add_argument("--max-runs", type=int, default=None)
+    worker.add_argument("--workflows", default=None)
+    worker.add_argument("--passivate-after", type=float, default=None)
     client = modes.add_parser("client")
     client.add_argument("store")
     client.add_argument("record")

@@ -64,6 +64,13 @@ class FlowStore(Protocol):
         """Every run holding a slot."""
         ...
 
+    async def stalled(self) -> list[str]:
+        """The runs holding a slot that are still QUEUED: admitted, and their start failed
+        or has not happened yet (a worker killed between the two, a claim refused while
+        another worker held the run for a moment). One indexed query, cheap enough for
+        every beat of the poller: the slots are few (the sum of the limits in use)."""
+        ...
+
     async def take_rate(self, group: str, key: str, limit: int, period: float, now: float, run_id: str) -> float | None:
         """Count the start of run ``run_id`` for ``group``/``key`` if fewer than ``limit``
         were counted in the ``period`` seconds before ``now`` (one transaction); None if

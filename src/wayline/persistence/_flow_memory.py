@@ -8,13 +8,15 @@ from collections.abc import Callable
 import msgspec
 
 from ._flow import Position, QueuedRun
+from ._records import RunStatus
 
 
 class MemoryFlow:
     """`FlowStore` for `MemoryStore`."""
 
-    def __init__(self, check: Callable[[], None]) -> None:
+    def __init__(self, check: Callable[[], None], status: Callable[[str], RunStatus | None]) -> None:
         self._check = check
+        self._status = status  # a run's status in the store (None: no such run)
         self._queue: dict[str, QueuedRun] = {}
         self._slots: dict[str, QueuedRun] = {}
         self._seq = 0
@@ -63,6 +65,11 @@ class MemoryFlow:
     async def slots(self) -> list[QueuedRun]:
         self._check()
         return sorted(self._slots.values(), key=lambda s: s.run_id)
+
+    async def stalled(self) -> list[str]:
+        self._check()
+        await asyncio.sleep(0)
+        return sorted(run_id for run_id in self._slots if self._status(run_id) is RunStatus.QUEUED)
 
     async def take_rate(self, group: str, key: str, limit: int, period: float, now: float, run_id: str) -> float | None:
         self._check()

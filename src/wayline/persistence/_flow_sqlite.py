@@ -103,6 +103,14 @@ class SQLiteFlow:
         rows = await self._fetch("SELECT run_id, grp, key FROM flow_slots ORDER BY run_id", ())
         return [QueuedRun(run_id=r[0], group=r[1], key=r[2]) for r in rows]
 
+    async def stalled(self) -> list[str]:
+        rows = await self._fetch(
+            "SELECT s.run_id FROM flow_slots s JOIN runs r ON r.run_id = s.run_id WHERE r.status = 'QUEUED' "
+            "ORDER BY s.run_id",
+            (),
+        )
+        return [r[0] for r in rows]
+
     async def take_rate(self, group: str, key: str, limit: int, period: float, now: float, run_id: str) -> float | None:
         def apply(conn: sqlite3.Connection) -> float | None:
             conn.execute("DELETE FROM flow_starts WHERE grp = ? AND key = ? AND ts <= ?", (group, key, now - period))

@@ -118,17 +118,38 @@ class SingleOwner:
         """Nothing to renew: the one owner cannot lose a run."""
         return []
 
-    async def claim_runs(self: _Readable, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
-        """The runs of ``statuses`` this store has not handed out yet, at most ``limit``."""
+    async def claim_runs(
+        self: _Readable,
+        limit: int,
+        statuses: Collection[RunStatus] = CLAIMABLE,
+        *,
+        workflows: Collection[str] | None = None,
+    ) -> list[Lease]:
+        """The runs of ``statuses`` (of ``workflows``) this store has not handed out yet, at
+        most ``limit``."""
         _, claimed = SingleOwner._single_state(self)  # type: ignore[arg-type]
         out: list[Lease] = []
         for rec in await self.list_runs(statuses=statuses):
             if len(out) >= limit:
                 break
+            if workflows is not None and rec.workflow not in workflows:
+                continue
             if rec.run_id not in claimed:
                 claimed.add(rec.run_id)
                 out.append(Lease(rec.run_id, 0))
         return out
+
+    async def unclaimed_workflows(
+        self: _Readable, statuses: Collection[RunStatus], registered: Collection[str]
+    ) -> list[str]:
+        """The workflows other than ``registered`` with runs of ``statuses`` not handed out."""
+        _, claimed = SingleOwner._single_state(self)  # type: ignore[arg-type]
+        found = {
+            rec.workflow
+            for rec in await self.list_runs(statuses=statuses)
+            if rec.workflow not in registered and rec.run_id not in claimed
+        }
+        return sorted(found)
 
     async def claim_run(self: _Readable, run_id: str) -> Lease | None:
         """The run's lease if it exists and has not finished."""

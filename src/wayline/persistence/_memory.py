@@ -43,7 +43,7 @@ class MemoryStore(SingleOwner):
         self._closed = False
         self.schedules = MemorySchedules(self._check, lambda: self.sealer)
         self.events = MemoryEvents(self._check, self.append_inbox, lambda: self.sealer)
-        self.flow = MemoryFlow(self._check)
+        self.flow = MemoryFlow(self._check, self._status_of)
         self.cancel_keys = MemoryCancelKeys(self._check)
 
     @property
@@ -58,6 +58,10 @@ class MemoryStore(SingleOwner):
 
     def health(self) -> StoreHealth:
         return HEALTHY  # memory has no disk to fill
+
+    def _status_of(self, run_id: str) -> RunStatus | None:
+        data = self._runs.get(run_id)
+        return None if data is None else decode_record(data).status
 
     def _check(self) -> None:
         if self._closed:

@@ -129,7 +129,9 @@ class PostgresStore:
         provider = resolve_meter_provider(meter_provider)
         metrics = CheckpointMetrics(provider) if provider is not None else None
         self.tag = uuid.uuid4().hex[:12]
-        self._leases = WorkerLeases(self._with_connection, self.display_url, self.tag)
+        self._leases = WorkerLeases(
+            self._with_connection, self.display_url, self.tag, connect=lambda: self._connect("lease")
+        )
         if provider is not None:
             observe_worker(provider, self._leases.gauge_reader())
         self._writer = GroupCommit(
@@ -581,9 +583,15 @@ class PostgresStore:
         """Extend this worker's lease; the runs it lost if the lease had lapsed (see `Store`)."""
         return await self._leases.renew()
 
-    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
+    async def claim_runs(
+        self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE, *, workflows: Collection[str] | None = None
+    ) -> list[Lease]:
         """Claim unowned or orphaned runs, ``FOR UPDATE SKIP LOCKED`` (see `Store.claim_runs`)."""
-        return await self._leases.claim_runs(limit, statuses)
+        return await self._leases.claim_runs(limit, statuses, workflows)
+
+    async def unclaimed_workflows(self, statuses: Collection[RunStatus], registered: Collection[str]) -> list[str]:
+        """See `Store.unclaimed_workflows`."""
+        return await self._leases.unclaimed_workflows(statuses, registered)
 
     async def claim_run(self, run_id: str) -> Lease | None:
         """Claim one run unless a live worker owns it (see `Store.claim_run`)."""

@@ -181,16 +181,25 @@ UNREGISTER = (
 # everything. Runs owned by such a worker are then orphans: the claim's own statement sees the
 # delete. (As a CTE of the claim, the delete is re-run when the claim re-checks a row changed
 # under it, and PostgreSQL refuses: "ModifyTable should not be called during EvalPlanQual".)
+# $4: the workflows the claiming worker has (NULL: any): a run of another workflow is left to
+# a worker that has it (claimed and given back at every sweep, it churned the run's fence).
 CLAIM_RUNS = """
 WITH cand AS (
     SELECT r.run_id FROM wayline.runs r
     WHERE r.status = ANY($2::text[])
+      AND ($4::text[] IS NULL OR r.workflow = ANY($4::text[]))
       AND (r.owner IS NULL OR NOT EXISTS (SELECT 1 FROM wayline.workers w WHERE w.id = r.owner))
     ORDER BY r.created_at, r.run_id
     LIMIT $3
     FOR UPDATE OF r SKIP LOCKED)
 UPDATE wayline.runs r SET owner = $1, fence = r.fence + 1 FROM cand WHERE r.run_id = cand.run_id
 RETURNING r.run_id, r.fence
+"""
+UNCLAIMED_WORKFLOWS = """
+SELECT DISTINCT r.workflow FROM wayline.runs r
+WHERE r.status = ANY($1::text[]) AND r.workflow <> ALL($2::text[])
+  AND (r.owner IS NULL OR NOT EXISTS (SELECT 1 FROM wayline.workers w WHERE w.id = r.owner))
+ORDER BY r.workflow
 """
 # One run, in two statements of one transaction: the expired workers are deleted first, then
 # the run is taken if its owner is gone. As one statement (the DELETE in a CTE), a claim that

@@ -195,10 +195,18 @@ class Store(Protocol):
         it was removed); usually none."""
         ...
 
-    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = ...) -> list[Lease]:
+    async def claim_runs(
+        self, limit: int, statuses: Collection[RunStatus] = ..., *, workflows: Collection[str] | None = None
+    ) -> list[Lease]:
         """Claim up to ``limit`` runs of ``statuses`` (PENDING and RUNNING by default) that
         are unowned or whose owner's lease expired, oldest first, skipping runs another
-        worker is claiming at the same moment; each claim increments the run's fence."""
+        worker is claiming at the same moment; each claim increments the run's fence.
+        ``workflows``: only runs of these workflows (those the worker can run; None: any)."""
+        ...
+
+    async def unclaimed_workflows(self, statuses: Collection[RunStatus], registered: Collection[str]) -> list[str]:
+        """The workflows, other than ``registered``, with runs of ``statuses`` that no live
+        worker holds (runs waiting for a worker that has their workflow), sorted."""
         ...
 
     async def claim_run(self, run_id: str) -> Lease | None:

@@ -23,6 +23,11 @@ log = logging.getLogger("wayline.workers")
 
 #: The sweep's period at most: a run given up by a worker at its limit waits no longer.
 SWEEP_MAX = 0.5
+#: A renewal later than this share of the lease after the one before is logged (renewals are
+#: a third of the lease apart when nothing holds them up).
+LATE = 0.6
+#: How often a sweep looks for runs of workflows this worker does not have (to say so).
+UNCLAIMED_EVERY = 10.0
 
 
 class Cluster:
@@ -67,13 +72,30 @@ class Cluster:
         # a StartMessage, so only the periodic sweep looks for unowned ones.
 
     async def _heartbeat(self) -> None:
+        loop = asyncio.get_running_loop()
+        renewed = loop.time()
         while True:
+            due = loop.time() + self.lease_seconds / 3
             await asyncio.sleep(self.lease_seconds / 3)
+            woke = loop.time()
             try:
                 lost = await self._store.renew_worker()
             except Exception as exc:  # the store retries on its own; try again next beat
                 log.warning("worker %r could not renew its lease: %s", self.worker_id, exc)
                 continue
+            now = loop.time()
+            gap, renewed = now - renewed, now
+            if gap > self.lease_seconds * LATE:
+                log.warning(
+                    "worker %r renewed its lease %.2fs after the previous renewal (lease %gs; the beat "
+                    "woke %.2fs late, the renewal took %.2fs): its event loop or the store was busy; "
+                    "past the lease its runs go to other workers",
+                    self.worker_id,
+                    gap,
+                    self.lease_seconds,
+                    woke - due,
+                    now - woke,
+                )
             if lost:
                 # Their next checkpoints are refused (and the runs dropped): the new owners
                 # go on from their last commits.
@@ -87,15 +109,21 @@ class Cluster:
         runs = self._runs
         shares = runs.shares
         assert shares is not None  # a cluster's runs are shared
+        loop = asyncio.get_running_loop()
+        looked = loop.time()  # at recovery
         while not runs.closed:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._sweep_now.wait(), self.sweep_interval)
             self._sweep_now.clear()
             try:
+                await shares.wake_deferred()  # runs with messages first: they were due already
                 while await shares.claim_some("claimed: its worker stopped, or gave it up") > 0:
                     pass
                 if runs.passivate_after is not None:
                     await runs.wake_due_now()  # timers of runs a dead worker had passivated
+                if loop.time() - looked >= UNCLAIMED_EVERY:
+                    looked = loop.time()
+                    await shares.unclaimed()
             except StoreError as exc:
                 log.warning("the sweep for unowned runs failed (%s); it runs again in %gs", exc, self.sweep_interval)
             except Exception:

@@ -6,11 +6,17 @@ move to a slot are one transaction). An admitted run is rewritten RUNNING (a ``R
 history event says when and for which key) and started. A run gives its slot back when it
 ends, and the head of its queue is admitted then.
 
-Recovery (every path that recovers runs: `Runtime._open`, and each beat of the inbox
-poller): a slot whose run ended is given back; a slot whose run is still QUEUED (admitted,
-then a crash before its rewrite) starts it; a QUEUED run missing from the queue (a crash
-between its creation and its enqueue) is queued again; and every queue is offered its free
-slots. Runs that were executing hold their slots across a restart, so the limit holds then too.
+Recovery (at open: `Runtime._open`): a slot whose run ended is given back; a slot whose run
+is still QUEUED (admitted, then a crash before its rewrite) starts it; a QUEUED run missing
+from the queue (a crash between its creation and its enqueue) is queued again; and every
+queue is offered its free slots. Runs that were executing hold their slots across a restart,
+so the limit holds then too.
+
+Each beat of the inbox poller offers every queue its free slots, and starts again the runs
+that hold a slot but are still QUEUED (`FlowStore.stalled`, one query) once two beats in a
+row have seen them so: a start that failed (the store failed, or another worker held the run
+for a moment and refused the claim) or a worker killed between an admission and its start
+would otherwise keep that slot until some runtime opens the database again.
 """
 
 from __future__ import annotations
@@ -62,6 +68,10 @@ class Flow:
         self._clock = clock
         self._end_queued = end_queued  # ends a QUEUED run CANCELLED, with a reason (Singleton "skip")
         self._cancel = cancel  # cancels a run (Singleton "cancel")
+        # Runs being started here: an admission's start and the beat's retry of a stalled
+        # run must not both rewrite one run.
+        self._starting: set[str] = set()
+        self._stalled: set[str] = set()  # the runs the last beat saw admitted and QUEUED
 
     @property
     def enabled(self) -> bool:
@@ -114,8 +124,26 @@ class Flow:
         assert self._table is not None
         admitted = await self._table.admit(group, key)
         for run_id in admitted:
-            await self._start(run_id)
+            await self.start(run_id)
         return admitted
+
+    async def start(self, run_id: str) -> None:
+        """Start a run admitted to a slot, unless it is being started here already. A start
+        that fails leaves the run QUEUED in its slot: the beat starts it again (`poll_once`)."""
+        if run_id in self._starting:
+            return
+        self._starting.add(run_id)
+        try:
+            await self._start(run_id)
+        except StoreError as exc:
+            log.warning(
+                "run %s was admitted but could not start yet (%s); the next beats try again",
+                run_id,
+                exc,
+                extra={"run_id": run_id},
+            )
+        finally:
+            self._starting.discard(run_id)
 
     async def finished_id(self, run_id: str) -> None:
         """A run admitted or queued is gone or ended: give its slot back, admit the next."""
@@ -149,10 +177,20 @@ class Flow:
         try:
             if full:
                 await self._reconcile(table)
+            else:
+                await self._restart_stalled(table)
             for group, key in await table.queues():
                 await self.admit(group, key)
         except StoreError as exc:
             log.warning("flow control could not look at its queues (%s); trying again later", exc)
+
+    async def _restart_stalled(self, table: FlowStore) -> None:
+        """Start the runs this beat and the one before found QUEUED in a slot. A run seen
+        once may be an admission whose start is under way (here or on another worker)."""
+        stalled = set(await table.stalled())
+        again, self._stalled = stalled & self._stalled, stalled
+        for run_id in sorted(again - self._starting):
+            await self.start(run_id)
 
     async def _reconcile(self, table: FlowStore) -> None:
         for slot in await table.slots():
@@ -160,7 +198,7 @@ class Flow:
             if rec is None or rec.status.finished:
                 await table.release(slot.run_id)
             elif rec.status is RunStatus.QUEUED:
-                await self._start(slot.run_id)  # admitted, then a crash before it started
+                await self.start(slot.run_id)  # admitted, then a crash before it started
         for rec in await self._store.list_runs(statuses=[RunStatus.QUEUED]):
             spec = self._specs(rec.workflow)
             if spec is not None and spec.concurrency is not None and GROUP_KEY in rec.metadata:

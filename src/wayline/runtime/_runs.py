@@ -410,6 +410,12 @@ class Runs:
             return
         if run_id in self._refs or self.closed:
             return
+        if rec.workflow not in self._registry:
+            # Admitted here (admission serves every queue), run by a worker that has it: it
+            # starts the run from its slot (`Flow.poll_once`). Started here, it would fail.
+            if self.shares is not None:
+                self.shares.unknown(rec.workflow)
+            return
         if self.shares is not None and await self.store.claim_run(run_id) is None:
             return  # a live worker holds it: it was started there
         if rec.status is RunStatus.QUEUED:

@@ -19,6 +19,10 @@ log = logging.getLogger("wayline")
 
 #: Runs claimed at once by a sweep (and by recovery), as `_runs.RECOVERY_WAVE` loads them.
 CLAIM_WAVE = 250
+#: Wakes a full worker remembers at most (the newest). A full worker sees every message, most
+#: of them for runs its peers hold, and each remembered wake costs a claim once it has room;
+#: one forgotten (only past this many) waits for the next message for its run, or a restart.
+DEFERRED_MAX = 1000
 
 
 class Runs(Protocol):
@@ -47,6 +51,10 @@ class Shares:
         self._unreadable: set[str] = set()  # claimed runs this worker could not read (logged once)
         self._releasing: dict[str, asyncio.Future[None]] = {}  # passivated runs being given up
         self._waking: dict[str, asyncio.Future[None]] = {}  # runs being woken
+        self._unknown: set[str] = set()  # workflows not registered here whose runs wait (logged)
+        # Runs a message woke while this worker was at its ``max_runs``, with the reason: the
+        # sweep wakes them again once there is room (see `wake_deferred`).
+        self._deferred: dict[str, str] = {}
 
     def passivated(self, run_id: str) -> None:
         """Give back a run that left memory while waiting (in the background)."""
@@ -60,6 +68,7 @@ class Shares:
         """Claim and load the runs no live worker holds, in waves, up to ``max_runs``."""
         runs = self._runs
         total = 0
+        await self.unclaimed()
         while not runs.closed:
             n = await self.claim_some("recovered: claimed after its worker stopped")
             total += n
@@ -81,6 +90,19 @@ class Shares:
             del self._waking[run_id]
             done.set_result(None)
 
+    def _full(self) -> bool:
+        runs = self._runs
+        return runs.max_runs is not None and len(runs._refs) >= runs.max_runs
+
+    async def wake_deferred(self) -> None:
+        """Wake the runs a message woke while this worker was full, while it has room (each
+        sweep). One another worker took meanwhile, or that ended, is not claimed here."""
+        for run_id, reason in list(self._deferred.items()):
+            if self._full() or self._runs.closed:
+                return
+            del self._deferred[run_id]
+            await self.wake(run_id, reason)
+
     async def release(self, run_id: str) -> None:
         """Give the run back in the database: any worker may claim it (logged if this fails:
         its lease then lapses with this worker's, or the next claim by this worker keeps it)."""
@@ -96,8 +118,16 @@ class Shares:
         can claim it (nobody holds it, or its holder's lease expired), and not past
         ``max_runs`` (then another worker's sweep takes it)."""
         runs = self._runs
-        if runs.max_runs is not None and len(runs._refs) >= runs.max_runs:
+        if self._full():
+            # Another worker with room may take it now; if none does (all full, or this
+            # worker still held the run, passivated a moment ago, when they tried), nothing
+            # else would: the message has been delivered, and a sweep claims no waiting run.
+            self._deferred.pop(run_id, None)  # the newest last
+            self._deferred[run_id] = reason
+            if len(self._deferred) > DEFERRED_MAX:
+                del self._deferred[next(iter(self._deferred))]
             return
+        self._deferred.pop(run_id, None)
         releasing = self._releasing.get(run_id)
         if releasing is not None:
             # Passivated here a moment ago: claimed again only once given up, or the release
@@ -126,13 +156,11 @@ class Shares:
         for run_id, rec in zip(run_ids, records, strict=True):
             if run_id in runs._refs:
                 continue
-            if (
-                runs.closed
-                or rec is None
-                or rec.status.finished
-                or rec.status is RunStatus.QUEUED
-                or rec.workflow not in runs._registry
-            ):
+            if runs.closed or rec is None or rec.status.finished or rec.status is RunStatus.QUEUED:
+                give_back.append(run_id)
+                continue
+            if rec.workflow not in runs._registry:  # woken by a message: another worker's to run
+                self.unknown(rec.workflow)
                 give_back.append(run_id)
                 continue
             if runs._passivated and rec.status is RunStatus.WAITING:
@@ -155,6 +183,32 @@ class Shares:
                 log.error("%s; this worker leaves the run to others", exc, extra={"run_id": run_id})
             return None
 
+    def _statuses(self) -> list[RunStatus]:
+        """The statuses of the runs a sweep claims: waiting runs too unless runs passivate
+        (then their message or timer brings them back)."""
+        statuses = [RunStatus.PENDING, RunStatus.RUNNING]
+        if self._runs.passivate_after is None:
+            statuses.append(RunStatus.WAITING)
+        return statuses
+
+    async def unclaimed(self) -> None:
+        """Log, once per workflow, that runs of a workflow not registered here wait for a
+        worker that has it (this worker's sweeps leave them alone)."""
+        runs = self._runs
+        for name in await runs.store.unclaimed_workflows(self._statuses(), runs._registry.names()):
+            self.unknown(name)
+
+    def unknown(self, name: str) -> None:
+        """Say once that runs of workflow ``name`` (not registered here) wait for another worker."""
+        if name not in self._unknown:
+            self._unknown.add(name)
+            log.warning(
+                "runs of workflow %r wait for a worker that registers it; this worker (with %s) "
+                "leaves them to such a worker",
+                name,
+                ", ".join(repr(n) for n in self._runs._registry.names()) or "no workflows",
+            )
+
     async def claim_some(self, reason: str, limit: int | None = None) -> int:
         """Claim and load unowned and orphaned runs (of workers whose lease expired), up to
         ``max_runs`` in memory; how many were loaded. Waiting runs are claimed too unless
@@ -165,10 +219,9 @@ class Shares:
             room = min(room, limit)
         if room <= 0 or runs.closed:
             return 0
-        statuses = [RunStatus.PENDING, RunStatus.RUNNING]
-        if runs.passivate_after is None:
-            statuses.append(RunStatus.WAITING)
-        leases = await runs.store.claim_runs(room, statuses)
+        # Only runs of the workflows registered here: another's would be claimed and given
+        # back at every sweep (`unclaimed` says once that they wait for another worker).
+        leases = await runs.store.claim_runs(room, self._statuses(), workflows=runs._registry.names())
         if not leases:
             return 0
         loaded = await self.adopt([lease.run_id for lease in leases], reason)

@@ -217,9 +217,15 @@ class FaultInjectingStore:
         self._check()
         return await self.inner.renew_worker()
 
-    async def claim_runs(self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE) -> list[Lease]:
+    async def claim_runs(
+        self, limit: int, statuses: Collection[RunStatus] = CLAIMABLE, *, workflows: Collection[str] | None = None
+    ) -> list[Lease]:
         self._check()
-        return await self.inner.claim_runs(limit, statuses)
+        return await self.inner.claim_runs(limit, statuses, workflows=workflows)
+
+    async def unclaimed_workflows(self, statuses: Collection[RunStatus], registered: Collection[str]) -> list[str]:
+        self._check()
+        return await self.inner.unclaimed_workflows(statuses, registered)
 
     async def claim_run(self, run_id: str) -> Lease | None:
         self._check()
