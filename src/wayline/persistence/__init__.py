@@ -33,6 +33,14 @@ from ._leases import (
     WorkerInfo as WorkerInfo,
 )
 from ._memory import MemoryStore as MemoryStore
+from ._pacing import (
+    Debounced as Debounced,
+    DebouncePush as DebouncePush,
+    PacingStore as PacingStore,
+    Throttled as Throttled,
+    ThrottlePosition as ThrottlePosition,
+    pace as pace,
+)
 from ._postgres_url import is_postgres_url as is_postgres_url, redact_url as redact_url
 from ._records import (
     UNFINISHED as UNFINISHED,
@@ -158,6 +166,8 @@ __all__ = (
     "ChildWait",
     "ContinuedAsNew",
     "Custom",
+    "DebouncePush",
+    "Debounced",
     "ErrorInfo",
     "Event",
     "EventRecord",
@@ -169,6 +179,7 @@ __all__ = (
     "Lease",
     "MemoryStore",
     "NewEvent",
+    "PacingStore",
     "Patched",
     "PayloadLimits",
     "Position",
@@ -205,6 +216,8 @@ __all__ = (
     "StepSucceeded",
     "Store",
     "StoreHealth",
+    "ThrottlePosition",
+    "Throttled",
     "TimerWait",
     "UnreadableMessage",
     "UpdateAccepted",
@@ -220,6 +233,7 @@ __all__ = (
     "event_wait_key",
     "event_wake_message",
     "matches_event",
+    "pace",
     "secret_dec_hook",
     "secret_ext_hook",
 )

@@ -14,6 +14,7 @@ from typing import TYPE_CHECKING
 from .._errors import SchemaVersionError
 from ._events_postgres import MIGRATION as EVENTS
 from ._flow_postgres import MIGRATION as FLOW
+from ._pacing_postgres import MIGRATION as PACING
 from ._schedules_postgres import MIGRATION as SCHEDULES
 
 if TYPE_CHECKING:
@@ -134,6 +135,8 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     ),
     # 5: events (`_events`) and flow control (`_flow`), as SQLite's migration 8.
     (*EVENTS, *FLOW),
+    # 6: throttles and debounces (`_pacing`), as SQLite's migration 9.
+    PACING,
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from ._events_sqlite import MIGRATION as EVENTS
 from ._flow_sqlite import MIGRATION as FLOW
+from ._pacing_sqlite import MIGRATION as PACING
 from ._schedules_sqlite import MIGRATION as SCHEDULES
 
 # The index rows of a run's ``meta`` (``[metadata, tags]``): its scalar metadata entries
@@ -112,6 +113,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     # of runs waiting for one; and flow control (`_flow`): queued runs and the slots of
     # concurrency limits.
     (*EVENTS, *FLOW),
+    # 9: throttles and debounces (`_pacing`): runs held back by a pace or a quiet period.
+    PACING,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

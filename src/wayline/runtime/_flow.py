@@ -30,6 +30,8 @@ log = logging.getLogger("wayline.flow")
 GROUP_KEY = "wayline.flow_group"
 KEY_KEY = "wayline.flow_key"
 PRIORITY_KEY = "wayline.priority"
+#: A run under a `Throttle`: the key it counts against (set and read by `Pacing`).
+THROTTLE_KEY = "wayline.throttle_key"
 
 
 class Flow:
@@ -62,6 +64,8 @@ class Flow:
         self._clock = clock
         self._end_queued = end_queued  # ends a QUEUED run CANCELLED, with a reason (Singleton "skip")
         self._cancel = cancel  # cancels a run (Singleton "cancel")
+        #: The runs a debounce or throttle holds (`Pacing`): not yet for a slot.
+        self.held: Callable[[], Awaitable[set[str]]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -161,7 +165,10 @@ class Flow:
                 await table.release(slot.run_id)
             elif rec.status is RunStatus.QUEUED:
                 await self._start(slot.run_id)  # admitted, then a crash before it started
+        held = set() if self.held is None else await self.held()
         for rec in await self._store.list_runs(statuses=[RunStatus.QUEUED]):
+            if rec.run_id in held or THROTTLE_KEY in rec.metadata:
+                continue  # a debounce or throttle holds it, or `Pacing` finds its stage
             spec = self._specs(rec.workflow)
             if spec is not None and spec.concurrency is not None and GROUP_KEY in rec.metadata:
                 await table.enqueue(_entry(rec, spec))  # a no-op for a run queued or in a slot
