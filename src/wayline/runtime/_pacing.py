@@ -264,9 +264,9 @@ class Pacing:
         debounced = await self._table.debounced(run_id)
         if debounced is not None:
             key = f" for key {debounced.key!r}" if debounced.key else ""
+            starts = f"{debounced.count} start{'' if debounced.count == 1 else 's'}"
             return (
-                f"debounced until {_when(debounced.due_at)}{key} ({debounced.count} starts so far; it starts with "
-                "the last one's input)"
+                f"debounced until {_when(debounced.due_at)}{key} ({starts} so far; it starts with the last one's input)"
             )
         pos = await self._table.throttle_position(run_id)
         if pos is None:
