@@ -21,12 +21,16 @@ import msgspec
 
 
 class Throttled(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A run in a throttle's queue (``seq`` is given by the store)."""
+    """A run in a throttle's queue (``seq`` is given by the store), with the pace it was
+    queued under (what ``describe`` reports, even where the workflow is not registered)."""
 
     run_id: str
     group: str
     key: str
     priority: int = 0
+    limit: int = 0
+    period: float = 0.0
+    burst: int = 0
     seq: int = 0
 
 

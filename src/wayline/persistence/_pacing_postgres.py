@@ -22,6 +22,9 @@ MIGRATION = (
         grp      text NOT NULL,
         key      text NOT NULL,
         priority integer NOT NULL,
+        lim      integer NOT NULL,
+        period   double precision NOT NULL,
+        burst    integer NOT NULL,
         passed   boolean NOT NULL DEFAULT false
     )""",
     "CREATE INDEX throttle_queue_order ON wayline.throttle_queue (grp, key, passed, priority DESC, seq)",
@@ -56,12 +59,15 @@ class PgPacing(PgPart):
 
     async def throttle_enqueue(self, entry: Throttled) -> None:
         await self._fetch(
-            "INSERT INTO wayline.throttle_queue (run_id, grp, key, priority) VALUES ($1, $2, $3, $4) "
-            "ON CONFLICT (run_id) DO NOTHING",
+            "INSERT INTO wayline.throttle_queue (run_id, grp, key, priority, lim, period, burst) "
+            "VALUES ($1, $2, $3, $4, $5, $6, $7) ON CONFLICT (run_id) DO NOTHING",
             entry.run_id,
             entry.group,
             entry.key,
             entry.priority,
+            entry.limit,
+            float(entry.period),
+            entry.burst,
         )
 
     async def throttle_admit(
@@ -116,13 +122,16 @@ class PgPacing(PgPart):
 
     async def throttle_position(self, run_id: str) -> ThrottlePosition | None:
         rows = await self._fetch(
-            "SELECT run_id, grp, key, priority, seq FROM wayline.throttle_queue WHERE run_id = $1 AND NOT passed",
+            "SELECT run_id, grp, key, priority, seq, lim, period, burst FROM wayline.throttle_queue "
+            "WHERE run_id = $1 AND NOT passed",
             run_id,
         )
         if not rows:
             return None
         r = rows[0]
-        entry = Throttled(run_id=r[0], group=r[1], key=r[2], priority=r[3], seq=r[4])
+        entry = Throttled(
+            run_id=r[0], group=r[1], key=r[2], priority=r[3], seq=r[4], limit=r[5], period=r[6], burst=r[7]
+        )
         ahead = await self._fetch(
             "SELECT COUNT(*) FROM wayline.throttle_queue WHERE grp = $1 AND key = $2 AND NOT passed "
             "AND (priority > $3 OR (priority = $3 AND seq < $4))",

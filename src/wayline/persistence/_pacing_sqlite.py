@@ -18,6 +18,9 @@ MIGRATION = (
         grp      TEXT NOT NULL,
         key      TEXT NOT NULL,
         priority INTEGER NOT NULL,
+        lim      INTEGER NOT NULL,
+        period   REAL NOT NULL,
+        burst    INTEGER NOT NULL,
         passed   INTEGER NOT NULL DEFAULT 0
     )""",
     "CREATE INDEX throttle_queue_order ON throttle_queue (grp, key, passed, priority DESC, seq)",
@@ -59,8 +62,9 @@ class SQLitePacing:
     async def throttle_enqueue(self, entry: Throttled) -> None:
         def apply(conn: sqlite3.Connection) -> None:
             conn.execute(
-                "INSERT OR IGNORE INTO throttle_queue (run_id, grp, key, priority) VALUES (?, ?, ?, ?)",
-                (entry.run_id, entry.group, entry.key, entry.priority),
+                "INSERT OR IGNORE INTO throttle_queue (run_id, grp, key, priority, lim, period, burst) "
+                "VALUES (?, ?, ?, ?, ?, ?, ?)",
+                (entry.run_id, entry.group, entry.key, entry.priority, entry.limit, entry.period, entry.burst),
             )
 
         await self._transact(apply)
@@ -112,12 +116,16 @@ class SQLitePacing:
 
     async def throttle_position(self, run_id: str) -> ThrottlePosition | None:
         rows = await self._fetch(
-            "SELECT run_id, grp, key, priority, seq FROM throttle_queue WHERE run_id = ? AND passed = 0", (run_id,)
+            "SELECT run_id, grp, key, priority, seq, lim, period, burst FROM throttle_queue "
+            "WHERE run_id = ? AND passed = 0",
+            (run_id,),
         )
         if not rows:
             return None
         r = rows[0]
-        entry = Throttled(run_id=r[0], group=r[1], key=r[2], priority=r[3], seq=r[4])
+        entry = Throttled(
+            run_id=r[0], group=r[1], key=r[2], priority=r[3], seq=r[4], limit=r[5], period=r[6], burst=r[7]
+        )
         ahead = await self._fetch(
             "SELECT COUNT(*) FROM throttle_queue WHERE grp = ? AND key = ? AND passed = 0 "
             "AND (priority > ? OR (priority = ? AND seq < ?))",

@@ -145,9 +145,17 @@ class Pacing:
             return
         key = str(rec.metadata.get(THROTTLE_KEY, ""))
         priority = int(rec.metadata.get(PRIORITY_KEY, 0))
-        await self._table.throttle_enqueue(
-            Throttled(run_id=rec.run_id, group=spec.workflow, key=key, priority=priority)
+        t = spec.throttle
+        entry = Throttled(
+            run_id=rec.run_id,
+            group=spec.workflow,
+            key=key,
+            priority=priority,
+            limit=t.limit,
+            period=float(t.period),
+            burst=t.burst,
         )
+        await self._table.throttle_enqueue(entry)
         if self._owner:
             await self.admit(spec.workflow, key)
 
@@ -271,10 +279,7 @@ class Pacing:
         pos = await self._table.throttle_position(run_id)
         if pos is None:
             return None
-        spec = self._specs(pos.entry.group)
-        if spec is None or spec.throttle is None:
-            return "throttled (its workflow is not registered here)"
-        t = spec.throttle
+        t = pos.entry  # the pace it was queued under (a client need not register the workflow)
         now = self._clock.time()
         allowed, at = pace(pos.tat, now, t.limit, t.period, t.burst)
         burst = f" (+{t.burst} at once)" if t.burst else ""
