@@ -106,6 +106,21 @@ class Pacing:
             self._schedule(pushed.due_at)
         return pushed
 
+    async def join(
+        self, spec: FlowSpec, subject: Any, run_id: str, input: Any, metadata: dict[str, Any]
+    ) -> tuple[str | None, bool]:
+        """A start under the workflow's debounce: (the pending run that took its input, or
+        None if the caller creates run ``run_id``; whether the debounce holds that run)."""
+        for _ in range(2):
+            pushed = await self.debounce(spec, subject, run_id)
+            if pushed.created:
+                return None, True
+            if await self.take_input(pushed.run_id, input, metadata):
+                return pushed.run_id, False
+            # The pending run started (or ended) between the push and now: its debounce is
+            # over, so pushing again opens a new one for this start.
+        return None, False  # still refused: a run of its own, past its debounce
+
     async def take_input(self, run_id: str, input: Any, metadata: dict[str, Any]) -> bool:
         """A later start of a debounce: its input (and labels) replace the pending run's,
         durably. False if the run is no longer QUEUED (it started meanwhile)."""

@@ -369,15 +369,9 @@ class Runs:
             labels = self.flow.labels(spec, subject, run_id) if spec.concurrency is not None else {}
             metadata = {**(metadata or {}), **labels, **self.pacing.labels(spec, subject, run_id)}
             if spec.debounce is not None:
-                for _ in range(2):
-                    pushed = await self.pacing.debounce(spec, subject, run_id)
-                    if pushed.created:
-                        debouncing = True
-                        break
-                    if await self.pacing.take_input(pushed.run_id, input, metadata):
-                        return pushed.run_id
-                    # The pending run started (or ended) between the push and now: its
-                    # debounce is over, so pushing again opens a new one for this start.
+                joined, debouncing = await self.pacing.join(spec, subject, run_id, input, metadata)
+                if joined is not None:
+                    return joined  # a burst's pending run took this start's input
         now = self.clock.time()
         span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
