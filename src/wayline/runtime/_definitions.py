@@ -261,7 +261,7 @@ class WorkflowDef(Generic[I, R]):
         self.validators = _check_validators(name, validators or {})
         #: The events that start its runs (``triggers=[on_event(...)]``).
         self.triggers = check_triggers(f"@workflow {name!r}", triggers)
-        #: Its flow control (``concurrency=``, ``priority=``), None without.
+        #: Its flow control (``concurrency=``, ``throttle=``, ``debounce=``, ...), None without.
         controlled = any(x is not None for x in (concurrency, priority, singleton, rate_limit, throttle, debounce))
         self.flow = (
             FlowSpec(name, concurrency, priority, singleton, rate_limit, throttle, debounce) if controlled else None

@@ -186,7 +186,9 @@ class Pacing:
             elif self._owner:
                 await self._start(rec.run_id)
             else:
-                return  # a client: a worker's beat starts it (`throttle_passed`)
+                # A client starts nothing (it only gets here for a debounce-only run whose burst
+                # it could not join): a worker's reconciliation at its next open starts it.
+                return
             if spec.throttle is not None and self._table is not None:
                 await self._table.throttle_done(rec.run_id)
         finally:
