@@ -216,3 +216,13 @@ async def test_bad_debounces_are_refused() -> None:
     with pytest.raises(FlowSpecError, match="debounce= takes Debounce"):
         workflow(name="w", debounce=10)(body)  # type: ignore[arg-type]
     workflow(name="w", debounce=Debounce(10), singleton=Singleton())(body)  # composes: one run per key after
+
+
+async def test_the_debounce_wakes_itself_without_the_poller(tmp_path: Path) -> None:
+    clock = VirtualClock()
+    async with open_runtime(str(tmp_path / "d.db"), workflows=[reindex], clock=clock, inbox_poll_interval=None) as rt:
+        t0 = clock.time()
+        await rt.start(reindex, 1, run_id="w")
+        await clock.sleep(3)
+        assert await (await rt.start(reindex, 2)).result() == 2
+    assert [(r, n, at - t0) for r, n, at in STARTS] == [("w", 2, 13.0)]

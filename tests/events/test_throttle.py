@@ -206,3 +206,16 @@ async def test_bad_throttles_are_refused() -> None:
     with pytest.raises(FlowSpecError, match="throttle= takes Throttle"):
         workflow(name="w", throttle=(1, 10))(body)  # type: ignore[arg-type]
     workflow(name="w", throttle=Throttle(1, 10), priority=lambda x: 1)(body)  # priority orders its queue
+
+
+async def test_the_throttle_wakes_itself_without_the_poller(tmp_path: Path) -> None:
+    # No inbox poller: only the throttle's own timer on the runtime's clock can start the
+    # queued runs, each exactly when the pace allows.
+    async with open_runtime(
+        str(tmp_path / "t.db"), workflows=[paced], clock=VirtualClock(), inbox_poll_interval=None
+    ) as rt:
+        t0 = rt.clock.time()
+        handles = [await rt.start(paced, i) for i in range(4)]
+        for h in handles:
+            await h.result()
+    assert sorted(at - t0 for _, _, at in STARTS) == [0, 5, 10, 15]
