@@ -17,6 +17,7 @@ from wayline import (
     RunContext,
     RunStatus,
     Singleton,
+    Throttle,
     activity,
     on_event,
     open_runtime,
@@ -69,6 +70,12 @@ async def one_sync(ctx: RunContext, n: int) -> int:
     await ctx.run(debounced_start, ctx.run_id, n, ctx.now())
     await ctx.sleep(20)
     return n
+
+
+@workflow(name="calm_then_paced", debounce=Debounce(5, key=lambda x: x["k"]), throttle=Throttle(1, 10))
+async def calm_then_paced(ctx: RunContext, job: dict[str, Any]) -> Any:
+    await ctx.run(debounced_start, ctx.run_id, job, ctx.now())
+    return job["v"]
 
 
 @pytest.fixture(autouse=True)
@@ -226,3 +233,16 @@ async def test_the_debounce_wakes_itself_without_the_poller(tmp_path: Path) -> N
         await clock.sleep(3)
         assert await (await rt.start(reindex, 2)).result() == 2
     assert [(r, n, at - t0) for r, n, at in STARTS] == [("w", 2, 13.0)]
+
+
+async def test_a_debounced_run_then_waits_for_its_throttle(db: str) -> None:
+    clock = VirtualClock()
+    async with open_runtime(db, workflows=[calm_then_paced], clock=clock) as rt:
+        t0 = clock.time()
+        b = await rt.start(calm_then_paced, {"k": "b", "v": 1})
+        a = await rt.start(calm_then_paced, {"k": "a", "v": 2})
+        await clock.sleep(2)
+        assert (await rt.start(calm_then_paced, {"k": "a", "v": 3})).run_id == a.run_id
+        assert [await b.result(), await a.result()] == [1, 3]
+    # b's burst ends at 5 and starts; a's at 7, then waits for the pace: 10 s after b.
+    assert [(job["k"], at - t0) for _, job, at in STARTS] == [("b", 5.0), ("a", 15.0)]
