@@ -236,6 +236,10 @@ class Runtime(EventsApi):
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
         run starts and the handle refers to the existing one.
 
+        Under a `Debounce` with a burst going on for the input's key, no new run is created:
+        the burst's pending (QUEUED) run takes ``input`` and the handle refers to it, whatever
+        ``run_id`` was given. Under a `Throttle` or `Concurrency`, the run may be QUEUED.
+
         ``metadata`` (str keys; str, int, float or bool values, such as a correlation id) and
         ``tags`` label the run: ``rt.list_runs(metadata=..., tag=...)`` and ``wayline runs list
         --where k=v --tag t`` find it from an index, ``describe`` shows them, the workflow reads
