@@ -15,6 +15,7 @@ goes back to its throttle, or on to its slot or its start.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable, Coroutine
 from datetime import UTC, datetime
@@ -80,6 +81,9 @@ class Pacing:
         # Runs this process is handing to their next stage: the reconciliation at open (the
         # first beat) must not hand them on a second time meanwhile.
         self._passing: set[str] = set()
+        # Debounced runs taking a later start's input here: their start waits for it, so the
+        # rewrite of a QUEUED run's input never lands on the run once it is RUNNING.
+        self._joins: dict[str, asyncio.Lock] = {}
 
     # --- labels and the first stage ----------------------------------------------------------
 
@@ -124,18 +128,24 @@ class Pacing:
     async def take_input(self, run_id: str, input: Any, metadata: dict[str, Any]) -> bool:
         """A later start of a debounce: its input (and labels) replace the pending run's,
         durably. False if the run is no longer QUEUED (it started meanwhile)."""
-        rec = await self._store.get_run(run_id)
-        if rec is None or rec.status is not RunStatus.QUEUED:
-            return False
-        tail = tuple(
-            msgspec.structs.replace(e, input=input, metadata=metadata) if isinstance(e, RunStarted) else e
-            for e in rec.tail
-        )
-        new = msgspec.structs.replace(rec, input=input, metadata=metadata, tail=tail, updated_at=self._clock.time())
-        try:
-            await self._commit(rec, new)
-        except LeaseLostError:
-            return False  # a worker claimed it to start it: it started with the input before
+        async with self._joins.setdefault(run_id, asyncio.Lock()):
+            rec = await self._store.get_run(run_id)
+            if rec is None or rec.status is not RunStatus.QUEUED:
+                return False
+            tail = tuple(
+                msgspec.structs.replace(e, input=input, metadata=metadata) if isinstance(e, RunStarted) else e
+                for e in rec.tail
+            )
+            new = msgspec.structs.replace(rec, input=input, metadata=metadata, tail=tail, updated_at=self._clock.time())
+            try:
+                await self._commit(rec, new)
+            except LeaseLostError:
+                return False  # a worker claimed it to start it: it started with the input before
+        assert self._table is not None
+        if self._owner and await self._table.debounced(run_id) is None:
+            # Due and taken while this input went in: whoever took it may have found the run
+            # held for the rewrite (another worker's claim failed), so it goes on from here too.
+            await self.passed_debounce(run_id)
         return True
 
     async def queued(self, record: RunRecord, spec: FlowSpec, *, debouncing: bool) -> None:
@@ -147,6 +157,10 @@ class Pacing:
 
     async def passed_debounce(self, run_id: str) -> None:
         """A run's debounce is over: its throttle, its slot or its start next."""
+        join = self._joins.pop(run_id, None)
+        if join is not None:
+            async with join:  # a later start's input going in: it is the one the run starts with
+                pass
         rec = await self._store.get_run(run_id)
         spec = None if rec is None else self._specs(rec.workflow)
         if rec is None or rec.status is not RunStatus.QUEUED or spec is None:
@@ -280,6 +294,7 @@ class Pacing:
 
     async def withdraw(self, run_id: str) -> bool:
         """Take a QUEUED run (being cancelled) out of its debounce or throttle."""
+        self._joins.pop(run_id, None)
         return self._table is not None and await self._table.withdraw(run_id)
 
     async def why(self, run_id: str) -> str | None:
