@@ -157,15 +157,14 @@ class Pacing:
 
     async def passed_debounce(self, run_id: str) -> None:
         """A run's debounce is over: its throttle, its slot or its start next."""
-        join = self._joins.pop(run_id, None)
-        if join is not None:
-            async with join:  # a later start's input going in: it is the one the run starts with
-                pass
-        rec = await self._store.get_run(run_id)
-        spec = None if rec is None else self._specs(rec.workflow)
-        if rec is None or rec.status is not RunStatus.QUEUED or spec is None:
-            return
-        await self._after_debounce(rec, spec)
+        # Under the run's join lock: a later start's input going in is the one it starts with,
+        # and one coming after finds it started (or still queued for its throttle or slot).
+        async with self._joins.setdefault(run_id, asyncio.Lock()):
+            rec = await self._store.get_run(run_id)
+            spec = None if rec is None else self._specs(rec.workflow)
+            if rec is not None and rec.status is RunStatus.QUEUED and spec is not None:
+                await self._after_debounce(rec, spec)
+        self._joins.pop(run_id, None)
 
     async def _after_debounce(self, rec: RunRecord, spec: FlowSpec) -> None:
         assert self._table is not None
