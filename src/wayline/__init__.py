@@ -26,6 +26,7 @@ from ._errors import (
 from .persistence import RunStatus as RunStatus, Secret as Secret
 from .runtime import (
     Concurrency as Concurrency,
+    Debounce as Debounce,
     Event as Event,
     EventSent as EventSent,
     RateLimit as RateLimit,
@@ -38,6 +39,7 @@ from .runtime import (
     Singleton as Singleton,
     StateMachine as StateMachine,
     StepInfo as StepInfo,
+    Throttle as Throttle,
     activity as activity,
     on_event as on_event,
     open_runtime as open_runtime,
@@ -54,6 +56,7 @@ __all__ = (
     "CallbackTokenError",
     "Cancelled",
     "Concurrency",
+    "Debounce",
     "Event",
     "EventSent",
     "EventTimeoutError",
@@ -77,6 +80,7 @@ __all__ = (
     "StatesError",
     "StepInfo",
     "StoreError",
+    "Throttle",
     "WaylineError",
     "activity",
     "on_event",

@@ -44,6 +44,14 @@ from ._leases import (
     WorkerInfo as WorkerInfo,
 )
 from ._memory import MemoryStore as MemoryStore
+from ._pacing import (
+    Debounced as Debounced,
+    DebouncePush as DebouncePush,
+    PacingStore as PacingStore,
+    Throttled as Throttled,
+    ThrottlePosition as ThrottlePosition,
+    pace as pace,
+)
 from ._postgres_url import is_postgres_url as is_postgres_url, redact_url as redact_url
 from ._records import (
     UNFINISHED as UNFINISHED,
@@ -174,6 +182,8 @@ __all__ = (
     "ChildWait",
     "ContinuedAsNew",
     "Custom",
+    "DebouncePush",
+    "Debounced",
     "ErrorInfo",
     "Event",
     "EventRecord",
@@ -185,6 +195,7 @@ __all__ = (
     "Lease",
     "MemoryStore",
     "NewEvent",
+    "PacingStore",
     "Patched",
     "PayloadLimits",
     "Position",
@@ -221,6 +232,8 @@ __all__ = (
     "StepSucceeded",
     "Store",
     "StoreHealth",
+    "ThrottlePosition",
+    "Throttled",
     "TimerWait",
     "UnreadableMessage",
     "UpdateAccepted",
@@ -239,6 +252,7 @@ __all__ = (
     "event_wait_key",
     "event_wake_message",
     "matches_event",
+    "pace",
     "path_value",
     "secret_dec_hook",
     "secret_ext_hook",

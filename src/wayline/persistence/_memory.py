@@ -18,6 +18,7 @@ from ._crypto import KeyRing, Sealer, encode_message, encode_sealed, may_hold_se
 from ._events_memory import MemoryEvents
 from ._flow_memory import MemoryFlow
 from ._leases import SingleOwner
+from ._pacing_memory import MemoryPacing
 from ._purge import check_statuses
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._rotate import KeyRotation, Write, rotate
@@ -45,6 +46,7 @@ class MemoryStore(SingleOwner):
         self.events = MemoryEvents(self._check, self.append_inbox, lambda: self.sealer)
         self.flow = MemoryFlow(self._check, self._status_of)
         self.cancel_keys = MemoryCancelKeys(self._check)
+        self.pacing = MemoryPacing(self._check)
 
     @property
     def pending(self) -> int:

@@ -49,6 +49,7 @@ from ._events_postgres import PgEvents
 from ._flow_postgres import PgFlow
 from ._leases import CLAIMABLE, Lease, Listener, Subscription, WorkerInfo
 from ._metrics import CheckpointMetrics, observe_worker, resolve_meter_provider
+from ._pacing_postgres import PgPacing
 from ._postgres_commit import GroupCommit, is_connection_error
 from ._postgres_leases import PgSubscription, WorkerLeases
 from ._postgres_rotate import pg_rotate
@@ -151,6 +152,7 @@ class PostgresStore:
         self.events = PgEvents(self._with_connection, lambda: self.sealer)
         self.flow = PgFlow(self._with_connection)
         self.cancel_keys = PgCancelKeys(self._with_connection)
+        self.pacing = PgPacing(self._with_connection)
 
     # --- connections ---------------------------------------------------------------------
 

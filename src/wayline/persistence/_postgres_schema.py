@@ -15,6 +15,7 @@ from .._errors import SchemaVersionError
 from ._cancel_keys_sql import PG_MIGRATION as CANCEL_KEYS
 from ._events_postgres import MIGRATION as EVENTS
 from ._flow_postgres import MIGRATION as FLOW
+from ._pacing_postgres import MIGRATION as PACING
 from ._schedules_postgres import MIGRATION as SCHEDULES
 
 if TYPE_CHECKING:
@@ -137,6 +138,8 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (*EVENTS, *FLOW),
     # 6: the runs an event may cancel (`_cancel_keys`), as SQLite's migration 9.
     CANCEL_KEYS,
+    # 7: throttles and debounces (`_pacing`), as SQLite's migration 10.
+    PACING,
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

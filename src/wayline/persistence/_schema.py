@@ -10,6 +10,7 @@ from __future__ import annotations
 from ._cancel_keys_sql import SQLITE_MIGRATION as CANCEL_KEYS
 from ._events_sqlite import MIGRATION as EVENTS
 from ._flow_sqlite import MIGRATION as FLOW
+from ._pacing_sqlite import MIGRATION as PACING
 from ._schedules_sqlite import MIGRATION as SCHEDULES
 
 # The index rows of a run's ``meta`` (``[metadata, tags]``): its scalar metadata entries
@@ -115,6 +116,8 @@ MIGRATIONS: tuple[tuple[str, ...], ...] = (
     (*EVENTS, *FLOW),
     # 9: the runs an event may cancel (`_cancel_keys`: ``@workflow(cancel_on=...)``).
     CANCEL_KEYS,
+    # 10: throttles and debounces (`_pacing`): runs held back by a pace or a quiet period.
+    PACING,
 )
 
 SCHEMA_VERSION = len(MIGRATIONS)

@@ -38,6 +38,7 @@ from ._events_sqlite import SQLiteEvents
 from ._flow_sqlite import SQLiteFlow
 from ._leases import SingleOwner
 from ._metrics import CheckpointMetrics, observe_health, resolve_meter_provider
+from ._pacing_sqlite import SQLitePacing
 from ._purge import check_statuses, sqlite_purge
 from ._records import AnyEvent, InboxMessage, RunRecord, RunStatus
 from ._rotate import BlobTable, KeyRotation, Write, loose_rows, rotate
@@ -142,6 +143,7 @@ class SQLiteStore(SingleOwner):
         self.events = SQLiteEvents(self._fetch, self._writes.transact, lambda: self.sealer)
         self.flow = SQLiteFlow(self._fetch, self._writes.transact)
         self.cancel_keys = SQLiteCancelKeys(self._fetch)
+        self.pacing = SQLitePacing(self._fetch, self._writes.transact)
         if provider is not None:
             observe_health(provider, weakref.WeakMethod(self.health))
 

@@ -16,7 +16,13 @@ from ._definitions import (
     workflow as workflow,
 )
 from ._events import EventSent as EventSent
-from ._flow_spec import Concurrency as Concurrency, RateLimit as RateLimit, Singleton as Singleton
+from ._flow_spec import (
+    Concurrency as Concurrency,
+    Debounce as Debounce,
+    RateLimit as RateLimit,
+    Singleton as Singleton,
+    Throttle as Throttle,
+)
 from ._handles import RunHandle as RunHandle, RunInfo as RunInfo, StepAttemptInfo as StepAttemptInfo
 from ._keys import rotate_keys as rotate_keys
 from ._logging import JsonLogFormatter as JsonLogFormatter, RunLogFilter as RunLogFilter
@@ -44,6 +50,7 @@ __all__ = (
     "ActivityDef",
     "ChildHandle",
     "Concurrency",
+    "Debounce",
     "Event",
     "EventSent",
     "EventTrigger",
@@ -69,6 +76,7 @@ __all__ = (
     "StepAttemptInfo",
     "StepInfo",
     "TelemetryProviders",
+    "Throttle",
     "WorkflowDef",
     "activity",
     "check_replay",

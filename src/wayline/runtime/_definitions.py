@@ -15,9 +15,9 @@ from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any, Generic, Literal, ParamSpec, Protocol, TypeVar, overload
 
-from .._errors import ScheduleSpecError
+from .._errors import FlowSpecError, ScheduleSpecError
 from . import _checks as check
-from ._flow_spec import Concurrency, FlowSpec, RateLimit, Singleton, check_key_function
+from ._flow_spec import Concurrency, Debounce, FlowSpec, RateLimit, Singleton, Throttle, check_key_function
 from ._retention import retention_seconds
 from ._schedule_spec import Schedule
 from ._threads import DEFAULT_ACTIVITY_THREADS as DEFAULT_ACTIVITY_THREADS, ActivityThreads
@@ -238,6 +238,8 @@ class WorkflowDef(Generic[I, R]):
         on_failure: WorkflowDef[Any, Any] | None = None,
         rate_limit: RateLimit | None = None,
         cancel_on: Sequence[EventTrigger] | None = None,
+        throttle: Throttle | None = None,
+        debounce: Debounce | None = None,
     ) -> None:
         if not inspect.iscoroutinefunction(fn):
             raise TypeError(f"@workflow needs an async function, got {fn!r}")
@@ -262,10 +264,18 @@ class WorkflowDef(Generic[I, R]):
         self.triggers = check_triggers(f"@workflow {name!r}", triggers)
         #: The events that cancel its unfinished runs (``cancel_on=[on_event(..., match=...)]``).
         self.cancel_on = check_cancel_on(f"@workflow {name!r}", cancel_on)
-        #: Its flow control (``concurrency=``, ``priority=``), None without.
-        controlled = any(x is not None for x in (concurrency, priority, singleton, rate_limit))
-        self.flow = FlowSpec(name, concurrency, priority, singleton, rate_limit) if controlled else None
+        #: Its flow control (``concurrency=``, ``throttle=``, ``debounce=``, ...), None without.
+        controlled = any(x is not None for x in (concurrency, priority, singleton, rate_limit, throttle, debounce))
+        self.flow = (
+            FlowSpec(name, concurrency, priority, singleton, rate_limit, throttle, debounce) if controlled else None
+        )
         check_key_function(name, "idempotency_key", idempotency_key)
+        if debounce is not None and idempotency_key is not None:
+            raise FlowSpecError(
+                name,
+                "declare debounce= or idempotency_key=, not both: a debounce already makes one run per key and "
+                "burst, and its run id is the first start's; give Debounce the key instead",
+            )
         #: Gives a run started without a run id (or by an event) the id ``<name>@key:<key>``.
         self.idempotency_key = idempotency_key
         if on_failure is not None and not isinstance(on_failure, WorkflowDef):
@@ -399,6 +409,8 @@ def workflow(
     on_failure: WorkflowDef[Any, Any] | None = None,
     rate_limit: RateLimit | None = None,
     cancel_on: Sequence[EventTrigger] | None = None,
+    throttle: Throttle | None = None,
+    debounce: Debounce | None = None,
 ) -> _WorkflowDecorator: ...
 def workflow(
     fn: Callable[..., Awaitable[Any]] | None = None,
@@ -418,6 +430,8 @@ def workflow(
     on_failure: WorkflowDef[Any, Any] | None = None,
     rate_limit: RateLimit | None = None,
     cancel_on: Sequence[EventTrigger] | None = None,
+    throttle: Throttle | None = None,
+    debounce: Debounce | None = None,
 ) -> WorkflowDef[Any, Any] | _WorkflowDecorator:
     """Declare a workflow: ``@workflow`` or ``@workflow(name=..., version=..., schedules=[...])``.
 
@@ -457,6 +471,9 @@ def workflow(
     unfinished runs whose input ``match`` relates to an event ``rt.send_event`` accepts (see
     `on_event`): a QUEUED run ends CANCELLED without starting, any other as ``rt.cancel``
     ends it, with the reason ``"cancelled by event '<name>' (id <id>)"``.
+    ``throttle`` (`Throttle`) queues them instead, and starts them as its pace allows.
+    ``debounce`` (`Debounce`) makes one run of a burst of starts per key, with the last input.
+    A run passes its debounce, then its throttle, then its concurrency limit.
     """
 
     def wrap(f: Callable[..., Awaitable[Any]]) -> WorkflowDef[Any, Any]:
@@ -476,6 +493,8 @@ def workflow(
             on_failure=on_failure,
             rate_limit=rate_limit,
             cancel_on=cancel_on,
+            throttle=throttle,
+            debounce=debounce,
         )
 
     return wrap(fn) if fn is not None else wrap

@@ -90,7 +90,7 @@ class Starter(Protocol):
         tags: tuple[str, ...] = (),
         *,
         subject: Any = None,
-    ) -> None: ...
+    ) -> str: ...
 
 
 class StartingMailboxes(Mailboxes, Starter, Protocol):
@@ -261,8 +261,7 @@ class Events:
         metadata = {**record.metadata, "wayline.event": record.name, "wayline.event_id": record.event_id}
         # A Secret in the data stays one: the run's input seals it as any input's.
         data = msgspec.to_builtins(event, builtin_types=(Secret,))
-        await self._runs.create(wf, data, run_id, metadata, subject=event)
-        return run_id
+        return await self._runs.create(wf, data, run_id, metadata, subject=event)
 
     async def poll_once(self) -> None:
         """Dispatch the events a crash (here or in another process) left undispatched.

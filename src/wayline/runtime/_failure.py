@@ -24,7 +24,7 @@ log = logging.getLogger("wayline")
 RECOVERY_WINDOW = 86400.0
 RECOVERY_LIMIT = 1000
 
-Create = Callable[[Workflow, Any, str, dict[str, Any]], Awaitable[None]]
+Create = Callable[[Workflow, Any, str, dict[str, Any]], Awaitable[object]]
 
 
 def handler_run_id(handler: str, failed_run_id: str) -> str:

@@ -36,6 +36,8 @@ log = logging.getLogger("wayline.flow")
 GROUP_KEY = "wayline.flow_group"
 KEY_KEY = "wayline.flow_key"
 PRIORITY_KEY = "wayline.priority"
+#: A run under a `Throttle`: the key it counts against (set and read by `Pacing`).
+THROTTLE_KEY = "wayline.throttle_key"
 
 
 class Flow:
@@ -72,6 +74,8 @@ class Flow:
         # run must not both rewrite one run.
         self._starting: set[str] = set()
         self._stalled: set[str] = set()  # the runs the last beat saw admitted and QUEUED
+        #: The runs a debounce or throttle holds (`Pacing`): not yet for a slot.
+        self.held: Callable[[], Awaitable[set[str]]] | None = None
 
     @property
     def enabled(self) -> bool:
@@ -199,7 +203,10 @@ class Flow:
                 await table.release(slot.run_id)
             elif rec.status is RunStatus.QUEUED:
                 await self.start(slot.run_id)  # admitted, then a crash before it started
+        held = set() if self.held is None else await self.held()
         for rec in await self._store.list_runs(statuses=[RunStatus.QUEUED]):
+            if rec.run_id in held or THROTTLE_KEY in rec.metadata:
+                continue  # a debounce or throttle holds it, or `Pacing` finds its stage
             spec = self._specs(rec.workflow)
             if spec is not None and spec.concurrency is not None and GROUP_KEY in rec.metadata:
                 await table.enqueue(_entry(rec, spec))  # a no-op for a run queued or in a slot

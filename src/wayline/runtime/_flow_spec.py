@@ -104,10 +104,85 @@ class RateLimit:
         check_key_function(workflow, "RateLimit key", self.key)
 
 
+def _seconds(value: Any) -> bool:
+    return not isinstance(value, bool) and isinstance(value, (int, float)) and value > 0 and value != float("inf")
+
+
+@dataclass(frozen=True, slots=True)
+class Throttle:
+    """At most ``limit`` runs start per ``period`` seconds per key; the starts beyond it are
+    QUEUED (durably), never dropped, and start in priority, then arrival order as the pace
+    allows.
+
+    Starts are spread evenly, ``period / limit`` seconds apart (the generic cell rate
+    algorithm); after a quiet spell, ``burst`` more may start at once. In any window of
+    ``period`` seconds at most ``limit + burst`` runs start. (Inngest's ``burst`` lets
+    ``limit + burst`` start at once; here it is ``1 + burst``, which keeps that window bound.)
+
+    Attributes:
+        limit: starts per period (an int >= 1); ``period``: seconds (> 0).
+        burst: extra starts allowed at once (an int >= 0).
+        key: a plain function of the input (or the `Event`); None: one pace for all runs.
+    """
+
+    limit: int
+    period: float
+    burst: int = 0
+    key: Callable[[Any], Any] | None = None
+
+    def check(self, workflow: str) -> None:
+        if isinstance(self.limit, bool) or not isinstance(self.limit, int) or self.limit < 1:
+            raise FlowSpecError(workflow, f"Throttle limit must be an int >= 1, got {self.limit!r}")
+        if not _seconds(self.period):
+            raise FlowSpecError(workflow, f"Throttle period must be seconds > 0 (an int or float), got {self.period!r}")
+        if isinstance(self.burst, bool) or not isinstance(self.burst, int) or self.burst < 0:
+            raise FlowSpecError(
+                workflow, f"Throttle burst must be an int >= 0 (extra starts at once), got {self.burst!r}"
+            )
+        check_key_function(workflow, "Throttle key", self.key)
+
+
+@dataclass(frozen=True, slots=True)
+class Debounce:
+    """A burst of starts (or event triggers) for one key makes ONE run, with the input of the
+    last start (for a trigger, the last `Event`), started ``period`` seconds after the last
+    start, or ``max_wait`` seconds after the first, whichever comes first.
+
+    The first start creates the run, QUEUED (``describe`` says until when); each later start
+    within the burst replaces its input and pushes its start back, and ``rt.start`` returns
+    the handle of that pending run (not a run of the id it was given), as
+    ``EventSent.run_ids`` names it for an event.
+
+    Attributes:
+        period: seconds of quiet (> 0) after which the run starts.
+        key: a plain function of the input (or the `Event`); None: one debounce for all runs.
+        max_wait: seconds (>= ``period``) after the first start at which the run starts even
+            if starts keep coming; None: no cap.
+    """
+
+    period: float
+    key: Callable[[Any], Any] | None = None
+    max_wait: float | None = None
+
+    def check(self, workflow: str) -> None:
+        if not _seconds(self.period):
+            raise FlowSpecError(workflow, f"Debounce period must be seconds > 0 (an int or float), got {self.period!r}")
+        if self.max_wait is not None:
+            if not _seconds(self.max_wait):
+                raise FlowSpecError(workflow, f"Debounce max_wait must be seconds > 0 or None, got {self.max_wait!r}")
+            if self.max_wait < self.period:
+                raise FlowSpecError(
+                    workflow,
+                    f"Debounce max_wait ({self.max_wait:g}s) is shorter than its period ({self.period:g}s): every "
+                    "run would start at max_wait. Make max_wait >= period, or leave it out",
+                )
+        check_key_function(workflow, "Debounce key", self.key)
+
+
 class FlowSpec:
     """A workflow's flow control, checked: what `labels` gives each run."""
 
-    __slots__ = ("concurrency", "priority", "rate_limit", "singleton", "workflow")
+    __slots__ = ("concurrency", "debounce", "priority", "rate_limit", "singleton", "throttle", "workflow")
 
     def __init__(
         self,
@@ -116,7 +191,27 @@ class FlowSpec:
         priority: Callable[[Any], Any] | None,
         singleton: Singleton | None = None,
         rate_limit: RateLimit | None = None,
+        throttle: Throttle | None = None,
+        debounce: Debounce | None = None,
     ) -> None:
+        if throttle is not None:
+            if not isinstance(throttle, Throttle):
+                raise FlowSpecError(
+                    workflow, f"throttle= takes Throttle(limit, period, burst=..., key=...), got {throttle!r}"
+                )
+            throttle.check(workflow)
+        if debounce is not None:
+            if not isinstance(debounce, Debounce):
+                raise FlowSpecError(
+                    workflow, f"debounce= takes Debounce(period, key=..., max_wait=...), got {debounce!r}"
+                )
+            debounce.check(workflow)
+            if rate_limit is not None:
+                raise FlowSpecError(
+                    workflow,
+                    "declare debounce= or rate_limit=, not both: a debounced burst is one start already (to space "
+                    "the debounced runs out, use throttle=)",
+                )
         if rate_limit is not None:
             if not isinstance(rate_limit, RateLimit):
                 raise FlowSpecError(
@@ -138,15 +233,19 @@ class FlowSpec:
             concurrency.check(workflow)
         if priority is not None and (not callable(priority) or inspect.iscoroutinefunction(priority)):
             raise FlowSpecError(workflow, f"priority= must be a plain function of the input, got {priority!r}")
-        if priority is not None and concurrency is None:
+        if priority is not None and concurrency is None and throttle is None:
             raise FlowSpecError(
-                workflow, "priority= orders runs queued by a limit; declare concurrency=Concurrency(...) too"
+                workflow,
+                "priority= orders runs queued by a limit; declare concurrency=Concurrency(...) or "
+                "throttle=Throttle(...) too",
             )
         self.workflow = workflow
         self.concurrency = concurrency
         self.priority = priority
         self.singleton = singleton
         self.rate_limit = rate_limit
+        self.throttle = throttle
+        self.debounce = debounce
 
     def key_of(self, fn: Callable[[Any], Any] | None, subject: Any, run_id: str, what: str) -> str:
         """A key function's key for ``subject`` ("" without one); `FlowSpecError` if it raises."""
@@ -175,6 +274,10 @@ class FlowSpec:
                 raise FlowSpecError(
                     self.workflow, f"its Concurrency key raised {type(exc).__name__}: {exc}", run_id=run_id
                 ) from exc
+        return group, key, self.priority_of(subject, run_id), spec.limit
+
+    def priority_of(self, subject: Any, run_id: str) -> int:
+        """The run's priority (0 without ``priority=``); `FlowSpecError` if out of range."""
         priority = 0
         if self.priority is not None:
             try:
@@ -191,7 +294,7 @@ class FlowSpec:
                     f"priority {priority} is out of range: use {MIN_PRIORITY}..{MAX_PRIORITY} (higher starts first)",
                     run_id=run_id,
                 )
-        return group, key, priority, spec.limit
+        return priority
 
 
 def idempotent_run_id(workflow: str, key: Callable[[Any], Any], subject: Any) -> str:

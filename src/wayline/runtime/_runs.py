@@ -48,6 +48,7 @@ from ..persistence import (
 from . import _failure as failure, _inbox as inbox
 from ._cancel_on import cancel_metadata
 from ._flow import GROUP_KEY as FLOW_GROUP, Flow
+from ._pacing import Pacing, held_back
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
 from ._shares import Shares
@@ -142,6 +143,18 @@ class Runs:
             end_queued=self.end_queued,
             cancel=self._cancel_quietly,
         )
+        #: Debounces and throttles: the stages before the concurrency limit.
+        self.pacing = Pacing(
+            store,
+            self.clock,
+            owner=owner,
+            specs=self._spec_of,
+            start=self.start_admitted,
+            enqueue=self.flow.enqueue,
+            commit=self._commit_queued,
+            background=self.background,
+        )
+        self.flow.held = self.pacing.held
 
     # --- the table -------------------------------------------------------------------------
 
@@ -332,10 +345,12 @@ class Runs:
         tags: tuple[str, ...] = (),
         *,
         subject: Any = None,
-    ) -> None:
+    ) -> str:
         """Create run ``run_id`` of ``wf`` durably and start it; nothing if it exists. A
-        workflow with a concurrency limit has it created QUEUED and started as `Flow` admits
-        it (``subject``: what its key and priority functions are given; ``input`` if None).
+        workflow with a concurrency limit, a throttle or a debounce has it created QUEUED and
+        started as `Pacing` and `Flow` let it (``subject``: what its key and priority functions
+        are given; ``input`` if None). Returns the run's id: under a debounce going on for its
+        key, the pending run's, which takes ``input`` instead of a new run starting.
 
         Raises:
             RunConflictError: ``run_id`` exists as a run of another workflow.
@@ -343,7 +358,7 @@ class Runs:
             FlowSpecError: the workflow's key or priority function failed for this input.
         """
         if run_id in self._refs:
-            return
+            return run_id
         # Its cancel keys travel in its metadata, indexed by the store with the run itself
         # (worked out first: a match function that fails refuses the start before a rate
         # limit counts it).
@@ -351,13 +366,19 @@ class Runs:
         if cancel_keys:
             metadata = {**(metadata or {}), **cancel_keys}
         spec = wf.flow if self.flow.enabled else None
+        subject = input if subject is None else subject
         if spec is not None and spec.rate_limit is not None:  # a run counts once, however often it is started
-            await self.flow.take_rate(spec, input if subject is None else subject, run_id)  # or RateLimitedError
-        if spec is not None and spec.concurrency is None:
+            await self.flow.take_rate(spec, subject, run_id)  # or RateLimitedError
+        if not held_back(spec):
             spec = None  # a rate limit alone: the run starts at once
+        debouncing = False  # a debounce holds the new run (its row names it)
         if spec is not None:
-            labels = self.flow.labels(spec, input if subject is None else subject, run_id)
-            metadata = {**(metadata or {}), **labels}
+            labels = self.flow.labels(spec, subject, run_id) if spec.concurrency is not None else {}
+            metadata = {**(metadata or {}), **labels, **self.pacing.labels(spec, subject, run_id)}
+            if spec.debounce is not None:
+                joined, debouncing = await self.pacing.join(spec, subject, run_id, input, metadata)
+                if joined is not None:
+                    return joined  # a burst's pending run took this start's input
         now = self.clock.time()
         span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
@@ -387,20 +408,21 @@ class Runs:
         if existing is not None:
             if existing.workflow != wf.name:
                 raise RunConflictError(run_id, existing.workflow, wf.name)
-            return
+            return run_id
         if spec is not None:
             if self.shares is not None:
                 # A QUEUED run is held by no worker (given up before its queue can admit it):
                 # the worker whose admission takes its slot claims it (`start_admitted`).
                 await self.store.release_runs([run_id])
-            await self.flow.enqueue(record, spec)
+            await self.pacing.queued(record, spec, debouncing=debouncing)
         elif not self._owner or run_id in self._refs:
-            return
+            return run_id
         elif self.shares is not None and self.max_runs is not None and len(self._refs) >= self.max_runs:
             # At its limit: another worker claims it (its sweep finds unowned runs).
             await self.store.release_runs([run_id])
         else:
             self.spawn(record, None)
+        return run_id
 
     async def start_admitted(self, run_id: str) -> None:
         """Start a run `Flow` admitted: a QUEUED one is rewritten RUNNING first."""
@@ -467,25 +489,36 @@ class Runs:
         new = msgspec.structs.replace(
             rec, updated_at=event.ts, waits=(), tail=(), history_seq=rec.history_seq + 1, **changes
         )
+        await self._commit(new, [*rec.tail, event])
+        return new
+
+    async def _commit_queued(self, rec: RunRecord, new: RunRecord) -> None:
+        """Write a QUEUED run's new record (its debounce took a later input): held by no
+        worker after, as a QUEUED run is."""
+        await self._commit(new, [])
+        if self.shares is not None:
+            await self.store.release_runs([rec.run_id])
+
+    async def _commit(self, new: RunRecord, events: list[AnyEvent]) -> None:
         if self.shares is None:
-            await self.store.checkpoint(new, [*rec.tail, event])
-            return new
+            await self.store.checkpoint(new, events)
+            return
         # A worker commits only the runs it holds (this one is held already if it ran here).
         # A refusal can come from this worker's own release in flight (a QUEUED run is given
         # back as it is queued, while the poller's admission may already start it): the run
         # is then unowned, and claimed again from the database.
         attempts = 3
         while True:
-            if await self.store.claim_run(rec.run_id) is None:
-                raise LeaseLostError(rec.run_id, str(getattr(self.store, "worker_id", None)), -1)
+            if await self.store.claim_run(new.run_id) is None:
+                raise LeaseLostError(new.run_id, str(getattr(self.store, "worker_id", None)), -1)
             try:
-                await self.store.checkpoint(new, [*rec.tail, event])
-                return new
+                await self.store.checkpoint(new, events)
+                return
             except LeaseLostError:
                 attempts -= 1
                 if not attempts:
                     raise
-                await self.store.release_runs([rec.run_id])  # forgets the stale lease here
+                await self.store.release_runs([new.run_id])  # forgets the stale lease here
 
     # --- waiting for a run's end ---------------------------------------------------------------
 
@@ -634,7 +667,7 @@ class Runs:
         waits in its inbox until it starts."""
         inbox = await self.store.get_inbox(rec.run_id)
         cancel = next((m for _, m in inbox if type(m) is CancelMessage), None)
-        if cancel is None or not await self.flow.dequeue(rec.run_id):
+        if cancel is None or not (await self.pacing.withdraw(rec.run_id) or await self.flow.dequeue(rec.run_id)):
             return  # no cancel, or admitted meanwhile: it applies the cancel when it starts
         await self.end_queued(rec.run_id, cancel.reason)
 
@@ -688,6 +721,7 @@ class Runs:
         for run_id in list(self._waiters):
             self._resolve(run_id, None)
         self._wake_timer.cancel()
+        self.pacing.close()
         self._timers.close()
         # Releases of passivated runs too: closing the store unregisters this worker, which
         # gives up every run it still holds.

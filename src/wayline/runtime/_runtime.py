@@ -147,6 +147,7 @@ class Runtime(EventsApi):
         again and queued runs admitted, the on_failure runs a crash kept from starting start,
         and events a crash left undispatched start their runs and wake their waiters."""
         await self._runs.flow.recover()
+        await self._runs.pacing.poll_once(full=True)
         await failure.recover_handlers(self.store, self._registry, self._runs.create, self.clock.time())
         await self._events.poll_once()
         self._flow_recovered = True
@@ -158,6 +159,7 @@ class Runtime(EventsApi):
             await self._recover_flow()
             return
         await self._runs.flow.poll_once()
+        await self._runs.pacing.poll_once()
         await self._events.poll_once()
 
     async def _close(self) -> None:
@@ -234,6 +236,10 @@ class Runtime(EventsApi):
         Idempotent on ``run_id``: if a run with that id exists (running or finished), no new
         run starts and the handle refers to the existing one.
 
+        Under a `Debounce` with a burst going on for the input's key, no new run is created:
+        the burst's pending (QUEUED) run takes ``input`` and the handle refers to it, whatever
+        ``run_id`` was given. Under a `Throttle` or `Concurrency`, the run may be QUEUED.
+
         ``metadata`` (str keys; str, int, float or bool values, such as a correlation id) and
         ``tags`` label the run: ``rt.list_runs(metadata=..., tag=...)`` and ``wayline runs list
         --where k=v --tag t`` find it from an index, ``describe`` shows them, the workflow reads
@@ -276,7 +282,7 @@ class Runtime(EventsApi):
                 check_input(target.name, input, Any, run_id)
             if version is not None or (isinstance(workflow, str) and workflow != target.name):
                 labels[PINNED_KEY] = True  # a version named by the caller: kept across continue-as-new
-            await self._runs.create(target, input, run_id, labels, labelled)
+            run_id = await self._runs.create(target, input, run_id, labels, labelled)
         return RunHandle(self, run_id)
 
     async def redrive(self, run_id: str) -> RunHandle[Any]:
@@ -406,8 +412,10 @@ class Runtime(EventsApi):
             running = tuple(StepAttemptInfo(e.step, e.index, e.attempt, e.ts) for e in live.in_flight())
             return dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
         info = RunInfo.from_record(rec)
-        if rec.status is RunStatus.QUEUED and (why := await self._runs.flow.why(run_id)) is not None:
-            info = dataclasses.replace(info, waiting_for=(why,))
+        if rec.status is RunStatus.QUEUED:
+            why = await self._runs.pacing.why(run_id) or await self._runs.flow.why(run_id)
+            if why is not None:
+                info = dataclasses.replace(info, waiting_for=(why,))
         return dataclasses.replace(info, store_health=self.store.health())
 
     async def list_runs(

@@ -57,7 +57,7 @@ class Starter(Protocol):
         """The run, if it is in memory here (then it has not ended)."""
         ...
 
-    async def create(self, wf: Workflow, input: Any, run_id: str, metadata: dict[str, Any] | None = None) -> None:
+    async def create(self, wf: Workflow, input: Any, run_id: str, metadata: dict[str, Any] | None = None) -> object:
         """Create and start run ``run_id``; nothing if it exists."""
         ...
 
