@@ -430,4 +430,3 @@ def _selector(
         return sel(data, item_ctx, frame.scope.lookup)
 
     return select
-
