@@ -53,14 +53,14 @@ async def test_a_worker_leaves_the_runs_of_workflows_it_does_not_have_to_one_tha
     assert trouble([chains_only, both]) == []
 
 
-async def _until(what: str, check: Any, timeout: float = 30.0) -> Any:
+async def _until(what: str, check: Any, seconds: float = 30.0) -> Any:
     """``check()`` again until it returns something true (the workers' beats run meanwhile)."""
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
+    deadline = loop.time() + seconds
     while True:
         got = await check()
         if got or loop.time() > deadline:
-            assert got, f"not within {timeout}s: {what}"
+            assert got, f"not within {seconds}s: {what}"
             return got
         await asyncio.sleep(0.05)
 

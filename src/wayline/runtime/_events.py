@@ -10,6 +10,13 @@ is marked dispatched. A crash before that mark leaves it for `Events.poll_once`,
 at open and on every beat of the inbox poller: every step is idempotent (a cancel finds an
 ended run ended; a run id starts one run; a wake-up is only a hint, the woken run reads the
 events table).
+
+On a database several workers share (PostgreSQL) the workers need not have the same
+workflows: each registers the workflows its event names trigger or cancel (`listens`), each
+dispatches its own part of an event, and the store marks the event dispatched only once
+every live worker's listeners for its name have had theirs (see
+``wayline.persistence._event_listens_postgres``). An event this runtime has dispatched but
+could not mark is not dispatched again by its beat: only the mark is tried again.
 """
 
 from __future__ import annotations
@@ -280,7 +287,7 @@ class Events:
         after it are dispatched all the same (read in pages past it).
         """
         after = 0
-        parted, seen = set(self._parted), set()
+        parted, seen = set(self._parted), set[int]()
         while True:
             try:
                 pending = await self.table.undispatched(limit=POLL_PAGE, after=after)
@@ -322,6 +329,8 @@ class Events:
     async def _mark_again(self, seqs: list[int]) -> bool:
         """Try again the mark of events this runtime has dispatched already; False if the
         store failed (said, and tried again at the next beat)."""
+        if not seqs:
+            return True
         try:
             await self.table.mark_dispatched(seqs)
         except StoreError as exc:
