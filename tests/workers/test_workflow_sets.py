@@ -148,3 +148,31 @@ async def test_an_event_no_trigger_listens_to_is_marked_dispatched_by_the_sendin
         assert job.run_ids == (f"on_job@event:{job.seq}",)
         assert waited.seq not in await _undispatched(pg_url)
         assert job.seq not in await _undispatched(pg_url)
+
+
+async def test_a_listener_killed_and_back_within_its_lease_starts_the_runs_of_events_sent_meanwhile(
+    pg_url: str, procs: Procs
+) -> None:
+    lease = 5.0
+    first = procs.worker(pg_url, pg_url, "L", lease=lease, workflows=["limited"])
+    await ready(first)
+    async with (
+        reading(pg_url),
+        open_runtime(pg_url, workflows=[chain], worker=True, worker_id="other"),
+        open_runtime(pg_url, workflows=WORKFLOWS, worker=False) as client,
+    ):
+        first.kill9()
+        sent = [await client.send_event("job", {"key": n, "n": n, "ms": 1}) for n in range(5)]
+        await asyncio.sleep(1.0)  # ten beats of "other", which has no trigger for them
+        # L's registration is live until its lease runs out: the events wait for it.
+        assert {s.seq for s in sent} <= set(await _undispatched(pg_url))
+        again = procs.worker(pg_url, pg_url, "L", lease=lease, workflows=["limited"])
+        await ready(again)
+        want = {f"limited@event:{s.seq}" for s in sent}
+
+        async def finished() -> bool:
+            return {r.run_id for r in await client.list_runs(workflow="limited", status="SUCCEEDED")} == want
+
+        await _until("the events' runs finished on the worker back", finished)
+        await _until("the events marked dispatched", lambda: _no_undispatched(pg_url))
+    assert trouble([again]) == []
