@@ -176,3 +176,21 @@ async def test_a_listener_killed_and_back_within_its_lease_starts_the_runs_of_ev
         await _until("the events' runs finished on the worker back", finished)
         await _until("the events marked dispatched", lambda: _no_undispatched(pg_url))
     assert trouble([again]) == []
+
+
+async def test_two_workers_starting_one_events_run_at_once_both_get_the_run(pg_url: str) -> None:
+    # The sender dispatches its event while the other worker's beat may dispatch it too: both
+    # create "on_job@event:<seq>", and the create that waited for the other's row (ON CONFLICT)
+    # once failed with "refused a write: 'on_job@event:<seq>'" (the statement's snapshot did
+    # not show the row it had waited for).
+    @workflow(name="on_job", triggers=[on_event("job")])
+    async def on_job(ctx: RunContext, event: Event) -> int:
+        return 1
+
+    async with (
+        open_runtime(pg_url, workflows=[on_job], worker=True, worker_id="a") as a,
+        open_runtime(pg_url, workflows=[on_job], worker=True, worker_id="b"),
+    ):
+        for n in range(150):
+            sent = await a.send_event("job", {"n": n})
+            assert sent.run_ids == (f"on_job@event:{sent.seq}",)
