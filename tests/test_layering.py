@@ -122,7 +122,9 @@ def _private_owners(target: str) -> list[str]:
     ``["wayline.runtime.run"]``."""
     parts = target.split(".")
     return [
-        ".".join(parts[:i]) for i in range(1, len(parts)) if parts[i].startswith("_") and not parts[i].endswith("__")
+        ".".join(parts[:i])
+        for i in range(1, len(parts))
+        if parts[i].startswith("_") and not parts[i].endswith("__")
     ]
 
 

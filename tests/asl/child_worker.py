@@ -28,22 +28,12 @@ def machine(side: str) -> StateMachine:
         return i * i
 
     return StateMachine(
-        {
-            "StartAt": "Fan",
-            "States": {
-                "Fan": {
-                    "Type": "Map",
-                    "MaxConcurrency": 2,
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED"},
-                        "StartAt": "Append",
-                        "States": {"Append": {"Type": "Task", "Resource": "append", "End": True}},
-                    },
-                    "Next": "Sum",
-                },
-                "Sum": {"Type": "Pass", "Parameters": {"squares.$": "$", "n.$": "States.ArrayLength($)"}, "End": True},
-            },
-        },
+        {"StartAt": "Fan", "States": {
+            "Fan": {"Type": "Map", "MaxConcurrency": 2,
+                    "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "Append",
+                                      "States": {"Append": {"Type": "Task", "Resource": "append", "End": True}}},
+                    "Next": "Sum"},
+            "Sum": {"Type": "Pass", "Parameters": {"squares.$": "$", "n.$": "States.ArrayLength($)"}, "End": True}}},
         name="fan",
         resources={"append": append},
     )

@@ -173,17 +173,9 @@ def test_a_literal_arn_of_an_unregistered_machine_is_refused_when_the_runtime_op
 
 async def test_a_computed_arn_of_an_unregistered_machine_fails_the_run_precisely() -> None:
     parent = StateMachine(
-        {
-            "StartAt": "Call",
-            "States": {
-                "Call": {
-                    "Type": "Task",
-                    "Resource": f"{START}.sync:2",
-                    "Parameters": {"StateMachineArn.$": "$.target"},
-                    "End": True,
-                }
-            },
-        },
+        {"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": f"{START}.sync:2",
+            "Parameters": {"StateMachineArn.$": "$.target"}, "End": True}}},
         name="parent",
     )
     async with open_runtime(":memory:", workflows=[parent, child_machine()], clock=VirtualClock()) as rt:
@@ -212,22 +204,11 @@ def distributed(
         return n * 10
 
     return StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "MaxConcurrency": concurrency,
-                    **(extra or {}),
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED"},
-                        "StartAt": "W",
-                        "States": {"W": {"Type": "Task", "Resource": item, "End": True}},
-                    },
-                    "End": True,
-                }
-            },
-        },
+        {"StartAt": "M", "States": {"M": {
+            "Type": "Map", "MaxConcurrency": concurrency, **(extra or {}),
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "W",
+                              "States": {"W": {"Type": "Task", "Resource": item, "End": True}}},
+            "End": True}}},
         name="fan",
         resources={"work": work, **(resources or {})},
     )
@@ -297,21 +278,11 @@ async def test_tolerated_failures_of_child_runs() -> None:
 
 async def test_a_distributed_map_of_10000_items(tmp_path: Path) -> None:
     sm = StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemSelector": {"i.$": "$$.Map.Item.Index"},
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED"},
-                        "StartAt": "P",
-                        "States": {"P": {"Type": "Pass", "End": True}},
-                    },
-                    "End": True,
-                }
-            },
-        },
+        {"StartAt": "M", "States": {"M": {
+            "Type": "Map", "ItemSelector": {"i.$": "$$.Map.Item.Index"},
+            "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P",
+                              "States": {"P": {"Type": "Pass", "End": True}}},
+            "End": True}}},
         name="big",
     )
     async with open_runtime(tmp_path / "big.db", workflows=[sm], clock=VirtualClock()) as rt:
@@ -334,31 +305,14 @@ def nested(gate: asyncio.Event | None = None) -> tuple[StateMachine, StateMachin
         return n + 100
 
     parent = StateMachine(
-        {
-            "StartAt": "Call",
-            "States": {
-                "Call": {
-                    "Type": "Task",
-                    "Resource": f"{START}.sync:2",
-                    "ResultSelector": {"d.$": "$.Output.d"},
-                    "Parameters": {"StateMachineArn": f"{ARN}child", "Input": {"n.$": "$.n"}},
-                    "ResultPath": "$.call",
-                    "Next": "Fan",
-                },
-                "Fan": {
-                    "Type": "Map",
-                    "ItemsPath": "$.items",
-                    "MaxConcurrency": 2,
-                    "ResultPath": "$.items",
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED"},
-                        "StartAt": "W",
-                        "States": {"W": {"Type": "Task", "Resource": "work", "End": True}},
-                    },
-                    "End": True,
-                },
-            },
-        },
+        {"StartAt": "Call", "States": {
+            "Call": {"Type": "Task", "Resource": f"{START}.sync:2", "ResultSelector": {"d.$": "$.Output.d"},
+                     "Parameters": {"StateMachineArn": f"{ARN}child", "Input": {"n.$": "$.n"}},
+                     "ResultPath": "$.call", "Next": "Fan"},
+            "Fan": {"Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 2, "ResultPath": "$.items",
+                    "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "W",
+                                      "States": {"W": {"Type": "Task", "Resource": "work", "End": True}}},
+                    "End": True}}},
         name="parent",
         resources={"work": work},
     )
@@ -464,19 +418,10 @@ async def test_cancelling_the_parent_cancels_the_children_it_waits_for() -> None
     gate = asyncio.Event()
     parent, child = nested(gate)
     fire_and_forget = StateMachine(
-        {
-            "StartAt": "Go",
-            "States": {
-                "Go": {
-                    "Type": "Task",
-                    "Resource": START,
-                    "ResultPath": None,
-                    "Parameters": {"StateMachineArn": f"{ARN}parent", "Input": {"n": 2, "items": [5]}},
-                    "Next": "Wait",
-                },
-                "Wait": {"Type": "Wait", "Seconds": 3600, "End": True},
-            },
-        },
+        {"StartAt": "Go", "States": {
+            "Go": {"Type": "Task", "Resource": START, "ResultPath": None,
+                   "Parameters": {"StateMachineArn": f"{ARN}parent", "Input": {"n": 2, "items": [5]}}, "Next": "Wait"},
+            "Wait": {"Type": "Wait", "Seconds": 3600, "End": True}}},
         name="launcher",
     )
     async with open_runtime(":memory:", workflows=[parent, child, fire_and_forget], clock=VirtualClock()) as rt:

@@ -61,7 +61,8 @@ def test_variable_and_context_roots() -> None:
     p = compile_path("$orders[0].id")
     assert (p.root, p.var) == ("var", "orders")
     assert p.get({}, {}, {"orders": [{"id": 7}]}.__getitem__) == 7
-    assert compile_path("$$.Execution.Id").get({}, {"Execution": {"Id": "e"}}, dict().__getitem__) == "e"
+    assert compile_path("$$.Execution.Id").get({}, {"Execution": {"Id": "e"}}, dict().__getitem__) \
+        == "e"
 
 
 def test_set_path_copies_only_along_the_path() -> None:
@@ -85,7 +86,8 @@ def test_set_path_copies_only_along_the_path() -> None:
         ("States.JsonToString($.o)", '{"k":[1,null]}'),
         ("States.StringToJson('{\"a\": 1}')", {"a": 1}),
         ("States.JsonMerge($.o, States.StringToJson('{\"k\": 2}'), false)", {"k": 2}),
-        ("States.Hash('input data', 'SHA-256')", "b4a697a057313163aee33cd8d40c66e9f0f177e00cac2de32475ffff6169c3e3"),
+        ("States.Hash('input data', 'SHA-256')",
+         "b4a697a057313163aee33cd8d40c66e9f0f177e00cac2de32475ffff6169c3e3"),
         ("States.MathAdd(-2.5, 0)", -2),
         ("States.StringSplit('a,b;;c', ',;')", ["a", "b", "c"]),
         ("States.ArrayLength($.b)", 2),
@@ -132,7 +134,8 @@ _json = st.recursive(
 )
 
 
-@given(doc=st.dictionaries(_keys, _json, max_size=4), path=st.lists(_keys, min_size=1, max_size=4), value=_json)
+@given(doc=st.dictionaries(_keys, _json, max_size=4), path=st.lists(_keys, min_size=1,
+                                                                       max_size=4), value=_json)
 def test_set_then_get_returns_the_value_and_leaves_the_input_alone(
     doc: dict[str, Any], path: list[str], value: Any
 ) -> None:
@@ -158,16 +161,9 @@ def _unique_by_pairs(items: list[Any]) -> list[Any]:
 _scalars = st.none() | st.booleans() | st.integers(-3, 3) | st.sampled_from([1.0, 2.0, 0.5]) | st.sampled_from("ab")
 
 
-@given(
-    items=st.lists(
-        st.recursive(
-            _scalars,
-            lambda inner: st.lists(inner, max_size=2) | st.dictionaries(st.sampled_from("xy"), inner, max_size=2),
-            max_leaves=4,
-        ),
-        max_size=12,
-    )
-)
+@given(items=st.lists(st.recursive(_scalars, lambda inner: st.lists(inner, max_size=2)
+                                   | st.dictionaries(st.sampled_from("xy"), inner, max_size=2), max_leaves=4),
+                      max_size=12))
 def test_array_unique_keeps_what_the_pairwise_definition_keeps(items: list[Any]) -> None:
     out = compile_intrinsic("States.ArrayUnique($.v)").evaluate({"v": items}, {}, {}.__getitem__)
     assert repr(out) == repr(_unique_by_pairs(items))

@@ -24,26 +24,13 @@ def test_map_of_10000_items_is_fast() -> None:
         return n * n
 
     sm = StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemsPath": "$.items",
-                    "MaxConcurrency": 0,
-                    "ItemProcessor": {
-                        "StartAt": "Sq",
-                        "States": {
-                            "Sq": {"Type": "Task", "Resource": "square", "Next": "Done"},
-                            "Done": {"Type": "Pass", "End": True},
-                        },
-                    },
-                    "End": True,
-                }
-            },
-        },
-        resources={"square": square},
-        mode="express",
+        {"StartAt": "M", "States": {"M": {
+            "Type": "Map", "ItemsPath": "$.items", "MaxConcurrency": 0,
+            "ItemProcessor": {"StartAt": "Sq", "States": {
+                "Sq": {"Type": "Task", "Resource": "square", "Next": "Done"},
+                "Done": {"Type": "Pass", "End": True}}},
+            "End": True}}},
+        resources={"square": square}, mode="express",
     )
     started = time.perf_counter()
     out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, {"items": list(range(10_000))})
@@ -53,19 +40,10 @@ def test_map_of_10000_items_is_fast() -> None:
 
 
 def test_map_standard_mode_pass_only_10000_items() -> None:
-    sm = StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemSelector": {"i.$": "$$.Map.Item.Index", "v.$": "$$.Map.Item.Value"},
-                    "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
-                    "End": True,
-                }
-            },
-        }
-    )
+    sm = StateMachine({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemSelector": {"i.$": "$$.Map.Item.Index", "v.$": "$$.Map.Item.Value"},
+        "ItemProcessor": {"StartAt": "P", "States": {"P": {"Type": "Pass", "End": True}}},
+        "End": True}}})
     started = time.perf_counter()
     out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, list(range(10_000)))
     assert time.perf_counter() - started < 5.0
@@ -80,25 +58,16 @@ def _map_machine(calls: list[int], crash_on: int | None) -> StateMachine:
         return n * 10
 
     return StateMachine(
-        {
-            "StartAt": "Prepare",
-            "States": {
-                "Prepare": {"Type": "Pass", "Assign": {"factor": 2}, "Next": "M"},
-                "M": {
-                    "Type": "Map",
-                    "MaxConcurrency": 1,
-                    "ItemProcessor": {
-                        "StartAt": "Work",
-                        "States": {
-                            "Work": {"Type": "Task", "Resource": "work", "Next": "Scale"},
-                            "Scale": {"Type": "Pass", "Parameters": {"v.$": "$", "f.$": "$factor"}, "End": True},
-                        },
-                    },
-                    "Next": "Sum",
-                },
-                "Sum": {"Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($)"}, "End": True},
-            },
-        },
+        {"StartAt": "Prepare", "States": {
+            "Prepare": {"Type": "Pass", "Assign": {"factor": 2}, "Next": "M"},
+            "M": {"Type": "Map", "MaxConcurrency": 1,
+                  "ItemProcessor": {"StartAt": "Work", "States": {
+                      "Work": {"Type": "Task", "Resource": "work", "Next": "Scale"},
+                      "Scale": {"Type": "Pass", "Parameters": {
+                          "v.$": "$", "f.$": "$factor"}, "End": True}}},
+                  "Next": "Sum"},
+            "Sum": {"Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($)"},
+                    "End": True}}},
         resources={"work": work},
     )
 
@@ -129,16 +98,10 @@ def test_resume_in_the_middle_of_a_map_does_not_rerun_completed_items(concurrenc
 
 
 def test_resume_keeps_variables_and_the_wait_deadline() -> None:
-    sm = StateMachine(
-        {
-            "StartAt": "A",
-            "States": {
-                "A": {"Type": "Pass", "Assign": {"x": 41}, "Next": "W"},
-                "W": {"Type": "Wait", "Seconds": 100, "Next": "B"},
-                "B": {"Type": "Pass", "Parameters": {"x.$": "States.MathAdd($x, 1)"}, "End": True},
-            },
-        }
-    )
+    sm = StateMachine({"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Assign": {"x": 41}, "Next": "W"},
+        "W": {"Type": "Wait", "Seconds": 100, "Next": "B"},
+        "B": {"Type": "Pass", "Parameters": {"x.$": "States.MathAdd($x, 1)"}, "End": True}}})
 
     class StopAtSleep(LocalHost):
         async def sleep_until(self, when: float) -> None:
@@ -164,67 +127,33 @@ def test_resume_a_finished_snapshot_returns_the_output() -> None:
 
 
 def test_parallel_branches_and_branch_failure_is_catchable() -> None:
-    sm = StateMachine(
-        {
-            "StartAt": "P",
-            "States": {
-                "P": {
-                    "Type": "Parallel",
-                    "Branches": [
-                        {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 1, "End": True}}},
-                        {"StartAt": "B", "States": {"B": {"Type": "Fail", "Error": "BranchBad", "Cause": "b"}}},
-                    ],
-                    "Catch": [{"ErrorEquals": ["BranchBad"], "ResultPath": "$.err", "Next": "Done"}],
-                    "End": True,
-                },
-                "Done": {"Type": "Pass", "End": True},
-            },
-        }
-    )
+    sm = StateMachine({"StartAt": "P", "States": {
+        "P": {"Type": "Parallel", "Branches": [
+            {"StartAt": "A", "States": {"A": {"Type": "Pass", "Result": 1, "End": True}}},
+            {"StartAt": "B", "States": {"B": {"Type": "Fail", "Error": "BranchBad",
+                                              "Cause": "b"}}}],
+            "Catch": [{"ErrorEquals": ["BranchBad"], "ResultPath": "$.err", "Next": "Done"}],
+            "End": True},
+        "Done": {"Type": "Pass", "End": True}}})
     out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, {"in": True})
     assert out == {"in": True, "err": {"Error": "BranchBad", "Cause": "b"}}
 
 
 def test_map_iteration_variables_are_scoped() -> None:
-    sm = StateMachine(
-        {
-            "StartAt": "Init",
-            "States": {
-                "Init": {"Type": "Pass", "Assign": {"outer": "o"}, "Next": "M"},
-                "M": {
-                    "Type": "Map",
-                    "ItemProcessor": {
-                        "StartAt": "In",
-                        "States": {
-                            "In": {"Type": "Pass", "Assign": {"inner.$": "$"}, "Next": "Read"},
-                            "Read": {"Type": "Pass", "Parameters": {"o.$": "$outer", "i.$": "$inner"}, "End": True},
-                        },
-                    },
-                    "Next": "After",
-                },
-                "After": {"Type": "Pass", "Parameters": {"outer.$": "$outer", "n.$": "$"}, "End": True},
-            },
-        }
-    )
+    sm = StateMachine({"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Assign": {"outer": "o"}, "Next": "M"},
+        "M": {"Type": "Map", "ItemProcessor": {"StartAt": "In", "States": {
+            "In": {"Type": "Pass", "Assign": {"inner.$": "$"}, "Next": "Read"},
+            "Read": {"Type": "Pass", "Parameters": {"o.$": "$outer", "i.$": "$inner"},
+                     "End": True}}}, "Next": "After"},
+        "After": {"Type": "Pass", "Parameters": {"outer.$": "$outer", "n.$": "$"}, "End": True}}})
     out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, [1, 2])
     assert out == {"outer": "o", "n": [{"o": "o", "i": 1}, {"o": "o", "i": 2}]}
-    bad = StateMachine(
-        {
-            "StartAt": "Init",
-            "States": {
-                "Init": {"Type": "Pass", "Assign": {"outer": "o"}, "Next": "M"},
-                "M": {
-                    "Type": "Map",
-                    "ItemProcessor": {
-                        "StartAt": "In",
-                        "States": {"In": {"Type": "Pass", "Assign": {"inner.$": "$"}, "End": True}},
-                    },
-                    "Next": "After",
-                },
-                "After": {"Type": "Pass", "Parameters": {"inner.$": "$inner"}, "End": True},
-            },
-        }
-    )
+    bad = StateMachine({"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Assign": {"outer": "o"}, "Next": "M"},
+        "M": {"Type": "Map", "ItemProcessor": {"StartAt": "In", "States": {
+            "In": {"Type": "Pass", "Assign": {"inner.$": "$"}, "End": True}}}, "Next": "After"},
+        "After": {"Type": "Pass", "Parameters": {"inner.$": "$inner"}, "End": True}}})
     with pytest.raises(StatesError) as info:
         anyio.run(LocalHost(bad, start_time=T0).execute, bad, [1])
     assert info.value.error == "States.Runtime"
@@ -236,21 +165,11 @@ def test_distributed_map_runs_items_as_child_runs_with_tolerance() -> None:
             raise StatesError("Bad", str(n))
         return n
 
-    definition: dict[str, Any] = {
-        "StartAt": "M",
-        "States": {
-            "M": {
-                "Type": "Map",
-                "ToleratedFailurePercentage": 30,
-                "ItemProcessor": {
-                    "ProcessorConfig": {"Mode": "DISTRIBUTED"},
-                    "StartAt": "C",
-                    "States": {"C": {"Type": "Task", "Resource": "check", "End": True}},
-                },
-                "End": True,
-            }
-        },
-    }
+    definition: dict[str, Any] = {"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ToleratedFailurePercentage": 30,
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "C",
+                          "States": {"C": {"Type": "Task", "Resource": "check", "End": True}}},
+        "End": True}}}
     sm = StateMachine(definition, resources={"check": check})
     host = LocalHost(sm, start_time=T0)
     out = anyio.run(host.execute, sm, list(range(1, 9)))
@@ -264,36 +183,20 @@ def test_distributed_map_runs_items_as_child_runs_with_tolerance() -> None:
 
 
 def test_item_batcher_groups_items() -> None:
-    sm = StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"tag": "t"}},
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED"},
-                        "StartAt": "P",
-                        "States": {"P": {"Type": "Pass", "End": True}},
-                    },
-                    "End": True,
-                }
-            },
-        }
-    )
+    sm = StateMachine({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "ItemBatcher": {"MaxItemsPerBatch": 2, "BatchInput": {"tag": "t"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P",
+                          "States": {"P": {"Type": "Pass", "End": True}}},
+        "End": True}}})
     out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, [1, 2, 3])
-    assert out == [{"BatchInput": {"tag": "t"}, "Items": [1, 2]}, {"BatchInput": {"tag": "t"}, "Items": [3]}]
+    assert out == [{"BatchInput": {"tag": "t"}, "Items": [1, 2]},
+                   {"BatchInput": {"tag": "t"}, "Items": [3]}]
 
 
 def test_checkpoints_standard_vs_express() -> None:
-    definition = {
-        "StartAt": "A",
-        "States": {
-            "A": {"Type": "Pass", "Next": "B"},
-            "B": {"Type": "Pass", "Next": "C"},
-            "C": {"Type": "Pass", "End": True},
-        },
-    }
+    definition = {"StartAt": "A", "States": {
+        "A": {"Type": "Pass", "Next": "B"}, "B": {"Type": "Pass", "Next": "C"},
+        "C": {"Type": "Pass", "End": True}}}
     standard = StateMachine(definition)
     host = LocalHost(standard, start_time=T0)
     anyio.run(host.execute, standard, {})
@@ -311,20 +214,11 @@ def test_standard_mode_map_checkpoints_stay_linear(concurrency: int) -> None:
         return n * n
 
     sm = StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "MaxConcurrency": concurrency,
-                    "ItemProcessor": {
-                        "StartAt": "Sq",
-                        "States": {"Sq": {"Type": "Task", "Resource": "square", "End": True}},
-                    },
-                    "End": True,
-                }
-            },
-        },
+        {"StartAt": "M", "States": {"M": {
+            "Type": "Map", "MaxConcurrency": concurrency,
+            "ItemProcessor": {"StartAt": "Sq", "States": {
+                "Sq": {"Type": "Task", "Resource": "square", "End": True}}},
+            "End": True}}},
         resources={"square": square},
     )
     host = LocalHost(sm, start_time=T0)
@@ -343,28 +237,14 @@ def test_item_reader_fetches_items_through_a_resource() -> None:
         seen.append(payload)
         return [1, 2, 3, 4]
 
-    sm = StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "ItemReader": {
-                        "Resource": "arn:aws:states:::s3:getObject",
-                        "ReaderConfig": {"InputType": "JSON", "MaxItems": 3},
-                        "Parameters": {"Bucket.$": "$.bucket", "Key": "items.json"},
-                    },
-                    "ItemProcessor": {
-                        "ProcessorConfig": {"Mode": "DISTRIBUTED"},
-                        "StartAt": "P",
-                        "States": {"P": {"Type": "Pass", "End": True}},
-                    },
-                    "End": True,
-                }
-            },
-        },
-        resources={"arn:aws:states:::s3:getObject": get_object},
-    )
+    sm = StateMachine({"StartAt": "M", "States": {"M": {
+        "Type": "Map",
+        "ItemReader": {"Resource": "arn:aws:states:::s3:getObject",
+                       "ReaderConfig": {"InputType": "JSON", "MaxItems": 3},
+                       "Parameters": {"Bucket.$": "$.bucket", "Key": "items.json"}},
+        "ItemProcessor": {"ProcessorConfig": {"Mode": "DISTRIBUTED"}, "StartAt": "P",
+                          "States": {"P": {"Type": "Pass", "End": True}}},
+        "End": True}}}, resources={"arn:aws:states:::s3:getObject": get_object})
     out = anyio.run(LocalHost(sm, start_time=T0).execute, sm, {"bucket": "b"})
     assert out == [1, 2, 3]
     assert seen == [{"Bucket": "b", "Key": "items.json"}]
@@ -389,43 +269,20 @@ def _durable_machine(log: list[Any]) -> StateMachine:
         return {"done": payload}
 
     return StateMachine(
-        {
-            "StartAt": "Prep",
-            "States": {
-                "Prep": {"Type": "Pass", "Assign": {"k": 3}, "Next": "Fan"},
-                "Fan": {
-                    "Type": "Parallel",
-                    "Branches": [
-                        {
-                            "StartAt": "M",
-                            "States": {
-                                "M": {
-                                    "Type": "Map",
-                                    "MaxConcurrency": 2,
-                                    "ItemSelector": {"v.$": "$$.Map.Item.Value"},
-                                    "ItemProcessor": {
-                                        "StartAt": "W",
-                                        "States": {
-                                            "W": {"Type": "Task", "Resource": "work", "Next": "Nap"},
-                                            "Nap": {"Type": "Wait", "Seconds": 5, "End": True},
-                                        },
-                                    },
-                                    "End": True,
-                                }
-                            },
-                        },
-                        {
-                            "StartAt": "T",
-                            "States": {
-                                "T": {"Type": "Task", "Resource": "work", "Parameters": {"k.$": "$k"}, "End": True}
-                            },
-                        },
-                    ],
-                    "Next": "Last",
-                },
-                "Last": {"Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($[0])"}, "End": True},
-            },
-        },
+        {"StartAt": "Prep", "States": {
+            "Prep": {"Type": "Pass", "Assign": {"k": 3}, "Next": "Fan"},
+            "Fan": {"Type": "Parallel", "Branches": [
+                {"StartAt": "M", "States": {"M": {
+                    "Type": "Map", "MaxConcurrency": 2, "ItemSelector": {"v.$": "$$.Map.Item.Value"},
+                    "ItemProcessor": {"StartAt": "W", "States": {
+                        "W": {"Type": "Task", "Resource": "work", "Next": "Nap"},
+                        "Nap": {"Type": "Wait", "Seconds": 5, "End": True}}},
+                    "End": True}}},
+                {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "work",
+                                                  "Parameters": {"k.$": "$k"}, "End": True}}}],
+                "Next": "Last"},
+            "Last": {"Type": "Pass", "Parameters": {"n.$": "States.ArrayLength($[0])"},
+                     "End": True}}},
         resources={"work": work},
     )
 
@@ -463,29 +320,13 @@ def test_redrive_reruns_only_the_failed_map_items() -> None:
             raise StatesError("Flaky", f"item {n}")
         return n
 
-    sm = StateMachine(
-        {
-            "StartAt": "Init",
-            "States": {
-                "Init": {"Type": "Pass", "Assign": {"tag": "t"}, "Next": "M"},
-                "M": {
-                    "Type": "Map",
-                    "MaxConcurrency": 1,
-                    "ItemProcessor": {
-                        "StartAt": "W",
-                        "States": {"W": {"Type": "Task", "Resource": "work", "End": True}},
-                    },
-                    "Next": "Out",
-                },
-                "Out": {
-                    "Type": "Pass",
-                    "Parameters": {"r.$": "$", "tag.$": "$tag", "n.$": "$$.Execution.RedriveCount"},
-                    "End": True,
-                },
-            },
-        },
-        resources={"work": work},
-    )
+    sm = StateMachine({"StartAt": "Init", "States": {
+        "Init": {"Type": "Pass", "Assign": {"tag": "t"}, "Next": "M"},
+        "M": {"Type": "Map", "MaxConcurrency": 1, "ItemProcessor": {"StartAt": "W", "States": {
+            "W": {"Type": "Task", "Resource": "work", "End": True}}}, "Next": "Out"},
+        "Out": {"Type": "Pass", "Parameters": {"r.$": "$", "tag.$": "$tag",
+                                               "n.$": "$$.Execution.RedriveCount"},
+                "End": True}}}, resources={"work": work})
     host = LocalHost(sm, start_time=T0)
     with pytest.raises(StatesError) as info:
         anyio.run(host.execute, sm, [1, 2, 3, 4])
@@ -494,7 +335,8 @@ def test_redrive_reruns_only_the_failed_map_items() -> None:
     assert failed is not None and failed["status"] == "FAILED"
     broken.clear()
     calls.clear()
-    go = functools.partial(LocalHost(sm, start_time=T0).execute, sm, None, resume=prepare_redrive(failed))
+    go = functools.partial(LocalHost(sm, start_time=T0).execute, sm, None,
+                           resume=prepare_redrive(failed))
     assert anyio.run(go) == {"r": [1, 2, 3, 4], "tag": "t", "n": 1}
     assert calls == [3, 4]
     with pytest.raises(ValueError):
@@ -502,48 +344,27 @@ def test_redrive_reruns_only_the_failed_map_items() -> None:
 
 
 def test_history_reads_like_aws_execution_history() -> None:
-    sm = StateMachine(
-        {
-            "StartAt": "StartState",
-            "States": {
-                "StartState": {"Type": "Pass", "Result": [1, "Hello"], "ResultPath": "$.arr", "Next": "MapState"},
-                "MapState": {
-                    "Type": "Map",
-                    "InputPath": "$.arr",
-                    "MaxConcurrency": 1,
-                    "ItemProcessor": {
-                        "StartAt": "Equals3",
-                        "States": {
-                            "Equals3": {
-                                "Type": "Choice",
-                                "Choices": [{"Variable": "$", "NumericEquals": 3, "Next": "Pass"}],
-                                "Default": "Pass",
-                            },
-                            "Pass": {"Type": "Pass", "End": True},
-                        },
-                    },
-                    "End": True,
-                },
-            },
-        }
-    )
+    sm = StateMachine({"StartAt": "StartState", "States": {
+        "StartState": {"Type": "Pass", "Result": [1, "Hello"], "ResultPath": "$.arr",
+                       "Next": "MapState"},
+        "MapState": {"Type": "Map", "InputPath": "$.arr", "MaxConcurrency": 1,
+                     "ItemProcessor": {"StartAt": "Equals3", "States": {
+                         "Equals3": {"Type": "Choice", "Choices": [
+                             {"Variable": "$", "NumericEquals": 3, "Next": "Pass"}],
+                             "Default": "Pass"},
+                         "Pass": {"Type": "Pass", "End": True}}},
+                     "End": True}}})
     host = LocalHost(sm, start_time=T0)
     anyio.run(host.execute, sm, {})
     types = [(e["id"], e["type"]) for e in host.history]
     # The same sequence and ids as the recorded AWS history of this machine.
     assert types[:11] == [
-        (1, "ExecutionStarted"),
-        (2, "PassStateEntered"),
-        (3, "PassStateExited"),
-        (4, "MapStateEntered"),
-        (5, "MapStateStarted"),
-        (6, "MapIterationStarted"),
-        (7, "ChoiceStateEntered"),
-        (8, "ChoiceStateExited"),
-        (9, "PassStateEntered"),
-        (10, "PassStateExited"),
-        (11, "MapIterationSucceeded"),
+        (1, "ExecutionStarted"), (2, "PassStateEntered"), (3, "PassStateExited"),
+        (4, "MapStateEntered"), (5, "MapStateStarted"), (6, "MapIterationStarted"),
+        (7, "ChoiceStateEntered"), (8, "ChoiceStateExited"), (9, "PassStateEntered"),
+        (10, "PassStateExited"), (11, "MapIterationSucceeded"),
     ]
     assert host.history[4]["mapStateStartedEventDetails"] == {"length": 2}
     assert host.history[5]["mapIterationStartedEventDetails"] == {"index": 0, "name": "MapState"}
-    assert types[-3:] == [(18, "MapStateSucceeded"), (19, "MapStateExited"), (20, "ExecutionSucceeded")]
+    assert types[-3:] == [(18, "MapStateSucceeded"), (19, "MapStateExited"),
+                          (20, "ExecutionSucceeded")]

@@ -42,15 +42,8 @@ def test_task_calls_python_resource_with_parameters_and_result_path() -> None:
     assert run(sm, {"x": 40}, host) == {"x": 40, "out": {"total": 42}}
     assert host.calls == [("arn:aws:lambda:local:0:function:add", {"a": 40, "b": 2})]
     types = [e["type"] for e in host.history]
-    assert types == [
-        "ExecutionStarted",
-        "TaskStateEntered",
-        "TaskScheduled",
-        "TaskStarted",
-        "TaskSucceeded",
-        "TaskStateExited",
-        "ExecutionSucceeded",
-    ]
+    assert types == ["ExecutionStarted", "TaskStateEntered", "TaskScheduled", "TaskStarted",
+                     "TaskSucceeded", "TaskStateExited", "ExecutionSucceeded"]
 
 
 def test_jsonata_task_arguments_output_and_assign() -> None:
@@ -70,7 +63,8 @@ def test_jsonata_task_arguments_output_and_assign() -> None:
                     "Output": {"r": "{% $states.result + 1 %}"},
                     "Next": "Show",
                 },
-                "Show": {"Type": "Pass", "Output": {"r": "{% $states.input.r %}", "seen": "{% $seen %}"}, "End": True},
+                "Show": {"Type": "Pass", "Output": {"r": "{% $states.input.r %}",
+                                                   "seen": "{% $seen %}"}, "End": True},
             },
         },
         resources={"double": double},
@@ -91,7 +85,8 @@ class Flaky:
         return {"ok": self.calls}
 
 
-def retry_machine(fn: Flaky, retry: list[dict[str, Any]], catch: list[dict[str, Any]] | None = None) -> StateMachine:
+def retry_machine(fn: Flaky, retry: list[dict[str, Any]], catch: list[dict[str, Any]] | None
+                  = None) -> StateMachine:
     task: dict[str, Any] = {"Type": "Task", "Resource": "flaky", "Retry": retry, "End": True}
     states: dict[str, Any] = {"Work": task}
     if catch is not None:
@@ -102,7 +97,8 @@ def retry_machine(fn: Flaky, retry: list[dict[str, Any]], catch: list[dict[str, 
 
 def test_retry_backoff_runs_on_the_virtual_clock() -> None:
     fn = Flaky(3)
-    sm = retry_machine(fn, [{"ErrorEquals": ["Boom"], "IntervalSeconds": 2, "MaxAttempts": 3, "BackoffRate": 3.0}])
+    sm = retry_machine(fn, [{"ErrorEquals": ["Boom"], "IntervalSeconds": 2, "MaxAttempts": 3,
+                             "BackoffRate": 3.0}])
     host = LocalHost(sm, start_time=T0)
     assert run(sm, {}, host) == {"ok": 4}
     assert fn.calls == 4
@@ -112,25 +108,14 @@ def test_retry_backoff_runs_on_the_virtual_clock() -> None:
 
 def test_retry_max_delay_caps_backoff_and_jitter_full_stays_below() -> None:
     fn = Flaky(3)
-    sm = retry_machine(
-        fn,
-        [
-            {
-                "ErrorEquals": ["States.ALL"],
-                "IntervalSeconds": 10,
-                "MaxAttempts": 5,
-                "BackoffRate": 10,
-                "MaxDelaySeconds": 15,
-            }
-        ],
-    )
+    sm = retry_machine(fn, [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10,
+                             "MaxAttempts": 5, "BackoffRate": 10, "MaxDelaySeconds": 15}])
     host = LocalHost(sm, start_time=T0)
     run(sm, {}, host)
     assert host.now() == T0 + 10 + 15 + 15
     fn = Flaky(3)
-    sm = retry_machine(
-        fn, [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10, "MaxAttempts": 5, "JitterStrategy": "FULL"}]
-    )
+    sm = retry_machine(fn, [{"ErrorEquals": ["States.ALL"], "IntervalSeconds": 10,
+                             "MaxAttempts": 5, "JitterStrategy": "FULL"}])
     host = LocalHost(sm, start_time=T0)
     run(sm, {}, host)
     assert T0 <= host.now() <= T0 + 10 + 20 + 40
@@ -161,18 +146,9 @@ def test_python_exception_becomes_error_named_after_its_class() -> None:
         raise KeyError("missing")
 
     sm = StateMachine(
-        {
-            "StartAt": "T",
-            "States": {
-                "T": {
-                    "Type": "Task",
-                    "Resource": "broken",
-                    "Catch": [{"ErrorEquals": ["KeyError"], "Next": "P"}],
-                    "End": True,
-                },
-                "P": {"Type": "Pass", "End": True},
-            },
-        },
+        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "broken", "Catch": [
+            {"ErrorEquals": ["KeyError"], "Next": "P"}], "End": True},
+            "P": {"Type": "Pass", "End": True}}},
         resources={"broken": broken},
     )
     assert run(sm, {}) == {"Error": "KeyError", "Cause": "'missing'"}
@@ -181,30 +157,14 @@ def test_python_exception_becomes_error_named_after_its_class() -> None:
 def test_jsonata_catch_output_and_assign() -> None:
     fn = Flaky(10)
     sm = StateMachine(
-        {
-            "QueryLanguage": "JSONata",
-            "StartAt": "Work",
-            "States": {
-                "Work": {
-                    "Type": "Task",
-                    "Resource": "flaky",
-                    "End": True,
-                    "Catch": [
-                        {
-                            "ErrorEquals": ["States.ALL"],
-                            "Next": "Done",
-                            "Assign": {"why": "{% $states.errorOutput.Cause %}"},
-                            "Output": {"err": "{% $states.errorOutput.Error %}", "was": "{% $states.input %}"},
-                        }
-                    ],
-                },
-                "Done": {
-                    "Type": "Pass",
-                    "Output": {"err": "{% $states.input.err %}", "why": "{% $why %}"},
-                    "End": True,
-                },
-            },
-        },
+        {"QueryLanguage": "JSONata", "StartAt": "Work", "States": {
+            "Work": {"Type": "Task", "Resource": "flaky", "End": True, "Catch": [{
+                "ErrorEquals": ["States.ALL"], "Next": "Done",
+                "Assign": {"why": "{% $states.errorOutput.Cause %}"},
+                "Output": {"err": "{% $states.errorOutput.Error %}",
+                           "was": "{% $states.input %}"}}]},
+            "Done": {"Type": "Pass", "Output": {"err": "{% $states.input.err %}",
+                                                "why": "{% $why %}"}, "End": True}}},
         resources={"flaky": fn},
     )
     assert run(sm, {"a": 1}) == {"err": "Boom", "why": "failure 1"}
@@ -225,7 +185,8 @@ def callback_machine(timeout: int | None = None) -> StateMachine:
     async def send(payload: Any) -> None:
         sent.append(payload)
 
-    sm = StateMachine({"StartAt": "Ask", "States": {"Ask": task}}, resources={"arn:aws:states:::sqs:sendMessage": send})
+    sm = StateMachine({"StartAt": "Ask", "States": {"Ask": task}},
+                      resources={"arn:aws:states:::sqs:sendMessage": send})
     sm.sent = sent  # type: ignore[attr-defined]
     return sm
 
@@ -237,7 +198,6 @@ def test_wait_for_task_token_completed_from_outside() -> None:
     async def main() -> Any:
         result: list[Any] = []
         async with anyio.create_task_group() as tg:
-
             async def go() -> None:
                 result.append(await host.execute(sm, {"order": 7}))
 
@@ -292,53 +252,27 @@ def test_wait_for_task_token_timeout() -> None:
 
 
 def test_start_execution_sync_runs_a_registered_child() -> None:
-    child = StateMachine(
-        {
-            "StartAt": "P",
-            "States": {"P": {"Type": "Pass", "Parameters": {"doubled.$": "States.MathAdd($.n, $.n)"}, "End": True}},
-        },
-        name="child",
-    )
+    child = StateMachine({"StartAt": "P", "States": {"P": {"Type": "Pass", "Parameters": {
+        "doubled.$": "States.MathAdd($.n, $.n)"}, "End": True}}}, name="child")
     for resource, expected in (
         ("arn:aws:states:::states:startExecution.sync:2", {"doubled": 8}),
         ("arn:aws:states:::states:startExecution.sync", '{"doubled":8}'),
     ):
-        parent = StateMachine(
-            {
-                "StartAt": "Call",
-                "States": {
-                    "Call": {
-                        "Type": "Task",
-                        "Resource": resource,
-                        "Parameters": {
-                            "StateMachineArn": "arn:aws:states:local:0:stateMachine:child",
-                            "Input": {"n.$": "$.n"},
-                        },
-                        "OutputPath": "$.Output",
-                        "End": True,
-                    }
-                },
-            }
-        )
+        parent = StateMachine({"StartAt": "Call", "States": {"Call": {
+            "Type": "Task", "Resource": resource,
+            "Parameters": {"StateMachineArn": "arn:aws:states:local:0:stateMachine:child",
+                           "Input": {"n.$": "$.n"}},
+            "OutputPath": "$.Output", "End": True}}})
         host = LocalHost(parent, machines={"child": child}, start_time=T0)
         assert run(parent, {"n": 4}, host) == expected
 
 
 def test_start_execution_sync_child_failure_is_task_failed() -> None:
-    child = StateMachine({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bad", "Cause": "child broke"}}})
-    parent = StateMachine(
-        {
-            "StartAt": "Call",
-            "States": {
-                "Call": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::states:startExecution.sync:2",
-                    "Parameters": {"StateMachineArn": "child"},
-                    "End": True,
-                }
-            },
-        }
-    )
+    child = StateMachine({"StartAt": "F", "States": {"F": {"Type": "Fail", "Error": "Bad",
+                                                           "Cause": "child broke"}}})
+    parent = StateMachine({"StartAt": "Call", "States": {"Call": {
+        "Type": "Task", "Resource": "arn:aws:states:::states:startExecution.sync:2",
+        "Parameters": {"StateMachineArn": "child"}, "End": True}}})
     host = LocalHost(parent, machines={"child": child}, start_time=T0)
     with pytest.raises(StatesError) as info:
         run(parent, {}, host)
@@ -350,11 +284,9 @@ def test_payload_limit_fails_with_data_limit_exceeded() -> None:
     async def big(payload: Any) -> str:
         return "x" * 2000
 
-    sm = StateMachine(
-        {"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "big", "End": True}}},
-        resources={"big": big},
-        max_payload_bytes=1000,
-    )
+    sm = StateMachine({"StartAt": "T", "States": {"T": {"Type": "Task", "Resource": "big",
+                                                        "End": True}}},
+                      resources={"big": big}, max_payload_bytes=1000)
     with pytest.raises(StatesError) as info:
         run(sm, {})
     assert info.value.error == "States.DataLimitExceeded"
@@ -368,39 +300,22 @@ def test_oversized_task_result_names_the_resource_and_is_catchable() -> None:
     async def big(payload: Any) -> str:
         return "x" * 2000
 
-    sm = StateMachine(
-        {
-            "StartAt": "T",
-            "States": {
-                "T": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::lambda:invoke",
-                    "End": True,
-                    "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "P"}],
-                },
-                "P": {"Type": "Pass", "End": True},
-            },
-        },
-        resources={"arn:aws:states:::lambda:invoke": big},
-        max_payload_bytes=1000,
-    )
+    sm = StateMachine({"StartAt": "T", "States": {
+        "T": {"Type": "Task", "Resource": "arn:aws:states:::lambda:invoke", "End": True,
+              "Catch": [{"ErrorEquals": ["States.ALL"], "Next": "P"}]},
+        "P": {"Type": "Pass", "End": True}}},
+        resources={"arn:aws:states:::lambda:invoke": big}, max_payload_bytes=1000)
     assert run(sm, {}) == {
         "Error": "States.DataLimitExceeded",
         "Cause": "The state/task 'lambda' returned a result with a size exceeding the maximum "
-        "number of bytes service limit.",
+                 "number of bytes service limit.",
     }
 
 
 def test_wait_state_on_virtual_clock() -> None:
-    sm = StateMachine(
-        {
-            "StartAt": "W",
-            "States": {
-                "W": {"Type": "Wait", "SecondsPath": "$.s", "Next": "U"},
-                "U": {"Type": "Wait", "Timestamp": "2030-01-01T00:00:00Z", "End": True},
-            },
-        }
-    )
+    sm = StateMachine({"StartAt": "W", "States": {
+        "W": {"Type": "Wait", "SecondsPath": "$.s", "Next": "U"},
+        "U": {"Type": "Wait", "Timestamp": "2030-01-01T00:00:00Z", "End": True}}})
     host = LocalHost(sm, start_time=T0)
     assert run(sm, {"s": 30}, host) == {"s": 30}
     assert host.now() == 1893456000.0
@@ -410,39 +325,17 @@ def test_task_timeout_and_heartbeat_timeout() -> None:
     async def slow(payload: Any) -> Any:
         await anyio.sleep(5)
 
-    sm = StateMachine(
-        {
-            "StartAt": "T",
-            "States": {
-                "T": {
-                    "Type": "Task",
-                    "Resource": "slow",
-                    "TimeoutSeconds": 1,
-                    "End": True,
-                    "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "P"}],
-                },
-                "P": {"Type": "Pass", "End": True},
-            },
-        },
-        resources={"slow": slow},
-    )
+    sm = StateMachine({"StartAt": "T", "States": {"T": {
+        "Type": "Task", "Resource": "slow", "TimeoutSeconds": 1, "End": True,
+        "Catch": [{"ErrorEquals": ["States.Timeout"], "Next": "P"}]},
+        "P": {"Type": "Pass", "End": True}}}, resources={"slow": slow})
     started = anyio.run(lambda: _timed(sm))
     assert started["Error"] == "States.Timeout"
 
-    sm = StateMachine(
-        {
-            "StartAt": "Ask",
-            "States": {
-                "Ask": {
-                    "Type": "Task",
-                    "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
-                    "HeartbeatSeconds": 10,
-                    "End": True,
-                }
-            },
-        },
-        resources={"arn:aws:states:::sqs:sendMessage": _noop},
-    )
+    sm = StateMachine({"StartAt": "Ask", "States": {"Ask": {
+        "Type": "Task", "Resource": "arn:aws:states:::sqs:sendMessage.waitForTaskToken",
+        "HeartbeatSeconds": 10, "End": True}}},
+        resources={"arn:aws:states:::sqs:sendMessage": _noop})
     host = LocalHost(sm, start_time=T0)
     out: list[Any] = []
 
@@ -471,13 +364,9 @@ async def _timed(sm: StateMachine) -> Any:
 
 
 def test_machine_timeout_seconds_fails_the_run_uncatchably() -> None:
-    sm = StateMachine(
-        {
-            "TimeoutSeconds": 100,
-            "StartAt": "W",
-            "States": {"W": {"Type": "Wait", "Seconds": 500, "Next": "P"}, "P": {"Type": "Pass", "End": True}},
-        }
-    )
+    sm = StateMachine({"TimeoutSeconds": 100, "StartAt": "W", "States": {
+        "W": {"Type": "Wait", "Seconds": 500, "Next": "P"},
+        "P": {"Type": "Pass", "End": True}}})
     host = LocalHost(sm, start_time=T0)
     with pytest.raises(StatesError) as info:
         run(sm, {}, host)
@@ -487,30 +376,11 @@ def test_machine_timeout_seconds_fails_the_run_uncatchably() -> None:
 
 def test_step_ids_are_unique_per_item_visit_and_stable_per_attempt() -> None:
     fn = Flaky(1)
-    sm = StateMachine(
-        {
-            "StartAt": "M",
-            "States": {
-                "M": {
-                    "Type": "Map",
-                    "MaxConcurrency": 1,
-                    "ItemProcessor": {
-                        "StartAt": "W",
-                        "States": {
-                            "W": {
-                                "Type": "Task",
-                                "Resource": "flaky",
-                                "End": True,
-                                "Retry": [{"ErrorEquals": ["Boom"]}],
-                            }
-                        },
-                    },
-                    "End": True,
-                }
-            },
-        },
-        resources={"flaky": fn},
-    )
+    sm = StateMachine({"StartAt": "M", "States": {"M": {
+        "Type": "Map", "MaxConcurrency": 1, "ItemProcessor": {"StartAt": "W", "States": {
+            "W": {"Type": "Task", "Resource": "flaky", "End": True,
+                  "Retry": [{"ErrorEquals": ["Boom"]}]}}},
+        "End": True}}}, resources={"flaky": fn})
     host = LocalHost(sm, start_time=T0)
     run(sm, [1, 2], host)
     (s0, a0), (s1, a1), (s2, a2) = host.steps

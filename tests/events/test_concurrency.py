@@ -159,3 +159,4 @@ async def test_bad_flow_specs_are_refused() -> None:
         with pytest.raises(FlowSpecError, match="priority 1000 is out of range"):
             await rt.start(high, 1, run_id="h")
         assert await rt.list_runs() == []  # refused before anything was stored
+

@@ -179,5 +179,7 @@ TestMemoryStoreAgainstModel = StoreModel.TestCase
 TestMemoryStoreAgainstModel.settings = _SETTINGS
 TestSQLiteStoreAgainstModel = SQLiteStoreModel.TestCase
 TestSQLiteStoreAgainstModel.settings = _SETTINGS
-TestPostgresStoreAgainstModel = pytest.mark.skipif(not reachable(), reason=SKIP_REASON)(PostgresStoreModel.TestCase)
+TestPostgresStoreAgainstModel = pytest.mark.skipif(not reachable(), reason=SKIP_REASON)(
+    PostgresStoreModel.TestCase
+)
 TestPostgresStoreAgainstModel.settings = _SETTINGS

@@ -263,3 +263,4 @@ async def test_a_commit_whose_acknowledgement_was_lost_is_not_committed_twice(
             assert len(await store.get_history("r")) == 3
     finally:
         await proxy.close()
+

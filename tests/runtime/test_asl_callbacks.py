@@ -45,7 +45,9 @@ def machine(timeout: int | None = None, heartbeat: int | None = None) -> StateMa
             "Rejected": {"Type": "Pass", "Result": "rejected", "End": True},
         },
     }
-    return StateMachine(definition, name="approvals", resources={"arn:aws:states:::sqs:sendMessage": send_to_queue})
+    return StateMachine(
+        definition, name="approvals", resources={"arn:aws:states:::sqs:sendMessage": send_to_queue}
+    )
 
 
 @pytest.fixture(autouse=True)

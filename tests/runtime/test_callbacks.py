@@ -202,7 +202,7 @@ async def test_a_heartbeat_after_completion_and_bad_tokens_are_rejected_precisel
         token = await next_token()
         with pytest.raises(CallbackTokenError, match="not a wayline callback token"):
             await rt.complete_callback("garbage", 1)
-        forged = token[:-4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
+        forged = token[: -4] + ("AAAA" if not token.endswith("AAAA") else "BBBB")
         with pytest.raises(CallbackTokenError, match="not waiting on this token"):
             await rt.complete_callback(forged, 1)
         other_run = token.replace(token.split(".")[1], "bm9wZQ")  # run "nope"

@@ -101,7 +101,6 @@ async def test_a_run_that_cannot_even_be_failed_does_not_take_the_runtime_down()
         assert (await rt.describe("victim")).status is RunStatus.RUNNING  # unwritable: stays as stored
         assert victim.run_id == "victim"
 
-
 @activity(name="hangs")
 async def hangs() -> None:
     await asyncio.get_running_loop().create_future()  # never done: the run is mid-step

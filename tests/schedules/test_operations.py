@@ -181,7 +181,6 @@ async def test_declared_schedules_follow_the_code_at_each_open(tmp_path: Path) -
     # A runtime that does not register the workflow leaves its schedule alone.
     async with open_runtime(db, workflows=[tick], clock=VirtualClock(T0 + HOUR)) as rt:
         assert [i.schedule_id for i in await rt.list_schedules()] == ["nightly"]
-
     # The code no longer declares it: deleted.
     @workflow(name="nightly")
     async def v3(ctx: RunContext, region: str = "all") -> str:

@@ -40,3 +40,4 @@ async def test_starting_an_existing_run_joins_its_trace_or_links_to_it() -> None
     assert linked.parent is not None and linked.parent.span_id == caller.get_span_context().span_id
     assert [link.context.span_id for link in linked.links] == [root.context.span_id]
     assert len(named(spans, "step ship")) == 1  # and the run did not run again
+

@@ -78,6 +78,6 @@ def trace_lines(
 
 
 def _http(error: str) -> str:
-    """ "...batch code: 405, reason: Method Not Allowed" as "HTTP 405 Method Not Allowed"."""
+    """"...batch code: 405, reason: Method Not Allowed" as "HTTP 405 Method Not Allowed"."""
     found = re.search(r"code: (\d{3}), reason: (.+)$", error)
     return f"HTTP {found.group(1)} {found.group(2)}" if found else error

@@ -69,10 +69,8 @@ class _Wal:
         self.salts = data[16:24]
         s0, s1 = struct.unpack(">II", data[24:32])
         self.header_checksum: tuple[int, int] = (s0, s1)
-        self.header_valid = (
-            self.valid_magic
-            and self.page_size > 0
-            and self.header_checksum == _checksum(data[:24], 0, 0, self.big_endian)
+        self.header_valid = self.valid_magic and self.page_size > 0 and self.header_checksum == _checksum(
+            data[:24], 0, 0, self.big_endian
         )
         step = _FRAME_HEADER + self.page_size
         self.frames = (len(data) - _WAL_HEADER) // step if self.page_size else 0

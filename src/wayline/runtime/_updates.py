@@ -200,3 +200,6 @@ def _answer(run_id: str, name: str, event: UpdateAnswered) -> Any:
     if event.error is not None:
         raise UpdateRejectedError(run_id, name, event.update_id, event.error, event.cause)
     return event.result
+
+
+

@@ -430,3 +430,4 @@ def _selector(
         return sel(data, item_ctx, frame.scope.lookup)
 
     return select
+
