@@ -11,6 +11,7 @@ from collections.abc import Callable, Collection, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ._crypto import Sealer
+from ._event_listens_postgres import MARK
 from ._events import Accepted, EventRecord, NewEvent, record, seal_body, values_at
 from ._postgres_part import PgPart, WithConnection
 
@@ -56,9 +57,12 @@ _TAKE = "DELETE FROM wayline.event_waits WHERE name = $1 AND paths = $2 AND vals
 class PgEvents(PgPart):
     """`EventStore` for `PostgresStore`."""
 
-    def __init__(self, with_connection: WithConnection, sealer: Callable[[], Sealer]) -> None:
+    def __init__(
+        self, with_connection: WithConnection, sealer: Callable[[], Sealer], listens: Callable[[], str] = lambda: "{}"
+    ) -> None:
         super().__init__(with_connection)
         self._sealer = sealer  # the store's, which the runtime sets after the store is made
+        self._listens = listens  # this worker's, as registered (JSON; see `_event_listens_postgres`)
 
     async def _records(self, sql: str, *args: Any) -> list[EventRecord]:
         sealer = self._sealer()
@@ -130,8 +134,9 @@ class PgEvents(PgPart):
         return [record(sealer, *row, tolerant=True) for row in rows]
 
     async def mark_dispatched(self, seqs: Collection[int]) -> None:
+        # Only the events no other live worker still has to dispatch (`_event_listens_postgres`).
         if seqs:
-            await self._fetch("UPDATE wayline.events SET dispatched = true WHERE seq = ANY($1::bigint[])", list(seqs))
+            await self._fetch(MARK, list(seqs), self._listens())
 
     async def find(self, name: str, *, since: float, after: int = 0, limit: int = 100) -> list[EventRecord]:
         return await self._records(

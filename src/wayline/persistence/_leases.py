@@ -97,7 +97,12 @@ class SingleOwner:
         return state
 
     async def register_worker(
-        self, worker_id: str | None = None, *, lease_seconds: float = 10.0, exclusive: bool = False
+        self,
+        worker_id: str | None = None,
+        *,
+        lease_seconds: float = 10.0,
+        exclusive: bool = False,
+        listens: Mapping[str, Collection[str]] | None = None,  # one owner: it dispatches everything
     ) -> WorkerInfo:
         """Register this store as the database's worker (see `Store.register_worker`)."""
         workers, _ = self._single_state()

@@ -149,7 +149,7 @@ class PostgresStore:
         self._open = False
         self._subscriptions: list[PgSubscription] = []
         self.schedules = PgSchedules(self._with_connection, self.display_url, lambda: self.sealer)
-        self.events = PgEvents(self._with_connection, lambda: self.sealer)
+        self.events = PgEvents(self._with_connection, lambda: self.sealer, lambda: self._leases.listens)
         self.flow = PgFlow(self._with_connection)
         self.cancel_keys = PgCancelKeys(self._with_connection)
         self.pacing = PgPacing(self._with_connection)
@@ -575,11 +575,16 @@ class PostgresStore:
         return self._leases.worker_id
 
     async def register_worker(
-        self, worker_id: str | None = None, *, lease_seconds: float = 10.0, exclusive: bool = False
+        self,
+        worker_id: str | None = None,
+        *,
+        lease_seconds: float = 10.0,
+        exclusive: bool = False,
+        listens: Mapping[str, Collection[str]] | None = None,
     ) -> WorkerInfo:
         """Register this store as a worker of the database (see `Store.register_worker`)."""
         self._check_open()
-        return await self._leases.register(worker_id, lease_seconds, exclusive)
+        return await self._leases.register(worker_id, lease_seconds, exclusive, listens)
 
     async def renew_worker(self) -> list[str]:
         """Extend this worker's lease; the runs it lost if the lease had lapsed (see `Store`)."""

@@ -245,7 +245,14 @@ class GroupCommit:
                         return await self._from_marker(conn, batch, marker)
                 row = await conn.fetchrow(BATCH, *args)
                 assert row is not None
-                return self._from_answer(row)
+                out = self._from_answer(row)
+                missing = {create[0][0] for create in batch.creates} - out.created - out.existing.keys()
+                if missing:
+                    # Created by another worker's commit that landed while this statement ran:
+                    # its ON CONFLICT waited for that row, which the statement's snapshot does
+                    # not show. Read now, it is there (two workers starting one event's run).
+                    out.existing.update((r[0], r[1]) for r in await conn.fetch(BATCH_RUNS, list(missing)))
+                return out
             except asyncpg.UniqueViolationError:
                 if not uncertain:
                     raise

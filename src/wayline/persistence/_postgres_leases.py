@@ -18,11 +18,12 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import logging
 import os
 import socket
 import weakref
-from collections.abc import Awaitable, Callable, Collection
+from collections.abc import Awaitable, Callable, Collection, Mapping
 from typing import Any, TypeVar
 
 import asyncpg
@@ -100,9 +101,20 @@ class WorkerLeases:
         self.finished: set[str] = set()
         self._heartbeat: asyncio.Task[None] | None = None
         self.lost_everything = False
+        # What this worker's workflows listen to, as JSON (see `_event_listens_postgres`):
+        # kept for a registration again after a lapsed lease.
+        self.listens = "{}"
 
-    async def register(self, worker_id: str | None, lease_seconds: float, exclusive: bool) -> WorkerInfo:
+    async def register(
+        self,
+        worker_id: str | None,
+        lease_seconds: float,
+        exclusive: bool,
+        listens: Mapping[str, Collection[str]] | None = None,
+    ) -> WorkerInfo:
         wid = worker_id or new_worker_id()
+        if listens is not None:
+            self.listens = json.dumps({name: sorted(set(wfs)) for name, wfs in sorted(listens.items())})
         host, pid = socket.gethostname(), os.getpid()
 
         async def go(conn: asyncpg.Connection) -> WorkerInfo:
@@ -115,7 +127,7 @@ class WorkerLeases:
                     elif exclusive or oexclusive:
                         raise DatabaseOwnedByWorkerError(self._url, other, ohost, opid, float(left))
                 await conn.execute(DELETE_DEAD_AT_REGISTER, wid)
-                row = await conn.fetchrow(REGISTER, wid, host, pid, lease_seconds, exclusive, self._tag)
+                row = await conn.fetchrow(REGISTER, wid, host, pid, lease_seconds, exclusive, self._tag, self.listens)
                 assert row is not None
                 started, beat, until = row
                 await conn.execute(RELEASE_ALL, wid)  # a previous incarnation's runs, if any

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 from .._errors import SchemaVersionError
 from ._cancel_keys_sql import PG_MIGRATION as CANCEL_KEYS
+from ._event_listens_postgres import MIGRATION as EVENT_LISTENS
 from ._events_postgres import MIGRATION as EVENTS
 from ._flow_postgres import MIGRATION as FLOW
 from ._pacing_postgres import MIGRATION as PACING
@@ -140,6 +141,9 @@ PG_MIGRATIONS: tuple[tuple[str, ...], ...] = (
     CANCEL_KEYS,
     # 7: throttles and debounces (`_pacing`), as SQLite's migration 10.
     PACING,
+    # 8: what each worker's workflows listen to, and which workflows an event was dispatched
+    # to (`_event_listens_postgres`): events reach every worker's triggers.
+    EVENT_LISTENS,
 )
 
 PG_SCHEMA_VERSION = len(PG_MIGRATIONS)

@@ -158,11 +158,11 @@ DELETE_DEAD_AT_REGISTER = (
     f"DELETE FROM wayline.workers w WHERE id <> $1 AND NOT (lease_until >= now() AND {_HAS_SESSIONS})"
 )
 REGISTER = """
-INSERT INTO wayline.workers (id, host, pid, exclusive, tag, lease_until)
-VALUES ($1, $2, $3, $5, $6, now() + make_interval(secs => $4))
+INSERT INTO wayline.workers (id, host, pid, exclusive, tag, lease_until, listens)
+VALUES ($1, $2, $3, $5, $6, now() + make_interval(secs => $4), $7::text::jsonb)
 ON CONFLICT (id) DO UPDATE
     SET host = excluded.host, pid = excluded.pid, exclusive = excluded.exclusive, tag = excluded.tag,
-        started_at = now(), heartbeat_at = now(), lease_until = excluded.lease_until
+        started_at = now(), heartbeat_at = now(), lease_until = excluded.lease_until, listens = excluded.listens
 RETURNING extract(epoch FROM started_at), extract(epoch FROM heartbeat_at), extract(epoch FROM lease_until)
 """
 #: A worker registered again under an id it had before gives up what that incarnation owned:

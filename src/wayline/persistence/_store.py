@@ -180,14 +180,22 @@ class Store(Protocol):
     # with fence 0 and nothing is ever lost. On PostgreSQL they are the real thing.
 
     async def register_worker(
-        self, worker_id: str | None = None, *, lease_seconds: float = 10.0, exclusive: bool = False
+        self,
+        worker_id: str | None = None,
+        *,
+        lease_seconds: float = 10.0,
+        exclusive: bool = False,
+        listens: Mapping[str, Collection[str]] | None = None,
     ) -> WorkerInfo:
         """Register this store as a worker with a lease of ``lease_seconds`` (renewed by
         `renew_worker`); ``exclusive`` refuses if another live worker exists (and makes later
         workers refuse). A worker id registered again takes over what its earlier
         incarnation owned. Once registered, checkpoints are fenced: a run's write commits
         only while this worker holds its lease, else it fails with `LeaseLostError` (other
-        writes in the same group commit are not affected)."""
+        writes in the same group commit are not affected). ``listens`` maps each event name
+        this worker's triggers and ``cancel_on`` listen to to the names of those workflows:
+        an event is marked dispatched once every live worker listening to it has dispatched
+        it (a store with one owner ignores it)."""
         ...
 
     async def renew_worker(self) -> list[str]:

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections.abc import Collection, Mapping
 from typing import Any
 
 from .._errors import StoreError
@@ -51,8 +52,12 @@ class Cluster:
         self._tasks: list[asyncio.Future[None]] = []
         self._subscription: Subscription | None = None
 
-    async def register(self, worker_id: str | None) -> str:
-        info = await self._store.register_worker(worker_id, lease_seconds=self.lease_seconds, exclusive=False)
+    async def register(self, worker_id: str | None, listens: Mapping[str, Collection[str]]) -> str:
+        """Register (``listens``: the workflows here that each event name triggers or
+        cancels, so that an event is dispatched by every worker it concerns)."""
+        info = await self._store.register_worker(
+            worker_id, lease_seconds=self.lease_seconds, exclusive=False, listens=listens
+        )
         self.worker_id = info.worker_id
         self._tasks.append(asyncio.ensure_future(self._heartbeat()))
         self._subscription = await self._store.subscribe(self._notified)

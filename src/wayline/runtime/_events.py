@@ -10,6 +10,13 @@ is marked dispatched. A crash before that mark leaves it for `Events.poll_once`,
 at open and on every beat of the inbox poller: every step is idempotent (a cancel finds an
 ended run ended; a run id starts one run; a wake-up is only a hint, the woken run reads the
 events table).
+
+On a database several workers share (PostgreSQL) the workers need not have the same
+workflows: each registers the workflows its event names trigger or cancel (`listens`), each
+dispatches its own part of an event, and the store marks the event dispatched only once
+every live worker's listeners for its name have had theirs (see
+``wayline.persistence._event_listens_postgres``). An event this runtime has dispatched but
+could not mark is not dispatched again by its beat: only the mark is tried again.
 """
 
 from __future__ import annotations
@@ -42,7 +49,7 @@ from ..persistence import (
     event_wake_message as wake_message,
 )
 from . import _checks as check
-from ._cancel_on import Canceller
+from ._cancel_on import Canceller, cancel_entries
 from ._flow_spec import idempotent_run_id
 from ._inbox import Mailboxes, deliver, signal
 from ._metadata import check_metadata
@@ -154,6 +161,13 @@ class Events:
         # owner, not settled when accepted.
         self._triggered = {trigger.event for wf in registry.newest() for trigger in triggers_of(wf)}
         self._triggered |= self._canceller.names
+        #: The workflows here each of those names triggers or cancels: a worker on a shared
+        #: database registers them, and marks an event dispatched only once the workflows
+        #: every live worker listens to it with have been dispatched to.
+        self.listens = listens_of(registry)
+        # Events this runtime dispatched but could not mark (another worker's workflows
+        # listen too): the beat only tries the mark again, it does not dispatch them twice.
+        self._parted: set[int] = set()
 
     @property
     def table(self) -> EventStore:
@@ -205,6 +219,7 @@ class Events:
                     done = await self.dispatch(record, wake=acc.woken is None)
                 if self._owner:
                     dispatched.append(acc.seq)
+                    self._parted.add(acc.seq)
             out.append(
                 EventSent(
                     id=ev.event_id,
@@ -271,11 +286,15 @@ class Events:
         after it are dispatched all the same (read in pages past it).
         """
         after = 0
+        parted, seen = set(self._parted), set[int]()
         while True:
             try:
                 pending = await self.table.undispatched(limit=POLL_PAGE, after=after)
             except StoreError as exc:
                 log.warning("undispatched events could not be read (%s); trying again later", exc)
+                return
+            seen.update(record.seq for record in pending)
+            if not await self._mark_again([r.seq for r in pending if r.seq in parted]):
                 return
             for record in pending:
                 if record.unreadable is not None:
@@ -290,21 +309,46 @@ class Events:
                             record.unreadable,
                         )
                     continue
-                if record.seq in self._dispatching:
+                if record.seq in self._dispatching or record.seq in parted:
                     continue
                 try:
                     await self.dispatch(record)
+                    if self._owner:
+                        self._parted.add(record.seq)
                     await self.table.mark_dispatched([record.seq])
                 except StoreError as exc:
                     log.warning("event %s could not be dispatched yet (%s); trying again later", record.seq, exc)
                     return
             if len(pending) < POLL_PAGE:
-                return
+                break
             after = pending[-1].seq
+        # Read to the end: those no longer undispatched are marked (by us or by another worker).
+        self._parted -= parted - seen
+
+    async def _mark_again(self, seqs: list[int]) -> bool:
+        """Try again the mark of events this runtime has dispatched already; False if the
+        store failed (said, and tried again at the next beat)."""
+        if not seqs:
+            return True
+        try:
+            await self.table.mark_dispatched(seqs)
+        except StoreError as exc:
+            log.warning("events could not be marked dispatched yet (%s); trying again later", exc)
+            return False
+        return True
 
 
 def triggers_of(wf: Workflow) -> tuple[Any, ...]:
     return wf.triggers
+
+
+def listens_of(registry: Registry) -> dict[str, list[str]]:
+    """Event name -> the workflows of ``registry`` that it triggers or cancels, sorted."""
+    out: dict[str, set[str]] = {}
+    for wf in registry.newest():
+        for entry in (*triggers_of(wf), *cancel_entries(wf)):
+            out.setdefault(entry.event, set()).add(wf.name)
+    return {name: sorted(wfs) for name, wfs in sorted(out.items())}
 
 
 def _fires(wf: Workflow, trigger: Any, event: Event) -> bool:

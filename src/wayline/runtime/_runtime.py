@@ -123,7 +123,7 @@ class Runtime(EventsApi):
     async def _open(self, *, recover: bool, inbox_poll_interval: float | None, worker_id: str | None = None) -> None:
         self._telemetry.watch(self)
         if self._cluster is not None:
-            await self._cluster.register(worker_id)
+            await self._cluster.register(worker_id, self._events.listens)
         if self._scheduler is not None:
             await self._scheduler.open()
         if recover:

@@ -208,10 +208,17 @@ class FaultInjectingStore:
     # Worker and lease operations pass through: they are not the writes counted here.
 
     async def register_worker(
-        self, worker_id: str | None = None, *, lease_seconds: float = 10.0, exclusive: bool = False
+        self,
+        worker_id: str | None = None,
+        *,
+        lease_seconds: float = 10.0,
+        exclusive: bool = False,
+        listens: Mapping[str, Collection[str]] | None = None,
     ) -> WorkerInfo:
         self._check()
-        return await self.inner.register_worker(worker_id, lease_seconds=lease_seconds, exclusive=exclusive)
+        return await self.inner.register_worker(
+            worker_id, lease_seconds=lease_seconds, exclusive=exclusive, listens=listens
+        )
 
     async def renew_worker(self) -> list[str]:
         self._check()
