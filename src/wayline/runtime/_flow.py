@@ -22,6 +22,7 @@ from typing import Any
 from .._errors import RateLimitedError, StoreError
 from ..persistence import FlowStore, QueuedRun, RunRecord, RunStatus, Store
 from ._flow_spec import FlowSpec
+from ._flow_waiting import WaitingSlots
 
 log = logging.getLogger("wayline.flow")
 
@@ -62,6 +63,10 @@ class Flow:
         self._clock = clock
         self._end_queued = end_queued  # ends a QUEUED run CANCELLED, with a reason (Singleton "skip")
         self._cancel = cancel  # cancels a run (Singleton "cancel")
+        #: Slots given back while waiting and taken again (``Concurrency(count_waiting=False)``).
+        self.waiting = WaitingSlots(table, self.admit, specs) if table is not None else None
+        #: Whether a run in memory here holds its slot again (set by `Runs`): kept at recovery.
+        self.holds_live: Callable[[str], bool] = lambda run_id: False
 
     @property
     def enabled(self) -> bool:
@@ -113,8 +118,10 @@ class Flow:
         """Start the runs the free slots of ``group``/``key`` admit; their ids."""
         assert self._table is not None
         admitted = await self._table.admit(group, key)
+        waiting = self.waiting
         for run_id in admitted:
-            await self._start(run_id)
+            if waiting is None or not waiting.admitted(run_id):  # else: a woken run here goes on
+                await self._start(run_id)
         return admitted
 
     async def finished_id(self, run_id: str) -> None:
@@ -155,6 +162,8 @@ class Flow:
             log.warning("flow control could not look at its queues (%s); trying again later", exc)
 
     async def _reconcile(self, table: FlowStore) -> None:
+        if self.waiting is not None:
+            await self.waiting.reconcile(self._store, self.holds_live)
         for slot in await table.slots():
             rec = await self._store.get_run(slot.run_id)
             if rec is None or rec.status.finished:

@@ -48,6 +48,7 @@ from ..persistence import (
 from . import _failure as failure, _inbox as inbox
 from ._cancel_on import cancel_metadata
 from ._flow import GROUP_KEY as FLOW_GROUP, Flow
+from ._flow_waiting import SlotGate
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
 from ._shares import Shares
@@ -142,6 +143,7 @@ class Runs:
             end_queued=self.end_queued,
             cancel=self._cancel_quietly,
         )
+        self.flow.holds_live = self._holds_slot
 
     # --- the table -------------------------------------------------------------------------
 
@@ -178,6 +180,14 @@ class Runs:
 
     def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
         return self._registry.lookup(name, run_id=run_id, version=version)
+
+    def slot_gate(self, record: RunRecord) -> SlotGate | None:
+        waiting = self.flow.waiting
+        return None if waiting is None else waiting.for_run(record)
+
+    def _holds_slot(self, run_id: str) -> bool:
+        actor = self._actors.get(run_id)
+        return actor is not None and actor.holds_slot
 
     def run_stopped(self, run: LiveRun) -> None:
         if self._actors.get(run.run_id) is run:

@@ -26,6 +26,7 @@ from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._events import Events
 from ._events_api import EventsApi
 from ._flow_spec import idempotent_run_id
+from ._flow_waiting import gives_back
 from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
 from ._metadata import check_metadata, check_tags
@@ -404,11 +405,21 @@ class Runtime(EventsApi):
             # A live run: its current vars and steps in flight, not those of its last checkpoint.
             info = RunInfo.from_record(rec, vars=live.live_vars())
             running = tuple(StepAttemptInfo(e.step, e.index, e.attempt, e.ts) for e in live.in_flight())
-            return dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
+            info = dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
+            return await self._slot_wait(rec, info)
         info = RunInfo.from_record(rec)
         if rec.status is RunStatus.QUEUED and (why := await self._runs.flow.why(run_id)) is not None:
             info = dataclasses.replace(info, waiting_for=(why,))
-        return dataclasses.replace(info, store_health=self.store.health())
+        return await self._slot_wait(rec, dataclasses.replace(info, store_health=self.store.health()))
+
+    async def _slot_wait(self, rec: RunRecord, info: RunInfo) -> RunInfo:
+        """``describe`` of a woken run queued for its slot again (``count_waiting=False``)."""
+        waiting = self._runs.flow.waiting
+        wf = self._registry.get(rec.workflow)
+        if rec.status is not RunStatus.WAITING or waiting is None or wf is None or not gives_back(wf.flow):
+            return info
+        why = await waiting.why(rec.run_id)
+        return info if why is None else dataclasses.replace(info, waiting_for=(*info.waiting_for, why))
 
     async def list_runs(
         self,
