@@ -23,6 +23,7 @@ from .._errors import RateLimitedError, StoreError
 from ..persistence import FlowStore, QueuedRun, RunRecord, RunStatus, Store
 from ._flow_spec import FlowSpec
 from ._flow_waiting import WaitingSlots
+from ._max_runs import MaxRuns, needs_slot, real_id
 
 log = logging.getLogger("wayline.flow")
 
@@ -53,6 +54,7 @@ class Flow:
         clock: Callable[[], float] = lambda: 0.0,
         end_queued: Callable[[str, str], Awaitable[None]] | None = None,
         cancel: Callable[[str, str], Awaitable[None]] | None = None,
+        max_runs: int | None = None,
     ) -> None:
         table: FlowStore | None = getattr(store, "flow", None)
         self._table = table
@@ -65,6 +67,8 @@ class Flow:
         self._cancel = cancel  # cancels a run (Singleton "cancel")
         #: Slots given back while waiting and taken again (``Concurrency(count_waiting=False)``).
         self.waiting = WaitingSlots(table, self.admit, specs) if table is not None else None
+        #: ``open_runtime(max_runs=N)`` on a store with one owner (`_max_runs`); else None.
+        self.cap = MaxRuns(table, max_runs, self.admit) if table is not None and max_runs is not None else None
         #: Whether a run in memory here holds its slot again (set by `Runs`): kept at recovery.
         self.holds_live: Callable[[str], bool] = lambda run_id: False
 
@@ -165,7 +169,7 @@ class Flow:
         if self.waiting is not None:
             await self.waiting.reconcile(self._store, self.holds_live)
         for slot in await table.slots():
-            rec = await self._store.get_run(slot.run_id)
+            rec = await self._store.get_run(real_id(slot.run_id))  # a runtime slot's too
             if rec is None or rec.status.finished:
                 await table.release(slot.run_id)
             elif rec.status is RunStatus.QUEUED:
@@ -174,6 +178,16 @@ class Flow:
             spec = self._specs(rec.workflow)
             if spec is not None and spec.concurrency is not None and GROUP_KEY in rec.metadata:
                 await table.enqueue(_entry(rec, spec))  # a no-op for a run queued or in a slot
+            elif needs_slot(rec):
+                await self._recover_capped(rec)
+
+    async def _recover_capped(self, rec: RunRecord) -> None:
+        """A QUEUED run created under ``max_runs``: queued again for a runtime slot (a no-op
+        if it is queued or holds one); started, if this runtime has no ``max_runs`` now."""
+        if self.cap is not None:
+            await self.cap.request(rec)
+        else:
+            await self._start(rec.run_id)
 
     async def dequeue(self, run_id: str) -> bool:
         """Take a QUEUED run out of its queue (it is cancelled before it started); whether

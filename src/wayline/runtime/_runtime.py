@@ -408,9 +408,15 @@ class Runtime(EventsApi):
             info = dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
             return await self._slot_wait(rec, info)
         info = RunInfo.from_record(rec)
-        if rec.status is RunStatus.QUEUED and (why := await self._runs.flow.why(run_id)) is not None:
+        if rec.status is RunStatus.QUEUED and (why := await self._queued_why(run_id)) is not None:
             info = dataclasses.replace(info, waiting_for=(why,))
         return await self._slot_wait(rec, dataclasses.replace(info, store_health=self.store.health()))
+
+    async def _queued_why(self, run_id: str) -> str | None:
+        """Why a QUEUED run waits: a runtime slot (``max_runs``), or its key's slot."""
+        cap = self._runs.flow.cap
+        why = None if cap is None else await cap.why(run_id)
+        return why if why is not None else await self._runs.flow.why(run_id)
 
     async def _slot_wait(self, rec: RunRecord, info: RunInfo) -> RunInfo:
         """``describe`` of a woken run queued for its slot again (``count_waiting=False``)."""
