@@ -11,6 +11,7 @@ import pytest
 
 from _support import idle
 from wayline import Concurrency, RunContext, RunStatus, activity, open_runtime, workflow
+from wayline.errors import RunCancelled
 from wayline.testing import VirtualClock
 
 pytestmark = pytest.mark.anyio
@@ -137,3 +138,47 @@ async def test_a_restart_keeps_the_limit_with_runs_waiting_and_woken(tmp_path: P
 
 async def _async(value: bool) -> bool:
     return value
+
+
+async def test_a_run_queued_for_its_slot_can_be_cancelled(tmp_path: Path) -> None:
+    async with open_runtime(str(tmp_path / "w.db"), workflows=[nap_then_work], clock=VirtualClock()) as rt:
+        GATE["work"].clear()
+        for n in range(2):
+            await rt.start(nap_then_work, n, run_id=f"r{n}")
+
+        async def queued() -> bool:
+            infos = [await rt.describe(f"r{n}") for n in range(2)]
+            return any(any("woken" in w for w in i.waiting_for) for i in infos) and ACTIVE["now"] == 1
+
+        await _until(queued, rt, "one run working, one queued for its slot")
+        working = next(run_id for run_id, what, _ in LOG if what == "work")
+        other = "r1" if working == "r0" else "r0"
+        await rt.cancel(other, "not needed")
+        with pytest.raises(RunCancelled):
+            await rt.get_handle(other).result()
+        assert ACTIVE["max"] == 1  # it did not go on to its step without a slot
+        GATE["work"].set()
+        assert await rt.get_handle(working).result() in (0, 1)
+    assert [run_id for run_id, what, _ in LOG if what == "work"] == [working]
+
+
+@workflow(name="nap_twice", concurrency=Concurrency(1, count_waiting=False))
+async def nap_twice(ctx: RunContext, n: int) -> int:
+    await ctx.sleep(5)
+    await ctx.run(work, ctx.run_id, ctx.now())
+    await ctx.sleep(5)
+    await ctx.run(work, ctx.run_id, ctx.now())
+    return n
+
+
+async def test_passivated_runs_give_their_slot_back_and_take_it_again(tmp_path: Path) -> None:
+    path = str(tmp_path / "w.db")
+    async with open_runtime(path, workflows=[nap_twice], clock=VirtualClock(), passivate_after=1) as rt:
+        t0 = rt.clock.time()
+        for n in range(3):
+            await rt.start(nap_twice, n, run_id=f"p{n}")
+        await rt.clock.sleep(2)
+        assert rt.statistics().passivated == 3  # all three left memory while asleep
+        assert sorted([await rt.get_handle(f"p{n}").result() for n in range(3)]) == [0, 1, 2]
+    assert sorted(round(at - t0) for _, what, at in LOG if what == "work") == [5, 5, 5, 10, 10, 10]
+    assert ACTIVE["max"] == 1

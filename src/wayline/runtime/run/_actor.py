@@ -113,6 +113,7 @@ class RunActor(Actor[RunMessage]):
         self._gate: SlotGate | None = None
         self._slot = True
         self._stale = False
+        self._skip_step = False
 
     # --- what the runtime may ask of a live run (`LiveRun`) ------------------------------
 
@@ -329,6 +330,9 @@ class RunActor(Actor[RunMessage]):
                     self._stale = False
                     await self._gate.give_back()
                 self._slot = await self._gate.take_again()
+                # Stopped by a cancel, without a slot: its next step is not run (as a cancel
+                # stops a step running inline), and the cancel, next in the mailbox, ends it.
+                self._stale = self._skip_step = not self._slot
             while todo:
                 effect = todo.pop()
                 kind = type(effect)
@@ -366,7 +370,10 @@ class RunActor(Actor[RunMessage]):
                         follow = next_segment(port, state.record, follow.error)
                 elif kind is RunAttempt:
                     assert isinstance(effect, RunAttempt)
-                    if effect.inline:
+                    if effect.inline and self._skip_step:
+                        self._skip_step = False
+                        follow = StepDone(effect.index, effect.attempt, error=asyncio.CancelledError(), reason="cancel")
+                    elif effect.inline:
                         follow = await self._attempt_inline(effect.index, effect.step, effect.attempt)
                         if follow.error is not None and follow.reason is None and self._segment is not None:
                             self._segment.attempt_raised(follow.index, follow.error)
