@@ -143,3 +143,23 @@ async def test_a_child_runs_on_its_parents_slot_and_a_queued_run_can_be_cancelle
         assert await first.result() == 10
         assert await rt.get_handle("p2").result() == 20
     assert not [e for e in LOG if e[1] == "doomed"]  # cancelled while queued: it never started
+
+
+@workflow(name="napper", concurrency=Concurrency(1, count_waiting=False))
+async def napper(ctx: RunContext, n: int) -> int:
+    await ctx.run(mark, "n", ctx.run_id, "start", ctx.now())
+    await ctx.sleep(5)
+    await ctx.run(mark, "n", ctx.run_id, "end", ctx.now())
+    return n
+
+
+async def test_max_runs_with_count_waiting_false_gives_both_slots_back_while_waiting(db: str) -> None:
+    # Were the runtime slot kept while asleep, a woken run (holding it) would wait for its key's
+    # slot, held by a run that waits for the runtime slot: neither would go on.
+    async with open_runtime(db, workflows=[napper], clock=VirtualClock(), max_runs=1) as rt:
+        t0 = rt.clock.time()
+        for n in range(3):
+            await rt.start(napper, n, run_id=f"n{n}")
+        assert sorted([await rt.get_handle(f"n{n}").result() for n in range(3)]) == [0, 1, 2]
+    assert sorted(round(at - t0) for _, _, what, at in LOG if what == "start") == [0, 0, 0]  # all slept at once
+    assert sorted(round(at - t0) for _, _, what, at in LOG if what == "end") == [5, 5, 5]

@@ -69,6 +69,8 @@ class Flow:
         self.waiting = WaitingSlots(table, self.admit, specs) if table is not None else None
         #: ``open_runtime(max_runs=N)`` on a store with one owner (`_max_runs`); else None.
         self.cap = MaxRuns(table, max_runs, self.admit) if table is not None and max_runs is not None else None
+        if self.waiting is not None:
+            self.waiting.cap = self.cap
         #: Whether a run in memory here holds its slot again (set by `Runs`): kept at recovery.
         self.holds_live: Callable[[str], bool] = lambda run_id: False
 

@@ -27,6 +27,7 @@ from typing import Any
 
 from ..persistence import FlowStore, QueuedRun, RunRecord, RunStatus, Store
 from ._flow_spec import FlowSpec
+from ._max_runs import CAPPED_KEY, MaxRuns, entry_id, real_id
 
 log = logging.getLogger("wayline.flow")
 
@@ -53,24 +54,32 @@ class SlotGate:
     checkpoint and `take_again` before it goes on from a wake.
     """
 
-    __slots__ = ("_entry", "_slots")
+    __slots__ = ("_entries", "_slots")
 
-    def __init__(self, slots: WaitingSlots, entry: QueuedRun) -> None:
+    def __init__(self, slots: WaitingSlots, entries: tuple[QueuedRun, ...]) -> None:
         self._slots = slots
-        self._entry = entry
+        # Its key's slot, then (under ``max_runs``) its runtime slot: taken in that order, as
+        # at a run's start, so that two runs never each hold the slot the other waits for.
+        self._entries = entries
 
     async def give_back(self) -> None:
-        """Give the slot back (the run's WAITING checkpoint is durable) and admit the next run."""
-        await self._slots.give_back(self._entry)
+        """Give the slots back (the run's WAITING checkpoint is durable) and admit the next runs."""
+        for entry in reversed(self._entries):
+            await self._slots.give_back(entry)
 
     async def take_again(self) -> bool:
-        """Queue for a slot behind the runs queued for the key, and return once holding one
-        (True), or once `stop_waiting` stopped the wait without one (False)."""
-        return await self._slots.take_again(self._entry)
+        """Queue for a slot behind the runs queued for the key (then for a runtime slot, under
+        ``max_runs``), and return once holding them (True), or once `stop_waiting` stopped the
+        wait (False)."""
+        for entry in self._entries:
+            if not await self._slots.take_again(entry):
+                return False
+        return True
 
     def stop_waiting(self) -> None:
         """Stop a `take_again` in progress (the run is cancelled: it goes on without a slot)."""
-        self._slots.stop_waiting(self._entry.run_id)
+        for entry in self._entries:
+            self._slots.stop_waiting(entry.run_id)
 
 
 class WaitingSlots:
@@ -93,6 +102,8 @@ class WaitingSlots:
         self._specs = specs
         self._waiters: dict[str, asyncio.Future[None]] = {}
         self._stopped: set[str] = set()
+        #: The runtime's ``max_runs`` (set by `Flow`): a waiting run gives its runtime slot back too.
+        self.cap: MaxRuns | None = None
 
     def for_run(self, record: RunRecord) -> SlotGate | None:
         """The gate of a run whose workflow gives slots back while waiting; None otherwise."""
@@ -107,7 +118,9 @@ class WaitingSlots:
             priority=meta.get(PRIORITY_KEY, 0),
             limit=spec.concurrency.limit,
         )
-        return SlotGate(self, entry)
+        if self.cap is not None and CAPPED_KEY in meta:
+            return SlotGate(self, (entry, self.cap.entry(record)))
+        return SlotGate(self, (entry,))
 
     def admitted(self, run_id: str) -> bool:
         """An admission moved ``run_id`` to a slot: whether a run here was waiting for it (it
@@ -166,19 +179,20 @@ class WaitingSlots:
         slots = await self._table.slots()
         waiting = []
         for slot in slots:
-            if holds(slot.run_id):
+            run_id = real_id(slot.run_id)  # a runtime slot (``max_runs``) is given back too
+            if holds(run_id):
                 continue
-            rec = await store.get_run(slot.run_id)
+            rec = await store.get_run(run_id)
             if rec is not None and rec.status is RunStatus.WAITING and gives_back(self._specs(rec.workflow)):
-                waiting.append(rec.run_id)
+                waiting.append(slot.run_id)
         if not waiting:
             return
         run_owners = getattr(store, "run_owners", None)
         me = getattr(store, "worker_id", None)
         if run_owners is not None and me is not None:
-            owners = await run_owners(waiting)
+            owners = await run_owners([real_id(w) for w in waiting])
         for run_id in waiting:
-            if owners is not None and owners.get(run_id) not in (None, me):
+            if owners is not None and owners.get(real_id(run_id)) not in (None, me):
                 continue  # a live worker runs it: it gives its slot back itself
             freed = await self._table.release(run_id)
             if freed is not None:
@@ -188,7 +202,13 @@ class WaitingSlots:
         """Why a woken WAITING run does not go on (it is queued for its slot), for describe."""
         pos = await self._table.position(run_id)
         if pos is None:
-            return None
+            pos = await self._table.position(entry_id(run_id))
+            if pos is None:
+                return None
+            return (
+                f"a runtime slot: woken, queued for its runtime slot again (count_waiting=False); "
+                f"max_runs={pos.entry.limit} reached ({pos.running} running, {pos.ahead} queued ahead)"
+            )
         e = pos.entry
         key = f" for key {e.key!r}" if e.key else ""
         return (

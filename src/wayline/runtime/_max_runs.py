@@ -7,7 +7,9 @@ tables as the queues of ``Concurrency`` limits. A run has one row in each table 
 its runtime entry is kept under a second id, `entry_id` (``wayline.max_runs:<run id>``).
 
 What counts: a run from its start to its end, waiting ones included (as ``Concurrency``'s
-default ``count_waiting=True``), except child runs, which execute on their parent's account
+default ``count_waiting=True``; a run of a ``Concurrency(count_waiting=False)`` workflow gives
+its runtime slot back with its key's while it waits, and takes both again in the same
+order), except child runs, which execute on their parent's account
 (a parent waiting for its child holds a slot; were the child to need one too, ``max_runs``
 parents could wait for children that never start). A run of a workflow with a
 ``Concurrency`` limit takes its key's slot first, then a runtime slot: it starts holding both.
@@ -55,7 +57,8 @@ class MaxRuns:
         self.limit = limit
         self._admit = admit
 
-    def _entry(self, record: RunRecord) -> QueuedRun:
+    def entry(self, record: RunRecord) -> QueuedRun:
+        """The run's entry in the runtime's queue."""
         priority = record.metadata.get(PRIORITY_KEY, 0)
         return QueuedRun(
             run_id=entry_id(record.run_id),
@@ -68,7 +71,7 @@ class MaxRuns:
     async def request(self, record: RunRecord) -> None:
         """Queue a QUEUED run for a runtime slot (nothing if queued or holding one) and admit
         the runtime's queue: the run starts now if a slot is free."""
-        await self._table.enqueue(self._entry(record))
+        await self._table.enqueue(self.entry(record))
         await self._admit(GROUP, "")
 
     async def holds(self, run_id: str) -> bool:
