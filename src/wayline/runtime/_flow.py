@@ -23,7 +23,7 @@ from .._errors import RateLimitedError, StoreError
 from ..persistence import FlowStore, QueuedRun, RunRecord, RunStatus, Store
 from ._flow_spec import FlowSpec
 from ._flow_waiting import WaitingSlots
-from ._max_runs import MaxRuns, needs_slot, real_id
+from ._max_runs import MaxRuns, needs_slot, real_id, why_queued
 
 log = logging.getLogger("wayline.flow")
 
@@ -197,6 +197,10 @@ class Flow:
         poller's reconciliation, another worker's) may have taken it there between this
         worker's enqueue and its own admission, and it starts."""
         return self._table is not None and await self._table.withdraw(run_id)
+
+    async def why_capped(self, run_id: str) -> str | None:
+        """Why a QUEUED run waits for a runtime slot (``max_runs``), for ``describe``."""
+        return None if self._table is None else await why_queued(self._table, run_id)
 
     async def why(self, run_id: str) -> str | None:
         """Why a QUEUED run waits, for ``describe``."""

@@ -89,13 +89,19 @@ class MaxRuns:
 
     async def why(self, run_id: str) -> str | None:
         """Why a QUEUED run waits for a runtime slot, for ``describe`` (None: it does not)."""
-        pos = await self._table.position(entry_id(run_id))
-        if pos is None:
-            return None
-        return (
-            f"a runtime slot: max_runs={pos.entry.limit} reached ({pos.running} running, {pos.ahead} queued ahead, "
-            f"priority {pos.entry.priority})"
-        )
+        return await why_queued(self._table, run_id)
+
+
+async def why_queued(table: FlowStore, run_id: str) -> str | None:
+    """Why a QUEUED run waits for a runtime slot (None: it does not); a client (the CLI),
+    which has no ``max_runs`` of its own, reads it too."""
+    pos = await table.position(entry_id(run_id))
+    if pos is None:
+        return None
+    return (
+        f"a runtime slot: max_runs={pos.entry.limit} reached ({pos.running} running, {pos.ahead} queued ahead, "
+        f"priority {pos.entry.priority})"
+    )
 
 
 def needs_slot(record: RunRecord) -> bool:

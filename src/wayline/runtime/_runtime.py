@@ -414,8 +414,7 @@ class Runtime(EventsApi):
 
     async def _queued_why(self, run_id: str) -> str | None:
         """Why a QUEUED run waits: a runtime slot (``max_runs``), or its key's slot."""
-        cap = self._runs.flow.cap
-        why = None if cap is None else await cap.why(run_id)
+        why = await self._runs.flow.why_capped(run_id)
         return why if why is not None else await self._runs.flow.why(run_id)
 
     async def _slot_wait(self, rec: RunRecord, info: RunInfo) -> RunInfo:
