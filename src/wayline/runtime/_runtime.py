@@ -421,8 +421,8 @@ class Runtime(EventsApi):
         """``describe`` of a woken run queued for its slot again (``count_waiting=False``)."""
         waiting = self._runs.flow.waiting
         wf = self._registry.get(rec.workflow)
-        if rec.status is not RunStatus.WAITING or waiting is None or wf is None or not gives_back(wf.flow):
-            return info
+        if rec.status is not RunStatus.WAITING or waiting is None or (wf is not None and not gives_back(wf.flow)):
+            return info  # (a client without the workflow, the CLI, reads its queue entry)
         why = await waiting.why(rec.run_id)
         return info if why is None else dataclasses.replace(info, waiting_for=(*info.waiting_for, why))
 
