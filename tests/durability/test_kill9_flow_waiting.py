@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-pytestmark = pytest.mark.anyio
 
 WORKER = Path(__file__).with_name("flow_waiting_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
@@ -62,7 +61,7 @@ def most_at_once(spans: list[tuple[float, float]]) -> int:
 
 @pytest.mark.timeout(120)
 @pytest.mark.parametrize(("mode", "limit"), [("napper", 1), ("plain", 2)])
-async def test_limits_hold_across_kill_9(tmp_path: Path, mode: str, limit: int) -> None:
+def test_limits_hold_across_kill_9(tmp_path: Path, mode: str, limit: int) -> None:
     db, side = tmp_path / "w.db", tmp_path / "side.txt"
     worker = spawn(db, side, mode)
     deadline = time.monotonic() + 60
