@@ -13,7 +13,6 @@ from pathlib import Path
 
 import pytest
 
-
 WORKER = Path(__file__).with_name("flow_waiting_worker.py")
 ROOT = Path(__file__).resolve().parents[2]
 RUNS = 6
