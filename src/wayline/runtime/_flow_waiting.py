@@ -12,6 +12,14 @@ worker's on a shared database; a waiter polls as the fallback).
 Nothing here runs for a workflow without it: the actor asks `SlotGate.for_run` once when it
 loads, and a run without a gate costs one ``is None`` test per message.
 
+Under ``open_runtime(max_runs=N)`` (`_max_runs`) such a run gives its runtime slot back with
+its key's, and takes both again in the order a start takes them (key first), so that a woken
+run never holds the runtime slot while it waits for a key slot held by a run that waits for
+the runtime slot.
+
+A cancel stops a wait for a slot: the run goes on without one, its next inline step is not
+run, and the cancel ends it (steps of a ``gather`` it resumes into do run).
+
 Durability: the slot rows are in the store. At recovery, a slot held by a WAITING run of such
 a workflow is given back (the run was waiting, or had been woken and admitted but had not yet
 made its next checkpoint: it wakes again from its snapshot and queues again); a RUNNING one
