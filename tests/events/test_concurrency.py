@@ -150,8 +150,8 @@ async def test_bad_flow_specs_are_refused() -> None:
 
     with pytest.raises(FlowSpecError, match="limit must be an int >= 1"):
         workflow(name="w", concurrency=Concurrency(0))(body)
-    with pytest.raises(FlowSpecError, match="count_waiting=False"):
-        workflow(name="w", concurrency=Concurrency(1, count_waiting=False))(body)
+    with pytest.raises(FlowSpecError, match="count_waiting must be True or False, got 'no'"):
+        workflow(name="w", concurrency=Concurrency(1, count_waiting="no"))(body)  # type: ignore[arg-type]
     with pytest.raises(FlowSpecError, match="declare concurrency"):
         workflow(name="w", priority=lambda x: 1)(body)
     high = workflow(name="high", concurrency=Concurrency(1), priority=lambda x: 1000)(body)
@@ -159,4 +159,3 @@ async def test_bad_flow_specs_are_refused() -> None:
         with pytest.raises(FlowSpecError, match="priority 1000 is out of range"):
             await rt.start(high, 1, run_id="h")
         assert await rt.list_runs() == []  # refused before anything was stored
-

@@ -14,6 +14,7 @@ from wayline import open_runtime
 from wayline.testing import VirtualClock
 
 from .test_concurrency import one_at_a_time
+from .test_max_runs import job
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -63,3 +64,22 @@ def test_the_cli_says_why_a_throttled_or_debounced_run_waits(tmp_path: Path) -> 
     assert "(1 queued ahead, priority 0)" in shown.stdout
     shown = subprocess.run([*cli, "runs", "show", "d1"], capture_output=True, text=True, env=env, check=True)
     assert "waiting for  debounced until 2026-01-01T00:00:10.000+00:00 (2 starts so far" in shown.stdout
+
+
+async def _queue_beyond_max_runs(db: str) -> None:
+    async with open_runtime(db, workflows=[job], clock=VirtualClock(), max_runs=1) as rt:
+        for n in range(3):
+            await rt.start(job, n, run_id=f"j{n}")
+
+
+def test_the_cli_shows_runs_queued_by_max_runs(tmp_path: Path) -> None:
+    db = str(tmp_path / "m.db")
+    asyncio.run(_queue_beyond_max_runs(db))
+    cli = [str(Path(sys.executable).with_name("wayline")), "--db", db]
+    env = {**os.environ, "PYTHONPATH": str(ROOT / "src")}
+    listed = subprocess.run(
+        [*cli, "--json", "runs", "list", "--status", "QUEUED"], capture_output=True, text=True, env=env, check=True
+    )
+    assert sorted(r["run_id"] for r in json.loads(listed.stdout)) == ["j1", "j2"]
+    shown = subprocess.run([*cli, "runs", "show", "j2"], capture_output=True, text=True, env=env, check=True)
+    assert "waiting for  a runtime slot: max_runs=1 reached (1 running, 1 queued ahead, priority 0)" in shown.stdout

@@ -128,9 +128,9 @@ async def test_a_signal_from_any_worker_reaches_the_run_where_it_runs(pg_url: st
         assert "sig" not in b._runs._refs
 
 
-async def test_max_runs_needs_a_shared_database_and_recover_is_deprecated() -> None:
+async def test_bad_max_runs_and_lease_seconds_are_refused_and_recover_is_deprecated() -> None:
     with pytest.raises(InvalidArgumentError, match="max_runs"):
-        async with open_runtime(":memory:", max_runs=3):
+        async with open_runtime(":memory:", max_runs=0):
             pass
     with pytest.raises(InvalidArgumentError, match="lease_seconds"):
         async with open_runtime(":memory:", lease_seconds=0):

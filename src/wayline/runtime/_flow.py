@@ -28,6 +28,8 @@ from typing import Any
 from .._errors import RateLimitedError, StoreError
 from ..persistence import FlowStore, QueuedRun, RunRecord, RunStatus, Store
 from ._flow_spec import FlowSpec
+from ._flow_waiting import WaitingSlots
+from ._max_runs import MaxRuns, needs_slot, real_id, why_queued
 
 log = logging.getLogger("wayline.flow")
 
@@ -60,6 +62,7 @@ class Flow:
         clock: Callable[[], float] = lambda: 0.0,
         end_queued: Callable[[str, str], Awaitable[None]] | None = None,
         cancel: Callable[[str, str], Awaitable[None]] | None = None,
+        max_runs: int | None = None,
     ) -> None:
         table: FlowStore | None = getattr(store, "flow", None)
         self._table = table
@@ -76,6 +79,14 @@ class Flow:
         self._stalled: set[str] = set()  # the runs the last beat saw admitted and QUEUED
         #: The runs a debounce or throttle holds (`Pacing`): not yet for a slot.
         self.held: Callable[[], Awaitable[set[str]]] | None = None
+        #: Slots given back while waiting and taken again (``Concurrency(count_waiting=False)``).
+        self.waiting = WaitingSlots(table, self.admit, specs) if table is not None else None
+        #: ``open_runtime(max_runs=N)`` on a store with one owner (`_max_runs`); else None.
+        self.cap = MaxRuns(table, max_runs, self.admit) if table is not None and max_runs is not None else None
+        if self.waiting is not None:
+            self.waiting.cap = self.cap
+        #: Whether a run in memory here holds its slot again (set by `Runs`): kept at recovery.
+        self.holds_live: Callable[[str], bool] = lambda run_id: False
 
     @property
     def enabled(self) -> bool:
@@ -127,8 +138,10 @@ class Flow:
         """Start the runs the free slots of ``group``/``key`` admit; their ids."""
         assert self._table is not None
         admitted = await self._table.admit(group, key)
+        waiting = self.waiting
         for run_id in admitted:
-            await self.start(run_id)
+            if waiting is None or not waiting.admitted(run_id):  # else: a woken run here goes on
+                await self.start(run_id)
         return admitted
 
     async def start(self, run_id: str) -> None:
@@ -197,8 +210,10 @@ class Flow:
             await self.start(run_id)
 
     async def _reconcile(self, table: FlowStore) -> None:
+        if self.waiting is not None:
+            await self.waiting.reconcile(self._store, self.holds_live)
         for slot in await table.slots():
-            rec = await self._store.get_run(slot.run_id)
+            rec = await self._store.get_run(real_id(slot.run_id))  # a runtime slot's too
             if rec is None or rec.status.finished:
                 await table.release(slot.run_id)
             elif rec.status is RunStatus.QUEUED:
@@ -210,6 +225,16 @@ class Flow:
             spec = self._specs(rec.workflow)
             if spec is not None and spec.concurrency is not None and GROUP_KEY in rec.metadata:
                 await table.enqueue(_entry(rec, spec))  # a no-op for a run queued or in a slot
+            elif needs_slot(rec):
+                await self._recover_capped(rec)
+
+    async def _recover_capped(self, rec: RunRecord) -> None:
+        """A QUEUED run created under ``max_runs``: queued again for a runtime slot (a no-op
+        if it is queued or holds one); started, if this runtime has no ``max_runs`` now."""
+        if self.cap is not None:
+            await self.cap.request(rec)
+        else:
+            await self._start(rec.run_id)
 
     async def dequeue(self, run_id: str) -> bool:
         """Take a QUEUED run out of its queue (it is cancelled before it started); whether
@@ -217,6 +242,10 @@ class Flow:
         poller's reconciliation, another worker's) may have taken it there between this
         worker's enqueue and its own admission, and it starts."""
         return self._table is not None and await self._table.withdraw(run_id)
+
+    async def why_capped(self, run_id: str) -> str | None:
+        """Why a QUEUED run waits for a runtime slot (``max_runs``), for ``describe``."""
+        return None if self._table is None else await why_queued(self._table, run_id)
 
     async def why(self, run_id: str) -> str | None:
         """Why a QUEUED run waits, for ``describe``."""

@@ -35,8 +35,11 @@ class Concurrency:
             `Event`) whose result (made a string) is the key; None: one key for all runs.
         scope: ``"workflow"``: the limit counts this workflow's runs; ``"key"``: the runs of
             every workflow with a ``scope="key"`` limit and the same key share the slots.
-        count_waiting: a run keeps its slot while it waits (sleeps, waits for a signal or an
-            event). Only True is built: giving the slot back while waiting is refused.
+        count_waiting: True (the default): a run keeps its slot while it waits (sleeps, waits
+            for a signal, callback, event or child run). False: a run gives its slot back once
+            its wait is durable, and when the wait ends it queues for a slot again, behind the
+            runs queued for its key (priority, then arrival order), before it goes on. A cancel
+            does not wait for a slot. ``describe`` of a woken run waiting for its slot says so.
     """
 
     limit: int
@@ -51,11 +54,9 @@ class Concurrency:
             raise FlowSpecError(workflow, f"Concurrency key must be a plain function of the input, got {self.key!r}")
         if self.scope not in ("workflow", "key"):
             raise FlowSpecError(workflow, f"Concurrency scope must be 'workflow' or 'key', got {self.scope!r}")
-        if self.count_waiting is not True:
+        if not isinstance(self.count_waiting, bool):
             raise FlowSpecError(
-                workflow,
-                "Concurrency(count_waiting=False) is not supported: a waiting run keeps its slot. Keep the "
-                "default, or split the waiting part into a child workflow without the limit",
+                workflow, f"Concurrency count_waiting must be True or False, got {self.count_waiting!r}"
             )
 
 

@@ -93,8 +93,12 @@ async def open_runtime(
         lease_seconds: how long a PostgreSQL worker's lease lasts without renewal (renewed
             every third of it): how soon the runs of a killed or paused worker move on (the
             store's own ``lease_seconds``, 10 by default).
-        max_runs: at most this many runs in memory on this PostgreSQL worker; the runs it
-            starts beyond that are left for the others to claim.
+        max_runs: on SQLite and in memory: at most this many runs of this runtime at once,
+            from their start to their end (waiting ones count; child runs go on their
+            parent's account); a run started beyond it is created QUEUED, durably, and starts
+            as runs end, in arrival order (after its own ``Concurrency`` slot, if its workflow
+            has one). On PostgreSQL: at most this many runs in memory on this worker; the runs
+            it starts beyond that are left for the others to claim.
         recover: deprecated: use ``worker``.
         inbox_poll_interval: seconds between reads of the inbox for messages committed by
             other processes (``wayline`` CLI, other replicas); ``None`` to not look.
@@ -178,14 +182,6 @@ async def open_runtime(
     # A store several workers share (PostgreSQL): each worker registers (in `Runtime._open`);
     # one with a single owner (SQLite) is claimed by its worker.
     shared = recover and bool(getattr(the_store, "shared", False))
-    if max_runs is not None and not shared:
-        await the_store.close()
-        raise InvalidArgumentError(
-            "open_runtime",
-            "max_runs",
-            "limits a worker among several on a PostgreSQL database, where the others take what it leaves; "
-            f"with {type(the_store).__name__} this worker is the only one, so the runs beyond it would never run",
-        )
     claim = getattr(the_store, "claim_ownership", None)  # stores that can be shared have it
     if recover and claim is not None and not shared:
         try:

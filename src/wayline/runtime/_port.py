@@ -15,6 +15,7 @@ from typing import Any, Protocol
 
 from ..actors import ActorRef, Clock
 from ..persistence import RunRecord, StepStarted, Store, UpdateAnswered
+from ._flow_waiting import SlotGate
 from ._telemetry import Telemetry
 from ._workflows import Workflow
 
@@ -79,6 +80,11 @@ class RunPort(Protocol):
         """The registered workflow ``name``, in ``version`` if that is registered, else the
         newest (``WorkflowNotFoundError`` if none is). With no ``run_id`` (not for a run that
         resumes), a ``version`` that is not registered raises ``VersionNotFoundError``."""
+        ...
+
+    def slot_gate(self, record: RunRecord) -> SlotGate | None:
+        """The slot the run gives back while it waits (``Concurrency(count_waiting=False)``);
+        None for every other run."""
         ...
 
     def run_stopped(self, run: LiveRun) -> None:

@@ -48,6 +48,8 @@ from ..persistence import (
 from . import _failure as failure, _inbox as inbox
 from ._cancel_on import cancel_metadata
 from ._flow import GROUP_KEY as FLOW_GROUP, Flow
+from ._flow_waiting import SlotGate
+from ._max_runs import CAPPED_KEY, real_id
 from ._pacing import Pacing, held_back
 from ._passivation import WakeTimer, wake_due, wake_if_messages
 from ._port import LiveRun
@@ -142,6 +144,9 @@ class Runs:
             clock=self.clock.time,
             end_queued=self.end_queued,
             cancel=self._cancel_quietly,
+            # One owner of the store (SQLite, memory): a limit on this runtime's runs at once.
+            # Several workers (PostgreSQL): the runs each holds in memory (`Shares`).
+            max_runs=max_runs if owner and not shared else None,
         )
         #: Debounces and throttles: the stages before the concurrency limit.
         self.pacing = Pacing(
@@ -155,6 +160,7 @@ class Runs:
             background=self.background,
         )
         self.flow.held = self.pacing.held
+        self.flow.holds_live = self._holds_slot
 
     # --- the table -------------------------------------------------------------------------
 
@@ -192,6 +198,14 @@ class Runs:
     def workflow(self, name: str, run_id: str | None, version: str | None = None) -> Workflow:
         return self._registry.lookup(name, run_id=run_id, version=version)
 
+    def slot_gate(self, record: RunRecord) -> SlotGate | None:
+        waiting = self.flow.waiting
+        return None if waiting is None else waiting.for_run(record)
+
+    def _holds_slot(self, run_id: str) -> bool:
+        actor = self._actors.get(run_id)
+        return actor is not None and actor.holds_slot
+
     def run_stopped(self, run: LiveRun) -> None:
         if self._actors.get(run.run_id) is run:
             del self._actors[run.run_id]
@@ -210,7 +224,7 @@ class Runs:
     def run_finished(self, record: RunRecord) -> None:
         self._refs.pop(record.run_id, None)
         self.telemetry.run_finished(record)
-        if FLOW_GROUP in record.metadata:
+        if FLOW_GROUP in record.metadata or CAPPED_KEY in record.metadata:
             # Its waiters learn of its end once its slot is given back: a caller that starts
             # the next run of its key after ``result()`` must find the key free.
             self._finishing.add(record.run_id)
@@ -227,6 +241,8 @@ class Runs:
     async def _give_slot_back(self, record: RunRecord) -> None:
         try:
             await self.flow.finished(record)
+            if self.flow.cap is not None and CAPPED_KEY in record.metadata:
+                await self.flow.cap.finished(record.run_id)
         finally:
             self._finishing.discard(record.run_id)
             self._resolve(record.run_id, record)
@@ -379,13 +395,17 @@ class Runs:
                 joined, debouncing = await self.pacing.join(spec, subject, run_id, input, metadata)
                 if joined is not None:
                     return joined  # a burst's pending run took this start's input
+        # Under max_runs a run starts once it holds a runtime slot; a child runs on its parent's.
+        capped = self.flow.cap is not None and PARENT_KEY not in (metadata or {})
+        if capped:
+            metadata = {**(metadata or {}), CAPPED_KEY: True}
         now = self.clock.time()
         span, trace_context = self.telemetry.start_run(wf.name, wf.version, run_id)
         record = RunRecord(
             run_id=run_id,
             workflow=wf.name,
             version=wf.version,
-            status=RunStatus.QUEUED if spec is not None else RunStatus.RUNNING,
+            status=RunStatus.QUEUED if spec is not None or capped else RunStatus.RUNNING,
             input=input,
             created_at=now,
             updated_at=now,
@@ -415,6 +435,8 @@ class Runs:
                 # the worker whose admission takes its slot claims it (`start_admitted`).
                 await self.store.release_runs([run_id])
             await self.pacing.queued(record, spec, debouncing=debouncing)
+        elif capped and self.flow.cap is not None:
+            await self.flow.cap.request(record)
         elif not self._owner or run_id in self._refs:
             return run_id
         elif self.shares is not None and self.max_runs is not None and len(self._refs) >= self.max_runs:
@@ -425,10 +447,12 @@ class Runs:
         return run_id
 
     async def start_admitted(self, run_id: str) -> None:
-        """Start a run `Flow` admitted: a QUEUED one is rewritten RUNNING first."""
+        """Start a run `Flow` admitted: a QUEUED one is rewritten RUNNING first. Under
+        ``max_runs`` it needs a runtime slot too, and starts once it holds one."""
+        flow_id, run_id = run_id, real_id(run_id)
         rec = await self.store.get_run(run_id)
         if rec is None or rec.status.finished:
-            await self.flow.finished_id(run_id)
+            await self.flow.finished_id(flow_id)
             return
         if run_id in self._refs or self.closed:
             return
@@ -440,6 +464,11 @@ class Runs:
             return
         if self.shares is not None and await self.store.claim_run(run_id) is None:
             return  # a live worker holds it: it was started there
+        cap = self.flow.cap
+        capped = rec.status is RunStatus.QUEUED and cap is not None and CAPPED_KEY in rec.metadata
+        if capped and cap is not None and not await cap.holds(run_id):
+            await cap.request(rec)  # starts it (this again) if a runtime slot is free
+            return
         if rec.status is RunStatus.QUEUED:
             now = self.clock.time()
             details = {k: v for k, v in rec.metadata.items() if k.startswith("wayline.flow_")}
@@ -667,8 +696,12 @@ class Runs:
         waits in its inbox until it starts."""
         inbox = await self.store.get_inbox(rec.run_id)
         cancel = next((m for _, m in inbox if type(m) is CancelMessage), None)
-        if cancel is None or not (await self.pacing.withdraw(rec.run_id) or await self.flow.dequeue(rec.run_id)):
-            return  # no cancel, or admitted meanwhile: it applies the cancel when it starts
+        if cancel is None:
+            return
+        cap = self.flow.cap
+        withdrawn = await self.pacing.withdraw(rec.run_id) or await self.flow.dequeue(rec.run_id)
+        if not withdrawn and (cap is None or not await cap.withdraw(rec.run_id)):
+            return  # admitted meanwhile: it applies the cancel when it starts
         await self.end_queued(rec.run_id, cancel.reason)
 
     async def end_queued(self, run_id: str, reason: str | None) -> None:

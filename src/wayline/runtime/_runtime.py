@@ -26,6 +26,7 @@ from ._definitions import DEFAULT_ACTIVITY_THREADS, WorkflowDef
 from ._events import Events
 from ._events_api import EventsApi
 from ._flow_spec import idempotent_run_id
+from ._flow_waiting import gives_back
 from ._handles import RunHandle, RunInfo, StepAttemptInfo
 from ._inbox import Inbox
 from ._metadata import check_metadata, check_tags
@@ -410,13 +411,27 @@ class Runtime(EventsApi):
             # A live run: its current vars and steps in flight, not those of its last checkpoint.
             info = RunInfo.from_record(rec, vars=live.live_vars())
             running = tuple(StepAttemptInfo(e.step, e.index, e.attempt, e.ts) for e in live.in_flight())
-            return dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
+            info = dataclasses.replace(info, store_health=self.store.health(), running=running, live=True)
+            return await self._slot_wait(rec, info)
         info = RunInfo.from_record(rec)
-        if rec.status is RunStatus.QUEUED:
-            why = await self._runs.pacing.why(run_id) or await self._runs.flow.why(run_id)
-            if why is not None:
-                info = dataclasses.replace(info, waiting_for=(why,))
-        return dataclasses.replace(info, store_health=self.store.health())
+        if rec.status is RunStatus.QUEUED and (why := await self._queued_why(run_id)) is not None:
+            info = dataclasses.replace(info, waiting_for=(why,))
+        return await self._slot_wait(rec, dataclasses.replace(info, store_health=self.store.health()))
+
+    async def _queued_why(self, run_id: str) -> str | None:
+        """Why a QUEUED run waits: its debounce or throttle, a runtime slot (``max_runs``), or
+        its key's slot."""
+        why = await self._runs.pacing.why(run_id) or await self._runs.flow.why_capped(run_id)
+        return why if why is not None else await self._runs.flow.why(run_id)
+
+    async def _slot_wait(self, rec: RunRecord, info: RunInfo) -> RunInfo:
+        """``describe`` of a woken run queued for its slot again (``count_waiting=False``)."""
+        waiting = self._runs.flow.waiting
+        wf = self._registry.get(rec.workflow)
+        if rec.status is not RunStatus.WAITING or waiting is None or (wf is not None and not gives_back(wf.flow)):
+            return info  # (a client without the workflow, the CLI, reads its queue entry)
+        why = await waiting.why(rec.run_id)
+        return info if why is None else dataclasses.replace(info, waiting_for=(*info.waiting_for, why))
 
     async def list_runs(
         self,

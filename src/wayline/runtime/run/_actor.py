@@ -18,9 +18,10 @@ from typing import Any
 
 from ..._errors import Cancelled, ContinueAsNew, LeaseLostError, PayloadError
 from ...actors import Actor, ActorStoppedError, TimerHandle
-from ...persistence import RunRecord, StepStarted
+from ...persistence import CancelMessage, RunRecord, RunStatus, StepStarted
 from .._commands import Step
 from .._context import RunContext
+from .._flow_waiting import SlotGate
 from .._metadata import RunMetadata, child_metadata as inherit, replayed_metadata
 from .._port import RunPort
 from .._stepinfo import StepInfo, _current as _current_step
@@ -58,6 +59,8 @@ from ._family import message_child, start_child
 from ._inflight import in_flight
 from ._messages import (
     PASSIVATE,
+    CallbackDue,
+    Inbound,
     Raised,
     Returned,
     RunMessage,
@@ -105,6 +108,12 @@ class RunActor(Actor[RunMessage]):
         self._finished = False
         self._stopping = False
         self._busy = False  # a message is being performed
+        # ``Concurrency(count_waiting=False)`` only (else None): the slot given back while the
+        # run waits, and whether it holds it now (see `_flow_waiting`).
+        self._gate: SlotGate | None = None
+        self._slot = True
+        self._stale = False
+        self._skip_step = False
 
     # --- what the runtime may ask of a live run (`LiveRun`) ------------------------------
 
@@ -117,6 +126,11 @@ class RunActor(Actor[RunMessage]):
         for is committed: see `RunState.only_waiting`)."""
         state = self.state
         return state is not None and not self._busy and state.only_waiting() and not self.ref.mailbox_depth
+
+    @property
+    def holds_slot(self) -> bool:
+        """It gives its slot back while waiting, and holds it now (recovery keeps that slot)."""
+        return self._gate is not None and self._slot
 
     def live_vars(self) -> dict[str, Any] | None:
         state = self.state
@@ -197,6 +211,14 @@ class RunActor(Actor[RunMessage]):
             # not be applied a second time by this segment.
             state.seen = applied - {seq for seq, _ in inbox}
         self.state = state
+        self._gate = port.slot_gate(record)
+        if self._gate is not None:
+            # A WAITING run gave its slot back (or recovery did); a running one holds it. A
+            # slot row a WAITING run still has (a crash before its give-back, or after an
+            # admission its last incarnation did not use) is not this incarnation's: it is
+            # given back before the run queues again.
+            self._slot = record.status is not RunStatus.WAITING
+            self._stale = not self._slot
         for message in first:
             self.ref.tell(message)
 
@@ -264,6 +286,9 @@ class RunActor(Actor[RunMessage]):
         state = self.state
         if state is not None and interrupts(state, message):
             self._interrupt("cancel")
+        gate = self._gate
+        if gate is not None and type(message) is Inbound and type(message.message) is CancelMessage:
+            gate.stop_waiting()  # a cancel does not wait for a slot
 
     async def _ask(self, message: RunMessage) -> Reply:
         """A request of the interpreter, answered once the actor has applied it."""
@@ -299,6 +324,15 @@ class RunActor(Actor[RunMessage]):
         follow: RunMessage | None
         self._busy = True
         try:
+            if self._gate is not None and not self._slot and _wakes(message, todo):
+                # Woken, with its slot given back: nothing is performed before it holds one.
+                if self._stale:
+                    self._stale = False
+                    await self._gate.give_back()
+                self._slot = await self._gate.take_again()
+                # Stopped by a cancel, without a slot: its next step is not run (as a cancel
+                # stops a step running inline), and the cancel, next in the mailbox, ends it.
+                self._stale = self._skip_step = not self._slot
             while todo:
                 effect = todo.pop()
                 kind = type(effect)
@@ -319,6 +353,9 @@ class RunActor(Actor[RunMessage]):
                     else:
                         try:
                             await done  # nothing after a checkpoint happens before it is durable
+                            if self._gate is not None and self._slot and effect.record.status is RunStatus.WAITING:
+                                self._slot = False
+                                await self._gate.give_back()
                         except LeaseLostError as exc:
                             # Another worker owns the run now and goes on from its last
                             # commit: this incarnation stops here, without a restart.
@@ -333,7 +370,10 @@ class RunActor(Actor[RunMessage]):
                         follow = next_segment(port, state.record, follow.error)
                 elif kind is RunAttempt:
                     assert isinstance(effect, RunAttempt)
-                    if effect.inline:
+                    if effect.inline and self._skip_step:
+                        self._skip_step = False
+                        follow = StepDone(effect.index, effect.attempt, error=asyncio.CancelledError(), reason="cancel")
+                    elif effect.inline:
                         follow = await self._attempt_inline(effect.index, effect.step, effect.attempt)
                         if follow.error is not None and follow.reason is None and self._segment is not None:
                             self._segment.attempt_raised(follow.index, follow.error)
@@ -604,3 +644,16 @@ class RunActor(Actor[RunMessage]):
             await fut
         finally:
             self._woken.pop(index, None)
+
+
+def _wakes(message: RunMessage, todo: list[Effect]) -> bool:
+    """Whether ``message`` ends a wait and makes the run go on (the body resumes, or a step
+    starts): a run that gave its slot back needs one first. A cancel goes on without one."""
+    kind = type(message)
+    if kind is Inbound:
+        assert isinstance(message, Inbound)
+        if type(message.message) is CancelMessage:
+            return False
+    elif kind is not TimerFired and kind is not CallbackDue:
+        return False
+    return any(type(e) is Resume or type(e) is RunAttempt for e in todo)
