@@ -70,6 +70,28 @@ from ._segments import next_segment
 from ._state import RunState
 from ._values import as_replayed, shaped
 
+#: The passivation timer's key (it is not in ``_timers``: `_fire` pops nothing for it).
+_PASSIVATE_KEY = ("passivate", 0)
+
+
+class _Fire:
+    """A timer's callback: tell the run ``message`` when ``key`` is due. One small object in
+    place of a ``partial`` of a bound method (the partial, its argument tuple, its empty
+    keyword dict and the bound method: about 250 bytes more for every waiting run)."""
+
+    __slots__ = ("actor", "key", "message")
+
+    def __init__(self, actor: RunActor, key: tuple[str, int], message: RunMessage) -> None:
+        self.actor = actor
+        self.key = key
+        self.message = message
+
+    def __call__(self) -> None:
+        self.actor._fire(self.key, self.message)
+
+    def __repr__(self) -> str:
+        return f"<timer {self.key} of run {self.actor.run_id!r}>"
+
 
 class RunActor(Actor[RunMessage]):
     """One incarnation of a live run. Built by the runtime's supervisor, again after a crash.
@@ -418,7 +440,7 @@ class RunActor(Actor[RunMessage]):
         old = self._timers.pop(key, None)
         if old is not None:
             old.cancel()
-        self._timers[key] = self.port.clock.call_at(due, partial(self._fire, key, message))
+        self._timers[key] = self.port.clock.call_at(due, _Fire(self, key, message))
 
     def _fire(self, key: tuple[str, int], message: RunMessage) -> None:
         self._timers.pop(key, None)
@@ -435,7 +457,7 @@ class RunActor(Actor[RunMessage]):
         if delay is None or not state.only_waiting() or self.ref.mailbox_depth:
             return
         clock = self.port.clock
-        self._passivate_timer = clock.call_at(clock.time() + delay, partial(self._fire, ("passivate", 0), PASSIVATE))
+        self._passivate_timer = clock.call_at(clock.time() + delay, _Fire(self, _PASSIVATE_KEY, PASSIVATE))
 
     # --- step attempts -----------------------------------------------------------------------
 
