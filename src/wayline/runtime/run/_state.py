@@ -247,7 +247,8 @@ class RunState:
         self.callback_early: dict[str, list[tuple[int, Any]]] = {}  # for a wait not reopened yet
         self.callback_journal: dict[int, CallbackEntry] = {}
         self.next_direct = -2  # a state machine's callbacks take negative positions
-        self.patches: dict[str, bool] = {}  # ctx.patched answers given to the body so far
+        # ctx.patched answers given to the body so far; made at the first (few runs ask).
+        self.patches: dict[str, bool] | None = None
         #: Child runs and updates: made by the first that the run meets (most runs never do,
         #: and their containers would cost every run in memory half a kilobyte).
         self.family: Family | None = None
