@@ -269,7 +269,7 @@ def _open(s: RunState, out: list[Effect], cmd: OpenCallback) -> Outcome:
         s.callback_journal[index] = entry
         return (index, None), None
     sent = index + 1 in s.journal  # the sender step ran to its end before a restart
-    restored = s.restored_waits.pop(index, None)
+    restored = s.take_restored(index)
     now = s.now
     if type(restored) is CallbackWait:
         cb = Callback(index, cmd.step, list(restored.digests), restored.deadline, restored.heartbeat)
@@ -314,7 +314,7 @@ def new_task_token(s: RunState, out: list[Effect], step: str) -> None:
     for key, wait in list(s.restored_waits.items()):
         if type(wait) is CallbackWait and wait.label == step:
             # The task is invoked again after a restart: tokens it handed out before stay valid.
-            del s.restored_waits[key]
+            s.take_restored(key)
             cb.digests[:0] = wait.digests
             cb.deadline, cb.heartbeat, cb.beat_deadline = wait.deadline, wait.heartbeat, wait.due
     register(s, out, cb)
@@ -338,7 +338,7 @@ def wait_task_token(s: RunState, out: list[Effect], msg: AslWaitToken) -> None:
         cb = Callback(index, "", [digest])
         if restored is not None:
             cb.step, cb.digests = restored.label, list(restored.digests)
-            s.restored_waits.pop(restored.step, None)
+            s.take_restored(restored.step)
             cb.deadline, cb.heartbeat, cb.beat_deadline = restored.deadline, restored.heartbeat, restored.due
         register(s, out, cb)
     cb = s.callbacks[index]

@@ -45,7 +45,7 @@ def open_wait(s: RunState, out: list[Effect], cmd: WaitSignal) -> Outcome | None
         seq, payload = kept.popleft()
         consume(s, index, cmd.name, seq, payload)
         return payload, None
-    restored = s.restored_waits.pop(index, None)
+    restored = s.take_restored(index)
     if restored is not None:
         due = restored.due  # the deadline of the wait before a restart stays
     elif cmd.timeout is not None:

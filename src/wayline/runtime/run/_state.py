@@ -34,6 +34,11 @@ from ._journal import CallbackEntry, Journal
 #: Events kept in the snapshot before they move to the history table (see `checkpoint`).
 TAIL_MAX = 32
 
+#: The restored waits of a run that has none left to reopen: one empty dict shared by every
+#: run, never written (a dict keeps its table once emptied, 224 bytes with one wait in it;
+#: entries are only ever taken out, see `RunState.take_restored`).
+NO_WAITS: dict[int, AnyWait] = {}
+
 #: What the body resumes with: a value to send in, or an exception to throw in.
 Outcome = tuple[Any, BaseException | None]
 
@@ -226,7 +231,8 @@ class RunState:
         self.direct = direct  # a state machine: its interpreter runs itself, nothing is replayed
         self.passivate = passivate  # waiting runs may leave memory
         self.journal = journal
-        self.restored_waits: dict[int, AnyWait] = {w.step: w for w in record.waits}
+        # The snapshot's waits, until the body reopens each (it replays up to them).
+        self.restored_waits: dict[int, AnyWait] = {w.step: w for w in record.waits} if record.waits else NO_WAITS
         self.next_index = 0
         self.steps = record.steps
         self.active: dict[int, Pending] = {}
@@ -260,6 +266,14 @@ class RunState:
         self.now = 0.0
         #: Makes a fresh callback token for a run id: randomness is an input, like time.
         self.tokens: Callable[[str], str] = fresh_token
+
+    def take_restored(self, index: int) -> AnyWait | None:
+        """Take the snapshot's wait at ``index`` out of `restored_waits` (None if none)."""
+        waits = self.restored_waits
+        wait = waits.pop(index, None)
+        if wait is not None and not waits:
+            self.restored_waits = NO_WAITS
+        return wait
 
     def running_steps(self) -> bool:
         """An attempt runs as a task of its own."""

@@ -69,7 +69,7 @@ def open_step(s: RunState, out: list[Effect], cmd: Step[Any]) -> Outcome | None:
     cancel = s.cancel
     if cancel is not None and index == cancel.index:
         return None, Cancelled(cancel.reason)
-    restored = s.restored_waits.pop(index, None)
+    restored = s.take_restored(index)
     check_wait(s.run_id, restored, act.name)  # NonDeterminismError: the caller fails the run
     if type(restored) is RetryWait and restored.due is not None:
         # Crashed during a retry backoff: wait out the rest of it, then retry.
@@ -132,7 +132,7 @@ def pump(s: RunState, out: list[Effect], group: Group) -> None:
         index = queued.popleft()
         pending = s.active[index]
         group.running += 1
-        restored = s.restored_waits.pop(index, None)
+        restored = s.take_restored(index)
         if type(restored) is RetryWait and restored.due is not None:
             # Crashed during a retry backoff: wait out the rest of it, then retry.
             s.waits[index] = restored
