@@ -67,7 +67,7 @@ from ._messages import (
 )
 from ._restore import restore
 from ._segments import next_segment
-from ._state import RunState
+from ._state import EMPTY, RunState, own
 from ._values import as_replayed, shaped
 
 #: The passivation timer's key (it is not in ``_timers``: `_fire` pops nothing for it).
@@ -118,9 +118,10 @@ class RunActor(Actor[RunMessage]):
         self._task: asyncio.Task[Any] | None = None  # the task running an inline attempt
         self._inline = False  # an attempt runs inline in this task right now
         self._interrupted: str | None = None
-        self._timers: dict[tuple[str, int], TimerHandle] = {}
-        self._attempts: dict[int, asyncio.Task[None]] = {}  # attempts running as tasks
-        self._woken: dict[int, asyncio.Future[None]] = {}  # interpreter tasks waiting on callbacks
+        # Tables most runs never fill start as the shared empty one (written through `own`).
+        self._timers: dict[tuple[str, int], TimerHandle] = EMPTY
+        self._attempts: dict[int, asyncio.Task[None]] = EMPTY  # attempts running as tasks
+        self._woken: dict[int, asyncio.Future[None]] = EMPTY  # interpreter tasks waiting on callbacks
         self._passivate_timer: TimerHandle | None = None
         self._passivated = False
         self._dropped = False
@@ -378,6 +379,7 @@ class RunActor(Actor[RunMessage]):
                     assert isinstance(effect, Reply)
                     reply = effect
                     if effect.pending is not None:
+                        self._woken = own(self._woken)
                         self._woken.setdefault(effect.pending, asyncio.get_running_loop().create_future())
                 elif kind is WakeTask:
                     assert isinstance(effect, WakeTask)
@@ -440,6 +442,7 @@ class RunActor(Actor[RunMessage]):
         old = self._timers.pop(key, None)
         if old is not None:
             old.cancel()
+        self._timers = own(self._timers)
         self._timers[key] = self.port.clock.call_at(due, _Fire(self, key, message))
 
     def _fire(self, key: tuple[str, int], message: RunMessage) -> None:
@@ -552,6 +555,7 @@ class RunActor(Actor[RunMessage]):
             _current_step.reset(token)
             if otel is not None:
                 Segment.detach(otel)
+        self._attempts = own(self._attempts)
         self._attempts[index] = task
 
     async def _run_attempt(self, index: int, attempt: int, step: Step[Any]) -> None:

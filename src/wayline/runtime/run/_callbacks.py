@@ -36,7 +36,7 @@ from ..asl import StatesError
 from ._effects import CancelTimer, Effect, Reply, SetTimer, WakeTask
 from ._journal import CallbackEntry, outcome
 from ._messages import AslWaitToken, CallbackDue, Inbound
-from ._state import Callback, Group, Outcome, RunState
+from ._state import Callback, Group, Outcome, RunState, own
 
 TIMEOUT = "States.Timeout"
 HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
@@ -84,7 +84,8 @@ def arrived(s: RunState, out: list[Effect], seq: int, msg: CallbackMessage) -> O
         return None
     index = s.callback_digests.get(msg.digest)
     if index is None:
-        s.callback_early.setdefault(msg.digest, []).append((seq, msg))  # for a wait not reopened yet
+        s.callback_early = early = own(s.callback_early)
+        early.setdefault(msg.digest, []).append((seq, msg))  # for a wait not reopened yet
         return None
     cb = s.callbacks[index]
     apply(s, out, cb, seq, msg)
@@ -183,7 +184,9 @@ def due(s: RunState, out: list[Effect], msg: CallbackDue) -> Outcome | None:
 
 def register(s: RunState, out: list[Effect], cb: Callback) -> None:
     """Track ``cb``: its wait in the snapshot, its timer, messages that came early."""
+    s.callbacks = own(s.callbacks)
     s.callbacks[cb.index] = cb
+    s.callback_digests = own(s.callback_digests)
     for digest in cb.digests:
         s.callback_digests[digest] = cb.index
     s.waits[cb.index] = cb.wait()
@@ -266,6 +269,7 @@ def _open(s: RunState, out: list[Effect], cmd: OpenCallback) -> Outcome:
     except NonDeterminismError as exc:
         return None, exc
     if isinstance(entry, CallbackEntry):  # resolved in an earlier life: the await returns it again
+        s.callback_journal = own(s.callback_journal)
         s.callback_journal[index] = entry
         return (index, None), None
     sent = index + 1 in s.journal  # the sender step ran to its end before a restart

@@ -17,12 +17,13 @@ from .._commands import WaitSignal
 from ._effects import CancelTimer, Effect, SetTimer
 from ._journal import SignalEntry, check_wait, outcome
 from ._messages import TimerFired
-from ._state import Group, Outcome, Pending, RunState
+from ._state import Group, Outcome, Pending, RunState, own
 
 
 def keep(s: RunState, seq: int, msg: SignalMessage) -> None:
     """Keep a delivered signal until a wait_signal consumes it."""
-    s.signals.setdefault(msg.name, deque()).append((seq, msg.payload))
+    signals = s.signals = own(s.signals)
+    signals.setdefault(msg.name, deque()).append((seq, msg.payload))
 
 
 def open_wait(s: RunState, out: list[Effect], cmd: WaitSignal) -> Outcome | None:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any
+from typing import Any, TypeVar
 
 from ..._errors import ActivityError
 from ..._tokens import new_token
@@ -34,10 +34,33 @@ from ._journal import CallbackEntry, Journal
 #: Events kept in the snapshot before they move to the history table (see `checkpoint`).
 TAIL_MAX = 32
 
-#: The restored waits of a run that has none left to reopen: one empty dict shared by every
-#: run, never written (a dict keeps its table once emptied, 224 bytes with one wait in it;
-#: entries are only ever taken out, see `RunState.take_restored`).
-NO_WAITS: dict[int, AnyWait] = {}
+
+class _SharedEmpty(dict[Any, Any]):
+    """The one empty table every run holds in place of a table it has not needed yet."""
+
+    __slots__ = ()
+
+    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
+        raise TypeError("a run's shared empty table was written to: take it with `own` first")
+
+    __setitem__ = setdefault = update = _refuse
+
+
+#: A run in memory holds a dozen tables, most of them empty all its life (a waiting run has
+#: no callbacks, no attempt tasks, no signal delivered early): 64 bytes each, more once used
+#: and emptied again (a dict keeps its table). They start as this one shared, read-only
+#: empty table; a run gets a table of its own at the first write (`own`).
+EMPTY: dict[Any, Any] = _SharedEmpty()
+
+K = TypeVar("K")
+V = TypeVar("V")
+
+
+def own(table: dict[K, V]) -> dict[K, V]:
+    """``table``, or a new dict of its own if it is the shared `EMPTY`: assign the result
+    back before writing to it."""
+    return {} if table is EMPTY else table
+
 
 #: What the body resumes with: a value to send in, or an exception to throw in.
 Outcome = tuple[Any, BaseException | None]
@@ -232,7 +255,7 @@ class RunState:
         self.passivate = passivate  # waiting runs may leave memory
         self.journal = journal
         # The snapshot's waits, until the body reopens each (it replays up to them).
-        self.restored_waits: dict[int, AnyWait] = {w.step: w for w in record.waits} if record.waits else NO_WAITS
+        self.restored_waits: dict[int, AnyWait] = {w.step: w for w in record.waits} if record.waits else EMPTY
         self.next_index = 0
         self.steps = record.steps
         self.active: dict[int, Pending] = {}
@@ -244,14 +267,15 @@ class RunState:
         self.cancel: CancelRequest | None = record.cancel  # applied: the body got it
         self.cancel_requested = False  # accepted, not applied yet: start no new attempt
         self.cancel_reason: str | None = None
-        self.signals: dict[str, deque[tuple[int, Any]]] = {}  # delivered, not yet consumed
+        self.signals: dict[str, deque[tuple[int, Any]]] = EMPTY  # delivered, not yet consumed
         self.signal_waiters: dict[str, int] = {}  # signal name -> position waiting on it
         # Inbox messages already applied (restarts redeliver); made at the first one.
         self.seen: set[int] | None = None
-        self.callbacks: dict[int, Callback] = {}
-        self.callback_digests: dict[str, int] = {}
-        self.callback_early: dict[str, list[tuple[int, Any]]] = {}  # for a wait not reopened yet
-        self.callback_journal: dict[int, CallbackEntry] = {}
+        # Callback waits (most runs have none; written through `own`).
+        self.callbacks: dict[int, Callback] = EMPTY
+        self.callback_digests: dict[str, int] = EMPTY
+        self.callback_early: dict[str, list[tuple[int, Any]]] = EMPTY  # for a wait not reopened yet
+        self.callback_journal: dict[int, CallbackEntry] = EMPTY
         self.next_direct = -2  # a state machine's callbacks take negative positions
         # ctx.patched answers given to the body so far; made at the first (few runs ask).
         self.patches: dict[str, bool] | None = None
@@ -272,7 +296,7 @@ class RunState:
         waits = self.restored_waits
         wait = waits.pop(index, None)
         if wait is not None and not waits:
-            self.restored_waits = NO_WAITS
+            self.restored_waits = EMPTY
         return wait
 
     def running_steps(self) -> bool:
