@@ -67,7 +67,8 @@ from ._messages import (
 )
 from ._restore import restore
 from ._segments import next_segment
-from ._state import EMPTY, RunState, own
+from ._state import RunState
+from ._tables import EMPTY, own
 from ._values import as_replayed, shaped
 
 #: The passivation timer's key (it is not in ``_timers``: `_fire` pops nothing for it).

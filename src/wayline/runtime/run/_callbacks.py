@@ -36,7 +36,8 @@ from ..asl import StatesError
 from ._effects import CancelTimer, Effect, Reply, SetTimer, WakeTask
 from ._journal import CallbackEntry, outcome
 from ._messages import AslWaitToken, CallbackDue, Inbound
-from ._state import Callback, Group, Outcome, RunState, own
+from ._state import Callback, Group, Outcome, RunState
+from ._tables import own
 
 TIMEOUT = "States.Timeout"
 HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"

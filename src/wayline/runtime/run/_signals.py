@@ -17,7 +17,8 @@ from .._commands import WaitSignal
 from ._effects import CancelTimer, Effect, SetTimer
 from ._journal import SignalEntry, check_wait, outcome
 from ._messages import TimerFired
-from ._state import Group, Outcome, Pending, RunState, own
+from ._state import Group, Outcome, Pending, RunState
+from ._tables import own
 
 
 def keep(s: RunState, seq: int, msg: SignalMessage) -> None:

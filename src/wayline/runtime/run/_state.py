@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from collections import deque
 from collections.abc import Callable
-from typing import Any, TypeVar
+from typing import Any
 
 from ..._errors import ActivityError
 from ..._tokens import new_token
@@ -30,36 +30,10 @@ from .._vars import plain
 from ..asl import StatesError
 from ._effects import Checkpoint, Effect
 from ._journal import CallbackEntry, Journal
+from ._tables import EMPTY
 
 #: Events kept in the snapshot before they move to the history table (see `checkpoint`).
 TAIL_MAX = 32
-
-
-class _SharedEmpty(dict[Any, Any]):
-    """The one empty table every run holds in place of a table it has not needed yet."""
-
-    __slots__ = ()
-
-    def _refuse(self, *args: Any, **kwargs: Any) -> Any:
-        raise TypeError("a run's shared empty table was written to: take it with `own` first")
-
-    __setitem__ = setdefault = update = _refuse
-
-
-#: A run in memory holds a dozen tables, most of them empty all its life (a waiting run has
-#: no callbacks, no attempt tasks, no signal delivered early): 64 bytes each, more once used
-#: and emptied again (a dict keeps its table). They start as this one shared, read-only
-#: empty table; a run gets a table of its own at the first write (`own`).
-EMPTY: dict[Any, Any] = _SharedEmpty()
-
-K = TypeVar("K")
-V = TypeVar("V")
-
-
-def own(table: dict[K, V]) -> dict[K, V]:
-    """``table``, or a new dict of its own if it is the shared `EMPTY`: assign the result
-    back before writing to it."""
-    return {} if table is EMPTY else table
 
 
 #: What the body resumes with: a value to send in, or an exception to throw in.
@@ -95,7 +69,7 @@ class Group:
         self.single = single
         self.max_concurrency = max_concurrency
         self.results: list[Any] = [None] * size
-        self.failures: list[ActivityError] = []
+        self.failures: list[ActivityError] | None = None  # made at the first
         self.remaining = remaining
         self.queued: deque[int] | None = None  # a gather's steps not started yet (made by it)
         self.running = 0
