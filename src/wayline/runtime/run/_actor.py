@@ -71,24 +71,26 @@ from ._state import RunState
 from ._tables import EMPTY, own
 from ._values import as_replayed, shaped
 
-#: The passivation timer's key (it is not in ``_timers``: `_fire` pops nothing for it).
+#: The passivation timer's key (that timer is not in ``_timers``).
 _PASSIVATE_KEY = ("passivate", 0)
 
 
 class _Fire:
-    """A timer's callback: tell the run ``message`` when ``key`` is due. One small object in
-    place of a ``partial`` of a bound method (the partial, its argument tuple, its empty
-    keyword dict and the bound method: about 250 bytes more for every waiting run)."""
+    """A timer of the run: tell it ``message`` when due. One small object in place of a
+    ``partial`` of a bound method (the partial, its argument tuple, its empty keyword dict
+    and the bound method: about 250 bytes more for every waiting run). It keeps its handle,
+    so the run's timers are a short list of these rather than a dict by key."""
 
-    __slots__ = ("actor", "key", "message")
+    __slots__ = ("actor", "handle", "key", "message")
 
     def __init__(self, actor: RunActor, key: tuple[str, int], message: RunMessage) -> None:
         self.actor = actor
         self.key = key
         self.message = message
+        self.handle: TimerHandle | None = None
 
     def __call__(self) -> None:
-        self.actor._fire(self.key, self.message)
+        self.actor._fire(self)
 
     def __repr__(self) -> str:
         return f"<timer {self.key} of run {self.actor.run_id!r}>"
@@ -120,7 +122,7 @@ class RunActor(Actor[RunMessage]):
         self._inline = False  # an attempt runs inline in this task right now
         self._interrupted: str | None = None
         # Tables most runs never fill start as the shared empty one (written through `own`).
-        self._timers: dict[tuple[str, int], TimerHandle] = EMPTY
+        self._timers: list[_Fire] | None = None  # its timers set and not fired (a few at most)
         self._attempts: dict[int, asyncio.Task[None]] = EMPTY  # attempts running as tasks
         self._woken: dict[int, asyncio.Future[None]] = EMPTY  # interpreter tasks waiting on callbacks
         self._passivate_timer: TimerHandle | None = None
@@ -227,9 +229,7 @@ class RunActor(Actor[RunMessage]):
     async def _continue(self, record: RunRecord) -> None:
         """The run continued as new (``record`` is durable): drop the segment that ended,
         body, timers and all, and load the next one in this same actor."""
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._cancel_timers()
         for task in self._attempts.values():
             task.cancel()
         self._attempts.clear()
@@ -252,9 +252,7 @@ class RunActor(Actor[RunMessage]):
         self.port.run_stopped(self)
         if self._passivate_timer is not None:
             self._passivate_timer.cancel()
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        self._cancel_timers()
         for task in self._attempts.values():
             task.cancel()
         self._attempts.clear()
@@ -368,9 +366,7 @@ class RunActor(Actor[RunMessage]):
                     self._set_timer(effect.key, effect.due, effect.message)
                 elif kind is CancelTimer:
                     assert isinstance(effect, CancelTimer)
-                    handle = self._timers.pop(effect.key, None)
-                    if handle is not None:
-                        handle.cancel()
+                    self._cancel_timer(effect.key)
                 elif kind is StopAttempt:
                     assert isinstance(effect, StopAttempt)
                     task = self._attempts.pop(effect.index, None)
@@ -440,16 +436,37 @@ class RunActor(Actor[RunMessage]):
         return reply
 
     def _set_timer(self, key: tuple[str, int], due: float, message: RunMessage) -> None:
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self._timers = own(self._timers)
-        self._timers[key] = self.port.clock.call_at(due, _Fire(self, key, message))
+        self._cancel_timer(key)
+        fire = _Fire(self, key, message)
+        fire.handle = self.port.clock.call_at(due, fire)
+        if self._timers is None:
+            self._timers = [fire]
+        else:
+            self._timers.append(fire)
 
-    def _fire(self, key: tuple[str, int], message: RunMessage) -> None:
-        self._timers.pop(key, None)
+    def _cancel_timer(self, key: tuple[str, int]) -> None:
+        timers = self._timers
+        if timers is None:
+            return
+        for i, fire in enumerate(timers):
+            if fire.key == key:
+                del timers[i]
+                if fire.handle is not None:
+                    fire.handle.cancel()
+                return
+
+    def _cancel_timers(self) -> None:
+        for fire in self._timers or ():
+            if fire.handle is not None:
+                fire.handle.cancel()
+        self._timers = None
+
+    def _fire(self, fire: _Fire) -> None:
+        timers = self._timers
+        if timers is not None and fire in timers:
+            timers.remove(fire)
         try:
-            self.ref.tell(message)
+            self.ref.tell(fire.message)
         except ActorStoppedError:
             pass  # stopping: the snapshot keeps the wait for the next incarnation
 
