@@ -27,7 +27,7 @@ from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
 from .._vars import VarsGuard, plain, typed_vars
 from .._workflows import AslWorkflow
-from . import _code as code
+from . import _code as code, _timers as timers
 from ._asl import AslHost
 from ._callbacks import refusal
 from ._children import notifies_parent
@@ -69,31 +69,8 @@ from ._restore import restore
 from ._segments import next_segment
 from ._state import RunState
 from ._tables import EMPTY, own
+from ._timers import Fire
 from ._values import as_replayed, shaped
-
-#: The passivation timer's key (that timer is not in ``_timers``).
-_PASSIVATE_KEY = ("passivate", 0)
-
-
-class _Fire:
-    """A timer of the run: tell it ``message`` when due. One small object in place of a
-    ``partial`` of a bound method (the partial, its argument tuple, its empty keyword dict
-    and the bound method: about 250 bytes more for every waiting run). It keeps its handle,
-    so the run's timers are a short list of these rather than a dict by key."""
-
-    __slots__ = ("actor", "handle", "key", "message")
-
-    def __init__(self, actor: RunActor, key: tuple[str, int], message: RunMessage) -> None:
-        self.actor = actor
-        self.key = key
-        self.message = message
-        self.handle: TimerHandle | None = None
-
-    def __call__(self) -> None:
-        self.actor._fire(self)
-
-    def __repr__(self) -> str:
-        return f"<timer {self.key} of run {self.actor.run_id!r}>"
 
 
 class RunActor(Actor[RunMessage]):
@@ -122,7 +99,7 @@ class RunActor(Actor[RunMessage]):
         self._inline = False  # an attempt runs inline in this task right now
         self._interrupted: str | None = None
         # Tables most runs never fill start as the shared empty one (written through `own`).
-        self._timers: list[_Fire] | None = None  # its timers set and not fired (a few at most)
+        self._timers: list[Fire] | None = None  # its timers set and not fired (a few at most)
         self._attempts: dict[int, asyncio.Task[None]] = EMPTY  # attempts running as tasks
         self._woken: dict[int, asyncio.Future[None]] = EMPTY  # interpreter tasks waiting on callbacks
         self._passivate_timer: TimerHandle | None = None
@@ -229,7 +206,8 @@ class RunActor(Actor[RunMessage]):
     async def _continue(self, record: RunRecord) -> None:
         """The run continued as new (``record`` is durable): drop the segment that ended,
         body, timers and all, and load the next one in this same actor."""
-        self._cancel_timers()
+        timers.cancel_all(self._timers)
+        self._timers = None
         for task in self._attempts.values():
             task.cancel()
         self._attempts.clear()
@@ -252,7 +230,8 @@ class RunActor(Actor[RunMessage]):
         self.port.run_stopped(self)
         if self._passivate_timer is not None:
             self._passivate_timer.cancel()
-        self._cancel_timers()
+        timers.cancel_all(self._timers)
+        self._timers = None
         for task in self._attempts.values():
             task.cancel()
         self._attempts.clear()
@@ -366,7 +345,7 @@ class RunActor(Actor[RunMessage]):
                     self._set_timer(effect.key, effect.due, effect.message)
                 elif kind is CancelTimer:
                     assert isinstance(effect, CancelTimer)
-                    self._cancel_timer(effect.key)
+                    timers.cancel(self._timers, effect.key)
                 elif kind is StopAttempt:
                     assert isinstance(effect, StopAttempt)
                     task = self._attempts.pop(effect.index, None)
@@ -436,35 +415,10 @@ class RunActor(Actor[RunMessage]):
         return reply
 
     def _set_timer(self, key: tuple[str, int], due: float, message: RunMessage) -> None:
-        self._cancel_timer(key)
-        fire = _Fire(self, key, message)
-        fire.handle = self.port.clock.call_at(due, fire)
-        if self._timers is None:
-            self._timers = [fire]
-        else:
-            self._timers.append(fire)
+        self._timers = timers.replace(self._timers, self.port.clock, due, Fire(self, key, message))
 
-    def _cancel_timer(self, key: tuple[str, int]) -> None:
-        timers = self._timers
-        if timers is None:
-            return
-        for i, fire in enumerate(timers):
-            if fire.key == key:
-                del timers[i]
-                if fire.handle is not None:
-                    fire.handle.cancel()
-                return
-
-    def _cancel_timers(self) -> None:
-        for fire in self._timers or ():
-            if fire.handle is not None:
-                fire.handle.cancel()
-        self._timers = None
-
-    def _fire(self, fire: _Fire) -> None:
-        timers = self._timers
-        if timers is not None and fire in timers:
-            timers.remove(fire)
+    def _fire(self, fire: Fire) -> None:
+        timers.forget(self._timers, fire)
         try:
             self.ref.tell(fire.message)
         except ActorStoppedError:
@@ -478,7 +432,7 @@ class RunActor(Actor[RunMessage]):
         if delay is None or not state.only_waiting() or self.ref.mailbox_depth:
             return
         clock = self.port.clock
-        self._passivate_timer = clock.call_at(clock.time() + delay, _Fire(self, _PASSIVATE_KEY, PASSIVATE))
+        self._passivate_timer = clock.call_at(clock.time() + delay, Fire(self, timers.PASSIVATE_KEY, PASSIVATE))
 
     # --- step attempts -----------------------------------------------------------------------
 
