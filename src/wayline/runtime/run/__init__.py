@@ -1,11 +1,12 @@
 """A run: its pure state machine (`decide` on a `RunState`) and the actor that performs it.
 
-From the bottom up: ``_journal`` (typed journal entries), ``_messages`` and ``_effects`` (what
-the state machine is told and what it asks), ``_state`` (the run's state), ``_callbacks``,
-``_signals`` and ``_steps`` (its parts), ``_decide`` (the state machine), ``_restore``
-(a state rebuilt from the store), ``_code`` (stepping a workflow body), ``_replay`` (a body
-replayed with no effect performed), ``_asl`` (the host a state machine runs on) and ``_actor``
-(the mailbox loop that performs the effects).
+From the bottom up: ``_tables`` (the shared empty table), ``_timers`` (a run's timers),
+``_journal`` (typed journal entries), ``_messages`` and ``_effects`` (what the state machine
+is told and what it asks), ``_state`` (the run's state), ``_callbacks``, ``_signals`` and
+``_steps`` (its parts), ``_decide`` (the state machine), ``_restore`` (a state rebuilt from
+the store), ``_code`` (stepping a workflow body), ``_replay`` (a body replayed with no effect
+performed), ``_asl`` (the host a state machine runs on) and ``_actor`` (the mailbox loop that
+performs the effects).
 """
 
 from ._actor import RunActor as RunActor

@@ -28,7 +28,7 @@ from .._stepinfo import StepInfo, _current as _current_step
 from .._telemetry import Segment
 from .._vars import VarsGuard, plain, typed_vars
 from .._workflows import AslWorkflow
-from . import _code as code
+from . import _code as code, _timers as timers
 from ._asl import AslHost
 from ._callbacks import refusal
 from ._children import notifies_parent
@@ -71,6 +71,8 @@ from ._messages import (
 from ._restore import restore
 from ._segments import next_segment
 from ._state import RunState
+from ._tables import EMPTY, own
+from ._timers import Fire
 from ._values import as_replayed, shaped
 
 
@@ -99,9 +101,10 @@ class RunActor(Actor[RunMessage]):
         self._task: asyncio.Task[Any] | None = None  # the task running an inline attempt
         self._inline = False  # an attempt runs inline in this task right now
         self._interrupted: str | None = None
-        self._timers: dict[tuple[str, int], TimerHandle] = {}
-        self._attempts: dict[int, asyncio.Task[None]] = {}  # attempts running as tasks
-        self._woken: dict[int, asyncio.Future[None]] = {}  # interpreter tasks waiting on callbacks
+        # Tables most runs never fill start as the shared empty one (written through `own`).
+        self._timers: list[Fire] | None = None  # its timers set and not fired (a few at most)
+        self._attempts: dict[int, asyncio.Task[None]] = EMPTY  # attempts running as tasks
+        self._woken: dict[int, asyncio.Future[None]] = EMPTY  # interpreter tasks waiting on callbacks
         self._passivate_timer: TimerHandle | None = None
         self._passivated = False
         self._dropped = False
@@ -225,9 +228,8 @@ class RunActor(Actor[RunMessage]):
     async def _continue(self, record: RunRecord) -> None:
         """The run continued as new (``record`` is durable): drop the segment that ended,
         body, timers and all, and load the next one in this same actor."""
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        timers.cancel_all(self._timers)
+        self._timers = None
         for task in self._attempts.values():
             task.cancel()
         self._attempts.clear()
@@ -250,9 +252,8 @@ class RunActor(Actor[RunMessage]):
         self.port.run_stopped(self)
         if self._passivate_timer is not None:
             self._passivate_timer.cancel()
-        for handle in self._timers.values():
-            handle.cancel()
-        self._timers.clear()
+        timers.cancel_all(self._timers)
+        self._timers = None
         for task in self._attempts.values():
             task.cancel()
         self._attempts.clear()
@@ -384,9 +385,7 @@ class RunActor(Actor[RunMessage]):
                     self._set_timer(effect.key, effect.due, effect.message)
                 elif kind is CancelTimer:
                     assert isinstance(effect, CancelTimer)
-                    handle = self._timers.pop(effect.key, None)
-                    if handle is not None:
-                        handle.cancel()
+                    timers.cancel(self._timers, effect.key)
                 elif kind is StopAttempt:
                     assert isinstance(effect, StopAttempt)
                     task = self._attempts.pop(effect.index, None)
@@ -396,6 +395,7 @@ class RunActor(Actor[RunMessage]):
                     assert isinstance(effect, Reply)
                     reply = effect
                     if effect.pending is not None:
+                        self._woken = own(self._woken)
                         self._woken.setdefault(effect.pending, asyncio.get_running_loop().create_future())
                 elif kind is WakeTask:
                     assert isinstance(effect, WakeTask)
@@ -455,15 +455,12 @@ class RunActor(Actor[RunMessage]):
         return reply
 
     def _set_timer(self, key: tuple[str, int], due: float, message: RunMessage) -> None:
-        old = self._timers.pop(key, None)
-        if old is not None:
-            old.cancel()
-        self._timers[key] = self.port.clock.call_at(due, partial(self._fire, key, message))
+        self._timers = timers.replace(self._timers, self.port.clock, due, Fire(self, key, message))
 
-    def _fire(self, key: tuple[str, int], message: RunMessage) -> None:
-        self._timers.pop(key, None)
+    def _fire(self, fire: Fire) -> None:
+        timers.forget(self._timers, fire)
         try:
-            self.ref.tell(message)
+            self.ref.tell(fire.message)
         except ActorStoppedError:
             pass  # stopping: the snapshot keeps the wait for the next incarnation
 
@@ -475,7 +472,7 @@ class RunActor(Actor[RunMessage]):
         if delay is None or not state.only_waiting() or self.ref.mailbox_depth:
             return
         clock = self.port.clock
-        self._passivate_timer = clock.call_at(clock.time() + delay, partial(self._fire, ("passivate", 0), PASSIVATE))
+        self._passivate_timer = clock.call_at(clock.time() + delay, Fire(self, timers.PASSIVATE_KEY, PASSIVATE))
 
     # --- step attempts -----------------------------------------------------------------------
 
@@ -570,6 +567,7 @@ class RunActor(Actor[RunMessage]):
             _current_step.reset(token)
             if otel is not None:
                 Segment.detach(otel)
+        self._attempts = own(self._attempts)
         self._attempts[index] = task
 
     async def _run_attempt(self, index: int, attempt: int, step: Step[Any]) -> None:

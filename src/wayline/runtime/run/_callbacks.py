@@ -37,6 +37,7 @@ from ._effects import CancelTimer, Effect, Reply, SetTimer, WakeTask
 from ._journal import CallbackEntry, outcome
 from ._messages import AslWaitToken, CallbackDue, Inbound
 from ._state import Callback, Group, Outcome, RunState
+from ._tables import own
 
 TIMEOUT = "States.Timeout"
 HEARTBEAT_TIMEOUT = "States.HeartbeatTimeout"
@@ -84,7 +85,8 @@ def arrived(s: RunState, out: list[Effect], seq: int, msg: CallbackMessage) -> O
         return None
     index = s.callback_digests.get(msg.digest)
     if index is None:
-        s.callback_early.setdefault(msg.digest, []).append((seq, msg))  # for a wait not reopened yet
+        s.callback_early = early = own(s.callback_early)
+        early.setdefault(msg.digest, []).append((seq, msg))  # for a wait not reopened yet
         return None
     cb = s.callbacks[index]
     apply(s, out, cb, seq, msg)
@@ -183,7 +185,9 @@ def due(s: RunState, out: list[Effect], msg: CallbackDue) -> Outcome | None:
 
 def register(s: RunState, out: list[Effect], cb: Callback) -> None:
     """Track ``cb``: its wait in the snapshot, its timer, messages that came early."""
+    s.callbacks = own(s.callbacks)
     s.callbacks[cb.index] = cb
+    s.callback_digests = own(s.callback_digests)
     for digest in cb.digests:
         s.callback_digests[digest] = cb.index
     s.waits[cb.index] = cb.wait()
@@ -266,10 +270,11 @@ def _open(s: RunState, out: list[Effect], cmd: OpenCallback) -> Outcome:
     except NonDeterminismError as exc:
         return None, exc
     if isinstance(entry, CallbackEntry):  # resolved in an earlier life: the await returns it again
+        s.callback_journal = own(s.callback_journal)
         s.callback_journal[index] = entry
         return (index, None), None
     sent = index + 1 in s.journal  # the sender step ran to its end before a restart
-    restored = s.restored_waits.pop(index, None)
+    restored = s.take_restored(index)
     now = s.now
     if type(restored) is CallbackWait:
         cb = Callback(index, cmd.step, list(restored.digests), restored.deadline, restored.heartbeat)
@@ -314,7 +319,7 @@ def new_task_token(s: RunState, out: list[Effect], step: str) -> None:
     for key, wait in list(s.restored_waits.items()):
         if type(wait) is CallbackWait and wait.label == step:
             # The task is invoked again after a restart: tokens it handed out before stay valid.
-            del s.restored_waits[key]
+            s.take_restored(key)
             cb.digests[:0] = wait.digests
             cb.deadline, cb.heartbeat, cb.beat_deadline = wait.deadline, wait.heartbeat, wait.due
     register(s, out, cb)
@@ -338,7 +343,7 @@ def wait_task_token(s: RunState, out: list[Effect], msg: AslWaitToken) -> None:
         cb = Callback(index, "", [digest])
         if restored is not None:
             cb.step, cb.digests = restored.label, list(restored.digests)
-            s.restored_waits.pop(restored.step, None)
+            s.take_restored(restored.step)
             cb.deadline, cb.heartbeat, cb.beat_deadline = restored.deadline, restored.heartbeat, restored.due
         register(s, out, cb)
     cb = s.callbacks[index]

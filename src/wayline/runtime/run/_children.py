@@ -46,7 +46,7 @@ def _position(s: RunState, requested: Any) -> tuple[int, Any, Outcome | None]:
     cancel = s.cancel
     if cancel is not None and index == cancel.index:
         return index, None, (None, Cancelled(cancel.reason))
-    check_wait(s.run_id, s.restored_waits.pop(index, None), describe(requested))
+    check_wait(s.run_id, s.take_restored(index), describe(requested))
     return index, None, None
 
 

@@ -36,6 +36,7 @@ from ...persistence import (
     UpdateWait,
 )
 from .._commands import SLEEP_STEP
+from ._tables import EMPTY, own
 
 _NO_PATCHES: frozenset[str] = frozenset()
 
@@ -230,7 +231,7 @@ class Journal:
         self.run_id = run_id
         self.entries: dict[int, Entry] = {}
         #: Failed attempts of steps that have not ended: the next attempt's number follows them.
-        self.failed_attempts: dict[int, int] = {}
+        self.failed_attempts: dict[int, int] = EMPTY  # written through `own`
         #: One past the highest position any event names (settled, started or waiting there):
         #: the run had got that far before this replay (`ctx.patched` asks).
         self.frontier = 0
@@ -251,6 +252,7 @@ class Journal:
                 if ev.final:
                     self.entries[ev.index] = StepEntry(ev.step, None, ErrorInfo(ev.error, ev.cause), ev.attempt)
                 else:
+                    self.failed_attempts = own(self.failed_attempts)
                     self.failed_attempts[ev.index] = ev.attempt
             elif type(ev) is SignalReceived:
                 self.entries[ev.index] = SignalEntry(ev.name, ev.payload)

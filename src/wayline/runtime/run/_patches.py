@@ -16,7 +16,10 @@ from ._state import RunState
 
 def patched(s: RunState, change: str) -> bool:
     """Whether the run ``s`` takes the new branch of ``change`` (the body is at ``s.next_index``)."""
-    taken = s.patches.get(change)
+    answers = s.patches
+    if answers is None:
+        answers = s.patches = {}
+    taken = answers.get(change)
     if taken is not None:
         return taken
     journal = s.journal
@@ -30,5 +33,19 @@ def patched(s: RunState, change: str) -> bool:
         taken = not passed
         if taken:
             s.events.append(Patched(ts=s.now, change=change, index=here))
-    s.patches[change] = taken
+    answers[change] = taken
     return taken
+
+
+class PatchCheck:
+    """``ctx.patched`` of one run: `patched` on its state. A slotted object rather than a
+    ``partial`` (which brings an argument tuple and an empty keyword dict): every run in
+    memory holds one."""
+
+    __slots__ = ("state",)
+
+    def __init__(self, state: RunState) -> None:
+        self.state = state
+
+    def __call__(self, change: str) -> bool:
+        return patched(self.state, change)

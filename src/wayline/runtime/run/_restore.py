@@ -2,14 +2,12 @@
 
 from __future__ import annotations
 
-from functools import partial
-
 from ...persistence import AnyEvent, CancelMessage, InboxMessage, RunRecord, RunResumed
 from .._context import RunContext
 from ._decide import decide
 from ._journal import Journal
 from ._messages import START, Inbound, RunMessage
-from ._patches import patched
+from ._patches import PatchCheck
 from ._state import RunState
 
 
@@ -33,7 +31,7 @@ def restore(
     """
     s = RunState(record, ctx, Journal(record.run_id, history), direct=direct, passivate=passivate)
     s.now = now
-    ctx._patched = partial(patched, s)
+    ctx._patched = PatchCheck(s)
     if reason is not None:
         s.events.append(RunResumed(ts=now, reason=reason))
     first: list[RunMessage] = [START]

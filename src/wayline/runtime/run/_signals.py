@@ -18,11 +18,13 @@ from ._effects import CancelTimer, Effect, SetTimer
 from ._journal import SignalEntry, check_wait, outcome
 from ._messages import TimerFired
 from ._state import Group, Outcome, Pending, RunState
+from ._tables import own
 
 
 def keep(s: RunState, seq: int, msg: SignalMessage) -> None:
     """Keep a delivered signal until a wait_signal consumes it."""
-    s.signals.setdefault(msg.name, deque()).append((seq, msg.payload))
+    signals = s.signals = own(s.signals)
+    signals.setdefault(msg.name, deque()).append((seq, msg.payload))
 
 
 def open_wait(s: RunState, out: list[Effect], cmd: WaitSignal) -> Outcome | None:
@@ -45,7 +47,7 @@ def open_wait(s: RunState, out: list[Effect], cmd: WaitSignal) -> Outcome | None
         seq, payload = kept.popleft()
         consume(s, index, cmd.name, seq, payload)
         return payload, None
-    restored = s.restored_waits.pop(index, None)
+    restored = s.take_restored(index)
     if restored is not None:
         due = restored.due  # the deadline of the wait before a restart stays
     elif cmd.timeout is not None:

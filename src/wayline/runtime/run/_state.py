@@ -30,9 +30,11 @@ from .._vars import plain
 from ..asl import StatesError
 from ._effects import Checkpoint, Effect
 from ._journal import CallbackEntry, Journal
+from ._tables import EMPTY
 
 #: Events kept in the snapshot before they move to the history table (see `checkpoint`).
 TAIL_MAX = 32
+
 
 #: What the body resumes with: a value to send in, or an exception to throw in.
 Outcome = tuple[Any, BaseException | None]
@@ -67,7 +69,7 @@ class Group:
         self.single = single
         self.max_concurrency = max_concurrency
         self.results: list[Any] = [None] * size
-        self.failures: list[ActivityError] = []
+        self.failures: list[ActivityError] | None = None  # made at the first
         self.remaining = remaining
         self.queued: deque[int] | None = None  # a gather's steps not started yet (made by it)
         self.running = 0
@@ -226,7 +228,8 @@ class RunState:
         self.direct = direct  # a state machine: its interpreter runs itself, nothing is replayed
         self.passivate = passivate  # waiting runs may leave memory
         self.journal = journal
-        self.restored_waits: dict[int, AnyWait] = {w.step: w for w in record.waits}
+        # The snapshot's waits, until the body reopens each (it replays up to them).
+        self.restored_waits: dict[int, AnyWait] = {w.step: w for w in record.waits} if record.waits else EMPTY
         self.next_index = 0
         self.steps = record.steps
         self.active: dict[int, Pending] = {}
@@ -238,16 +241,18 @@ class RunState:
         self.cancel: CancelRequest | None = record.cancel  # applied: the body got it
         self.cancel_requested = False  # accepted, not applied yet: start no new attempt
         self.cancel_reason: str | None = None
-        self.signals: dict[str, deque[tuple[int, Any]]] = {}  # delivered, not yet consumed
+        self.signals: dict[str, deque[tuple[int, Any]]] = EMPTY  # delivered, not yet consumed
         self.signal_waiters: dict[str, int] = {}  # signal name -> position waiting on it
         # Inbox messages already applied (restarts redeliver); made at the first one.
         self.seen: set[int] | None = None
-        self.callbacks: dict[int, Callback] = {}
-        self.callback_digests: dict[str, int] = {}
-        self.callback_early: dict[str, list[tuple[int, Any]]] = {}  # for a wait not reopened yet
-        self.callback_journal: dict[int, CallbackEntry] = {}
+        # Callback waits (most runs have none; written through `own`).
+        self.callbacks: dict[int, Callback] = EMPTY
+        self.callback_digests: dict[str, int] = EMPTY
+        self.callback_early: dict[str, list[tuple[int, Any]]] = EMPTY  # for a wait not reopened yet
+        self.callback_journal: dict[int, CallbackEntry] = EMPTY
         self.next_direct = -2  # a state machine's callbacks take negative positions
-        self.patches: dict[str, bool] = {}  # ctx.patched answers given to the body so far
+        # ctx.patched answers given to the body so far; made at the first (few runs ask).
+        self.patches: dict[str, bool] | None = None
         #: Child runs and updates: made by the first that the run meets (most runs never do,
         #: and their containers would cost every run in memory half a kilobyte).
         self.family: Family | None = None
@@ -259,6 +264,14 @@ class RunState:
         self.now = 0.0
         #: Makes a fresh callback token for a run id: randomness is an input, like time.
         self.tokens: Callable[[str], str] = fresh_token
+
+    def take_restored(self, index: int) -> AnyWait | None:
+        """Take the snapshot's wait at ``index`` out of `restored_waits` (None if none)."""
+        waits = self.restored_waits
+        wait = waits.pop(index, None)
+        if wait is not None and not waits:
+            self.restored_waits = EMPTY
+        return wait
 
     def running_steps(self) -> bool:
         """An attempt runs as a task of its own."""

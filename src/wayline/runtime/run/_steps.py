@@ -69,7 +69,7 @@ def open_step(s: RunState, out: list[Effect], cmd: Step[Any]) -> Outcome | None:
     cancel = s.cancel
     if cancel is not None and index == cancel.index:
         return None, Cancelled(cancel.reason)
-    restored = s.restored_waits.pop(index, None)
+    restored = s.take_restored(index)
     check_wait(s.run_id, restored, act.name)  # NonDeterminismError: the caller fails the run
     if type(restored) is RetryWait and restored.due is not None:
         # Crashed during a retry backoff: wait out the rest of it, then retry.
@@ -132,7 +132,7 @@ def pump(s: RunState, out: list[Effect], group: Group) -> None:
         index = queued.popleft()
         pending = s.active[index]
         group.running += 1
-        restored = s.restored_waits.pop(index, None)
+        restored = s.take_restored(index)
         if type(restored) is RetryWait and restored.due is not None:
             # Crashed during a retry backoff: wait out the rest of it, then retry.
             s.waits[index] = restored
@@ -308,6 +308,8 @@ def deliver(s: RunState, out: list[Effect], pending: Pending, result: Outcome) -
         group.results[pending.slot] = value
     else:
         assert isinstance(error, ActivityError)
+        if group.failures is None:
+            group.failures = []
         group.failures.append(error)
         group.results[pending.slot] = {"error": error.error, "cause": error.cause}
     group.remaining -= 1
@@ -324,6 +326,8 @@ def settle(group: Group, slot: int, result: Any, error: ErrorInfo | None, name: 
         group.results[slot] = result
     else:
         # A step's failure always has a name (from StepFailed.error): `or` only narrows the type.
+        if group.failures is None:
+            group.failures = []
         group.failures.append(ActivityError(name, error.error or "", error.cause, attempts))
         group.results[slot] = {"error": error.error, "cause": error.cause}
 
@@ -331,7 +335,7 @@ def settle(group: Group, slot: int, result: Any, error: ErrorInfo | None, name: 
 def group_outcome(group: Group) -> Outcome:
     if group.single:
         return (None, group.failures[0]) if group.failures else (group.results[0], None)
-    if len(group.failures) > group.tolerated:
+    if group.failures and len(group.failures) > group.tolerated:
         return None, group.failures[0]
     return group.results, None
 

@@ -28,7 +28,7 @@ def _position(s: RunState, requested: Any) -> tuple[int, Any]:
     s.next_index += 1
     entry = s.journal.take(index, requested)  # NonDeterminismError: the caller fails the run
     if entry is None:
-        check_wait(s.run_id, s.restored_waits.pop(index, None), describe(requested))
+        check_wait(s.run_id, s.take_restored(index), describe(requested))
     return index, entry
 
 
