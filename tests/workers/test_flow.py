@@ -95,7 +95,7 @@ async def test_a_concurrency_limit_holds_across_two_worker_processes(pg_url: str
 
 @pytest.mark.timeout(300)
 async def test_a_concurrency_limit_holds_when_a_worker_is_killed_mid_way(pg_url: str, procs: Procs) -> None:
-    events = EVENTS // 4
+    events = EVENTS // 5  # a whole number of send_jobs' batches of 100
     workers = [procs.worker(pg_url, pg_url, f"w{i}", lease=LEASE) for i in range(2)]
     await ready(*workers)
     async with reading(pg_url) as executions, open_runtime(pg_url, workflows=WORKFLOWS, worker=False) as client:
