@@ -11,14 +11,12 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import msgspec
 import pytest
 
-from _postgres import fresh_database
 from encryption._at_rest import MAGIC, stored
 from traces._spans import tracing
 from wayline import RunContext, Secret, activity, open_runtime, workflow
@@ -33,15 +31,6 @@ KEY = bytes(range(32))
 OTHER = bytes(range(5, 37))
 TOKEN = "tok-PLAINTEXT-91be"
 WAYLINE = Path(sys.executable).with_name("wayline")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgres":
-        with fresh_database() as url:
-            yield url
-        return
-    yield str(tmp_path / "wayline.db")
 
 
 @activity(name="charge_card")

@@ -9,13 +9,11 @@ import os
 import sqlite3
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _postgres import fresh_database
 from _support import idle, parked
 from encryption._at_rest import MAGIC, stored
 from wayline import Event, RunContext, Secret, activity, on_event, open_runtime, workflow
@@ -30,15 +28,6 @@ CARD = "card-PLAINTEXT-5c1e"
 ADDRESS = "7 Open Lane"  # not a secret: encrypted only with encrypt_payloads
 SEEN: list[Any] = []
 WAYLINE = Path(sys.executable).with_name("wayline")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgres":
-        with fresh_database() as url:
-            yield url
-        return
-    yield str(tmp_path / "wayline.db")
 
 
 @activity(name="charge")

@@ -8,13 +8,11 @@ import asyncio
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _postgres import fresh_database
 from encryption._at_rest import key_ids_in, stored
 from wayline import RunContext, Secret, activity, open_runtime, workflow
 from wayline.persistence import KeyRotation, RunStatus
@@ -27,15 +25,6 @@ OLD = "old:" + bytes(range(32)).hex()
 NEW = "new:" + bytes(range(100, 132)).hex()
 WAYLINE = Path(sys.executable).with_name("wayline")
 RUNS = 30
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgres":
-        with fresh_database() as url:
-            yield url
-        return
-    yield str(tmp_path / "wayline.db")
 
 
 @activity(name="token_length")

@@ -5,13 +5,11 @@ SQLite and PostgreSQL."""
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _postgres import fresh_database
 from _support import find_crash
 from encryption._at_rest import MAGIC
 from wayline import RunContext, Secret, activity, open_runtime, workflow
@@ -25,15 +23,6 @@ OLD = "old:" + bytes(range(32)).hex()
 NEW = "new:" + bytes(range(100, 132)).hex()
 RUNS = 6
 BIG = 40 * 1024  # above the 16 KiB offload threshold, below the 256 KiB limit
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgres":
-        with fresh_database() as url:
-            yield url
-        return
-    yield str(tmp_path / "wayline.db")
 
 
 @activity(name="blob_report")

@@ -10,13 +10,11 @@ import logging
 import os
 import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 
-from _postgres import fresh_database
 from _support import idle
 from wayline import RunContext, Secret, activity, open_runtime, workflow
 from wayline.persistence import RunStatus
@@ -29,15 +27,6 @@ OTHER = "other:" + bytes(range(50, 82)).hex()
 CARD = "card-PLAINTEXT-77"
 SEEN: list[Any] = []
 WAYLINE = Path(sys.executable).with_name("wayline")
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgres":
-        with fresh_database() as url:
-            yield url
-        return
-    yield str(tmp_path / "wayline.db")
 
 
 @activity(name="bill_card")

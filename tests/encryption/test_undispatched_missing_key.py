@@ -5,14 +5,11 @@ the events after them are dispatched, however many unreadable ones come first.""
 from __future__ import annotations
 
 import logging
-from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
 
 import wayline.runtime._events as events_module
-from _postgres import fresh_database
 from wayline import Event, RunContext, Secret, activity, on_event, open_runtime, workflow
 from wayline.persistence import RunStatus
 from wayline.testing import VirtualClock
@@ -22,15 +19,6 @@ pytestmark = pytest.mark.anyio
 OLD = "old:" + bytes(range(32)).hex()
 OTHER = "other:" + bytes(range(50, 82)).hex()
 CHARGED: list[str] = []
-
-
-@pytest.fixture(params=["sqlite", "postgres"])
-def db(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[str]:
-    if request.param == "postgres":
-        with fresh_database() as url:
-            yield url
-        return
-    yield str(tmp_path / "wayline.db")
 
 
 @activity(name="charge_token")
