@@ -62,13 +62,41 @@ class SlotGate:
     checkpoint and `take_again` before it goes on from a wake.
     """
 
-    __slots__ = ("_entries", "_slots")
+    __slots__ = ("_entries", "_slots", "held", "skip_step", "stale")
 
     def __init__(self, slots: WaitingSlots, entries: tuple[QueuedRun, ...]) -> None:
         self._slots = slots
         # Its key's slot, then (under ``max_runs``) its runtime slot: taken in that order, as
         # at a run's start, so that two runs never each hold the slot the other waits for.
         self._entries = entries
+        #: Whether the run holds its slots now.
+        self.held = True
+        #: A slot row this incarnation did not take (a crash before its give-back, or an
+        #: admission its last incarnation did not use): given back before it queues again.
+        self.stale = False
+        #: Stopped by a cancel without a slot: the next inline step is not run.
+        self.skip_step = False
+
+    def loaded(self, waiting: bool) -> None:
+        """A new incarnation of the run: a WAITING one gave its slot back (or recovery did),
+        and a slot row it still has is not its own; a running one holds its slot."""
+        self.held = not waiting
+        self.stale = waiting
+
+    async def released(self) -> None:
+        """The run's WAITING checkpoint is durable: its slots go back, if it holds them."""
+        if self.held:
+            self.held = False
+            await self.give_back()
+
+    async def woken(self) -> None:
+        """The run was woken without its slot: it holds one again once this returns, or it
+        was stopped by a cancel (then its next step is skipped, and the cancel ends it)."""
+        if self.stale:
+            self.stale = False
+            await self.give_back()
+        self.held = await self.take_again()
+        self.stale = self.skip_step = not self.held
 
     async def give_back(self) -> None:
         """Give the slots back (the run's WAITING checkpoint is durable) and admit the next runs."""

@@ -114,9 +114,6 @@ class RunActor(Actor[RunMessage]):
         # ``Concurrency(count_waiting=False)`` only (else None): the slot given back while the
         # run waits, and whether it holds it now (see `_flow_waiting`).
         self._gate: SlotGate | None = None
-        self._slot = True
-        self._stale = False
-        self._skip_step = False
 
     # --- what the runtime may ask of a live run (`LiveRun`) ------------------------------
 
@@ -133,7 +130,7 @@ class RunActor(Actor[RunMessage]):
     @property
     def holds_slot(self) -> bool:
         """It gives its slot back while waiting, and holds it now (recovery keeps that slot)."""
-        return self._gate is not None and self._slot
+        return self._gate is not None and self._gate.held
 
     def live_vars(self) -> dict[str, Any] | None:
         state = self.state
@@ -216,12 +213,7 @@ class RunActor(Actor[RunMessage]):
         self.state = state
         self._gate = port.slot_gate(record)
         if self._gate is not None:
-            # A WAITING run gave its slot back (or recovery did); a running one holds it. A
-            # slot row a WAITING run still has (a crash before its give-back, or after an
-            # admission its last incarnation did not use) is not this incarnation's: it is
-            # given back before the run queues again.
-            self._slot = record.status is not RunStatus.WAITING
-            self._stale = not self._slot
+            self._gate.loaded(record.status is RunStatus.WAITING)
         for message in first:
             self.ref.tell(message)
 
@@ -325,15 +317,12 @@ class RunActor(Actor[RunMessage]):
         follow: RunMessage | None
         self._busy = True
         try:
-            if self._gate is not None and not self._slot and _wakes(message, todo):
-                # Woken, with its slot given back: nothing is performed before it holds one.
-                if self._stale:
-                    self._stale = False
-                    await self._gate.give_back()
-                self._slot = await self._gate.take_again()
-                # Stopped by a cancel, without a slot: its next step is not run (as a cancel
-                # stops a step running inline), and the cancel, next in the mailbox, ends it.
-                self._stale = self._skip_step = not self._slot
+            gate = self._gate
+            if gate is not None and not gate.held and _wakes(message, todo):
+                # Woken, with its slot given back: nothing is performed before it holds one
+                # (or a cancel stopped the wait: its next step is not run, as a cancel stops a
+                # step running inline, and the cancel, next in the mailbox, ends it).
+                await gate.woken()
             while todo:
                 effect = todo.pop()
                 kind = type(effect)
@@ -354,9 +343,8 @@ class RunActor(Actor[RunMessage]):
                     else:
                         try:
                             await done  # nothing after a checkpoint happens before it is durable
-                            if self._gate is not None and self._slot and effect.record.status is RunStatus.WAITING:
-                                self._slot = False
-                                await self._gate.give_back()
+                            if self._gate is not None and effect.record.status is RunStatus.WAITING:
+                                await self._gate.released()
                         except LeaseLostError as exc:
                             # Another worker owns the run now and goes on from its last
                             # commit: this incarnation stops here, without a restart.
@@ -371,8 +359,8 @@ class RunActor(Actor[RunMessage]):
                         follow = next_segment(port, state.record, follow.error)
                 elif kind is RunAttempt:
                     assert isinstance(effect, RunAttempt)
-                    if effect.inline and self._skip_step:
-                        self._skip_step = False
+                    if effect.inline and self._gate is not None and self._gate.skip_step:
+                        self._gate.skip_step = False
                         follow = StepDone(effect.index, effect.attempt, error=asyncio.CancelledError(), reason="cancel")
                     elif effect.inline:
                         follow = await self._attempt_inline(effect.index, effect.step, effect.attempt)
